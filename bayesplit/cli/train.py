@@ -1,0 +1,7 @@
+"""`bayesplit train` commands (placeholder until the trainer lands)."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(no_args_is_help=True)
