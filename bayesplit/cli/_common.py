@@ -11,7 +11,8 @@ import numpy as np
 from rich.console import Console
 
 #: Human-readable output (tables, progress) goes to stderr so ``--json`` stdout stays parseable.
-console = Console(stderr=True)
+#: Pipes and CI logs get 120 columns instead of rich's 80, so tables are not squeezed.
+console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 
 
 def _jsonable(obj: Any) -> Any:

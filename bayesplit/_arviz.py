@@ -1,0 +1,58 @@
+"""Every ArviZ call bayesplit makes, in one place.
+
+ArviZ 0.x (InferenceData) is what Python 3.11 resolves to; ArviZ 1.x moves to
+xarray DataTree. Keeping the calls here makes that move one module.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import arviz as az
+import numpy as np
+import xarray as xr
+
+InferenceData = az.InferenceData
+
+
+def rhat(ds: xr.Dataset) -> xr.Dataset:
+    return az.rhat(ds, method="rank")
+
+
+def ess(ds: xr.Dataset, method: str) -> xr.Dataset:
+    return az.ess(ds, method=method)
+
+
+def bfmi(idata) -> float:
+    if "energy" not in idata.sample_stats:
+        return float("nan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(np.min(az.bfmi(idata)))
+
+
+def from_numpyro(mcmc, coords: dict, dims: dict):
+    return az.from_numpyro(mcmc, coords=coords, dims=dims)
+
+
+def from_dict(**kwargs):
+    return az.from_dict(**kwargs)
+
+
+def loo(idata, var_name: str = "log_loss"):
+    """PSIS-LOO with the Pareto-k values (warnings are reported by the caller, not printed)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return az.loo(idata, pointwise=True, var_name=var_name)
+
+
+def to_netcdf(idata, path) -> None:
+    idata.to_netcdf(str(path), engine="h5netcdf")
+
+
+def from_netcdf(path):
+    return az.from_netcdf(str(path), engine="h5netcdf")
+
+
+def concat_groups(idata, **groups) -> None:
+    idata.add_groups(groups)

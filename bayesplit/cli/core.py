@@ -1,0 +1,284 @@
+"""Core commands: laws, prior, fit, predict, compare, demo."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from bayesplit.cli._common import console, emit_json, fmt
+from bayesplit.errors import BayesplitError
+
+_SUFFIXES = {"k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
+
+
+def parse_count(text: str) -> float:
+    """``"1.4B"`` → 1.4e9; plain numbers and scientific notation pass through."""
+    s = str(text).strip().replace("_", "")
+    mult = 1.0
+    if s and s[-1].lower() in _SUFFIXES:
+        mult = _SUFFIXES[s[-1].lower()]
+        s = s[:-1]
+    try:
+        value = float(s) * mult
+    except ValueError:
+        raise BayesplitError(f"not a number: {text!r} (use e.g. 1.4e9 or 1.4B)") from None
+    return value
+
+
+def load_runs_arg(spec: str):
+    """``--runs`` takes a file/store path or ``bundled:NAME`` for a bundled data set."""
+    from bayesplit.runs import load_runs
+
+    if spec.startswith("bundled:"):
+        from bayesplit.datasets import load_dataset
+
+        return load_dataset(spec.split(":", 1)[1])
+    return load_runs(spec)
+
+
+@contextlib.contextmanager
+def step(message: str, enabled: bool = True):
+    """A spinner while a step runs, then a ✓ line with its duration (stderr)."""
+    if not enabled:
+        yield
+        return
+    start = time.perf_counter()
+    with console.status(message):
+        yield
+    console.print(f"[green]✓[/green] {message} [dim]({time.perf_counter() - start:.1f} s)[/dim]")
+
+
+def _csv(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    return items or None
+
+
+def _run_effect(text: str):
+    choices = {"auto": "auto", "on": True, "off": False}
+    if text not in choices:
+        raise BayesplitError(f"--run-effect must be auto, on or off, got {text!r}")
+    return choices[text]
+
+
+def _import_law_modules(modules: list[str] | None) -> None:
+    from bayesplit.laws import import_law_module
+
+    for m in modules or []:
+        import_law_module(m)
+
+
+def diagnostics_lines(diag) -> list[str]:
+    status = "[green]passed[/green]" if diag.ok else "[red]FAILED[/red]"
+    lines = [
+        f"diagnostics {status}: R-hat max {diag.r_hat_max:.3f}, bulk ESS min {diag.ess_bulk_min:.0f}, "
+        f"tail ESS min {diag.ess_tail_min:.0f}, divergences {diag.divergences}, BFMI min {diag.bfmi_min:.2f}"
+    ]
+    lines += [f"  [red]✗[/red] {f}" for f in diag.failures]
+    lines += [f"  [yellow]![/yellow] {w}" for w in diag.warnings]
+    return lines
+
+
+def params_json(posterior) -> dict:
+    table = posterior.summary(level=0.9)
+    return {name: {"median": r["median"], "q05": r["q05"], "q95": r["q95"]} for name, r in table.iterrows()}
+
+
+def print_params(posterior) -> None:
+    table = Table(title=f"{posterior.law.name}: {posterior.law.formula}", title_justify="left")
+    for col in ("parameter", "median", "q05", "q95"):
+        table.add_column(col, justify="left" if col == "parameter" else "right")
+    for name, r in posterior.summary(level=0.9).iterrows():
+        table.add_row(escape(str(name)), fmt(r["median"]), fmt(r["q05"]), fmt(r["q95"]))
+    console.print(table)
+    ref = posterior.spec.reference
+    console.print(f"[dim]scaled inputs: n = N / {ref.params:.0e}, d = D / {ref.tokens:.0e}, d' = D' / {ref.tokens:.0e}[/dim]")
+
+
+LawModule = Annotated[list[str] | None, typer.Option("--law-module", help="Import a module that registers extra laws.")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+
+
+def laws_cmd(json_out: JsonFlag = False, law_module: LawModule = None) -> None:
+    """List the laws with their formulas, pooling and priors."""
+    from bayesplit.laws import available_laws, get_law
+
+    _import_law_modules(law_module)
+    laws = [get_law(n).describe() for n in available_laws()]
+    if json_out:
+        emit_json({"laws": laws})
+        return
+    for law in laws:
+        console.print(f"[bold]{law['name']}[/bold]  {law['formula']}")
+        console.print(f"  {law['description']}")
+        console.print(f"  per domain: {', '.join(law['per_domain']) or '—'};  shared: {', '.join(law['shared']) or '—'}")
+        for text in law["priors"].values():
+            console.print(f"  [dim]{text}[/dim]")
+        console.print()
+
+
+def prior_cmd(
+    runs: Annotated[str, typer.Option("--runs", help="Run table (CSV, Parquet, JSONL, store) or bundled:NAME.")],
+    law: Annotated[str, typer.Option("--law", help="Law name (see `bayesplit laws`).")] = "chinchilla",
+    draws: Annotated[int, typer.Option(help="Prior draws.")] = 500,
+    seed: int = 0,
+    level: float = 0.9,
+    json_out: JsonFlag = False,
+    law_module: LawModule = None,
+) -> None:
+    """Prior predictive check: do the priors cover the observed losses?"""
+    from bayesplit.prior import prior_predictive, prior_summary
+
+    _import_law_modules(law_module)
+    ds = prior_predictive(load_runs_arg(runs), law, draws=draws, seed=seed, level=level)
+    summary = prior_summary(ds)
+    if json_out:
+        emit_json({"law": law, "level": level, "inside": float(ds["inside"].mean()), "domains": summary.to_dict(orient="index")})
+        return
+    table = Table(title=f"prior predictive check, {law}, {level:.0%} band")
+    for col in ("domain", "rows", "observed range", "prior band (median row)", "inside"):
+        table.add_column(col)
+    for dom, r in summary.iterrows():
+        table.add_row(
+            str(dom), str(r["rows"]), f"{r['observed_min']:.3f}–{r['observed_max']:.3f}",
+            f"{r['prior_lo_median']:.3f}–{r['prior_hi_median']:.3f}", f"{r['inside']:.0%}",
+        )
+    console.print(table)
+
+
+def fit_cmd(
+    runs: Annotated[str, typer.Option("--runs", help="Run table (CSV, Parquet, JSONL, store) or bundled:NAME.")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the posterior (netCDF).")],
+    law: Annotated[str, typer.Option("--law", help="Law name (see `bayesplit laws`).")] = "chinchilla",
+    chains: int = 4,
+    draws: Annotated[int, typer.Option(help="Kept draws per chain.")] = 1000,
+    warmup: Annotated[int, typer.Option(help="Warmup iterations per chain.")] = 1000,
+    seed: int = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or gpu.")] = "auto",
+    backend: Annotated[str, typer.Option(help="numpyro or pymc.")] = "numpyro",
+    domains: Annotated[str | None, typer.Option(help="Comma-separated eval domains to fit (default all).")] = None,
+    per_domain: Annotated[str | None, typer.Option("--per-domain", help="Comma-separated parameters that vary by domain (default: the law's).")] = None,
+    run_effect: Annotated[str, typer.Option("--run-effect", help="auto, on or off.")] = "auto",
+    json_out: JsonFlag = False,
+    law_module: LawModule = None,
+    progress: Annotated[bool, typer.Option(help="Show the sampler's progress bar.")] = True,
+) -> None:
+    """Fit a hierarchical law with NUTS and save the posterior."""
+    from bayesplit.fitting import fit
+
+    _import_law_modules(law_module)
+    table = load_runs_arg(runs)
+    with step(f"fitting {law} ({chains} chains × {draws} draws, {backend})", enabled=not json_out):
+        post = fit(
+            table, law, domains=_csv(domains), per_domain=_csv(per_domain), chains=chains, draws=draws,
+            warmup=warmup, seed=seed, device=device, backend=backend, run_effect=_run_effect(run_effect),
+            progress=progress and not json_out,
+        )
+    post.save(out)
+    if json_out:
+        emit_json(
+            {
+                "law": post.law.name,
+                "out": str(out),
+                "diagnostics": post.diagnostics.summary(),
+                "params": params_json(post),
+                "reference": {"params": post.spec.reference.params, "tokens": post.spec.reference.tokens, "loss": post.spec.reference.loss},
+                "info": post.info,
+            }
+        )
+        return
+    print_params(post)
+    for line in diagnostics_lines(post.diagnostics):
+        console.print(line)
+    console.print(f"posterior written to {out}")
+
+
+def predict_cmd(
+    posterior: Annotated[Path, typer.Argument(help="Posterior file from `bayesplit fit`.")],
+    params: Annotated[str, typer.Option("--params", help="N, model size (e.g. 1.4e9 or 1.4B).")],
+    pretrain_tokens: Annotated[str, typer.Option("--pretrain-tokens", help="D, pretraining tokens.")],
+    domain: Annotated[str, typer.Option("--domain", help="Eval domain.")],
+    spec_tokens: Annotated[str, typer.Option("--spec-tokens", help="D', specialization tokens.")] = "0",
+    level: float = 0.9,
+    seed: int = 0,
+    json_out: JsonFlag = False,
+    law_module: LawModule = None,
+) -> None:
+    """Predict the loss at (N, D, D') with a credible band (law) and a predictive band (new run)."""
+    from bayesplit.posterior import load_posterior
+    from bayesplit.prediction import point_summary
+
+    _import_law_modules(law_module)
+    post = load_posterior(posterior)
+    n, d, dp = parse_count(params), parse_count(pretrain_tokens), parse_count(spec_tokens)
+    ds = post.predict(n, d, dp, domain=domain, level=level, seed=seed)
+    result = point_summary(ds, domain)
+    if not post.ok:
+        result["warning"] = "posterior failed diagnostics: " + "; ".join(post.diagnostics.failures)
+    if json_out:
+        emit_json(result)
+        return
+    console.print(f"{domain} at N={n:.3g}, D={d:.3g}, D'={dp:.3g} ({post.law.name})")
+    console.print(f"  median {result['median']:.4f}   mean {result['mean']:.4f} nats/token")
+    console.print(f"  {level:.0%} credible (law):     [{result['credible'][0]:.4f}, {result['credible'][1]:.4f}]")
+    console.print(f"  {level:.0%} predictive (new run): [{result['predictive'][0]:.4f}, {result['predictive'][1]:.4f}]")
+    if "warning" in result:
+        console.print(f"[yellow]! {result['warning']}[/yellow]")
+
+
+def compare_cmd(
+    runs: Annotated[str, typer.Option("--runs", help="Run table or bundled:NAME.")],
+    laws: Annotated[str, typer.Option("--laws", help="Comma-separated law names.")] = "chinchilla,additive,transfer,saturating",
+    holdout_largest: Annotated[float, typer.Option("--holdout-largest", help="Fraction of runs (by compute) held out.")] = 0.2,
+    level: float = 0.9,
+    chains: int = 4,
+    draws: int = 1000,
+    warmup: int = 1000,
+    seed: int = 0,
+    device: str = "auto",
+    json_out: JsonFlag = False,
+    law_module: LawModule = None,
+) -> None:
+    """Compare laws: held-out error on the largest runs, interval coverage, PSIS-LOO."""
+    from bayesplit.comparison import compare
+
+    _import_law_modules(law_module)
+    names = _csv(laws) or []
+    df = compare(
+        load_runs_arg(runs), names, holdout_largest=holdout_largest, level=level, chains=chains,
+        draws=draws, warmup=warmup, seed=seed, device=device, progress=None if json_out else console.print,
+    )
+    if json_out:
+        emit_json({"holdout_largest": holdout_largest, "level": level, "laws": df.reset_index().to_dict(orient="records")})
+        return
+    table = Table(title=f"law comparison (held out: largest {holdout_largest:.0%} of runs by compute)")
+    for col in ("law", "median rel. error", "max rel. error", f"{level:.0%} coverage", "elpd_loo ± se", "bad k", "gate"):
+        table.add_column(col, justify="right" if col != "law" else "left")
+    for name, r in df.iterrows():
+        table.add_row(
+            str(name), f"{r.get('median_rel_error', float('nan')):.2%}", f"{r.get('max_rel_error', float('nan')):.2%}",
+            f"{r.get('coverage', float('nan')):.0%}", f"{r['elpd_loo']:.1f} ± {r['elpd_loo_se']:.1f}",
+            str(r["pareto_k_bad"]), "ok" if r["gate_ok"] else "[red]failed[/red]",
+        )
+    console.print(table)
+    for name, r in df.iterrows():
+        for w in r["warnings"]:
+            console.print(f"[yellow]! {name}: {w}[/yellow]")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("laws")(laws_cmd)
+    app.command("prior")(prior_cmd)
+    app.command("fit")(fit_cmd)
+    app.command("predict")(predict_cmd)
+    app.command("compare")(compare_cmd)
+    from bayesplit.cli.demo import demo_cmd
+
+    app.command("demo")(demo_cmd)

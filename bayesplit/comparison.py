@@ -1,0 +1,131 @@
+"""Choosing a law by evidence: held-out error on the largest runs, interval coverage, PSIS-LOO.
+
+The largest-compute runs are what a scaling law exists to predict, so each law is
+fitted without them and asked to predict them; PSIS-LOO on the same fit scores
+how well the law explains the runs it saw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from bayesplit import _arviz
+from bayesplit.errors import BayesplitError
+from bayesplit.runs import compute_flops, load_runs, modelled_rows
+
+#: Pareto k above this makes the PSIS-LOO estimate for a row unreliable.
+PARETO_K_BAD = 0.7
+
+
+def split_largest(runs: pd.DataFrame, fraction: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split a run table into (train, holdout): the top ``fraction`` of runs by compute are held out.
+
+    Whole runs move together (all their eval domains and checkpoints), so no
+    information about a held-out run leaks into the fit.
+    """
+    if not 0 <= fraction < 1:
+        raise BayesplitError(f"holdout fraction must be in [0, 1), got {fraction}")
+    if fraction == 0:
+        return runs, runs.iloc[0:0]
+    flops = pd.Series(compute_flops(runs), index=runs.index).groupby(runs["run_id"]).max()
+    n_hold = int(np.ceil(fraction * len(flops)))
+    if n_hold >= len(flops):
+        raise BayesplitError("holdout fraction leaves no runs to fit")
+    held_runs = set(flops.sort_values(ascending=False).index[:n_hold])
+    mask = runs["run_id"].isin(held_runs)
+    return runs[~mask], runs[mask]
+
+
+def holdout_metrics(posterior, holdout: pd.DataFrame, level: float = 0.9) -> dict:
+    """Relative error of the median prediction and coverage of the predictive band on held-out rows."""
+    rows = holdout[modelled_rows(holdout).to_numpy() & holdout["eval_domain"].isin(posterior.domains).to_numpy()]
+    if len(rows) == 0:
+        return {"n_holdout": 0, "median_rel_error": float("nan"), "max_rel_error": float("nan"), "coverage": float("nan")}
+    errors, inside = [], []
+    for dom, grp in rows.groupby("eval_domain"):
+        ds = posterior.predict(grp["params"], grp["pretrain_tokens"], grp["spec_tokens"], domain=dom, level=level).sel(domain=dom)
+        obs = grp["loss"].to_numpy(float)
+        errors.append(np.abs(ds["median"].values - obs) / obs)
+        inside.append((obs >= ds["predictive_lo"].values) & (obs <= ds["predictive_hi"].values))
+    err = np.concatenate(errors)
+    cov = np.concatenate(inside)
+    return {
+        "n_holdout": len(err),
+        "median_rel_error": float(np.median(err)),
+        "max_rel_error": float(np.max(err)),
+        "coverage": float(np.mean(cov)),
+    }
+
+
+def loo_metrics(posterior) -> dict:
+    """PSIS-LOO of a fit: elpd, its standard error, p_loo and how many Pareto k are bad."""
+    res = _arviz.loo(posterior.idata)
+    k = np.asarray(res.pareto_k)
+    n_bad = int(np.sum(k > PARETO_K_BAD))
+    return {
+        "elpd_loo": float(res.elpd_loo),
+        "elpd_loo_se": float(res.se),
+        "p_loo": float(res.p_loo),
+        "pareto_k_bad": n_bad,
+        "pareto_k_max": float(np.max(k)),
+    }
+
+
+def compare(
+    runs: pd.DataFrame | str,
+    laws: Sequence[str],
+    *,
+    holdout_largest: float = 0.2,
+    level: float = 0.9,
+    progress: Callable[[str], None] | None = None,
+    **fit_kwargs,
+) -> pd.DataFrame:
+    """Fit each law without the largest runs, then score it.
+
+    Parameters
+    ----------
+    runs
+        The run table.
+    laws
+        Law names to compare.
+    holdout_largest
+        Fraction of runs, by compute, held out for prediction (0: none, LOO only).
+    level
+        Probability of the predictive intervals whose coverage is reported.
+    progress
+        Called with a message before each fit.
+    **fit_kwargs
+        Passed to :func:`bayesplit.fit` (chains, draws, seed, ...).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per law: held-out ``median_rel_error``, ``max_rel_error``,
+        ``coverage``, ``elpd_loo`` (± se, with the count of Pareto k > 0.7),
+        ``gate_ok`` and the warnings, sorted by elpd.
+    """
+    from bayesplit.fitting import fit
+
+    if not laws:
+        raise BayesplitError("give at least one law to compare")
+    table = load_runs(runs)
+    train, holdout = split_largest(table, holdout_largest)
+    results = []
+    for name in laws:
+        if progress:
+            progress(f"fitting {name} on {train['run_id'].nunique()} runs, holding out {holdout['run_id'].nunique()}")
+        post = fit(train, name, **fit_kwargs)
+        row = {"law": name, "n_train": len(post.runs)}
+        row.update(holdout_metrics(post, holdout, level) if len(holdout) else {"n_holdout": 0})
+        row.update(loo_metrics(post))
+        warnings = list(post.diagnostics.failures)
+        if row["pareto_k_bad"]:
+            warnings.append(f"{row['pareto_k_bad']} rows with Pareto k > {PARETO_K_BAD}: PSIS-LOO is unreliable for them")
+        row["gate_ok"] = post.diagnostics.ok
+        row["warnings"] = warnings
+        results.append(row)
+    df = pd.DataFrame(results).set_index("law")
+    return df.sort_values("elpd_loo", ascending=False)

@@ -1,0 +1,182 @@
+"""The convergence and identifiability gate every posterior carries.
+
+A posterior passes when R-hat, bulk and tail ESS and divergences meet their
+thresholds *and* the data can identify the law (enough distinct design points,
+and every law parameter learned something beyond its prior). Decisions built on
+a posterior that fails are refused unless forced; the refusal names the check.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import xarray as xr
+
+from bayesplit import _arviz
+from bayesplit.errors import DiagnosticsError
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """What a posterior must meet to be used for decisions."""
+
+    r_hat_max: float = 1.01
+    ess_bulk_min: float = 400.0
+    ess_tail_min: float = 400.0
+    divergences_max: int = 0
+    #: posterior sd / prior sd of an unconstrained law parameter above this: "not identified"
+    prior_ratio_max: float = 0.9
+    bfmi_min: float = 0.3  #: below: a warning, not a failure
+
+
+@dataclass
+class Diagnostics:
+    """Summary of sampler health and identifiability, with the gate's verdict."""
+
+    r_hat_max: float
+    ess_bulk_min: float
+    ess_tail_min: float
+    divergences: int
+    bfmi_min: float
+    ok: bool
+    failures: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    worst: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), allow_nan=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Diagnostics:
+        d = json.loads(text)
+        d["thresholds"] = Thresholds(**d["thresholds"])
+        return cls(**d)
+
+    def summary(self) -> dict:
+        """The keys the CLI's ``--json`` reports."""
+        return {
+            "r_hat_max": self.r_hat_max,
+            "ess_bulk_min": self.ess_bulk_min,
+            "ess_tail_min": self.ess_tail_min,
+            "divergences": self.divergences,
+            "ok": self.ok,
+            "failures": self.failures,
+            "warnings": self.warnings,
+        }
+
+    def require_ok(self, force: bool = False) -> None:
+        """Raise :class:`DiagnosticsError` naming the failed checks, unless ``force``."""
+        if self.ok or force:
+            return
+        raise DiagnosticsError(
+            "the posterior failed its diagnostics gate: " + "; ".join(self.failures) + ". Refit with more draws/warmup or more data, or pass --force (force=True) to use it anyway"
+        )
+
+
+def _extreme(ds: xr.Dataset, fn) -> tuple[float, str]:
+    """Max/min over every variable and element, with the name of the worst one."""
+    best_val, best_name = None, ""
+    for name, da in ds.data_vars.items():
+        vals = np.asarray(da.values, dtype=float)
+        if vals.size == 0 or np.all(np.isnan(vals)):
+            continue
+        idx = fn(np.nan_to_num(vals, nan=np.inf if fn is np.nanargmin else -np.inf).ravel())
+        v = float(vals.ravel()[idx])
+        label = name
+        if da.ndim:
+            coords = np.unravel_index(idx, vals.shape)
+            label += "[" + ",".join(str(da[d].values[i]) for d, i in zip(da.dims, coords, strict=True)) + "]"
+        if best_val is None or (fn is np.nanargmax and v > best_val) or (fn is np.nanargmin and v < best_val):
+            best_val, best_name = v, label
+    return (float("nan") if best_val is None else best_val), best_name
+
+
+def gated_variables(law, spec) -> list[str]:
+    """Variables whose convergence decisions depend on: law parameters, noise, hyper-scales."""
+    names = list(law.param_names)
+    names += [f"{p}_tau" for p in spec.pooled(law)]
+    names += ["sigma"]
+    if spec.run_effect:
+        names += ["run_sd"]
+    if spec.student_df is None:
+        names += ["nu"]
+    return names
+
+
+def check(idata, law, spec, data, thresholds: Thresholds | None = None) -> Diagnostics:
+    """Run every check on a fitted InferenceData."""
+    th = thresholds or Thresholds()
+    names = [v for v in gated_variables(law, spec) if v in idata.posterior]
+    post = idata.posterior[names]
+    r_hat, r_hat_at = _extreme(_arviz.rhat(post), np.nanargmax)
+    ess_bulk, ess_bulk_at = _extreme(_arviz.ess(post, "bulk"), np.nanargmin)
+    ess_tail, ess_tail_at = _extreme(_arviz.ess(post, "tail"), np.nanargmin)
+    divergences = int(idata.sample_stats["diverging"].sum()) if "diverging" in idata.sample_stats else 0
+    bfmi = _arviz.bfmi(idata)
+
+    failures, warnings = [], []
+    n_chains = idata.posterior.sizes["chain"]
+    if n_chains < 2:
+        warnings.append("one chain: R-hat cannot detect chains that disagree; use ≥ 4 chains")
+    if not r_hat <= th.r_hat_max:
+        failures.append(f"R-hat {r_hat:.3f} > {th.r_hat_max} (worst: {r_hat_at})")
+    if not ess_bulk >= th.ess_bulk_min:
+        failures.append(f"bulk ESS {ess_bulk:.0f} < {th.ess_bulk_min:.0f} (worst: {ess_bulk_at})")
+    if not ess_tail >= th.ess_tail_min:
+        failures.append(f"tail ESS {ess_tail:.0f} < {th.ess_tail_min:.0f} (worst: {ess_tail_at})")
+    if divergences > th.divergences_max:
+        failures.append(f"{divergences} divergent transitions (allowed {th.divergences_max})")
+    if np.isfinite(bfmi) and bfmi < th.bfmi_min:
+        warnings.append(f"low BFMI {bfmi:.2f} < {th.bfmi_min}: the sampler explores energy poorly")
+    failures += identifiability(idata, law, spec, data, th)
+
+    return Diagnostics(
+        r_hat_max=r_hat,
+        ess_bulk_min=ess_bulk,
+        ess_tail_min=ess_tail,
+        divergences=divergences,
+        bfmi_min=bfmi,
+        ok=not failures,
+        failures=failures,
+        warnings=warnings,
+        thresholds=th,
+        worst={"r_hat": r_hat_at, "ess_bulk": ess_bulk_at, "ess_tail": ess_tail_at},
+    )
+
+
+def identifiability(idata, law, spec, data, th: Thresholds) -> list[str]:
+    """Can these data pin the law down? Design-point counts, then prior-to-posterior contraction."""
+    problems = []
+    rows = data.rows
+    points = rows[["params", "pretrain_tokens", "spec_tokens"]].drop_duplicates()
+    n_params = len(law.params)
+    if len(points) < n_params + 1:
+        problems.append(
+            f"only {len(points)} distinct (N, D, D') points for a law with {n_params} parameters: the law is not identified"
+        )
+    if law.uses_spec_tokens and not (rows["spec_tokens"] > 0).any():
+        problems.append(f"law {law.name} has specialization terms but no row has spec_tokens > 0")
+    if rows["params"].nunique() < 2:
+        problems.append("a single model size: the size exponent is not identified")
+    if problems:
+        return problems
+
+    pooled = set(spec.pooled(law))
+    loose = []
+    for p in law.params:
+        site = f"{p.name}_mu" if p.name in pooled else f"{p.name}_u"
+        if site not in idata.posterior:
+            continue
+        post_sd = float(idata.posterior[site].std())
+        if post_sd / p.scale > th.prior_ratio_max:
+            loose.append(f"{p.name} (posterior sd {post_sd / p.scale:.2f}× prior)")
+    if loose:
+        problems.append("not identified by the data, the posterior is still the prior for: " + ", ".join(loose))
+    return problems

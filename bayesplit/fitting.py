@@ -1,0 +1,224 @@
+"""Fitting a law to runs with NUTS: NumPyro by default, PyMC as a cross-check.
+
+Sampling choices come from measurements on these machines (DESIGN.md, "Sampling
+notes"): a dense mass matrix (law terms are strongly correlated), inputs scaled
+to order one, target acceptance 0.9. The device is chosen by problem size.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from functools import partial
+
+import numpy as np
+import pandas as pd
+
+from bayesplit import _arviz
+from bayesplit.diagnostics import Thresholds, check
+from bayesplit.errors import BayesplitError
+from bayesplit.laws import Law, get_law
+from bayesplit.model import ModelData, ModelSpec, numpyro_model, prepare, site_dims
+from bayesplit.posterior import Posterior, rows_as_constant_data
+from bayesplit.runs import load_runs
+
+# NumPyro runs one chain per XLA device on CPU; the flag must be set before JAX
+# starts its backend, so set it when this module is imported, if still possible.
+if "XLA_FLAGS" not in os.environ or "host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={max(4, os.cpu_count() or 1)}"
+    ).strip()
+
+#: Below this many (observations × chains) a GPU loses to the CPU on launch overheads.
+#: No GPU was lent to the session that set it; see experiments/benchmarks/fit_speed.md.
+GPU_MIN_WORK = 64 * 10_000
+
+BACKENDS = ("numpyro", "pymc")
+DEVICES = ("auto", "cpu", "gpu")
+
+
+def gpu_available() -> bool:
+    import jax
+
+    try:
+        return len(jax.devices("gpu")) > 0
+    except RuntimeError:
+        return False
+
+
+def select_device(device: str, n_obs: int, chains: int) -> str:
+    """``cpu`` or ``gpu`` for a problem of ``n_obs`` rows and ``chains`` chains."""
+    if device not in DEVICES:
+        raise BayesplitError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+    if device == "cpu":
+        return "cpu"
+    has_gpu = gpu_available()
+    if device == "gpu":
+        if not has_gpu:
+            raise BayesplitError("--device gpu asked for, but JAX sees no GPU (install jax[cuda12] on a GPU machine)")
+        return "gpu"
+    return "gpu" if has_gpu and n_obs * chains >= GPU_MIN_WORK else "cpu"
+
+
+def _check_sampler_args(chains: int, draws: int, warmup: int, target_accept: float) -> None:
+    if chains < 1:
+        raise BayesplitError(f"chains must be >= 1, got {chains}")
+    if draws < 10:
+        raise BayesplitError(f"draws must be >= 10, got {draws}")
+    if warmup < 10:
+        raise BayesplitError(f"warmup must be >= 10, got {warmup}")
+    if not 0.5 <= target_accept < 1:
+        raise BayesplitError(f"target_accept must be in [0.5, 1), got {target_accept}")
+
+
+def fit(
+    runs: pd.DataFrame | str,
+    law: str | Law = "chinchilla",
+    *,
+    domains: list[str] | None = None,
+    per_domain: list[str] | None = None,
+    chains: int = 4,
+    draws: int = 1000,
+    warmup: int = 1000,
+    seed: int = 0,
+    device: str = "auto",
+    backend: str = "numpyro",
+    chain_method: str = "auto",
+    run_effect: bool | str = "auto",
+    student_df: float | None = 5.0,
+    centered: bool | str = "auto",
+    dense_mass: bool = True,
+    target_accept: float = 0.9,
+    thresholds: Thresholds | None = None,
+    progress: bool = True,
+) -> Posterior:
+    """Fit a hierarchical law to a run table with NUTS.
+
+    Parameters
+    ----------
+    runs
+        A run table (DataFrame or path); validated here.
+    law
+        A law name from :func:`bayesplit.laws.available_laws` or a :class:`Law`.
+    domains
+        Fit only these eval domains (default: all).
+    per_domain
+        Override which law parameters vary by domain (default: the law's own choice).
+    chains, draws, warmup
+        NUTS chains, kept draws per chain and warmup iterations per chain.
+    seed
+        The same seed gives the same posterior.
+    device
+        ``"auto"`` (by problem size), ``"cpu"`` or ``"gpu"``.
+    backend
+        ``"numpyro"`` or ``"pymc"`` (nutpie when installed, else PyMC's NUTS).
+    chain_method
+        NumPyro's ``"parallel"``, ``"vectorized"`` or ``"sequential"``; ``"auto"``:
+        vectorized on a GPU, parallel on CPU when there is a core per chain, else sequential.
+    run_effect
+        Rows of one run share a random effect: ``"auto"``, True or False.
+    student_df
+        Degrees of freedom of the Student-t likelihood on log loss; None learns them.
+    centered
+        Hierarchy parameterization: True, False or ``"auto"`` (by rows per domain).
+    dense_mass, target_accept
+        NUTS settings.
+    thresholds
+        The diagnostics gate (default :class:`~bayesplit.diagnostics.Thresholds`).
+    progress
+        Show the sampler's progress bar.
+
+    Returns
+    -------
+    Posterior
+        Draws, diagnostics gate, law and settings; ``.save(path)`` writes netCDF.
+    """
+    if backend not in BACKENDS:
+        raise BayesplitError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    _check_sampler_args(chains, draws, warmup, target_accept)
+    table = load_runs(runs)
+    law_obj = get_law(law)
+    if per_domain is not None:
+        law_obj = law_obj.with_pooling(per_domain)
+    spec, data = prepare(
+        table, law_obj, domains=domains, run_effect=run_effect, student_df=student_df, centered=centered
+    )
+
+    start = time.perf_counter()
+    if backend == "numpyro":
+        chosen = select_device(device, len(data), chains)
+        idata, method = _sample_numpyro(
+            law_obj, spec, data, chains=chains, draws=draws, warmup=warmup, seed=seed, device=chosen,
+            chain_method=chain_method, dense_mass=dense_mass, target_accept=target_accept, progress=progress,
+        )
+    else:
+        if device == "gpu":
+            raise BayesplitError("the PyMC backend runs on CPU; use --backend numpyro for a GPU")
+        from bayesplit.model_pymc import sample_pymc
+
+        chosen, method = "cpu", "nutpie-or-pymc"
+        idata, method = sample_pymc(
+            law_obj, spec, data, chains=chains, draws=draws, warmup=warmup, seed=seed,
+            target_accept=target_accept, progress=progress,
+        )
+    elapsed = time.perf_counter() - start
+    _arviz.concat_groups(idata, constant_data=rows_as_constant_data(data.rows))
+    diagnostics = check(idata, law_obj, spec, data, thresholds)
+    info = {
+        "backend": backend,
+        "device": chosen,
+        "chain_method": method,
+        "chains": chains,
+        "draws": draws,
+        "warmup": warmup,
+        "seed": seed,
+        "dense_mass": dense_mass,
+        "target_accept": target_accept,
+        "seconds": round(elapsed, 2),
+        "n_rows": len(data),
+        "n_rows_excluded": int(len(table) - len(data)),
+    }
+    return Posterior(idata, law_obj, spec, diagnostics, info)
+
+
+def _coords(spec: ModelSpec, data: ModelData) -> dict:
+    return {"domain": list(spec.domains), "run": list(spec.runs), "obs": np.arange(len(data))}
+
+
+def _sample_numpyro(law, spec, data, *, chains, draws, warmup, seed, device, chain_method, dense_mass, target_accept, progress):
+    import jax
+    from numpyro.infer import MCMC, NUTS, init_to_median
+
+    if device == "cpu":
+        # Double precision makes dense-mass adaptation robust; on a GPU float32 is the point.
+        jax.config.update("jax_enable_x64", True)
+    platform_devices = jax.devices(device)
+    if chain_method == "auto":
+        if device == "gpu":
+            chain_method = "vectorized"
+        elif chains > 1 and len(platform_devices) >= chains:
+            chain_method = "parallel"
+        else:
+            chain_method = "sequential"
+    if chain_method not in ("parallel", "vectorized", "sequential"):
+        raise BayesplitError(f"chain_method must be auto, parallel, vectorized or sequential, got {chain_method!r}")
+
+    kernel = NUTS(
+        partial(numpyro_model, law, spec, data),
+        dense_mass=dense_mass,
+        target_accept_prob=target_accept,
+        init_strategy=init_to_median(num_samples=15),
+    )
+    mcmc = MCMC(
+        kernel,
+        num_warmup=warmup,
+        num_samples=draws,
+        num_chains=chains,
+        chain_method=chain_method,
+        progress_bar=progress and sys.stderr.isatty(),
+    )
+    with jax.default_device(platform_devices[0]):
+        mcmc.run(jax.random.PRNGKey(seed), y=np.asarray(data.y), extra_fields=("diverging", "energy", "num_steps"))
+        idata = _arviz.from_numpyro(mcmc, coords=_coords(spec, data), dims=site_dims(law, spec))
+    return idata, chain_method

@@ -1,0 +1,106 @@
+"""The law library: built-in laws, the registry, and how to add your own.
+
+Add a law by building a :class:`Law` and calling :func:`register`, or, from an
+installed package, by declaring an entry point in the ``bayesplit.laws`` group
+that points at a :class:`Law` object::
+
+    [project.entry-points."bayesplit.laws"]
+    mylaw = "mypackage.laws:MY_LAW"
+
+The CLI also takes ``--law-module mypackage.laws`` to import a module that calls
+:func:`register`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+
+from bayesplit.errors import BayesplitError
+from bayesplit.laws.base import Inputs, Law, Param
+from bayesplit.laws.library import ADDITIVE, BUILTIN, CHINCHILLA, SATURATING, TRANSFER
+from bayesplit.laws.ops import Ops, get_ops
+
+__all__ = [
+    "ADDITIVE",
+    "CHINCHILLA",
+    "SATURATING",
+    "TRANSFER",
+    "Inputs",
+    "Law",
+    "Ops",
+    "Param",
+    "available_laws",
+    "get_law",
+    "get_ops",
+    "import_law_module",
+    "register",
+]
+
+_REGISTRY: dict[str, Law] = {law.name: law for law in BUILTIN}
+_ENTRY_POINTS_LOADED = False
+
+
+def register(law: Law, *, overwrite: bool = False) -> Law:
+    """Make ``law`` available by name to :func:`bayesplit.fit` and the CLI.
+
+    Parameters
+    ----------
+    law
+        The law to add.
+    overwrite
+        Replace an existing law of the same name (never a built-in one).
+
+    Returns
+    -------
+    Law
+        The registered law, so ``MY_LAW = register(Law(...))`` reads naturally.
+    """
+    if not isinstance(law, Law):
+        raise BayesplitError(f"register() takes a bayesplit.laws.Law, got {type(law).__name__}")
+    if law.name in {b.name for b in BUILTIN} and _REGISTRY.get(law.name) is not law:
+        raise BayesplitError(f"{law.name!r} is a built-in law; choose another name")
+    if law.name in _REGISTRY and not overwrite and _REGISTRY[law.name] is not law:
+        raise BayesplitError(f"a law named {law.name!r} is already registered (pass overwrite=True)")
+    _REGISTRY[law.name] = law
+    return law
+
+
+def _load_entry_points() -> None:
+    global _ENTRY_POINTS_LOADED
+    if _ENTRY_POINTS_LOADED:
+        return
+    _ENTRY_POINTS_LOADED = True
+    for ep in entry_points(group="bayesplit.laws"):
+        try:
+            law = ep.load()
+        except Exception as exc:  # a broken plugin must not break the built-in laws
+            raise BayesplitError(f"cannot load law plugin {ep.name!r} ({ep.value}): {exc}") from None
+        if isinstance(law, Law) and law.name not in _REGISTRY:
+            _REGISTRY[law.name] = law
+
+
+def import_law_module(module: str) -> None:
+    """Import a module whose import registers laws (``--law-module``)."""
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        raise BayesplitError(f"cannot import law module {module!r}: {exc}") from None
+
+
+def get_law(law: str | Law) -> Law:
+    """Look a law up by name (a :class:`Law` is returned as is)."""
+    if isinstance(law, Law):
+        return law
+    if law not in _REGISTRY:
+        _load_entry_points()
+    try:
+        return _REGISTRY[law]
+    except KeyError:
+        raise BayesplitError(f"unknown law {law!r}; available: {', '.join(available_laws())}") from None
+
+
+def available_laws() -> list[str]:
+    """Names of all registered laws, built-in first."""
+    _load_entry_points()
+    return list(_REGISTRY)

@@ -1,0 +1,91 @@
+"""Prior predictive checks: what the priors say before the data speak.
+
+Priors are stated relative to the data's reference scales, so the check asks
+a useful question: do simulated losses from the prior cover the observed ones,
+without being absurdly wide?
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayesplit.errors import BayesplitError
+from bayesplit.laws import Law, get_law
+from bayesplit.model import numpyro_model, prepare
+from bayesplit.runs import load_runs
+
+
+def prior_predictive(
+    runs: pd.DataFrame | str,
+    law: str | Law = "chinchilla",
+    *,
+    draws: int = 500,
+    seed: int = 0,
+    level: float = 0.9,
+    per_domain: list[str] | None = None,
+    run_effect: bool | str = "auto",
+) -> xr.Dataset:
+    """Sample losses from the prior at every modelled row.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``loss`` (draw × obs) prior predictive losses; ``observed`` (obs);
+        ``lo``/``hi`` (obs) the central ``level`` band; ``inside`` whether each
+        observed loss is inside it; ``eval_domain`` coordinate on ``obs``.
+    """
+    import jax
+    from numpyro.infer import Predictive
+
+    if draws < 10:
+        raise BayesplitError(f"draws must be >= 10, got {draws}")
+    table = load_runs(runs)
+    law_obj = get_law(law)
+    if per_domain is not None:
+        law_obj = law_obj.with_pooling(per_domain)
+    spec, data = prepare(table, law_obj, run_effect=run_effect)
+    model = partial(numpyro_model, law_obj, spec, data)
+    with jax.default_device(jax.devices("cpu")[0]):
+        sim = Predictive(model, num_samples=draws)(jax.random.PRNGKey(seed), y=None)
+    loss = np.exp(np.asarray(sim["log_loss"], dtype=float))
+    lo, hi = np.quantile(loss, [(1 - level) / 2, (1 + level) / 2], axis=0)
+    observed = data.rows["loss"].to_numpy(float)
+    return xr.Dataset(
+        {
+            "loss": (("draw", "obs"), loss),
+            "observed": ("obs", observed),
+            "lo": ("obs", lo),
+            "hi": ("obs", hi),
+            "inside": ("obs", (observed >= lo) & (observed <= hi)),
+        },
+        coords={"obs": np.arange(len(observed)), "eval_domain": ("obs", data.rows["eval_domain"].to_numpy(str))},
+        attrs={"law": law_obj.name, "level": level},
+    )
+
+
+def prior_summary(ds: xr.Dataset) -> pd.DataFrame:
+    """Per domain: observed loss range, prior band range, fraction of rows inside the band."""
+    df = pd.DataFrame(
+        {
+            "eval_domain": ds["eval_domain"].values,
+            "observed": ds["observed"].values,
+            "lo": ds["lo"].values,
+            "hi": ds["hi"].values,
+            "inside": ds["inside"].values,
+        }
+    )
+    g = df.groupby("eval_domain")
+    return pd.DataFrame(
+        {
+            "rows": g.size(),
+            "observed_min": g["observed"].min(),
+            "observed_max": g["observed"].max(),
+            "prior_lo_median": g["lo"].median(),
+            "prior_hi_median": g["hi"].median(),
+            "inside": g["inside"].mean(),
+        }
+    )
