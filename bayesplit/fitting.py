@@ -19,7 +19,7 @@ from bayesplit import _arviz
 from bayesplit.diagnostics import Thresholds, check
 from bayesplit.errors import BayesplitError
 from bayesplit.laws import Law, get_law
-from bayesplit.model import ModelData, ModelSpec, numpyro_model, prepare, site_dims
+from bayesplit.model import ModelData, ModelSpec, Reference, numpyro_model, prepare, site_dims
 from bayesplit.posterior import Posterior, rows_as_constant_data
 from bayesplit.runs import load_runs
 
@@ -91,6 +91,7 @@ def fit(
     dense_mass: bool = True,
     target_accept: float = 0.9,
     thresholds: Thresholds | None = None,
+    reference: Reference | None = None,
     progress: bool = True,
 ) -> Posterior:
     """Fit a hierarchical law to a run table with NUTS.
@@ -126,6 +127,9 @@ def fit(
         NUTS settings.
     thresholds
         The diagnostics gate (default :class:`~bayesplit.diagnostics.Thresholds`).
+    reference
+        Input scales N_ref, T_ref and loss scale (default: from the data); fix it to
+        compare coefficients across fits.
     progress
         Show the sampler's progress bar.
 
@@ -142,7 +146,8 @@ def fit(
     if per_domain is not None:
         law_obj = law_obj.with_pooling(per_domain)
     spec, data = prepare(
-        table, law_obj, domains=domains, run_effect=run_effect, student_df=student_df, centered=centered
+        table, law_obj, domains=domains, run_effect=run_effect, student_df=student_df, centered=centered,
+        reference=reference,
     )
 
     start = time.perf_counter()

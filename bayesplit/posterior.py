@@ -164,8 +164,7 @@ class Posterior:
             if name in self.idata.posterior:
                 v = self.idata.posterior[name].values.ravel()
                 rows.append((name, *np.quantile(v, [0.5, lo, hi])))
-        q = f"{round(lo * 100):02d}", f"{round(hi * 100):02d}"
-        return pd.DataFrame(rows, columns=["param", "median", f"q{q[0]}", f"q{q[1]}"]).set_index("param")
+        return pd.DataFrame(rows, columns=["param", "median", quantile_label(lo), quantile_label(hi)]).set_index("param")
 
     # -- persistence --------------------------------------------------------
     def _meta(self) -> dict:
@@ -211,6 +210,14 @@ class Posterior:
     def __repr__(self) -> str:
         gate = "ok" if self.ok else "FAILED: " + "; ".join(self.diagnostics.failures)
         return f"<Posterior law={self.law.name} domains={len(self.domains)} draws={self.n_draws} gate={gate}>"
+
+
+def quantile_label(q: float) -> str:
+    """Column name of a quantile: 0.05 → ``q05``, 0.975 → ``q97.5``."""
+    pct = q * 100
+    if abs(pct - round(pct)) < 1e-9:
+        return f"q{round(pct):02d}"
+    return f"q{pct:g}"
 
 
 def load_posterior(path: str | Path) -> Posterior:

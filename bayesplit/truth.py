@@ -1,0 +1,230 @@
+"""Ground-truth laws for simulation: known parameters in, run tables out.
+
+Statistical claims in bayesplit (interval coverage, parameter recovery, decision
+regret) are checked against a :class:`GroundTruth`: a law with fixed per-domain
+parameters and a noise model, from which run tables are simulated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bayesplit.errors import BayesplitError
+from bayesplit.laws import Law, get_law, get_ops
+from bayesplit.model import Reference
+
+
+@dataclass(frozen=True)
+class Noise:
+    """How measured losses scatter around the law, on log loss.
+
+    ``sigma``: per-measurement noise; ``seed_sd``: a per-run (seed) shift shared by
+    all rows of a run; ``hetero``: extra relative noise for small runs,
+    ``sigma · (1 + hetero · (C_ref / C)^0.25)`` so tiny, short runs are noisier.
+    """
+
+    sigma: float = 0.005
+    seed_sd: float = 0.0
+    hetero: float = 0.0
+    compute_ref: float = 1e18
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """A law with known parameter values (natural units on inputs scaled by ``reference``)."""
+
+    law: Law
+    domains: tuple[str, ...]
+    params: Mapping[str, Any]  #: scalar for shared, sequence (one per domain) for per-domain
+    reference: Reference
+    noise: Noise = field(default_factory=Noise)
+
+    def __post_init__(self):
+        missing = set(self.law.param_names) - set(self.params)
+        if missing:
+            raise BayesplitError(f"ground truth lacks parameter(s) {', '.join(sorted(missing))}")
+        for p in self.law.params:
+            v = np.asarray(self.params[p.name], dtype=float)
+            if p.per_domain and v.shape != (len(self.domains),):
+                raise BayesplitError(f"per-domain parameter {p.name} needs {len(self.domains)} values")
+
+    def param_arrays(self) -> dict[str, np.ndarray]:
+        """Parameters shaped like posterior draws with one draw: (1,) or (1, K)."""
+        out = {}
+        for p in self.law.params:
+            v = np.asarray(self.params[p.name], dtype=float)
+            out[p.name] = v.reshape(1, -1) if p.per_domain else v.reshape(1)
+        return out
+
+    def loss(self, params, pretrain_tokens, spec_tokens, domain) -> np.ndarray:
+        """The true mean loss at raw (N, D, D') for a domain name or index per point."""
+        dom = np.asarray(domain)
+        if dom.dtype.kind in "US" or dom.dtype == object:
+            idx = np.vectorize(self.domains.index)(dom) if dom.ndim else self.domains.index(str(dom))
+        else:
+            idx = dom
+        idx = np.asarray(idx, dtype=int)
+        x = self.reference.scale(params, pretrain_tokens, spec_tokens)
+        shape = np.broadcast(x.n, x.d, x.dp, idx).shape
+        idx = np.broadcast_to(idx, shape)
+        rows = {}
+        for p in self.law.params:
+            v = np.asarray(self.params[p.name], dtype=float)
+            rows[p.name] = v[idx] if p.per_domain else v
+        from bayesplit.laws import Inputs
+
+        xin = Inputs(*(np.broadcast_to(a, shape) for a in (x.n, x.d, x.dp)))
+        return np.exp(self.law.evaluate(get_ops("numpy"), rows, xin))
+
+    def simulate(self, design: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+        """Measured rows for a design.
+
+        ``design`` has one row per run spec with ``params``, ``pretrain_tokens``,
+        ``spec_tokens``, ``train_domain`` (None for general models) and optionally
+        ``run_id``/``seed``. General models are evaluated on every domain,
+        specialists on their own domain (the rows a law describes).
+        """
+        rng = np.random.default_rng(seed)
+        out = []
+        for i, spec in enumerate(design.to_dict("records")):
+            run_id = spec.get("run_id") or f"sim-{seed}-{i}"
+            train = spec.get("train_domain")
+            train = None if train is None or (isinstance(train, float) and np.isnan(train)) else train
+            evals = list(self.domains) if train is None else [train]
+            shift = self.noise.seed_sd * rng.standard_normal()
+            n, d, dp = float(spec["params"]), float(spec["pretrain_tokens"]), float(spec.get("spec_tokens", 0.0) or 0.0)
+            flops = 6 * n * (d + dp)
+            sd = self.noise.sigma * (1 + self.noise.hetero * (self.noise.compute_ref / flops) ** 0.25)
+            for k in evals:
+                mean = float(self.loss(n, d, dp, k))
+                out.append(
+                    {
+                        "run_id": run_id,
+                        "seed": int(spec.get("seed", 0) or 0),
+                        "params": n,
+                        "pretrain_tokens": d,
+                        "spec_tokens": dp,
+                        "train_domain": train,
+                        "eval_domain": k,
+                        "loss": mean * float(np.exp(shift + sd * rng.standard_normal())),
+                        "true_loss": mean,
+                        **({"trunk_id": spec["trunk_id"]} if spec.get("trunk_id") else {}),
+                    }
+                )
+        return pd.DataFrame(out)
+
+    def to_dict(self) -> dict:
+        return {
+            "law": self.law.name,
+            "domains": list(self.domains),
+            "params": {k: (list(map(float, np.atleast_1d(v))) if np.ndim(v) else float(v)) for k, v in self.params.items()},
+            "reference": {"params": self.reference.params, "tokens": self.reference.tokens, "loss": self.reference.loss},
+            "noise": {"sigma": self.noise.sigma, "seed_sd": self.noise.seed_sd, "hetero": self.noise.hetero, "compute_ref": self.noise.compute_ref},
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> GroundTruth:
+        try:
+            law = get_law(d["law"])
+            if "per_domain" in d:
+                law = law.with_pooling(d["per_domain"])
+            ref = d.get("reference", {})
+            return cls(
+                law=law,
+                domains=tuple(d["domains"]),
+                params=dict(d["params"]),
+                reference=Reference(params=float(ref.get("params", 1e8)), tokens=float(ref.get("tokens", 1e10)), loss=float(ref.get("loss", 3.0))),
+                noise=Noise(**d.get("noise", {})),
+            )
+        except KeyError as exc:
+            raise BayesplitError(f"ground truth is missing {exc}") from None
+        except TypeError as exc:
+            raise BayesplitError(f"bad ground truth: {exc}") from None
+
+
+def load_truth(path: str | Path) -> GroundTruth:
+    """Read a ground truth from YAML (``yaml.safe_load``; never evaluated)."""
+    import yaml
+
+    p = Path(path)
+    if not p.exists():
+        raise BayesplitError(f"no such ground-truth file: {p}")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise BayesplitError(f"{p}: not valid YAML ({' '.join(str(exc).split())})") from None
+    if not isinstance(data, Mapping):
+        raise BayesplitError(f"{p}: expected a mapping with law, domains, params")
+    return GroundTruth.from_dict(data)
+
+
+def truth_from_posterior(posterior, draw: int | str = "median", noise: Noise | None = None) -> GroundTruth:
+    """A ground truth from a fitted posterior: one draw, or the per-parameter median."""
+    draws = posterior.draws()
+    if draw == "median":
+        params = {k: np.median(v, axis=0) for k, v in draws.items()}
+    else:
+        params = {k: v[int(draw)] for k, v in draws.items()}
+    if noise is None:
+        nd = posterior.noise_draws()
+        noise = Noise(sigma=float(np.median(nd["sigma"])), seed_sd=float(np.median(nd["run_sd"])))
+    params = {k: (v.tolist() if np.ndim(v) else float(v)) for k, v in params.items()}
+    return GroundTruth(posterior.law, tuple(posterior.domains), params, posterior.spec.reference, noise)
+
+
+def factorial_design(
+    params: Sequence[float],
+    pretrain_tokens: Sequence[float],
+    spec_tokens: Sequence[float],
+    domains: Sequence[str],
+    *,
+    seeds: Sequence[int] = (0,),
+) -> pd.DataFrame:
+    """Every (N, D) general run, plus every (N, D, D', k) specialist branched from it."""
+    rows = []
+    for s in seeds:
+        for n in params:
+            trunk = f"trunk-N{n:.3g}-s{s}"
+            for d in pretrain_tokens:
+                rows.append({"run_id": f"{trunk}-D{d:.3g}", "trunk_id": trunk, "seed": s, "params": n, "pretrain_tokens": d, "spec_tokens": 0.0, "train_domain": None})
+                for dp in spec_tokens:
+                    if dp <= 0:
+                        continue
+                    for k in domains:
+                        rows.append({"run_id": f"{trunk}-D{d:.3g}-{k}-Dp{dp:.3g}", "trunk_id": trunk, "seed": s, "params": n, "pretrain_tokens": d, "spec_tokens": dp, "train_domain": k})
+    return pd.DataFrame(rows)
+
+
+#: Plausible parameter values per law for K ≤ 4 domains (reference N = 1e8, T = 1e9),
+#: used by tests, benchmarks and the docs' simulated examples.
+_EXAMPLES = {
+    "chinchilla": {"E": [1.8, 1.2, 2.2, 1.6], "A": [0.6, 0.5, 0.7, 0.6], "alpha": [0.34, 0.34, 0.34, 0.34],
+                   "B": [0.8, 0.9, 0.7, 0.8], "beta": [0.28, 0.3, 0.26, 0.28]},
+    "additive": {"E": [1.8, 1.2, 2.2, 1.6], "A": 0.6, "alpha": 0.34, "B": [0.7, 0.9, 0.6, 0.8], "beta": 0.28,
+                 "C": [0.35, 0.5, 0.25, 0.4], "gamma": 0.5, "dp0": 0.05},
+    "transfer": {"E": [1.8, 1.2, 2.2, 1.6], "A": 0.6, "alpha": 0.34, "B": [0.5, 0.45, 0.4, 0.5], "beta": 0.3,
+                 "tau": [0.3, 0.1, 0.5, 0.2], "kappa": 0.15},
+    "saturating": {"E": [1.8, 1.2, 2.2, 1.6], "A": 0.6, "alpha": 0.34, "B": 0.7, "beta": 0.28,
+                   "G": [0.3, 0.5, 0.2, 0.4], "gamma": [0.5, 0.6, 0.4, 0.5], "dp0": 0.05},
+}
+
+
+def example_truth(law: str = "additive", domains: Sequence[str] = ("web", "code", "law"), noise: Noise | None = None) -> GroundTruth:
+    """A realistic ground truth for a built-in law with up to four domains (for tests and docs)."""
+    if law not in _EXAMPLES:
+        raise BayesplitError(f"no example parameters for law {law!r}; choose from {', '.join(_EXAMPLES)}")
+    k = len(domains)
+    if not 1 <= k <= 4:
+        raise BayesplitError("example truths have 1 to 4 domains")
+    law_obj = get_law(law)
+    params = {}
+    for p in law_obj.params:
+        v = _EXAMPLES[law][p.name]
+        params[p.name] = list(v[:k]) if p.per_domain else v
+    return GroundTruth(law_obj, tuple(domains), params, Reference(params=1e8, tokens=1e9, loss=3.0), noise or Noise(sigma=0.005))
