@@ -36,9 +36,10 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from bayesplit.cli import core, corpus, runs, train
+    from bayesplit.cli import core, corpus, decide, runs, train
 
     core.register(app)
+    decide.register(app)
     app.add_typer(runs.app, name="runs", help="Validate, import, export and list run tables.")
     app.add_typer(corpus.app, name="corpus", help="Build and inspect tokenized multi-domain corpora.")
     app.add_typer(train.app, name="train", help="Train and specialize models with the bundled trainer.")
