@@ -39,7 +39,25 @@ _LAZY = {
 }
 _RENAMED = {"register_law": "register"}
 
-__all__ = sorted(_LAZY)
+__all__ = [
+    "BayesplitError",
+    "Law",
+    "Param",
+    "Posterior",
+    "RunStore",
+    "Thresholds",
+    "available_laws",
+    "compare",
+    "fit",
+    "get_law",
+    "load_dataset",
+    "load_posterior",
+    "load_runs",
+    "predict",
+    "prior_predictive",
+    "register_law",
+    "validate_runs",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
     from bayesplit.datasets import load_dataset

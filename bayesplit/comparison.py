@@ -41,12 +41,22 @@ def split_largest(runs: pd.DataFrame, fraction: float) -> tuple[pd.DataFrame, pd
 
 def holdout_metrics(posterior, holdout: pd.DataFrame, level: float = 0.9) -> dict:
     """Relative error of the median prediction and coverage of the predictive band on held-out rows."""
-    rows = holdout[modelled_rows(holdout).to_numpy() & holdout["eval_domain"].isin(posterior.domains).to_numpy()]
+    rows = holdout[
+        modelled_rows(holdout).to_numpy()
+        & holdout["eval_domain"].isin(posterior.domains).to_numpy()
+    ]
     if len(rows) == 0:
-        return {"n_holdout": 0, "median_rel_error": float("nan"), "max_rel_error": float("nan"), "coverage": float("nan")}
+        return {
+            "n_holdout": 0,
+            "median_rel_error": float("nan"),
+            "max_rel_error": float("nan"),
+            "coverage": float("nan"),
+        }
     errors, inside = [], []
     for dom, grp in rows.groupby("eval_domain"):
-        ds = posterior.predict(grp["params"], grp["pretrain_tokens"], grp["spec_tokens"], domain=dom, level=level).sel(domain=dom)
+        ds = posterior.predict(
+            grp["params"], grp["pretrain_tokens"], grp["spec_tokens"], domain=dom, level=level
+        ).sel(domain=dom)
         obs = grp["loss"].to_numpy(float)
         errors.append(np.abs(ds["median"].values - obs) / obs)
         inside.append((obs >= ds["predictive_lo"].values) & (obs <= ds["predictive_hi"].values))
@@ -116,14 +126,18 @@ def compare(
     results = []
     for name in laws:
         if progress:
-            progress(f"fitting {name} on {train['run_id'].nunique()} runs, holding out {holdout['run_id'].nunique()}")
+            progress(
+                f"fitting {name} on {train['run_id'].nunique()} runs, holding out {holdout['run_id'].nunique()}"
+            )
         post = fit(train, name, **fit_kwargs)
         row = {"law": name, "n_train": len(post.runs)}
         row.update(holdout_metrics(post, holdout, level) if len(holdout) else {"n_holdout": 0})
         row.update(loo_metrics(post))
         warnings = list(post.diagnostics.failures)
         if row["pareto_k_bad"]:
-            warnings.append(f"{row['pareto_k_bad']} rows with Pareto k > {PARETO_K_BAD}: PSIS-LOO is unreliable for them")
+            warnings.append(
+                f"{row['pareto_k_bad']} rows with Pareto k > {PARETO_K_BAD}: PSIS-LOO is unreliable for them"
+            )
         row["gate_ok"] = post.diagnostics.ok
         row["warnings"] = warnings
         results.append(row)

@@ -76,7 +76,9 @@ class Diagnostics:
         if self.ok or force:
             return
         raise DiagnosticsError(
-            "the posterior failed its diagnostics gate: " + "; ".join(self.failures) + ". Refit with more draws/warmup or more data, or pass --force (force=True) to use it anyway"
+            "the posterior failed its diagnostics gate: "
+            + "; ".join(self.failures)
+            + ". Refit with more draws/warmup or more data, or pass --force (force=True) to use it anyway"
         )
 
 
@@ -92,8 +94,16 @@ def _extreme(ds: xr.Dataset, fn) -> tuple[float, str]:
         label = name
         if da.ndim:
             coords = np.unravel_index(idx, vals.shape)
-            label += "[" + ",".join(str(da[d].values[i]) for d, i in zip(da.dims, coords, strict=True)) + "]"
-        if best_val is None or (fn is np.nanargmax and v > best_val) or (fn is np.nanargmin and v < best_val):
+            label += (
+                "["
+                + ",".join(str(da[d].values[i]) for d, i in zip(da.dims, coords, strict=True))
+                + "]"
+            )
+        if (
+            best_val is None
+            or (fn is np.nanargmax and v > best_val)
+            or (fn is np.nanargmin and v < best_val)
+        ):
             best_val, best_name = v, label
     return (float("nan") if best_val is None else best_val), best_name
 
@@ -118,7 +128,9 @@ def check(idata, law, spec, data, thresholds: Thresholds | None = None) -> Diagn
     r_hat, r_hat_at = _extreme(_arviz.rhat(post), np.nanargmax)
     ess_bulk, ess_bulk_at = _extreme(_arviz.ess(post, "bulk"), np.nanargmin)
     ess_tail, ess_tail_at = _extreme(_arviz.ess(post, "tail"), np.nanargmin)
-    divergences = int(idata.sample_stats["diverging"].sum()) if "diverging" in idata.sample_stats else 0
+    divergences = (
+        int(idata.sample_stats["diverging"].sum()) if "diverging" in idata.sample_stats else 0
+    )
     bfmi = _arviz.bfmi(idata)
 
     failures, warnings = [], []
@@ -178,5 +190,7 @@ def identifiability(idata, law, spec, data, th: Thresholds) -> list[str]:
         if post_sd / p.scale > th.prior_ratio_max:
             loose.append(f"{p.name} (posterior sd {post_sd / p.scale:.2f}× prior)")
     if loose:
-        problems.append("not identified by the data, the posterior is still the prior for: " + ", ".join(loose))
+        problems.append(
+            "not identified by the data, the posterior is still the prior for: " + ", ".join(loose)
+        )
     return problems

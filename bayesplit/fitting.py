@@ -25,16 +25,19 @@ from bayesplit.runs import load_runs
 
 # NumPyro runs one chain per XLA device on CPU; the flag must be set before JAX
 # starts its backend, so set it when this module is imported, if still possible.
-if "XLA_FLAGS" not in os.environ or "host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+if "XLA_FLAGS" not in os.environ or "host_platform_device_count" not in os.environ.get(
+    "XLA_FLAGS", ""
+):
     os.environ["XLA_FLAGS"] = (
-        os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={max(4, os.cpu_count() or 1)}"
+        os.environ.get("XLA_FLAGS", "")
+        + f" --xla_force_host_platform_device_count={max(4, os.cpu_count() or 1)}"
     ).strip()
 
 #: Below this many (observations × chains) a GPU loses to the CPU on launch overheads.
 #: No GPU was lent to the session that set it; see experiments/benchmarks/fit_speed.md.
 GPU_MIN_WORK = 64 * 10_000
 
-BACKENDS = ("numpyro", "pymc")
+BACKENDS = ("numpyro", "pymc", "nutpie")
 DEVICES = ("auto", "cpu", "gpu")
 
 
@@ -56,7 +59,9 @@ def select_device(device: str, n_obs: int, chains: int) -> str:
     has_gpu = gpu_available()
     if device == "gpu":
         if not has_gpu:
-            raise BayesplitError("--device gpu asked for, but JAX sees no GPU (install jax[cuda12] on a GPU machine)")
+            raise BayesplitError(
+                "--device gpu asked for, but JAX sees no GPU (install jax[cuda12] on a GPU machine)"
+            )
         return "gpu"
     return "gpu" if has_gpu and n_obs * chains >= GPU_MIN_WORK else "cpu"
 
@@ -113,7 +118,8 @@ def fit(
     device
         ``"auto"`` (by problem size), ``"cpu"`` or ``"gpu"``.
     backend
-        ``"numpyro"`` or ``"pymc"`` (nutpie when installed, else PyMC's NUTS).
+        ``"numpyro"`` (default), ``"pymc"`` (the same model in PyMC, PyMC's NUTS with a
+        dense mass matrix) or ``"nutpie"`` (the PyMC model sampled by nutpie).
     chain_method
         NumPyro's ``"parallel"``, ``"vectorized"`` or ``"sequential"``; ``"auto"``:
         vectorized on a GPU, parallel on CPU when there is a core per chain, else sequential.
@@ -146,7 +152,12 @@ def fit(
     if per_domain is not None:
         law_obj = law_obj.with_pooling(per_domain)
     spec, data = prepare(
-        table, law_obj, domains=domains, run_effect=run_effect, student_df=student_df, centered=centered,
+        table,
+        law_obj,
+        domains=domains,
+        run_effect=run_effect,
+        student_df=student_df,
+        centered=centered,
         reference=reference,
     )
 
@@ -154,18 +165,36 @@ def fit(
     if backend == "numpyro":
         chosen = select_device(device, len(data), chains)
         idata, method = _sample_numpyro(
-            law_obj, spec, data, chains=chains, draws=draws, warmup=warmup, seed=seed, device=chosen,
-            chain_method=chain_method, dense_mass=dense_mass, target_accept=target_accept, progress=progress,
+            law_obj,
+            spec,
+            data,
+            chains=chains,
+            draws=draws,
+            warmup=warmup,
+            seed=seed,
+            device=chosen,
+            chain_method=chain_method,
+            dense_mass=dense_mass,
+            target_accept=target_accept,
+            progress=progress,
         )
     else:
         if device == "gpu":
             raise BayesplitError("the PyMC backend runs on CPU; use --backend numpyro for a GPU")
         from bayesplit.model_pymc import sample_pymc
 
-        chosen, method = "cpu", "nutpie-or-pymc"
+        chosen = "cpu"
         idata, method = sample_pymc(
-            law_obj, spec, data, chains=chains, draws=draws, warmup=warmup, seed=seed,
-            target_accept=target_accept, progress=progress,
+            law_obj,
+            spec,
+            data,
+            chains=chains,
+            draws=draws,
+            warmup=warmup,
+            seed=seed,
+            target_accept=target_accept,
+            progress=progress,
+            sampler=backend,
         )
     elapsed = time.perf_counter() - start
     _arviz.concat_groups(idata, constant_data=rows_as_constant_data(data.rows))
@@ -191,7 +220,21 @@ def _coords(spec: ModelSpec, data: ModelData) -> dict:
     return {"domain": list(spec.domains), "run": list(spec.runs), "obs": np.arange(len(data))}
 
 
-def _sample_numpyro(law, spec, data, *, chains, draws, warmup, seed, device, chain_method, dense_mass, target_accept, progress):
+def _sample_numpyro(
+    law,
+    spec,
+    data,
+    *,
+    chains,
+    draws,
+    warmup,
+    seed,
+    device,
+    chain_method,
+    dense_mass,
+    target_accept,
+    progress,
+):
     import jax
     from numpyro.infer import MCMC, NUTS, init_to_median
 
@@ -207,7 +250,9 @@ def _sample_numpyro(law, spec, data, *, chains, draws, warmup, seed, device, cha
         else:
             chain_method = "sequential"
     if chain_method not in ("parallel", "vectorized", "sequential"):
-        raise BayesplitError(f"chain_method must be auto, parallel, vectorized or sequential, got {chain_method!r}")
+        raise BayesplitError(
+            f"chain_method must be auto, parallel, vectorized or sequential, got {chain_method!r}"
+        )
 
     kernel = NUTS(
         partial(numpyro_model, law, spec, data),
@@ -224,6 +269,10 @@ def _sample_numpyro(law, spec, data, *, chains, draws, warmup, seed, device, cha
         progress_bar=progress and sys.stderr.isatty(),
     )
     with jax.default_device(platform_devices[0]):
-        mcmc.run(jax.random.PRNGKey(seed), y=np.asarray(data.y), extra_fields=("diverging", "energy", "num_steps"))
+        mcmc.run(
+            jax.random.PRNGKey(seed),
+            y=np.asarray(data.y),
+            extra_fields=("diverging", "energy", "num_steps"),
+        )
         idata = _arviz.from_numpyro(mcmc, coords=_coords(spec, data), dims=site_dims(law, spec))
     return idata, chain_method

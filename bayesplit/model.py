@@ -56,7 +56,11 @@ def reference_scales(runs: pd.DataFrame) -> Reference:
     def p10(x):
         return float(10.0 ** np.round(np.mean(np.log10(np.asarray(x, dtype=float)))))
 
-    return Reference(params=p10(runs["params"]), tokens=p10(runs["pretrain_tokens"]), loss=float(np.median(runs["loss"])))
+    return Reference(
+        params=p10(runs["params"]),
+        tokens=p10(runs["pretrain_tokens"]),
+        loss=float(np.median(runs["loss"])),
+    )
 
 
 @dataclass(frozen=True)
@@ -159,7 +163,9 @@ def prepare(
             raise BayesplitError(f"no modelled rows for domain(s) {', '.join(unknown)}")
         rows = rows[rows["eval_domain"].isin(domains)]
     if len(rows) == 0:
-        raise BayesplitError("no rows to fit: every row is a specialist evaluated on another domain")
+        raise BayesplitError(
+            "no rows to fit: every row is a specialist evaluated on another domain"
+        )
     rows = rows.reset_index(drop=True)
     dom = tuple(sorted(rows["eval_domain"].unique())) if domains is None else tuple(domains)
     groups = run_groups(rows)
@@ -171,7 +177,12 @@ def prepare(
     if centered == "auto":
         centered = bool(rows["eval_domain"].value_counts().min() >= CENTERED_MIN_ROWS)
     spec = ModelSpec(
-        domains=dom, runs=run_ids, reference=ref, run_effect=bool(run_effect), student_df=student_df, centered=bool(centered)
+        domains=dom,
+        runs=run_ids,
+        reference=ref,
+        run_effect=bool(run_effect),
+        student_df=student_df,
+        centered=bool(centered),
     )
     x = ref.scale(rows["params"], rows["pretrain_tokens"], rows["spec_tokens"])
     dom_index = {k: i for i, k in enumerate(dom)}
@@ -233,7 +244,9 @@ def numpyro_model(law: Law, spec: ModelSpec, data: ModelData, y=None):
             row_params[p.name] = value[data.domain]
         elif p.per_domain:  # one domain: a per-domain parameter is a single value
             u = numpyro.sample(f"{p.name}_u", dist.Normal(loc, p.scale))
-            value = numpyro.deterministic(p.name, jnp.broadcast_to(to_natural(p.support, u, ops), (K,)))
+            value = numpyro.deterministic(
+                p.name, jnp.broadcast_to(to_natural(p.support, u, ops), (K,))
+            )
             row_params[p.name] = value[data.domain]
         else:
             u = numpyro.sample(f"{p.name}_u", dist.Normal(loc, p.scale))
@@ -243,10 +256,9 @@ def numpyro_model(law: Law, spec: ModelSpec, data: ModelData, y=None):
     if spec.run_effect:
         run_sd = numpyro.sample("run_sd", dist.HalfNormal(spec.run_sd_scale))
         with numpyro.plate("run", len(spec.runs)):
-            if spec.centered:
-                effect = numpyro.sample("run_effect", dist.Normal(0.0, run_sd))
-            else:
-                effect = run_sd * numpyro.sample("run_z", dist.Normal(0.0, 1.0))
+            # Always non-centred: run effects are small next to the noise and each run has
+            # few rows, exactly the case where a centred effect makes a funnel.
+            effect = run_sd * numpyro.sample("run_z", dist.Normal(0.0, 1.0))
         mean = mean + effect[data.run]
     sigma = numpyro.sample("sigma", dist.HalfNormal(spec.sigma_scale))
     if spec.student_df is None:

@@ -25,7 +25,16 @@ from bayesplit.laws import Inputs, Law, get_law, get_ops
 from bayesplit.model import ModelSpec
 
 _META_KEY = "bayesplit"
-_ROW_COLUMNS = ("run_id", "params", "pretrain_tokens", "spec_tokens", "train_domain", "eval_domain", "loss", "seed")
+_ROW_COLUMNS = (
+    "run_id",
+    "params",
+    "pretrain_tokens",
+    "spec_tokens",
+    "train_domain",
+    "eval_domain",
+    "loss",
+    "seed",
+)
 
 
 class Posterior:
@@ -45,7 +54,9 @@ class Posterior:
         How the fit was run (backend, device, chains, draws, seed, seconds).
     """
 
-    def __init__(self, idata, law: Law, spec: ModelSpec, diagnostics: Diagnostics, info: dict[str, Any]):
+    def __init__(
+        self, idata, law: Law, spec: ModelSpec, diagnostics: Diagnostics, info: dict[str, Any]
+    ):
         self.idata = idata
         self.law = law
         self.spec = spec
@@ -71,7 +82,9 @@ class Posterior:
         cd = self.idata.constant_data
         df = pd.DataFrame({c: cd[f"row_{c}"].values for c in _ROW_COLUMNS if f"row_{c}" in cd})
         if "train_domain" in df:
-            df["train_domain"] = df["train_domain"].astype(object).where(df["train_domain"] != "", None)
+            df["train_domain"] = (
+                df["train_domain"].astype(object).where(df["train_domain"] != "", None)
+            )
         return df
 
     def require_ok(self, force: bool = False) -> None:
@@ -79,16 +92,24 @@ class Posterior:
         self.diagnostics.require_ok(force)
 
     def domain_index(self, domain: str | list[str] | None) -> np.ndarray:
-        names = self.domains if domain is None else ([domain] if isinstance(domain, str) else list(domain))
+        names = (
+            self.domains
+            if domain is None
+            else ([domain] if isinstance(domain, str) else list(domain))
+        )
         idx = []
         for d in names:
             if d not in self.spec.domains:
-                raise BayesplitError(f"unknown domain {d!r}; the posterior has {', '.join(self.domains)}")
+                raise BayesplitError(
+                    f"unknown domain {d!r}; the posterior has {', '.join(self.domains)}"
+                )
             idx.append(self.spec.domains.index(d))
         return np.asarray(idx, dtype=int)
 
     # -- draws --------------------------------------------------------------
-    def draws(self, names: list[str] | None = None, max_draws: int | None = None, seed: int = 0) -> dict[str, np.ndarray]:
+    def draws(
+        self, names: list[str] | None = None, max_draws: int | None = None, seed: int = 0
+    ) -> dict[str, np.ndarray]:
         """Flattened posterior draws: shape (S,) for shared, (S, K) for per-domain values.
 
         ``max_draws`` thins to an evenly spaced subset (deterministic: ``seed`` is unused
@@ -139,15 +160,36 @@ class Posterior:
         for par in self.law.params:
             v = p[par.name]
             rows[par.name] = v[:, dom] if v.ndim == 2 else v.reshape((-1,) + (1,) * len(m))
-        xin = Inputs(n=np.broadcast_to(x.n, m), d=np.broadcast_to(x.d, m), dp=np.broadcast_to(x.dp, m))
+        xin = Inputs(
+            n=np.broadcast_to(x.n, m), d=np.broadcast_to(x.d, m), dp=np.broadcast_to(x.dp, m)
+        )
         with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
             return self.law.evaluate(get_ops("numpy"), rows, xin)
 
-    def predict(self, params, pretrain_tokens, spec_tokens=0.0, domain=None, *, level: float = 0.9, seed: int = 0, max_draws: int | None = None) -> xr.Dataset:
+    def predict(
+        self,
+        params,
+        pretrain_tokens,
+        spec_tokens=0.0,
+        domain=None,
+        *,
+        level: float = 0.9,
+        seed: int = 0,
+        max_draws: int | None = None,
+    ) -> xr.Dataset:
         """Loss predictions with both bands; see :func:`bayesplit.prediction.predict`."""
         from bayesplit.prediction import predict
 
-        return predict(self, params, pretrain_tokens, spec_tokens, domain, level=level, seed=seed, max_draws=max_draws)
+        return predict(
+            self,
+            params,
+            pretrain_tokens,
+            spec_tokens,
+            domain,
+            level=level,
+            seed=seed,
+            max_draws=max_draws,
+        )
 
     # -- tables -------------------------------------------------------------
     def summary(self, level: float = 0.9) -> pd.DataFrame:
@@ -164,7 +206,9 @@ class Posterior:
             if name in self.idata.posterior:
                 v = self.idata.posterior[name].values.ravel()
                 rows.append((name, *np.quantile(v, [0.5, lo, hi])))
-        return pd.DataFrame(rows, columns=["param", "median", quantile_label(lo), quantile_label(hi)]).set_index("param")
+        return pd.DataFrame(
+            rows, columns=["param", "median", quantile_label(lo), quantile_label(hi)]
+        ).set_index("param")
 
     # -- persistence --------------------------------------------------------
     def _meta(self) -> dict:
@@ -194,7 +238,9 @@ class Posterior:
             idata = _arviz.from_netcdf(p)
             meta = json.loads(idata.posterior.attrs[_META_KEY])
         except (OSError, KeyError, ValueError, AttributeError) as exc:
-            raise BayesplitError(f"{p} is not a bayesplit posterior ({type(exc).__name__}: {exc})") from None
+            raise BayesplitError(
+                f"{p} is not a bayesplit posterior ({type(exc).__name__}: {exc})"
+            ) from None
         try:
             law = get_law(meta["law"]).with_pooling(meta["per_domain"])
         except BayesplitError:
@@ -225,7 +271,7 @@ def load_posterior(path: str | Path) -> Posterior:
     return Posterior.load(path)
 
 
-def rows_as_constant_data(rows: pd.DataFrame) -> dict[str, np.ndarray]:
+def rows_as_constant_data(rows: pd.DataFrame) -> xr.Dataset:
     """The fitted rows, stored with the posterior so reports can show the data."""
     out = {}
     for c in _ROW_COLUMNS:
@@ -233,7 +279,13 @@ def rows_as_constant_data(rows: pd.DataFrame) -> dict[str, np.ndarray]:
             continue
         v = rows[c]
         if c in ("run_id", "train_domain", "eval_domain"):
-            out[f"row_{c}"] = np.asarray([("" if x is None or (isinstance(x, float) and np.isnan(x)) else str(x)) for x in v], dtype=str)
+            out[f"row_{c}"] = np.asarray(
+                [
+                    ("" if x is None or (isinstance(x, float) and np.isnan(x)) else str(x))
+                    for x in v
+                ],
+                dtype=str,
+            )
         else:
             out[f"row_{c}"] = np.asarray(v, dtype=float if c != "seed" else np.int64)
-    return out
+    return xr.Dataset({k: ("obs", v) for k, v in out.items()}, coords={"obs": np.arange(len(rows))})

@@ -62,7 +62,10 @@ def prior_predictive(
             "hi": ("obs", hi),
             "inside": ("obs", (observed >= lo) & (observed <= hi)),
         },
-        coords={"obs": np.arange(len(observed)), "eval_domain": ("obs", data.rows["eval_domain"].to_numpy(str))},
+        coords={
+            "obs": np.arange(len(observed)),
+            "eval_domain": ("obs", data.rows["eval_domain"].to_numpy(str)),
+        },
         attrs={"law": law_obj.name, "level": level},
     )
 

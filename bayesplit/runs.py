@@ -34,7 +34,15 @@ import pandas as pd
 from bayesplit.errors import BayesplitError
 
 REQUIRED = ("run_id", "params", "pretrain_tokens", "eval_domain", "loss")
-OPTIONAL = ("spec_tokens", "train_domain", "seed", "step", "trunk_id", "unique_spec_tokens", "schedule")
+OPTIONAL = (
+    "spec_tokens",
+    "train_domain",
+    "seed",
+    "step",
+    "trunk_id",
+    "unique_spec_tokens",
+    "schedule",
+)
 CANONICAL = (
     "run_id",
     "seed",
@@ -57,7 +65,17 @@ MIN_PLAUSIBLE_COUNT = 1e3
 #: Above this a "loss" in nats per token is almost surely a perplexity.
 MAX_PLAUSIBLE_LOSS = 20.0
 
-FILE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq", ".jsonl", ".ndjson", ".json", ".db", ".sqlite")
+FILE_SUFFIXES = (
+    ".csv",
+    ".csv.gz",
+    ".parquet",
+    ".pq",
+    ".jsonl",
+    ".ndjson",
+    ".json",
+    ".db",
+    ".sqlite",
+)
 
 
 class RunTableError(BayesplitError):
@@ -67,7 +85,11 @@ class RunTableError(BayesplitError):
         self.problems = list(problems)
         self.source = source
         where = f"{source}: " if source else ""
-        more = f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})" if len(problems) > 1 else ""
+        more = (
+            f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})"
+            if len(problems) > 1
+            else ""
+        )
         super().__init__(f"{where}{problems[0]}{more}")
 
 
@@ -167,9 +189,7 @@ def validate_runs(
             problems.append(f"column '{col}' has non-numeric values ({_rows(bad)}: {examples})")
         blank = _is_blank(raw)
         if blank.any() and optional_blank is None:
-            if col == "spec_tokens":
-                num = num.where(~blank, 0.0)
-            elif col == "seed":
+            if col == "spec_tokens" or col == "seed":
                 num = num.where(~blank, 0.0)
             else:
                 problems.append(f"column '{col}' has missing values ({_rows(blank)})")
@@ -234,7 +254,9 @@ def validate_runs(
             st = df["step"].to_numpy(dtype=float)
             badstep = np.isfinite(st) & ((st != np.round(st)) | (st < 0))
             if badstep.any() or np.isinf(st).any():
-                problems.append(f"step must be a non-negative integer ({_rows(badstep | np.isinf(st))})")
+                problems.append(
+                    f"step must be a non-negative integer ({_rows(badstep | np.isinf(st))})"
+                )
 
     spec = df["spec_tokens"].to_numpy(dtype=float) > 0
     no_train = spec & _is_blank(df["train_domain"]).to_numpy()
@@ -246,7 +268,9 @@ def validate_runs(
     if allowed is not None:
         unknown = sorted(eval_domains - allowed)
         if unknown:
-            problems.append(f"unknown eval_domain {', '.join(map(repr, unknown))} (known: {', '.join(sorted(allowed))})")
+            problems.append(
+                f"unknown eval_domain {', '.join(map(repr, unknown))} (known: {', '.join(sorted(allowed))})"
+            )
     known = allowed if allowed is not None else eval_domains
     train_domains = {d for d in df["train_domain"] if isinstance(d, str)}
     unknown_train = sorted(train_domains - known)
@@ -296,7 +320,11 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
             return RunStore(p, create=False).read()
         if name.endswith((".csv", ".csv.gz", ".tsv")):
-            return pd.read_csv(p, sep="\t" if name.endswith(".tsv") else ",", dtype={"run_id": str, "train_domain": str, "eval_domain": str, "trunk_id": str})
+            return pd.read_csv(
+                p,
+                sep="\t" if name.endswith(".tsv") else ",",
+                dtype={"run_id": str, "train_domain": str, "eval_domain": str, "trunk_id": str},
+            )
         if name.endswith((".parquet", ".pq")):
             return pd.read_parquet(p)
         if name.endswith((".jsonl", ".ndjson")):
@@ -312,8 +340,12 @@ def read_table(path: str | Path) -> pd.DataFrame:
     except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
         raise BayesplitError(f"cannot read {p}: {' '.join(str(exc).split())}") from None
     except Exception as exc:  # pyarrow and sqlite raise their own types for corrupt files
-        raise BayesplitError(f"cannot read {p}: {type(exc).__name__}: {' '.join(str(exc).split())}") from None
-    raise BayesplitError(f"unknown run table format for {p.name}; use one of {', '.join(FILE_SUFFIXES)}")
+        raise BayesplitError(
+            f"cannot read {p}: {type(exc).__name__}: {' '.join(str(exc).split())}"
+        ) from None
+    raise BayesplitError(
+        f"unknown run table format for {p.name}; use one of {', '.join(FILE_SUFFIXES)}"
+    )
 
 
 def load_runs(
@@ -361,8 +393,10 @@ def write_table(runs: pd.DataFrame, path: str | Path) -> Path:
 
 def compute_flops(runs: pd.DataFrame) -> np.ndarray:
     """Training compute of each row's model, 6·N·(D + D') FLOPs."""
-    return 6.0 * runs["params"].to_numpy(float) * (
-        runs["pretrain_tokens"].to_numpy(float) + runs["spec_tokens"].to_numpy(float)
+    return (
+        6.0
+        * runs["params"].to_numpy(float)
+        * (runs["pretrain_tokens"].to_numpy(float) + runs["spec_tokens"].to_numpy(float))
     )
 
 
@@ -374,5 +408,7 @@ def modelled_rows(runs: pd.DataFrame) -> pd.Series:
     left out of fits.
     """
     spec = runs["spec_tokens"].to_numpy(float) > 0
-    same = (runs["train_domain"].astype("object") == runs["eval_domain"].astype("object")).to_numpy()
+    same = (
+        runs["train_domain"].astype("object") == runs["eval_domain"].astype("object")
+    ).to_numpy()
     return pd.Series(~spec | same, index=runs.index)

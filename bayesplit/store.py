@@ -103,7 +103,11 @@ class RunStore:
             try:
                 return fn()
             except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                if (
+                    "locked" not in str(exc)
+                    and "busy" not in str(exc)
+                    or time.monotonic() > deadline
+                ):
                     raise
                 time.sleep(0.05)
 
@@ -140,10 +144,14 @@ class RunStore:
     def read(self) -> pd.DataFrame:
         """All rows, in insertion order, as a run table (extra fields expanded to columns)."""
         with self._connect() as con:
-            raw = pd.read_sql_query(f"SELECT {', '.join(CANONICAL)}, extra FROM runs ORDER BY row_id", con)
+            raw = pd.read_sql_query(
+                f"SELECT {', '.join(CANONICAL)}, extra FROM runs ORDER BY row_id", con
+            )
         extras = pd.DataFrame([json.loads(e) for e in raw.pop("extra")], index=raw.index)
         df = pd.concat([raw, extras], axis=1) if len(extras.columns) else raw
-        optional_empty = [c for c in ("step", "trunk_id", "unique_spec_tokens", "schedule") if df[c].isna().all()]
+        optional_empty = [
+            c for c in ("step", "trunk_id", "unique_spec_tokens", "schedule") if df[c].isna().all()
+        ]
         return df.drop(columns=optional_empty)
 
     def __len__(self) -> int:

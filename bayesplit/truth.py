@@ -52,7 +52,9 @@ class GroundTruth:
         for p in self.law.params:
             v = np.asarray(self.params[p.name], dtype=float)
             if p.per_domain and v.shape != (len(self.domains),):
-                raise BayesplitError(f"per-domain parameter {p.name} needs {len(self.domains)} values")
+                raise BayesplitError(
+                    f"per-domain parameter {p.name} needs {len(self.domains)} values"
+                )
 
     def param_arrays(self) -> dict[str, np.ndarray]:
         """Parameters shaped like posterior draws with one draw: (1,) or (1, K)."""
@@ -66,7 +68,9 @@ class GroundTruth:
         """The true mean loss at raw (N, D, D') for a domain name or index per point."""
         dom = np.asarray(domain)
         if dom.dtype.kind in "US" or dom.dtype == object:
-            idx = np.vectorize(self.domains.index)(dom) if dom.ndim else self.domains.index(str(dom))
+            idx = (
+                np.vectorize(self.domains.index)(dom) if dom.ndim else self.domains.index(str(dom))
+            )
         else:
             idx = dom
         idx = np.asarray(idx, dtype=int)
@@ -95,12 +99,20 @@ class GroundTruth:
         for i, spec in enumerate(design.to_dict("records")):
             run_id = spec.get("run_id") or f"sim-{seed}-{i}"
             train = spec.get("train_domain")
-            train = None if train is None or (isinstance(train, float) and np.isnan(train)) else train
+            train = (
+                None if train is None or (isinstance(train, float) and np.isnan(train)) else train
+            )
             evals = list(self.domains) if train is None else [train]
             shift = self.noise.seed_sd * rng.standard_normal()
-            n, d, dp = float(spec["params"]), float(spec["pretrain_tokens"]), float(spec.get("spec_tokens", 0.0) or 0.0)
+            n, d, dp = (
+                float(spec["params"]),
+                float(spec["pretrain_tokens"]),
+                float(spec.get("spec_tokens", 0.0) or 0.0),
+            )
             flops = 6 * n * (d + dp)
-            sd = self.noise.sigma * (1 + self.noise.hetero * (self.noise.compute_ref / flops) ** 0.25)
+            sd = self.noise.sigma * (
+                1 + self.noise.hetero * (self.noise.compute_ref / flops) ** 0.25
+            )
             for k in evals:
                 mean = float(self.loss(n, d, dp, k))
                 out.append(
@@ -123,9 +135,21 @@ class GroundTruth:
         return {
             "law": self.law.name,
             "domains": list(self.domains),
-            "params": {k: (list(map(float, np.atleast_1d(v))) if np.ndim(v) else float(v)) for k, v in self.params.items()},
-            "reference": {"params": self.reference.params, "tokens": self.reference.tokens, "loss": self.reference.loss},
-            "noise": {"sigma": self.noise.sigma, "seed_sd": self.noise.seed_sd, "hetero": self.noise.hetero, "compute_ref": self.noise.compute_ref},
+            "params": {
+                k: (list(map(float, np.atleast_1d(v))) if np.ndim(v) else float(v))
+                for k, v in self.params.items()
+            },
+            "reference": {
+                "params": self.reference.params,
+                "tokens": self.reference.tokens,
+                "loss": self.reference.loss,
+            },
+            "noise": {
+                "sigma": self.noise.sigma,
+                "seed_sd": self.noise.seed_sd,
+                "hetero": self.noise.hetero,
+                "compute_ref": self.noise.compute_ref,
+            },
         }
 
     @classmethod
@@ -139,7 +163,11 @@ class GroundTruth:
                 law=law,
                 domains=tuple(d["domains"]),
                 params=dict(d["params"]),
-                reference=Reference(params=float(ref.get("params", 1e8)), tokens=float(ref.get("tokens", 1e10)), loss=float(ref.get("loss", 3.0))),
+                reference=Reference(
+                    params=float(ref.get("params", 1e8)),
+                    tokens=float(ref.get("tokens", 1e10)),
+                    loss=float(ref.get("loss", 3.0)),
+                ),
                 noise=Noise(**d.get("noise", {})),
             )
         except KeyError as exc:
@@ -164,7 +192,9 @@ def load_truth(path: str | Path) -> GroundTruth:
     return GroundTruth.from_dict(data)
 
 
-def truth_from_posterior(posterior, draw: int | str = "median", noise: Noise | None = None) -> GroundTruth:
+def truth_from_posterior(
+    posterior, draw: int | str = "median", noise: Noise | None = None
+) -> GroundTruth:
     """A ground truth from a fitted posterior: one draw, or the per-parameter median."""
     draws = posterior.draws()
     if draw == "median":
@@ -175,7 +205,9 @@ def truth_from_posterior(posterior, draw: int | str = "median", noise: Noise | N
         nd = posterior.noise_draws()
         noise = Noise(sigma=float(np.median(nd["sigma"])), seed_sd=float(np.median(nd["run_sd"])))
     params = {k: (v.tolist() if np.ndim(v) else float(v)) for k, v in params.items()}
-    return GroundTruth(posterior.law, tuple(posterior.domains), params, posterior.spec.reference, noise)
+    return GroundTruth(
+        posterior.law, tuple(posterior.domains), params, posterior.spec.reference, noise
+    )
 
 
 def factorial_design(
@@ -192,33 +224,87 @@ def factorial_design(
         for n in params:
             trunk = f"trunk-N{n:.3g}-s{s}"
             for d in pretrain_tokens:
-                rows.append({"run_id": f"{trunk}-D{d:.3g}", "trunk_id": trunk, "seed": s, "params": n, "pretrain_tokens": d, "spec_tokens": 0.0, "train_domain": None})
+                rows.append(
+                    {
+                        "run_id": f"{trunk}-D{d:.3g}",
+                        "trunk_id": trunk,
+                        "seed": s,
+                        "params": n,
+                        "pretrain_tokens": d,
+                        "spec_tokens": 0.0,
+                        "train_domain": None,
+                    }
+                )
                 for dp in spec_tokens:
                     if dp <= 0:
                         continue
                     for k in domains:
-                        rows.append({"run_id": f"{trunk}-D{d:.3g}-{k}-Dp{dp:.3g}", "trunk_id": trunk, "seed": s, "params": n, "pretrain_tokens": d, "spec_tokens": dp, "train_domain": k})
+                        rows.append(
+                            {
+                                "run_id": f"{trunk}-D{d:.3g}-{k}-Dp{dp:.3g}",
+                                "trunk_id": trunk,
+                                "seed": s,
+                                "params": n,
+                                "pretrain_tokens": d,
+                                "spec_tokens": dp,
+                                "train_domain": k,
+                            }
+                        )
     return pd.DataFrame(rows)
 
 
 #: Plausible parameter values per law for K ≤ 4 domains (reference N = 1e8, T = 1e9),
 #: used by tests, benchmarks and the docs' simulated examples.
 _EXAMPLES = {
-    "chinchilla": {"E": [1.8, 1.2, 2.2, 1.6], "A": [0.6, 0.5, 0.7, 0.6], "alpha": [0.34, 0.34, 0.34, 0.34],
-                   "B": [0.8, 0.9, 0.7, 0.8], "beta": [0.28, 0.3, 0.26, 0.28]},
-    "additive": {"E": [1.8, 1.2, 2.2, 1.6], "A": 0.6, "alpha": 0.34, "B": [0.7, 0.9, 0.6, 0.8], "beta": 0.28,
-                 "C": [0.35, 0.5, 0.25, 0.4], "gamma": 0.5, "dp0": 0.05},
-    "transfer": {"E": [1.8, 1.2, 2.2, 1.6], "A": 0.6, "alpha": 0.34, "B": [0.5, 0.45, 0.4, 0.5], "beta": 0.3,
-                 "tau": [0.3, 0.1, 0.5, 0.2], "kappa": 0.15},
-    "saturating": {"E": [1.8, 1.2, 2.2, 1.6], "A": 0.6, "alpha": 0.34, "B": 0.7, "beta": 0.28,
-                   "G": [0.3, 0.5, 0.2, 0.4], "gamma": [0.5, 0.6, 0.4, 0.5], "dp0": 0.05},
+    "chinchilla": {
+        "E": [1.8, 1.2, 2.2, 1.6],
+        "A": [0.6, 0.5, 0.7, 0.6],
+        "alpha": [0.34, 0.34, 0.34, 0.34],
+        "B": [0.8, 0.9, 0.7, 0.8],
+        "beta": [0.28, 0.3, 0.26, 0.28],
+    },
+    "additive": {
+        "E": [1.8, 1.2, 2.2, 1.6],
+        "A": 0.6,
+        "alpha": 0.34,
+        "B": [0.7, 0.9, 0.6, 0.8],
+        "beta": 0.28,
+        "C": [0.35, 0.5, 0.25, 0.4],
+        "gamma": 0.5,
+        "dp0": 0.05,
+    },
+    "transfer": {
+        "E": [1.8, 1.2, 2.2, 1.6],
+        "A": 0.6,
+        "alpha": 0.34,
+        "B": [0.5, 0.45, 0.4, 0.5],
+        "beta": 0.3,
+        "tau": [0.3, 0.1, 0.5, 0.2],
+        "kappa": 0.15,
+    },
+    "saturating": {
+        "E": [1.8, 1.2, 2.2, 1.6],
+        "A": 0.6,
+        "alpha": 0.34,
+        "B": 0.7,
+        "beta": 0.28,
+        "G": [0.3, 0.5, 0.2, 0.4],
+        "gamma": [0.5, 0.6, 0.4, 0.5],
+        "dp0": 0.05,
+    },
 }
 
 
-def example_truth(law: str = "additive", domains: Sequence[str] = ("web", "code", "law"), noise: Noise | None = None) -> GroundTruth:
+def example_truth(
+    law: str = "additive",
+    domains: Sequence[str] = ("web", "code", "law"),
+    noise: Noise | None = None,
+) -> GroundTruth:
     """A realistic ground truth for a built-in law with up to four domains (for tests and docs)."""
     if law not in _EXAMPLES:
-        raise BayesplitError(f"no example parameters for law {law!r}; choose from {', '.join(_EXAMPLES)}")
+        raise BayesplitError(
+            f"no example parameters for law {law!r}; choose from {', '.join(_EXAMPLES)}"
+        )
     k = len(domains)
     if not 1 <= k <= 4:
         raise BayesplitError("example truths have 1 to 4 domains")
@@ -227,4 +313,10 @@ def example_truth(law: str = "additive", domains: Sequence[str] = ("web", "code"
     for p in law_obj.params:
         v = _EXAMPLES[law][p.name]
         params[p.name] = list(v[:k]) if p.per_domain else v
-    return GroundTruth(law_obj, tuple(domains), params, Reference(params=1e8, tokens=1e9, loss=3.0), noise or Noise(sigma=0.005))
+    return GroundTruth(
+        law_obj,
+        tuple(domains),
+        params,
+        Reference(params=1e8, tokens=1e9, loss=3.0),
+        noise or Noise(sigma=0.005),
+    )

@@ -23,7 +23,7 @@ class _Group(typer.core.TyperGroup):
         except BayesplitError as exc:
             message = " ".join(str(exc).split())  # always one line
             click.echo(f"error: {message}", err=True)
-            raise click.exceptions.Exit(2) from None
+            raise typer.Exit(2) from None
 
 
 app = typer.Typer(
@@ -41,8 +41,12 @@ def _register() -> None:
     core.register(app)
     decide.register(app)
     app.add_typer(runs.app, name="runs", help="Validate, import, export and list run tables.")
-    app.add_typer(corpus.app, name="corpus", help="Build and inspect tokenized multi-domain corpora.")
-    app.add_typer(train.app, name="train", help="Train and specialize models with the bundled trainer.")
+    app.add_typer(
+        corpus.app, name="corpus", help="Build and inspect tokenized multi-domain corpora."
+    )
+    app.add_typer(
+        train.app, name="train", help="Train and specialize models with the bundled trainer."
+    )
 
 
 _register()

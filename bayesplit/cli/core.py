@@ -88,7 +88,10 @@ def diagnostics_lines(diag) -> list[str]:
 
 def params_json(posterior) -> dict:
     table = posterior.summary(level=0.9)
-    return {name: {"median": r["median"], "q05": r["q05"], "q95": r["q95"]} for name, r in table.iterrows()}
+    return {
+        name: {"median": r["median"], "q05": r["q05"], "q95": r["q95"]}
+        for name, r in table.iterrows()
+    }
 
 
 def print_params(posterior) -> None:
@@ -99,10 +102,15 @@ def print_params(posterior) -> None:
         table.add_row(escape(str(name)), fmt(r["median"]), fmt(r["q05"]), fmt(r["q95"]))
     console.print(table)
     ref = posterior.spec.reference
-    console.print(f"[dim]scaled inputs: n = N / {ref.params:.0e}, d = D / {ref.tokens:.0e}, d' = D' / {ref.tokens:.0e}[/dim]")
+    console.print(
+        f"[dim]scaled inputs: n = N / {ref.params:.0e}, d = D / {ref.tokens:.0e}, d' = D' / {ref.tokens:.0e}[/dim]"
+    )
 
 
-LawModule = Annotated[list[str] | None, typer.Option("--law-module", help="Import a module that registers extra laws.")]
+LawModule = Annotated[
+    list[str] | None,
+    typer.Option("--law-module", help="Import a module that registers extra laws."),
+]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 
 
@@ -118,15 +126,21 @@ def laws_cmd(json_out: JsonFlag = False, law_module: LawModule = None) -> None:
     for law in laws:
         console.print(f"[bold]{law['name']}[/bold]  {law['formula']}")
         console.print(f"  {law['description']}")
-        console.print(f"  per domain: {', '.join(law['per_domain']) or '—'};  shared: {', '.join(law['shared']) or '—'}")
+        console.print(
+            f"  per domain: {', '.join(law['per_domain']) or '—'};  shared: {', '.join(law['shared']) or '—'}"
+        )
         for text in law["priors"].values():
             console.print(f"  [dim]{text}[/dim]")
         console.print()
 
 
 def prior_cmd(
-    runs: Annotated[str, typer.Option("--runs", help="Run table (CSV, Parquet, JSONL, store) or bundled:NAME.")],
-    law: Annotated[str, typer.Option("--law", help="Law name (see `bayesplit laws`).")] = "chinchilla",
+    runs: Annotated[
+        str, typer.Option("--runs", help="Run table (CSV, Parquet, JSONL, store) or bundled:NAME.")
+    ],
+    law: Annotated[
+        str, typer.Option("--law", help="Law name (see `bayesplit laws`).")
+    ] = "chinchilla",
     draws: Annotated[int, typer.Option(help="Prior draws.")] = 500,
     seed: int = 0,
     level: float = 0.9,
@@ -140,31 +154,53 @@ def prior_cmd(
     ds = prior_predictive(load_runs_arg(runs), law, draws=draws, seed=seed, level=level)
     summary = prior_summary(ds)
     if json_out:
-        emit_json({"law": law, "level": level, "inside": float(ds["inside"].mean()), "domains": summary.to_dict(orient="index")})
+        emit_json(
+            {
+                "law": law,
+                "level": level,
+                "inside": float(ds["inside"].mean()),
+                "domains": summary.to_dict(orient="index"),
+            }
+        )
         return
     table = Table(title=f"prior predictive check, {law}, {level:.0%} band")
     for col in ("domain", "rows", "observed range", "prior band (median row)", "inside"):
         table.add_column(col)
     for dom, r in summary.iterrows():
         table.add_row(
-            str(dom), str(r["rows"]), f"{r['observed_min']:.3f}–{r['observed_max']:.3f}",
-            f"{r['prior_lo_median']:.3f}–{r['prior_hi_median']:.3f}", f"{r['inside']:.0%}",
+            str(dom),
+            str(r["rows"]),
+            f"{r['observed_min']:.3f}–{r['observed_max']:.3f}",
+            f"{r['prior_lo_median']:.3f}–{r['prior_hi_median']:.3f}",
+            f"{r['inside']:.0%}",
         )
     console.print(table)
 
 
 def fit_cmd(
-    runs: Annotated[str, typer.Option("--runs", help="Run table (CSV, Parquet, JSONL, store) or bundled:NAME.")],
+    runs: Annotated[
+        str, typer.Option("--runs", help="Run table (CSV, Parquet, JSONL, store) or bundled:NAME.")
+    ],
     out: Annotated[Path, typer.Option("--out", help="Where to write the posterior (netCDF).")],
-    law: Annotated[str, typer.Option("--law", help="Law name (see `bayesplit laws`).")] = "chinchilla",
+    law: Annotated[
+        str, typer.Option("--law", help="Law name (see `bayesplit laws`).")
+    ] = "chinchilla",
     chains: int = 4,
     draws: Annotated[int, typer.Option(help="Kept draws per chain.")] = 1000,
     warmup: Annotated[int, typer.Option(help="Warmup iterations per chain.")] = 1000,
     seed: int = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or gpu.")] = "auto",
     backend: Annotated[str, typer.Option(help="numpyro or pymc.")] = "numpyro",
-    domains: Annotated[str | None, typer.Option(help="Comma-separated eval domains to fit (default all).")] = None,
-    per_domain: Annotated[str | None, typer.Option("--per-domain", help="Comma-separated parameters that vary by domain (default: the law's).")] = None,
+    domains: Annotated[
+        str | None, typer.Option(help="Comma-separated eval domains to fit (default all).")
+    ] = None,
+    per_domain: Annotated[
+        str | None,
+        typer.Option(
+            "--per-domain",
+            help="Comma-separated parameters that vary by domain (default: the law's).",
+        ),
+    ] = None,
     run_effect: Annotated[str, typer.Option("--run-effect", help="auto, on or off.")] = "auto",
     json_out: JsonFlag = False,
     law_module: LawModule = None,
@@ -177,8 +213,17 @@ def fit_cmd(
     table = load_runs_arg(runs)
     with step(f"fitting {law} ({chains} chains × {draws} draws, {backend})", enabled=not json_out):
         post = fit(
-            table, law, domains=_csv(domains), per_domain=_csv(per_domain), chains=chains, draws=draws,
-            warmup=warmup, seed=seed, device=device, backend=backend, run_effect=_run_effect(run_effect),
+            table,
+            law,
+            domains=_csv(domains),
+            per_domain=_csv(per_domain),
+            chains=chains,
+            draws=draws,
+            warmup=warmup,
+            seed=seed,
+            device=device,
+            backend=backend,
+            run_effect=_run_effect(run_effect),
             progress=progress and not json_out,
         )
     post.save(out)
@@ -189,7 +234,11 @@ def fit_cmd(
                 "out": str(out),
                 "diagnostics": post.diagnostics.summary(),
                 "params": params_json(post),
-                "reference": {"params": post.spec.reference.params, "tokens": post.spec.reference.tokens, "loss": post.spec.reference.loss},
+                "reference": {
+                    "params": post.spec.reference.params,
+                    "tokens": post.spec.reference.tokens,
+                    "loss": post.spec.reference.loss,
+                },
                 "info": post.info,
             }
         )
@@ -203,9 +252,13 @@ def fit_cmd(
 def predict_cmd(
     posterior: Annotated[Path, typer.Argument(help="Posterior file from `bayesplit fit`.")],
     params: Annotated[str, typer.Option("--params", help="N, model size (e.g. 1.4e9 or 1.4B).")],
-    pretrain_tokens: Annotated[str, typer.Option("--pretrain-tokens", help="D, pretraining tokens.")],
+    pretrain_tokens: Annotated[
+        str, typer.Option("--pretrain-tokens", help="D, pretraining tokens.")
+    ],
     domain: Annotated[str, typer.Option("--domain", help="Eval domain.")],
-    spec_tokens: Annotated[str, typer.Option("--spec-tokens", help="D', specialization tokens.")] = "0",
+    spec_tokens: Annotated[
+        str, typer.Option("--spec-tokens", help="D', specialization tokens.")
+    ] = "0",
     level: float = 0.9,
     seed: int = 0,
     json_out: JsonFlag = False,
@@ -227,16 +280,24 @@ def predict_cmd(
         return
     console.print(f"{domain} at N={n:.3g}, D={d:.3g}, D'={dp:.3g} ({post.law.name})")
     console.print(f"  median {result['median']:.4f}   mean {result['mean']:.4f} nats/token")
-    console.print(f"  {level:.0%} credible (law):     [{result['credible'][0]:.4f}, {result['credible'][1]:.4f}]")
-    console.print(f"  {level:.0%} predictive (new run): [{result['predictive'][0]:.4f}, {result['predictive'][1]:.4f}]")
+    console.print(
+        f"  {level:.0%} credible (law):     [{result['credible'][0]:.4f}, {result['credible'][1]:.4f}]"
+    )
+    console.print(
+        f"  {level:.0%} predictive (new run): [{result['predictive'][0]:.4f}, {result['predictive'][1]:.4f}]"
+    )
     if "warning" in result:
         console.print(f"[yellow]! {result['warning']}[/yellow]")
 
 
 def compare_cmd(
     runs: Annotated[str, typer.Option("--runs", help="Run table or bundled:NAME.")],
-    laws: Annotated[str, typer.Option("--laws", help="Comma-separated law names.")] = "chinchilla,additive,transfer,saturating",
-    holdout_largest: Annotated[float, typer.Option("--holdout-largest", help="Fraction of runs (by compute) held out.")] = 0.2,
+    laws: Annotated[
+        str, typer.Option("--laws", help="Comma-separated law names.")
+    ] = "chinchilla,additive,transfer,saturating",
+    holdout_largest: Annotated[
+        float, typer.Option("--holdout-largest", help="Fraction of runs (by compute) held out.")
+    ] = 0.2,
     level: float = 0.9,
     chains: int = 4,
     draws: int = 1000,
@@ -252,20 +313,48 @@ def compare_cmd(
     _import_law_modules(law_module)
     names = _csv(laws) or []
     df = compare(
-        load_runs_arg(runs), names, holdout_largest=holdout_largest, level=level, chains=chains,
-        draws=draws, warmup=warmup, seed=seed, device=device, progress=None if json_out else console.print,
+        load_runs_arg(runs),
+        names,
+        holdout_largest=holdout_largest,
+        level=level,
+        chains=chains,
+        draws=draws,
+        warmup=warmup,
+        seed=seed,
+        device=device,
+        progress=None if json_out else console.print,
     )
     if json_out:
-        emit_json({"holdout_largest": holdout_largest, "level": level, "laws": df.reset_index().to_dict(orient="records")})
+        emit_json(
+            {
+                "holdout_largest": holdout_largest,
+                "level": level,
+                "laws": df.reset_index().to_dict(orient="records"),
+            }
+        )
         return
-    table = Table(title=f"law comparison (held out: largest {holdout_largest:.0%} of runs by compute)")
-    for col in ("law", "median rel. error", "max rel. error", f"{level:.0%} coverage", "elpd_loo ± se", "bad k", "gate"):
+    table = Table(
+        title=f"law comparison (held out: largest {holdout_largest:.0%} of runs by compute)"
+    )
+    for col in (
+        "law",
+        "median rel. error",
+        "max rel. error",
+        f"{level:.0%} coverage",
+        "elpd_loo ± se",
+        "bad k",
+        "gate",
+    ):
         table.add_column(col, justify="right" if col != "law" else "left")
     for name, r in df.iterrows():
         table.add_row(
-            str(name), f"{r.get('median_rel_error', float('nan')):.2%}", f"{r.get('max_rel_error', float('nan')):.2%}",
-            f"{r.get('coverage', float('nan')):.0%}", f"{r['elpd_loo']:.1f} ± {r['elpd_loo_se']:.1f}",
-            str(r["pareto_k_bad"]), "ok" if r["gate_ok"] else "[red]failed[/red]",
+            str(name),
+            f"{r.get('median_rel_error', float('nan')):.2%}",
+            f"{r.get('max_rel_error', float('nan')):.2%}",
+            f"{r.get('coverage', float('nan')):.0%}",
+            f"{r['elpd_loo']:.1f} ± {r['elpd_loo_se']:.1f}",
+            str(r["pareto_k_bad"]),
+            "ok" if r["gate_ok"] else "[red]failed[/red]",
         )
     console.print(table)
     for name, r in df.iterrows():

@@ -14,7 +14,9 @@ from bayesplit.cli.core import diagnostics_lines, params_json, print_params, ste
 
 
 def demo_cmd(
-    out_dir: Annotated[Path, typer.Option("--out-dir", help="Where the posterior (and later the report) go.")] = Path("bayesplit-demo"),
+    out_dir: Annotated[
+        Path, typer.Option("--out-dir", help="Where the posterior (and later the report) go.")
+    ] = Path("bayesplit-demo"),
     chains: int = 4,
     draws: int = 1000,
     warmup: int = 1000,
@@ -34,7 +36,9 @@ def demo_cmd(
             f"{runs['eval_domain'].nunique()} eval domains (Gadre et al. 2024)"
         )
     with step(f"fitting hierarchical chinchilla ({chains} chains × {draws} draws)", enabled=show):
-        post = fit(runs, "chinchilla", chains=chains, draws=draws, warmup=warmup, seed=seed, progress=False)
+        post = fit(
+            runs, "chinchilla", chains=chains, draws=draws, warmup=warmup, seed=seed, progress=False
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     post.save(out_dir / "posterior.nc")
 
@@ -44,8 +48,12 @@ def demo_cmd(
         s = ds.isel(domain=0, point=0)
         preds.append(
             {
-                "run_id": r["run_id"], "eval_domain": r["eval_domain"], "params": r["params"],
-                "pretrain_tokens": r["pretrain_tokens"], "observed": r["loss"], "median": float(s["median"]),
+                "run_id": r["run_id"],
+                "eval_domain": r["eval_domain"],
+                "params": r["params"],
+                "pretrain_tokens": r["pretrain_tokens"],
+                "observed": r["loss"],
+                "median": float(s["median"]),
                 "credible": [float(s["credible_lo"]), float(s["credible_hi"])],
                 "predictive": [float(s["predictive_lo"]), float(s["predictive_hi"])],
             }
@@ -55,24 +63,52 @@ def demo_cmd(
         p["inside_predictive"] = p["predictive"][0] <= p["observed"] <= p["predictive"][1]
 
     if json_out:
-        emit_json({"law": post.law.name, "diagnostics": post.diagnostics.summary(), "params": params_json(post), "heldout": preds, "posterior": str(out_dir / "posterior.nc")})
+        emit_json(
+            {
+                "law": post.law.name,
+                "diagnostics": post.diagnostics.summary(),
+                "params": params_json(post),
+                "heldout": preds,
+                "posterior": str(out_dir / "posterior.nc"),
+            }
+        )
         return
     print_params(post)
     for line in diagnostics_lines(post.diagnostics):
         console.print(line)
-    table = Table(title="held-out models (never seen by the fit): predicted vs measured loss, 90% bands")
-    for c in ("model", "N", "D", "domain", "measured", "median", "credible (law)", "predictive (new run)", "error"):
+    table = Table(
+        title="held-out models (never seen by the fit): predicted vs measured loss, 90% bands"
+    )
+    for c in (
+        "model",
+        "N",
+        "D",
+        "domain",
+        "measured",
+        "median",
+        "credible (law)",
+        "predictive (new run)",
+        "error",
+    ):
         table.add_column(c, justify="left" if c in ("model", "domain") else "right")
     for p in preds:
         if p["eval_domain"] not in ("c4_val", "paloma_dolma_100_programing_languages", "openlm"):
             continue
         table.add_row(
-            p["run_id"].replace("rpj-", ""), f"{p['params']:.3g}", f"{p['pretrain_tokens']:.3g}", p["eval_domain"],
-            f"{p['observed']:.3f}", f"{p['median']:.3f}", f"{p['credible'][0]:.3f}–{p['credible'][1]:.3f}",
-            f"{p['predictive'][0]:.3f}–{p['predictive'][1]:.3f}", f"{p['rel_error']:+.2%}",
+            p["run_id"].replace("rpj-", ""),
+            f"{p['params']:.3g}",
+            f"{p['pretrain_tokens']:.3g}",
+            p["eval_domain"],
+            f"{p['observed']:.3f}",
+            f"{p['median']:.3f}",
+            f"{p['credible'][0]:.3f}–{p['credible'][1]:.3f}",
+            f"{p['predictive'][0]:.3f}–{p['predictive'][1]:.3f}",
+            f"{p['rel_error']:+.2%}",
         )
     console.print(table)
     err = np.abs([p["rel_error"] for p in preds])
     cover = np.mean([p["inside_predictive"] for p in preds])
-    console.print(f"all {len(preds)} held-out (model, domain) pairs: median |error| {np.median(err):.2%}, predictive coverage {cover:.0%}")
+    console.print(
+        f"all {len(preds)} held-out (model, domain) pairs: median |error| {np.median(err):.2%}, predictive coverage {cover:.0%}"
+    )
     console.print(f"posterior written to {out_dir / 'posterior.nc'}")

@@ -70,7 +70,9 @@ def import_cmd(
 @app.command("export")
 def export_cmd(
     store: Annotated[Path, typer.Argument(help="SQLite run store.")],
-    out: Annotated[Path, typer.Option("--out", help="Output file: .csv, .csv.gz, .parquet or .jsonl.")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Output file: .csv, .csv.gz, .parquet or .jsonl.")
+    ],
 ) -> None:
     """Write the store's rows to a file (atomically)."""
     from bayesplit.runs import write_table
@@ -95,14 +97,38 @@ def list_cmd(
     runs = load_runs(source)
     shown = runs if limit == 0 else runs.head(limit)
     if json_out:
-        emit_json({"rows": len(runs), "runs": shown.astype(object).where(shown.notna(), None).to_dict(orient="records")})
+        emit_json(
+            {
+                "rows": len(runs),
+                "runs": shown.astype(object).where(shown.notna(), None).to_dict(orient="records"),
+            }
+        )
         return
-    cols = ["run_id", "params", "pretrain_tokens", "spec_tokens", "train_domain", "eval_domain", "loss", "seed"]
+    cols = [
+        "run_id",
+        "params",
+        "pretrain_tokens",
+        "spec_tokens",
+        "train_domain",
+        "eval_domain",
+        "loss",
+        "seed",
+    ]
     table = Table(title=f"{source} ({len(runs)} rows)")
     for c in cols:
-        table.add_column(c, justify="right" if c in ("params", "pretrain_tokens", "spec_tokens", "loss", "seed") else "left")
+        table.add_column(
+            c,
+            justify="right"
+            if c in ("params", "pretrain_tokens", "spec_tokens", "loss", "seed")
+            else "left",
+        )
     for _, r in shown.iterrows():
-        table.add_row(*[fmt(r[c]) if isinstance(r[c], float) else ("—" if r[c] is None else str(r[c])) for c in cols])
+        table.add_row(
+            *[
+                fmt(r[c]) if isinstance(r[c], float) else ("—" if r[c] is None else str(r[c]))
+                for c in cols
+            ]
+        )
     console.print(table)
     if len(shown) < len(runs):
         console.print(f"[dim]… {len(runs) - len(shown)} more rows (--limit 0 shows all)[/dim]")

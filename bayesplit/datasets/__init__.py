@@ -16,7 +16,9 @@ DATASETS = ("gadre2024",)
 
 def _read(name: str) -> pd.DataFrame:
     with resources.files(__package__).joinpath(f"{name}.csv.gz").open("rb") as fh:
-        return pd.read_csv(fh, compression="gzip", dtype={"run_id": str, "train_domain": str, "eval_domain": str})
+        return pd.read_csv(
+            fh, compression="gzip", dtype={"run_id": str, "train_domain": str, "eval_domain": str}
+        )
 
 
 def gadre2024(
@@ -47,7 +49,9 @@ def gadre2024(
     if train_corpus is not None:
         known = sorted(df["train_corpus"].unique())
         if train_corpus not in known:
-            raise BayesplitError(f"unknown train_corpus {train_corpus!r}; choose from {', '.join(known)}")
+            raise BayesplitError(
+                f"unknown train_corpus {train_corpus!r}; choose from {', '.join(known)}"
+            )
         df = df[df["train_corpus"] == train_corpus]
     heldout = df["model"].isin(GADRE_HELDOUT)
     if split == "fit":

@@ -61,7 +61,9 @@ def register(law: Law, *, overwrite: bool = False) -> Law:
     if law.name in {b.name for b in BUILTIN} and _REGISTRY.get(law.name) is not law:
         raise BayesplitError(f"{law.name!r} is a built-in law; choose another name")
     if law.name in _REGISTRY and not overwrite and _REGISTRY[law.name] is not law:
-        raise BayesplitError(f"a law named {law.name!r} is already registered (pass overwrite=True)")
+        raise BayesplitError(
+            f"a law named {law.name!r} is already registered (pass overwrite=True)"
+        )
     _REGISTRY[law.name] = law
     return law
 
@@ -75,7 +77,9 @@ def _load_entry_points() -> None:
         try:
             law = ep.load()
         except Exception as exc:  # a broken plugin must not break the built-in laws
-            raise BayesplitError(f"cannot load law plugin {ep.name!r} ({ep.value}): {exc}") from None
+            raise BayesplitError(
+                f"cannot load law plugin {ep.name!r} ({ep.value}): {exc}"
+            ) from None
         if isinstance(law, Law) and law.name not in _REGISTRY:
             _REGISTRY[law.name] = law
 
@@ -97,7 +101,9 @@ def get_law(law: str | Law) -> Law:
     try:
         return _REGISTRY[law]
     except KeyError:
-        raise BayesplitError(f"unknown law {law!r}; available: {', '.join(available_laws())}") from None
+        raise BayesplitError(
+            f"unknown law {law!r}; available: {', '.join(available_laws())}"
+        ) from None
 
 
 def available_laws() -> list[str]:

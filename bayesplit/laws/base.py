@@ -148,14 +148,18 @@ class Law:
         try:
             return self._index[name]
         except KeyError:
-            raise BayesplitError(f"law {self.name} has no parameter {name!r} (has {', '.join(self.param_names)})") from None
+            raise BayesplitError(
+                f"law {self.name} has no parameter {name!r} (has {', '.join(self.param_names)})"
+            ) from None
 
     def with_pooling(self, per_domain: Iterable[str]) -> Law:
         """A copy of the law where exactly ``per_domain`` parameters vary by domain."""
         chosen = set(per_domain)
         unknown = chosen - set(self.param_names)
         if unknown:
-            raise BayesplitError(f"law {self.name} has no parameter(s) {', '.join(sorted(unknown))}")
+            raise BayesplitError(
+                f"law {self.name} has no parameter(s) {', '.join(sorted(unknown))}"
+            )
         params = tuple(replace(p, per_domain=p.name in chosen) for p in self.params)
         return replace(self, params=params)
 

@@ -18,7 +18,9 @@ def _logit(p: float) -> float:
 
 # Shared prior choices, so that the same quantity means the same thing in every law.
 def _E(per_domain=True):
-    return Param("E", "positive", math.log(0.5), 0.5, per_domain, 0.5, True, "irreducible loss (nats/token)")
+    return Param(
+        "E", "positive", math.log(0.5), 0.5, per_domain, 0.5, True, "irreducible loss (nats/token)"
+    )
 
 
 def _coef(name, desc, per_domain, loc=0.15, scale=1.0):
@@ -73,8 +75,19 @@ ADDITIVE = Law(
         _coef("B", "pretraining-data term at the reference token count", per_domain=True),
         _exponent("beta", "pretraining-data exponent"),
         _coef("C", "specialization gap: what infinite D' would remove", per_domain=True, loc=0.1),
-        Param("gamma", "positive", math.log(0.5), 0.75, False, 0.3, False, "specialization exponent"),
-        Param("dp0", "positive", math.log(0.05), 1.5, False, 0.5, False, "D' scale where specialization starts to pay (units of T_ref)"),
+        Param(
+            "gamma", "positive", math.log(0.5), 0.75, False, 0.3, False, "specialization exponent"
+        ),
+        Param(
+            "dp0",
+            "positive",
+            math.log(0.05),
+            1.5,
+            False,
+            0.5,
+            False,
+            "D' scale where specialization starts to pay (units of T_ref)",
+        ),
     ),
     log_mean=_additive,
     description="Pretraining and specialization reduce separate loss terms; the gains add.",
@@ -100,7 +113,16 @@ TRANSFER = Law(
         _exponent("alpha", "model-size exponent"),
         _coef("B", "effective-data term", per_domain=True),
         _exponent("beta", "effective-data exponent"),
-        Param("tau", "positive", math.log(0.3), 1.5, True, 0.75, False, "domain tokens one general token is worth, at the reference size"),
+        Param(
+            "tau",
+            "positive",
+            math.log(0.3),
+            1.5,
+            True,
+            0.75,
+            False,
+            "domain tokens one general token is worth, at the reference size",
+        ),
         Param("kappa", "real", 0.0, 0.5, False, 0.3, False, "growth of transfer with model size"),
     ),
     log_mean=_transfer,
@@ -128,8 +150,19 @@ SATURATING = Law(
         _coef("B", "pretraining-data term", per_domain=False),
         _exponent("beta", "pretraining-data exponent"),
         _coef("G", "domain gap left by general pretraining", per_domain=True, loc=0.1),
-        Param("gamma", "positive", math.log(0.5), 0.75, True, 0.3, False, "specialization exponent"),
-        Param("dp0", "positive", math.log(0.05), 1.5, False, 0.5, False, "D' scale where specialization starts to pay (units of T_ref)"),
+        Param(
+            "gamma", "positive", math.log(0.5), 0.75, True, 0.3, False, "specialization exponent"
+        ),
+        Param(
+            "dp0",
+            "positive",
+            math.log(0.05),
+            1.5,
+            False,
+            0.5,
+            False,
+            "D' scale where specialization starts to pay (units of T_ref)",
+        ),
     ),
     log_mean=_saturating,
     description="Specialization shrinks what pretraining left; its gain shrinks as D grows.",

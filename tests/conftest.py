@@ -1,0 +1,34 @@
+"""Shared fixtures: small simulated run tables and fits reused across test modules."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from support import QUICK, good_table
+
+from bayesplit.truth import example_truth, factorial_design
+
+
+@pytest.fixture
+def table() -> pd.DataFrame:
+    return good_table()
+
+
+@pytest.fixture(scope="session")
+def additive_truth():
+    return example_truth("additive", domains=("web", "code", "law"))
+
+
+@pytest.fixture(scope="session")
+def additive_runs(additive_truth) -> pd.DataFrame:
+    design = factorial_design(
+        [1e7, 3e7, 1e8], [3e8, 1e9, 3e9], [1e7, 1e8, 1e9], additive_truth.domains
+    )
+    return additive_truth.simulate(design, seed=11)
+
+
+@pytest.fixture(scope="session")
+def additive_posterior(additive_runs, additive_truth):
+    from bayesplit.fitting import fit
+
+    return fit(additive_runs, "additive", reference=additive_truth.reference, seed=1, **QUICK)

@@ -1,0 +1,61 @@
+"""Helpers shared by test modules (import as ``from support import ...``)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+#: Sampler settings for tests: enough to pass sanity checks, small enough for CI.
+QUICK = dict(chains=2, draws=300, warmup=300, progress=False)
+
+
+def good_table() -> pd.DataFrame:
+    """A small valid run table with two domains and one specialized run."""
+    return pd.DataFrame(
+        {
+            "run_id": ["r1", "r1", "r2", "r2", "r3"],
+            "params": [1e7, 1e7, 3e7, 3e7, 1e7],
+            "pretrain_tokens": [2e8, 2e8, 6e8, 6e8, 2e8],
+            "spec_tokens": [0, 0, 0, 0, 5e7],
+            "train_domain": [None, None, None, None, "code"],
+            "eval_domain": ["web", "code", "web", "code", "code"],
+            "loss": [3.9, 2.8, 3.5, 2.5, 2.3],
+            "seed": [0, 0, 0, 0, 0],
+        }
+    )
+
+
+def recovery_design(law_name: str, domains) -> pd.DataFrame:
+    """About 40 runs: a general ladder, plus specialists on every domain for two-stage laws."""
+    from bayesplit.truth import factorial_design
+
+    if law_name == "chinchilla":
+        return factorial_design(
+            [1e7, 3e7, 1e8, 3e8], [1e8, 3e8, 1e9, 3e9, 1e10], [], domains
+        ).assign(trunk_id=None)
+    ladder = factorial_design([1e7, 3e7, 1e8], [3e8, 1e9, 3e9], [], domains)
+    spec = factorial_design([1e7, 3e7, 1e8], [1e9], [3e7, 3e8, 3e9], domains)
+    spec = spec[spec["spec_tokens"] > 0]
+    return pd.concat([ladder, spec], ignore_index=True).assign(trunk_id=None)
+
+
+def coverage(posterior, truth, level: float = 0.95) -> tuple[float, list[str]]:
+    """Fraction of true law parameters inside the central credible interval, and the misses."""
+    import numpy as np
+
+    lo, hi = (1 - level) / 2, (1 + level) / 2
+    draws = posterior.draws()
+    inside, missed = [], []
+    for name, true in truth.param_arrays().items():
+        true = true.ravel()
+        d = draws[name].reshape(len(draws[name]), -1)
+        for i, t in enumerate(true):
+            # per-domain columns follow the posterior's (sorted) domain order
+            col = posterior.domains.index(truth.domains[i]) if true.size > 1 else 0
+            q = np.quantile(d[:, col], [lo, hi])
+            ok = bool(q[0] <= t <= q[1])
+            inside.append(ok)
+            if not ok:
+                missed.append(
+                    f"{name}[{truth.domains[i] if true.size > 1 else ''}] true {t:.3g} not in [{q[0]:.3g}, {q[1]:.3g}]"
+                )
+    return float(np.mean(inside)), missed

@@ -1,0 +1,64 @@
+"""NumPyro and PyMC: two implementations of one model must agree."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bayesplit.fitting import fit
+from bayesplit.truth import example_truth, factorial_design
+
+pytest.importorskip("pymc")
+
+
+def _mcse_median(post, name):
+    import arviz as az
+
+    return np.asarray(az.mcse(post.idata, var_names=[name], method="median")[name]).ravel()
+
+
+@pytest.mark.parametrize("law,design_tokens", [("chinchilla", [])])
+def test_numpyro_and_pymc_agree_on_exponents(law, design_tokens):
+    truth = example_truth(law, ("web",))
+    runs = truth.simulate(
+        factorial_design(
+            [1e7, 3e7, 1e8, 3e8], [1e8, 4e8, 1.6e9, 6.4e9], design_tokens, truth.domains
+        ).assign(trunk_id=None),
+        seed=7,
+    )
+    kw = dict(chains=4, draws=1000, warmup=1000, seed=1, reference=truth.reference, progress=False)
+    a = fit(runs, law, backend="numpyro", **kw)
+    b = fit(runs, law, backend="pymc", **kw)
+    # both converged (the ESS gate may be a little short; the MCSE below accounts for it)
+    assert a.diagnostics.r_hat_max < 1.02 and b.diagnostics.r_hat_max < 1.02, (
+        a.diagnostics.failures,
+        b.diagnostics.failures,
+    )
+    for name in ("alpha", "beta"):
+        ma, mb = (
+            np.median(a.draws()[name], axis=0).ravel(),
+            np.median(b.draws()[name], axis=0).ravel(),
+        )
+        tol = 4 * np.hypot(_mcse_median(a, name), _mcse_median(b, name))
+        assert np.all(np.abs(ma - mb) <= tol), (name, ma, mb, tol)
+
+
+@pytest.mark.slow
+def test_backends_agree_on_a_hierarchical_two_stage_fit(additive_runs, additive_truth):
+    kw = dict(
+        chains=4,
+        draws=1000,
+        warmup=1000,
+        seed=1,
+        reference=additive_truth.reference,
+        progress=False,
+    )
+    a = fit(additive_runs, "additive", backend="numpyro", **kw)
+    b = fit(additive_runs, "additive", backend="pymc", **kw)
+    for name in ("alpha", "beta", "gamma"):
+        ma, mb = (
+            np.median(a.draws()[name], axis=0).ravel(),
+            np.median(b.draws()[name], axis=0).ravel(),
+        )
+        tol = 4 * np.hypot(_mcse_median(a, name), _mcse_median(b, name))
+        assert np.all(np.abs(ma - mb) <= tol), (name, ma, mb, tol)

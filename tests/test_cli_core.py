@@ -1,0 +1,167 @@
+"""The CLI contract of fit, predict, laws, prior, compare and demo."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from bayesplit.cli import app
+from bayesplit.cli.core import parse_count
+
+runner = CliRunner()
+
+
+def _json(result):
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def runs_csv(tmp_path_factory, additive_runs):
+    path = tmp_path_factory.mktemp("cli") / "runs.csv"
+    additive_runs.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory, runs_csv):
+    out = tmp_path_factory.mktemp("cli") / "post.nc"
+    result = runner.invoke(
+        app,
+        [
+            "fit",
+            "--runs",
+            str(runs_csv),
+            "--law",
+            "additive",
+            "--out",
+            str(out),
+            "--chains",
+            "2",
+            "--draws",
+            "200",
+            "--warmup",
+            "200",
+            "--json",
+        ],
+    )
+    return _json(result), out
+
+
+def test_fit_json_contract(fitted):
+    out, path = fitted
+    assert path.exists()
+    assert out["law"] == "additive"
+    assert set(out["diagnostics"]) >= {
+        "r_hat_max",
+        "ess_bulk_min",
+        "ess_tail_min",
+        "divergences",
+        "ok",
+    }
+    params = out["params"]
+    assert {"alpha", "beta", "gamma", "E[web]", "E[code]", "E[law]", "C[law]"} <= set(params)
+    for v in params.values():
+        assert set(v) == {"median", "q05", "q95"} and v["q05"] <= v["median"] <= v["q95"]
+
+
+def test_predict_json_contract(fitted):
+    _, path = fitted
+    out = _json(
+        runner.invoke(
+            app,
+            [
+                "predict",
+                str(path),
+                "--params",
+                "1e9",
+                "--pretrain-tokens",
+                "20B",
+                "--spec-tokens",
+                "1e9",
+                "--domain",
+                "code",
+                "--level",
+                "0.8",
+                "--json",
+            ],
+        )
+    )
+    assert set(out) >= {"mean", "median", "credible", "predictive", "level"}
+    assert out["level"] == 0.8
+    assert (
+        out["predictive"][0]
+        <= out["credible"][0]
+        <= out["median"]
+        <= out["credible"][1]
+        <= out["predictive"][1]
+    )
+
+
+def test_predict_unknown_domain_exits_2(fitted):
+    _, path = fitted
+    result = runner.invoke(
+        app,
+        ["predict", str(path), "--params", "1e9", "--pretrain-tokens", "1e10", "--domain", "math"],
+    )
+    assert result.exit_code == 2
+    assert "unknown domain 'math'" in result.output
+
+
+def test_fit_bad_input_writes_nothing(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("run_id,params,pretrain_tokens,eval_domain\nr,1e7,1e9,web\n")
+    out = tmp_path / "post.nc"
+    result = runner.invoke(app, ["fit", "--runs", str(bad), "--out", str(out)])
+    assert result.exit_code == 2 and "missing column 'loss'" in result.output
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv"]
+
+
+def test_fit_unknown_law_exits_2(runs_csv, tmp_path):
+    result = runner.invoke(
+        app, ["fit", "--runs", str(runs_csv), "--law", "kaplan", "--out", str(tmp_path / "p.nc")]
+    )
+    assert result.exit_code == 2 and "unknown law 'kaplan'" in result.output
+
+
+def test_laws_lists_formulas():
+    out = _json(runner.invoke(app, ["laws", "--json"]))
+    names = [law["name"] for law in out["laws"]]
+    assert names[:4] == ["chinchilla", "additive", "transfer", "saturating"]
+    assert all(law["formula"].startswith("L") for law in out["laws"])
+
+
+def test_prior_predictive_covers_the_data(runs_csv):
+    out = _json(
+        runner.invoke(
+            app, ["prior", "--runs", str(runs_csv), "--law", "additive", "--draws", "300", "--json"]
+        )
+    )
+    assert out["inside"] >= 0.8  # weakly informative: the prior covers realistic losses
+
+
+def test_parse_count():
+    assert (
+        parse_count("1.4B") == 1.4e9 and parse_count("2e21") == 2e21 and parse_count("300M") == 3e8
+    )
+    from bayesplit.errors import BayesplitError
+
+    with pytest.raises(BayesplitError):
+        parse_count("lots")
+
+
+def test_runs_import_list_export(tmp_path, runs_csv):
+    store = tmp_path / "runs.db"
+    out = _json(
+        runner.invoke(app, ["runs", "import", str(runs_csv), "--store", str(store), "--json"])
+    )
+    assert out["added"] == out["total"] > 0
+    again = runner.invoke(app, ["runs", "import", str(runs_csv), "--store", str(store)])
+    assert again.exit_code == 2 and "already in the store" in again.output
+    listed = _json(runner.invoke(app, ["runs", "list", str(store), "--json", "--limit", "3"]))
+    assert listed["rows"] == out["total"] and len(listed["runs"]) == 3
+    exported = tmp_path / "back.parquet"
+    assert runner.invoke(app, ["runs", "export", str(store), "--out", str(exported)]).exit_code == 0
+    assert exported.exists()

@@ -1,0 +1,170 @@
+"""Fitting: recovery of known parameters, the diagnostics gate, persistence, reproducibility."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from support import QUICK, coverage, recovery_design
+
+from bayesplit.errors import BayesplitError, DiagnosticsError
+from bayesplit.fitting import fit, select_device
+from bayesplit.posterior import Posterior
+from bayesplit.truth import example_truth
+
+DOMAINS = ("web", "code", "law", "bio")
+LAWS = ("chinchilla", "additive", "transfer", "saturating")
+
+
+@pytest.mark.parametrize("law", LAWS)
+def test_quick_recovery_each_law(law):
+    """K = 4 domains, ~40 runs: the true parameters sit inside the 95% credible intervals."""
+    truth = example_truth(law, DOMAINS)
+    runs = truth.simulate(recovery_design(law, DOMAINS), seed=100)
+    post = fit(
+        runs,
+        law,
+        reference=truth.reference,
+        seed=0,
+        chains=2,
+        draws=500,
+        warmup=500,
+        progress=False,
+    )
+    frac, missed = coverage(post, truth, level=0.95)
+    assert frac >= 0.9, missed
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("law", LAWS)
+def test_recovery_coverage_over_20_replications(law):
+    truth = example_truth(law, DOMAINS)
+    fracs = []
+    for rep in range(20):
+        runs = truth.simulate(recovery_design(law, DOMAINS), seed=1000 + rep)
+        post = fit(
+            runs,
+            law,
+            reference=truth.reference,
+            seed=rep,
+            chains=4,
+            draws=1000,
+            warmup=1000,
+            progress=False,
+        )
+        fracs.append(coverage(post, truth, level=0.95)[0])
+    assert np.mean(fracs) >= 0.9, fracs
+
+
+def test_unidentifiable_fit_is_flagged_and_flag_survives_save_load(tmp_path):
+    two_runs = pd.DataFrame(
+        {
+            "run_id": ["a", "b"],
+            "params": [1e7, 3e7],
+            "pretrain_tokens": [1e9, 3e9],
+            "eval_domain": ["web", "web"],
+            "loss": [3.4, 3.1],
+        }
+    )
+    post = fit(two_runs, "chinchilla", **QUICK)
+    assert not post.ok
+    assert any("not identified" in f for f in post.diagnostics.failures)
+    with pytest.raises(DiagnosticsError, match="not identified"):
+        post.require_ok()
+    post.require_ok(force=True)  # forcing is allowed, and says nothing
+    path = post.save(tmp_path / "post.nc")
+    again = Posterior.load(path)
+    assert not again.ok and again.diagnostics.failures == post.diagnostics.failures
+
+
+def test_specialization_law_without_specialized_rows_is_flagged(additive_truth):
+    from bayesplit.truth import factorial_design
+
+    runs = additive_truth.simulate(
+        factorial_design([1e7, 3e7, 1e8], [3e8, 1e9, 3e9], [], additive_truth.domains), seed=0
+    )
+    post = fit(runs, "additive", **QUICK)
+    assert any("no row has spec_tokens > 0" in f for f in post.diagnostics.failures)
+
+
+def test_save_load_round_trip_keeps_everything(additive_posterior, tmp_path):
+    path = additive_posterior.save(tmp_path / "p.nc")
+    again = Posterior.load(path)
+    assert again.law.name == "additive" and again.domains == additive_posterior.domains
+    assert again.spec == additive_posterior.spec
+    for name, v in additive_posterior.draws().items():
+        np.testing.assert_array_equal(again.draws()[name], v)
+    a = additive_posterior.predict(1e9, 1e10, 1e8, domain="code", seed=3)
+    b = again.predict(1e9, 1e10, 1e8, domain="code", seed=3)
+    assert a["median"].item() == b["median"].item()
+    assert again.runs["loss"].tolist() == additive_posterior.runs["loss"].tolist()
+    assert {"posterior", "log_likelihood", "observed_data", "sample_stats", "constant_data"} <= set(
+        again.idata.groups()
+    )
+
+
+def test_same_seed_same_posterior(additive_runs, additive_truth):
+    small = dict(chains=2, draws=60, warmup=60, progress=False)
+    a = fit(additive_runs, "additive", reference=additive_truth.reference, seed=5, **small)
+    b = fit(additive_runs, "additive", reference=additive_truth.reference, seed=5, **small)
+    c = fit(additive_runs, "additive", reference=additive_truth.reference, seed=6, **small)
+    np.testing.assert_array_equal(a.draws()["beta"], b.draws()["beta"])
+    assert not np.array_equal(a.draws()["beta"], c.draws()["beta"])
+
+
+def test_cross_domain_specialist_rows_are_left_out(additive_runs):
+    extra = (
+        additive_runs[additive_runs["spec_tokens"] > 0]
+        .head(3)
+        .assign(eval_domain="web", run_id=lambda d: d["run_id"] + "-x")
+    )
+    extra = extra[extra["train_domain"] != "web"]
+    post = fit(
+        pd.concat([additive_runs, extra], ignore_index=True),
+        "additive",
+        chains=1,
+        draws=20,
+        warmup=20,
+        progress=False,
+    )
+    assert post.info["n_rows_excluded"] == len(extra)
+
+
+def test_bad_sampler_arguments_are_user_errors(additive_runs):
+    for kwargs, words in [
+        ({"chains": 0}, "chains"),
+        ({"draws": 1}, "draws"),
+        ({"backend": "stan"}, "backend"),
+        ({"device": "tpu"}, "device"),
+        ({"target_accept": 1.5}, "target_accept"),
+    ]:
+        with pytest.raises(BayesplitError, match=words):
+            fit(additive_runs, "additive", **{**QUICK, **kwargs})
+
+
+def test_device_selection_without_gpu():
+    assert select_device("auto", 10**6, 64) in ("cpu", "gpu")
+    assert select_device("cpu", 10, 4) == "cpu"
+    from bayesplit.fitting import gpu_available
+
+    if not gpu_available():
+        assert select_device("auto", 10**7, 128) == "cpu"
+        with pytest.raises(BayesplitError, match="no GPU"):
+            select_device("gpu", 10, 4)
+
+
+def test_gate_thresholds_are_configurable(additive_posterior):
+    from bayesplit.diagnostics import Thresholds, check
+    from bayesplit.model import prepare
+
+    spec, data = prepare(
+        additive_posterior.runs, additive_posterior.law, reference=additive_posterior.spec.reference
+    )
+    strict = check(
+        additive_posterior.idata,
+        additive_posterior.law,
+        additive_posterior.spec,
+        data,
+        Thresholds(ess_bulk_min=1e9),
+    )
+    assert not strict.ok and any("bulk ESS" in f for f in strict.failures)

@@ -1,0 +1,134 @@
+"""The law library: one mean function, three array libraries; registry; user laws."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from bayesplit.errors import BayesplitError
+from bayesplit.laws import BUILTIN, Inputs, Law, Param, available_laws, get_law, get_ops, register
+
+
+def _natural_prior_centre(law: Law, loss_scale: float = 3.0) -> dict:
+    out = {}
+    for p in law.params:
+        loc = p.prior_loc(math.log(loss_scale))
+        out[p.name] = (
+            math.exp(loc)
+            if p.support == "positive"
+            else (1 / (1 + math.exp(-loc)) if p.support == "unit" else loc)
+        )
+    return out
+
+
+X = Inputs(
+    n=np.array([0.1, 1.0, 10.0, 3.0]),
+    d=np.array([0.05, 1.0, 20.0, 2.0]),
+    dp=np.array([0.0, 0.01, 0.5, 3.0]),
+)
+
+
+@pytest.mark.parametrize("law", BUILTIN, ids=lambda law: law.name)
+def test_numpy_jax_and_pytensor_agree(law):
+    import jax.numpy as jnp
+    import pytensor
+
+    p = _natural_prior_centre(law)
+    ref = law.evaluate(get_ops("numpy"), p, X)
+    jx = law.evaluate(
+        get_ops("jax"),
+        {k: jnp.asarray(v) for k, v in p.items()},
+        Inputs(*(jnp.asarray(a) for a in (X.n, X.d, X.dp))),
+    )
+    pt_val = pytensor.function([], law.evaluate(get_ops("pytensor"), p, X))()
+    np.testing.assert_allclose(np.asarray(jx), ref, rtol=1e-6)
+    np.testing.assert_allclose(pt_val, ref, rtol=1e-6)
+
+
+@pytest.mark.parametrize("law", BUILTIN, ids=lambda law: law.name)
+def test_loss_decreases_with_size_and_data_and_stays_above_E(law):
+    p = _natural_prior_centre(law)
+    ops = get_ops("numpy")
+    base = np.exp(law.evaluate(ops, p, Inputs(np.array(1.0), np.array(1.0), np.array(0.0))))
+    bigger = np.exp(law.evaluate(ops, p, Inputs(np.array(2.0), np.array(1.0), np.array(0.0))))
+    more_data = np.exp(law.evaluate(ops, p, Inputs(np.array(1.0), np.array(2.0), np.array(0.0))))
+    specialized = np.exp(law.evaluate(ops, p, Inputs(np.array(1.0), np.array(1.0), np.array(0.5))))
+    assert bigger < base and more_data < base and specialized < base
+    assert base > p["E"]
+
+
+def test_additive_matches_its_written_formula():
+    law = get_law("additive")
+    p = {
+        "E": 1.5,
+        "A": 0.4,
+        "alpha": 0.3,
+        "B": 0.6,
+        "beta": 0.25,
+        "C": 0.3,
+        "gamma": 0.5,
+        "dp0": 0.1,
+    }
+    n, d, dp = 2.0, 3.0, 0.4
+    expected = 1.5 + 0.4 * n**-0.3 + 0.6 * d**-0.25 + 0.3 * (1 + dp / 0.1) ** -0.5
+    got = math.exp(
+        law.evaluate(get_ops("numpy"), p, Inputs(np.array(n), np.array(d), np.array(dp)))
+    )
+    assert got == pytest.approx(expected, rel=1e-12)
+
+
+def test_registry_lists_builtins_and_rejects_unknown():
+    assert available_laws()[:4] == ["chinchilla", "additive", "transfer", "saturating"]
+    with pytest.raises(BayesplitError, match="unknown law 'nope'"):
+        get_law("nope")
+
+
+def test_user_law_registers_and_cannot_shadow_builtins():
+    def log_mean(ops, p, x):
+        return ops.logaddexp(
+            ops.log(p["E"]), ops.log(p["A"]) - p["alpha"] * ops.log(x.n * (x.d + x.dp))
+        )
+
+    law = Law(
+        name="test_compute_only",
+        formula="L = E + A·(n·(d + d'))^-α",
+        params=(
+            Param("E", "positive", math.log(0.5), 0.5, per_domain=True, loss_scaled=True),
+            Param("A", "positive", math.log(0.2), 1.0, loss_scaled=True),
+            Param("alpha", "unit", -0.7, 0.6),
+        ),
+        log_mean=log_mean,
+        uses_spec_tokens=False,
+    )
+    assert register(law) is law
+    assert get_law("test_compute_only") is law
+    with pytest.raises(BayesplitError, match="built-in"):
+        register(Law("additive", "x", law.params, log_mean))
+    with pytest.raises(BayesplitError, match="already registered"):
+        register(Law("test_compute_only", "other", law.params, log_mean))
+
+
+def test_with_pooling_changes_only_pooling():
+    law = get_law("additive").with_pooling(["E", "alpha"])
+    assert law.per_domain == ["E", "alpha"]
+    assert get_law("additive").per_domain == ["E", "B", "C"]
+    with pytest.raises(BayesplitError, match="no parameter"):
+        get_law("additive").with_pooling(["zeta"])
+
+
+def test_bad_param_definitions_are_refused():
+    with pytest.raises(BayesplitError):
+        Param("E", "negative", 0.0, 1.0)
+    with pytest.raises(BayesplitError):
+        Param("E", "positive", 0.0, 0.0)
+    with pytest.raises(BayesplitError):
+        Param("not an identifier", "positive", 0.0, 1.0)
+
+
+def test_describe_has_formula_and_priors():
+    d = get_law("saturating").describe()
+    assert "(1 + d'/d'_0)" in d["formula"]
+    assert set(d["priors"]) == set(get_law("saturating").param_names)
+    assert "τ ~ HalfNormal" in d["priors"]["G"]

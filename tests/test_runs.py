@@ -1,0 +1,194 @@
+"""Run tables: canonical form, one message per problem, loaders."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from support import good_table
+
+from bayesplit.errors import BayesplitError
+from bayesplit.runs import RunTableError, load_runs, modelled_rows, validate_runs, write_table
+
+
+def test_canonical_form_fills_optional_columns():
+    t = good_table().drop(columns=["seed", "spec_tokens", "train_domain"])
+    out = validate_runs(t)
+    assert out["spec_tokens"].tolist() == [0.0] * 5
+    assert out["seed"].dtype == np.int64
+    assert out["train_domain"].isna().all()
+    assert list(out.columns[:8]) == [
+        "run_id",
+        "seed",
+        "params",
+        "pretrain_tokens",
+        "spec_tokens",
+        "train_domain",
+        "eval_domain",
+        "loss",
+    ]
+
+
+def test_extra_columns_are_kept(table):
+    out = validate_runs(table.assign(wall_time_s=1.5))
+    assert out["wall_time_s"].tolist() == [1.5] * 5
+
+
+# Each class of bad input named in the issue, with the words its message must carry.
+BAD = {
+    "missing column": (lambda t: t.drop(columns=["loss"]), "missing column 'loss'"),
+    "non-numeric": (lambda t: t.assign(params=["1e7", "abc", 3e7, 3e7, 1e7]), "non-numeric"),
+    "nan loss": (lambda t: t.assign(loss=[3.9, float("nan"), 3.5, 2.5, 2.3]), "loss"),
+    "inf loss": (lambda t: t.assign(loss=[3.9, float("inf"), 3.5, 2.5, 2.3]), "infinite"),
+    "non-positive loss": (lambda t: t.assign(loss=[3.9, 0.0, 3.5, 2.5, 2.3]), "loss must be > 0"),
+    "params <= 0": (
+        lambda t: t.assign(params=[1e7, -1e7, 3e7, 3e7, 1e7]),
+        "params (N) must be > 0",
+    ),
+    "tokens <= 0": (
+        lambda t: t.assign(pretrain_tokens=[2e8, 0, 6e8, 6e8, 2e8]),
+        "pretrain_tokens (D) must be > 0",
+    ),
+    "negative spec": (
+        lambda t: t.assign(spec_tokens=[0, 0, 0, -5, 5e7]),
+        "spec_tokens (D') must be >= 0",
+    ),
+    "duplicate": (lambda t: pd.concat([t, t.iloc[[0]]]), "duplicate (run_id, eval_domain, step)"),
+    "unknown domain": (
+        lambda t: t.assign(train_domain=[None, None, None, None, "legal"]),
+        "unknown train_domain 'legal'",
+    ),
+    "wrong unit params": (lambda t: t.assign(params=[10, 10, 30, 30, 10]), "wrong unit"),
+    "wrong unit tokens": (lambda t: t.assign(pretrain_tokens=[2, 2, 6, 6, 2]), "wrong unit"),
+    "perplexity": (lambda t: t.assign(loss=[49.0, 16.4, 33.1, 12.2, 10.0]), "perplexity"),
+    "spec without domain": (lambda t: t.assign(train_domain=[None] * 5), "train_domain is empty"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_each_bad_input_class_is_named(case, table):
+    mangle, words = BAD[case]
+    with pytest.raises(RunTableError) as err:
+        validate_runs(mangle(table))
+    assert any(words in p for p in err.value.problems), err.value.problems
+    assert "\n" not in str(err.value)
+
+
+def test_all_problems_are_listed_not_just_the_first(table):
+    t = table.assign(loss=[3.9, -1, 3.5, 2.5, 2.3], params=[1e7, 1e7, 0, 3e7, 1e7])
+    with pytest.raises(RunTableError) as err:
+        validate_runs(t)
+    assert len(err.value.problems) == 2
+    assert "and 1 more problem" in str(err.value)
+
+
+def test_rows_are_reported_one_based(table):
+    t = table.assign(loss=[3.9, 2.8, -3.5, 2.5, 2.3])
+    with pytest.raises(RunTableError, match="row 3"):
+        validate_runs(t)
+
+
+def test_domains_argument_restricts_eval_domains(table):
+    with pytest.raises(RunTableError, match="unknown eval_domain 'web'"):
+        validate_runs(table, domains=["code"])
+
+
+def test_modelled_rows_drop_cross_domain_specialists(table):
+    t = validate_runs(
+        pd.concat([table, table.iloc[[4]].assign(eval_domain="web")], ignore_index=True)
+    )
+    assert modelled_rows(t).tolist() == [True, True, True, True, True, False]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".csv.gz", ".parquet", ".jsonl"])
+def test_round_trip_through_every_format(tmp_path, table, suffix):
+    path = tmp_path / f"runs{suffix}"
+    write_table(validate_runs(table), path)
+    back = load_runs(path)
+    pd.testing.assert_frame_equal(
+        back[["run_id", "params", "loss", "eval_domain"]],
+        validate_runs(table)[["run_id", "params", "loss", "eval_domain"]],
+    )
+    assert back["train_domain"].iloc[4] == "code" and pd.isna(back["train_domain"].iloc[0])
+
+
+def test_unreadable_files_are_user_errors(tmp_path):
+    bad = tmp_path / "runs.parquet"
+    bad.write_text("not parquet")
+    with pytest.raises(BayesplitError, match="cannot read"):
+        load_runs(bad)
+    with pytest.raises(BayesplitError, match="no such file"):
+        load_runs(tmp_path / "missing.csv")
+    with pytest.raises(BayesplitError, match="unknown run table format"):
+        load_runs(tmp_path.joinpath("x.xlsx").resolve()) if tmp_path.joinpath("x.xlsx").write_text(
+            "x"
+        ) else None
+
+
+def _cli(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "bayesplit.cli", *args], capture_output=True, text=True, cwd=cwd
+    )
+
+
+@pytest.mark.parametrize(
+    "case", ["missing column", "non-numeric", "nan loss", "duplicate", "wrong unit params"]
+)
+def test_cli_validate_exits_2_with_one_line_and_no_traceback(tmp_path, table, case):
+    path = tmp_path / "runs.csv"
+    BAD[case][0](table).to_csv(path, index=False)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    res = _cli("runs", "validate", str(path))
+    assert res.returncode == 2
+    assert "Traceback" not in res.stderr
+    error_lines = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_cli_validate_ok_and_json(tmp_path, table):
+    path = tmp_path / "runs.csv"
+    table.to_csv(path, index=False)
+    res = _cli("runs", "validate", str(path), "--json")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["valid"] and out["rows"] == 5 and out["specialized_rows"] == 1
+
+
+# -- property-based: any mangling gives a clean table or a RunTableError, never a crash --
+_cells = st.one_of(
+    st.none(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-10, 10**12),
+    st.text(max_size=5),
+    st.sampled_from(["", " ", "nan", "1e9", "web", "code"]),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 4), st.sampled_from(list(good_table().columns)), _cells),
+        max_size=6,
+    ),
+    st.sets(st.sampled_from(list(good_table().columns)), max_size=2),
+)
+def test_mangled_tables_never_crash(edits, dropped):
+    t = good_table().astype(object)
+    for row, col, value in edits:
+        t.loc[row, col] = value
+    t = t.drop(columns=list(dropped))
+    try:
+        out = validate_runs(t)
+    except RunTableError as err:
+        assert err.problems and all(isinstance(p, str) and "\n" not in p for p in err.problems)
+        return
+    assert (out["loss"] > 0).all() and np.isfinite(out["loss"]).all()
+    assert (out["params"] >= 1e3).all() and (out["pretrain_tokens"] >= 1e3).all()
+    assert (out["spec_tokens"] >= 0).all()
