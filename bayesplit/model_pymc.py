@@ -109,6 +109,8 @@ def sample_pymc(
                 progressbar=progress,
                 idata_kwargs={"log_likelihood": False},
                 compute_convergence_checks=False,
+                # JAX threads live in this process; forking it can deadlock
+                mp_ctx="spawn",
             )
     with model:
         pm.compute_log_likelihood(

@@ -54,7 +54,11 @@ def convert(src: Path) -> pd.DataFrame:
 
 
 if __name__ == "__main__":
-    src = Path(sys.argv[1] if len(sys.argv) > 1 else "../shared/data/external/gadre2024_overtraining/gadre2024_flat_losses.csv")
+    src = Path(
+        sys.argv[1]
+        if len(sys.argv) > 1
+        else "../shared/data/external/gadre2024_overtraining/gadre2024_flat_losses.csv"
+    )
     table = convert(src)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(OUT, index=False, compression={"method": "gzip", "mtime": 0}, float_format="%.10g")
