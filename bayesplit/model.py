@@ -217,8 +217,30 @@ def to_unconstrained(support: str, v):
     return v
 
 
-def numpyro_model(law: Law, spec: ModelSpec, data: ModelData, y=None):
-    """The hierarchical model as a NumPyro program (``y=None`` samples the prior predictive)."""
+def model_arrays(data: ModelData, pad_to: int | None = None) -> dict[str, np.ndarray]:
+    """The arrays :func:`numpyro_model` conditions on, optionally padded to a fixed length.
+
+    Padding (with a ``mask`` that switches padded rows off) keeps array shapes fixed
+    when the same model is refitted on growing data, so JAX compiles it once.
+    """
+    out = {"n": data.n, "d": data.d, "dp": data.dp, "domain": data.domain, "run": data.run}
+    if pad_to is None:
+        return out
+    m = len(data)
+    if pad_to < m:
+        raise BayesplitError(f"cannot pad {m} rows to {pad_to}")
+    fill = {"n": 1.0, "d": 1.0, "dp": 0.0, "domain": 0, "run": 0}
+    out = {k: np.concatenate([v, np.full(pad_to - m, fill[k], dtype=v.dtype)]) for k, v in out.items()}
+    out["mask"] = np.arange(pad_to) < m
+    return out
+
+
+def numpyro_model(law: Law, spec: ModelSpec, x: dict, y=None):
+    """The hierarchical model as a NumPyro program (``y=None`` samples the prior predictive).
+
+    ``x`` holds the arrays of :func:`model_arrays`: scaled inputs ``n, d, dp``, the
+    ``domain`` and ``run`` index of each row, and optionally a ``mask`` of real rows.
+    """
     import jax.numpy as jnp
     import numpyro
     import numpyro.distributions as dist
@@ -241,32 +263,35 @@ def numpyro_model(law: Law, spec: ModelSpec, data: ModelData, y=None):
                 else:
                     u = mu + tau * numpyro.sample(f"{p.name}_z", dist.Normal(0.0, 1.0))
             value = numpyro.deterministic(p.name, to_natural(p.support, u, ops))
-            row_params[p.name] = value[data.domain]
+            row_params[p.name] = value[x["domain"]]
         elif p.per_domain:  # one domain: a per-domain parameter is a single value
             u = numpyro.sample(f"{p.name}_u", dist.Normal(loc, p.scale))
             value = numpyro.deterministic(
                 p.name, jnp.broadcast_to(to_natural(p.support, u, ops), (K,))
             )
-            row_params[p.name] = value[data.domain]
+            row_params[p.name] = value[x["domain"]]
         else:
             u = numpyro.sample(f"{p.name}_u", dist.Normal(loc, p.scale))
             row_params[p.name] = numpyro.deterministic(p.name, to_natural(p.support, u, ops))
 
-    mean = law.evaluate(ops, row_params, Inputs(n=data.n, d=data.d, dp=data.dp))
+    mean = law.evaluate(ops, row_params, Inputs(n=x["n"], d=x["d"], dp=x["dp"]))
     if spec.run_effect:
         run_sd = numpyro.sample("run_sd", dist.HalfNormal(spec.run_sd_scale))
         with numpyro.plate("run", len(spec.runs)):
             # Always non-centred: run effects are small next to the noise and each run has
             # few rows, exactly the case where a centred effect makes a funnel.
             effect = run_sd * numpyro.sample("run_z", dist.Normal(0.0, 1.0))
-        mean = mean + effect[data.run]
+        mean = mean + effect[x["run"]]
     sigma = numpyro.sample("sigma", dist.HalfNormal(spec.sigma_scale))
     if spec.student_df is None:
         nu = numpyro.sample("nu", dist.Gamma(2.0, 0.1))
     else:
         nu = spec.student_df
-    with numpyro.plate("obs", len(data)):
-        numpyro.sample("log_loss", dist.StudentT(nu, mean, sigma), obs=y)
+    likelihood = dist.StudentT(nu, mean, sigma)
+    if "mask" in x:
+        likelihood = likelihood.mask(x["mask"])
+    with numpyro.plate("obs", len(x["n"])):
+        numpyro.sample("log_loss", likelihood, obs=y)
 
 
 def site_dims(law: Law, spec: ModelSpec) -> dict[str, list[str]]:

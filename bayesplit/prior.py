@@ -15,7 +15,7 @@ import xarray as xr
 
 from bayesplit.errors import BayesplitError
 from bayesplit.laws import Law, get_law
-from bayesplit.model import numpyro_model, prepare
+from bayesplit.model import model_arrays, numpyro_model, prepare
 from bayesplit.runs import load_runs
 
 
@@ -48,7 +48,7 @@ def prior_predictive(
     if per_domain is not None:
         law_obj = law_obj.with_pooling(per_domain)
     spec, data = prepare(table, law_obj, run_effect=run_effect)
-    model = partial(numpyro_model, law_obj, spec, data)
+    model = partial(numpyro_model, law_obj, spec, model_arrays(data))
     with jax.default_device(jax.devices("cpu")[0]):
         sim = Predictive(model, num_samples=draws)(jax.random.PRNGKey(seed), y=None)
     loss = np.exp(np.asarray(sim["log_loss"], dtype=float))
