@@ -19,7 +19,15 @@ from bayesplit import _arviz
 from bayesplit.diagnostics import Thresholds, check
 from bayesplit.errors import BayesplitError
 from bayesplit.laws import Law, get_law
-from bayesplit.model import ModelData, ModelSpec, Reference, model_arrays, numpyro_model, prepare, site_dims
+from bayesplit.model import (
+    ModelData,
+    ModelSpec,
+    Reference,
+    model_arrays,
+    numpyro_model,
+    prepare,
+    site_dims,
+)
 from bayesplit.posterior import Posterior, rows_as_constant_data
 from bayesplit.runs import load_runs
 
@@ -317,19 +325,40 @@ class Refitter:
         self.reference = reference
         self.max_rows, self.max_runs = int(max_rows), int(max_runs)
         self.thresholds = thresholds
-        self.settings = {"chains": chains, "draws": draws, "warmup": warmup, "run_effect": run_effect,
-                         "student_df": student_df, "centered": centered}
+        self.settings = {
+            "chains": chains,
+            "draws": draws,
+            "warmup": warmup,
+            "run_effect": run_effect,
+            "student_df": student_df,
+            "centered": centered,
+        }
         self._spec = ModelSpec(
-            domains=tuple(self.domains), runs=tuple(f"run{i}" for i in range(self.max_runs)), reference=reference,
-            run_effect=run_effect, student_df=student_df, centered=centered,
+            domains=tuple(self.domains),
+            runs=tuple(f"run{i}" for i in range(self.max_runs)),
+            reference=reference,
+            run_effect=run_effect,
+            student_df=student_df,
+            centered=centered,
         )
         # pmap ("parallel") recompiles on every run; sequential and vectorized chains reuse
         # the compiled sampler. Campaigns parallelize across processes instead.
         method = chain_method
-        kernel = NUTS(partial(numpyro_model, self.law, self._spec), dense_mass=dense_mass,
-                      target_accept_prob=target_accept, init_strategy=init_to_median(num_samples=15))
-        self._mcmc = MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=chains, chain_method=method,
-                          progress_bar=False, jit_model_args=True)
+        kernel = NUTS(
+            partial(numpyro_model, self.law, self._spec),
+            dense_mass=dense_mass,
+            target_accept_prob=target_accept,
+            init_strategy=init_to_median(num_samples=15),
+        )
+        self._mcmc = MCMC(
+            kernel,
+            num_warmup=warmup,
+            num_samples=draws,
+            num_chains=chains,
+            chain_method=method,
+            progress_bar=False,
+            jit_model_args=True,
+        )
         self._method = method
 
     def fit(self, runs: pd.DataFrame, seed: int = 0) -> Posterior:
@@ -337,16 +366,26 @@ class Refitter:
         import jax
 
         table = load_runs(runs)
-        spec, data = prepare(table, self.law, domains=self.domains, run_effect=self.settings["run_effect"],
-                             student_df=self.settings["student_df"], centered=self.settings["centered"],
-                             reference=self.reference)
+        spec, data = prepare(
+            table,
+            self.law,
+            domains=self.domains,
+            run_effect=self.settings["run_effect"],
+            student_df=self.settings["student_df"],
+            centered=self.settings["centered"],
+            reference=self.reference,
+        )
         if len(data) > self.max_rows or len(spec.runs) > self.max_runs:
-            raise BayesplitError(f"Refitter sized for {self.max_rows} rows / {self.max_runs} runs got {len(data)} / {len(spec.runs)}")
+            raise BayesplitError(
+                f"Refitter sized for {self.max_rows} rows / {self.max_runs} runs got {len(data)} / {len(spec.runs)}"
+            )
         x = model_arrays(data, pad_to=self.max_rows)
         y = np.concatenate([data.y, np.zeros(self.max_rows - len(data))])
         start = time.perf_counter()
         with jax.default_device(jax.devices("cpu")[0]):
-            self._mcmc.run(jax.random.PRNGKey(seed), x, y=y, extra_fields=("diverging", "energy", "num_steps"))
+            self._mcmc.run(
+                jax.random.PRNGKey(seed), x, y=y, extra_fields=("diverging", "energy", "num_steps")
+            )
             samples = self._mcmc.get_samples(group_by_chain=True)
             stats = self._mcmc.get_extra_fields(group_by_chain=True)
         elapsed = time.perf_counter() - start
@@ -359,13 +398,28 @@ class Refitter:
                 v = v[..., :r]
             posterior[name] = v
         coords = {"domain": list(spec.domains), "run": list(spec.runs), "obs": np.arange(m)}
-        sample_stats = {"diverging": np.asarray(stats["diverging"]), "energy": np.asarray(stats["energy"]),
-                        "n_steps": np.asarray(stats["num_steps"])}
-        idata = _arviz.from_dict(posterior=posterior, sample_stats=sample_stats, coords=coords,
-                                 dims={k: v for k, v in dims.items() if k in posterior})
+        sample_stats = {
+            "diverging": np.asarray(stats["diverging"]),
+            "energy": np.asarray(stats["energy"]),
+            "n_steps": np.asarray(stats["num_steps"]),
+        }
+        idata = _arviz.from_dict(
+            posterior=posterior,
+            sample_stats=sample_stats,
+            coords=coords,
+            dims={k: v for k, v in dims.items() if k in posterior},
+        )
         _arviz.concat_groups(idata, constant_data=rows_as_constant_data(data.rows))
         diagnostics = check(idata, self.law, spec, data, self.thresholds)
-        info = {"backend": "numpyro", "device": "cpu", "chain_method": self._method, "seed": seed,
-                "seconds": round(elapsed, 2), "n_rows": m, "n_rows_excluded": int(len(table) - m),
-                "refitter": True, **{k: self.settings[k] for k in ("chains", "draws", "warmup")}}
+        info = {
+            "backend": "numpyro",
+            "device": "cpu",
+            "chain_method": self._method,
+            "seed": seed,
+            "seconds": round(elapsed, 2),
+            "n_rows": m,
+            "n_rows_excluded": int(len(table) - m),
+            "refitter": True,
+            **{k: self.settings[k] for k in ("chains", "draws", "warmup")},
+        }
         return Posterior(idata, self.law, spec, diagnostics, info)

@@ -36,10 +36,11 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from bayesplit.cli import core, corpus, decide, runs, train
+    from bayesplit.cli import core, corpus, decide, runs, suggest, train
 
     core.register(app)
     decide.register(app)
+    suggest.register(app)
     app.add_typer(runs.app, name="runs", help="Validate, import, export and list run tables.")
     app.add_typer(
         corpus.app, name="corpus", help="Build and inspect tokenized multi-domain corpora."

@@ -1,0 +1,157 @@
+"""`bayesplit suggest`: the next runs to train, ranked by value per FLOP."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from bayesplit.cli._common import console, emit_json
+from bayesplit.cli.core import LawModule, _import_law_modules, load_runs_arg, parse_count
+from bayesplit.errors import BayesplitError
+
+
+def parse_point(text: str) -> dict:
+    """``params=1e9,pretrain_tokens=20B,spec_tokens=1e9,domain=code`` → dict."""
+    out: dict = {}
+    for part in text.split(","):
+        if "=" not in part:
+            raise BayesplitError(f"--point wants key=value pairs, got {part!r}")
+        k, v = (s.strip() for s in part.split("=", 1))
+        if k == "domain":
+            out[k] = v
+        elif k in ("params", "pretrain_tokens", "spec_tokens"):
+            out[k] = parse_count(v)
+        else:
+            raise BayesplitError(
+                f"--point has no key {k!r} (params, pretrain_tokens, spec_tokens, domain)"
+            )
+    missing = {"params", "pretrain_tokens", "domain"} - set(out)
+    if missing:
+        raise BayesplitError(f"--point lacks {', '.join(sorted(missing))}")
+    return out
+
+
+def parse_weights(text: str | None) -> dict | None:
+    if not text:
+        return None
+    out = {}
+    for part in text.split(","):
+        if "=" not in part:
+            raise BayesplitError(f"--weights wants domain=weight pairs, got {part!r}")
+        k, v = part.split("=", 1)
+        try:
+            out[k.strip()] = float(v)
+        except ValueError:
+            raise BayesplitError(f"weight for {k.strip()!r} is not a number: {v!r}") from None
+    return out
+
+
+def suggest_cmd(
+    posterior: Annotated[Path, typer.Argument(help="Posterior file from `bayesplit fit`.")],
+    budget: Annotated[
+        str | None, typer.Option("--budget", help="Target compute of the decision (FLOPs).")
+    ] = None,
+    n: Annotated[int, typer.Option("-n", "--n", help="How many runs to suggest.")] = 4,
+    objective: Annotated[
+        str,
+        typer.Option(
+            help="decision (objective at the plan), split (optimal pretrain fraction) or point."
+        ),
+    ] = "decision",
+    point: Annotated[
+        str | None,
+        typer.Option(
+            "--point",
+            help="For --objective point: params=..,pretrain_tokens=..,spec_tokens=..,domain=..",
+        ),
+    ] = None,
+    runs: Annotated[
+        str | None,
+        typer.Option(
+            "--runs", help="Runs already done (table or store); default: the posterior's own."
+        ),
+    ] = None,
+    ladder: Annotated[
+        str | None,
+        typer.Option("--ladder", help="Model ladder YAML whose sizes are the candidate N."),
+    ] = None,
+    max_run_flops: Annotated[
+        str | None, typer.Option("--max-run-flops", help="Cap on one suggestion's compute.")
+    ] = None,
+    trunk: Annotated[
+        str, typer.Option(help="Compute model of the decision: shared or independent.")
+    ] = "shared",
+    weights: Annotated[
+        str | None, typer.Option(help="Domain weights of the decision, e.g. a=0.5,b=0.5.")
+    ] = None,
+    max_draws: Annotated[int, typer.Option(help="Posterior draws used.")] = 2000,
+    force: Annotated[
+        bool, typer.Option("--force", help="Use a posterior that failed its diagnostics.")
+    ] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Write the suggestions (JSON list) here for `bayesplit train execute`."
+        ),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+    law_module: LawModule = None,
+) -> None:
+    """Suggest the next training runs: the most information about the decision per FLOP."""
+    from bayesplit._io import atomic_write_text
+    from bayesplit.design import suggest
+    from bayesplit.posterior import load_posterior
+
+    _import_law_modules(law_module)
+    post = load_posterior(posterior)
+    sug = suggest(
+        post,
+        budget=parse_count(budget) if budget is not None else None,
+        n=n,
+        objective=objective,
+        point=parse_point(point) if point else None,
+        runs=load_runs_arg(runs) if runs else None,
+        ladder=ladder,
+        max_run_flops=parse_count(max_run_flops) if max_run_flops else None,
+        allocate_kwargs={"trunk": trunk, "weights": parse_weights(weights)},
+        max_draws=max_draws,
+        force=force,
+    )
+    records = sug.to_list()
+    if out is not None:
+        atomic_write_text(out, json.dumps(records, indent=2) + "\n")
+    if json_out:
+        emit_json(records)
+        return
+    table = Table(
+        title=f"next runs for: {sug.quantity} (sd now {sug.sd_initial:.4g}; {sug.n_candidates} candidates)"
+    )
+    for col in ("#", "N", "D", "D'", "domain", "cost (FLOPs)", "sd after", "predicted loss (90%)"):
+        table.add_column(col, justify="left" if col == "domain" else "right")
+    for r, rec in zip(sug.table.to_dict("records"), records, strict=True):
+        p = rec["predicted_loss"]
+        table.add_row(
+            str(r["rank"]),
+            f"{rec['params']:.3g}",
+            f"{rec['pretrain_tokens']:.3g}",
+            f"{rec['spec_tokens']:.3g}",
+            rec["train_domain"] or "all (general)",
+            f"{rec['cost_flops']:.3g}",
+            f"{r['sd_after']:.4g}",
+            f"{p['median']:.3f} [{p['predictive'][0]:.3f}, {p['predictive'][1]:.3f}]",
+        )
+    console.print(table)
+    for rec in records:
+        console.print(f"[dim]{rec['reason']}[/dim]")
+    if out is not None:
+        console.print(
+            f"suggestions written to {out} (run them with `bayesplit train execute {out} ...`)"
+        )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("suggest")(suggest_cmd)

@@ -1,0 +1,605 @@
+"""Which runs to train next: candidates, tree-aware costs, and the value of a run for the decision.
+
+**Candidates** are run specs (N, D, D', k) from a size ladder and log-spaced grids of
+D and D'. A spec with D' = 0 is a general model evaluated on every domain; one with
+D' > 0 is a specialist on domain k, evaluated on k.
+
+**Costs** follow the tree a warmup–stable–decay (WSD) schedule makes possible: one
+pretraining trunk of size N run to D_max yields a branch checkpoint at any D ≤ D_max.
+
+* a specialist branched from a trunk that already reached D costs 6·N·D';
+* a general evaluation at D (a short decay off the trunk) costs 6·N·c·D, where c is
+  the cooldown fraction (default 0.1);
+* if the trunk of size N has only reached D_have < D, it is continued: + 6·N·(D − D_have);
+  with no trunk of that size, a new one costs 6·N·D.
+
+Trunks are those in the existing runs, then those already suggested in the batch.
+
+**Value** is the expected reduction of the posterior uncertainty of a decision
+quantity Q (e.g. the objective at the recommended allocation), computed from
+posterior draws with a linear-Gaussian (ensemble) approximation: for a run whose
+law value at the candidate is y, observed with noise variance r,
+``Var(Q | y) = Var(Q) − Cov(Q, y)² / (Var(y) + r)``. The value reported is the drop in
+the standard deviation of Q. A batch is chosen greedily by value per FLOP; after each
+pick the draws are updated as if its outcome were observed (a deterministic ensemble
+square-root update), so the next pick accounts for what the batch already learns and a
+batch does not repeat itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from bayesplit.errors import BayesplitError
+
+FLOPS_PER_PARAM_TOKEN = 6.0
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """How much compute a candidate needs, given the trunks already trained.
+
+    ``cooldown_fraction``: tokens of the short decay that turns a stable-phase
+    checkpoint at D into an evaluable general model, as a fraction of D.
+    """
+
+    cooldown_fraction: float = 0.1
+    flops_per_param_token: float = FLOPS_PER_PARAM_TOKEN
+
+
+@dataclass
+class TrunkState:
+    """How far (in pretraining tokens) a trunk of each model size has been trained."""
+
+    reached: dict[float, float] = field(default_factory=dict)
+    source: dict[float, str] = field(default_factory=dict)  #: run id (existing) or "suggested"
+
+    @classmethod
+    def from_runs(cls, runs: pd.DataFrame | None) -> TrunkState:
+        state = cls()
+        if runs is None or len(runs) == 0:
+            return state
+        for n, grp in runs.groupby("params"):
+            i = grp["pretrain_tokens"].idxmax()
+            run = grp.loc[i]
+            trunk = (
+                run.get("trunk_id")
+                if "trunk_id" in grp and isinstance(run.get("trunk_id"), str)
+                else run["run_id"]
+            )
+            state.reached[float(n)] = float(grp["pretrain_tokens"].max())
+            state.source[float(n)] = str(trunk)
+        return state
+
+    def copy(self) -> TrunkState:
+        return TrunkState(dict(self.reached), dict(self.source))
+
+    def trunk_cost(
+        self, params: np.ndarray, pretrain_tokens: np.ndarray, cost: CostModel
+    ) -> np.ndarray:
+        """FLOPs to bring each size's trunk to D (0 where it is already there)."""
+        have = np.array([self.reached.get(float(n), 0.0) for n in params])
+        return cost.flops_per_param_token * params * np.maximum(pretrain_tokens - have, 0.0)
+
+    def extend(self, params: float, pretrain_tokens: float) -> None:
+        if pretrain_tokens > self.reached.get(params, 0.0):
+            self.reached[params] = pretrain_tokens
+            self.source[params] = "suggested"
+
+
+def candidate_grid(
+    params: Sequence[float],
+    pretrain_tokens: Sequence[float],
+    spec_tokens: Sequence[float],
+    domains: Sequence[str],
+    models: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """All run specs: every (N, D) general model and every (N, D, D' > 0, k) specialist.
+
+    ``models`` names the ladder entry of each size (carried to the trainer).
+    """
+    if not len(params) or not len(pretrain_tokens) or not len(domains):
+        raise BayesplitError("candidates need at least one model size, one D and one domain")
+    names = list(models) if models is not None else [None] * len(params)
+    rows = []
+    for n, name in zip(params, names, strict=True):
+        for d in pretrain_tokens:
+            rows.append((float(n), float(d), 0.0, None, name))
+            for dp in spec_tokens:
+                if dp > 0:
+                    rows.extend((float(n), float(d), float(dp), k, name) for k in domains)
+    return pd.DataFrame(
+        rows, columns=["params", "pretrain_tokens", "spec_tokens", "train_domain", "model"]
+    )
+
+
+def log_grid(lo: float, hi: float, num: int) -> np.ndarray:
+    """``num`` log-spaced values from lo to hi, inclusive."""
+    if not (0 < lo <= hi) or num < 1:
+        raise BayesplitError(f"bad grid {lo}:{hi}:{num}")
+    return np.geomspace(lo, hi, num)
+
+
+def candidate_costs(
+    candidates: pd.DataFrame, trunks: TrunkState, cost: CostModel = CostModel()
+) -> np.ndarray:
+    """Incremental FLOPs of every candidate given the trunks (vectorized)."""
+    n = candidates["params"].to_numpy(float)
+    d = candidates["pretrain_tokens"].to_numpy(float)
+    dp = candidates["spec_tokens"].to_numpy(float)
+    branch = np.where(dp > 0, dp, cost.cooldown_fraction * d)
+    return trunks.trunk_cost(n, d, cost) + cost.flops_per_param_token * n * branch
+
+
+def already_measured(candidates: pd.DataFrame, runs: pd.DataFrame | None) -> np.ndarray:
+    """Candidates whose (N, D, D', k) was already run (relative tolerance 1%)."""
+    if runs is None or len(runs) == 0:
+        return np.zeros(len(candidates), dtype=bool)
+    have = runs[["params", "pretrain_tokens", "spec_tokens", "train_domain"]].drop_duplicates()
+    key_c = _spec_keys(candidates)
+    key_r = set(_spec_keys(have))
+    return np.array([k in key_r for k in key_c])
+
+
+def _spec_keys(df: pd.DataFrame) -> list[tuple]:
+    def r(x):
+        return float(f"{x:.2g}") if x else 0.0
+
+    out = []
+    for n, d, dp, k in df[["params", "pretrain_tokens", "spec_tokens", "train_domain"]].itertuples(
+        index=False
+    ):
+        out.append((r(n), r(d), r(dp), k if dp > 0 else None))
+    return out
+
+
+# -- the acquisition ------------------------------------------------------------
+@dataclass
+class Ensemble:
+    """Centred draws of the decision quantity and of every candidate's observables.
+
+    ``q``: (S,) decision quantity; ``Y``: (S, M) law value (log loss) of every
+    observable; ``obs_of``: for each candidate, the columns of Y it observes (one for a
+    specialist, K for a general model); ``noise``: observation noise variance.
+    """
+
+    q: np.ndarray
+    Y: np.ndarray
+    obs_of: list[np.ndarray]
+    noise: float
+
+    @classmethod
+    def build(
+        cls, q: np.ndarray, Y: np.ndarray, obs_of: list[np.ndarray], noise: float
+    ) -> Ensemble:
+        q = np.asarray(q, dtype=float)
+        Y = np.asarray(Y, dtype=float)
+        ok = np.isfinite(q) & np.all(np.isfinite(Y), axis=1)
+        if ok.sum() < 10:
+            raise BayesplitError(
+                "fewer than 10 posterior draws give finite values; cannot rank candidates"
+            )
+        q, Y = q[ok], Y[ok]
+        return cls(q - q.mean(), Y - Y.mean(axis=0), obs_of, float(noise))
+
+    @property
+    def n_draws(self) -> int:
+        return len(self.q)
+
+    def var_q(self) -> float:
+        return float(self.q @ self.q / (self.n_draws - 1))
+
+    def values(self) -> np.ndarray:
+        """Expected drop in sd(Q) if each candidate's outcome were observed."""
+        s1 = self.n_draws - 1
+        var_q = self.var_q()
+        c = self.Y.T @ self.q / s1  # Cov(Q, y_j)
+        v = np.einsum("ij,ij->j", self.Y, self.Y) / s1  # Var(y_j)
+        single = c**2 / (v + self.noise)  # variance reduction from one observable
+        out = np.empty(len(self.obs_of))
+        for i, cols in enumerate(self.obs_of):
+            if len(cols) == 1:
+                red = single[cols[0]]
+            else:  # a general model observes K domains at once: joint Gaussian update
+                Yc = self.Y[:, cols]
+                C = Yc.T @ Yc / s1 + self.noise * np.eye(len(cols))
+                red = float(c[cols] @ np.linalg.solve(C, c[cols]))
+            out[i] = np.sqrt(var_q) - np.sqrt(max(var_q - red, 0.0))
+        return out
+
+    def condition(self, candidate: int) -> None:
+        """Update the draws as if the candidate's observables were measured (serial square-root EnKF)."""
+        s1 = self.n_draws - 1
+        for col in self.obs_of[candidate]:
+            z = self.Y[:, col].copy()
+            v = z @ z / s1
+            if v <= 0:
+                continue
+            gamma = 1.0 - np.sqrt(self.noise / (v + self.noise))
+            self.q = self.q - gamma * (z @ self.q / s1 / v) * z
+            self.Y = self.Y - gamma * np.outer(z, (z @ self.Y) / s1 / v)
+
+
+def greedy_batch(
+    ensemble: Ensemble,
+    candidates: pd.DataFrame,
+    trunks: TrunkState,
+    n: int,
+    *,
+    cost_model: CostModel = CostModel(),
+    max_run_flops: float | None = None,
+    exclude: np.ndarray | None = None,
+) -> list[dict]:
+    """Pick ``n`` candidates greedily by value per FLOP, conditioning on each pick."""
+    if n < 1:
+        raise BayesplitError(f"-n must be >= 1, got {n}")
+    trunks = trunks.copy()
+    blocked = np.zeros(len(candidates), dtype=bool) if exclude is None else exclude.copy()
+    sd_before = np.sqrt(ensemble.var_q())
+    picks = []
+    for _ in range(n):
+        costs = candidate_costs(candidates, trunks, cost_model)
+        allowed = ~blocked
+        if max_run_flops is not None:
+            allowed &= costs <= max_run_flops
+        if not allowed.any():
+            break
+        values = ensemble.values()
+        score = np.where(allowed, values / costs, -np.inf)
+        j = int(np.argmax(score))
+        row = candidates.iloc[j]
+        n_j, d_j = float(row["params"]), float(row["pretrain_tokens"])
+        have = trunks.reached.get(n_j, 0.0)
+        if have >= d_j:
+            branch_from = {"trunk": trunks.source.get(n_j), "params": n_j, "pretrain_tokens": d_j}
+        elif have > 0:
+            branch_from = {
+                "trunk": trunks.source.get(n_j),
+                "params": n_j,
+                "pretrain_tokens": d_j,
+                "extend_from": have,
+            }
+        else:
+            branch_from = None
+        sd_pre = np.sqrt(ensemble.var_q())
+        picks.append(
+            {
+                "index": j,
+                "cost_flops": float(costs[j]),
+                "value": float(values[j]),
+                "value_per_flop": float(values[j] / costs[j]),
+                "branch_from": branch_from,
+                "sd_before": float(sd_pre),
+            }
+        )
+        ensemble.condition(j)
+        picks[-1]["sd_after"] = float(np.sqrt(ensemble.var_q()))
+        blocked[j] = True
+        trunks.extend(n_j, d_j)
+    for p in picks:
+        p["sd_initial"] = float(sd_before)
+    return picks
+
+
+# -- suggest --------------------------------------------------------------------
+OBJECTIVES = ("decision", "split", "point")
+
+
+@dataclass
+class Suggestions:
+    """A ranked batch of run specs with their cost, value and predicted loss.
+
+    ``table`` is a DataFrame (one row per suggestion); :meth:`to_list` gives the
+    JSON records the trainer executes (``bayesplit train execute``).
+    """
+
+    table: pd.DataFrame
+    objective: str
+    quantity: str
+    sd_initial: float
+    n_candidates: int
+    budget: float | None
+
+    def to_list(self) -> list[dict]:
+        keys = [
+            "params",
+            "pretrain_tokens",
+            "spec_tokens",
+            "train_domain",
+            "model",
+            "cost_flops",
+            "value",
+            "value_per_flop",
+            "predicted_loss",
+            "branch_from",
+            "reason",
+        ]
+        out = []
+        for r in self.table.to_dict("records"):
+            rec = {k: r.get(k) for k in keys}
+            if rec["train_domain"] is not None and not isinstance(rec["train_domain"], str):
+                rec["train_domain"] = None
+            out.append(rec)
+        return out
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+
+def default_grids(
+    posterior, ladder_params: Sequence[float] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Candidate grids around the data: sizes, D (8 values) and D' (6 values, plus 0)."""
+    runs = posterior.runs
+    n_obs = np.sort(runs["params"].unique())
+    sizes = (
+        np.asarray(ladder_params, dtype=float)
+        if ladder_params is not None
+        else np.unique(np.concatenate([n_obs, [n_obs.max() * 3]]))
+    )
+    d_lo, d_hi = runs["pretrain_tokens"].min(), runs["pretrain_tokens"].max()
+    dgrid = log_grid(d_lo, d_hi * 4, 8)
+    sp = runs.loc[runs["spec_tokens"] > 0, "spec_tokens"]
+    dp_lo = sp.min() if len(sp) else d_lo / 100
+    dp_hi = sp.max() * 4 if len(sp) else d_hi / 4
+    dpgrid = log_grid(dp_lo, dp_hi, 6)
+    return sizes, dgrid, dpgrid
+
+
+def observable_matrix(
+    posterior, candidates: pd.DataFrame, draws: dict, domains: Sequence[str]
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Law values (log loss) per draw for every observable of every candidate."""
+    n = candidates["params"].to_numpy(float)
+    d = candidates["pretrain_tokens"].to_numpy(float)
+    dp = candidates["spec_tokens"].to_numpy(float)
+    spec = dp > 0
+    dom_index = {k: posterior.domains.index(k) for k in domains}
+    # specialists: one observable each; general models: one per domain
+    sp_idx = np.flatnonzero(spec)
+    gen_idx = np.flatnonzero(~spec)
+    k_sp = np.array(
+        [dom_index[k] for k in candidates["train_domain"].to_numpy()[sp_idx]], dtype=int
+    )
+    kk = np.array(list(dom_index.values()), dtype=int)
+    pts_n = np.concatenate([n[sp_idx], np.repeat(n[gen_idx], len(kk))])
+    pts_d = np.concatenate([d[sp_idx], np.repeat(d[gen_idx], len(kk))])
+    pts_dp = np.concatenate([dp[sp_idx], np.zeros(len(gen_idx) * len(kk))])
+    pts_k = np.concatenate([k_sp, np.tile(kk, len(gen_idx))])
+    Y = posterior.log_mean(pts_n, pts_d, pts_dp, pts_k, draws=draws)
+    obs_of: list[np.ndarray] = [np.empty(0, dtype=int)] * len(candidates)
+    for col, i in enumerate(sp_idx):
+        obs_of[i] = np.array([col])
+    base = len(sp_idx)
+    for g, i in enumerate(gen_idx):
+        obs_of[i] = base + g * len(kk) + np.arange(len(kk))
+    return Y, obs_of
+
+
+def decision_quantity(
+    posterior,
+    objective: str,
+    draws: dict,
+    *,
+    budget: float | None,
+    point: dict | None = None,
+    allocate_kwargs: dict | None = None,
+) -> tuple[np.ndarray, str]:
+    """Q per draw, and a label: the objective at the recommended plan, the optimal split, or a point's loss."""
+    if objective not in OBJECTIVES:
+        raise BayesplitError(
+            f"--objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}"
+        )
+    if objective == "point":
+        if not point:
+            raise BayesplitError(
+                "--objective point needs a target point (params, pretrain_tokens, spec_tokens, domain)"
+            )
+        k = posterior.domain_index(point["domain"])[0]
+        y = posterior.log_mean(
+            point["params"], point["pretrain_tokens"], point.get("spec_tokens", 0.0), k, draws=draws
+        )
+        return (
+            np.exp(np.asarray(y).reshape(-1)),
+            f"loss on {point['domain']} at N={point['params']:.3g}, D={point['pretrain_tokens']:.3g}, D'={point.get('spec_tokens', 0.0):.3g}",
+        )
+    if budget is None:
+        raise BayesplitError(f"--objective {objective} needs --budget (the target compute)")
+    from bayesplit.allocation import allocate
+
+    alloc = allocate(posterior, budget=budget, force=True, **(allocate_kwargs or {}))
+    return alloc.decision_quantity(objective, draws), alloc.describe_quantity(objective)
+
+
+def suggest(
+    posterior,
+    *,
+    budget: float | None = None,
+    n: int = 4,
+    objective: str = "decision",
+    runs: pd.DataFrame | None = None,
+    ladder: str | None = None,
+    params: Sequence[float] | None = None,
+    pretrain_tokens: Sequence[float] | None = None,
+    spec_tokens: Sequence[float] | None = None,
+    candidates: pd.DataFrame | None = None,
+    domains: Sequence[str] | None = None,
+    point: dict | None = None,
+    max_run_flops: float | None = None,
+    cost_model: CostModel = CostModel(),
+    allocate_kwargs: dict | None = None,
+    max_draws: int | None = 2000,
+    level: float = 0.9,
+    force: bool = False,
+    seed: int = 0,
+) -> Suggestions:
+    """Rank candidate runs by how much they would reduce the uncertainty of the decision, per FLOP.
+
+    Parameters
+    ----------
+    posterior
+        A fitted :class:`~bayesplit.posterior.Posterior` (refused if it failed its gate, unless ``force``).
+    budget
+        Target compute (FLOPs) of the decision the runs should inform.
+    n
+        Batch size.
+    objective
+        ``"decision"``: the objective Σ w_k L_k at the recommended allocation;
+        ``"split"``: the optimal pretraining fraction; ``"point"``: the loss at ``point``.
+    runs
+        Runs already done (default: the posterior's own rows); they define existing trunks
+        and are not suggested again.
+    ladder
+        Model ladder file whose sizes are candidate N (default: sizes around the data).
+    params, pretrain_tokens, spec_tokens
+        Candidate grids (override the defaults).
+    candidates
+        A ready-made candidate table (columns params, pretrain_tokens, spec_tokens, train_domain).
+    domains
+        Domains to consider (default: all).
+    point
+        For ``objective="point"``: dict with params, pretrain_tokens, spec_tokens, domain.
+    max_run_flops
+        Cap on the compute of any one suggestion.
+    cost_model
+        Tree-aware cost settings.
+    allocate_kwargs
+        Passed to :func:`bayesplit.allocate` (trunk, weights, ...) for the decision objectives.
+    max_draws
+        Posterior draws used (thinned evenly).
+    level
+        Probability of the predictive interval reported for each suggestion.
+    force
+        Use a posterior that failed its diagnostics gate.
+    seed
+        Seed of the predictive draws (the ranking itself is deterministic).
+
+    Returns
+    -------
+    Suggestions
+    """
+    posterior.require_ok(force)
+    domains = list(domains) if domains is not None else posterior.domains
+    posterior.domain_index(domains)  # validates names
+    done = posterior.runs if runs is None else runs
+    model_names = None
+    if candidates is None:
+        sizes = params
+        if ladder is not None and params is None:
+            from bayesplit.train.ladder import load_ladder
+
+            entries = load_ladder(ladder)
+            sizes = [float(e["params"]) for e in entries]
+            model_names = [e["name"] for e in entries]
+        s_def, d_def, dp_def = default_grids(posterior, sizes)
+        d_grid = np.asarray(pretrain_tokens, float) if pretrain_tokens is not None else d_def
+        dp_grid = np.asarray(spec_tokens, float) if spec_tokens is not None else dp_def
+        if not posterior.law.uses_spec_tokens:
+            dp_grid = np.array([])
+        candidates = candidate_grid(s_def, d_grid, dp_grid, domains, model_names)
+    else:
+        candidates = candidates.reset_index(drop=True).copy()
+        if "model" not in candidates:
+            candidates["model"] = None
+    if len(candidates) == 0:
+        raise BayesplitError("no candidates to rank")
+
+    draws = posterior.draws(max_draws=max_draws)
+    q, label = decision_quantity(
+        posterior, objective, draws, budget=budget, point=point, allocate_kwargs=allocate_kwargs
+    )
+    Y, obs_of = observable_matrix(posterior, candidates, draws, domains)
+    noise_d = posterior.noise_draws(max_draws=max_draws)
+    noise = float(np.median(noise_d["sigma"] ** 2 + noise_d["run_sd"] ** 2))
+    ensemble = Ensemble.build(q, Y, obs_of, noise)
+    trunks = TrunkState.from_runs(done)
+    picks = greedy_batch(
+        ensemble,
+        candidates,
+        trunks,
+        n,
+        cost_model=cost_model,
+        max_run_flops=max_run_flops,
+        exclude=already_measured(candidates, done),
+    )
+    if not picks:
+        raise BayesplitError(
+            "no candidate fits under --max-run-flops; raise the cap or add smaller sizes to the ladder"
+        )
+
+    rows = []
+    for rank, p in enumerate(picks, start=1):
+        c = candidates.iloc[p["index"]]
+        spec = float(c["spec_tokens"]) > 0
+        dom = c["train_domain"] if spec else None
+        pred = posterior.predict(
+            c["params"],
+            c["pretrain_tokens"],
+            c["spec_tokens"],
+            domain=[dom] if spec else domains,
+            level=level,
+            seed=seed,
+        )
+        if spec:
+            s = pred.isel(point=0, domain=0)
+            predicted = {
+                "domain": dom,
+                "median": s["median"].item(),
+                "predictive": [s["predictive_lo"].item(), s["predictive_hi"].item()],
+            }
+        else:  # a general model: the mean loss over the domains it is evaluated on
+            new = pred["new_run"].isel(point=0).mean("domain").values
+            law = pred["law"].isel(point=0).mean("domain").values
+            lo, hi = np.quantile(new, [(1 - level) / 2, (1 + level) / 2])
+            predicted = {
+                "domain": "mean over domains",
+                "median": float(np.median(law)),
+                "predictive": [float(lo), float(hi)],
+            }
+        where = (
+            "a new trunk"
+            if p["branch_from"] is None
+            else (
+                f"continuing the N={c['params']:.3g} trunk"
+                if "extend_from" in p["branch_from"]
+                else f"a branch of the existing N={c['params']:.3g} trunk"
+            )
+        )
+        kind = (
+            f"specialize on {dom} for D'={c['spec_tokens']:.3g}"
+            if spec
+            else f"general model at D={c['pretrain_tokens']:.3g}, evaluated on all domains"
+        )
+        reason = (
+            f"#{rank}: {kind}; expected to cut the sd of {label} from {p['sd_before']:.4g} to {p['sd_after']:.4g} "
+            f"for {p['cost_flops']:.3g} FLOPs ({where})"
+        )
+        rows.append(
+            {
+                "rank": rank,
+                "params": float(c["params"]),
+                "pretrain_tokens": float(c["pretrain_tokens"]),
+                "spec_tokens": float(c["spec_tokens"]),
+                "train_domain": dom,
+                "model": c.get("model"),
+                "cost_flops": p["cost_flops"],
+                "value": p["value"],
+                "value_per_flop": p["value_per_flop"],
+                "predicted_loss": predicted,
+                "branch_from": p["branch_from"],
+                "reason": reason,
+                "sd_after": p["sd_after"],
+            }
+        )
+    return Suggestions(
+        table=pd.DataFrame(rows),
+        objective=objective,
+        quantity=label,
+        sd_initial=picks[0]["sd_initial"],
+        n_candidates=len(candidates),
+        budget=budget,
+    )

@@ -1,0 +1,155 @@
+"""Candidates, tree-aware costs and the acquisition behind `bayesplit suggest`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayesplit.design import (
+    CostModel,
+    Ensemble,
+    TrunkState,
+    already_measured,
+    candidate_costs,
+    candidate_grid,
+    greedy_batch,
+    suggest,
+)
+from bayesplit.errors import BayesplitError
+
+
+def test_candidate_grid_shapes():
+    c = candidate_grid([1e7, 1e8], [1e9, 1e10], [0, 1e8, 1e9], ["a", "b", "c"])
+    # per (N, D): one general model + 2 D' values × 3 domains
+    assert len(c) == 2 * 2 * (1 + 2 * 3)
+    assert c["train_domain"].isna().sum() == 4
+
+
+def test_tree_aware_costs():
+    cands = pd.DataFrame(
+        {
+            "params": [1e8, 1e8, 1e8, 1e8, 3e8],
+            "pretrain_tokens": [1e9, 1e9, 4e9, 1e9, 1e9],
+            "spec_tokens": [1e8, 0.0, 1e8, 1e8, 1e8],
+            "train_domain": ["a", None, "a", "b", "a"],
+        }
+    )
+    trunks = TrunkState(reached={1e8: 2e9})
+    cost = candidate_costs(cands, trunks, CostModel(cooldown_fraction=0.1))
+    # existing checkpoint at D ≤ D_max: a branch costs 6·N·D'
+    assert cost[0] == pytest.approx(6 * 1e8 * 1e8)
+    # a general evaluation at an existing checkpoint: only the short decay
+    assert cost[1] == pytest.approx(6 * 1e8 * 0.1 * 1e9)
+    # beyond the trunk: continue it from 2e9 to 4e9, then branch
+    assert cost[2] == pytest.approx(6 * 1e8 * (4e9 - 2e9) + 6 * 1e8 * 1e8)
+    # a size with no trunk: a new trunk to D plus the branch
+    assert cost[4] == pytest.approx(6 * 3e8 * 1e9 + 6 * 3e8 * 1e8)
+
+
+def test_a_suggested_trunk_makes_later_branches_cheap():
+    trunks = TrunkState()
+    cands = pd.DataFrame(
+        {"params": [1e8], "pretrain_tokens": [1e9], "spec_tokens": [1e8], "train_domain": ["a"]}
+    )
+    before = candidate_costs(cands, trunks)[0]
+    trunks.extend(1e8, 1e9)
+    after = candidate_costs(cands, trunks)[0]
+    assert before == pytest.approx(6e8 * (1e9 + 1e8)) and after == pytest.approx(6e8 * 1e8)
+
+
+def test_trunks_from_runs_use_the_furthest_checkpoint(table):
+    state = TrunkState.from_runs(table)
+    assert state.reached == {1e7: 2e8, 3e7: 6e8}
+
+
+def test_already_measured(table):
+    cands = candidate_grid([1e7], [2e8], [5e7], ["web", "code"])
+    measured = already_measured(cands, table)
+    assert measured.tolist() == [
+        True,
+        False,
+        True,
+    ]  # general at (1e7, 2e8); code specialist; not web
+
+
+def test_ensemble_value_matches_gaussian_conditioning():
+    rng = np.random.default_rng(0)
+    s = 20000
+    y = rng.normal(size=s)
+    q = 0.8 * y + 0.6 * rng.normal(size=s)  # Var(q)=1, Cov(q, y)=0.8
+    ens = Ensemble.build(q, y[:, None], [np.array([0])], noise=0.25)
+    # Var(q | y + e) = 1 - 0.8² / (1 + 0.25) = 0.488
+    expected = 1 - np.sqrt(1 - 0.64 / 1.25)
+    assert ens.values()[0] == pytest.approx(expected, rel=0.03)
+    ens.condition(0)
+    assert ens.var_q() == pytest.approx(1 - 0.64 / 1.25, rel=0.03)
+    # the observable itself has shrunk: observing it again is worth less
+    assert ens.values()[0] < expected
+
+
+def test_batch_has_no_duplicates_and_updates_costs():
+    rng = np.random.default_rng(1)
+    cands = candidate_grid([1e7, 3e7], [1e9, 3e9], [1e8], ["a", "b"])
+    obs = [np.array([i]) for i in range(len(cands))]
+    y = rng.normal(size=(500, len(cands)))
+    q = y[:, 0] + y[:, 1] + 0.1 * rng.normal(size=500)
+    ens = Ensemble.build(q, y, obs, noise=0.01)
+    picks = greedy_batch(ens, cands, TrunkState(), n=len(cands))
+    idx = [p["index"] for p in picks]
+    assert len(idx) == len(set(idx)) == len(cands)
+    assert all(p["sd_after"] <= p["sd_before"] + 1e-12 for p in picks)
+    with pytest.raises(BayesplitError):
+        greedy_batch(ens, cands, TrunkState(), n=0)
+
+
+def test_suggest_point_objective(additive_posterior):
+    point = {"params": 1e9, "pretrain_tokens": 2e10, "spec_tokens": 1e9, "domain": "code"}
+    sug = suggest(
+        additive_posterior, objective="point", point=point, n=3, max_draws=400, force=True
+    )
+    recs = sug.to_list()
+    assert len(recs) == 3
+    keys = {
+        "params",
+        "pretrain_tokens",
+        "spec_tokens",
+        "train_domain",
+        "cost_flops",
+        "value",
+        "value_per_flop",
+        "predicted_loss",
+        "branch_from",
+        "reason",
+    }
+    assert all(keys <= set(r) for r in recs)
+    specs = {(r["params"], r["pretrain_tokens"], r["spec_tokens"], r["train_domain"]) for r in recs}
+    assert len(specs) == 3
+    assert all(r["value"] >= 0 and r["cost_flops"] > 0 for r in recs)
+    r0 = recs[0]["predicted_loss"]
+    assert r0["predictive"][0] <= r0["median"] <= r0["predictive"][1]
+
+
+def test_suggest_respects_max_run_flops(additive_posterior):
+    point = {"params": 1e9, "pretrain_tokens": 2e10, "spec_tokens": 1e9, "domain": "code"}
+    cap = 2e17
+    sug = suggest(
+        additive_posterior,
+        objective="point",
+        point=point,
+        n=4,
+        max_run_flops=cap,
+        max_draws=300,
+        force=True,
+    )
+    assert all(r["cost_flops"] <= cap for r in sug.to_list())
+    with pytest.raises(BayesplitError, match="max-run-flops"):
+        suggest(
+            additive_posterior,
+            objective="point",
+            point=point,
+            n=2,
+            max_run_flops=1.0,
+            max_draws=300,
+            force=True,
+        )
