@@ -1,0 +1,419 @@
+"""The corpus builder and reader: folder and cluster domains, shards, manifest, CLI contract."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from bayesplit.cli import app
+from bayesplit.errors import BayesplitError
+from bayesplit.train.corpus import (
+    Corpus,
+    build_corpus,
+    cluster_documents,
+    sanitize_name,
+    split_document,
+    unigram_entropy,
+)
+
+runner = CliRunner()
+
+# Literal end-of-text text inside a document must stay text, not become a document boundary.
+TRICKY = "def f():\n    return '<|endoftext|>'  # not a boundary\n\nnon-ASCII: été, 日本語, ✓\n"
+
+
+def _words(rng: random.Random, n: int, *, letters: str) -> list[str]:
+    return ["".join(rng.choice(letters) for _ in range(rng.randint(3, 8))) for _ in range(n)]
+
+
+def _make_tree(root):
+    """Two domains with known documents, plus things that are not documents."""
+    rng = random.Random(0)
+    vocab = _words(rng, 60, letters="abcdefghij")
+    texts = {}
+    for i in range(6):
+        texts[f"alpha/doc{i}.txt"] = " ".join(rng.choice(vocab) for _ in range(120)) + "\n"
+    for i in range(3):
+        texts[f"beta/note{i}.md"] = f"# Note {i}\n\n" + " ".join(
+            rng.choice(vocab) for _ in range(90)
+        )
+    texts["beta/nested/deep.py"] = TRICKY
+    for rel, text in texts.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    (root / "beta" / "blob.bin").write_bytes(b"\x00\x01binary")  # skipped: binary
+    (root / "beta" / "empty.txt").write_text("  \n")  # skipped: blank
+    (root / "beta" / ".hidden").write_text("hidden text")  # skipped: hidden
+    (root / "README").write_text("loose file, not in a domain")  # ignored in folder mode
+    return texts
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    root = tmp_path_factory.mktemp("src")
+    return root, _make_tree(root)
+
+
+@pytest.fixture(scope="module")
+def built(tree, tmp_path_factory):
+    src, texts = tree
+    out = tmp_path_factory.mktemp("corpus") / "c"
+    return build_corpus(src, out, vocab_size=400, val_fraction=0.2, seed=3, progress=False), texts
+
+
+def _documents_from_shard(corpus, domain, split):
+    """Split a shard at end-of-text tokens and decode each document."""
+    toks = np.asarray(corpus.tokens(domain, split))
+    ends = np.flatnonzero(toks == corpus.eot_token)
+    tok = corpus.tokenizer()
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    return [tok.decode(toks[s:e].tolist()) for s, e in zip(starts, ends, strict=True)]
+
+
+def test_folder_mode_counts_and_manifest(built):
+    corpus, texts = built
+    m = corpus.manifest
+    assert m["format"] == "bayesplit-corpus/1" and m["dtype"] == "uint16"
+    assert m["domain_mode"] == "folders" and m["seed"] == 3
+    assert corpus.domains == ["alpha", "beta"]
+    counts = {d: sum(e[s]["documents"] for s in ("train", "val")) for d, e in m["domains"].items()}
+    assert counts == {"alpha": 6, "beta": 4}  # binary, blank, hidden and loose files skipped
+    for domain in corpus.domains:
+        for split in ("train", "val"):
+            rec = m["domains"][domain][split]
+            assert rec["file"] == f"{domain}/{split}.bin"
+            toks = corpus.tokens(domain, split)
+            assert toks.dtype == np.uint16 and not toks.flags.writeable
+            assert toks.size == rec["tokens"] > 0
+            assert rec["documents"] >= 1
+            assert int((toks == corpus.eot_token).sum()) == rec["documents"]
+            assert toks[-1] == corpus.eot_token
+            assert int(toks.max()) < corpus.vocab_size
+    assert corpus.tokenizer().token_to_id("<|endoftext|>") == corpus.eot_token
+
+
+def test_round_trip_decode(built):
+    corpus, texts = built
+    rows = corpus.documents()
+    assert len(rows) == 10
+    for domain in corpus.domains:
+        for split in ("train", "val"):
+            listed = [r for r in rows if r["domain"] == domain and r["split"] == split]
+            decoded = _documents_from_shard(corpus, domain, split)
+            assert [texts[r["source"]] for r in listed] == decoded
+            assert sum(r["tokens"] + 1 for r in listed) == corpus.tokens(domain, split).size
+            assert all(r["part"] == 0 and r["chars"] == len(texts[r["source"]]) for r in listed)
+    everything = [
+        t
+        for d in corpus.domains
+        for s in ("train", "val")
+        for t in _documents_from_shard(corpus, d, s)
+    ]
+    assert sorted(everything) == sorted(texts.values())  # TRICKY included, eot text intact
+
+
+def test_info_and_unigram_entropy(built):
+    corpus, _ = built
+    info = corpus.info()
+    assert info["totals"]["train_documents"] + info["totals"]["val_documents"] == 10
+    h = unigram_entropy(corpus, "val")
+    # direct computation: add-one smoothed unigram on train, cross-entropy on val
+    v = corpus.vocab_size
+    train = np.concatenate([corpus.tokens(d, "train") for d in corpus.domains])
+    val = np.concatenate([corpus.tokens(d, "val") for d in corpus.domains])
+    p = (np.bincount(train, minlength=v) + 1) / (train.size + v)
+    assert h == pytest.approx(-np.log(p[val]).mean(), rel=1e-9)
+    assert 0 < h < math.log(v)
+    corpus.verify()
+
+
+def test_deterministic_given_seed(tree, built, tmp_path):
+    src, _ = tree
+    corpus, _ = built
+    again = build_corpus(
+        src, tmp_path / "again", vocab_size=400, val_fraction=0.2, seed=3, progress=False
+    )
+    assert again.manifest["content_sha256"] == corpus.manifest["content_sha256"]
+    assert again.manifest["tokenizer_sha256"] == corpus.manifest["tokenizer_sha256"]
+    other = build_corpus(
+        src, tmp_path / "other", vocab_size=400, val_fraction=0.2, seed=4, progress=False
+    )
+    assert other.manifest["content_sha256"] != corpus.manifest["content_sha256"]
+
+
+def test_split_document_pieces_concatenate():
+    text = "para one\nline two\n\npara two is here\n\n" + "x" * 50 + "\nend\n"
+    pieces = split_document(text, 20)
+    assert "".join(pieces) == text
+    assert all(len(p) <= 20 for p in pieces)
+    assert pieces[0] == "para one\nline two\n\n"  # cut after the blank line
+    assert split_document("short", 100) == ["short"]
+
+
+def test_large_file_and_single_document_domain(tmp_path):
+    src = tmp_path / "src"
+    (src / "big").mkdir(parents=True)
+    (src / "one").mkdir()
+    big = "\n\n".join(f"paragraph {i} " + "word " * 40 for i in range(50))
+    (src / "big" / "book.txt").write_text(big)
+    (src / "one" / "only.txt").write_text("first line of the only file\nsecond line of it\n")
+    corpus = build_corpus(src, tmp_path / "out", vocab_size=300, max_doc_chars=1000, progress=False)
+    rows = corpus.documents()
+    big_rows = [r for r in rows if r["domain"] == "big"]
+    assert len(big_rows) >= math.ceil(len(big) / 1000)
+    assert all(r["chars"] <= 1000 for r in big_rows)
+    assert sorted(r["part"] for r in big_rows) == list(range(len(big_rows)))
+    # the single document was cut in two: one piece for train, one for val
+    one = corpus.manifest["domains"]["one"]
+    assert one["train"]["documents"] == one["val"]["documents"] == 1
+    pieces = _documents_from_shard(corpus, "one", "train") + _documents_from_shard(
+        corpus, "one", "val"
+    )
+    assert sorted(pieces) == sorted(["first line of the only file\n", "second line of it\n"])
+
+
+def _mixture(n_per: int = 50, seed: int = 0):
+    """Three planted domains: distinct topical vocabularies mixed into shared filler words."""
+    rng = random.Random(seed)
+    shared = _words(rng, 300, letters="abcdefghijklmnop")
+    topical = [_words(rng, 150, letters=letters) for letters in ("qrstu", "vwxyz", "aeiouk")]
+    texts, truth = [], []
+    for i in range(3 * n_per):
+        k = i % 3
+        n = rng.randint(60, 160)
+        words = [
+            rng.choice(topical[k]) if rng.random() < 0.3 else rng.choice(shared) for _ in range(n)
+        ]
+        texts.append(" ".join(words))
+        truth.append(k)
+    return texts, np.array(truth)
+
+
+def test_clustering_recovers_planted_domains():
+    from sklearn.metrics import adjusted_rand_score
+
+    texts, truth = _mixture()
+    labels, names, terms = cluster_documents(texts, 3, seed=0)
+    assert adjusted_rand_score(truth, labels) >= 0.9
+    assert len(set(names)) == 3
+    for i, name in enumerate(names):
+        assert re.fullmatch(rf"c{i}(-[a-z0-9]+)+", name), name
+        assert len(terms[i]) == 3
+    again, names2, _ = cluster_documents(texts, 3, seed=0)
+    assert np.array_equal(labels, again) and names == names2
+
+
+def test_cluster_mode_build(tmp_path):
+    texts, truth = _mixture(n_per=20, seed=1)
+    src = tmp_path / "src"
+    for i, text in enumerate(texts):
+        sub = src / f"batch{i % 4}"  # subfolders do not matter in cluster mode
+        sub.mkdir(parents=True, exist_ok=True)
+        (sub / f"d{i:03d}.txt").write_text(text)
+    corpus = build_corpus(
+        src, tmp_path / "out", domains="cluster:3", vocab_size=500, progress=False
+    )
+    assert corpus.manifest["domain_mode"] == "cluster:3"
+    assert len(corpus.domains) == 3
+    assert set(corpus.manifest["clusters"]) == set(corpus.domains)
+    rows = corpus.documents()
+    assert len(rows) == 60
+    # every planted domain lands (almost) entirely in one cluster
+    from sklearn.metrics import adjusted_rand_score
+
+    by_source = {r["source"]: r["domain"] for r in rows}
+    pred = [by_source[f"batch{i % 4}/d{i:03d}.txt"] for i in range(60)]
+    assert adjusted_rand_score(truth, pred) >= 0.9
+    for d in corpus.domains:
+        assert corpus.manifest["domains"][d]["val"]["tokens"] > 0
+
+
+def test_sanitize_name():
+    assert sanitize_name("Law & Order (US)") == "Law-Order-US"
+    assert sanitize_name("  médecine ") == "medecine"
+    assert sanitize_name("...") == ""
+
+
+# ------------------------------------------------------------------------------------------
+# Bad input: BayesplitError from the API, exit code 2 and one line from the CLI, nothing written
+
+
+def _bad_cases(root):
+    good = root / "good"
+    _make_tree(good)
+    (root / "flat").mkdir()
+    (root / "flat" / "a.txt").write_text("a flat file, no domain folders")
+    (root / "bin" / "d").mkdir(parents=True)
+    (root / "bin" / "d" / "x.bin").write_bytes(b"\x00\x00")
+    (root / "emptydomain" / "ok").mkdir(parents=True)
+    (root / "emptydomain" / "ok" / "a.txt").write_text("some text here")
+    (root / "emptydomain" / "void").mkdir()
+    (root / "afile.txt").write_text("not a folder")
+    occupied = root / "occupied"
+    occupied.mkdir()
+    (occupied / "keep.txt").write_text("precious")
+    return {
+        "missing source": (root / "nope", {}, "does not exist"),
+        "source is a file": (root / "afile.txt", {}, "not a folder"),
+        "no domain folders": (root / "flat", {}, "no domain folders"),
+        "no text files (cluster)": (root / "bin", {"domains": "cluster:2"}, "no text files"),
+        "domain without documents": (root / "emptydomain", {}, "no text documents"),
+        "K < 2": (good, {"domains": "cluster:1"}, "K >= 2"),
+        "K > documents": (good, {"domains": "cluster:99"}, "K <= number of documents"),
+        "bad domain mode": (good, {"domains": "topics"}, "'folders' or 'cluster:K'"),
+        "vocab too small": (good, {"vocab_size": 100}, "--vocab must be in"),
+        "vocab too large": (good, {"vocab_size": 70000}, "--vocab must be in"),
+        "val fraction 0": (good, {"val_fraction": 0.0}, "--val-fraction"),
+        "val fraction 0.5": (good, {"val_fraction": 0.5}, "--val-fraction"),
+        "out not empty": (good, {"out": occupied}, "not empty"),
+        "out inside source": (good, {"out": good / "alpha" / "corpus"}, "inside the source"),
+    }
+
+
+BAD_IDS = [
+    "missing source",
+    "source is a file",
+    "no domain folders",
+    "no text files (cluster)",
+    "domain without documents",
+    "K < 2",
+    "K > documents",
+    "bad domain mode",
+    "vocab too small",
+    "vocab too large",
+    "val fraction 0",
+    "val fraction 0.5",
+    "out not empty",
+    "out inside source",
+]
+
+
+def _snapshot(root):
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*"))
+
+
+@pytest.mark.parametrize("case", BAD_IDS)
+def test_bad_input_api(tmp_path, case):
+    src, kwargs, fragment = _bad_cases(tmp_path)[case]
+    out = kwargs.pop("out", tmp_path / "out")
+    before = _snapshot(tmp_path)
+    with pytest.raises(BayesplitError, match=re.escape(fragment)):
+        build_corpus(src, out, progress=False, **kwargs)
+    assert _snapshot(tmp_path) == before
+
+
+_CLI_FLAGS = {"domains": "--domains", "vocab_size": "--vocab", "val_fraction": "--val-fraction"}
+
+
+@pytest.mark.parametrize("case", BAD_IDS)
+def test_bad_input_cli(tmp_path, case):
+    src, kwargs, fragment = _bad_cases(tmp_path)[case]
+    out = kwargs.pop("out", tmp_path / "out")
+    args = ["corpus", "build", str(src), "--out", str(out), "-q"]
+    for key, value in kwargs.items():
+        args += [_CLI_FLAGS[key], str(value)]
+    before = _snapshot(tmp_path)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0]
+    assert _snapshot(tmp_path) == before
+
+
+def test_overwrite_and_failed_build_leave_no_trace(tree, tmp_path, monkeypatch):
+    import bayesplit.train.corpus as mod
+
+    src, _ = tree
+    out = tmp_path / "out"
+    first = build_corpus(src, out, vocab_size=300, progress=False)
+    second = build_corpus(src, out, vocab_size=300, seed=9, overwrite=True, progress=False)
+    assert second.manifest["seed"] == 9 and first.path == second.path
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temp or old folders left
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(mod, "_write", boom)
+    with pytest.raises(RuntimeError):
+        build_corpus(src, tmp_path / "new", vocab_size=300, progress=False)
+    with pytest.raises(RuntimeError):
+        build_corpus(src, out, vocab_size=300, overwrite=True, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert Corpus(out).manifest["seed"] == 9  # the old corpus survived the failed rebuild
+
+
+def test_reader_rejects_damaged_corpora(built, tmp_path):
+    import shutil
+
+    corpus, _ = built
+    with pytest.raises(BayesplitError, match="does not exist"):
+        Corpus(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BayesplitError, match="no manifest.json"):
+        Corpus(tmp_path / "empty")
+
+    def copy(name):
+        dst = tmp_path / name
+        shutil.copytree(corpus.path, dst)
+        return dst
+
+    garbled = copy("garbled")
+    (garbled / "manifest.json").write_text('{"format": "bayesplit-corpus/1", "domains": ')
+    with pytest.raises(BayesplitError, match="not valid JSON"):
+        Corpus(garbled)
+
+    wrong = copy("wrong")
+    m = json.loads((wrong / "manifest.json").read_text())
+    m["format"] = "other/2"
+    (wrong / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(BayesplitError, match="format"):
+        Corpus(wrong)
+
+    missing = copy("missing")
+    (missing / "beta" / "val.bin").unlink()
+    with pytest.raises(BayesplitError, match="missing"):
+        Corpus(missing)
+
+    short = copy("short")
+    data = (short / "alpha" / "train.bin").read_bytes()
+    (short / "alpha" / "train.bin").write_bytes(data[:-2])
+    with pytest.raises(BayesplitError, match="manifest records"):
+        Corpus(short)
+
+    tampered = copy("tampered")
+    data = bytearray((tampered / "alpha" / "train.bin").read_bytes())
+    data[0] ^= 1
+    (tampered / "alpha" / "train.bin").write_bytes(bytes(data))
+    with pytest.raises(BayesplitError, match="content hash"):
+        Corpus(tampered).verify()
+    with pytest.raises(BayesplitError, match="unknown domain"):
+        corpus.tokens("gamma", "train")
+    with pytest.raises(BayesplitError, match="split"):
+        corpus.tokens("alpha", "test")
+
+
+def test_cli_build_and_info(tree, tmp_path):
+    src, _ = tree
+    out = tmp_path / "c"
+    result = runner.invoke(
+        app, ["corpus", "build", str(src), "--out", str(out), "--vocab", "300", "-q", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    built_info = json.loads(result.stdout)
+    assert set(built_info["domains"]) == {"alpha", "beta"}
+    result = runner.invoke(app, ["corpus", "info", str(out), "--verify", "--json"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.stdout)
+    assert info["content_sha256"] == built_info["content_sha256"] and info["verified"]
+    assert info["unigram_entropy_val"] > 0
+    result = runner.invoke(app, ["corpus", "info", str(out)])
+    assert result.exit_code == 0 and "alpha" in result.stderr and "content" in result.stderr
+    result = runner.invoke(app, ["corpus", "info", str(tmp_path / "none")])
+    assert result.exit_code == 2 and result.stderr.startswith("error: ")
