@@ -248,7 +248,9 @@ def _sample_numpyro(
 
     if device == "cpu":
         # Double precision makes dense-mass adaptation robust; on a GPU float32 is the point.
-        jax.config.update("jax_enable_x64", True)
+        from bayesplit._jax import configure
+
+        configure()
     platform_devices = jax.devices(device)
     if chain_method == "auto":
         if device == "gpu":
@@ -315,11 +317,12 @@ class Refitter:
         thresholds: Thresholds | None = None,
         chain_method: str = "sequential",
     ):
-        import jax
         from numpyro.infer import MCMC, NUTS, init_to_median
 
         _check_sampler_args(chains, draws, warmup, target_accept)
-        jax.config.update("jax_enable_x64", True)
+        from bayesplit._jax import configure
+
+        configure()
         self.law = get_law(law)
         self.domains = list(domains)
         self.reference = reference

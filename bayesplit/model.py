@@ -230,7 +230,9 @@ def model_arrays(data: ModelData, pad_to: int | None = None) -> dict[str, np.nda
     if pad_to < m:
         raise BayesplitError(f"cannot pad {m} rows to {pad_to}")
     fill = {"n": 1.0, "d": 1.0, "dp": 0.0, "domain": 0, "run": 0}
-    out = {k: np.concatenate([v, np.full(pad_to - m, fill[k], dtype=v.dtype)]) for k, v in out.items()}
+    out = {
+        k: np.concatenate([v, np.full(pad_to - m, fill[k], dtype=v.dtype)]) for k, v in out.items()
+    }
     out["mask"] = np.arange(pad_to) < m
     return out
 

@@ -131,6 +131,61 @@ class GroundTruth:
                 )
         return pd.DataFrame(out)
 
+    def as_posterior(self, runs: pd.DataFrame | None = None):
+        """A one-draw :class:`~bayesplit.posterior.Posterior` holding the true parameters.
+
+        Lets every decision tool run on the truth: ``allocate(truth.as_posterior(), ...)``
+        gives the true optimum. ``runs`` (default: one small general run per domain) only
+        sets the feasibility floor of allocations.
+        """
+        import xarray as xr
+
+        from bayesplit import _arviz
+        from bayesplit.diagnostics import Diagnostics
+        from bayesplit.model import ModelSpec
+        from bayesplit.posterior import Posterior, rows_as_constant_data
+
+        if runs is None:
+            runs = pd.DataFrame(
+                {
+                    "run_id": "truth",
+                    "params": self.reference.params / 100,
+                    "pretrain_tokens": self.reference.tokens / 100,
+                    "spec_tokens": 0.0,
+                    "train_domain": None,
+                    "eval_domain": list(self.domains),
+                    "loss": 1.0,
+                    "seed": 0,
+                }
+            )
+        post = {}
+        for p in self.law.params:
+            v = np.asarray(self.params[p.name], dtype=float)
+            post[p.name] = v.reshape(1, 1, -1) if p.per_domain else v.reshape(1, 1)
+        post["sigma"] = np.full((1, 1), self.noise.sigma)
+        post["run_sd"] = np.full((1, 1), self.noise.seed_sd)
+        dims = {p.name: ["domain"] for p in self.law.params if p.per_domain}
+        idata = _arviz.from_dict(posterior=post, coords={"domain": list(self.domains)}, dims=dims)
+        _arviz.concat_groups(idata, constant_data=rows_as_constant_data(runs))
+        spec = ModelSpec(
+            domains=tuple(self.domains),
+            runs=("truth",),
+            reference=self.reference,
+            run_effect=self.noise.seed_sd > 0,
+            student_df=1e6,
+        )
+        diag = Diagnostics(
+            r_hat_max=1.0,
+            ess_bulk_min=float("inf"),
+            ess_tail_min=float("inf"),
+            divergences=0,
+            bfmi_min=float("nan"),
+            ok=True,
+            warnings=["ground truth: one exact draw"],
+        )
+        del xr
+        return Posterior(idata, self.law, spec, diag, {"backend": "truth"})
+
     def to_dict(self) -> dict:
         return {
             "law": self.law.name,

@@ -1,9 +1,259 @@
-"""Decision commands: allocate, frontier, report (issue 3)."""
+"""Decision commands: allocate, frontier, report."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.table import Table
+
+from bayesplit.cli._common import console, emit_json
+from bayesplit.cli.core import (
+    JsonFlag,
+    LawModule,
+    _csv,
+    _import_law_modules,
+    load_runs_arg,
+    parse_count,
+    step,
+)
+from bayesplit.cli.suggest import parse_weights
+from bayesplit.errors import BayesplitError
+
+Budget = Annotated[str, typer.Option("--budget", help="Training compute in FLOPs, e.g. 1e21.")]
+Trunk = Annotated[str, typer.Option(help="shared (one pretraining, K branches) or independent.")]
+Risk = Annotated[str, typer.Option(help="mean, qNN (e.g. q90) or cvarNN (e.g. cvar90).")]
+Force = Annotated[
+    bool, typer.Option("--force", help="Use a posterior that failed its diagnostics.")
+]
+
+
+def parse_limits(text: str | None) -> dict | None:
+    """``a=1e9,b=2e9`` → {domain: tokens} (accepts 1.4B style counts)."""
+    if not text:
+        return None
+    out = {}
+    for part in text.split(","):
+        if "=" not in part:
+            raise BayesplitError(f"--max-spec-tokens wants domain=tokens pairs, got {part!r}")
+        k, v = part.split("=", 1)
+        out[k.strip()] = parse_count(v)
+    return out
+
+
+def _load_compare(path: Path | None) -> list | None:
+    if path is None:
+        return None
+    if not path.exists():
+        raise BayesplitError(f"no such plan file: {path}")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise BayesplitError(f"{path}: not valid JSON ({exc})") from None
+    if isinstance(data, dict) and "plan" in data:  # an `allocate --json` output
+        data = {**data["plan"], "name": data.get("name", path.stem)}
+    return data if isinstance(data, list) else [data]
+
+
+def allocate_cmd(
+    posterior: Annotated[Path, typer.Argument(help="Posterior file from `bayesplit fit`.")],
+    budget: Budget,
+    trunk: Trunk = "shared",
+    domains: Annotated[
+        str | None, typer.Option(help="Comma-separated domains to serve (default all).")
+    ] = None,
+    weights: Annotated[
+        str | None, typer.Option(help="Domain weights, e.g. a=0.5,b=0.5 (default equal).")
+    ] = None,
+    params: Annotated[str | None, typer.Option("--params", help="Fix the model size N.")] = None,
+    ladder: Annotated[
+        str | None,
+        typer.Option("--ladder", help="Restrict N to the sizes of a models/*.yaml ladder."),
+    ] = None,
+    max_spec_tokens: Annotated[
+        str | None,
+        typer.Option("--max-spec-tokens", help="Unique domain tokens, e.g. a=2e9,b=5e8."),
+    ] = None,
+    repetitions: Annotated[
+        float, typer.Option(help="Allowed passes over each domain's unique tokens.")
+    ] = 1.0,
+    risk: Risk = "mean",
+    compare: Annotated[
+        Path | None, typer.Option("--compare", help="JSON plan (or list of plans) to compare with.")
+    ] = None,
+    level: float = 0.9,
+    force: Force = False,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Save the loss-vs-split figure (PNG).")
+    ] = None,
+    json_out: JsonFlag = False,
+    law_module: LawModule = None,
+) -> None:
+    """Split a compute budget between pretraining and specialization, with credible intervals."""
+    from bayesplit.allocation import allocate
+    from bayesplit.posterior import load_posterior
+
+    _import_law_modules(law_module)
+    post = load_posterior(posterior)
+    limits = parse_limits(max_spec_tokens)
+    alloc = allocate(
+        post,
+        budget=parse_count(budget),
+        trunk=trunk,
+        domains=_csv(domains),
+        weights=parse_weights(weights),
+        params=parse_count(params) if params else None,
+        ladder=ladder,
+        max_spec_tokens=limits,
+        repetitions={k: repetitions for k in (limits or {})},
+        risk=risk,
+        compare=_load_compare(compare),
+        level=level,
+        force=force,
+    )
+    if plot is not None:
+        alloc.plot_split_curve().savefig(plot, dpi=120)
+    d = alloc.to_dict()
+    if json_out:
+        emit_json(d)
+        return
+    console.print(
+        f"[bold]plan[/bold] for {d['budget']:.3g} FLOPs ({d['trunk']} trunk, risk {d['risk']}, law {d['law']})"
+    )
+    console.print(
+        f"  N = {d['plan']['params']:.3g} params, D = {d['plan']['pretrain_tokens']:.3g} pretraining tokens ({d['pretrain_fraction']:.0%} of compute)"
+    )
+    for k, v in d["plan"]["spec_tokens"].items():
+        b = d["loss"][k]
+        console.print(
+            f"  {k}: D' = {v:.3g}  → loss {b['median']:.4f} [{b['credible'][0]:.4f}, {b['credible'][1]:.4f}]"
+        )
+    o = d["objective"]
+    console.print(
+        f"  weighted loss {o['median']:.4f} [{o['credible'][0]:.4f}, {o['credible'][1]:.4f}] ({level:.0%} credible)"
+    )
+    od = d["optimum_distribution"]
+    console.print(
+        f"  per-draw optimum: N in [{od['params'][0]:.3g}, {od['params'][2]:.3g}], pretraining share in [{od['pretrain_fraction'][0]:.0%}, {od['pretrain_fraction'][2]:.0%}]"
+    )
+    table = Table(title="alternatives")
+    for c in ("alternative", "N", "D", "loss (median)", "P(plan better)", "expected regret"):
+        table.add_column(c, justify="left" if c == "alternative" else "right")
+    for a in d["alternatives"]:
+        table.add_row(
+            a["name"],
+            f"{a['plan']['params']:.3g}",
+            f"{a['plan']['pretrain_tokens']:.3g}",
+            f"{a['objective']['median']:.4f}",
+            f"{a['p_better']:.0%}",
+            f"{a['expected_regret']:.4f} ({a['expected_regret_rel']:.2%})",
+        )
+    console.print(table)
+    for note in d["notes"]:
+        console.print(f"[yellow]! {note}[/yellow]")
+
+
+def frontier_cmd(
+    posterior: Annotated[Path, typer.Argument(help="Posterior file from `bayesplit fit`.")],
+    budgets: Annotated[
+        str, typer.Option("--budgets", help="LO:HI:COUNT (log-spaced) or a comma list.")
+    ] = "1e18:1e22:9",
+    trunk: Trunk = "shared",
+    weights: Annotated[str | None, typer.Option(help="Domain weights, e.g. a=0.5,b=0.5.")] = None,
+    risk: Risk = "mean",
+    level: float = 0.9,
+    force: Force = False,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Save the frontier figure (PNG).")
+    ] = None,
+    json_out: JsonFlag = False,
+    law_module: LawModule = None,
+) -> None:
+    """The optimal plan and its loss band across budgets."""
+    from bayesplit.allocation import frontier, parse_budgets
+    from bayesplit.plots import plot_frontier
+    from bayesplit.posterior import load_posterior
+
+    _import_law_modules(law_module)
+    post = load_posterior(posterior)
+    table = frontier(
+        post,
+        parse_budgets(budgets),
+        trunk=trunk,
+        weights=parse_weights(weights),
+        risk=risk,
+        level=level,
+        force=force,
+        max_draws=2000,
+    )
+    if plot is not None:
+        plot_frontier(table, level=level).savefig(plot, dpi=120)
+    if json_out:
+        emit_json(
+            {
+                "trunk": trunk,
+                "risk": risk,
+                "level": level,
+                "frontier": table.to_dict(orient="records"),
+            }
+        )
+        return
+    t = Table(title=f"frontier ({trunk} trunk, risk {risk})")
+    for c in ("budget", "N", "D", "pretraining share", f"loss ({level:.0%} credible)"):
+        t.add_column(c, justify="right")
+    for _, r in table.iterrows():
+        t.add_row(
+            f"{r['budget']:.3g}",
+            f"{r['params']:.3g}",
+            f"{r['pretrain_tokens']:.3g}",
+            f"{r['pretrain_fraction']:.0%}",
+            f"{r['objective_median']:.4f} [{r['objective_lo']:.4f}, {r['objective_hi']:.4f}]",
+        )
+    console.print(t)
+
+
+def report_cmd(
+    posterior: Annotated[Path, typer.Argument(help="Posterior file from `bayesplit fit`.")],
+    budget: Budget,
+    out: Annotated[Path, typer.Option("--out", help="report.html or report.md")],
+    runs: Annotated[
+        str | None,
+        typer.Option("--runs", help="Runs to check predictions against (those not in the fit)."),
+    ] = None,
+    trunk: Trunk = "shared",
+    weights: Annotated[str | None, typer.Option(help="Domain weights.")] = None,
+    risk: Risk = "mean",
+    level: float = 0.9,
+    force: Force = False,
+    law_module: LawModule = None,
+) -> None:
+    """Write a self-contained HTML or Markdown report: decision, frontier, fit, diagnostics, checklist."""
+    from bayesplit.posterior import load_posterior
+    from bayesplit.reporting import write_report
+
+    _import_law_modules(law_module)
+    if out.suffix.lower() not in (".html", ".htm", ".md"):
+        raise BayesplitError(f"--out must end in .html or .md, got {out.name}")
+    post = load_posterior(posterior)
+    table = load_runs_arg(runs) if runs else None
+    with step(f"writing {out}"):
+        write_report(
+            post,
+            out,
+            budget=parse_count(budget),
+            runs=table,
+            trunk=trunk,
+            weights=parse_weights(weights),
+            risk=risk,
+            level=level,
+            force=force,
+        )
 
 
 def register(app: typer.Typer) -> None:
     """Add the decision commands to the root app."""
+    app.command("allocate")(allocate_cmd)
+    app.command("frontier")(frontier_cmd)
+    app.command("report")(report_cmd)

@@ -1,0 +1,872 @@
+"""Uncertainty-aware budget allocation (DESIGN.md, "Decisions").
+
+Given a budget C, choose the model size N, the pretraining tokens D and the
+specialization tokens D'_k to minimize ``Σ_k w_k L_k(N, D, D'_k)``:
+
+* under a *risk objective* across posterior draws (the plan): the posterior mean
+  (default), a quantile (``q90``) or the conditional value at risk (``cvar90``: the mean
+  of the worst 10% of draws);
+* *per draw* (the distribution of the optimum), to show how sure the choice is.
+
+The plan spends the whole budget (every law decreases in N, D and D'). A plan is
+parameterized by log N and softmax shares of the token budget ``T = C / f(N)``:
+pretraining gets a share p_0 (D = p_0·T, or p_0·T/K with independent trunks), domain k
+gets p_k (D'_k = p_k·T). Both problems are solved with Adam in JAX, vectorized over
+draws (``vmap``) and over starting points, then checked against the alternatives.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayesplit.compute import ComputeModel, DataLimits
+from bayesplit.errors import BayesplitError
+from bayesplit.laws import Inputs, get_ops
+
+RISK_PATTERN = re.compile(r"^(mean|q(\d{1,2})|cvar(\d{1,2}))$")
+#: Chinchilla's compute-optimal tokens per parameter, for the "chinchilla" alternative.
+CHINCHILLA_TOKENS_PER_PARAM = 20.0
+ADAM_STEPS = 300
+#: The risk plan: a multi-start scout on at most SCOUT_DRAWS draws, then a polish on all.
+SCOUT_DRAWS = 400
+SCOUT_STEPS = 300
+POLISH_STEPS = 300
+SCOUT_BATCH = 9
+
+
+def parse_risk(risk: str) -> tuple[str, float]:
+    """``"mean"`` → (mean, 0); ``"q90"`` → (quantile, 0.9); ``"cvar90"`` → (cvar, 0.9)."""
+    m = RISK_PATTERN.match(risk)
+    if not m:
+        raise BayesplitError(
+            f"risk must be mean, qNN (e.g. q90) or cvarNN (e.g. cvar90), got {risk!r}"
+        )
+    if m.group(2):
+        return "quantile", int(m.group(2)) / 100
+    if m.group(3):
+        return "cvar", int(m.group(3)) / 100
+    return "mean", 0.0
+
+
+# -- the problem ------------------------------------------------------------------
+@dataclass(frozen=True)
+class Problem:
+    """Everything fixed about one allocation, in the units the law is evaluated in."""
+
+    law: object
+    n_ref: float
+    t_ref: float
+    domains: tuple[str, ...]
+    domain_idx: np.ndarray  #: column of each domain in the posterior's per-domain parameters
+    weights: np.ndarray  #: (K,), sums to 1
+    compute: ComputeModel
+    budget: float
+    max_spec_tokens: np.ndarray  #: (K,), inf = no limit
+    log_n_bounds: tuple[float, float]
+    uses_spec_tokens: bool
+
+    @property
+    def k(self) -> int:
+        return len(self.domains)
+
+    def select(self, draws: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Law parameters restricted to the problem's domains: (S,) or (S, K)."""
+        out = {}
+        for p in self.law.params:
+            v = np.asarray(draws[p.name], dtype=float)
+            out[p.name] = v[:, self.domain_idx] if v.ndim == 2 else v
+        return out
+
+
+def _env(prob: Problem) -> dict:
+    """The numbers of a problem that change between calls (traced, so one compile serves all)."""
+    return {
+        "budget": prob.budget,
+        "weights": prob.weights,
+        "cap": np.where(np.isfinite(prob.max_spec_tokens), prob.max_spec_tokens, 1e300),
+        "n_ref": prob.n_ref,
+        "t_ref": prob.t_ref,
+        "lo": prob.log_n_bounds[0],
+        "hi": prob.log_n_bounds[1],
+    }
+
+
+def _plan_arrays(prob: Problem, x, xp, env: Mapping | None = None):
+    """(N, D, D'_k effective, D'_k nominal) from the unconstrained vector x = (log N, logits)."""
+    env = env or _env(prob)
+    log_n = x[..., 0]
+    z = x[..., 1:]
+    z = z - z.max(axis=-1, keepdims=True)
+    e = xp.exp(z)
+    share = e / e.sum(axis=-1, keepdims=True)
+    n = xp.exp(log_n)
+    tokens = env["budget"] / prob.compute.flops_per_token(n)
+    d = share[..., 0] * tokens / prob.compute.pretrain_multiplier(prob.k)
+    dp = share[..., 1:] * tokens[..., None]
+    return n, d, xp.minimum(dp, env["cap"]), dp
+
+
+def _losses(prob: Problem, p: Mapping, n, d, dp, ops, env: Mapping | None = None):
+    """Per-domain loss; ``p`` values broadcast against (..., K)."""
+    env = env or _env(prob)
+    x = Inputs(
+        n=(n / env["n_ref"])[..., None], d=(d / env["t_ref"])[..., None], dp=dp / env["t_ref"]
+    )
+    return ops.exp(prob.law.evaluate(ops, p, x))
+
+
+def _risk(values, kind: str, alpha: float, xp):
+    """Risk of a vector of per-draw objectives (last axis = draws)."""
+    if kind == "mean":
+        return values.mean(axis=-1)
+    if kind == "quantile":
+        return xp.quantile(values, alpha, axis=-1)
+    tail = xp.sort(values, axis=-1)[..., int(math.floor(alpha * values.shape[-1])) :]
+    return tail.mean(axis=-1)
+
+
+# -- solvers (JAX) ------------------------------------------------------------------
+def _adam(f, x0, free, lo, hi, steps: int = ADAM_STEPS, lr: float = 0.08):
+    """Minimize f from x0 with Adam; ``free`` masks variables, log N is clipped to [lo, hi]."""
+    import jax
+    import jax.numpy as jnp
+
+    grad = jax.grad(f)
+
+    def body(i, state):
+        x, m, v = state
+        g = grad(x) * free
+        m = 0.9 * m + 0.1 * g
+        v = 0.999 * v + 0.001 * g * g
+        mh = m / (1 - 0.9 ** (i + 1.0))
+        vh = v / (1 - 0.999 ** (i + 1.0))
+        step = lr * (0.005 ** (i / steps))  # decay to polish the optimum
+        x = x - step * mh / (jnp.sqrt(vh) + 1e-9)
+        x = x.at[0].set(jnp.clip(x[0], lo, hi))
+        return x, m, v
+
+    x, _, _ = jax.lax.fori_loop(0, steps, body, (x0, jnp.zeros_like(x0), jnp.zeros_like(x0)))
+    return x, f(x)
+
+
+_SOLVERS: dict = {}
+
+
+def _solver(prob: Problem, kind: str, alpha: float, per_draw: bool, steps: int = ADAM_STEPS):
+    """A jitted solver, compiled once per (law, domains count, compute model, risk, mode).
+
+    Budget, weights, data limits and scales are traced arguments, so a frontier over
+    many budgets, or repeated allocations in a campaign, reuse one compilation.
+    Returns ``solve(x0, free, params)``.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    key = (id(prob.law), prob.k, prob.compute, kind, alpha, per_draw, steps)
+    if key not in _SOLVERS:
+        ops = get_ops("jax")
+
+        def objective_single(x, p, env):
+            n, d, dp, _ = _plan_arrays(prob, x, jnp, env)
+            return jnp.sum(env["weights"] * _losses(prob, p, n, d, dp, ops, env))
+
+        def risk_of(x, p, env):
+            n, d, dp, _ = _plan_arrays(prob, x, jnp, env)
+            loss = _losses(prob, p, n, d, dp, ops, env)  # (S, K) by broadcasting
+            return _risk(jnp.sum(env["weights"] * loss, axis=-1), kind, alpha, jnp)
+
+        if per_draw:
+
+            def one(x0, free, p, env):
+                return _adam(
+                    lambda x: objective_single(x, p, env), x0, free, env["lo"], env["hi"], steps
+                )
+
+            fn = jax.jit(jax.vmap(one, in_axes=(0, None, 0, None)))
+        else:
+
+            def one(x0, free, p, env):
+                return _adam(lambda x: risk_of(x, p, env), x0, free, env["lo"], env["hi"], steps)
+
+            fn = jax.jit(jax.vmap(one, in_axes=(0, None, None, None)))
+        _SOLVERS[key] = (prob.law, fn)  # keep the law alive so its id stays unique
+    fn = _SOLVERS[key][1]
+    env = {k: jnp.asarray(v) for k, v in _env(prob).items()}
+    return lambda x0, free, p: fn(x0, free, p, env)
+
+
+def _as_param_tree(prob: Problem, p: Mapping[str, np.ndarray], per_draw: bool):
+    """Parameters shaped for the solvers: per draw (S, K)/(S,), or for risk (S, K)/(S, 1)."""
+    import jax.numpy as jnp
+
+    out = {}
+    for par in prob.law.params:
+        v = np.asarray(p[par.name], dtype=float)
+        if not per_draw and v.ndim == 1:
+            v = v[:, None]
+        out[par.name] = jnp.asarray(v)
+    return out
+
+
+def _initial_x(prob: Problem, log_n, pretrain_share: float = 0.5) -> np.ndarray:
+    k = prob.k
+    rest = (1 - pretrain_share) / k if prob.uses_spec_tokens else 1e-6
+    logits = np.log(np.r_[pretrain_share, np.full(k, rest)])
+    log_n = np.atleast_1d(np.asarray(log_n, dtype=float))
+    return np.column_stack([log_n, np.tile(logits, (len(log_n), 1))])
+
+
+# -- the public result ----------------------------------------------------------------
+@dataclass
+class Plan:
+    """A concrete allocation: model size, pretraining tokens, specialization tokens per domain."""
+
+    params: float
+    pretrain_tokens: float
+    spec_tokens: dict[str, float]
+
+    def to_dict(self) -> dict:
+        return {
+            "params": self.params,
+            "pretrain_tokens": self.pretrain_tokens,
+            "spec_tokens": dict(self.spec_tokens),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping, domains: Sequence[str]) -> Plan:
+        try:
+            spec = d.get("spec_tokens", {}) or {}
+            unknown = sorted(set(spec) - set(domains))
+            if unknown:
+                raise BayesplitError(f"plan names unknown domain(s) {', '.join(unknown)}")
+            plan = cls(
+                float(d["params"]),
+                float(d["pretrain_tokens"]),
+                {k: float(spec.get(k, 0.0)) for k in domains},
+            )
+        except KeyError as exc:
+            raise BayesplitError(
+                f"a plan needs params and pretrain_tokens (missing {exc})"
+            ) from None
+        except (TypeError, ValueError) as exc:
+            raise BayesplitError(f"bad plan: {exc}") from None
+        if (
+            plan.params <= 0
+            or plan.pretrain_tokens <= 0
+            or any(v < 0 for v in plan.spec_tokens.values())
+        ):
+            raise BayesplitError(
+                "a plan needs params > 0, pretrain_tokens > 0 and spec_tokens >= 0"
+            )
+        return plan
+
+    def arrays(self, domains: Sequence[str]) -> tuple[float, float, np.ndarray]:
+        return (
+            self.params,
+            self.pretrain_tokens,
+            np.array([self.spec_tokens.get(k, 0.0) for k in domains]),
+        )
+
+
+@dataclass
+class Allocation:
+    """The chosen plan, its uncertainty, the distribution of the optimum, and alternatives.
+
+    Attributes
+    ----------
+    plan : Plan
+        The allocation minimizing the risk objective.
+    draws : xarray.Dataset
+        Per draw (dim ``draw``, and ``domain``): ``loss`` at the plan, ``objective`` at
+        the plan, the per-draw optimum (``opt_params``, ``opt_pretrain_tokens``,
+        ``opt_spec_tokens``, ``opt_objective``, ``opt_pretrain_fraction``) and the plan's
+        ``regret``.
+    alternatives : xarray.Dataset
+        Dims ``alternative`` (× ``draw``, ``domain``): each alternative's plan, objective
+        per draw, ``p_better`` (probability the chosen plan is better) and
+        ``expected_regret`` (nats; ``expected_regret_rel`` relative to the optimum).
+    """
+
+    plan: Plan
+    budget: float
+    trunk: str
+    risk: str
+    domains: list[str]
+    weights: np.ndarray
+    level: float
+    draws: xr.Dataset
+    alternatives: xr.Dataset
+    compute: ComputeModel
+    law_name: str
+    uses_spec_tokens: bool
+    notes: list[str] = field(default_factory=list)
+    _posterior: object = field(default=None, repr=False)
+
+    # -- summaries --------------------------------------------------------------
+    def _band(self, v: np.ndarray) -> dict:
+        lo, hi = (1 - self.level) / 2, (1 + self.level) / 2
+        q = np.quantile(v, [0.5, lo, hi])
+        return {"median": float(q[0]), "credible": [float(q[1]), float(q[2])]}
+
+    @property
+    def pretrain_fraction(self) -> float:
+        n, d, dp = self.plan.arrays(self.domains)
+        return float(self.compute.pretrain_fraction(d, dp))
+
+    def to_dict(self) -> dict:
+        """The CLI's JSON (see ``bayesplit allocate --json``)."""
+        q = [0.05, 0.5, 0.95]
+        d = self.draws
+        alts = []
+        for name in self.alternatives["alternative"].values:
+            a = self.alternatives.sel(alternative=name)
+            spec = {k: float(a["spec_tokens"].sel(domain=k)) for k in self.domains}
+            alts.append(
+                {
+                    "name": str(name),
+                    "plan": {
+                        "params": float(a["params"]),
+                        "pretrain_tokens": float(a["pretrain_tokens"]),
+                        "spec_tokens": spec,
+                    },
+                    "p_better": float(a["p_better"]),
+                    "expected_regret": float(a["expected_regret"]),
+                    "expected_regret_rel": float(a["expected_regret_rel"]),
+                    "objective": self._band(a["objective"].values),
+                    "flops": float(a["flops"]),
+                }
+            )
+        return {
+            "budget": self.budget,
+            "trunk": self.trunk,
+            "risk": self.risk,
+            "law": self.law_name,
+            "weights": dict(zip(self.domains, map(float, self.weights), strict=True)),
+            "plan": self.plan.to_dict(),
+            "pretrain_fraction": self.pretrain_fraction,
+            "loss": {k: self._band(d["loss"].sel(domain=k).values) for k in self.domains},
+            "objective": self._band(d["objective"].values),
+            "optimum_distribution": {
+                "params": [float(v) for v in np.quantile(d["opt_params"].values, q)],
+                "pretrain_fraction": [
+                    float(v) for v in np.quantile(d["opt_pretrain_fraction"].values, q)
+                ],
+            },
+            "expected_regret": float(d["regret"].mean()),
+            "alternatives": alts,
+            "level": self.level,
+            "notes": list(self.notes),
+        }
+
+    # -- hooks for suggest ---------------------------------------------------------
+    def decision_quantity(self, objective: str, draws: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Q per draw for :func:`bayesplit.design.suggest`: the objective at the plan, or the optimal split."""
+        if objective == "split":
+            v = self.draws["opt_pretrain_fraction"].values
+            if len(v) != len(next(iter(draws.values()))):
+                raise BayesplitError("allocation and suggestion used different posterior draws")
+            return v
+        n, d, dp = self.plan.arrays(self.domains)
+        post = self._posterior
+        idx = post.domain_index(self.domains)
+        log_l = post.log_mean(n, d, dp, idx, draws=draws)  # (S, K)
+        return np.exp(log_l) @ self.weights
+
+    def describe_quantity(self, objective: str) -> str:
+        if objective == "split":
+            return f"the optimal pretraining fraction at {self.budget:.3g} FLOPs"
+        return f"the objective at the recommended plan ({self.budget:.3g} FLOPs)"
+
+    # -- figures ----------------------------------------------------------------
+    def plot_split_curve(self, ax=None, points: int = 25):
+        """Objective vs pretraining fraction at the plan's N, with its credible band."""
+        from bayesplit.plots import plot_split_curve
+
+        return plot_split_curve(self, ax=ax, points=points)
+
+    def plot_domains(self, ax=None):
+        """Per-domain loss at the plan and at each alternative, with credible bands."""
+        from bayesplit.plots import plot_domain_losses
+
+        return plot_domain_losses(self, ax=ax)
+
+    def plot_optimum(self, ax=None):
+        """Where the per-draw optimum lies: N vs pretraining fraction."""
+        from bayesplit.plots import plot_optimum
+
+        return plot_optimum(self, ax=ax)
+
+    def plot_alternatives(self, ax=None):
+        """Objective distribution of the plan and of each alternative."""
+        from bayesplit.plots import plot_alternatives
+
+        return plot_alternatives(self, ax=ax)
+
+    def split_curve(self, points: int = 25) -> xr.Dataset:
+        """Objective per draw as the pretraining fraction varies (N fixed at the plan's)."""
+        post = self._posterior
+        n, d, dp = self.plan.arrays(self.domains)
+        total_spec = dp.sum()
+        shares = dp / total_spec if total_spec > 0 else self.weights
+        mult = self.compute.pretrain_multiplier(len(self.domains))
+        tokens = self.budget / self.compute.flops_per_token(n)
+        fractions = np.linspace(0.02, 1.0, points)
+        idx = post.domain_index(self.domains)
+        draws = post.draws(max_draws=min(post.n_draws, 2000))
+        objective = []
+        for f in fractions:
+            dd = f * tokens / mult
+            dps = (1 - f) * tokens * shares
+            log_l = post.log_mean(n, dd, dps, idx, draws=draws)
+            objective.append(np.exp(log_l) @ self.weights)
+        return xr.Dataset(
+            {"objective": (("fraction", "draw"), np.array(objective))},
+            coords={"fraction": fractions},
+            attrs={"plan_fraction": self.pretrain_fraction, "params": n},
+        )
+
+
+# -- allocate ---------------------------------------------------------------------------
+def _normalize_weights(weights: Mapping[str, float] | None, domains: Sequence[str]) -> np.ndarray:
+    if weights is None:
+        return np.full(len(domains), 1.0 / len(domains))
+    unknown = sorted(set(weights) - set(domains))
+    if unknown:
+        raise BayesplitError(
+            f"weights for unknown domain(s) {', '.join(unknown)} (allocating over {', '.join(domains)})"
+        )
+    w = np.array([float(weights.get(k, 0.0)) for k in domains])
+    if np.any(w < 0) or not np.isfinite(w).all() or w.sum() <= 0:
+        raise BayesplitError("weights must be >= 0 with a positive sum")
+    return w / w.sum()
+
+
+def _ladder_sizes(ladder) -> np.ndarray:
+    if isinstance(ladder, str):
+        from bayesplit.train.ladder import load_ladder
+
+        return np.array(sorted(float(e["params"]) for e in load_ladder(ladder)))
+    sizes = np.asarray(list(ladder), dtype=float)
+    if len(sizes) == 0 or np.any(sizes <= 0):
+        raise BayesplitError("a ladder needs at least one positive model size")
+    return np.sort(sizes)
+
+
+def allocate(
+    posterior,
+    *,
+    budget: float,
+    trunk: str = "shared",
+    domains: Sequence[str] | None = None,
+    weights: Mapping[str, float] | None = None,
+    params: float | None = None,
+    ladder: str | Sequence[float] | None = None,
+    max_spec_tokens: Mapping[str, float] | None = None,
+    repetitions: Mapping[str, float] | None = None,
+    risk: str = "mean",
+    compare: Sequence[Mapping] | Mapping | None = None,
+    compute: ComputeModel | None = None,
+    level: float = 0.9,
+    max_draws: int | None = 4000,
+    force: bool = False,
+) -> Allocation:
+    """Choose N, D and D'_k for a compute budget, with the uncertainty of that choice.
+
+    Parameters
+    ----------
+    posterior
+        A fitted :class:`~bayesplit.posterior.Posterior` (refused if its gate failed,
+        unless ``force``).
+    budget
+        Total training compute in FLOPs.
+    trunk
+        ``"shared"`` (one pretraining, K branches) or ``"independent"``.
+    domains
+        Domains to serve (default: all the posterior knows).
+    weights
+        Importance ``w_k`` of each domain (default equal); normalized to sum 1.
+    params
+        Fix N (e.g. for an inference budget).
+    ladder
+        Restrict N to a ladder (a ``models/*.yaml`` path or a list of sizes).
+    max_spec_tokens
+        Unique specialization tokens ``U_k`` per domain; ``repetitions`` (default 1)
+        multiplies them. Tokens beyond ``r_k·U_k`` buy nothing.
+    risk
+        ``"mean"`` (posterior expected objective), ``"qNN"`` (the NN% quantile across
+        draws) or ``"cvarNN"`` (mean of the worst (100−NN)% of draws).
+    compare
+        Extra plan(s) to compare, each ``{"name"?, "params", "pretrain_tokens", "spec_tokens": {k: D'}}``.
+    compute
+        FLOPs-per-token convention (default ``6·N``); its ``trunk`` is replaced by ``trunk``.
+    level
+        Probability of the credible intervals.
+    max_draws
+        Use at most this many posterior draws (evenly thinned; deterministic).
+    force
+        Allocate with a posterior that failed its diagnostics gate.
+
+    Returns
+    -------
+    Allocation
+
+    Examples
+    --------
+    >>> alloc = allocate(post, budget=1e21, risk="q90")          # doctest: +SKIP
+    >>> alloc.plan.params, alloc.to_dict()["objective"]["credible"]  # doctest: +SKIP
+    """
+    from bayesplit._jax import configure
+
+    configure()
+    posterior.require_ok(force)
+    if not (isinstance(budget, int | float) and math.isfinite(budget) and budget > 0):
+        raise BayesplitError(f"budget must be a positive number of FLOPs, got {budget!r}")
+    if not 0 < level < 1:
+        raise BayesplitError(f"level must be in (0, 1), got {level}")
+    kind, alpha = parse_risk(risk)
+    if params is not None and ladder is not None:
+        raise BayesplitError("give --params or --ladder, not both")
+    domains = list(domains) if domains is not None else posterior.domains
+    if not domains or len(set(domains)) != len(domains):
+        raise BayesplitError("domains must be a non-empty list without repeats")
+    idx = posterior.domain_index(domains)
+    w = _normalize_weights(weights, domains)
+    compute = ComputeModel(
+        trunk,
+        *(
+            ()
+            if compute is None
+            else (compute.flops_per_param_token, compute.attention_flops_per_token)
+        ),
+    )
+    limits = DataLimits(dict(max_spec_tokens or {}), dict(repetitions or {}))
+    limits.check(domains)
+    cap = limits.max_spec_tokens(domains)
+
+    runs = posterior.runs
+    n_min, d_min = float(runs["params"].min()), float(runs["pretrain_tokens"].min())
+    smallest = compute.flops_per_token(n_min) * d_min * compute.pretrain_multiplier(len(domains))
+    if budget < smallest:
+        raise BayesplitError(
+            f"budget {budget:.3g} FLOPs is below the smallest run the law was fitted on "
+            f"(N={n_min:.3g}, D={d_min:.3g}: {smallest:.3g} FLOPs); no plan is feasible"
+        )
+    if params is not None:
+        if params <= 0:
+            raise BayesplitError("params must be > 0")
+        if (
+            compute.flops_per_token(params) * d_min * compute.pretrain_multiplier(len(domains))
+            > budget
+        ):
+            raise BayesplitError(
+                f"with N fixed at {params:.3g} the budget buys fewer than {d_min:.3g} pretraining tokens"
+            )
+    # N may range from a tenth of the smallest fitted model to the largest the budget can train on d_min tokens.
+    n_hi = budget / (
+        compute.flops_per_token(1.0) * d_min * compute.pretrain_multiplier(len(domains))
+    )
+    log_bounds = (math.log(n_min / 10), math.log(max(n_hi, n_min)))
+    ref = posterior.spec.reference
+    prob = Problem(
+        law=posterior.law,
+        n_ref=ref.params,
+        t_ref=ref.tokens,
+        domains=tuple(domains),
+        domain_idx=idx,
+        weights=w,
+        compute=compute,
+        budget=float(budget),
+        max_spec_tokens=cap,
+        log_n_bounds=log_bounds,
+        uses_spec_tokens=posterior.law.uses_spec_tokens,
+    )
+    all_draws = posterior.draws(max_draws=max_draws)
+    p = prob.select(all_draws)
+    notes = []
+    if not prob.uses_spec_tokens:
+        notes.append(
+            f"law {posterior.law.name} has no specialization term: D' counts as ordinary tokens, so the split is not informed by data"
+        )
+
+    plan_x, sizes = _solve_plan(prob, p, kind, alpha, params, ladder)
+    opt_x = _solve_per_draw(prob, p, plan_x, params, sizes)
+    return _summarize(
+        posterior, prob, p, plan_x, opt_x, risk, level, compare, notes, params, ladder
+    )
+
+
+def _free_mask(prob: Problem, fix_n: bool) -> np.ndarray:
+    free = np.ones(prob.k + 2)
+    if fix_n:
+        free[0] = 0.0
+    if not prob.uses_spec_tokens:
+        free[2:] = 0.0  # D' is just more tokens: keep it at ~0 so the plan is all pretraining
+    return free
+
+
+def _thin(p: Mapping[str, np.ndarray], m: int) -> dict:
+    s = len(next(iter(p.values())))
+    if s <= m:
+        return dict(p)
+    take = np.linspace(0, s - 1, m).round().astype(int)
+    return {k: v[take] for k, v in p.items()}
+
+
+def _pad_starts(starts: np.ndarray) -> np.ndarray:
+    """Pad a batch of starting points to a multiple of SCOUT_BATCH, so one compiled scout serves every call."""
+    m = -len(starts) % SCOUT_BATCH
+    return np.vstack([starts, np.repeat(starts[-1:], m, axis=0)]) if m else starts
+
+
+def _solve_plan(prob: Problem, p, kind, alpha, params, ladder):
+    """The plan minimizing the risk objective.
+
+    A multi-start scout over N on a thinned set of draws finds the basin; the best
+    start is then polished on all draws. With a ladder every size is tried.
+    """
+    import jax.numpy as jnp
+
+    fix_n = params is not None or ladder is not None
+    free = jnp.asarray(_free_mask(prob, fix_n))
+    if ladder is not None:
+        sizes = _ladder_sizes(ladder)
+        starts = _initial_x(prob, np.log(sizes))
+    elif params is not None:
+        sizes = None
+        starts = np.vstack([_initial_x(prob, math.log(params), s) for s in (0.3, 0.6, 0.9)])
+    else:
+        sizes = None
+        lo, hi = prob.log_n_bounds
+        starts = _initial_x(prob, np.linspace(lo + 0.5, hi - 0.5, SCOUT_BATCH))
+    scout = _solver(prob, kind, alpha, per_draw=False, steps=SCOUT_STEPS)
+    xs, vals = scout(
+        jnp.asarray(_pad_starts(starts)),
+        free,
+        _as_param_tree(prob, _thin(p, SCOUT_DRAWS), per_draw=False),
+    )
+    vals = np.asarray(vals)[: len(starts)]
+    best = np.asarray(xs[int(np.nanargmin(vals))])
+    polish = _solver(prob, kind, alpha, per_draw=False, steps=POLISH_STEPS)
+    xs, _ = polish(jnp.asarray(best[None, :]), free, _as_param_tree(prob, p, per_draw=False))
+    return np.asarray(xs[0]), sizes
+
+
+def _solve_per_draw(prob: Problem, p, plan_x, params, sizes):
+    """The optimum of every draw, started from the plan (and from every ladder size)."""
+    import jax.numpy as jnp
+
+    solver = _solver(prob, "mean", 0.0, per_draw=True)
+    ptree = _as_param_tree(prob, p, per_draw=True)
+    s = len(next(iter(p.values())))
+    if sizes is None:
+        x0 = np.tile(plan_x, (s, 1))
+        xs, _ = solver(jnp.asarray(x0), jnp.asarray(_free_mask(prob, params is not None)), ptree)
+        return np.asarray(xs)
+    best_x, best_v = None, None
+    for log_n in np.log(sizes):
+        x0 = np.tile(plan_x, (s, 1))
+        x0[:, 0] = log_n
+        xs, vals = solver(jnp.asarray(x0), jnp.asarray(_free_mask(prob, True)), ptree)
+        xs, vals = np.array(xs), np.array(vals)  # writable copies
+        if best_x is None:
+            best_x, best_v = xs, vals
+        else:
+            better = vals < best_v
+            best_x[better], best_v[better] = xs[better], vals[better]
+    return best_x
+
+
+def _evaluate(prob: Problem, p, n, d, dp) -> np.ndarray:
+    """Per-draw, per-domain loss of one plan (numpy): (S, K)."""
+    ops = get_ops("numpy")
+    dp_eff = np.minimum(
+        np.asarray(dp, dtype=float), prob.max_spec_tokens
+    )  # tokens beyond the limit buy nothing
+    pp = {k: (v if v.ndim == 2 else v[:, None]) for k, v in p.items()}
+    x = Inputs(
+        n=np.asarray(n / prob.n_ref)[..., None],
+        d=np.asarray(d / prob.t_ref)[..., None],
+        dp=dp_eff / prob.t_ref,
+    )
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return np.exp(prob.law.evaluate(ops, pp, x))
+
+
+def _alternative_plans(
+    prob: Problem, p, plan: Plan, kind, alpha, params, ladder
+) -> dict[str, Plan]:
+    """All pretraining, fixed 90/10 and 50/50 splits (N re-optimized), Chinchilla-then-specialize."""
+    import jax.numpy as jnp
+
+    out = {}
+    k = prob.k
+    mult = prob.compute.pretrain_multiplier(k)
+    solver = _solver(prob, kind, alpha, per_draw=False, steps=SCOUT_STEPS)
+    ptree = _as_param_tree(prob, _thin(p, SCOUT_DRAWS), per_draw=False)
+    splits = [("all pretraining", 1.0)]
+    if prob.uses_spec_tokens:
+        splits += [("90/10 split", 0.9), ("50/50 split", 0.5)]
+    fixed_n = params is not None or ladder is not None
+    # N is the only free variable of a fixed split: a few starts around the plan's N suffice.
+    cand_log_n = (
+        [math.log(plan.params)]
+        if fixed_n
+        else [math.log(plan.params) + o for o in (-1.5, 0.0, 1.5)]
+    )
+    starts, owner = [], []
+    for name, frac in splits:
+        share_rest = (1 - frac) * prob.weights if frac < 1 else np.full(k, 1e-12)
+        logits = np.log(np.r_[frac, share_rest])
+        for log_n in cand_log_n:
+            starts.append(np.r_[np.clip(log_n, *prob.log_n_bounds), logits])
+            owner.append(name)
+    free = np.zeros(k + 2)
+    free[0] = 0.0 if fixed_n else 1.0
+    xs, vals = solver(jnp.asarray(_pad_starts(np.array(starts))), jnp.asarray(free), ptree)
+    xs, vals = np.asarray(xs)[: len(starts)], np.asarray(vals)[: len(starts)]
+    # N of a fixed split is a 1-D problem: the scout draws locate it well enough to compare
+    for name, _ in splits:
+        mine = [i for i, o in enumerate(owner) if o == name]
+        x = xs[mine[int(np.nanargmin(vals[mine]))]]
+        n, d, _, dp = (np.asarray(a) for a in _plan_arrays(prob, x, np))
+        out[name] = Plan(float(n), float(d), dict(zip(prob.domains, map(float, dp), strict=True)))
+    if prob.uses_spec_tokens:
+        n = plan.params
+        tokens = prob.budget / prob.compute.flops_per_token(n)
+        d = min(CHINCHILLA_TOKENS_PER_PARAM * n, tokens / mult)
+        rest = tokens - d * mult
+        out["chinchilla then specialize"] = Plan(
+            n, d, dict(zip(prob.domains, map(float, rest * prob.weights), strict=True))
+        )
+    return out
+
+
+def _summarize(
+    posterior, prob, p, plan_x, opt_x, risk, level, compare, notes, params, ladder
+) -> Allocation:
+    n, d, _, dp = (np.asarray(a) for a in _plan_arrays(prob, plan_x, np))
+    plan = Plan(float(n), float(d), dict(zip(prob.domains, map(float, dp), strict=True)))
+    if prob.uses_spec_tokens:
+        over = [
+            k
+            for k, v, c in zip(prob.domains, dp, prob.max_spec_tokens, strict=True)
+            if v > c * 1.0001
+        ]
+        if over:
+            notes.append(f"data limit binds for {', '.join(over)}")
+    loss = _evaluate(prob, p, n, d, dp)  # (S, K)
+    objective = loss @ prob.weights
+    on, od, _, odp = (np.asarray(a) for a in _plan_arrays(prob, opt_x, np))
+    opt_objective = _evaluate(prob, p, on, od, odp) @ prob.weights  # draw s's optimum under draw s
+    opt_objective = np.minimum(opt_objective, objective)  # the optimum is never worse than the plan
+    s = len(objective)
+    draws_ds = xr.Dataset(
+        {
+            "loss": (("draw", "domain"), loss),
+            "objective": ("draw", objective),
+            "opt_params": ("draw", on),
+            "opt_pretrain_tokens": ("draw", od),
+            "opt_spec_tokens": (("draw", "domain"), odp),
+            "opt_pretrain_fraction": ("draw", prob.compute.pretrain_fraction(od, odp)),
+            "opt_objective": ("draw", opt_objective),
+            "regret": ("draw", objective - opt_objective),
+        },
+        coords={"draw": np.arange(s), "domain": list(prob.domains)},
+        attrs={"units": "nats per token"},
+    )
+    kind_, alpha = parse_risk(risk)
+    alts = _alternative_plans(prob, p, plan, kind_, alpha, params, ladder)
+    for i, extra in enumerate([compare] if isinstance(compare, Mapping) else list(compare or [])):
+        alt = Plan.from_dict(extra, prob.domains)
+        alts[str(extra.get("name", f"user plan {i + 1}"))] = alt
+    names = list(alts)
+    alt_obj, alt_n, alt_d, alt_dp, flops = [], [], [], [], []
+    for name in names:
+        a = alts[name]
+        an, ad, adp = a.arrays(prob.domains)
+        alt_obj.append(_evaluate(prob, p, an, ad, adp) @ prob.weights)
+        alt_n.append(an)
+        alt_d.append(ad)
+        alt_dp.append(adp)
+        flops.append(float(prob.compute.flops(an, ad, adp)))
+    alt_obj = np.array(alt_obj).reshape(len(names), s)
+    regret = alt_obj - opt_objective[None, :]
+    alt_ds = xr.Dataset(
+        {
+            "objective": (("alternative", "draw"), alt_obj),
+            "params": ("alternative", np.array(alt_n, dtype=float)),
+            "pretrain_tokens": ("alternative", np.array(alt_d, dtype=float)),
+            "spec_tokens": (
+                ("alternative", "domain"),
+                np.array(alt_dp, dtype=float).reshape(len(names), prob.k),
+            ),
+            "flops": ("alternative", np.array(flops)),
+            "p_better": ("alternative", (objective[None, :] < alt_obj).mean(axis=1)),
+            "expected_regret": ("alternative", regret.mean(axis=1)),
+            "expected_regret_rel": ("alternative", (regret / opt_objective[None, :]).mean(axis=1)),
+        },
+        coords={"alternative": names, "draw": np.arange(s), "domain": list(prob.domains)},
+    )
+    return Allocation(
+        plan=plan,
+        budget=prob.budget,
+        trunk=prob.compute.trunk,
+        risk=risk,
+        domains=list(prob.domains),
+        weights=prob.weights,
+        level=level,
+        draws=draws_ds,
+        alternatives=alt_ds,
+        compute=prob.compute,
+        law_name=posterior.law.name,
+        uses_spec_tokens=prob.uses_spec_tokens,
+        notes=notes,
+        _posterior=posterior,
+    )
+
+
+def frontier(posterior, budgets: Sequence[float], **kwargs) -> pd.DataFrame:
+    """The plan and its objective band at every budget (one :func:`allocate` per budget).
+
+    Returns a DataFrame with columns budget, params, pretrain_tokens, pretrain_fraction,
+    spec_tokens (dict), objective_median, objective_lo, objective_hi.
+    """
+    if len(budgets) == 0:
+        raise BayesplitError("give at least one budget")
+    rows = []
+    for b in budgets:
+        a = allocate(posterior, budget=float(b), **kwargs)
+        d = a.to_dict()
+        rows.append(
+            {
+                "budget": float(b),
+                "params": a.plan.params,
+                "pretrain_tokens": a.plan.pretrain_tokens,
+                "pretrain_fraction": a.pretrain_fraction,
+                "spec_tokens": dict(a.plan.spec_tokens),
+                "objective_median": d["objective"]["median"],
+                "objective_lo": d["objective"]["credible"][0],
+                "objective_hi": d["objective"]["credible"][1],
+                "opt_params_q05": d["optimum_distribution"]["params"][0],
+                "opt_params_q95": d["optimum_distribution"]["params"][2],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def parse_budgets(text: str) -> np.ndarray:
+    """``"1e18:1e22:9"`` → 9 log-spaced budgets; ``"1e19,1e20"`` → those."""
+    try:
+        if ":" in text:
+            lo, hi, num = text.split(":")
+            return np.geomspace(float(lo), float(hi), int(num))
+        return np.array([float(v) for v in text.split(",")])
+    except ValueError:
+        raise BayesplitError(f"--budgets wants LO:HI:COUNT or a comma list, got {text!r}") from None

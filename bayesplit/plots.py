@@ -1,0 +1,331 @@
+"""Figures. All matplotlib lives here; the math modules only return numbers.
+
+Every function takes an optional ``ax`` (or returns a new figure), labels axes with
+units, and draws bands as shaded regions: darker = credible (the law), lighter =
+predictive (a new run), never the same shade.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+LAW_COLOR = "#1f5fa8"
+PRED_COLOR = "#9ec3ea"
+PLAN_COLOR = "#c0392b"
+DATA_COLOR = "#222222"
+
+
+def _mpl():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _ax(ax, figsize=(6.4, 4.2)):
+    plt = _mpl()
+    if ax is None:
+        fig, ax = plt.subplots(figsize=figsize, constrained_layout=True)
+        return fig, ax
+    return ax.figure, ax
+
+
+def plot_split_curve(alloc, ax=None, points: int = 25):
+    """Objective vs share of compute on pretraining, at the plan's N, with its 90% band."""
+    fig, ax = _ax(ax)
+    curve = alloc.split_curve(points)
+    obj = curve["objective"].values
+    lo, hi = (1 - alloc.level) / 2, (1 + alloc.level) / 2
+    f = curve["fraction"].values
+    ax.fill_between(
+        f,
+        np.quantile(obj, lo, axis=1),
+        np.quantile(obj, hi, axis=1),
+        color=PRED_COLOR,
+        alpha=0.6,
+        label=f"{alloc.level:.0%} credible band",
+    )
+    ax.plot(f, np.median(obj, axis=1), color=LAW_COLOR, lw=2, label="posterior median")
+    ax.axvline(
+        alloc.pretrain_fraction,
+        color=PLAN_COLOR,
+        ls="--",
+        label=f"plan ({alloc.pretrain_fraction:.0%})",
+    )
+    q = np.quantile(alloc.draws["opt_pretrain_fraction"].values, [0.05, 0.95])
+    ax.axvspan(q[0], q[1], color=PLAN_COLOR, alpha=0.08, label="90% of per-draw optima")
+    ax.set_xlabel("share of compute spent on general pretraining")
+    ax.set_ylabel("weighted loss Σ w_k L_k (nats/token)")
+    ax.set_title(f"Where to split, at N = {alloc.plan.params:.3g} and C = {alloc.budget:.2g} FLOPs")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def plot_domain_losses(alloc, ax=None):
+    """Loss per domain at the plan and at each alternative (median and credible interval)."""
+    fig, ax = _ax(ax, figsize=(7.2, 4.2))
+    names = ["plan", *map(str, alloc.alternatives["alternative"].values)]
+    width = 0.8 / len(names)
+    x = np.arange(len(alloc.domains))
+    lo, hi = (1 - alloc.level) / 2, (1 + alloc.level) / 2
+    post = alloc._posterior
+    idx = post.domain_index(alloc.domains)
+    draws = post.draws(max_draws=min(2000, post.n_draws))
+    colors = [PLAN_COLOR, "#7f8c8d", "#95a5a6", "#bdc3c7", "#34495e", "#16a085", "#8e44ad"]
+    for i, name in enumerate(names):
+        if name == "plan":
+            n, d, dp = alloc.plan.arrays(alloc.domains)
+        else:
+            a = alloc.alternatives.sel(alternative=name)
+            n, d, dp = float(a["params"]), float(a["pretrain_tokens"]), a["spec_tokens"].values
+        loss = np.exp(post.log_mean(n, d, dp, idx, draws=draws))
+        med = np.median(loss, axis=0)
+        err = np.abs(np.quantile(loss, [lo, hi], axis=0) - med)
+        ax.errorbar(
+            x + (i - (len(names) - 1) / 2) * width,
+            med,
+            yerr=err,
+            fmt="o",
+            ms=4,
+            capsize=2,
+            color=colors[i % len(colors)],
+            label=name,
+        )
+    ax.set_xticks(x, alloc.domains, rotation=20, ha="right")
+    ax.set_ylabel("loss at the target budget (nats/token)")
+    ax.set_title(f"Per-domain loss, {alloc.level:.0%} credible intervals")
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3, axis="y")
+    return fig
+
+
+def plot_optimum(alloc, ax=None):
+    """Per-draw optimum: model size vs pretraining share, with the chosen plan."""
+    fig, ax = _ax(ax)
+    d = alloc.draws
+    ax.scatter(
+        d["opt_params"].values,
+        d["opt_pretrain_fraction"].values,
+        s=4,
+        alpha=0.25,
+        color=LAW_COLOR,
+        label="optimum of each posterior draw",
+    )
+    ax.scatter(
+        [alloc.plan.params],
+        [alloc.pretrain_fraction],
+        marker="*",
+        s=200,
+        color=PLAN_COLOR,
+        label=f"plan (risk: {alloc.risk})",
+    )
+    ax.set_xscale("log")
+    ax.set_xlabel("model size N (non-embedding parameters)")
+    ax.set_ylabel("share of compute on pretraining")
+    ax.set_title("How sure is the optimum?")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def plot_alternatives(alloc, ax=None):
+    """Distribution of the objective for the plan and every alternative."""
+    fig, ax = _ax(ax, figsize=(7.2, 4.2))
+    names = ["plan", *map(str, alloc.alternatives["alternative"].values)]
+    data = [alloc.draws["objective"].values] + [
+        alloc.alternatives["objective"].sel(alternative=n).values for n in names[1:]
+    ]
+    parts = ax.violinplot(data, showmedians=True)
+    for body in parts["bodies"]:
+        body.set_facecolor(PRED_COLOR)
+        body.set_alpha(0.7)
+    ax.set_xticks(np.arange(1, len(names) + 1), names, rotation=20, ha="right")
+    ax.set_ylabel("weighted loss Σ w_k L_k (nats/token)")
+    ax.set_title("Plan vs alternatives across the posterior")
+    ax.grid(alpha=0.3, axis="y")
+    return fig
+
+
+def plot_frontier(table, ax=None, level: float = 0.9):
+    """Objective band and optimal N along budgets (from :func:`bayesplit.allocation.frontier`)."""
+    plt = _mpl()
+    if ax is None:
+        fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    else:
+        fig, ax2 = ax.figure, None
+    b = table["budget"].to_numpy()
+    ax.fill_between(
+        b,
+        table["objective_lo"],
+        table["objective_hi"],
+        color=PRED_COLOR,
+        alpha=0.6,
+        label=f"{level:.0%} credible",
+    )
+    ax.plot(b, table["objective_median"], "o-", color=LAW_COLOR, label="median")
+    ax.set_xscale("log")
+    ax.set_xlabel("training budget C (FLOPs)")
+    ax.set_ylabel("weighted loss at the optimal plan (nats/token)")
+    ax.set_title("Frontier: best achievable loss")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    if ax2 is not None:
+        ax2.plot(b, table["params"], "o-", color=PLAN_COLOR, label="N of the plan")
+        ax2.fill_between(
+            b,
+            table["opt_params_q05"],
+            table["opt_params_q95"],
+            color=PLAN_COLOR,
+            alpha=0.12,
+            label="90% of per-draw optima",
+        )
+        ax2.set_xscale("log")
+        ax2.set_yscale("log")
+        ax2.set_xlabel("training budget C (FLOPs)")
+        ax2.set_ylabel("model size N (non-embedding parameters)")
+        ax3 = ax2.twinx()
+        ax3.plot(b, table["pretrain_fraction"], "s--", color="#555", label="pretraining share")
+        ax3.set_ylim(0, 1.05)
+        ax3.set_ylabel("share of compute on pretraining")
+        ax2.set_title("Frontier: the plan")
+        ax2.legend(fontsize=8, loc="upper left")
+        ax2.grid(alpha=0.3)
+    return fig
+
+
+def plot_fit(posterior, domains=None, max_draws: int = 800, level: float = 0.9):
+    """Data and fitted law per domain: loss vs compute, with credible and predictive bands.
+
+    For each general model size the law is drawn along the D range of the data
+    (specialist rows are shown as open markers at their total compute).
+    """
+    plt = _mpl()
+    runs = posterior.runs
+    domains = list(domains) if domains is not None else posterior.domains
+    cols = min(4, len(domains))
+    rows = int(np.ceil(len(domains) / cols))
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(3.6 * cols, 3.0 * rows), constrained_layout=True, squeeze=False
+    )
+    sizes = np.sort(runs["params"].unique())
+    cmap = plt.get_cmap("viridis")
+    _lo, _hi = (1 - level) / 2, (1 + level) / 2
+    for ax, dom in zip(axes.ravel(), domains, strict=False):
+        sub = runs[runs["eval_domain"] == dom]
+        for i, n in enumerate(sizes):
+            color = cmap(i / max(1, len(sizes) - 1))
+            g = sub[(sub["params"] == n) & (sub["spec_tokens"] == 0)]
+            s = sub[(sub["params"] == n) & (sub["spec_tokens"] > 0)]
+            d_all = runs.loc[runs["params"] == n, "pretrain_tokens"]
+            dgrid = np.geomspace(d_all.min(), d_all.max(), 30)
+            ds = posterior.predict(
+                np.full_like(dgrid, n), dgrid, 0.0, domain=dom, level=level, max_draws=max_draws
+            ).sel(domain=dom)
+            c = 6 * n * dgrid
+            ax.fill_between(
+                c, ds["predictive_lo"], ds["predictive_hi"], color=color, alpha=0.12, lw=0
+            )
+            ax.fill_between(c, ds["credible_lo"], ds["credible_hi"], color=color, alpha=0.35, lw=0)
+            ax.plot(c, ds["median"], color=color, lw=1.2, label=f"N={n:.2g}")
+            ax.scatter(
+                6 * g["params"] * g["pretrain_tokens"],
+                g["loss"],
+                color=color,
+                s=12,
+                zorder=3,
+                edgecolor="k",
+                linewidth=0.3,
+            )
+            if len(s):
+                ax.scatter(
+                    6 * s["params"] * (s["pretrain_tokens"] + s["spec_tokens"]),
+                    s["loss"],
+                    facecolor="none",
+                    edgecolor=color,
+                    s=14,
+                    zorder=3,
+                )
+        ax.set_xscale("log")
+        ax.set_title(dom, fontsize=9)
+        ax.set_xlabel("compute 6N(D + D') (FLOPs)", fontsize=8)
+        ax.set_ylabel("loss (nats/token)", fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=7)
+    for ax in axes.ravel()[len(domains) :]:
+        ax.axis("off")
+    axes.ravel()[0].legend(fontsize=6)
+    fig.suptitle(
+        f"{posterior.law.name} fit: points = runs (open = specialized), lines = median law, dark band = {level:.0%} credible, light = {level:.0%} predictive",
+        fontsize=9,
+    )
+    return fig
+
+
+def plot_fans(posterior, frontier_table, level: float = 0.9, max_draws: int = 1000):
+    """Extrapolation fans: each domain's loss at the optimal plan, from the data to the target budget."""
+    plt = _mpl()
+    domains = posterior.domains
+    cols = min(4, len(domains))
+    rows = int(np.ceil(len(domains) / cols))
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(3.6 * cols, 3.0 * rows), constrained_layout=True, squeeze=False
+    )
+    runs = posterior.runs
+    _lo, _hi = (1 - level) / 2, (1 + level) / 2
+    b = frontier_table["budget"].to_numpy()
+    for ax, dom in zip(axes.ravel(), domains, strict=False):
+        med, clo, chi, plo, phi = [], [], [], [], []
+        for _, r in frontier_table.iterrows():
+            ds = posterior.predict(
+                r["params"],
+                r["pretrain_tokens"],
+                r["spec_tokens"].get(dom, 0.0),
+                domain=dom,
+                level=level,
+                max_draws=max_draws,
+            ).isel(domain=0, point=0)
+            med.append(ds["median"].item())
+            clo.append(ds["credible_lo"].item())
+            chi.append(ds["credible_hi"].item())
+            plo.append(ds["predictive_lo"].item())
+            phi.append(ds["predictive_hi"].item())
+        ax.fill_between(b, plo, phi, color=PRED_COLOR, alpha=0.35, lw=0, label="predictive")
+        ax.fill_between(b, clo, chi, color=LAW_COLOR, alpha=0.35, lw=0, label="credible")
+        ax.plot(b, med, color=LAW_COLOR, lw=1.5, label="median")
+        sub = runs[runs["eval_domain"] == dom]
+        ax.scatter(
+            6 * sub["params"] * (sub["pretrain_tokens"] + sub["spec_tokens"]),
+            sub["loss"],
+            s=8,
+            color=DATA_COLOR,
+            alpha=0.6,
+            label="runs",
+        )
+        ax.set_xscale("log")
+        ax.set_title(dom, fontsize=9)
+        ax.set_xlabel("compute (FLOPs)", fontsize=8)
+        ax.set_ylabel("loss (nats/token)", fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=7)
+    for ax in axes.ravel()[len(domains) :]:
+        ax.axis("off")
+    axes.ravel()[0].legend(fontsize=6)
+    fig.suptitle(
+        f"Extrapolation to {b.max():.2g} FLOPs along the optimal plan ({level:.0%} bands)",
+        fontsize=9,
+    )
+    return fig
+
+
+def figure_to_png(fig, dpi: int = 110) -> bytes:
+    """PNG bytes of a figure (and close it)."""
+    import io
+
+    plt = _mpl()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    plt.close(fig)
+    return buf.getvalue()

@@ -1,0 +1,170 @@
+"""The allocator: correct optimum (brute force), sensible behaviour, clear refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bayesplit.allocation import allocate, parse_budgets, parse_risk
+from bayesplit.compute import ComputeModel
+from bayesplit.errors import BayesplitError, DiagnosticsError
+from bayesplit.truth import GroundTruth, example_truth
+
+BUDGET = 1e20
+
+
+def brute_force(truth, budget, trunk="shared", cap=None, params=None):
+    """Exhaustive grid over N, the pretraining share and the split between two domains."""
+    n_grid = np.array([params]) if params else np.geomspace(5e7, 5e9, 241)
+    phi = np.linspace(0.0, 1.0, 201)[:, None]
+    share_a = np.linspace(0.0, 1.0, 201)[None, :]
+    cm = ComputeModel(trunk)
+    best = np.inf
+    for n in n_grid:
+        tokens = budget / cm.flops_per_token(n)
+        d = phi * tokens / cm.pretrain_multiplier(2)
+        dpa = (1 - phi) * tokens * share_a
+        dpb = (1 - phi) * tokens * (1 - share_a)
+        if cap is not None:
+            dpa = np.minimum(dpa, cap)
+        la = truth.loss(n, np.maximum(d, 1.0), dpa, "a")
+        lb = truth.loss(n, np.maximum(d, 1.0), dpb, "b")
+        best = min(best, float(np.min(0.5 * (la + lb))))
+    return best
+
+
+@pytest.fixture(scope="module")
+def truth2():
+    return example_truth("additive", ("a", "b"))
+
+
+@pytest.mark.parametrize("trunk", ["shared", "independent"])
+def test_matches_brute_force(truth2, trunk):
+    alloc = allocate(truth2.as_posterior(), budget=BUDGET, trunk=trunk)
+    got = alloc.to_dict()["objective"]["median"]
+    ref = brute_force(truth2, BUDGET, trunk)
+    assert got <= ref * (1 + 1e-3), (got, ref)
+    assert got >= ref * (1 - 2e-3)  # the grid is fine enough that nothing beats it by much
+    assert alloc.compute.flops(
+        alloc.plan.params, alloc.plan.pretrain_tokens, list(alloc.plan.spec_tokens.values())
+    ) == pytest.approx(BUDGET, rel=1e-6)
+
+
+def test_matches_brute_force_with_a_data_limit(truth2):
+    free = allocate(truth2.as_posterior(), budget=BUDGET)
+    cap = 0.3 * free.plan.spec_tokens["a"]
+    alloc = allocate(truth2.as_posterior(), budget=BUDGET, max_spec_tokens={"a": cap})
+    got = alloc.to_dict()["objective"]["median"]
+    ref = brute_force(truth2, BUDGET, cap=cap)
+    assert got <= ref * (1 + 1e-3), (got, ref)
+    assert alloc.plan.spec_tokens["a"] <= cap * 1.01
+    assert got > free.to_dict()["objective"]["median"]  # the limit costs something
+
+
+def test_fixed_params_are_respected(truth2):
+    alloc = allocate(truth2.as_posterior(), budget=BUDGET, params=2e8)
+    assert alloc.plan.params == pytest.approx(2e8)
+    got = alloc.to_dict()["objective"]["median"]
+    assert got <= brute_force(truth2, BUDGET, params=2e8) * (1 + 1e-3)
+
+
+def test_ladder_picks_a_ladder_size(truth2):
+    sizes = [1e8, 3e8, 1e9, 3e9]
+    alloc = allocate(truth2.as_posterior(), budget=BUDGET, ladder=sizes)
+    assert any(alloc.plan.params == pytest.approx(s) for s in sizes)
+    assert set(np.round(alloc.draws["opt_params"].values / 1e8, 3)) <= {1.0, 3.0, 10.0, 30.0}
+
+
+def test_more_domains_move_the_split_later():
+    """With a shared trunk, pretraining serves every domain: more domains → branch later (larger D).
+
+    Domains are identical so only the amortization changes. The *share* of compute on
+    pretraining can still fall, because each domain's specialization gets fewer tokens
+    and its marginal value rises; the split point D moves later.
+    """
+    one = example_truth("additive", ("web",))
+    params = {k: ([v[0]] * 4 if isinstance(v, list) else v) for k, v in one.params.items()}
+    truth = GroundTruth(one.law, ("a", "b", "c", "d"), params, one.reference, one.noise)
+    split_points = [
+        allocate(truth.as_posterior(), budget=BUDGET, domains=list("abcd"[:k])).plan.pretrain_tokens
+        for k in (1, 2, 3, 4)
+    ]
+    assert all(a < b for a, b in zip(split_points, split_points[1:], strict=False)), split_points
+
+
+def test_alternatives_and_regret(truth2):
+    d = allocate(truth2.as_posterior(), budget=BUDGET).to_dict()
+    names = [a["name"] for a in d["alternatives"]]
+    assert names == ["all pretraining", "90/10 split", "50/50 split", "chinchilla then specialize"]
+    for a in d["alternatives"]:  # with one exact draw the plan is the optimum: never worse
+        assert a["expected_regret"] >= -1e-9 and a["p_better"] in (0.0, 1.0)
+    assert d["expected_regret"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_user_plan_comparison(truth2):
+    plan = {
+        "name": "ours",
+        "params": 3e8,
+        "pretrain_tokens": 4e10,
+        "spec_tokens": {"a": 5e9, "b": 5e9},
+    }
+    d = allocate(truth2.as_posterior(), budget=BUDGET, compare=[plan]).to_dict()
+    ours = [a for a in d["alternatives"] if a["name"] == "ours"][0]
+    assert ours["plan"]["params"] == 3e8 and ours["expected_regret"] > 0
+    with pytest.raises(BayesplitError, match="unknown domain"):
+        allocate(
+            truth2.as_posterior(),
+            budget=BUDGET,
+            compare=[{"params": 1e8, "pretrain_tokens": 1e9, "spec_tokens": {"zz": 1.0}}],
+        )
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"budget": 1e9}, "below the smallest run"),
+        ({"budget": -5.0}, "budget must be"),
+        ({"budget": BUDGET, "domains": ["a", "zz"]}, "unknown domain"),
+        ({"budget": BUDGET, "weights": {"a": -1.0}}, "weights"),
+        ({"budget": BUDGET, "max_spec_tokens": {"zz": 1e9}}, "unknown domain"),
+        ({"budget": BUDGET, "risk": "worst"}, "risk"),
+        ({"budget": BUDGET, "params": 1e8, "ladder": [1e8]}, "not both"),
+        ({"budget": BUDGET, "params": 1e13}, "fewer than"),
+        ({"budget": BUDGET, "trunk": "forest"}, "trunk"),
+    ],
+)
+def test_infeasible_or_bad_requests(truth2, kwargs, words):
+    with pytest.raises(BayesplitError, match=words):
+        allocate(truth2.as_posterior(), **kwargs)
+
+
+def test_failed_posterior_is_refused_unless_forced():
+    import pandas as pd
+    from support import QUICK
+
+    from bayesplit.fitting import fit
+
+    two = pd.DataFrame(
+        {
+            "run_id": ["a", "b"],
+            "params": [1e7, 3e7],
+            "pretrain_tokens": [1e9, 3e9],
+            "eval_domain": ["web"] * 2,
+            "loss": [3.4, 3.1],
+        }
+    )
+    post = fit(two, "chinchilla", **QUICK)
+    with pytest.raises(DiagnosticsError, match="diagnostics gate"):
+        allocate(post, budget=1e19)
+    assert allocate(post, budget=1e19, force=True).plan.params > 0
+
+
+def test_parsers():
+    assert (
+        parse_risk("mean") == ("mean", 0.0)
+        and parse_risk("q90") == ("quantile", 0.9)
+        and parse_risk("cvar95") == ("cvar", 0.95)
+    )
+    np.testing.assert_allclose(parse_budgets("1e18:1e22:5"), [1e18, 1e19, 1e20, 1e21, 1e22])
+    with pytest.raises(BayesplitError):
+        parse_budgets("lots")
