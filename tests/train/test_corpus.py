@@ -295,6 +295,10 @@ BAD_IDS = [
 ]
 
 
+def test_every_bad_case_is_parametrized(tmp_path):
+    assert sorted(_bad_cases(tmp_path)) == sorted(BAD_IDS)
+
+
 def _snapshot(root):
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*"))
 
