@@ -388,6 +388,7 @@ def decision_quantity(
     budget: float | None,
     point: dict | None = None,
     allocate_kwargs: dict | None = None,
+    max_draws: int | None = None,
 ) -> tuple[np.ndarray, str]:
     """Q per draw, and a label: the objective at the recommended plan, the optimal split, or a point's loss."""
     if objective not in OBJECTIVES:
@@ -411,7 +412,8 @@ def decision_quantity(
         raise BayesplitError(f"--objective {objective} needs --budget (the target compute)")
     from bayesplit.allocation import allocate
 
-    alloc = allocate(posterior, budget=budget, force=True, **(allocate_kwargs or {}))
+    kwargs = {k: v for k, v in (allocate_kwargs or {}).items() if v is not None}
+    alloc = allocate(posterior, budget=budget, force=True, max_draws=max_draws, **kwargs)
     return alloc.decision_quantity(objective, draws), alloc.describe_quantity(objective)
 
 
@@ -510,7 +512,13 @@ def suggest(
 
     draws = posterior.draws(max_draws=max_draws)
     q, label = decision_quantity(
-        posterior, objective, draws, budget=budget, point=point, allocate_kwargs=allocate_kwargs
+        posterior,
+        objective,
+        draws,
+        budget=budget,
+        point=point,
+        allocate_kwargs=allocate_kwargs,
+        max_draws=max_draws,
     )
     Y, obs_of = observable_matrix(posterior, candidates, draws, domains)
     noise_d = posterior.noise_draws(max_draws=max_draws)

@@ -153,3 +153,24 @@ def test_suggest_respects_max_run_flops(additive_posterior):
             max_draws=300,
             force=True,
         )
+
+
+@pytest.mark.parametrize("objective", ["decision", "split"])
+def test_suggest_decision_objectives(additive_posterior, objective):
+    sug = suggest(
+        additive_posterior, budget=1e20, objective=objective, n=4, max_draws=400, force=True
+    )
+    recs = sug.to_list()
+    assert len(recs) == 4
+    assert "at 1e+20 FLOPs" in sug.quantity or "recommended plan" in sug.quantity
+    assert recs[0]["value"] > 0
+    # later picks are conditioned on earlier ones: the sd keeps falling through the batch
+    sds = sug.table["sd_after"].tolist()
+    assert all(b <= a + 1e-12 for a, b in zip(sds, sds[1:], strict=False))
+
+
+def test_suggest_needs_budget_for_decisions(additive_posterior):
+    with pytest.raises(BayesplitError, match="needs --budget"):
+        suggest(additive_posterior, objective="decision", n=2, max_draws=200, force=True)
+    with pytest.raises(BayesplitError, match="--objective must be"):
+        suggest(additive_posterior, budget=1e20, objective="regret", n=2, max_draws=200, force=True)
