@@ -65,9 +65,13 @@ def build_cmd(
     max_doc_chars: Annotated[
         int, typer.Option(help="Longer files are cut into documents of at most this many chars.")
     ] = 32_768,
-    overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a non-empty --out.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
-    json_out: Annotated[bool, typer.Option("--json")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object on stdout.")
+    ] = False,
 ) -> None:
     """Tokenize a folder of text into per-domain train/val shards with a local BPE tokenizer."""
     from bayesplit.train.corpus import build_corpus
@@ -94,9 +98,11 @@ def build_cmd(
 def info_cmd(
     path: Annotated[Path, typer.Argument(help="Corpus folder (with manifest.json).")],
     verify: Annotated[
-        bool, typer.Option(help="Recompute the tokenizer and content hashes.")
+        bool, typer.Option("--verify", help="Recompute the tokenizer and content hashes.")
     ] = False,
-    json_out: Annotated[bool, typer.Option("--json")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object on stdout.")
+    ] = False,
 ) -> None:
     """Documents and tokens per domain and split, with the tokenizer and content hashes."""
     from bayesplit.train.corpus import Corpus, unigram_entropy
