@@ -1,0 +1,466 @@
+"""Turn a batch of suggested runs into trained models and run-store rows.
+
+A suggestion (from ``bayesplit suggest``) names a model size and (D, D', k). Suggestions of
+the same model and seed share one pretraining *trunk*: it is trained once, to the largest
+D any of them needs, with a stable checkpoint at every D a specialist branches from and a
+short decay at every D a general model is asked for. Work already done is not redone:
+rows already in the store are skipped, and a trunk already trained far enough in the
+workdir is reused (or extended from its furthest checkpoint).
+
+Launchers: ``local`` runs the trunk jobs one after another in this process; ``torchrun``
+runs each job with DDP across ``nproc`` processes (gloo on CPU, nccl on CUDA); ``slurm``
+submits every trunk job through ``submitit`` (they run in parallel; rows are appended by
+the jobs themselves, the store takes concurrent writers).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bayesplit._io import atomic_write_text
+from bayesplit.errors import BayesplitError
+from bayesplit.train.data import CorpusData, open_corpus
+from bayesplit.train.ladder import find_model, load_ladder
+from bayesplit.train.loop import (
+    SpecConfig,
+    TrainConfig,
+    model_config,
+    spec_run_id,
+    steps_for,
+    trunk_id_for,
+)
+
+LAUNCHERS = ("local", "torchrun", "slurm")
+
+
+@dataclass
+class TrunkJob:
+    """One trunk and everything that branches from it; the unit a launcher runs."""
+
+    trunk_id: str
+    entry: dict[str, Any]
+    seed: int
+    eval_at: list[int] = field(default_factory=list)  # D of general rows (exact tokens)
+    specs: list[tuple[int, str, int]] = field(default_factory=list)  # (D, domain, D')
+    suggestions: list[int] = field(default_factory=list)  # indices into the input list
+    trunk_step: int = 0  # furthest checkpoint already in the workdir, in steps
+
+    def describe(self) -> str:
+        parts = [f"{self.trunk_id}: {len(self.eval_at)} general, {len(self.specs)} specialist"]
+        if self.trunk_step:
+            parts.append(f"(trunk resumes from step {self.trunk_step})")
+        return " ".join(parts)
+
+
+@dataclass
+class Plan:
+    """Trunk jobs to run and the suggestions that need nothing (already in the store)."""
+
+    jobs: list[TrunkJob]
+    done: list[int]
+    notes: list[str]
+
+    def to_dict(self) -> dict:
+        return {
+            "jobs": [
+                {
+                    "trunk_id": j.trunk_id,
+                    "model": j.entry["name"],
+                    "params": j.entry["params"],
+                    "seed": j.seed,
+                    "eval_at": j.eval_at,
+                    "specs": [list(s) for s in j.specs],
+                    "suggestions": j.suggestions,
+                    "trunk_resumes_from_step": j.trunk_step,
+                }
+                for j in self.jobs
+            ],
+            "already_done": self.done,
+            "notes": self.notes,
+        }
+
+
+def load_suggestions(path: str | Path) -> list[dict]:
+    """Read a suggestions JSON file (a list of objects, or ``{"suggestions": [...]}``)."""
+    p = Path(path)
+    if not p.is_file():
+        raise BayesplitError(f"no such suggestions file: {p}")
+    try:
+        data = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BayesplitError(f"{p}: not valid JSON ({exc})") from None
+    if isinstance(data, dict) and isinstance(data.get("suggestions"), list):
+        data = data["suggestions"]
+    if not isinstance(data, list) or not all(isinstance(s, dict) for s in data):
+        raise BayesplitError(f"{p}: expected a JSON list of suggestion objects")
+    return data
+
+
+def _number(s: dict, key: str, i: int, default: float | None = None) -> float:
+    v = s.get(key, default)
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        raise BayesplitError(f"suggestion #{i + 1}: {key} must be a number, got {v!r}") from None
+    if not math.isfinite(x) or x < 0:
+        raise BayesplitError(f"suggestion #{i + 1}: {key} must be finite and >= 0, got {v!r}")
+    return x
+
+
+def _named_trunk(branch_from: Any) -> str | None:
+    if isinstance(branch_from, str):
+        return branch_from
+    if isinstance(branch_from, dict) and isinstance(branch_from.get("trunk"), str):
+        return branch_from["trunk"]
+    return None
+
+
+def plan_suggestions(
+    suggestions: list[dict],
+    corpus: str | Path | CorpusData,
+    store: Any,
+    *,
+    ladder: str | Path | list[dict] | None,
+    workdir: str | Path,
+    seed: int = 0,
+    train_overrides: dict[str, Any] | None = None,
+    spec: SpecConfig | None = None,
+) -> Plan:
+    """Group suggestions into trunk jobs, leaving out what the store already has.
+
+    Parameters
+    ----------
+    suggestions
+        Objects with ``params``, ``pretrain_tokens``, ``spec_tokens``, ``train_domain``,
+        optional ``model`` (ladder name; default the entry with N nearest ``params``),
+        ``seed`` and ``branch_from`` (null, a trunk id, or ``{"trunk": id, ...}``); other
+        keys are ignored.
+    corpus, store, ladder, workdir, seed, train_overrides, spec
+        As for :func:`execute_suggestions`.
+    """
+    if not isinstance(suggestions, list):
+        raise BayesplitError("suggestions must be a list of objects")
+    spec = spec or SpecConfig()
+    corpus = corpus if isinstance(corpus, CorpusData) else open_corpus(corpus)
+    entries = ladder if isinstance(ladder, list) else load_ladder(ladder)
+    store = _open_store(store)
+    have = _store_keys(store)
+    workdir = Path(workdir)
+    jobs: dict[str, TrunkJob] = {}
+    done: list[int] = []
+    notes: list[str] = []
+    for i, s in enumerate(suggestions):
+        if not isinstance(s, dict):
+            raise BayesplitError(f"suggestion #{i + 1} is not an object")
+        name = s.get("model")
+        if name is None and s.get("params") is None:
+            raise BayesplitError(f"suggestion #{i + 1}: needs params or model")
+        entry = find_model(entries, name, None if name else _number(s, "params", i))
+        if name is None and not math.isclose(entry["params"], float(s["params"]), rel_tol=0.05):
+            notes.append(
+                f"suggestion #{i + 1}: no ladder size with N={float(s['params']):.3g}; using {entry['name']} (N={entry['params']:.3g})"
+            )
+        d = _number(s, "pretrain_tokens", i)
+        dp = _number(s, "spec_tokens", i, 0.0)
+        if d <= 0:
+            raise BayesplitError(f"suggestion #{i + 1}: pretrain_tokens must be > 0")
+        domain = s.get("train_domain")
+        if dp > 0:
+            if not isinstance(domain, str) or not domain:
+                raise BayesplitError(f"suggestion #{i + 1}: spec_tokens > 0 needs a train_domain")
+            corpus.check_domain(domain)
+        run_seed = int(_number(s, "seed", i, seed))
+        tc = TrainConfig.from_entry(entry, **(train_overrides or {}))
+        cfg = model_config(entry, corpus)
+        trunk_id = trunk_id_for(entry, cfg, tc, run_seed, corpus)
+        named = _named_trunk(s.get("branch_from"))
+        if named and named != trunk_id:
+            if _compatible_trunk(workdir / "trunks" / named, trunk_id):
+                trunk_id = named
+            elif named != "suggested":
+                notes.append(
+                    f"suggestion #{i + 1}: trunk {named!r} is not in {workdir} with this configuration; using {trunk_id}"
+                )
+        tps = tc.batch_size * cfg.seq_len
+        d_exact = steps_for(d, tps) * tps
+        if dp == 0:
+            if (trunk_id, d_exact) in have:
+                done.append(i)
+                continue
+        else:
+            dp_exact = steps_for(dp, tps) * tps
+            rid = spec_run_id(trunk_id, d_exact, domain, dp_exact, spec)
+            if any(k[0] == rid for k in have):
+                done.append(i)
+                continue
+        job = jobs.setdefault(trunk_id, TrunkJob(trunk_id, entry, run_seed))
+        job.suggestions.append(i)
+        if dp == 0:
+            if d_exact not in job.eval_at:
+                job.eval_at.append(d_exact)
+        else:
+            key = (d_exact, domain, dp_exact)
+            if key not in job.specs:
+                job.specs.append(key)
+    for job in jobs.values():
+        job.eval_at.sort()
+        job.specs.sort()
+        job.trunk_step = _furthest_checkpoint(workdir / "trunks" / job.trunk_id)
+    return Plan(list(jobs.values()), done, notes)
+
+
+def _compatible_trunk(trunk_dir: Path, trunk_id: str) -> bool:
+    """A named trunk in the workdir built with the configuration we would use."""
+    f = trunk_dir / "trunk.json"
+    if not f.is_file():
+        return False
+    mine = trunk_dir.parent / trunk_id / "trunk.json"
+    if not mine.is_file():
+        return False
+    a, b = json.loads(f.read_text()), json.loads(mine.read_text())
+    a.pop("trunk_id", None), b.pop("trunk_id", None)
+    return a == b
+
+
+def _furthest_checkpoint(trunk_dir: Path) -> int:
+    from bayesplit.train.loop import list_checkpoints
+
+    have = list_checkpoints(trunk_dir)
+    return max([*have["stable"], *have["periodic"]], default=0)
+
+
+# -- running a job ----------------------------------------------------------------------------
+def job_to_dict(job: TrunkJob, **context: Any) -> dict:
+    return {**asdict(job), "specs": [list(s) for s in job.specs], **context}
+
+
+def run_job(job: dict) -> pd.DataFrame:
+    """Run one trunk job (a dict from :func:`job_to_dict`): the trunk, its decays, its branches.
+
+    Runs under whatever process group the environment sets up (torchrun); only rank 0
+    writes rows and returns them.
+    """
+    from bayesplit.train.loop import ckpt_path, pretrain, specialize
+
+    corpus = open_corpus(job["corpus"])
+    entry = job["entry"]
+    tc = TrainConfig.from_entry(entry, **(job.get("train_overrides") or {}))
+    spec = SpecConfig(**(job.get("spec") or {}))
+    workdir = Path(job["workdir"])
+    tps = tc.batch_size * entry["seq_len"]
+    specs = [tuple(s) for s in job["specs"]]
+    frames = [
+        pretrain(
+            corpus,
+            entry,
+            workdir=workdir,
+            eval_at=job["eval_at"],
+            save_at=[s[0] for s in specs],
+            seed=job["seed"],
+            store=job.get("store"),
+            train=tc,
+            trunk_id=job["trunk_id"],
+            progress=job.get("progress", True),
+        )
+    ]
+    trunk_dir = workdir / "trunks" / job["trunk_id"]
+    for d, domain, dp in specs:
+        frames.append(
+            specialize(
+                corpus,
+                ckpt_path(trunk_dir, "stable", steps_for(d, tps)),
+                domain,
+                dp,
+                spec=spec,
+                store=job.get("store"),
+                workdir=workdir,
+                seed=job["seed"],
+                train=tc,
+                entry=entry,
+                progress=job.get("progress", True),
+            )
+        )
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def run_job_file(path: str) -> list[dict]:
+    """Entry point of a submitted job: read the job file, run it, return the rows as records."""
+    job = json.loads(Path(path).read_text())
+    df = run_job(job)
+    return json.loads(df.to_json(orient="records")) if len(df) else []
+
+
+# -- launchers --------------------------------------------------------------------------------
+def execute_suggestions(
+    suggestions: list[dict],
+    corpus: str | Path | CorpusData,
+    store: Any,
+    *,
+    ladder: str | Path | list[dict] | None = None,
+    workdir: str | Path,
+    launcher: str = "local",
+    seed: int = 0,
+    progress: bool = True,
+    nproc: int | None = None,
+    launcher_options: dict[str, Any] | None = None,
+    train_overrides: dict[str, Any] | None = None,
+    spec: SpecConfig | None = None,
+) -> pd.DataFrame:
+    """Train every suggested run that is not in the store yet and append its rows.
+
+    Parameters
+    ----------
+    suggestions
+        Suggestion objects (see :func:`plan_suggestions`).
+    corpus
+        Corpus directory.
+    store
+        Run store path (or :class:`bayesplit.store.RunStore`).
+    ladder
+        Ladder file, name or loaded entries; None = ``models/ladder.yaml``.
+    workdir
+        Directory of trunk checkpoints, reused across calls.
+    launcher
+        ``"local"``, ``"torchrun"`` or ``"slurm"``.
+    seed
+        Seed of suggestions that do not carry their own.
+    progress
+        Progress bars on stderr.
+    nproc
+        Processes per job for ``torchrun`` (default: the GPU count, or 2 on CPU).
+    launcher_options
+        For ``slurm``: ``cluster`` (``"local"`` runs the jobs as local processes, for tests),
+        ``timeout_min``, ``partition``, ``gpus_per_node``, ``cpus_per_task``, ``mem_gb``.
+    train_overrides
+        :class:`~bayesplit.train.loop.TrainConfig` fields to override (``device``,
+        ``eval_tokens``, ``cooldown_fraction``, ...).
+    spec
+        Specialization settings (replay, re-warmup, decay).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows written (empty when there was nothing to do).
+    """
+    if launcher not in LAUNCHERS:
+        raise BayesplitError(f"unknown launcher {launcher!r} (use {', '.join(LAUNCHERS)})")
+    spec = spec or SpecConfig()
+    store_obj = _open_store(store)
+    plan = plan_suggestions(
+        suggestions,
+        corpus,
+        store_obj,
+        ladder=ladder,
+        workdir=workdir,
+        seed=seed,
+        train_overrides=train_overrides,
+        spec=spec,
+    )
+    if not plan.jobs:
+        return pd.DataFrame()
+    corpus_path = str(corpus.path if isinstance(corpus, CorpusData) else Path(corpus).resolve())
+    context = {
+        "corpus": corpus_path,
+        "store": str(Path(store_obj.path).resolve()),
+        "workdir": str(Path(workdir).resolve()),
+        "train_overrides": train_overrides or {},
+        "spec": asdict(spec),
+        "progress": progress,
+    }
+    jobs = [job_to_dict(j, **context) for j in plan.jobs]
+    if launcher == "local":
+        frames = [run_job(j) for j in jobs]
+    elif launcher == "torchrun":
+        frames = [_torchrun(j, Path(workdir), nproc) for j in jobs]
+    else:
+        frames = _slurm(jobs, Path(workdir), launcher_options or {})
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _job_file(job: dict, workdir: Path) -> Path:
+    from bayesplit.train.config import config_hash
+
+    path = workdir / "jobs" / f"{job['trunk_id']}-{config_hash(job)[:8]}.json"
+    atomic_write_text(path, json.dumps(job, indent=2))
+    return path
+
+
+def _torchrun(job: dict, workdir: Path, nproc: int | None) -> pd.DataFrame:
+    import torch
+
+    if nproc is None:
+        nproc = torch.cuda.device_count() if torch.cuda.is_available() else 2
+    path = _job_file(job, workdir)
+    result = path.with_suffix(".rows.json")
+    result.unlink(missing_ok=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "-m",
+        "bayesplit.train._worker",
+        str(path),
+        str(result),
+    ]
+    env = dict(os.environ)
+    # one thread per process on CPU, or the processes fight over the cores
+    env.setdefault("OMP_NUM_THREADS", "1")
+    proc = subprocess.run(cmd, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"torchrun job {job['trunk_id']} failed with exit code {proc.returncode}"
+        )
+    return pd.DataFrame(json.loads(result.read_text()))
+
+
+def _slurm(jobs: list[dict], workdir: Path, options: dict[str, Any]) -> list[pd.DataFrame]:
+    try:
+        import submitit
+    except ImportError:
+        raise BayesplitError(
+            "the slurm launcher needs submitit: pip install bayesplit[train]"
+        ) from None
+    ex = submitit.AutoExecutor(folder=workdir / "submitit", cluster=options.get("cluster"))
+    params: dict[str, Any] = {"timeout_min": int(options.get("timeout_min", 60 * 24))}
+    for key in ("gpus_per_node", "cpus_per_task", "mem_gb", "nodes", "tasks_per_node"):
+        if options.get(key) is not None:
+            params[key] = options[key]
+    if options.get("partition"):
+        params["slurm_partition"] = options["partition"]
+    ex.update_parameters(name="bayesplit-train", **params)
+    submitted = [ex.submit(run_job_file, str(_job_file(j, workdir))) for j in jobs]
+    return [pd.DataFrame(s.result()) for s in submitted]
+
+
+def _open_store(store: Any):
+    if store is None:
+        raise BayesplitError("executing suggestions needs a run store")
+    if hasattr(store, "append"):
+        return store
+    from bayesplit.store import RunStore
+
+    return RunStore(store)
+
+
+def _store_keys(store) -> set[tuple[str, int]]:
+    """(run_id, step) of every row in the store."""
+    if len(store) == 0:
+        return set()
+    df = store.read()
+    steps = df["step"] if "step" in df else pd.Series(-1, index=df.index)
+    return {
+        (str(r), int(s) if pd.notna(s) else -1) for r, s in zip(df["run_id"], steps, strict=True)
+    }

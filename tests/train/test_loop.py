@@ -1,0 +1,280 @@
+"""Training loop: learning, exact token counts, branching, kill-and-resume, specialization."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from conftest import close, tiny_entry, unigram_entropy
+
+from bayesplit.errors import BayesplitError
+from bayesplit.store import RunStore
+from bayesplit.train.config import count_params
+from bayesplit.train.data import BatchSampler, Stream, eval_windows, open_corpus
+from bayesplit.train.loop import (
+    SpecConfig,
+    TrainConfig,
+    ckpt_path,
+    list_checkpoints,
+    load_checkpoint,
+    pretrain,
+    specialize,
+    steps_for,
+)
+from bayesplit.train.schedule import WSD, cooldown, specialization
+
+TPS = 8 * 32  # tokens per step of the tiny model: batch 8 x seq_len 32
+D1, D2 = 64 * TPS, 128 * TPS  # branch points (exact multiples of a step)
+
+
+@pytest.fixture(scope="module")
+def trunk(tiny_corpus, tmp_path_factory):
+    """One trunk: general rows at D1 and D2, a stable checkpoint at D1 to branch from."""
+    root = tmp_path_factory.mktemp("trunk")
+    store = RunStore(root / "runs.db")
+    rows = pretrain(
+        tiny_corpus,
+        tiny_entry(),
+        workdir=root / "work",
+        eval_at=[D1, D2],
+        save_at=[D1, D2],
+        store=store,
+        progress=False,
+    )
+    trunk_id = rows["run_id"].iloc[0]
+    return {"root": root, "store": store, "rows": rows, "dir": root / "work" / "trunks" / trunk_id}
+
+
+# -- schedule and data -------------------------------------------------------------------------
+def test_wsd_schedule():
+    s = WSD(peak_lr=1.0, warmup_steps=4)
+    assert [s(t) for t in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    c = cooldown(s, branch_step=2, decay_steps=4)  # branch inside the warmup
+    assert c(1) == 0.5 and c(2) == pytest.approx(0.75 * (1 - 0.5 / 4))
+    assert c(5) == pytest.approx(0.75 * (1 - 3.5 / 4)) and c(6) == 0.0
+    sp = specialization(2.0, 10, warmup_fraction=0.2, decay_fraction=0.3)
+    assert sp(0) == 1.0 and sp(1) == 2.0 and sp(6) == 2.0 and sp(9) == pytest.approx(2 / 6)
+    sq = WSD(1.0, 0, decay_start=0, decay_steps=4, shape="1-sqrt")
+    assert sq(3) == pytest.approx(1 - np.sqrt(3.5 / 4))
+    with pytest.raises(BayesplitError):
+        WSD(1.0, shape="exponential")
+
+
+def test_data_order_is_a_function_of_seed_and_step(tiny_corpus):
+    corpus = open_corpus(tiny_corpus)
+    stream = [Stream("general", ("alpha", "beta", "gamma"), (4.0, 3.0, 2.0), 8)]
+    a = BatchSampler(corpus, stream, 32, seed=1)
+    b = BatchSampler(corpus, stream, 32, seed=1)
+    assert np.array_equal(a.batch(17), b.batch(17))
+    assert not np.array_equal(a.batch(17), a.batch(18))
+    assert not np.array_equal(a.batch(17), BatchSampler(corpus, stream, 32, seed=2).batch(17))
+    # DDP: the ranks' rows make up the global batch
+    merged = np.empty_like(a.batch(5))
+    merged[0::2], merged[1::2] = a.batch(5, rank=0, world=2), a.batch(5, rank=1, world=2)
+    assert np.array_equal(merged, a.batch(5))
+    # a replay mix keeps its row counts exactly
+    mix = BatchSampler(
+        corpus,
+        [
+            Stream("spec/gamma", ("gamma",), (1.0,), 6),
+            stream[0].__class__("r", ("alpha",), (1.0,), 2),
+        ],
+        32,
+        seed=0,
+    )
+    assert [d for d, _ in mix.rows_of(3)] == ["gamma"] * 6 + ["alpha"] * 2
+    w = eval_windows(corpus.tokens("alpha", "val"), 32, 1000)
+    assert w.shape == (1000 // 32, 33)
+
+
+# -- trunk ---------------------------------------------------------------------------------------
+def test_trunk_learns_below_unigram_entropy(trunk, tiny_corpus):
+    h = unigram_entropy(tiny_corpus)
+    rows = trunk["rows"]
+    at_d2 = rows[rows["pretrain_tokens"] == D2]
+    assert len(at_d2) == 3 and set(at_d2["eval_domain"]) == {"alpha", "beta", "gamma"}
+    assert at_d2["loss"].max() < 0.6 * h, (at_d2["loss"].tolist(), h)
+    # more pretraining helps
+    at_d1 = rows[rows["pretrain_tokens"] == D1].set_index("eval_domain")["loss"]
+    assert (at_d2.set_index("eval_domain")["loss"] < at_d1).all()
+
+
+def test_token_counts_are_exact(trunk):
+    rows = trunk["rows"]
+    assert sorted(set(rows["pretrain_tokens"])) == [D1, D2]
+    assert (rows["stable_tokens"] + rows["decay_tokens"] == rows["pretrain_tokens"]).all()
+    assert set(rows["decay_tokens"]) == {round(0.1 * 64) * TPS, round(0.1 * 128) * TPS}
+    assert (rows["step"] == rows["pretrain_tokens"]).all() and (rows["spec_tokens"] == 0).all()
+    assert (rows["params"] == count_params(tiny_cfg())).all()
+    assert (rows["eval_tokens"] == 2048).all()
+    state = load_checkpoint(ckpt_path(trunk["dir"], "stable", D2 // TPS))
+    meta = state["meta"]
+    assert meta["tokens"] == D2 and meta["step"] * meta["tokens_per_step"] == D2
+    assert len(meta["train_losses"]) == D2 // TPS
+    assert steps_for(1000, 256) == 4 and steps_for(10, 256) == 1  # nearest step, at least one
+    stored = trunk["store"].read()
+    assert len(stored) == 6 and set(stored["run_id"]) == {rows["run_id"].iloc[0]}
+    for col in ("wall_time_s", "tokens_per_s", "mfu", "config_hash", "git_commit", "model"):
+        assert col in stored
+
+
+def tiny_cfg():
+    from bayesplit.train.config import GPTConfig
+
+    return GPTConfig.from_dict(tiny_entry())
+
+
+def test_checkpoint_is_atomic_and_weights_only(trunk, tmp_path):
+    files = list(trunk["dir"].iterdir())
+    assert not [f for f in files if f.name.endswith(".tmp")]
+    state = torch.load(ckpt_path(trunk["dir"], "stable", D1 // TPS), weights_only=True)
+    assert set(state) == {"format", "model", "optimizer", "rng", "meta"}
+    assert state["meta"]["trunk_id"] == trunk["dir"].name
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(BayesplitError, match="cannot read checkpoint"):
+        load_checkpoint(tmp_path / "junk.pt")
+
+
+def test_extending_a_trunk_from_a_checkpoint_is_bitwise(trunk, tiny_corpus, tmp_path):
+    """Train to D1, then continue to D2 in a second call: same trajectory and weights as one go."""
+    work = tmp_path / "work"
+    pretrain(tiny_corpus, tiny_entry(), workdir=work, save_at=[D1], progress=False)
+    pretrain(tiny_corpus, tiny_entry(), workdir=work, save_at=[D1, D2], progress=False)
+    mine = load_checkpoint(ckpt_path(work / "trunks" / trunk["dir"].name, "stable", D2 // TPS))
+    ref = load_checkpoint(ckpt_path(trunk["dir"], "stable", D2 // TPS))
+    assert mine["meta"]["train_losses"] == ref["meta"]["train_losses"]
+    for k, v in ref["model"].items():
+        assert torch.equal(v, mine["model"][k]), k
+
+
+def test_general_row_from_branch_is_reproducible(trunk, tiny_corpus, tmp_path):
+    """The decay at D1 re-run from the stored checkpoint gives the same loss, bitwise."""
+    store = RunStore(tmp_path / "runs.db")
+    work = trunk["root"] / "work"
+    rows = pretrain(
+        tiny_corpus, tiny_entry(), workdir=work, eval_at=[D1], store=store, progress=False
+    )
+    ref = trunk["rows"][trunk["rows"]["pretrain_tokens"] == D1]
+    assert rows["loss"].tolist() == ref["loss"].tolist()
+
+
+def test_kill_and_resume_matches_uninterrupted(trunk, tiny_corpus, tiny_ladder, tmp_path):
+    work = tmp_path / "work"
+    cmd = [
+        sys.executable,
+        "-m",
+        "bayesplit.cli",
+        "train",
+        "pretrain",
+        "--corpus",
+        str(tiny_corpus),
+        "--model",
+        "tiny",
+        "--ladder",
+        str(tiny_ladder),
+        "--branch-at",
+        str(D2),
+        "--workdir",
+        str(work),
+        "--checkpoint-every",
+        "8",
+        "--no-progress",
+    ]
+    trunk_dir = work / "trunks" / trunk["dir"].name
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not list_checkpoints(trunk_dir)["periodic"] and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read().decode()
+        time.sleep(0.01)
+    still_running = proc.poll() is None
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert still_running and proc.returncode == -signal.SIGKILL
+    killed_at = max(list_checkpoints(trunk_dir)["periodic"])
+    assert 0 < killed_at < D2 // TPS
+    assert not list_checkpoints(trunk_dir)["stable"]
+
+    # resume: same command, in this process
+    rows = pretrain(
+        tiny_corpus,
+        tiny_entry(),
+        workdir=work,
+        eval_at=[D2],
+        save_at=[D2],
+        store=None,
+        progress=False,
+    )
+    mine = load_checkpoint(ckpt_path(trunk_dir, "stable", D2 // TPS))
+    ref = load_checkpoint(ckpt_path(trunk["dir"], "stable", D2 // TPS))
+    assert mine["meta"]["train_losses"] == ref["meta"]["train_losses"]
+    ref_rows = trunk["rows"][trunk["rows"]["pretrain_tokens"] == D2]
+    assert rows["loss"].tolist() == ref_rows["loss"].tolist()
+
+
+# -- specialization --------------------------------------------------------------------------
+def test_specialization_lowers_its_domain_loss(trunk, tiny_corpus):
+    store = trunk["store"]
+    dp = 32 * TPS
+    rows = specialize(
+        tiny_corpus,
+        ckpt_path(trunk["dir"], "stable", D1 // TPS),
+        "gamma",
+        dp,
+        store=store,
+        workdir=trunk["root"] / "work",
+        progress=False,
+    )
+    general = trunk["rows"]
+    base = general[general["pretrain_tokens"] == D1].set_index("eval_domain")["loss"]
+    spec = rows.set_index("eval_domain")["loss"]
+    assert spec["gamma"] < base["gamma"] - 0.05
+    assert spec["alpha"] > base["alpha"]  # forgetting, as expected of a specialist
+    stored = store.read()
+    mine = stored[stored["run_id"] == rows["run_id"].iloc[0]]
+    assert len(mine) == 3 and set(mine["eval_domain"]) == {"alpha", "beta", "gamma"}
+    assert (mine["params"] == count_params(tiny_cfg())).all()
+    assert (mine["pretrain_tokens"] == D1).all() and (mine["spec_tokens"] == dp).all()
+    assert (mine["train_domain"] == "gamma").all()
+    assert (mine["trunk_id"] == trunk["dir"].name).all() and (mine["step"] == D1 + dp).all()
+    # asking again writes nothing
+    again = specialize(
+        tiny_corpus,
+        ckpt_path(trunk["dir"], "stable", D1 // TPS),
+        "gamma",
+        dp,
+        store=store,
+        progress=False,
+    )
+    assert len(again) == 0
+
+
+def test_specialization_with_replay_counts_rows(trunk, tiny_corpus):
+    rows = specialize(
+        tiny_corpus,
+        ckpt_path(trunk["dir"], "stable", D1 // TPS),
+        "beta",
+        8 * TPS,
+        spec=SpecConfig(replay_fraction=0.25, warmup_fraction=0.25, decay_fraction=0.5),
+        store=None,
+        progress=False,
+    )
+    assert (rows["replay_fraction"] == 0.25).all()
+    assert (rows["spec_domain_tokens"] == 6 * 32 * 8).all() and (
+        rows["spec_tokens"] == 8 * TPS
+    ).all()
+    with pytest.raises(BayesplitError, match="unknown domain 'delta'"):
+        specialize(tiny_corpus, ckpt_path(trunk["dir"], "stable", D1 // TPS), "delta", TPS)
+
+
+def test_train_config_from_entry_and_overrides():
+    tc = TrainConfig.from_entry(tiny_entry(), eval_tokens=512, device="cpu")
+    assert tc.batch_size == 8 and tc.lr == 1e-2 and tc.warmup_steps == 10 and tc.eval_tokens == 512
+    with pytest.raises(BayesplitError, match="unknown training settings"):
+        TrainConfig.from_entry(tiny_entry(), nonsense=1)
+    assert close(tc.cooldown_fraction, 0.1)
