@@ -1,0 +1,214 @@
+"""Executing suggestions: grouping into trunks, reuse, launchers (DDP, submitit), CLI errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import tiny_entry
+from typer.testing import CliRunner
+
+from bayesplit.cli import app
+from bayesplit.store import RunStore
+from bayesplit.train.execute import execute_suggestions, plan_suggestions
+from bayesplit.train.loop import list_checkpoints, load_checkpoint
+
+runner = CliRunner()
+TPS = 8 * 32
+D1, D2, D3 = 48 * TPS, 96 * TPS, 144 * TPS
+DP = 16 * TPS
+
+
+def suggestions() -> list[dict]:
+    n = tiny_entry()["params"]
+    info = {"cost_flops": 1e9, "value": 0.1, "reason": "test", "predicted_loss": {"median": 2}}
+    return [
+        {"params": n, "pretrain_tokens": D1, "spec_tokens": 0, "train_domain": None,
+         "model": "tiny", "branch_from": None, **info},
+        # no model name: the ladder entry nearest params
+        {"params": n * 1.01, "pretrain_tokens": D2, "spec_tokens": 0, "train_domain": None},
+        {"params": n, "pretrain_tokens": D1, "spec_tokens": DP, "train_domain": "gamma",
+         "model": "tiny", "branch_from": {"trunk": "suggested", "params": n, "pretrain_tokens": D1}},
+        {"params": n, "pretrain_tokens": D1, "spec_tokens": DP, "train_domain": "alpha",
+         "model": "tiny", "branch_from": None, **info},
+        # a duplicate of the first: one row set, not two
+        {"params": n, "pretrain_tokens": D1, "spec_tokens": 0, "model": "tiny"},
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def executed(tiny_corpus, tiny_ladder, tmp_path_factory):
+    root = tmp_path_factory.mktemp("execute")
+    kw = dict(ladder=str(tiny_ladder), workdir=root / "work")
+    plan = plan_suggestions(suggestions(), tiny_corpus, root / "runs.db", **kw)
+    rows = execute_suggestions(suggestions(), tiny_corpus, root / "runs.db", progress=False, **kw)
+    return {"root": root, "plan": plan, "rows": rows, "kw": kw}
+
+
+def test_suggestions_become_one_trunk_and_branches(executed):
+    plan = executed["plan"]
+    assert len(plan.jobs) == 1
+    job = plan.jobs[0]
+    assert job.entry["name"] == "tiny" and job.eval_at == [D1, D2]
+    assert job.specs == [(D1, "alpha", DP), (D1, "gamma", DP)]
+    assert job.trunk_step == 0 and plan.done == []
+    rows = executed["rows"]
+    assert len(rows) == 2 * 3 + 2 * 3
+    general = rows[rows["spec_tokens"] == 0]
+    assert set(general["pretrain_tokens"]) == {D1, D2} and general["train_domain"].isna().all()
+    assert (general["run_id"] == job.trunk_id).all()
+    spec = rows[rows["spec_tokens"] > 0]
+    assert set(spec["train_domain"]) == {"alpha", "gamma"} and (spec["pretrain_tokens"] == D1).all()
+    assert (spec["trunk_id"] == job.trunk_id).all() and spec["run_id"].nunique() == 2
+    assert len(RunStore(executed["root"] / "runs.db")) == 12
+
+
+def test_second_execute_trains_nothing(executed, tiny_corpus):
+    store = executed["root"] / "runs.db"
+    trunk_dir = executed["root"] / "work" / "trunks" / executed["plan"].jobs[0].trunk_id
+    before = {p.name: p.stat().st_mtime_ns for p in trunk_dir.iterdir()}
+    plan = plan_suggestions(suggestions(), tiny_corpus, store, **executed["kw"])
+    assert plan.jobs == [] and len(plan.done) == 5
+    rows = execute_suggestions(suggestions(), tiny_corpus, store, progress=False, **executed["kw"])
+    assert len(rows) == 0 and len(RunStore(store)) == 12
+    assert {p.name: p.stat().st_mtime_ns for p in trunk_dir.iterdir()} == before
+
+
+def test_a_longer_trunk_extends_the_existing_one(executed, tiny_corpus, tmp_path):
+    store = tmp_path / "runs.db"  # a new store: the general rows are recomputed from checkpoints
+    trunk_dir = executed["root"] / "work" / "trunks" / executed["plan"].jobs[0].trunk_id
+    have = list_checkpoints(trunk_dir)
+    reached = max([*have["stable"], *have["periodic"]])
+    old = {s: p.stat().st_mtime_ns for s, p in have["stable"].items()}
+    more = [{"model": "tiny", "pretrain_tokens": D3, "spec_tokens": 0}]
+    plan = plan_suggestions(more, tiny_corpus, store, **executed["kw"])
+    assert plan.jobs[0].trunk_step == reached > 0
+    rows = execute_suggestions(more, tiny_corpus, store, progress=False, **executed["kw"])
+    assert list(rows["pretrain_tokens"].unique()) == [D3]
+    new = list_checkpoints(trunk_dir)["stable"]
+    assert {s: new[s].stat().st_mtime_ns for s in old} == old  # old checkpoints untouched
+    top = load_checkpoint(new[max(new)])["meta"]
+    ref = load_checkpoint(new[max(old)])["meta"]
+    assert max(new) > max(old) and top["train_losses"][: max(old)] == ref["train_losses"]
+
+
+def test_cli_execute_json_and_dry_run(executed, tiny_corpus, tiny_ladder, tmp_path):
+    sfile = tmp_path / "suggestions.json"
+    sfile.write_text(json.dumps(suggestions()))
+    common = ["--corpus", str(tiny_corpus), "--store", str(tmp_path / "runs.db"),
+              "--ladder", str(tiny_ladder), "--workdir", str(executed["root"] / "work")]  # fmt: skip
+    dry = runner.invoke(app, ["train", "execute", str(sfile), *common, "--dry-run", "--json"])
+    assert dry.exit_code == 0, dry.output
+    assert len(json.loads(dry.stdout)["jobs"]) == 1
+    res = runner.invoke(app, ["train", "execute", str(sfile), *common, "--json", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["rows_written"] == 12
+    # the trunk was reused: the same losses as the first execute (bitwise on CPU)
+    ref = executed["rows"].set_index(["run_id", "eval_domain", "step"])["loss"]
+    for r in out["rows"]:
+        assert r["loss"] == ref[(r["run_id"], r["eval_domain"], r["step"])]
+
+
+def test_cli_pretrain_and_ladder(tiny_corpus, tiny_ladder, tmp_path):
+    res = runner.invoke(app, ["train", "ladder", str(tiny_ladder), "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout)[0]["name"] == "tiny"
+    args = ["train", "pretrain", "--corpus", str(tiny_corpus), "--model", "tiny", "--ladder",
+            str(tiny_ladder), "--branch-at", "2k", "--store", str(tmp_path / "r.db"), "--json",
+            "--no-progress", "--eval-tokens", "512"]  # fmt: skip
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["rows_written"] == 3 and out["rows"][0]["pretrain_tokens"] == 8 * TPS
+    assert out["rows"][0]["eval_tokens"] == 512
+
+
+def _error(args: list[str]) -> str:
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    return lines[0]
+
+
+def test_bad_inputs_exit_2(tiny_corpus, tiny_ladder, tmp_path):
+    good = tmp_path / "s.json"
+    good.write_text(json.dumps(suggestions()[:1]))
+    base = ["--store", str(tmp_path / "r.db"), "--ladder", str(tiny_ladder), "--workdir",
+            str(tmp_path / "w")]  # fmt: skip
+    ex = ["train", "execute"]
+    assert "no corpus" in _error([*ex, str(good), "--corpus", str(tmp_path / "none"), *base])
+    assert "no such suggestions file" in _error(
+        [*ex, str(tmp_path / "missing.json"), "--corpus", str(tiny_corpus), *base]
+    )
+    for text, msg in [
+        ("{not json", "not valid JSON"),
+        ('{"a": 1}', "expected a JSON list"),
+        ('[{"model": "huge", "pretrain_tokens": 1e4}]', "unknown model 'huge'"),
+        ('[{"model": "tiny", "pretrain_tokens": 1e4, "spec_tokens": 1e4}]', "needs a train_domain"),
+        ('[{"model": "tiny", "pretrain_tokens": 1e4, "spec_tokens": 1e4, "train_domain": "law"}]',
+         "unknown domain 'law'"),
+        ('[{"model": "tiny", "pretrain_tokens": "lots"}]', "must be a number"),
+        ('[{"pretrain_tokens": 1e4}]', "needs params or model"),
+    ]:  # fmt: skip
+        bad = tmp_path / "bad.json"
+        bad.write_text(text)
+        assert msg in _error([*ex, str(bad), "--corpus", str(tiny_corpus), *base]), text
+    assert "unknown launcher" in _error(
+        [*ex, str(good), "--corpus", str(tiny_corpus), *base, "--launcher", "mpi"]
+    )
+    assert "no such model ladder" in _error(
+        [*ex, str(good), "--corpus", str(tiny_corpus), "--store", str(tmp_path / "r.db"),
+         "--ladder", str(tmp_path / "nope.yaml")]
+    )  # fmt: skip
+    pre = ["train", "pretrain", "--corpus", str(tiny_corpus), "--ladder", str(tiny_ladder)]
+    assert "unknown model" in _error([*pre, "--model", "giant", "--branch-at", "1e4"])
+    assert "not a number" in _error([*pre, "--model", "tiny", "--branch-at", "many"])
+    spec = ["train", "specialize", "--corpus", str(tiny_corpus), "--domain", "alpha"]
+    assert "no such checkpoint" in _error(
+        [*spec, "--checkpoint", str(tmp_path / "x.pt"), "--tokens", "1e4"]
+    )
+
+
+def test_ddp_two_processes_match_one(executed, tiny_corpus, tmp_path):
+    """torchrun with 2 gloo processes (each half of every batch) ≈ one process on the whole batch."""
+    one = [{"model": "tiny", "pretrain_tokens": D1, "spec_tokens": 0}]
+    rows = execute_suggestions(
+        one,
+        tiny_corpus,
+        tmp_path / "runs.db",
+        ladder=executed["kw"]["ladder"],
+        workdir=tmp_path / "work",
+        launcher="torchrun",
+        nproc=2,
+        progress=False,
+    )
+    assert len(rows) == 3 and (rows["world_size"] == 2).all()
+    ref = executed["rows"]
+    ref = ref[(ref["spec_tokens"] == 0) & (ref["pretrain_tokens"] == D1)]
+    ref = ref.set_index("eval_domain")["loss"]
+    for _, r in rows.iterrows():
+        assert r["loss"] == pytest.approx(ref[r["eval_domain"]], abs=2e-3)
+    assert len(RunStore(tmp_path / "runs.db")) == 3
+
+
+def test_slurm_launcher_with_submitit_local_executor(executed, tiny_corpus, tmp_path):
+    one = [
+        {"model": "tiny", "pretrain_tokens": D1, "spec_tokens": 0},
+        {"model": "tiny", "pretrain_tokens": D1, "spec_tokens": DP, "train_domain": "gamma"},
+    ]
+    rows = execute_suggestions(
+        one,
+        tiny_corpus,
+        tmp_path / "runs.db",
+        ladder=executed["kw"]["ladder"],
+        workdir=tmp_path / "work",
+        launcher="slurm",
+        launcher_options={"cluster": "local", "timeout_min": 10},
+        progress=False,
+    )
+    assert len(rows) == 6 and len(RunStore(tmp_path / "runs.db")) == 6
+    ref = executed["rows"].set_index(["run_id", "eval_domain", "step"])["loss"]
+    for _, r in rows.iterrows():
+        assert r["loss"] == pytest.approx(ref[(r["run_id"], r["eval_domain"], r["step"])], abs=1e-5)
+    assert list((tmp_path / "work" / "submitit").iterdir())  # the job ran through submitit
