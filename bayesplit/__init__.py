@@ -36,6 +36,10 @@ _LAZY = {
     "load_dataset": "bayesplit.datasets",
     "BayesplitError": "bayesplit.errors",
     "Thresholds": "bayesplit.diagnostics",
+    "allocate": "bayesplit.allocation",
+    "frontier": "bayesplit.allocation",
+    "suggest": "bayesplit.design",
+    "simulate": "bayesplit.simulation",
 }
 _RENAMED = {"register_law": "register"}
 
@@ -46,9 +50,11 @@ __all__ = [
     "Posterior",
     "RunStore",
     "Thresholds",
+    "allocate",
     "available_laws",
     "compare",
     "fit",
+    "frontier",
     "get_law",
     "load_dataset",
     "load_posterior",
@@ -56,6 +62,8 @@ __all__ = [
     "predict",
     "prior_predictive",
     "register_law",
+    "simulate",
+    "suggest",
     "validate_runs",
 ]
 

@@ -25,7 +25,7 @@ class Noise:
     """How measured losses scatter around the law, on log loss.
 
     ``sigma``: per-measurement noise; ``seed_sd``: a per-run (seed) shift shared by
-    all rows of a run; ``hetero``: extra relative noise for small runs,
+    all rows of a run, and by every branch of one pretraining trunk (``trunk_id``); ``hetero``: extra relative noise for small runs,
     ``sigma · (1 + hetero · (C_ref / C)^0.25)`` so tiny, short runs are noisier.
     """
 
@@ -86,16 +86,20 @@ class GroundTruth:
         xin = Inputs(*(np.broadcast_to(a, shape) for a in (x.n, x.d, x.dp)))
         return np.exp(self.law.evaluate(get_ops("numpy"), rows, xin))
 
-    def simulate(self, design: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    def simulate(
+        self, design: pd.DataFrame, seed: int = 0, trunk_shifts: dict | None = None
+    ) -> pd.DataFrame:
         """Measured rows for a design.
 
         ``design`` has one row per run spec with ``params``, ``pretrain_tokens``,
         ``spec_tokens``, ``train_domain`` (None for general models) and optionally
-        ``run_id``/``seed``. General models are evaluated on every domain,
-        specialists on their own domain (the rows a law describes).
+        ``run_id``/``seed``/``trunk_id``. General models are evaluated on every domain,
+        specialists on their own domain (the rows a law describes). ``trunk_shifts``
+        keeps each trunk's seed shift across calls (a campaign simulating batch by batch).
         """
         rng = np.random.default_rng(seed)
         out = []
+        trunk_shift: dict[str, float] = {} if trunk_shifts is None else trunk_shifts
         for i, spec in enumerate(design.to_dict("records")):
             run_id = spec.get("run_id") or f"sim-{seed}-{i}"
             train = spec.get("train_domain")
@@ -103,7 +107,10 @@ class GroundTruth:
                 None if train is None or (isinstance(train, float) and np.isnan(train)) else train
             )
             evals = list(self.domains) if train is None else [train]
-            shift = self.noise.seed_sd * rng.standard_normal()
+            trunk = spec.get("trunk_id") if isinstance(spec.get("trunk_id"), str) else run_id
+            if trunk not in trunk_shift:  # a seed's luck carries over to every branch of its trunk
+                trunk_shift[trunk] = self.noise.seed_sd * rng.standard_normal()
+            shift = trunk_shift[trunk]
             n, d, dp = (
                 float(spec["params"]),
                 float(spec["pretrain_tokens"]),

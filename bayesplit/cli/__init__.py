@@ -36,11 +36,13 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from bayesplit.cli import core, corpus, decide, runs, suggest, train
+    from bayesplit.cli import core, corpus, decide, runs, simulate, suggest, train
 
     core.register(app)
     decide.register(app)
     suggest.register(app)
+    simulate.register(app)
+    app.command("loop")(train.loop_cmd)
     app.add_typer(runs.app, name="runs", help="Validate, import, export and list run tables.")
     app.add_typer(
         corpus.app, name="corpus", help="Build and inspect tokenized multi-domain corpora."

@@ -21,9 +21,13 @@ def demo_cmd(
     draws: int = 1000,
     warmup: int = 1000,
     seed: int = 0,
+    budget: Annotated[
+        str, typer.Option("--budget", help="Compute of the decision the demo answers (FLOPs).")
+    ] = "1e22",
     json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Fit the bundled Gadre et al. 2024 runs and predict the held-out 1.4B and 6.9B models."""
+    """Fit the bundled Gadre et al. 2024 runs, predict held-out models, allocate a budget,
+    suggest the next runs and write a report."""
     from bayesplit.datasets import gadre2024
     from bayesplit.fitting import fit
 
@@ -62,6 +66,26 @@ def demo_cmd(
         p["rel_error"] = (p["median"] - p["observed"]) / p["observed"]
         p["inside_predictive"] = p["predictive"][0] <= p["observed"] <= p["predictive"][1]
 
+    from bayesplit.allocation import allocate
+    from bayesplit.cli.core import parse_count
+    from bayesplit.design import suggest
+    from bayesplit.reporting import write_report
+
+    target = parse_count(budget)
+    # the decision commands refuse a posterior that failed its gate; the demo says so and
+    # goes on, so that a reader sees every step
+    force = not post.diagnostics.ok
+    with step(f"allocating {target:.3g} FLOPs (posterior mean objective)", enabled=show):
+        alloc = allocate(post, budget=target, force=force)
+    with step("suggesting the next 4 runs (value for the decision per FLOP)", enabled=show):
+        sug = suggest(post, budget=target, n=4, force=force, seed=seed)
+    with step("writing the report", enabled=show):
+        report = write_report(
+            post, out_dir / "report.html", budget=target, runs=heldout, force=force
+        )
+    decision = alloc.to_dict()
+    suggestions = sug.to_list()
+
     if json_out:
         emit_json(
             {
@@ -69,7 +93,10 @@ def demo_cmd(
                 "diagnostics": post.diagnostics.summary(),
                 "params": params_json(post),
                 "heldout": preds,
+                "allocation": decision,
+                "suggestions": suggestions,
                 "posterior": str(out_dir / "posterior.nc"),
+                "report": str(report),
             }
         )
         return
@@ -111,4 +138,30 @@ def demo_cmd(
     console.print(
         f"all {len(preds)} held-out (model, domain) pairs: median |error| {np.median(err):.2%}, predictive coverage {cover:.0%}"
     )
-    console.print(f"posterior written to {out_dir / 'posterior.nc'}")
+    plan, obj = decision["plan"], decision["objective"]
+    console.print(
+        f"[bold]decision for {target:.3g} FLOPs[/bold] (mean loss over {len(alloc.domains)} domains): "
+        f"N = {plan['params']:.3g} params, D = {plan['pretrain_tokens']:.3g} tokens, "
+        f"pretrain fraction {decision['pretrain_fraction']:.2f}; objective {obj['median']:.3f} "
+        f"[{obj['credible'][0]:.3f}, {obj['credible'][1]:.3f}]; optimal N across draws "
+        f"{decision['optimum_distribution']['params'][0]:.3g}–{decision['optimum_distribution']['params'][2]:.3g}"
+    )
+    for a in decision["alternatives"]:
+        console.print(
+            f"  vs {a['name']}: P(plan better) {a['p_better']:.0%}, expected regret {a['expected_regret']:.4f}"
+        )
+    table = Table(title="next runs worth most to this decision per FLOP")
+    for c in ("N", "D", "D'", "domain", "cost (FLOPs)", "predicted loss (90%)"):
+        table.add_column(c, justify="left" if c == "domain" else "right")
+    for r in suggestions:
+        pl = r["predicted_loss"]
+        table.add_row(
+            f"{r['params']:.3g}",
+            f"{r['pretrain_tokens']:.3g}",
+            f"{r['spec_tokens']:.3g}",
+            r["train_domain"] or "all (general)",
+            f"{r['cost_flops']:.3g}",
+            f"{pl['median']:.3f} [{pl['predictive'][0]:.3f}, {pl['predictive'][1]:.3f}]",
+        )
+    console.print(table)
+    console.print(f"posterior written to {out_dir / 'posterior.nc'}; report: {report}")

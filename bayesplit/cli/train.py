@@ -377,3 +377,73 @@ def ladder_cmd(
             f"{e['lr']:g}",
         )
     console.print(table)
+
+
+def loop_cmd(
+    corpus: CorpusOpt,
+    store: Annotated[Path, typer.Option("--store", help="Run store (created if missing).")],
+    budget: Annotated[str, typer.Option("--budget", help="Target compute of the decision.")],
+    rounds: Annotated[int, typer.Option(help="Fit → suggest → train rounds.")] = 2,
+    batch: Annotated[int, typer.Option(help="Runs suggested per round.")] = 4,
+    experiment_budget: Annotated[
+        str | None,
+        typer.Option("--experiment-budget", help="Most FLOPs to spend on runs (seed included)."),
+    ] = None,
+    ladder: LadderOpt = None,
+    law: Annotated[str, typer.Option(help="Law fitted every round.")] = "additive",
+    seed_tokens: Annotated[
+        str | None,
+        typer.Option("--seed-tokens", help="D of the seed design (default 10 tokens/param)."),
+    ] = None,
+    chains: Annotated[int, typer.Option(help="NUTS chains per fit.")] = 2,
+    draws: Annotated[int, typer.Option(help="NUTS draws per chain.")] = 500,
+    warmup: Annotated[int, typer.Option(help="NUTS warmup per chain.")] = 500,
+    max_run_flops: Annotated[
+        str | None, typer.Option("--max-run-flops", help="Cap on one run's compute.")
+    ] = None,
+    workdir: WorkdirOpt = None,
+    eval_tokens: EvalTokensOpt = None,
+    device: DeviceOpt = "auto",
+    seed: Annotated[int, typer.Option(help="Seed of training and sampling.")] = 0,
+    force: Annotated[
+        bool, typer.Option("--force", help="Continue with a fit that failed its diagnostics.")
+    ] = False,
+    progress: ProgressOpt = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Round summaries as JSON.")] = False,
+) -> None:
+    """Closed loop: fit the law, suggest runs, train them, append, refit — for R rounds."""
+    _check_corpus(corpus)
+    from bayesplit.train.closed_loop import run_loop
+
+    def show(s: dict) -> None:
+        if not as_json:
+            console.print(
+                f"[bold]round {s['round']}[/bold]: {s['runs']} runs / {s['rows']} rows fitted "
+                f"(gate {'ok' if s['gate_ok'] else 'FAILED, forced'}); plan N={fmt(s['plan_params'])}, "
+                f"pretrain fraction {s['plan_pretrain_fraction']:.2f}, objective "
+                f"{s['objective_median']:.4f} [{s['objective_lo']:.4f}, {s['objective_hi']:.4f}]; "
+                f"trained {s['suggested']} suggested runs ({s['trained_rows']} rows); "
+                f"spent {fmt(s['spent_flops'])} FLOPs"
+            )
+
+    history = run_loop(
+        corpus,
+        store,
+        budget=float(_count(budget)),
+        rounds=rounds,
+        batch=batch,
+        experiment_budget=_count(experiment_budget),
+        ladder=ladder,
+        law=law,
+        seed_tokens=_count(seed_tokens),
+        workdir=_workdir(workdir, store),
+        fit_kwargs={"chains": chains, "draws": draws, "warmup": warmup},
+        train_overrides=_overrides(device, eval_tokens),
+        max_run_flops=_count(max_run_flops),
+        force=force,
+        seed=seed,
+        progress=progress and not as_json,
+        report=show,
+    )
+    if as_json:
+        emit_json({"rounds": history.to_dict("records")})

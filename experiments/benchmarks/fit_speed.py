@@ -47,7 +47,11 @@ def versions() -> str:
     import jax
     import numpyro
 
-    parts = [f"numpyro {numpyro.__version__}", f"jax {jax.__version__}", f"arviz {arviz.__version__}"]
+    parts = [
+        f"numpyro {numpyro.__version__}",
+        f"jax {jax.__version__}",
+        f"arviz {arviz.__version__}",
+    ]
     try:
         import pymc
 
@@ -62,7 +66,16 @@ def versions() -> str:
 
 def bayes_row(runs, backend: str, draws: int) -> dict:
     start = time.perf_counter()
-    post = bayesplit.fit(runs, "chinchilla", backend=backend, chains=4, draws=draws, warmup=draws, seed=0, progress=False)
+    post = bayesplit.fit(
+        runs,
+        "chinchilla",
+        backend=backend,
+        chains=4,
+        draws=draws,
+        warmup=draws,
+        seed=0,
+        progress=False,
+    )
     wall = time.perf_counter() - start
     d = post.diagnostics
     return {
@@ -88,9 +101,13 @@ def _huber(r, delta=1e-3):
 def point_fit(n, d, y, start=None) -> np.ndarray:
     """Epoch's recipe: Huber on log loss, L-BFGS from a grid of starting points (or one warm start)."""
     best = None
-    grid = itertools.product([-1.0, 0.5], [0.0, 5.0, 10.0], [0.0, 5.0, 10.0], [0.2, 0.5], [0.2, 0.5])
+    grid = itertools.product(
+        [-1.0, 0.5], [0.0, 5.0, 10.0], [0.0, 5.0, 10.0], [0.2, 0.5], [0.2, 0.5]
+    )
     for x0 in [start] if start is not None else grid:
-        res = so.minimize(lambda t: _huber(_chinchilla(t, n, d) - y).sum(), list(x0), method="L-BFGS-B")
+        res = so.minimize(
+            lambda t: _huber(_chinchilla(t, n, d) - y).sum(), list(x0), method="L-BFGS-B"
+        )
         if best is None or res.fun < best.fun:
             best = res
     return best.x
@@ -101,11 +118,17 @@ def bootstrap_row(runs, n_boot: int) -> dict:
     start = time.perf_counter()
     alphas = []
     for dom, g in runs.groupby("eval_domain"):
-        n, d, y = g["params"].to_numpy(), g["pretrain_tokens"].to_numpy(), np.log(g["loss"].to_numpy())
+        n, d, y = (
+            g["params"].to_numpy(),
+            g["pretrain_tokens"].to_numpy(),
+            np.log(g["loss"].to_numpy()),
+        )
         best = point_fit(n, d, y)
         for _ in range(n_boot):
             idx = rng.integers(0, len(y), len(y))
-            theta = point_fit(n[idx], d[idx], y[idx], start=best)  # bootstrap refits warm-start at the fit
+            theta = point_fit(
+                n[idx], d[idx], y[idx], start=best
+            )  # bootstrap refits warm-start at the fit
             if dom == "c4_val":
                 alphas.append(theta[3])
     wall = time.perf_counter() - start
@@ -167,7 +190,9 @@ def main() -> None:
         "CPU unless a GPU is present *and* the problem has at least 64 × 10⁴ (observations × chains);",
         "that threshold is a conservative guess, not a measurement.",
     ]
-    git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    git = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
     lines.append(f"\n_Generated at commit {git or 'unknown'}._")
     args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

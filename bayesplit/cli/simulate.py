@@ -1,0 +1,169 @@
+"""`bayesplit simulate`: campaigns against a known truth, to see which way of choosing runs pays."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from bayesplit.cli._common import console, emit_json
+from bayesplit.cli.core import parse_count
+from bayesplit.errors import BayesplitError
+
+
+def load_truth_arg(spec: str, domains: list[str] | None = None):
+    """``--truth``: a YAML file, a posterior (.nc, its medians) or ``example:LAW``."""
+    from bayesplit.truth import example_truth, load_truth, truth_from_posterior
+
+    if spec.startswith("example:"):
+        return example_truth(spec.split(":", 1)[1], tuple(domains or ("web", "code")))
+    path = Path(spec)
+    if path.suffix == ".nc":
+        from bayesplit.posterior import load_posterior
+
+        return truth_from_posterior(load_posterior(path), "median")
+    return load_truth(path)
+
+
+def _counts(text: str | None, what: str) -> list[float] | None:
+    if text is None:
+        return None
+    values = [parse_count(t) for t in text.split(",") if t.strip()]
+    if not values or min(values) <= 0:
+        raise BayesplitError(f"--{what} wants positive numbers separated by commas, got {text!r}")
+    return sorted(values)
+
+
+def default_config(truth, budget: float, experiment_budget: float, **grids):
+    """A campaign around the truth's reference scale: 5 sizes, 3 D, 3 D'; seed = 2 smallest."""
+    from bayesplit.simulation import CampaignConfig
+    from bayesplit.truth import factorial_design
+
+    ref = truth.reference
+    params = grids.pop("params") or [ref.params * f for f in (0.1, 0.25, 0.6, 1.5, 4.0)]
+    tokens = grids.pop("pretrain_tokens") or [ref.tokens * f for f in (0.2, 0.8, 3.2)]
+    spec = grids.pop("spec_tokens") or [ref.tokens * f for f in (0.1, 0.4, 1.6)]
+    if len(params) < 2 or len(tokens) < 2:
+        raise BayesplitError("the candidate grid needs at least 2 model sizes and 2 values of D")
+    seed = factorial_design(params[:2], tokens[:2], spec[:1], truth.domains)
+    return CampaignConfig(
+        budget=budget,
+        experiment_budget=experiment_budget,
+        params=params,
+        pretrain_tokens=tokens,
+        spec_tokens=spec,
+        seed_design=seed,
+        **grids,
+    )
+
+
+def simulate_cmd(
+    truth: Annotated[
+        str,
+        typer.Option(
+            "--truth", help="Ground truth: YAML file, posterior .nc (its medians) or example:LAW."
+        ),
+    ],
+    budget: Annotated[str, typer.Option("--budget", help="Target compute of the decision.")],
+    experiment_budget: Annotated[
+        str, typer.Option("--experiment-budget", help="FLOPs each campaign may spend on runs.")
+    ],
+    policies: Annotated[
+        str,
+        typer.Option(help="Comma list of: active, grid, random, cost-random, uncertainty."),
+    ] = "active,grid,random",
+    seeds: Annotated[int, typer.Option(help="Campaigns per policy (seeds 0..n-1).")] = 1,
+    params: Annotated[str | None, typer.Option(help="Candidate model sizes N, comma list.")] = None,
+    pretrain_tokens: Annotated[str | None, typer.Option(help="Candidate D values.")] = None,
+    spec_tokens: Annotated[str | None, typer.Option(help="Candidate D' values.")] = None,
+    domains: Annotated[
+        str | None, typer.Option(help="Domains of an example:LAW truth (default web,code).")
+    ] = None,
+    batch: Annotated[int, typer.Option(help="Runs per round.")] = 4,
+    rounds: Annotated[int, typer.Option(help="Most rounds after the seed design.")] = 4,
+    chains: Annotated[int, typer.Option(help="NUTS chains per refit.")] = 2,
+    draws: Annotated[int, typer.Option(help="NUTS draws per chain per refit.")] = 200,
+    warmup: Annotated[int, typer.Option(help="NUTS warmup per refit.")] = 200,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write every round of every campaign (CSV).")
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Simulate campaigns (fit → pick runs → observe → refit) against a known truth."""
+    from bayesplit._io import atomic_path
+    from bayesplit.simulation import POLICIES, simulate, summarize
+
+    names = [p.strip() for p in policies.split(",") if p.strip()]
+    bad = [p for p in names if p not in POLICIES]
+    if bad or not names:
+        raise BayesplitError(
+            f"unknown policy {bad[0] if bad else policies!r}; choose from {', '.join(POLICIES)}"
+        )
+    if seeds < 1 or batch < 1 or rounds < 0:
+        raise BayesplitError("--seeds and --batch must be ≥ 1 and --rounds ≥ 0")
+    gt = load_truth_arg(truth, domains.split(",") if domains else None)
+    config = default_config(
+        gt,
+        parse_count(budget),
+        parse_count(experiment_budget),
+        params=_counts(params, "params"),
+        pretrain_tokens=_counts(pretrain_tokens, "pretrain-tokens"),
+        spec_tokens=_counts(spec_tokens, "spec-tokens"),
+        batch=batch,
+        max_rounds=rounds,
+        chains=chains,
+        draws=draws,
+        warmup=warmup,
+    )
+    total = len(names) * seeds
+    with console.status(f"simulating {total} campaign(s)") as status:
+        history = simulate(
+            gt,
+            config,
+            policies=names,
+            seeds=range(seeds),
+            progress=None if json_out else (lambda msg: status.update(msg)),
+        )
+    if out is not None:
+        with atomic_path(out) as tmp:
+            history.to_csv(tmp, index=False)
+    summary = summarize(history)
+    if json_out:
+        emit_json(
+            {
+                "truth": gt.to_dict(),
+                "budget": config.budget,
+                "experiment_budget": config.experiment_budget,
+                "summary": summary.to_dict("records"),
+                "rounds": history.to_dict("records"),
+            }
+        )
+        return
+    table = Table(title=f"campaigns against {gt.law.name} truth, target {config.budget:.3g} FLOPs")
+    for col in (
+        "policy",
+        "seeds",
+        "FLOPs to ≤1% regret",
+        "final regret",
+        "|pred error|",
+        "90% coverage",
+    ):
+        table.add_column(col, justify="left" if col == "policy" else "right")
+    for r in summary.to_dict("records"):
+        table.add_row(
+            r["policy"],
+            str(r["seeds"]),
+            f"{r['compute_to_reach']:.3g}",
+            f"{r['final_regret']:.2%}",
+            f"{r['final_pred_error']:.2%}",
+            f"{r['coverage']:.0%}",
+        )
+    console.print(table)
+    if out is not None:
+        console.print(f"every round written to {out}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("simulate")(simulate_cmd)

@@ -1,0 +1,368 @@
+"""Simulated campaigns: does choosing runs by their value for the decision pay?
+
+A campaign starts from a small seed design drawn from a known :class:`GroundTruth`,
+then repeats: fit → recommend a plan for the target budget → pick the next batch of
+runs by a *policy* → observe simulated losses → refit, until the experiment budget is
+spent. Along the way it records the decision regret (how much worse the recommended
+plan is than the true optimum, under the true law), the error of the predicted loss at
+the target, and whether its credible interval covered the truth.
+
+Policies (all draw from the same candidate grid with the same tree-aware costs):
+
+* ``active``: :func:`bayesplit.design.suggest` (value of a run for the decision per FLOP);
+* ``grid``: a full factorial ladder N × D × D' run in a fixed order, smallest models
+  first, as a paper would (the baseline);
+* ``random``: uniformly random unmeasured candidates;
+* ``cost-random``: random with probability ∝ 1/cost;
+* ``uncertainty``: the largest predictive variance of the candidate's own loss per FLOP.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from bayesplit.design import (
+    CostModel,
+    TrunkState,
+    already_measured,
+    candidate_costs,
+    candidate_grid,
+    observable_matrix,
+    suggest,
+)
+from bayesplit.errors import BayesplitError
+from bayesplit.truth import GroundTruth
+
+POLICIES = ("active", "grid", "random", "cost-random", "uncertainty")
+
+
+@dataclass
+class CampaignConfig:
+    """What a campaign may do and how it is scored.
+
+    ``budget`` is the target compute of the decision; ``experiment_budget`` the FLOPs
+    the campaign may spend on runs. ``params``, ``pretrain_tokens``, ``spec_tokens`` span
+    the candidate grid; ``seed_design`` is the first batch every policy starts from.
+    """
+
+    budget: float
+    experiment_budget: float
+    params: list[float]
+    pretrain_tokens: list[float]
+    spec_tokens: list[float]
+    seed_design: pd.DataFrame
+    batch: int = 4
+    trunk: str = "shared"
+    max_rounds: int = 12
+    chains: int = 2
+    draws: int = 300
+    warmup: int = 300
+    level: float = 0.9
+    max_draws: int = 600
+    cost_model: CostModel = field(default_factory=CostModel)
+
+
+def design_cost(design: pd.DataFrame, trunks: TrunkState, cost: CostModel) -> float:
+    """Tree-aware FLOPs of running a design, in order (updates ``trunks``)."""
+    total = 0.0
+    for _, row in design.iterrows():
+        one = pd.DataFrame([row])
+        total += float(candidate_costs(one, trunks, cost)[0])
+        trunks.extend(float(row["params"]), float(row["pretrain_tokens"]))
+    return total
+
+
+def _trunk_ids(design: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Every run of size N in a campaign branches from the one trunk of that size."""
+    out = design.copy()
+    out["trunk_id"] = [f"trunk-N{n:.3g}-s{seed}" for n in out["params"]]
+    out["seed"] = seed
+    out["run_id"] = [
+        f"N{r.params:.3g}-D{r.pretrain_tokens:.3g}"
+        + (f"-{r.train_domain}-Dp{r.spec_tokens:.3g}" if r.spec_tokens > 0 else "")
+        for r in out.itertuples()
+    ]
+    return out
+
+
+def grid_order(candidates: pd.DataFrame) -> np.ndarray:
+    """The grid policy's fixed order: smallest model first, then D, then D'."""
+    return np.lexsort(
+        (
+            candidates["spec_tokens"].to_numpy(),
+            candidates["pretrain_tokens"].to_numpy(),
+            candidates["params"].to_numpy(),
+        )
+    )
+
+
+def pick(
+    policy: str,
+    posterior,
+    candidates: pd.DataFrame,
+    runs: pd.DataFrame,
+    trunks: TrunkState,
+    config: CampaignConfig,
+    rng: np.random.Generator,
+) -> list[int]:
+    """Indices of the candidates a policy runs next (at most ``config.batch``)."""
+    done = already_measured(candidates, runs)
+    if policy == "active":
+        sug = suggest(
+            posterior,
+            budget=config.budget,
+            n=config.batch,
+            candidates=candidates,
+            runs=runs,
+            max_draws=config.max_draws,
+            allocate_kwargs={"trunk": config.trunk},
+            cost_model=config.cost_model,
+            force=True,
+        )
+        keys = {
+            (r["params"], r["pretrain_tokens"], r["spec_tokens"], r["train_domain"])
+            for r in sug.to_list()
+        }
+        idx = [
+            i
+            for i, r in enumerate(candidates.itertuples())
+            if (
+                r.params,
+                r.pretrain_tokens,
+                r.spec_tokens,
+                r.train_domain if r.spec_tokens > 0 else None,
+            )
+            in keys
+        ]
+        return idx[: config.batch]
+    free = np.flatnonzero(~done)
+    if len(free) == 0:
+        return []
+    if policy == "grid":
+        order = [i for i in grid_order(candidates) if not done[i]]
+        return order[: config.batch]
+    if policy == "random":
+        return list(rng.choice(free, size=min(config.batch, len(free)), replace=False))
+    costs = candidate_costs(candidates, trunks, config.cost_model)
+    if policy == "cost-random":
+        w = 1.0 / costs[free]
+        return list(
+            rng.choice(free, size=min(config.batch, len(free)), replace=False, p=w / w.sum())
+        )
+    if policy == "uncertainty":
+        draws = posterior.draws(max_draws=config.max_draws)
+        Y, obs_of = observable_matrix(posterior, candidates, draws, posterior.domains)
+        noise = posterior.noise_draws(max_draws=config.max_draws)
+        var = Y.var(axis=0) + float(np.median(noise["sigma"] ** 2))
+        score = np.array([var[o].sum() for o in obs_of]) / costs
+        score[done] = -np.inf
+        chosen = []
+        for _ in range(config.batch):  # no fantasies: the baseline just takes the top scores
+            j = int(np.argmax(score))
+            if not np.isfinite(score[j]):
+                break
+            chosen.append(j)
+            score[j] = -np.inf
+        return chosen
+    raise BayesplitError(f"unknown policy {policy!r}; choose from {', '.join(POLICIES)}")
+
+
+def evaluate_decision(posterior, truth: GroundTruth, optimum, config: CampaignConfig) -> dict:
+    """Regret of the posterior's plan under the true law, and how well it predicted its own loss."""
+    from bayesplit.allocation import allocate
+
+    alloc = allocate(
+        posterior,
+        budget=config.budget,
+        trunk=config.trunk,
+        force=True,
+        max_draws=config.max_draws,
+        level=config.level,
+    )
+    n, d, dp = alloc.plan.arrays(alloc.domains)
+    true_obj = float(np.mean([truth.loss(n, d, dp[i], k) for i, k in enumerate(alloc.domains)]))
+    best = optimum.to_dict()["objective"]["median"]
+    pred = alloc.to_dict()["objective"]
+    return {
+        "regret": true_obj / best - 1,
+        "true_objective": true_obj,
+        "predicted_median": pred["median"],
+        "predicted_lo": pred["credible"][0],
+        "predicted_hi": pred["credible"][1],
+        "covered": pred["credible"][0] <= true_obj <= pred["credible"][1],
+        "pred_error": pred["median"] / true_obj - 1,
+        "plan_params": alloc.plan.params,
+        "plan_pretrain_fraction": alloc.pretrain_fraction,
+    }
+
+
+def run_campaign(
+    truth: GroundTruth,
+    policy: str,
+    config: CampaignConfig,
+    *,
+    seed: int = 0,
+    refitter=None,
+    progress=None,
+) -> pd.DataFrame:
+    """Simulate one campaign; one row per round (after each refit).
+
+    Parameters
+    ----------
+    truth
+        The ground-truth law that generates losses.
+    policy
+        One of :data:`POLICIES`.
+    config
+        Budgets, candidate grid, seed design, batch size and fit settings.
+    seed
+        Seed of the simulated losses, the sampler and the random policies.
+    refitter
+        A :class:`bayesplit.fitting.Refitter` to reuse (compiled once); built if None.
+    progress
+        Called with a one-line summary after each round.
+    """
+    from bayesplit.allocation import allocate
+
+    if policy not in POLICIES:
+        raise BayesplitError(f"unknown policy {policy!r}; choose from {', '.join(POLICIES)}")
+    rng = np.random.default_rng(seed)
+    domains = list(truth.domains)
+    candidates = candidate_grid(config.params, config.pretrain_tokens, config.spec_tokens, domains)
+    trunks = TrunkState()
+    shifts: dict = {}
+    design = _trunk_ids(config.seed_design, seed)
+    spent = design_cost(design, trunks, config.cost_model)
+    runs = truth.simulate(design, seed=seed, trunk_shifts=shifts)
+    optimum = allocate(truth.as_posterior(), budget=config.budget, trunk=config.trunk)
+    if refitter is None:
+        refitter = make_refitter(truth, config)
+    rows = []
+    for rnd in range(config.max_rounds + 1):
+        start = time.perf_counter()
+        post = refitter.fit(runs, seed=seed * 1000 + rnd)
+        fit_s = time.perf_counter() - start
+        rec = {
+            "policy": policy,
+            "seed": seed,
+            "round": rnd,
+            "spent_flops": spent,
+            "n_runs": runs["run_id"].nunique(),
+            "n_rows": len(runs),
+            "fit_seconds": fit_s,
+            "gate_ok": post.ok,
+        }
+        rec.update(evaluate_decision(post, truth, optimum, config))
+        rows.append(rec)
+        if progress:
+            progress(
+                f"{policy} seed {seed} round {rnd}: spent {spent:.3g} FLOPs, regret {rec['regret']:.3%}, covered {rec['covered']}"
+            )
+        if spent >= config.experiment_budget or rnd == config.max_rounds:
+            break
+        chosen = pick(policy, post, candidates, runs, trunks, config, rng)
+        batch = []
+        for j in chosen:
+            one = candidates.iloc[[j]]
+            c = float(candidate_costs(one, trunks, config.cost_model)[0])
+            if spent + c > config.experiment_budget:
+                continue
+            spent += c
+            trunks.extend(float(one["params"].iloc[0]), float(one["pretrain_tokens"].iloc[0]))
+            batch.append(one)
+        if not batch:
+            break
+        new = _trunk_ids(pd.concat(batch, ignore_index=True), seed)
+        runs = pd.concat(
+            [runs, truth.simulate(new, seed=seed * 1000 + rnd + 1, trunk_shifts=shifts)],
+            ignore_index=True,
+        )
+    return pd.DataFrame(rows)
+
+
+def compute_to_reach(history: pd.DataFrame, threshold: float = 0.01) -> float:
+    """Experiment FLOPs after which the regret stays at or below ``threshold`` (inf if never)."""
+    h = history.sort_values("round")
+    ok = (h["regret"] <= threshold).to_numpy()
+    for i in range(len(ok)):
+        if ok[i:].all():
+            return float(h["spent_flops"].iloc[i])
+    return float("inf")
+
+
+def make_refitter(truth: GroundTruth, config: CampaignConfig):
+    """A :class:`~bayesplit.fitting.Refitter` sized for every run a campaign could make."""
+    from bayesplit.fitting import Refitter
+    from bayesplit.model import reference_scales
+
+    k = len(truth.domains)
+    n_cand = len(config.params) * len(config.pretrain_tokens) * (1 + len(config.spec_tokens) * k)
+    seed_rows = truth.simulate(config.seed_design)
+    return Refitter(
+        truth.law,
+        list(truth.domains),
+        reference_scales(seed_rows),
+        max_rows=n_cand * k + len(seed_rows),
+        max_runs=len(config.params) + 1,
+        chains=config.chains,
+        draws=config.draws,
+        warmup=config.warmup,
+        run_effect=truth.noise.seed_sd > 0,
+    )
+
+
+def simulate(
+    truth: GroundTruth,
+    config: CampaignConfig,
+    *,
+    policies: Sequence[str] = POLICIES,
+    seeds: Sequence[int] = (0,),
+    progress: Callable[[str], None] | None = None,
+) -> pd.DataFrame:
+    """Run one campaign per (policy, seed); the rounds of all of them in one table.
+
+    Columns: ``policy``, ``seed``, ``round``, ``spent_flops``, ``n_runs``, ``regret``
+    (relative, of the recommended plan under the true law), ``true_objective``,
+    ``predicted_median``/``predicted_lo``/``predicted_hi`` (the fitted objective and its
+    credible interval at ``config.level``), ``covered``, ``pred_error``, ``gate_ok``, ...
+    The sampler is compiled once and reused by every campaign.
+    """
+    bad = [p for p in policies if p not in POLICIES]
+    if bad:
+        raise BayesplitError(f"unknown policy {bad[0]!r}; choose from {', '.join(POLICIES)}")
+    if not seeds:
+        raise BayesplitError("simulate needs at least one seed")
+    refitter = make_refitter(truth, config)
+    out = []
+    for s in seeds:
+        for p in policies:
+            out.append(
+                run_campaign(truth, p, config, seed=int(s), refitter=refitter, progress=progress)
+            )
+    return pd.concat(out, ignore_index=True)
+
+
+def summarize(history: pd.DataFrame, threshold: float = 0.01) -> pd.DataFrame:
+    """Per policy: median compute to reach ``threshold`` regret, final regret, coverage."""
+    rows = []
+    for policy, g in history.groupby("policy", sort=False):
+        reach = np.array([compute_to_reach(h, threshold) for _, h in g.groupby("seed")])
+        final = g.sort_values("round").groupby("seed").tail(1)
+        rows.append(
+            {
+                "policy": policy,
+                "seeds": int(g["seed"].nunique()),
+                "compute_to_reach": float(np.median(reach)),
+                "reached": float(np.isfinite(reach).mean()),
+                "final_regret": float(final["regret"].median()),
+                "final_pred_error": float(final["pred_error"].abs().median()),
+                "coverage": float(g["covered"].mean()),
+                "spent_flops": float(final["spent_flops"].median()),
+            }
+        )
+    return pd.DataFrame(rows)

@@ -1,0 +1,185 @@
+"""The closed loop: fit → suggest → train → append → refit.
+
+``run_loop`` drives the Bayesian core and the trainer together on one corpus and one run
+store. An empty store is first filled with a small seed design (the two smallest ladder
+models at two pretraining lengths, each specialized briefly on every domain); after that
+every round fits the law to everything in the store, asks :func:`bayesplit.design.suggest`
+for the batch of runs worth most to the decision per FLOP, trains them (reusing trunks and
+checkpoints) and appends their rows. It stops after ``rounds`` rounds or when the next
+batch would overspend ``experiment_budget``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bayesplit.errors import BayesplitError
+
+
+def seed_suggestions(
+    ladder: list[dict], domains: list[str], tokens: float | None = None
+) -> list[dict]:
+    """The first runs of an empty store, as suggestion objects the trainer executes.
+
+    The two smallest ladder models, pretrained to ``tokens`` and ``4·tokens`` (default
+    10 tokens per parameter of the smallest model), each branch specialized on every
+    domain for ``tokens / 2``.
+    """
+    sizes = sorted(ladder, key=lambda e: e["params"])[:2]
+    d0 = float(tokens) if tokens else 10.0 * sizes[0]["params"]
+    out = []
+    for entry in sizes:
+        for d in (d0, 4 * d0):
+            base = {"params": entry["params"], "model": entry["name"], "pretrain_tokens": d}
+            out.append({**base, "spec_tokens": 0.0, "train_domain": None, "reason": "seed design"})
+            out.extend(
+                {**base, "spec_tokens": d0 / 2, "train_domain": k, "reason": "seed design"}
+                for k in domains
+            )
+    return out
+
+
+def run_loop(
+    corpus: str | Path,
+    store: str | Path,
+    *,
+    budget: float,
+    rounds: int = 2,
+    batch: int = 4,
+    experiment_budget: float | None = None,
+    ladder: str | Path | None = None,
+    law: str = "additive",
+    seed_tokens: float | None = None,
+    workdir: str | Path | None = None,
+    fit_kwargs: dict[str, Any] | None = None,
+    train_overrides: dict[str, Any] | None = None,
+    max_run_flops: float | None = None,
+    force: bool = False,
+    seed: int = 0,
+    progress: bool = True,
+    report: Callable[[dict], None] | None = None,
+) -> pd.DataFrame:
+    """Run the closed loop; one summary row per round.
+
+    Parameters
+    ----------
+    corpus, store
+        Corpus directory (``bayesplit corpus build``) and run store (created if missing).
+    budget
+        Target compute (FLOPs) of the decision the runs should inform.
+    rounds, batch
+        How many fit → suggest → train rounds, and runs suggested per round.
+    experiment_budget
+        Most FLOPs the loop may spend on runs (seed design included); None = no cap.
+    ladder
+        Model ladder (file or name); candidates are its sizes.
+    law
+        Law fitted every round.
+    fit_kwargs
+        Sampler settings for :func:`bayesplit.fit` (chains, draws, warmup, ...).
+    force
+        Keep going with a posterior that failed its diagnostics gate (otherwise stop
+        with the failed checks).
+    report
+        Called with each round's summary dict (the CLI prints it).
+
+    Returns
+    -------
+    DataFrame with ``round``, ``runs``, ``rows``, ``spent_flops``, ``gate_ok``,
+    ``plan_params``, ``plan_pretrain_fraction``, ``objective_median``, ``objective_lo``,
+    ``objective_hi``, ``suggested``, ``trained_rows``.
+    """
+    from bayesplit.allocation import allocate
+    from bayesplit.design import suggest
+    from bayesplit.fitting import fit
+    from bayesplit.runs import load_runs
+    from bayesplit.store import RunStore
+    from bayesplit.train.data import open_corpus
+    from bayesplit.train.execute import execute_suggestions
+    from bayesplit.train.ladder import load_ladder, resolve_ladder
+
+    if rounds < 1 or batch < 1:
+        raise BayesplitError("--rounds and --batch must be at least 1")
+    data = open_corpus(corpus)
+    ladder_path = resolve_ladder(ladder)
+    entries = load_ladder(ladder_path)
+    store = Path(store)
+    workdir = Path(workdir) if workdir is not None else store.parent / f"{store.stem}-work"
+    db = RunStore(store)
+    cap = float("inf") if experiment_budget is None else float(experiment_budget)
+    exec_kw = dict(
+        ladder=entries, workdir=workdir, seed=seed, progress=progress,
+        train_overrides=train_overrides,
+    )  # fmt: skip
+    spent = 0.0
+    if len(db) == 0:
+        first = seed_suggestions(entries, list(data.domains), seed_tokens)
+        execute_suggestions(first, data, store, **exec_kw)
+        spent += _design_flops(first)
+    fit_kw = {"chains": 2, "draws": 500, "warmup": 500, "progress": False, **(fit_kwargs or {})}
+    history = []
+    for rnd in range(1, rounds + 1):
+        runs = load_runs(db.read())
+        post = fit(runs, law=law, seed=seed + rnd, **fit_kw)
+        if not post.diagnostics.ok and not force:
+            raise BayesplitError(
+                f"round {rnd}: the fit failed its diagnostics ({'; '.join(post.diagnostics.failures)}); "
+                "rerun with --force to continue anyway"
+            )
+        alloc = allocate(post, budget=budget, force=True)
+        obj = alloc.to_dict()["objective"]
+        remaining = cap - spent
+        sug = suggest(
+            post,
+            budget=budget,
+            n=batch,
+            runs=runs,
+            ladder=str(ladder_path),
+            max_run_flops=min(max_run_flops or float("inf"), remaining),
+            force=True,
+            seed=seed + rnd,
+        )
+        chosen, cost = [], 0.0
+        for rec in sug.to_list():
+            if cost + rec["cost_flops"] <= remaining:
+                chosen.append(rec)
+                cost += rec["cost_flops"]
+        rows = execute_suggestions(chosen, data, store, **exec_kw) if chosen else pd.DataFrame()
+        spent += cost
+        summary = {
+            "round": rnd,
+            "runs": int(runs["run_id"].nunique()),
+            "rows": len(runs),
+            "gate_ok": bool(post.diagnostics.ok),
+            "plan_params": alloc.plan.params,
+            "plan_pretrain_fraction": alloc.pretrain_fraction,
+            "objective_median": obj["median"],
+            "objective_lo": obj["credible"][0],
+            "objective_hi": obj["credible"][1],
+            "suggested": len(chosen),
+            "trained_rows": len(rows),
+            "spent_flops": spent,
+        }
+        history.append(summary)
+        if report is not None:
+            report(summary)
+        if not chosen:
+            break
+    return pd.DataFrame(history)
+
+
+def _design_flops(suggestions: list[dict]) -> float:
+    """Tree-aware FLOPs of a list of suggestions run in order."""
+    from bayesplit.design import TrunkState, candidate_costs
+
+    trunks = TrunkState()
+    total = 0.0
+    for s in suggestions:
+        one = pd.DataFrame([s])
+        total += float(candidate_costs(one, trunks)[0])
+        trunks.extend(float(s["params"]), float(s["pretrain_tokens"]))
+    return total

@@ -1,0 +1,67 @@
+"""The closed loop: seed design, fit → suggest → train → append → refit."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import tiny_entry, write_ladder
+from typer.testing import CliRunner
+
+from bayesplit.cli import app
+from bayesplit.store import RunStore
+from bayesplit.train.closed_loop import seed_suggestions
+
+runner = CliRunner()
+
+
+def test_seed_design_is_two_smallest_models_with_specialists():
+    ladder = [
+        {"name": "b", "params": 5e4},
+        {"name": "a", "params": 2e4},
+        {"name": "c", "params": 9e4},
+    ]
+    s = seed_suggestions(ladder, ["x", "y"])
+    assert {r["model"] for r in s} == {"a", "b"}
+    assert sorted({r["pretrain_tokens"] for r in s}) == [2e5, 8e5]
+    spec = [r for r in s if r["spec_tokens"] > 0]
+    assert len(spec) == 2 * 2 * 2 and {r["spec_tokens"] for r in spec} == {1e5}
+    assert len(s) - len(spec) == 4  # one general row set per (model, D)
+
+
+def test_loop_bad_input_exit_2(tiny_corpus, tmp_path):
+    res = runner.invoke(
+        app, ["loop", "--corpus", str(tmp_path / "none"), "--store", str(tmp_path / "s.db"),
+              "--budget", "1e13"]
+    )  # fmt: skip
+    assert res.exit_code == 2 and "no corpus" in res.stderr
+    res = runner.invoke(
+        app, ["loop", "--corpus", str(tiny_corpus), "--store", str(tmp_path / "s.db"),
+              "--budget", "1e13", "--rounds", "0"]
+    )  # fmt: skip
+    assert res.exit_code == 2 and "at least 1" in res.stderr
+    assert not (tmp_path / "s.db").exists()  # refused before anything was written
+
+
+@pytest.mark.slow
+def test_loop_runs_two_rounds_end_to_end(tiny_corpus, tmp_path):
+    ladder = write_ladder(
+        tmp_path / "ladder.yaml",
+        [tiny_entry(), tiny_entry(name="tiny-wide", d_model=48, n_head=3, d_ff=96),
+         tiny_entry(name="tiny-deep", n_layer=3, d_model=48, n_head=3, d_ff=96)],
+    )  # fmt: skip
+    store = tmp_path / "runs.db"
+    res = runner.invoke(
+        app,
+        ["loop", "--corpus", str(tiny_corpus), "--store", str(store), "--ladder", str(ladder),
+         "--budget", "1e13", "--rounds", "2", "--batch", "2", "--chains", "1", "--draws", "200",
+         "--warmup", "200", "--seed-tokens", "4096", "--eval-tokens", "1024", "--force",
+         "--json", "--no-progress"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    rounds = json.loads(res.stdout)["rounds"]
+    assert [r["round"] for r in rounds] == [1, 2]
+    assert rounds[0]["trained_rows"] > 0
+    assert rounds[1]["rows"] > rounds[0]["rows"]  # round 2 fitted round 1's new runs
+    rows = RunStore(store).read()
+    assert len(rows) == rounds[1]["rows"] + rounds[1]["trained_rows"]
