@@ -97,6 +97,7 @@ class DataLimits:
         return np.asarray(out)
 
     def check(self, domains: Sequence[str]) -> None:
+        """Raise BayesplitError if the limits are inconsistent with the domains or each other."""
         unknown = sorted(set(self.unique_tokens) - set(domains))
         if unknown:
             raise BayesplitError(

@@ -76,6 +76,7 @@ class TrunkState:
         return state
 
     def copy(self) -> TrunkState:
+        """An independent copy (greedy batches extend a copy, not the original)."""
         return TrunkState(dict(self.reached), dict(self.source))
 
     def trunk_cost(
@@ -86,6 +87,7 @@ class TrunkState:
         return cost.flops_per_param_token * params * np.maximum(pretrain_tokens - have, 0.0)
 
     def extend(self, params: float, pretrain_tokens: float) -> None:
+        """Record that the trunk of size ``params`` will reach ``pretrain_tokens``."""
         if pretrain_tokens > self.reached.get(params, 0.0):
             self.reached[params] = pretrain_tokens
             self.source[params] = "suggested"
@@ -191,6 +193,7 @@ class Ensemble:
         return len(self.q)
 
     def var_q(self) -> float:
+        """Current variance of the decision quantity across the ensemble."""
         return float(self.q @ self.q / (self.n_draws - 1))
 
     def values(self) -> np.ndarray:
@@ -305,6 +308,7 @@ class Suggestions:
     budget: float | None
 
     def to_list(self) -> list[dict]:
+        """The suggestions as JSON-ready dicts (the file ``bayesplit train execute`` reads)."""
         keys = [
             "params",
             "pretrain_tokens",
@@ -578,9 +582,9 @@ def suggest(
             )
         )
         kind = (
-            f"specialize on {dom} for D'={c['spec_tokens']:.3g}"
+            f"specialize N={c['params']:.3g} on {dom} for D'={c['spec_tokens']:.3g} from the D={c['pretrain_tokens']:.3g} checkpoint"
             if spec
-            else f"general model at D={c['pretrain_tokens']:.3g}, evaluated on all domains"
+            else f"general N={c['params']:.3g} model at D={c['pretrain_tokens']:.3g}, evaluated on all domains"
         )
         reason = (
             f"#{rank}: {kind}; expected to cut the sd of {label} from {p['sd_before']:.4g} to {p['sd_after']:.4g} "

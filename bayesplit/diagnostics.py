@@ -47,10 +47,12 @@ class Diagnostics:
     worst: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
+        """All checks, thresholds and failures as a JSON-ready dict."""
         d = asdict(self)
         return d
 
     def to_json(self) -> str:
+        """``to_dict`` serialized (stored in the posterior file's attributes)."""
         return json.dumps(self.to_dict(), allow_nan=True)
 
     @classmethod

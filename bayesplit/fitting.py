@@ -50,6 +50,7 @@ DEVICES = ("auto", "cpu", "gpu")
 
 
 def gpu_available() -> bool:
+    """True when JAX sees a CUDA device."""
     import jax
 
     try:

@@ -43,6 +43,7 @@ class Reference:
     loss: float
 
     def scale(self, params, pretrain_tokens, spec_tokens) -> Inputs:
+        """Scaled inputs n = N/N_ref, d = D/T_ref, d' = D'/T_ref."""
         return Inputs(
             n=np.asarray(params, dtype=float) / self.params,
             d=np.asarray(pretrain_tokens, dtype=float) / self.tokens,
@@ -85,6 +86,7 @@ class ModelSpec:
         return law.per_domain if self.n_domains > 1 else []
 
     def to_dict(self) -> dict:
+        """The model structure as a JSON-ready dict (stored with the posterior)."""
         d = asdict(self)
         d["domains"] = list(self.domains)
         d["runs"] = list(self.runs)
@@ -201,6 +203,7 @@ def prepare(
 
 # -- unconstrained <-> natural ------------------------------------------------
 def to_natural(support: str, u, ops):
+    """Map an unconstrained value to the parameter's support (exp, sigmoid or identity)."""
     if support == "positive":
         return ops.exp(u)
     if support == "unit":
@@ -209,6 +212,7 @@ def to_natural(support: str, u, ops):
 
 
 def to_unconstrained(support: str, v):
+    """Inverse of :func:`to_natural` (log, logit or identity)."""
     v = np.asarray(v, dtype=float)
     if support == "positive":
         return np.log(v)

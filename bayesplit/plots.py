@@ -123,6 +123,12 @@ def plot_optimum(alloc, ax=None):
         label=f"plan (risk: {alloc.risk})",
     )
     ax.set_xscale("log")
+    # no offset notation ("1e-8 + 0.99999") when every draw agrees on the share
+    ax.ticklabel_format(axis="y", useOffset=False, style="plain")
+    shares = np.append(d["opt_pretrain_fraction"].values, alloc.pretrain_fraction)
+    lo, hi = np.nanmin(shares), np.nanmax(shares)
+    pad = max(0.02, 0.1 * (hi - lo))
+    ax.set_ylim(max(0.0, lo - pad), min(1.0, hi + pad) + 0.005)
     ax.set_xlabel("model size N (non-embedding parameters)")
     ax.set_ylabel("share of compute on pretraining")
     ax.set_title("How sure is the optimum?")

@@ -92,6 +92,7 @@ class Posterior:
         self.diagnostics.require_ok(force)
 
     def domain_index(self, domain: str | list[str] | None) -> np.ndarray:
+        """Index of each domain name (BayesplitError for an unknown one)."""
         names = (
             self.domains
             if domain is None

@@ -173,10 +173,16 @@ def _sections(posterior, rep: dict) -> list[tuple[str, str]]:
         ["expected regret vs the per-draw optimum", f"{d['expected_regret']:.4f} nats"],
     ]
     od = d["optimum_distribution"]
+    spec = {k: v for k, v in d["plan"]["spec_tokens"].items() if v > 0}
+    then = (
+        f"then specialize ({', '.join(f'{k}: {v:.3g}' for k, v in spec.items())} tokens)"
+        if spec
+        else "with no specialization"
+    )
     summary = (
         f"<div class='box'><b>Recommendation.</b> With {d['budget']:.3g} FLOPs ({d['trunk']} trunk, risk: {d['risk']}), "
-        f"train a {d['plan']['params']:.3g}-parameter model on {d['plan']['pretrain_tokens']:.3g} general tokens, then specialize "
-        f"({', '.join(f'{k}: {v:.3g}' for k, v in d['plan']['spec_tokens'].items())} tokens). Across the posterior, the optimal N lies in "
+        f"train a {d['plan']['params']:.3g}-parameter model on {d['plan']['pretrain_tokens']:.3g} general tokens, {then}. "
+        f"Across the posterior, the optimal N lies in "
         f"[{od['params'][0]:.3g}, {od['params'][2]:.3g}] and the optimal pretraining share in [{od['pretrain_fraction'][0]:.0%}, "
         f"{od['pretrain_fraction'][2]:.0%}] (90%).</div>"
     )

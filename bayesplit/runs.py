@@ -144,8 +144,9 @@ def validate_runs(
     >>> t = pd.DataFrame({"run_id": ["a", "a"], "params": [1e8, 1e8],
     ...                   "pretrain_tokens": [2e9, 2e9], "eval_domain": ["web", "code"],
     ...                   "loss": [3.1, 2.2]})
-    >>> validate_runs(t)[["spec_tokens", "seed"]].values.tolist()
-    [[0.0, 0], [0.0, 0]]
+    >>> v = validate_runs(t)
+    >>> v["spec_tokens"].tolist(), v["seed"].tolist()
+    ([0.0, 0.0], [0, 0])
     """
     if not isinstance(table, pd.DataFrame):
         raise RunTableError([f"expected a pandas DataFrame, got {type(table).__name__}"], source)

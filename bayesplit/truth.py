@@ -194,6 +194,7 @@ class GroundTruth:
         return Posterior(idata, self.law, spec, diag, {"backend": "truth"})
 
     def to_dict(self) -> dict:
+        """The truth as a YAML/JSON-ready dict (the format :func:`load_truth` reads)."""
         return {
             "law": self.law.name,
             "domains": list(self.domains),

@@ -64,6 +64,7 @@ class Param:
             raise BayesplitError(f"parameter name {self.name!r} must be an identifier")
 
     def prior_loc(self, log_loss_scale: float) -> float:
+        """Prior location on the unconstrained scale, given the typical observed log loss."""
         return self.loc + (log_loss_scale if self.loss_scaled else 0.0)
 
     def prior_text(self) -> str:
@@ -145,6 +146,7 @@ class Law:
         return [p.name for p in self.params if not p.per_domain]
 
     def param(self, name: str) -> Param:
+        """The :class:`Param` called ``name`` (BayesplitError if there is none)."""
         try:
             return self._index[name]
         except KeyError:
@@ -168,6 +170,7 @@ class Law:
         return self.log_mean(ops, p, x)
 
     def describe(self) -> dict[str, Any]:
+        """Multi-line text for ``bayesplit laws``: formula, pooling, priors."""
         return {
             "name": self.name,
             "formula": self.formula,

@@ -18,27 +18,35 @@ class Ops:
     xp: Any
 
     def exp(self, x):
+        """Elementwise exp."""
         return self.xp.exp(x)
 
     def log(self, x):
+        """Elementwise natural log."""
         return self.xp.log(x)
 
     def log1p(self, x):
+        """Elementwise log(1 + x), accurate near 0."""
         return self.xp.log1p(x)
 
     def sqrt(self, x):
+        """Elementwise square root."""
         return self.xp.sqrt(x)
 
     def where(self, cond, a, b):
+        """Elementwise choice: ``a`` where ``cond`` else ``b``."""
         return self.xp.where(cond, a, b)
 
     def maximum(self, a, b):
+        """Elementwise maximum."""
         return self.xp.maximum(a, b)
 
     def minimum(self, a, b):
+        """Elementwise minimum."""
         return self.xp.minimum(a, b)
 
     def logaddexp(self, a, b):
+        """Elementwise log(exp(a) + exp(b)) without overflow."""
         return self.xp.logaddexp(a, b)
 
     def logsumexp(self, *terms):
@@ -77,6 +85,7 @@ class PytensorOps(Ops):
         self.xp = pytensor.tensor
 
     def where(self, cond, a, b):
+        """Elementwise choice (``pytensor.tensor.switch``)."""
         return self.xp.switch(cond, a, b)
 
 

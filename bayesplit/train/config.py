@@ -64,6 +64,7 @@ class GPTConfig:
         return cls(**{k: v for k, v in d.items() if k in names})
 
     def to_dict(self) -> dict[str, Any]:
+        """The model shape as a plain dict."""
         return asdict(self)
 
 

@@ -57,10 +57,12 @@ class CorpusData:
         return str(self.manifest.get("content_sha256") or "")
 
     def n_tokens(self, domain: str, split: str) -> int:
+        """Number of tokens of ``domain`` in ``split`` (train or val)."""
         self.check_domain(domain)
         return int(self.manifest["domains"][domain][split]["tokens"])
 
     def check_domain(self, domain: str) -> None:
+        """Raise BayesplitError if the corpus has no such domain."""
         if domain not in self.manifest["domains"]:
             raise BayesplitError(
                 f"unknown domain {domain!r} in corpus {self.path} (domains: {', '.join(self.domains)})"

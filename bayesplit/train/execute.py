@@ -55,6 +55,7 @@ class TrunkJob:
     trunk_step: int = 0  # furthest checkpoint already in the workdir, in steps
 
     def describe(self) -> str:
+        """One line for ``--dry-run``: the trunk, its branch points and branches."""
         parts = [f"{self.trunk_id}: {len(self.eval_at)} general, {len(self.specs)} specialist"]
         if self.trunk_step:
             parts.append(f"(trunk resumes from step {self.trunk_step})")
@@ -70,6 +71,7 @@ class Plan:
     notes: list[str]
 
     def to_dict(self) -> dict:
+        """The execution plan as a JSON-ready dict."""
         return {
             "jobs": [
                 {
@@ -240,6 +242,7 @@ def _furthest_checkpoint(trunk_dir: Path) -> int:
 
 # -- running a job ----------------------------------------------------------------------------
 def job_to_dict(job: TrunkJob, **context: Any) -> dict:
+    """A job plus context (corpus, store, settings) as a picklable dict for a worker process."""
     return {**asdict(job), "specs": [list(s) for s in job.specs], **context}
 
 

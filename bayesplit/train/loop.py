@@ -171,11 +171,13 @@ class Runtime:
         return "bf16" if self.cuda else "fp32"
 
     def autocast(self):
+        """bf16 autocast on CUDA; a no-op context on CPU (fp32)."""
         if self.cuda:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def barrier(self) -> None:
+        """Wait for every DDP rank (no-op in a single process)."""
         if self.world > 1:
             dist.barrier()
 
@@ -289,6 +291,7 @@ def list_checkpoints(directory: Path) -> dict[str, dict[int, Path]]:
 
 
 def ckpt_path(directory: Path, kind: str, step: int) -> Path:
+    """Checkpoint file of ``kind`` (stable, decayed, spec) at ``step`` in ``directory``."""
     return directory / f"{kind}-{step:010d}.pt"
 
 
@@ -330,11 +333,13 @@ class Trainer:
 
     # state -----------------------------------------------------------------------------
     def load(self, state: dict) -> None:
+        """Restore model, optimizer and RNG state from a checkpoint dict."""
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"]["torch"])
 
     def save(self, path: Path, meta: dict) -> None:
+        """Write a checkpoint atomically (rank 0), then sync every rank."""
         if self.rt.main:
             save_checkpoint(path, self.model, self.opt, meta)
         self.rt.barrier()  # other ranks may load it next
@@ -418,6 +423,7 @@ class Trainer:
         return out
 
     def mfu(self, tokens_per_s: float) -> tuple[float | None, float | None, str]:
+        """(MFU, peak FLOP/s, where the peak comes from) at ``tokens_per_s``."""
         name = torch.cuda.get_device_name(self.rt.device) if self.rt.cuda else ""
         peak, source = peak_flops(self.rt.device.type, name)
         if peak is None or not math.isfinite(tokens_per_s):
@@ -458,6 +464,7 @@ def _progress(enabled: bool, total: int, label: str):
 
 # -- trunks ----------------------------------------------------------------------------------
 def general_streams(corpus: CorpusData, tc: TrainConfig, rows: int, name: str) -> list[Stream]:
+    """Batch streams of the general mixture (domains weighted by tokens or ``tc.weights``)."""
     weights = tc.weights or {d: corpus.n_tokens(d, "train") for d in corpus.domains}
     for d in weights:
         corpus.check_domain(d)
@@ -473,6 +480,7 @@ def model_config(entry: dict[str, Any], corpus: CorpusData) -> GPTConfig:
 
 
 def trunk_id_for(entry: dict, cfg: GPTConfig, tc: TrainConfig, seed: int, corpus: CorpusData):
+    """Stable id of a trunk: model, training settings, seed and corpus hash."""
     h = config_hash(cfg.to_dict(), tc.trunk_identity(), seed, corpus.content_sha256)
     return f"{entry['name']}-s{seed}-{h[:8]}"
 
@@ -487,6 +495,7 @@ class TrunkPlan:
     save_at: list[int] = field(default_factory=list)  # stable checkpoints for branching, in steps
 
     def decay_steps(self, n: int) -> int:
+        """Steps of the short decay that turns the checkpoint at ``d`` into a general model."""
         return min(n, max(1, round(self.cooldown_fraction * n)))
 
 

@@ -65,6 +65,7 @@ class WSD:
             raise BayesplitError("a schedule needs peak_lr > 0 and non-negative step counts")
 
     def stable_lr(self, t: int) -> float:
+        """Rate of the warmup–stable part at ``step`` (no decay)."""
         if t < self.warmup_steps:
             return self.peak_lr * (t + 1) / self.warmup_steps
         return self.peak_lr
@@ -77,6 +78,7 @@ class WSD:
         return base * decay_factor(progress, self.shape)
 
     def to_dict(self) -> dict:
+        """The schedule's settings as a plain dict."""
         return asdict(self)
 
 

@@ -27,20 +27,34 @@ from fit_speed import machine, point_fit  # noqa: E402  (shared helpers of the b
 import bayesplit  # noqa: E402
 from bayesplit.datasets import gadre2024  # noqa: E402
 
-TARGETS = {"rpj-open_lm_1b-32.0": "1.44B @ 921B", "rpj-open_lm_7b-1.0": "6.89B @ 138B", "rpj-open_lm_1b-1.0": "1.44B @ 28.8B"}
+TARGETS = {
+    "rpj-open_lm_1b-32.0": "1.44B @ 921B",
+    "rpj-open_lm_7b-1.0": "6.89B @ 138B",
+    "rpj-open_lm_1b-1.0": "1.44B @ 28.8B",
+}
 
 
 def evaluate(convention: str, draws: int) -> pd.DataFrame:
     runs = gadre2024(split="fit", params=convention)
     held = gadre2024(split="heldout", params=convention)
-    post = bayesplit.fit(runs, "chinchilla", chains=4, draws=draws, warmup=draws, seed=0, progress=False)
+    post = bayesplit.fit(
+        runs, "chinchilla", chains=4, draws=draws, warmup=draws, seed=0, progress=False
+    )
     rows = []
     for dom, g in held.groupby("eval_domain"):
         ds = post.predict(g["params"], g["pretrain_tokens"], domain=dom, level=0.9).sel(domain=dom)
         train = runs[runs["eval_domain"] == dom]
-        theta = point_fit(train["params"].to_numpy(), train["pretrain_tokens"].to_numpy(), np.log(train["loss"].to_numpy()))
+        theta = point_fit(
+            train["params"].to_numpy(),
+            train["pretrain_tokens"].to_numpy(),
+            np.log(train["loss"].to_numpy()),
+        )
         e, a, b, al, be = theta
-        naive = np.exp(np.logaddexp(np.logaddexp(e, a - al * np.log(g["params"])), b - be * np.log(g["pretrain_tokens"])))
+        naive = np.exp(
+            np.logaddexp(
+                np.logaddexp(e, a - al * np.log(g["params"])), b - be * np.log(g["pretrain_tokens"])
+            )
+        )
         for i, (_, r) in enumerate(g.iterrows()):
             lo, hi = float(ds["predictive_lo"][i]), float(ds["predictive_hi"][i])
             rows.append(
@@ -58,7 +72,10 @@ def evaluate(convention: str, draws: int) -> pd.DataFrame:
                 }
             )
     diag = post.diagnostics
-    print(f"{convention}: gate {'ok' if diag.ok else diag.failures}, {post.info['seconds']} s", file=sys.stderr)
+    print(
+        f"{convention}: gate {'ok' if diag.ok else diag.failures}, {post.info['seconds']} s",
+        file=sys.stderr,
+    )
     out = pd.DataFrame(rows)
     out.attrs["gate"] = "passed" if diag.ok else "; ".join(diag.failures)
     out.attrs["seconds"] = post.info["seconds"]
@@ -111,7 +128,9 @@ def main() -> None:
             f"{t['naive_rel_error'].abs().median():.2%}.",
             "",
         ]
-    git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    git = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
     lines.append(f"_Generated at commit {git or 'unknown'}._")
     (here / "gadre2024_heldout.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
