@@ -179,14 +179,18 @@ class Ensemble:
         cls, q: np.ndarray, Y: np.ndarray, obs_of: list[np.ndarray], noise: float
     ) -> Ensemble:
         q = np.asarray(q, dtype=float)
-        Y = np.asarray(Y, dtype=float)
+        Y = np.asarray(Y)
+        if Y.dtype != np.float32:  # float32 (the fast kernel) is kept: it halves the work
+            Y = Y.astype(float)
         ok = np.isfinite(q) & np.all(np.isfinite(Y), axis=1)
         if ok.sum() < 10:
             raise BayesplitError(
                 "fewer than 10 posterior draws give finite values; cannot rank candidates"
             )
-        q, Y = q[ok], Y[ok]
-        return cls(q - q.mean(), Y - Y.mean(axis=0), obs_of, float(noise))
+        q = q[ok]
+        Y = Y[ok] if not ok.all() else Y
+        Y = Y - Y.mean(axis=0, dtype=float).astype(Y.dtype)
+        return cls(q - q.mean(), Y, obs_of, float(noise))
 
     @property
     def n_draws(self) -> int:
@@ -200,15 +204,15 @@ class Ensemble:
         """Expected drop in sd(Q) if each candidate's outcome were observed."""
         s1 = self.n_draws - 1
         var_q = self.var_q()
-        c = self.Y.T @ self.q / s1  # Cov(Q, y_j)
-        v = np.einsum("ij,ij->j", self.Y, self.Y) / s1  # Var(y_j)
+        c = (self.q.astype(self.Y.dtype) @ self.Y).astype(float) / s1  # Cov(Q, y_j)
+        v = np.einsum("ij,ij->j", self.Y, self.Y, dtype=float) / s1  # Var(y_j)
         single = c**2 / (v + self.noise)  # variance reduction from one observable
         out = np.empty(len(self.obs_of))
         for i, cols in enumerate(self.obs_of):
             if len(cols) == 1:
                 red = single[cols[0]]
             else:  # a general model observes K domains at once: joint Gaussian update
-                Yc = self.Y[:, cols]
+                Yc = self.Y[:, cols].astype(float)
                 C = Yc.T @ Yc / s1 + self.noise * np.eye(len(cols))
                 red = float(c[cols] @ np.linalg.solve(C, c[cols]))
             out[i] = np.sqrt(var_q) - np.sqrt(max(var_q - red, 0.0))
@@ -218,13 +222,15 @@ class Ensemble:
         """Update the draws as if the candidate's observables were measured (serial square-root EnKF)."""
         s1 = self.n_draws - 1
         for col in self.obs_of[candidate]:
-            z = self.Y[:, col].copy()
+            z = self.Y[:, col].astype(float)
             v = z @ z / s1
             if v <= 0:
                 continue
             gamma = 1.0 - np.sqrt(self.noise / (v + self.noise))
             self.q = self.q - gamma * (z @ self.q / s1 / v) * z
-            self.Y = self.Y - gamma * np.outer(z, (z @ self.Y) / s1 / v)
+            # python floats keep a float32 ensemble in float32 (NumPy scalars would promote it)
+            zy = (z.astype(self.Y.dtype) @ self.Y) * float(gamma / s1 / v)
+            self.Y -= np.outer(z.astype(self.Y.dtype), zy)
 
 
 def greedy_batch(
@@ -374,7 +380,7 @@ def observable_matrix(
     pts_d = np.concatenate([d[sp_idx], np.repeat(d[gen_idx], len(kk))])
     pts_dp = np.concatenate([dp[sp_idx], np.zeros(len(gen_idx) * len(kk))])
     pts_k = np.concatenate([k_sp, np.tile(kk, len(gen_idx))])
-    Y = posterior.log_mean(pts_n, pts_d, pts_dp, pts_k, draws=draws)
+    Y = posterior.log_mean(pts_n, pts_d, pts_dp, pts_k, draws=draws, fast=True)
     obs_of: list[np.ndarray] = [np.empty(0, dtype=int)] * len(candidates)
     for col, i in enumerate(sp_idx):
         obs_of[i] = np.array([col])

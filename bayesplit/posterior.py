@@ -147,16 +147,25 @@ class Posterior:
         *,
         draws: dict[str, np.ndarray] | None = None,
         max_draws: int | None = None,
+        fast: bool = False,
     ) -> np.ndarray:
         """``log L`` of the law at M points, for every draw: array (S, M).
 
         Inputs are in natural units (N, D, D' as raw counts); ``domain_idx`` gives
-        each point's domain index (an int for all points).
+        each point's domain index (an int for all points). ``fast=True`` evaluates a
+        jitted JAX kernel in float32 and returns float32 (for large ensembles such as
+        the candidates of ``suggest``: several times faster, relative error ~1e-7).
         """
         p = draws if draws is not None else self.draws(max_draws=max_draws)
         x = self.spec.reference.scale(params, pretrain_tokens, spec_tokens)
         m = np.broadcast(x.n, x.d, x.dp, np.asarray(domain_idx)).shape
         dom = np.broadcast_to(np.asarray(domain_idx, dtype=int), m)
+        if fast:
+            f32 = np.float32
+            flat = [np.broadcast_to(a, m).reshape(-1).astype(f32) for a in (x.n, x.d, x.dp)]
+            p32 = {par.name: np.asarray(p[par.name], dtype=f32) for par in self.law.params}
+            out = _jax_log_mean(self.law.log_mean)(p32, *flat, dom.reshape(-1))
+            return np.asarray(out).reshape((-1,) + m)
         rows = {}
         for par in self.law.params:
             v = p[par.name]
@@ -290,3 +299,25 @@ def rows_as_constant_data(rows: pd.DataFrame) -> xr.Dataset:
         else:
             out[f"row_{c}"] = np.asarray(v, dtype=float if c != "seed" else np.int64)
     return xr.Dataset({k: ("obs", v) for k, v in out.items()}, coords={"obs": np.arange(len(rows))})
+
+
+_JAX_LOG_MEAN: dict = {}
+
+
+def _jax_log_mean(log_mean):
+    """A jitted ``log L`` kernel for one law mean function (compiled once per shape)."""
+    fn = _JAX_LOG_MEAN.get(log_mean)
+    if fn is None:
+        import jax
+
+        from bayesplit._jax import configure
+
+        configure()
+
+        def run(p, n, d, dp, dom):
+            # the per-domain gather happens inside the kernel, so XLA fuses it away
+            rows = {k: v[:, dom] if v.ndim == 2 else v[:, None] for k, v in p.items()}
+            return log_mean(get_ops("jax"), rows, Inputs(n=n, d=d, dp=dp))
+
+        fn = _JAX_LOG_MEAN[log_mean] = jax.jit(run)
+    return fn

@@ -174,3 +174,16 @@ def test_suggest_needs_budget_for_decisions(additive_posterior):
         suggest(additive_posterior, objective="decision", n=2, max_draws=200, force=True)
     with pytest.raises(BayesplitError, match="--objective must be"):
         suggest(additive_posterior, budget=1e20, objective="regret", n=2, max_draws=200, force=True)
+
+
+def test_fast_log_mean_matches_numpy(additive_posterior):
+    # suggest evaluates its candidate ensemble with the jitted float32 kernel
+    rng = np.random.default_rng(3)
+    n = 10 ** rng.uniform(6, 9, 50)
+    d = 10 ** rng.uniform(8, 11, 50)
+    dp = np.where(rng.random(50) < 0.3, 0.0, 10 ** rng.uniform(6, 9, 50))
+    k = rng.integers(0, len(additive_posterior.domains), 50)
+    exact = additive_posterior.log_mean(n, d, dp, k, max_draws=200)
+    fast = additive_posterior.log_mean(n, d, dp, k, max_draws=200, fast=True)
+    assert fast.dtype == np.float32 and fast.shape == exact.shape
+    np.testing.assert_allclose(fast, exact, rtol=1e-5, atol=1e-6)

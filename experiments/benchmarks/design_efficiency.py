@@ -174,6 +174,10 @@ def _to_reach(h: pd.DataFrame, threshold: float = THRESHOLD) -> float:
     return compute_to_reach(h, threshold)
 
 
+def _ratio(a: float, b: float) -> float:
+    return a / b if np.isfinite(b) and b > 0 else np.nan
+
+
 def report(command: str) -> None:
     import matplotlib
 
@@ -192,7 +196,12 @@ def report(command: str) -> None:
         "Compute to reach ≤ 1% relative decision regret (experiment FLOPs after which the regret "
         "stays ≤ 1% for the rest of the campaign; a campaign that never gets there counts as "
         "infinite, so medians can be `inf`). Coverage: share of all rounds whose 90% credible "
-        "interval of the target objective covered the true objective of the recommended plan.",
+        "interval of the target objective covered the true objective of the recommended plan. "
+        "`vs grid` is the ratio of medians (nan where neither reached the threshold).",
+        "",
+        "The campaigns themselves are run (resumably, appending to `design_efficiency.csv`) by "
+        "`python experiments/benchmarks/design_efficiency.py --seeds S --workers 2`; the "
+        "`seeds` column says how many each policy has so far.",
         "",
     ]
     for truth, g in df.groupby("truth"):
@@ -215,10 +224,10 @@ def report(command: str) -> None:
                     "policy": policy,
                     "seeds": s.size,
                     "median FLOPs to ≤1% regret": s.median(),
-                    "vs grid": s.median() / grid_med,
+                    "vs grid": _ratio(s.median(), grid_med),
                     "reached (share)": np.isfinite(s).mean(),
                     "median FLOPs to ≤0.25% regret": fine.xs(policy, level="policy").median(),
-                    "vs grid (0.25%)": fine.xs(policy, level="policy").median() / grid_fine,
+                    "vs grid (0.25%)": _ratio(fine.xs(policy, level="policy").median(), grid_fine),
                     "round-0 regret (median)": rows[rows["round"] == 0]["regret"].median(),
                     "final regret (median)": final["regret"].median(),
                     "final |pred error| (median)": final["pred_error"].abs().median(),
