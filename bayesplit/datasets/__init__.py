@@ -11,7 +11,7 @@ from bayesplit.runs import validate_runs
 
 #: Models Gadre et al. 2024 trained beyond the fitting ladder, used as held-out targets.
 GADRE_HELDOUT = ("open_lm_1b", "open_lm_7b")
-DATASETS = ("gadre2024",)
+DATASETS = ("gadre2024", "datablations")
 
 
 def _read(name: str) -> pd.DataFrame:
@@ -67,8 +67,39 @@ def gadre2024(
     return validate_runs(df.reset_index(drop=True))
 
 
+def datablations(max_epochs: float | None = None) -> pd.DataFrame:
+    """Muennighoff et al. 2023: C4 runs trained for several epochs on limited unique data.
+
+    Parameters
+    ----------
+    max_epochs
+        Keep only runs that saw each unique token at most this many times (None: all 296).
+
+    Returns
+    -------
+    pandas.DataFrame
+        A validated run table (one row per run, ``eval_domain`` ``c4_val``), with the extra
+        columns ``unique_tokens`` (U), ``epochs`` (D / U) and ``note``.
+
+    Examples
+    --------
+    >>> from bayesplit.datasets import datablations
+    >>> runs = datablations(max_epochs=1)
+    >>> len(runs), runs["params"].nunique()
+    (41, 19)
+    """
+    df = _read("datablations")
+    if max_epochs is not None:
+        if not max_epochs > 0:
+            raise BayesplitError(f"max_epochs must be > 0, got {max_epochs}")
+        df = df[df["epochs"] <= max_epochs]
+    return validate_runs(df.reset_index(drop=True))
+
+
 def load_dataset(name: str, **kwargs) -> pd.DataFrame:
     """A bundled run table by name (see :data:`DATASETS`)."""
     if name == "gadre2024":
         return gadre2024(**kwargs)
+    if name == "datablations":
+        return datablations(**kwargs)
     raise BayesplitError(f"unknown dataset {name!r}; bundled: {', '.join(DATASETS)}")
