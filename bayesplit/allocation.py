@@ -74,6 +74,7 @@ class Problem:
 
     @property
     def k(self) -> int:
+        """Number of domains K."""
         return len(self.domains)
 
     def select(self, draws: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -242,6 +243,7 @@ class Plan:
 
     @classmethod
     def from_dict(cls, d: Mapping, domains: Sequence[str]) -> Plan:
+        """A plan from its JSON form (``--compare plan.json``), checked against ``domains``."""
         try:
             spec = d.get("spec_tokens", {}) or {}
             unknown = sorted(set(spec) - set(domains))
@@ -319,6 +321,7 @@ class Allocation:
 
     @property
     def pretrain_fraction(self) -> float:
+        """Share of the plan's compute spent on general pretraining."""
         n, d, dp = self.plan.arrays(self.domains)
         return float(self.compute.pretrain_fraction(d, dp))
 

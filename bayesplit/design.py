@@ -60,6 +60,7 @@ class TrunkState:
 
     @classmethod
     def from_runs(cls, runs: pd.DataFrame | None) -> TrunkState:
+        """Trunks implied by existing runs: per size, the furthest D and its trunk (or run) id."""
         state = cls()
         if runs is None or len(runs) == 0:
             return state
@@ -178,6 +179,7 @@ class Ensemble:
     def build(
         cls, q: np.ndarray, Y: np.ndarray, obs_of: list[np.ndarray], noise: float
     ) -> Ensemble:
+        """Centre the draws, dropping draws with non-finite values (needs ≥ 10 left)."""
         q = np.asarray(q, dtype=float)
         Y = np.asarray(Y)
         if Y.dtype != np.float32:  # float32 (the fast kernel) is kept: it halves the work
@@ -194,6 +196,7 @@ class Ensemble:
 
     @property
     def n_draws(self) -> int:
+        """Number of ensemble members (posterior draws kept)."""
         return len(self.q)
 
     def var_q(self) -> float:

@@ -57,6 +57,7 @@ class Diagnostics:
 
     @classmethod
     def from_json(cls, text: str) -> Diagnostics:
+        """Diagnostics saved by :meth:`to_json`."""
         d = json.loads(text)
         d["thresholds"] = Thresholds(**d["thresholds"])
         return cls(**d)

@@ -79,6 +79,7 @@ class ModelSpec:
 
     @property
     def n_domains(self) -> int:
+        """Number of domains K."""
         return len(self.domains)
 
     def pooled(self, law: Law) -> list[str]:
@@ -94,6 +95,7 @@ class ModelSpec:
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelSpec:
+        """The spec saved in a posterior's metadata (inverse of ``to_dict``)."""
         d = dict(d)
         d["domains"] = tuple(d["domains"])
         d["runs"] = tuple(d["runs"])

@@ -66,14 +66,17 @@ class Posterior:
     # -- basic facts --------------------------------------------------------
     @property
     def domains(self) -> list[str]:
+        """Domain names, in the order of the ``domain`` coordinate."""
         return list(self.spec.domains)
 
     @property
     def ok(self) -> bool:
+        """Whether the posterior passed its diagnostics gate."""
         return self.diagnostics.ok
 
     @property
     def n_draws(self) -> int:
+        """Total draws (chains × draws per chain)."""
         return int(self.idata.posterior.sizes["chain"] * self.idata.posterior.sizes["draw"])
 
     @property

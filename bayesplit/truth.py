@@ -217,6 +217,7 @@ class GroundTruth:
 
     @classmethod
     def from_dict(cls, d: Mapping) -> GroundTruth:
+        """A ground truth from a mapping (the YAML of ``bayesplit simulate --truth``)."""
         try:
             law = get_law(d["law"])
             if "per_domain" in d:

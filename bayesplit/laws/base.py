@@ -135,14 +135,17 @@ class Law:
 
     @property
     def param_names(self) -> list[str]:
+        """Parameter names, in order."""
         return [p.name for p in self.params]
 
     @property
     def per_domain(self) -> list[str]:
+        """Names of the parameters that vary by domain (partially pooled)."""
         return [p.name for p in self.params if p.per_domain]
 
     @property
     def shared(self) -> list[str]:
+        """Names of the parameters shared by all domains."""
         return [p.name for p in self.params if not p.per_domain]
 
     def param(self, name: str) -> Param:

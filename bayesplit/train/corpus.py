@@ -703,10 +703,12 @@ class Corpus:
 
     @property
     def vocab_size(self) -> int:
+        """Tokenizer vocabulary size."""
         return int(self.manifest["vocab_size"])
 
     @property
     def eot_token(self) -> int:
+        """End-of-text token id."""
         return int(self.manifest["eot_token"])
 
     def _record(self, domain: str, split: str) -> dict[str, Any]:

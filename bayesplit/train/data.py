@@ -46,14 +46,17 @@ class CorpusData:
 
     @property
     def vocab_size(self) -> int:
+        """Tokenizer vocabulary size."""
         return int(self.manifest["vocab_size"])
 
     @property
     def eot_token(self) -> int:
+        """End-of-text token id (-1 if the corpus has none)."""
         return int(self.manifest.get("eot_token", -1))
 
     @property
     def content_sha256(self) -> str:
+        """SHA-256 of the corpus content, from the manifest."""
         return str(self.manifest.get("content_sha256") or "")
 
     def n_tokens(self, domain: str, split: str) -> int:

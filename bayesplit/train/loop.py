@@ -153,6 +153,8 @@ def steps_for(tokens: float, tokens_per_step: int) -> int:
 # -- runtime: device, precision, DDP ---------------------------------------------------
 @dataclass
 class Runtime:
+    """Where a run executes: device and distributed rank/world size."""
+
     device: torch.device
     rank: int = 0
     world: int = 1
@@ -160,14 +162,17 @@ class Runtime:
 
     @property
     def cuda(self) -> bool:
+        """Whether the run is on a CUDA device."""
         return self.device.type == "cuda"
 
     @property
     def main(self) -> bool:
+        """Whether this process is rank 0 (the one that logs and saves)."""
         return self.rank == 0
 
     @property
     def dtype(self) -> str:
+        """Compute dtype label: bf16 autocast on CUDA, fp32 on CPU."""
         return "bf16" if self.cuda else "fp32"
 
     def autocast(self):

@@ -19,12 +19,15 @@ __all__ = ["GPT", "GPTConfig", "count_params", "flops_per_token"]
 
 
 class RMSNorm(nn.Module):
+    """Root-mean-square layer norm with a learned gain (no bias)."""
+
     def __init__(self, dim: int, eps: float = 1e-6):
         super().__init__()
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalize the last dimension."""
         # normalize in fp32: under bf16 autocast the mean of squares loses too many bits
         xf = x.float()
         xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
@@ -47,6 +50,8 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 
 
 class Attention(nn.Module):
+    """Causal multi-head self-attention with rotary position embeddings (SDPA)."""
+
     def __init__(self, cfg: GPTConfig):
         super().__init__()
         self.n_head = cfg.n_head
@@ -54,6 +59,7 @@ class Attention(nn.Module):
         self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        """Attend over the sequence; ``cos``/``sin`` are the rotary tables."""
         b, t, d = x.shape
         q, k, v = self.qkv(x).view(b, t, 3, self.n_head, d // self.n_head).permute(2, 0, 3, 1, 4)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
@@ -62,6 +68,8 @@ class Attention(nn.Module):
 
 
 class MLP(nn.Module):
+    """Feed-forward block: SwiGLU or GELU."""
+
     def __init__(self, cfg: GPTConfig):
         super().__init__()
         self.swiglu = cfg.mlp == "swiglu"
@@ -70,6 +78,7 @@ class MLP(nn.Module):
         self.down = nn.Linear(cfg.d_ff, cfg.d_model, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the MLP."""
         h = self.up(x)
         if self.swiglu:
             gate, up = h.chunk(2, dim=-1)
@@ -80,6 +89,8 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
+    """Pre-norm transformer block: attention then MLP, each with a residual."""
+
     def __init__(self, cfg: GPTConfig):
         super().__init__()
         self.norm1 = RMSNorm(cfg.d_model)
@@ -88,6 +99,7 @@ class Block(nn.Module):
         self.mlp = MLP(cfg)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        """Apply the block."""
         x = x + self.attn(self.norm1(x), cos, sin)
         return x + self.mlp(self.norm2(x))
 
@@ -126,6 +138,7 @@ class GPT(nn.Module):
     def forward(
         self, idx: torch.Tensor, targets: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits for ``idx`` (B, T), and the mean cross-entropy if ``targets`` are given."""
         x = self.wte(idx)
         for block in self.blocks:
             x = block(x, self.rope_cos, self.rope_sin)
