@@ -13,7 +13,6 @@ from bayesplit.cli import app
 from bayesplit.design import CostModel, TrunkState, candidate_grid
 from bayesplit.errors import BayesplitError
 from bayesplit.simulation import (
-    POLICIES,
     CampaignConfig,
     compute_to_reach,
     design_cost,
@@ -156,8 +155,12 @@ def test_cli_simulate_json(tmp_path):
 
 
 @pytest.mark.slow
-def test_active_beats_grid_in_a_three_seed_smoke():
-    """Smoke version of experiments/benchmarks/design_efficiency.py (3 seeds)."""
+def test_three_seed_campaign_smoke():
+    """Smoke version of experiments/benchmarks/design_efficiency.py (3 seeds, active vs grid).
+
+    It checks the campaign machinery on a known truth, not that active wins: the committed
+    benchmark has not shown that (see docs/evidence.md).
+    """
     truth = example_truth("additive", ("web", "code"), noise=Noise(sigma=0.01))
     params, tokens, spec = [1e7, 2.5e7, 6e7, 1.5e8, 4e8], [2e8, 8e8, 3.2e9], [1e8, 4e8, 1.6e9]
     cfg = CampaignConfig(
@@ -175,5 +178,10 @@ def test_active_beats_grid_in_a_three_seed_smoke():
     )
     h = simulate(truth, cfg, policies=["active", "grid"], seeds=[0, 1, 2])
     s = summarize(h).set_index("policy")
-    assert s.loc["active", "compute_to_reach"] <= s.loc["grid", "compute_to_reach"]
-    assert set(POLICIES) >= set(s.index)
+    assert set(s.index) == {"active", "grid"} and (s["seeds"] == 3).all()
+    # both settle within 1% of the true optimum inside the experiment budget
+    assert np.isfinite(s["compute_to_reach"]).all()
+    assert (s["final_regret"] <= 0.01).all()
+    assert (h.groupby(["policy", "seed"])["spent_flops"].max() <= cfg.experiment_budget).all()
+    # the 90% intervals of the objective are not overconfident along the campaigns
+    assert h["covered"].mean() >= 0.7
