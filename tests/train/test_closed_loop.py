@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+
+pytest.importorskip("torch")
 from conftest import tiny_entry, write_ladder
 from typer.testing import CliRunner
 

@@ -10,7 +10,8 @@ import time
 
 import numpy as np
 import pytest
-import torch
+
+torch = pytest.importorskip("torch")
 from conftest import close, tiny_entry, unigram_entropy
 
 from bayesplit.errors import BayesplitError

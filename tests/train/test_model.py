@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
+
+torch = pytest.importorskip("torch")
 
 from bayesplit.errors import BayesplitError
 from bayesplit.train.config import GPTConfig, count_params, flops_per_token
