@@ -6,11 +6,15 @@ and scores the plan it recommends at target budgets 1e21–1e23 FLOPs: if the se
 already lands within 1% of the true optimum, a 1%-regret criterion cannot tell policies apart.
 Also reported: the regret as a share of the *reducible* loss (L* − Σ w_k E_k).
 
-    python experiments/benchmarks/design_difficulty.py
+    python experiments/benchmarks/design_difficulty.py [--truths saturating,gadre]
+
+Results are kept per (truth, budget, seed) in ``design_difficulty.csv`` (a rerun skips what is
+there); the table in ``design_difficulty.md`` is made from all of them.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 import platform
@@ -28,11 +32,18 @@ from bayesplit.simulation import make_refitter, run_campaign  # noqa: E402
 
 BUDGETS = (1e21, 1e22, 1e23)
 SEEDS = 3
+CSV = HERE / "design_difficulty.csv"
 
 
 def main() -> None:
-    rows = []
-    for name in ("saturating", "gadre"):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--truths", default="saturating,gadre")
+    args = ap.parse_args()
+    old = pd.read_csv(CSV) if CSV.exists() else pd.DataFrame(columns=["truth"])
+    rows = old.to_dict("records")
+    for name in args.truths.split(","):
+        if name in set(old["truth"]):
+            continue
         truth = de.make_truth(name)
         base = de.make_config(name, truth)
         e_mean = float(np.mean(truth.params["E"]))
@@ -54,6 +65,7 @@ def main() -> None:
                     }
                 )
                 print(rows[-1], flush=True)
+        pd.DataFrame(rows).to_csv(CSV, index=False)
     df = pd.DataFrame(rows)
     table = (
         df.groupby(["truth", "budget"])
