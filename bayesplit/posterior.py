@@ -141,6 +141,14 @@ class Posterior:
         d.setdefault("nu", np.full(s, float(self.spec.student_df)))
         return d
 
+    def run_effect_draws(self, run: str, max_draws: int | None = None) -> np.ndarray | None:
+        """Draws (S,) of the log-loss effect of a run (or trunk) the fit has seen; else None."""
+        post = self.idata.posterior
+        if not self.spec.run_effect or "run_z" not in post or run not in self.spec.runs:
+            return None
+        d = self.draws(["run_sd", "run_z"], max_draws=max_draws)
+        return d["run_sd"] * d["run_z"][:, self.spec.runs.index(run)]
+
     def log_mean(
         self,
         params,
@@ -189,6 +197,7 @@ class Posterior:
         level: float = 0.9,
         seed: int = 0,
         max_draws: int | None = None,
+        run: str | None = None,
     ) -> xr.Dataset:
         """Loss predictions with both bands; see :func:`bayesplit.prediction.predict`."""
         from bayesplit.prediction import predict
@@ -202,6 +211,7 @@ class Posterior:
             level=level,
             seed=seed,
             max_draws=max_draws,
+            run=run,
         )
 
     # -- tables -------------------------------------------------------------

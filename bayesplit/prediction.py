@@ -3,6 +3,11 @@
 * ``credible``: where the *law* (the mean loss) is, given the posterior.
 * ``predictive``: where a *new run's* measured loss will be: the law plus a new
   run effect plus Student-t noise.
+
+With ``run=`` naming a run (or trunk) the fit has seen, both bands are for *that*
+run instead: its estimated run effect is added to the law and no new effect is
+drawn, so the predictive band only adds noise. That is the right question for a
+later branch of a trunk already under way.
 """
 
 from __future__ import annotations
@@ -22,12 +27,17 @@ def _check_level(level: float) -> None:
 
 
 def sample_predictive(
-    log_mean: np.ndarray, noise: dict[str, np.ndarray], rng: np.random.Generator
+    log_mean: np.ndarray,
+    noise: dict[str, np.ndarray],
+    rng: np.random.Generator,
+    new_run: bool = True,
 ) -> np.ndarray:
-    """Losses of new runs: one draw of run effect and noise per posterior draw. Shape of ``log_mean``."""
+    """Losses of runs: per posterior draw, noise and (``new_run``) a new run effect. Shape of ``log_mean``."""
     s = log_mean.shape[0]
     extra = (1,) * (log_mean.ndim - 1)
     run = noise["run_sd"].reshape((s,) + extra) * rng.standard_normal(log_mean.shape)
+    if not new_run:
+        run = 0.0
     eps = noise["sigma"].reshape((s,) + extra) * rng.standard_t(
         noise["nu"].reshape((s,) + extra), size=log_mean.shape
     )
@@ -44,6 +54,7 @@ def predict(
     level: float = 0.9,
     seed: int = 0,
     max_draws: int | None = None,
+    run: str | None = None,
 ) -> xr.Dataset:
     """Predict the loss at (N, D, D') points for one or more domains.
 
@@ -61,6 +72,11 @@ def predict(
         Seed of the noise draws behind the predictive band.
     max_draws
         Use an evenly thinned subset of draws (faster, slightly noisier bands).
+    run
+        A run (or trunk) id the fit has seen: predict for that run, its estimated run
+        effect included, instead of for a new one. An id the fit has not seen, or a
+        fit without a run effect, gives the new-run prediction (``attrs["run"]`` says
+        which was used).
 
     Returns
     -------
@@ -90,12 +106,18 @@ def predict(
     log_mean = posterior.log_mean(
         n[None, :], d[None, :], dp[None, :], dom_idx[:, None], draws=draws
     )
+    effect = posterior.run_effect_draws(run, max_draws=max_draws) if run is not None else None
+    if effect is not None:
+        log_mean = log_mean + effect[:, None, None]
     law = np.exp(log_mean)
     rng = np.random.default_rng(seed)
     # Several noise draws per posterior draw, so the predictive band's Monte Carlo error
     # stays small next to the credible band's even with few posterior draws.
     reps = max(1, int(np.ceil(MIN_PREDICTIVE_SAMPLES / law.shape[0])))
-    new_all = np.concatenate([sample_predictive(log_mean, noise, rng) for _ in range(reps)], axis=0)
+    new_all = np.concatenate(
+        [sample_predictive(log_mean, noise, rng, new_run=effect is None) for _ in range(reps)],
+        axis=0,
+    )
     new = new_all[: law.shape[0]]
 
     lo, hi = (1 - level) / 2, (1 + level) / 2
@@ -119,7 +141,12 @@ def predict(
             "pretrain_tokens": ("point", d),
             "spec_tokens": ("point", dp),
         },
-        attrs={"level": level, "law_name": posterior.law.name, "units": "nats per token"},
+        attrs={
+            "level": level,
+            "law_name": posterior.law.name,
+            "units": "nats per token",
+            "run": run if effect is not None else "new",
+        },
     )
     return ds
 
@@ -136,5 +163,6 @@ def point_summary(ds: xr.Dataset, domain: str, point: int = 0) -> dict:
         "median": float(sel["median"]),
         "credible": [float(sel["credible_lo"]), float(sel["credible_hi"])],
         "predictive": [float(sel["predictive_lo"]), float(sel["predictive_hi"])],
+        "run": ds.attrs.get("run", "new"),
         "level": float(ds.attrs["level"]),
     }

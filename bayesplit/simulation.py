@@ -209,6 +209,8 @@ def run_campaign(
     seed: int = 0,
     refitter=None,
     progress=None,
+    candidates: pd.DataFrame | None = None,
+    observe: Callable[[pd.DataFrame, int], pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
     """Simulate one campaign; one row per round (after each refit).
 
@@ -226,6 +228,13 @@ def run_campaign(
         A :class:`bayesplit.fitting.Refitter` to reuse (compiled once); built if None.
     progress
         Called with a one-line summary after each round.
+    candidates
+        The runs a policy may choose from (columns params, pretrain_tokens, spec_tokens,
+        train_domain); default the factorial grid of ``config``.
+    observe
+        ``observe(design, seed)`` returns the run-table rows of a batch of runs; default
+        losses simulated from ``truth``. Replaying a measured campaign passes a lookup into
+        the measured pool here (``truth`` then only scores the decisions).
     """
     from bayesplit.allocation import allocate
 
@@ -233,12 +242,21 @@ def run_campaign(
         raise BayesplitError(f"unknown policy {policy!r}; choose from {', '.join(POLICIES)}")
     rng = np.random.default_rng(seed)
     domains = list(truth.domains)
-    candidates = candidate_grid(config.params, config.pretrain_tokens, config.spec_tokens, domains)
+    if candidates is None:
+        candidates = candidate_grid(
+            config.params, config.pretrain_tokens, config.spec_tokens, domains
+        )
+    candidates = candidates.reset_index(drop=True)
     trunks = TrunkState()
     shifts: dict = {}
+    if observe is None:
+
+        def observe(design: pd.DataFrame, s: int) -> pd.DataFrame:
+            return truth.simulate(design, seed=s, trunk_shifts=shifts)
+
     design = _trunk_ids(config.seed_design, seed)
     spent = design_cost(design, trunks, config.cost_model)
-    runs = truth.simulate(design, seed=seed, trunk_shifts=shifts)
+    runs = observe(design, seed)
     optimum = allocate(truth.as_posterior(), budget=config.budget, trunk=config.trunk)
     if refitter is None:
         refitter = make_refitter(truth, config)
@@ -278,10 +296,7 @@ def run_campaign(
         if not batch:
             break
         new = _trunk_ids(pd.concat(batch, ignore_index=True), seed)
-        runs = pd.concat(
-            [runs, truth.simulate(new, seed=seed * 1000 + rnd + 1, trunk_shifts=shifts)],
-            ignore_index=True,
-        )
+        runs = pd.concat([runs, observe(new, seed * 1000 + rnd + 1)], ignore_index=True)
     return pd.DataFrame(rows)
 
 

@@ -165,3 +165,45 @@ def test_runs_import_list_export(tmp_path, runs_csv):
     exported = tmp_path / "back.parquet"
     assert runner.invoke(app, ["runs", "export", str(store), "--out", str(exported)]).exit_code == 0
     assert exported.exists()
+
+
+def test_demo_runs_end_to_end_on_the_bundled_campaign(tmp_path):
+    res = runner.invoke(
+        app,
+        ["demo", "--out-dir", str(tmp_path), "--chains", "2", "--draws", "150",
+         "--warmup", "150", "--json"],
+    )  # fmt: skip
+    data = _json(res)
+    assert data["data"] == "debian_campaign"
+    held = data["heldout"]
+    # the largest model at its largest D: general model on every domain + every specialist
+    assert {p["eval_domain"] for p in held} == {"code", "docs", "lexicon", "scripture"}
+    assert all(p["predictive"][0] < p["median"] < p["predictive"][1] for p in held)
+    assert all(p["predicted_for"] == "seen trunk" for p in held)
+    plan = data["allocation"]["plan"]
+    assert plan["params"] > 0 and set(plan["spec_tokens"]) == {
+        "code",
+        "docs",
+        "lexicon",
+        "scripture",
+    }
+    assert len(data["suggestions"]) == 4
+    assert (tmp_path / "report.html").stat().st_size > 0 and (tmp_path / "posterior.nc").exists()
+
+    # a later branch of a trunk the fit has seen is predicted with that trunk's effect
+    from bayesplit.datasets import debian_campaign
+
+    trunk = debian_campaign(split="heldout")["trunk_id"].dropna().iloc[0]
+    post = str(tmp_path / "posterior.nc")
+    point = ["--params", "6.4e5", "--pretrain-tokens", "6e6", "--domain", "code", "--json"]
+    own = _json(runner.invoke(app, ["predict", post, *point, "--run", trunk]))
+    new = _json(runner.invoke(app, ["predict", post, *point]))
+    assert own["run"] == trunk and new["run"] == "new"
+    assert own["predictive"][1] - own["predictive"][0] < new["predictive"][1] - new["predictive"][0]
+    res = runner.invoke(app, ["predict", post, *point, "--run", "no-such-trunk"])
+    assert res.exit_code == 2 and "no-such-trunk" in res.stderr
+
+
+def test_demo_refuses_unknown_data():
+    res = runner.invoke(app, ["demo", "--data", "pile"])
+    assert res.exit_code == 2 and "unknown demo data 'pile'" in res.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bayesplit.datasets import DATASETS, datablations, gadre2024, load_dataset
+from bayesplit.datasets import DATASETS, datablations, debian_campaign, gadre2024, load_dataset
 from bayesplit.errors import BayesplitError
 
 
@@ -36,6 +36,38 @@ def test_datablations_repetition_columns():
     assert len(datablations(max_epochs=4)) == 97
 
 
+def test_debian_campaign_is_a_two_stage_factorial():
+    runs = debian_campaign()
+    spec = runs[runs["spec_tokens"] > 0]
+    domains = set(runs["eval_domain"])
+    assert len(spec) >= 150 and runs["params"].nunique() >= 4 and len(domains) >= 4
+    # every model, general or specialist, is evaluated on every domain
+    assert (runs.groupby("run_id")["eval_domain"].nunique() == len(domains)).all()
+    # specialists of every domain branch from every (trunk, D) that has a general model
+    general = runs[runs["spec_tokens"] == 0]
+    branch_points = set(zip(general["trunk_id"], general["pretrain_tokens"], strict=True))
+    for (trunk, d), grp in spec.groupby(["trunk_id", "pretrain_tokens"]):
+        assert (trunk, d) in branch_points
+        assert set(grp["train_domain"]) == domains
+    # exact token accounting: D and D' are whole optimizer steps of the run's batch
+    step_tokens = runs["batch_size"] * runs["seq_len"]
+    assert (runs["pretrain_tokens"] % step_tokens == 0).all()
+    assert (runs["spec_tokens"] % step_tokens == 0).all()
+    # a second seed at some points measures seed noise
+    assert set(runs["seed"]) == {0, 1}
+    assert (debian_campaign(seeds="first")["seed"] == 0).all()
+
+
+def test_debian_campaign_holds_out_the_largest_compute_runs():
+    runs, fit, held = (debian_campaign(split=s) for s in ("all", "fit", "heldout"))
+    assert len(fit) + len(held) == len(runs)
+    assert held["params"].min() == runs["params"].max()
+    assert held["pretrain_tokens"].min() == runs["pretrain_tokens"].max()
+    # general models of one trunk share its run id (checkpoints of one run); rows differ by step
+    key = ["run_id", "step", "eval_domain"]
+    assert not set(map(tuple, fit[key].to_numpy())) & set(map(tuple, held[key].to_numpy()))
+
+
 @pytest.mark.parametrize(
     "call",
     [
@@ -44,6 +76,8 @@ def test_datablations_repetition_columns():
         lambda: gadre2024(params="total"),
         lambda: datablations(max_epochs=0),
         lambda: load_dataset("pile"),
+        lambda: debian_campaign(split="test"),
+        lambda: debian_campaign(seeds="second"),
     ],
 )
 def test_bad_arguments_raise(call):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from support import QUICK
 
 from bayesplit.errors import BayesplitError
 
@@ -55,3 +56,48 @@ def test_predictive_band_reflects_noise(additive_posterior):
     sigma = np.median(additive_posterior.noise_draws()["sigma"])
     rel_width = (ds["predictive_hi"] - ds["predictive_lo"]).item() / (ds["median"]).item()
     assert rel_width > 2 * 1.6 * sigma * 0.8  # at least the noise band
+
+
+@pytest.fixture(scope="module")
+def seeded_fit():
+    """Runs whose trunks carry a large seed shift (4%) next to small noise (0.5%)."""
+    from bayesplit.fitting import fit
+    from bayesplit.truth import Noise, example_truth, factorial_design
+
+    truth = example_truth("additive", ("web", "code"), noise=Noise(sigma=0.005, seed_sd=0.04))
+    design = factorial_design([1e7, 3e7, 1e8], [3e8, 1e9, 3e9], [1e8], truth.domains, seeds=(0, 1))
+    shifts: dict = {}
+    runs = truth.simulate(design, seed=3, trunk_shifts=shifts)
+    later = (runs["params"] == 1e8) & (runs["pretrain_tokens"] == 3e9) & (runs["seed"] == 0)
+    post = fit(runs[~later], "additive", reference=truth.reference, seed=2, **QUICK)
+    return post, runs[later], shifts
+
+
+def test_a_seen_trunk_is_predicted_with_its_own_run_effect(seeded_fit):
+    post, later, shifts = seeded_fit
+    trunk = "trunk-N1e+08-s0"
+    general = later[later["spec_tokens"] == 0]
+    for _, row in general.iterrows():
+        args = (row["params"], row["pretrain_tokens"], 0.0)
+        dom = row["eval_domain"]
+        own = post.predict(*args, domain=dom, run=trunk).isel(domain=0, point=0)
+        new = post.predict(*args, domain=dom).isel(domain=0, point=0)
+        assert own.attrs["run"] == trunk and new.attrs["run"] == "new"
+        # the trunk's shift is recovered from its earlier branches
+        shift = np.log(float(own["median"]) / float(new["median"]))
+        assert shift == pytest.approx(shifts[trunk], abs=0.015)
+        # no new seed is drawn, so the band is the noise band, far narrower
+        own_w = float(own["predictive_hi"] - own["predictive_lo"])
+        new_w = float(new["predictive_hi"] - new["predictive_lo"])
+        assert own_w < 0.6 * new_w
+        # and it is centred on this trunk's curve, not on the population's
+        this_trunk = row["true_loss"] * np.exp(shifts[trunk])
+        assert abs(np.log(float(own["median"]) / this_trunk)) < 0.02
+
+
+def test_an_unseen_run_gets_the_new_run_band(seeded_fit):
+    post, _, _ = seeded_fit
+    a = post.predict(1e8, 3e9, domain="web", run="never-fitted")
+    b = post.predict(1e8, 3e9, domain="web")
+    assert a.attrs["run"] == "new"
+    np.testing.assert_allclose(a["predictive_hi"], b["predictive_hi"])

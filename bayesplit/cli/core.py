@@ -259,6 +259,14 @@ def predict_cmd(
     spec_tokens: Annotated[
         str, typer.Option("--spec-tokens", help="D', specialization tokens.")
     ] = "0",
+    run: Annotated[
+        str | None,
+        typer.Option(
+            "--run",
+            help="A run or trunk id the fit has seen: predict a later branch of it, its "
+            "run effect included (default: a new run).",
+        ),
+    ] = None,
     level: float = 0.9,
     seed: int = 0,
     json_out: JsonFlag = False,
@@ -271,7 +279,12 @@ def predict_cmd(
     _import_law_modules(law_module)
     post = load_posterior(posterior)
     n, d, dp = parse_count(params), parse_count(pretrain_tokens), parse_count(spec_tokens)
-    ds = post.predict(n, d, dp, domain=domain, level=level, seed=seed)
+    if run is not None and post.run_effect_draws(run, max_draws=1) is None:
+        known = (
+            ", ".join(post.spec.runs) if post.spec.run_effect else "none: the fit has no run effect"
+        )
+        raise BayesplitError(f"--run {run!r} is not a run the fit has an effect for ({known})")
+    ds = post.predict(n, d, dp, domain=domain, level=level, seed=seed, run=run)
     result = point_summary(ds, domain)
     if not post.ok:
         result["warning"] = "posterior failed diagnostics: " + "; ".join(post.diagnostics.failures)
@@ -284,7 +297,8 @@ def predict_cmd(
         f"  {level:.0%} credible (law):     [{result['credible'][0]:.4f}, {result['credible'][1]:.4f}]"
     )
     console.print(
-        f"  {level:.0%} predictive (new run): [{result['predictive'][0]:.4f}, {result['predictive'][1]:.4f}]"
+        f"  {level:.0%} predictive ({'new run' if run is None else 'run ' + run}): "
+        f"[{result['predictive'][0]:.4f}, {result['predictive'][1]:.4f}]"
     )
     if "warning" in result:
         console.print(f"[yellow]! {result['warning']}[/yellow]")
@@ -341,6 +355,7 @@ def compare_cmd(
         "median rel. error",
         "max rel. error",
         f"{level:.0%} coverage",
+        "new-run coverage",
         "elpd_loo ± se",
         "bad k",
         "gate",
@@ -352,6 +367,7 @@ def compare_cmd(
             f"{r.get('median_rel_error', float('nan')):.2%}",
             f"{r.get('max_rel_error', float('nan')):.2%}",
             f"{r.get('coverage', float('nan')):.0%}",
+            f"{r.get('coverage_new_run', float('nan')):.0%}",
             f"{r['elpd_loo']:.1f} ± {r['elpd_loo_se']:.1f}",
             str(r["pareto_k_bad"]),
             "ok" if r["gate_ok"] else "[red]failed[/red]",

@@ -11,7 +11,7 @@ from bayesplit.runs import validate_runs
 
 #: Models Gadre et al. 2024 trained beyond the fitting ladder, used as held-out targets.
 GADRE_HELDOUT = ("open_lm_1b", "open_lm_7b")
-DATASETS = ("gadre2024", "datablations")
+DATASETS = ("debian_campaign", "gadre2024", "datablations")
 
 
 def _read(name: str) -> pd.DataFrame:
@@ -96,8 +96,74 @@ def datablations(max_epochs: float | None = None) -> pd.DataFrame:
     return validate_runs(df.reset_index(drop=True))
 
 
+def debian_campaign(
+    split: str = "all", *, seeds: str = "all", params: str = "non_embedding"
+) -> pd.DataFrame:
+    """bayesplit's own measured two-stage campaign (the default data of ``bayesplit demo``).
+
+    Models of ``models/cpu_ladder.yaml`` (20k-440k non-embedding parameters) trained by the
+    bundled trainer on the four-domain Debian demo corpus (code, docs, lexicon, scripture):
+    for each size one warmup-stable-decay trunk with four branch points D, a decayed general
+    model at each (``spec_tokens`` = 0) and specialists for three D' on every domain, every
+    model evaluated on every domain. See ``DEBIAN_CAMPAIGN.md`` next to the table.
+
+    Parameters
+    ----------
+    split
+        ``"all"``; ``"fit"``: everything but the held-out runs; ``"heldout"``: the largest
+        model's runs at its largest D (general and specialists), the largest-compute runs
+        of the campaign, which ``bayesplit demo`` predicts.
+    seeds
+        ``"all"``, or ``"first"`` for seed 0 only (one trunk per size; the second seed at
+        the two smallest sizes measures seed-to-seed noise).
+    params
+        ``"non_embedding"`` (bayesplit's convention) or ``"with_embeddings"``: which count
+        goes in the ``params`` column (the other stays in ``params_non_embedding`` /
+        ``params_with_embeddings``). At this scale the tied embedding is most of the model
+        and its output projection most of the compute; the law comparison in
+        ``experiments/campaign/compare.md`` shows which count extrapolates better.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A validated run table: one row per model and eval domain (specialists on other
+        domains measure forgetting and are left out of fits by
+        :func:`bayesplit.runs.modelled_rows`), with the trainer's extra columns (``model``,
+        ``params_with_embeddings``, ``tokens_per_s``, ``wall_time_s``, ...).
+
+    Examples
+    --------
+    >>> from bayesplit.datasets import debian_campaign
+    >>> runs = debian_campaign()
+    >>> sorted(runs["eval_domain"].unique())
+    ['code', 'docs', 'lexicon', 'scripture']
+    """
+    df = _read("debian_campaign")
+    if seeds == "first":
+        df = df[df["seed"] == 0]
+    elif seeds != "all":
+        raise BayesplitError(f"seeds must be all or first, got {seeds!r}")
+    largest = df["params"] == df["params"].max()
+    d_max = df.loc[largest, "pretrain_tokens"].max()
+    heldout = largest & (df["pretrain_tokens"] == d_max)
+    if split == "fit":
+        df = df[~heldout]
+    elif split == "heldout":
+        df = df[heldout]
+    elif split != "all":
+        raise BayesplitError(f"split must be all, fit or heldout, got {split!r}")
+    df = df.assign(params_non_embedding=df["params"])
+    if params == "with_embeddings":
+        df = df.assign(params=df["params_with_embeddings"].astype(float))
+    elif params != "non_embedding":
+        raise BayesplitError(f"params must be non_embedding or with_embeddings, got {params!r}")
+    return validate_runs(df.reset_index(drop=True))
+
+
 def load_dataset(name: str, **kwargs) -> pd.DataFrame:
     """A bundled run table by name (see :data:`DATASETS`)."""
+    if name == "debian_campaign":
+        return debian_campaign(**kwargs)
     if name == "gadre2024":
         return gadre2024(**kwargs)
     if name == "datablations":
