@@ -761,6 +761,46 @@ def _alternative_plans(
     return out
 
 
+#: A plan coordinate more than this factor beyond the fitted runs gets a note.
+EXTRAPOLATION_FACTOR = 2.0
+
+
+def extrapolation_notes(
+    plan: Plan, runs: pd.DataFrame, *, uses_spec_tokens: bool = True
+) -> list[str]:
+    """Where a plan lies well outside the fitted runs (N, D, or D'/D beyond 2× what was measured).
+
+    The plan's intervals are conditional on the law's form; outside the measured region that
+    form is an assumption the data did not check, and the reader should be told.
+    """
+    f = EXTRAPOLATION_FACTOR
+    notes = []
+    n_max = float(runs["params"].max())
+    if plan.params > f * n_max:
+        notes.append(
+            f"extrapolation: N = {plan.params:.3g} is {plan.params / n_max:.0f}x the largest fitted model ({n_max:.3g})"
+        )
+    d_min, d_max = float(runs["pretrain_tokens"].min()), float(runs["pretrain_tokens"].max())
+    if plan.pretrain_tokens > f * d_max:
+        notes.append(
+            f"extrapolation: D = {plan.pretrain_tokens:.3g} is {plan.pretrain_tokens / d_max:.0f}x the longest fitted pretraining ({d_max:.3g})"
+        )
+    elif plan.pretrain_tokens < d_min / f:
+        notes.append(
+            f"extrapolation: D = {plan.pretrain_tokens:.3g} is below the shortest fitted pretraining ({d_min:.3g})"
+        )
+    spec = runs[runs["spec_tokens"] > 0]
+    if uses_spec_tokens and len(spec):
+        measured = float((spec["spec_tokens"] / spec["pretrain_tokens"]).max())
+        beyond = [k for k, v in plan.spec_tokens.items() if v / plan.pretrain_tokens > f * measured]
+        if beyond:
+            notes.append(
+                f"extrapolation: D'/D for {', '.join(beyond)} exceeds {f:g}x the largest measured "
+                f"D'/D ({measured:.2g}); the law's form decides there, not the data"
+            )
+    return notes
+
+
 def _summarize(
     posterior, prob, p, plan_x, opt_x, risk, level, compare, notes, params, ladder
 ) -> Allocation:
@@ -769,6 +809,7 @@ def _summarize(
     # D' next to 1e11 of D is "no specialization", and a reader should see 0
     dp = np.where(dp < 1e-6 * d, 0.0, dp)
     plan = Plan(float(n), float(d), dict(zip(prob.domains, map(float, dp), strict=True)))
+    notes.extend(extrapolation_notes(plan, posterior.runs, uses_spec_tokens=prob.uses_spec_tokens))
     if prob.uses_spec_tokens:
         over = [
             k

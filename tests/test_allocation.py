@@ -168,3 +168,26 @@ def test_parsers():
     np.testing.assert_allclose(parse_budgets("1e18:1e22:5"), [1e18, 1e19, 1e20, 1e21, 1e22])
     with pytest.raises(BayesplitError):
         parse_budgets("lots")
+
+
+def test_a_plan_far_beyond_the_fitted_runs_is_flagged(additive_posterior, additive_runs):
+    from bayesplit.allocation import Plan, extrapolation_notes
+
+    n_max = additive_runs["params"].max()
+    d_max = additive_runs["pretrain_tokens"].max()
+    inside = Plan(n_max, d_max, {"web": 0.1 * d_max, "code": 0.0, "law": 0.0})
+    assert extrapolation_notes(inside, additive_runs) == []
+    far = Plan(10 * n_max, 0.5 * d_max, {"web": 5 * d_max, "code": 0.0, "law": 0.0})
+    notes = extrapolation_notes(far, additive_runs)
+    assert len(notes) == 2
+    assert "10x the largest fitted model" in notes[0] and "D'/D for web" in notes[1]
+    short = Plan(n_max, 0.01 * additive_runs["pretrain_tokens"].min(), {"web": 0.0})
+    assert "below the shortest" in extrapolation_notes(short, additive_runs)[0]
+    # allocate carries the notes: at 1e6x the data's compute the plan is far outside it
+    flops = (
+        6
+        * additive_runs["params"]
+        * (additive_runs["pretrain_tokens"] + additive_runs["spec_tokens"])
+    )
+    alloc = allocate(additive_posterior, budget=1e6 * flops.max(), max_draws=200, force=True)
+    assert any(n.startswith("extrapolation: N") for n in alloc.to_dict()["notes"])

@@ -232,6 +232,8 @@ def demo_cmd(
         f"[{obj['credible'][0]:.3f}, {obj['credible'][1]:.3f}]; optimal N across draws "
         f"{decision['optimum_distribution']['params'][0]:.3g}–{decision['optimum_distribution']['params'][2]:.3g}"
     )
+    for note in decision["notes"]:
+        console.print(f"[yellow]! {note}[/yellow]")
     for a in decision["alternatives"]:
         console.print(
             f"  vs {a['name']}: P(plan better) {a['p_better']:.0%}, expected regret {a['expected_regret']:.4f}"

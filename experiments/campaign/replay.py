@@ -236,7 +236,9 @@ def main(argv: list[str] | None = None) -> None:
             for p in args.policies
         ]
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(args.workers, mp_context=ctx) as pool:
+        # one campaign per worker process: XLA's CPU compiler keeps every executable it
+        # built mapped, and after ~40 refits a process runs out of memory mappings
+        with ProcessPoolExecutor(args.workers, mp_context=ctx, max_tasks_per_child=1) as pool:
             hist = pd.concat(pool.map(one_campaign, *zip(*jobs, strict=True)), ignore_index=True)
         hist.to_csv(out, index=False)
     report(pd.read_csv(out), args.law, args.budget, args.params, command)
