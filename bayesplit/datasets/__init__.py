@@ -21,6 +21,17 @@ def _read(name: str) -> pd.DataFrame:
         )
 
 
+def _split(df: pd.DataFrame, heldout: pd.Series, split: str) -> pd.DataFrame:
+    """``all`` rows, the ``fit`` rows (not held out) or the ``heldout`` ones."""
+    if split == "fit":
+        return df[~heldout]
+    if split == "heldout":
+        return df[heldout]
+    if split != "all":
+        raise BayesplitError(f"split must be all, fit or heldout, got {split!r}")
+    return df
+
+
 def gadre2024(
     train_corpus: str | None = "rpj",
     *,
@@ -53,13 +64,7 @@ def gadre2024(
                 f"unknown train_corpus {train_corpus!r}; choose from {', '.join(known)}"
             )
         df = df[df["train_corpus"] == train_corpus]
-    heldout = df["model"].isin(GADRE_HELDOUT)
-    if split == "fit":
-        df = df[~heldout]
-    elif split == "heldout":
-        df = df[heldout]
-    elif split != "all":
-        raise BayesplitError(f"split must be fit, heldout or all, got {split!r}")
+    df = _split(df, df["model"].isin(GADRE_HELDOUT), split)
     if params == "with_embeddings":
         df = df.assign(params_non_embedding=df["params"], params=df["params_with_embeddings"])
     elif params != "non_embedding":
@@ -145,13 +150,7 @@ def debian_campaign(
         raise BayesplitError(f"seeds must be all or first, got {seeds!r}")
     largest = df["params"] == df["params"].max()
     d_max = df.loc[largest, "pretrain_tokens"].max()
-    heldout = largest & (df["pretrain_tokens"] == d_max)
-    if split == "fit":
-        df = df[~heldout]
-    elif split == "heldout":
-        df = df[heldout]
-    elif split != "all":
-        raise BayesplitError(f"split must be all, fit or heldout, got {split!r}")
+    df = _split(df, largest & (df["pretrain_tokens"] == d_max), split)
     df = df.assign(params_non_embedding=df["params"])
     if params == "with_embeddings":
         df = df.assign(params=df["params_with_embeddings"].astype(float))
