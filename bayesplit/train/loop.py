@@ -690,6 +690,17 @@ class _Segment:
     train_s: float
     wall_s: float
     t0: float = field(default_factory=time.perf_counter)
+    to_save: frozenset = frozenset()
+
+    def __post_init__(self) -> None:
+        # Decided once, before any rank trains: every save ends in a barrier, so all ranks
+        # must agree on which steps save. Asking the file system at each step races with
+        # rank 0 writing the file, and a rank that sees it early skips the barrier (hang).
+        self.to_save = frozenset(
+            s
+            for s in self.needed
+            if s <= self.end and not ckpt_path(self.trunk_dir, "stable", s).exists()
+        )
 
     def meta(self, step: int, losses: list, secs: float) -> dict:
         return {
@@ -702,21 +713,22 @@ class _Segment:
         }
 
     def on_step(self, step: int, losses: list, secs: float) -> None:
-        stable = ckpt_path(self.trunk_dir, "stable", step)
-        if step in self.needed and step <= self.end and not stable.exists():
-            self.tr.save(stable, self.meta(step, losses, secs))
+        if step in self.to_save:
+            self.tr.save(ckpt_path(self.trunk_dir, "stable", step), self.meta(step, losses, secs))
         elif self.tr.tc.checkpoint_every and step % self.tr.tc.checkpoint_every == 0:
             _save_periodic(self.tr, self.trunk_dir, step, self.meta(step, losses, secs))
 
 
 def _save_periodic(tr: Trainer, directory: Path, step: int, meta: dict) -> None:
     """Write the newest resume checkpoint, then drop the older ones."""
-    old = list_checkpoints(directory)["periodic"]
-    tr.save(ckpt_path(directory, "periodic", step), meta)
     if tr.rt.main:
+        old = list_checkpoints(directory)["periodic"]
+        save_checkpoint(ckpt_path(directory, "periodic", step), tr.model, tr.opt, meta)
         for s, p in old.items():
             if s != step:
                 p.unlink(missing_ok=True)
+    # after the old ones are gone, so no rank lists a checkpoint that is being deleted
+    tr.rt.barrier()
 
 
 def _check_trunk_meta(trunk_dir, entry, cfg, tc, seed, corpus, trunk_id) -> None:
