@@ -247,6 +247,9 @@ def _sample_numpyro(
     import jax
     from numpyro.infer import MCMC, NUTS, init_to_median
 
+    from bayesplit._jax import release_compiled_if_crowded
+
+    release_compiled_if_crowded()
     if device == "cpu":
         # Double precision makes dense-mass adaptation robust; on a GPU float32 is the point.
         from bayesplit._jax import configure
@@ -368,6 +371,10 @@ class Refitter:
     def fit(self, runs: pd.DataFrame, seed: int = 0) -> Posterior:
         """A posterior for ``runs`` (same law, domains and reference as constructed)."""
         import jax
+
+        from bayesplit._jax import release_compiled_if_crowded
+
+        release_compiled_if_crowded()
 
         table = load_runs(runs)
         spec, data = prepare(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -168,3 +170,17 @@ def test_gate_thresholds_are_configurable(additive_posterior):
         Thresholds(ess_bulk_min=1e9),
     )
     assert not strict.ok and any("bulk ESS" in f for f in strict.failures)
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux /proc")
+def test_compiled_code_is_released_only_when_memory_maps_run_short():
+    import jax
+    import jax.numpy as jnp
+
+    from bayesplit._jax import release_compiled_if_crowded
+
+    f = jax.jit(lambda x: jnp.sin(x) * 2)
+    assert float(f(0.0)) == 0.0
+    assert release_compiled_if_crowded(share=2.0) is False  # far from the limit: keep
+    assert release_compiled_if_crowded(share=0.0) is True  # at the limit: clear
+    assert float(f(0.0)) == 0.0  # and jitted code still runs (recompiled)
