@@ -40,20 +40,48 @@ def split_largest(runs: pd.DataFrame, fraction: float) -> tuple[pd.DataFrame, pd
     return runs[~mask], runs[mask]
 
 
-def holdout_metrics(posterior, holdout: pd.DataFrame, level: float = 0.9) -> dict:
-    """Relative error of the median prediction and coverage of the predictive band on held-out rows.
+def holdout_predictions(
+    posterior, holdout: pd.DataFrame, level: float = 0.9, seed: int = 0
+) -> pd.DataFrame:
+    """Predictions for the held-out rows the law describes, one row each, in table order.
 
     A held-out row whose run (or trunk) the fit has seen, say a later branch of a trunk
     whose early branches were fitted, is predicted for that run, its estimated run effect
-    included; a row of an unseen run gets the band of a new run. ``coverage_new_run``
-    scores every row against the new-run band, the stricter reading when the held-out
-    runs share a trunk with the fitted ones.
+    included (``predicted_for`` = ``"seen trunk"``); a row of an unseen run gets the band
+    of a new run. ``new_run_lo``/``new_run_hi`` are the new-run band for every row.
     """
     rows = holdout[
         modelled_rows(holdout).to_numpy()
         & holdout["eval_domain"].isin(posterior.domains).to_numpy()
     ]
-    if len(rows) == 0:
+    keep = ["run_id", "params", "pretrain_tokens", "spec_tokens", "train_domain", "eval_domain"]
+    out = []
+    groups = run_groups(rows)
+    for (dom, group), grp in rows.groupby([rows["eval_domain"], groups], sort=False):
+        args = (grp["params"], grp["pretrain_tokens"], grp["spec_tokens"])
+        ds = posterior.predict(*args, domain=dom, level=level, seed=seed, run=group).sel(domain=dom)
+        new = posterior.predict(*args, domain=dom, level=level, seed=seed).sel(domain=dom)
+        g = grp[[c for c in keep if c in grp.columns] + ["loss"]].copy()
+        g["predicted_for"] = "new run" if ds.attrs["run"] == "new" else "seen trunk"
+        for v in ("median", "credible_lo", "credible_hi", "predictive_lo", "predictive_hi"):
+            g[v] = ds[v].values
+        g["new_run_lo"] = new["predictive_lo"].values
+        g["new_run_hi"] = new["predictive_hi"].values
+        out.append(g)
+    if not out:
+        return pd.DataFrame(columns=[*keep, "loss", "predicted_for", "median"])
+    return pd.concat(out).sort_index()
+
+
+def holdout_metrics(posterior, holdout: pd.DataFrame, level: float = 0.9) -> dict:
+    """Relative error of the median prediction and coverage of the predictive band on held-out rows.
+
+    Rows are predicted as in :func:`holdout_predictions`. ``coverage_new_run`` scores every
+    row against the new-run band, the stricter reading when the held-out runs share a trunk
+    with the fitted ones.
+    """
+    p = holdout_predictions(posterior, holdout, level)
+    if len(p) == 0:
         return {
             "n_holdout": 0,
             "n_seen_run": 0,
@@ -62,27 +90,15 @@ def holdout_metrics(posterior, holdout: pd.DataFrame, level: float = 0.9) -> dic
             "coverage": float("nan"),
             "coverage_new_run": float("nan"),
         }
-    groups = run_groups(rows)
-    seen = groups.isin(posterior.spec.runs if posterior.spec.run_effect else ())
-    errors, inside, inside_new = [], [], []
-    for (dom, group), grp in rows.groupby([rows["eval_domain"], groups]):
-        args = (grp["params"], grp["pretrain_tokens"], grp["spec_tokens"])
-        ds = posterior.predict(*args, domain=dom, level=level, run=group).sel(domain=dom)
-        new = posterior.predict(*args, domain=dom, level=level).sel(domain=dom)
-        obs = grp["loss"].to_numpy(float)
-        errors.append(np.abs(ds["median"].values - obs) / obs)
-        inside.append((obs >= ds["predictive_lo"].values) & (obs <= ds["predictive_hi"].values))
-        inside_new.append(
-            (obs >= new["predictive_lo"].values) & (obs <= new["predictive_hi"].values)
-        )
-    err = np.concatenate(errors)
+    obs = p["loss"].to_numpy(float)
+    err = np.abs(p["median"].to_numpy() - obs) / obs
     return {
-        "n_holdout": len(err),
-        "n_seen_run": int(seen.sum()),
+        "n_holdout": len(p),
+        "n_seen_run": int((p["predicted_for"] == "seen trunk").sum()),
         "median_rel_error": float(np.median(err)),
         "max_rel_error": float(np.max(err)),
-        "coverage": float(np.mean(np.concatenate(inside))),
-        "coverage_new_run": float(np.mean(np.concatenate(inside_new))),
+        "coverage": float(np.mean((obs >= p["predictive_lo"]) & (obs <= p["predictive_hi"]))),
+        "coverage_new_run": float(np.mean((obs >= p["new_run_lo"]) & (obs <= p["new_run_hi"]))),
     }
 
 

@@ -72,10 +72,10 @@ def demo_cmd(
 ) -> None:
     """Fit bundled runs, predict the held-out largest-compute runs, allocate a budget,
     suggest the next runs and write a report."""
+    from bayesplit.comparison import holdout_predictions
     from bayesplit.datasets import load_dataset
     from bayesplit.errors import BayesplitError
     from bayesplit.fitting import fit
-    from bayesplit.model import run_groups
     from bayesplit.runs import modelled_rows
 
     if data not in DEMO_DATA:
@@ -108,35 +108,22 @@ def demo_cmd(
     out_dir.mkdir(parents=True, exist_ok=True)
     post.save(out_dir / "posterior.nc")
 
-    preds = []
-    # a held-out branch of a trunk the fit has seen is predicted for that trunk (its run
-    # effect included); a run of an unseen trunk gets the band of a new run
-    groups = run_groups(heldout)
-    for (_, r), group in zip(heldout.iterrows(), groups, strict=True):
-        ds = post.predict(
-            r["params"],
-            r["pretrain_tokens"],
-            r["spec_tokens"],
-            domain=r["eval_domain"],
-            seed=seed,
-            run=group,
-        )
-        s = ds.isel(domain=0, point=0)
-        preds.append(
-            {
-                "run_id": r["run_id"],
-                "eval_domain": r["eval_domain"],
-                "params": r["params"],
-                "pretrain_tokens": r["pretrain_tokens"],
-                "spec_tokens": r["spec_tokens"],
-                "train_domain": r["train_domain"] if r["spec_tokens"] > 0 else None,
-                "observed": r["loss"],
-                "median": float(s["median"]),
-                "credible": [float(s["credible_lo"]), float(s["credible_hi"])],
-                "predictive": [float(s["predictive_lo"]), float(s["predictive_hi"])],
-                "predicted_for": "new run" if ds.attrs["run"] == "new" else "seen trunk",
-            }
-        )
+    preds = [
+        {
+            "run_id": r["run_id"],
+            "eval_domain": r["eval_domain"],
+            "params": r["params"],
+            "pretrain_tokens": r["pretrain_tokens"],
+            "spec_tokens": r["spec_tokens"],
+            "train_domain": r["train_domain"] if r["spec_tokens"] > 0 else None,
+            "observed": r["loss"],
+            "median": r["median"],
+            "credible": [r["credible_lo"], r["credible_hi"]],
+            "predictive": [r["predictive_lo"], r["predictive_hi"]],
+            "predicted_for": r["predicted_for"],
+        }
+        for r in holdout_predictions(post, heldout, seed=seed).to_dict("records")
+    ]
     for p in preds:
         p["rel_error"] = (p["median"] - p["observed"]) / p["observed"]
         p["inside_predictive"] = p["predictive"][0] <= p["observed"] <= p["predictive"][1]

@@ -23,23 +23,13 @@ HERE = Path(__file__).parent
 
 
 def heldout_predictions(post, holdout: pd.DataFrame) -> pd.DataFrame:
-    from bayesplit.model import run_groups
-    from bayesplit.runs import modelled_rows
+    from bayesplit.comparison import holdout_predictions
 
-    rows = holdout[modelled_rows(holdout)].copy()
-    out = []
-    for (dom, group), grp in rows.groupby([rows["eval_domain"], run_groups(rows)]):
-        ds = post.predict(
-            grp["params"], grp["pretrain_tokens"], grp["spec_tokens"], domain=dom, run=group
-        ).sel(domain=dom)
-        g = grp[
-            ["run_id", "params", "pretrain_tokens", "spec_tokens", "eval_domain", "loss"]
-        ].copy()
-        g["median"] = ds["median"].values
-        g["lo"] = ds["predictive_lo"].values
-        g["hi"] = ds["predictive_hi"].values
-        out.append(g)
-    return pd.concat(out, ignore_index=True)
+    p = holdout_predictions(post, holdout).rename(
+        columns={"predictive_lo": "lo", "predictive_hi": "hi"}
+    )
+    cols = ["run_id", "params", "pretrain_tokens", "spec_tokens", "eval_domain", "loss"]
+    return p[[*cols, "median", "lo", "hi"]]
 
 
 def main(argv: list[str] | None = None) -> None:
