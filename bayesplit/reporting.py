@@ -158,7 +158,7 @@ def _sections(posterior, rep: dict) -> list[tuple[str, str]]:
     out = []
 
     plan_rows = [
-        ["model size N (non-embedding)", _fmt(d["plan"]["params"])],
+        ["model size N (parameters, as in the run table)", _fmt(d["plan"]["params"])],
         ["pretraining tokens D", _fmt(d["plan"]["pretrain_tokens"])],
     ]
     plan_rows += [

@@ -14,6 +14,7 @@ from bayesplit.design import CostModel, TrunkState, candidate_grid
 from bayesplit.errors import BayesplitError
 from bayesplit.simulation import (
     CampaignConfig,
+    compare_policies,
     compute_to_reach,
     design_cost,
     grid_order,
@@ -38,6 +39,49 @@ def test_compute_to_reach_needs_regret_to_stay_low():
     assert compute_to_reach(h, 0.01) == 4.0
     assert compute_to_reach(h, 0.1) == 1.0
     assert compute_to_reach(h, 0.001) == float("inf")
+
+
+def _history(reach: dict[str, list[float]]) -> pd.DataFrame:
+    """Two-round campaigns whose regret drops below 1% at the given compute (inf: never)."""
+    rows = []
+    for policy, values in reach.items():
+        for seed, x in enumerate(values):
+            settled = np.isfinite(x)
+            rows += [
+                {"policy": policy, "seed": seed, "round": 0, "spent_flops": 0.5,
+                 "regret": 0.05, "covered": False, "pred_error": 0.1},
+                {"policy": policy, "seed": seed, "round": 1,
+                 "spent_flops": x if settled else 9.0,
+                 "regret": 0.001 if settled else 0.05, "covered": True, "pred_error": 0.01},
+            ]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_compare_policies_is_paired_and_handles_never():
+    inf = float("inf")
+    h = _history({"grid": [4.0, 4.0, 4.0, 4.0, inf], "active": [1.0, 1.0, 1.0, 8.0, 2.0]})
+    c = compare_policies(h, "grid", n_boot=500).set_index("policy")
+    assert list(c.index) == ["active"] and c.loc["active", "seeds"] == 5
+    assert c.loc["active", "median"] == 1.0 and c.loc["active", "baseline_median"] == 4.0
+    assert c.loc["active", "ratio"] == pytest.approx(0.25)
+    assert c.loc["active", "win_share"] == pytest.approx(0.8)
+    assert c.loc["active", "ratio_lo"] <= 0.25 <= c.loc["active", "ratio_hi"]
+    # a baseline that never gets there: the ratio is 0 for a policy that does, nan if neither
+    h = _history({"grid": [inf, inf, inf], "active": [1.0, 2.0, inf], "random": [inf] * 3})
+    c = compare_policies(h, "grid", n_boot=200).set_index("policy")
+    assert c.loc["active", "ratio"] == 0.0 and np.isnan(c.loc["random", "ratio"])
+    assert c.loc["random", "win_share"] == 0.5  # all ties
+    # the same seed gives the same interval
+    again = compare_policies(h, "grid", n_boot=200).set_index("policy")
+    assert again.loc["active", "ratio_hi"] == c.loc["active", "ratio_hi"]
+    with pytest.raises(BayesplitError, match="baseline"):
+        compare_policies(h, "uncertainty")
+
+
+def test_summarize_splits_coverage_by_round():
+    s = summarize(_history({"grid": [1.0, 2.0]})).iloc[0]
+    assert s["coverage_first_round"] == 0.0 and s["coverage_later_rounds"] == 1.0
+    assert s["coverage"] == 0.5
 
 
 def test_design_cost_follows_the_trunk_tree():
