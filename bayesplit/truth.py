@@ -274,6 +274,53 @@ def truth_from_posterior(
     )
 
 
+def truth_from_prior(
+    runs: pd.DataFrame,
+    law: str | Law,
+    *,
+    reference: Reference | None = None,
+    seed: int = 0,
+) -> tuple[GroundTruth, pd.DataFrame]:
+    """A truth drawn from the model's prior, and ``runs`` with losses drawn with it.
+
+    One draw of the prior predictive: the law's parameters, the noise scale and every row's
+    loss come from the same prior and likelihood a fit uses (no run effects), with priors
+    centred on ``reference`` (default: the reference scales of ``runs``). Fitting the
+    returned runs with the same ``reference`` and scoring against the returned truth, over
+    many seeds, is simulation-based calibration: the fit's intervals should cover the drawn
+    truths at their nominal rate.
+    """
+    from functools import partial
+
+    import jax
+    from numpyro.infer import Predictive
+
+    from bayesplit.model import model_arrays, numpyro_model, prepare
+    from bayesplit.runs import load_runs
+
+    law_obj = get_law(law)
+    spec, data = prepare(
+        load_runs(runs), law_obj, run_effect=False, reference=reference, centered=True
+    )
+    model = partial(numpyro_model, law_obj, spec, model_arrays(data))
+    with jax.default_device(jax.devices("cpu")[0]):
+        sim = Predictive(model, num_samples=1)(jax.random.PRNGKey(seed), y=None)
+    params = {}
+    for p in law_obj.params:
+        v = np.asarray(sim[p.name], dtype=float)[0]
+        params[p.name] = v.tolist() if p.per_domain else float(v)
+    truth = GroundTruth(
+        law_obj,
+        tuple(spec.domains),
+        params,
+        spec.reference,
+        Noise(sigma=float(sim["sigma"][0])),
+    )
+    drawn = data.rows.reset_index(drop=True).copy()
+    drawn["loss"] = np.exp(np.asarray(sim["log_loss"], dtype=float)[0])
+    return truth, drawn
+
+
 def factorial_design(
     params: Sequence[float],
     pretrain_tokens: Sequence[float],

@@ -267,3 +267,31 @@ def test_three_seed_campaign_smoke():
     assert (h.groupby(["policy", "seed"])["spent_flops"].max() <= cfg.experiment_budget).all()
     # the 90% intervals of the objective are not overconfident along the campaigns
     assert h["covered"].mean() >= 0.7
+
+
+def test_truth_from_prior_is_one_prior_predictive_draw():
+    import dataclasses
+
+    from bayesplit.model import reference_scales
+    from bayesplit.truth import truth_from_prior
+
+    base = example_truth("saturating", ("web", "code"), noise=Noise(sigma=0.01))
+    rows = base.simulate(factorial_design([1e7, 2.5e7], [2e8, 8e8], [1e8], base.domains))
+    truth, drawn = truth_from_prior(rows, "saturating", seed=3)
+    again, drawn_again = truth_from_prior(rows, "saturating", seed=3)
+    other, _ = truth_from_prior(rows, "saturating", seed=4)
+    assert truth.params == again.params and drawn["loss"].equals(drawn_again["loss"])
+    assert truth.params != other.params
+    assert truth.domains == ("code", "web") and len(truth.params["G"]) == 2
+    assert 0 < truth.params["alpha"] < 1 and min(truth.params["E"]) > 0
+    # the drawn losses scatter around the drawn law by the drawn noise scale
+    mean = truth.loss(drawn["params"], drawn["pretrain_tokens"], drawn["spec_tokens"],
+                      drawn["eval_domain"])  # fmt: skip
+    resid = np.log(drawn["loss"].to_numpy()) - np.log(mean)
+    assert len(drawn) == len(rows) and np.mean(np.abs(resid)) < 4 * truth.noise.sigma
+    # priors are centred on the reference: E is about half its loss
+    ref = dataclasses.replace(reference_scales(rows), loss=100.0)
+    e = [np.median(truth_from_prior(rows, "saturating", reference=ref, seed=s)[0].params["E"])
+         for s in range(8)]  # fmt: skip
+    assert 10 < np.median(e) < 250
+    assert truth_from_prior(rows, "saturating", reference=ref)[0].reference.loss == 100.0

@@ -13,10 +13,13 @@ Ground truths
   decision is worth learning. (The example additive law is so flat near its optimum that
   every plan within a factor of two is within 0.5%: nothing to learn at a 1% threshold.)
 * ``saturating_reducible``: the same law with a quarter of the irreducible loss E_k, so most
-  of the loss is what the plan controls and the seed design's plan is ~1% off (run with
-  ``--truths saturating_reducible --policies active,grid,random,cost-random``).
+  of the loss is what the plan controls and the seed design's plan is ~1% off. Its E_k sit
+  2-3 prior sds below the prior's centre (see the report's last table).
 * ``gadre``: the Chinchilla law fitted to the bundled Gadre et al. (2024) table (domains
   c4_val and paloma_dolma_100_programing_languages), posterior medians; noise from the fit.
+
+The issue's two truths are ``gadre`` and ``saturating_reducible`` (the default); ``saturating``
+was run with fewer seeds early on and stays in the table for what it shows.
 
 Usage::
 
@@ -345,7 +348,18 @@ def report(command: str) -> None:
     (HERE / "design_efficiency.md").write_text("\n".join(lines))
 
     truths = sorted(df["truth"].unique())
-    fig, axes = plt.subplots(1, len(truths), figsize=(6 * len(truths), 4.2), squeeze=False)
+    fig, axes = plt.subplots(2, len(truths), figsize=(6 * len(truths), 8), squeeze=False)
+    for ax, truth in zip(axes[1], truths, strict=True):
+        g = df[df["truth"] == truth]
+        for policy, gp in g.groupby("policy"):
+            ax.plot(gp.groupby("round")["covered"].mean() * 100, marker="o", label=policy)
+        ax.axhspan(80, 97, color="green", alpha=0.1, label="target 80–97%")
+        ax.set_ylim(-3, 103)
+        ax.set_xticks(sorted(g["round"].unique()))
+        ax.set_xlabel("round (0 = the seed design alone)")
+        ax.set_ylabel("seeds whose 90% interval covered (%)")
+        ax.set_title(f"truth: {truth}: interval coverage by round")
+        ax.legend(fontsize=8)
     for ax, truth in zip(axes[0], truths, strict=True):
         g = df[df["truth"] == truth]
         for policy, gp in g.groupby("policy"):
@@ -370,7 +384,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--truths", default="saturating,gadre")
+    ap.add_argument("--truths", default="gadre,saturating_reducible")
     ap.add_argument("--policies", default="active,grid,random,cost-random,uncertainty")
     ap.add_argument("--report-only", action="store_true")
     args = ap.parse_args()
