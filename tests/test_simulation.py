@@ -241,7 +241,7 @@ def test_three_seed_campaign_smoke():
     """Smoke version of experiments/benchmarks/design_efficiency.py (3 seeds, active vs grid).
 
     It checks the campaign machinery on a known truth, not that active wins: the committed
-    benchmark has not shown that (see docs/evidence.md).
+    benchmark shows that on one truth and not on the other (see docs/evidence.md).
     """
     truth = example_truth("additive", ("web", "code"), noise=Noise(sigma=0.01))
     params, tokens, spec = [1e7, 2.5e7, 6e7, 1.5e8, 4e8], [2e8, 8e8, 3.2e9], [1e8, 4e8, 1.6e9]
