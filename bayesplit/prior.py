@@ -19,6 +19,21 @@ from bayesplit.model import model_arrays, numpyro_model, prepare
 from bayesplit.runs import load_runs
 
 
+def sample_prior(law: Law, spec, data, *, draws: int, seed: int) -> dict[str, np.ndarray]:
+    """Every site of the model (parameters, ``sigma``, ``log_loss``) drawn from the prior.
+
+    ``spec`` and ``data`` are what :func:`bayesplit.model.prepare` returns; arrays have the
+    draws first.
+    """
+    import jax
+    from numpyro.infer import Predictive
+
+    model = partial(numpyro_model, law, spec, model_arrays(data))
+    with jax.default_device(jax.devices("cpu")[0]):
+        sim = Predictive(model, num_samples=draws)(jax.random.PRNGKey(seed), y=None)
+    return {k: np.asarray(v) for k, v in sim.items()}
+
+
 def prior_predictive(
     runs: pd.DataFrame | str,
     law: str | Law = "chinchilla",
@@ -38,9 +53,6 @@ def prior_predictive(
         ``lo``/``hi`` (obs) the central ``level`` band; ``inside`` whether each
         observed loss is inside it; ``eval_domain`` coordinate on ``obs``.
     """
-    import jax
-    from numpyro.infer import Predictive
-
     if draws < 10:
         raise BayesplitError(f"draws must be >= 10, got {draws}")
     table = load_runs(runs)
@@ -48,9 +60,7 @@ def prior_predictive(
     if per_domain is not None:
         law_obj = law_obj.with_pooling(per_domain)
     spec, data = prepare(table, law_obj, run_effect=run_effect)
-    model = partial(numpyro_model, law_obj, spec, model_arrays(data))
-    with jax.default_device(jax.devices("cpu")[0]):
-        sim = Predictive(model, num_samples=draws)(jax.random.PRNGKey(seed), y=None)
+    sim = sample_prior(law_obj, spec, data, draws=draws, seed=seed)
     loss = np.exp(np.asarray(sim["log_loss"], dtype=float))
     lo, hi = np.quantile(loss, [(1 - level) / 2, (1 + level) / 2], axis=0)
     observed = data.rows["loss"].to_numpy(float)

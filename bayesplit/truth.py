@@ -290,21 +290,15 @@ def truth_from_prior(
     many seeds, is simulation-based calibration: the fit's intervals should cover the drawn
     truths at their nominal rate.
     """
-    from functools import partial
-
-    import jax
-    from numpyro.infer import Predictive
-
-    from bayesplit.model import model_arrays, numpyro_model, prepare
+    from bayesplit.model import prepare
+    from bayesplit.prior import sample_prior
     from bayesplit.runs import load_runs
 
     law_obj = get_law(law)
     spec, data = prepare(
         load_runs(runs), law_obj, run_effect=False, reference=reference, centered=True
     )
-    model = partial(numpyro_model, law_obj, spec, model_arrays(data))
-    with jax.default_device(jax.devices("cpu")[0]):
-        sim = Predictive(model, num_samples=1)(jax.random.PRNGKey(seed), y=None)
+    sim = sample_prior(law_obj, spec, data, draws=1, seed=seed)
     params = {}
     for p in law_obj.params:
         v = np.asarray(sim[p.name], dtype=float)[0]
