@@ -43,16 +43,28 @@ CSV = HERE / "design_calibration.csv"
 BASE = "saturating_reducible"  # whose law, seed design, budget and reference are used
 
 
+_CACHE: dict = {}
+
+
+def _setup():
+    """The base truth, its campaign config, a refitter on its reference scales, its seed rows."""
+    from bayesplit.simulation import make_refitter
+
+    if "base" not in _CACHE:
+        base = de.make_truth(BASE)
+        config = de.make_config(BASE, base)
+        refitter = make_refitter(base, config)
+        _CACHE["base"] = (base, config, refitter, base.simulate(config.seed_design))
+    return _CACHE["base"]
+
+
 def run(n_truths: int) -> pd.DataFrame:
     from bayesplit.allocation import allocate
     from bayesplit.errors import BayesplitError
-    from bayesplit.simulation import evaluate_decision, make_refitter
+    from bayesplit.simulation import evaluate_decision
     from bayesplit.truth import truth_from_prior
 
-    base = de.make_truth(BASE)
-    config = de.make_config(BASE, base)
-    refitter = make_refitter(base, config)  # reference scales of the base truth's seed design
-    seed_rows = base.simulate(config.seed_design)
+    base, config, refitter, seed_rows = _setup()
     rows = []
     done = set(pd.read_csv(CSV)["draw"]) if CSV.exists() else set()
     for i in range(n_truths):
@@ -83,23 +95,16 @@ def run(n_truths: int) -> pd.DataFrame:
 
 
 CAMPAIGNS_CSV = HERE / "design_calibration_campaigns.csv"
-_CACHE: dict = {}
 
 
 def _campaign(i: int) -> pd.DataFrame:
     """A whole active campaign against the i-th prior-drawn truth (same draws as above)."""
     from bayesplit.errors import BayesplitError
-    from bayesplit.simulation import make_refitter, run_campaign
+    from bayesplit.simulation import run_campaign
     from bayesplit.truth import truth_from_prior
 
-    if "base" not in _CACHE:
-        base = de.make_truth(BASE)
-        config = de.make_config(BASE, base)
-        _CACHE["base"] = (base, config, make_refitter(base, config))
-    base, config, refitter = _CACHE["base"]
-    truth, _ = truth_from_prior(
-        base.simulate(config.seed_design), base.law, reference=refitter.reference, seed=10_000 + i
-    )
+    base, config, refitter, seed_rows = _setup()
+    truth, _ = truth_from_prior(seed_rows, base.law, reference=refitter.reference, seed=10_000 + i)
     start = time.perf_counter()
     try:
         # the campaign observes Gaussian noise at the drawn σ (the fit assumes Student-t):
