@@ -68,7 +68,7 @@ class Param:
         return self.loc + (log_loss_scale if self.loss_scaled else 0.0)
 
     def prior_text(self) -> str:
-        """The prior in words, e.g. ``log E ~ Normal(log(0.5·L̄), 0.5)``."""
+        """The prior in words, e.g. ``log E ~ Normal(log(0.5·L̄), 1)``."""
         if self.support == "positive":
             centre = math.exp(self.loc)
             inner = f"log({centre:.3g}·L̄)" if self.loss_scaled else f"{self.loc:.3g}"

@@ -20,7 +20,7 @@ WEIGHTED = register(
         formula="L_k = E_k + A·n^-α + B_k·(d + w_k·d')^-β",
         params=(
             # name, support, prior loc and scale on the log/logit scale, pooling
-            Param("E", "positive", math.log(0.5), 0.5, per_domain=True, loss_scaled=True),
+            Param("E", "positive", math.log(0.5), 1.0, per_domain=True, loss_scaled=True),
             Param("A", "positive", math.log(0.15), 1.0, loss_scaled=True),
             Param("alpha", "unit", math.log(0.33 / 0.67), 0.6),
             Param("B", "positive", math.log(0.15), 1.0, per_domain=True, loss_scaled=True),

@@ -66,6 +66,9 @@ def run(n_truths: int) -> pd.DataFrame:
 
     base, config, refitter, seed_rows = _setup()
     rows = []
+    for path in (CSV, CAMPAIGNS_CSV):
+        if path.exists() and _e_prior_sd(pd.read_csv(path)) != base.law.param("E").scale:
+            raise SystemExit(f"{path.name} was made with another prior on E: move it aside first")
     done = set(pd.read_csv(CSV)["draw"]) if CSV.exists() else set()
     for i in range(n_truths):
         if i in done:
@@ -74,7 +77,12 @@ def run(n_truths: int) -> pd.DataFrame:
         truth, runs = truth_from_prior(
             seed_rows, base.law, reference=refitter.reference, seed=10_000 + i
         )
-        rec = {"draw": i, "E": truth.params["E"], "min_loss": float(runs["loss"].min())}
+        rec = {
+            "draw": i,
+            "E": truth.params["E"],
+            "min_loss": float(runs["loss"].min()),
+            "e_prior_sd": base.law.param("E").scale,
+        }
         try:
             optimum = allocate(truth.as_posterior(), budget=config.budget, trunk=config.trunk)
             post = refitter.fit(runs, seed=i)
@@ -114,6 +122,7 @@ def _campaign(i: int) -> pd.DataFrame:
     except (BayesplitError, ValueError, FloatingPointError) as err:
         h = pd.DataFrame([{"seed": i, "status": f"skipped: {str(err).splitlines()[0][:120]}"}])
     h["draw"] = i
+    h["e_prior_sd"] = base.law.param("E").scale
     h["campaign_seconds"] = time.perf_counter() - start
     return h
 
@@ -175,10 +184,17 @@ def _interval(k: int, n: int, level: float = 0.9) -> str:
     return f"[{lo:.0%}, {hi:.0%}]"
 
 
+def _e_prior_sd(df: pd.DataFrame) -> float:
+    """The sd of the prior on log E the rows were made with (0.5 before it was recorded)."""
+    return float(df["e_prior_sd"].iloc[0]) if "e_prior_sd" in df else 0.5
+
+
 def report(df: pd.DataFrame, command: str) -> str:
     ok = df[df["status"] == "ok"]
     k, n = int(ok["covered"].sum()), len(ok)
-    campaigns = pd.read_csv(de.CSV)
+    sd, current = _e_prior_sd(df), _setup()[0].law.param("E").scale
+    # the fixed truth's round 0 from the design-efficiency run made with the same prior
+    campaigns = pd.read_csv(de.CSV if sd == current else de.CSV_E_SCALE_05)
     fixed = campaigns[(campaigns["truth"] == BASE) & (campaigns["round"] == 0)]
     fixed = fixed.drop_duplicates(["policy", "seed"]).drop_duplicates("seed")
     kf, nf = int(fixed["covered"].sum()), len(fixed)
@@ -211,6 +227,15 @@ def report(df: pd.DataFrame, command: str) -> str:
         f"Machine: CPU, {os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
         f"Python {sys.version.split()[0]}; fit settings of the campaigns {de.SETTINGS}; law, "
         f"seed design (8 rows), budget and reference scales of `{BASE}`.",
+        "",
+        f"Prior on log E: sd {sd:g}"
+        + (
+            ""
+            if sd == current
+            else f" — the prior before it was widened to sd {current:g}; not re-run since, "
+            "so both lines below are from that prior"
+        )
+        + ".",
         "",
         "Each row of the first line is one truth drawn from the prior together with its seed "
         "design's losses (the prior predictive), fitted as a campaign's round 0 is; "
