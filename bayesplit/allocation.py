@@ -372,7 +372,10 @@ class Allocation:
 
     # -- hooks for suggest ---------------------------------------------------------
     def decision_quantity(self, objective: str, draws: Mapping[str, np.ndarray]) -> np.ndarray:
-        """Q per draw for :func:`bayesplit.design.suggest`: the objective at the plan, or the optimal split."""
+        """Q per draw for :func:`bayesplit.design.suggest`: the objective at the plan, the
+        optimal split, or (``"regret"``) the objectives of competing plans, (S, P)."""
+        if objective == "regret":
+            return self.plan_objectives(draws)
         if objective == "split":
             v = self.draws["opt_pretrain_fraction"].values
             if len(v) != len(next(iter(draws.values()))):
@@ -384,10 +387,36 @@ class Allocation:
         log_l = post.log_mean(n, d, dp, idx, draws=draws)  # (S, K)
         return np.exp(log_l) @ self.weights
 
+    def plan_objectives(self, draws: Mapping[str, np.ndarray], n_plans: int = 40) -> np.ndarray:
+        """Objective of competing plans under every draw, (S, P): column 0 is the chosen plan.
+
+        The competitors are the optima of ``n_plans`` draws spread evenly over the
+        posterior: the plans the decision could move to if the posterior moved towards
+        one of them. :func:`bayesplit.design.suggest` scores a run by how much it is
+        expected to lower the expected objective of the best of these plans.
+        """
+        s = len(next(iter(draws.values())))
+        if s != self.draws.sizes["draw"]:
+            raise BayesplitError("allocation and suggestion used different posterior draws")
+        take = np.unique(np.linspace(0, s - 1, min(n_plans, s)).round().astype(int))
+        n0, d0, dp0 = self.plan.arrays(self.domains)
+        n = np.r_[n0, self.draws["opt_params"].values[take]]
+        d = np.r_[d0, self.draws["opt_pretrain_tokens"].values[take]]
+        dp = np.vstack([dp0, self.draws["opt_spec_tokens"].values[take]])  # (P, K)
+        post = self._posterior
+        idx = np.asarray(post.domain_index(self.domains))
+        k = len(idx)
+        log_l = post.log_mean(
+            np.repeat(n, k), np.repeat(d, k), dp.reshape(-1), np.tile(idx, len(n)), draws=draws
+        )  # (S, P*K)
+        return np.exp(log_l).reshape(s, len(n), k) @ self.weights
+
     def describe_quantity(self, objective: str) -> str:
         """One line naming the decision quantity (for suggest's output)."""
         if objective == "split":
             return f"the optimal pretraining fraction at {self.budget:.3g} FLOPs"
+        if objective == "regret":
+            return f"the expected regret of the recommended plan ({self.budget:.3g} FLOPs)"
         return f"the objective at the recommended plan ({self.budget:.3g} FLOPs)"
 
     # -- figures ----------------------------------------------------------------

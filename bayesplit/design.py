@@ -24,6 +24,13 @@ the standard deviation of Q. A batch is chosen greedily by value per FLOP; after
 pick the draws are updated as if its outcome were observed (a deterministic ensemble
 square-root update), so the next pick accounts for what the batch already learns and a
 batch does not repeat itself.
+
+With ``objective="regret"`` Q is a vector: the objective of the recommended plan and of
+competing plans (optima of posterior draws). A run's value is then its knowledge
+gradient, E[min_p E[Q_p] − min_p E[Q_p | outcome]], under the same linear-Gaussian
+update: how much lower the best plan's expected objective is expected to be once the
+outcome is known. Knowing the objective's level precisely is worth nothing here unless
+it could change which plan is best.
 """
 
 from __future__ import annotations
@@ -161,19 +168,29 @@ def _spec_keys(df: pd.DataFrame) -> list[tuple]:
 
 
 # -- the acquisition ------------------------------------------------------------
+# Nodes of E[f(z)], z ~ N(0, 1), for the value of a run that measures one observable.
+_GH_Z, _GH_W = np.polynomial.hermite_e.hermegauss(24)
+_GH_W = _GH_W / _GH_W.sum()
+# Standard normal vectors (antithetic, fixed seed) for a general model's K observables.
+_MC_DRAWS = 256
+
+
 @dataclass
 class Ensemble:
     """Centred draws of the decision quantity and of every candidate's observables.
 
-    ``q``: (S,) decision quantity; ``Y``: (S, M) law value (log loss) of every
-    observable; ``obs_of``: for each candidate, the columns of Y it observes (one for a
-    specialist, K for a general model); ``noise``: observation noise variance.
+    ``q``: (S,) decision quantity, or (S, P) objectives of P competing plans (column 0
+    the recommended plan; see ``objective="regret"``); ``Y``: (S, M) law value (log
+    loss) of every observable; ``obs_of``: for each candidate, the columns of Y it
+    observes (one for a specialist, K for a general model); ``noise``: observation noise
+    variance; ``q_mean``: the draws' mean of q (the ensemble itself is centred).
     """
 
     q: np.ndarray
     Y: np.ndarray
     obs_of: list[np.ndarray]
     noise: float
+    q_mean: np.ndarray | float = 0.0
 
     @classmethod
     def build(
@@ -184,7 +201,7 @@ class Ensemble:
         Y = np.asarray(Y)
         if Y.dtype != np.float32:  # float32 (the fast kernel) is kept: it halves the work
             Y = Y.astype(float)
-        ok = np.isfinite(q) & np.all(np.isfinite(Y), axis=1)
+        ok = np.isfinite(q.reshape(len(q), -1)).all(axis=1) & np.all(np.isfinite(Y), axis=1)
         if ok.sum() < 10:
             raise BayesplitError(
                 "fewer than 10 posterior draws give finite values; cannot rank candidates"
@@ -192,23 +209,48 @@ class Ensemble:
         q = q[ok]
         Y = Y[ok] if not ok.all() else Y
         Y = Y - Y.mean(axis=0, dtype=float).astype(Y.dtype)
-        return cls(q - q.mean(), Y, obs_of, float(noise))
+        q_mean = q.mean(axis=0)
+        return cls(q - q_mean, Y, obs_of, float(noise), q_mean)
 
     @property
     def n_draws(self) -> int:
         """Number of ensemble members (posterior draws kept)."""
         return len(self.q)
 
+    @property
+    def plans(self) -> bool:
+        """True when q holds competing plans (the regret objective)."""
+        return self.q.ndim == 2
+
     def var_q(self) -> float:
         """Current variance of the decision quantity across the ensemble."""
         return float(self.q @ self.q / (self.n_draws - 1))
 
+    def uncertainty(self) -> float:
+        """What the acquisition lowers: sd(Q), or the expected regret of the plan.
+
+        The expected regret is E[Q_plan − min_p Q_p] over the draws, with the plans'
+        posterior means held where they are (a fantasized outcome moves them by zero on
+        average): the objective a decision now is expected to give away.
+        """
+        if not self.plans:
+            return float(np.sqrt(self.var_q()))
+        full = self.q + self.q_mean
+        return float(np.mean(full[:, 0] - full.min(axis=1)))
+
     def values(self) -> np.ndarray:
-        """Expected drop in sd(Q) if each candidate's outcome were observed."""
+        """Expected value of each candidate's outcome for the decision.
+
+        For a scalar Q: the expected drop in sd(Q). For competing plans: the knowledge
+        gradient, the expected drop in the posterior mean objective of the best plan
+        once the outcome is known (= the expected drop of the plan's expected regret).
+        """
         s1 = self.n_draws - 1
+        v = np.einsum("ij,ij->j", self.Y, self.Y, dtype=float) / s1  # Var(y_j)
+        if self.plans:
+            return self._knowledge_gradient(v)
         var_q = self.var_q()
         c = (self.q.astype(self.Y.dtype) @ self.Y).astype(float) / s1  # Cov(Q, y_j)
-        v = np.einsum("ij,ij->j", self.Y, self.Y, dtype=float) / s1  # Var(y_j)
         single = c**2 / (v + self.noise)  # variance reduction from one observable
         out = np.empty(len(self.obs_of))
         for i, cols in enumerate(self.obs_of):
@@ -221,6 +263,45 @@ class Ensemble:
             out[i] = np.sqrt(var_q) - np.sqrt(max(var_q - red, 0.0))
         return out
 
+    def _knowledge_gradient(self, v: np.ndarray) -> np.ndarray:
+        """E[best mean now − best mean after observing], linear-Gaussian in the outcome.
+
+        After observing y (standardized outcome u ~ N(0, I)) plan p's mean moves to
+        m_p + b_p·u with b_p = Cov(Q_p, y) chol(Var y + noise)⁻ᵀ. Measured against the
+        current best plan b (the min over plans minus plan b's own move, which is zero
+        on average), the integrand is ≤ 0 and smooth in the nodes, so 24 Gauss–Hermite
+        nodes (one observable) or 256 antithetic normal vectors (a general model's K)
+        suffice.
+        """
+        s1 = self.n_draws - 1
+        m = np.asarray(self.q_mean, dtype=float)
+        best = int(np.argmin(m))
+        gap = m - m[best]  # (P,) >= 0
+        C = (self.q.T.astype(self.Y.dtype) @ self.Y).astype(float) / s1  # (P, M) Cov(Q_p, y_j)
+        C -= C[best]  # moves relative to the best plan's
+        out = np.empty(len(self.obs_of))
+        single = [i for i, cols in enumerate(self.obs_of) if len(cols) == 1]
+        if single:
+            cols = np.array([self.obs_of[i][0] for i in single])
+            b = C[:, cols] / np.sqrt(v[cols] + self.noise)  # (P, n)
+            e = np.zeros(len(cols))
+            for z, w in zip(_GH_Z, _GH_W, strict=True):
+                e += w * np.min(gap[:, None] + b * z, axis=0)
+            out[single] = -e
+        rng = np.random.default_rng(0)
+        u = None
+        for i, cols in enumerate(self.obs_of):
+            if len(cols) == 1:
+                continue
+            if u is None or u.shape[1] != len(cols):
+                half = rng.standard_normal((_MC_DRAWS // 2, len(cols)))
+                u = np.vstack([half, -half])
+            Yc = self.Y[:, cols].astype(float)
+            L = np.linalg.cholesky(Yc.T @ Yc / s1 + self.noise * np.eye(len(cols)))
+            B = np.linalg.solve(L, C[:, cols].T).T  # (P, K): C L^-T
+            out[i] = -np.mean(np.min(gap[None, :] + u @ B.T, axis=1))
+        return np.maximum(out, 0.0)
+
     def condition(self, candidate: int) -> None:
         """Update the draws as if the candidate's observables were measured (serial square-root EnKF)."""
         s1 = self.n_draws - 1
@@ -230,7 +311,7 @@ class Ensemble:
             if v <= 0:
                 continue
             gamma = 1.0 - np.sqrt(self.noise / (v + self.noise))
-            self.q = self.q - gamma * (z @ self.q / s1 / v) * z
+            self.q = self.q - np.multiply.outer(gamma / s1 / v * z, z @ self.q)
             # python floats keep a float32 ensemble in float32 (NumPy scalars would promote it)
             zy = (z.astype(self.Y.dtype) @ self.Y) * float(gamma / s1 / v)
             self.Y -= np.outer(z.astype(self.Y.dtype), zy)
@@ -251,7 +332,7 @@ def greedy_batch(
         raise BayesplitError(f"-n must be >= 1, got {n}")
     trunks = trunks.copy()
     blocked = np.zeros(len(candidates), dtype=bool) if exclude is None else exclude.copy()
-    sd_before = np.sqrt(ensemble.var_q())
+    sd_before = ensemble.uncertainty()
     picks = []
     for _ in range(n):
         costs = candidate_costs(candidates, trunks, cost_model)
@@ -277,7 +358,7 @@ def greedy_batch(
             }
         else:
             branch_from = None
-        sd_pre = np.sqrt(ensemble.var_q())
+        sd_pre = ensemble.uncertainty()
         picks.append(
             {
                 "index": j,
@@ -289,7 +370,7 @@ def greedy_batch(
             }
         )
         ensemble.condition(j)
-        picks[-1]["sd_after"] = float(np.sqrt(ensemble.var_q()))
+        picks[-1]["sd_after"] = ensemble.uncertainty()
         blocked[j] = True
         trunks.extend(n_j, d_j)
     for p in picks:
@@ -298,7 +379,7 @@ def greedy_batch(
 
 
 # -- suggest --------------------------------------------------------------------
-OBJECTIVES = ("decision", "split", "point")
+OBJECTIVES = ("decision", "split", "point", "regret")
 
 
 @dataclass
@@ -464,7 +545,11 @@ def suggest(
         Batch size.
     objective
         ``"decision"``: the objective Σ w_k L_k at the recommended allocation;
-        ``"split"``: the optimal pretraining fraction; ``"point"``: the loss at ``point``.
+        ``"split"``: the optimal pretraining fraction; ``"point"``: the loss at ``point``;
+        ``"regret"``: the expected regret of the recommended plan against the optima of 40
+        posterior draws — a run is worth the expected drop of the best plan's expected
+        objective once its outcome is known (the knowledge gradient), so only what can
+        change the plan counts.
     runs
         Runs already done (default: the posterior's own rows); they define existing trunks
         and are not suggested again.
@@ -596,7 +681,7 @@ def suggest(
             else f"general N={c['params']:.3g} model at D={c['pretrain_tokens']:.3g}, evaluated on all domains"
         )
         reason = (
-            f"#{rank}: {kind}; expected to cut the sd of {label} from {p['sd_before']:.4g} to {p['sd_after']:.4g} "
+            f"#{rank}: {kind}; expected to cut {'' if objective == 'regret' else 'the sd of '}{label} from {p['sd_before']:.4g} to {p['sd_after']:.4g} "
             f"for {p['cost_flops']:.3g} FLOPs ({where})"
         )
         rows.append(

@@ -9,7 +9,9 @@ the target, and whether its credible interval covered the truth.
 
 Policies (all draw from the same candidate grid with the same tree-aware costs):
 
-* ``active``: :func:`bayesplit.design.suggest` (value of a run for the decision per FLOP);
+* ``active``: :func:`bayesplit.design.suggest` (value of a run for the decision per FLOP,
+  ``objective="decision"``);
+* ``active-regret``: the same with ``objective="regret"`` (knowledge gradient);
 * ``grid``: a full factorial ladder N × D × D' run in a fixed order, smallest models
   first, as a paper would (the baseline);
 * ``random``: uniformly random unmeasured candidates;
@@ -38,7 +40,7 @@ from bayesplit.design import (
 from bayesplit.errors import BayesplitError
 from bayesplit.truth import GroundTruth
 
-POLICIES = ("active", "grid", "random", "cost-random", "uncertainty")
+POLICIES = ("active", "active-regret", "grid", "random", "cost-random", "uncertainty")
 
 
 @dataclass
@@ -112,11 +114,12 @@ def pick(
 ) -> list[int]:
     """Indices of the candidates a policy runs next (at most ``config.batch``)."""
     done = already_measured(candidates, runs)
-    if policy == "active":
+    if policy in ("active", "active-regret"):
         sug = suggest(
             posterior,
             budget=config.budget,
             n=config.batch,
+            objective="regret" if policy == "active-regret" else "decision",
             candidates=candidates,
             runs=runs,
             max_draws=config.max_draws,

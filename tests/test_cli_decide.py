@@ -223,6 +223,22 @@ def test_suggest_json_and_out_file(post_path, tmp_path):
         assert set(r["predicted_loss"]) >= {"median", "predictive"}
 
 
+def test_suggest_regret_objective_table(post_path):
+    result = runner.invoke(
+        app,
+        ["suggest", str(post_path), "--budget", "1e20", "-n", "2", "--objective", "regret"]
+        + ["--force", "--max-draws", "300"],
+    )
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())  # rich wraps long titles at word boundaries
+    assert "the expected regret of the recommended plan" in text
+    assert "expected regret now" in text and "sd now" not in text
+    bad = runner.invoke(
+        app, ["suggest", str(post_path), "--budget", "1e20", "--objective", "bogus", "--force"]
+    )
+    assert bad.exit_code == 2 and "--objective must be one of" in bad.output
+
+
 @pytest.mark.slow
 def test_report_renders_in_headless_chromium(post_path, tmp_path):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")

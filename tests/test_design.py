@@ -169,11 +169,74 @@ def test_suggest_decision_objectives(additive_posterior, objective):
     assert all(b <= a + 1e-12 for a, b in zip(sds, sds[1:], strict=False))
 
 
+def _brute_force_kg(q, y, noise, rng, outcomes=4000):
+    """E[best mean now − best mean after observing y + e], by simulating outcomes."""
+    # linear-Gaussian posterior means of each plan given an outcome, for many outcomes
+    qc, yc = q - q.mean(0), y - y.mean()
+    cov = qc.T @ yc / (len(y) - 1)
+    var = yc @ yc / (len(y) - 1) + noise
+    obs = rng.normal(0.0, np.sqrt(var), outcomes)
+    means = q.mean(0)[None, :] + np.outer(obs, cov / var)
+    return q.mean(0).min() - means.min(axis=1).mean()
+
+
+def test_knowledge_gradient_matches_simulated_outcomes():
+    rng = np.random.default_rng(5)
+    s = 4000
+    theta = rng.normal(size=s)  # the unknown that decides which plan is best
+    # three plans: 0 is best on average, 1 wins when theta > ~0.5, 2 never does
+    q = np.stack([1.0 + 0.0 * theta, 1.05 - 0.1 * theta, 1.3 + 0.05 * theta], axis=1)
+    informative = theta + 0.3 * rng.normal(size=s)
+    useless = rng.normal(size=s)
+    y = np.stack([informative, useless], axis=1)
+    ens = Ensemble.build(q, y, [np.array([0]), np.array([1]), np.array([0, 1])], noise=0.1)
+    kg = ens.values()
+    expected = _brute_force_kg(q, informative, 0.1, rng)
+    assert kg[0] == pytest.approx(expected, rel=0.05)
+    assert kg[1] < 0.05 * kg[0]  # an outcome unrelated to the plans is worth ~nothing
+    # a general model observing both: worth what its informative part is worth
+    assert kg[2] == pytest.approx(kg[0], rel=0.1)
+    # the expected regret of plan 0 falls once the informative outcome is fantasized
+    before = ens.uncertainty()
+    ens.condition(0)
+    assert ens.uncertainty() < before
+    assert ens.values()[0] < kg[0]
+
+
+def test_knowledge_gradient_is_zero_when_one_plan_dominates():
+    rng = np.random.default_rng(6)
+    theta = rng.normal(size=2000)
+    q = np.stack([1.0 + 0.01 * theta, 2.0 + 0.01 * theta], axis=1)
+    ens = Ensemble.build(q, theta[:, None], [np.array([0])], noise=0.1)
+    assert ens.values()[0] == pytest.approx(0.0, abs=1e-9)
+    assert ens.uncertainty() == pytest.approx(0.0, abs=1e-9)
+
+
+def test_suggest_regret_objective(additive_posterior):
+    sug = suggest(
+        additive_posterior, budget=1e20, objective="regret", n=4, max_draws=400, force=True
+    )
+    recs = sug.to_list()
+    assert len(recs) == 4
+    assert "expected regret" in sug.quantity and "expected regret" in recs[0]["reason"]
+    assert all(r["value"] >= 0 for r in recs)
+    keys = {(r["params"], r["pretrain_tokens"], r["spec_tokens"], r["train_domain"]) for r in recs}
+    assert len(keys) == 4
+    # the plan's expected regret (nats) never rises as the batch is fantasized
+    left = [sug.sd_initial, *sug.table["sd_after"].tolist()]
+    assert all(b <= a + 1e-12 for a, b in zip(left, left[1:], strict=False))
+    # same posterior, same plan
+    again = suggest(
+        additive_posterior, budget=1e20, objective="regret", n=4, max_draws=400, force=True
+    )
+    assert again.to_list() == recs
+
+
 def test_suggest_needs_budget_for_decisions(additive_posterior):
     with pytest.raises(BayesplitError, match="needs --budget"):
         suggest(additive_posterior, objective="decision", n=2, max_draws=200, force=True)
     with pytest.raises(BayesplitError, match="--objective must be"):
-        suggest(additive_posterior, budget=1e20, objective="regret", n=2, max_draws=200, force=True)
+        suggest(additive_posterior, budget=1e20, objective="bogus", n=2, max_draws=200, force=True)
 
 
 def test_fast_log_mean_matches_numpy(additive_posterior):

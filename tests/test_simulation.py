@@ -145,7 +145,7 @@ def test_unknown_policy_is_refused():
 @pytest.fixture(scope="module")
 def history():
     truth, cfg = _config()
-    return simulate(truth, cfg, policies=["active", "uncertainty"], seeds=[0])
+    return simulate(truth, cfg, policies=["active", "active-regret", "uncertainty"], seeds=[0])
 
 
 def test_campaign_rounds_spend_within_budget(history):
@@ -159,7 +159,8 @@ def test_campaign_rounds_spend_within_budget(history):
     assert (history["regret"] > -1e-3).all()
     assert (history["predicted_lo"] <= history["predicted_hi"]).all()
     s = summarize(history)
-    assert set(s["policy"]) == {"active", "uncertainty"} and (s["seeds"] == 1).all()
+    assert set(s["policy"]) == {"active", "active-regret", "uncertainty"}
+    assert (s["seeds"] == 1).all()
 
 
 def test_campaign_replays_a_measured_pool():
@@ -238,7 +239,7 @@ def test_cli_simulate_json(tmp_path):
 
 @pytest.mark.slow
 def test_three_seed_campaign_smoke():
-    """Smoke version of experiments/benchmarks/design_efficiency.py (3 seeds, active vs grid).
+    """Smoke version of experiments/benchmarks/design_efficiency.py (3 seeds, ours vs grid).
 
     It checks the campaign machinery on a known truth, not that active wins: the committed
     benchmark shows that on one truth and not on the other (see docs/evidence.md).
@@ -258,9 +259,9 @@ def test_three_seed_campaign_smoke():
         warmup=200,
         max_draws=400,
     )
-    h = simulate(truth, cfg, policies=["active", "grid"], seeds=[0, 1, 2])
+    h = simulate(truth, cfg, policies=["active", "active-regret", "grid"], seeds=[0, 1, 2])
     s = summarize(h).set_index("policy")
-    assert set(s.index) == {"active", "grid"} and (s["seeds"] == 3).all()
+    assert set(s.index) == {"active", "active-regret", "grid"} and (s["seeds"] == 3).all()
     # both settle within 1% of the true optimum inside the experiment budget
     assert np.isfinite(s["compute_to_reach"]).all()
     assert (s["final_regret"] <= 0.01).all()

@@ -72,7 +72,10 @@ def simulate_cmd(
     ],
     policies: Annotated[
         str,
-        typer.Option(help="Comma list of: active, grid, random, cost-random, uncertainty."),
+        typer.Option(
+            help="Comma list of: active, active-regret (suggest --objective regret), grid, "
+            "random, cost-random, uncertainty."
+        ),
     ] = "active,grid,random",
     seeds: Annotated[int, typer.Option(help="Campaigns per policy (seeds 0..n-1).")] = 1,
     params: Annotated[str | None, typer.Option(help="Candidate model sizes N, comma list.")] = None,

@@ -59,7 +59,8 @@ def suggest_cmd(
     objective: Annotated[
         str,
         typer.Option(
-            help="decision (objective at the plan), split (optimal pretrain fraction) or point."
+            help="decision (sd of the objective at the plan), split (optimal pretrain "
+            "fraction), point, or regret (expected regret of the plan: knowledge gradient)."
         ),
     ] = "decision",
     point: Annotated[
@@ -127,10 +128,20 @@ def suggest_cmd(
     if json_out:
         emit_json(records)
         return
+    what = "expected regret" if objective == "regret" else "sd"
     table = Table(
-        title=f"next runs for: {sug.quantity} (sd now {sug.sd_initial:.4g}; {sug.n_candidates} candidates)"
+        title=f"next runs for: {sug.quantity} ({what} now {sug.sd_initial:.4g}; {sug.n_candidates} candidates)"
     )
-    for col in ("#", "N", "D", "D'", "domain", "cost (FLOPs)", "sd after", "predicted loss (90%)"):
+    for col in (
+        "#",
+        "N",
+        "D",
+        "D'",
+        "domain",
+        "cost (FLOPs)",
+        f"{what} after",
+        "predicted loss (90%)",
+    ):
         table.add_column(col, justify="left" if col == "domain" else "right")
     for r, rec in zip(sug.table.to_dict("records"), records, strict=True):
         p = rec["predicted_loss"]

@@ -385,6 +385,10 @@ def loop_cmd(
     budget: Annotated[str, typer.Option("--budget", help="Target compute of the decision.")],
     rounds: Annotated[int, typer.Option(help="Fit → suggest → train rounds.")] = 2,
     batch: Annotated[int, typer.Option(help="Runs suggested per round.")] = 4,
+    objective: Annotated[
+        str,
+        typer.Option(help="What the runs should inform: decision, split or regret (see suggest)."),
+    ] = "decision",
     experiment_budget: Annotated[
         str | None,
         typer.Option("--experiment-budget", help="Most FLOPs to spend on runs (seed included)."),
@@ -432,6 +436,7 @@ def loop_cmd(
         budget=float(_count(budget)),
         rounds=rounds,
         batch=batch,
+        objective=objective,
         experiment_budget=_count(experiment_budget),
         ladder=ladder,
         law=law,

@@ -50,6 +50,7 @@ def run_loop(
     budget: float,
     rounds: int = 2,
     batch: int = 4,
+    objective: str = "decision",
     experiment_budget: float | None = None,
     ladder: str | Path | None = None,
     law: str = "additive",
@@ -73,6 +74,9 @@ def run_loop(
         Target compute (FLOPs) of the decision the runs should inform.
     rounds, batch
         How many fit → suggest → train rounds, and runs suggested per round.
+    objective
+        What the suggested runs should inform (``"decision"``, ``"split"`` or ``"regret"``;
+        see :func:`bayesplit.design.suggest`).
     experiment_budget
         Most FLOPs the loop may spend on runs (seed design included); None = no cap.
     ladder
@@ -94,7 +98,7 @@ def run_loop(
     ``objective_hi``, ``suggested``, ``trained_rows``.
     """
     from bayesplit.allocation import allocate
-    from bayesplit.design import suggest
+    from bayesplit.design import OBJECTIVES, suggest
     from bayesplit.fitting import fit
     from bayesplit.runs import load_runs
     from bayesplit.store import RunStore
@@ -104,6 +108,9 @@ def run_loop(
 
     if rounds < 1 or batch < 1:
         raise BayesplitError("--rounds and --batch must be at least 1")
+    if objective not in OBJECTIVES or objective == "point":
+        choices = ", ".join(o for o in OBJECTIVES if o != "point")
+        raise BayesplitError(f"--objective must be one of {choices}, got {objective!r}")
     data = open_corpus(corpus)
     ladder_path = resolve_ladder(ladder)
     entries = load_ladder(ladder_path)
@@ -137,6 +144,7 @@ def run_loop(
             post,
             budget=budget,
             n=batch,
+            objective=objective,
             runs=runs,
             ladder=str(ladder_path),
             max_run_flops=min(max_run_flops or float("inf"), remaining),

@@ -33,7 +33,7 @@ def main() -> None:
         "spec_tokens": np.geomspace(1e7, 3e10, 16),
     }
     rows = []
-    for objective in ("decision", "split"):
+    for objective in ("decision", "split", "regret"):
         times = []
         for _ in range(3):
             start = time.perf_counter()

@@ -42,6 +42,11 @@ def test_loop_bad_input_exit_2(tiny_corpus, tmp_path):
               "--budget", "1e13", "--rounds", "0"]
     )  # fmt: skip
     assert res.exit_code == 2 and "at least 1" in res.stderr
+    res = runner.invoke(
+        app, ["loop", "--corpus", str(tiny_corpus), "--store", str(tmp_path / "s.db"),
+              "--budget", "1e13", "--objective", "point"]
+    )  # fmt: skip
+    assert res.exit_code == 2 and "--objective must be one of decision, split, regret" in res.stderr
     assert not (tmp_path / "s.db").exists()  # refused before anything was written
 
 
@@ -56,7 +61,8 @@ def test_loop_runs_two_rounds_end_to_end(tiny_corpus, tmp_path):
     res = runner.invoke(
         app,
         ["loop", "--corpus", str(tiny_corpus), "--store", str(store), "--ladder", str(ladder),
-         "--budget", "1e13", "--rounds", "2", "--batch", "2", "--chains", "1", "--draws", "200",
+         "--budget", "1e13", "--rounds", "2", "--batch", "2", "--objective", "regret",
+         "--chains", "1", "--draws", "200",
          "--warmup", "200", "--seed-tokens", "4096", "--eval-tokens", "1024", "--force",
          "--json", "--no-progress"],
     )  # fmt: skip
