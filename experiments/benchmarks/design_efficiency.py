@@ -58,6 +58,9 @@ CSV = HERE / "design_efficiency.csv"
 CSV_E_SCALE_05 = HERE / "design_efficiency_e_scale_0.5.csv"
 # the policies the acceptance criteria name
 TARGET_POLICIES = ["active", "grid", "random", "cost-random"]
+# the two acquisitions of `suggest` run as "ours": --objective decision (the default) and
+# --objective regret; each is judged against the same three baselines
+OURS = ["active", "active-regret"]
 THRESHOLD = 0.01
 FINE = 0.0025  # a stricter threshold, reported too
 SCALE_FREE = ("E", "gamma", "kappa")  # besides the exponents on (0, 1): not in reference units
@@ -236,13 +239,15 @@ def _interval(paired: pd.DataFrame, policy: str) -> str:
     return f"[{lo:.2g}, {hi:.2g}]" if np.isfinite(lo) or np.isfinite(hi) else "undefined"
 
 
-def _verdict(truth: str, t: pd.DataFrame, g: pd.DataFrame, paired: pd.DataFrame) -> dict:
-    need = TARGET_POLICIES
+def _verdict(
+    truth: str, t: pd.DataFrame, g: pd.DataFrame, paired: pd.DataFrame, ours: str = "active"
+) -> dict:
+    need = [ours, *TARGET_POLICIES[1:]]
     med = t["median FLOPs to ≤1% regret"]
     if not set(need) <= set(t.index):
         return {"truth": truth, "min seeds": int(t["seeds"].min()), "efficiency": "n/a"}
     seeds = int(t.loc[need, "seeds"].min())
-    a = med["active"]
+    a = med[ours]
     eff = np.isfinite(a) and a <= med["grid"] / 3 and a < med["random"] and a < med["cost-random"]
     cov = g[g["policy"].isin(need)]["covered"].mean()
     enough = seeds >= 20
@@ -252,14 +257,17 @@ def _verdict(truth: str, t: pd.DataFrame, g: pd.DataFrame, paired: pd.DataFrame)
     at_seed = [p for p in ("random", "cost-random") if med[p] <= seed_cost]
     return {
         "truth": truth,
+        "ours": ours,
         "min seeds": seeds,
-        # 0 when the grid's median is "never" and active's is not
-        "active / grid": f"{paired.loc['active', 'ratio']:.3g} {_interval(paired, 'active')}",
-        "active < random, cost-random": bool(a < med["random"] and a < med["cost-random"]),
+        # 0 when the grid's median is "never" and ours is not
+        "ours / grid": f"{paired.loc[ours, 'ratio']:.3g} {_interval(paired, ours)}",
+        "ours < random, cost-random": bool(a < med["random"] and a < med["cost-random"]),
         "efficiency": ("pass" if eff else "FAIL") if enough else "too few seeds",
         "coverage (all rounds)": f"{cov:.1%}",
         "honesty": ("pass" if 0.8 <= cov <= 0.97 else "FAIL") if enough else "too few seeds",
         "baselines already there at the seed design": ", ".join(at_seed) or "none",
+        # no campaign spends less than its seed design: below this, 1/3 of the grid is unreachable
+        "lowest possible ours / grid": f"{seed_cost / med['grid']:.2f}",
     }
 
 
@@ -310,7 +318,7 @@ def _tables(df: pd.DataFrame) -> tuple[dict[str, pd.DataFrame], list[dict]]:
                 }
             )
         tables[truth] = t = pd.DataFrame(table).set_index("policy")
-        verdicts.append(_verdict(truth, t, g, paired))
+        verdicts += [_verdict(truth, t, g, paired, ours) for ours in OURS if ours in t.index]
     return tables, verdicts
 
 
@@ -380,6 +388,13 @@ def report(command: str) -> None:
         "Coverage is split into round 0 (the seed design alone: the prior speaks loudest) and the "
         "rounds after it.",
         "",
+        "Policies: `active` is `bayesplit suggest` with its default `--objective decision` "
+        "(runs that most shrink the sd of the objective at the recommended plan, per FLOP); "
+        "`active-regret` is `--objective regret` (the knowledge gradient: runs that most lower "
+        "the expected regret of the plan, per FLOP), added after the first 20-seed runs "
+        "showed `active` missing the efficiency target, and run on the same seeds; `grid`, "
+        "`random`, `cost-random` are the baselines.",
+        "",
         "The campaigns themselves are run (resumably, appending to `design_efficiency.csv`) by "
         "`python experiments/benchmarks/design_efficiency.py --seeds S --workers 2`; the "
         "`seeds` column says how many each policy has so far.",
@@ -393,12 +408,15 @@ def report(command: str) -> None:
     lines += [
         "## Acceptance targets, computed from the tables above",
         "",
-        "Efficiency: active's median compute to ≤ 1% regret ≤ 1/3 of the grid's and below "
+        "Efficiency: our policy's median compute to ≤ 1% regret ≤ 1/3 of the grid's and below "
         "random's and cost-random's. Honesty: 90% intervals cover the truth in 80–97% of all "
-        "rounds of these four policies. Judged only where each of the four has ≥ 20 seeds. "
-        "The last column names the random baselines whose median is the seed design's own "
-        "cost: most of their seeds are within 1% from round 0 on, so no policy can be "
-        "strictly below them there.",
+        "rounds of our policy and the three baselines. Judged only where each of the four has "
+        "≥ 20 seeds; one row per acquisition of ours (`ours`). "
+        "`baselines already there at the seed design` names the random baselines whose "
+        "median is the seed design's own cost: most of their seeds are within 1% from round 0 "
+        "on, so no policy can be strictly below them there. `lowest possible ours / grid` is "
+        "the seed design's cost over the grid's median: no campaign spends less than its seed "
+        "design, so where this is above 1/3 no policy can meet the 1/3 target.",
         "",
         pd.DataFrame(verdicts).to_markdown(index=False),
         "",
@@ -459,7 +477,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--truths", default="gadre,saturating_reducible")
-    ap.add_argument("--policies", default="active,grid,random,cost-random,uncertainty")
+    ap.add_argument("--policies", default="active,active-regret,grid,random,cost-random")
     ap.add_argument("--report-only", action="store_true")
     args = ap.parse_args()
     command = "python experiments/benchmarks/design_efficiency.py " + " ".join(sys.argv[1:])
