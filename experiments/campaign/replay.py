@@ -2,13 +2,14 @@
 
     python experiments/campaign/replay.py [--law transfer] [--params with_embeddings]
         [--budget 1e13] [--seeds 0 1 2]
-        [--policies active grid random cost-random] [--batch 8] [--rounds 12] [--workers 2]
+        [--policies active active-regret grid random cost-random] [--batch 8] [--rounds 12] [--workers 2]
         [--report-only]
 
 The pool is every seed-0 run of the bundled campaign (`bayesplit.datasets.debian_campaign`):
 general models at every branch point and specialists for every (D, D', domain). Each policy
 starts from runs of the two smallest models (general models at every D, one specialist per
-domain) and then picks batches from the pool — `active` by value for the decision per FLOP,
+domain) and then picks batches from the pool — `active` by value for the decision per FLOP
+(`active-regret`: by the knowledge gradient of `suggest --objective regret`),
 `grid` in the paper's order (smallest model first, then D, then D'), `random` and
 `cost-random` — observing the *measured* losses of what it picks, with tree-aware costs.
 
@@ -197,6 +198,8 @@ def report(hist: pd.DataFrame, law: str, budget: float, params: str, command: st
     ax.legend()
     fig.tight_layout()
     fig.savefig(OUT.with_suffix(".png"), dpi=120)
+    # the docs show the same figure; mkdocs only serves files under docs/
+    fig.savefig(HERE.parent.parent / "docs" / "assets" / "replay.png", dpi=120)
     print("\n".join(lines))
 
 
@@ -208,7 +211,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--params", default="with_embeddings", help="N convention of the table.")
     ap.add_argument("--budget", type=float, default=1e13)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--policies", nargs="+", default=["active", "grid", "random", "cost-random"])
+    ap.add_argument(
+        "--policies",
+        nargs="+",
+        default=["active", "active-regret", "grid", "random", "cost-random"],
+    )
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=12)
     ap.add_argument("--workers", type=int, default=2)
@@ -217,6 +224,8 @@ def main(argv: list[str] | None = None) -> None:
     out = OUT.with_suffix(".csv")
     given = sys.argv[1:] if argv is None else argv
     command = "python experiments/campaign/replay.py " + " ".join(given)
+    if args.report_only:
+        command += "` (the campaigns: `python experiments/campaign/replay.py"
     if not args.report_only:
         from bayesplit._jax import configure
 
