@@ -21,6 +21,10 @@ Ground truths
   The fitted values are written out in :func:`make_truth`, so the truth does not move when
   the package's priors do.
 
+Policies: ``active`` (``suggest``'s default ``--objective decision``) and ``active-regret``
+(``--objective regret``, added after the first 20-seed runs; same seeds) against ``grid``,
+``random`` and ``cost-random``; ``uncertainty`` is run only on request.
+
 Priors: the fits use the package's default priors. The prior on log E was widened from sd
 0.5 to 1 after the first 20-seed run (kept in ``design_efficiency_e_scale_0.5.csv``; the
 report shows its verdicts next to the current ones).
