@@ -377,10 +377,8 @@ class Allocation:
         if objective == "regret":
             return self.plan_objectives(draws)
         if objective == "split":
-            v = self.draws["opt_pretrain_fraction"].values
-            if len(v) != len(next(iter(draws.values()))):
-                raise BayesplitError("allocation and suggestion used different posterior draws")
-            return v
+            self._check_same_draws(draws)
+            return self.draws["opt_pretrain_fraction"].values
         n, d, dp = self.plan.arrays(self.domains)
         post = self._posterior
         idx = post.domain_index(self.domains)
@@ -395,9 +393,7 @@ class Allocation:
         one of them. :func:`bayesplit.design.suggest` scores a run by how much it is
         expected to lower the expected objective of the best of these plans.
         """
-        s = len(next(iter(draws.values())))
-        if s != self.draws.sizes["draw"]:
-            raise BayesplitError("allocation and suggestion used different posterior draws")
+        s = self._check_same_draws(draws)
         take = np.unique(np.linspace(0, s - 1, min(n_plans, s)).round().astype(int))
         n0, d0, dp0 = self.plan.arrays(self.domains)
         n = np.r_[n0, self.draws["opt_params"].values[take]]
@@ -410,6 +406,13 @@ class Allocation:
             np.repeat(n, k), np.repeat(d, k), dp.reshape(-1), np.tile(idx, len(n)), draws=draws
         )  # (S, P*K)
         return np.exp(log_l).reshape(s, len(n), k) @ self.weights
+
+    def _check_same_draws(self, draws: Mapping[str, np.ndarray]) -> int:
+        """The number of draws, refusing draws other than the ones this allocation used."""
+        s = len(next(iter(draws.values())))
+        if s != self.draws.sizes["draw"]:
+            raise BayesplitError("allocation and suggestion used different posterior draws")
+        return s
 
     def describe_quantity(self, objective: str) -> str:
         """One line naming the decision quantity (for suggest's output)."""

@@ -387,7 +387,9 @@ class Suggestions:
     """A ranked batch of run specs with their cost, value and predicted loss.
 
     ``table`` is a DataFrame (one row per suggestion); :meth:`to_list` gives the
-    JSON records the trainer executes (``bayesplit train execute``).
+    JSON records the trainer executes (``bayesplit train execute``). ``sd_initial`` and
+    the table's ``sd_after`` are what the acquisition lowers: the sd of the decision
+    quantity, or for ``objective="regret"`` the plan's expected regret (nats).
     """
 
     table: pd.DataFrame

@@ -158,7 +158,11 @@ def report(hist: pd.DataFrame, law: str, budget: float, params: str, command: st
     lines = [
         "# Replaying the measured campaign: compute to reach the full-pool decision",
         "",
-        f"Command: `{command}`  ",
+        (
+            f"Campaigns: `python experiments/campaign/replay.py`; this file: `{command}`  "
+            if "--report-only" in command
+            else f"Command: `{command}`  "
+        ),
         "Machine: CPU, 2 cores. Data: "
         f"`bayesplit.datasets.debian_campaign(seeds='first', params='{params}')`, "
         f"{cand.shape[0]} runs ({runs.shape[0]} modelled rows); law `{law}`; decision budget "
@@ -224,8 +228,6 @@ def main(argv: list[str] | None = None) -> None:
     out = OUT.with_suffix(".csv")
     given = sys.argv[1:] if argv is None else argv
     command = "python experiments/campaign/replay.py " + " ".join(given)
-    if args.report_only:
-        command += "` (the campaigns: `python experiments/campaign/replay.py"
     if not args.report_only:
         from bayesplit._jax import configure
 
