@@ -312,6 +312,8 @@ class Allocation:
     uses_spec_tokens: bool
     notes: list[str] = field(default_factory=list)
     _posterior: object = field(default=None, repr=False)
+    #: per-domain limit on D' (inf = none): tokens beyond it buy nothing, as in the solver
+    _max_spec_tokens: np.ndarray | None = field(default=None, repr=False)
 
     # -- summaries --------------------------------------------------------------
     def _band(self, v: np.ndarray) -> dict:
@@ -382,7 +384,7 @@ class Allocation:
         n, d, dp = self.plan.arrays(self.domains)
         post = self._posterior
         idx = post.domain_index(self.domains)
-        log_l = post.log_mean(n, d, dp, idx, draws=draws)  # (S, K)
+        log_l = post.log_mean(n, d, self._effective_spec(dp), idx, draws=draws)  # (S, K)
         return np.exp(log_l) @ self.weights
 
     def plan_objectives(self, draws: Mapping[str, np.ndarray], n_plans: int = 40) -> np.ndarray:
@@ -398,7 +400,7 @@ class Allocation:
         n0, d0, dp0 = self.plan.arrays(self.domains)
         n = np.r_[n0, self.draws["opt_params"].values[take]]
         d = np.r_[d0, self.draws["opt_pretrain_tokens"].values[take]]
-        dp = np.vstack([dp0, self.draws["opt_spec_tokens"].values[take]])  # (P, K)
+        dp = self._effective_spec(np.vstack([dp0, self.draws["opt_spec_tokens"].values[take]]))
         post = self._posterior
         idx = np.asarray(post.domain_index(self.domains))
         k = len(idx)
@@ -406,6 +408,12 @@ class Allocation:
             np.repeat(n, k), np.repeat(d, k), dp.reshape(-1), np.tile(idx, len(n)), draws=draws
         )  # (S, P*K)
         return np.exp(log_l).reshape(s, len(n), k) @ self.weights
+
+    def _effective_spec(self, dp: np.ndarray) -> np.ndarray:
+        """D' as the law sees it: capped at the data limit, as ``objective`` was computed."""
+        if self._max_spec_tokens is None:
+            return np.asarray(dp, dtype=float)
+        return np.minimum(np.asarray(dp, dtype=float), self._max_spec_tokens)
 
     def _check_same_draws(self, draws: Mapping[str, np.ndarray]) -> int:
         """The number of draws, refusing draws other than the ones this allocation used."""
@@ -833,13 +841,38 @@ def extrapolation_notes(
     return notes
 
 
+def _drop_token_residues(prob: Problem, p, n, d, dp, kind: str, alpha: float):
+    """(D, D') with every D'_k the plan is better without set to exactly 0.
+
+    The solver works on softmax shares in log space, so a domain whose best D' is 0 ends
+    at a residue (hundreds of tokens next to millions) that it cannot shrink further.
+    A reader should see 0. Each D'_k, smallest first, is dropped (its compute going to
+    pretraining, so the plan still spends the budget) when that does not raise the risk.
+    """
+    dp = np.array(dp, dtype=float)
+    mult = prob.compute.pretrain_multiplier(prob.k)
+
+    def risk_of(d_, dp_):
+        return float(_risk(_evaluate(prob, p, n, d_, dp_) @ prob.weights, kind, alpha, np))
+
+    best = risk_of(d, dp)
+    for k in np.argsort(dp):
+        if dp[k] <= 0:
+            continue
+        trial_d, trial_dp = d + dp[k] / mult, dp.copy()
+        trial_dp[k] = 0.0
+        r = risk_of(trial_d, trial_dp)
+        if r <= best:
+            d, dp, best = trial_d, trial_dp, r
+    return d, dp
+
+
 def _summarize(
     posterior, prob, p, plan_x, opt_x, risk, level, compare, notes, params, ladder
 ) -> Allocation:
     n, d, _, dp = (np.asarray(a) for a in _plan_arrays(prob, plan_x, np))
-    # the solver works in log space and never reaches exactly 0: a few hundred tokens of
-    # D' next to 1e11 of D is "no specialization", and a reader should see 0
-    dp = np.where(dp < 1e-6 * d, 0.0, dp)
+    kind_, alpha = parse_risk(risk)
+    d, dp = _drop_token_residues(prob, p, n, d, dp, kind_, alpha)
     plan = Plan(float(n), float(d), dict(zip(prob.domains, map(float, dp), strict=True)))
     notes.extend(extrapolation_notes(plan, posterior.runs, uses_spec_tokens=prob.uses_spec_tokens))
     if prob.uses_spec_tokens:
@@ -870,7 +903,6 @@ def _summarize(
         coords={"draw": np.arange(s), "domain": list(prob.domains)},
         attrs={"units": "nats per token"},
     )
-    kind_, alpha = parse_risk(risk)
     alts = _alternative_plans(prob, p, plan, kind_, alpha, params, ladder)
     for i, extra in enumerate([compare] if isinstance(compare, Mapping) else list(compare or [])):
         alt = Plan.from_dict(extra, prob.domains)
@@ -918,6 +950,7 @@ def _summarize(
         uses_spec_tokens=prob.uses_spec_tokens,
         notes=notes,
         _posterior=posterior,
+        _max_spec_tokens=np.asarray(prob.max_spec_tokens, dtype=float),
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -59,6 +61,37 @@ def test_matches_brute_force_with_a_data_limit(truth2):
     assert got <= ref * (1 + 1e-3), (got, ref)
     assert alloc.plan.spec_tokens["a"] <= cap * 1.01
     assert got > free.to_dict()["objective"]["median"]  # the limit costs something
+
+
+def test_suggest_hooks_see_the_data_limit(truth2):
+    """What suggest scores is the objective allocate reports: D' beyond the limit buys nothing."""
+    post = truth2.as_posterior()
+    free = allocate(post, budget=BUDGET)
+    cap = 0.3 * free.plan.spec_tokens["a"]
+    alloc = allocate(post, budget=BUDGET, max_spec_tokens={"a": cap})
+    draws = post.draws()
+    reported = alloc.draws["objective"].values
+    np.testing.assert_allclose(alloc.decision_quantity("decision", draws), reported, rtol=1e-9)
+    np.testing.assert_allclose(alloc.plan_objectives(draws)[:, 0], reported, rtol=1e-9)
+    # a plan far beyond the limit is worth what the limit allows, not what its tokens would buy
+    alloc.plan.spec_tokens["a"] = 10 * cap
+    capped = alloc.decision_quantity("decision", draws)
+    alloc.plan.spec_tokens["a"] = cap
+    np.testing.assert_allclose(capped, alloc.decision_quantity("decision", draws), rtol=1e-12)
+
+
+def test_no_token_residue_where_specializing_does_not_pay():
+    """Pretraining transfers fully to `a`, so its best D' is 0: the plan says 0, not a residue."""
+    base = example_truth("transfer", ("a", "b"))
+    truth = dataclasses.replace(base, params={**base.params, "tau": [1.0, 0.05]})
+    alloc = allocate(truth.as_posterior(), budget=BUDGET)
+    assert alloc.plan.spec_tokens["a"] == 0.0
+    assert alloc.plan.spec_tokens["b"] > 0.1 * alloc.plan.pretrain_tokens  # b still specializes
+    spent = alloc.compute.flops(
+        alloc.plan.params, alloc.plan.pretrain_tokens, list(alloc.plan.spec_tokens.values())
+    )
+    assert spent == pytest.approx(BUDGET, rel=1e-6)  # the dropped tokens went to pretraining
+    assert alloc.to_dict()["objective"]["median"] <= brute_force(truth, BUDGET) * (1 + 1e-3)
 
 
 def test_fixed_params_are_respected(truth2):
