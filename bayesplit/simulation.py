@@ -366,7 +366,8 @@ def simulate(
 
 
 def summarize(history: pd.DataFrame, threshold: float = 0.01) -> pd.DataFrame:
-    """Per policy: median compute to reach ``threshold`` regret, final regret, coverage."""
+    """Per policy: median compute to reach ``threshold`` regret, final regret, coverage,
+    and the share of the campaign's fits that passed the diagnostics gate."""
     rows = []
     for policy, g in history.groupby("policy", sort=False):
         reach = np.array([compute_to_reach(h, threshold) for _, h in g.groupby("seed")])
@@ -384,6 +385,10 @@ def summarize(history: pd.DataFrame, threshold: float = 0.01) -> pd.DataFrame:
                 "coverage_first_round": float(g.loc[g["round"] == 0, "covered"].mean()),
                 "coverage_later_rounds": float(g.loc[g["round"] > 0, "covered"].mean()),
                 "spent_flops": float(final["spent_flops"].median()),
+                # campaigns refit with short chains: say how many fits the gate would refuse
+                "gate_passed": float(g["gate_ok"].astype(bool).mean())
+                if "gate_ok" in g
+                else float("nan"),
             }
         )
     return pd.DataFrame(rows)

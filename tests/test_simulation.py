@@ -235,6 +235,20 @@ def test_cli_simulate_json(tmp_path):
     data = json.loads(res.stdout)
     assert data["summary"][0]["policy"] == "grid"
     assert len(pd.read_csv(out)) == len(data["rounds"]) == 2
+    # one chain of 150 draws cannot reach the gate's ESS of 400
+    assert data["summary"][0]["gate_passed"] == 0.0
+
+
+def test_cli_simulate_says_when_fits_fail_the_gate():
+    res = runner.invoke(
+        app,
+        ["simulate", "--truth", "example:additive", "--budget", "1e20",
+         "--experiment-budget", "2e18", "--policies", "grid", "--rounds", "0", "--chains", "1",
+         "--draws", "150", "--warmup", "150", "--params", "1e7,3e7,1e8",
+         "--pretrain-tokens", "3e8,1.2e9", "--spec-tokens", "1e8,4e8"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "1 of 1 fits failed the diagnostics gate" in " ".join(res.output.split())
 
 
 @pytest.mark.slow

@@ -164,6 +164,13 @@ def simulate_cmd(
             f"{r['coverage']:.0%}",
         )
     console.print(table)
+    failed = int((~history["gate_ok"].astype(bool)).sum())
+    if failed:
+        console.print(
+            f"note: {failed} of {len(history)} fits failed the diagnostics gate (short "
+            f"chains, {chains} × {draws} draws, and early designs too small to identify the "
+            "law) and were used anyway; the coverage column is the check on their intervals"
+        )
     if out is not None:
         console.print(f"every round written to {out}")
 

@@ -23,6 +23,7 @@ stays at or below 1%. Writes replay.csv (every round), replay.md (the table) and
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import multiprocessing
 import sys
 import time
@@ -146,9 +147,10 @@ def report(hist: pd.DataFrame, law: str, budget: float, params: str, command: st
     import matplotlib.pyplot as plt
 
     from bayesplit.design import CostModel, TrunkState
-    from bayesplit.simulation import design_cost, summarize
+    from bayesplit.simulation import CampaignConfig, design_cost, summarize
 
     cand, runs = measured_pool(params)
+    fit = {f.name: f.default for f in dataclasses.fields(CampaignConfig)}  # what one_campaign uses
     pool_cost = design_cost(cand.sort_values(KEY[:3]), TrunkState(), CostModel())
     s = summarize(hist)
     grid = s.loc[s["policy"] == "grid", "compute_to_reach"]
@@ -172,7 +174,9 @@ def report(hist: pd.DataFrame, law: str, budget: float, params: str, command: st
         "`compute_to_reach`: median over seeds of the experiment FLOPs after which the plan's "
         "regret under the full-pool reference law stays ≤ 1% (inf: never within the rounds run); "
         "`reached`: share of seeds that got there; `coverage`: share of rounds whose 90% "
-        "interval of the objective covered the reference objective.",
+        "interval of the objective covered the reference objective; `gate_passed`: share of "
+        f"the in-loop fits ({fit['chains']} chains × {fit['draws']} draws, no run effect) that "
+        "passed the diagnostics gate.",
         "",
         s.to_markdown(index=False, floatfmt=".3g"),
         "",
