@@ -841,29 +841,28 @@ def extrapolation_notes(
     return notes
 
 
-def _drop_token_residues(prob: Problem, p, n, d, dp, kind: str, alpha: float):
-    """(D, D') with every D'_k the plan is better without set to exactly 0.
+def _drop_token_residues(prob: Problem, d, dp, score):
+    """(D, D') with every D'_k the plan is no worse without set to exactly 0.
 
     The solver works on softmax shares in log space, so a domain whose best D' is 0 ends
     at a residue (hundreds of tokens next to millions) that it cannot shrink further.
     A reader should see 0. Each D'_k, smallest first, is dropped (its compute going to
-    pretraining, so the plan still spends the budget) when that does not raise the risk.
+    pretraining, so the plan still spends the budget) when ``score`` does not go up.
+    Works row by row: ``d`` (M,), ``dp`` (M, K), ``score(d, dp)`` -> (M,), one row per
+    plan (the recommended plan: M = 1; the per-draw optima: one per draw).
     """
+    d = np.array(d, dtype=float)
     dp = np.array(dp, dtype=float)
+    rows = np.arange(len(dp))
     mult = prob.compute.pretrain_multiplier(prob.k)
-
-    def risk_of(d_, dp_):
-        return float(_risk(_evaluate(prob, p, n, d_, dp_) @ prob.weights, kind, alpha, np))
-
-    best = risk_of(d, dp)
-    for k in np.argsort(dp):
-        if dp[k] <= 0:
-            continue
-        trial_d, trial_dp = d + dp[k] / mult, dp.copy()
-        trial_dp[k] = 0.0
-        r = risk_of(trial_d, trial_dp)
-        if r <= best:
-            d, dp, best = trial_d, trial_dp, r
+    best = score(d, dp)
+    for k in np.argsort(dp, axis=1).T:  # each row's smallest D' first
+        residue = dp[rows, k]
+        trial_d, trial_dp = d + residue / mult, dp.copy()
+        trial_dp[rows, k] = 0.0
+        trial = score(trial_d, trial_dp)
+        keep = (residue > 0) & (trial <= best)
+        d[keep], dp[keep], best[keep] = trial_d[keep], trial_dp[keep], trial[keep]
     return d, dp
 
 
@@ -872,7 +871,12 @@ def _summarize(
 ) -> Allocation:
     n, d, _, dp = (np.asarray(a) for a in _plan_arrays(prob, plan_x, np))
     kind_, alpha = parse_risk(risk)
-    d, dp = _drop_token_residues(prob, p, n, d, dp, kind_, alpha)
+
+    def plan_risk(d_, dp_):
+        values = _evaluate(prob, p, n, d_[0], dp_[0]) @ prob.weights
+        return np.array([_risk(values, kind_, alpha, np)])
+
+    (d,), (dp,) = _drop_token_residues(prob, d[None], dp[None], plan_risk)
     plan = Plan(float(n), float(d), dict(zip(prob.domains, map(float, dp), strict=True)))
     notes.extend(extrapolation_notes(plan, posterior.runs, uses_spec_tokens=prob.uses_spec_tokens))
     if prob.uses_spec_tokens:
@@ -886,6 +890,9 @@ def _summarize(
     loss = _evaluate(prob, p, n, d, dp)  # (S, K)
     objective = loss @ prob.weights
     on, od, _, odp = (np.asarray(a) for a in _plan_arrays(prob, opt_x, np))
+    od, odp = _drop_token_residues(  # draw s's optimum, scored under draw s
+        prob, od, odp, lambda d_, dp_: _evaluate(prob, p, on, d_, dp_) @ prob.weights
+    )
     opt_objective = _evaluate(prob, p, on, od, odp) @ prob.weights  # draw s's optimum under draw s
     opt_objective = np.minimum(opt_objective, objective)  # the optimum is never worse than the plan
     s = len(objective)

@@ -87,6 +87,7 @@ def test_no_token_residue_where_specializing_does_not_pay():
     alloc = allocate(truth.as_posterior(), budget=BUDGET)
     assert alloc.plan.spec_tokens["a"] == 0.0
     assert alloc.plan.spec_tokens["b"] > 0.1 * alloc.plan.pretrain_tokens  # b still specializes
+    assert float(alloc.draws["opt_spec_tokens"].sel(domain="a")[0]) == 0.0  # the draw's optimum too
     spent = alloc.compute.flops(
         alloc.plan.params, alloc.plan.pretrain_tokens, list(alloc.plan.spec_tokens.values())
     )
