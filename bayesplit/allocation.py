@@ -890,10 +890,12 @@ def _summarize(
     loss = _evaluate(prob, p, n, d, dp)  # (S, K)
     objective = loss @ prob.weights
     on, od, _, odp = (np.asarray(a) for a in _plan_arrays(prob, opt_x, np))
-    od, odp = _drop_token_residues(  # draw s's optimum, scored under draw s
-        prob, od, odp, lambda d_, dp_: _evaluate(prob, p, on, d_, dp_) @ prob.weights
-    )
-    opt_objective = _evaluate(prob, p, on, od, odp) @ prob.weights  # draw s's optimum under draw s
+
+    def per_draw_objective(d_, dp_):  # draw s's optimum, scored under draw s
+        return _evaluate(prob, p, on, d_, dp_) @ prob.weights
+
+    od, odp = _drop_token_residues(prob, od, odp, per_draw_objective)
+    opt_objective = per_draw_objective(od, odp)
     opt_objective = np.minimum(opt_objective, objective)  # the optimum is never worse than the plan
     s = len(objective)
     draws_ds = xr.Dataset(
