@@ -420,7 +420,8 @@ class Trainer:
                     chunk[:, 1:].reshape(-1),
                     reduction="sum",
                 )
-                acc += torch.stack([loss.double(), torch.tensor(chunk[:, 1:].numel()).double()])
+                tokens = torch.tensor(chunk[:, 1:].numel(), dtype=torch.float64, device=acc.device)
+                acc += torch.stack([loss.double(), tokens])
             if self.rt.world > 1:
                 dist.all_reduce(acc)
             out[d] = (float(acc[0] / acc[1]), int(acc[1]))
