@@ -103,7 +103,7 @@ def run_loop(
     from bayesplit.runs import load_runs
     from bayesplit.store import RunStore
     from bayesplit.train.data import open_corpus
-    from bayesplit.train.execute import execute_suggestions
+    from bayesplit.train.execute import execute_suggestions, plan_suggestions
     from bayesplit.train.ladder import load_ladder, resolve_ladder
 
     if rounds < 1 or batch < 1:
@@ -122,6 +122,7 @@ def run_loop(
         ladder=entries, workdir=workdir, seed=seed, progress=progress,
         train_overrides=train_overrides,
     )  # fmt: skip
+    plan_kw = {k: exec_kw[k] for k in ("ladder", "workdir", "seed", "train_overrides")}
     spent = 0.0
     if len(db) == 0:
         first = seed_suggestions(entries, list(data.domains), seed_tokens)
@@ -156,6 +157,10 @@ def run_loop(
             if cost + rec["cost_flops"] <= remaining:
                 chosen.append(rec)
                 cost += rec["cost_flops"]
+        # charge only what gets trained: a suggestion the store already has (after rounding
+        # to whole steps) costs nothing, though it was priced as new
+        done = set(plan_suggestions(chosen, data, store, **plan_kw).done) if chosen else set()
+        cost = sum(rec["cost_flops"] for i, rec in enumerate(chosen) if i not in done)
         rows = execute_suggestions(chosen, data, store, **exec_kw) if chosen else pd.DataFrame()
         spent += cost
         summary = {

@@ -73,3 +73,40 @@ def test_loop_runs_two_rounds_end_to_end(tiny_corpus, tmp_path):
     assert rounds[1]["rows"] > rounds[0]["rows"]  # round 2 fitted round 1's new runs
     rows = RunStore(store).read()
     assert len(rows) == rounds[1]["rows"] + rounds[1]["trained_rows"]
+
+
+def test_a_round_is_charged_only_for_what_it_trains(tiny_corpus, tmp_path, monkeypatch):
+    """A suggestion the store already has costs nothing, though suggest priced it as new."""
+    from types import SimpleNamespace
+
+    import bayesplit.allocation
+    import bayesplit.design
+    import bayesplit.fitting
+    from bayesplit.train.closed_loop import run_loop
+    from bayesplit.train.execute import execute_suggestions
+
+    ladder = write_ladder(tmp_path / "ladder.yaml", [tiny_entry()])
+    store, work = tmp_path / "runs.db", tmp_path / "work"
+    have = {"model": "tiny", "params": tiny_entry()["params"], "pretrain_tokens": 2560,
+            "spec_tokens": 0.0, "train_domain": None}  # fmt: skip
+    execute_suggestions([have], tiny_corpus, store, ladder=str(ladder), workdir=work,
+                        progress=False)  # fmt: skip
+    before = len(RunStore(store).read())
+    # the round's statistics are stubbed: only its bookkeeping is under test
+    post = SimpleNamespace(diagnostics=SimpleNamespace(ok=True, failures=[]))
+    alloc = SimpleNamespace(
+        to_dict=lambda: {"objective": {"median": 3.0, "credible": [2.9, 3.1]}},
+        plan=SimpleNamespace(params=1e5),
+        pretrain_fraction=0.9,
+    )
+    again = {**have, "pretrain_tokens": 2500, "cost_flops": 1e9}  # rounds to the same 10 steps
+    monkeypatch.setattr(bayesplit.fitting, "fit", lambda *a, **k: post)
+    monkeypatch.setattr(bayesplit.allocation, "allocate", lambda *a, **k: alloc)
+    monkeypatch.setattr(
+        bayesplit.design, "suggest", lambda *a, **k: SimpleNamespace(to_list=lambda: [again])
+    )
+    hist = run_loop(tiny_corpus, store, budget=1e13, rounds=1, batch=1, ladder=str(ladder),
+                    workdir=work, progress=False)  # fmt: skip
+    assert hist["suggested"].tolist() == [1] and hist["trained_rows"].tolist() == [0]
+    assert hist["spent_flops"].tolist() == [0.0]
+    assert len(RunStore(store).read()) == before
