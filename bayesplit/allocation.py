@@ -26,9 +26,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayesplit._parse import parse_count
 from bayesplit.compute import ComputeModel, DataLimits
 from bayesplit.errors import BayesplitError
 from bayesplit.laws import Inputs, get_ops
+from bayesplit.prediction import check_level
 
 RISK_PATTERN = re.compile(r"^(mean|q(\d{1,2})|cvar(\d{1,2}))$")
 #: Chinchilla's compute-optimal tokens per parameter, for the "chinchilla" alternative.
@@ -48,6 +50,9 @@ def parse_risk(risk: str) -> tuple[str, float]:
         raise BayesplitError(
             f"risk must be mean, qNN (e.g. q90) or cvarNN (e.g. cvar90), got {risk!r}"
         )
+    digits = m.group(2) or m.group(3)
+    if digits is not None and int(digits) == 0:
+        raise BayesplitError(f"risk level must be 1-99 (e.g. q90, cvar90), got {risk!r}")
     if m.group(2):
         return "quantile", int(m.group(2)) / 100
     if m.group(3):
@@ -581,8 +586,7 @@ def allocate(
     posterior.require_ok(force)
     if not (isinstance(budget, int | float) and math.isfinite(budget) and budget > 0):
         raise BayesplitError(f"budget must be a positive number of FLOPs, got {budget!r}")
-    if not 0 < level < 1:
-        raise BayesplitError(f"level must be in (0, 1), got {level}")
+    check_level(level)
     kind, alpha = parse_risk(risk)
     if params is not None and ladder is not None:
         raise BayesplitError("give --params or --ladder, not both")
@@ -967,7 +971,8 @@ def frontier(posterior, budgets: Sequence[float], **kwargs) -> pd.DataFrame:
     """The plan and its objective band at every budget (one :func:`allocate` per budget).
 
     Returns a DataFrame with columns budget, params, pretrain_tokens, pretrain_fraction,
-    spec_tokens (dict), objective_median, objective_lo, objective_hi.
+    spec_tokens (dict), objective_median, objective_lo, objective_hi, opt_params_q05/q95
+    and notes (the allocation's, e.g. how far the plan extrapolates).
     """
     if len(budgets) == 0:
         raise BayesplitError("give at least one budget")
@@ -987,17 +992,47 @@ def frontier(posterior, budgets: Sequence[float], **kwargs) -> pd.DataFrame:
                 "objective_hi": d["objective"]["credible"][1],
                 "opt_params_q05": d["optimum_distribution"]["params"][0],
                 "opt_params_q95": d["optimum_distribution"]["params"][2],
+                "notes": list(d["notes"]),
             }
         )
     return pd.DataFrame(rows)
 
 
+def default_budgets(posterior, count: int = 9, reach: float = 1e4) -> np.ndarray:
+    """``count`` log-spaced budgets from the largest fitted run's compute to ``reach`` times it.
+
+    Where the data say something, and how far beyond it the law is being asked to go.
+    """
+    from bayesplit.runs import compute_flops
+
+    largest = float(np.max(compute_flops(posterior.runs)))
+    return np.geomspace(largest, largest * reach, count)
+
+
+#: A frontier is a figure and a table, not a sweep: more budgets than this is a typo.
+MAX_BUDGETS = 100
+
+
 def parse_budgets(text: str) -> np.ndarray:
-    """``"1e18:1e22:9"`` → 9 log-spaced budgets; ``"1e19,1e20"`` → those."""
+    """``"1e18:1e22:9"`` → 9 log-spaced budgets; ``"1e19,1e20"`` (or ``"10T,1e14"``) → those."""
+    usage = f"--budgets wants LO:HI:COUNT or a comma list of positive FLOPs, got {text!r}"
     try:
         if ":" in text:
             lo, hi, num = text.split(":")
-            return np.geomspace(float(lo), float(hi), int(num))
-        return np.array([float(v) for v in text.split(",")])
-    except ValueError:
-        raise BayesplitError(f"--budgets wants LO:HI:COUNT or a comma list, got {text!r}") from None
+            count = int(num)
+            if not 1 <= count <= MAX_BUDGETS:
+                raise BayesplitError(f"--budgets COUNT must be 1-{MAX_BUDGETS}, got {num!r}")
+            values = np.geomspace(parse_count(lo), parse_count(hi), count)
+        else:
+            values = np.array([parse_count(v) for v in text.split(",") if v.strip()])
+    except ValueError as exc:
+        if isinstance(exc, BayesplitError) and "COUNT" in str(exc):
+            raise
+        raise BayesplitError(usage) from None
+    if (
+        not len(values)
+        or len(values) > MAX_BUDGETS
+        or not np.all(np.isfinite(values) & (values > 0))
+    ):
+        raise BayesplitError(usage + f" (at most {MAX_BUDGETS})")
+    return values

@@ -15,6 +15,7 @@ import pandas as pd
 from bayesplit import _arviz
 from bayesplit.errors import BayesplitError
 from bayesplit.model import run_groups
+from bayesplit.prediction import check_level
 from bayesplit.runs import compute_flops, load_runs, modelled_rows
 
 #: Pareto k above this makes the PSIS-LOO estimate for a row unreliable.
@@ -150,11 +151,14 @@ def compare(
         ``gate_ok`` and the warnings, sorted by elpd.
     """
     from bayesplit.fitting import fit
+    from bayesplit.laws import get_law
 
     if not laws:
         raise BayesplitError("give at least one law to compare")
-    table = load_runs(runs)
-    train, holdout = split_largest(table, holdout_largest)
+    check_level(level)
+    for name in laws:
+        get_law(name)  # an unknown name fails now, not after the first fits
+    train, holdout = split_largest(load_runs(runs), holdout_largest)
     results = []
     for name in laws:
         if progress:

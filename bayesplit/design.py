@@ -127,6 +127,25 @@ def candidate_grid(
     )
 
 
+def ladder_count(entries: Sequence[dict], observed_params: Sequence[float]) -> str:
+    """Which of a ladder's counts is N in a run table: ``params`` or ``params_with_embeddings``.
+
+    Runs trained on a ladder report one of its two counts; the one that the observed N
+    values sit on (within 1%) is the table's convention. Suggested sizes must be in it,
+    or the trainer would build a different model than the one the law was asked about.
+    """
+    observed = np.unique(np.asarray(observed_params, dtype=float))
+
+    def hits(key: str) -> int:
+        counts = np.array([float(e[key]) for e in entries if e.get(key)])
+        if not len(counts) or not len(observed):
+            return 0
+        rel = np.abs(observed[:, None] / counts[None, :] - 1)
+        return int((rel.min(axis=1) < 0.01).sum())
+
+    return "params_with_embeddings" if hits("params_with_embeddings") > hits("params") else "params"
+
+
 def log_grid(lo: float, hi: float, num: int) -> np.ndarray:
     """``num`` log-spaced values from lo to hi, inclusive."""
     if not (0 < lo <= hi) or num < 1:
@@ -556,7 +575,9 @@ def suggest(
         Runs already done (default: the posterior's own rows); they define existing trunks
         and are not suggested again.
     ladder
-        Model ladder file whose sizes are candidate N (default: sizes around the data).
+        Model ladder file whose sizes are candidate N (default: sizes around the data), in
+        the N convention of the fitted runs (:func:`ladder_count`); each suggestion names
+        its ladder model, which is what the trainer builds.
     params, pretrain_tokens, spec_tokens
         Candidate grids (override the defaults).
     candidates
@@ -585,6 +606,8 @@ def suggest(
     Suggestions
     """
     posterior.require_ok(force)
+    if max_draws is not None and max_draws < 10:
+        raise BayesplitError(f"max_draws must be >= 10 (the ranking needs draws), got {max_draws}")
     domains = list(domains) if domains is not None else posterior.domains
     posterior.domain_index(domains)  # validates names
     done = posterior.runs if runs is None else runs
@@ -595,7 +618,8 @@ def suggest(
             from bayesplit.train.ladder import load_ladder
 
             entries = load_ladder(ladder)
-            sizes = [float(e["params"]) for e in entries]
+            count = ladder_count(entries, posterior.runs["params"])
+            sizes = [float(e[count]) for e in entries]
             model_names = [e["name"] for e in entries]
         s_def, d_def, dp_def = default_grids(posterior, sizes)
         d_grid = np.asarray(pretrain_tokens, float) if pretrain_tokens is not None else d_def

@@ -81,7 +81,7 @@ class Diagnostics:
         raise DiagnosticsError(
             "the posterior failed its diagnostics gate: "
             + "; ".join(self.failures)
-            + ". Refit with more draws/warmup or more data, or pass --force (force=True) to use it anyway"
+            + ". Refit with more draws/warmup or more data, or pass --force (in Python: force=True) to use it anyway"
         )
 
 
@@ -139,8 +139,10 @@ def check(idata, law, spec, data, thresholds: Thresholds | None = None) -> Diagn
     failures, warnings = [], []
     n_chains = idata.posterior.sizes["chain"]
     if n_chains < 2:
-        warnings.append("one chain: R-hat cannot detect chains that disagree; use ≥ 4 chains")
-    if not r_hat <= th.r_hat_max:
+        failures.append(
+            "one chain: R-hat is undefined, so chains that disagree go unseen; use ≥ 4 chains"
+        )
+    elif not r_hat <= th.r_hat_max:
         failures.append(f"R-hat {r_hat:.3f} > {th.r_hat_max} (worst: {r_hat_at})")
     if not ess_bulk >= th.ess_bulk_min:
         failures.append(f"bulk ESS {ess_bulk:.0f} < {th.ess_bulk_min:.0f} (worst: {ess_bulk_at})")

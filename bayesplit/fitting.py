@@ -61,6 +61,7 @@ def gpu_available() -> bool:
 
 def select_device(device: str, n_obs: int, chains: int) -> str:
     """``cpu`` or ``gpu`` for a problem of ``n_obs`` rows and ``chains`` chains."""
+    device = "gpu" if device == "cuda" else device  # the trainer's (torch's) name for it
     if device not in DEVICES:
         raise BayesplitError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
     if device == "cpu":
@@ -156,6 +157,7 @@ def fit(
     if backend not in BACKENDS:
         raise BayesplitError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     _check_sampler_args(chains, draws, warmup, target_accept)
+    device = "gpu" if device == "cuda" else device
     table = load_runs(runs)
     law_obj = get_law(law)
     if per_domain is not None:

@@ -335,3 +335,19 @@ def figure_to_png(fig, dpi: int = 110) -> bytes:
     fig.savefig(buf, format="png", dpi=dpi)
     plt.close(fig)
     return buf.getvalue()
+
+
+def save_figure(fig, path, dpi: int = 120):
+    """Write a figure atomically, in the format its extension names (and close it)."""
+    from pathlib import Path
+
+    from bayesplit._io import atomic_path
+
+    plt = _mpl()
+    fmt = Path(path).suffix.lstrip(".").lower() or None
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=dpi)
+    finally:
+        plt.close(fig)
+    return Path(path)

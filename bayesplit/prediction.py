@@ -21,7 +21,8 @@ from bayesplit.errors import BayesplitError
 MIN_PREDICTIVE_SAMPLES = 8000
 
 
-def _check_level(level: float) -> None:
+def check_level(level: float) -> None:
+    """Refuse a credible level outside (0, 1) (NaN included) with a one-line error."""
     if not 0 < level < 1:
         raise BayesplitError(f"level must be in (0, 1), got {level}")
 
@@ -86,7 +87,7 @@ def predict(
         ``predictive_lo``, ``predictive_hi`` (band for a new run), ``law`` and
         ``new_run`` (draws); coordinates carry N, D, D'. ``attrs["level"]``.
     """
-    _check_level(level)
+    check_level(level)
     n, d, dp = np.broadcast_arrays(
         *(np.atleast_1d(np.asarray(v, dtype=float)) for v in (params, pretrain_tokens, spec_tokens))
     )

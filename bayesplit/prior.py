@@ -16,6 +16,7 @@ import xarray as xr
 from bayesplit.errors import BayesplitError
 from bayesplit.laws import Law, get_law
 from bayesplit.model import model_arrays, numpyro_model, prepare
+from bayesplit.prediction import check_level
 from bayesplit.runs import load_runs
 
 
@@ -55,6 +56,7 @@ def prior_predictive(
     """
     if draws < 10:
         raise BayesplitError(f"draws must be >= 10, got {draws}")
+    check_level(level)
     table = load_runs(runs)
     law_obj = get_law(law)
     if per_domain is not None:

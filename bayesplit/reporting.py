@@ -60,10 +60,15 @@ def heldout_table(posterior, runs: pd.DataFrame, level: float = 0.9) -> pd.DataF
     fitted = posterior.runs
     key = ["run_id", "eval_domain"]
     seen = set(map(tuple, fitted[key].astype(str).to_numpy()))
-    rows = runs[
-        modelled_rows(runs).to_numpy() & runs["eval_domain"].isin(posterior.domains).to_numpy()
-    ]
-    rows = rows[[tuple(r) not in seen for r in rows[key].astype(str).to_numpy()]]
+    shared = runs["eval_domain"].isin(posterior.domains).to_numpy()
+    if len(runs) and not shared.any():
+        raise BayesplitError(
+            "none of the runs to check is on a domain of the posterior "
+            f"({', '.join(posterior.domains)})"
+        )
+    rows = runs[modelled_rows(runs).to_numpy() & shared]
+    unseen = np.array([tuple(r) not in seen for r in rows[key].astype(str).to_numpy()], bool)
+    rows = rows.loc[unseen]  # a boolean mask: an empty list would select columns instead
     out = []
     for dom, g in rows.groupby("eval_domain"):
         ds = posterior.predict(

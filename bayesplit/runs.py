@@ -65,17 +65,18 @@ MIN_PLAUSIBLE_COUNT = 1e3
 #: Above this a "loss" in nats per token is almost surely a perplexity.
 MAX_PLAUSIBLE_LOSS = 20.0
 
-FILE_SUFFIXES = (
-    ".csv",
-    ".csv.gz",
-    ".parquet",
-    ".pq",
-    ".jsonl",
-    ".ndjson",
-    ".json",
-    ".db",
-    ".sqlite",
-)
+#: File types a run store (:class:`bayesplit.store.RunStore`) is recognised by.
+STORE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+#: File types :func:`write_table` writes, and the format each one means.
+WRITE_FORMATS = {
+    ".csv": "csv",
+    ".csv.gz": "csv.gz",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+}
+FILE_SUFFIXES = (*WRITE_FORMATS, ".json", *STORE_SUFFIXES)
 
 
 class RunTableError(BayesplitError):
@@ -316,10 +317,10 @@ def read_table(path: str | Path) -> pd.DataFrame:
     if p.is_dir():
         raise BayesplitError(f"{p} is a directory, expected a run table file")
     try:
-        if name.endswith((".db", ".sqlite", ".sqlite3")):
+        if name.endswith(STORE_SUFFIXES):
             from bayesplit.store import RunStore
 
-            return RunStore(p, create=False).read()
+            return RunStore(p, read_only=True).read()
         if name.endswith((".csv", ".csv.gz", ".tsv")):
             return pd.read_csv(
                 p,
@@ -374,21 +375,43 @@ def load_runs(
     return validate_runs(read_table(source), domains=domains, source=str(source))
 
 
+def write_format(path: str | Path, option: str | None = None) -> str:
+    """The format :func:`write_table` writes ``path`` in (``csv``, ``csv.gz``, ``parquet``, ``jsonl``).
+
+    Raises :class:`BayesplitError` for any other file type; ``option`` names the
+    command-line option the path came from, for the message.
+
+    >>> write_format("runs.csv.gz"), write_format("runs.pq")
+    ('csv.gz', 'parquet')
+    """
+    p = Path(path)
+    name = p.name.lower()
+    for suffix, fmt in WRITE_FORMATS.items():
+        if name.endswith(suffix):
+            return fmt
+    got = "".join(p.suffixes[-2:] if p.suffix.lower() == ".gz" else [p.suffix])
+    allowed = ".csv, .csv.gz, .parquet or .jsonl"
+    if option:
+        raise BayesplitError(f"{option} {p} must end in {allowed} (got {got or 'no extension'})")
+    raise BayesplitError(f"cannot write {p.name}: use {allowed} (got {got or 'no extension'})")
+
+
 def write_table(runs: pd.DataFrame, path: str | Path) -> Path:
-    """Write a run table to CSV, Parquet or JSONL, atomically (temp file + rename)."""
+    """Write a run table to CSV, Parquet or JSONL, atomically (temp file + rename).
+
+    An unknown file type is refused before anything (a missing folder included) is created.
+    """
     from bayesplit._io import atomic_path
 
     p = Path(path)
-    name = p.name.lower()
+    fmt = write_format(p)
     with atomic_path(p) as tmp:
-        if name.endswith((".csv", ".csv.gz")):
-            runs.to_csv(tmp, index=False, compression="gzip" if name.endswith(".gz") else None)
-        elif name.endswith((".parquet", ".pq")):
+        if fmt in ("csv", "csv.gz"):
+            runs.to_csv(tmp, index=False, compression="gzip" if fmt == "csv.gz" else None)
+        elif fmt == "parquet":
             runs.to_parquet(tmp, index=False)
-        elif name.endswith((".jsonl", ".ndjson")):
-            runs.to_json(tmp, orient="records", lines=True)
         else:
-            raise BayesplitError(f"cannot write {p.name}: use .csv, .csv.gz, .parquet or .jsonl")
+            runs.to_json(tmp, orient="records", lines=True)
     return p
 
 

@@ -38,7 +38,13 @@ _COLUMN_TYPES = {
 }
 assert tuple(_COLUMN_TYPES) == CANONICAL
 
+#: Columns whose presence in a ``runs`` table marks a SQLite file as a run store.
+_STORE_COLUMNS = frozenset({"row_id", *CANONICAL, "extra", "inserted_at"})
+
+# One transaction, so a process opening a store that another is creating sees all of
+# the schema or none of it.
 _SCHEMA = f"""
+BEGIN IMMEDIATE;
 CREATE TABLE IF NOT EXISTS runs (
     row_id INTEGER PRIMARY KEY AUTOINCREMENT,
     {", ".join(f"{c} {t}" for c, t in _COLUMN_TYPES.items())},
@@ -50,6 +56,7 @@ CREATE TRIGGER IF NOT EXISTS runs_no_update BEFORE UPDATE ON runs
 BEGIN SELECT RAISE(ABORT, 'the run store is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS runs_no_delete BEFORE DELETE ON runs
 BEGIN SELECT RAISE(ABORT, 'the run store is append-only'); END;
+COMMIT;
 """
 
 
@@ -60,10 +67,15 @@ class RunStore:
     ----------
     path
         The database file; created (with its schema) unless ``create=False``.
+        An existing file must be a run store (or an empty database): any other
+        SQLite file is refused, untouched.
     timeout
         Seconds a writer waits for the lock held by another writer.
     create
         If False, a missing file is an error instead of a new, empty store.
+    read_only
+        Open an existing store for reading only: the file is never created,
+        converted or written, and :meth:`append` is refused.
 
     Examples
     --------
@@ -76,25 +88,85 @@ class RunStore:
     1
     """
 
-    def __init__(self, path: str | Path, *, timeout: float = 60.0, create: bool = True):
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        timeout: float = 60.0,
+        create: bool = True,
+        read_only: bool = False,
+    ):
         self.path = Path(path)
         self.timeout = float(timeout)
-        if not self.path.exists():
-            if not create:
-                raise BayesplitError(f"no such run store: {self.path}")
+        self.read_only = bool(read_only)
+        if self.path.is_dir():
+            raise BayesplitError(f"{self.path} is a folder, not a run store")
+        if self.path.exists():
+            # Look before touching: a foreign SQLite file must come out exactly as it went in.
+            self._check_is_store(allow_empty=not read_only)
+        elif not create or read_only:
+            raise BayesplitError(f"no such run store: {self.path}")
+        else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as con:
-            self._retry(lambda: con.executescript(_SCHEMA))
+        if not read_only:
+            with self._connect() as con:
+                self._retry(lambda: _create_schema(con))
+
+    @classmethod
+    def check(cls, path: str | Path, *, allow_empty: bool = False, timeout: float = 60.0) -> None:
+        """Raise :class:`BayesplitError` unless ``path`` is an existing run store.
+
+        With ``allow_empty``, an empty SQLite file (what a new store is made from)
+        passes too. The file is only read, never changed.
+        """
+        store = cls.__new__(cls)
+        store.path, store.timeout, store.read_only = Path(path), float(timeout), True
+        if not store.path.exists():
+            raise BayesplitError(f"no such run store: {store.path}")
+        if store.path.is_dir():
+            raise BayesplitError(f"{store.path} is a folder, not a run store")
+        store._check_is_store(allow_empty=allow_empty)
 
     # -- connection -------------------------------------------------------
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, *, write: bool | None = None) -> sqlite3.Connection:
+        """A connection; read-only ones never create, convert or change the file."""
+        write = not self.read_only if write is None else write
         try:
-            con = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
-            self._retry(lambda: con.execute("PRAGMA journal_mode=WAL"))
-            con.execute("PRAGMA synchronous=NORMAL")
+            if write:
+                con = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+                self._retry(lambda: con.execute("PRAGMA journal_mode=WAL"))
+                con.execute("PRAGMA synchronous=NORMAL")
+            else:
+                # mode=rw: never create the file; query_only: refuse any write through it.
+                # (mode=ro would leave empty -wal/-shm files next to a WAL store.)
+                uri = f"{self.path.resolve().as_uri()}?mode=rw"
+                con = sqlite3.connect(uri, uri=True, timeout=self.timeout, isolation_level=None)
+                con.execute("PRAGMA query_only=ON")
         except sqlite3.DatabaseError as exc:
             raise BayesplitError(f"{self.path} is not a bayesplit run store: {exc}") from None
         return _Closing(con)
+
+    def _check_is_store(self, *, allow_empty: bool) -> None:
+        """Refuse a file that is not a run store (an empty database passes if ``allow_empty``)."""
+        with self._connect(write=False) as con:
+            try:
+                objects = self._retry(
+                    lambda: con.execute("SELECT type, name FROM sqlite_master").fetchall()
+                )
+                columns = {row[1] for row in con.execute("PRAGMA table_info(runs)")}
+            except sqlite3.DatabaseError as exc:
+                raise BayesplitError(f"{self.path} is not a bayesplit run store: {exc}") from None
+        if columns >= _STORE_COLUMNS:
+            return
+        if not objects:
+            if allow_empty:
+                return
+            raise BayesplitError(f"{self.path} is not a bayesplit run store: it is empty")
+        tables = sorted(name for kind, name in objects if kind == "table")
+        raise BayesplitError(
+            f"{self.path} is a SQLite database but not a bayesplit run store "
+            f"(tables: {', '.join(tables) or 'none'})"
+        )
 
     def _retry(self, fn):
         # WAL setup and schema creation can race when many jobs open a new store at once.
@@ -118,6 +190,8 @@ class RunStore:
         Rows whose (run_id, eval_domain, step) is already in the store are refused
         and nothing is written.
         """
+        if self.read_only:
+            raise BayesplitError(f"{self.path} was opened read-only; nothing was written")
         df = runs if isinstance(runs, pd.DataFrame) else pd.DataFrame(list(runs))
         df = validate_runs(df)
         records = _to_records(df)
@@ -134,6 +208,11 @@ class RunStore:
                 raise BayesplitError(
                     f"{self.path}: some (run_id, eval_domain, step) rows are already in the store; nothing was written ({exc})"
                 ) from None
+            except sqlite3.OperationalError as exc:
+                # a read-only file or folder, a full disk, a lock held past the timeout
+                if con.in_transaction:
+                    con.execute("ROLLBACK")
+                raise BayesplitError(f"cannot write to {self.path}: {exc}") from None
             except BaseException:
                 if con.in_transaction:
                     con.execute("ROLLBACK")
@@ -160,6 +239,15 @@ class RunStore:
 
     def __repr__(self) -> str:
         return f"RunStore({str(self.path)!r})"
+
+
+def _create_schema(con: sqlite3.Connection) -> None:
+    try:
+        con.executescript(_SCHEMA)
+    except BaseException:
+        if con.in_transaction:
+            con.execute("ROLLBACK")
+        raise
 
 
 class _Closing:

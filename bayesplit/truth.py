@@ -7,6 +7,7 @@ parameters and a noise model, from which run tables are simulated.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,14 +47,40 @@ class GroundTruth:
     noise: Noise = field(default_factory=Noise)
 
     def __post_init__(self):
+        if not self.domains or not all(isinstance(k, str) and k for k in self.domains):
+            raise BayesplitError(
+                f"ground truth domains must be a list of names, got {list(self.domains)!r}"
+            )
+        if len(set(self.domains)) != len(self.domains):
+            raise BayesplitError(f"ground truth domains repeat a name: {list(self.domains)!r}")
         missing = set(self.law.param_names) - set(self.params)
         if missing:
             raise BayesplitError(f"ground truth lacks parameter(s) {', '.join(sorted(missing))}")
         for p in self.law.params:
-            v = np.asarray(self.params[p.name], dtype=float)
-            if p.per_domain and v.shape != (len(self.domains),):
+            try:
+                v = np.asarray(self.params[p.name], dtype=float)
+            except (TypeError, ValueError):
                 raise BayesplitError(
-                    f"per-domain parameter {p.name} needs {len(self.domains)} values"
+                    f"ground truth parameter {p.name} is not a number: {self.params[p.name]!r}"
+                ) from None
+            if not np.all(np.isfinite(v)):
+                raise BayesplitError(f"ground truth parameter {p.name} is not finite: {v}")
+            want = (len(self.domains),) if p.per_domain else ()
+            if v.shape != want:
+                raise BayesplitError(
+                    f"ground truth parameter {p.name} needs "
+                    + (
+                        f"{len(self.domains)} values, one per domain"
+                        if p.per_domain
+                        else "one value (it is shared by all domains)"
+                    )
+                    + f", got {np.ndim(v) and len(v) or 1}"
+                )
+        for name in ("sigma", "seed_sd", "hetero"):
+            value = getattr(self.noise, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+                raise BayesplitError(
+                    f"ground truth noise {name} must be a number >= 0, got {value!r}"
                 )
 
     def param_arrays(self) -> dict[str, np.ndarray]:
@@ -223,21 +250,35 @@ class GroundTruth:
             if "per_domain" in d:
                 law = law.with_pooling(d["per_domain"])
             ref = d.get("reference", {})
+            if not isinstance(ref, Mapping):
+                raise BayesplitError(
+                    f"ground truth reference must be a mapping of params, tokens, loss; got {ref!r}"
+                )
+            domains = d["domains"]
+            if isinstance(domains, str) or not isinstance(domains, list | tuple):
+                raise BayesplitError(f"ground truth domains must be a list, got {domains!r}")
+            if not isinstance(d["params"], Mapping):
+                raise BayesplitError("ground truth params must be a mapping of name: value")
+            noise = d.get("noise", {})
+            if not isinstance(noise, Mapping):
+                raise BayesplitError(f"ground truth noise must be a mapping, got {noise!r}")
             return cls(
                 law=law,
-                domains=tuple(d["domains"]),
+                domains=tuple(domains),
                 params=dict(d["params"]),
                 reference=Reference(
                     params=float(ref.get("params", 1e8)),
                     tokens=float(ref.get("tokens", 1e10)),
                     loss=float(ref.get("loss", 3.0)),
                 ),
-                noise=Noise(**d.get("noise", {})),
+                noise=Noise(**noise),
             )
         except KeyError as exc:
             raise BayesplitError(f"ground truth is missing {exc}") from None
-        except TypeError as exc:
-            raise BayesplitError(f"bad ground truth: {exc}") from None
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, BayesplitError):
+                raise
+            raise BayesplitError(f"bad ground truth: {' '.join(str(exc).split())}") from None
 
 
 def load_truth(path: str | Path) -> GroundTruth:
@@ -247,8 +288,12 @@ def load_truth(path: str | Path) -> GroundTruth:
     p = Path(path)
     if not p.exists():
         raise BayesplitError(f"no such ground-truth file: {p}")
+    if not p.is_file():
+        raise BayesplitError(f"ground truth {p} is not a file")
     try:
         data = yaml.safe_load(p.read_text())
+    except UnicodeDecodeError:
+        raise BayesplitError(f"{p}: not a YAML text file") from None
     except yaml.YAMLError as exc:
         raise BayesplitError(f"{p}: not valid YAML ({' '.join(str(exc).split())})") from None
     if not isinstance(data, Mapping):

@@ -59,3 +59,19 @@ def coverage(posterior, truth, level: float = 0.95) -> tuple[float, list[str]]:
                     f"{name}[{truth.domains[i] if true.size > 1 else ''}] true {t:.3g} not in [{q[0]:.3g}, {q[1]:.3g}]"
                 )
     return float(np.mean(inside)), missed
+
+
+def unusable_outputs(tmp_path, name: str) -> dict[str, tuple[str, str]]:
+    """Output paths a command must refuse up front, each with the phrase its error names.
+
+    Makes ``a-file`` and ``a-folder`` in ``tmp_path``.
+    """
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    return {
+        "under a file": (str(blocker / name), "is a file, not a folder"),
+        "a folder": (str(folder), "is a folder"),
+        "in /proc": (f"/proc/{name}", "cannot write in /proc"),
+    }

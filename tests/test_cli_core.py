@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from support import unusable_outputs
 from typer.testing import CliRunner
 
 from bayesplit.cli import app
@@ -188,6 +189,12 @@ def test_demo_runs_end_to_end_on_the_bundled_campaign(tmp_path):
         "scripture",
     }
     assert len(data["suggestions"]) == 4
+    # the table counts N with embeddings, so suggestions do too, and each names the ladder
+    # model of that size: the one `train execute` builds
+    from bayesplit.train.ladder import load_ladder
+
+    with_emb = {e["name"]: e["params_with_embeddings"] for e in load_ladder("cpu_ladder")}
+    assert all(s["params"] == with_emb[s["model"]] for s in data["suggestions"])
     assert (tmp_path / "report.html").stat().st_size > 0 and (tmp_path / "posterior.nc").exists()
 
     # a later branch of a trunk the fit has seen is predicted with that trunk's effect
@@ -207,3 +214,63 @@ def test_demo_runs_end_to_end_on_the_bundled_campaign(tmp_path):
 def test_demo_refuses_unknown_data():
     res = runner.invoke(app, ["demo", "--data", "pile"])
     assert res.exit_code == 2 and "unknown demo data 'pile'" in res.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--budget", "abc"], "not a number: 'abc'"),
+        (["--budget", "-1"], "--budget must be a positive number"),
+        (["--law", "nosuch"], "nosuch"),
+    ],
+)
+def test_demo_checks_its_options_before_fitting(tmp_path, args, message):
+    out = tmp_path / "demo"
+    res = runner.invoke(app, ["demo", "--out-dir", str(out), *args])
+    assert res.exit_code == 2 and message in res.stderr
+    assert not out.exists()  # refused before the fit: nothing written
+
+
+def test_demo_refuses_an_out_dir_that_is_a_file(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    res = runner.invoke(app, ["demo", "--out-dir", str(blocker / "sub")])
+    assert res.exit_code == 2 and "is a file, not a folder" in res.stderr
+
+
+@pytest.mark.parametrize("case", ["under a file", "a folder", "in /proc", "wrong extension"])
+def test_fit_refuses_an_unusable_out_before_fitting(runs_csv, tmp_path, case):
+    cases = unusable_outputs(tmp_path, "post.nc")
+    cases["wrong extension"] = (str(tmp_path / "post.csv"), "must end in .nc")
+    out, message = cases[case]
+    result = runner.invoke(app, ["fit", "--runs", str(runs_csv), "--out", out])
+    assert result.exit_code == 2 and message in result.stderr
+    assert "fitting" not in result.stderr  # refused before the sampler started
+    assert not (tmp_path / "post.csv").exists()
+
+
+@pytest.mark.parametrize("level", ["1.5", "nan", "0", "-1"])
+def test_prior_refuses_a_level_outside_0_1(runs_csv, level):
+    result = runner.invoke(app, ["prior", "--runs", str(runs_csv), "--level", level])
+    assert result.exit_code == 2 and "level must be in (0, 1)" in result.stderr
+
+
+def test_predict_refuses_a_negative_seed(fitted):
+    _, path = fitted
+    args = ["--params", "1e9", "--pretrain-tokens", "1e10", "--domain", "web", "--seed", "-1"]
+    result = runner.invoke(app, ["predict", str(path), *args])
+    assert result.exit_code == 2 and "--seed" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--laws", "chinchilla,nosuch"], "unknown law 'nosuch'"),
+        (["--level", "3"], "level must be in (0, 1)"),
+        (["--holdout-largest", "1"], "holdout fraction must be in [0, 1)"),
+    ],
+)
+def test_compare_checks_its_options_before_the_first_fit(runs_csv, args, message):
+    result = runner.invoke(app, ["compare", "--runs", str(runs_csv), *args])
+    assert result.exit_code == 2 and message in result.stderr
+    assert "fitting" not in result.stderr

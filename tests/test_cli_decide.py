@@ -181,7 +181,7 @@ def test_report_bad_suffix(post_path, tmp_path):
     result = runner.invoke(
         app, ["report", str(post_path), "--budget", "1e20", "--out", str(tmp_path / "r.pdf")]
     )
-    assert result.exit_code == 2 and ".html or .md" in result.output
+    assert result.exit_code == 2 and "must end in .htm, .html, .md (got .pdf)" in result.output
     assert not (tmp_path / "r.pdf").exists()
 
 

@@ -153,6 +153,15 @@ def test_device_selection_without_gpu():
         assert select_device("auto", 10**7, 128) == "cpu"
         with pytest.raises(BayesplitError, match="no GPU"):
             select_device("gpu", 10, 4)
+        with pytest.raises(BayesplitError, match="no GPU"):
+            select_device("cuda", 10, 4)  # torch's name for it, as the trainer takes
+
+
+def test_one_chain_fails_the_gate_with_a_reason(additive_runs):
+    post = fit(additive_runs, "additive", **{**QUICK, "chains": 1})
+    assert not post.ok
+    assert any(f.startswith("one chain: R-hat is undefined") for f in post.diagnostics.failures)
+    assert not any("R-hat nan" in f for f in post.diagnostics.failures)
 
 
 def test_gate_thresholds_are_configurable(additive_posterior):

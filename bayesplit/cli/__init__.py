@@ -1,11 +1,14 @@
 """The ``bayesplit`` command line: a thin shell over the Python API.
 
 Every command prints a readable table by default and one JSON object with
-``--json``. Input errors (:class:`bayesplit.errors.BayesplitError`) become a
-one-line message on stderr and exit code 2, with no traceback.
+``--json``. Input errors (:class:`bayesplit.errors.BayesplitError`) and file-system
+refusals (``OSError``) become a one-line message on stderr and exit code 2, with
+no traceback.
 """
 
 from __future__ import annotations
+
+from typing import Annotated
 
 import click
 import typer
@@ -24,15 +27,49 @@ class _Group(typer.core.TyperGroup):
             message = " ".join(str(exc).split())  # always one line
             click.echo(f"error: {message}", err=True)
             raise typer.Exit(2) from None
+        except OSError as exc:
+            # The file system said no (permissions, a full disk, a file where a folder
+            # should be): the user's to fix, so one line, not a traceback.
+            where = f": {exc.filename}" if exc.filename else ""
+            click.echo(f"error: {exc.strerror or exc}{where}", err=True)
+            raise typer.Exit(2) from None
 
 
 app = typer.Typer(
     cls=_Group,
-    help="Bayesian scaling laws for splitting a training budget between pretraining and specialization.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        click.echo(f"bayesplit {version('bayesplit')}")
+        raise typer.Exit()
+
+
+_HELP = (
+    "Bayesian scaling laws for splitting a training budget between pretraining and "
+    "specialization.\n\n"
+    "Every command prints a readable table (on stderr) or, with --json, one JSON object on "
+    "stdout. Bad input (a typo, a missing file, an output path that cannot be written) exits "
+    "with code 2 and one `error:` line, before any slow work and without writing anything."
+)
+
+
+@app.callback(help=_HELP)
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """The root options (the commands are registered below)."""
 
 
 def _register() -> None:

@@ -4,11 +4,24 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
-from typing import Any
+import tempfile
+from collections.abc import Collection
+from pathlib import Path
+from typing import Annotated, Any
 
 import numpy as np
+import typer
 from rich.console import Console
+
+from bayesplit.errors import BayesplitError
+
+#: The ``--seed`` option everywhere: NumPy and JAX want a non-negative integer.
+Seed = Annotated[
+    int,
+    typer.Option("--seed", min=0, help="Random seed (>= 0); the same seed gives the same result."),
+]
 
 #: Human-readable output (tables, progress) goes to stderr so ``--json`` stdout stays parseable.
 #: Pipes and CI logs get 120 columns instead of rich's 80, so tables are not squeezed.
@@ -43,3 +56,69 @@ def fmt(x: float, digits: int = 4) -> str:
     if ax != 0 and (ax >= 1e5 or ax < 1e-3):
         return f"{x:.3g}"
     return f"{x:.{digits}g}"
+
+
+def _probe_directory(folder: Path) -> str | None:
+    """Why nothing can be created in ``folder`` (None if something can).
+
+    A real probe rather than ``os.access``: as root, ``access`` says yes to read-only
+    mounts and to ``/proc``.
+    """
+    try:
+        fd, name = tempfile.mkstemp(prefix=".bayesplit-probe.", dir=folder)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    os.close(fd)
+    os.unlink(name)
+    return None
+
+
+def check_output_path(
+    path: Path | str,
+    *,
+    option: str = "--out",
+    suffixes: Collection[str] | None = None,
+    directory: bool = False,
+) -> Path:
+    """Refuse an output path that cannot be written, before any slow work starts.
+
+    ``suffixes`` (lower case, with the dot) are the file types the command writes; a
+    missing parent folder is fine (it is created on write) as long as the nearest
+    existing ancestor is a folder we can write in. ``directory=True`` checks a folder
+    that will be created or written into instead of a file.
+    """
+    target = Path(path)
+    if not directory:
+        if target.is_dir():
+            raise BayesplitError(f"{option} {target} is a folder; give a file name")
+        if suffixes is not None and target.suffix.lower() not in suffixes:
+            wanted = ", ".join(sorted(suffixes))
+            got = target.suffix or "no extension"
+            raise BayesplitError(f"{option} {target} must end in {wanted} (got {got})")
+    elif target.exists() and not target.is_dir():
+        raise BayesplitError(f"{option} {target} is a file, not a folder")
+    folder = target if directory else target.parent
+    folder = folder if str(folder) else Path(".")
+    ancestor = folder
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise BayesplitError(f"{option} {target}: {ancestor} is a file, not a folder")
+    reason = _probe_directory(ancestor)
+    if reason is not None:
+        raise BayesplitError(f"{option} {target}: cannot write in {ancestor} ({reason})")
+    return target
+
+
+def figure_suffixes() -> set[str]:
+    """The file types matplotlib can save a figure as (``.png``, ``.pdf``, ``.svg``, ...)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    return {"." + ext for ext in FigureCanvasBase.get_supported_filetypes()}
+
+
+def check_plot_path(path: Path | str | None, option: str = "--plot") -> Path | None:
+    """``check_output_path`` for a figure: the extension must be one matplotlib writes."""
+    if path is None:
+        return None
+    return check_output_path(path, option=option, suffixes=figure_suffixes())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from pathlib import Path
 from typing import Annotated
@@ -11,23 +12,16 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from bayesplit.cli._common import console, emit_json, fmt
+from bayesplit._parse import parse_count
+from bayesplit.cli._common import Seed, check_output_path, console, emit_json, fmt
 from bayesplit.errors import BayesplitError
 
-_SUFFIXES = {"k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
 
-
-def parse_count(text: str) -> float:
-    """``"1.4B"`` → 1.4e9; plain numbers and scientific notation pass through."""
-    s = str(text).strip().replace("_", "")
-    mult = 1.0
-    if s and s[-1].lower() in _SUFFIXES:
-        mult = _SUFFIXES[s[-1].lower()]
-        s = s[:-1]
-    try:
-        value = float(s) * mult
-    except ValueError:
-        raise BayesplitError(f"not a number: {text!r} (use e.g. 1.4e9 or 1.4B)") from None
+def parse_positive(text: str, option: str) -> float:
+    """A count (``parse_count``) that must be finite and > 0, e.g. a budget in FLOPs."""
+    value = parse_count(text)
+    if not (math.isfinite(value) and value > 0):
+        raise BayesplitError(f"{option} must be a positive number, got {text!r}")
     return value
 
 
@@ -55,10 +49,13 @@ def step(message: str, enabled: bool = True):
 
 
 def _csv(text: str | None) -> list[str] | None:
+    """A comma list typed on the command line (None when not given; never empty)."""
     if text is None:
         return None
     items = [t.strip() for t in text.split(",") if t.strip()]
-    return items or None
+    if not items:
+        raise BayesplitError(f"empty list {text!r}: give names separated by commas")
+    return items
 
 
 def _run_effect(text: str):
@@ -142,7 +139,7 @@ def prior_cmd(
         str, typer.Option("--law", help="Law name (see `bayesplit laws`).")
     ] = "chinchilla",
     draws: Annotated[int, typer.Option(help="Prior draws.")] = 500,
-    seed: int = 0,
+    seed: Seed = 0,
     level: float = 0.9,
     json_out: JsonFlag = False,
     law_module: LawModule = None,
@@ -169,7 +166,7 @@ def prior_cmd(
     for dom, r in summary.iterrows():
         table.add_row(
             str(dom),
-            str(r["rows"]),
+            str(int(r["rows"])),
             f"{r['observed_min']:.3f}–{r['observed_max']:.3f}",
             f"{r['prior_lo_median']:.3f}–{r['prior_hi_median']:.3f}",
             f"{r['inside']:.0%}",
@@ -181,16 +178,16 @@ def fit_cmd(
     runs: Annotated[
         str, typer.Option("--runs", help="Run table (CSV, Parquet, JSONL, store) or bundled:NAME.")
     ],
-    out: Annotated[Path, typer.Option("--out", help="Where to write the posterior (netCDF).")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the posterior (netCDF, .nc).")],
     law: Annotated[
         str, typer.Option("--law", help="Law name (see `bayesplit laws`).")
     ] = "chinchilla",
     chains: int = 4,
     draws: Annotated[int, typer.Option(help="Kept draws per chain.")] = 1000,
     warmup: Annotated[int, typer.Option(help="Warmup iterations per chain.")] = 1000,
-    seed: int = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu or gpu.")] = "auto",
-    backend: Annotated[str, typer.Option(help="numpyro or pymc.")] = "numpyro",
+    seed: Seed = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or gpu (cuda is the same).")] = "auto",
+    backend: Annotated[str, typer.Option(help="numpyro, pymc or nutpie.")] = "numpyro",
     domains: Annotated[
         str | None, typer.Option(help="Comma-separated eval domains to fit (default all).")
     ] = None,
@@ -210,6 +207,7 @@ def fit_cmd(
     from bayesplit.fitting import fit
 
     _import_law_modules(law_module)
+    check_output_path(out, suffixes={".nc"})
     table = load_runs_arg(runs)
     with step(f"fitting {law} ({chains} chains × {draws} draws, {backend})", enabled=not json_out):
         post = fit(
@@ -268,7 +266,7 @@ def predict_cmd(
         ),
     ] = None,
     level: float = 0.9,
-    seed: int = 0,
+    seed: Seed = 0,
     json_out: JsonFlag = False,
     law_module: LawModule = None,
 ) -> None:
@@ -316,8 +314,8 @@ def compare_cmd(
     chains: int = 4,
     draws: int = 1000,
     warmup: int = 1000,
-    seed: int = 0,
-    device: str = "auto",
+    seed: Seed = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or gpu (cuda is the same).")] = "auto",
     json_out: JsonFlag = False,
     law_module: LawModule = None,
 ) -> None:
@@ -361,13 +359,19 @@ def compare_cmd(
         "gate",
     ):
         table.add_column(col, justify="right" if col != "law" else "left")
+
+    def pct(r, key: str, spec: str) -> str:
+        value = r.get(key, float("nan"))
+        missing = value is None or (isinstance(value, float) and math.isnan(value))
+        return "—" if missing else format(value, spec)
+
     for name, r in df.iterrows():
         table.add_row(
             str(name),
-            f"{r.get('median_rel_error', float('nan')):.2%}",
-            f"{r.get('max_rel_error', float('nan')):.2%}",
-            f"{r.get('coverage', float('nan')):.0%}",
-            f"{r.get('coverage_new_run', float('nan')):.0%}",
+            pct(r, "median_rel_error", ".2%"),
+            pct(r, "max_rel_error", ".2%"),
+            pct(r, "coverage", ".0%"),
+            pct(r, "coverage_new_run", ".0%"),
             f"{r['elpd_loo']:.1f} ± {r['elpd_loo_se']:.1f}",
             str(r["pareto_k_bad"]),
             "ok" if r["gate_ok"] else "[red]failed[/red]",

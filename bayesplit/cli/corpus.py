@@ -12,7 +12,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from bayesplit.cli._common import console, emit_json
+from bayesplit.cli._common import check_output_path, console, emit_json
+from bayesplit.errors import BayesplitError
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -74,6 +75,7 @@ def build_cmd(
     ] = False,
 ) -> None:
     """Tokenize a folder of text into per-domain train/val shards with a local BPE tokenizer."""
+    check_output_path(out, option="--out", directory=True)
     from bayesplit.train.corpus import build_corpus
 
     corpus = build_corpus(
@@ -107,6 +109,11 @@ def info_cmd(
     """Documents and tokens per domain and split, with the tokenizer and content hashes."""
     from bayesplit.train.corpus import Corpus, unigram_entropy
 
+    if path.exists() and not path.is_dir():
+        raise BayesplitError(
+            f"{path} is a file, not a corpus folder (give the folder `bayesplit corpus build` "
+            "wrote, the one with manifest.json)"
+        )
     corpus = Corpus(path)
     if verify:
         corpus.verify()

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from bayesplit.cli._common import console, emit_json
+from bayesplit.cli._common import check_output_path, check_plot_path, console, emit_json
 from bayesplit.cli.core import (
     JsonFlag,
     LawModule,
@@ -48,13 +48,21 @@ def _load_compare(path: Path | None) -> list | None:
         return None
     if not path.exists():
         raise BayesplitError(f"no such plan file: {path}")
+    if not path.is_file():
+        raise BayesplitError(f"--compare {path} is not a file")
     try:
         data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise BayesplitError(f"{path}: not valid JSON ({exc})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BayesplitError(f"--compare {path}: not valid JSON ({exc})") from None
     if isinstance(data, dict) and "plan" in data:  # an `allocate --json` output
         data = {**data["plan"], "name": data.get("name", path.stem)}
-    return data if isinstance(data, list) else [data]
+    plans = data if isinstance(data, list) else [data]
+    if not plans or not all(isinstance(p, dict) for p in plans):
+        raise BayesplitError(
+            f"--compare {path}: want a plan object (or a list of them), e.g. the output of "
+            "`bayesplit allocate --json`"
+        )
+    return plans
 
 
 def allocate_cmd(
@@ -86,16 +94,19 @@ def allocate_cmd(
     level: float = 0.9,
     force: Force = False,
     plot: Annotated[
-        Path | None, typer.Option("--plot", help="Save the loss-vs-split figure (PNG).")
+        Path | None,
+        typer.Option("--plot", help="Save the loss-vs-split figure (.png, .pdf, .svg, ...)."),
     ] = None,
     json_out: JsonFlag = False,
     law_module: LawModule = None,
 ) -> None:
     """Split a compute budget between pretraining and specialization, with credible intervals."""
     from bayesplit.allocation import allocate
+    from bayesplit.plots import save_figure
     from bayesplit.posterior import load_posterior
 
     _import_law_modules(law_module)
+    check_plot_path(plot)
     post = load_posterior(posterior)
     limits = parse_limits(max_spec_tokens)
     alloc = allocate(
@@ -114,7 +125,7 @@ def allocate_cmd(
         force=force,
     )
     if plot is not None:
-        alloc.plot_split_curve().savefig(plot, dpi=120)
+        save_figure(alloc.plot_split_curve(), plot)
     d = alloc.to_dict()
     if json_out:
         emit_json(d)
@@ -158,29 +169,36 @@ def allocate_cmd(
 def frontier_cmd(
     posterior: Annotated[Path, typer.Argument(help="Posterior file from `bayesplit fit`.")],
     budgets: Annotated[
-        str, typer.Option("--budgets", help="LO:HI:COUNT (log-spaced) or a comma list.")
-    ] = "1e18:1e22:9",
+        str | None,
+        typer.Option(
+            "--budgets",
+            help="LO:HI:COUNT (log-spaced) or a comma list (default: 9 budgets from the "
+            "largest fitted run's compute to 10,000x it).",
+        ),
+    ] = None,
     trunk: Trunk = "shared",
     weights: Annotated[str | None, typer.Option(help="Domain weights, e.g. a=0.5,b=0.5.")] = None,
     risk: Risk = "mean",
     level: float = 0.9,
     force: Force = False,
     plot: Annotated[
-        Path | None, typer.Option("--plot", help="Save the frontier figure (PNG).")
+        Path | None,
+        typer.Option("--plot", help="Save the frontier figure (.png, .pdf, .svg, ...)."),
     ] = None,
     json_out: JsonFlag = False,
     law_module: LawModule = None,
 ) -> None:
     """The optimal plan and its loss band across budgets."""
-    from bayesplit.allocation import frontier, parse_budgets
-    from bayesplit.plots import plot_frontier
+    from bayesplit.allocation import default_budgets, frontier, parse_budgets
+    from bayesplit.plots import plot_frontier, save_figure
     from bayesplit.posterior import load_posterior
 
     _import_law_modules(law_module)
+    check_plot_path(plot)
     post = load_posterior(posterior)
     table = frontier(
         post,
-        parse_budgets(budgets),
+        parse_budgets(budgets) if budgets else default_budgets(post),
         trunk=trunk,
         weights=parse_weights(weights),
         risk=risk,
@@ -189,7 +207,7 @@ def frontier_cmd(
         max_draws=2000,
     )
     if plot is not None:
-        plot_frontier(table, level=level).savefig(plot, dpi=120)
+        save_figure(plot_frontier(table, level=level), plot)
     if json_out:
         emit_json(
             {
@@ -212,6 +230,9 @@ def frontier_cmd(
             f"{r['objective_median']:.4f} [{r['objective_lo']:.4f}, {r['objective_hi']:.4f}]",
         )
     console.print(t)
+    for _, r in table.iterrows():
+        for note in r["notes"]:
+            console.print(f"[yellow]! {r['budget']:.3g} FLOPs: {note}[/yellow]")
 
 
 def report_cmd(
@@ -227,6 +248,7 @@ def report_cmd(
     risk: Risk = "mean",
     level: float = 0.9,
     force: Force = False,
+    json_out: JsonFlag = False,
     law_module: LawModule = None,
 ) -> None:
     """Write a self-contained HTML or Markdown report: decision, frontier, fit, diagnostics, checklist."""
@@ -234,11 +256,10 @@ def report_cmd(
     from bayesplit.reporting import write_report
 
     _import_law_modules(law_module)
-    if out.suffix.lower() not in (".html", ".htm", ".md"):
-        raise BayesplitError(f"--out must end in .html or .md, got {out.name}")
+    check_output_path(out, suffixes={".html", ".htm", ".md"})
     post = load_posterior(posterior)
     table = load_runs_arg(runs) if runs else None
-    with step(f"writing {out}"):
+    with step(f"writing {out}", enabled=not json_out):
         write_report(
             post,
             out,
@@ -250,6 +271,8 @@ def report_cmd(
             level=level,
             force=force,
         )
+    if json_out:
+        emit_json({"out": str(out), "format": "md" if out.suffix.lower() == ".md" else "html"})
 
 
 def register(app: typer.Typer) -> None:

@@ -9,11 +9,19 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from bayesplit.cli._common import console, emit_json
-from bayesplit.cli.core import diagnostics_lines, params_json, print_params, step
+from bayesplit.cli._common import Seed, check_output_path, console, emit_json
+from bayesplit.cli.core import (
+    LawModule,
+    _import_law_modules,
+    diagnostics_lines,
+    params_json,
+    parse_positive,
+    print_params,
+    step,
+)
 
 #: Per bundled data set: the default law, the decision budget, the ladder of candidate sizes
-#: (and which of its counts is N), and loader options. The campaign's law and N convention
+#: and loader options. The campaign's law and N convention
 #: are the ones experiments/campaign/compare.md chose on held-out evidence.
 DEMO_DATA = {
     "debian_campaign": {
@@ -21,8 +29,9 @@ DEMO_DATA = {
         # the compute of the campaign's largest runs: a decision inside the measured region
         # (docs/campaign.md shows why 10-100x beyond it the transfer law's plan is not trusted)
         "budget": "1e13",
+        # the suggestions' N is the ladder's with-embeddings count, as in the table
+        # (bayesplit.design.ladder_count finds it); each names the model the trainer builds
         "ladder": "cpu_ladder",
-        "ladder_count": "params_with_embeddings",
         "load": {"params": "with_embeddings"},
         # 0.9 leaves a divergence in some fits of this table; 0.95 passes the gate
         "fit": {"target_accept": 0.95},
@@ -39,16 +48,6 @@ DEMO_DATA = {
 }
 
 
-def _ladder_args(setting: dict) -> dict:
-    """``suggest`` arguments for the data set's ladder, in the N convention of its table."""
-    ladder, count = setting.get("ladder"), setting.get("ladder_count", "params")
-    if ladder is None or count == "params":
-        return {"ladder": ladder}
-    from bayesplit.train.ladder import load_ladder
-
-    return {"params": [float(e[count]) for e in load_ladder(ladder)]}
-
-
 def demo_cmd(
     out_dir: Annotated[
         Path, typer.Option("--out-dir", help="Where the posterior and the report go.")
@@ -63,12 +62,13 @@ def demo_cmd(
     chains: int = 4,
     draws: int = 1000,
     warmup: int = 1000,
-    seed: int = 0,
+    seed: Seed = 0,
     budget: Annotated[
         str | None,
         typer.Option("--budget", help="Compute of the decision (FLOPs; default: the data set's)."),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json")] = False,
+    law_module: LawModule = None,
 ) -> None:
     """Fit bundled runs, predict the held-out largest-compute runs, allocate a budget,
     suggest the next runs and write a report."""
@@ -76,13 +76,19 @@ def demo_cmd(
     from bayesplit.datasets import load_dataset
     from bayesplit.errors import BayesplitError
     from bayesplit.fitting import fit
+    from bayesplit.laws import get_law
     from bayesplit.runs import modelled_rows
 
     if data not in DEMO_DATA:
         raise BayesplitError(f"unknown demo data {data!r}; choose from {', '.join(DEMO_DATA)}")
     setting = DEMO_DATA[data]
+    _import_law_modules(law_module)
     law = law or setting["law"]
-    budget = budget or setting["budget"]
+    # everything a later step needs is checked before the fit, so a typo costs no minutes
+    # and leaves no half-filled --out-dir behind
+    get_law(law)
+    target = parse_positive(budget or setting["budget"], "--budget")
+    check_output_path(out_dir, option="--out-dir", directory=True)
     show = not json_out
     load = setting.get("load", {})
     runs = load_dataset(data, split="fit", **load)
@@ -129,18 +135,16 @@ def demo_cmd(
         p["inside_predictive"] = p["predictive"][0] <= p["observed"] <= p["predictive"][1]
 
     from bayesplit.allocation import allocate
-    from bayesplit.cli.core import parse_count
     from bayesplit.design import suggest
     from bayesplit.reporting import write_report
 
-    target = parse_count(budget)
     # the decision commands refuse a posterior that failed its gate; the demo says so and
     # goes on, so that a reader sees every step
     force = not post.diagnostics.ok
     with step(f"allocating {target:.3g} FLOPs (posterior mean objective)", enabled=show):
         alloc = allocate(post, budget=target, force=force)
     with step("suggesting the next 4 runs (value for the decision per FLOP)", enabled=show):
-        sug = suggest(post, budget=target, n=4, force=force, seed=seed, **_ladder_args(setting))
+        sug = suggest(post, budget=target, n=4, force=force, seed=seed, ladder=setting["ladder"])
     with step("writing the report", enabled=show):
         report = write_report(
             post, out_dir / "report.html", budget=target, runs=heldout, force=force

@@ -6,9 +6,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from bayesplit.cli._common import console, emit_json, fmt
+from bayesplit.cli._common import check_output_path, console, emit_json, fmt
+from bayesplit.cli.core import load_runs_arg
 from bayesplit.errors import BayesplitError
 
 app = typer.Typer(no_args_is_help=True)
@@ -16,20 +18,28 @@ app = typer.Typer(no_args_is_help=True)
 
 @app.command("validate")
 def validate_cmd(
-    path: Annotated[Path, typer.Argument(help="Run table: CSV, Parquet, JSONL or a run store.")],
+    path: Annotated[
+        Path,
+        typer.Argument(help="Run table: CSV, Parquet, JSONL, a run store or bundled:NAME."),
+    ],
     json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Check a run table; exit 0 when valid, 2 (with every problem listed) when not."""
-    from bayesplit.runs import RunTableError, load_runs
+    from bayesplit.runs import RunTableError
 
     try:
-        runs = load_runs(path)
-    except RunTableError as exc:
+        runs = load_runs_arg(str(path))
+    except BayesplitError as exc:
+        problems = exc.problems if isinstance(exc, RunTableError) else [str(exc)]
         if json_out:
-            emit_json({"valid": False, "path": str(path), "problems": exc.problems})
-        else:
-            for p in exc.problems:
-                console.print(f"[red]✗[/red] {p}")
+            emit_json({"valid": False, "path": str(path), "problems": problems})
+        elif len(problems) > 1:
+            # every problem once here; the error line below only counts them
+            for p in problems:
+                console.print(f"[red]✗[/red] {escape(p)}")
+            raise BayesplitError(
+                f"{path} is not a valid run table: {len(problems)} problems (listed above)"
+            ) from None
         raise
     summary = {
         "valid": True,
@@ -51,16 +61,25 @@ def validate_cmd(
 @app.command("import")
 def import_cmd(
     path: Annotated[Path, typer.Argument(help="Run table to append (CSV, Parquet, JSONL).")],
-    store: Annotated[Path, typer.Option("--store", help="SQLite run store (created if missing).")],
+    store: Annotated[
+        Path,
+        typer.Option(
+            "--store", help="SQLite run store, .db/.sqlite/.sqlite3 (created if missing)."
+        ),
+    ],
     json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Append a run table to a store, in one transaction (all rows or none)."""
-    from bayesplit.runs import load_runs
+    from bayesplit.runs import STORE_SUFFIXES, load_runs
     from bayesplit.store import RunStore
 
-    runs = load_runs(path)
-    added = RunStore(store).append(runs)
-    total = len(RunStore(store))
+    check_output_path(store, option="--store", suffixes=set(STORE_SUFFIXES))
+    if store.exists():
+        RunStore.check(store, allow_empty=True)  # a foreign file is refused, untouched
+    runs = load_runs(path)  # a bad table never creates the store
+    db = RunStore(store)
+    added = db.append(runs)
+    total = len(db)
     if json_out:
         emit_json({"added": added, "total": total, "store": str(store)})
     else:
@@ -73,28 +92,41 @@ def export_cmd(
     out: Annotated[
         Path, typer.Option("--out", help="Output file: .csv, .csv.gz, .parquet or .jsonl.")
     ],
+    json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Write the store's rows to a file (atomically)."""
-    from bayesplit.runs import write_table
+    from bayesplit.runs import write_format, write_table
     from bayesplit.store import RunStore
 
-    runs = RunStore(store, create=False).read()
+    check_output_path(out, option="--out")
+    file_format = write_format(out, option="--out")  # .csv.gz is two suffixes
+    runs = RunStore(store, read_only=True).read()
     write_table(runs, out)
-    console.print(f"[green]✓[/green] wrote {len(runs)} rows to {out}")
+    n_runs = int(runs["run_id"].nunique())
+    if json_out:
+        emit_json(
+            {
+                "store": str(store),
+                "out": str(out),
+                "format": file_format,
+                "rows": len(runs),
+                "runs": n_runs,
+            }
+        )
+    else:
+        console.print(f"[green]✓[/green] wrote {len(runs)} rows ({n_runs} runs) to {out}")
 
 
 @app.command("list")
 def list_cmd(
-    source: Annotated[Path, typer.Argument(help="Run store or run table.")],
+    source: Annotated[Path, typer.Argument(help="Run store, run table or bundled:NAME.")],
     limit: Annotated[int, typer.Option(help="Rows to show (0 = all).")] = 50,
     json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Show the rows of a store or table."""
-    from bayesplit.runs import load_runs
-
     if limit < 0:
         raise BayesplitError("--limit must be >= 0")
-    runs = load_runs(source)
+    runs = load_runs_arg(str(source))
     shown = runs if limit == 0 else runs.head(limit)
     if json_out:
         emit_json(

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from bayesplit.cli._common import console, emit_json
-from bayesplit.cli.core import parse_count
+from bayesplit.cli._common import check_output_path, console, emit_json
+from bayesplit.cli.core import LawModule, _csv, _import_law_modules, parse_count, parse_positive
 from bayesplit.errors import BayesplitError
 
 
@@ -90,14 +90,16 @@ def simulate_cmd(
     draws: Annotated[int, typer.Option(help="NUTS draws per chain per refit.")] = 200,
     warmup: Annotated[int, typer.Option(help="NUTS warmup per refit.")] = 200,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Write every round of every campaign (CSV).")
+        Path | None, typer.Option("--out", help="Write every round of every campaign (.csv).")
     ] = None,
     json_out: Annotated[bool, typer.Option("--json")] = False,
+    law_module: LawModule = None,
 ) -> None:
     """Simulate campaigns (fit → pick runs → observe → refit) against a known truth."""
     from bayesplit._io import atomic_path
     from bayesplit.simulation import POLICIES, simulate, summarize
 
+    _import_law_modules(law_module)
     names = [p.strip() for p in policies.split(",") if p.strip()]
     bad = [p for p in names if p not in POLICIES]
     if bad or not names:
@@ -106,11 +108,15 @@ def simulate_cmd(
         )
     if seeds < 1 or batch < 1 or rounds < 0:
         raise BayesplitError("--seeds and --batch must be ≥ 1 and --rounds ≥ 0")
-    gt = load_truth_arg(truth, domains.split(",") if domains else None)
+    if out is not None:
+        check_output_path(out, suffixes={".csv"})
+    target = parse_positive(budget, "--budget")
+    spend = parse_positive(experiment_budget, "--experiment-budget")
+    gt = load_truth_arg(truth, _csv(domains))
     config = default_config(
         gt,
-        parse_count(budget),
-        parse_count(experiment_budget),
+        target,
+        spend,
         params=_counts(params, "params"),
         pretrain_tokens=_counts(pretrain_tokens, "pretrain-tokens"),
         spec_tokens=_counts(spec_tokens, "spec-tokens"),

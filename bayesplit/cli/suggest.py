@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from bayesplit.cli._common import console, emit_json
-from bayesplit.cli.core import LawModule, _import_law_modules, load_runs_arg, parse_count
+from bayesplit.cli._common import check_output_path, console, emit_json
+from bayesplit.cli.core import (
+    LawModule,
+    _import_law_modules,
+    load_runs_arg,
+    parse_count,
+    parse_positive,
+)
 from bayesplit.errors import BayesplitError
 
 
@@ -44,9 +51,14 @@ def parse_weights(text: str | None) -> dict | None:
             raise BayesplitError(f"--weights wants domain=weight pairs, got {part!r}")
         k, v = part.split("=", 1)
         try:
-            out[k.strip()] = float(v)
+            w = float(v)
         except ValueError:
             raise BayesplitError(f"weight for {k.strip()!r} is not a number: {v!r}") from None
+        if not (math.isfinite(w) and w >= 0):
+            raise BayesplitError(f"weight for {k.strip()!r} must be finite and >= 0, got {v!r}")
+        out[k.strip()] = w
+    if not any(out.values()):
+        raise BayesplitError("--weights are all zero; give at least one domain a weight > 0")
     return out
 
 
@@ -78,7 +90,11 @@ def suggest_cmd(
     ] = None,
     ladder: Annotated[
         str | None,
-        typer.Option("--ladder", help="Model ladder YAML whose sizes are the candidate N."),
+        typer.Option(
+            "--ladder",
+            help="Model ladder YAML whose sizes are the candidate N (in the fitted runs' N "
+            "convention: with or without embeddings).",
+        ),
     ] = None,
     max_run_flops: Annotated[
         str | None, typer.Option("--max-run-flops", help="Cap on one suggestion's compute.")
@@ -108,16 +124,20 @@ def suggest_cmd(
     from bayesplit.posterior import load_posterior
 
     _import_law_modules(law_module)
+    if out is not None:
+        check_output_path(out, suffixes={".json"})
+    if point is not None and objective != "point":
+        raise BayesplitError(f"--point is only used with --objective point (got {objective!r})")
     post = load_posterior(posterior)
     sug = suggest(
         post,
-        budget=parse_count(budget) if budget is not None else None,
+        budget=parse_positive(budget, "--budget") if budget is not None else None,
         n=n,
         objective=objective,
         point=parse_point(point) if point else None,
         runs=load_runs_arg(runs) if runs else None,
         ladder=ladder,
-        max_run_flops=parse_count(max_run_flops) if max_run_flops else None,
+        max_run_flops=parse_positive(max_run_flops, "--max-run-flops") if max_run_flops else None,
         allocate_kwargs={"trunk": trunk, "weights": parse_weights(weights)},
         max_draws=max_draws,
         force=force,

@@ -5,13 +5,15 @@ torch is imported inside the commands, so ``bayesplit --help`` works without it.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from bayesplit.cli._common import console, emit_json, fmt
+from bayesplit.cli._common import check_output_path, console, emit_json, fmt
+from bayesplit.cli.core import LawModule, _import_law_modules
 from bayesplit.errors import BayesplitError
 
 app = typer.Typer(no_args_is_help=True)
@@ -32,7 +34,12 @@ WorkdirOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the rows written as JSON on stdout.")]
-DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA if available), cpu or cuda.")]
+DeviceOpt = Annotated[
+    str,
+    typer.Option(
+        "--device", help="auto (CUDA if available), cpu, or cuda (gpu is the same as cuda)."
+    ),
+]
 EvalTokensOpt = Annotated[
     str | None,
     typer.Option("--eval-tokens", help="Validation tokens per domain (default from the ladder)."),
@@ -40,6 +47,9 @@ EvalTokensOpt = Annotated[
 ProgressOpt = Annotated[
     bool, typer.Option("--progress/--no-progress", help="Progress bars on stderr.")
 ]
+
+#: What ``--device`` takes; ``gpu`` (the name ``fit`` and ``compare`` use) means ``cuda``.
+DEVICES = ("auto", "cpu", "cuda", "gpu")
 
 
 def _count(text: str | None) -> float | None:
@@ -50,34 +60,165 @@ def _count(text: str | None) -> float | None:
     return parse_count(text)
 
 
+def _positive(text: str | None, option: str) -> float | None:
+    """A finite count > 0 (``1e6``, ``2M``), or None when the option was not given."""
+    if text is None:
+        return None
+    from bayesplit.cli.core import parse_positive
+
+    return parse_positive(text, option)
+
+
 def _counts(text: str | None, what: str) -> list[float]:
     if not text:
         return []
     out = [_count(t) for t in text.split(",") if t.strip()]
-    if any(v <= 0 for v in out):
-        raise BayesplitError(f"{what} must be positive token counts")
+    if not all(math.isfinite(v) and v > 0 for v in out):
+        raise BayesplitError(f"{what} must be positive token counts, got {text!r}")
     return out
+
+
+def _fraction(value: float | None, option: str, *, closed: bool = False) -> None:
+    """A fraction in [0, 1) (or [0, 1] when ``closed``); None passes."""
+    if value is None:
+        return
+    ok = math.isfinite(value) and (0 <= value <= 1 if closed else 0 <= value < 1)
+    if not ok:
+        interval = "[0, 1]" if closed else "[0, 1)"
+        raise BayesplitError(f"{option} must be a fraction in {interval}, got {value:g}")
+
+
+def _at_least(value: int | None, option: str, low: int) -> None:
+    if value is not None and value < low:
+        raise BayesplitError(f"{option} must be >= {low}, got {value}")
+
+
+def _device(device: str) -> str:
+    """The trainer's name for ``--device`` (``gpu`` → ``cuda``), refused if unusable here."""
+    d = device.strip().lower()
+    if d not in DEVICES:
+        raise BayesplitError(f"--device must be auto, cpu, cuda or gpu, got {device!r}")
+    if d == "gpu":
+        d = "cuda"
+    if d == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise BayesplitError(f"--device {device} asked for, but torch sees no CUDA device")
+    return d
+
+
+def _eval_tokens(text: str | None) -> int | None:
+    value = _positive(text, "--eval-tokens")
+    if value is not None and value < 1:
+        raise BayesplitError(f"--eval-tokens must be at least 1 token, got {text!r}")
+    return None if value is None else int(value)
+
+
+def _decay_shape(shape: str | None) -> None:
+    from bayesplit.train.schedule import DECAY_SHAPES
+
+    if shape is not None and shape not in DECAY_SHAPES:
+        raise BayesplitError(
+            f"--decay-shape must be one of {', '.join(DECAY_SHAPES)}, got {shape!r}"
+        )
+
+
+def _seed(seed: int) -> None:
+    if seed < 0:
+        raise BayesplitError(f"--seed must be >= 0, got {seed}")
+
+
+def _load_ladder(spec: str | None) -> list[dict]:
+    """``load_ladder`` with a binary or malformed file as a one-line error, not a traceback."""
+    from bayesplit.train.ladder import load_ladder, resolve_ladder
+
+    try:
+        return load_ladder(spec)
+    except BayesplitError:
+        raise
+    except UnicodeDecodeError:
+        path = resolve_ladder(spec)
+        raise BayesplitError(f"{path}: not a YAML ladder (the file is not UTF-8 text)") from None
+    except (TypeError, ValueError) as exc:
+        path = resolve_ladder(spec)
+        raise BayesplitError(f"{path}: not a valid ladder ({exc})") from None
+
+
+def _check_store(store: Path | None) -> None:
+    """Refuse a ``--store`` that cannot be a run store, before anything is trained or created."""
+    if store is None:
+        return
+    from bayesplit.runs import STORE_SUFFIXES
+    from bayesplit.store import RunStore
+
+    check_output_path(store, option="--store", suffixes=set(STORE_SUFFIXES))
+    if store.exists():
+        RunStore.check(store, allow_empty=True)  # a foreign file is refused, untouched
 
 
 def _workdir(workdir: Path | None, store: Path | None) -> Path:
     if workdir is not None:
-        return workdir
-    if store is not None:
-        return store.with_name(f"{store.stem}-checkpoints")
-    return Path("bayesplit-checkpoints")
+        out = workdir
+    elif store is not None:
+        out = store.with_name(f"{store.stem}-checkpoints")
+    else:
+        out = Path("bayesplit-checkpoints")
+    check_output_path(out, option="--workdir", directory=True)
+    return out
 
 
-def _overrides(device: str, eval_tokens: str | None, **more) -> dict:
+def _overrides(device: str, eval_tokens: int | None, **more) -> dict:
     out = {"device": device}
     if eval_tokens is not None:
-        out["eval_tokens"] = int(_count(eval_tokens))
+        out["eval_tokens"] = eval_tokens
     out.update({k: v for k, v in more.items() if v is not None})
     return out
 
 
-def _check_corpus(corpus: Path) -> None:
+def _check_corpus(corpus: Path):
+    """The opened corpus (manifest only: cheap), or a one-line refusal."""
+    from bayesplit.train.data import open_corpus
+
+    if corpus.exists() and not corpus.is_dir():
+        raise BayesplitError(f"--corpus {corpus} is a file, not a corpus folder")
     if not (corpus / "manifest.json").is_file():
         raise BayesplitError(f"no corpus at {corpus} (no manifest.json)")
+    return open_corpus(corpus)
+
+
+def _check_weights(weights: dict[str, float] | None, data) -> None:
+    if weights is None:
+        return
+    for name, w in weights.items():
+        if not (math.isfinite(w) and w >= 0):
+            raise BayesplitError(f"--weights: {name}={w:g}; weights must be finite and >= 0")
+        data.check_domain(name)
+    if not any(w > 0 for w in weights.values()):
+        raise BayesplitError("--weights: every weight is zero; give some domain a weight > 0")
+
+
+class _EmptyStore:
+    """A run store that does not exist yet, for planning: a dry run must not create it."""
+
+    def __len__(self) -> int:
+        return 0
+
+    def append(self, rows) -> int:
+        raise RuntimeError("planning writes nothing")
+
+
+def _store_for_planning(store: Path):
+    """The store to plan against, opened read-only (nothing is created or changed)."""
+    from bayesplit.store import RunStore
+
+    if not store.exists():
+        return _EmptyStore()
+    RunStore.check(store, allow_empty=True)
+    try:
+        return RunStore(store, read_only=True)
+    except BayesplitError:  # an empty SQLite file: a store not made yet
+        return _EmptyStore()
 
 
 def _show(df, as_json: bool, extra: dict | None = None) -> None:
@@ -152,31 +293,38 @@ def pretrain_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Train a trunk on the general mixture with branch points; write general-model rows."""
-    _check_corpus(corpus)
     from bayesplit.cli.suggest import parse_weights
-    from bayesplit.train.ladder import find_model, load_ladder
+    from bayesplit.train.ladder import find_model
 
-    entry = find_model(load_ladder(ladder), model)
+    data = _check_corpus(corpus)
+    entry = find_model(_load_ladder(ladder), model)
     points = _counts(branch_at, "--branch-at")
     if not points:
         raise BayesplitError("--branch-at needs at least one token count")
+    _check_branch_points(points, entry)
+    mixture = parse_weights(weights)
+    _check_weights(mixture, data)
+    _fraction(cooldown, "--cooldown")
+    _decay_shape(decay_shape)
+    _at_least(checkpoint_every, "--checkpoint-every", 1)
+    _seed(seed)
+    overrides = _overrides(
+        _device(device),
+        _eval_tokens(eval_tokens),
+        weights=mixture,
+        cooldown_fraction=cooldown,
+        decay_shape=decay_shape,
+        checkpoint_every=checkpoint_every,
+    )
+    _check_store(store)
+    work = _workdir(workdir, store)
     from bayesplit.train.loop import TrainConfig, pretrain
 
-    tc = TrainConfig.from_entry(
-        entry,
-        **_overrides(
-            device,
-            eval_tokens,
-            weights=parse_weights(weights),
-            cooldown_fraction=cooldown,
-            decay_shape=decay_shape,
-            checkpoint_every=checkpoint_every,
-        ),
-    )
+    tc = TrainConfig.from_entry(entry, **overrides)
     df = pretrain(
-        corpus,
+        data,
         entry,
-        workdir=_workdir(workdir, store),
+        workdir=work,
         eval_at=points,
         save_at=points,
         seed=seed,
@@ -185,6 +333,27 @@ def pretrain_cmd(
         progress=progress,
     )
     _show(df, as_json)
+
+
+def _check_branch_points(points: list[float], entry: dict) -> None:
+    """Refuse a branch point that rounds to no step, or to a D the run store refuses.
+
+    A D becomes whole optimizer steps of ``batch_size × seq_len`` tokens (at least one), and
+    the row records the tokens actually trained, so a D far below one step would silently
+    train far more than asked, and a D under ``MIN_PLAUSIBLE_COUNT`` tokens cannot be stored.
+    """
+    from bayesplit.runs import MIN_PLAUSIBLE_COUNT
+
+    tps = int(entry["batch_size"]) * int(entry["seq_len"])
+    smallest = max(1, math.ceil(MIN_PLAUSIBLE_COUNT / tps)) * tps
+    for d in points:
+        steps = round(d / tps)
+        if steps < 1 or steps * tps < MIN_PLAUSIBLE_COUNT:
+            raise BayesplitError(
+                f"--branch-at {d:g} is {d / tps:.3g} optimizer steps of {entry['name']} "
+                f"({tps:,} tokens each); a branch point is whole steps and at least "
+                f"{MIN_PLAUSIBLE_COUNT:g} tokens, so the smallest is {smallest:,}"
+            )
 
 
 @app.command("specialize")
@@ -221,7 +390,30 @@ def specialize_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Continue a trunk checkpoint on one domain for D' tokens; write one row per eval domain."""
-    _check_corpus(corpus)
+    from bayesplit.runs import MIN_PLAUSIBLE_COUNT
+
+    data = _check_corpus(corpus)
+    if not checkpoint.is_file():
+        raise BayesplitError(f"no such checkpoint: {checkpoint}")
+    data.check_domain(domain)
+    dp = _positive(tokens, "--tokens")
+    if dp < MIN_PLAUSIBLE_COUNT:
+        raise BayesplitError(
+            f"--tokens must be at least {MIN_PLAUSIBLE_COUNT:g} tokens (a raw count), got {tokens!r}"
+        )
+    _fraction(replay, "--replay")
+    _fraction(rewarmup, "--rewarmup", closed=True)
+    _fraction(decay, "--decay", closed=True)
+    if rewarmup + decay > 1:
+        raise BayesplitError(
+            f"--rewarmup + --decay must be at most 1 (the whole of D'), got {rewarmup + decay:g}"
+        )
+    _decay_shape(decay_shape)
+    if lr is not None and not (math.isfinite(lr) and lr > 0):
+        raise BayesplitError(f"--lr must be a positive number, got {lr:g}")
+    overrides = _overrides(_device(device), _eval_tokens(eval_tokens))
+    _check_store(store)
+    work = _workdir(workdir, store)
     from bayesplit.train.loop import SpecConfig, specialize
 
     spec = SpecConfig(
@@ -231,18 +423,15 @@ def specialize_cmd(
         lr=lr,
         decay_shape=decay_shape,
     )
-    dp = _count(tokens)
-    if dp is None or dp <= 0:
-        raise BayesplitError("--tokens must be a positive token count")
     df = specialize(
-        corpus,
+        data,
         checkpoint,
         domain,
         dp,
         spec=spec,
         store=store,
-        workdir=_workdir(workdir, store),
-        train_overrides=_overrides(device, eval_tokens),
+        workdir=work,
+        train_overrides=overrides,
         progress=progress,
     )
     _show(df, as_json)
@@ -281,13 +470,18 @@ def execute_cmd(
     eval_tokens: EvalTokensOpt = None,
     device: DeviceOpt = "auto",
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Show the plan; train nothing.")
+        bool, typer.Option("--dry-run", help="Show the plan; train and write nothing.")
     ] = False,
     progress: ProgressOpt = True,
-    as_json: JsonOpt = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="Print the rows written (with --dry-run: the plan) as JSON on stdout."
+        ),
+    ] = False,
 ) -> None:
     """Train the suggested runs not yet in the store: one trunk per model, branches off it."""
-    _check_corpus(corpus)
+    data = _check_corpus(corpus)
     from bayesplit.train.execute import (
         LAUNCHERS,
         execute_suggestions,
@@ -298,16 +492,25 @@ def execute_cmd(
 
     if launcher not in LAUNCHERS:
         raise BayesplitError(f"unknown launcher {launcher!r} (use {', '.join(LAUNCHERS)})")
+    _at_least(nproc, "--nproc", 1)
+    _at_least(slurm_timeout, "--slurm-timeout", 1)
+    _at_least(slurm_gpus, "--slurm-gpus", 0)
+    _fraction(replay, "--replay")
+    _seed(seed)
     items = load_suggestions(suggestions)
+    entries = _load_ladder(ladder)
     spec = SpecConfig(replay_fraction=replay)
+    overrides = _overrides(_device(device), _eval_tokens(eval_tokens))
+    _check_store(store)
     kwargs = dict(
-        ladder=ladder,
+        ladder=entries,
         workdir=_workdir(workdir, store),
         seed=seed,
-        train_overrides=_overrides(device, eval_tokens),
+        train_overrides=overrides,
         spec=spec,
     )
-    plan = plan_suggestions(items, corpus, store, **kwargs)
+    # planned against the store read-only: a refused plan, or a dry run, creates nothing
+    plan = plan_suggestions(items, data, _store_for_planning(store), **kwargs)
     for note in plan.notes:
         console.print(f"[yellow]note:[/] {note}")
     if dry_run:
@@ -326,7 +529,7 @@ def execute_cmd(
     }
     df = execute_suggestions(
         items,
-        corpus,
+        data,
         store,
         launcher=launcher,
         progress=progress,
@@ -342,12 +545,18 @@ def ladder_cmd(
     ladder: Annotated[
         str | None, typer.Argument(help="Ladder YAML or name (default models/ladder.yaml).")
     ] = None,
-    as_json: JsonOpt = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print the ladder's sizes as JSON on stdout: a list with one object per size "
+            "(shape, params = N non-embedding, params_with_embeddings at the ladder's "
+            "vocab_size, batch_size, lr, train defaults).",
+        ),
+    ] = False,
 ) -> None:
     """List the sizes of a model ladder with N (non-embedding) and the with-embeddings count."""
-    from bayesplit.train.ladder import load_ladder
-
-    entries = load_ladder(ladder)
+    entries = _load_ladder(ladder)
     if as_json:
         emit_json(entries)
         return
@@ -414,9 +623,42 @@ def loop_cmd(
     ] = False,
     progress: ProgressOpt = True,
     as_json: Annotated[bool, typer.Option("--json", help="Round summaries as JSON.")] = False,
+    law_module: LawModule = None,
 ) -> None:
     """Closed loop: fit the law, suggest runs, train them, append, refit — for R rounds."""
-    _check_corpus(corpus)
+    from bayesplit.laws import get_law
+
+    _import_law_modules(law_module)
+    data = _check_corpus(corpus)
+    target = _positive(budget, "--budget")
+    cap = _positive(experiment_budget, "--experiment-budget")
+    run_cap = _positive(max_run_flops, "--max-run-flops")
+    first = _positive(seed_tokens, "--seed-tokens")
+    from bayesplit.runs import MIN_PLAUSIBLE_COUNT
+
+    if first is not None and first / 2 < MIN_PLAUSIBLE_COUNT:
+        raise BayesplitError(
+            f"--seed-tokens must be at least {2 * MIN_PLAUSIBLE_COUNT:g} (the seed "
+            f"specialists train for half of it), got {seed_tokens!r}"
+        )
+    _at_least(chains, "--chains", 1)
+    _at_least(draws, "--draws", 10)
+    _at_least(warmup, "--warmup", 10)
+    _seed(seed)
+    get_law(law)  # an unknown law is refused now, not after the seed design is trained
+    entries = _load_ladder(ladder)
+    overrides = _overrides(_device(device), _eval_tokens(eval_tokens))
+    _check_store(store)
+    work = _workdir(workdir, store)
+    if cap is not None and len(_store_for_planning(store)) == 0:
+        from bayesplit.train.closed_loop import _design_flops, seed_suggestions
+
+        seed_cost = _design_flops(seed_suggestions(entries, list(data.domains), first))
+        if seed_cost > cap:
+            raise BayesplitError(
+                f"the seed design of an empty store costs {seed_cost:.3g} FLOPs, more than "
+                f"--experiment-budget {cap:.3g}; raise it or lower --seed-tokens"
+            )
     from bayesplit.train.closed_loop import run_loop
 
     def show(s: dict) -> None:
@@ -426,25 +668,25 @@ def loop_cmd(
                 f"(gate {'ok' if s['gate_ok'] else 'FAILED, forced'}); plan N={fmt(s['plan_params'])}, "
                 f"pretrain fraction {s['plan_pretrain_fraction']:.2f}, objective "
                 f"{s['objective_median']:.4f} [{s['objective_lo']:.4f}, {s['objective_hi']:.4f}]; "
-                f"trained {s['suggested']} suggested runs ({s['trained_rows']} rows); "
+                f"{s['suggested']} runs suggested, {s['trained_rows']} rows trained; "
                 f"spent {fmt(s['spent_flops'])} FLOPs"
             )
 
     history = run_loop(
         corpus,
         store,
-        budget=float(_count(budget)),
+        budget=target,
         rounds=rounds,
         batch=batch,
         objective=objective,
-        experiment_budget=_count(experiment_budget),
+        experiment_budget=cap,
         ladder=ladder,
         law=law,
-        seed_tokens=_count(seed_tokens),
-        workdir=_workdir(workdir, store),
+        seed_tokens=first,
+        workdir=work,
         fit_kwargs={"chains": chains, "draws": draws, "warmup": warmup},
-        train_overrides=_overrides(device, eval_tokens),
-        max_run_flops=_count(max_run_flops),
+        train_overrides=overrides,
+        max_run_flops=run_cap,
         force=force,
         seed=seed,
         progress=progress and not as_json,

@@ -90,6 +90,18 @@ def import_law_module(module: str) -> None:
         importlib.import_module(module)
     except ImportError as exc:
         raise BayesplitError(f"cannot import law module {module!r}: {exc}") from None
+    except Exception as exc:  # the user's module broke on import: say where, in one line
+        import traceback
+
+        where = ""
+        if isinstance(exc, SyntaxError) and exc.filename:
+            where = f" ({exc.filename}:{exc.lineno})"
+        elif exc.__traceback__ is not None:
+            frame = traceback.extract_tb(exc.__traceback__)[-1]
+            where = f" ({frame.filename}:{frame.lineno})"
+        raise BayesplitError(
+            f"law module {module!r} failed on import: {type(exc).__name__}: {exc}{where}"
+        ) from None
 
 
 def get_law(law: str | Law) -> Law:

@@ -28,6 +28,7 @@ import pandas as pd
 
 from bayesplit._io import atomic_write_text
 from bayesplit.errors import BayesplitError
+from bayesplit.train.config import GPTConfig, count_params
 from bayesplit.train.data import CorpusData, open_corpus
 from bayesplit.train.ladder import find_model, load_ladder
 from bayesplit.train.loop import (
@@ -40,6 +41,14 @@ from bayesplit.train.loop import (
 )
 
 LAUNCHERS = ("local", "torchrun", "slurm")
+
+#: The two ways of counting N a suggestion's ``params`` can be in: the scaling-law N of
+#: bayesplit's ladders (no token embedding), or the count with the tied embedding matrix
+#: (what a table loaded with ``params="with_embeddings"`` was fitted on).
+PARAMS_CONVENTIONS = ("non_embedding", "with_embeddings")
+
+#: Largest relative gap between a suggestion's ``params`` and the ladder size trained for it.
+PARAMS_REL_TOL = 0.05
 
 
 @dataclass
@@ -118,6 +127,133 @@ def _number(s: dict, key: str, i: int, default: float | None = None) -> float:
     return x
 
 
+def _size_counts(entry: dict[str, Any], vocab_size: int) -> dict[str, int]:
+    """N of a ladder entry in both conventions, with the corpus's vocabulary."""
+    cfg = GPTConfig.from_dict({**entry, "vocab_size": vocab_size})
+    return {
+        "non_embedding": count_params(cfg),
+        "with_embeddings": count_params(cfg, embeddings=True),
+    }
+
+
+def match_ladder_sizes(
+    suggestions: list[dict],
+    entries: list[dict[str, Any]],
+    vocab_size: int,
+    params_convention: str | None = None,
+    rel_tol: float = PARAMS_REL_TOL,
+) -> tuple[dict[int, dict[str, Any]], str | None]:
+    """The ladder size each suggestion without a ``model`` name asks for, by its ``params``.
+
+    ``bayesplit suggest`` writes ``params`` in the N convention of the table the law was
+    fitted on: non-embedding N (bayesplit's ladders), or N with the tied embedding matrix
+    (e.g. the bundled campaign loaded with ``params="with_embeddings"``). The file does not
+    say which, so every suggestion must match a ladder size to within ``rel_tol`` in *one*
+    convention shared by the whole file (with-embeddings counts use the corpus's
+    vocabulary, the count the trained rows will record), unless the suggestions carry
+    ``"params_convention"`` or the caller says which. Refused, naming the closest
+    sizes: a ``params`` no size matches, a file no single convention explains, and a file
+    that two conventions explain with different sizes.
+
+    Parameters
+    ----------
+    suggestions
+        Suggestion objects; those with a ``model`` name are left out.
+    entries
+        The loaded ladder.
+    vocab_size
+        Vocabulary of the corpus the runs will be trained on.
+    params_convention
+        ``"non_embedding"`` or ``"with_embeddings"`` to say which; None = the suggestions'
+        own ``"params_convention"`` if they carry one, else find out.
+    rel_tol
+        Largest relative gap between ``params`` and the size's count.
+
+    Returns
+    -------
+    (dict, str or None)
+        Suggestion index → ladder entry, and the convention used (None when every
+        suggestion names its model).
+    """
+    given = [
+        (f"suggestion #{i + 1}: ", s.get("params_convention")) for i, s in enumerate(suggestions)
+    ]
+    given.append(("", params_convention))
+    said = set()
+    for where, c in given:
+        if c is None:
+            continue
+        if c not in PARAMS_CONVENTIONS:
+            raise BayesplitError(
+                f"{where}params_convention must be {' or '.join(PARAMS_CONVENTIONS)}, got {c!r}"
+            )
+        said.add(c)
+    if len(said) > 1:
+        raise BayesplitError(
+            f"the suggestions give two params conventions: {', '.join(sorted(said))}"
+        )
+    params_convention = said.pop() if said else None
+    wanted = {
+        i: _number(s, "params", i) for i, s in enumerate(suggestions) if s.get("model") is None
+    }
+    if not wanted:
+        return {}, None
+    for i, n in wanted.items():
+        if n <= 0:
+            raise BayesplitError(f"suggestion #{i + 1}: params must be > 0")
+    counts = [(e, _size_counts(e, vocab_size)) for e in entries]
+    conventions = [params_convention] if params_convention else list(PARAMS_CONVENTIONS)
+
+    def nearest(n: float, conv: str) -> tuple[dict, int]:
+        return min(((e, c[conv]) for e, c in counts), key=lambda ec: abs(math.log(ec[1] / n)))
+
+    def within(n: float, conv: str) -> dict | None:
+        e, c = nearest(n, conv)
+        return e if math.isclose(c, n, rel_tol=rel_tol) else None
+
+    matches = {conv: {i: within(n, conv) for i, n in wanted.items()} for conv in conventions}
+    viable = [conv for conv in conventions if all(matches[conv].values())]
+    label = {"non_embedding": "non-embedding", "with_embeddings": "with embeddings"}
+    if not viable:
+        for i, n in wanted.items():
+            if not any(matches[conv][i] for conv in conventions):
+                closest = ", ".join(
+                    f"{e['name']} (N={c:,} {label[conv]})"
+                    for conv in conventions
+                    for e, c in [nearest(n, conv)]
+                )
+                raise BayesplitError(
+                    f"suggestion #{i + 1}: no ladder size has N={n:.4g} (within "
+                    f"{rel_tol:.0%}); closest: {closest}. Name the size in the suggestion's "
+                    '"model" or add it to the ladder'
+                )
+        a, b = conventions
+        only = {
+            conv: next(i for i in wanted if matches[conv][i] and not matches[other][i])
+            for conv, other in ((a, b), (b, a))
+        }
+        parts = " but ".join(
+            f"#{i + 1} matches only {label[conv]} ({matches[conv][i]['name']})"
+            for conv, i in sorted(only.items(), key=lambda ci: ci[1])
+        )
+        raise BayesplitError(
+            f"the suggestions mix N conventions: {parts}; one file is in one convention, "
+            'so name the sizes in "model"'
+        )
+    if len(viable) == 2:
+        a, b = (matches[conv] for conv in viable)
+        differ = [i for i in wanted if a[i]["name"] != b[i]["name"]]
+        if differ:
+            i = differ[0]
+            raise BayesplitError(
+                f"suggestion #{i + 1}: params={wanted[i]:.4g} is {a[i]['name']} counted "
+                f"without embeddings but {b[i]['name']} counted with them; name the size in "
+                '"model" or set "params_convention" (non_embedding or with_embeddings)'
+            )
+    conv = viable[0]
+    return {i: e for i, e in matches[conv].items() if e is not None}, conv
+
+
 def _named_trunk(branch_from: Any) -> str | None:
     if isinstance(branch_from, str):
         return branch_from
@@ -136,6 +272,7 @@ def plan_suggestions(
     seed: int = 0,
     train_overrides: dict[str, Any] | None = None,
     spec: SpecConfig | None = None,
+    params_convention: str | None = None,
 ) -> Plan:
     """Group suggestions into trunk jobs, leaving out what the store already has.
 
@@ -143,10 +280,11 @@ def plan_suggestions(
     ----------
     suggestions
         Objects with ``params``, ``pretrain_tokens``, ``spec_tokens``, ``train_domain``,
-        optional ``model`` (ladder name; default the entry with N nearest ``params``),
-        ``seed`` and ``branch_from`` (null, a trunk id, or ``{"trunk": id, ...}``); other
-        keys are ignored.
-    corpus, store, ladder, workdir, seed, train_overrides, spec
+        optional ``model`` (ladder name; it wins over ``params``), ``seed`` and
+        ``branch_from`` (null, a trunk id, or ``{"trunk": id, ...}``); other keys are
+        ignored. Without ``model``, ``params`` must name a ladder size to within
+        :data:`PARAMS_REL_TOL`, see :func:`match_ladder_sizes`.
+    corpus, store, ladder, workdir, seed, train_overrides, spec, params_convention
         As for :func:`execute_suggestions`.
     """
     if not isinstance(suggestions, list):
@@ -163,14 +301,19 @@ def plan_suggestions(
     for i, s in enumerate(suggestions):
         if not isinstance(s, dict):
             raise BayesplitError(f"suggestion #{i + 1} is not an object")
-        name = s.get("model")
-        if name is None and s.get("params") is None:
+        if s.get("model") is None and s.get("params") is None:
             raise BayesplitError(f"suggestion #{i + 1}: needs params or model")
-        entry = find_model(entries, name, None if name else _number(s, "params", i))
-        if name is None and not math.isclose(entry["params"], float(s["params"]), rel_tol=0.05):
-            notes.append(
-                f"suggestion #{i + 1}: no ladder size with N={float(s['params']):.3g}; using {entry['name']} (N={entry['params']:.3g})"
-            )
+    by_params, convention = match_ladder_sizes(
+        suggestions, entries, corpus.vocab_size, params_convention
+    )
+    if convention == "with_embeddings" and by_params:
+        picked = ", ".join(f"#{i + 1} → {e['name']}" for i, e in by_params.items())
+        notes.append(
+            f"params read as N with embeddings (vocabulary {corpus.vocab_size:,}): {picked}"
+        )
+    for i, s in enumerate(suggestions):
+        name = s.get("model")
+        entry = find_model(entries, name) if name is not None else by_params[i]
         d = _number(s, "pretrain_tokens", i)
         dp = _number(s, "spec_tokens", i, 0.0)
         if d <= 0:
@@ -318,6 +461,7 @@ def execute_suggestions(
     launcher_options: dict[str, Any] | None = None,
     train_overrides: dict[str, Any] | None = None,
     spec: SpecConfig | None = None,
+    params_convention: str | None = None,
 ) -> pd.DataFrame:
     """Train every suggested run that is not in the store yet and append its rows.
 
@@ -349,6 +493,9 @@ def execute_suggestions(
         ``eval_tokens``, ``cooldown_fraction``, ...).
     spec
         Specialization settings (replay, re-warmup, decay).
+    params_convention
+        How the suggestions' ``params`` count N: ``"non_embedding"``, ``"with_embeddings"``
+        or None (find out; see :func:`match_ladder_sizes`).
 
     Returns
     -------
@@ -368,6 +515,7 @@ def execute_suggestions(
         seed=seed,
         train_overrides=train_overrides,
         spec=spec,
+        params_convention=params_convention,
     )
     if not plan.jobs:
         return pd.DataFrame()

@@ -1,0 +1,21 @@
+"""Counts as people type them: ``1.4B`` tokens, ``3e21`` FLOPs, ``20_000`` steps."""
+
+from __future__ import annotations
+
+from bayesplit.errors import BayesplitError
+
+_SUFFIXES = {"k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
+
+
+def parse_count(text: str) -> float:
+    """``"1.4B"`` → 1.4e9; plain numbers and scientific notation pass through."""
+    s = str(text).strip().replace("_", "")
+    mult = 1.0
+    if s and s[-1].lower() in _SUFFIXES:
+        mult = _SUFFIXES[s[-1].lower()]
+        s = s[:-1]
+    try:
+        value = float(s) * mult
+    except ValueError:
+        raise BayesplitError(f"not a number: {text!r} (use e.g. 1.4e9 or 1.4B)") from None
+    return value

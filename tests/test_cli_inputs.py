@@ -1,0 +1,282 @@
+"""Bad input to allocate, frontier, report, suggest and simulate: exit 2, one line, nothing written.
+
+Each case is refused before the slow work (allocation, ranking, campaigns), so a typo costs
+seconds and leaves no half-written file behind.
+"""
+
+from __future__ import annotations
+
+import pytest
+from support import unusable_outputs
+from typer.testing import CliRunner
+
+from bayesplit.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def post_path(tmp_path_factory, additive_posterior):
+    path = tmp_path_factory.mktemp("inputs") / "post.nc"
+    additive_posterior.save(path)
+    return path
+
+
+def _refused(result, message: str) -> None:
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+
+
+def _put(path, content: str | bytes | None) -> None:
+    """Text, bytes, or (None) a folder where a file is expected."""
+    if content is None:
+        path.mkdir()
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+
+
+def _written(tmp_path) -> set[str]:
+    return {p.name for p in tmp_path.rglob("*")} - {"a-file", "a-folder"}
+
+
+@pytest.mark.parametrize("command", ["allocate", "frontier"])
+@pytest.mark.parametrize("case", ["under a file", "a folder", "in /proc", "no extension", "bad"])
+def test_plot_paths_are_checked_before_the_work(post_path, tmp_path, command, case):
+    cases = unusable_outputs(tmp_path, "fig.png")
+    cases["no extension"] = (str(tmp_path / "fig"), "must end in")
+    cases["bad"] = (str(tmp_path / "fig.docx"), "must end in")
+    plot, message = cases[case]
+    budget = ["--budget", "1e20"] if command == "allocate" else ["--budgets", "1e19,1e20"]
+    result = runner.invoke(app, [command, str(post_path), *budget, "--force", "--plot", plot])
+    _refused(result, message)
+    assert _written(tmp_path) == set()
+
+
+@pytest.mark.parametrize("suffix", [".png", ".svg", ".pdf"])
+def test_plot_is_written_in_the_format_its_extension_names(post_path, tmp_path, suffix):
+    plot = tmp_path / "sub" / f"split{suffix}"
+    args = ["allocate", str(post_path), "--budget", "1e20", "--force", "--plot", str(plot)]
+    assert runner.invoke(app, args).exit_code == 0
+    head = plot.read_bytes()[:8]
+    magic = {".png": b"\x89PNG", ".svg": b"<?xml", ".pdf": b"%PDF"}[suffix]
+    assert head.startswith(magic)
+    assert [p.name for p in plot.parent.iterdir()] == [plot.name]  # no temp file left
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('"just a string"', "want a plan object"),
+        ("[1, 2]", "want a plan object"),
+        ("[]", "want a plan object"),
+        (b"\x89PNG\r\n\x1a\n\x00\xff", "not valid JSON"),
+        (None, "is not a file"),
+    ],
+)
+def test_allocate_compare_refuses_what_is_not_a_plan(post_path, tmp_path, content, message):
+    path = tmp_path / "plan.json"
+    _put(path, content)
+    args = ["allocate", str(post_path), "--budget", "1e20", "--force", "--compare", str(path)]
+    _refused(runner.invoke(app, args), message)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--max-draws", "0"], "max_draws must be >= 10"),
+        (["--max-draws", "5"], "max_draws must be >= 10"),
+        (["--budget", "-1"], "--budget must be a positive number"),
+        (["--max-run-flops", "0"], "--max-run-flops must be a positive number"),
+        (["--weights", "web=-1"], "must be finite and >= 0"),
+        (["--weights", "web=nan"], "must be finite and >= 0"),
+        (["--weights", "web=0,code=0"], "all zero"),
+        (
+            ["--point", "params=1e8,pretrain_tokens=1e9,domain=web"],
+            "only used with --objective point",
+        ),
+        (["--out", "s.txt"], "must end in .json"),
+    ],
+)
+def test_suggest_refuses_bad_options(post_path, tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    base = ["suggest", str(post_path), "--force"]
+    if "--budget" not in args:
+        base += ["--budget", "1e20"]
+    _refused(runner.invoke(app, [*base, *args]), message)
+    assert _written(tmp_path) == set()
+
+
+@pytest.mark.parametrize("case", ["under a file", "a folder", "in /proc"])
+def test_suggest_out_is_checked_before_ranking(post_path, tmp_path, case):
+    out, message = unusable_outputs(tmp_path, "s.json")[case]
+    args = ["suggest", str(post_path), "--budget", "1e20", "--force", "--out", out]
+    _refused(runner.invoke(app, args), message)
+    assert _written(tmp_path) == set()
+
+
+def test_report_out_under_a_file_is_refused(post_path, tmp_path):
+    out, message = unusable_outputs(tmp_path, "r.html")["under a file"]
+    args = ["report", str(post_path), "--budget", "1e20", "--force", "--out", out]
+    _refused(runner.invoke(app, args), message)
+
+
+SIM = ["simulate", "--truth", "example:additive", "--budget", "1e20"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--experiment-budget", "-1"], "--experiment-budget must be a positive number"),
+        (["--experiment-budget", "0"], "--experiment-budget must be a positive number"),
+        (["--experiment-budget", "1e18", "--out", "o.parquet"], "must end in .csv"),
+    ],
+)
+def test_simulate_refuses_bad_options(tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    _refused(runner.invoke(app, [*SIM, *args]), message)
+    assert _written(tmp_path) == set()
+
+
+@pytest.mark.parametrize(
+    ("truth", "message"),
+    [
+        ("law: additive\ndomains: web\nparams: {}\n", "domains must be a list"),
+        (
+            "law: additive\ndomains: [web]\nparams: {}\nreference: x\n",
+            "reference must be a mapping",
+        ),
+        ("law: additive\ndomains: [web]\nparams: {}\nnoise: {sigma: -1}\n", "lacks parameter"),
+        ("- just\n- a list\n", "expected a mapping"),
+        (b"\x00\xff\xfe binary", "not a YAML text file"),
+        (None, "is not a file"),
+    ],
+)
+def test_simulate_refuses_a_bad_truth_file(tmp_path, truth, message):
+    path = tmp_path / "truth.yaml"
+    _put(path, truth)
+    args = ["simulate", "--truth", str(path), "--budget", "1e20", "--experiment-budget", "1e18"]
+    _refused(runner.invoke(app, args), message)
+
+
+def test_simulate_refuses_a_truth_parameter_that_is_not_a_number(tmp_path):
+    import yaml
+
+    from bayesplit.truth import example_truth
+
+    good = example_truth("additive", ("web", "code")).to_dict()
+    path = tmp_path / "truth.yaml"
+    path.write_text(yaml.safe_dump({**good, "params": {**good["params"], "alpha": "high"}}))
+    args = ["simulate", "--truth", str(path), "--budget", "1e20", "--experiment-budget", "1e18"]
+    _refused(runner.invoke(app, args), "parameter alpha is not a number: 'high'")
+
+
+def test_truth_noise_must_be_non_negative():
+    from bayesplit.errors import BayesplitError
+    from bayesplit.truth import GroundTruth, example_truth
+
+    good = example_truth("additive", ("web", "code")).to_dict()
+    GroundTruth.from_dict(good)
+    with pytest.raises(BayesplitError, match="noise sigma must be a number >= 0"):
+        GroundTruth.from_dict({**good, "noise": {"sigma": -0.1}})
+    with pytest.raises(BayesplitError, match="2 values, one per domain"):
+        GroundTruth.from_dict({**good, "domains": ["web", "code", "law"][:2], "params": {
+            **good["params"], "E": [1.0, 1.0, 1.0]}})  # fmt: skip
+
+
+def test_version():
+    from importlib.metadata import version
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.strip() == f"bayesplit {version('bayesplit')}"
+
+
+@pytest.mark.parametrize("risk", ["cvar0", "q0", "q00"])
+def test_allocate_refuses_a_zero_risk_level(post_path, risk):
+    args = ["allocate", str(post_path), "--budget", "1e20", "--force", "--risk", risk]
+    _refused(runner.invoke(app, args), "risk level must be 1-99")
+
+
+def test_frontier_budgets_take_counts_with_suffixes(post_path):
+    import json
+
+    args = ["frontier", str(post_path), "--budgets", "100000T,1e18:1e19:2", "--force", "--json"]
+    _refused(runner.invoke(app, args), "--budgets wants")  # a list or a range, not both
+    args = ["frontier", str(post_path), "--budgets", "100000T,1000000T", "--force", "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert [r["budget"] for r in json.loads(result.stdout)["frontier"]] == [1e17, 1e18]
+
+
+@pytest.mark.parametrize(
+    ("budgets", "message"),
+    [("1e18:1e20:0", "COUNT must be 1-100"), ("1e18:1e20:1000", "COUNT must be 1-100"),
+     ("1e18,-1", "positive FLOPs"), (",", "positive FLOPs")],
+)  # fmt: skip
+def test_frontier_refuses_bad_budgets(post_path, budgets, message):
+    args = ["frontier", str(post_path), "--budgets", budgets, "--force"]
+    _refused(runner.invoke(app, args), message)
+
+
+def test_an_empty_comma_list_is_refused(tmp_path):
+    runs = tmp_path / "runs.csv"
+    runs.write_text("run_id,params,pretrain_tokens,eval_domain,loss\nr,1e7,1e9,web,3.0\n")
+    args = ["fit", "--runs", str(runs), "--domains", ",", "--out", str(tmp_path / "p.nc")]
+    _refused(runner.invoke(app, args), "empty list ','")
+
+
+def test_a_file_system_refusal_is_one_line_not_a_traceback(post_path, monkeypatch):
+    import bayesplit.posterior
+
+    def refuse(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(bayesplit.posterior, "load_posterior", refuse)
+    args = ["predict", str(post_path), "--params", "1e8", "--pretrain-tokens", "1e9"]
+    _refused(runner.invoke(app, [*args, "--domain", "web"]), f"Permission denied: {post_path}")
+
+
+def test_law_module_registers_a_law_or_fails_in_one_line(tmp_path, monkeypatch):
+    import json
+    import shutil
+    from pathlib import Path
+
+    snippet = Path(__file__).parents[1] / "docs" / "snippets" / "weighted_law.py"
+    shutil.copy(snippet, tmp_path / "my_laws.py")
+    (tmp_path / "broken_laws.py").write_text("x = 1\nraise RuntimeError('no such prior')\n")
+    (tmp_path / "typo_laws.py").write_text("def law(:\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    result = runner.invoke(app, ["laws", "--json", "--law-module", "my_laws"])
+    assert result.exit_code == 0, result.output
+    assert "weighted" in [law["name"] for law in json.loads(result.stdout)["laws"]]
+    _refused(
+        runner.invoke(app, ["laws", "--law-module", "no_such_laws"]), "cannot import law module"
+    )
+    _refused(
+        runner.invoke(app, ["laws", "--law-module", "broken_laws"]),
+        "RuntimeError: no such prior (",
+    )
+    _refused(runner.invoke(app, ["laws", "--law-module", "typo_laws"]), "SyntaxError")
+
+
+def test_frontier_defaults_to_budgets_from_the_data_and_carries_notes(post_path, additive_posterior):
+    import json
+
+    import numpy as np
+
+    from bayesplit.runs import compute_flops
+
+    result = runner.invoke(app, ["frontier", str(post_path), "--force", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)["frontier"]
+    largest = compute_flops(additive_posterior.runs).max()
+    budgets = [r["budget"] for r in rows]
+    assert len(budgets) == 9
+    assert np.allclose([budgets[0], budgets[-1]], [largest, 1e4 * largest])
+    assert all(isinstance(r["notes"], list) for r in rows)
+    assert any("extrapolation" in n for n in rows[-1]["notes"])  # 10,000x the data

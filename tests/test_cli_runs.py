@@ -1,0 +1,315 @@
+"""The CLI contract of `bayesplit runs`: foreign files untouched, bad paths refused early."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from support import good_table
+from typer.testing import CliRunner
+
+from bayesplit.cli import app
+from bayesplit.errors import BayesplitError
+from bayesplit.runs import write_table
+from bayesplit.store import RunStore
+
+runner = CliRunner()
+
+
+def _ok(result) -> dict:
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def _refused(result, match: str = "") -> str:
+    """Exit 2, exactly one `error:` line on stderr, no traceback; returns that line."""
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    assert match in errors[0], errors[0]
+    return errors[0]
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else b"<dir>")
+        for p in sorted(folder.rglob("*"))
+    }
+
+
+@pytest.fixture
+def table_csv(tmp_path) -> Path:
+    path = tmp_path / "runs.csv"
+    good_table().to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def store(tmp_path) -> Path:
+    path = tmp_path / "runs.db"
+    RunStore(path).append(good_table())
+    return path
+
+
+def _foreign(path: Path, sql: str) -> Path:
+    con = sqlite3.connect(path)
+    con.execute(sql)
+    con.commit()
+    con.close()
+    return path
+
+
+# -- 1. a SQLite file that is not a run store is refused and never modified ------------------
+
+FOREIGN = {
+    "other table": "create table t(a)",
+    "table named runs": "create table runs(a)",
+}
+
+
+def _commands(db: Path, table_csv: Path, out: Path) -> dict[str, list[str]]:
+    return {
+        "import": ["runs", "import", str(table_csv), "--store", str(db)],
+        "export": ["runs", "export", str(db), "--out", str(out)],
+        "export json": ["runs", "export", str(db), "--out", str(out), "--json"],
+        "list": ["runs", "list", str(db)],
+        "list json": ["runs", "list", str(db), "--json"],
+        "validate": ["runs", "validate", str(db)],
+    }
+
+
+@pytest.mark.parametrize("schema", FOREIGN)
+@pytest.mark.parametrize(
+    "command", ["import", "export", "export json", "list", "list json", "validate"]
+)
+def test_foreign_sqlite_is_refused_untouched(tmp_path, table_csv, schema, command):
+    db = _foreign(tmp_path / "other.db", FOREIGN[schema])
+    out = tmp_path / "out" / "o.csv"
+    before = _snapshot(tmp_path)
+    result = runner.invoke(app, _commands(db, table_csv, out)[command])
+    _refused(result, "not a bayesplit run store")
+    assert _snapshot(tmp_path) == before  # same bytes, still not WAL, no -wal/-shm, no out/
+    assert sqlite3.connect(db).execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+
+
+def test_validate_json_on_a_foreign_sqlite_names_the_problem(tmp_path):
+    db = _foreign(tmp_path / "other.sqlite", "create table t(a)")
+    result = runner.invoke(app, ["runs", "validate", str(db), "--json"])
+    _refused(result)
+    out = json.loads(result.stdout)
+    assert out["valid"] is False and "not a bayesplit run store" in out["problems"][0]
+
+
+@pytest.mark.parametrize("content", [b"", b"this is not sqlite" * 100])
+@pytest.mark.parametrize("command", ["export", "list", "validate"])
+def test_empty_or_junk_file_is_not_a_store_for_reading(tmp_path, table_csv, content, command):
+    db = tmp_path / "x.db"
+    db.write_bytes(content)
+    before = _snapshot(tmp_path)
+    result = runner.invoke(app, _commands(db, table_csv, tmp_path / "o.csv")[command])
+    _refused(result, "not a bayesplit run store")
+    assert _snapshot(tmp_path) == before
+
+
+def test_import_turns_an_empty_file_into_a_store_but_refuses_junk(tmp_path, table_csv):
+    empty = tmp_path / "empty.sqlite3"
+    empty.touch()
+    assert (
+        _ok(
+            runner.invoke(app, ["runs", "import", str(table_csv), "--store", str(empty), "--json"])
+        )["total"]
+        == 5
+    )
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not sqlite" * 100)
+    _refused(runner.invoke(app, ["runs", "import", str(table_csv), "--store", str(junk)]))
+    assert junk.read_bytes() == b"this is not sqlite" * 100
+
+
+def test_reading_commands_leave_a_store_unchanged(tmp_path, store):
+    before = _snapshot(tmp_path)
+    _ok(runner.invoke(app, ["runs", "list", str(store), "--json"]))
+    _ok(runner.invoke(app, ["runs", "validate", str(store), "--json"]))
+    assert _snapshot(tmp_path) == before
+    _ok(
+        runner.invoke(
+            app, ["runs", "export", str(store), "--out", str(tmp_path / "o.csv"), "--json"]
+        )
+    )
+    assert {k: v for k, v in _snapshot(tmp_path).items() if k != "o.csv"} == before
+
+
+@pytest.mark.parametrize("name", ["x.txt", "runs.csv", "store"])
+def test_import_store_needs_a_store_extension(tmp_path, table_csv, name):
+    target = tmp_path / "new" / name
+    result = runner.invoke(app, ["runs", "import", str(table_csv), "--store", str(target)])
+    _refused(result, "must end in .db, .sqlite, .sqlite3")
+    assert not (tmp_path / "new").exists()
+    # an existing non-SQLite file with the wrong extension is refused and left alone
+    _refused(runner.invoke(app, ["runs", "import", str(table_csv), "--store", str(table_csv)]))
+    assert pd.read_csv(table_csv).shape == good_table().shape
+
+
+def test_import_creates_a_missing_store_in_a_new_folder(tmp_path, table_csv):
+    target = tmp_path / "a" / "b" / "runs.sqlite"
+    assert _ok(
+        runner.invoke(app, ["runs", "import", str(table_csv), "--store", str(target), "--json"])
+    ) == {
+        "added": 5,
+        "total": 5,
+        "store": str(target),
+    }
+
+
+def test_import_of_a_bad_table_creates_no_store(tmp_path):
+    bad = tmp_path / "bad.csv"
+    good_table().assign(loss=-1.0).to_csv(bad, index=False)
+    target = tmp_path / "new" / "runs.db"
+    _refused(runner.invoke(app, ["runs", "import", str(bad), "--store", str(target)]))
+    assert not (tmp_path / "new").exists()
+
+
+# -- 2. unusable output paths are refused before anything is read or written ---------------
+
+
+def _bad_paths(tmp_path: Path, name: str) -> dict[str, tuple[Path, str]]:
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    folder = tmp_path / f"folder{Path(name).suffix}"
+    folder.mkdir()
+    cases = {
+        "under a file": (blocker / name, "is a file, not a folder"),
+        "existing folder": (folder, "is a folder; give a file name"),
+    }
+    if Path("/proc/self").is_dir():
+        cases["in /proc"] = (Path("/proc") / name, "cannot write in /proc")
+    return cases
+
+
+@pytest.mark.parametrize("case", ["under a file", "existing folder", "in /proc"])
+def test_export_refuses_unusable_out(tmp_path, store, case):
+    cases = _bad_paths(tmp_path, "o.csv")
+    if case not in cases:
+        pytest.skip("no /proc here")
+    out, message = cases[case]
+    before = _snapshot(tmp_path)
+    _refused(runner.invoke(app, ["runs", "export", str(store), "--out", str(out)]), message)
+    assert _snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("case", ["under a file", "existing folder", "in /proc"])
+def test_import_refuses_unusable_store_path(tmp_path, table_csv, case):
+    cases = _bad_paths(tmp_path, "s.db")
+    if case not in cases:
+        pytest.skip("no /proc here")
+    target, message = cases[case]
+    before = _snapshot(tmp_path)
+    _refused(
+        runner.invoke(app, ["runs", "import", str(table_csv), "--store", str(target)]), message
+    )
+    assert _snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("name", ["o.txt", "o.json.gz", "o", "o.json"])
+def test_export_bad_extension_leaves_no_folder_behind(tmp_path, store, name):
+    result = runner.invoke(
+        app, ["runs", "export", str(store), "--out", str(tmp_path / "new" / name)]
+    )
+    _refused(result, "must end in .csv, .csv.gz, .parquet or .jsonl")
+    assert not (tmp_path / "new").exists()
+
+
+def test_write_table_checks_the_format_before_making_folders(tmp_path):
+    with pytest.raises(BayesplitError, match="cannot write o.xlsx"):
+        write_table(good_table(), tmp_path / "new" / "o.xlsx")
+    assert not (tmp_path / "new").exists()
+
+
+# -- 3. --json everywhere; validate lists each problem once -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt"),
+    [("o.csv", "csv"), ("o.csv.gz", "csv.gz"), ("o.parquet", "parquet"), ("o.jsonl", "jsonl")],
+)
+def test_export_json_and_round_trip(tmp_path, store, name, fmt):
+    out = tmp_path / "sub" / name
+    got = _ok(runner.invoke(app, ["runs", "export", str(store), "--out", str(out), "--json"]))
+    assert got == {"store": str(store), "out": str(out), "format": fmt, "rows": 5, "runs": 3}
+    back = _ok(runner.invoke(app, ["runs", "validate", str(out), "--json"]))
+    assert back["valid"] and back["rows"] == 5
+
+
+def test_export_table_mode_says_what_it_wrote(tmp_path, store):
+    result = runner.invoke(app, ["runs", "export", str(store), "--out", str(tmp_path / "o.csv")])
+    assert result.exit_code == 0 and result.stdout == ""
+    assert "wrote 5 rows (3 runs)" in result.stderr
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "folder"])
+def test_validate_json_always_prints_one_object(tmp_path, case):
+    path = tmp_path / "runs.csv"
+    if case == "empty":
+        path.touch()
+    elif case == "folder":
+        path.mkdir()
+    result = runner.invoke(app, ["runs", "validate", str(path), "--json"])
+    _refused(result)
+    out = json.loads(result.stdout)
+    assert out["valid"] is False and out["path"] == str(path) and len(out["problems"]) == 1
+
+
+def test_validate_lists_each_problem_once(tmp_path):
+    bad = tmp_path / "bad.csv"
+    good_table().assign(loss=-1.0, params="abc").to_csv(bad, index=False)
+    result = runner.invoke(app, ["runs", "validate", str(bad)])
+    _refused(result, "2 problems (listed above)")
+    assert result.stderr.count("non-numeric") == 1 and result.stderr.count("loss must be > 0") == 1
+    single = tmp_path / "single.csv"
+    good_table().assign(loss=-1.0).to_csv(single, index=False)
+    one = runner.invoke(app, ["runs", "validate", str(single)])
+    _refused(one, "loss must be > 0")
+    assert one.stderr.count("loss must be > 0") == 1
+
+
+# -- 4. bundled:NAME, as every --runs takes it ---------------------------------------------
+
+
+def test_validate_and_list_take_bundled_names():
+    got = _ok(runner.invoke(app, ["runs", "validate", "bundled:gadre2024", "--json"]))
+    assert got["valid"] and got["path"] == "bundled:gadre2024" and got["rows"] > 0
+    listed = _ok(
+        runner.invoke(app, ["runs", "list", "bundled:gadre2024", "--json", "--limit", "2"])
+    )
+    assert listed["rows"] == got["rows"] and len(listed["runs"]) == 2
+    _refused(runner.invoke(app, ["runs", "list", "bundled:nope"]), "unknown dataset 'nope'")
+    unknown = runner.invoke(app, ["runs", "validate", "bundled:nope", "--json"])
+    _refused(unknown, "unknown dataset")
+    assert json.loads(unknown.stdout)["valid"] is False
+
+
+# -- the store API behind it ----------------------------------------------------------------
+
+
+def test_run_store_read_only_and_check(tmp_path, store):
+    foreign = _foreign(tmp_path / "f.db", "create table runs(a)")
+    before = foreign.read_bytes()
+    for kwargs in ({}, {"create": False}, {"read_only": True}):
+        with pytest.raises(BayesplitError, match="not a bayesplit run store"):
+            RunStore(foreign, **kwargs)
+    with pytest.raises(BayesplitError, match="not a bayesplit run store"):
+        RunStore.check(foreign, allow_empty=True)
+    assert foreign.read_bytes() == before
+    RunStore.check(store)
+    ro = RunStore(store, read_only=True)
+    assert len(ro) == 5
+    with pytest.raises(BayesplitError, match="read-only"):
+        ro.append(good_table().assign(run_id="new"))
+    with pytest.raises(BayesplitError, match="no such run store"):
+        RunStore(tmp_path / "missing.db", read_only=True)
+    assert not (tmp_path / "missing.db").exists()

@@ -1,0 +1,372 @@
+"""Trainer CLI input checks: a bad value is exit 2 and one line, before anything is written.
+
+Every refusal here happens before training, so these tests train nothing; each also checks
+that no store, checkpoint folder or other file appeared.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+from conftest import make_corpus, tiny_entry, write_ladder
+from typer.testing import CliRunner
+
+from bayesplit.cli import app
+
+runner = CliRunner()
+TPS = 8 * 32  # tokens per step of the tiny ladder
+on_linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs /proc")
+
+
+def _tree(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+def _refused(args: list[str], message: str, where: Path) -> str:
+    """Run the CLI; assert exit 2, one ``error:`` line containing ``message``, nothing new under ``where``."""
+    before = _tree(where)
+    res = runner.invoke(app, [str(a) for a in args])
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    assert message in lines[0], lines[0]
+    assert _tree(where) == before, "a refused command wrote something"
+    return lines[0]
+
+
+@pytest.fixture
+def out(tmp_path) -> Path:
+    """An empty folder the commands would write their store and checkpoints into."""
+    d = tmp_path / "out"
+    d.mkdir()
+    (d / "a-file").write_text("not a folder\n")
+    (d / "a-folder").mkdir()
+    return d
+
+
+# -- train pretrain ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--cooldown", "-1"], "--cooldown must be a fraction in [0, 1)"),
+        (["--cooldown", "2"], "--cooldown must be a fraction in [0, 1)"),
+        (["--cooldown", "nan"], "--cooldown must be a fraction in [0, 1)"),
+        (["--checkpoint-every", "0"], "--checkpoint-every must be >= 1"),
+        (["--checkpoint-every", "-1"], "--checkpoint-every must be >= 1"),
+        (["--weights", "alpha=-1,beta=1"], "finite and >= 0"),
+        (["--weights", "alpha=nan,beta=1"], "finite and >= 0"),
+        (["--weights", "alpha=0,beta=0"], "zero"),
+        (["--weights", "web=1"], "unknown domain 'web'"),
+        (["--eval-tokens", "0"], "--eval-tokens must be a positive number"),
+        (["--eval-tokens", "-1"], "--eval-tokens must be a positive number"),
+        (["--eval-tokens", "inf"], "--eval-tokens must be a positive number"),
+        (["--decay-shape", "exp"], "--decay-shape must be one of"),
+        (["--device", "tpu"], "--device must be auto, cpu, cuda or gpu"),
+        (["--seed", "-1"], "--seed must be >= 0"),
+        (["--ladder", "BINARY"], "not a YAML ladder"),
+    ],
+)
+def test_pretrain_refuses_bad_values(tiny_corpus, tiny_ladder, out, extra, message):
+    if "BINARY" in extra:
+        (out / "a-folder" / "bin.yaml").write_bytes(bytes(range(256)) * 4)
+        extra = ["--ladder", out / "a-folder" / "bin.yaml"]
+    args = ["train", "pretrain", "--corpus", tiny_corpus, "--ladder", tiny_ladder,
+            "--model", "tiny", "--branch-at", "2k", "--store", out / "s.db", *extra]  # fmt: skip
+    _refused(args, message, out)
+
+
+@pytest.mark.parametrize("branch_at", ["1", "100", "600", "nan", "2k,-5"])
+def test_pretrain_refuses_branch_points_that_are_no_whole_step(
+    tiny_corpus, tiny_ladder, out, branch_at
+):
+    # D is trained as whole steps of 256 tokens and stored only from 1000 tokens up:
+    # 1 token used to train one step (256 tokens) and then fail to store it
+    args = ["train", "pretrain", "--corpus", tiny_corpus, "--ladder", tiny_ladder,
+            "--model", "tiny", "--branch-at", branch_at, "--store", out / "s.db"]  # fmt: skip
+    msg = _refused(args, "--branch-at", out)
+    if branch_at in ("1", "100", "600"):
+        assert f"smallest is {4 * TPS:,}" in msg
+
+
+@pytest.mark.parametrize(
+    ("store", "message"),
+    [
+        ("a-file/s.db", "a-file is a file, not a folder"),
+        ("a-folder", "is a folder; give a file name"),
+        ("runs.csv", "must end in .db"),
+        pytest.param("/proc/s.db", "cannot write in /proc", marks=on_linux),
+    ],
+)
+def test_pretrain_refuses_an_unwritable_store(tiny_corpus, tiny_ladder, out, store, message):
+    target = store if store.startswith("/") else out / store
+    args = ["train", "pretrain", "--corpus", tiny_corpus, "--ladder", tiny_ladder,
+            "--model", "tiny", "--branch-at", "2k", "--store", target]  # fmt: skip
+    msg = _refused(args, message, out)
+    assert msg.startswith("error: --store ")
+
+
+# -- train specialize ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--lr", "0"], "--lr must be a positive number"),
+        (["--lr", "-1e-3"], "--lr must be a positive number"),
+        (["--lr", "nan"], "--lr must be a positive number"),
+        (["--tokens", "0"], "--tokens must be a positive number"),
+        (["--tokens", "nan"], "--tokens must be a positive number"),
+        (["--tokens", "10"], "--tokens must be at least 1000"),
+        (["--replay", "1"], "--replay must be a fraction in [0, 1)"),
+        (["--decay", "1.5"], "--decay must be a fraction in [0, 1]"),
+        (["--rewarmup", "0.9", "--decay", "0.2"], "--rewarmup + --decay must be at most 1"),
+        (["--decay-shape", "exp"], "--decay-shape must be one of"),
+        (["--eval-tokens", "0"], "--eval-tokens must be a positive number"),
+        (["--device", "tpu"], "--device must be auto, cpu, cuda or gpu"),
+        (["--domain", "web"], "unknown domain 'web'"),
+        (["--store", "OUT/a-file/s.db"], "a-file is a file, not a folder"),
+    ],
+)
+def test_specialize_refuses_bad_values(tiny_corpus, out, extra, message):
+    ckpt = out / "a-folder" / "stable-0000000008.pt"
+    ckpt.write_bytes(b"not read: the values are refused first")
+    extra = [str(a).replace("OUT", str(out)) for a in extra]
+    args = ["train", "specialize", "--corpus", tiny_corpus, "--checkpoint", ckpt,
+            "--domain", "alpha", "--tokens", "2k", "--store", out / "s.db", *extra]  # fmt: skip
+    _refused(args, message, out)
+
+
+# -- train ladder -----------------------------------------------------------------------------
+def test_ladder_refuses_a_binary_file_and_documents_its_json(tmp_path):
+    binary = tmp_path / "ladder.yaml"
+    binary.write_bytes(b"\x00\xff\xfe" + bytes(range(256)))
+    _refused(
+        ["train", "ladder", binary], "not a YAML ladder (the file is not UTF-8 text)", tmp_path
+    )
+    res = runner.invoke(app, ["train", "ladder", "--help"])
+    assert res.exit_code == 0
+    text = " ".join(res.output.replace("│", " ").split())  # the help box may wrap the line
+    assert "rows written" not in text and "ladder's sizes as JSON" in text
+
+
+# -- train execute ----------------------------------------------------------------------------
+def _suggestions(path: Path, items: list[dict]) -> Path:
+    path.write_text(json.dumps(items))
+    return path
+
+
+def test_execute_dry_run_writes_nothing(tiny_corpus, tiny_ladder, out, tmp_path):
+    n = tiny_entry()["params"]
+    sfile = _suggestions(tmp_path / "s.json", [
+        {"params": n, "pretrain_tokens": 48 * TPS, "spec_tokens": 0, "train_domain": None},
+        {"model": "tiny", "pretrain_tokens": 48 * TPS, "spec_tokens": 16 * TPS,
+         "train_domain": "alpha"},
+    ])  # fmt: skip
+    base = ["train", "execute", str(sfile), "--corpus", str(tiny_corpus), "--ladder",
+            str(tiny_ladder), "--store", str(out / "s.db"), "--dry-run"]  # fmt: skip
+    before = _tree(out)
+    res = runner.invoke(app, base)
+    assert res.exit_code == 0, res.output
+    assert "0 of 2 suggestions already in the store" in res.stderr
+    res = runner.invoke(app, [*base, "--json"])
+    assert res.exit_code == 0, res.output
+    assert [j["model"] for j in json.loads(res.stdout)["jobs"]] == ["tiny"]
+    assert _tree(out) == before  # no store, no checkpoint folder
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--nproc", "0"], "--nproc must be >= 1"),
+        (["--slurm-timeout", "0"], "--slurm-timeout must be >= 1"),
+        (["--slurm-gpus", "-1"], "--slurm-gpus must be >= 0"),
+        (["--replay", "1"], "--replay must be a fraction in [0, 1)"),
+        (["--seed", "-1"], "--seed must be >= 0"),
+        (["--eval-tokens", "0"], "--eval-tokens must be a positive number"),
+        (["--device", "tpu"], "--device must be auto, cpu, cuda or gpu"),
+        (["--store", "OUT/a-file/s.db"], "a-file is a file, not a folder"),
+        (["--store", "OUT/a-folder"], "is a folder; give a file name"),
+        (["--workdir", "OUT/a-file"], "--workdir"),
+    ],
+)
+def test_execute_refuses_bad_options(tiny_corpus, tiny_ladder, out, tmp_path, extra, message):
+    sfile = _suggestions(tmp_path / "s.json", [{"model": "tiny", "pretrain_tokens": 48 * TPS}])
+    extra = [a.replace("OUT", str(out)) for a in extra]
+    args = ["train", "execute", sfile, "--corpus", tiny_corpus, "--ladder", tiny_ladder,
+            "--store", out / "s.db", *extra]  # fmt: skip
+    _refused(args, message, out)
+
+
+# -- the N convention of suggest → execute ----------------------------------------------------
+@pytest.fixture(scope="module")
+def two_size_ladder(tmp_path_factory) -> tuple[Path, dict, dict]:
+    """Sizes where "a with embeddings" is nearer (in log) to b's non-embedding N than to a's."""
+    a = tiny_entry(name="a")  # N 20,640; with the 64-token embedding 22,688
+    b = tiny_entry(name="b", d_ff=84)  # N 24,480; with embeddings 26,528
+    path = write_ladder(tmp_path_factory.mktemp("ladder") / "two.yaml", [a, b])
+    return path, a, b
+
+
+def _plan(args: list[str]) -> dict:
+    res = runner.invoke(app, [str(a) for a in args])
+    assert res.exit_code == 0, res.output
+    return json.loads(res.stdout) | {"stderr": res.stderr}
+
+
+def test_execute_reads_params_in_the_suggestions_convention(
+    tiny_corpus, two_size_ladder, out, tmp_path
+):
+    ladder, a, b = two_size_ladder
+    base = ["train", "execute", "S", "--corpus", tiny_corpus, "--ladder", ladder,
+            "--store", out / "s.db", "--dry-run", "--json"]  # fmt: skip
+    with_emb = _suggestions(tmp_path / "emb.json", [
+        {"params": a["params_with_embeddings"], "pretrain_tokens": 48 * TPS},
+        {"params": b["params_with_embeddings"], "pretrain_tokens": 48 * TPS},
+    ])  # fmt: skip
+    plan = _plan([with_emb if x == "S" else x for x in base])
+    # before: a's with-embeddings count was matched to b's non-embedding N (nearest in log)
+    assert [j["model"] for j in plan["jobs"]] == ["a", "b"]
+    assert "params read as N with embeddings" in " ".join(plan["stderr"].split())
+    non_emb = _suggestions(tmp_path / "non.json", [
+        {"params": a["params"], "pretrain_tokens": 48 * TPS},
+        {"params": b["params"] * 1.02, "pretrain_tokens": 48 * TPS},
+    ])  # fmt: skip
+    plan = _plan([non_emb if x == "S" else x for x in base])
+    assert [j["model"] for j in plan["jobs"]] == ["a", "b"] and plan["notes"] == []
+    assert _tree(out) == {"a-file", "a-folder"}
+
+
+def test_execute_with_the_cpu_ladder_trains_the_suggested_size(tmp_path):
+    # the reported case: `bayesplit demo` suggests N with embeddings (cpu-55k = 153,840 at
+    # the campaign's 2048-token vocabulary); execute used to train cpu-140k (N 141,760)
+    corpus = make_corpus(tmp_path / "c2048", {"alpha": 8000, "beta": 8000}, val_tokens=1024)
+    manifest = json.loads((corpus / "manifest.json").read_text())
+    (corpus / "manifest.json").write_text(json.dumps({**manifest, "vocab_size": 2048}))
+    sfile = _suggestions(tmp_path / "s.json", [
+        {"params": 153840.0, "pretrain_tokens": 1e6, "spec_tokens": 0.0, "model": None},
+        {"params": 272832.0, "pretrain_tokens": 2e6, "spec_tokens": 1e5, "train_domain": "beta"},
+    ])  # fmt: skip
+    plan = _plan(["train", "execute", sfile, "--corpus", corpus, "--ladder", "cpu_ladder",
+                  "--store", tmp_path / "s.db", "--dry-run", "--json"])  # fmt: skip
+    assert [(j["model"], j["params"]) for j in plan["jobs"]] == [
+        ("cpu-55k", 55536),
+        ("cpu-140k", 141760),
+    ]
+    assert not (tmp_path / "s.db").exists()
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_execute_refuses_params_no_ladder_size_has(
+    tiny_corpus, two_size_ladder, out, tmp_path, dry_run
+):
+    ladder, a, b = two_size_ladder
+    sfile = _suggestions(tmp_path / "s.json", [{"params": 40_000, "pretrain_tokens": 48 * TPS}])
+    args = ["train", "execute", sfile, "--corpus", tiny_corpus, "--ladder", ladder,
+            "--store", out / "s.db", *(["--dry-run"] if dry_run else [])]  # fmt: skip
+    msg = _refused(args, "suggestion #1: no ladder size has N=4e+04", out)
+    # the closest size in each convention, with its count
+    assert f"b (N={b['params']:,} non-embedding)" in msg
+    assert f"b (N={b['params_with_embeddings']:,} with embeddings)" in msg
+
+
+def test_execute_refuses_ambiguous_or_mixed_conventions(tiny_corpus, out, tmp_path):
+    a = tiny_entry(name="a")  # N 20,640; with embeddings 22,688
+    c = tiny_entry(name="c", d_ff=72)  # N 22,176: within 5% of a's with-embeddings count
+    ladder = write_ladder(tmp_path / "close.yaml", [a, c])
+    base = ["train", "execute", "S", "--corpus", tiny_corpus, "--ladder", ladder,
+            "--store", out / "s.db"]  # fmt: skip
+
+    def run(items: list[dict], message: str) -> str:
+        sfile = _suggestions(tmp_path / "s.json", items)
+        return _refused([sfile if x == "S" else x for x in base], message, out)
+
+    msg = run([{"params": a["params_with_embeddings"], "pretrain_tokens": 48 * TPS}],
+              "is c counted without embeddings but a counted with them")  # fmt: skip
+    assert "params_convention" in msg
+    run([{"params": a["params"], "pretrain_tokens": 48 * TPS},
+         {"params": c["params_with_embeddings"], "pretrain_tokens": 48 * TPS}],
+        "the suggestions mix N conventions")  # fmt: skip
+    run([{"params": a["params"], "pretrain_tokens": 48 * TPS, "params_convention": "both"}],
+        "params_convention must be non_embedding or with_embeddings")  # fmt: skip
+    # saying which convention settles it
+    sfile = _suggestions(tmp_path / "s.json", [{"params": a["params_with_embeddings"],
+        "pretrain_tokens": 48 * TPS, "params_convention": "with_embeddings"}])  # fmt: skip
+    plan = _plan([sfile if x == "S" else x for x in base] + ["--dry-run", "--json"])
+    assert [j["model"] for j in plan["jobs"]] == ["a"]
+
+
+# -- loop -------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--law", "nosuch"], "unknown law 'nosuch'"),
+        (["--budget", "-1"], "--budget must be a positive number"),
+        (["--budget", "nan"], "--budget must be a positive number"),
+        (["--experiment-budget", "0"], "--experiment-budget must be a positive number"),
+        (["--experiment-budget", "1e6"], "the seed design of an empty store costs"),
+        (["--max-run-flops", "-1"], "--max-run-flops must be a positive number"),
+        (["--seed-tokens", "100"], "--seed-tokens must be at least 2000"),
+        (["--chains", "0"], "--chains must be >= 1"),
+        (["--draws", "5"], "--draws must be >= 10"),
+        (["--seed", "-1"], "--seed must be >= 0"),
+        (["--eval-tokens", "0"], "--eval-tokens must be a positive number"),
+        (["--device", "tpu"], "--device must be auto, cpu, cuda or gpu"),
+        (["--store", "OUT/a-file/s.db"], "a-file is a file, not a folder"),
+        pytest.param(["--store", "/proc/s.db"], "cannot write in /proc", marks=on_linux),
+    ],
+)
+def test_loop_refuses_bad_options_before_training(tiny_corpus, tiny_ladder, out, extra, message):
+    # --law nosuch and --budget -1 used to be found after the seed design was trained and
+    # its rows appended
+    extra = [a.replace("OUT", str(out)) for a in extra]
+    args = ["loop", "--corpus", tiny_corpus, "--ladder", tiny_ladder, "--store", out / "s.db",
+            "--budget", "1e13", "--seed-tokens", "4096", *extra]  # fmt: skip
+    _refused(args, message, out)
+
+
+# -- --device ---------------------------------------------------------------------------------
+def test_device_gpu_is_cuda(monkeypatch, tiny_corpus, tiny_ladder, out):
+    import torch
+
+    from bayesplit.cli.train import _device
+
+    for cmd in (["train", "pretrain"], ["train", "execute"], ["loop"]):
+        res = runner.invoke(app, [*cmd, "--help"])
+        assert "gpu" in res.output and "cuda" in res.output
+    assert _device("cpu") == "cpu" and _device("auto") == "auto"
+    if not torch.cuda.is_available():
+        # `gpu` is accepted as a name, then refused for the missing device (not as unknown)
+        args = ["train", "pretrain", "--corpus", tiny_corpus, "--ladder", tiny_ladder,
+                "--model", "tiny", "--branch-at", "2k", "--store", out / "s.db",
+                "--device", "gpu"]  # fmt: skip
+        _refused(args, "--device gpu asked for, but torch sees no CUDA device", out)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert _device("gpu") == "cuda" and _device("cuda") == "cuda" and _device("GPU") == "cuda"
+
+
+# -- corpus -----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("a-file/corpus", "--out OUT/a-file/corpus: OUT/a-file is a file, not a folder"),
+        ("a-file", "--out OUT/a-file is a file, not a folder"),
+        pytest.param("/proc/corpus", "--out /proc/corpus: cannot write in /proc", marks=on_linux),
+    ],
+)
+def test_corpus_build_refuses_an_unwritable_out(out, tmp_path, target, message):
+    src = tmp_path / "src"
+    for d in ("x", "y"):
+        (src / d).mkdir(parents=True)
+        for i in range(3):
+            (src / d / f"{i}.txt").write_text(f"text {d} {i} " * 20)
+    dest = target if target.startswith("/") else str(out / target)
+    _refused(["corpus", "build", src, "--out", dest, "-q"], message.replace("OUT", str(out)), out)
+
+
+def test_corpus_info_on_a_file_says_it_is_a_file(tiny_corpus, out):
+    msg = _refused(["corpus", "info", out / "a-file"], "is a file, not a corpus folder", out)
+    assert "does not exist" not in msg
+    msg = _refused(["corpus", "info", tiny_corpus / "manifest.json"], "is a file", out)
