@@ -3,12 +3,13 @@
     python experiments/campaign/replay.py [--law transfer] [--params with_embeddings]
         [--budget 1e13] [--seeds 0 1 2]
         [--policies active active-regret grid random cost-random] [--batch 8] [--rounds 12] [--workers 2]
-        [--report-only]
+        [--no-run-effect] [--report-only]
 
 The pool is every seed-0 run of the bundled campaign (`bayesplit.datasets.debian_campaign`):
-general models at every branch point and specialists for every (D, D', domain). Each policy
-starts from runs of the two smallest models (general models at every D, one specialist per
-domain) and then picks batches from the pool — `active` by value for the decision per FLOP
+general models at every branch point and specialists for every (D, D', domain), one
+candidate per run spec (208). Each policy starts from runs of the two smallest models (one
+specialist per domain branched at the second D, and the general checkpoints up to it) and
+then picks batches from the pool — `active` by value for the decision per FLOP
 (`active-regret`: by the knowledge gradient of `suggest --objective regret`),
 `grid` in the paper's order (smallest model first, then D, then D'), `random` and
 `cost-random` — observing the *measured* losses of what it picks, with tree-aware costs.
@@ -17,7 +18,11 @@ Scoring needs a truth, and real data has none: the reference is the law fitted t
 pool (its per-parameter posterior median), and the "right decision" is the plan that is
 optimal under it. A policy's plan after each round is scored by its relative regret under
 that reference; the compute a policy needs is the experiment FLOPs after which the regret
-stays at or below 1%. Writes replay.csv (every round), replay.md (the table) and replay.png.
+stays at or below 1%. The in-loop refits model a run effect per trunk, as the reference
+does (``--no-run-effect`` leaves it out, into replay_no_run_effect.csv: the first version of
+this replay did, and its intervals were overconfident; see extrapolation_check.py). Writes
+replay.csv (every round), replay.md (the table, with the no-run-effect campaigns next to it
+where both exist) and replay.png.
 """
 
 from __future__ import annotations
@@ -39,13 +44,17 @@ OUT = HERE / "replay"
 
 
 def measured_pool(params: str = "with_embeddings") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(candidates, rows): one candidate per seed-0 run; the modelled rows each one yields."""
+    """(candidates, rows): one candidate per seed-0 run spec; the modelled rows each one yields.
+
+    A spec, not a run id: a trunk's general checkpoints at every D share the trunk's run id,
+    and an earlier version that kept one candidate per run id left 12 of them unpickable.
+    """
     from bayesplit.datasets import debian_campaign
     from bayesplit.runs import modelled_rows
 
     runs = debian_campaign(seeds="first", params=params)
     runs = runs[modelled_rows(runs)].reset_index(drop=True)
-    cand = runs.drop_duplicates("run_id")[KEY].reset_index(drop=True)
+    cand = runs.drop_duplicates(KEY)[KEY].reset_index(drop=True)
     cand["train_domain"] = [
         d if s > 0 else None for d, s in zip(cand["train_domain"], cand["spec_tokens"], strict=True)
     ]
@@ -53,18 +62,21 @@ def measured_pool(params: str = "with_embeddings") -> tuple[pd.DataFrame, pd.Dat
 
 
 def seed_design(cand: pd.DataFrame) -> pd.DataFrame:
-    """The two smallest models: general runs at every D, one specialist per domain."""
+    """The two smallest models: one specialist per domain, branched at the second D, and the
+    general checkpoints up to that D (the trunk is trained that far for the specialists)."""
     sizes = np.sort(cand["params"].unique())[:2]
     small = cand[cand["params"].isin(sizes)]
-    general = small[small["spec_tokens"] == 0]
     spec = small[small["spec_tokens"] > 0]
     picks = []
-    for _, g in spec.groupby("params"):
+    for n, g in spec.groupby("params"):
         d = np.sort(g["pretrain_tokens"].unique())[1]
         dp = np.sort(g["spec_tokens"].unique())
         dp = dp[len(dp) // 2]
-        picks.append(g[(g["pretrain_tokens"] == d) & (g["spec_tokens"] == dp)])
-    return pd.concat([general, *picks]).reset_index(drop=True)
+        general = small[
+            (small["params"] == n) & (small["spec_tokens"] == 0) & (small["pretrain_tokens"] <= d)
+        ]
+        picks += [general, g[(g["pretrain_tokens"] == d) & (g["spec_tokens"] == dp)]]
+    return pd.concat(picks).reset_index(drop=True)
 
 
 def _key(r) -> tuple:
@@ -91,6 +103,7 @@ def one_campaign(
     batch: int,
     rounds: int,
     params: str = "with_embeddings",
+    run_effect: bool = True,
 ) -> pd.DataFrame:
     from bayesplit._jax import configure
     from bayesplit.fitting import Refitter
@@ -126,7 +139,7 @@ def one_campaign(
         chains=config.chains,
         draws=config.draws,
         warmup=config.warmup,
-        run_effect=False,
+        run_effect=run_effect,
     )
     t0 = time.perf_counter()
     h = run_campaign(
@@ -140,7 +153,20 @@ def one_campaign(
     return h
 
 
-def report(hist: pd.DataFrame, law: str, budget: float, params: str, command: str) -> None:
+def _csv(run_effect: bool) -> Path:
+    return OUT.with_suffix(".csv") if run_effect else HERE / "replay_no_run_effect.csv"
+
+
+def _headline(hist: pd.DataFrame) -> pd.DataFrame:
+    from bayesplit.simulation import summarize
+
+    s = summarize(hist).set_index("policy")
+    return s[["seeds", "compute_to_reach", "reached", "coverage", "coverage_later_rounds"]]
+
+
+def report(
+    hist: pd.DataFrame, law: str, budget: float, params: str, command: str, run_effect: bool
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -175,12 +201,31 @@ def report(hist: pd.DataFrame, law: str, budget: float, params: str, command: st
         "regret under the full-pool reference law stays ≤ 1% (inf: never within the rounds run); "
         "`reached`: share of seeds that got there; `coverage`: share of rounds whose 90% "
         "interval of the objective covered the reference objective; `gate_passed`: share of "
-        f"the in-loop fits ({fit['chains']} chains × {fit['draws']} draws, no run effect) that "
-        "passed the diagnostics gate.",
+        f"the in-loop fits ({fit['chains']} chains × {fit['draws']} draws, "
+        f"{'with a run effect per trunk' if run_effect else 'no run effect'}) that passed the "
+        "diagnostics gate.",
         "",
         s.to_markdown(index=False, floatfmt=".3g"),
         "",
     ]
+    other = _csv(not run_effect)
+    if other.exists():
+        mine, theirs = ("with", "no") if run_effect else ("no", "with")
+        a, b = _headline(hist), _headline(pd.read_csv(other))
+        both = pd.DataFrame(
+            {
+                f"{col} ({tag} run effect)": frame[col]
+                for col in a.columns
+                for tag, frame in ((mine, a), (theirs, b))
+            }
+        )
+        lines += [
+            f"The same campaigns with the in-loop refits {'without' if run_effect else 'with'} "
+            f"the run effect (`{other.name}`; same seeds, seed design, reference and rounds):",
+            "",
+            both.to_markdown(floatfmt=".3g"),
+            "",
+        ]
     OUT.with_suffix(".md").write_text("\n".join(lines))
     fig, ax = plt.subplots(figsize=(7, 4))
     colors = {"active": "C0", "grid": "C1", "random": "C2", "cost-random": "C3"}
@@ -227,9 +272,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=12)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument(
+        "--no-run-effect",
+        dest="run_effect",
+        action="store_false",
+        help="In-loop refits without the per-trunk run effect (into replay_no_run_effect.csv).",
+    )
     ap.add_argument("--report-only", action="store_true")
     args = ap.parse_args(argv)
-    out = OUT.with_suffix(".csv")
+    out = _csv(args.run_effect)
     given = sys.argv[1:] if argv is None else argv
     command = "python experiments/campaign/replay.py " + " ".join(given)
     if not args.report_only:
@@ -246,7 +297,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         truth_dict = truth.to_dict()
         jobs = [
-            (truth_dict, args.budget, p, s, args.batch, args.rounds, args.params)
+            (truth_dict, args.budget, p, s, args.batch, args.rounds, args.params, args.run_effect)
             for s in args.seeds
             for p in args.policies
         ]
@@ -256,7 +307,7 @@ def main(argv: list[str] | None = None) -> None:
         with ProcessPoolExecutor(args.workers, mp_context=ctx, max_tasks_per_child=1) as pool:
             hist = pd.concat(pool.map(one_campaign, *zip(*jobs, strict=True)), ignore_index=True)
         hist.to_csv(out, index=False)
-    report(pd.read_csv(out), args.law, args.budget, args.params, command)
+    report(pd.read_csv(out), args.law, args.budget, args.params, command, args.run_effect)
 
 
 if __name__ == "__main__":
