@@ -95,25 +95,25 @@ def reference(law: str, runs: pd.DataFrame, seed: int = 0):
     return post, truth_from_posterior(post, "median")
 
 
-def one_campaign(
-    truth_dict: dict,
+def campaign_setup(
+    truth,
     budget: float,
-    policy: str,
-    seed: int,
     batch: int,
     rounds: int,
     params: str = "with_embeddings",
     run_effect: bool = True,
-) -> pd.DataFrame:
-    from bayesplit._jax import configure
+):
+    """Everything a replayed campaign needs before it starts.
+
+    Returns (candidates, pool rows, observe, config, make_refitter): ``observe`` looks the
+    measured rows of a design up in the pool; ``make_refitter()`` builds the in-loop refitter
+    (reference scales of the seed design, sized for the whole pool).
+    """
     from bayesplit.fitting import Refitter
     from bayesplit.model import reference_scales
-    from bayesplit.simulation import CampaignConfig, run_campaign
-    from bayesplit.truth import GroundTruth
+    from bayesplit.simulation import CampaignConfig
 
-    configure()
     cand, runs = measured_pool(params)
-    truth = GroundTruth.from_dict(truth_dict)
     by_key = {k: g for k, g in runs.groupby(runs.apply(_key, axis=1))}
 
     def observe(design: pd.DataFrame, _seed: int) -> pd.DataFrame:
@@ -130,17 +130,44 @@ def one_campaign(
         batch=batch,
         max_rounds=rounds,
     )
-    refitter = Refitter(
-        truth.law,
-        list(truth.domains),
-        reference_scales(observe(design, 0)),
-        max_rows=len(runs),
-        max_runs=runs["trunk_id"].nunique() + 1,
-        chains=config.chains,
-        draws=config.draws,
-        warmup=config.warmup,
-        run_effect=run_effect,
+    scales = reference_scales(observe(design, 0))
+
+    def make_refitter():
+        return Refitter(
+            truth.law,
+            list(truth.domains),
+            scales,
+            max_rows=len(runs),
+            max_runs=runs["trunk_id"].nunique() + 1,
+            chains=config.chains,
+            draws=config.draws,
+            warmup=config.warmup,
+            run_effect=run_effect,
+        )
+
+    return cand, runs, observe, config, make_refitter
+
+
+def one_campaign(
+    truth_dict: dict,
+    budget: float,
+    policy: str,
+    seed: int,
+    batch: int,
+    rounds: int,
+    params: str = "with_embeddings",
+    run_effect: bool = True,
+) -> pd.DataFrame:
+    from bayesplit._jax import configure
+    from bayesplit.simulation import run_campaign
+    from bayesplit.truth import GroundTruth
+
+    configure()
+    truth = GroundTruth.from_dict(truth_dict)
+    cand, _, observe, config, make_refitter = campaign_setup(
+        truth, budget, batch, rounds, params, run_effect
     )
+    refitter = make_refitter()
     t0 = time.perf_counter()
     h = run_campaign(
         truth, policy, config, seed=seed, refitter=refitter, candidates=cand, observe=observe

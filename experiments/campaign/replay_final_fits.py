@@ -48,7 +48,7 @@ import pandas as pd
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
-from replay import _key, measured_pool, reference, seed_design  # noqa: E402
+from replay import campaign_setup, measured_pool, reference  # noqa: E402
 
 LAW = "transfer"
 BUDGET = 1e13
@@ -77,47 +77,6 @@ def _band(x) -> tuple[float, float, float]:
 
 def _fmt(b) -> str:
     return f"{b[0]:.3f} [{b[1]:.3f}, {b[2]:.3f}]"
-
-
-def campaign_setup(truth, seed_unused: int = 0):
-    """What one_campaign builds before run_campaign: pool, observe, config, Refitter factory."""
-    from bayesplit.fitting import Refitter
-    from bayesplit.model import reference_scales
-    from bayesplit.simulation import CampaignConfig
-
-    cand, runs = measured_pool("with_embeddings")
-    by_key = {k: g for k, g in runs.groupby(runs.apply(_key, axis=1))}
-
-    def observe(design: pd.DataFrame, _seed: int) -> pd.DataFrame:
-        return pd.concat([by_key[_key(r)] for r in design.itertuples()], ignore_index=True)
-
-    design = seed_design(cand)
-    config = CampaignConfig(
-        budget=BUDGET,
-        experiment_budget=float("inf"),
-        params=sorted(cand["params"].unique()),
-        pretrain_tokens=sorted(cand["pretrain_tokens"].unique()),
-        spec_tokens=sorted(cand.loc[cand["spec_tokens"] > 0, "spec_tokens"].unique()),
-        seed_design=design,
-        batch=BATCH,
-        max_rounds=ROUNDS,
-    )
-    ref_scales = reference_scales(observe(design, 0))
-
-    def make_refitter():
-        return Refitter(
-            truth.law,
-            list(truth.domains),
-            ref_scales,
-            max_rows=len(runs),
-            max_runs=runs["trunk_id"].nunique() + 1,
-            chains=config.chains,
-            draws=config.draws,
-            warmup=config.warmup,
-            run_effect=True,
-        )
-
-    return cand, runs, observe, config, ref_scales, make_refitter
 
 
 class Recorder:
@@ -274,7 +233,10 @@ def main(argv=None) -> None:
     ref_plan = ref_alloc.plan.to_dict()
     ref_objective = float(np.median(ref_alloc.draws["objective"].values))
     print(f"reference plan N={ref_plan['params']:.4g}, objective {ref_objective:.4f}", flush=True)
-    cand, pool, observe, config, ref_scales, make_refitter = campaign_setup(truth)
+    cand, pool, observe, config, make_refitter = campaign_setup(truth, BUDGET, BATCH, ROUNDS)
+    from bayesplit.model import reference_scales
+
+    ref_scales = reference_scales(observe(config.seed_design, 0))  # the Refitter's
     replay = pd.read_csv(HERE / "replay.csv")
     long_kw = dict(chains=2, draws=1000, warmup=1000, seed=0, target_accept=0.95, progress=False)
 
