@@ -32,3 +32,11 @@ def additive_posterior(additive_runs, additive_truth):
     from bayesplit.fitting import fit
 
     return fit(additive_runs, "additive", reference=additive_truth.reference, seed=1, **QUICK)
+
+
+@pytest.fixture(scope="session")
+def post_path(tmp_path_factory, additive_posterior):
+    """``additive_posterior`` saved to a file, for the CLI commands that read one."""
+    path = tmp_path_factory.mktemp("posterior") / "post.nc"
+    additive_posterior.save(path)
+    return path

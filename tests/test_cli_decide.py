@@ -14,13 +14,6 @@ from bayesplit.cli import app
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def post_path(tmp_path_factory, additive_posterior):
-    path = tmp_path_factory.mktemp("decide") / "post.nc"
-    additive_posterior.save(path)
-    return path
-
-
 def _json(result):
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)

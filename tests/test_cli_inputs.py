@@ -15,13 +15,6 @@ from bayesplit.cli import app
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def post_path(tmp_path_factory, additive_posterior):
-    path = tmp_path_factory.mktemp("inputs") / "post.nc"
-    additive_posterior.save(path)
-    return path
-
-
 def _refused(result, message: str) -> None:
     assert result.exit_code == 2, result.output
     assert message in result.stderr
@@ -264,7 +257,9 @@ def test_law_module_registers_a_law_or_fails_in_one_line(tmp_path, monkeypatch):
     _refused(runner.invoke(app, ["laws", "--law-module", "typo_laws"]), "SyntaxError")
 
 
-def test_frontier_defaults_to_budgets_from_the_data_and_carries_notes(post_path, additive_posterior):
+def test_frontier_defaults_to_budgets_from_the_data_and_carries_notes(
+    post_path, additive_posterior
+):
     import json
 
     import numpy as np
