@@ -17,10 +17,22 @@ from rich.console import Console
 
 from bayesplit.errors import BayesplitError
 
-#: The ``--seed`` option everywhere: NumPy and JAX want a non-negative integer.
+
+def check_seed(value: int) -> int:
+    """``--seed`` callback: NumPy and JAX want a non-negative integer (one-line error)."""
+    if value is not None and value < 0:
+        raise BayesplitError(f"--seed must be >= 0, got {value}")
+    return value
+
+
+#: The ``--seed`` option everywhere.
 Seed = Annotated[
     int,
-    typer.Option("--seed", min=0, help="Random seed (>= 0); the same seed gives the same result."),
+    typer.Option(
+        "--seed",
+        callback=check_seed,
+        help="Random seed (>= 0); the same seed gives the same result.",
+    ),
 ]
 
 #: Human-readable output (tables, progress) goes to stderr so ``--json`` stdout stays parseable.

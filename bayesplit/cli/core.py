@@ -25,6 +25,14 @@ def parse_positive(text: str, option: str) -> float:
     return value
 
 
+def parse_counts(text: str, option: str) -> list[float]:
+    """A comma list of counts (``1e6,2M``), each finite and > 0, in the order given."""
+    values = [parse_count(t) for t in text.split(",") if t.strip()]
+    if not values or not all(math.isfinite(v) and v > 0 for v in values):
+        raise BayesplitError(f"{option} wants positive numbers separated by commas, got {text!r}")
+    return values
+
+
 def load_runs_arg(spec: str):
     """``--runs`` takes a file/store path or ``bundled:NAME`` for a bundled data set."""
     from bayesplit.runs import load_runs

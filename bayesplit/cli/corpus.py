@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from bayesplit.cli._common import check_output_path, console, emit_json
+from bayesplit.cli._common import check_output_path, check_seed, console, emit_json
 from bayesplit.errors import BayesplitError
 
 app = typer.Typer(no_args_is_help=True)
@@ -62,7 +62,9 @@ def build_cmd(
     val_fraction: Annotated[
         float, typer.Option(help="Share of each domain's text held out for validation.")
     ] = 0.01,
-    seed: Annotated[int, typer.Option(help="Seeds the split and the clustering.")] = 0,
+    seed: Annotated[
+        int, typer.Option(callback=check_seed, help="Seeds the split and the clustering.")
+    ] = 0,
     max_doc_chars: Annotated[
         int, typer.Option(help="Longer files are cut into documents of at most this many chars.")
     ] = 32_768,

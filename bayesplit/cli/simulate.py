@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from bayesplit.cli._common import check_output_path, console, emit_json
-from bayesplit.cli.core import LawModule, _csv, _import_law_modules, parse_count, parse_positive
+from bayesplit.cli.core import LawModule, _csv, _import_law_modules, parse_counts, parse_positive
 from bayesplit.errors import BayesplitError
 
 
@@ -25,15 +25,6 @@ def load_truth_arg(spec: str, domains: list[str] | None = None):
 
         return truth_from_posterior(load_posterior(path), "median")
     return load_truth(path)
-
-
-def _counts(text: str | None, what: str) -> list[float] | None:
-    if text is None:
-        return None
-    values = [parse_count(t) for t in text.split(",") if t.strip()]
-    if not values or min(values) <= 0:
-        raise BayesplitError(f"--{what} wants positive numbers separated by commas, got {text!r}")
-    return sorted(values)
 
 
 def default_config(truth, budget: float, experiment_budget: float, **grids):
@@ -117,9 +108,11 @@ def simulate_cmd(
         gt,
         target,
         spend,
-        params=_counts(params, "params"),
-        pretrain_tokens=_counts(pretrain_tokens, "pretrain-tokens"),
-        spec_tokens=_counts(spec_tokens, "spec-tokens"),
+        params=sorted(parse_counts(params, "--params")) if params else None,
+        pretrain_tokens=sorted(parse_counts(pretrain_tokens, "--pretrain-tokens"))
+        if pretrain_tokens
+        else None,
+        spec_tokens=sorted(parse_counts(spec_tokens, "--spec-tokens")) if spec_tokens else None,
         batch=batch,
         max_rounds=rounds,
         chains=chains,

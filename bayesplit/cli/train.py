@@ -12,8 +12,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from bayesplit.cli._common import check_output_path, console, emit_json, fmt
-from bayesplit.cli.core import LawModule, _import_law_modules
+from bayesplit.cli._common import check_output_path, check_seed, console, emit_json, fmt
+from bayesplit.cli.core import LawModule, _import_law_modules, parse_counts, parse_positive
 from bayesplit.errors import BayesplitError
 
 app = typer.Typer(no_args_is_help=True)
@@ -52,30 +52,9 @@ ProgressOpt = Annotated[
 DEVICES = ("auto", "cpu", "cuda", "gpu")
 
 
-def _count(text: str | None) -> float | None:
-    if text is None:
-        return None
-    from bayesplit.cli.core import parse_count
-
-    return parse_count(text)
-
-
 def _positive(text: str | None, option: str) -> float | None:
     """A finite count > 0 (``1e6``, ``2M``), or None when the option was not given."""
-    if text is None:
-        return None
-    from bayesplit.cli.core import parse_positive
-
-    return parse_positive(text, option)
-
-
-def _counts(text: str | None, what: str) -> list[float]:
-    if not text:
-        return []
-    out = [_count(t) for t in text.split(",") if t.strip()]
-    if not all(math.isfinite(v) and v > 0 for v in out):
-        raise BayesplitError(f"{what} must be positive token counts, got {text!r}")
-    return out
+    return None if text is None else parse_positive(text, option)
 
 
 def _fraction(value: float | None, option: str, *, closed: bool = False) -> None:
@@ -122,11 +101,6 @@ def _decay_shape(shape: str | None) -> None:
         raise BayesplitError(
             f"--decay-shape must be one of {', '.join(DECAY_SHAPES)}, got {shape!r}"
         )
-
-
-def _seed(seed: int) -> None:
-    if seed < 0:
-        raise BayesplitError(f"--seed must be >= 0, got {seed}")
 
 
 def _load_ladder(spec: str | None) -> list[dict]:
@@ -190,12 +164,8 @@ def _check_corpus(corpus: Path):
 def _check_weights(weights: dict[str, float] | None, data) -> None:
     if weights is None:
         return
-    for name, w in weights.items():
-        if not (math.isfinite(w) and w >= 0):
-            raise BayesplitError(f"--weights: {name}={w:g}; weights must be finite and >= 0")
+    for name in weights:  # parse_weights already refused negative, nan and all-zero weights
         data.check_domain(name)
-    if not any(w > 0 for w in weights.values()):
-        raise BayesplitError("--weights: every weight is zero; give some domain a weight > 0")
 
 
 class _EmptyStore:
@@ -272,7 +242,9 @@ def pretrain_cmd(
     store: Annotated[Path | None, typer.Option("--store", help="Run store for the rows.")] = None,
     ladder: LadderOpt = None,
     workdir: WorkdirOpt = None,
-    seed: Annotated[int, typer.Option(help="Seed of initial weights and data order.")] = 0,
+    seed: Annotated[
+        int, typer.Option(callback=check_seed, help="Seed of initial weights and data order.")
+    ] = 0,
     weights: Annotated[
         str | None,
         typer.Option("--weights", help="General mixture weights, domain=w,... (default ∝ tokens)."),
@@ -298,7 +270,7 @@ def pretrain_cmd(
 
     data = _check_corpus(corpus)
     entry = find_model(_load_ladder(ladder), model)
-    points = _counts(branch_at, "--branch-at")
+    points = parse_counts(branch_at, "--branch-at") if branch_at else []
     if not points:
         raise BayesplitError("--branch-at needs at least one token count")
     _check_branch_points(points, entry)
@@ -307,7 +279,6 @@ def pretrain_cmd(
     _fraction(cooldown, "--cooldown")
     _decay_shape(decay_shape)
     _at_least(checkpoint_every, "--checkpoint-every", 1)
-    _seed(seed)
     overrides = _overrides(
         _device(device),
         _eval_tokens(eval_tokens),
@@ -449,7 +420,9 @@ def execute_cmd(
         str, typer.Option("--launcher", help="local, torchrun or slurm.")
     ] = "local",
     workdir: WorkdirOpt = None,
-    seed: Annotated[int, typer.Option(help="Seed of suggestions that carry none.")] = 0,
+    seed: Annotated[
+        int, typer.Option(callback=check_seed, help="Seed of suggestions that carry none.")
+    ] = 0,
     nproc: Annotated[
         int | None,
         typer.Option("--nproc", help="torchrun: processes per run (default GPUs, or 2 on CPU)."),
@@ -496,7 +469,6 @@ def execute_cmd(
     _at_least(slurm_timeout, "--slurm-timeout", 1)
     _at_least(slurm_gpus, "--slurm-gpus", 0)
     _fraction(replay, "--replay")
-    _seed(seed)
     items = load_suggestions(suggestions)
     entries = _load_ladder(ladder)
     spec = SpecConfig(replay_fraction=replay)
@@ -617,7 +589,9 @@ def loop_cmd(
     workdir: WorkdirOpt = None,
     eval_tokens: EvalTokensOpt = None,
     device: DeviceOpt = "auto",
-    seed: Annotated[int, typer.Option(help="Seed of training and sampling.")] = 0,
+    seed: Annotated[
+        int, typer.Option(callback=check_seed, help="Seed of training and sampling.")
+    ] = 0,
     force: Annotated[
         bool, typer.Option("--force", help="Continue with a fit that failed its diagnostics.")
     ] = False,
@@ -644,7 +618,6 @@ def loop_cmd(
     _at_least(chains, "--chains", 1)
     _at_least(draws, "--draws", 10)
     _at_least(warmup, "--warmup", 10)
-    _seed(seed)
     get_law(law)  # an unknown law is refused now, not after the seed design is trained
     entries = _load_ladder(ladder)
     overrides = _overrides(_device(device), _eval_tokens(eval_tokens))
