@@ -113,6 +113,9 @@ def test_ladder_lookup_and_errors(tmp_path):
         load_ladder(tmp_path / "bad.yaml")
     with pytest.raises(BayesplitError, match="no such model ladder"):
         load_ladder(tmp_path / "missing.yaml")
+    (tmp_path / "binary.yaml").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    with pytest.raises(BayesplitError, match="not a text file"):
+        load_ladder(tmp_path / "binary.yaml")
 
 
 def test_ladder_and_cli_import_no_torch():
