@@ -327,6 +327,11 @@ class Allocation:
         return {"median": float(q[0]), "credible": [float(q[1]), float(q[2])]}
 
     @property
+    def relative_regret(self) -> np.ndarray:
+        """Per draw: the plan's regret against that draw's own optimum, relative to the optimum."""
+        return (self.draws["regret"] / self.draws["opt_objective"]).values
+
+    @property
     def pretrain_fraction(self) -> float:
         """Share of the plan's compute spent on general pretraining."""
         n, d, dp = self.plan.arrays(self.domains)
@@ -372,6 +377,7 @@ class Allocation:
                 ],
             },
             "expected_regret": float(d["regret"].mean()),
+            "expected_regret_rel": float(self.relative_regret.mean()),
             "alternatives": alts,
             "level": self.level,
             "notes": list(self.notes),

@@ -175,7 +175,10 @@ def _sections(posterior, rep: dict) -> list[tuple[str, str]]:
             f"weighted loss (median, {level:.0%} credible)",
             f"{d['objective']['median']:.4f} [{d['objective']['credible'][0]:.4f}, {d['objective']['credible'][1]:.4f}]",
         ],
-        ["expected regret vs the per-draw optimum", f"{d['expected_regret']:.4f} nats"],
+        [
+            "expected regret vs the per-draw optimum",
+            f"{d['expected_regret']:.4f} nats ({d['expected_regret_rel']:.2%})",
+        ],
     ]
     od = d["optimum_distribution"]
     spec = {k: v for k, v in d["plan"]["spec_tokens"].items() if v > 0}

@@ -43,6 +43,12 @@ from bayesplit.truth import GroundTruth
 POLICIES = ("active", "active-regret", "grid", "random", "cost-random", "uncertainty")
 
 
+def check_stop_regret(value: float | None) -> None:
+    """``--stop-regret`` is a share of the optimum's objective, strictly between 0 and 1."""
+    if value is not None and not 0 < value < 1:
+        raise BayesplitError(f"--stop-regret must be between 0 and 1 (e.g. 0.01), got {value}")
+
+
 @dataclass
 class CampaignConfig:
     """What a campaign may do and how it is scored.
@@ -50,6 +56,8 @@ class CampaignConfig:
     ``budget`` is the target compute of the decision; ``experiment_budget`` the FLOPs
     the campaign may spend on runs. ``params``, ``pretrain_tokens``, ``spec_tokens`` span
     the candidate grid; ``seed_design`` is the first batch every policy starts from.
+    ``stop_regret``: end the campaign once the fit's own expected relative regret of its
+    plan is at or below this (``bayesplit loop --stop-regret``); None runs every round.
     """
 
     budget: float
@@ -67,6 +75,10 @@ class CampaignConfig:
     level: float = 0.9
     max_draws: int = 600
     cost_model: CostModel = field(default_factory=CostModel)
+    stop_regret: float | None = None
+
+    def __post_init__(self) -> None:
+        check_stop_regret(self.stop_regret)
 
 
 def design_cost(design: pd.DataFrame, trunks: TrunkState, cost: CostModel) -> float:
@@ -176,7 +188,12 @@ def pick(
 
 
 def evaluate_decision(posterior, truth: GroundTruth, optimum, config: CampaignConfig) -> dict:
-    """Regret of the posterior's plan under the true law, and how well it predicted its own loss."""
+    """Regret of the posterior's plan under the true law, and how well it predicted its own loss.
+
+    ``expected_regret`` is the posterior's own estimate of ``regret`` (mean over draws of the
+    plan's relative regret against each draw's optimum); ``p_within_1pct`` the posterior
+    probability that the regret is at most 1%.
+    """
     from bayesplit.allocation import allocate
 
     alloc = allocate(
@@ -191,6 +208,7 @@ def evaluate_decision(posterior, truth: GroundTruth, optimum, config: CampaignCo
     true_obj = float(np.mean([truth.loss(n, d, dp[i], k) for i, k in enumerate(alloc.domains)]))
     best = optimum.to_dict()["objective"]["median"]
     pred = alloc.to_dict()["objective"]
+    own = alloc.relative_regret
     return {
         "regret": true_obj / best - 1,
         "true_objective": true_obj,
@@ -201,6 +219,8 @@ def evaluate_decision(posterior, truth: GroundTruth, optimum, config: CampaignCo
         "pred_error": pred["median"] / true_obj - 1,
         "plan_params": alloc.plan.params,
         "plan_pretrain_fraction": alloc.pretrain_fraction,
+        "expected_regret": float(np.mean(own)),
+        "p_within_1pct": float(np.mean(own <= 0.01)),
     }
 
 
@@ -286,6 +306,8 @@ def run_campaign(
             )
         if spent >= config.experiment_budget or rnd == config.max_rounds:
             break
+        if config.stop_regret is not None and rec["expected_regret"] <= config.stop_regret:
+            break
         chosen = pick(policy, post, candidates, runs, trunks, config, rng)
         batch = []
         for j in chosen:
@@ -347,7 +369,8 @@ def simulate(
     Columns: ``policy``, ``seed``, ``round``, ``spent_flops``, ``n_runs``, ``regret``
     (relative, of the recommended plan under the true law), ``true_objective``,
     ``predicted_median``/``predicted_lo``/``predicted_hi`` (the fitted objective and its
-    credible interval at ``config.level``), ``covered``, ``pred_error``, ``gate_ok``, ...
+    credible interval at ``config.level``), ``covered``, ``pred_error``, ``gate_ok``,
+    ``expected_regret`` and ``p_within_1pct`` (the fit's own view of its regret), ...
     The sampler is compiled once and reused by every campaign.
     """
     bad = [p for p in policies if p not in POLICIES]

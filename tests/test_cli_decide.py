@@ -45,6 +45,17 @@ def test_allocate_json_contract(post_path):
     )
     assert {"name", "plan", "p_better", "expected_regret"} <= set(out["alternatives"][0])
     assert out["risk"] == "q90" and out["budget"] == 1e20
+    # the plan's expected regret in nats and relative to each draw's optimum agree: the
+    # optima lie below the plan's objective band's top
+    rel, nats = out["expected_regret_rel"], out["expected_regret"]
+    assert 0 < rel < 1 and nats / out["objective"]["credible"][1] <= rel
+
+
+def test_allocate_prints_the_plans_expected_regret(post_path):
+    res = runner.invoke(app, ["allocate", str(post_path), "--budget", "1e20", "--force"])
+    assert res.exit_code == 0, res.output
+    # the readable summary goes to stderr (stdout is kept for --json)
+    assert "expected regret vs each draw's own optimum" in " ".join(res.stderr.split())
 
 
 def test_allocate_compare_plan_file(post_path, tmp_path):

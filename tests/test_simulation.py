@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -158,9 +159,21 @@ def test_campaign_rounds_spend_within_budget(history):
     # regret is measured against the true optimum: never (meaningfully) negative
     assert (history["regret"] > -1e-3).all()
     assert (history["predicted_lo"] <= history["predicted_hi"]).all()
+    # the fit's own view of its regret: a relative regret and a probability
+    assert (history["expected_regret"] >= 0).all() and (history["expected_regret"] < 1).all()
+    assert history["p_within_1pct"].between(0, 1).all()
     s = summarize(history)
     assert set(s["policy"]) == {"active", "active-regret", "uncertainty"}
     assert (s["seeds"] == 1).all()
+
+
+def test_campaign_stops_once_its_fit_expects_the_plan_within_stop_regret():
+    from bayesplit.simulation import run_campaign
+
+    truth, cfg = _config(max_rounds=2)
+    # every plan is within 99% of the optimum: the campaign stops after the seed design
+    h = run_campaign(truth, "grid", dataclasses.replace(cfg, stop_regret=0.99))
+    assert list(h["round"]) == [0] and h["expected_regret"].iloc[0] <= 0.99
 
 
 def test_campaign_replays_a_measured_pool():
@@ -220,6 +233,12 @@ def test_cli_simulate_errors_exit_2(tmp_path):
          "--experiment-budget", "1e18", "--params", "1e7,-3"],
     )  # fmt: skip
     assert res.exit_code == 2 and "positive numbers" in res.stderr
+    res = runner.invoke(
+        app,
+        ["simulate", "--truth", "example:additive", "--budget", "1e20",
+         "--experiment-budget", "1e18", "--stop-regret", "1"],
+    )  # fmt: skip
+    assert res.exit_code == 2 and "--stop-regret must be between 0 and 1" in res.stderr
 
 
 def test_cli_simulate_json(tmp_path):

@@ -145,6 +145,10 @@ def allocate_cmd(
     console.print(
         f"  weighted loss {o['median']:.4f} [{o['credible'][0]:.4f}, {o['credible'][1]:.4f}] ({level:.0%} credible)"
     )
+    console.print(
+        f"  expected regret vs each draw's own optimum: {d['expected_regret']:.4f} nats "
+        f"({d['expected_regret_rel']:.2%})"
+    )
     od = d["optimum_distribution"]
     console.print(
         f"  per-draw optimum: N in [{od['params'][0]:.3g}, {od['params'][2]:.3g}], pretraining share in [{od['pretrain_fraction'][0]:.0%}, {od['pretrain_fraction'][2]:.0%}]"

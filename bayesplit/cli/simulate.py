@@ -77,6 +77,14 @@ def simulate_cmd(
     ] = None,
     batch: Annotated[int, typer.Option(help="Runs per round.")] = 4,
     rounds: Annotated[int, typer.Option(help="Most rounds after the seed design.")] = 4,
+    stop_regret: Annotated[
+        float | None,
+        typer.Option(
+            "--stop-regret",
+            help="End a campaign once its fit expects the plan within this share of the "
+            "optimum (e.g. 0.01), as bayesplit loop --stop-regret does.",
+        ),
+    ] = None,
     chains: Annotated[int, typer.Option(help="NUTS chains per refit.")] = 2,
     draws: Annotated[int, typer.Option(help="NUTS draws per chain per refit.")] = 200,
     warmup: Annotated[int, typer.Option(help="NUTS warmup per refit.")] = 200,
@@ -115,6 +123,7 @@ def simulate_cmd(
         spec_tokens=sorted(parse_counts(spec_tokens, "--spec-tokens")) if spec_tokens else None,
         batch=batch,
         max_rounds=rounds,
+        stop_regret=stop_regret,
         chains=chains,
         draws=draws,
         warmup=warmup,

@@ -583,6 +583,14 @@ def loop_cmd(
     chains: Annotated[int, typer.Option(help="NUTS chains per fit.")] = 2,
     draws: Annotated[int, typer.Option(help="NUTS draws per chain.")] = 500,
     warmup: Annotated[int, typer.Option(help="NUTS warmup per chain.")] = 500,
+    stop_regret: Annotated[
+        float | None,
+        typer.Option(
+            "--stop-regret",
+            help="Stop once the fit expects its plan within this share of the optimum "
+            "(e.g. 0.01); checked before each round's training.",
+        ),
+    ] = None,
     max_run_flops: Annotated[
         str | None, typer.Option("--max-run-flops", help="Cap on one run's compute.")
     ] = None,
@@ -640,9 +648,11 @@ def loop_cmd(
                 f"[bold]round {s['round']}[/bold]: {s['runs']} runs / {s['rows']} rows fitted "
                 f"(gate {'ok' if s['gate_ok'] else 'FAILED, forced'}); plan N={fmt(s['plan_params'])}, "
                 f"pretrain fraction {s['plan_pretrain_fraction']:.2f}, objective "
-                f"{s['objective_median']:.4f} [{s['objective_lo']:.4f}, {s['objective_hi']:.4f}]; "
+                f"{s['objective_median']:.4f} [{s['objective_lo']:.4f}, {s['objective_hi']:.4f}], "
+                f"expected regret {s['expected_regret']:.2%}; "
                 f"{s['suggested']} runs suggested, {s['trained_rows']} rows trained; "
                 f"spent {fmt(s['spent_flops'])} FLOPs"
+                + (f"; stopped: {s['stopped']}" if s["stopped"] else "")
             )
 
     history = run_loop(
@@ -660,6 +670,7 @@ def loop_cmd(
         fit_kwargs={"chains": chains, "draws": draws, "warmup": warmup},
         train_overrides=overrides,
         max_run_flops=run_cap,
+        stop_regret=stop_regret,
         force=force,
         seed=seed,
         progress=progress and not as_json,

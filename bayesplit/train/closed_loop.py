@@ -5,8 +5,9 @@ store. An empty store is first filled with a small seed design (the two smallest
 models at two pretraining lengths, each specialized briefly on every domain); after that
 every round fits the law to everything in the store, asks :func:`bayesplit.design.suggest`
 for the batch of runs worth most to the decision per FLOP, trains them (reusing trunks and
-checkpoints) and appends their rows. It stops after ``rounds`` rounds or when the next
-batch would overspend ``experiment_budget``.
+checkpoints) and appends their rows. It stops after ``rounds`` rounds, when the next
+batch would overspend ``experiment_budget``, or, with ``stop_regret``, once the fit expects
+its plan to be within that share of the optimum.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ def run_loop(
     fit_kwargs: dict[str, Any] | None = None,
     train_overrides: dict[str, Any] | None = None,
     max_run_flops: float | None = None,
+    stop_regret: float | None = None,
     force: bool = False,
     seed: int = 0,
     progress: bool = True,
@@ -85,6 +87,11 @@ def run_loop(
         Law fitted every round.
     fit_kwargs
         Sampler settings for :func:`bayesplit.fit` (chains, draws, warmup, ...).
+    stop_regret
+        Stop before training a round once the fit's expected relative regret of its plan
+        (the mean over posterior draws of how far the plan is from each draw's optimum) is
+        at most this, e.g. 0.01: more runs are not expected to improve the plan by more.
+        Checked in simulation in experiments/benchmarks/regret_calibration.md.
     force
         Keep going with a posterior that failed its diagnostics gate (otherwise stop
         with the failed checks).
@@ -95,12 +102,14 @@ def run_loop(
     -------
     DataFrame with ``round``, ``runs``, ``rows``, ``spent_flops``, ``gate_ok``,
     ``plan_params``, ``plan_pretrain_fraction``, ``objective_median``, ``objective_lo``,
-    ``objective_hi``, ``suggested``, ``trained_rows``.
+    ``objective_hi``, ``expected_regret`` (relative), ``stopped`` (why the loop ended
+    there, or None), ``suggested``, ``trained_rows``.
     """
     from bayesplit.allocation import allocate
     from bayesplit.design import OBJECTIVES, suggest
     from bayesplit.fitting import fit
     from bayesplit.runs import load_runs
+    from bayesplit.simulation import check_stop_regret
     from bayesplit.store import RunStore
     from bayesplit.train.data import open_corpus
     from bayesplit.train.execute import execute_suggestions, plan_suggestions
@@ -111,6 +120,7 @@ def run_loop(
     if objective not in OBJECTIVES or objective == "point":
         choices = ", ".join(o for o in OBJECTIVES if o != "point")
         raise BayesplitError(f"--objective must be one of {choices}, got {objective!r}")
+    check_stop_regret(stop_regret)
     data = open_corpus(corpus)
     ladder_path = resolve_ladder(ladder)
     entries = load_ladder(ladder_path)
@@ -140,6 +150,31 @@ def run_loop(
             )
         alloc = allocate(post, budget=budget, force=True)
         obj = alloc.to_dict()["objective"]
+        expected_regret = float(alloc.relative_regret.mean())
+        summary = {
+            "round": rnd,
+            "runs": int(runs["run_id"].nunique()),
+            "rows": len(runs),
+            "gate_ok": bool(post.diagnostics.ok),
+            "plan_params": alloc.plan.params,
+            "plan_pretrain_fraction": alloc.pretrain_fraction,
+            "objective_median": obj["median"],
+            "objective_lo": obj["credible"][0],
+            "objective_hi": obj["credible"][1],
+            "expected_regret": expected_regret,
+            "stopped": None,
+        }
+        if stop_regret is not None and expected_regret <= stop_regret:
+            summary.update(
+                suggested=0,
+                trained_rows=0,
+                spent_flops=spent,
+                stopped=f"expected regret {expected_regret:.2%} <= --stop-regret {stop_regret:.2%}",
+            )
+            history.append(summary)
+            if report is not None:
+                report(summary)
+            break
         remaining = cap - spent
         sug = suggest(
             post,
@@ -163,20 +198,9 @@ def run_loop(
         cost = sum(rec["cost_flops"] for i, rec in enumerate(chosen) if i not in done)
         rows = execute_suggestions(chosen, data, store, **exec_kw) if chosen else pd.DataFrame()
         spent += cost
-        summary = {
-            "round": rnd,
-            "runs": int(runs["run_id"].nunique()),
-            "rows": len(runs),
-            "gate_ok": bool(post.diagnostics.ok),
-            "plan_params": alloc.plan.params,
-            "plan_pretrain_fraction": alloc.pretrain_fraction,
-            "objective_median": obj["median"],
-            "objective_lo": obj["credible"][0],
-            "objective_hi": obj["credible"][1],
-            "suggested": len(chosen),
-            "trained_rows": len(rows),
-            "spent_flops": spent,
-        }
+        summary.update(suggested=len(chosen), trained_rows=len(rows), spent_flops=spent)
+        if not chosen:
+            summary["stopped"] = "no suggestion fits the rest of --experiment-budget"
         history.append(summary)
         if report is not None:
             report(summary)

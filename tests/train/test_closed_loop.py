@@ -75,9 +75,18 @@ def test_loop_runs_two_rounds_end_to_end(tiny_corpus, tmp_path):
     assert len(rows) == rounds[1]["rows"] + rounds[1]["trained_rows"]
 
 
-def test_a_round_is_charged_only_for_what_it_trains(tiny_corpus, tmp_path, monkeypatch):
-    """A suggestion the store already has costs nothing, though suggest priced it as new."""
+TINY_RUN = {"model": "tiny", "params": tiny_entry()["params"], "pretrain_tokens": 2560,
+            "spec_tokens": 0.0, "train_domain": None}  # fmt: skip
+
+
+def _stubbed_loop(tiny_corpus, tmp_path, monkeypatch, expected_regret, suggestions):
+    """A store holding one tiny trained run, with the round's statistics stubbed (fit,
+    allocate with a given expected relative regret, suggest returning ``suggestions()``):
+    only the loop's bookkeeping is under test. Returns run_loop with its files bound."""
+    from functools import partial
     from types import SimpleNamespace
+
+    import numpy as np
 
     import bayesplit.allocation
     import bayesplit.design
@@ -87,26 +96,47 @@ def test_a_round_is_charged_only_for_what_it_trains(tiny_corpus, tmp_path, monke
 
     ladder = write_ladder(tmp_path / "ladder.yaml", [tiny_entry()])
     store, work = tmp_path / "runs.db", tmp_path / "work"
-    have = {"model": "tiny", "params": tiny_entry()["params"], "pretrain_tokens": 2560,
-            "spec_tokens": 0.0, "train_domain": None}  # fmt: skip
-    execute_suggestions([have], tiny_corpus, store, ladder=str(ladder), workdir=work,
+    execute_suggestions([TINY_RUN], tiny_corpus, store, ladder=str(ladder), workdir=work,
                         progress=False)  # fmt: skip
-    before = len(RunStore(store).read())
-    # the round's statistics are stubbed: only its bookkeeping is under test
     post = SimpleNamespace(diagnostics=SimpleNamespace(ok=True, failures=[]))
     alloc = SimpleNamespace(
         to_dict=lambda: {"objective": {"median": 3.0, "credible": [2.9, 3.1]}},
         plan=SimpleNamespace(params=1e5),
         pretrain_fraction=0.9,
+        relative_regret=np.array([0.5, 1.5]) * expected_regret,
     )
-    again = {**have, "pretrain_tokens": 2500, "cost_flops": 1e9}  # rounds to the same 10 steps
     monkeypatch.setattr(bayesplit.fitting, "fit", lambda *a, **k: post)
     monkeypatch.setattr(bayesplit.allocation, "allocate", lambda *a, **k: alloc)
     monkeypatch.setattr(
-        bayesplit.design, "suggest", lambda *a, **k: SimpleNamespace(to_list=lambda: [again])
+        bayesplit.design, "suggest", lambda *a, **k: SimpleNamespace(to_list=suggestions)
     )
-    hist = run_loop(tiny_corpus, store, budget=1e13, rounds=1, batch=1, ladder=str(ladder),
-                    workdir=work, progress=False)  # fmt: skip
+    return partial(run_loop, tiny_corpus, store, budget=1e13, batch=1, ladder=str(ladder),
+                   workdir=work, progress=False)  # fmt: skip
+
+
+@pytest.mark.parametrize(("expected", "stops"), [(0.004, True), (0.03, False)])
+def test_loop_stops_once_the_fit_expects_its_plan_within_stop_regret(
+    tiny_corpus, tmp_path, monkeypatch, expected, stops
+):
+    asked = []
+    loop = _stubbed_loop(
+        tiny_corpus, tmp_path, monkeypatch, expected, lambda: asked.append(1) or []
+    )
+    hist = loop(rounds=3, stop_regret=0.01)
+    assert hist["expected_regret"].tolist() == [pytest.approx(expected)]
+    if stops:  # stopped before asking for runs
+        assert asked == [] and "--stop-regret" in hist["stopped"].iloc[0]
+    else:  # went on, and ended only because nothing was suggested
+        assert asked == [1] and "experiment-budget" in hist["stopped"].iloc[0]
+    assert hist["trained_rows"].tolist() == [0]
+
+
+def test_a_round_is_charged_only_for_what_it_trains(tiny_corpus, tmp_path, monkeypatch):
+    """A suggestion the store already has costs nothing, though suggest priced it as new."""
+    again = {**TINY_RUN, "pretrain_tokens": 2500, "cost_flops": 1e9}  # rounds to the same 10 steps
+    loop = _stubbed_loop(tiny_corpus, tmp_path, monkeypatch, 0.05, lambda: [again])
+    before = len(RunStore(tmp_path / "runs.db").read())
+    hist = loop(rounds=1)
     assert hist["suggested"].tolist() == [1] and hist["trained_rows"].tolist() == [0]
     assert hist["spent_flops"].tolist() == [0.0]
-    assert len(RunStore(store).read()) == before
+    assert len(RunStore(tmp_path / "runs.db").read()) == before
