@@ -104,16 +104,13 @@ def _decay_shape(shape: str | None) -> None:
 
 
 def _load_ladder(spec: str | None) -> list[dict]:
-    """``load_ladder`` with a binary or malformed file as a one-line error, not a traceback."""
+    """``load_ladder`` with a malformed file as a one-line error, not a traceback."""
     from bayesplit.train.ladder import load_ladder, resolve_ladder
 
     try:
         return load_ladder(spec)
     except BayesplitError:
         raise
-    except UnicodeDecodeError:
-        path = resolve_ladder(spec)
-        raise BayesplitError(f"{path}: not a YAML ladder (the file is not UTF-8 text)") from None
     except (TypeError, ValueError) as exc:
         path = resolve_ladder(spec)
         raise BayesplitError(f"{path}: not a valid ladder ({exc})") from None

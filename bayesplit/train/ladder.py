@@ -71,7 +71,7 @@ def load_ladder(path: str | Path | None = None) -> list[dict[str, Any]]:
     try:
         doc = yaml.safe_load(p.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
-        raise BayesplitError(f"{p}: not a text file (a ladder is YAML)") from None
+        raise BayesplitError(f"{p}: not a YAML ladder (the file is not UTF-8 text)") from None
     except yaml.YAMLError as exc:
         raise BayesplitError(f"{p}: not valid YAML ({' '.join(str(exc).split())})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("sizes"), list) or not doc["sizes"]:

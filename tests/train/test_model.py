@@ -114,7 +114,7 @@ def test_ladder_lookup_and_errors(tmp_path):
     with pytest.raises(BayesplitError, match="no such model ladder"):
         load_ladder(tmp_path / "missing.yaml")
     (tmp_path / "binary.yaml").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
-    with pytest.raises(BayesplitError, match="not a text file"):
+    with pytest.raises(BayesplitError, match="not a YAML ladder"):
         load_ladder(tmp_path / "binary.yaml")
 
 
