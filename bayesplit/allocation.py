@@ -332,6 +332,11 @@ class Allocation:
         return (self.draws["regret"] / self.draws["opt_objective"]).values
 
     @property
+    def expected_regret_rel(self) -> float:
+        """The plan's expected regret relative to the optimum: the mean of :attr:`relative_regret`."""
+        return float(self.relative_regret.mean())
+
+    @property
     def pretrain_fraction(self) -> float:
         """Share of the plan's compute spent on general pretraining."""
         n, d, dp = self.plan.arrays(self.domains)
@@ -377,7 +382,7 @@ class Allocation:
                 ],
             },
             "expected_regret": float(d["regret"].mean()),
-            "expected_regret_rel": float(self.relative_regret.mean()),
+            "expected_regret_rel": self.expected_regret_rel,
             "alternatives": alts,
             "level": self.level,
             "notes": list(self.notes),

@@ -208,7 +208,6 @@ def evaluate_decision(posterior, truth: GroundTruth, optimum, config: CampaignCo
     true_obj = float(np.mean([truth.loss(n, d, dp[i], k) for i, k in enumerate(alloc.domains)]))
     best = optimum.to_dict()["objective"]["median"]
     pred = alloc.to_dict()["objective"]
-    own = alloc.relative_regret
     return {
         "regret": true_obj / best - 1,
         "true_objective": true_obj,
@@ -219,8 +218,8 @@ def evaluate_decision(posterior, truth: GroundTruth, optimum, config: CampaignCo
         "pred_error": pred["median"] / true_obj - 1,
         "plan_params": alloc.plan.params,
         "plan_pretrain_fraction": alloc.pretrain_fraction,
-        "expected_regret": float(np.mean(own)),
-        "p_within_1pct": float(np.mean(own <= 0.01)),
+        "expected_regret": alloc.expected_regret_rel,
+        "p_within_1pct": float(np.mean(alloc.relative_regret <= 0.01)),
     }
 
 

@@ -150,7 +150,7 @@ def run_loop(
             )
         alloc = allocate(post, budget=budget, force=True)
         obj = alloc.to_dict()["objective"]
-        expected_regret = float(alloc.relative_regret.mean())
+        expected_regret = alloc.expected_regret_rel
         summary = {
             "round": rnd,
             "runs": int(runs["run_id"].nunique()),
@@ -171,40 +171,37 @@ def run_loop(
                 spent_flops=spent,
                 stopped=f"expected regret {expected_regret:.2%} <= --stop-regret {stop_regret:.2%}",
             )
-            history.append(summary)
-            if report is not None:
-                report(summary)
-            break
-        remaining = cap - spent
-        sug = suggest(
-            post,
-            budget=budget,
-            n=batch,
-            objective=objective,
-            runs=runs,
-            ladder=str(ladder_path),
-            max_run_flops=min(max_run_flops or float("inf"), remaining),
-            force=True,
-            seed=seed + rnd,
-        )
-        chosen, cost = [], 0.0
-        for rec in sug.to_list():
-            if cost + rec["cost_flops"] <= remaining:
-                chosen.append(rec)
-                cost += rec["cost_flops"]
-        # charge only what gets trained: a suggestion the store already has (after rounding
-        # to whole steps) costs nothing, though it was priced as new
-        done = set(plan_suggestions(chosen, data, store, **plan_kw).done) if chosen else set()
-        cost = sum(rec["cost_flops"] for i, rec in enumerate(chosen) if i not in done)
-        rows = execute_suggestions(chosen, data, store, **exec_kw) if chosen else pd.DataFrame()
-        spent += cost
-        summary.update(suggested=len(chosen), trained_rows=len(rows), spent_flops=spent)
-        if not chosen:
-            summary["stopped"] = "no suggestion fits the rest of --experiment-budget"
+        else:
+            remaining = cap - spent
+            sug = suggest(
+                post,
+                budget=budget,
+                n=batch,
+                objective=objective,
+                runs=runs,
+                ladder=str(ladder_path),
+                max_run_flops=min(max_run_flops or float("inf"), remaining),
+                force=True,
+                seed=seed + rnd,
+            )
+            chosen, cost = [], 0.0
+            for rec in sug.to_list():
+                if cost + rec["cost_flops"] <= remaining:
+                    chosen.append(rec)
+                    cost += rec["cost_flops"]
+            # charge only what gets trained: a suggestion the store already has (after rounding
+            # to whole steps) costs nothing, though it was priced as new
+            done = set(plan_suggestions(chosen, data, store, **plan_kw).done) if chosen else set()
+            cost = sum(rec["cost_flops"] for i, rec in enumerate(chosen) if i not in done)
+            rows = execute_suggestions(chosen, data, store, **exec_kw) if chosen else pd.DataFrame()
+            spent += cost
+            summary.update(suggested=len(chosen), trained_rows=len(rows), spent_flops=spent)
+            if not chosen:
+                summary["stopped"] = "no suggestion fits the rest of --experiment-budget"
         history.append(summary)
         if report is not None:
             report(summary)
-        if not chosen:
+        if summary["stopped"]:
             break
     return pd.DataFrame(history)
 

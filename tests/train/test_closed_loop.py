@@ -86,8 +86,6 @@ def _stubbed_loop(tiny_corpus, tmp_path, monkeypatch, expected_regret, suggestio
     from functools import partial
     from types import SimpleNamespace
 
-    import numpy as np
-
     import bayesplit.allocation
     import bayesplit.design
     import bayesplit.fitting
@@ -103,7 +101,7 @@ def _stubbed_loop(tiny_corpus, tmp_path, monkeypatch, expected_regret, suggestio
         to_dict=lambda: {"objective": {"median": 3.0, "credible": [2.9, 3.1]}},
         plan=SimpleNamespace(params=1e5),
         pretrain_fraction=0.9,
-        relative_regret=np.array([0.5, 1.5]) * expected_regret,
+        expected_regret_rel=expected_regret,
     )
     monkeypatch.setattr(bayesplit.fitting, "fit", lambda *a, **k: post)
     monkeypatch.setattr(bayesplit.allocation, "allocate", lambda *a, **k: alloc)
