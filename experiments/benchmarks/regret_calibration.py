@@ -35,7 +35,6 @@ import platform
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 HERE = Path(__file__).resolve().parent
@@ -101,45 +100,29 @@ def stopping(df: pd.DataFrame, threshold: float = STOP) -> pd.DataFrame:
 
     A stop is safe when the true regret there is at most :data:`STOP` (1%).
     """
-    rows = []
-    for (truth, policy, seed), h in df.groupby(["truth", "policy", "seed"]):
-        h = h.sort_values("round")
-        hit = h[h["expected_regret"] <= threshold]
-        last = h.iloc[-1]
-        if hit.empty:
-            rows.append(
-                {"truth": truth, "policy": policy, "seed": seed, "stopped": False,
-                 "round": np.nan, "spent": last["spent_flops"], "regret at stop": np.nan,
-                 "final regret": last["regret"], "spent to end": last["spent_flops"]}
-            )  # fmt: skip
-            continue
-        r = hit.iloc[0]
-        rows.append(
-            {"truth": truth, "policy": policy, "seed": seed, "stopped": True,
-             "round": r["round"], "spent": r["spent_flops"], "regret at stop": r["regret"],
-             "final regret": last["regret"], "spent to end": last["spent_flops"]}
-        )  # fmt: skip
-    per = pd.DataFrame(rows)
+    key = ["truth", "policy", "seed"]
+    by_round = df.sort_values("round")
+    stops = by_round[by_round["expected_regret"] <= threshold].groupby(key).head(1)
+    to_end = by_round.groupby(key)["spent_flops"].last().rename("spent to end")
+    stops = stops.join(to_end, on=key)
     out = []
-    for (truth, policy), g in per.groupby(["truth", "policy"]):
-        s = g[g["stopped"]]
-        safe = int((s["regret at stop"] <= STOP).sum())
+    for (truth, policy), n in df.groupby(["truth", "policy"])["seed"].nunique().items():
+        s = stops[(stops["truth"] == truth) & (stops["policy"] == policy)]
+        safe = int((s["regret"] <= STOP).sum())
         out.append(
             {
                 "--stop-regret": threshold,
                 "truth": truth,
                 "policy": policy,
-                "campaigns": len(g),
-                "stopped": f"{len(s)}/{len(g)}",
-                "median stop round": s["round"].median() if len(s) else np.nan,
+                "campaigns": n,
+                "stopped": f"{len(s)}/{n}",
+                "median stop round": s["round"].median(),
                 "true regret ≤1% at the stop": f"{safe}/{len(s)}" if len(s) else "",
                 "90% CI": _jeffreys(safe, len(s)),
-                "worst regret at a stop": s["regret at stop"].max() if len(s) else np.nan,
-                "median compute at stop / to the end": float(
-                    np.median(s["spent"] / s["spent to end"])
-                )
-                if len(s)
-                else np.nan,
+                "worst regret at a stop": s["regret"].max(),
+                "median compute at stop / to the end": (
+                    s["spent_flops"] / s["spent to end"]
+                ).median(),
             }
         )
     return pd.DataFrame(out)
