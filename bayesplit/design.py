@@ -146,6 +146,19 @@ def ladder_count(entries: Sequence[dict], observed_params: Sequence[float]) -> s
     return "params_with_embeddings" if hits("params_with_embeddings") > hits("params") else "params"
 
 
+def fitted_vocab(runs: pd.DataFrame) -> int | None:
+    """The one tokenizer vocabulary of the fitted runs, or None (not recorded, or several).
+
+    A ladder's with-embeddings counts are at its default vocabulary; runs trained on a
+    corpus with another one record other counts, and only at their own vocabulary do the
+    ladder's sizes line up with the N the law was fitted on.
+    """
+    if "vocab_size" not in runs:
+        return None
+    v = pd.to_numeric(runs["vocab_size"], errors="coerce").dropna().unique()
+    return int(v[0]) if len(v) == 1 else None
+
+
 def log_grid(lo: float, hi: float, num: int) -> np.ndarray:
     """``num`` log-spaced values from lo to hi, inclusive."""
     if not (0 < lo <= hi) or num < 1:
@@ -576,8 +589,9 @@ def suggest(
         and are not suggested again.
     ladder
         Model ladder file whose sizes are candidate N (default: sizes around the data), in
-        the N convention of the fitted runs (:func:`ladder_count`); each suggestion names
-        its ladder model, which is what the trainer builds.
+        the N convention of the fitted runs (:func:`ladder_count`) and, where the runs
+        record one, at their tokenizer vocabulary (:func:`fitted_vocab`); each suggestion
+        names its ladder model, which is what the trainer builds.
     params, pretrain_tokens, spec_tokens
         Candidate grids (override the defaults).
     candidates
@@ -615,9 +629,12 @@ def suggest(
     if candidates is None:
         sizes = params
         if ladder is not None and params is None:
-            from bayesplit.train.ladder import load_ladder
+            from bayesplit.train.ladder import at_vocab, load_ladder
 
             entries = load_ladder(ladder)
+            vocab = fitted_vocab(posterior.runs)
+            if vocab is not None:
+                entries = [at_vocab(e, vocab) for e in entries]
             count = ladder_count(entries, posterior.runs["params"])
             sizes = [float(e[count]) for e in entries]
             model_names = [e["name"] for e in entries]

@@ -34,6 +34,8 @@ _ROW_COLUMNS = (
     "eval_domain",
     "loss",
     "seed",
+    # the trainer's vocabulary: with-embeddings N of a ladder size depends on it (suggest --ladder)
+    "vocab_size",
 )
 
 
@@ -309,6 +311,8 @@ def rows_as_constant_data(rows: pd.DataFrame) -> xr.Dataset:
                 ],
                 dtype=str,
             )
+        elif c == "vocab_size":  # provenance, not fitted: an unreadable entry is just unknown
+            out[f"row_{c}"] = pd.to_numeric(v, errors="coerce").to_numpy(dtype=float)
         else:
             out[f"row_{c}"] = np.asarray(v, dtype=float if c != "seed" else np.int64)
     return xr.Dataset({k: ("obs", v) for k, v in out.items()}, coords={"obs": np.arange(len(rows))})

@@ -250,3 +250,31 @@ def test_fast_log_mean_matches_numpy(additive_posterior):
     fast = additive_posterior.log_mean(n, d, dp, k, max_draws=200, fast=True)
     assert fast.dtype == np.float32 and fast.shape == exact.shape
     np.testing.assert_allclose(fast, exact, rtol=1e-5, atol=1e-6)
+
+
+def _with_rows(post, runs: pd.DataFrame):
+    """``post`` refitted to nothing: the same draws, but these rows as its data."""
+    from bayesplit.posterior import Posterior, rows_as_constant_data
+
+    idata = post.idata.copy()
+    del idata.constant_data
+    idata.add_groups(constant_data=rows_as_constant_data(runs))
+    return Posterior(idata, post.law, post.spec, post.diagnostics, post.info)
+
+
+@pytest.mark.parametrize("vocab", [512, 2048])
+def test_suggest_ladder_counts_embeddings_at_the_runs_vocabulary(additive_posterior, vocab):
+    # runs counted with embeddings on a corpus whose vocabulary may differ from the ladder's
+    # default (2048): the candidate N must be the sizes the trainer builds on that corpus
+    from bayesplit.train.ladder import at_vocab, load_ladder
+
+    built = [at_vocab(e, vocab) for e in load_ladder("cpu_ladder")]
+    runs = additive_posterior.runs.copy()
+    runs["params"] = [built[i % 3]["params_with_embeddings"] for i in range(len(runs))]
+    runs["vocab_size"] = vocab
+    post = _with_rows(additive_posterior, runs)
+    assert post.runs["vocab_size"].unique().tolist() == [vocab]
+    sug = suggest(post, budget=1e18, n=4, ladder="cpu_ladder", max_draws=200, force=True)
+    with_emb = {e["name"]: e["params_with_embeddings"] for e in built}
+    assert {r["params"] for r in sug.to_list()} <= set(with_emb.values())
+    assert all(r["params"] == with_emb[r["model"]] for r in sug.to_list())

@@ -28,9 +28,8 @@ import pandas as pd
 
 from bayesplit._io import atomic_write_text
 from bayesplit.errors import BayesplitError
-from bayesplit.train.config import GPTConfig, count_params
 from bayesplit.train.data import CorpusData, open_corpus
-from bayesplit.train.ladder import find_model, load_ladder
+from bayesplit.train.ladder import at_vocab, find_model, load_ladder
 from bayesplit.train.loop import (
     SpecConfig,
     TrainConfig,
@@ -129,11 +128,8 @@ def _number(s: dict, key: str, i: int, default: float | None = None) -> float:
 
 def _size_counts(entry: dict[str, Any], vocab_size: int) -> dict[str, int]:
     """N of a ladder entry in both conventions, with the corpus's vocabulary."""
-    cfg = GPTConfig.from_dict({**entry, "vocab_size": vocab_size})
-    return {
-        "non_embedding": count_params(cfg),
-        "with_embeddings": count_params(cfg, embeddings=True),
-    }
+    built = at_vocab(entry, vocab_size)
+    return {"non_embedding": built["params"], "with_embeddings": built["params_with_embeddings"]}
 
 
 def match_ladder_sizes(

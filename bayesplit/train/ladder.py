@@ -105,6 +105,20 @@ def load_ladder(path: str | Path | None = None) -> list[dict[str, Any]]:
     return sorted(entries, key=lambda e: e["params"])
 
 
+def at_vocab(entry: dict[str, Any], vocab_size: int) -> dict[str, Any]:
+    """A ladder entry as built with a corpus of ``vocab_size`` tokens.
+
+    N (``params``) does not depend on the vocabulary; ``params_with_embeddings`` does, so a
+    corpus whose vocabulary differs from the ladder's default moves it.
+    """
+    cfg = GPTConfig.from_dict({**entry, "vocab_size": int(vocab_size)})
+    return {
+        **entry,
+        "vocab_size": int(vocab_size),
+        "params_with_embeddings": count_params(cfg, embeddings=True),
+    }
+
+
 def find_model(
     entries: list[dict[str, Any]], name: str | None = None, params: float | None = None
 ) -> dict[str, Any]:
