@@ -190,15 +190,17 @@ def make_config(name: str, truth):
 _CACHE: dict = {}
 
 
-def _campaign(task: tuple[str, str, int]) -> pd.DataFrame:
-    truth_name, policy, seed = task
+def _campaign(task: tuple[str, str, int, int | None]) -> pd.DataFrame:
+    truth_name, policy, seed, fit_draws = task
     from bayesplit.fitting import Refitter
     from bayesplit.model import reference_scales
     from bayesplit.simulation import run_campaign
 
-    if truth_name not in _CACHE:
+    if (truth_name, fit_draws) not in _CACHE:
         truth = make_truth(truth_name)
         config = make_config(truth_name, truth)
+        if fit_draws is not None:
+            config = dataclasses.replace(config, draws=fit_draws, warmup=fit_draws)
         runs = truth.simulate(config.seed_design)
         n_cand = (
             len(config.params)
@@ -210,8 +212,8 @@ def _campaign(task: tuple[str, str, int]) -> pd.DataFrame:
             max_rows=n_cand * len(truth.domains) + len(runs), max_runs=len(config.params) + 1,
             chains=config.chains, draws=config.draws, warmup=config.warmup,
         )  # fmt: skip
-        _CACHE[truth_name] = (truth, config, refitter)
-    truth, config, refitter = _CACHE[truth_name]
+        _CACHE[truth_name, fit_draws] = (truth, config, refitter)
+    truth, config, refitter = _CACHE[truth_name, fit_draws]
     start = time.perf_counter()
     h = run_campaign(truth, policy, config, seed=seed, refitter=refitter)
     h["truth"] = truth_name
@@ -219,14 +221,29 @@ def _campaign(task: tuple[str, str, int]) -> pd.DataFrame:
     return h
 
 
-def run(truths: list[str], policies: list[str], seeds: int, workers: int, csv: Path = CSV) -> None:
-    """Run the (truth, policy, seed) campaigns not yet in ``csv``, appending each as it ends."""
+def run(
+    truths: list[str],
+    policies: list[str],
+    seeds: int,
+    workers: int,
+    csv: Path = CSV,
+    fit_draws: int | None = None,
+) -> None:
+    """Run the (truth, policy, seed) campaigns not yet in ``csv``, appending each as it ends.
+
+    ``fit_draws`` lengthens the in-loop fits (draws and warmup steps per chain); None keeps
+    :data:`SETTINGS`.
+    """
     done = set()
     if csv.exists():
         old = pd.read_csv(csv)
         done = set(zip(old["truth"], old["policy"], old["seed"], strict=True))
     tasks = [
-        (t, p, s) for s in range(seeds) for t in truths for p in policies if (t, p, s) not in done
+        (t, p, s, fit_draws)
+        for s in range(seeds)
+        for t in truths
+        for p in policies
+        if (t, p, s) not in done
     ]
     print(f"{len(tasks)} campaigns to run ({len(done)} already in {csv.name})", flush=True)
     if not tasks:
