@@ -202,6 +202,54 @@ def plot_frontier(table, ax=None, level: float = 0.9):
     return fig
 
 
+def plot_campaigns(
+    history, axes=None, threshold: float = 0.01, coverage_target=(0.8, 0.97), title=None
+):
+    """Simulated campaigns by policy: decision regret vs compute spent, and interval coverage.
+
+    ``history`` is :func:`bayesplit.simulation.simulate`'s table (one row per round of each
+    campaign). Left: per policy and round, the median regret over seeds against the median
+    compute spent by then, with the ``threshold`` line. Right: the share of seeds whose
+    credible interval of the target objective covered the truth, per round, with the
+    ``coverage_target`` band. ``axes``: two axes to draw into (default: a new figure).
+    """
+    plt = _mpl()
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    from bayesplit.simulation import POLICIES
+
+    ax, ax2 = axes
+    fig = ax.figure
+    suffix = f"\n{title}" if title else ""
+    # one colour per policy whatever else is in the table, so side-by-side panels agree
+    colors = dict(zip(POLICIES, plt.get_cmap("tab10").colors, strict=False))
+    names = history["policy"].unique()
+    for policy in [p for p in POLICIES if p in names] + [p for p in names if p not in POLICIES]:
+        g = history[history["policy"] == policy]
+        style = {"marker": "o", "label": policy, "color": colors.get(policy)}
+        by = g.groupby("round").agg(spent=("spent_flops", "median"), regret=("regret", "median"))
+        # a regret of exactly 0 (the true optimum) still has to show on a log axis
+        ax.plot(by["spent"], 100 * by["regret"].clip(lower=1e-5), **style)
+        ax2.plot(g.groupby("round")["covered"].mean() * 100, **style)
+    ax.axhline(100 * threshold, color="grey", ls="--", lw=1, label=f"{threshold:.0%} regret")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("experiment compute spent (FLOPs)")
+    ax.set_ylabel("decision regret at the target budget (%)")
+    ax.set_title(f"Regret of the plan, median over seeds{suffix}")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    lo, hi = coverage_target
+    ax2.axhspan(100 * lo, 100 * hi, color="green", alpha=0.1, label=f"target {lo:.0%}–{hi:.0%}")
+    ax2.set_ylim(-3, 103)
+    ax2.set_xticks(sorted(history["round"].unique()))
+    ax2.set_xlabel("round (0 = the seed design alone)")
+    ax2.set_ylabel("seeds whose interval covered the truth (%)")
+    ax2.set_title(f"Interval coverage by round{suffix}")
+    ax2.legend(fontsize=8)
+    return fig
+
+
 def plot_fit(posterior, domains=None, max_draws: int = 800, level: float = 0.9):
     """Data and fitted law per domain: loss vs compute, with credible and predictive bands.
 

@@ -127,6 +127,7 @@ SIM = ["simulate", "--truth", "example:additive", "--budget", "1e20"]
         (["--experiment-budget", "-1"], "--experiment-budget must be a positive number"),
         (["--experiment-budget", "0"], "--experiment-budget must be a positive number"),
         (["--experiment-budget", "1e18", "--out", "o.parquet"], "must end in .csv"),
+        (["--experiment-budget", "1e18", "--plot", "fig.docx"], "must end in"),
     ],
 )
 def test_simulate_refuses_bad_options(tmp_path, monkeypatch, args, message):

@@ -254,8 +254,31 @@ def test_cli_simulate_json(tmp_path):
     data = json.loads(res.stdout)
     assert data["summary"][0]["policy"] == "grid"
     assert len(pd.read_csv(out)) == len(data["rounds"]) == 2
+    assert data["vs_grid"] == []  # nothing to hold against grid but grid itself
     # one chain of 150 draws cannot reach the gate's ESS of 400
     assert data["summary"][0]["gate_passed"] == 0.0
+
+
+def test_cli_simulate_compares_with_grid_and_plots(tmp_path):
+    out, fig = tmp_path / "rounds.csv", tmp_path / "campaigns.png"
+    res = runner.invoke(
+        app,
+        ["simulate", "--truth", "example:additive", "--budget", "1e20",
+         "--experiment-budget", "2e18", "--policies", "grid,cost-random", "--seeds", "2",
+         "--rounds", "1", "--chains", "1", "--draws", "150", "--warmup", "150",
+         "--params", "1e7,3e7,1e8", "--pretrain-tokens", "3e8,1.2e9", "--spec-tokens", "1e8,4e8",
+         "--out", str(out), "--plot", str(fig)],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert fig.read_bytes()[:4] == b"\x89PNG"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["campaigns.png", "rounds.csv"]
+    # the printed ratio is the paired comparison of the written rounds, not a second estimate
+    rounds = pd.read_csv(out)
+    expected = compare_policies(rounds, "grid").set_index("policy").loc["cost-random"]
+    text = " ".join(res.output.split())
+    assert "vs grid [90% CI]" in text
+    row = next(line for line in res.output.splitlines() if "cost-random" in line)
+    assert f"{expected['ratio']:.2g}" in row
 
 
 def test_cli_simulate_says_when_fits_fail_the_gate():

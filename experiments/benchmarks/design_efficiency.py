@@ -435,6 +435,8 @@ def report(command: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from bayesplit.plots import plot_campaigns
+
     # a campaign written twice (two overlapping invocations) counts once
     df = pd.read_csv(CSV).drop_duplicates(["truth", "policy", "seed", "round"])
     lines = [
@@ -518,32 +520,8 @@ def report(command: str) -> None:
 
     truths = sorted(df["truth"].unique())
     fig, axes = plt.subplots(2, len(truths), figsize=(6 * len(truths), 8), squeeze=False)
-    for ax, truth in zip(axes[1], truths, strict=True):
-        g = df[df["truth"] == truth]
-        for policy, gp in g.groupby("policy"):
-            ax.plot(gp.groupby("round")["covered"].mean() * 100, marker="o", label=policy)
-        ax.axhspan(80, 97, color="green", alpha=0.1, label="target 80–97%")
-        ax.set_ylim(-3, 103)
-        ax.set_xticks(sorted(g["round"].unique()))
-        ax.set_xlabel("round (0 = the seed design alone)")
-        ax.set_ylabel("seeds whose 90% interval covered (%)")
-        ax.set_title(f"truth: {truth}: interval coverage by round")
-        ax.legend(fontsize=8)
-    for ax, truth in zip(axes[0], truths, strict=True):
-        g = df[df["truth"] == truth]
-        for policy, gp in g.groupby("policy"):
-            # median regret across seeds, by round; x = median compute spent by that round
-            by = gp.groupby("round").agg(
-                spent=("spent_flops", "median"), regret=("regret", "median")
-            )
-            ax.plot(by["spent"], 100 * by["regret"].clip(lower=1e-5), marker="o", label=policy)
-        ax.axhline(100 * THRESHOLD, color="grey", ls="--", lw=1)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("experiment compute spent (FLOPs)")
-        ax.set_ylabel("decision regret at target budget (%)")
-        ax.set_title(f"truth: {truth} (median over seeds)")
-        ax.legend(fontsize=8)
+    for top, bottom, truth in zip(axes[0], axes[1], truths, strict=True):
+        plot_campaigns(df[df["truth"] == truth], (top, bottom), THRESHOLD, title=f"truth: {truth}")
     fig.tight_layout()
     fig.savefig(HERE / "design_efficiency.png", dpi=110)
     # the docs show the same figure; mkdocs only serves files under docs/
