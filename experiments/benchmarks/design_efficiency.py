@@ -336,6 +336,7 @@ def _verdict(
         "baselines already there at the seed design": ", ".join(at_seed) or "none",
         # no campaign spends less than its seed design: below this, 1/3 of the grid is unreachable
         "lowest possible ours / grid": f"{seed_cost / med['grid']:.2f}",
+        "ours / grid after the seed design": f"{_ratio(a - seed_cost, med['grid'] - seed_cost):.2f}",
     }
 
 
@@ -497,7 +498,10 @@ def report(command: str) -> None:
         "median is the seed design's own cost: most of their seeds are within 1% from round 0 "
         "on, so no policy can be strictly below them there. `lowest possible ours / grid` is "
         "the seed design's cost over the grid's median: no campaign spends less than its seed "
-        "design, so where this is above 1/3 no policy can meet the 1/3 target.",
+        "design, so where this is above 1/3 no policy can meet the 1/3 target. "
+        "`ours / grid after the seed design` takes the seed design's cost off both medians: "
+        "the ratio of the compute each policy chose to spend itself (0 where ours was within "
+        "1% from the seed design on).",
         "",
         pd.DataFrame(verdicts).to_markdown(index=False),
         "",
