@@ -234,6 +234,10 @@ def plot_campaigns(
     ax.axhline(100 * threshold, color="grey", ls="--", lw=1, label=f"{threshold:.0%} regret")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    spent = history["spent_flops"].to_numpy(dtype=float)
+    if spent.max() >= 10 * spent.min() > 0:
+        # past a decade the 2×, 3×, ... labels between powers of ten run into each other
+        ax.xaxis.set_minor_formatter(plt.NullFormatter())
     ax.set_xlabel("experiment compute spent (FLOPs)")
     ax.set_ylabel("decision regret at the target budget (%)")
     ax.set_title(f"Regret of the plan, median over seeds{suffix}")
