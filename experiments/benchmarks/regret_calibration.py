@@ -143,15 +143,20 @@ def outputs(fit_draws: int | None) -> tuple[Path, Path]:
 
 
 def report(df: pd.DataFrame, command: str, fit_draws: int | None = None) -> str:
-    chains = de.SETTINGS["chains"]
-    draws = fit_draws if fit_draws is not None else de.SETTINGS["draws"]
+    settings = dict(de.SETTINGS)
+    if fit_draws is not None:
+        settings.update(draws=fit_draws, warmup=fit_draws)
+    chains = settings["chains"]
+    draws = settings["draws"]
     fits = (
         f"The fits are the campaigns' short ones ({chains} chains × {draws} draws), which fail "
         "the diagnostics gate as noted in design_efficiency.md."
         if fit_draws is None
         else f"The in-campaign fits are {chains} chains × {draws} draws after {draws} warmup "
-        "steps each, `bayesplit loop`'s own fit length"
-        + (" (its default)." if draws == 500 else ".")
+        "steps each"
+        + (", as `bayesplit loop` fits by default" if draws == 500 else "")
+        + f"; the plan and its expected regret are computed from {settings['max_draws']} of "
+        "those draws, as in all the campaigns (the loop uses them all)."
     )
     lines = [
         "# Does the fit know its own regret? Expected vs true regret, and the stopping rule",
@@ -159,7 +164,7 @@ def report(df: pd.DataFrame, command: str, fit_draws: int | None = None) -> str:
         f"Command: `{command}`  ",
         f"Machine: CPU, {os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
         f"Python {sys.version.split()[0]}; campaign settings of design_efficiency.py "
-        f"{de.SETTINGS}; truths and seed designs as there.",
+        f"{settings}; truths and seed designs as there.",
         "",
         "Every round of every campaign is scored by the fit itself and by the truth. "
         "`expected` = the posterior mean of the plan's relative regret against each draw's "
