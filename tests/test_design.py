@@ -253,7 +253,7 @@ def test_fast_log_mean_matches_numpy(additive_posterior):
 
 
 def _with_rows(post, runs: pd.DataFrame):
-    """``post`` refitted to nothing: the same draws, but these rows as its data."""
+    """``post``'s draws, with ``runs`` as the rows it says it was fitted to."""
     from bayesplit.posterior import Posterior, rows_as_constant_data
 
     idata = post.idata.copy()
