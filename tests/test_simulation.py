@@ -215,41 +215,31 @@ def test_campaign_replays_a_measured_pool():
 
 
 def test_cli_simulate_errors_exit_2(tmp_path):
-    res = runner.invoke(
-        app,
-        ["simulate", "--truth", "example:additive", "--budget", "1e20",
-         "--experiment-budget", "1e18", "--policies", "psychic"],
-    )  # fmt: skip
-    assert res.exit_code == 2 and "unknown policy 'psychic'" in res.stderr
-    res = runner.invoke(
-        app,
-        ["simulate", "--truth", str(tmp_path / "none.yaml"), "--budget", "1e20",
-         "--experiment-budget", "1e18"],
-    )  # fmt: skip
-    assert res.exit_code == 2 and "no such ground-truth file" in res.stderr
-    res = runner.invoke(
-        app,
-        ["simulate", "--truth", "example:additive", "--budget", "1e20",
-         "--experiment-budget", "1e18", "--params", "1e7,-3"],
-    )  # fmt: skip
-    assert res.exit_code == 2 and "positive numbers" in res.stderr
-    res = runner.invoke(
-        app,
-        ["simulate", "--truth", "example:additive", "--budget", "1e20",
-         "--experiment-budget", "1e18", "--stop-regret", "1"],
-    )  # fmt: skip
-    assert res.exit_code == 2 and "--stop-regret must be between 0 and 1" in res.stderr
+    base = ["--budget", "1e20", "--experiment-budget", "1e18"]
+    for truth, extra, message in [
+        ("example:additive", ["--policies", "psychic"], "unknown policy 'psychic'"),
+        (str(tmp_path / "none.yaml"), [], "no such ground-truth file"),
+        ("example:additive", ["--params", "1e7,-3"], "positive numbers"),
+        ("example:additive", ["--stop-regret", "1"], "--stop-regret must be between 0 and 1"),
+    ]:
+        res = runner.invoke(app, ["simulate", "--truth", truth, *base, *extra])
+        assert res.exit_code == 2 and message in res.stderr, extra
+
+
+# a tiny campaign for the CLI tests: the additive example truth, a 3 x 2 x 2 grid, one short chain
+FAST_SIM = [
+    "simulate", "--truth", "example:additive", "--budget", "1e20", "--experiment-budget", "2e18",
+    "--chains", "1", "--draws", "150", "--warmup", "150", "--params", "1e7,3e7,1e8",
+    "--pretrain-tokens", "3e8,1.2e9", "--spec-tokens", "1e8,4e8",
+]  # fmt: skip
 
 
 def test_cli_simulate_json(tmp_path):
     out = tmp_path / "rounds.csv"
     res = runner.invoke(
         app,
-        ["simulate", "--truth", "example:additive", "--budget", "1e20",
-         "--experiment-budget", "2e18", "--policies", "grid", "--rounds", "1", "--chains", "1",
-         "--draws", "150", "--warmup", "150", "--params", "1e7,3e7,1e8",
-         "--pretrain-tokens", "3e8,1.2e9", "--spec-tokens", "1e8,4e8", "--json", "--out", str(out)],
-    )  # fmt: skip
+        [*FAST_SIM, "--policies", "grid", "--rounds", "1", "--json", "--out", str(out)],
+    )
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
     assert data["summary"][0]["policy"] == "grid"
@@ -263,10 +253,7 @@ def test_cli_simulate_compares_with_grid_and_plots(tmp_path):
     out, fig = tmp_path / "rounds.csv", tmp_path / "campaigns.png"
     res = runner.invoke(
         app,
-        ["simulate", "--truth", "example:additive", "--budget", "1e20",
-         "--experiment-budget", "2e18", "--policies", "grid,cost-random", "--seeds", "2",
-         "--rounds", "1", "--chains", "1", "--draws", "150", "--warmup", "150",
-         "--params", "1e7,3e7,1e8", "--pretrain-tokens", "3e8,1.2e9", "--spec-tokens", "1e8,4e8",
+        [*FAST_SIM, "--policies", "grid,cost-random", "--seeds", "2", "--rounds", "1",
          "--out", str(out), "--plot", str(fig)],
     )  # fmt: skip
     assert res.exit_code == 0, res.output
@@ -284,11 +271,8 @@ def test_cli_simulate_compares_with_grid_and_plots(tmp_path):
 def test_cli_simulate_says_when_fits_fail_the_gate():
     res = runner.invoke(
         app,
-        ["simulate", "--truth", "example:additive", "--budget", "1e20",
-         "--experiment-budget", "2e18", "--policies", "grid", "--rounds", "0", "--chains", "1",
-         "--draws", "150", "--warmup", "150", "--params", "1e7,3e7,1e8",
-         "--pretrain-tokens", "3e8,1.2e9", "--spec-tokens", "1e8,4e8"],
-    )  # fmt: skip
+        [*FAST_SIM, "--policies", "grid", "--rounds", "0"],
+    )
     assert res.exit_code == 0, res.output
     assert "1 of 1 fits failed the diagnostics gate" in " ".join(res.output.split())
 
