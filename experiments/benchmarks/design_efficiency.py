@@ -90,8 +90,19 @@ SETTINGS = {
 }
 
 
+def split_name(name: str) -> tuple[str, float | None]:
+    """``"debian@1e15"`` -> ("debian", 1e15): a truth with its target compute moved."""
+    base, _, budget = name.partition("@")
+    try:
+        return base, float(budget) if budget else None
+    except ValueError:
+        raise SystemExit(f"bad target compute in truth {name!r}") from None
+
+
 def make_truth(name: str):
     from bayesplit.truth import Noise, example_truth
+
+    name = split_name(name)[0]
 
     if name in ("additive", "saturating"):
         return example_truth(name, ("web", "code"), noise=Noise(sigma=0.01, seed_sd=0.0))
@@ -156,6 +167,8 @@ def make_config(name: str, truth):
     from bayesplit.simulation import CampaignConfig
     from bayesplit.truth import factorial_design
 
+    name, moved_budget = split_name(name)
+
     if name in ("additive", "saturating", "saturating_reducible"):
         params = [1e7, 2.5e7, 6e7, 1.5e8, 4e8]
         tokens = [2e8, 8e8, 3.2e9]
@@ -177,7 +190,7 @@ def make_config(name: str, truth):
     # only, so what specialization buys must be learned by the campaign
     seed = factorial_design(params[:2], tokens[:2], [], truth.domains)
     return CampaignConfig(
-        budget=budget,
+        budget=budget if moved_budget is None else moved_budget,
         experiment_budget=experiment,
         params=params,
         pretrain_tokens=tokens,
