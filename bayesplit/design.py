@@ -411,7 +411,7 @@ def greedy_batch(
 
 
 # -- suggest --------------------------------------------------------------------
-OBJECTIVES = ("decision", "split", "point", "regret")
+OBJECTIVES = ("regret", "decision", "split", "point")
 
 
 @dataclass
@@ -550,7 +550,7 @@ def suggest(
     *,
     budget: float | None = None,
     n: int = 4,
-    objective: str = "decision",
+    objective: str = "regret",
     runs: pd.DataFrame | None = None,
     ladder: str | None = None,
     params: Sequence[float] | None = None,
@@ -578,12 +578,13 @@ def suggest(
     n
         Batch size.
     objective
-        ``"decision"``: the objective Σ w_k L_k at the recommended allocation;
-        ``"split"``: the optimal pretraining fraction; ``"point"``: the loss at ``point``;
-        ``"regret"``: the expected regret of the recommended plan against the optima of 40
-        posterior draws — a run is worth the expected drop of the best plan's expected
-        objective once its outcome is known (the knowledge gradient), so only what can
-        change the plan counts.
+        ``"regret"`` (the default): the expected regret of the recommended plan against the
+        optima of 40 posterior draws — a run is worth the expected drop of the best plan's
+        expected objective once its outcome is known (the knowledge gradient), so only what
+        can change the plan counts; ``"decision"``: the sd of the objective Σ w_k L_k at the
+        recommended allocation (its level too, e.g. the irreducible losses, which no plan
+        changes); ``"split"``: the optimal pretraining fraction; ``"point"``: the loss at
+        ``point``.
     runs
         Runs already done (default: the posterior's own rows); they define existing trunks
         and are not suggested again.

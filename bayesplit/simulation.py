@@ -9,9 +9,11 @@ the target, and whether its credible interval covered the truth.
 
 Policies (all draw from the same candidate grid with the same tree-aware costs):
 
-* ``active``: :func:`bayesplit.design.suggest` (value of a run for the decision per FLOP,
-  ``objective="decision"``);
-* ``active-regret``: the same with ``objective="regret"`` (knowledge gradient);
+* ``active``: :func:`bayesplit.design.suggest` with its default ``objective="regret"``
+  (knowledge gradient: how much a run is expected to lower the plan's expected regret,
+  per FLOP);
+* ``active-decision``: the same with ``objective="decision"`` (how much a run shrinks the
+  sd of the objective at the plan, per FLOP);
 * ``grid``: a full factorial ladder N × D × D' run in a fixed order, smallest models
   first, as a paper would (the baseline);
 * ``random``: uniformly random unmeasured candidates;
@@ -40,7 +42,7 @@ from bayesplit.design import (
 from bayesplit.errors import BayesplitError
 from bayesplit.truth import GroundTruth
 
-POLICIES = ("active", "active-regret", "grid", "random", "cost-random", "uncertainty")
+POLICIES = ("active", "active-decision", "grid", "random", "cost-random", "uncertainty")
 
 
 def check_stop_regret(value: float | None) -> None:
@@ -126,12 +128,12 @@ def pick(
 ) -> list[int]:
     """Indices of the candidates a policy runs next (at most ``config.batch``)."""
     done = already_measured(candidates, runs)
-    if policy in ("active", "active-regret"):
+    if policy in ("active", "active-decision"):
         sug = suggest(
             posterior,
             budget=config.budget,
             n=config.batch,
-            objective="regret" if policy == "active-regret" else "decision",
+            objective="decision" if policy == "active-decision" else "regret",
             candidates=candidates,
             runs=runs,
             max_draws=config.max_draws,

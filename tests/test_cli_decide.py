@@ -227,16 +227,21 @@ def test_suggest_json_and_out_file(post_path, tmp_path):
         assert set(r["predicted_loss"]) >= {"median", "predictive"}
 
 
-def test_suggest_regret_objective_table(post_path):
+def test_suggest_default_objective_is_regret(post_path):
+    """With no --objective, suggest ranks runs by the plan's expected regret."""
     result = runner.invoke(
-        app,
-        ["suggest", str(post_path), "--budget", "1e20", "-n", "2", "--objective", "regret"]
-        + ["--force", "--max-draws", "300"],
+        app, ["suggest", str(post_path), "--budget", "1e20", "-n", "2", "--force", "--max-draws", "300"]
     )
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())  # rich wraps long titles at word boundaries
     assert "the expected regret of the recommended plan" in text
     assert "expected regret now" in text and "sd now" not in text
+    sd = runner.invoke(
+        app,
+        ["suggest", str(post_path), "--budget", "1e20", "-n", "2", "--objective", "decision"]
+        + ["--force", "--max-draws", "300"],
+    )
+    assert sd.exit_code == 0 and "sd now" in " ".join(sd.output.split())
     bad = runner.invoke(
         app, ["suggest", str(post_path), "--budget", "1e20", "--objective", "bogus", "--force"]
     )

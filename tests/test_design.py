@@ -225,10 +225,8 @@ def test_suggest_regret_objective(additive_posterior):
     # the plan's expected regret (nats) never rises as the batch is fantasized
     left = [sug.sd_initial, *sug.table["sd_after"].tolist()]
     assert all(b <= a + 1e-12 for a, b in zip(left, left[1:], strict=False))
-    # same posterior, same plan
-    again = suggest(
-        additive_posterior, budget=1e20, objective="regret", n=4, max_draws=400, force=True
-    )
+    # same posterior, same plan; and regret is what suggest ranks by when not told
+    again = suggest(additive_posterior, budget=1e20, n=4, max_draws=400, force=True)
     assert again.to_list() == recs
 
 

@@ -146,7 +146,7 @@ def test_unknown_policy_is_refused():
 @pytest.fixture(scope="module")
 def history():
     truth, cfg = _config()
-    return simulate(truth, cfg, policies=["active", "active-regret", "uncertainty"], seeds=[0])
+    return simulate(truth, cfg, policies=["active", "active-decision", "uncertainty"], seeds=[0])
 
 
 def test_campaign_rounds_spend_within_budget(history):
@@ -163,7 +163,7 @@ def test_campaign_rounds_spend_within_budget(history):
     assert (history["expected_regret"] >= 0).all() and (history["expected_regret"] < 1).all()
     assert history["p_within_1pct"].between(0, 1).all()
     s = summarize(history)
-    assert set(s["policy"]) == {"active", "active-regret", "uncertainty"}
+    assert set(s["policy"]) == {"active", "active-decision", "uncertainty"}
     assert (s["seeds"] == 1).all()
 
 
@@ -299,9 +299,9 @@ def test_three_seed_campaign_smoke():
         warmup=200,
         max_draws=400,
     )
-    h = simulate(truth, cfg, policies=["active", "active-regret", "grid"], seeds=[0, 1, 2])
+    h = simulate(truth, cfg, policies=["active", "active-decision", "grid"], seeds=[0, 1, 2])
     s = summarize(h).set_index("policy")
-    assert set(s.index) == {"active", "active-regret", "grid"} and (s["seeds"] == 3).all()
+    assert set(s.index) == {"active", "active-decision", "grid"} and (s["seeds"] == 3).all()
     # both settle within 1% of the true optimum inside the experiment budget
     assert np.isfinite(s["compute_to_reach"]).all()
     assert (s["final_regret"] <= 0.01).all()

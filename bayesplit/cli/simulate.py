@@ -65,7 +65,7 @@ def simulate_cmd(
     policies: Annotated[
         str,
         typer.Option(
-            help="Comma list of: active, active-regret (suggest --objective regret), grid, "
+            help="Comma list of: active (suggest's default, --objective regret), active-decision (--objective decision), grid, "
             "random, cost-random, uncertainty."
         ),
     ] = "active,grid,random",

@@ -71,10 +71,10 @@ def suggest_cmd(
     objective: Annotated[
         str,
         typer.Option(
-            help="decision (sd of the objective at the plan), split (optimal pretrain "
-            "fraction), point, or regret (expected regret of the plan: knowledge gradient)."
+            help="regret (expected regret of the plan: knowledge gradient), decision (sd of "
+            "the objective at the plan), split (optimal pretrain fraction), or point."
         ),
-    ] = "decision",
+    ] = "regret",
     point: Annotated[
         str | None,
         typer.Option(

@@ -565,8 +565,8 @@ def loop_cmd(
     batch: Annotated[int, typer.Option(help="Runs suggested per round.")] = 4,
     objective: Annotated[
         str,
-        typer.Option(help="What the runs should inform: decision, split or regret (see suggest)."),
-    ] = "decision",
+        typer.Option(help="What the runs should inform: regret, decision or split (see suggest)."),
+    ] = "regret",
     experiment_budget: Annotated[
         str | None,
         typer.Option("--experiment-budget", help="Most FLOPs to spend on runs (seed included)."),

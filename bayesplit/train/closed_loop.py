@@ -51,7 +51,7 @@ def run_loop(
     budget: float,
     rounds: int = 2,
     batch: int = 4,
-    objective: str = "decision",
+    objective: str = "regret",
     experiment_budget: float | None = None,
     ladder: str | Path | None = None,
     law: str = "additive",
@@ -77,7 +77,7 @@ def run_loop(
     rounds, batch
         How many fit → suggest → train rounds, and runs suggested per round.
     objective
-        What the suggested runs should inform (``"decision"``, ``"split"`` or ``"regret"``;
+        What the suggested runs should inform (``"regret"``, ``"decision"`` or ``"split"``;
         see :func:`bayesplit.design.suggest`).
     experiment_budget
         Most FLOPs the loop may spend on runs (seed design included); None = no cap.
