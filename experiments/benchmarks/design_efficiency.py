@@ -27,10 +27,15 @@ Ground truths
   its seed design's plan is more than 1% off in most seeds, so there is something to learn,
   but the seed design is a large share of what the grid spends in 4 rounds.
 
-Policies: ``active`` (``suggest``'s default ``--objective decision``) and ``active-regret``
-(``--objective regret``, added after the first 20-seed runs; same seeds) against ``grid``,
-``random`` and ``cost-random``; ``uncertainty`` is not in the default list (``--policies
-uncertainty``; 20 seeds per truth under both priors).
+Policies: ``active`` (``suggest``'s default ``--objective regret``, added after the first
+20-seed runs; same seeds) and ``active-decision`` (``--objective decision``, the default
+until stop 20) against ``grid``, ``random`` and ``cost-random``; ``uncertainty`` is not in
+the default list (``--policies uncertainty``; 20 seeds per truth under both priors).
+
+A truth name may carry another target compute after ``@``: ``debian@1e15`` is the debian
+truth with its plan for 1e15 FLOPs (100x the demo's target; the seed design's plan is ~2%
+off there, ``design_difficulty.md``), everything else the same. Run with ``--truths
+debian@1e15``.
 
 Priors: the fits use the package's default priors. The prior on log E was widened from sd
 0.5 to 1 after the first 20-seed run (kept in ``design_efficiency_e_scale_0.5.csv``; the
@@ -45,6 +50,8 @@ Usage::
 
     python experiments/benchmarks/design_efficiency.py --seeds 20 --workers 2
     python experiments/benchmarks/design_efficiency.py --report-only   # table + plot from the CSV
+    python experiments/benchmarks/design_efficiency.py --truths debian@1e15 \
+        --policies active,grid --max-rounds 12   # longer campaigns, their own CSV
 
 Results are appended campaign by campaign to ``design_efficiency.csv`` (a rerun skips the
 campaigns already there), then summarized in ``design_efficiency.md`` and ``.png``.
@@ -71,10 +78,10 @@ CSV = HERE / "design_efficiency.csv"
 CSV_E_SCALE_05 = HERE / "design_efficiency_e_scale_0.5.csv"
 # the policies the acceptance criteria name: ours, and the baselines it is judged against
 BASELINES = ["grid", "random", "cost-random"]
-TARGET_POLICIES = ["active", *BASELINES]
-# the two acquisitions of `suggest` run as "ours": --objective decision (the default) and
-# --objective regret; each is judged against the same three baselines
-OURS = ["active", "active-regret"]
+# the two acquisitions of `suggest` run as "ours": --objective regret (the default) and
+# --objective decision; each is judged against the same three baselines
+OURS = ["active", "active-decision"]
+TARGET_POLICIES = [*OURS, *BASELINES]
 THRESHOLD = 0.01
 FINE = 0.0025  # a stricter threshold, reported too
 SCALE_FREE = ("E", "gamma", "kappa")  # besides the exponents on (0, 1): not in reference units
@@ -203,17 +210,19 @@ def make_config(name: str, truth):
 _CACHE: dict = {}
 
 
-def _campaign(task: tuple[str, str, int, int | None]) -> pd.DataFrame:
-    truth_name, policy, seed, fit_draws = task
+def _campaign(task: tuple[str, str, int, int | None, int | None]) -> pd.DataFrame:
+    truth_name, policy, seed, fit_draws, max_rounds = task
     from bayesplit.fitting import Refitter
     from bayesplit.model import reference_scales
     from bayesplit.simulation import run_campaign
 
-    if (truth_name, fit_draws) not in _CACHE:
+    if (truth_name, fit_draws, max_rounds) not in _CACHE:
         truth = make_truth(truth_name)
         config = make_config(truth_name, truth)
         if fit_draws is not None:
             config = dataclasses.replace(config, draws=fit_draws, warmup=fit_draws)
+        if max_rounds is not None:
+            config = dataclasses.replace(config, max_rounds=max_rounds)
         runs = truth.simulate(config.seed_design)
         n_cand = (
             len(config.params)
@@ -225,8 +234,8 @@ def _campaign(task: tuple[str, str, int, int | None]) -> pd.DataFrame:
             max_rows=n_cand * len(truth.domains) + len(runs), max_runs=len(config.params) + 1,
             chains=config.chains, draws=config.draws, warmup=config.warmup,
         )  # fmt: skip
-        _CACHE[truth_name, fit_draws] = (truth, config, refitter)
-    truth, config, refitter = _CACHE[truth_name, fit_draws]
+        _CACHE[truth_name, fit_draws, max_rounds] = (truth, config, refitter)
+    truth, config, refitter = _CACHE[truth_name, fit_draws, max_rounds]
     start = time.perf_counter()
     h = run_campaign(truth, policy, config, seed=seed, refitter=refitter)
     h["truth"] = truth_name
@@ -241,6 +250,7 @@ def run(
     workers: int,
     csv: Path = CSV,
     fit_draws: int | None = None,
+    max_rounds: int | None = None,
 ) -> None:
     """Run the (truth, policy, seed) campaigns not yet in ``csv``, appending each as it ends.
 
@@ -252,7 +262,7 @@ def run(
         old = pd.read_csv(csv)
         done = set(zip(old["truth"], old["policy"], old["seed"], strict=True))
     tasks = [
-        (t, p, s, fit_draws)
+        (t, p, s, fit_draws, max_rounds)
         for s in range(seeds)
         for t in truths
         for p in policies
@@ -404,6 +414,108 @@ def _tables(df: pd.DataFrame) -> tuple[dict[str, pd.DataFrame], list[dict]]:
     return tables, verdicts
 
 
+def long_csv(max_rounds: int) -> Path:
+    """Where campaigns with another round limit go (``--max-rounds R``)."""
+    return HERE / f"design_efficiency_rounds{max_rounds}.csv"
+
+
+def _longer_campaigns() -> list[str]:
+    """The campaigns run with more rounds than :data:`SETTINGS` allows, if any."""
+    lines = []
+    for path in sorted(HERE.glob("design_efficiency_rounds*.csv")):
+        from bayesplit.simulation import compare_policies
+
+        df = pd.read_csv(path).drop_duplicates(["truth", "policy", "seed", "round"])
+        rounds = int(path.stem.removeprefix("design_efficiency_rounds"))
+        for truth, g in df.groupby("truth"):
+            paired = (
+                compare_policies(g, "grid", threshold=THRESHOLD).set_index("policy")
+                if "grid" in set(g["policy"])
+                else pd.DataFrame()
+            )
+            rows = []
+            for policy, h in g.groupby("policy"):
+                reach = h.groupby("seed").apply(_to_reach, include_groups=False)
+                last = h.sort_values("round").groupby("seed").tail(1)
+                rows.append(
+                    {
+                        "policy": policy,
+                        "seeds": reach.size,
+                        "rounds run (median)": last["round"].median(),
+                        "spent at the end (median)": last["spent_flops"].median(),
+                        "median FLOPs to ≤1% regret": reach.median(),
+                        "reached (share)": np.isfinite(reach).mean(),
+                        "vs grid": (
+                            f"{paired.loc[policy, 'ratio']:.3g} {_interval(paired, policy)}"
+                            if policy in paired.index
+                            else ""
+                        ),
+                        "final regret (median)": last["regret"].median(),
+                        "90% coverage (all rounds)": h["covered"].mean(),
+                    }
+                )
+            lines += [
+                f"## Longer campaigns: {truth}, up to {rounds} rounds",
+                "",
+                f"The same campaigns (settings, seeds, seed design) with up to {rounds} rounds "
+                f"instead of {SETTINGS['max_rounds']} (`{path.name}`; "
+                f"`python experiments/benchmarks/design_efficiency.py --truths {truth} "
+                f"--policies {','.join(sorted(set(g['policy'])))} --max-rounds {rounds}`), so "
+                "that a policy that had not reached 1% in the short campaigns has more compute "
+                "to get there, and one that had can still leave it. Where the grid's median is "
+                "infinite it had not reached 1% in most seeds after spending the `spent` "
+                "column: its compute to reach is above that.",
+                "",
+                pd.DataFrame(rows).to_markdown(index=False, floatfmt=".3g"),
+                "",
+            ]
+    return lines
+
+
+def _objectives(df: pd.DataFrame) -> list[str]:
+    """The two acquisitions of ours against each other, paired over seeds, per truth."""
+    from bayesplit.simulation import compare_policies
+
+    rows = []
+    for truth, g in df.groupby("truth"):
+        if not set(OURS) <= set(g["policy"]):
+            continue
+        c = compare_policies(g[g["policy"].isin(OURS)], "active-decision", threshold=THRESHOLD)
+        r = c.set_index("policy").loc["active"]
+        final = g.sort_values("round").groupby(["policy", "seed"]).tail(1)
+        within = final[final["regret"] <= THRESHOLD].groupby("policy").size()
+        rows.append(
+            {
+                "truth": truth,
+                "seeds": int(r["seeds"]),
+                "regret: median FLOPs to ≤1%": r["median"],
+                "decision: median FLOPs to ≤1%": r["baseline_median"],
+                "regret / decision": f"{r['ratio']:.3g} {_interval(c.set_index('policy'), 'active')}",
+                "regret faster (share)": r["win_share"],
+                "final regret ≤ 1% (regret, decision)": (
+                    f"{within.get('active', 0)}, {within.get('active-decision', 0)} of {int(r['seeds'])}"
+                ),
+            }
+        )
+    if not rows:
+        return []
+    return [
+        "## Which objective: `regret` against `decision`",
+        "",
+        "`active` (`--objective regret`) against `active-decision` (`--objective decision`) on "
+        "the same seeds (same seed design and noise): the ratio of their medians of compute "
+        "to ≤ 1% regret with its paired 90% bootstrap interval, the share of seeds in which "
+        "`regret` got there with less compute (ties half), and how many campaigns of each "
+        "ended within 1%. The rule, set in stop 20 after the first 20-seed runs and a 3-seed pilot of "
+        "debian@1e15 (those seeds are in the table): make `regret` the default if it is "
+        "faster with an interval below 1 on some truth and slower with an interval above 1 on "
+        "none.",
+        "",
+        pd.DataFrame(rows).to_markdown(index=False, floatfmt=".3g"),
+        "",
+    ]
+
+
 def _e_prior_sd() -> float:
     """The package's current prior sd on log E (the same in every built-in law)."""
     from bayesplit.laws import get_law
@@ -472,11 +584,13 @@ def report(command: str) -> None:
         "Coverage is split into round 0 (the seed design alone: the prior speaks loudest) and the "
         "rounds after it.",
         "",
-        "Policies: `active` is `bayesplit suggest` with its default `--objective decision` "
-        "(runs that most shrink the sd of the objective at the recommended plan, per FLOP); "
-        "`active-regret` is `--objective regret` (the knowledge gradient: runs that most lower "
-        "the expected regret of the plan, per FLOP), added after the first 20-seed runs "
-        "showed `active` missing the efficiency target, and run on the same seeds; `grid`, "
+        "Policies: `active` is `bayesplit suggest` with its default `--objective regret` "
+        "(the knowledge gradient: runs that most lower the expected regret of the plan, per "
+        "FLOP), added after the first 20-seed runs showed the then default missing the "
+        "efficiency target, and run on the same seeds; `active-decision` is `--objective "
+        "decision` (runs that most shrink the sd of the objective at the recommended plan, per "
+        "FLOP; the default until stop 20, when the comparison below made `regret` the "
+        "default); `grid`, "
         "`random`, `cost-random` are the baselines; `uncertainty` (the runs of largest "
         "predictive variance per FLOP) is the issue's fifth policy, reported but not judged.",
         "",
@@ -518,6 +632,8 @@ def report(command: str) -> None:
         "",
         pd.DataFrame(verdicts).to_markdown(index=False),
         "",
+        *_longer_campaigns(),
+        *_objectives(df),
         *_before_prior_change(),
         "## Where each truth sits in the prior",
         "",
@@ -551,12 +667,27 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--truths", default="gadre,saturating_reducible,debian")
-    ap.add_argument("--policies", default="active,active-regret,grid,random,cost-random")
+    ap.add_argument("--policies", default="active,active-decision,grid,random,cost-random")
+    ap.add_argument(
+        "--max-rounds",
+        type=int,
+        default=None,
+        help=f"rounds per campaign (default {SETTINGS['max_rounds']}); other values go to "
+        "design_efficiency_rounds{R}.csv",
+    )
     ap.add_argument("--report-only", action="store_true")
     args = ap.parse_args()
     command = "python experiments/benchmarks/design_efficiency.py " + " ".join(sys.argv[1:])
     if not args.report_only:
-        run(args.truths.split(","), args.policies.split(","), args.seeds, args.workers)
+        longer = args.max_rounds not in (None, SETTINGS["max_rounds"])
+        run(
+            args.truths.split(","),
+            args.policies.split(","),
+            args.seeds,
+            args.workers,
+            csv=long_csv(args.max_rounds) if longer else CSV,
+            max_rounds=args.max_rounds if longer else None,
+        )
     report(command)
 
 

@@ -23,7 +23,11 @@ Usage::
 
     python experiments/benchmarks/regret_calibration.py --seeds 10 --workers 2
     python experiments/benchmarks/regret_calibration.py --report-only
-    python experiments/benchmarks/regret_calibration.py --seeds 10 --policies active --fit-draws 500
+    python experiments/benchmarks/regret_calibration.py --seeds 10 --policies active-decision --fit-draws 500
+
+The campaigns committed before stop 20 ran ``active-decision`` (then called ``active``, the
+default objective); those of ``active`` (``--objective regret``, the default since) are
+added next to them.
 
 Campaigns are appended to ``regret_calibration.csv`` (a rerun skips those already there).
 ``--fit-draws D`` fits D draws after D warmup steps per chain inside the campaigns, instead

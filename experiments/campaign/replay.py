@@ -2,15 +2,16 @@
 
     python experiments/campaign/replay.py [--law transfer] [--params with_embeddings]
         [--budget 1e13] [--seeds 0 1 2]
-        [--policies active active-regret grid random cost-random] [--batch 8] [--rounds 12] [--workers 2]
+        [--policies active active-decision grid random cost-random] [--batch 8] [--rounds 12] [--workers 2]
         [--no-run-effect] [--report-only]
 
 The pool is every seed-0 run of the bundled campaign (`bayesplit.datasets.debian_campaign`):
 general models at every branch point and specialists for every (D, D', domain), one
 candidate per run spec (208). Each policy starts from runs of the two smallest models (one
 specialist per domain branched at the second D, and the general checkpoints up to it) and
-then picks batches from the pool — `active` by value for the decision per FLOP
-(`active-regret`: by the knowledge gradient of `suggest --objective regret`),
+then picks batches from the pool — `active` by `suggest`'s default, the knowledge gradient
+of the plan's regret per FLOP (`active-decision`: by how much a run shrinks the sd of the
+objective at the plan, `--objective decision`; it was `active`, the default, until stop 20),
 `grid` in the paper's order (smallest model first, then D, then D'), `random` and
 `cost-random` — observing the *measured* losses of what it picks, with tree-aware costs.
 
@@ -255,7 +256,7 @@ def report(
         ]
     OUT.with_suffix(".md").write_text("\n".join(lines))
     fig, ax = plt.subplots(figsize=(7, 4))
-    colors = {"active": "C0", "grid": "C1", "random": "C2", "cost-random": "C3"}
+    colors = {"active": "C0", "grid": "C1", "random": "C2", "cost-random": "C3", "active-decision": "C4"}
     first = hist["seed"].min()
     for (policy, seed), h in hist.groupby(["policy", "seed"]):
         ax.plot(
@@ -294,7 +295,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--policies",
         nargs="+",
-        default=["active", "active-regret", "grid", "random", "cost-random"],
+        default=["active", "active-decision", "grid", "random", "cost-random"],
     )
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=12)
