@@ -230,7 +230,8 @@ def test_suggest_json_and_out_file(post_path, tmp_path):
 def test_suggest_default_objective_is_regret(post_path):
     """With no --objective, suggest ranks runs by the plan's expected regret."""
     result = runner.invoke(
-        app, ["suggest", str(post_path), "--budget", "1e20", "-n", "2", "--force", "--max-draws", "300"]
+        app,
+        ["suggest", str(post_path), "--budget", "1e20", "-n", "2", "--force", "--max-draws", "300"],
     )
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())  # rich wraps long titles at word boundaries

@@ -256,7 +256,13 @@ def report(
         ]
     OUT.with_suffix(".md").write_text("\n".join(lines))
     fig, ax = plt.subplots(figsize=(7, 4))
-    colors = {"active": "C0", "grid": "C1", "random": "C2", "cost-random": "C3", "active-decision": "C4"}
+    colors = {
+        "active": "C0",
+        "grid": "C1",
+        "random": "C2",
+        "cost-random": "C3",
+        "active-decision": "C4",
+    }
     first = hist["seed"].min()
     for (policy, seed), h in hist.groupby(["policy", "seed"]):
         ax.plot(
