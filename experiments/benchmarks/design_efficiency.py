@@ -353,7 +353,12 @@ def _verdict(
         # 0 when the grid's median is "never" and ours is not
         "ours / grid": f"{paired.loc[ours, 'ratio']:.3g} {_interval(paired, ours)}",
         "ours < random, cost-random": bool(a < med["random"] and a < med["cost-random"]),
-        "efficiency": ("pass" if eff else "FAIL") if enough else "too few seeds",
+        # against a grid that never got there in most seeds the 1/3 is a bound, not a ratio
+        "efficiency": (
+            ("pass" if np.isfinite(med["grid"]) else "pass (grid: inf)") if eff else "FAIL"
+        )
+        if enough
+        else "too few seeds",
         "coverage (all rounds)": f"{cov:.1%}",
         "honesty": ("pass" if 0.8 <= cov <= 0.97 else "FAIL") if enough else "too few seeds",
         "baselines already there at the seed design": ", ".join(at_seed) or "none",
@@ -628,7 +633,9 @@ def report(command: str) -> None:
         "design, so where this is above 1/3 no policy can meet the 1/3 target. "
         "`ours / grid after the seed design` takes the seed design's cost off both medians: "
         "the ratio of the compute each policy chose to spend itself (0 where ours was within "
-        "1% from the seed design on).",
+        "1% from the seed design on). `pass (grid: inf)`: ours got there in most seeds and "
+        "the grid did not within the rounds run, so ours ≤ 1/3 of the grid's holds only if "
+        "the grid would need at least 3× ours; a section below runs such campaigns longer.",
         "",
         pd.DataFrame(verdicts).to_markdown(index=False),
         "",
