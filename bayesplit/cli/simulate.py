@@ -65,8 +65,8 @@ def simulate_cmd(
     policies: Annotated[
         str,
         typer.Option(
-            help="Comma list of: active (suggest's default, --objective regret), active-decision (--objective decision), grid, "
-            "random, cost-random, uncertainty."
+            help="Comma list of: active (suggest's default, --objective regret), "
+            "active-decision (--objective decision), grid, random, cost-random, uncertainty."
         ),
     ] = "active,grid,random",
     seeds: Annotated[int, typer.Option(help="Campaigns per policy (seeds 0..n-1).")] = 1,
