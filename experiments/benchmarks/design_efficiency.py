@@ -428,50 +428,31 @@ def _longer_campaigns() -> list[str]:
     """The campaigns run with more rounds than :data:`SETTINGS` allows, if any."""
     lines = []
     for path in sorted(HERE.glob("design_efficiency_rounds*.csv")):
-        from bayesplit.simulation import compare_policies
-
         df = pd.read_csv(path).drop_duplicates(["truth", "policy", "seed", "round"])
         rounds = int(path.stem.removeprefix("design_efficiency_rounds"))
-        for truth, g in df.groupby("truth"):
-            paired = (
-                compare_policies(g, "grid", threshold=THRESHOLD).set_index("policy")
-                if "grid" in set(g["policy"])
-                else pd.DataFrame()
+        tables, _ = _tables(df)
+        for truth, t in tables.items():
+            g = df[df["truth"] == truth]
+            last = g.sort_values("round").groupby(["policy", "seed"]).tail(1)
+            t = t.assign(
+                **{"spent at the end (median)": last.groupby("policy")["spent_flops"].median()}
             )
-            rows = []
-            for policy, h in g.groupby("policy"):
-                reach = h.groupby("seed").apply(_to_reach, include_groups=False)
-                last = h.sort_values("round").groupby("seed").tail(1)
-                rows.append(
-                    {
-                        "policy": policy,
-                        "seeds": reach.size,
-                        "rounds run (median)": last["round"].median(),
-                        "spent at the end (median)": last["spent_flops"].median(),
-                        "median FLOPs to ≤1% regret": reach.median(),
-                        "reached (share)": np.isfinite(reach).mean(),
-                        "vs grid": (
-                            f"{paired.loc[policy, 'ratio']:.3g} {_interval(paired, policy)}"
-                            if policy in paired.index
-                            else ""
-                        ),
-                        "final regret (median)": last["regret"].median(),
-                        "90% coverage (all rounds)": h["covered"].mean(),
-                    }
-                )
+            columns = ["seeds", "spent at the end (median)", "median FLOPs to ≤1% regret",
+                       "reached (share)", "vs grid", "vs grid 90% CI", "final regret (median)",
+                       "90% coverage (all rounds)"]  # fmt: skip
             lines += [
                 f"## Longer campaigns: {truth}, up to {rounds} rounds",
                 "",
                 f"The same campaigns (settings, seeds, seed design) with up to {rounds} rounds "
                 f"instead of {SETTINGS['max_rounds']} (`{path.name}`; "
                 f"`python experiments/benchmarks/design_efficiency.py --truths {truth} "
-                f"--policies {','.join(sorted(set(g['policy'])))} --max-rounds {rounds}`), so "
+                f"--policies {','.join(t.index)} --max-rounds {rounds}`), so "
                 "that a policy that had not reached 1% in the short campaigns has more compute "
                 "to get there, and one that had can still leave it. Where the grid's median is "
                 "infinite it had not reached 1% in most seeds after spending the `spent` "
                 "column: its compute to reach is above that.",
                 "",
-                pd.DataFrame(rows).to_markdown(index=False, floatfmt=".3g"),
+                t[columns].to_markdown(floatfmt=".3g"),
                 "",
             ]
     return lines
