@@ -103,14 +103,14 @@ class RunStore:
             raise BayesplitError(f"{self.path} is a folder, not a run store")
         if self.path.exists():
             # Look before touching: a foreign SQLite file must come out exactly as it went in.
-            self._check_is_store(allow_empty=not read_only)
+            _check_is_store(self.path, self.timeout, allow_empty=not read_only)
         elif not create or read_only:
             raise BayesplitError(f"no such run store: {self.path}")
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         if not read_only:
             with self._connect() as con:
-                self._retry(lambda: _create_schema(con))
+                _retry(lambda: _create_schema(con), self.timeout)
 
     @classmethod
     def check(cls, path: str | Path, *, allow_empty: bool = False, timeout: float = 60.0) -> None:
@@ -119,69 +119,17 @@ class RunStore:
         With ``allow_empty``, an empty SQLite file (what a new store is made from)
         passes too. The file is only read, never changed.
         """
-        store = cls.__new__(cls)
-        store.path, store.timeout, store.read_only = Path(path), float(timeout), True
-        if not store.path.exists():
-            raise BayesplitError(f"no such run store: {store.path}")
-        if store.path.is_dir():
-            raise BayesplitError(f"{store.path} is a folder, not a run store")
-        store._check_is_store(allow_empty=allow_empty)
+        path = Path(path)
+        if not path.exists():
+            raise BayesplitError(f"no such run store: {path}")
+        if path.is_dir():
+            raise BayesplitError(f"{path} is a folder, not a run store")
+        _check_is_store(path, float(timeout), allow_empty=allow_empty)
 
-    # -- connection -------------------------------------------------------
     def _connect(self, *, write: bool | None = None) -> sqlite3.Connection:
-        """A connection; read-only ones never create, convert or change the file."""
-        write = not self.read_only if write is None else write
-        try:
-            if write:
-                con = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
-                self._retry(lambda: con.execute("PRAGMA journal_mode=WAL"))
-                con.execute("PRAGMA synchronous=NORMAL")
-            else:
-                # mode=rw: never create the file; query_only: refuse any write through it.
-                # (mode=ro would leave empty -wal/-shm files next to a WAL store.)
-                uri = f"{self.path.resolve().as_uri()}?mode=rw"
-                con = sqlite3.connect(uri, uri=True, timeout=self.timeout, isolation_level=None)
-                con.execute("PRAGMA query_only=ON")
-        except sqlite3.DatabaseError as exc:
-            raise BayesplitError(f"{self.path} is not a bayesplit run store: {exc}") from None
-        return _Closing(con)
-
-    def _check_is_store(self, *, allow_empty: bool) -> None:
-        """Refuse a file that is not a run store (an empty database passes if ``allow_empty``)."""
-        with self._connect(write=False) as con:
-            try:
-                objects = self._retry(
-                    lambda: con.execute("SELECT type, name FROM sqlite_master").fetchall()
-                )
-                columns = {row[1] for row in con.execute("PRAGMA table_info(runs)")}
-            except sqlite3.DatabaseError as exc:
-                raise BayesplitError(f"{self.path} is not a bayesplit run store: {exc}") from None
-        if columns >= _STORE_COLUMNS:
-            return
-        if not objects:
-            if allow_empty:
-                return
-            raise BayesplitError(f"{self.path} is not a bayesplit run store: it is empty")
-        tables = sorted(name for kind, name in objects if kind == "table")
-        raise BayesplitError(
-            f"{self.path} is a SQLite database but not a bayesplit run store "
-            f"(tables: {', '.join(tables) or 'none'})"
+        return _connect(
+            self.path, self.timeout, write=not self.read_only if write is None else write
         )
-
-    def _retry(self, fn):
-        # WAL setup and schema creation can race when many jobs open a new store at once.
-        deadline = time.monotonic() + self.timeout
-        while True:
-            try:
-                return fn()
-            except sqlite3.OperationalError as exc:
-                if (
-                    "locked" not in str(exc)
-                    and "busy" not in str(exc)
-                    or time.monotonic() > deadline
-                ):
-                    raise
-                time.sleep(0.05)
 
     # -- writing ----------------------------------------------------------
     def append(self, runs: pd.DataFrame | Iterable[Mapping]) -> int:
@@ -239,6 +187,59 @@ class RunStore:
 
     def __repr__(self) -> str:
         return f"RunStore({str(self.path)!r})"
+
+
+def _connect(path: Path, timeout: float, *, write: bool) -> _Closing:
+    """A connection; read-only ones never create, convert or change the file."""
+    try:
+        if write:
+            con = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+            _retry(lambda: con.execute("PRAGMA journal_mode=WAL"), timeout)
+            con.execute("PRAGMA synchronous=NORMAL")
+        else:
+            # mode=rw: never create the file; query_only: refuse any write through it.
+            # (mode=ro would leave empty -wal/-shm files next to a WAL store.)
+            uri = f"{path.resolve().as_uri()}?mode=rw"
+            con = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
+            con.execute("PRAGMA query_only=ON")
+    except sqlite3.DatabaseError as exc:
+        raise BayesplitError(f"{path} is not a bayesplit run store: {exc}") from None
+    return _Closing(con)
+
+
+def _check_is_store(path: Path, timeout: float, *, allow_empty: bool) -> None:
+    """Refuse a file that is not a run store (an empty database passes if ``allow_empty``)."""
+    with _connect(path, timeout, write=False) as con:
+        try:
+            objects = _retry(
+                lambda: con.execute("SELECT type, name FROM sqlite_master").fetchall(), timeout
+            )
+            columns = {row[1] for row in con.execute("PRAGMA table_info(runs)")}
+        except sqlite3.DatabaseError as exc:
+            raise BayesplitError(f"{path} is not a bayesplit run store: {exc}") from None
+    if columns >= _STORE_COLUMNS:
+        return
+    if not objects:
+        if allow_empty:
+            return
+        raise BayesplitError(f"{path} is not a bayesplit run store: it is empty")
+    tables = sorted(name for kind, name in objects if kind == "table")
+    raise BayesplitError(
+        f"{path} is a SQLite database but not a bayesplit run store "
+        f"(tables: {', '.join(tables) or 'none'})"
+    )
+
+
+def _retry(fn, timeout: float):
+    # WAL setup and schema creation can race when many jobs open a new store at once.
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return fn()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _create_schema(con: sqlite3.Connection) -> None:
