@@ -310,20 +310,39 @@ def run_campaign(
         if config.stop_regret is not None and rec["expected_regret"] <= config.stop_regret:
             break
         chosen = pick(policy, post, candidates, runs, trunks, config, rng)
-        batch = []
-        for j in chosen:
-            one = candidates.iloc[[j]]
-            c = float(candidate_costs(one, trunks, config.cost_model)[0])
-            if spent + c > config.experiment_budget:
-                continue
-            spent += c
-            trunks.extend(float(one["params"].iloc[0]), float(one["pretrain_tokens"].iloc[0]))
-            batch.append(one)
-        if not batch:
+        new, spent = take_batch(chosen, candidates, trunks, config, spent, seed)
+        if new is None:
             break
-        new = _trunk_ids(pd.concat(batch, ignore_index=True), seed)
         runs = pd.concat([runs, observe(new, seed * 1000 + rnd + 1)], ignore_index=True)
     return pd.DataFrame(rows)
+
+
+def take_batch(
+    chosen,
+    candidates: pd.DataFrame,
+    trunks: TrunkState,
+    config: CampaignConfig,
+    spent: float,
+    seed: int,
+) -> tuple[pd.DataFrame | None, float]:
+    """Commit the picked candidates, in order, while the experiment budget allows.
+
+    Each run is charged at its tree-aware cost given the trunks committed so far (``trunks``
+    is extended in place). Returns the batch's design with trunk ids (None if nothing fit
+    the budget) and the FLOPs spent after it.
+    """
+    batch = []
+    for j in chosen:
+        one = candidates.iloc[[j]]
+        c = float(candidate_costs(one, trunks, config.cost_model)[0])
+        if spent + c > config.experiment_budget:
+            continue
+        spent += c
+        trunks.extend(float(one["params"].iloc[0]), float(one["pretrain_tokens"].iloc[0]))
+        batch.append(one)
+    if not batch:
+        return None, spent
+    return _trunk_ids(pd.concat(batch, ignore_index=True), seed), spent
 
 
 def compute_to_reach(history: pd.DataFrame, threshold: float = 0.01) -> float:

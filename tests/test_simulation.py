@@ -22,6 +22,7 @@ from bayesplit.simulation import (
     pick,
     simulate,
     summarize,
+    take_batch,
 )
 from bayesplit.truth import Noise, example_truth, factorial_design
 
@@ -92,6 +93,29 @@ def test_design_cost_follows_the_trunk_tree():
     assert design_cost(design, TrunkState(), CostModel(cooldown_fraction=0.1)) == pytest.approx(
         want
     )
+
+
+def test_take_batch_charges_the_tree_and_skips_what_the_budget_cannot_pay():
+    cost = CostModel(cooldown_fraction=0.0)
+    cands = pd.DataFrame(
+        {
+            "params": [1e7, 1e7, 1e8, 1e7],
+            "pretrain_tokens": [1e9, 1e9, 1e9, 1e9],
+            "spec_tokens": [0.0, 1e8, 0.0, 2e8],
+            "train_domain": [None, "a", None, "a"],
+        }
+    )
+    trunks = TrunkState()
+    cfg = dataclasses.replace(_config()[1], cost_model=cost, experiment_budget=1e17)
+    # trunk 6e16, a branch on it 6e15; the 1e8 trunk (6e17) is over budget and skipped,
+    # the later branch (1.2e16) still fits
+    new, spent = take_batch([0, 1, 2, 3], cands, trunks, cfg, 0.0, seed=3)
+    assert spent == pytest.approx(6e16 + 6e15 + 1.2e16)
+    assert list(new["spec_tokens"]) == [0.0, 1e8, 2e8]
+    assert new["run_id"].is_unique
+    # the big trunk still does not fit after the others were paid for
+    again, spent_again = take_batch([2], cands, trunks, cfg, spent, seed=3)
+    assert again is None and spent_again == spent
 
 
 def test_grid_order_is_smallest_model_first():

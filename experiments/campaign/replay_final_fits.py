@@ -95,10 +95,10 @@ class Recorder:
 
 
 def grid_final_table(cand, observe, config, seed: int) -> tuple[pd.DataFrame, list[dict]]:
-    """run_campaign's loop for the grid policy, which needs no posterior to pick: same
-    library calls (pick, candidate_costs, _trunk_ids, design_cost), no fits."""
-    from bayesplit.design import TrunkState, candidate_costs
-    from bayesplit.simulation import _trunk_ids, design_cost, pick
+    """run_campaign's loop for the grid policy, which needs no posterior to pick: the same
+    seed design, picks and batches (pick, take_batch), no fits."""
+    from bayesplit.design import TrunkState
+    from bayesplit.simulation import _trunk_ids, design_cost, pick, take_batch
 
     rng = np.random.default_rng(seed)
     candidates = cand.reset_index(drop=True)
@@ -114,15 +114,9 @@ def grid_final_table(cand, observe, config, seed: int) -> tuple[pd.DataFrame, li
         if rnd == config.max_rounds:
             break
         chosen = pick("grid", None, candidates, runs, trunks, config, rng)
-        batch = []
-        for j in chosen:
-            one = candidates.iloc[[j]]
-            spent += float(candidate_costs(one, trunks, config.cost_model)[0])
-            trunks.extend(float(one["params"].iloc[0]), float(one["pretrain_tokens"].iloc[0]))
-            batch.append(one)
-        if not batch:
+        new, spent = take_batch(chosen, candidates, trunks, config, spent, seed)
+        if new is None:
             break
-        new = _trunk_ids(pd.concat(batch, ignore_index=True), seed)
         runs = pd.concat([runs, observe(new, seed * 1000 + rnd + 1)], ignore_index=True)
     return runs, trace
 
