@@ -585,7 +585,8 @@ def loop_cmd(
         typer.Option(
             "--stop-regret",
             help="Stop once the fit expects its plan within this share of the optimum "
-            "(e.g. 0.01); checked before each round's training.",
+            "(e.g. 0.005 for a plan within 1%: see 'When to stop' in the docs); checked before "
+            "each round's training.",
         ),
     ] = None,
     max_run_flops: Annotated[

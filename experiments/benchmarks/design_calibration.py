@@ -11,8 +11,9 @@ calibration does: draw the truth *and* the seed design's losses from the prior p
 campaigns do, recommend a plan, and score the plan's 90% interval against the drawn truth.
 If the machinery is right, the intervals cover about 90% of the drawn truths.
 
-``--campaigns K`` then runs whole active campaigns against the first K of those truths
-(every round scored), for the issue's "along the campaigns". ``--fit-draws D`` runs the same
+``--campaigns K`` then runs whole campaigns of ``--policy`` (default ``active``, ``suggest``'s
+default objective; the first ones ran ``active-decision``) against the first K of those
+truths (every round scored), for the issue's "along the campaigns". ``--fit-draws D`` runs the same
 campaigns with longer in-loop fits (D draws and D warmup steps per chain instead of the
 campaigns' 150), into a file of their own, so the report can say whether the short fits are
 what makes the intervals narrow.
@@ -20,6 +21,7 @@ what makes the intervals narrow.
 Usage::
 
     python experiments/benchmarks/design_calibration.py --truths 60 --campaigns 20 --workers 2
+    python experiments/benchmarks/design_calibration.py --campaigns 20 --policy active-decision --workers 2
     python experiments/benchmarks/design_calibration.py --campaigns 20 --fit-draws 500 --workers 2
     python experiments/benchmarks/design_calibration.py --report-only
 
@@ -136,25 +138,28 @@ def _append(path: Path, rows: pd.DataFrame) -> None:
 CAMPAIGNS_CSV = campaigns_csv()
 
 
-def _campaign(task: tuple[int, int | None]) -> pd.DataFrame:
-    """A whole active campaign against the i-th prior-drawn truth (same draws as above)."""
+POLICIES = ("active", "active-decision")  # suggest's objectives: regret (default), decision
+
+
+def _campaign(task: tuple[int, int | None, str]) -> pd.DataFrame:
+    """A whole campaign of ``policy`` against the i-th prior-drawn truth (same draws as above)."""
     from bayesplit.errors import BayesplitError
     from bayesplit.simulation import run_campaign
     from bayesplit.truth import truth_from_prior
 
-    i, fit_draws = task
+    i, fit_draws, policy = task
     base, config, refitter, seed_rows = _setup(fit_draws)
     truth, _ = truth_from_prior(seed_rows, base.law, reference=refitter.reference, seed=10_000 + i)
     start = time.perf_counter()
     try:
         # the campaign observes Gaussian noise at the drawn σ (the fit assumes Student-t):
         # if anything that makes the intervals conservative
-        # "active-decision": these campaigns were run before `regret` became suggest's
-        # default; the label keeps a rerun the same
-        h = run_campaign(truth, "active-decision", config, seed=i, refitter=refitter)
+        h = run_campaign(truth, policy, config, seed=i, refitter=refitter)
         h["status"] = "ok"
     except (BayesplitError, ValueError, FloatingPointError) as err:
-        h = pd.DataFrame([{"seed": i, "status": f"skipped: {str(err).splitlines()[0][:120]}"}])
+        h = pd.DataFrame(
+            [{"policy": policy, "seed": i, "status": f"skipped: {str(err).splitlines()[0][:120]}"}]
+        )
     h["draw"] = i
     h["e_prior_sd"] = base.law.param("E").scale
     h["fit_draws"] = config.draws
@@ -162,20 +167,31 @@ def _campaign(task: tuple[int, int | None]) -> pd.DataFrame:
     return h
 
 
-def run_campaigns(n_truths: int, workers: int, fit_draws: int | None = None) -> pd.DataFrame:
+def read_campaigns(path: Path) -> pd.DataFrame:
+    """A campaigns CSV; rows from before the policy was recorded on skipped campaigns are
+    ``active-decision``'s, the only policy run then."""
+    df = pd.read_csv(path)
+    df["policy"] = df["policy"].fillna("active-decision")
+    return df
+
+
+def run_campaigns(
+    n_truths: int, workers: int, fit_draws: int | None = None, policy: str = "active"
+) -> pd.DataFrame:
     import multiprocessing as mp
 
     path = campaigns_csv(fit_draws)
-    done = set(pd.read_csv(path)["draw"]) if path.exists() else set()
-    todo = [(i, fit_draws) for i in range(n_truths) if i not in done]
+    old = read_campaigns(path) if path.exists() else None
+    done = set(old.loc[old["policy"] == policy, "draw"]) if old is not None else set()
+    todo = [(i, fit_draws, policy) for i in range(n_truths) if i not in done]
     with mp.get_context("spawn").Pool(workers) as pool:
         for k, h in enumerate(pool.imap_unordered(_campaign, todo), 1):
             _append(path, h)
             print(
-                f"[{k}/{len(todo)}] truth {int(h['draw'].iloc[0])}: {h['status'].iloc[-1]}",
+                f"[{k}/{len(todo)}] {policy} truth {int(h['draw'].iloc[0])}: {h['status'].iloc[-1]}",
                 flush=True,
             )
-    return pd.read_csv(path)
+    return read_campaigns(path)
 
 
 def fit_length_table(short: pd.DataFrame, long: pd.DataFrame) -> pd.DataFrame:
@@ -191,7 +207,9 @@ def fit_length_table(short: pd.DataFrame, long: pd.DataFrame) -> pd.DataFrame:
     for df in (short, long):
         ok = df[(df["status"] == "ok") & df["draw"].isin(both)]
         per.append(ok.groupby("draw")["covered"].agg(["sum", "size"]).sort_index().to_numpy())
-        draws = int(ok["fit_draws"].iloc[0]) if "fit_draws" in ok else de.SETTINGS["draws"]
+        # rows from before fit_draws was recorded ran the campaigns' own fits
+        recorded = ok["fit_draws"].dropna() if "fit_draws" in ok else ()
+        draws = int(recorded.iloc[0]) if len(recorded) else de.SETTINGS["draws"]
         rows.append(
             {
                 "draws per chain": draws,
@@ -215,7 +233,14 @@ def fit_length_table(short: pd.DataFrame, long: pd.DataFrame) -> pd.DataFrame:
 
 
 def campaigns_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Coverage of the active campaigns against prior-drawn truths, by round."""
+    """Coverage of each policy's campaigns against prior-drawn truths, by round."""
+    return pd.concat(
+        [_campaigns_table(g).assign(policy=p) for p, g in df.groupby("policy", sort=False)],
+        ignore_index=True,
+    ).pipe(lambda t: t[["policy", *t.columns.drop("policy")]])
+
+
+def _campaigns_table(df: pd.DataFrame) -> pd.DataFrame:
     ok = df[df["status"] == "ok"]
     rows = []
     for rnd, g in ok.groupby("round"):
@@ -298,7 +323,11 @@ def report(df: pd.DataFrame, command: str) -> str:
         "# Calibration of the decision's interval with truths drawn from the prior",
         "",
         "Produced by `python experiments/benchmarks/design_calibration.py --truths 60 "
-        f"--campaigns 20 --workers 2`; this file by `{command}`.  ",
+        "--campaigns 20 --policy active-decision --workers 2` (run before `--policy` existed, "
+        "as `--campaigns 20`), `python experiments/benchmarks/design_calibration.py "
+        "--campaigns 20 --workers 2` (the `active` campaigns) and `python "
+        "experiments/benchmarks/design_calibration.py --campaigns 20 --fit-draws 500 "
+        f"--policy active-decision --workers 2`; this file by `{command}`.  ",
         f"Machine: CPU, {os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
         f"Python {sys.version.split()[0]}; fit settings of the campaigns {de.SETTINGS}; law, "
         f"seed design (8 rows), budget and reference scales of `{BASE}`.",
@@ -326,26 +355,32 @@ def report(df: pd.DataFrame, command: str) -> str:
         "",
     ]
     if CAMPAIGNS_CSV.exists():
-        camp = pd.read_csv(CAMPAIGNS_CSV)
-        skipped = camp[camp["status"] != "ok"]["draw"].nunique()
-        ok_campaigns = camp[camp["status"] == "ok"]["draw"].nunique()
+        camp = read_campaigns(CAMPAIGNS_CSV)
+        counts = "; ".join(
+            f"{p}: {g.loc[g['status'] == 'ok', 'draw'].nunique()} run, "
+            f"{g.loc[g['status'] != 'ok', 'draw'].nunique()} skipped"
+            for p, g in camp.groupby("policy", sort=False)
+        )
         lines += [
             "## Along whole campaigns",
             "",
-            "Active campaigns (the campaigns' settings: batch 4, up to 4 rounds after the seed "
+            "Campaigns (the campaigns' settings: batch 4, up to 4 rounds after the seed "
             "design) against the first prior-drawn truths above; every round's plan scored "
-            "against its truth.",
+            "against its truth. `active` picks runs by `--objective regret` (`suggest`'s "
+            "default since stop 20; `--policy active`), `active-decision` by `--objective "
+            "decision` (the default when the first campaigns were run; `--policy "
+            "active-decision`): the same truths and campaign seeds.",
             "",
             campaigns_table(camp).to_markdown(index=False, floatfmt=".3g"),
             "",
-            f"Campaigns skipped (the truth's own allocation or a fit failed): {skipped}. "
-            f"Per-round intervals are Jeffreys intervals over the {ok_campaigns} campaigns. The campaigns "
+            f"Campaigns ({counts}; skipped: the truth's own allocation or a fit failed). "
+            "Per-round intervals are Jeffreys intervals over a policy's campaigns. The campaigns "
             "re-simulate the seed design with Gaussian noise at the drawn σ, so their round 0 "
             "differs from the prior-predictive fits of the first table.",
             "",
         ]
         for path in sorted(HERE.glob("design_calibration_campaigns_fit*.csv")):
-            long = pd.read_csv(path)
+            long = read_campaigns(path)
             draws = int(long["fit_draws"].iloc[0])
             lines += [
                 f"### The same campaigns with longer in-loop fits ({draws} draws per chain)",
@@ -353,13 +388,16 @@ def report(df: pd.DataFrame, command: str) -> str:
                 "The campaigns' fits are short (2 chains × 150 draws after 150 warmup steps) so "
                 "that hundreds of campaigns fit on 2 cores; with 300 draws they cannot reach "
                 "the diagnostics gate's ESS ≥ 400. Is that what makes the intervals narrow? "
-                "The same truths and campaign seeds, with "
+                "The same truths and campaign seeds of `active-decision`, with "
                 f"{draws} draws and {draws} warmup steps per chain (`--fit-draws {draws}`, "
                 f"`{path.name}`; `bayesplit loop` fits 2 × 500); the runs picked differ once "
                 "the fits do. `fits passing the gate`: the gate also refuses a law its design "
                 "cannot identify and any divergent transition, which longer chains do not cure.",
                 "",
-                fit_length_table(camp, long).to_markdown(index=False, floatfmt=".3g"),
+                fit_length_table(
+                    camp[camp["policy"] == "active-decision"],
+                    long[long["policy"] == "active-decision"],
+                ).to_markdown(index=False, floatfmt=".3g"),
                 "",
             ]
     text = "\n".join(lines)
@@ -370,7 +408,8 @@ def report(df: pd.DataFrame, command: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--truths", type=int, default=60, help="how many truths to draw")
-    ap.add_argument("--campaigns", type=int, default=0, help="also run K active campaigns")
+    ap.add_argument("--campaigns", type=int, default=0, help="also run K campaigns of --policy")
+    ap.add_argument("--policy", choices=POLICIES, default="active", help="the campaigns' policy")
     ap.add_argument(
         "--fit-draws",
         type=int,
@@ -383,7 +422,7 @@ def main() -> None:
     command = "python experiments/benchmarks/design_calibration.py " + " ".join(sys.argv[1:])
     df = pd.read_csv(CSV) if args.report_only or args.fit_draws else run(args.truths)
     if args.campaigns and not args.report_only:
-        run_campaigns(args.campaigns, args.workers, args.fit_draws)
+        run_campaigns(args.campaigns, args.workers, args.fit_draws, args.policy)
     print(report(df, command))
 
 
