@@ -22,7 +22,7 @@ Usage::
 
     python experiments/benchmarks/design_calibration.py --truths 60 --campaigns 20 --workers 2
     python experiments/benchmarks/design_calibration.py --campaigns 20 --policy active-decision --workers 2
-    python experiments/benchmarks/design_calibration.py --campaigns 20 --fit-draws 500 --workers 2
+    python experiments/benchmarks/design_calibration.py --campaigns 20 --fit-draws 500 --policy active-decision --workers 2
     python experiments/benchmarks/design_calibration.py --report-only
 
 Writes ``design_calibration.csv`` (one row per drawn truth),
