@@ -202,6 +202,18 @@ def plot_frontier(table, ax=None, level: float = 0.9):
     return fig
 
 
+def policy_colors() -> dict[str, tuple]:
+    """One colour per simulation policy, the same in every campaign figure.
+
+    Fixed by the policy's place in :data:`bayesplit.simulation.POLICIES`, not by which
+    policies a table holds, so that side-by-side panels and separate figures agree.
+    """
+    from bayesplit.simulation import POLICIES
+
+    plt = _mpl()
+    return dict(zip(POLICIES, plt.get_cmap("tab10").colors, strict=False))
+
+
 def plot_campaigns(
     history, axes=None, threshold: float = 0.01, coverage_target=(0.8, 0.97), title=None
 ):
@@ -221,8 +233,7 @@ def plot_campaigns(
     ax, ax2 = axes
     fig = ax.figure
     suffix = f"\n{title}" if title else ""
-    # one colour per policy whatever else is in the table, so side-by-side panels agree
-    colors = dict(zip(POLICIES, plt.get_cmap("tab10").colors, strict=False))
+    colors = policy_colors()
     names = history["policy"].unique()
     for policy in [p for p in POLICIES if p in names] + [p for p in names if p not in POLICIES]:
         g = history[history["policy"] == policy]

@@ -360,3 +360,32 @@ def test_truth_from_prior_is_one_prior_predictive_draw():
          for s in range(8)]  # fmt: skip
     assert 10 < np.median(e) < 250
     assert truth_from_prior(rows, "saturating", reference=ref)[0].reference.loss == 100.0
+
+
+def test_campaign_plots_give_a_policy_the_same_colour_whatever_else_they_show():
+    from matplotlib.colors import to_hex
+
+    from bayesplit.plots import plot_campaigns, policy_colors
+    from bayesplit.simulation import POLICIES
+
+    assert len({to_hex(c) for c in policy_colors().values()}) == len(POLICIES)
+
+    def history(policies):
+        return pd.DataFrame(
+            [
+                {"policy": p, "seed": 0, "round": r, "spent_flops": 10.0**r, "regret": 0.1,
+                 "covered": True}
+                for p in policies
+                for r in range(2)
+            ]
+        )  # fmt: skip
+
+    def colours(policies):
+        fig = plot_campaigns(history(policies))
+        ax = fig.axes[0]
+        return {line.get_label(): to_hex(line.get_color()) for line in ax.get_lines()}
+
+    alone = colours(["grid"])
+    together = colours(["active", "random", "grid"])
+    assert alone["grid"] == together["grid"] == to_hex(policy_colors()["grid"])
+    assert together["active"] != together["grid"]

@@ -199,8 +199,10 @@ def report(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import LogFormatterSciNotation, LogLocator
 
     from bayesplit.design import CostModel, TrunkState
+    from bayesplit.plots import policy_colors
     from bayesplit.simulation import CampaignConfig, design_cost, summarize
 
     cand, runs = measured_pool(params)
@@ -256,19 +258,13 @@ def report(
         ]
     OUT.with_suffix(".md").write_text("\n".join(lines))
     fig, ax = plt.subplots(figsize=(7, 4))
-    colors = {
-        "active": "C0",
-        "grid": "C1",
-        "random": "C2",
-        "cost-random": "C3",
-        "active-decision": "C4",
-    }
+    colors = policy_colors()
     first = hist["seed"].min()
     for (policy, seed), h in hist.groupby(["policy", "seed"]):
         ax.plot(
             h["spent_flops"],
             100 * h["regret"].clip(lower=1e-5),
-            color=colors.get(policy, "C4"),
+            color=colors[policy],
             alpha=0.7,
             label=policy if seed == first else None,
             marker="o",
@@ -282,6 +278,11 @@ def report(
         ylabel="regret of the plan (%)",
         title=f"Replay of the measured campaign ({law}, {budget:.0e} FLOPs)",
     )
+    # after the log scale, which resets the ticks: labels at 1x and 3x each decade only, as
+    # the default 2x, 3x, ... labels collide
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 3.0)))
+    ax.xaxis.set_major_formatter(LogFormatterSciNotation(labelOnlyBase=False))
+    ax.xaxis.set_minor_formatter(plt.NullFormatter())
     ax.legend()
     fig.tight_layout()
     fig.savefig(OUT.with_suffix(".png"), dpi=120)
