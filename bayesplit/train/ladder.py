@@ -13,6 +13,10 @@ A ladder file looks like::
 ``params`` is the non-embedding count N and must equal
 :func:`bayesplit.train.config.count_params`; a file that disagrees is refused, so the N a
 fit reads from the ladder is the N the trainer builds.
+
+Every value is checked when the file is read (an unknown key, a value that is not a number,
+a count below 1, a learning rate <= 0, a fraction out of range), so a bad ladder is one
+error naming the size and the field, before any command creates a store or trains a step.
 """
 
 from __future__ import annotations
@@ -24,12 +28,191 @@ from typing import Any
 import yaml
 
 from bayesplit.errors import BayesplitError
-from bayesplit.train.config import GPTConfig, count_params
+from bayesplit.train.config import MLP_KINDS, GPTConfig, count_params
+from bayesplit.train.schedule import DECAY_SHAPES
 
 #: Where ``models/`` lives in a source checkout (the package is installed editable).
 _REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
 
 _REQUIRED = ("name", "n_layer", "n_head", "d_model", "d_ff", "params", "batch_size", "lr")
+
+
+# -- value checks: each returns the value normalized or raises _Invalid(why) ----------------
+class _Invalid(Exception):
+    """A value a field does not take; the reason reads after the field name."""
+
+
+def _number(v: Any) -> float:
+    # PyYAML reads ``6e-3`` (no dot) as a string, so numeric text counts as a number
+    if isinstance(v, bool):
+        raise _Invalid("must be a number")
+    if isinstance(v, int | float):
+        return float(v)
+    if isinstance(v, str):
+        try:
+            return float(v)
+        except ValueError:
+            pass
+    raise _Invalid("must be a number")
+
+
+def _integer(v: Any, low: int) -> int:
+    # a whole float (``3.2e4`` reads as 32000.0) is fine; True would pass as 1, so it is not
+    why = _Invalid(f"must be an integer >= {low}")
+    if isinstance(v, bool):
+        raise why
+    x = v if isinstance(v, int) else _number(v)
+    if not (math.isfinite(x) and x == int(x) and x >= low):
+        raise why
+    return int(x)
+
+
+def _positive_int(v: Any) -> int:
+    return _integer(v, 1)
+
+
+def _nonneg_int(v: Any) -> int:
+    return _integer(v, 0)
+
+
+def _rate(v: Any) -> float:
+    x = _number(v)
+    if not (math.isfinite(x) and x > 0):
+        raise _Invalid("must be a finite number > 0")
+    return x
+
+
+def _nonneg(v: Any) -> float:
+    x = _number(v)
+    if not (math.isfinite(x) and x >= 0):
+        raise _Invalid("must be a finite number >= 0")
+    return x
+
+
+def _fraction(v: Any) -> float:
+    # cooldown and AdamW betas: 1 would be a decay over the whole run or a frozen moment
+    x = _number(v)
+    if not (math.isfinite(x) and 0 <= x < 1):
+        raise _Invalid("must be a fraction in [0, 1)")
+    return x
+
+
+def _one_of(choices: tuple[str, ...]):
+    def check(v: Any) -> str:
+        if v not in choices:
+            raise _Invalid(f"must be one of {', '.join(choices)}")
+        return v
+
+    return check
+
+
+def _optional(check):
+    """``check``, or None (YAML ``null``: the trainer's default)."""
+    return lambda v: None if v is None else check(v)
+
+
+def _as_is(v: Any) -> Any:
+    """A value checked on its own (``sizes``, ``train``)."""
+    return v
+
+
+def _flag(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise _Invalid("must be true or false")
+    return v
+
+
+def _name(v: Any) -> str:
+    # the name is what --model matches and it names the checkpoint folder of a trunk
+    if not isinstance(v, str) or not v.strip() or any(c in v for c in "/\\"):
+        raise _Invalid("must be a non-empty text without / or \\")
+    return v
+
+
+def _weights(v: Any) -> dict[str, float]:
+    # the same rule as --weights: finite, >= 0, not all zero (domains are checked at training)
+    if not isinstance(v, dict) or not v:
+        raise _Invalid("must be a mapping of domain: weight")
+    out = {}
+    for k, w in v.items():
+        try:
+            out[str(k)] = _nonneg(w)
+        except _Invalid:
+            raise _Invalid(f"of {k!r} must be a finite number >= 0") from None
+    if not any(out.values()):
+        raise _Invalid("are all zero; give at least one domain a weight > 0")
+    return out
+
+
+#: Keys a file may set at its top; the shape keys are defaults its sizes can override.
+_TOP = {"vocab_size": _positive_int, "seq_len": _positive_int, "mlp": _one_of(MLP_KINDS)}
+
+#: Keys of one size (``train`` is checked with :data:`_TRAIN`).
+_SIZE = {
+    "name": _name,
+    "n_layer": _positive_int,
+    "n_head": _positive_int,
+    "d_model": _positive_int,
+    "d_ff": _positive_int,
+    "params": _positive_int,
+    "params_with_embeddings": _positive_int,
+    "batch_size": _positive_int,
+    "lr": _rate,
+    "micro_batch_size": _optional(_positive_int),
+    **_TOP,
+}
+
+#: Keys of a ``train`` block: the fields of ``bayesplit.train.loop.TrainConfig`` (which
+#: imports torch, so they are listed here) but ``batch_size`` and ``lr``, which each size
+#: sets: a ``train`` copy would change the trainer's step but not the ladder's.
+_TRAIN = {
+    "warmup_steps": _nonneg_int,
+    "weight_decay": _nonneg,
+    "beta1": _fraction,
+    "beta2": _fraction,
+    "grad_clip": _nonneg,  # 0 turns clipping off
+    "micro_batch_size": _optional(_positive_int),
+    "cooldown_fraction": _fraction,
+    "decay_shape": _one_of(DECAY_SHAPES),
+    "weights": _optional(_weights),
+    "eval_tokens": _positive_int,
+    "eval_batch_size": _positive_int,
+    "checkpoint_every": _positive_int,
+    "device": _one_of(("auto", "cpu", "cuda")),
+    "compile": _optional(_flag),
+}
+
+
+def _checked(where: str, raw: dict, schema: dict, block: str = "") -> dict[str, Any]:
+    """``raw`` with each value normalized by its check; an unknown key or bad value is refused.
+
+    ``where`` locates the mapping in messages (file, size); ``block`` prefixes field names
+    (``train.``). A typo'd key is refused rather than ignored: the trainer would silently
+    use its default instead of the value the file meant to set.
+    """
+    out = dict(raw)
+    for key, value in raw.items():
+        if key not in schema:
+            raise BayesplitError(
+                f"{where}unknown key {block + str(key)!r} (allowed: {', '.join(schema)})"
+            )
+        try:
+            out[key] = schema[key](value)
+        except _Invalid as why:
+            raise BayesplitError(f"{where}{block}{key} {why}, got {value!r}") from None
+    return out
+
+
+def _train_block(where: str, raw: Any) -> dict[str, Any]:
+    """A ``train`` mapping (None or absent: empty), every setting checked."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise BayesplitError(f"{where}train must be a mapping of training settings")
+    for key in ("batch_size", "lr"):
+        if key in raw:
+            raise BayesplitError(f"{where}train.{key}: set {key} in each size, not in train")
+    return _checked(where, raw, _TRAIN, block="train.")
 
 
 def resolve_ladder(spec: str | Path | None) -> Path:
@@ -76,33 +259,62 @@ def load_ladder(path: str | Path | None = None) -> list[dict[str, Any]]:
         raise BayesplitError(f"{p}: not valid YAML ({' '.join(str(exc).split())})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("sizes"), list) or not doc["sizes"]:
         raise BayesplitError(f"{p}: a ladder needs a non-empty 'sizes' list")
-    base_train = doc.get("train") or {}
-    entries: list[dict[str, Any]] = []
-    for i, raw in enumerate(doc["sizes"]):
-        if not isinstance(raw, dict):
-            raise BayesplitError(f"{p}: size #{i + 1} is not a mapping")
-        missing = [k for k in _REQUIRED if k not in raw]
-        if missing:
-            raise BayesplitError(f"{p}: size #{i + 1} lacks {', '.join(missing)}")
-        e = dict(raw)
-        e.setdefault("vocab_size", doc.get("vocab_size"))
-        e.setdefault("seq_len", doc.get("seq_len"))
-        e.setdefault("mlp", doc.get("mlp", "swiglu"))
-        e["train"] = {**base_train, **(raw.get("train") or {})}
-        cfg = GPTConfig.from_dict(e)  # validates the shape
-        n = count_params(cfg)
-        if int(e["params"]) != n:
-            raise BayesplitError(
-                f"{p}: size {e['name']!r} says params={e['params']} but its shape has {n} non-embedding parameters"
-            )
-        e["params_with_embeddings"] = count_params(cfg, embeddings=True)
-        e["batch_size"] = int(e["batch_size"])
-        e["lr"] = float(e["lr"])
-        entries.append(e)
+    top = _checked(f"{p}: ", doc, {**_TOP, "train": _as_is, "sizes": _as_is})
+    defaults = {k: top[k] for k in _TOP if k in top}
+    base_train = _train_block(f"{p}: ", doc.get("train"))
+    entries = [_size(p, i, raw, defaults, base_train) for i, raw in enumerate(doc["sizes"])]
     names = [e["name"] for e in entries]
     if len(set(names)) != len(names):
         raise BayesplitError(f"{p}: duplicate size names")
     return sorted(entries, key=lambda e: e["params"])
+
+
+def _size(
+    p: Path, i: int, raw: Any, defaults: dict[str, Any], base_train: dict[str, Any]
+) -> dict[str, Any]:
+    """One checked size, with the file's shape and training defaults filled in."""
+    if not isinstance(raw, dict):
+        raise BayesplitError(f"{p}: size #{i + 1} is not a mapping")
+    # name the size in messages once its name is known to be usable
+    label = f"size {raw['name']!r}" if isinstance(raw.get("name"), str) else f"size #{i + 1}"
+    where = f"{p}: {label}: "
+    e = _checked(where, raw, {**_SIZE, "train": _as_is})
+    missing = [k for k in _REQUIRED if k not in raw]
+    if missing:
+        raise BayesplitError(f"{p}: {label} lacks {', '.join(missing)}")
+    for k in ("vocab_size", "seq_len"):
+        if e.setdefault(k, defaults.get(k)) is None:
+            raise BayesplitError(f"{where}no {k} (set it at the top of the file or in the size)")
+    e.setdefault("mlp", defaults.get("mlp", "swiglu"))
+    e["train"] = {**base_train, **_train_block(where, raw.get("train"))}
+    try:
+        cfg = GPTConfig.from_dict(e)  # the shape rules (heads divide d_model, RoPE) live there
+    except BayesplitError as exc:
+        raise BayesplitError(f"{where}{exc}") from None
+    n = count_params(cfg)
+    if e["params"] != n:
+        raise BayesplitError(
+            f"{p}: size {e['name']!r} says params={e['params']} but its shape has {n} non-embedding parameters"
+        )
+    with_emb = count_params(cfg, embeddings=True)
+    if e.get("params_with_embeddings", with_emb) != with_emb:
+        raise BayesplitError(
+            f"{where}says params_with_embeddings={e['params_with_embeddings']} but its shape "
+            f"has {with_emb} parameters with the embeddings (vocab_size {cfg.vocab_size})"
+        )
+    e["params_with_embeddings"] = with_emb
+    _check_micro_batch(where, e)
+    return e
+
+
+def _check_micro_batch(where: str, e: dict[str, Any]) -> None:
+    # every process runs batch_size / world rows in micro-batches, so the micro-batch must
+    # divide the batch whatever the world size; refused here, not after the store is made
+    micro = e.get("micro_batch_size", e["train"].get("micro_batch_size"))
+    if micro is not None and e["batch_size"] % micro:
+        raise BayesplitError(
+            f"{where}batch_size {e['batch_size']} is not divisible by micro_batch_size {micro}"
+        )
 
 
 def at_vocab(entry: dict[str, Any], vocab_size: int) -> dict[str, Any]:
