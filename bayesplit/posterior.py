@@ -10,6 +10,7 @@ diagnostics gate, so a posterior saved to netCDF can be reloaded and used by
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,10 @@ import xarray as xr
 
 from bayesplit import _arviz
 from bayesplit._io import atomic_path
-from bayesplit.diagnostics import Diagnostics
+from bayesplit.diagnostics import Diagnostics, Thresholds
 from bayesplit.errors import BayesplitError
 from bayesplit.laws import Inputs, Law, get_law, get_ops
-from bayesplit.model import ModelSpec
+from bayesplit.model import ModelSpec, Reference
 
 _META_KEY = "bayesplit"
 _ROW_COLUMNS = (
@@ -262,21 +263,20 @@ class Posterior:
         try:
             idata = _arviz.from_netcdf(p)
             meta = json.loads(idata.posterior.attrs[_META_KEY])
-        except (OSError, KeyError, ValueError, AttributeError) as exc:
+        except (OSError, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise BayesplitError(
                 f"{p} is not a bayesplit posterior ({type(exc).__name__}: {exc})"
             ) from None
-        try:
-            law = get_law(meta["law"]).with_pooling(meta["per_domain"])
-        except BayesplitError:
-            raise BayesplitError(
-                f"{p} was fitted with law {meta['law']!r}, which is not registered here; import the module that defines it (--law-module)"
-            ) from None
-        diag = meta["diagnostics"]
-        from bayesplit.diagnostics import Thresholds
-
-        diag["thresholds"] = Thresholds(**diag["thresholds"])
-        return cls(idata, law, ModelSpec.from_dict(meta["spec"]), Diagnostics(**diag), meta["info"])
+        law = _check_file(p, idata, meta)
+        diag = dict(meta["diagnostics"])
+        diag["thresholds"] = Thresholds(**diag.get("thresholds", {}))
+        return cls(
+            idata,
+            law,
+            ModelSpec.from_dict(meta["spec"]),
+            Diagnostics(**diag),
+            meta.get("info", {}),
+        )
 
     def __repr__(self) -> str:
         gate = "ok" if self.ok else "FAILED: " + "; ".join(self.diagnostics.failures)
@@ -316,6 +316,157 @@ def rows_as_constant_data(rows: pd.DataFrame) -> xr.Dataset:
         else:
             out[f"row_{c}"] = np.asarray(v, dtype=float if c != "seed" else np.int64)
     return xr.Dataset({k: ("obs", v) for k, v in out.items()}, coords={"obs": np.arange(len(rows))})
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
+def _is_names(x) -> bool:
+    return isinstance(x, list) and all(isinstance(v, str) for v in x)
+
+
+#: What the metadata of a saved posterior holds: key -> (required, check, expected).
+_SPEC_KEYS = {
+    "domains": (True, lambda x: _is_names(x) and len(x) > 0, "a non-empty list of names"),
+    "runs": (True, _is_names, "a list of names"),
+    "reference": (True, lambda x: isinstance(x, dict), "a mapping of params, tokens, loss"),
+    "run_effect": (True, lambda x: isinstance(x, bool), "true or false"),
+    "student_df": (False, lambda x: x is None or _is_number(x), "a number or null"),
+    "centered": (False, lambda x: isinstance(x, bool), "true or false"),
+    "sigma_scale": (False, _is_number, "a number"),
+    "run_sd_scale": (False, _is_number, "a number"),
+}
+_DIAG_KEYS = {
+    "r_hat_max": (True, _is_number, "a number"),
+    "ess_bulk_min": (True, _is_number, "a number"),
+    "ess_tail_min": (True, _is_number, "a number"),
+    "divergences": (True, _is_number, "a number"),
+    "bfmi_min": (True, _is_number, "a number"),
+    "ok": (True, lambda x: isinstance(x, bool), "true or false"),
+    "failures": (False, _is_names, "a list of strings"),
+    "warnings": (False, _is_names, "a list of strings"),
+    "thresholds": (False, lambda x: isinstance(x, dict), "a mapping"),
+    "worst": (False, lambda x: isinstance(x, dict), "a mapping"),
+}
+_THRESHOLD_KEYS = {f: (False, _is_number, "a number") for f in Thresholds.__dataclass_fields__}
+_REFERENCE_KEYS = {
+    k: (True, lambda x: _is_number(x) and math.isfinite(x) and x > 0, "a number > 0")
+    for k in ("params", "tokens", "loss")
+}
+#: run-table columns the decision commands read back from ``constant_data``
+_REQUIRED_ROWS = ("run_id", "params", "pretrain_tokens", "spec_tokens", "eval_domain", "loss")
+
+
+def _key_problems(where: str, d: Any, keys: dict, fields: Any) -> list[str]:
+    """What is wrong with the mapping ``d`` against ``keys`` (see ``_SPEC_KEYS``).
+
+    ``fields``: the dataclass ``d`` becomes; a key it does not take is unknown.
+    """
+    if not isinstance(d, dict):
+        return [f"{where} is not a mapping"]
+    out = []
+    for k, (required, ok, expected) in keys.items():
+        if k not in d:
+            if required:
+                out.append(f"{where} lacks {k!r}")
+        elif not ok(d[k]):
+            out.append(f"{where}.{k} is not {expected}")
+    unknown = sorted(set(d) - set(keys) - set(fields.__dataclass_fields__))
+    if unknown:
+        out.append(f"{where} has unknown key(s) {', '.join(map(repr, unknown))}")
+    return out
+
+
+def _check_file(path: Path, idata, meta: Any) -> Law:
+    """The law of a posterior file read back, after checking the file is complete.
+
+    The one place that decides whether ``idata`` and its metadata ``meta`` make a usable
+    posterior; raises BayesplitError naming everything that is missing or malformed.
+    """
+
+    def refuse(problems: list[str]):
+        raise BayesplitError(f"{path} is not a complete bayesplit posterior: {'; '.join(problems)}")
+
+    if not isinstance(meta, dict):
+        refuse([f"its {_META_KEY!r} metadata is a {type(meta).__name__}, not a mapping"])
+    problems = []
+    for k in ("law", "per_domain", "spec", "diagnostics"):
+        if k not in meta:
+            problems.append(f"metadata lacks {k!r}")
+    if "law" in meta and not isinstance(meta["law"], str):
+        problems.append("metadata law is not a name")
+    if "per_domain" in meta and not _is_names(meta["per_domain"]):
+        problems.append("metadata per_domain is not a list of parameter names")
+    if "info" in meta and not isinstance(meta["info"], dict):
+        problems.append("metadata info is not a mapping")
+    if "spec" in meta:
+        problems += _key_problems("spec", meta["spec"], _SPEC_KEYS, ModelSpec)
+        ref = meta["spec"].get("reference") if isinstance(meta["spec"], dict) else None
+        if isinstance(ref, dict):
+            problems += _key_problems("spec.reference", ref, _REFERENCE_KEYS, Reference)
+    if "diagnostics" in meta:
+        problems += _key_problems("diagnostics", meta["diagnostics"], _DIAG_KEYS, Diagnostics)
+        thr = (
+            meta["diagnostics"].get("thresholds") if isinstance(meta["diagnostics"], dict) else None
+        )
+        if isinstance(thr, dict):
+            problems += _key_problems("diagnostics.thresholds", thr, _THRESHOLD_KEYS, Thresholds)
+    if problems:
+        refuse(problems)
+    try:
+        law = get_law(meta["law"])
+    except BayesplitError:
+        raise BayesplitError(
+            f"{path} was fitted with law {meta['law']!r}, which is not registered here; import the module that defines it (--law-module)"
+        ) from None
+    unknown = sorted(set(meta["per_domain"]) - set(law.param_names))
+    if unknown:
+        refuse(
+            [
+                f"per-domain parameter(s) {', '.join(unknown)} are not parameters of law "
+                f"{law.name} ({', '.join(law.param_names)})"
+            ]
+        )
+    law = law.with_pooling(meta["per_domain"])
+
+    post = idata.posterior
+    domains = meta["spec"]["domains"]
+    if "chain" not in post.dims or "draw" not in post.dims:
+        problems.append("the posterior group lacks chain and draw dimensions")
+    lacking = [p.name for p in law.params if p.name not in post]
+    if lacking:
+        problems.append(f"the posterior lacks law parameter(s) {', '.join(lacking)}")
+    misshaped = [
+        p.name
+        for p in law.params
+        if p.name in post
+        and tuple(post[p.name].dims)
+        != (("chain", "draw", "domain") if p.per_domain else ("chain", "draw"))
+    ]
+    if misshaped:
+        problems.append(
+            f"law parameter(s) {', '.join(misshaped)} do not match the metadata's pooling "
+            f"(per-domain: {', '.join(law.per_domain) or 'none'})"
+        )
+    if "domain" in post.dims and [str(d) for d in post["domain"].values] != domains:
+        problems.append("the posterior's domains differ from those in its metadata")
+    if "sigma" not in post:
+        problems.append("the posterior lacks the noise scale 'sigma'")
+    if "run_z" in post and (
+        "run_sd" not in post or post["run_z"].shape[2:] != (len(meta["spec"]["runs"]),)
+    ):
+        problems.append("the run effects 'run_z' do not match run_sd and the metadata's runs")
+    if "constant_data" not in idata.groups():
+        problems.append("the file lacks its constant_data group (the fitted run table)")
+    else:
+        cd = idata.constant_data
+        lost = [c for c in _REQUIRED_ROWS if f"row_{c}" not in cd]
+        if lost:
+            problems.append(f"constant_data lacks the run-table column(s) {', '.join(lost)}")
+    if problems:
+        refuse(problems)
+    return law
 
 
 _JAX_LOG_MEAN: dict = {}

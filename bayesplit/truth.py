@@ -56,6 +56,12 @@ class GroundTruth:
         missing = set(self.law.param_names) - set(self.params)
         if missing:
             raise BayesplitError(f"ground truth lacks parameter(s) {', '.join(sorted(missing))}")
+        unknown = [k for k in self.params if k not in self.law.param_names]
+        if unknown:
+            raise BayesplitError(
+                f"ground truth has unknown parameter(s) {', '.join(map(str, unknown))}; "
+                f"law {self.law.name} has {', '.join(self.law.param_names)}"
+            )
         for p in self.law.params:
             try:
                 v = np.asarray(self.params[p.name], dtype=float)
@@ -65,6 +71,14 @@ class GroundTruth:
                 ) from None
             if not np.all(np.isfinite(v)):
                 raise BayesplitError(f"ground truth parameter {p.name} is not finite: {v}")
+            if p.support == "positive" and not np.all(v > 0):
+                raise BayesplitError(
+                    f"ground truth parameter {p.name} must be > 0, got {_shown(v)}"
+                )
+            if p.support == "unit" and not np.all((v > 0) & (v < 1)):
+                raise BayesplitError(
+                    f"ground truth parameter {p.name} must be in (0, 1), got {_shown(v)}"
+                )
             want = (len(self.domains),) if p.per_domain else ()
             if v.shape != want:
                 raise BayesplitError(
@@ -76,12 +90,23 @@ class GroundTruth:
                     )
                     + f", got {np.ndim(v) and len(v) or 1}"
                 )
+        for name in ("params", "tokens", "loss"):
+            value = getattr(self.reference, name)
+            if not (_is_number(value) and math.isfinite(value) and value > 0):
+                raise BayesplitError(
+                    f"ground truth reference {name} must be a finite number > 0, got {value!r}"
+                )
         for name in ("sigma", "seed_sd", "hetero"):
             value = getattr(self.noise, name)
-            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+            if not (_is_number(value) and math.isfinite(value) and value >= 0):
                 raise BayesplitError(
                     f"ground truth noise {name} must be a number >= 0, got {value!r}"
                 )
+        value = self.noise.compute_ref
+        if not (_is_number(value) and math.isfinite(value) and value > 0):
+            raise BayesplitError(
+                f"ground truth noise compute_ref must be a finite number > 0, got {value!r}"
+            )
 
     def param_arrays(self) -> dict[str, np.ndarray]:
         """Parameters shaped like posterior draws with one draw: (1,) or (1, K)."""
@@ -279,6 +304,15 @@ class GroundTruth:
             if isinstance(exc, BayesplitError):
                 raise
             raise BayesplitError(f"bad ground truth: {' '.join(str(exc).split())}") from None
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, int | float | np.integer | np.floating) and not isinstance(x, bool)
+
+
+def _shown(v: np.ndarray):
+    """A parameter value for a message: a number, or a list of numbers."""
+    return v.tolist() if v.ndim else float(v)
 
 
 def load_truth(path: str | Path) -> GroundTruth:

@@ -1,0 +1,162 @@
+"""Incomplete posterior files and bad ground truths: refused with one line, no traceback."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import arviz as az
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from bayesplit.cli import app
+from bayesplit.errors import BayesplitError
+from bayesplit.posterior import Posterior
+from bayesplit.truth import GroundTruth, example_truth, load_truth
+
+runner = CliRunner()
+
+PREDICT = ["--params", "1e6", "--pretrain-tokens", "1e8", "--domain", "code", "--json"]
+SIMULATE = ["--budget", "1e15", "--experiment-budget", "1e14", "--json"]
+
+
+def _refused(result, message: str) -> None:
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ") and message in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def good_file(tmp_path_factory):
+    """A complete posterior file, cheaply: the additive example truth as a one-draw posterior."""
+    path = tmp_path_factory.mktemp("good") / "post.nc"
+    example_truth("additive").as_posterior().save(path)
+    return path
+
+
+def _rewrite(good, path, *, meta=None, raw=None, drop=(), groups=None):
+    """A copy of ``good`` with changed metadata, dropped posterior variables or groups."""
+    idata = az.from_netcdf(good)
+    post = idata.posterior.drop_vars(list(drop))
+    if raw is not None:
+        post.attrs["bayesplit"] = raw
+    elif meta is not None:
+        m = json.loads(idata.posterior.attrs["bayesplit"])
+        meta(m)
+        post.attrs["bayesplit"] = json.dumps(m)
+    keep = [g for g in idata.groups() if g != "posterior" and (groups is None or g in groups)]
+    az.InferenceData(posterior=post, **{g: getattr(idata, g) for g in keep}).to_netcdf(path)
+    return path
+
+
+def _set(key, value):
+    return lambda m: m.__setitem__(key, value)
+
+
+def _law(m):
+    m["law"], m["per_domain"] = "transfer", ["E", "tau"]
+
+
+BAD_POSTERIORS = {
+    "no constant_data": (dict(groups=()), "lacks its constant_data group"),
+    "no diagnostics": (dict(meta=lambda m: m.pop("diagnostics")), "metadata lacks 'diagnostics'"),
+    "metadata a list": (dict(raw=json.dumps([1, 2])), "metadata is a list, not a mapping"),
+    "metadata not text": (dict(raw=5), "is not a bayesplit posterior"),
+    "empty spec": (dict(meta=_set("spec", {})), "spec lacks 'domains'"),
+    "law variable dropped": (dict(drop=["A"]), "the posterior lacks law parameter(s) A"),
+    "other law's names": (dict(meta=_law), "the posterior lacks law parameter(s) tau, kappa"),
+    "unknown pooled name": (dict(meta=_set("per_domain", ["zeta"])), "zeta are not parameters"),
+    "pooling differs": (
+        dict(meta=_set("per_domain", ["E"])),
+        "do not match the metadata's pooling",
+    ),
+    "diagnostics ok not bool": (
+        dict(meta=lambda m: m["diagnostics"].__setitem__("ok", "yes")),
+        "diagnostics.ok is not true or false",
+    ),
+    "bad reference": (
+        dict(meta=lambda m: m["spec"]["reference"].__setitem__("tokens", 0)),
+        "spec.reference.tokens is not a number > 0",
+    ),
+}
+
+
+def test_a_complete_posterior_file_loads(good_file):
+    post = Posterior.load(good_file)
+    assert post.domains == ["web", "code", "law"] and len(post.runs) == 3
+
+
+@pytest.mark.parametrize("case", list(BAD_POSTERIORS))
+def test_incomplete_posterior_files_are_refused(good_file, tmp_path, case):
+    change, message = BAD_POSTERIORS[case]
+    path = _rewrite(good_file, tmp_path / "bad.nc", **change)
+    with pytest.raises(BayesplitError, match="bayesplit posterior") as err:
+        Posterior.load(path)
+    assert message in str(err.value) and "\n" not in str(err.value)
+    _refused(runner.invoke(app, ["predict", str(path), *PREDICT]), message)
+
+
+def test_commands_refuse_a_posterior_without_constant_data(good_file, tmp_path):
+    path = _rewrite(good_file, tmp_path / "p_postonly.nc", groups=())
+    res = runner.invoke(app, ["allocate", str(path), "--budget", "1e15", "--force", "--json"])
+    _refused(res, "lacks its constant_data group")
+    bad = _rewrite(good_file, tmp_path / "p_noA.nc", drop=["A"])
+    _refused(
+        runner.invoke(app, ["simulate", "--truth", str(bad), *SIMULATE]), "lacks law parameter"
+    )
+
+
+def _ref(key, value):
+    return lambda d: d["reference"].__setitem__(key, value)
+
+
+BAD_TRUTHS = {
+    "reference tokens 0": (_ref("tokens", 0), "reference tokens must be a finite number > 0"),
+    "reference params -1": (_ref("params", -1), "reference params must be a finite number > 0"),
+    "reference loss nan": (_ref("loss", float("nan")), "reference loss must be a finite number"),
+    "unknown parameter": (
+        lambda d: d["params"].__setitem__("zeta", 1),
+        "unknown parameter(s) zeta; law additive has E, A, alpha",
+    ),
+    "negative positive": (
+        lambda d: d["params"].__setitem__("E", [1.8, -1.0, 2.0]),
+        "parameter E must be > 0",
+    ),
+    "zero positive": (lambda d: d["params"].__setitem__("gamma", 0), "parameter gamma must be > 0"),
+    "unit above 1": (
+        lambda d: d["params"].__setitem__("alpha", 1.5),
+        "parameter alpha must be in (0, 1)",
+    ),
+    "negative noise": (
+        lambda d: d["noise"].__setitem__("seed_sd", -0.1),
+        "noise seed_sd must be a number >= 0",
+    ),
+    "zero compute_ref": (
+        lambda d: d["noise"].__setitem__("compute_ref", 0),
+        "noise compute_ref must be a finite number > 0",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_TRUTHS))
+def test_bad_ground_truths_are_refused_at_load(tmp_path, case):
+    change, message = BAD_TRUTHS[case]
+    d = copy.deepcopy(example_truth("additive").to_dict())
+    change(d)
+    with pytest.raises(BayesplitError, match="ground truth") as err:
+        GroundTruth.from_dict(d)
+    assert message in str(err.value)
+    path = tmp_path / "t.yaml"
+    path.write_text(yaml.safe_dump(d))
+    with pytest.raises(BayesplitError):
+        load_truth(path)
+    _refused(runner.invoke(app, ["simulate", "--truth", str(path), *SIMULATE]), message)
+
+
+@pytest.mark.parametrize("law", ["chinchilla", "additive", "transfer", "saturating"])
+def test_example_truths_pass_their_own_checks(law):
+    truth = example_truth(law)
+    assert GroundTruth.from_dict(truth.to_dict()).params.keys() == truth.params.keys()
