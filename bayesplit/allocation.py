@@ -521,6 +521,25 @@ def _ladder_sizes(ladder) -> np.ndarray:
     return np.sort(sizes)
 
 
+def check_budget_buys_a_run(
+    budget: float, runs: pd.DataFrame, n_domains: int, compute: ComputeModel | None = None
+) -> None:
+    """Raise BayesplitError if ``budget`` cannot train even the smallest fitted run.
+
+    The allocator searches N and D only down to the smallest run the law was fitted on
+    (``runs``: the modelled rows), so below that no plan is feasible. Commands that fit
+    first call this before the fit, so a budget typo costs no minutes.
+    """
+    compute = compute or ComputeModel()
+    n_min, d_min = float(runs["params"].min()), float(runs["pretrain_tokens"].min())
+    smallest = compute.flops_per_token(n_min) * d_min * compute.pretrain_multiplier(n_domains)
+    if budget < smallest:
+        raise BayesplitError(
+            f"budget {budget:.3g} FLOPs is below the smallest run the law is fitted on "
+            f"(N={n_min:.3g}, D={d_min:.3g}: {smallest:.3g} FLOPs); no plan is feasible"
+        )
+
+
 def allocate(
     posterior,
     *,
@@ -619,13 +638,8 @@ def allocate(
     cap = limits.max_spec_tokens(domains)
 
     runs = posterior.runs
+    check_budget_buys_a_run(budget, runs, len(domains), compute)
     n_min, d_min = float(runs["params"].min()), float(runs["pretrain_tokens"].min())
-    smallest = compute.flops_per_token(n_min) * d_min * compute.pretrain_multiplier(len(domains))
-    if budget < smallest:
-        raise BayesplitError(
-            f"budget {budget:.3g} FLOPs is below the smallest run the law was fitted on "
-            f"(N={n_min:.3g}, D={d_min:.3g}: {smallest:.3g} FLOPs); no plan is feasible"
-        )
     if params is not None:
         if params <= 0:
             raise BayesplitError("params must be > 0")

@@ -155,6 +155,9 @@ def compare(
 
     if not laws:
         raise BayesplitError("give at least one law to compare")
+    repeated = sorted({name for name in laws if list(laws).count(name) > 1})
+    if repeated:  # the same fit twice, at twice the cost, would read as two candidates
+        raise BayesplitError(f"law(s) named more than once: {', '.join(repeated)}")
     check_level(level)
     for name in laws:
         get_law(name)  # an unknown name fails now, not after the first fits

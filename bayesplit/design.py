@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from bayesplit.errors import BayesplitError
+from bayesplit.runs import on_domains
 
 FLOPS_PER_PARAM_TOKEN = 6.0
 
@@ -625,6 +626,8 @@ def suggest(
         raise BayesplitError(f"max_draws must be >= 10 (the ranking needs draws), got {max_draws}")
     domains = list(domains) if domains is not None else posterior.domains
     posterior.domain_index(domains)  # validates names
+    if runs is not None:
+        on_domains(runs, posterior.domains, "the runs already done")
     done = posterior.runs if runs is None else runs
     model_names = None
     if candidates is None:

@@ -55,17 +55,12 @@ def _img(png: bytes, alt: str) -> str:
 
 def heldout_table(posterior, runs: pd.DataFrame, level: float = 0.9) -> pd.DataFrame:
     """Predictions for rows of ``runs`` the posterior was not fitted on (e.g. larger runs)."""
-    from bayesplit.runs import modelled_rows
+    from bayesplit.runs import modelled_rows, on_domains
 
     fitted = posterior.runs
     key = ["run_id", "eval_domain"]
     seen = set(map(tuple, fitted[key].astype(str).to_numpy()))
-    shared = runs["eval_domain"].isin(posterior.domains).to_numpy()
-    if len(runs) and not shared.any():
-        raise BayesplitError(
-            "none of the runs to check is on a domain of the posterior "
-            f"({', '.join(posterior.domains)})"
-        )
+    shared = on_domains(runs, posterior.domains, "the runs to check")
     rows = runs[modelled_rows(runs).to_numpy() & shared]
     unseen = np.array([tuple(r) not in seen for r in rows[key].astype(str).to_numpy()], bool)
     rows = rows.loc[unseen]  # a boolean mask: an empty list would select columns instead

@@ -25,7 +25,7 @@ Any other column is kept as it is.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -436,3 +436,17 @@ def modelled_rows(runs: pd.DataFrame) -> pd.Series:
         runs["train_domain"].astype("object") == runs["eval_domain"].astype("object")
     ).to_numpy()
     return pd.Series(~spec | same, index=runs.index)
+
+
+def on_domains(runs: pd.DataFrame, domains: Sequence[str], what: str) -> np.ndarray:
+    """Which rows of ``runs`` are on one of ``domains``; none at all is an error.
+
+    A run table with no row on the posterior's domains is almost surely another
+    project's (or another eval set's) file, so it is refused rather than ignored.
+    """
+    shared = runs["eval_domain"].isin(list(domains)).to_numpy()
+    if len(runs) and not shared.any():
+        raise BayesplitError(
+            f"none of {what} is on a domain of the posterior ({', '.join(domains)})"
+        )
+    return shared

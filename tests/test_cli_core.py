@@ -222,6 +222,8 @@ def test_demo_refuses_unknown_data():
         (["--budget", "abc"], "not a number: 'abc'"),
         (["--budget", "-1"], "--budget must be a positive number"),
         (["--law", "nosuch"], "nosuch"),
+        # no plan is feasible below the smallest run: found after a fit until stop 22
+        (["--budget", "1"], "below the smallest run"),
     ],
 )
 def test_demo_checks_its_options_before_fitting(tmp_path, args, message):

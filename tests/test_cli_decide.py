@@ -92,6 +92,9 @@ def test_allocate_compare_plan_file(post_path, tmp_path):
         (["--budget", "1e20", "--max-spec-tokens", "math=1e9"], "unknown domain"),
         (["--budget", "1e20", "--risk", "worst"], "risk"),
         (["--budget", "lots"], "not a number"),
+        # without --max-spec-tokens it used to be ignored
+        (["--budget", "1e20", "--repetitions", "-1"], "--repetitions must be a positive"),
+        (["--budget", "1e20", "--repetitions", "0"], "--repetitions must be a positive"),
     ],
 )
 def test_allocate_bad_requests_exit_2(post_path, args, words):

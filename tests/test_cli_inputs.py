@@ -209,7 +209,8 @@ def test_frontier_budgets_take_counts_with_suffixes(post_path):
 @pytest.mark.parametrize(
     ("budgets", "message"),
     [("1e18:1e20:0", "COUNT must be 1-100"), ("1e18:1e20:1000", "COUNT must be 1-100"),
-     ("1e18,-1", "positive FLOPs"), (",", "positive FLOPs")],
+     ("1e18,-1", "positive FLOPs"), (",", "positive FLOPs"),
+     ("", "positive FLOPs")],  # used to fall back to the default budgets quietly
 )  # fmt: skip
 def test_frontier_refuses_bad_budgets(post_path, budgets, message):
     args = ["frontier", str(post_path), "--budgets", budgets, "--force"]
@@ -276,3 +277,63 @@ def test_frontier_defaults_to_budgets_from_the_data_and_carries_notes(
     assert np.allclose([budgets[0], budgets[-1]], [largest, 1e4 * largest])
     assert all(isinstance(r["notes"], list) for r in rows)
     assert any("extrapolation" in n for n in rows[-1]["notes"])  # 10,000x the data
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["prior", "--runs", "x.csv", "--draws", "abc"], "Invalid value for '--draws'"),
+        (["suggest", "post.nc", "-n", "abc"], "Invalid value for '-n'"),
+        (["laws", "--bogus"], "No such option: --bogus"),
+        (["nosuchcmd"], "No such command 'nosuchcmd'"),
+        (["runs", "list"], "Missing argument"),
+        (["prior"], "Missing option '--runs'"),
+    ],
+)
+def test_a_mistyped_command_line_is_one_error_line_too(args, message):
+    result = runner.invoke(app, args)
+    _refused(result, message)
+    assert result.stderr.startswith("error: ")
+    assert "--help" in result.stderr  # where to look next
+
+
+def test_the_console_script_turns_root_usage_errors_into_one_line(monkeypatch, capsys):
+    from bayesplit.cli import main
+
+    monkeypatch.setattr("sys.argv", ["bayesplit", "--bogus"])
+    with pytest.raises(SystemExit) as stop:
+        main()
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == ["error: No such option: --bogus (see `bayesplit --help`)"]
+    monkeypatch.setattr("sys.argv", ["bayesplit", "laws", "--json"])
+    with pytest.raises(SystemExit) as stop:
+        main()
+    assert stop.value.code == 0
+    assert '"laws"' in capsys.readouterr().out
+
+
+def test_suggest_refuses_done_runs_on_none_of_the_posteriors_domains(post_path, tmp_path):
+    other = tmp_path / "other.csv"  # another project's table: no domain in common
+    other.write_text("run_id,params,pretrain_tokens,eval_domain,loss\nr,1e7,1e9,math,3.0\n")
+    args = ["suggest", str(post_path), "--budget", "1e20", "--force", "--runs", str(other)]
+    _refused(runner.invoke(app, args), "none of the runs already done is on a domain")
+
+
+def test_simulate_refuses_domains_for_a_truth_file(tmp_path):
+    import yaml
+
+    from bayesplit.truth import example_truth
+
+    path = tmp_path / "truth.yaml"
+    path.write_text(yaml.safe_dump(example_truth("additive", ("web", "code")).to_dict()))
+    args = ["simulate", "--truth", str(path), "--domains", "a,b", "--budget", "1e20",
+            "--experiment-budget", "1e18"]  # fmt: skip
+    _refused(runner.invoke(app, args), "--domains only applies to an example:LAW truth")
+
+
+def test_compare_refuses_a_law_named_twice(tmp_path):
+    runs = tmp_path / "runs.csv"
+    runs.write_text("run_id,params,pretrain_tokens,eval_domain,loss\nr,1e7,1e9,web,3.0\n")
+    args = ["compare", "--runs", str(runs), "--laws", "chinchilla,additive,chinchilla"]
+    _refused(runner.invoke(app, args), "named more than once: chinchilla")

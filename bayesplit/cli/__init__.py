@@ -1,9 +1,9 @@
 """The ``bayesplit`` command line: a thin shell over the Python API.
 
-Every command prints a readable table by default and one JSON object with
-``--json``. Input errors (:class:`bayesplit.errors.BayesplitError`) and file-system
-refusals (``OSError``) become a one-line message on stderr and exit code 2, with
-no traceback.
+Every command prints a readable table by default and one JSON document (an object; a
+list for ``suggest`` and ``train ladder``) with ``--json``. Input errors (:class:`bayesplit.errors.BayesplitError`), file-system
+refusals (``OSError``) and a mistyped command line (click's usage errors) become a
+one-line message on stderr and exit code 2, with no traceback.
 """
 
 from __future__ import annotations
@@ -17,12 +17,38 @@ import typer.core
 from bayesplit.errors import BayesplitError
 
 
+def _usage_error_types() -> tuple[type[Exception], ...]:
+    # typer >= 0.2x parses with its own copy of click, whose UsageError is not click's
+    types: list[type[Exception]] = [click.UsageError]
+    try:
+        from typer._click.exceptions import UsageError
+    except ImportError:
+        pass
+    else:
+        types.append(UsageError)
+    return tuple(types)
+
+
+USAGE_ERRORS = _usage_error_types()
+
+
+def _usage_error(exc) -> None:
+    message = " ".join(exc.format_message().split())
+    where = exc.ctx.command_path if exc.ctx is not None else "bayesplit"
+    click.echo(f"error: {message} (see `{where} --help`)", err=True)
+    raise typer.Exit(2) from None
+
+
 class _Group(typer.core.TyperGroup):
     """Root group: turns user errors into one line and exit code 2."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except USAGE_ERRORS as exc:
+            # a typo in an option's value, an unknown option or command, a missing argument:
+            # one line like every other input error, not click's boxed usage screen
+            _usage_error(exc)
         except BayesplitError as exc:
             message = " ".join(str(exc).split())  # always one line
             click.echo(f"error: {message}", err=True)
@@ -54,8 +80,8 @@ def _version(value: bool) -> None:
 _HELP = (
     "Bayesian scaling laws for splitting a training budget between pretraining and "
     "specialization.\n\n"
-    "Every command prints a readable table (on stderr) or, with --json, one JSON object on "
-    "stdout. Bad input (a typo, a missing file, an output path that cannot be written) exits "
+    "Every command prints a readable table (on stderr) or, with --json, one JSON document on "
+    "stdout (an object; a list for `suggest` and `train ladder`). Bad input (a typo, a missing file, an output path that cannot be written) exits "
     "with code 2 and one `error:` line, before any slow work and without writing anything."
 )
 
@@ -94,4 +120,16 @@ _register()
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    try:
+        # not standalone: the root's own parse errors (an unknown option before the
+        # command) reach the one-line handler too; the commands' are caught in _Group
+        code = app(standalone_mode=False, prog_name="bayesplit")
+    except USAGE_ERRORS as exc:
+        try:
+            _usage_error(exc)
+        except typer.Exit as stop:
+            code = stop.exit_code
+    except (click.exceptions.Abort, typer.Abort):
+        click.echo("Aborted!", err=True)
+        code = 1
+    raise SystemExit(code or 0)

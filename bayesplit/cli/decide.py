@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -109,6 +110,9 @@ def allocate_cmd(
     check_plot_path(plot)
     post = load_posterior(posterior)
     limits = parse_limits(max_spec_tokens)
+    if not (math.isfinite(repetitions) and repetitions > 0):
+        # checked here too: without --max-spec-tokens the value would never be looked at
+        raise BayesplitError(f"--repetitions must be a positive number, got {repetitions:g}")
     alloc = allocate(
         post,
         budget=parse_count(budget),
@@ -202,7 +206,7 @@ def frontier_cmd(
     post = load_posterior(posterior)
     table = frontier(
         post,
-        parse_budgets(budgets) if budgets else default_budgets(post),
+        parse_budgets(budgets) if budgets is not None else default_budgets(post),
         trunk=trunk,
         weights=parse_weights(weights),
         risk=risk,

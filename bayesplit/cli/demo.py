@@ -67,11 +67,14 @@ def demo_cmd(
         str | None,
         typer.Option("--budget", help="Compute of the decision (FLOPs; default: the data set's)."),
     ] = None,
-    json_out: Annotated[bool, typer.Option("--json")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object on stdout.")
+    ] = False,
     law_module: LawModule = None,
 ) -> None:
     """Fit bundled runs, predict the held-out largest-compute runs, allocate a budget,
     suggest the next runs and write a report."""
+    from bayesplit.allocation import check_budget_buys_a_run
     from bayesplit.comparison import holdout_predictions
     from bayesplit.datasets import load_dataset
     from bayesplit.errors import BayesplitError
@@ -94,6 +97,8 @@ def demo_cmd(
     runs = load_dataset(data, split="fit", **load)
     heldout = load_dataset(data, split="heldout", **load)
     heldout = heldout[modelled_rows(heldout)].reset_index(drop=True)
+    fitted = runs[modelled_rows(runs)]
+    check_budget_buys_a_run(target, fitted, fitted["eval_domain"].nunique())
     if show:
         console.print(
             f"[bold]bayesplit demo[/bold]: {setting['describe']}: {runs['run_id'].nunique()} runs × "

@@ -22,7 +22,9 @@ def validate_cmd(
         Path,
         typer.Argument(help="Run table: CSV, Parquet, JSONL, a run store or bundled:NAME."),
     ],
-    json_out: Annotated[bool, typer.Option("--json")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object on stdout.")
+    ] = False,
 ) -> None:
     """Check a run table; exit 0 when valid, 2 (with every problem listed) when not."""
     from bayesplit.runs import RunTableError
@@ -67,7 +69,9 @@ def import_cmd(
             "--store", help="SQLite run store, .db/.sqlite/.sqlite3 (created if missing)."
         ),
     ],
-    json_out: Annotated[bool, typer.Option("--json")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object on stdout.")
+    ] = False,
 ) -> None:
     """Append a run table to a store, in one transaction (all rows or none)."""
     from bayesplit.runs import STORE_SUFFIXES, load_runs
@@ -92,7 +96,9 @@ def export_cmd(
     out: Annotated[
         Path, typer.Option("--out", help="Output file: .csv, .csv.gz, .parquet or .jsonl.")
     ],
-    json_out: Annotated[bool, typer.Option("--json")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object on stdout.")
+    ] = False,
 ) -> None:
     """Write the store's rows to a file (atomically)."""
     from bayesplit.runs import write_format, write_table
@@ -121,7 +127,9 @@ def export_cmd(
 def list_cmd(
     source: Annotated[Path, typer.Argument(help="Run store, run table or bundled:NAME.")],
     limit: Annotated[int, typer.Option(help="Rows to show (0 = all).")] = 50,
-    json_out: Annotated[bool, typer.Option("--json")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object on stdout.")
+    ] = False,
 ) -> None:
     """Show the rows of a store or table."""
     if limit < 0:

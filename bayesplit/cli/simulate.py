@@ -20,6 +20,11 @@ def load_truth_arg(spec: str, domains: list[str] | None = None):
 
     if spec.startswith("example:"):
         return example_truth(spec.split(":", 1)[1], tuple(domains or ("web", "code")))
+    if domains:
+        # a file names its own domains; ignoring the option silently would mislead
+        raise BayesplitError(
+            "--domains only applies to an example:LAW truth; the truth file names its own"
+        )
     path = Path(spec)
     if path.suffix == ".nc":
         from bayesplit.posterior import load_posterior
@@ -100,7 +105,9 @@ def simulate_cmd(
             "(.png, .pdf, .svg, ...).",
         ),
     ] = None,
-    json_out: Annotated[bool, typer.Option("--json")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object on stdout.")
+    ] = False,
     law_module: LawModule = None,
 ) -> None:
     """Simulate campaigns (fit → pick runs → observe → refit) against a known truth.

@@ -115,7 +115,13 @@ def suggest_cmd(
             "--out", help="Write the suggestions (JSON list) here for `bayesplit train execute`."
         ),
     ] = None,
-    json_out: Annotated[bool, typer.Option("--json")] = False,
+    json_out: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print the suggestions on stdout as one JSON list, the file `bayesplit train execute` reads.",
+        ),
+    ] = False,
     law_module: LawModule = None,
 ) -> None:
     """Suggest the next training runs: the most information about the decision per FLOP."""

@@ -30,7 +30,9 @@ LadderOpt = Annotated[
 WorkdirOpt = Annotated[
     Path | None,
     typer.Option(
-        "--workdir", help="Checkpoint directory (default: <store>-checkpoints next to the store)."
+        "--workdir",
+        help="Checkpoint directory (default: next to the store, named after it: runs.db → "
+        "runs-checkpoints; without --store, bayesplit-checkpoints).",
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the rows written as JSON on stdout.")]

@@ -105,7 +105,7 @@ def run_loop(
     ``objective_hi``, ``expected_regret`` (relative), ``stopped`` (why the loop ended
     there, or None), ``suggested``, ``trained_rows``.
     """
-    from bayesplit.allocation import allocate
+    from bayesplit.allocation import allocate, check_budget_buys_a_run
     from bayesplit.design import OBJECTIVES, suggest
     from bayesplit.fitting import fit
     from bayesplit.runs import load_runs
@@ -126,6 +126,13 @@ def run_loop(
     entries = load_ladder(ladder_path)
     store = Path(store)
     workdir = Path(workdir) if workdir is not None else store.parent / f"{store.stem}-work"
+    seed_design = seed_suggestions(entries, list(data.domains), seed_tokens)
+    # a budget no plan can meet is refused before any training or fit: the first fit sees
+    # the store's runs, or the seed design on an empty store (opening would create it)
+    known = RunStore(store, read_only=True).read() if store.exists() else pd.DataFrame()
+    check_budget_buys_a_run(
+        budget, known if len(known) else pd.DataFrame(seed_design), len(data.domains)
+    )
     db = RunStore(store)
     cap = float("inf") if experiment_budget is None else float(experiment_budget)
     exec_kw = dict(
@@ -135,9 +142,8 @@ def run_loop(
     plan_kw = {k: exec_kw[k] for k in ("ladder", "workdir", "seed", "train_overrides")}
     spent = 0.0
     if len(db) == 0:
-        first = seed_suggestions(entries, list(data.domains), seed_tokens)
-        execute_suggestions(first, data, store, **exec_kw)
-        spent += _design_flops(first)
+        execute_suggestions(seed_design, data, store, **exec_kw)
+        spent += _design_flops(seed_design)
     fit_kw = {"chains": 2, "draws": 500, "warmup": 500, "progress": False, **(fit_kwargs or {})}
     history = []
     for rnd in range(1, rounds + 1):

@@ -305,6 +305,7 @@ def test_execute_refuses_ambiguous_or_mixed_conventions(tiny_corpus, out, tmp_pa
         (["--law", "nosuch"], "unknown law 'nosuch'"),
         (["--budget", "-1"], "--budget must be a positive number"),
         (["--budget", "nan"], "--budget must be a positive number"),
+        (["--budget", "1"], "below the smallest run"),  # no plan can use the seed design
         (["--experiment-budget", "0"], "--experiment-budget must be a positive number"),
         (["--experiment-budget", "1e6"], "the seed design of an empty store costs"),
         (["--max-run-flops", "-1"], "--max-run-flops must be a positive number"),
