@@ -102,7 +102,7 @@ def fit(
     chain_method: str = "auto",
     run_effect: bool | str = "auto",
     student_df: float | None = 5.0,
-    centered: bool | str = "auto",
+    centered: bool = False,
     dense_mass: bool = True,
     target_accept: float = 0.9,
     thresholds: Thresholds | None = None,
@@ -138,7 +138,8 @@ def fit(
     student_df
         Degrees of freedom of the Student-t likelihood on log loss; None learns them.
     centered
-        Hierarchy parameterization: True, False or ``"auto"`` (by rows per domain).
+        Centred hierarchy (True) or non-centred (False, the default; see
+        :func:`bayesplit.model.prepare`).
     dense_mass, target_accept
         NUTS settings.
     thresholds
@@ -302,6 +303,10 @@ class Refitter:
     shapes fixed, so NumPyro's compiled sampler is reused and each refit costs only
     sampling time. The model structure (domains, reference scales, run effect,
     parameterization) is fixed at construction.
+
+    It stays centred by default although :func:`fit` is not: centred refits are about
+    twice as fast, campaigns judge their fits by coverage against a known truth rather
+    than by the gate, and every committed campaign benchmark was run centred.
     """
 
     def __init__(

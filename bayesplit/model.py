@@ -26,8 +26,6 @@ from bayesplit.runs import modelled_rows
 #: Prior scales of the noise terms, on log loss (0.05 ≈ 5% relative noise).
 SIGMA_SCALE = 0.05
 RUN_SD_SCALE = 0.03
-#: With at least this many rows in every domain the centred hierarchy samples better.
-CENTERED_MIN_ROWS = 20
 
 
 @dataclass(frozen=True)
@@ -134,7 +132,7 @@ def prepare(
     domains: list[str] | None = None,
     run_effect: bool | str = "auto",
     student_df: float | None = 5.0,
-    centered: bool | str = "auto",
+    centered: bool = False,
     reference: Reference | None = None,
 ) -> tuple[ModelSpec, ModelData]:
     """Select the rows a law describes and turn them into model arrays.
@@ -154,9 +152,11 @@ def prepare(
     student_df
         Degrees of freedom of the Student-t likelihood; None to learn them.
     centered
-        Centred hierarchy (True), non-centred (False), or ``"auto"``: centred when
-        every domain has at least :data:`CENTERED_MIN_ROWS` rows, because a strong
-        likelihood makes the non-centred form a funnel and the centred one easy.
+        Centred hierarchy (True) or non-centred (False, the default). The textbook rule
+        (centred once every domain has many rows) lost on every data set measured:
+        along the E-exponent ridge a domain's parameters stay weakly identified however
+        many rows it has, and the centred fits diverged (experiments/benchmarks/
+        parameterization.md: 1 of 15 fits passed the gate centred, 9 of 15 non-centred).
     reference
         Input/prior scales; computed from the data by default.
     """
@@ -178,8 +178,8 @@ def prepare(
         repeated = pd.DataFrame({"g": groups, "k": rows["eval_domain"]}).duplicated().any()
         run_effect = bool(repeated) and len(run_ids) > 1
     ref = reference or reference_scales(rows)
-    if centered == "auto":
-        centered = bool(rows["eval_domain"].value_counts().min() >= CENTERED_MIN_ROWS)
+    if not isinstance(centered, bool):  # "auto" was a value until stop 22; bool("auto") is True
+        raise BayesplitError(f"centered must be True or False, got {centered!r}")
     spec = ModelSpec(
         domains=dom,
         runs=run_ids,
