@@ -1,9 +1,10 @@
 """The ``bayesplit`` command line: a thin shell over the Python API.
 
 Every command prints a readable table by default and one JSON document (an object; a
-list for ``suggest`` and ``train ladder``) with ``--json``. Input errors (:class:`bayesplit.errors.BayesplitError`), file-system
-refusals (``OSError``) and a mistyped command line (click's usage errors) become a
-one-line message on stderr and exit code 2, with no traceback.
+list for ``suggest`` and ``train ladder``) with ``--json``. Input errors
+(:class:`bayesplit.errors.BayesplitError`), file-system refusals (``OSError``) and a
+mistyped command line (click's usage errors) become a one-line message on stderr and exit
+code 2, with no traceback.
 """
 
 from __future__ import annotations
@@ -81,8 +82,9 @@ _HELP = (
     "Bayesian scaling laws for splitting a training budget between pretraining and "
     "specialization.\n\n"
     "Every command prints a readable table (on stderr) or, with --json, one JSON document on "
-    "stdout (an object; a list for `suggest` and `train ladder`). Bad input (a typo, a missing file, an output path that cannot be written) exits "
-    "with code 2 and one `error:` line, before any slow work and without writing anything."
+    "stdout (an object; a list for `suggest` and `train ladder`). Bad input (a typo, a "
+    "missing file, an output path that cannot be written) exits with code 2 and one `error:` "
+    "line, before any slow work and without writing anything."
 )
 
 
