@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 from bayesplit.errors import BayesplitError
 
 _SUFFIXES = {"k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
@@ -19,3 +21,8 @@ def parse_count(text: str) -> float:
     except ValueError:
         raise BayesplitError(f"not a number: {text!r} (use e.g. 1.4e9 or 1.4B)") from None
     return value
+
+
+def is_number(x) -> bool:
+    """A real number as read from a file (numpy scalars too), not a bool or numeric text."""
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)

@@ -20,6 +20,7 @@ import xarray as xr
 
 from bayesplit import _arviz
 from bayesplit._io import atomic_path
+from bayesplit._parse import is_number
 from bayesplit.diagnostics import Diagnostics, Thresholds
 from bayesplit.errors import BayesplitError
 from bayesplit.laws import Inputs, Law, get_law, get_ops
@@ -318,10 +319,6 @@ def rows_as_constant_data(rows: pd.DataFrame) -> xr.Dataset:
     return xr.Dataset({k: ("obs", v) for k, v in out.items()}, coords={"obs": np.arange(len(rows))})
 
 
-def _is_number(x) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool)
-
-
 def _is_names(x) -> bool:
     return isinstance(x, list) and all(isinstance(v, str) for v in x)
 
@@ -332,26 +329,26 @@ _SPEC_KEYS = {
     "runs": (True, _is_names, "a list of names"),
     "reference": (True, lambda x: isinstance(x, dict), "a mapping of params, tokens, loss"),
     "run_effect": (True, lambda x: isinstance(x, bool), "true or false"),
-    "student_df": (False, lambda x: x is None or _is_number(x), "a number or null"),
+    "student_df": (False, lambda x: x is None or is_number(x), "a number or null"),
     "centered": (False, lambda x: isinstance(x, bool), "true or false"),
-    "sigma_scale": (False, _is_number, "a number"),
-    "run_sd_scale": (False, _is_number, "a number"),
+    "sigma_scale": (False, is_number, "a number"),
+    "run_sd_scale": (False, is_number, "a number"),
 }
 _DIAG_KEYS = {
-    "r_hat_max": (True, _is_number, "a number"),
-    "ess_bulk_min": (True, _is_number, "a number"),
-    "ess_tail_min": (True, _is_number, "a number"),
-    "divergences": (True, _is_number, "a number"),
-    "bfmi_min": (True, _is_number, "a number"),
+    "r_hat_max": (True, is_number, "a number"),
+    "ess_bulk_min": (True, is_number, "a number"),
+    "ess_tail_min": (True, is_number, "a number"),
+    "divergences": (True, is_number, "a number"),
+    "bfmi_min": (True, is_number, "a number"),
     "ok": (True, lambda x: isinstance(x, bool), "true or false"),
     "failures": (False, _is_names, "a list of strings"),
     "warnings": (False, _is_names, "a list of strings"),
     "thresholds": (False, lambda x: isinstance(x, dict), "a mapping"),
     "worst": (False, lambda x: isinstance(x, dict), "a mapping"),
 }
-_THRESHOLD_KEYS = {f: (False, _is_number, "a number") for f in Thresholds.__dataclass_fields__}
+_THRESHOLD_KEYS = {f: (False, is_number, "a number") for f in Thresholds.__dataclass_fields__}
 _REFERENCE_KEYS = {
-    k: (True, lambda x: _is_number(x) and math.isfinite(x) and x > 0, "a number > 0")
+    k: (True, lambda x: is_number(x) and math.isfinite(x) and x > 0, "a number > 0")
     for k in ("params", "tokens", "loss")
 }
 #: run-table columns the decision commands read back from ``constant_data``

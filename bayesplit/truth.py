@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bayesplit._parse import is_number
 from bayesplit.errors import BayesplitError
 from bayesplit.laws import Law, get_law, get_ops
 from bayesplit.model import Reference
@@ -92,18 +93,18 @@ class GroundTruth:
                 )
         for name in ("params", "tokens", "loss"):
             value = getattr(self.reference, name)
-            if not (_is_number(value) and math.isfinite(value) and value > 0):
+            if not (is_number(value) and math.isfinite(value) and value > 0):
                 raise BayesplitError(
                     f"ground truth reference {name} must be a finite number > 0, got {value!r}"
                 )
         for name in ("sigma", "seed_sd", "hetero"):
             value = getattr(self.noise, name)
-            if not (_is_number(value) and math.isfinite(value) and value >= 0):
+            if not (is_number(value) and math.isfinite(value) and value >= 0):
                 raise BayesplitError(
                     f"ground truth noise {name} must be a number >= 0, got {value!r}"
                 )
         value = self.noise.compute_ref
-        if not (_is_number(value) and math.isfinite(value) and value > 0):
+        if not (is_number(value) and math.isfinite(value) and value > 0):
             raise BayesplitError(
                 f"ground truth noise compute_ref must be a finite number > 0, got {value!r}"
             )
@@ -304,10 +305,6 @@ class GroundTruth:
             if isinstance(exc, BayesplitError):
                 raise
             raise BayesplitError(f"bad ground truth: {' '.join(str(exc).split())}") from None
-
-
-def _is_number(x) -> bool:
-    return isinstance(x, int | float | np.integer | np.floating) and not isinstance(x, bool)
 
 
 def _shown(v: np.ndarray):
