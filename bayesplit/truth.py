@@ -272,6 +272,11 @@ class GroundTruth:
     def from_dict(cls, d: Mapping) -> GroundTruth:
         """A ground truth from a mapping (the YAML of ``bayesplit simulate --truth``)."""
         try:
+            unknown = sorted(map(str, set(d) - set(_TRUTH_KEYS)))
+            if unknown:
+                raise BayesplitError(
+                    f"ground truth has unknown keys {unknown}; it takes {', '.join(_TRUTH_KEYS)}"
+                )
             law = get_law(d["law"])
             if "per_domain" in d:
                 law = law.with_pooling(d["per_domain"])
@@ -279,6 +284,12 @@ class GroundTruth:
             if not isinstance(ref, Mapping):
                 raise BayesplitError(
                     f"ground truth reference must be a mapping of params, tokens, loss; got {ref!r}"
+                )
+            unknown = sorted(map(str, set(ref) - {"params", "tokens", "loss"}))
+            if unknown:
+                raise BayesplitError(
+                    f"ground truth reference has unknown keys {unknown}; "
+                    "it takes params, tokens, loss"
                 )
             domains = d["domains"]
             if isinstance(domains, str) or not isinstance(domains, list | tuple):
@@ -305,6 +316,10 @@ class GroundTruth:
             if isinstance(exc, BayesplitError):
                 raise
             raise BayesplitError(f"bad ground truth: {' '.join(str(exc).split())}") from None
+
+
+#: The keys a ground-truth file may have (what :meth:`GroundTruth.to_dict` writes).
+_TRUTH_KEYS = ("law", "per_domain", "domains", "params", "reference", "noise")
 
 
 def _shown(v: np.ndarray):

@@ -117,6 +117,12 @@ BAD_TRUTHS = {
     "reference tokens 0": (_ref("tokens", 0), "reference tokens must be a finite number > 0"),
     "reference params -1": (_ref("params", -1), "reference params must be a finite number > 0"),
     "reference loss nan": (_ref("loss", float("nan")), "reference loss must be a finite number"),
+    # a misspelt key used to be dropped, and its default (1e8, 1e10, 3.0) used instead
+    "reference key misspelt": (_ref("token", 1e9), "reference has unknown keys ['token']"),
+    "top-level key misspelt": (
+        lambda d: d.__setitem__("refrence", d.pop("reference")),
+        "ground truth has unknown keys ['refrence']",
+    ),
     "unknown parameter": (
         lambda d: d["params"].__setitem__("zeta", 1),
         "unknown parameter(s) zeta; law additive has E, A, alpha",

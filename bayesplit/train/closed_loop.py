@@ -85,6 +85,9 @@ def run_loop(
         Model ladder (file or name); candidates are its sizes.
     law
         Law fitted every round.
+    workdir
+        Where trunks and checkpoints are kept (default: next to the store,
+        ``runs.db`` → ``runs-checkpoints``, as ``bayesplit train`` does).
     fit_kwargs
         Sampler settings for :func:`bayesplit.fit` (chains, draws, warmup, ...).
     stop_regret
@@ -125,7 +128,7 @@ def run_loop(
     ladder_path = resolve_ladder(ladder)
     entries = load_ladder(ladder_path)
     store = Path(store)
-    workdir = Path(workdir) if workdir is not None else store.parent / f"{store.stem}-work"
+    workdir = Path(workdir) if workdir is not None else store.parent / f"{store.stem}-checkpoints"
     seed_design = seed_suggestions(entries, list(data.domains), seed_tokens)
     # a budget no plan can meet is refused before any training or fit: the first fit sees
     # the store's runs, or the seed design on an empty store (opening would create it)

@@ -138,3 +138,14 @@ def test_a_round_is_charged_only_for_what_it_trains(tiny_corpus, tmp_path, monke
     assert hist["suggested"].tolist() == [1] and hist["trained_rows"].tolist() == [0]
     assert hist["spent_flops"].tolist() == [0.0]
     assert len(RunStore(tmp_path / "runs.db").read()) == before
+
+
+def test_loop_keeps_checkpoints_where_train_does(tiny_corpus, tmp_path, monkeypatch):
+    """Without a workdir the library loop uses the CLI's default, runs.db → runs-checkpoints
+    (it used `runs-work`, so the same store trained from Python and the shell split in two)."""
+    longer = {**TINY_RUN, "pretrain_tokens": 5120, "cost_flops": 1e9}
+    loop = _stubbed_loop(tiny_corpus, tmp_path, monkeypatch, 0.05, lambda: [longer])
+    hist = loop(rounds=1, workdir=None)
+    assert hist["trained_rows"].iloc[0] > 0
+    assert any((tmp_path / "runs-checkpoints").iterdir())
+    assert not (tmp_path / "runs-work").exists()
