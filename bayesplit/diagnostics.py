@@ -143,7 +143,11 @@ def check(idata, law, spec, data, thresholds: Thresholds | None = None) -> Diagn
             "one chain: R-hat is undefined, so chains that disagree go unseen; use ≥ 4 chains"
         )
     elif not r_hat <= th.r_hat_max:
-        failures.append(f"R-hat {r_hat:.3f} > {th.r_hat_max} (worst: {r_hat_at})")
+        lone = lone_chain(post, idata.sample_stats, th.r_hat_max)
+        failures.append(
+            f"R-hat {r_hat:.3f} > {th.r_hat_max} (worst: {r_hat_at})"
+            + (f"; {lone}" if lone else "")
+        )
     if not ess_bulk >= th.ess_bulk_min:
         failures.append(f"bulk ESS {ess_bulk:.0f} < {th.ess_bulk_min:.0f} (worst: {ess_bulk_at})")
     if not ess_tail >= th.ess_tail_min:
@@ -166,6 +170,34 @@ def check(idata, law, spec, data, thresholds: Thresholds | None = None) -> Diagn
         thresholds=th,
         worst={"r_hat": r_hat_at, "ess_bulk": ess_bulk_at, "ess_tail": ess_tail_at},
     )
+
+
+def lone_chain(post: xr.Dataset, sample_stats, r_hat_max: float) -> str | None:
+    """Name the one chain whose removal brings R-hat under ``r_hat_max``, if there is one.
+
+    A failed R-hat most often means one chain got stuck during warmup in a region the
+    sampler cannot leave (it then carries most of the divergences), and the fix differs
+    from that of chains that are all too short: another seed, not more draws.
+    """
+    chains = post["chain"].values
+    if len(chains) < 3:  # R-hat of the rest needs two chains
+        return None
+    without = {
+        c: _extreme(_arviz.rhat(post.sel(chain=chains != c)), np.nanargmax)[0] for c in chains
+    }
+    chain = min(without, key=without.get)
+    if not without[chain] <= r_hat_max:
+        return None
+    note = (
+        f"chain {chain} alone disagrees with the other {len(chains) - 1} "
+        f"(without it R-hat is {without[chain]:.3f})"
+    )
+    if sample_stats is not None and "diverging" in sample_stats:
+        per_chain = sample_stats["diverging"].sum("draw")
+        total = int(per_chain.sum())
+        if total:
+            note += f" and has {int(per_chain.sel(chain=chain))} of the {total} divergences"
+    return note + ": it is likely stuck; refit with another seed or a longer warmup"
 
 
 def identifiability(idata, law, spec, data, th: Thresholds) -> list[str]:

@@ -193,3 +193,50 @@ def test_compiled_code_is_released_only_when_memory_maps_run_short():
     assert release_compiled_if_crowded(share=2.0) is False  # far from the limit: keep
     assert release_compiled_if_crowded(share=0.0) is True  # at the limit: clear
     assert float(f(0.0)) == 0.0  # and jitted code still runs (recompiled)
+
+
+def _iid_chains(idata, shift: dict[int, float], draws: int = 1000, seed: int = 0):
+    """Four chains of independent draws with each variable's posterior mean and sd (so
+    R-hat is ~1), then chain c moved by ``shift[c]`` sds, every third of its draws divergent."""
+    import arviz as az
+    import xarray as xr
+
+    rng = np.random.default_rng(seed)
+    post = {}
+    for v, da in idata.posterior.data_vars.items():
+        other = [d for d in da.dims if d not in ("chain", "draw")]
+        shape = (4, draws, *(da.sizes[d] for d in other))
+        mean, sd = da.mean(("chain", "draw")).values, da.std(("chain", "draw")).values
+        z = rng.standard_normal(shape)
+        for c, k in shift.items():
+            z[c] += k
+        post[v] = (("chain", "draw", *other), mean + sd * z)
+    coords = {d: idata.posterior[d].values for d in idata.posterior.dims}
+    coords |= {"chain": np.arange(4), "draw": np.arange(draws)}
+    div = np.zeros((4, draws), bool)
+    for c in shift:
+        div[c, ::3] = True
+    stats = xr.Dataset({"diverging": (("chain", "draw"), div)}, coords=coords)
+    return az.InferenceData(posterior=xr.Dataset(post, coords=coords), sample_stats=stats)
+
+
+@pytest.mark.parametrize(("shift", "named"), [({}, None), ({2: 3.0}, 2), ({2: 3.0, 3: 3.0}, None)])
+def test_a_failed_r_hat_names_the_one_chain_that_disagrees(additive_posterior, shift, named):
+    from bayesplit.diagnostics import check
+    from bayesplit.model import prepare
+
+    p = additive_posterior
+    _, data = prepare(p.runs, p.law, reference=p.spec.reference)
+    idata = _iid_chains(p.idata, shift)
+    r_hat = [f for f in check(idata, p.law, p.spec, data).failures if f.startswith("R-hat")]
+    if not shift:  # four chains that agree pass R-hat
+        assert r_hat == []
+        return
+    assert len(r_hat) == 1
+    if named is None:  # two chains apart from the other two: no one chain to blame
+        assert "alone disagrees" not in r_hat[0]
+    else:
+        total = int(idata.sample_stats["diverging"].sum())
+        assert f"chain {named} alone disagrees with the other 3" in r_hat[0]
+        assert f"has {total} of the {total} divergences" in r_hat[0]
+        assert "refit with another seed" in r_hat[0]
