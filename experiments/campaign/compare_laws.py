@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> None:
                     "ess_tail_min": d["ess_tail_min"],
                     "divergences": d["divergences"],
                     "gate_ok": post.ok,
+                    "gate_failures": "; ".join(post.diagnostics.failures),
                 }
             )
             rows.append(row)
@@ -168,6 +169,12 @@ def report(table: pd.DataFrame, preds: pd.DataFrame, splits: dict, command: str)
         t[[c for c in cols if c in t.columns]].to_markdown(index=False, floatfmt=".4g"),
         "",
     ]
+    if "gate_failures" in t.columns:  # what each failed gate said, in the gate's words
+        failed = t[t["gate_failures"].fillna("") != ""]
+        if len(failed):
+            lines += ["Why a fit failed the gate:", ""]
+            lines += [f"* {r.law}, {r.N}: {r.gate_failures}" for r in failed.itertuples()]
+            lines.append("")
     (HERE / "compare.md").write_text("\n".join(lines))
 
     laws = list(dict.fromkeys(table["law"]))
