@@ -143,6 +143,22 @@ def test_prior_predictive_covers_the_data(runs_csv):
     assert out["inside"] >= 0.8  # weakly informative: the prior covers realistic losses
 
 
+@pytest.mark.parametrize("module", ["bayesplit", "bayesplit.cli"])
+@pytest.mark.parametrize("args", [["laws", "--json"], ["--help"]])
+def test_a_reader_that_leaves_early_ends_the_command_quietly(module, args):
+    """`bayesplit laws --json | head -1`: no `error: Broken pipe`, no traceback (was exit 2)."""
+    import subprocess
+    import sys
+
+    p = subprocess.Popen(
+        [sys.executable, "-m", module, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    p.stdout.close()  # before the command has written anything
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=120) == 1
+    assert err == ""
+
+
 def test_parse_count():
     assert (
         parse_count("1.4B") == 1.4e9 and parse_count("2e21") == 2e21 and parse_count("300M") == 3e8

@@ -9,6 +9,8 @@ code 2, with no traceback.
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Annotated
 
 import click
@@ -40,6 +42,19 @@ def _usage_error(exc) -> None:
     raise typer.Exit(2) from None
 
 
+#: Exit code when the reader of stdout has gone: 1, as rich's console (which prints the
+#: help screens) and Python's own advice for SIGPIPE have it.
+BROKEN_PIPE_EXIT = 1
+
+
+def _reader_gone() -> None:
+    """The reader of stdout left (``bayesplit ... --json | head``): stop quietly, as Unix
+    tools do. stdout goes to /dev/null so Python's own flush at exit does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    raise SystemExit(BROKEN_PIPE_EXIT)
+
+
 class _Group(typer.core.TyperGroup):
     """Root group: turns user errors into one line and exit code 2."""
 
@@ -50,6 +65,8 @@ class _Group(typer.core.TyperGroup):
             # a typo in an option's value, an unknown option or command, a missing argument:
             # one line like every other input error, not click's boxed usage screen
             _usage_error(exc)
+        except BrokenPipeError:
+            _reader_gone()
         except BayesplitError as exc:
             message = " ".join(str(exc).split())  # always one line
             click.echo(f"error: {message}", err=True)
@@ -134,4 +151,10 @@ def main() -> None:
     except (click.exceptions.Abort, typer.Abort):
         click.echo("Aborted!", err=True)
         code = 1
+    except BrokenPipeError:
+        _reader_gone()
+    try:
+        sys.stdout.flush()  # a reader that left after the last write shows up here
+    except BrokenPipeError:
+        _reader_gone()
     raise SystemExit(code or 0)

@@ -1,0 +1,3 @@
+from bayesplit.cli import main
+
+main()
