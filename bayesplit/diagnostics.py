@@ -225,8 +225,12 @@ def identifiability(idata, law, spec, data, th: Thresholds) -> list[str]:
             continue
         post_sd = float(idata.posterior[site].std())
         if post_sd / p.scale > th.prior_ratio_max:
-            loose.append(f"{p.name} (posterior sd {post_sd / p.scale:.2f}× prior)")
+            what = f"{p.description}; " if p.description else ""
+            mean = "mean over domains, " if p.name in pooled else ""
+            loose.append(f"{p.name} ({what}{mean}posterior sd {post_sd / p.scale:.2f}× prior)")
     if loose:
+        # each named with its description ("model-size exponent"), which tells the user
+        # which runs would pin it down: more model sizes, token counts, domains
         problems.append(
             "not identified by the data, the posterior is still the prior for: " + ", ".join(loose)
         )

@@ -240,3 +240,20 @@ def test_a_failed_r_hat_names_the_one_chain_that_disagrees(additive_posterior, s
         assert f"chain {named} alone disagrees with the other 3" in r_hat[0]
         assert f"has {total} of the {total} divergences" in r_hat[0]
         assert "refit with another seed" in r_hat[0]
+
+
+def test_a_parameter_the_data_do_not_pin_down_is_named_with_what_it_describes(additive_posterior):
+    from bayesplit.diagnostics import Thresholds, check
+    from bayesplit.model import prepare
+
+    p = additive_posterior
+    _, data = prepare(p.runs, p.law, reference=p.spec.reference)
+    default = check(p.idata, p.law, p.spec, data)
+    assert not any("still the prior" in f for f in default.failures)  # this design pins all
+    # a threshold no posterior meets: every parameter is reported, in the gate's words
+    failures = check(p.idata, p.law, p.spec, data, Thresholds(prior_ratio_max=1e-9)).failures
+    (loose,) = [f for f in failures if "still the prior" in f]
+    pooled = set(p.spec.pooled(p.law))
+    for q in p.law.params:
+        mean = "mean over domains, " if q.name in pooled else ""
+        assert f"{q.name} ({q.description}; {mean}posterior sd " in loose
