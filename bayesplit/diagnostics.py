@@ -172,12 +172,12 @@ def check(idata, law, spec, data, thresholds: Thresholds | None = None) -> Diagn
     )
 
 
-def lone_chain(post: xr.Dataset, sample_stats, r_hat_max: float) -> str | None:
+def lone_chain(post: xr.Dataset, sample_stats: xr.Dataset | None, r_hat_max: float) -> str | None:
     """Name the one chain whose removal brings R-hat under ``r_hat_max``, if there is one.
 
-    A failed R-hat most often means one chain got stuck during warmup in a region the
-    sampler cannot leave (it then carries most of the divergences), and the fix differs
-    from that of chains that are all too short: another seed, not more draws.
+    That pattern is a chain stuck since warmup in a region the sampler cannot leave (it
+    then tends to hold the divergences too), and its fix differs from that of chains that
+    are all too short: another seed or a longer warmup, not more draws.
     """
     chains = post["chain"].values
     if len(chains) < 3:  # R-hat of the rest needs two chains

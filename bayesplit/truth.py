@@ -318,7 +318,8 @@ class GroundTruth:
             raise BayesplitError(f"bad ground truth: {' '.join(str(exc).split())}") from None
 
 
-#: The keys a ground-truth file may have (what :meth:`GroundTruth.to_dict` writes).
+#: The keys a ground-truth file may have (:meth:`GroundTruth.to_dict` writes all but
+#: ``per_domain``, which changes the law's pooling).
 _TRUTH_KEYS = ("law", "per_domain", "domains", "params", "reference", "noise")
 
 
