@@ -44,7 +44,11 @@ DeviceOpt = Annotated[
 ]
 EvalTokensOpt = Annotated[
     str | None,
-    typer.Option("--eval-tokens", help="Validation tokens per domain (default from the ladder)."),
+    typer.Option(
+        "--eval-tokens",
+        help="Validation tokens per domain (default from the ladder); at most the whole "
+        "validation split, and each row's eval_tokens says how many were used.",
+    ),
 ]
 ProgressOpt = Annotated[
     bool, typer.Option("--progress/--no-progress", help="Progress bars on stderr.")
