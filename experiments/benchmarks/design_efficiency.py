@@ -30,7 +30,8 @@ Ground truths
 Policies: ``active`` (``suggest``'s default ``--objective regret``, added after the first
 20-seed runs; same seeds) and ``active-decision`` (``--objective decision``, the default
 until stop 20) against ``grid``, ``random`` and ``cost-random``; ``uncertainty`` is not in
-the default list (``--policies uncertainty``; 20 seeds per truth under both priors).
+the default list (``--policies uncertainty``; 20 seeds per truth, and on gadre and
+saturating_reducible under both priors).
 
 A truth name may carry another target compute after ``@``: ``debian@1e15`` is the debian
 truth with its plan for 1e15 FLOPs (100x the demo's target; the seed design's plan is ~2%
