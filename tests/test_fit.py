@@ -198,8 +198,9 @@ def test_compiled_code_is_released_only_when_memory_maps_run_short():
 def _iid_chains(idata, shift: dict[int, float], draws: int = 1000, seed: int = 0):
     """Four chains of independent draws with each variable's posterior mean and sd (so
     R-hat is ~1), then chain c moved by ``shift[c]`` sds, every third of its draws divergent."""
-    import arviz as az
     import xarray as xr
+
+    from bayesplit._arviz import InferenceData
 
     rng = np.random.default_rng(seed)
     post = {}
@@ -217,7 +218,7 @@ def _iid_chains(idata, shift: dict[int, float], draws: int = 1000, seed: int = 0
     for c in shift:
         div[c, ::3] = True
     stats = xr.Dataset({"diverging": (("chain", "draw"), div)}, coords=coords)
-    return az.InferenceData(posterior=xr.Dataset(post, coords=coords), sample_stats=stats)
+    return InferenceData(posterior=xr.Dataset(post, coords=coords), sample_stats=stats)
 
 
 @pytest.mark.parametrize(("shift", "named"), [({}, None), ({2: 3.0}, 2), ({2: 3.0, 3: 3.0}, None)])
