@@ -153,7 +153,8 @@ def check(idata, law, spec, data, thresholds: Thresholds | None = None) -> Diagn
     if not ess_tail >= th.ess_tail_min:
         failures.append(f"tail ESS {ess_tail:.0f} < {th.ess_tail_min:.0f} (worst: {ess_tail_at})")
     if divergences > th.divergences_max:
-        failures.append(f"{divergences} divergent transitions (allowed {th.divergences_max})")
+        noun = "transition" if divergences == 1 else "transitions"
+        failures.append(f"{divergences} divergent {noun} (allowed {th.divergences_max})")
     if np.isfinite(bfmi) and bfmi < th.bfmi_min:
         warnings.append(f"low BFMI {bfmi:.2f} < {th.bfmi_min}: the sampler explores energy poorly")
     failures += identifiability(idata, law, spec, data, th)
@@ -195,8 +196,11 @@ def lone_chain(post: xr.Dataset, sample_stats: xr.Dataset | None, r_hat_max: flo
     if sample_stats is not None and "diverging" in sample_stats:
         per_chain = sample_stats["diverging"].sum("draw")
         total = int(per_chain.sum())
-        if total:
-            note += f" and has {int(per_chain.sel(chain=chain))} of the {total} divergences"
+        mine = int(per_chain.sel(chain=chain))
+        if total == 1:
+            note += " and has the one divergence" if mine else ""
+        elif total:
+            note += f" and has {mine} of the {total} divergences"
     return note + ": it is likely stuck; refit with another seed or a longer warmup"
 
 

@@ -243,6 +243,20 @@ def test_a_failed_r_hat_names_the_one_chain_that_disagrees(additive_posterior, s
         assert "refit with another seed" in r_hat[0]
 
 
+@pytest.mark.parametrize("n", [1, 2])
+def test_the_divergence_count_reads_as_english(additive_posterior, n):
+    from bayesplit.diagnostics import check
+    from bayesplit.model import prepare
+
+    p = additive_posterior
+    _, data = prepare(p.runs, p.law, reference=p.spec.reference)
+    idata = _iid_chains(p.idata, {})
+    idata.sample_stats["diverging"][0, :n] = True
+    failures = check(idata, p.law, p.spec, data).failures
+    expected = "1 divergent transition (allowed 0)" if n == 1 else "2 divergent transitions"
+    assert any(f.startswith(expected) for f in failures), failures
+
+
 def test_a_parameter_the_data_do_not_pin_down_is_named_with_what_it_describes(additive_posterior):
     from bayesplit.diagnostics import Thresholds, check
     from bayesplit.model import prepare
