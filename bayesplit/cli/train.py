@@ -292,7 +292,8 @@ def pretrain_cmd(
     )
     _check_store(store)
     work = _workdir(workdir, store)
-    from bayesplit.train.loop import TrainConfig, pretrain
+    from bayesplit.train.config import TrainConfig
+    from bayesplit.train.trunk import pretrain
 
     tc = TrainConfig.from_entry(entry, **overrides)
     df = pretrain(
@@ -388,7 +389,7 @@ def specialize_cmd(
     overrides = _overrides(_device(device), _eval_tokens(eval_tokens))
     _check_store(store)
     work = _workdir(workdir, store)
-    from bayesplit.train.loop import SpecConfig, specialize
+    from bayesplit.train.specialist import SpecConfig, specialize
 
     spec = SpecConfig(
         replay_fraction=replay,
@@ -464,7 +465,7 @@ def execute_cmd(
         load_suggestions,
         plan_suggestions,
     )
-    from bayesplit.train.loop import SpecConfig
+    from bayesplit.train.specialist import SpecConfig
 
     if launcher not in LAUNCHERS:
         raise BayesplitError(f"unknown launcher {launcher!r} (use {', '.join(LAUNCHERS)})")

@@ -1,7 +1,7 @@
 """Process entry point of a DDP job: ``torchrun ... -m bayesplit.train._worker JOB.json ROWS.json``.
 
 Every rank runs the same job; the process group is set up from torchrun's environment by
-:func:`bayesplit.train.loop.make_runtime`. Rank 0 writes the rows it appended to ROWS.json.
+:func:`bayesplit.train.runtime.make_runtime`. Rank 0 writes the rows it appended to ROWS.json.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Model shape, parameter counts and FLOPs per token, in pure Python (no torch).
+"""Model shape, training settings, parameter counts and FLOPs per token, in pure Python (no torch).
 
 The Bayesian side reads N from a model ladder without importing torch, so the counts
 live here and :mod:`bayesplit.train.model` checks them against the real module.
@@ -111,3 +111,77 @@ def config_hash(*parts: Any, length: int = 12) -> str:
     """Short, stable hash of JSON-able values (dict key order does not matter)."""
     text = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimization and bookkeeping settings of a run.
+
+    Parameters
+    ----------
+    batch_size
+        Sequences per optimizer step, summed over DDP ranks.
+    lr
+        Peak (stable-phase) learning rate.
+    warmup_steps
+        Linear warmup of the trunk.
+    weight_decay, beta1, beta2, grad_clip
+        AdamW settings; weight decay applies to matrices only (not RMSNorm gains).
+    micro_batch_size
+        Rows per forward pass on one rank (gradient accumulation); None = all rows at once.
+    cooldown_fraction, decay_shape
+        The short decay that turns a stable checkpoint at D into a general model at D.
+    weights
+        General-mixture weights per domain; None = proportional to train tokens.
+    eval_tokens
+        Predicted validation tokens per domain (fixed, evenly spaced windows).
+    eval_batch_size
+        Windows per evaluation forward pass.
+    checkpoint_every
+        Steps between periodic (resume) checkpoints of a trunk or a long specialization.
+    device
+        ``"auto"`` (CUDA if available), ``"cpu"`` or ``"cuda"``.
+    compile
+        ``torch.compile`` the model; None = on CUDA only (never on CPU).
+    """
+
+    batch_size: int
+    lr: float
+    warmup_steps: int = 100
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0
+    micro_batch_size: int | None = None
+    cooldown_fraction: float = 0.1
+    decay_shape: str = "linear"
+    weights: dict[str, float] | None = None
+    eval_tokens: int = 65536
+    eval_batch_size: int = 16
+    checkpoint_every: int = 1000
+    device: str = "auto"
+    compile: bool | None = None
+
+    @classmethod
+    def from_entry(cls, entry: dict[str, Any], **overrides: Any) -> TrainConfig:
+        """Settings of a ladder entry (its ``batch_size``, ``lr`` and ``train`` defaults) plus overrides."""
+        names = {f.name for f in fields(cls)}
+        base = {"batch_size": entry["batch_size"], "lr": entry["lr"]}
+        base.update({k: v for k, v in (entry.get("train") or {}).items() if k in names})
+        if "micro_batch_size" in entry:
+            base["micro_batch_size"] = entry["micro_batch_size"]
+        unknown = set(overrides) - names
+        if unknown:
+            raise BayesplitError(f"unknown training settings: {', '.join(sorted(unknown))}")
+        base.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**base)
+
+    def trunk_identity(self) -> dict[str, Any]:
+        """The settings that change a trunk's trajectory (its id hashes these)."""
+        keep = ("batch_size", "lr", "warmup_steps", "weight_decay", "beta1", "beta2", "grad_clip")
+        return {k: getattr(self, k) for k in keep} | {"weights": self.weights}
+
+
+def steps_for(tokens: float, tokens_per_step: int) -> int:
+    """Optimizer steps for a requested token count: the nearest whole step, at least one."""
+    return max(1, int(round(float(tokens) / tokens_per_step)))

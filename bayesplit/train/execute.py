@@ -28,16 +28,12 @@ import pandas as pd
 
 from bayesplit._io import atomic_write_text
 from bayesplit.errors import BayesplitError
+from bayesplit.train.config import TrainConfig, steps_for
 from bayesplit.train.data import CorpusData, open_corpus
 from bayesplit.train.ladder import at_vocab, find_model, load_ladder
-from bayesplit.train.loop import (
-    SpecConfig,
-    TrainConfig,
-    model_config,
-    spec_run_id,
-    steps_for,
-    trunk_id_for,
-)
+from bayesplit.train.rows import open_store
+from bayesplit.train.specialist import SpecConfig, spec_run_id
+from bayesplit.train.trunk import model_config, trunk_id_for
 
 LAUNCHERS = ("local", "torchrun", "slurm")
 
@@ -373,7 +369,7 @@ def _compatible_trunk(trunk_dir: Path, trunk_id: str) -> bool:
 
 
 def _furthest_checkpoint(trunk_dir: Path) -> int:
-    from bayesplit.train.loop import list_checkpoints
+    from bayesplit.train.checkpoint import list_checkpoints
 
     have = list_checkpoints(trunk_dir)
     return max([*have["stable"], *have["periodic"]], default=0)
@@ -391,7 +387,9 @@ def run_job(job: dict) -> pd.DataFrame:
     Runs under whatever process group the environment sets up (torchrun); only rank 0
     writes rows and returns them.
     """
-    from bayesplit.train.loop import ckpt_path, pretrain, specialize
+    from bayesplit.train.checkpoint import ckpt_path
+    from bayesplit.train.specialist import specialize
+    from bayesplit.train.trunk import pretrain
 
     corpus = open_corpus(job["corpus"])
     entry = job["entry"]
@@ -485,7 +483,7 @@ def execute_suggestions(
         For ``slurm``: ``cluster`` (``"local"`` runs the jobs as local processes, for tests),
         ``timeout_min``, ``partition``, ``gpus_per_node``, ``cpus_per_task``, ``mem_gb``.
     train_overrides
-        :class:`~bayesplit.train.loop.TrainConfig` fields to override (``device``,
+        :class:`~bayesplit.train.config.TrainConfig` fields to override (``device``,
         ``eval_tokens``, ``cooldown_fraction``, ...).
     spec
         Specialization settings (replay, re-warmup, decay).
@@ -595,11 +593,7 @@ def _slurm(jobs: list[dict], workdir: Path, options: dict[str, Any]) -> list[pd.
 def _open_store(store: Any):
     if store is None:
         raise BayesplitError("executing suggestions needs a run store")
-    if hasattr(store, "append"):
-        return store
-    from bayesplit.store import RunStore
-
-    return RunStore(store)
+    return open_store(store)
 
 
 def _store_keys(store) -> set[tuple[str, int]]:

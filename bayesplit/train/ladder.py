@@ -162,9 +162,10 @@ _SIZE = {
     **_TOP,
 }
 
-#: Keys of a ``train`` block: the fields of ``bayesplit.train.loop.TrainConfig`` (which
-#: imports torch, so they are listed here) but ``batch_size`` and ``lr``, which each size
-#: sets: a ``train`` copy would change the trainer's step but not the ladder's.
+#: Keys of a ``train`` block, each with its check: the fields of
+#: ``bayesplit.train.config.TrainConfig`` (a test keeps the two in step) but ``batch_size``
+#: and ``lr``, which each size sets: a ``train`` copy would change the trainer's step but
+#: not the ladder's.
 _TRAIN = {
     "warmup_steps": _nonneg_int,
     "weight_decay": _nonneg,

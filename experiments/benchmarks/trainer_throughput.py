@@ -56,8 +56,9 @@ def _timed(run_steps, min_seconds: float, warmup: int) -> tuple[float, int]:
 
 
 def bench_trainer(entry: dict, device: str, min_seconds: float, warmup: int) -> dict:
-    from bayesplit.train.config import GPTConfig
-    from bayesplit.train.loop import TrainConfig, Trainer, make_runtime
+    from bayesplit.train.config import GPTConfig, TrainConfig
+    from bayesplit.train.loop import Trainer
+    from bayesplit.train.runtime import make_runtime
     from bayesplit.train.schedule import WSD
 
     cfg = GPTConfig.from_dict(entry)

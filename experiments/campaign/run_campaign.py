@@ -80,8 +80,9 @@ def _init_worker(threads: int) -> None:
 
 
 def _trunk_setup(cfg: dict, job: dict):
+    from bayesplit.train.config import TrainConfig
     from bayesplit.train.data import open_corpus
-    from bayesplit.train.loop import TrainConfig, model_config, trunk_id_for
+    from bayesplit.train.trunk import model_config, trunk_id_for
 
     corpus = open_corpus(cfg["corpus"])
     tc = TrainConfig.from_entry(job["entry"], **(cfg.get("train") or {}))
@@ -92,7 +93,7 @@ def _trunk_setup(cfg: dict, job: dict):
 
 
 def run_trunk(cfg: dict, job: dict) -> dict:
-    from bayesplit.train.loop import pretrain
+    from bayesplit.train.trunk import pretrain
 
     t0 = time.perf_counter()
     corpus, tc, trunk_id = _trunk_setup(cfg, job)
@@ -121,7 +122,9 @@ def run_trunk(cfg: dict, job: dict) -> dict:
 
 
 def run_spec(cfg: dict, job: dict, spec: dict) -> dict:
-    from bayesplit.train.loop import SpecConfig, ckpt_path, specialize, steps_for
+    from bayesplit.train.checkpoint import ckpt_path
+    from bayesplit.train.config import steps_for
+    from bayesplit.train.specialist import SpecConfig, specialize
 
     t0 = time.perf_counter()
     corpus, tc, trunk_id = _trunk_setup(cfg, job)
@@ -204,7 +207,7 @@ def export(cfg: dict, campaign: Path) -> None:
 
     from bayesplit.runs import validate_runs
     from bayesplit.store import RunStore
-    from bayesplit.train.loop import list_checkpoints, load_checkpoint
+    from bayesplit.train.checkpoint import list_checkpoints, load_checkpoint
 
     stem = campaign.with_suffix("")
     table = Path(cfg.get("table") or f"{stem}_runs.csv.gz")

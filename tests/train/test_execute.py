@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from bayesplit.cli import app
 from bayesplit.store import RunStore
+from bayesplit.train.checkpoint import list_checkpoints, load_checkpoint
 from bayesplit.train.execute import execute_suggestions, plan_suggestions
-from bayesplit.train.loop import list_checkpoints, load_checkpoint
 
 runner = CliRunner()
 TPS = 8 * 32

@@ -16,19 +16,12 @@ from conftest import close, tiny_entry, unigram_entropy
 
 from bayesplit.errors import BayesplitError
 from bayesplit.store import RunStore
-from bayesplit.train.config import count_params
+from bayesplit.train.checkpoint import ckpt_path, list_checkpoints, load_checkpoint
+from bayesplit.train.config import TrainConfig, count_params, steps_for
 from bayesplit.train.data import BatchSampler, Stream, eval_windows, open_corpus
-from bayesplit.train.loop import (
-    SpecConfig,
-    TrainConfig,
-    ckpt_path,
-    list_checkpoints,
-    load_checkpoint,
-    pretrain,
-    specialize,
-    steps_for,
-)
 from bayesplit.train.schedule import WSD, cooldown, specialization
+from bayesplit.train.specialist import SpecConfig, specialize
+from bayesplit.train.trunk import pretrain
 
 TPS = 8 * 32  # tokens per step of the tiny model: batch 8 x seq_len 32
 D1, D2 = 64 * TPS, 128 * TPS  # branch points (exact multiples of a step)

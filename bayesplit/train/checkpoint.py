@@ -1,0 +1,62 @@
+"""Checkpoint files: atomic writes, safe reads (``weights_only=True``), names by kind and step."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import torch
+
+from bayesplit.errors import BayesplitError
+from bayesplit.train.model import GPT
+
+CKPT_FORMAT = "bayesplit-ckpt/1"
+
+
+def save_checkpoint(path: Path, model: GPT, opt: torch.optim.Optimizer, meta: dict) -> None:
+    """Write a checkpoint atomically: a reader (or a resumed run) never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        "format": CKPT_FORMAT,
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "rng": {"torch": torch.get_rng_state()},
+        "meta": meta,
+    }
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Read a checkpoint (tensors and plain Python data only: ``weights_only=True``)."""
+    p = Path(path)
+    if not p.is_file():
+        raise BayesplitError(f"no such checkpoint: {p}")
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a truncated or foreign file
+        raise BayesplitError(f"cannot read checkpoint {p}: {type(exc).__name__}: {exc}") from None
+    if not isinstance(state, dict) or state.get("format") != CKPT_FORMAT:
+        raise BayesplitError(f"{p} is not a bayesplit checkpoint")
+    return state
+
+
+_CKPT_NAME = re.compile(r"^(stable|periodic)-(\d+)\.pt$")
+
+
+def list_checkpoints(directory: Path) -> dict[str, dict[int, Path]]:
+    """Checkpoints of a run directory by kind (``stable``/``periodic``) and step."""
+    out: dict[str, dict[int, Path]] = {"stable": {}, "periodic": {}}
+    if directory.is_dir():
+        for p in directory.iterdir():
+            m = _CKPT_NAME.match(p.name)
+            if m:
+                out[m.group(1)][int(m.group(2))] = p
+    return out
+
+
+def ckpt_path(directory: Path, kind: str, step: int) -> Path:
+    """Checkpoint file of ``kind`` (stable, decayed, spec) at ``step`` in ``directory``."""
+    return directory / f"{kind}-{step:010d}.pt"

@@ -1,0 +1,109 @@
+"""Run-table rows of a trained model, and the run store they go to."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bayesplit.train.config import config_hash, count_params
+from bayesplit.train.data import CorpusData
+from bayesplit.train.loop import Trainer
+from bayesplit.train.runtime import Runtime, git_commit
+
+
+def run_rows(
+    tr: Trainer,
+    losses: dict[str, tuple[float, int]],
+    *,
+    entry: dict,
+    run_id: str,
+    trunk_id: str,
+    seed: int,
+    pretrain_tokens: int,
+    spec_tokens: int,
+    train_domain: str | None,
+    step: int,
+    wall_time_s: float,
+    tokens_per_s: float,
+    schedule: str,
+    corpus: CorpusData,
+    extra: dict,
+) -> list[dict]:
+    """One row per eval domain: the loss, the exact token counts, the settings and the speed."""
+    mfu, peak, peak_source = tr.mfu(tokens_per_s)
+    common = {
+        "run_id": run_id,
+        "seed": int(seed),
+        "params": count_params(tr.cfg),
+        "pretrain_tokens": int(pretrain_tokens),
+        "spec_tokens": int(spec_tokens),
+        "train_domain": train_domain,
+        "step": int(step),
+        "trunk_id": trunk_id,
+        "schedule": schedule,
+        "params_with_embeddings": count_params(tr.cfg, embeddings=True),
+        "wall_time_s": float(wall_time_s),
+        "tokens_per_s": float(tokens_per_s),
+        "mfu": mfu,
+        "peak_flops": peak,
+        "peak_flops_source": peak_source,
+        "config_hash": config_hash(tr.cfg.to_dict(), jsonable(asdict(tr.tc))),
+        "git_commit": git_commit(),
+        "model": entry.get("name"),
+        "replay_fraction": 0.0,
+        "device": str(tr.rt.device.type),
+        "dtype": tr.rt.dtype,
+        "world_size": tr.rt.world,
+        "batch_size": tr.tc.batch_size,
+        "seq_len": tr.cfg.seq_len,
+        "lr": tr.tc.lr,
+        "vocab_size": tr.cfg.vocab_size,
+        "corpus_sha256": corpus.content_sha256,
+        **extra,
+    }
+    return [
+        {**common, "eval_domain": d, "loss": loss, "eval_tokens": n}
+        for d, (loss, n) in losses.items()
+    ]
+
+
+def write_rows(store, rows: list[dict], rt: Runtime) -> pd.DataFrame:
+    """Append the rows (main rank only) and return them as a DataFrame."""
+    df = pd.DataFrame(rows)
+    if store is not None and rt.main and len(df):
+        store.append(df)
+    return df if rt.main else pd.DataFrame()
+
+
+def open_store(store):
+    """A run store as given, or opened from its path; None stays None (rows are not written)."""
+    if store is None or hasattr(store, "append"):
+        return store
+    from bayesplit.store import RunStore
+
+    return RunStore(store)
+
+
+def steps_in_store(store, run_id: str) -> set[int]:
+    """Steps of ``run_id`` already in the store (-1 for rows without a step)."""
+    if store is None or len(store) == 0:
+        return set()
+    df = store.read()
+    df = df[df["run_id"] == run_id]
+    if "step" not in df:
+        return {-1} if len(df) else set()
+    return {int(s) if pd.notna(s) else -1 for s in df["step"]}
+
+
+def jsonable(obj: Any) -> Any:
+    """Plain JSON types (numpy scalars become Python ones, tuples lists, keys strings)."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj

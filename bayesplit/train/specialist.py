@@ -1,0 +1,210 @@
+"""Specialization: a branch that continues a stable trunk checkpoint on one domain.
+
+**Specialist at (D, D', k)**: branched from the *undecayed* stable checkpoint at D (so
+``pretrain_tokens`` = D exactly), then ``m`` steps on domain k (optionally with a fixed
+number of general replay rows per batch), with its own re-warmup/stable/decay schedule.
+``spec_tokens`` = ``m · tokens_per_step``, replay rows included; the domain-only count
+is in ``spec_domain_tokens``.
+
+Run ids: a specialist has its own run id (:func:`spec_run_id`), ``trunk_id`` = its trunk
+and ``step`` = ``D + D'``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bayesplit.errors import BayesplitError
+from bayesplit.train.checkpoint import list_checkpoints, load_checkpoint
+from bayesplit.train.config import GPTConfig, TrainConfig, config_hash, steps_for
+from bayesplit.train.data import BatchSampler, CorpusData, Stream, open_corpus
+from bayesplit.train.loop import Trainer, progress_bar
+from bayesplit.train.rows import open_store, run_rows, steps_in_store, write_rows
+from bayesplit.train.runtime import make_runtime
+from bayesplit.train.schedule import specialization
+from bayesplit.train.trunk import general_streams
+
+
+@dataclass(frozen=True)
+class SpecConfig:
+    """Settings of a specialization phase.
+
+    Parameters
+    ----------
+    replay_fraction
+        Share of every batch drawn from the general mixture (rounded to whole rows).
+    warmup_fraction
+        Re-warmup from zero, as a fraction of the phase.
+    decay_fraction
+        Final decay to zero, as a fraction of the phase.
+    lr
+        Peak rate; None = the trunk's peak rate.
+    decay_shape
+        ``"linear"``, ``"1-sqrt"`` or ``"cosine"``.
+    """
+
+    replay_fraction: float = 0.0
+    warmup_fraction: float = 0.0
+    decay_fraction: float = 0.2
+    lr: float | None = None
+    decay_shape: str = "linear"
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.replay_fraction < 1:
+            raise BayesplitError(f"replay fraction must be in [0, 1), got {self.replay_fraction}")
+
+
+def spec_run_id(trunk_id: str, d_tokens: int, domain: str, dp_tokens: int, sc: SpecConfig) -> str:
+    """Run id of a specialist: its trunk, D, domain, D' and a hash of its settings."""
+    return f"{trunk_id}.D{d_tokens}.{domain}.S{dp_tokens}.{config_hash(asdict(sc))[:6]}"
+
+
+def specialize(
+    corpus: str | Path | CorpusData,
+    checkpoint: str | Path,
+    domain: str,
+    spec_tokens: float,
+    *,
+    spec: SpecConfig = SpecConfig(),
+    store: Any = None,
+    workdir: str | Path | None = None,
+    seed: int | None = None,
+    train: TrainConfig | None = None,
+    train_overrides: dict[str, Any] | None = None,
+    entry: dict[str, Any] | None = None,
+    run_id: str | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Continue a stable trunk checkpoint on one domain for D' tokens; evaluate every domain.
+
+    Parameters
+    ----------
+    corpus
+        The corpus the trunk was trained on.
+    checkpoint
+        A stable trunk checkpoint (``trunks/<id>/stable-<step>.pt``); it carries the model
+        shape, settings, seed and D.
+    domain
+        Domain k to specialize on.
+    spec_tokens
+        Requested D' (rounded to whole steps; the row records the exact count).
+    spec
+        Replay fraction, re-warmup, decay and learning rate of the phase.
+    store
+        Run store for the rows (skipped if they are already there); None = do not write.
+    workdir
+        Where periodic resume checkpoints go (``workdir/runs/<run_id>/``); None = none.
+    seed
+        Data-order seed; default the trunk's.
+    train
+        Settings (device, eval tokens, ...); default the trunk's.
+    train_overrides
+        Fields of the trunk's settings to change (e.g. ``device``, ``eval_tokens``).
+    entry
+        The ladder entry (for the model name); default from the checkpoint.
+    run_id
+        Default :func:`spec_run_id`.
+    progress
+        Progress bars on stderr.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows written, one per eval domain.
+    """
+    corpus = corpus if isinstance(corpus, CorpusData) else open_corpus(corpus)
+    corpus.check_domain(domain)
+    state = load_checkpoint(checkpoint)
+    meta = state["meta"]
+    if meta.get("kind") != "trunk":
+        raise BayesplitError(f"{checkpoint} is not a trunk checkpoint")
+    if meta["corpus_sha256"] != corpus.content_sha256:
+        raise BayesplitError(f"{checkpoint} was trained on another corpus")
+    cfg = GPTConfig.from_dict(meta["model_config"])
+    tc = train or TrainConfig(**{**meta["train_config"], **(train_overrides or {})})
+    entry = entry or {"name": meta["model"]}
+    seed = meta["seed"] if seed is None else int(seed)
+    tps = tc.batch_size * cfg.seq_len
+    d_tokens = int(meta["tokens"])
+    n = steps_for(spec_tokens, tps)
+    dp_tokens = n * tps
+    trunk_id = meta["trunk_id"]
+    run_id = run_id or spec_run_id(trunk_id, d_tokens, domain, dp_tokens, spec)
+    store = open_store(store)
+    if steps_in_store(store, run_id):
+        return pd.DataFrame()
+
+    rt = make_runtime(tc)
+    tr = Trainer(cfg, tc, rt, seed)
+    tr.load(state)
+    replay_rows = round(spec.replay_fraction * tc.batch_size)
+    streams = [Stream(f"spec/{domain}", (domain,), (1.0,), tc.batch_size - replay_rows)]
+    if replay_rows:
+        streams += general_streams(corpus, tc, replay_rows, "spec-replay")
+    sampler = BatchSampler(corpus, streams, cfg.seq_len, seed)
+    sched = specialization(
+        spec.lr or tc.lr,
+        n,
+        warmup_fraction=spec.warmup_fraction,
+        decay_fraction=spec.decay_fraction,
+        shape=spec.decay_shape,
+    )
+    run_dir = Path(workdir) / "runs" / run_id if workdir is not None else None
+    start, train_s0, wall_s0 = 0, 0.0, 0.0
+    if run_dir is not None and (periodic := list_checkpoints(run_dir)["periodic"]):
+        start = max(periodic)
+        resumed = load_checkpoint(periodic[start])
+        tr.load(resumed)
+        train_s0, wall_s0 = resumed["meta"]["train_time_s"], resumed["meta"]["wall_time_s"]
+    t0 = time.perf_counter()
+
+    def on_step(step: int, losses: list, secs: float) -> None:
+        if run_dir is not None and tc.checkpoint_every and step % tc.checkpoint_every == 0:
+            m = {
+                "kind": "spec",
+                "run_id": run_id,
+                "step": step,
+                "train_time_s": train_s0 + secs,
+                "wall_time_s": wall_s0 + time.perf_counter() - t0,
+            }
+            tr.save_periodic(run_dir, step, m)
+
+    label = f"specialize {domain} D={d_tokens:,} D'={dp_tokens:,}"
+    with progress_bar(progress and rt.main, n - start, label) as bar:
+        _, secs = tr.train(sampler, sched, start, n, on_step=on_step, progress=bar)
+    losses = tr.evaluate(corpus, tc.eval_tokens)
+    train_s = train_s0 + secs
+    rows = run_rows(
+        tr,
+        losses,
+        entry=entry,
+        run_id=run_id,
+        trunk_id=trunk_id,
+        seed=seed,
+        pretrain_tokens=d_tokens,
+        spec_tokens=dp_tokens,
+        train_domain=domain,
+        step=d_tokens + dp_tokens,
+        wall_time_s=wall_s0 + time.perf_counter() - t0,
+        tokens_per_s=(n - start) * tps / secs if secs > 0 else math.nan,
+        schedule=f"wsd-spec:warmup={spec.warmup_fraction:g}:decay={spec.decay_fraction:g}:{spec.decay_shape}",
+        corpus=corpus,
+        extra={
+            "replay_fraction": replay_rows / tc.batch_size,
+            "spec_domain_tokens": (tc.batch_size - replay_rows) * cfg.seq_len * n,
+            "spec_lr": spec.lr or tc.lr,
+            "trunk_wall_time_s": meta["wall_time_s"],
+            "spec_train_time_s": train_s,
+        },
+    )
+    out = write_rows(store, rows, rt)
+    if run_dir is not None and rt.main:
+        for p in list_checkpoints(run_dir)["periodic"].values():
+            p.unlink(missing_ok=True)
+    return out

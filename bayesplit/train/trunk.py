@@ -1,0 +1,321 @@
+"""Pretraining: a trunk with branch points, and the general models decayed off it.
+
+How a trunk works
+-----------------
+A trunk trains on the general mixture with a warmup–stable schedule that never decays, so
+its state at step s does not depend on how far it will go. It saves a *stable checkpoint*
+at every step a branch needs, and a periodic checkpoint every ``checkpoint_every`` steps
+(only the newest is kept) to resume from if it is killed. A trunk asked to go further
+later resumes from its furthest checkpoint; a missing checkpoint below that is recomputed
+from the nearest earlier one (the data order makes it bitwise the same on CPU).
+
+Token accounting
+----------------
+A step consumes exactly ``batch_size × seq_len`` tokens (``batch_size`` is global across
+DDP ranks). A requested token count T becomes ``max(1, round(T / tokens_per_step))`` steps
+and every row records the tokens actually consumed, so D and D' are exact, not requested.
+
+**General model at D** (a pretrain-only row): the trunk is branched at stable step
+``n − k`` and decayed to zero over the last ``k = max(1, round(cooldown_fraction · n))``
+steps, where ``n`` is D in steps. The row's ``pretrain_tokens`` is ``n · tokens_per_step``:
+every token the model saw, decay included (the usual WSD convention: the cooldown is part
+of the run's length). The decay reads the trunk's own data batches.
+
+Run ids: the general rows of a trunk share ``run_id = trunk_id`` with ``step`` = their
+pretrain tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bayesplit._io import atomic_write_text
+from bayesplit.errors import BayesplitError
+from bayesplit.train.checkpoint import ckpt_path, list_checkpoints, load_checkpoint
+from bayesplit.train.config import GPTConfig, TrainConfig, config_hash, steps_for
+from bayesplit.train.data import BatchSampler, CorpusData, Stream, open_corpus
+from bayesplit.train.loop import Trainer, progress_bar
+from bayesplit.train.rows import jsonable, open_store, run_rows, steps_in_store, write_rows
+from bayesplit.train.runtime import make_runtime
+from bayesplit.train.schedule import WSD, cooldown
+
+
+def general_streams(corpus: CorpusData, tc: TrainConfig, rows: int, name: str) -> list[Stream]:
+    """Batch streams of the general mixture (domains weighted by tokens or ``tc.weights``)."""
+    weights = tc.weights or {d: corpus.n_tokens(d, "train") for d in corpus.domains}
+    for d in weights:
+        corpus.check_domain(d)
+    doms = tuple(d for d in corpus.domains if weights.get(d, 0) > 0)
+    if not doms:
+        raise BayesplitError("the general mixture has no domain with positive weight")
+    return [Stream(name, doms, tuple(float(weights[d]) for d in doms), rows)]
+
+
+def model_config(entry: dict[str, Any], corpus: CorpusData) -> GPTConfig:
+    """The ladder entry's shape with the corpus's vocabulary."""
+    return GPTConfig.from_dict({**entry, "vocab_size": corpus.vocab_size})
+
+
+def trunk_id_for(entry: dict, cfg: GPTConfig, tc: TrainConfig, seed: int, corpus: CorpusData):
+    """Stable id of a trunk: model, training settings, seed and corpus hash."""
+    h = config_hash(cfg.to_dict(), tc.trunk_identity(), seed, corpus.content_sha256)
+    return f"{entry['name']}-s{seed}-{h[:8]}"
+
+
+@dataclass
+class TrunkPlan:
+    """Step arithmetic of a trunk: which stable checkpoints it needs, which general rows it makes."""
+
+    tokens_per_step: int
+    cooldown_fraction: float
+    eval_at: list[int] = field(default_factory=list)  # general rows, in steps (decay included)
+    save_at: list[int] = field(default_factory=list)  # stable checkpoints for branching, in steps
+
+    def decay_steps(self, n: int) -> int:
+        """Steps of the short decay that turns the checkpoint at ``d`` into a general model."""
+        return min(n, max(1, round(self.cooldown_fraction * n)))
+
+
+def pretrain(
+    corpus: str | Path | CorpusData,
+    entry: dict[str, Any],
+    *,
+    workdir: str | Path,
+    eval_at: list[float] = (),
+    save_at: list[float] = (),
+    seed: int = 0,
+    store: Any = None,
+    train: TrainConfig | None = None,
+    trunk_id: str | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Train (or reuse, or extend) a trunk and write a general-model row set at every ``eval_at``.
+
+    Parameters
+    ----------
+    corpus
+        Corpus directory (or an opened one).
+    entry
+        A ladder entry (see :func:`bayesplit.train.ladder.load_ladder`).
+    workdir
+        Checkpoints go to ``workdir/trunks/<trunk_id>/``.
+    eval_at
+        Pretraining token counts D at which to produce a general model (short decay off the
+        trunk, see the module docstring) evaluated on every domain.
+    save_at
+        Token counts at which to keep a stable (undecayed) checkpoint to branch from.
+    seed
+        Seed of the initial weights and of the data order.
+    store
+        A :class:`bayesplit.store.RunStore` (or a path) for the rows; None = do not write.
+        Rows already in the store are not recomputed.
+    train
+        Training settings; default from the ladder entry.
+    trunk_id
+        Name of the trunk; default ``<model>-s<seed>-<hash of config, settings, corpus>``.
+    progress
+        Show progress bars on stderr.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows written (one per eval domain and D).
+    """
+    corpus = corpus if isinstance(corpus, CorpusData) else open_corpus(corpus)
+    tc = train or TrainConfig.from_entry(entry)
+    cfg = model_config(entry, corpus)
+    store = open_store(store)
+    trunk_id = trunk_id or trunk_id_for(entry, cfg, tc, seed, corpus)
+    tps = tc.batch_size * cfg.seq_len
+    plan = TrunkPlan(
+        tps,
+        tc.cooldown_fraction,
+        sorted({steps_for(d, tps) for d in eval_at}),
+        sorted({steps_for(d, tps) for d in save_at}),
+    )
+    done = steps_in_store(store, trunk_id)
+    todo_eval = [n for n in plan.eval_at if (n * tps) not in done]
+    trunk_dir = Path(workdir) / "trunks" / trunk_id
+    _check_trunk_meta(trunk_dir, entry, cfg, tc, seed, corpus, trunk_id)
+    needed = sorted({n - plan.decay_steps(n) for n in todo_eval} | set(plan.save_at))
+    if not todo_eval and all(s in list_checkpoints(trunk_dir)["stable"] for s in needed):
+        return pd.DataFrame()  # nothing to train: checkpoints and rows are all there
+    rt = make_runtime(tc)
+    tr = Trainer(cfg, tc, rt, seed)
+    sampler = BatchSampler(
+        corpus, general_streams(corpus, tc, tc.batch_size, "general"), cfg.seq_len, seed
+    )
+    trunk_schedule = WSD(peak_lr=tc.lr, warmup_steps=tc.warmup_steps)
+    meta_base = {
+        "kind": "trunk",
+        "trunk_id": trunk_id,
+        "model": entry["name"],
+        "model_config": cfg.to_dict(),
+        "train_config": jsonable(asdict(tc)),
+        "seed": seed,
+        "corpus_sha256": corpus.content_sha256,
+        "tokens_per_step": tps,
+        "schedule": trunk_schedule.to_dict(),
+    }
+    _advance_trunk(tr, sampler, trunk_schedule, trunk_dir, needed, meta_base, progress)
+
+    rows = []
+    for n in todo_eval:
+        k = plan.decay_steps(n)
+        state = load_checkpoint(ckpt_path(trunk_dir, "stable", n - k))
+        tr.load(state)
+        t0 = time.perf_counter()
+        sched = cooldown(trunk_schedule, n - k, k, tc.decay_shape)
+        with progress_bar(progress and rt.main, k, f"{trunk_id} decay to D={n * tps:,}") as bar:
+            _, secs = tr.train(sampler, sched, n - k, n, progress=bar)
+        losses = tr.evaluate(corpus, tc.eval_tokens)
+        meta = state["meta"]
+        train_s = meta["train_time_s"] + secs
+        wall = meta["wall_time_s"] + time.perf_counter() - t0
+        rows += run_rows(
+            tr,
+            losses,
+            entry=entry,
+            run_id=trunk_id,
+            trunk_id=trunk_id,
+            seed=seed,
+            pretrain_tokens=n * tps,
+            spec_tokens=0,
+            train_domain=None,
+            step=n * tps,
+            wall_time_s=wall,
+            tokens_per_s=n * tps / train_s if train_s > 0 else math.nan,
+            schedule=f"wsd+cooldown:{tc.cooldown_fraction:g}:{tc.decay_shape}",
+            corpus=corpus,
+            extra={"stable_tokens": (n - k) * tps, "decay_tokens": k * tps},
+        )
+    return write_rows(store, rows, rt)
+
+
+def _advance_trunk(
+    tr: Trainer,
+    sampler: BatchSampler,
+    schedule: WSD,
+    trunk_dir: Path,
+    needed: list[int],
+    meta_base: dict,
+    progress: bool,
+) -> None:
+    """Make a stable checkpoint exist at every needed step, training as little as possible.
+
+    Each missing checkpoint is reached from the furthest checkpoint at or before it (or from
+    the initial weights), continuing in memory when the trainer is already on the way.
+    ``tr`` must hold freshly initialized weights on entry.
+    """
+    missing = [s for s in needed if s not in list_checkpoints(trunk_dir)["stable"]]
+    if not missing:
+        return
+    pos: int | None = None  # the step the in-memory model is at
+    history: list[float] = []  # train losses of steps 0 .. pos-1
+    train_s = wall_s = 0.0
+
+    def start_for(m: int) -> tuple[int, Path | None]:
+        have = list_checkpoints(trunk_dir)
+        avail = {**have["periodic"], **have["stable"]}
+        s = max((s for s in avail if s <= m), default=0)
+        return s, avail.get(s)
+
+    first, _ = start_for(missing[0])
+    label = f"trunk {meta_base['trunk_id']}"
+    with progress_bar(progress and tr.rt.main, missing[-1] - first, label) as bar:
+        for m in missing:
+            if ckpt_path(trunk_dir, "stable", m).exists():
+                continue  # saved on the way to an earlier one
+            start, path = start_for(m)
+            if pos is None or not (start <= pos <= m):
+                if path is not None:
+                    state = load_checkpoint(path)
+                    tr.load(state)
+                    meta = state["meta"]
+                    history = list(meta["train_losses"])[:start]
+                    train_s, wall_s = meta["train_time_s"], meta["wall_time_s"]
+                elif pos is not None:  # cannot happen: we only move forward from step 0
+                    raise RuntimeError("trunk would need to restart from its initial weights")
+                pos = start
+            if pos == m:  # the checkpoint is the start point itself (a branch at step 0)
+                meta = {**meta_base, "step": m, "tokens": m * tr.tokens_per_step}
+                meta |= {"train_losses": history, "train_time_s": train_s, "wall_time_s": wall_s}
+                tr.save(ckpt_path(trunk_dir, "stable", m), meta)
+                continue
+            seg = _Segment(tr, trunk_dir, needed, meta_base, m, history, train_s, wall_s)
+            losses, secs = tr.train(sampler, schedule, pos, m, on_step=seg.on_step, progress=bar)
+            history = history + losses
+            train_s, wall_s = train_s + secs, wall_s + time.perf_counter() - seg.t0
+            pos = m
+
+
+@dataclass
+class _Segment:
+    """Checkpointing of one stretch of a trunk: stable checkpoints where needed, else periodic."""
+
+    tr: Trainer
+    trunk_dir: Path
+    needed: list[int]
+    meta_base: dict
+    end: int
+    history: list[float]
+    train_s: float
+    wall_s: float
+    t0: float = field(default_factory=time.perf_counter)
+    to_save: frozenset = frozenset()
+
+    def __post_init__(self) -> None:
+        # Decided once, before any rank trains: every save ends in a barrier, so all ranks
+        # must agree on which steps save. Asking the file system at each step races with
+        # rank 0 writing the file, and a rank that sees it early skips the barrier (hang).
+        self.to_save = frozenset(
+            s
+            for s in self.needed
+            if s <= self.end and not ckpt_path(self.trunk_dir, "stable", s).exists()
+        )
+
+    def meta(self, step: int, losses: list, secs: float) -> dict:
+        return {
+            **self.meta_base,
+            "step": step,
+            "tokens": step * self.tr.tokens_per_step,
+            "train_losses": self.history + [float(x) for x in losses],
+            "train_time_s": self.train_s + secs,
+            "wall_time_s": self.wall_s + time.perf_counter() - self.t0,
+        }
+
+    def on_step(self, step: int, losses: list, secs: float) -> None:
+        if step in self.to_save:
+            self.tr.save(ckpt_path(self.trunk_dir, "stable", step), self.meta(step, losses, secs))
+        elif self.tr.tc.checkpoint_every and step % self.tr.tc.checkpoint_every == 0:
+            self.tr.save_periodic(self.trunk_dir, step, self.meta(step, losses, secs))
+
+
+def _check_trunk_meta(trunk_dir, entry, cfg, tc, seed, corpus, trunk_id) -> None:
+    """Refuse to mix checkpoints of different configurations under one trunk id."""
+    info = jsonable(
+        {
+            "trunk_id": trunk_id,
+            "model": entry["name"],
+            "model_config": cfg.to_dict(),
+            "train": tc.trunk_identity(),
+            "seed": seed,
+            "corpus_sha256": corpus.content_sha256,
+        }
+    )
+    f = trunk_dir / "trunk.json"
+    if f.exists():
+        if json.loads(f.read_text()) != info:
+            raise BayesplitError(
+                f"{trunk_dir} holds a trunk with another configuration; use another workdir or trunk id"
+            )
+    elif int(os.environ.get("RANK", "0")) == 0:
+        atomic_write_text(f, json.dumps(info, indent=2, sort_keys=True))
