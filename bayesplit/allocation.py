@@ -388,6 +388,44 @@ class Allocation:
             "notes": list(self.notes),
         }
 
+    def describe(self) -> list[str]:
+        """The plan in words, one line each: N, D and its share of compute, D' and loss per
+        domain, the weighted loss, the expected regret and the spread of the per-draw optimum
+        (what ``bayesplit allocate`` prints above its table of alternatives)."""
+        d = self.to_dict()
+        plan, o, od = d["plan"], d["objective"], d["optimum_distribution"]
+        lines = [
+            f"plan for {self.budget:.3g} FLOPs ({self.trunk} trunk, risk {self.risk}, law {self.law_name})",
+            f"  N = {plan['params']:.3g} params, D = {plan['pretrain_tokens']:.3g} pretraining "
+            f"tokens ({d['pretrain_fraction']:.0%} of compute)",
+        ]
+        for k, v in plan["spec_tokens"].items():
+            b = d["loss"][k]
+            lines.append(
+                f"  {k}: D' = {v:.3g}  → loss {b['median']:.4f} "
+                f"[{b['credible'][0]:.4f}, {b['credible'][1]:.4f}]"
+            )
+        return lines + [
+            f"  weighted loss {o['median']:.4f} [{o['credible'][0]:.4f}, {o['credible'][1]:.4f}] "
+            f"({self.level:.0%} credible)",
+            f"  expected regret vs each draw's own optimum: {d['expected_regret']:.4f} nats "
+            f"({d['expected_regret_rel']:.2%})",
+            f"  per-draw optimum: N in [{od['params'][0]:.3g}, {od['params'][2]:.3g}], "
+            f"pretraining share in [{od['pretrain_fraction'][0]:.0%}, "
+            f"{od['pretrain_fraction'][2]:.0%}]",
+        ]
+
+    def __repr__(self) -> str:
+        # the dataclass default would print every draw of two xarray Datasets
+        alts = [
+            f"  vs {a['name']}: P(plan better) {a['p_better']:.0%}; that plan's expected regret "
+            f"{a['expected_regret_rel']:.2%}"
+            for a in self.to_dict()["alternatives"]
+        ]
+        notes = [f"  ! {n}" for n in self.notes]
+        head, *rest = self.describe()
+        return "\n".join([f"<Allocation: {head}", *rest, *alts, *notes]) + ">"
+
     # -- hooks for suggest ---------------------------------------------------------
     def decision_quantity(self, objective: str, draws: Mapping[str, np.ndarray]) -> np.ndarray:
         """Q per draw for :func:`bayesplit.design.suggest`: the objective at the plan, the

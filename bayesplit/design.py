@@ -458,6 +458,15 @@ class Suggestions:
     def __len__(self) -> int:
         return len(self.table)
 
+    def __repr__(self) -> str:
+        # each row's reason already says what the run is, what it costs and what it buys
+        what = self.quantity if self.objective == "regret" else f"the sd of {self.quantity}"
+        head = (
+            f"<Suggestions: {len(self)} of {self.n_candidates:,} candidates, to cut {what} "
+            f"(now {self.sd_initial:.4g})"
+        )
+        return "\n".join([head, *(f"  {r}" for r in self.table.get("reason", []))]) + ">"
+
 
 def default_grids(
     posterior, ladder_params: Sequence[float] | None = None

@@ -225,3 +225,26 @@ def test_a_plan_far_beyond_the_fitted_runs_is_flagged(additive_posterior, additi
     )
     alloc = allocate(additive_posterior, budget=1e6 * flops.max(), max_draws=200, force=True)
     assert any(n.startswith("extrapolation: N") for n in alloc.to_dict()["notes"])
+
+
+def test_repr_reads_as_the_plan_not_as_every_draw(additive_posterior):
+    alloc = allocate(additive_posterior, budget=1e20, max_draws=200, force=True)
+    text = repr(alloc)
+    d = alloc.to_dict()
+    # the dataclass default printed both xarray Datasets (every draw): thousands of characters
+    assert "Dimensions" not in text and "<xarray" not in text
+    lines = text.splitlines()
+    assert (
+        lines[0]
+        == f"<Allocation: plan for {1e20:.3g} FLOPs (shared trunk, risk mean, law additive)"
+    )
+    assert f"N = {d['plan']['params']:.3g} params" in lines[1]
+    o = d["objective"]
+    assert (
+        f"weighted loss {o['median']:.4f} [{o['credible'][0]:.4f}, {o['credible'][1]:.4f}]" in text
+    )
+    for k in alloc.domains:  # one line per domain, with its loss band
+        assert sum(line.startswith(f"  {k}: D' = ") for line in lines) == 1
+    assert sum(line.startswith("  vs ") for line in lines) == len(d["alternatives"])
+    assert sum(line.startswith("  ! ") for line in lines) == len(alloc.notes) > 0
+    assert text.endswith(">") and len(text) < 3000

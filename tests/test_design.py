@@ -230,6 +230,21 @@ def test_suggest_regret_objective(additive_posterior):
     assert again.to_list() == recs
 
 
+def test_repr_lists_each_suggestion_by_its_reason(additive_posterior):
+    sug = suggest(
+        additive_posterior, budget=1e20, objective="decision", n=3, max_draws=200, force=True
+    )
+    lines = repr(sug).splitlines()
+    assert lines[0] == (
+        f"<Suggestions: 3 of {sug.n_candidates:,} candidates, to cut the sd of "
+        f"{sug.quantity} (now {sug.sd_initial:.4g})"
+    )
+    assert lines[1:] == [f"  {r}" for r in sug.table["reason"]][:-1] + [
+        f"  {sug.table['reason'].iloc[-1]}>"
+    ]
+    assert [line[:5] for line in lines[1:]] == ["  #1:", "  #2:", "  #3:"]
+
+
 def test_suggest_needs_budget_for_decisions(additive_posterior):
     with pytest.raises(BayesplitError, match="needs --budget"):
         suggest(additive_posterior, objective="decision", n=2, max_draws=200, force=True)

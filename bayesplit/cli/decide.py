@@ -134,29 +134,11 @@ def allocate_cmd(
     if json_out:
         emit_json(d)
         return
-    console.print(
-        f"[bold]plan[/bold] for {d['budget']:.3g} FLOPs ({d['trunk']} trunk, risk {d['risk']}, law {d['law']})"
-    )
-    console.print(
-        f"  N = {d['plan']['params']:.3g} params, D = {d['plan']['pretrain_tokens']:.3g} pretraining tokens ({d['pretrain_fraction']:.0%} of compute)"
-    )
-    for k, v in d["plan"]["spec_tokens"].items():
-        b = d["loss"][k]
-        console.print(
-            f"  {k}: D' = {v:.3g}  → loss {b['median']:.4f} [{b['credible'][0]:.4f}, {b['credible'][1]:.4f}]"
-        )
-    o = d["objective"]
-    console.print(
-        f"  weighted loss {o['median']:.4f} [{o['credible'][0]:.4f}, {o['credible'][1]:.4f}] ({level:.0%} credible)"
-    )
-    console.print(
-        f"  expected regret vs each draw's own optimum: {d['expected_regret']:.4f} nats "
-        f"({d['expected_regret_rel']:.2%})"
-    )
-    od = d["optimum_distribution"]
-    console.print(
-        f"  per-draw optimum: N in [{od['params'][0]:.3g}, {od['params'][2]:.3g}], pretraining share in [{od['pretrain_fraction'][0]:.0%}, {od['pretrain_fraction'][2]:.0%}]"
-    )
+    head, *rest = alloc.describe()
+    # markup off: a domain name like "web[en]" would otherwise be read as a style tag
+    console.print(head, style="bold", markup=False)
+    for line in rest:
+        console.print(line, markup=False, highlight=False)
     table = Table(title="alternatives")
     for c in ("alternative", "N", "D", "loss (median)", "P(plan better)", "expected regret"):
         table.add_column(c, justify="left" if c == "alternative" else "right")
