@@ -109,6 +109,16 @@ class GroundTruth:
                 f"ground truth noise compute_ref must be a finite number > 0, got {value!r}"
             )
 
+    def __repr__(self) -> str:
+        # the dataclass default spells out the whole Law (every prior) before any value
+        values = ", ".join(f"{p.name}={_value_text(self.params[p.name])}" for p in self.law.params)
+        r, z = self.reference, self.noise
+        return (
+            f"<GroundTruth law={self.law.name}, domains {', '.join(self.domains)}: {values}; "
+            f"reference N={r.params:.3g}, tokens={r.tokens:.3g}, loss={r.loss:.4g}; "
+            f"noise sigma={z.sigma:g}, seed_sd={z.seed_sd:g}, hetero={z.hetero:g}>"
+        )
+
     def param_arrays(self) -> dict[str, np.ndarray]:
         """Parameters shaped like posterior draws with one draw: (1,) or (1, K)."""
         out = {}
@@ -321,6 +331,11 @@ class GroundTruth:
 #: The keys a ground-truth file may have (:meth:`GroundTruth.to_dict` writes all but
 #: ``per_domain``, which changes the law's pooling).
 _TRUTH_KEYS = ("law", "per_domain", "domains", "params", "reference", "noise")
+
+
+def _value_text(v) -> str:
+    v = np.asarray(v, dtype=float)
+    return f"{float(v):.4g}" if not v.ndim else "[" + ", ".join(f"{x:.4g}" for x in v) + "]"
 
 
 def _shown(v: np.ndarray):

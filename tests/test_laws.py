@@ -132,3 +132,13 @@ def test_describe_has_formula_and_priors():
     assert "(1 + d'/d'_0)" in d["formula"]
     assert set(d["priors"]) == set(get_law("saturating").param_names)
     assert "τ ~ HalfNormal" in d["priors"]["G"]
+
+
+@pytest.mark.parametrize("law", BUILTIN, ids=lambda law: law.name)
+def test_repr_is_the_formula_and_the_pooling(law):
+    text = repr(law)
+    assert text == (
+        f"<Law {law.name}: {law.formula}; per domain: {', '.join(law.per_domain) or '-'}; "
+        f"shared: {', '.join(law.shared) or '-'}>"
+    )
+    assert "Param(" not in text and "function" not in text  # not the dataclass default

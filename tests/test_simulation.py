@@ -389,3 +389,13 @@ def test_campaign_plots_give_a_policy_the_same_colour_whatever_else_they_show():
     together = colours(["active", "random", "grid"])
     assert alone["grid"] == together["grid"] == to_hex(policy_colors()["grid"])
     assert together["active"] != together["grid"]
+
+
+def test_truth_repr_shows_its_values_not_its_law_object():
+    truth = dataclasses.replace(example_truth("additive", ("web", "code")), noise=Noise(0.01, 0.02))
+    text = repr(truth)
+    assert text.startswith("<GroundTruth law=additive, domains web, code: E=[")
+    for p in truth.law.params:
+        v = np.atleast_1d(truth.params[p.name])
+        assert f"{p.name}={v[0]:.4g}" in text or f"{p.name}=[{v[0]:.4g}, " in text
+    assert "noise sigma=0.01, seed_sd=0.02" in text and "Param(" not in text

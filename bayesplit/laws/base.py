@@ -172,6 +172,13 @@ class Law:
         """``log L`` at scaled inputs ``x`` (see :class:`Inputs`)."""
         return self.log_mean(ops, p, x)
 
+    def __repr__(self) -> str:
+        # the dataclass default spells out every Param and the log_mean function object
+        return (
+            f"<Law {self.name}: {self.formula}; per domain: {', '.join(self.per_domain) or '-'}; "
+            f"shared: {', '.join(self.shared) or '-'}>"
+        )
+
     def describe(self) -> dict[str, Any]:
         """Multi-line text for ``bayesplit laws``: formula, pooling, priors."""
         return {
