@@ -243,6 +243,19 @@ def test_a_failed_r_hat_names_the_one_chain_that_disagrees(additive_posterior, s
         assert "refit with another seed" in r_hat[0]
 
 
+def test_a_stuck_chain_with_the_only_divergence_has_the_one_divergence(additive_posterior):
+    from bayesplit.diagnostics import check
+    from bayesplit.model import prepare
+
+    p = additive_posterior
+    _, data = prepare(p.runs, p.law, reference=p.spec.reference)
+    idata = _iid_chains(p.idata, {2: 3.0})
+    idata.sample_stats["diverging"][:] = False
+    idata.sample_stats["diverging"][2, 7] = True
+    (r_hat,) = [f for f in check(idata, p.law, p.spec, data).failures if f.startswith("R-hat")]
+    assert "chain 2 alone disagrees" in r_hat and "and has the one divergence" in r_hat
+
+
 @pytest.mark.parametrize("n", [1, 2])
 def test_the_divergence_count_reads_as_english(additive_posterior, n):
     from bayesplit.diagnostics import check
