@@ -19,7 +19,12 @@ app = typer.Typer(no_args_is_help=True)
 
 
 def _show(info: dict[str, Any]) -> None:
-    table = Table(title=f"corpus {info['path']} ({info['domain_mode']})")
+    # a corpus tokenized by other tools may lack what only `corpus build` records
+    def known(key: str) -> str:
+        return str(info.get(key, "not recorded"))
+
+    mode = f" ({info['domain_mode']})" if "domain_mode" in info else ""
+    table = Table(title=f"corpus {info['path']}{mode}")
     table.add_column("domain")
     for col in ("train docs", "train tokens", "val docs", "val tokens"):
         table.add_column(col, justify="right")
@@ -40,11 +45,12 @@ def _show(info: dict[str, Any]) -> None:
     row("total", info["totals"], style="bold")
     console.print(table)
     console.print(
-        f"vocab {info['vocab_size']:,} (end-of-text id {info['eot_token']}), seed {info['seed']}, "
-        f"source {info['source']}"
+        f"vocab {info['vocab_size']:,} (end-of-text id {known('eot_token')}), "
+        f"seed {known('seed')}, source {known('source')}",
+        markup=False,
     )
-    console.print(f"tokenizer sha256 {info['tokenizer_sha256']}")
-    console.print(f"content   sha256 {info['content_sha256']}")
+    console.print(f"tokenizer sha256 {known('tokenizer_sha256')}")
+    console.print(f"content   sha256 {known('content_sha256')}")
 
 
 @app.command("build")

@@ -154,14 +154,14 @@ def _overrides(device: str, eval_tokens: int | None, **more) -> dict:
 
 
 def _check_corpus(corpus: Path):
-    """The opened corpus (manifest only: cheap), or a one-line refusal."""
-    from bayesplit.train.data import open_corpus
+    """The opened corpus (manifest and shard sizes only: cheap), or a one-line refusal."""
+    from bayesplit.train.corpus import Corpus
 
     if corpus.exists() and not corpus.is_dir():
         raise BayesplitError(f"--corpus {corpus} is a file, not a corpus folder")
     if not (corpus / "manifest.json").is_file():
         raise BayesplitError(f"no corpus at {corpus} (no manifest.json)")
-    return open_corpus(corpus)
+    return Corpus(corpus)
 
 
 def _check_weights(weights: dict[str, float] | None, data) -> None:

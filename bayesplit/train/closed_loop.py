@@ -114,7 +114,7 @@ def run_loop(
     from bayesplit.runs import load_runs
     from bayesplit.simulation import check_stop_regret
     from bayesplit.store import RunStore
-    from bayesplit.train.data import open_corpus
+    from bayesplit.train.corpus import Corpus
     from bayesplit.train.execute import execute_suggestions, plan_suggestions
     from bayesplit.train.ladder import load_ladder, resolve_ladder
 
@@ -124,7 +124,7 @@ def run_loop(
         choices = ", ".join(o for o in OBJECTIVES if o != "point")
         raise BayesplitError(f"--objective must be one of {choices}, got {objective!r}")
     check_stop_regret(stop_regret)
-    data = open_corpus(corpus)
+    data = Corpus(corpus)
     ladder_path = resolve_ladder(ladder)
     entries = load_ladder(ladder_path)
     store = Path(store)

@@ -9,6 +9,15 @@ tokenizer that made them and a manifest that describes both::
     OUT/NAME/train.bin         raw little-endian uint16 token ids: documents concatenated,
     OUT/NAME/val.bin           each followed by the end-of-text token
 
+Tokens made elsewhere
+    The trainer reads only the manifest's ``format`` (``"bayesplit-corpus/1"``), ``vocab_size``
+    (at most 65,536), ``dtype`` (``"uint16"``) and ``domains`` (per domain, ``train`` and
+    ``val``, each ``{"file": relative path, "tokens": count, "documents": count}``), and the
+    shards. A corpus tokenized by other tools (e.g. a GPT-2 vocabulary) needs only those;
+    ``eot_token`` and ``content_sha256`` are recommended (the hash goes into trunk ids and
+    run rows, so runs on different data never share a trunk), ``tokenizer`` and its hash are
+    needed only by :meth:`Corpus.tokenizer` and :meth:`Corpus.verify`.
+
 How documents are made
     Every regular, non-hidden file is read as UTF-8 (invalid bytes become U+FFFD, CRLF becomes LF).
     Files with a NUL byte in their first 8 KiB are treated as binary and skipped (this also skips
@@ -653,7 +662,9 @@ def _replace(tmp: Path, out: Path) -> None:
 
 
 class Corpus:
-    """A built corpus, opened read-only. The manifest is validated on open.
+    """A tokenized corpus, opened read-only: the manifest and the shard sizes are checked on
+    open, and the shards are memory-mapped on first use. The one reader of the format, for
+    ``corpus info`` and the trainer alike.
 
     Example
     -------
@@ -690,8 +701,7 @@ class Corpus:
                         f"corpus shard {shard} has {size} bytes but the manifest records "
                         f"{rec['tokens']} tokens ({2 * rec['tokens']} bytes) for {name}/{split}"
                     )
-        if not (self.path / manifest["tokenizer"]).is_file():
-            raise BayesplitError(f"corpus tokenizer {self.path / manifest['tokenizer']} is missing")
+        self._maps: dict[tuple[str, str], np.ndarray] = {}
 
     def __repr__(self) -> str:
         return f"Corpus({str(self.path)!r}, domains={self.domains}, vocab_size={self.vocab_size})"
@@ -708,28 +718,59 @@ class Corpus:
 
     @property
     def eot_token(self) -> int:
-        """End-of-text token id."""
-        return int(self.manifest["eot_token"])
+        """End-of-text token id (-1 for a corpus whose manifest records none)."""
+        return int(self.manifest.get("eot_token", -1))
+
+    @property
+    def content_sha256(self) -> str:
+        """SHA-256 of the shards as the manifest records it (empty if it records none)."""
+        return str(self.manifest.get("content_sha256") or "")
+
+    def check_domain(self, domain: str) -> None:
+        """Raise BayesplitError if the corpus has no such domain."""
+        if domain not in self.manifest["domains"]:
+            raise BayesplitError(
+                f"unknown domain {domain!r} in corpus {self.path} (domains: {', '.join(self.domains)})"
+            )
 
     def _record(self, domain: str, split: str) -> dict[str, Any]:
-        if domain not in self.manifest["domains"]:
-            raise BayesplitError(f"unknown domain {domain!r}; the corpus has {self.domains}")
+        self.check_domain(domain)
         if split not in SPLITS:
             raise BayesplitError(f"split must be 'train' or 'val', not {split!r}")
         return self.manifest["domains"][domain][split]
 
+    def n_tokens(self, domain: str, split: str) -> int:
+        """Number of tokens of ``domain`` in ``split`` (train or val)."""
+        return int(self._record(domain, split)["tokens"])
+
     def tokens(self, domain: str, split: str = "train") -> np.ndarray:
-        """The token ids of one domain and split as a read-only ``np.memmap`` of uint16."""
+        """The token ids of one domain and split as a read-only ``np.memmap`` of uint16
+        (mapped once per corpus object)."""
         rec = self._record(domain, split)
         if rec["tokens"] == 0:  # numpy cannot map an empty file
             return np.zeros(0, dtype=np.uint16)
-        return np.memmap(self.path / rec["file"], dtype="<u2", mode="r", shape=(rec["tokens"],))
+        key = (domain, split)
+        if key not in self._maps:
+            self._maps[key] = np.memmap(
+                self.path / rec["file"], dtype="<u2", mode="r", shape=(rec["tokens"],)
+            )
+        return self._maps[key]
+
+    def _built_file(self, key: str) -> Path:
+        """A file only ``corpus build`` writes (the tokenizer), refused when absent."""
+        name = self.manifest.get(key)
+        if not name or not (self.path / name).is_file():
+            raise BayesplitError(
+                f"corpus {self.path} has no {key} file"
+                + (f" ({self.path / name} is missing)" if name else " in its manifest")
+            )
+        return self.path / name
 
     def tokenizer(self):
         """The corpus tokenizer (a ``tokenizers.Tokenizer``)."""
         from tokenizers import Tokenizer
 
-        return Tokenizer.from_file(str(self.path / self.manifest["tokenizer"]))
+        return Tokenizer.from_file(str(self._built_file("tokenizer")))
 
     def documents(self) -> list[dict[str, Any]]:
         """One record per document in shard order: domain, split, source, part, chars, tokens
@@ -782,7 +823,12 @@ class Corpus:
     def verify(self) -> None:
         """Recompute the tokenizer and content hashes; raise if they differ from the manifest."""
         m = self.manifest
-        tok_hash = _sha256_file(self.path / m["tokenizer"])
+        missing = [k for k in ("tokenizer_sha256", "content_sha256") if not m.get(k)]
+        if missing:
+            raise BayesplitError(
+                f"{self.path}: cannot verify, the manifest records no {' or '.join(missing)}"
+            )
+        tok_hash = _sha256_file(self._built_file("tokenizer"))
         if tok_hash != m["tokenizer_sha256"]:
             raise BayesplitError(f"{self.path}: tokenizer.json does not match its recorded hash")
         if content_hash(self.path, _shard_files(m["domains"])) != m["content_sha256"]:
@@ -797,23 +843,19 @@ def _validate_manifest(m: Any, where: Path) -> None:
         raise bad("expected a JSON object")
     if m.get("format") != FORMAT:
         raise bad(f"format is {m.get('format')!r}, expected {FORMAT!r}")
-    required = {
-        "vocab_size": int,
-        "dtype": str,
-        "eot_token": int,
-        "tokenizer": str,
-        "tokenizer_sha256": str,
-        "content_sha256": str,
-        "domains": dict,
-    }
-    for key, typ in required.items():
+    required = {"vocab_size": int, "dtype": str, "domains": dict}
+    # what `corpus build` also records; a corpus tokenized elsewhere may leave them out
+    optional = {"eot_token": int, "tokenizer": str, "tokenizer_sha256": str, "content_sha256": str}
+    for key, typ in (required | optional).items():
+        if key not in required and key not in m:
+            continue
         if not isinstance(m.get(key), typ) or isinstance(m.get(key), bool):
             raise bad(f"{key!r} is missing or not a {typ.__name__}")
     if m["dtype"] != "uint16":
         raise bad(f"dtype is {m['dtype']!r}; only 'uint16' is supported")
     if not 1 <= m["vocab_size"] <= 65536:
         raise bad(f"vocab_size {m['vocab_size']} does not fit uint16")
-    if not 0 <= m["eot_token"] < m["vocab_size"]:
+    if "eot_token" in m and not 0 <= m["eot_token"] < m["vocab_size"]:
         raise bad(f"eot_token {m['eot_token']} is outside the vocabulary")
     if not m["domains"]:
         raise bad("no domains")

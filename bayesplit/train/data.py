@@ -1,13 +1,4 @@
-"""Reading a token corpus and drawing deterministic training batches from it.
-
-**Corpus format** (written by ``bayesplit corpus build``; this module reads it directly,
-the format is the contract)::
-
-    DIR/manifest.json    {"format": "bayesplit-corpus/1", "vocab_size", "dtype": "uint16",
-                          "eot_token", "content_sha256", "domains": {NAME: {"train": {"file",
-                          "tokens", "documents"}, "val": {...}}}, ...}
-    DIR/NAME/train.bin   raw uint16 tokens, documents separated by eot_token
-    DIR/NAME/val.bin
+"""Deterministic training batches from a token corpus (:class:`bayesplit.train.corpus.Corpus`).
 
 **Data order.** Batch ``t`` of a stream is a pure function of ``(seed, stream name, t)``:
 a fresh ``numpy`` generator seeded with that triple picks, for every row, a domain (with
@@ -20,92 +11,13 @@ draws the same global batch and keeps its own rows (``rank::world``).
 
 from __future__ import annotations
 
-import json
 import zlib
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 
 from bayesplit.errors import BayesplitError
-
-FORMAT = "bayesplit-corpus/1"
-
-
-@dataclass
-class CorpusData:
-    """A tokenized corpus on disk: per-domain train/val token arrays, opened lazily as memmaps."""
-
-    path: Path
-    manifest: dict
-    domains: list[str] = field(init=False)
-    _cache: dict = field(default_factory=dict, init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self.domains = sorted(self.manifest["domains"])
-
-    @property
-    def vocab_size(self) -> int:
-        """Tokenizer vocabulary size."""
-        return int(self.manifest["vocab_size"])
-
-    @property
-    def eot_token(self) -> int:
-        """End-of-text token id (-1 if the corpus has none)."""
-        return int(self.manifest.get("eot_token", -1))
-
-    @property
-    def content_sha256(self) -> str:
-        """SHA-256 of the corpus content, from the manifest."""
-        return str(self.manifest.get("content_sha256") or "")
-
-    def n_tokens(self, domain: str, split: str) -> int:
-        """Number of tokens of ``domain`` in ``split`` (train or val)."""
-        self.check_domain(domain)
-        return int(self.manifest["domains"][domain][split]["tokens"])
-
-    def check_domain(self, domain: str) -> None:
-        """Raise BayesplitError if the corpus has no such domain."""
-        if domain not in self.manifest["domains"]:
-            raise BayesplitError(
-                f"unknown domain {domain!r} in corpus {self.path} (domains: {', '.join(self.domains)})"
-            )
-
-    def tokens(self, domain: str, split: str) -> np.ndarray:
-        """The token array of one domain and split (``"train"`` or ``"val"``), memory-mapped."""
-        self.check_domain(domain)
-        key = (domain, split)
-        if key not in self._cache:
-            info = self.manifest["domains"][domain][split]
-            f = self.path / info["file"]
-            if not f.is_file():
-                raise BayesplitError(f"corpus {self.path}: missing token file {info['file']}")
-            n = int(info["tokens"])
-            if f.stat().st_size != 2 * n:
-                raise BayesplitError(
-                    f"corpus {self.path}: {info['file']} has {f.stat().st_size // 2} tokens, manifest says {n}"
-                )
-            self._cache[key] = np.memmap(f, dtype=np.uint16, mode="r", shape=(n,))
-        return self._cache[key]
-
-
-def open_corpus(path: str | Path) -> CorpusData:
-    """Open a corpus directory; a missing or malformed manifest is a :class:`BayesplitError`."""
-    p = Path(path)
-    m = p / "manifest.json"
-    if not m.is_file():
-        raise BayesplitError(f"no corpus at {p} (no manifest.json)")
-    try:
-        manifest = json.loads(m.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BayesplitError(f"{m}: not valid JSON ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise BayesplitError(f"{m}: not a {FORMAT} manifest")
-    if manifest.get("dtype", "uint16") != "uint16":
-        raise BayesplitError(f"{m}: token dtype {manifest.get('dtype')!r} is not uint16")
-    if not isinstance(manifest.get("domains"), dict) or not manifest["domains"]:
-        raise BayesplitError(f"{m}: the corpus has no domains")
-    return CorpusData(p, manifest)
+from bayesplit.train.corpus import Corpus
 
 
 @dataclass(frozen=True)
@@ -133,7 +45,7 @@ class BatchSampler:
         Seed of the data order.
     """
 
-    def __init__(self, corpus: CorpusData, streams: list[Stream], seq_len: int, seed: int):
+    def __init__(self, corpus: Corpus, streams: list[Stream], seq_len: int, seed: int):
         self.streams = [s for s in streams if s.rows > 0]
         self.seq_len = int(seq_len)
         self.seed = int(seed)

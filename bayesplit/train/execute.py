@@ -29,7 +29,7 @@ import pandas as pd
 from bayesplit._io import atomic_write_text
 from bayesplit.errors import BayesplitError
 from bayesplit.train.config import TrainConfig, steps_for
-from bayesplit.train.data import CorpusData, open_corpus
+from bayesplit.train.corpus import Corpus
 from bayesplit.train.ladder import at_vocab, find_model, load_ladder
 from bayesplit.train.rows import open_store
 from bayesplit.train.specialist import SpecConfig, spec_run_id
@@ -256,7 +256,7 @@ def _named_trunk(branch_from: Any) -> str | None:
 
 def plan_suggestions(
     suggestions: list[dict],
-    corpus: str | Path | CorpusData,
+    corpus: str | Path | Corpus,
     store: Any,
     *,
     ladder: str | Path | list[dict] | None,
@@ -282,7 +282,7 @@ def plan_suggestions(
     if not isinstance(suggestions, list):
         raise BayesplitError("suggestions must be a list of objects")
     spec = spec or SpecConfig()
-    corpus = corpus if isinstance(corpus, CorpusData) else open_corpus(corpus)
+    corpus = corpus if isinstance(corpus, Corpus) else Corpus(corpus)
     entries = ladder if isinstance(ladder, list) else load_ladder(ladder)
     store = _open_store(store)
     have = _store_keys(store)
@@ -391,7 +391,7 @@ def run_job(job: dict) -> pd.DataFrame:
     from bayesplit.train.specialist import specialize
     from bayesplit.train.trunk import pretrain
 
-    corpus = open_corpus(job["corpus"])
+    corpus = Corpus(job["corpus"])
     entry = job["entry"]
     tc = TrainConfig.from_entry(entry, **(job.get("train_overrides") or {}))
     spec = SpecConfig(**(job.get("spec") or {}))
@@ -443,7 +443,7 @@ def run_job_file(path: str) -> list[dict]:
 # -- launchers --------------------------------------------------------------------------------
 def execute_suggestions(
     suggestions: list[dict],
-    corpus: str | Path | CorpusData,
+    corpus: str | Path | Corpus,
     store: Any,
     *,
     ladder: str | Path | list[dict] | None = None,
@@ -513,7 +513,7 @@ def execute_suggestions(
     )
     if not plan.jobs:
         return pd.DataFrame()
-    corpus_path = str(corpus.path if isinstance(corpus, CorpusData) else Path(corpus).resolve())
+    corpus_path = str(corpus.path if isinstance(corpus, Corpus) else Path(corpus).resolve())
     context = {
         "corpus": corpus_path,
         "store": str(Path(store_obj.path).resolve()),

@@ -21,7 +21,8 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from bayesplit.errors import BayesplitError
 from bayesplit.train.checkpoint import ckpt_path, list_checkpoints, save_checkpoint
 from bayesplit.train.config import GPTConfig, TrainConfig, flops_per_token
-from bayesplit.train.data import BatchSampler, CorpusData, eval_windows
+from bayesplit.train.corpus import Corpus
+from bayesplit.train.data import BatchSampler, eval_windows
 from bayesplit.train.model import GPT
 from bayesplit.train.runtime import Runtime, peak_flops
 from bayesplit.train.schedule import WSD
@@ -140,7 +141,7 @@ class Trainer:
         return [float(x) for x in torch.stack(losses).cpu()] if losses else [], seconds
 
     @torch.no_grad()
-    def evaluate(self, corpus: CorpusData, max_tokens: int) -> dict[str, tuple[float, int]]:
+    def evaluate(self, corpus: Corpus, max_tokens: int) -> dict[str, tuple[float, int]]:
         """Mean val cross-entropy (nats/token) and tokens evaluated, per domain."""
         self.model.eval()
         out = {}

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from bayesplit.train.config import config_hash, count_params
-from bayesplit.train.data import CorpusData
+from bayesplit.train.corpus import Corpus
 from bayesplit.train.loop import Trainer
 from bayesplit.train.runtime import Runtime, git_commit
 
@@ -29,7 +29,7 @@ def run_rows(
     wall_time_s: float,
     tokens_per_s: float,
     schedule: str,
-    corpus: CorpusData,
+    corpus: Corpus,
     extra: dict,
 ) -> list[dict]:
     """One row per eval domain: the loss, the exact token counts, the settings and the speed."""

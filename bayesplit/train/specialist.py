@@ -23,7 +23,8 @@ import pandas as pd
 from bayesplit.errors import BayesplitError
 from bayesplit.train.checkpoint import list_checkpoints, load_checkpoint
 from bayesplit.train.config import GPTConfig, TrainConfig, config_hash, steps_for
-from bayesplit.train.data import BatchSampler, CorpusData, Stream, open_corpus
+from bayesplit.train.corpus import Corpus
+from bayesplit.train.data import BatchSampler, Stream
 from bayesplit.train.loop import Trainer, progress_bar
 from bayesplit.train.rows import open_store, run_rows, steps_in_store, write_rows
 from bayesplit.train.runtime import make_runtime
@@ -66,7 +67,7 @@ def spec_run_id(trunk_id: str, d_tokens: int, domain: str, dp_tokens: int, sc: S
 
 
 def specialize(
-    corpus: str | Path | CorpusData,
+    corpus: str | Path | Corpus,
     checkpoint: str | Path,
     domain: str,
     spec_tokens: float,
@@ -118,7 +119,7 @@ def specialize(
     pandas.DataFrame
         The rows written, one per eval domain.
     """
-    corpus = corpus if isinstance(corpus, CorpusData) else open_corpus(corpus)
+    corpus = corpus if isinstance(corpus, Corpus) else Corpus(corpus)
     corpus.check_domain(domain)
     state = load_checkpoint(checkpoint)
     meta = state["meta"]

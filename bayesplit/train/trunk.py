@@ -41,14 +41,15 @@ from bayesplit._io import atomic_write_text
 from bayesplit.errors import BayesplitError
 from bayesplit.train.checkpoint import ckpt_path, list_checkpoints, load_checkpoint
 from bayesplit.train.config import GPTConfig, TrainConfig, config_hash, steps_for
-from bayesplit.train.data import BatchSampler, CorpusData, Stream, open_corpus
+from bayesplit.train.corpus import Corpus
+from bayesplit.train.data import BatchSampler, Stream
 from bayesplit.train.loop import Trainer, progress_bar
 from bayesplit.train.rows import jsonable, open_store, run_rows, steps_in_store, write_rows
 from bayesplit.train.runtime import make_runtime
 from bayesplit.train.schedule import WSD, cooldown
 
 
-def general_streams(corpus: CorpusData, tc: TrainConfig, rows: int, name: str) -> list[Stream]:
+def general_streams(corpus: Corpus, tc: TrainConfig, rows: int, name: str) -> list[Stream]:
     """Batch streams of the general mixture (domains weighted by tokens or ``tc.weights``)."""
     weights = tc.weights or {d: corpus.n_tokens(d, "train") for d in corpus.domains}
     for d in weights:
@@ -59,12 +60,12 @@ def general_streams(corpus: CorpusData, tc: TrainConfig, rows: int, name: str) -
     return [Stream(name, doms, tuple(float(weights[d]) for d in doms), rows)]
 
 
-def model_config(entry: dict[str, Any], corpus: CorpusData) -> GPTConfig:
+def model_config(entry: dict[str, Any], corpus: Corpus) -> GPTConfig:
     """The ladder entry's shape with the corpus's vocabulary."""
     return GPTConfig.from_dict({**entry, "vocab_size": corpus.vocab_size})
 
 
-def trunk_id_for(entry: dict, cfg: GPTConfig, tc: TrainConfig, seed: int, corpus: CorpusData):
+def trunk_id_for(entry: dict, cfg: GPTConfig, tc: TrainConfig, seed: int, corpus: Corpus):
     """Stable id of a trunk: model, training settings, seed and corpus hash."""
     h = config_hash(cfg.to_dict(), tc.trunk_identity(), seed, corpus.content_sha256)
     return f"{entry['name']}-s{seed}-{h[:8]}"
@@ -85,7 +86,7 @@ class TrunkPlan:
 
 
 def pretrain(
-    corpus: str | Path | CorpusData,
+    corpus: str | Path | Corpus,
     entry: dict[str, Any],
     *,
     workdir: str | Path,
@@ -129,7 +130,7 @@ def pretrain(
     pandas.DataFrame
         The rows written (one per eval domain and D).
     """
-    corpus = corpus if isinstance(corpus, CorpusData) else open_corpus(corpus)
+    corpus = corpus if isinstance(corpus, Corpus) else Corpus(corpus)
     tc = train or TrainConfig.from_entry(entry)
     cfg = model_config(entry, corpus)
     store = open_store(store)

@@ -81,10 +81,10 @@ def _init_worker(threads: int) -> None:
 
 def _trunk_setup(cfg: dict, job: dict):
     from bayesplit.train.config import TrainConfig
-    from bayesplit.train.data import open_corpus
+    from bayesplit.train.corpus import Corpus
     from bayesplit.train.trunk import model_config, trunk_id_for
 
-    corpus = open_corpus(cfg["corpus"])
+    corpus = Corpus(cfg["corpus"])
     tc = TrainConfig.from_entry(job["entry"], **(cfg.get("train") or {}))
     trunk_id = trunk_id_for(
         job["entry"], model_config(job["entry"], corpus), tc, job["seed"], corpus
@@ -166,9 +166,9 @@ def _losses(rows) -> dict:
 
 
 def run(cfg: dict, workers: int, threads: int, log: Path) -> None:
-    from bayesplit.train.data import open_corpus
+    from bayesplit.train.corpus import Corpus
 
-    domains = list(open_corpus(cfg["corpus"]).domains)
+    domains = list(Corpus(cfg["corpus"]).domains)
     jobs = plan_jobs(cfg, domains)
     n_total = len(jobs) + sum(len(j["specs"]) for j in jobs)
     done = 0
@@ -269,9 +269,9 @@ def main(argv: list[str] | None = None) -> None:
             f"error: corpus {cfg['corpus']} not found; build it first (see the campaign file)"
         )
     if args.dry_run:
-        from bayesplit.train.data import open_corpus
+        from bayesplit.train.corpus import Corpus
 
-        for j in plan_jobs(cfg, list(open_corpus(cfg["corpus"]).domains)):
+        for j in plan_jobs(cfg, list(Corpus(cfg["corpus"]).domains)):
             print(
                 j["entry"]["name"],
                 "seed",

@@ -18,7 +18,8 @@ from bayesplit.errors import BayesplitError
 from bayesplit.store import RunStore
 from bayesplit.train.checkpoint import ckpt_path, list_checkpoints, load_checkpoint
 from bayesplit.train.config import TrainConfig, count_params, steps_for
-from bayesplit.train.data import BatchSampler, Stream, eval_windows, open_corpus
+from bayesplit.train.corpus import Corpus
+from bayesplit.train.data import BatchSampler, Stream, eval_windows
 from bayesplit.train.schedule import WSD, cooldown, specialization
 from bayesplit.train.specialist import SpecConfig, specialize
 from bayesplit.train.trunk import pretrain
@@ -61,7 +62,7 @@ def test_wsd_schedule():
 
 
 def test_data_order_is_a_function_of_seed_and_step(tiny_corpus):
-    corpus = open_corpus(tiny_corpus)
+    corpus = Corpus(tiny_corpus)
     stream = [Stream("general", ("alpha", "beta", "gamma"), (4.0, 3.0, 2.0), 8)]
     a = BatchSampler(corpus, stream, 32, seed=1)
     b = BatchSampler(corpus, stream, 32, seed=1)
@@ -310,3 +311,46 @@ def test_cuda_trunk_trains_evaluates_and_matches_cpu(tiny_corpus, tmp_path):
         progress=False,
     )
     assert len(spec) == 3 and set(spec["device"]) == {"cuda"} and np.isfinite(spec["loss"]).all()
+
+
+def test_a_corpus_tokenized_elsewhere_trains_with_only_the_contract(tmp_path):
+    """Manifest with format, vocab_size, dtype and domains only (no tokenizer, no hashes)."""
+    import json
+
+    from conftest import make_corpus
+    from typer.testing import CliRunner
+
+    from bayesplit.cli import app
+
+    path = make_corpus(tmp_path / "own", {"alpha": 12_000, "beta": 12_000})
+    m = json.loads((path / "manifest.json").read_text())
+    minimal = {k: m[k] for k in ("format", "vocab_size", "dtype", "domains")}
+    (path / "manifest.json").write_text(json.dumps(minimal))
+    corpus = Corpus(path)
+    assert corpus.eot_token == -1 and corpus.content_sha256 == ""
+    assert corpus.n_tokens("alpha", "train") == 12_000 == len(corpus.tokens("alpha"))
+    rows = pretrain(path, tiny_entry(), workdir=tmp_path / "w", eval_at=[8 * TPS], progress=False)
+    assert (
+        sorted(rows["eval_domain"]) == ["alpha", "beta"]
+        and (rows["pretrain_tokens"] == 8 * TPS).all()
+    )
+    with pytest.raises(BayesplitError, match="no tokenizer file in its manifest"):
+        corpus.tokenizer()
+    with pytest.raises(BayesplitError, match="cannot verify"):
+        corpus.verify()
+    res = CliRunner().invoke(app, ["corpus", "info", str(path)])
+    assert res.exit_code == 0, res.output
+    assert "content   sha256 not recorded" in res.output
+
+
+def test_the_trainer_refuses_a_shard_outside_the_corpus(tiny_corpus, tmp_path):
+    import json
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_corpus, bad)
+    m = json.loads((bad / "manifest.json").read_text())
+    m["domains"]["alpha"]["train"]["file"] = "../elsewhere.bin"
+    (bad / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(BayesplitError, match="relative path inside the corpus"):
+        pretrain(bad, tiny_entry(), workdir=tmp_path / "w", eval_at=[8 * TPS], progress=False)
