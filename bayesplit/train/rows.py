@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from bayesplit._io import jsonable
 from bayesplit.train.config import config_hash, count_params
 from bayesplit.train.corpus import Corpus
 from bayesplit.train.loop import Trainer
@@ -96,14 +95,3 @@ def steps_in_store(store, run_id: str) -> set[int]:
     if "step" not in df:
         return {-1} if len(df) else set()
     return {int(s) if pd.notna(s) else -1 for s in df["step"]}
-
-
-def jsonable(obj: Any) -> Any:
-    """Plain JSON types (numpy scalars become Python ones, tuples lists, keys strings)."""
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj

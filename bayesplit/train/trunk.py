@@ -37,14 +37,14 @@ from typing import Any
 
 import pandas as pd
 
-from bayesplit._io import atomic_write_text
+from bayesplit._io import atomic_write_text, jsonable
 from bayesplit.errors import BayesplitError
 from bayesplit.train.checkpoint import ckpt_path, list_checkpoints, load_checkpoint
 from bayesplit.train.config import GPTConfig, TrainConfig, config_hash, steps_for
 from bayesplit.train.corpus import Corpus
 from bayesplit.train.data import BatchSampler, Stream
 from bayesplit.train.loop import Trainer, progress_bar
-from bayesplit.train.rows import jsonable, open_store, run_rows, steps_in_store, write_rows
+from bayesplit.train.rows import open_store, run_rows, steps_in_store, write_rows
 from bayesplit.train.runtime import make_runtime
 from bayesplit.train.schedule import WSD, cooldown
 
