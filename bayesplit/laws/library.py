@@ -35,6 +35,20 @@ def _exponent(name, desc, per_domain=False, centre=0.33, scale=0.6):
     return Param(name, "unit", _logit(centre), scale, per_domain, 0.3, False, desc)
 
 
+def _gamma(per_domain):
+    """The specialization exponent of the laws with a (1 + d'/d'_0)^-γ factor."""
+    return Param(
+        "gamma", "positive", math.log(0.5), 0.75, per_domain, 0.3, False, "specialization exponent"
+    )
+
+
+def _dp0():
+    return Param(
+        "dp0", "positive", math.log(0.05), 1.5, False, 0.5, False,
+        "D' scale where specialization starts to pay (units of T_ref)",
+    )  # fmt: skip
+
+
 def _chinchilla(ops, p, x):
     return ops.logsumexp(
         ops.log(p["E"]),
@@ -79,19 +93,8 @@ ADDITIVE = Law(
         _coef("B", "pretraining-data term at the reference token count", per_domain=True),
         _exponent("beta", "pretraining-data exponent"),
         _coef("C", "specialization gap: what infinite D' would remove", per_domain=True, loc=0.1),
-        Param(
-            "gamma", "positive", math.log(0.5), 0.75, False, 0.3, False, "specialization exponent"
-        ),
-        Param(
-            "dp0",
-            "positive",
-            math.log(0.05),
-            1.5,
-            False,
-            0.5,
-            False,
-            "D' scale where specialization starts to pay (units of T_ref)",
-        ),
+        _gamma(per_domain=False),
+        _dp0(),
     ),
     log_mean=_additive,
     description="Pretraining and specialization reduce separate loss terms; the gains add.",
@@ -154,19 +157,8 @@ SATURATING = Law(
         _coef("B", "pretraining-data term", per_domain=False),
         _exponent("beta", "pretraining-data exponent"),
         _coef("G", "domain gap left by general pretraining", per_domain=True, loc=0.1),
-        Param(
-            "gamma", "positive", math.log(0.5), 0.75, True, 0.3, False, "specialization exponent"
-        ),
-        Param(
-            "dp0",
-            "positive",
-            math.log(0.05),
-            1.5,
-            False,
-            0.5,
-            False,
-            "D' scale where specialization starts to pay (units of T_ref)",
-        ),
+        _gamma(per_domain=True),
+        _dp0(),
     ),
     log_mean=_saturating,
     description="Specialization shrinks what pretraining left; its gain shrinks as D grows.",
