@@ -50,6 +50,7 @@ class BatchSampler:
         self.seq_len = int(seq_len)
         self.seed = int(seed)
         self.batch_size = sum(s.rows for s in self.streams)
+        self.vocab_size = corpus.vocab_size
         self._arrays = {}
         for s in self.streams:
             for d in s.domains:
@@ -77,7 +78,20 @@ class BatchSampler:
         """This rank's rows of batch ``step`` as an int64 array (rows, seq_len + 1)."""
         rows = self.rows_of(step)[rank::world]
         t = self.seq_len + 1
-        return np.stack([self._arrays[d][o : o + t] for d, o in rows]).astype(np.int64)
+        out = np.stack([self._arrays[d][o : o + t] for d, o in rows]).astype(np.int64)
+        check_token_ids(out, self.vocab_size, f"a train batch (step {step})")
+        return out
+
+
+def check_token_ids(tokens: np.ndarray, vocab_size: int, where: str) -> None:
+    """Refuse token ids the model has no embedding for (a manifest whose ``vocab_size`` is
+    too small for its shards), before they reach the model as an index error."""
+    top = int(tokens.max(initial=0))
+    if top >= vocab_size:
+        raise BayesplitError(
+            f"token id {top} in {where} is not below the corpus's vocab_size {vocab_size}: "
+            "the manifest's vocab_size is too small for its shards"
+        )
 
 
 def eval_windows(tokens: np.ndarray, seq_len: int, max_tokens: int) -> np.ndarray:

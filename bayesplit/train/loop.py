@@ -22,7 +22,7 @@ from bayesplit.errors import BayesplitError
 from bayesplit.train.checkpoint import ckpt_path, list_checkpoints, save_checkpoint
 from bayesplit.train.config import GPTConfig, TrainConfig, flops_per_token
 from bayesplit.train.corpus import Corpus
-from bayesplit.train.data import BatchSampler, eval_windows
+from bayesplit.train.data import BatchSampler, check_token_ids, eval_windows
 from bayesplit.train.model import GPT
 from bayesplit.train.runtime import Runtime, peak_flops
 from bayesplit.train.schedule import WSD
@@ -147,6 +147,7 @@ class Trainer:
         out = {}
         for d in corpus.domains:
             windows = eval_windows(corpus.tokens(d, "val"), self.cfg.seq_len, max_tokens)
+            check_token_ids(windows, self.cfg.vocab_size, f"the {d} validation windows")
             mine = torch.from_numpy(windows[self.rt.rank :: self.rt.world])
             acc = torch.zeros(2, dtype=torch.float64, device=self.rt.device)
             for i in range(0, len(mine), self.tc.eval_batch_size):

@@ -354,3 +354,19 @@ def test_the_trainer_refuses_a_shard_outside_the_corpus(tiny_corpus, tmp_path):
     (bad / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(BayesplitError, match="relative path inside the corpus"):
         pretrain(bad, tiny_entry(), workdir=tmp_path / "w", eval_at=[8 * TPS], progress=False)
+
+
+def test_a_vocab_size_too_small_for_the_shards_is_one_line_not_an_index_error(tmp_path):
+    import json
+
+    from conftest import make_corpus
+
+    path = make_corpus(tmp_path / "own", {"alpha": 12_000})
+    m = json.loads((path / "manifest.json").read_text())
+    top = max(
+        int(Corpus(path).tokens("alpha").max()), int(Corpus(path).tokens("alpha", "val").max())
+    )
+    m = {k: m[k] for k in ("format", "dtype", "domains")} | {"vocab_size": top}  # one too few
+    (path / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(BayesplitError, match=f"is not below the corpus's vocab_size {top}"):
+        pretrain(path, tiny_entry(), workdir=tmp_path / "w", eval_at=[8 * TPS], progress=False)
