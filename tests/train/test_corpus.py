@@ -332,7 +332,7 @@ def test_bad_input_cli(tmp_path, case):
 
 
 def test_overwrite_and_failed_build_leave_no_trace(tree, tmp_path, monkeypatch):
-    import bayesplit.train.corpus as mod
+    import bayesplit.train.corpus.build as mod
 
     src, _ = tree
     out = tmp_path / "out"
