@@ -30,7 +30,7 @@ The whole source text is held in memory while building: fine for corpora up to a
 
 Example
 -------
->>> from bayesplit.train.corpus import build_corpus                # doctest: +SKIP
+>>> from bayesplit.train.corpus import build_corpus              # doctest: +SKIP
 >>> corpus = build_corpus("texts/", "corpus/", vocab_size=4096)  # doctest: +SKIP
 >>> corpus.domains                                               # doctest: +SKIP
 ['code', 'docs']

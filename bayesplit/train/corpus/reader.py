@@ -46,6 +46,7 @@ SPLITS = ("train", "val")
 
 
 def sha256_file(path: Path) -> str:
+    """SHA-256 of one file's bytes, as hex (the manifest's ``tokenizer_sha256``)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -67,6 +68,7 @@ def content_hash(root: Path, files: Sequence[str]) -> str:
 
 
 def shard_files(domains: Sequence[str]) -> list[str]:
+    """The shard paths, relative to the corpus folder, in the order ``content_hash`` reads them."""
     return [f"{d}/{s}.bin" for d in sorted(domains) for s in SPLITS]
 
 
