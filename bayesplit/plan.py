@@ -1,0 +1,318 @@
+"""What :func:`bayesplit.allocate` returns: a :class:`Plan` (N, D, D'_k) and the
+:class:`Allocation` around it (the plan's loss per draw, the per-draw optimum, the
+alternatives, and the hooks :func:`bayesplit.design.suggest` scores runs with).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import xarray as xr
+
+from bayesplit.compute import ComputeModel
+from bayesplit.errors import BayesplitError
+
+
+@dataclass
+class Plan:
+    """A concrete allocation: model size, pretraining tokens, specialization tokens per domain."""
+
+    params: float
+    pretrain_tokens: float
+    spec_tokens: dict[str, float]
+
+    def to_dict(self) -> dict:
+        """The plan as JSON-ready dict: params, pretrain_tokens, spec_tokens {domain: D'}."""
+        return {
+            "params": self.params,
+            "pretrain_tokens": self.pretrain_tokens,
+            "spec_tokens": dict(self.spec_tokens),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping, domains: Sequence[str]) -> Plan:
+        """A plan from its JSON form (``--compare plan.json``), checked against ``domains``."""
+        try:
+            spec = d.get("spec_tokens", {}) or {}
+            unknown = sorted(set(spec) - set(domains))
+            if unknown:
+                raise BayesplitError(f"plan names unknown domain(s) {', '.join(unknown)}")
+            plan = cls(
+                float(d["params"]),
+                float(d["pretrain_tokens"]),
+                {k: float(spec.get(k, 0.0)) for k in domains},
+            )
+        except KeyError as exc:
+            raise BayesplitError(
+                f"a plan needs params and pretrain_tokens (missing {exc})"
+            ) from None
+        except (TypeError, ValueError) as exc:
+            raise BayesplitError(f"bad plan: {exc}") from None
+        if (
+            plan.params <= 0
+            or plan.pretrain_tokens <= 0
+            or any(v < 0 for v in plan.spec_tokens.values())
+        ):
+            raise BayesplitError(
+                "a plan needs params > 0, pretrain_tokens > 0 and spec_tokens >= 0"
+            )
+        return plan
+
+    def arrays(self, domains: Sequence[str]) -> tuple[float, float, np.ndarray]:
+        """(N, D, D' array ordered like ``domains``) for the law's evaluators."""
+        return (
+            self.params,
+            self.pretrain_tokens,
+            np.array([self.spec_tokens.get(k, 0.0) for k in domains]),
+        )
+
+
+@dataclass
+class Allocation:
+    """The chosen plan, its uncertainty, the distribution of the optimum, and alternatives.
+
+    Attributes
+    ----------
+    plan : Plan
+        The allocation minimizing the risk objective.
+    draws : xarray.Dataset
+        Per draw (dim ``draw``, and ``domain``): ``loss`` at the plan, ``objective`` at
+        the plan, the per-draw optimum (``opt_params``, ``opt_pretrain_tokens``,
+        ``opt_spec_tokens``, ``opt_objective``, ``opt_pretrain_fraction``) and the plan's
+        ``regret``.
+    alternatives : xarray.Dataset
+        Dims ``alternative`` (× ``draw``, ``domain``): each alternative's plan, objective
+        per draw, ``p_better`` (probability the chosen plan is better) and
+        ``expected_regret`` (nats; ``expected_regret_rel`` relative to the optimum).
+    """
+
+    plan: Plan
+    budget: float
+    trunk: str
+    risk: str
+    domains: list[str]
+    weights: np.ndarray
+    level: float
+    draws: xr.Dataset
+    alternatives: xr.Dataset
+    compute: ComputeModel
+    law_name: str
+    uses_spec_tokens: bool
+    notes: list[str] = field(default_factory=list)
+    _posterior: object = field(default=None, repr=False)
+    #: per-domain limit on D' (inf = none): tokens beyond it buy nothing, as in the solver
+    _max_spec_tokens: np.ndarray | None = field(default=None, repr=False)
+
+    # -- summaries --------------------------------------------------------------
+    def _band(self, v: np.ndarray) -> dict:
+        lo, hi = (1 - self.level) / 2, (1 + self.level) / 2
+        q = np.quantile(v, [0.5, lo, hi])
+        return {"median": float(q[0]), "credible": [float(q[1]), float(q[2])]}
+
+    @property
+    def relative_regret(self) -> np.ndarray:
+        """Per draw: the plan's regret against that draw's own optimum, relative to the optimum."""
+        return (self.draws["regret"] / self.draws["opt_objective"]).values
+
+    @property
+    def expected_regret_rel(self) -> float:
+        """The plan's expected regret relative to the optimum: the mean of :attr:`relative_regret`."""
+        return float(self.relative_regret.mean())
+
+    @property
+    def pretrain_fraction(self) -> float:
+        """Share of the plan's compute spent on general pretraining."""
+        n, d, dp = self.plan.arrays(self.domains)
+        return float(self.compute.pretrain_fraction(d, dp))
+
+    def to_dict(self) -> dict:
+        """The CLI's JSON (see ``bayesplit allocate --json``)."""
+        q = [0.05, 0.5, 0.95]
+        d = self.draws
+        alts = []
+        for name in self.alternatives["alternative"].values:
+            a = self.alternatives.sel(alternative=name)
+            spec = {k: float(a["spec_tokens"].sel(domain=k)) for k in self.domains}
+            alts.append(
+                {
+                    "name": str(name),
+                    "plan": {
+                        "params": float(a["params"]),
+                        "pretrain_tokens": float(a["pretrain_tokens"]),
+                        "spec_tokens": spec,
+                    },
+                    "p_better": float(a["p_better"]),
+                    "expected_regret": float(a["expected_regret"]),
+                    "expected_regret_rel": float(a["expected_regret_rel"]),
+                    "objective": self._band(a["objective"].values),
+                    "flops": float(a["flops"]),
+                }
+            )
+        return {
+            "budget": self.budget,
+            "trunk": self.trunk,
+            "risk": self.risk,
+            "law": self.law_name,
+            "weights": dict(zip(self.domains, map(float, self.weights), strict=True)),
+            "plan": self.plan.to_dict(),
+            "pretrain_fraction": self.pretrain_fraction,
+            "loss": {k: self._band(d["loss"].sel(domain=k).values) for k in self.domains},
+            "objective": self._band(d["objective"].values),
+            "optimum_distribution": {
+                "params": [float(v) for v in np.quantile(d["opt_params"].values, q)],
+                "pretrain_fraction": [
+                    float(v) for v in np.quantile(d["opt_pretrain_fraction"].values, q)
+                ],
+            },
+            "expected_regret": float(d["regret"].mean()),
+            "expected_regret_rel": self.expected_regret_rel,
+            "alternatives": alts,
+            "level": self.level,
+            "notes": list(self.notes),
+        }
+
+    def describe(self) -> list[str]:
+        """The plan in words, one line each: N, D and its share of compute, D' and loss per
+        domain, the weighted loss, the expected regret and the spread of the per-draw optimum
+        (what ``bayesplit allocate`` prints above its table of alternatives)."""
+        d = self.to_dict()
+        plan, o, od = d["plan"], d["objective"], d["optimum_distribution"]
+        lines = [
+            f"plan for {self.budget:.3g} FLOPs ({self.trunk} trunk, risk {self.risk}, law {self.law_name})",
+            f"  N = {plan['params']:.3g} params, D = {plan['pretrain_tokens']:.3g} pretraining "
+            f"tokens ({d['pretrain_fraction']:.0%} of compute)",
+        ]
+        for k, v in plan["spec_tokens"].items():
+            b = d["loss"][k]
+            lines.append(
+                f"  {k}: D' = {v:.3g}  → loss {b['median']:.4f} "
+                f"[{b['credible'][0]:.4f}, {b['credible'][1]:.4f}]"
+            )
+        return lines + [
+            f"  weighted loss {o['median']:.4f} [{o['credible'][0]:.4f}, {o['credible'][1]:.4f}] "
+            f"({self.level:.0%} credible)",
+            f"  expected regret vs each draw's own optimum: {d['expected_regret']:.4f} nats "
+            f"({d['expected_regret_rel']:.2%})",
+            f"  per-draw optimum: N in [{od['params'][0]:.3g}, {od['params'][2]:.3g}], "
+            f"pretraining share in [{od['pretrain_fraction'][0]:.0%}, "
+            f"{od['pretrain_fraction'][2]:.0%}]",
+        ]
+
+    def __repr__(self) -> str:
+        # the dataclass default would print every draw of two xarray Datasets
+        alts = [
+            f"  vs {a['name']}: P(plan better) {a['p_better']:.0%}; that plan's expected regret "
+            f"{a['expected_regret_rel']:.2%}"
+            for a in self.to_dict()["alternatives"]
+        ]
+        notes = [f"  ! {n}" for n in self.notes]
+        head, *rest = self.describe()
+        return "\n".join([f"<Allocation: {head}", *rest, *alts, *notes]) + ">"
+
+    # -- hooks for suggest ---------------------------------------------------------
+    def decision_quantity(self, objective: str, draws: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Q per draw for :func:`bayesplit.design.suggest`: the objective at the plan, the
+        optimal split, or (``"regret"``) the objectives of competing plans, (S, P)."""
+        if objective == "regret":
+            return self.plan_objectives(draws)
+        if objective == "split":
+            self._check_same_draws(draws)
+            return self.draws["opt_pretrain_fraction"].values
+        n, d, dp = self.plan.arrays(self.domains)
+        post = self._posterior
+        idx = post.domain_index(self.domains)
+        log_l = post.log_mean(n, d, self._effective_spec(dp), idx, draws=draws)  # (S, K)
+        return np.exp(log_l) @ self.weights
+
+    def plan_objectives(self, draws: Mapping[str, np.ndarray], n_plans: int = 40) -> np.ndarray:
+        """Objective of competing plans under every draw, (S, P): column 0 is the chosen plan.
+
+        The competitors are the optima of ``n_plans`` draws spread evenly over the
+        posterior: the plans the decision could move to if the posterior moved towards
+        one of them. :func:`bayesplit.design.suggest` scores a run by how much it is
+        expected to lower the expected objective of the best of these plans.
+        """
+        s = self._check_same_draws(draws)
+        take = np.unique(np.linspace(0, s - 1, min(n_plans, s)).round().astype(int))
+        n0, d0, dp0 = self.plan.arrays(self.domains)
+        n = np.r_[n0, self.draws["opt_params"].values[take]]
+        d = np.r_[d0, self.draws["opt_pretrain_tokens"].values[take]]
+        dp = self._effective_spec(np.vstack([dp0, self.draws["opt_spec_tokens"].values[take]]))
+        post = self._posterior
+        idx = np.asarray(post.domain_index(self.domains))
+        k = len(idx)
+        log_l = post.log_mean(
+            np.repeat(n, k), np.repeat(d, k), dp.reshape(-1), np.tile(idx, len(n)), draws=draws
+        )  # (S, P*K)
+        return np.exp(log_l).reshape(s, len(n), k) @ self.weights
+
+    def _effective_spec(self, dp: np.ndarray) -> np.ndarray:
+        """D' as the law sees it: capped at the data limit, as ``objective`` was computed."""
+        if self._max_spec_tokens is None:
+            return np.asarray(dp, dtype=float)
+        return np.minimum(np.asarray(dp, dtype=float), self._max_spec_tokens)
+
+    def _check_same_draws(self, draws: Mapping[str, np.ndarray]) -> int:
+        """The number of draws, refusing draws other than the ones this allocation used."""
+        s = len(next(iter(draws.values())))
+        if s != self.draws.sizes["draw"]:
+            raise BayesplitError("allocation and suggestion used different posterior draws")
+        return s
+
+    def describe_quantity(self, objective: str) -> str:
+        """One line naming the decision quantity (for suggest's output)."""
+        if objective == "split":
+            return f"the optimal pretraining fraction at {self.budget:.3g} FLOPs"
+        if objective == "regret":
+            return f"the expected regret of the recommended plan ({self.budget:.3g} FLOPs)"
+        return f"the objective at the recommended plan ({self.budget:.3g} FLOPs)"
+
+    # -- figures ----------------------------------------------------------------
+    def plot_split_curve(self, ax=None, points: int = 25):
+        """Objective vs pretraining fraction at the plan's N, with its credible band."""
+        from bayesplit.plots import plot_split_curve
+
+        return plot_split_curve(self, ax=ax, points=points)
+
+    def plot_domains(self, ax=None):
+        """Per-domain loss at the plan and at each alternative, with credible bands."""
+        from bayesplit.plots import plot_domain_losses
+
+        return plot_domain_losses(self, ax=ax)
+
+    def plot_optimum(self, ax=None):
+        """Where the per-draw optimum lies: N vs pretraining fraction."""
+        from bayesplit.plots import plot_optimum
+
+        return plot_optimum(self, ax=ax)
+
+    def plot_alternatives(self, ax=None):
+        """Objective distribution of the plan and of each alternative."""
+        from bayesplit.plots import plot_alternatives
+
+        return plot_alternatives(self, ax=ax)
+
+    def split_curve(self, points: int = 25) -> xr.Dataset:
+        """Objective per draw as the pretraining fraction varies (N fixed at the plan's)."""
+        post = self._posterior
+        n, d, dp = self.plan.arrays(self.domains)
+        total_spec = dp.sum()
+        shares = dp / total_spec if total_spec > 0 else self.weights
+        mult = self.compute.pretrain_multiplier(len(self.domains))
+        tokens = self.budget / self.compute.flops_per_token(n)
+        fractions = np.linspace(0.02, 1.0, points)
+        idx = post.domain_index(self.domains)
+        draws = post.draws(max_draws=min(post.n_draws, 2000))
+        objective = []
+        for f in fractions:
+            dd = f * tokens / mult
+            dps = (1 - f) * tokens * shares
+            log_l = post.log_mean(n, dd, dps, idx, draws=draws)
+            objective.append(np.exp(log_l) @ self.weights)
+        return xr.Dataset(
+            {"objective": (("fraction", "draw"), np.array(objective))},
+            coords={"fraction": fractions},
+            attrs={"plan_fraction": self.pretrain_fraction, "params": n},
+        )
