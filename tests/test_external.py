@@ -32,14 +32,7 @@ def _config(mod, **match) -> tuple[pd.DataFrame, float]:
     assert len(cfgs) == 1, cfgs
     cfg = cfgs.iloc[0]
     points = pd.read_csv(mod.DATA / "isoflop_points.csv")
-    mask = np.logical_and.reduce([points[k].to_numpy() == cfg[k] for k in mod.KEYS])
-    return mod.run_table(points[mask]), float(cfg["n_exponent"])
-
-
-def _exponent(post) -> np.ndarray:
-    """a in N* ∝ C^a per draw, for the chinchilla law at C = 6·N·D."""
-    d = post.draws(["alpha", "beta"])
-    return d["beta"][:, 0] / (d["alpha"][:, 0] + d["beta"][:, 0])
+    return mod.config_runs(cfg, points), float(cfg["n_exponent"])
 
 
 def test_chinchilla_decay_exponent_matches_the_published_one_and_the_allocator_follows(porian):
@@ -49,7 +42,7 @@ def test_chinchilla_decay_exponent_matches_the_published_one_and_the_allocator_f
     )
     assert runs["run_id"].nunique() >= 10 and len(runs) == 88
     post = bayesplit.fit(runs, "chinchilla", **SETTINGS)
-    a = _exponent(post)
+    a = porian.exponent(post)
     lo, med, hi = np.quantile(a, [0.05, 0.5, 0.95])
     assert lo <= published <= hi, (published, lo, med, hi)  # published 0.571
     assert hi - lo < 0.15  # an interval that says something
@@ -69,7 +62,7 @@ def test_kaplan_like_setup_scales_model_size_faster_than_the_resolved_one(porian
         porian, dataset="owt2", decay="chinchilla", param_count="standard", val="val"
     )
     assert pub_k > 0.8 and pub_r < 0.6
-    a_k = _exponent(bayesplit.fit(kaplan, "chinchilla", **SETTINGS))
-    a_r = _exponent(bayesplit.fit(resolved, "chinchilla", **SETTINGS))
+    a_k = porian.exponent(bayesplit.fit(kaplan, "chinchilla", **SETTINGS))
+    a_r = porian.exponent(bayesplit.fit(resolved, "chinchilla", **SETTINGS))
     k_lo, r_hi = np.quantile(a_k, 0.05), np.quantile(a_r, 0.95)
     assert k_lo > r_hi, (k_lo, r_hi)  # the 90% intervals do not overlap

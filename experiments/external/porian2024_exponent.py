@@ -65,6 +65,18 @@ def run_table(points: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def config_runs(cfg: pd.Series, points: pd.DataFrame) -> pd.DataFrame:
+    """The run table of the configuration ``cfg`` (a row of :func:`configurations`)."""
+    mask = np.logical_and.reduce([points[k].to_numpy() == cfg[k] for k in KEYS])
+    return run_table(points[mask])
+
+
+def exponent(post) -> np.ndarray:
+    """a in N* ∝ C^a per draw: β / (α + β) for L = E + A·N^-α + B·D^-β at C = 6·N·D."""
+    d = post.draws(["alpha", "beta"])
+    return d["beta"][:, 0] / (d["alpha"][:, 0] + d["beta"][:, 0])
+
+
 def label(cfg: pd.Series) -> str:
     return (
         f"{cfg['dataset']} {cfg['hparams']} hparams, {cfg['warmup']} warmup, "
@@ -73,25 +85,21 @@ def label(cfg: pd.Series) -> str:
 
 
 def evaluate(cfg: pd.Series, points: pd.DataFrame, draws: int, seed: int) -> dict:
-    mask = np.ones(len(points), dtype=bool)
-    for key in KEYS:
-        mask &= points[key].to_numpy() == cfg[key]
-    runs = run_table(points[mask])
+    runs = config_runs(cfg, points)
     start = time.perf_counter()
     post = bayesplit.fit(
         runs, "chinchilla", chains=4, draws=draws, warmup=draws, seed=seed, progress=False
     )
     fit_s = time.perf_counter() - start
+    a = exponent(post)
     d = post.draws(["alpha", "beta"])
-    alpha, beta = d["alpha"][:, 0], d["beta"][:, 0]
-    a = beta / (alpha + beta)
     lo, med, hi = np.quantile(a, [(1 - LEVEL) / 2, 0.5, (1 + LEVEL) / 2])
     front = bayesplit.frontier(post, BUDGETS, force=True)
     slope = float(np.polyfit(np.log(front["budget"]), np.log(front["params"]), 1)[0])
     published = float(cfg["n_exponent"])
     return {
         "configuration": label(cfg),
-        "rows": int(mask.sum()),
+        "rows": len(runs),
         "model sizes": int(runs["run_id"].nunique()),
         "published a": published,
         "a median": float(med),
@@ -99,8 +107,8 @@ def evaluate(cfg: pd.Series, points: pd.DataFrame, draws: int, seed: int) -> dic
         "a hi": float(hi),
         "published in 90%": bool(lo <= published <= hi),
         "frontier slope": slope,
-        "alpha median": float(np.median(alpha)),
-        "beta median": float(np.median(beta)),
+        "alpha median": float(np.median(d["alpha"][:, 0])),
+        "beta median": float(np.median(d["beta"][:, 0])),
         "gate": "passed" if post.ok else "; ".join(post.diagnostics.failures),
         "fit (s)": round(fit_s, 1),
     }
