@@ -111,6 +111,9 @@ def evaluate(cfg: pd.Series, points: pd.DataFrame, draws: int, seed: int) -> dic
         "beta median": float(np.median(d["beta"][:, 0])),
         "gate": "passed" if post.ok else "; ".join(post.diagnostics.failures),
         "fit (s)": round(fit_s, 1),
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE
+        ).stdout.strip(),
     }
 
 
@@ -151,9 +154,7 @@ def _decay(configuration: str) -> str:
 
 
 def report(df: pd.DataFrame, draws: int) -> str:
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE
-    ).stdout.strip()
+    commit = df["commit"].iloc[0]
     notes: list[str] = []
     gate = []
     for g in df["gate"]:
@@ -202,7 +203,7 @@ def report(df: pd.DataFrame, draws: int) -> str:
         "",
         f"Command: `python experiments/external/porian2024_exponent.py --draws {draws}` "
         f"(fits: {df['fit (s)'].sum() / 60:.1f} min in all)  ",
-        f"Machine: {machine()}; commit {commit}.  ",
+        f"Machine: {machine()}; code at commit {commit}.  ",
         "Data: `experiments/external/porian2024/` (MIT; Porian, Wortsman, Jitsev, Schmidt, "
         "Carmon, NeurIPS 2024; SOURCE.md).",
         "",
