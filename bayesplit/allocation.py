@@ -13,6 +13,8 @@ parameterized by log N and softmax shares of the token budget ``T = C / f(N)``:
 pretraining gets a share p_0 (D = p_0·T, or p_0·T/K with independent trunks), domain k
 gets p_k (D'_k = p_k·T). Both problems are solved with Adam in JAX, vectorized over
 draws (``vmap``) and over starting points, then checked against the alternatives.
+What :func:`allocate` returns, :class:`~bayesplit.plan.Allocation` around a
+:class:`~bayesplit.plan.Plan`, is defined in :mod:`bayesplit.plan`.
 """
 
 from __future__ import annotations
