@@ -111,6 +111,7 @@ def evaluate(cfg: pd.Series, points: pd.DataFrame, draws: int, seed: int) -> dic
         "beta median": float(np.median(d["beta"][:, 0])),
         "gate": "passed" if post.ok else "; ".join(post.diagnostics.failures),
         "fit (s)": round(fit_s, 1),
+        "draws": draws,
         "commit": subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE
         ).stdout.strip(),
@@ -153,7 +154,8 @@ def _decay(configuration: str) -> str:
     return configuration.split(" decay")[0].rsplit(" ", 1)[-1]
 
 
-def report(df: pd.DataFrame, draws: int) -> str:
+def report(df: pd.DataFrame) -> str:
+    draws = int(df["draws"].iloc[0])
     commit = df["commit"].iloc[0]
     notes: list[str] = []
     gate = []
@@ -247,7 +249,7 @@ def main() -> None:
     csv = HERE / "porian2024_exponent.csv"
     if args.report_only:
         df = pd.read_csv(csv)
-        (HERE / "porian2024_exponent.md").write_text(report(df, args.draws))
+        (HERE / "porian2024_exponent.md").write_text(report(df))
         return
     cfgs = configurations()
     if args.configs:
@@ -267,7 +269,7 @@ def main() -> None:
     if not args.configs:
         df.to_csv(csv, index=False)
         plot(df, HERE.parents[1] / "docs" / "assets" / "porian2024_exponent.png")
-        (HERE / "porian2024_exponent.md").write_text(report(df, args.draws))
+        (HERE / "porian2024_exponent.md").write_text(report(df))
 
 
 if __name__ == "__main__":
