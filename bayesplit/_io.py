@@ -4,6 +4,8 @@ and JSON-ready values."""
 from __future__ import annotations
 
 import contextlib
+import datetime
+import decimal
 import math
 import os
 import tempfile
@@ -56,7 +58,15 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
 
 def jsonable(obj: Any) -> Any:
     """Plain JSON values: numpy scalars and arrays become Python ones, tuples lists, keys
-    strings, and NaN or infinite floats None (JSON has no such numbers)."""
+    strings, NaN or infinite floats and missing values None (JSON has no such numbers),
+    dates and times ISO 8601 text, decimals floats.
+
+    >>> import datetime, decimal
+    >>> jsonable({"t": datetime.date(2026, 1, 2), "x": float("nan"), "d": decimal.Decimal("0.5")})
+    {'t': '2026-01-02', 'x': None, 'd': 0.5}
+    """
+    if obj is None or isinstance(obj, (str, bool, int)):
+        return obj
     if isinstance(obj, dict):
         return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -67,4 +77,19 @@ def jsonable(obj: Any) -> Any:
         return jsonable(obj.item())
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
+    if isinstance(obj, float):
+        return obj
+    if isinstance(obj, decimal.Decimal):
+        return jsonable(float(obj))
+    if _is_missing(obj):  # pandas' NA and NaT, which are not None
+        return None
+    if isinstance(obj, (datetime.date, datetime.time)):
+        return obj.isoformat()
     return obj
+
+
+def _is_missing(obj: Any) -> bool:
+    try:
+        return bool(obj != obj) or type(obj).__name__ in ("NAType", "NaTType")
+    except (TypeError, ValueError):  # pandas' NA refuses bool(); arrays compare elementwise
+        return type(obj).__name__ in ("NAType", "NaTType")

@@ -24,6 +24,8 @@ Any other column is kept as it is.
 
 from __future__ import annotations
 
+import csv
+import gzip
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -59,6 +61,22 @@ CANONICAL = (
 )
 NUMERIC = ("params", "pretrain_tokens", "spec_tokens", "loss", "seed", "step", "unique_spec_tokens")
 STRINGS = ("run_id", "train_domain", "eval_domain", "trunk_id", "schedule")
+#: Text a CSV may use for a missing number (pandas' defaults: R writes NA, Python None).
+_NA_MARKERS = (
+    "",
+    "NA",
+    "N/A",
+    "n/a",
+    "NaN",
+    "nan",
+    "-NaN",
+    "-nan",
+    "NULL",
+    "null",
+    "None",
+    "<NA>",
+    "#N/A",
+)
 
 #: Below this a parameter or token count is almost surely in millions/billions, not raw.
 MIN_PLAUSIBLE_COUNT = 1e3
@@ -151,6 +169,8 @@ def validate_runs(
     """
     if not isinstance(table, pd.DataFrame):
         raise RunTableError([f"expected a pandas DataFrame, got {type(table).__name__}"], source)
+    if isinstance(domains, str):
+        domains = [domains]  # one domain, not its letters
     df = table.copy()
     df.columns = [str(c).strip() for c in df.columns]
     problems: list[str] = []
@@ -184,6 +204,9 @@ def validate_runs(
             problems.append(f"column '{col}' is boolean, expected numbers")
             df[col] = np.nan
             continue
+        if col == "seed":
+            # object dtype: pandas' map would turn [int, nan] into floats again
+            exact_seeds = pd.Series([_exact_int(v) for v in raw], index=raw.index, dtype=object)
         num = pd.to_numeric(raw.astype("object").map(_to_number), errors="coerce").astype("float64")
         bad = num.isna() & ~_is_blank(raw)
         if bad.any():
@@ -219,9 +242,6 @@ def validate_runs(
             problems.append(
                 f"loss > {MAX_PLAUSIBLE_LOSS:g} looks like a perplexity; give nats per token, log(perplexity) ({_rows(huge)})"
             )
-        nan_loss = np.isnan(loss) & ~df["loss"].isna().to_numpy()  # NaN typed in, not blank
-        if nan_loss.any():
-            problems.append(f"loss is NaN ({_rows(nan_loss)})")
 
         for col, label in (("params", "params (N)"), ("pretrain_tokens", "pretrain_tokens (D)")):
             v = df[col].to_numpy(dtype=float)
@@ -249,15 +269,26 @@ def validate_runs(
                 f"spec_tokens (D') between 0 and {MIN_PLAUSIBLE_COUNT:g} looks like the wrong unit; give raw token counts ({_rows(tiny)})"
             )
         seeds = df["seed"].to_numpy(dtype=float)
-        nonint = np.isfinite(seeds) & (seeds != np.round(seeds))
-        if nonint.any() or np.isinf(seeds).any():
-            problems.append(f"seed must be an integer ({_rows(nonint | np.isinf(seeds))})")
+        # a seed is an identifier: it must survive as a 64-bit integer, digit for digit
+        not_int64 = exact_seeds.map(lambda v: v is _NOT_INT64).to_numpy(dtype=bool)
+        badseed = np.isfinite(seeds) & not_int64 | np.isinf(seeds)
+        if badseed.any():
+            problems.append(
+                f"seed must be an integer between -2^63 and 2^63 - 1, written exactly ({_rows(badseed)})"
+            )
         if "step" in df.columns:
             st = df["step"].to_numpy(dtype=float)
-            badstep = np.isfinite(st) & ((st != np.round(st)) | (st < 0))
+            badstep = np.isfinite(st) & ((st != np.round(st)) | (st < 0) | (st >= 2.0**63))
             if badstep.any() or np.isinf(st).any():
                 problems.append(
-                    f"step must be a non-negative integer ({_rows(badstep | np.isinf(st))})"
+                    f"step must be a non-negative 64-bit integer ({_rows(badstep | np.isinf(st))})"
+                )
+        if "unique_spec_tokens" in df.columns:
+            u = df["unique_spec_tokens"].to_numpy(dtype=float)
+            badu = np.isinf(u) | (np.isfinite(u) & (u <= 0))
+            if badu.any():
+                problems.append(
+                    f"unique_spec_tokens must be > 0 and finite where given ({_rows(badu)})"
                 )
 
     spec = df["spec_tokens"].to_numpy(dtype=float) > 0
@@ -290,14 +321,95 @@ def validate_runs(
             f"duplicate (run_id, eval_domain, step) rows, e.g. ({first['r']!r}, {first['e']!r}) ({_rows(dup)})"
         )
 
+    if not problems:  # on values that parsed: a bad N must not also read as a clash
+        problems += _run_conflicts(df)
+
     if problems:
         raise RunTableError(problems, source)
 
-    df["seed"] = df["seed"].astype("int64")
+    df["seed"] = np.array([0 if v is None or v != v else v for v in exact_seeds], dtype=np.int64)
     if "step" in df.columns:
         df["step"] = df["step"].astype("Int64")
     ordered = [c for c in CANONICAL if c in df.columns]
     return df[ordered + [c for c in df.columns if c not in CANONICAL]]
+
+
+def _run_conflicts(df: pd.DataFrame) -> list[str]:
+    """Rows of one run must describe one model: the same N and seed throughout, and at
+    each checkpoint (``step``) the same D, D' and train_domain on every eval domain.
+
+    The model gives each run (or its trunk) one random effect, so two models under
+    one run_id would silently share it.
+    """
+    problems = []
+    valid = df["run_id"].notna()
+    step = df["step"].fillna(-1) if "step" in df.columns else pd.Series(-1, index=df.index)
+    train = df["train_domain"].astype("object").where(df["train_domain"].notna(), "")
+    keyed = pd.DataFrame(
+        {
+            "run_id": df["run_id"],
+            "step": step,
+            "params": df["params"],
+            "seed": df["seed"],
+            "pretrain_tokens": df["pretrain_tokens"],
+            "spec_tokens": df["spec_tokens"],
+            "train_domain": train,
+        }
+    )[valid]
+    checks = (
+        (["run_id"], ("params", "seed")),
+        (["run_id", "step"], ("pretrain_tokens", "spec_tokens", "train_domain")),
+    )
+    for by, cols in checks:
+        for col in cols:
+            counts = keyed.groupby(by, sort=False)[col].nunique()
+            clashing = counts[counts > 1]
+            if len(clashing):
+                run = clashing.index[0][0] if len(by) > 1 else clashing.index[0]
+                values = keyed.loc[keyed["run_id"] == run, col].drop_duplicates().head(3)
+                where = " at one step" if len(by) > 1 and "step" in df.columns else ""
+                problems.append(
+                    f"run_id {run!r} has rows with different {col}{where} "
+                    f"({', '.join(_show(v) for v in values)}): one run_id must name one model "
+                    f"({len(clashing)} run{'s' if len(clashing) > 1 else ''} like this)"
+                )
+    return problems
+
+
+def _show(v) -> str:
+    return f"{v:.6g}" if isinstance(v, float) else repr(v)
+
+
+#: What :func:`_exact_int` returns for a value that is not a 64-bit integer.
+_NOT_INT64 = object()
+
+
+def _exact_int(v):
+    """An integer exactly as written (beyond float precision), or ``_NOT_INT64``;
+    blanks stay NaN."""
+    if isinstance(v, str):
+        v = v.strip()
+        if v == "":
+            return np.nan
+        try:
+            v = int(v)
+        except ValueError:
+            try:
+                v = float(v)
+            except ValueError:
+                return _NOT_INT64
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return np.nan
+    if isinstance(v, (bool, np.bool_)):
+        return _NOT_INT64
+    if isinstance(v, (float, np.floating)):
+        # beyond 2^53 a float no longer says which integer was meant
+        if not np.isfinite(v) or v != np.round(v) or abs(v) > 2.0**53:
+            return _NOT_INT64
+        v = int(v)
+    if isinstance(v, (int, np.integer)) and -(2**63) <= int(v) < 2**63:
+        return int(v)
+    return _NOT_INT64
 
 
 def _to_number(v):
@@ -309,7 +421,13 @@ def _to_number(v):
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a run table from CSV, Parquet, JSONL or a run store, without validating it."""
+    """Read a run table from CSV, Parquet, JSONL or a run store, without validating it.
+
+    Text columns (``run_id``, the domains, ``trunk_id``, ``schedule``) are read as
+    written: ``007`` stays ``007``, and an ``eval_domain`` or ``run_id`` named ``NA`` is
+    a name, not a missing value. A CSV row with fewer fields than the header (a file
+    cut short) and a repeated column name are refused.
+    """
     p = Path(path)
     name = p.name.lower()
     if not p.exists():
@@ -322,21 +440,19 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
             return RunStore(p, read_only=True).read()
         if name.endswith((".csv", ".csv.gz", ".tsv")):
-            return pd.read_csv(
-                p,
-                sep="\t" if name.endswith(".tsv") else ",",
-                dtype={"run_id": str, "train_domain": str, "eval_domain": str, "trunk_id": str},
-            )
+            return _read_csv(p, sep="\t" if name.endswith(".tsv") else ",")
         if name.endswith((".parquet", ".pq")):
             return pd.read_parquet(p)
         if name.endswith((".jsonl", ".ndjson")):
-            return pd.read_json(p, lines=True, dtype={"run_id": str})
+            return _records_frame(_read_jsonl(p))
         if name.endswith(".json"):
-            with open(p) as fh:
+            with open(p, encoding="utf-8") as fh:
                 data = json.load(fh)
             if isinstance(data, Mapping) and "runs" in data:
                 data = data["runs"]
-            return pd.DataFrame(data)
+            if not isinstance(data, list) or not all(isinstance(r, Mapping) for r in data):
+                raise BayesplitError(f'{p}: expected a list of row objects (or {{"runs": [...]}})')
+            return _records_frame(data)
     except BayesplitError:
         raise
     except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
@@ -348,6 +464,85 @@ def read_table(path: str | Path) -> pd.DataFrame:
     raise BayesplitError(
         f"unknown run table format for {p.name}; use one of {', '.join(FILE_SUFFIXES)}"
     )
+
+
+def _read_csv(p: Path, sep: str) -> pd.DataFrame:
+    header = _check_csv_shape(p, sep)
+    text = [c for c in header if c.strip() in STRINGS]
+    # A run or eval domain is never missing, so "NA" or "None" there is a name (North
+    # America), not pandas' missing value; elsewhere the usual markers mean missing (R
+    # writes NA for a general run's train_domain).
+    names = [c for c in header if c.strip() in ("run_id", "eval_domain")]
+    na_values = {c: [""] if c in names else list(_NA_MARKERS) for c in header}
+    # seeds as text too: a column of 64-bit seeds with one blank would become float64
+    exact = text + [c for c in header if c.strip() == "seed"]
+    return pd.read_csv(
+        p,
+        sep=sep,
+        dtype={c: str for c in exact},
+        keep_default_na=False,
+        na_values=na_values,
+    )
+
+
+def _check_csv_shape(p: Path, sep: str) -> list[str]:
+    """The header's column names, as written; refuse a repeated name and rows with missing fields.
+
+    pandas renames a repeated column (``loss.1``) and fills a short row with blanks,
+    so a file cut off mid-row would otherwise read as valid with its last values lost.
+    """
+    opener = gzip.open if p.name.lower().endswith(".gz") else open
+    with opener(p, "rt", encoding="utf-8-sig", newline="") as fh:
+        reader = csv.reader(fh, delimiter=sep)
+        header = next(reader, [])
+        seen: set[str] = set()
+        repeated = sorted({c.strip() for c in header if c.strip() in seen or seen.add(c.strip())})
+        if repeated:
+            raise BayesplitError(f"{p}: repeated column name(s) {', '.join(map(repr, repeated))}")
+        short = []
+        for row in reader:
+            if len(row) < len(header) and any(v.strip() for v in row):
+                short.append((reader.line_num, len(row)))
+    if short:
+        line, got = short[0]
+        more = f" (and {len(short) - 1} more rows)" if len(short) > 1 else ""
+        raise BayesplitError(
+            f"{p}: line {line} has {got} of the header's {len(header)} fields{more}; "
+            "is the file cut short?"
+        )
+    return header
+
+
+def _read_jsonl(p: Path) -> list[dict]:
+    # The json module, not pandas: pandas guesses types (the domain "007" becomes 7, a
+    # column named wall_time becomes a date) and rounds floats.
+    records = []
+    with open(p, encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise BayesplitError(f"cannot read {p}: line {number}: {exc.msg}") from None
+            if not isinstance(row, dict):
+                raise BayesplitError(f"{p}: line {number} is not a JSON object")
+            records.append(row)
+    return records
+
+
+def _records_frame(records: list) -> pd.DataFrame:
+    """A table from row objects; a number in a text column (a domain named 7) becomes
+    text, and so does an integer seed (a column of 64-bit seeds with one null would
+    become float64; :func:`validate_runs` parses it back exactly)."""
+
+    def text(k, v):
+        if v is None or isinstance(v, str):
+            return False
+        return k in STRINGS or (k == "seed" and isinstance(v, int) and not isinstance(v, bool))
+
+    rows = [{k: str(v) if text(k, v) else v for k, v in r.items()} for r in records]
+    return pd.DataFrame(rows)
 
 
 def load_runs(
@@ -409,10 +604,32 @@ def write_table(runs: pd.DataFrame, path: str | Path) -> Path:
         if fmt in ("csv", "csv.gz"):
             runs.to_csv(tmp, index=False, compression="gzip" if fmt == "csv.gz" else None)
         elif fmt == "parquet":
-            runs.to_parquet(tmp, index=False)
+            _parquet_ready(runs).to_parquet(tmp, index=False)
         else:
-            runs.to_json(tmp, orient="records", lines=True)
+            _write_jsonl(runs, tmp)
     return p
+
+
+def _parquet_ready(runs: pd.DataFrame) -> pd.DataFrame:
+    """Parquet needs one type per column; an extra column that holds numbers in some rows
+    and text in others (rows imported from different tables) is written as text."""
+    out = runs
+    for col in runs.columns:
+        values = runs[col].dropna()
+        if runs[col].dtype == object and len({type(v) for v in values}) > 1:
+            if out is runs:
+                out = runs.copy()
+            out[col] = runs[col].map(lambda v: v if v is None or v != v else str(v))
+    return out
+
+
+def _write_jsonl(runs: pd.DataFrame, path: Path) -> None:
+    # One json.dumps per row: floats in their shortest exact form (pandas keeps 10 digits).
+    from bayesplit._io import jsonable
+
+    with open(path, "w", encoding="utf-8") as fh:
+        for row in runs.to_dict(orient="records"):
+            fh.write(json.dumps(jsonable(row), allow_nan=False, ensure_ascii=False) + "\n")
 
 
 def compute_flops(runs: pd.DataFrame) -> np.ndarray:

@@ -192,3 +192,114 @@ def test_mangled_tables_never_crash(edits, dropped):
     assert (out["loss"] > 0).all() and np.isfinite(out["loss"]).all()
     assert (out["params"] >= 1e3).all() and (out["pretrain_tokens"] >= 1e3).all()
     assert (out["spec_tokens"] >= 0).all()
+
+
+# -- reading files as written (stop 26) ----------------------------------------------
+
+HEADER = "run_id,params,pretrain_tokens,spec_tokens,train_domain,eval_domain,loss,seed"
+
+
+def _csv(tmp_path, *lines: str, name: str = "runs.csv"):
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_csv_cut_off_mid_row_is_refused_with_its_line(tmp_path):
+    full = _csv(tmp_path, HEADER, "r1,1e8,2e9,0,,web,3.0909855,0", "r2,1e8,2e9,0,,web,3.1,0")
+    assert len(load_runs(full)) == 2
+    cut = tmp_path / "cut.csv"
+    text = full.read_text()
+    cut.write_text(text[: text.rindex(",3.1")] + ",3")  # the seed field and a digit lost
+    with pytest.raises(BayesplitError, match=r"line 3 has 7 of the header's 8 fields"):
+        load_runs(cut)
+
+
+def test_a_repeated_csv_column_is_refused_not_renamed(tmp_path):
+    path = _csv(tmp_path, HEADER + ",loss", "r1,1e8,2e9,0,,web,3.1,0,2.9")
+    with pytest.raises(BayesplitError, match=r"repeated column name\(s\) 'loss'"):
+        load_runs(path)
+
+
+def test_text_columns_are_read_as_written(tmp_path):
+    path = _csv(
+        tmp_path,
+        HEADER + ",trunk_id,schedule",
+        "NA,1e8,2e9,0,,007,3.1,0,0012,1e3",
+        "r2,1e8,2e9,1e9,007,007,3.0,0,0012,1e3",
+        "r3,1e8,2e9,0,NA,None,3.2,NA,,",  # R writes NA for a missing value
+    )
+    for source in (path, write_table(load_runs(path), tmp_path / "back.jsonl")):
+        runs = load_runs(source)
+        assert runs["run_id"].tolist() == ["NA", "r2", "r3"]
+        assert runs["eval_domain"].tolist() == ["007", "007", "None"]
+        assert runs["train_domain"].tolist() == [None, "007", None]
+        assert runs["trunk_id"].tolist()[:2] == ["0012", "0012"]
+        assert runs["schedule"].tolist()[:2] == ["1e3", "1e3"]
+        assert runs["seed"].tolist() == [0, 0, 0]
+
+
+def test_jsonl_round_trip_is_exact_and_guesses_no_types(tmp_path):
+    t = good_table().assign(
+        loss=[5.520235389471054, 2.591426, 3.5, 0.1 + 0.2, 2.3],
+        wall_time=[1500000000] * 5,  # pandas' JSON reader would make this a date
+        train_domain=[None, None, None, None, "code"],
+    )
+    first = write_table(validate_runs(t), tmp_path / "a.jsonl")
+    back = load_runs(first)
+    assert back["loss"].tolist() == t["loss"].tolist()  # every bit
+    assert back["wall_time"].tolist() == [1500000000] * 5
+    second = write_table(back, tmp_path / "b.jsonl")
+    assert first.read_bytes() == second.read_bytes()
+
+
+def test_seeds_are_kept_exactly_or_refused(tmp_path):
+    path = _csv(
+        tmp_path,
+        HEADER,
+        "r1,1e8,2e9,0,,web,3.1,9223372036854775807",
+        "r2,1e8,2e9,0,,web,3.1,9007199254740993",  # 2^53 + 1: no float holds it
+        "r3,1e8,2e9,0,,web,3.1,",
+    )
+    expected = [2**63 - 1, 2**53 + 1, 0]
+    assert load_runs(path)["seed"].tolist() == expected
+    assert load_runs(write_table(load_runs(path), tmp_path / "s.jsonl"))["seed"].tolist() == (
+        expected
+    )
+    bad = _csv(
+        tmp_path,
+        HEADER,
+        "r1,1e8,2e9,0,,web,3.1,1e30",
+        "r2,1e8,2e9,0,,web,3.1,18446744073709551615",
+        "r3,1e8,2e9,0,,web,3.1,1.5",
+        "r4,1e8,2e9,0,,web,3.1,7",
+        name="bad.csv",
+    )
+    with pytest.raises(RunTableError, match=r"seed must be an integer .* \(rows 1, 2, 3\)"):
+        load_runs(bad)
+
+
+def test_steps_beyond_64_bits_and_bad_unique_tokens_are_problems_not_crashes(table):
+    with pytest.raises(RunTableError, match=r"step must be a non-negative 64-bit integer"):
+        validate_runs(table.assign(step=[1, 2, 3, 4, 1e25]))
+    with pytest.raises(RunTableError, match=r"unique_spec_tokens must be > 0 .* \(rows 1, 2, 3\)"):
+        validate_runs(table.assign(unique_spec_tokens=[-5, np.inf, 0, 1e9, None]))
+
+
+def test_one_run_id_must_name_one_model(table):
+    with pytest.raises(RunTableError, match=r"run_id 'r1' has rows with different params"):
+        validate_runs(table.assign(params=[1e7, 2e7, 3e7, 3e7, 1e7]))
+    with pytest.raises(RunTableError, match=r"run_id 'r2' has rows with different seed"):
+        validate_runs(table.assign(seed=[0, 0, 0, 1, 0]))
+    with pytest.raises(RunTableError, match=r"different pretrain_tokens at one step"):
+        validate_runs(table.assign(pretrain_tokens=[2e8, 4e8, 6e8, 6e8, 2e8], step=[1] * 5))
+    # checkpoints of one run: D grows with the step, on every eval domain alike
+    ok = table.assign(step=[1, 1, 1, 1, 1])
+    two_steps = pd.concat([ok, ok.assign(step=2, pretrain_tokens=ok["pretrain_tokens"] * 2)])
+    assert len(validate_runs(two_steps)) == 10
+
+
+def test_one_domain_given_as_a_string_is_one_domain(table):
+    validate_runs(table, domains=["web", "code"])
+    with pytest.raises(RunTableError, match=r"unknown eval_domain 'code' \(known: web\)"):
+        validate_runs(table, domains="web")
