@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bayesplit._io import jsonable
 from bayesplit.errors import BayesplitError
 from bayesplit.runs import CANONICAL, validate_runs
 
@@ -141,7 +142,12 @@ class RunStore:
         if self.read_only:
             raise BayesplitError(f"{self.path} was opened read-only; nothing was written")
         df = runs if isinstance(runs, pd.DataFrame) else pd.DataFrame(list(runs))
-        df = validate_runs(df)
+        # a branch's train_domain may be a domain only earlier rows were evaluated on
+        if "eval_domain" in df.columns:
+            new_domains = {str(d).strip() for d in df["eval_domain"].dropna()}
+            df = validate_runs(df, domains=sorted(self.eval_domains() | new_domains))
+        else:
+            df = validate_runs(df)
         records = _to_records(df)
         now = datetime.now(UTC).isoformat(timespec="seconds")
         cols = [*CANONICAL, "extra", "inserted_at"]
@@ -181,6 +187,11 @@ class RunStore:
         ]
         return df.drop(columns=optional_empty)
 
+    def eval_domains(self) -> set[str]:
+        """The eval domains of the rows already in the store."""
+        with self._connect(write=False) as con:
+            return {r[0] for r in con.execute("SELECT DISTINCT eval_domain FROM runs")}
+
     def __len__(self) -> int:
         with self._connect() as con:
             return int(con.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
@@ -197,14 +208,36 @@ def _connect(path: Path, timeout: float, *, write: bool) -> _Closing:
             _retry(lambda: con.execute("PRAGMA journal_mode=WAL"), timeout)
             con.execute("PRAGMA synchronous=NORMAL")
         else:
-            # mode=rw: never create the file; query_only: refuse any write through it.
-            # (mode=ro would leave empty -wal/-shm files next to a WAL store.)
-            uri = f"{path.resolve().as_uri()}?mode=rw"
-            con = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
-            con.execute("PRAGMA query_only=ON")
+            con = _connect_read_only(path, timeout)
     except sqlite3.DatabaseError as exc:
         raise BayesplitError(f"{path} is not a bayesplit run store: {exc}") from None
     return _Closing(con)
+
+
+def _connect_read_only(path: Path, timeout: float) -> sqlite3.Connection:
+    """A connection that never writes: ``mode=rw`` with ``query_only`` where the file may be
+    written (``mode=ro`` would leave empty -wal/-shm files next to a WAL store), else
+    ``mode=ro``, else ``immutable`` (a read-only disk or folder, where SQLite cannot make
+    the shared-memory file a WAL reader needs; nothing can be writing there)."""
+    base = path.resolve().as_uri()
+    last: sqlite3.Error | None = None
+    for query in ("mode=rw", "mode=ro", "mode=ro&immutable=1"):
+        con = None
+        try:
+            con = sqlite3.connect(
+                f"{base}?{query}", uri=True, timeout=timeout, isolation_level=None
+            )
+            con.execute("PRAGMA query_only=ON")
+            con.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            return con
+        except sqlite3.OperationalError as exc:  # cannot open this way (corrupt files raise others)
+            if con is not None and ("locked" in str(exc) or "busy" in str(exc)):
+                return con  # a writer holds it: callers retry their queries
+            if con is not None:
+                con.close()
+            last = exc
+    assert last is not None
+    raise last
 
 
 def _check_is_store(path: Path, timeout: float, *, allow_empty: bool) -> None:
@@ -275,8 +308,9 @@ def _to_records(df: pd.DataFrame) -> list[tuple]:
         for c in CANONICAL:
             v = row.get(c)
             values.append(_plain(v))
-        extra = {c: _plain(row[c]) for c in extra_cols if _plain(row[c]) is not None}
-        values.append(json.dumps(extra, sort_keys=True))
+        # extra columns as JSON: a date becomes ISO text, a decimal a float
+        extra = {c: v for c in extra_cols if (v := jsonable(_plain(row[c]))) is not None}
+        values.append(json.dumps(extra, sort_keys=True, allow_nan=False))
         out.append(tuple(values))
     return out
 

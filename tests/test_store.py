@@ -122,3 +122,51 @@ def test_writer_killed_mid_transaction_loses_only_its_own_row(tmp_path):
     runs = RunStore(path).read()
     assert "doomed" not in set(runs["run_id"])
     assert len(runs) == 21
+
+
+def test_extra_columns_of_any_type_are_stored_as_json(tmp_path):
+    import datetime
+    import decimal
+
+    rows = good_table().assign(
+        finished=pd.Timestamp("2017-07-14 02:40"),
+        price=decimal.Decimal("1.5"),
+        day=datetime.date(2026, 11, 30),
+    )
+    store = RunStore(tmp_path / "runs.db")
+    assert store.append(rows) == 5
+    back = store.read()
+    assert back["finished"].tolist() == ["2017-07-14T02:40:00"] * 5
+    assert back["price"].tolist() == [1.5] * 5
+    assert back["day"].tolist() == ["2026-11-30"] * 5
+
+
+def test_a_branch_may_train_on_a_domain_only_earlier_rows_evaluated(tmp_path):
+    store = RunStore(tmp_path / "runs.db")
+    t = good_table()
+    store.append(t[t["spec_tokens"] == 0])
+    branch = t[t["spec_tokens"] > 0].assign(eval_domain="web", train_domain="code")
+    assert store.append(branch) == 1
+    with pytest.raises(BayesplitError, match="unknown train_domain 'cdoe'"):
+        store.append(branch.assign(run_id="r9", train_domain="cdoe"))
+
+
+def test_a_store_that_cannot_be_written_next_to_is_still_read(tmp_path, monkeypatch):
+    # On a read-only disk SQLite cannot make the shared-memory file a WAL reader needs, so
+    # the usual read-write (query-only) connection fails; the store falls back to
+    # immutable reading. Simulated: whoever runs the tests (root) may write anywhere.
+    path = tmp_path / "runs.db"
+    RunStore(path).append(good_table())
+    real_connect = sqlite3.connect
+    tried = []
+
+    def connect(database, *args, **kwargs):
+        if kwargs.get("uri"):
+            tried.append(str(database).split("?")[-1])
+            if "immutable=1" not in str(database):
+                raise sqlite3.OperationalError("unable to open database file")
+        return real_connect(database, *args, **kwargs)
+
+    monkeypatch.setattr(sqlite3, "connect", connect)
+    assert len(RunStore(path, read_only=True).read()) == 5
+    assert tried[:3] == ["mode=rw", "mode=ro", "mode=ro&immutable=1"]
