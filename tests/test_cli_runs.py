@@ -313,3 +313,56 @@ def test_run_store_read_only_and_check(tmp_path, store):
     with pytest.raises(BayesplitError, match="no such run store"):
         RunStore(tmp_path / "missing.db", read_only=True)
     assert not (tmp_path / "missing.db").exists()
+
+
+def test_brackets_in_names_and_paths_are_shown_not_read_as_styles(tmp_path):
+    # rich reads "[...]" as markup: run[lr=3e-4] lost its brackets, "[/bold]" crashed
+    folder = tmp_path / "d[x]"
+    folder.mkdir()
+    src = folder / "runs[bold].csv"
+    good_table().assign(
+        run_id=["run[lr=3e-4]", "run[lr=3e-4]", "[/bold]", "[/bold]", "r3"],
+        eval_domain=["[web]", "code", "[web]", "code", "code"],
+    ).to_csv(src, index=False)
+    db = folder / "s[red].db"
+    out = runner.invoke(app, ["runs", "validate", str(src)])
+    assert out.exit_code == 0 and "runs[bold].csv" in out.stderr, out.output
+    out = runner.invoke(app, ["runs", "import", str(src), "--store", str(db)])
+    assert out.exit_code == 0 and "s[red].db" in out.stderr, out.output
+    out = runner.invoke(app, ["runs", "list", str(db)])
+    assert out.exit_code == 0, out.output
+    assert "run[lr=3e-4]" in out.stderr and "[/bold]" in out.stderr and "[web]" in out.stderr
+
+
+def test_import_accepts_a_branch_whose_domain_only_the_store_has_seen(tmp_path):
+    t = good_table()
+    general, branch = tmp_path / "general.csv", tmp_path / "branch.csv"
+    t[t["spec_tokens"] == 0].to_csv(general, index=False)
+    t[t["spec_tokens"] > 0].assign(eval_domain="web").to_csv(branch, index=False)
+    db = tmp_path / "runs.db"
+    _ok(runner.invoke(app, ["runs", "import", str(general), "--store", str(db), "--json"]))
+    assert (
+        _ok(runner.invoke(app, ["runs", "import", str(branch), "--store", str(db), "--json"]))[
+            "total"
+        ]
+        == 5
+    )
+    # without the store the same file is refused: its train_domain is no eval_domain of it
+    _refused(
+        runner.invoke(app, ["runs", "import", str(branch), "--store", str(tmp_path / "new.db")]),
+        "unknown train_domain 'code'",
+    )
+    assert not (tmp_path / "new.db").exists()
+
+
+def test_export_to_parquet_keeps_an_extra_column_typed_differently_by_two_imports(tmp_path):
+    db = tmp_path / "runs.db"
+    for i, lr in enumerate([0.001, "auto"]):
+        path = tmp_path / f"t{i}.csv"
+        good_table().assign(run_id=lambda d, i=i: d["run_id"] + f"-{i}", lr=lr).to_csv(
+            path, index=False
+        )
+        _ok(runner.invoke(app, ["runs", "import", str(path), "--store", str(db), "--json"]))
+    out = tmp_path / "all.parquet"
+    _ok(runner.invoke(app, ["runs", "export", str(db), "--out", str(out), "--json"]))
+    assert pd.read_parquet(out)["lr"].tolist() == ["0.001"] * 5 + ["auto"] * 5

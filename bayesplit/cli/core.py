@@ -53,7 +53,9 @@ def step(message: str, enabled: bool = True):
     start = time.perf_counter()
     with console.status(message):
         yield
-    console.print(f"[green]✓[/green] {message} [dim]({time.perf_counter() - start:.1f} s)[/dim]")
+    console.print(
+        f"[green]✓[/green] {escape(message)} [dim]({time.perf_counter() - start:.1f} s)[/dim]"
+    )
 
 
 def _csv(text: str | None) -> list[str] | None:
@@ -86,8 +88,8 @@ def diagnostics_lines(diag) -> list[str]:
         f"diagnostics {status}: R-hat max {diag.r_hat_max:.3f}, bulk ESS min {diag.ess_bulk_min:.0f}, "
         f"tail ESS min {diag.ess_tail_min:.0f}, divergences {diag.divergences}, BFMI min {diag.bfmi_min:.2f}"
     ]
-    lines += [f"  [red]✗[/red] {f}" for f in diag.failures]
-    lines += [f"  [yellow]![/yellow] {w}" for w in diag.warnings]
+    lines += [f"  [red]✗[/red] {escape(f)}" for f in diag.failures]
+    lines += [f"  [yellow]![/yellow] {escape(w)}" for w in diag.warnings]
     return lines
 
 
@@ -100,7 +102,9 @@ def params_json(posterior) -> dict:
 
 
 def print_params(posterior) -> None:
-    table = Table(title=f"{posterior.law.name}: {posterior.law.formula}", title_justify="left")
+    table = Table(
+        title=escape(f"{posterior.law.name}: {posterior.law.formula}"), title_justify="left"
+    )
     for col in ("parameter", "median", "q05", "q95"):
         table.add_column(col, justify="left" if col == "parameter" else "right")
     for name, r in posterior.summary(level=0.9).iterrows():
@@ -129,13 +133,13 @@ def laws_cmd(json_out: JsonFlag = False, law_module: LawModule = None) -> None:
         emit_json({"laws": laws})
         return
     for law in laws:
-        console.print(f"[bold]{law['name']}[/bold]  {law['formula']}")
-        console.print(f"  {law['description']}")
+        console.print(f"[bold]{escape(law['name'])}[/bold]  {escape(law['formula'])}")
+        console.print(f"  {escape(law['description'])}")
         console.print(
             f"  per domain: {', '.join(law['per_domain']) or '—'};  shared: {', '.join(law['shared']) or '—'}"
         )
         for text in law["priors"].values():
-            console.print(f"  [dim]{text}[/dim]")
+            console.print(f"  [dim]{escape(text)}[/dim]")
         console.print()
 
 
@@ -168,12 +172,12 @@ def prior_cmd(
             }
         )
         return
-    table = Table(title=f"prior predictive check, {law}, {level:.0%} band")
+    table = Table(title=escape(f"prior predictive check, {law}, {level:.0%} band"))
     for col in ("domain", "rows", "observed range", "prior band (median row)", "inside"):
         table.add_column(col)
     for dom, r in summary.iterrows():
         table.add_row(
-            str(dom),
+            escape(str(dom)),
             str(int(r["rows"])),
             f"{r['observed_min']:.3f}–{r['observed_max']:.3f}",
             f"{r['prior_lo_median']:.3f}–{r['prior_hi_median']:.3f}",
@@ -252,7 +256,7 @@ def fit_cmd(
     print_params(post)
     for line in diagnostics_lines(post.diagnostics):
         console.print(line)
-    console.print(f"posterior written to {out}")
+    console.print(f"posterior written to {escape(str(out))}")
 
 
 def predict_cmd(
@@ -297,17 +301,19 @@ def predict_cmd(
     if json_out:
         emit_json(result)
         return
-    console.print(f"{domain} at N={n:.3g}, D={d:.3g}, D'={dp:.3g} ({post.law.name})")
+    console.print(
+        escape(f"{domain} at N={n:.3g}, D={d:.3g}, D'={dp:.3g} ({post.law.name})"),
+    )
     console.print(f"  median {result['median']:.4f}   mean {result['mean']:.4f} nats/token")
     console.print(
         f"  {level:.0%} credible (law):     [{result['credible'][0]:.4f}, {result['credible'][1]:.4f}]"
     )
     console.print(
-        f"  {level:.0%} predictive ({'new run' if run is None else 'run ' + run}): "
+        f"  {level:.0%} predictive ({'new run' if run is None else 'run ' + escape(run)}): "
         f"[{result['predictive'][0]:.4f}, {result['predictive'][1]:.4f}]"
     )
     if "warning" in result:
-        console.print(f"[yellow]! {result['warning']}[/yellow]")
+        console.print(f"[yellow]! {escape(result['warning'])}[/yellow]")
 
 
 def compare_cmd(
@@ -375,7 +381,7 @@ def compare_cmd(
 
     for name, r in df.iterrows():
         table.add_row(
-            str(name),
+            escape(str(name)),
             pct(r, "median_rel_error", ".2%"),
             pct(r, "max_rel_error", ".2%"),
             pct(r, "coverage", ".0%"),
@@ -387,7 +393,7 @@ def compare_cmd(
     console.print(table)
     for name, r in df.iterrows():
         for w in r["warnings"]:
-            console.print(f"[yellow]! {name}: {w}[/yellow]")
+            console.print(f"[yellow]! {escape(f'{name}: {w}')}[/yellow]")
 
 
 def register(app: typer.Typer) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from bayesplit.cli._common import check_output_path, check_seed, console, emit_json
@@ -24,14 +25,14 @@ def _show(info: dict[str, Any]) -> None:
         return str(info.get(key, "not recorded"))
 
     mode = f" ({info['domain_mode']})" if "domain_mode" in info else ""
-    table = Table(title=f"corpus {info['path']}{mode}")
+    table = Table(title=escape(f"corpus {info['path']}{mode}"))
     table.add_column("domain")
     for col in ("train docs", "train tokens", "val docs", "val tokens"):
         table.add_column(col, justify="right")
 
     def row(name: str, d: dict[str, int], **kw: Any) -> None:
         table.add_row(
-            name,
+            escape(name),
             f"{d['train_documents']:,}",
             f"{d['train_tokens']:,}",
             f"{d['val_documents']:,}",

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from bayesplit.cli._common import check_output_path, check_plot_path, console, emit_json
@@ -144,7 +145,7 @@ def allocate_cmd(
         table.add_column(c, justify="left" if c == "alternative" else "right")
     for a in d["alternatives"]:
         table.add_row(
-            a["name"],
+            escape(a["name"]),
             f"{a['plan']['params']:.3g}",
             f"{a['plan']['pretrain_tokens']:.3g}",
             f"{a['objective']['median']:.4f}",
@@ -153,7 +154,7 @@ def allocate_cmd(
         )
     console.print(table)
     for note in d["notes"]:
-        console.print(f"[yellow]! {note}[/yellow]")
+        console.print(f"[yellow]! {escape(note)}[/yellow]")
 
 
 def frontier_cmd(
@@ -222,7 +223,7 @@ def frontier_cmd(
     console.print(t)
     for _, r in table.iterrows():
         for note in r["notes"]:
-            console.print(f"[yellow]! {r['budget']:.3g} FLOPs: {note}[/yellow]")
+            console.print(f"[yellow]! {r['budget']:.3g} FLOPs: {escape(note)}[/yellow]")
 
 
 def report_cmd(

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import numpy as np
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from bayesplit.cli._common import Seed, check_output_path, console, emit_json
@@ -200,8 +201,8 @@ def demo_cmd(
             f"{p['params']:.3g}",
             f"{p['pretrain_tokens']:.3g}",
             f"{p['spec_tokens']:.3g}" if p["spec_tokens"] > 0 else "0",
-            p["train_domain"] or "— (general)",
-            p["eval_domain"],
+            escape(p["train_domain"] or "— (general)"),
+            escape(p["eval_domain"]),
             f"{p['observed']:.3f}",
             f"{p['median']:.3f}",
             f"{p['credible'][0]:.3f}–{p['credible'][1]:.3f}",
@@ -229,10 +230,10 @@ def demo_cmd(
         f"{decision['optimum_distribution']['params'][0]:.3g}–{decision['optimum_distribution']['params'][2]:.3g}"
     )
     for note in decision["notes"]:
-        console.print(f"[yellow]! {note}[/yellow]")
+        console.print(f"[yellow]! {escape(note)}[/yellow]")
     for a in decision["alternatives"]:
         console.print(
-            f"  vs {a['name']}: P(plan better) {a['p_better']:.0%}, expected regret {a['expected_regret']:.4f}"
+            f"  vs {escape(a['name'])}: P(plan better) {a['p_better']:.0%}, expected regret {a['expected_regret']:.4f}"
         )
     table = Table(title="next runs worth most to this decision per FLOP")
     for c in ("N", "D", "D'", "domain", "cost (FLOPs)", "predicted loss (90%)"):
@@ -243,9 +244,9 @@ def demo_cmd(
             f"{r['params']:.3g}",
             f"{r['pretrain_tokens']:.3g}",
             f"{r['spec_tokens']:.3g}",
-            r["train_domain"] or "all (general)",
+            escape(r["train_domain"] or "all (general)"),
             f"{r['cost_flops']:.3g}",
             f"{pl['median']:.3f} [{pl['predictive'][0]:.3f}, {pl['predictive'][1]:.3f}]",
         )
     console.print(table)
-    console.print(f"posterior written to {out_dir / 'posterior.nc'}; report: {report}")
+    console.print(escape(f"posterior written to {out_dir / 'posterior.nc'}; report: {report}"))

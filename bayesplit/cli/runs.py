@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -55,7 +56,7 @@ def validate_cmd(
         emit_json(summary)
     else:
         console.print(
-            f"[green]✓[/green] {path}: {summary['rows']} rows, {summary['runs']} runs, "
+            f"[green]✓[/green] {escape(str(path))}: {summary['rows']} rows, {summary['runs']} runs, "
             f"{len(summary['eval_domains'])} eval domains, {summary['specialized_rows']} specialized rows"
         )
 
@@ -74,20 +75,30 @@ def import_cmd(
     ] = False,
 ) -> None:
     """Append a run table to a store, in one transaction (all rows or none)."""
-    from bayesplit.runs import STORE_SUFFIXES, load_runs
+    from bayesplit.runs import STORE_SUFFIXES, read_table, validate_runs
     from bayesplit.store import RunStore
 
     check_output_path(store, option="--store", suffixes=set(STORE_SUFFIXES))
+    known: set[str] = set()
     if store.exists():
         RunStore.check(store, allow_empty=True)  # a foreign file is refused, untouched
-    runs = load_runs(path)  # a bad table never creates the store
+        with contextlib.suppress(BayesplitError):  # an empty database is a new store
+            known = RunStore(store, read_only=True).eval_domains()
+    # a bad table never creates the store; a branch may train on a domain that only
+    # rows already in the store were evaluated on
+    table = read_table(path)
+    if "eval_domain" in table.columns:
+        known |= {str(d).strip() for d in table["eval_domain"].dropna()}
+    runs = validate_runs(table, domains=sorted(known) or None, source=str(path))
     db = RunStore(store)
     added = db.append(runs)
     total = len(db)
     if json_out:
         emit_json({"added": added, "total": total, "store": str(store)})
     else:
-        console.print(f"[green]✓[/green] added {added} rows to {store} ({total} in all)")
+        console.print(
+            f"[green]✓[/green] added {added} rows to {escape(str(store))} ({total} in all)"
+        )
 
 
 @app.command("export")
@@ -120,7 +131,9 @@ def export_cmd(
             }
         )
     else:
-        console.print(f"[green]✓[/green] wrote {len(runs)} rows ({n_runs} runs) to {out}")
+        console.print(
+            f"[green]✓[/green] wrote {len(runs)} rows ({n_runs} runs) to {escape(str(out))}"
+        )
 
 
 @app.command("list")
@@ -154,7 +167,7 @@ def list_cmd(
         "loss",
         "seed",
     ]
-    table = Table(title=f"{source} ({len(runs)} rows)")
+    table = Table(title=escape(f"{source} ({len(runs)} rows)"))
     for c in cols:
         table.add_column(
             c,
@@ -165,7 +178,9 @@ def list_cmd(
     for _, r in shown.iterrows():
         table.add_row(
             *[
-                fmt(r[c]) if isinstance(r[c], float) else ("—" if r[c] is None else str(r[c]))
+                fmt(r[c])
+                if isinstance(r[c], float)
+                else ("—" if r[c] is None else escape(str(r[c])))
                 for c in cols
             ]
         )

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import numpy as np
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from bayesplit.cli._common import check_output_path, check_plot_path, console, emit_json
@@ -212,9 +213,9 @@ def simulate_cmd(
             "law) and were used anyway; the coverage column is the check on their intervals"
         )
     if out is not None:
-        console.print(f"every round written to {out}")
+        console.print(f"every round written to {escape(str(out))}")
     if plot is not None:
-        console.print(f"figure written to {plot}")
+        console.print(f"figure written to {escape(str(plot))}")
 
 
 def _ratio_cell(r) -> str:

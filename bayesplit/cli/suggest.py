@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from bayesplit.cli._common import check_output_path, console, emit_json
@@ -176,17 +177,19 @@ def suggest_cmd(
             f"{rec['params']:.3g}",
             f"{rec['pretrain_tokens']:.3g}",
             f"{rec['spec_tokens']:.3g}",
-            rec["train_domain"] or "all (general)",
+            escape(rec["train_domain"] or "all (general)"),
             f"{rec['cost_flops']:.3g}",
             f"{r['sd_after']:.4g}",
             f"{p['median']:.3f} [{p['predictive'][0]:.3f}, {p['predictive'][1]:.3f}]",
         )
     console.print(table)
     for rec in records:
-        console.print(f"[dim]{rec['reason']}[/dim]")
+        console.print(f"[dim]{escape(rec['reason'])}[/dim]")
     if out is not None:
         console.print(
-            f"suggestions written to {out} (run them with `bayesplit train execute {out} ...`)"
+            escape(
+                f"suggestions written to {out} (run them with `bayesplit train execute {out} ...`)"
+            )
         )
 
 

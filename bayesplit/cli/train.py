@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from bayesplit.cli._common import check_output_path, check_seed, console, emit_json, fmt
@@ -215,12 +216,12 @@ def _show(df, as_json: bool, extra: dict | None = None) -> None:
         table.add_column(col)
     for r in records:
         table.add_row(
-            str(r["run_id"]),
+            escape(str(r["run_id"])),
             fmt(float(r["params"])),
             f"{int(r['pretrain_tokens']):,}",
             f"{int(r['spec_tokens']):,}",
-            str(r["train_domain"] or "—"),
-            str(r["eval_domain"]),
+            escape(str(r["train_domain"] or "—")),
+            escape(str(r["eval_domain"])),
             f"{r['loss']:.4f}",
         )
     console.print(table)
@@ -488,14 +489,14 @@ def execute_cmd(
     # planned against the store read-only: a refused plan, or a dry run, creates nothing
     plan = plan_suggestions(items, data, _store_for_planning(store), **kwargs)
     for note in plan.notes:
-        console.print(f"[yellow]note:[/] {note}")
+        console.print(f"[yellow]note:[/] {escape(note)}")
     if dry_run:
         if as_json:
             emit_json(plan.to_dict())
         else:
             console.print(f"{len(plan.done)} of {len(items)} suggestions already in the store")
             for job in plan.jobs:
-                console.print(job.describe())
+                console.print(job.describe(), markup=False)
         return
     options = {
         "partition": slurm_partition,
@@ -551,7 +552,7 @@ def ladder_cmd(
         table.add_column(col)
     for e in entries:
         table.add_row(
-            e["name"],
+            escape(e["name"]),
             str(e["n_layer"]),
             str(e["n_head"]),
             str(e["d_model"]),
@@ -657,7 +658,7 @@ def loop_cmd(
                 f"expected regret {s['expected_regret']:.2%}; "
                 f"{s['suggested']} runs suggested, {s['trained_rows']} rows trained; "
                 f"spent {fmt(s['spent_flops'])} FLOPs"
-                + (f"; stopped: {s['stopped']}" if s["stopped"] else "")
+                + (f"; stopped: {escape(s['stopped'])}" if s["stopped"] else "")
             )
 
     history = run_loop(

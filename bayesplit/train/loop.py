@@ -184,6 +184,7 @@ def progress_bar(enabled: bool, total: int, label: str):
     @contextlib.contextmanager
     def bar():
         from rich.console import Console
+        from rich.markup import escape
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
         with Progress(
@@ -195,7 +196,7 @@ def progress_bar(enabled: bool, total: int, label: str):
             console=Console(stderr=True),
             transient=False,
         ) as prog:
-            task = prog.add_task(label, total=total, loss="")
+            task = prog.add_task(escape(label), total=total, loss="")
 
             def advance(n, losses):
                 # reading the loss forces a device sync: only every 10 steps

@@ -572,7 +572,9 @@ class _Reporter:
         if self._progress is None:
             yield lambda n: None
             return
-        tid = self._progress.add_task(description, total=total)
+        from rich.markup import escape
+
+        tid = self._progress.add_task(escape(description), total=total)
         yield lambda n: self._progress.advance(tid, n)
         self._progress.update(tid, completed=total)
 
@@ -582,6 +584,8 @@ class _Reporter:
         if self._progress is None:
             yield
             return
-        tid = self._progress.add_task(description, total=None)
+        from rich.markup import escape
+
+        tid = self._progress.add_task(escape(description), total=None)
         yield
         self._progress.update(tid, total=1, completed=1)
