@@ -337,3 +337,12 @@ def test_compare_refuses_a_law_named_twice(tmp_path):
     runs.write_text("run_id,params,pretrain_tokens,eval_domain,loss\nr,1e7,1e9,web,3.0\n")
     args = ["compare", "--runs", str(runs), "--laws", "chinchilla,additive,chinchilla"]
     _refused(runner.invoke(app, args), "named more than once: chinchilla")
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**63), "99999999999999999999"])
+def test_a_seed_beyond_64_bits_is_refused_before_any_work(tmp_path, seed):
+    # torch.manual_seed overflowed past 2^64, and the store keeps seeds as int64
+    out = tmp_path / "post.nc"
+    args = ["fit", "--runs", "bundled:gadre2024", "--law", "chinchilla", "--out", str(out)]
+    _refused(runner.invoke(app, [*args, "--seed", seed]), "--seed must be between 0 and 2^63 - 1")
+    assert not out.exists()

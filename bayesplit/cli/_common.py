@@ -17,11 +17,14 @@ from rich.console import Console
 from bayesplit._io import jsonable
 from bayesplit.errors import BayesplitError
 
+#: The largest seed: the run store keeps seeds as 64-bit integers, and torch refuses more.
+MAX_SEED = 2**63 - 1
+
 
 def check_seed(value: int) -> int:
-    """``--seed`` callback: NumPy and JAX want a non-negative integer (one-line error)."""
-    if value is not None and value < 0:
-        raise BayesplitError(f"--seed must be >= 0, got {value}")
+    """``--seed`` callback: a non-negative 64-bit integer (one-line error)."""
+    if value is not None and not 0 <= value <= MAX_SEED:
+        raise BayesplitError(f"--seed must be between 0 and 2^63 - 1, got {value}")
     return value
 
 
