@@ -187,6 +187,7 @@ def validate_runs(
         raise RunTableError([f"duplicate column name(s): {', '.join(dup)}"], source)
 
     df = df.reset_index(drop=True)
+    exact_seeds = pd.Series(0, index=df.index, dtype=object)
     if "spec_tokens" not in df.columns:
         df["spec_tokens"] = 0.0
     if "seed" not in df.columns:
@@ -496,7 +497,9 @@ def _check_csv_shape(p: Path, sep: str) -> list[str]:
         reader = csv.reader(fh, delimiter=sep)
         header = next(reader, [])
         seen: set[str] = set()
-        repeated = sorted({c.strip() for c in header if c.strip() in seen or seen.add(c.strip())})
+        # (unnamed columns, as spreadsheets leave them, are not a repeated name)
+        named = [c.strip() for c in header if c.strip()]
+        repeated = sorted({c for c in named if c in seen or seen.add(c)})
         if repeated:
             raise BayesplitError(f"{p}: repeated column name(s) {', '.join(map(repr, repeated))}")
         short = []
@@ -613,10 +616,17 @@ def write_table(runs: pd.DataFrame, path: str | Path) -> Path:
 def _parquet_ready(runs: pd.DataFrame) -> pd.DataFrame:
     """Parquet needs one type per column; an extra column that holds numbers in some rows
     and text in others (rows imported from different tables) is written as text."""
+
+    def kind(v) -> str:
+        return (
+            "number"
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+            else type(v).__name__
+        )
+
     out = runs
     for col in runs.columns:
-        values = runs[col].dropna()
-        if runs[col].dtype == object and len({type(v) for v in values}) > 1:
+        if runs[col].dtype == object and len({kind(v) for v in runs[col].dropna()}) > 1:
             if out is runs:
                 out = runs.copy()
             out[col] = runs[col].map(lambda v: v if v is None or v != v else str(v))

@@ -357,12 +357,14 @@ def test_import_accepts_a_branch_whose_domain_only_the_store_has_seen(tmp_path):
 
 def test_export_to_parquet_keeps_an_extra_column_typed_differently_by_two_imports(tmp_path):
     db = tmp_path / "runs.db"
-    for i, lr in enumerate([0.001, "auto"]):
+    for i, (lr, warmup) in enumerate([(0.001, 1), ("auto", 0.5)]):
         path = tmp_path / f"t{i}.csv"
-        good_table().assign(run_id=lambda d, i=i: d["run_id"] + f"-{i}", lr=lr).to_csv(
-            path, index=False
-        )
+        good_table().assign(
+            run_id=lambda d, i=i: d["run_id"] + f"-{i}", lr=lr, warmup=warmup
+        ).to_csv(path, index=False)
         _ok(runner.invoke(app, ["runs", "import", str(path), "--store", str(db), "--json"]))
     out = tmp_path / "all.parquet"
     _ok(runner.invoke(app, ["runs", "export", str(db), "--out", str(out), "--json"]))
-    assert pd.read_parquet(out)["lr"].tolist() == ["0.001"] * 5 + ["auto"] * 5
+    back = pd.read_parquet(out)
+    assert back["lr"].tolist() == ["0.001"] * 5 + ["auto"] * 5
+    assert back["warmup"].tolist() == [1.0] * 5 + [0.5] * 5  # numbers stay numbers
