@@ -378,8 +378,8 @@ def allocate(
     check_budget_buys_a_run(budget, runs, len(domains), compute)
     n_min, d_min = float(runs["params"].min()), float(runs["pretrain_tokens"].min())
     if params is not None:
-        if params <= 0:
-            raise BayesplitError("params must be > 0")
+        if not (0 < params < math.inf):
+            raise BayesplitError(f"params must be a finite number > 0, got {params}")
         if (
             compute.flops_per_token(params) * d_min * compute.pretrain_multiplier(len(domains))
             > budget
@@ -392,6 +392,26 @@ def allocate(
         compute.flops_per_token(1.0) * d_min * compute.pretrain_multiplier(len(domains))
     )
     log_bounds = (math.log(n_min / 10), math.log(max(n_hi, n_min)))
+    notes = []
+    if ladder is not None:
+        sizes = _ladder_sizes(ladder)
+        # a size the budget cannot train on d_min tokens would be clipped to another N
+        feasible = sizes[sizes <= max(n_hi, n_min) * (1 + 1e-9)]
+        if not len(feasible):
+            raise BayesplitError(
+                f"no ladder size fits the budget: the smallest, N={sizes[0]:.3g}, cannot "
+                f"pretrain the shortest fitted run's {d_min:.3g} tokens with {budget:.3g} FLOPs"
+            )
+        if len(feasible) < len(sizes):
+            notes.append(
+                f"ladder sizes above N={feasible[-1]:.3g} left out: the budget cannot "
+                f"pretrain them on {d_min:.3g} tokens"
+            )
+        ladder = feasible
+    # a fixed N (or ladder) below the usual search range widens it: N is never moved
+    fixed = [params] if params is not None else list(ladder) if ladder is not None else []
+    if fixed:
+        log_bounds = (min(log_bounds[0], math.log(min(fixed))), log_bounds[1])
     ref = posterior.spec.reference
     prob = Problem(
         law=posterior.law,
@@ -408,7 +428,6 @@ def allocate(
     )
     all_draws = posterior.draws(max_draws=max_draws)
     p = prob.select(all_draws)
-    notes = []
     if not prob.uses_spec_tokens:
         notes.append(
             f"law {posterior.law.name} has no specialization term: D' counts as ordinary tokens, so the split is not informed by data"
@@ -542,7 +561,8 @@ def _alternative_plans(
     starts, owner = [], []
     for name, frac in splits:
         share_rest = (1 - frac) * prob.weights if frac < 1 else np.full(k, 1e-12)
-        logits = np.log(np.r_[frac, share_rest])
+        # a domain of weight 0 gets a share of 1e-12, not log(0)
+        logits = np.log(np.maximum(np.r_[frac, share_rest], 1e-12))
         for log_n in cand_log_n:
             starts.append(np.r_[np.clip(log_n, *prob.log_n_bounds), logits])
             owner.append(name)
@@ -581,10 +601,14 @@ def extrapolation_notes(
     """
     f = EXTRAPOLATION_FACTOR
     notes = []
-    n_max = float(runs["params"].max())
+    n_min, n_max = float(runs["params"].min()), float(runs["params"].max())
     if plan.params > f * n_max:
         notes.append(
             f"extrapolation: N = {plan.params:.3g} is {plan.params / n_max:.0f}x the largest fitted model ({n_max:.3g})"
+        )
+    elif plan.params < n_min / f:
+        notes.append(
+            f"extrapolation: N = {plan.params:.3g} is below the smallest fitted model ({n_min:.3g})"
         )
     d_min, d_max = float(runs["pretrain_tokens"].min()), float(runs["pretrain_tokens"].max())
     if plan.pretrain_tokens > f * d_max:
@@ -632,6 +656,27 @@ def _drop_token_residues(prob: Problem, d, dp, score):
     return d, dp
 
 
+def _respect_data_limits(prob: Problem, d, dp, score):
+    """(D, D') with every D'_k at most its data limit r_k·U_k.
+
+    The solver scores only the tokens within a limit (those beyond it buy nothing), so
+    its D'_k can end above the limit with a flat gradient there: a plan asking for
+    data the user does not have. The excess goes to pretraining, so the plan still
+    spends the budget, unless ``score`` says that is worse (a law that does not fall
+    with D); then it is left unspent. Rows like :func:`_drop_token_residues`.
+    """
+    d = np.array(d, dtype=float)
+    dp = np.array(dp, dtype=float)
+    capped = np.minimum(dp, prob.max_spec_tokens)
+    excess = (dp - capped).sum(axis=1)
+    if not (excess > 0).any():
+        return d, dp
+    before = score(d, capped)
+    moved = d + excess / prob.compute.pretrain_multiplier(prob.k)
+    after = score(moved, capped)
+    return np.where(after <= before, moved, d), capped
+
+
 def _summarize(
     posterior, prob, p, plan_x, opt_x, risk, level, compare, notes, params, ladder
 ) -> Allocation:
@@ -642,6 +687,7 @@ def _summarize(
         values = _evaluate(prob, p, n, d_[0], dp_[0]) @ prob.weights
         return np.array([_risk(values, kind_, alpha, np)])
 
+    (d,), (dp,) = _respect_data_limits(prob, d[None], dp[None], plan_risk)
     (d,), (dp,) = _drop_token_residues(prob, d[None], dp[None], plan_risk)
     plan = Plan(float(n), float(d), dict(zip(prob.domains, map(float, dp), strict=True)))
     notes.extend(extrapolation_notes(plan, posterior.runs, uses_spec_tokens=prob.uses_spec_tokens))
@@ -649,10 +695,16 @@ def _summarize(
         over = [
             k
             for k, v, c in zip(prob.domains, dp, prob.max_spec_tokens, strict=True)
-            if v > c * 1.0001
+            if v >= c * 0.9999
         ]
         if over:
-            notes.append(f"data limit binds for {', '.join(over)}")
+            notes.append(f"data limit binds for {', '.join(over)}: D' is at r·U")
+        spent = float(prob.compute.flops(n, d, dp))
+        if spent < prob.budget * 0.999:
+            notes.append(
+                f"the plan spends {spent:.3g} of the {prob.budget:.3g} FLOPs: beyond the data "
+                "limits more pretraining would not lower the loss"
+            )
     loss = _evaluate(prob, p, n, d, dp)  # (S, K)
     objective = loss @ prob.weights
     on, od, _, odp = (np.asarray(a) for a in _plan_arrays(prob, opt_x, np))
@@ -660,6 +712,7 @@ def _summarize(
     def per_draw_objective(d_, dp_):  # draw s's optimum, scored under draw s
         return _evaluate(prob, p, on, d_, dp_) @ prob.weights
 
+    od, odp = _respect_data_limits(prob, od, odp, per_draw_objective)
     od, odp = _drop_token_residues(prob, od, odp, per_draw_objective)
     opt_objective = per_draw_objective(od, odp)
     opt_objective = np.minimum(opt_objective, objective)  # the optimum is never worse than the plan
@@ -681,7 +734,15 @@ def _summarize(
     alts = _alternative_plans(prob, p, plan, kind_, alpha, params, ladder)
     for i, extra in enumerate([compare] if isinstance(compare, Mapping) else list(compare or [])):
         alt = Plan.from_dict(extra, prob.domains)
-        alts[str(extra.get("name", f"user plan {i + 1}"))] = alt
+        name = str(extra.get("name", f"user plan {i + 1}"))
+        alts[name] = alt
+        cost = float(prob.compute.flops(*alt.arrays(prob.domains)))
+        if cost > prob.budget * 1.01:
+            notes.append(
+                f"{name} costs {cost:.3g} FLOPs, {cost / prob.budget:.3g}x the budget: its "
+                "loss is not one the budget can buy, so its regret and P(plan better) "
+                "compare unequal spends"
+            )
     names = list(alts)
     alt_obj, alt_n, alt_d, alt_dp, flops = [], [], [], [], []
     for name in names:
@@ -784,7 +845,10 @@ def parse_budgets(text: str) -> np.ndarray:
             count = int(num)
             if not 1 <= count <= MAX_BUDGETS:
                 raise BayesplitError(f"--budgets COUNT must be 1-{MAX_BUDGETS}, got {num!r}")
-            values = np.geomspace(parse_count(lo), parse_count(hi), count)
+            ends = [parse_count(lo), parse_count(hi)]
+            if not all(0 < v < math.inf for v in ends):  # before geomspace warns about them
+                raise BayesplitError(usage)
+            values = np.geomspace(*ends, count)
         else:
             values = np.array([parse_count(v) for v in text.split(",") if v.strip()])
     except ValueError as exc:

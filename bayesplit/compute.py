@@ -17,6 +17,7 @@ allocator moves that compute elsewhere.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -89,9 +90,10 @@ class DataLimits:
         for k in domains:
             u = self.unique_tokens.get(k)
             r = self.repetitions.get(k, 1.0)
-            if u is not None and (u < 0 or r <= 0):
+            if u is not None and not (0 <= u < math.inf and 0 < r < math.inf):
                 raise BayesplitError(
-                    f"data limit for {k!r} must be >= 0 tokens and > 0 repetitions"
+                    f"data limit for {k!r} must be a finite number >= 0 of tokens and of "
+                    "repetitions > 0"
                 )
             out.append(np.inf if u is None else float(u) * float(r))
         return np.asarray(out)

@@ -631,6 +631,8 @@ def suggest(
     Suggestions
     """
     posterior.require_ok(force)
+    if n < 1:  # before the allocation, which takes seconds
+        raise BayesplitError(f"-n must be >= 1, got {n}")
     if max_draws is not None and max_draws < 10:
         raise BayesplitError(f"max_draws must be >= 10 (the ranking needs draws), got {max_draws}")
     domains = list(domains) if domains is not None else posterior.domains

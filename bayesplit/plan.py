@@ -5,6 +5,7 @@ alternatives, and the hooks :func:`bayesplit.design.suggest` scores runs with).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -39,6 +40,9 @@ class Plan:
             unknown = sorted(set(spec) - set(domains))
             if unknown:
                 raise BayesplitError(f"plan names unknown domain(s) {', '.join(unknown)}")
+            values = [d["params"], d["pretrain_tokens"], *(spec.get(k, 0.0) for k in domains)]
+            if any(isinstance(v, bool) for v in values):  # float(True) would be N = 1
+                raise BayesplitError("a plan's numbers must be numbers, not true/false")
             plan = cls(
                 float(d["params"]),
                 float(d["pretrain_tokens"]),
@@ -50,13 +54,15 @@ class Plan:
             ) from None
         except (TypeError, ValueError) as exc:
             raise BayesplitError(f"bad plan: {exc}") from None
+        numbers = [plan.params, plan.pretrain_tokens, *plan.spec_tokens.values()]
         if (
-            plan.params <= 0
+            not all(math.isfinite(v) for v in numbers)
+            or plan.params <= 0
             or plan.pretrain_tokens <= 0
             or any(v < 0 for v in plan.spec_tokens.values())
         ):
             raise BayesplitError(
-                "a plan needs params > 0, pretrain_tokens > 0 and spec_tokens >= 0"
+                "a plan needs finite params > 0, pretrain_tokens > 0 and spec_tokens >= 0"
             )
         return plan
 

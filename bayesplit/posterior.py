@@ -36,6 +36,8 @@ _ROW_COLUMNS = (
     "eval_domain",
     "loss",
     "seed",
+    # which rows share a run effect (a branch: its trunk's), so `predict --run` can check N
+    "trunk_id",
     # the trainer's vocabulary: with-embeddings N of a ladder size depends on it (suggest --ladder)
     "vocab_size",
 )
@@ -88,10 +90,9 @@ class Posterior:
         """The run-table rows the law was fitted to."""
         cd = self.idata.constant_data
         df = pd.DataFrame({c: cd[f"row_{c}"].values for c in _ROW_COLUMNS if f"row_{c}" in cd})
-        if "train_domain" in df:
-            df["train_domain"] = (
-                df["train_domain"].astype(object).where(df["train_domain"] != "", None)
-            )
+        for c in ("train_domain", "trunk_id"):
+            if c in df:
+                df[c] = df[c].astype(object).where(df[c] != "", None)
         return df
 
     def require_ok(self, force: bool = False) -> None:
@@ -304,7 +305,7 @@ def rows_as_constant_data(rows: pd.DataFrame) -> xr.Dataset:
         if c not in rows:
             continue
         v = rows[c]
-        if c in ("run_id", "train_domain", "eval_domain"):
+        if c in ("run_id", "train_domain", "eval_domain", "trunk_id"):
             out[f"row_{c}"] = np.asarray(
                 [
                     ("" if x is None or (isinstance(x, float) and np.isnan(x)) else str(x))

@@ -45,6 +45,20 @@ def sample_predictive(
     return np.exp(log_mean + run + eps)
 
 
+def _check_run_size(runs, run: str, n: np.ndarray) -> None:
+    """A run's effect is that model's offset: it says nothing about a model of another N."""
+    mine = runs["run_id"] == run
+    if "trunk_id" in runs:
+        mine |= runs["trunk_id"] == run
+    sizes = np.unique(runs.loc[mine, "params"].to_numpy(dtype=float))
+    if len(sizes) and not np.all(np.isclose(n[:, None], sizes[None, :], rtol=1e-6).any(axis=1)):
+        raise BayesplitError(
+            f"run {run!r} is a model of N={', '.join(f'{v:.3g}' for v in sizes)}; its run effect "
+            f"says nothing about N={', '.join(f'{v:.3g}' for v in np.unique(n))} (leave out "
+            "the run for a new model's prediction)"
+        )
+
+
 def predict(
     posterior,
     params,
@@ -109,6 +123,7 @@ def predict(
     )
     effect = posterior.run_effect_draws(run, max_draws=max_draws) if run is not None else None
     if effect is not None:
+        _check_run_size(posterior.runs, run, n)
         log_mean = log_mean + effect[:, None, None]
     law = np.exp(log_mean)
     rng = np.random.default_rng(seed)

@@ -248,3 +248,75 @@ def test_repr_reads_as_the_plan_not_as_every_draw(additive_posterior):
     assert sum(line.startswith("  vs ") for line in lines) == len(d["alternatives"])
     assert sum(line.startswith("  ! ") for line in lines) == len(alloc.notes) > 0
     assert text.endswith(">") and len(text) < 3000
+
+
+def test_a_fixed_n_far_below_the_fitted_models_is_kept_and_flagged(truth2):
+    post = truth2.as_posterior()
+    n_min = float(post.runs["params"].min())
+    alloc = allocate(post, budget=BUDGET, params=n_min / 100)
+    assert alloc.plan.params == pytest.approx(n_min / 100)  # it was moved to n_min / 10
+    assert np.allclose(alloc.draws["opt_params"].values, n_min / 100)
+    assert any("below the smallest fitted model" in n for n in alloc.notes)
+
+
+def test_a_ladder_of_small_sizes_stays_on_the_ladder(truth2):
+    post = truth2.as_posterior()
+    n_min = float(post.runs["params"].min())
+    sizes = [n_min / 300, n_min / 100, n_min / 30]
+    alloc = allocate(post, budget=BUDGET, ladder=sizes)
+    assert any(alloc.plan.params == pytest.approx(s) for s in sizes), alloc.plan.params
+    opt = alloc.draws["opt_params"].values
+    assert np.isclose(opt[:, None], np.array(sizes)[None, :]).any(axis=1).all()
+
+
+def test_ladder_sizes_the_budget_cannot_train_are_left_out_with_a_note(truth2):
+    post = truth2.as_posterior()
+    alloc = allocate(post, budget=BUDGET, ladder=[1e8, 3e8, 1e15])
+    assert alloc.plan.params in (pytest.approx(1e8), pytest.approx(3e8))
+    assert any("ladder sizes above N=3e+08 left out" in n for n in alloc.notes)
+    with pytest.raises(BayesplitError, match="no ladder size fits the budget"):
+        allocate(post, budget=BUDGET, ladder=[1e15])
+
+
+@pytest.mark.parametrize("trunk,risk", [("shared", "mean"), ("independent", "q90")])
+def test_plans_never_ask_for_more_data_than_the_limit(truth2, trunk, risk):
+    # The solver scores only tokens within the limit; the flat gradient beyond it left
+    # D' up to 26% over r·U. The excess now goes to pretraining, so the budget is spent.
+    post = truth2.as_posterior()
+    free = allocate(post, budget=BUDGET, trunk=trunk, risk=risk)
+    caps = {k: 0.5 * v for k, v in free.plan.spec_tokens.items()}
+    alloc = allocate(
+        post, budget=BUDGET, trunk=trunk, risk=risk, max_spec_tokens=caps, repetitions={"a": 2}
+    )
+    limit = {"a": 2 * caps["a"], "b": caps["b"]}
+    for k, v in alloc.plan.spec_tokens.items():
+        assert v <= limit[k] * (1 + 1e-9), (k, v, limit[k])
+    opt = alloc.draws["opt_spec_tokens"]
+    for k in limit:
+        assert float(opt.sel(domain=k).max()) <= limit[k] * (1 + 1e-9)
+    spent = alloc.compute.flops(
+        alloc.plan.params, alloc.plan.pretrain_tokens, list(alloc.plan.spec_tokens.values())
+    )
+    assert spent == pytest.approx(BUDGET, rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"params": float("nan")}, "params must be a finite number > 0"),
+        ({"params": float("inf")}, "params must be a finite number > 0"),
+        ({"max_spec_tokens": {"a": float("nan")}}, "must be a finite number >= 0"),
+        ({"max_spec_tokens": {"a": float("inf")}}, "must be a finite number >= 0"),
+        ({"compare": {"params": True, "pretrain_tokens": 1e10}}, "not true/false"),
+        ({"compare": {"params": float("nan"), "pretrain_tokens": 1e10}}, "finite params"),
+    ],
+)
+def test_non_numbers_are_refused(truth2, kwargs, message):
+    with pytest.raises(BayesplitError, match=message):
+        allocate(truth2.as_posterior(), budget=BUDGET, **kwargs)
+
+
+def test_a_compared_plan_over_the_budget_is_flagged(truth2):
+    plan = {"params": 1e12, "pretrain_tokens": 1e13, "name": "huge"}
+    alloc = allocate(truth2.as_posterior(), budget=BUDGET, compare=plan)
+    assert any(n.startswith("huge costs 6e+25 FLOPs") for n in alloc.notes), alloc.notes

@@ -93,6 +93,34 @@ def test_allocate_compare_refuses_what_is_not_a_plan(post_path, tmp_path, conten
             "only used with --objective point",
         ),
         (["--out", "s.txt"], "must end in .json"),
+        (["--weights", "web=1,web=2"], "--weights gives 'web' twice"),
+        (["-n", "0"], "-n must be >= 1"),
+        (
+            ["--objective", "point", "--point", "params=-1e9,pretrain_tokens=1e9,domain=web"],
+            "--point params must be a finite number > 0",
+        ),
+        (
+            ["--objective", "point", "--point", "params=1e8,pretrain_tokens=nan,domain=web"],
+            "--point pretrain_tokens must be a finite number > 0",
+        ),
+        (
+            [
+                "--objective",
+                "point",
+                "--point",
+                "params=1e8,pretrain_tokens=1e9,spec_tokens=-5,domain=web",
+            ],
+            "--point spec_tokens must be a finite number >= 0",
+        ),
+        (
+            [
+                "--objective",
+                "point",
+                "--point",
+                "params=1e8,params=2e8,pretrain_tokens=1e9,domain=web",
+            ],
+            "--point gives params twice",
+        ),
     ],
 )
 def test_suggest_refuses_bad_options(post_path, tmp_path, monkeypatch, args, message):
@@ -346,3 +374,34 @@ def test_a_seed_beyond_64_bits_is_refused_before_any_work(tmp_path, seed):
     args = ["fit", "--runs", "bundled:gadre2024", "--law", "chinchilla", "--out", str(out)]
     _refused(runner.invoke(app, [*args, "--seed", seed]), "--seed must be between 0 and 2^63 - 1")
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--params", "nan"], "params must be a finite number > 0"),
+        (["--max-spec-tokens", "web=nan"], "must be a finite number >= 0"),
+        (["--max-spec-tokens", "web=inf"], "must be a finite number >= 0"),
+        (["--max-spec-tokens", "web=1e9,web=2e9"], "--max-spec-tokens gives 'web' twice"),
+        (["--weights", "web=1,web=2"], "--weights gives 'web' twice"),
+    ],
+)
+def test_allocate_refuses_what_is_not_a_number_once(post_path, args, message):
+    # nan N was a traceback; nan or inf limits gave a plan of nan losses with exit 0
+    base = ["allocate", str(post_path), "--budget", "1e20", "--force"]
+    _refused(runner.invoke(app, [*base, *args]), message)
+
+
+def test_frontier_refuses_an_infinite_end_in_one_line(post_path):
+    # numpy's warning about it came first, so stderr had three lines
+    args = ["frontier", str(post_path), "--force", "--budgets", "1e19:inf:3"]
+    _refused(runner.invoke(app, args), "--budgets wants LO:HI:COUNT")
+
+
+@pytest.mark.parametrize("command", ["allocate", "frontier"])
+def test_a_zero_weight_prints_no_numpy_warning(post_path, command):
+    budget = ["--budget", "1e20"] if command == "allocate" else ["--budgets", "1e19,1e20"]
+    args = [command, str(post_path), *budget, "--force", "--json", "--weights", "web=1"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "Warning" not in result.stderr, result.stderr

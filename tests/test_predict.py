@@ -7,6 +7,7 @@ import pytest
 from support import QUICK
 
 from bayesplit.errors import BayesplitError
+from bayesplit.posterior import load_posterior
 
 
 def test_credible_band_is_inside_predictive_band(additive_posterior):
@@ -101,3 +102,16 @@ def test_an_unseen_run_gets_the_new_run_band(seeded_fit):
     b = post.predict(1e8, 3e9, domain="web")
     assert a.attrs["run"] == "new"
     np.testing.assert_allclose(a["predictive_hi"], b["predictive_hi"])
+
+
+def test_a_run_effect_is_refused_for_a_model_of_another_size(seeded_fit, tmp_path):
+    post, _, _ = seeded_fit
+    with pytest.raises(BayesplitError, match=r"is a model of N=1e\+08; its run effect says nothing"):
+        post.predict(1e9, 3e9, domain="web", run="trunk-N1e+08-s0")
+    # the trunk is kept with the saved posterior, so the check survives a round trip
+    path = tmp_path / "post.nc"
+    post.save(path)
+    again = load_posterior(path)
+    assert "trunk-N1e+08-s0" in set(again.runs["trunk_id"])
+    with pytest.raises(BayesplitError, match="its run effect says nothing"):
+        again.predict(1e9, 3e9, domain="web", run="trunk-N1e+08-s0")

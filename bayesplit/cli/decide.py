@@ -41,6 +41,8 @@ def parse_limits(text: str | None) -> dict | None:
         if "=" not in part:
             raise BayesplitError(f"--max-spec-tokens wants domain=tokens pairs, got {part!r}")
         k, v = part.split("=", 1)
+        if k.strip() in out:
+            raise BayesplitError(f"--max-spec-tokens gives {k.strip()!r} twice")
         out[k.strip()] = parse_count(v)
     return out
 

@@ -29,10 +29,16 @@ def parse_point(text: str) -> dict:
         if "=" not in part:
             raise BayesplitError(f"--point wants key=value pairs, got {part!r}")
         k, v = (s.strip() for s in part.split("=", 1))
+        if k in out:
+            raise BayesplitError(f"--point gives {k} twice")
         if k == "domain":
             out[k] = v
         elif k in ("params", "pretrain_tokens", "spec_tokens"):
             out[k] = parse_count(v)
+            ok = out[k] >= 0 if k == "spec_tokens" else out[k] > 0
+            if not (math.isfinite(out[k]) and ok):
+                bound = ">= 0" if k == "spec_tokens" else "> 0"
+                raise BayesplitError(f"--point {k} must be a finite number {bound}, got {v!r}")
         else:
             raise BayesplitError(
                 f"--point has no key {k!r} (params, pretrain_tokens, spec_tokens, domain)"
@@ -51,6 +57,8 @@ def parse_weights(text: str | None) -> dict | None:
         if "=" not in part:
             raise BayesplitError(f"--weights wants domain=weight pairs, got {part!r}")
         k, v = part.split("=", 1)
+        if k.strip() in out:
+            raise BayesplitError(f"--weights gives {k.strip()!r} twice")
         try:
             w = float(v)
         except ValueError:
