@@ -318,18 +318,11 @@ def _check_branch_points(points: list[float], entry: dict) -> None:
     the row records the tokens actually trained, so a D far below one step would silently
     train far more than asked, and a D under ``MIN_PLAUSIBLE_COUNT`` tokens cannot be stored.
     """
-    from bayesplit.runs import MIN_PLAUSIBLE_COUNT
+    from bayesplit.train.config import exact_steps
 
     tps = int(entry["batch_size"]) * int(entry["seq_len"])
-    smallest = max(1, math.ceil(MIN_PLAUSIBLE_COUNT / tps)) * tps
     for d in points:
-        steps = round(d / tps)
-        if steps < 1 or steps * tps < MIN_PLAUSIBLE_COUNT:
-            raise BayesplitError(
-                f"--branch-at {d:g} is {d / tps:.3g} optimizer steps of {entry['name']} "
-                f"({tps:,} tokens each); a branch point is whole steps and at least "
-                f"{MIN_PLAUSIBLE_COUNT:g} tokens, so the smallest is {smallest:,}"
-            )
+        exact_steps(d, tps, "--branch-at", kind="a branch point", model=entry["name"])
 
 
 @app.command("specialize")

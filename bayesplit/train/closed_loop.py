@@ -136,13 +136,20 @@ def run_loop(
     check_budget_buys_a_run(
         budget, known if len(known) else pd.DataFrame(seed_design), len(data.domains)
     )
-    db = RunStore(store)
     cap = float("inf") if experiment_budget is None else float(experiment_budget)
     exec_kw = dict(
         ladder=entries, workdir=workdir, seed=seed, progress=progress,
         train_overrides=train_overrides,
     )  # fmt: skip
     plan_kw = {k: exec_kw[k] for k in ("ladder", "workdir", "seed", "train_overrides")}
+    if not len(known):
+        # what the trainer would refuse in the seed design (a D' under half a step, a domain
+        # too short for a row) is refused before the store is created, not after
+        try:
+            plan_suggestions(seed_design, data, store, **plan_kw)
+        except BayesplitError as exc:
+            raise BayesplitError(f"the seed design: {exc}") from None
+    db = RunStore(store)
     spent = 0.0
     if len(db) == 0:
         execute_suggestions(seed_design, data, store, **exec_kw)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -185,3 +186,33 @@ class TrainConfig:
 def steps_for(tokens: float, tokens_per_step: int) -> int:
     """Optimizer steps for a requested token count: the nearest whole step, at least one."""
     return max(1, int(round(float(tokens) / tokens_per_step)))
+
+
+def exact_steps(
+    tokens: float,
+    tokens_per_step: int,
+    what: str,
+    *,
+    kind: str = "a token count",
+    model: str | None = None,
+) -> int:
+    """Optimizer steps for a requested token count, refused where they would misstate it.
+
+    :func:`steps_for` trains at least one step, so a count under half a step would silently
+    train a whole one (twice what was asked, or far more); and the run store refuses counts
+    below ``MIN_PLAUSIBLE_COUNT``. Both are refused here, naming the smallest count that
+    works. ``what`` names the value in the message (``--branch-at``, ``D'``, ...).
+    """
+    from bayesplit.runs import MIN_PLAUSIBLE_COUNT
+
+    x = float(tokens)
+    steps = round(x / tokens_per_step) if math.isfinite(x) else 0
+    if steps < 1 or steps * tokens_per_step < MIN_PLAUSIBLE_COUNT:
+        smallest = max(1, math.ceil(MIN_PLAUSIBLE_COUNT / tokens_per_step)) * tokens_per_step
+        of = f" of {model}" if model else ""
+        raise BayesplitError(
+            f"{what} {x:g} is {x / tokens_per_step:.3g} optimizer steps{of} "
+            f"({tokens_per_step:,} tokens each); {kind} is whole steps and at least "
+            f"{MIN_PLAUSIBLE_COUNT:g} tokens, so the smallest is {smallest:,}"
+        )
+    return int(steps)

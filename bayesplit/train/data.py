@@ -83,6 +83,37 @@ class BatchSampler:
         return out
 
 
+def check_first_reads(
+    sampler: BatchSampler, corpus: Corpus, vocab_size: int, eval_tokens: int
+) -> None:
+    """Draw what a run reads first (its first batch and every validation window) and refuse
+    what training would otherwise stumble on after it has made its store and checkpoint
+    folder: a validation split too short for a window, token ids the model has no
+    embedding for. Later batches are still checked as they are drawn."""
+    check_token_ids(sampler.batch(0), vocab_size, "the first train batch")
+    for d in corpus.domains:
+        windows = eval_windows(corpus.tokens(d, "val"), sampler.seq_len, eval_tokens)
+        check_token_ids(windows, vocab_size, f"the {d} validation windows")
+
+
+def passes(corpus: Corpus, stream: Stream, tokens: int) -> tuple[float, str]:
+    """Expected passes over the train tokens of the stream's most repeated domain when
+    ``tokens`` are drawn from it, and that domain.
+
+    Rows are drawn at random offsets, so a pass is a share of the draws, not a sweep: this
+    is the epoch count of the data-constrained scaling literature (tokens over unique
+    tokens). With weights proportional to the domains' sizes (the default mixture) every
+    domain is repeated equally, as often as the mixture as a whole.
+    """
+    total = sum(stream.weights)
+    per = {
+        d: tokens * w / total / max(corpus.n_tokens(d, "train"), 1)
+        for d, w in zip(stream.domains, stream.weights, strict=True)
+    }
+    worst = max(per, key=per.get)
+    return per[worst], worst
+
+
 def check_token_ids(tokens: np.ndarray, vocab_size: int, where: str) -> None:
     """Refuse token ids the model has no embedding for (a manifest whose ``vocab_size`` is
     too small for its shards), before they reach the model as an index error."""

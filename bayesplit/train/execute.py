@@ -28,12 +28,12 @@ import pandas as pd
 
 from bayesplit._io import atomic_write_text
 from bayesplit.errors import BayesplitError
-from bayesplit.train.config import TrainConfig, steps_for
+from bayesplit.train.config import TrainConfig, exact_steps, steps_for
 from bayesplit.train.corpus import Corpus
 from bayesplit.train.ladder import at_vocab, find_model, load_ladder
 from bayesplit.train.rows import open_store
-from bayesplit.train.specialist import SpecConfig, spec_run_id
-from bayesplit.train.trunk import model_config, trunk_id_for
+from bayesplit.train.specialist import SpecConfig, spec_run_id, spec_sampler
+from bayesplit.train.trunk import general_run_id, general_sampler, model_config, trunk_id_for
 
 LAUNCHERS = ("local", "torchrun", "slurm")
 
@@ -114,12 +114,33 @@ def load_suggestions(path: str | Path) -> list[dict]:
 def _number(s: dict, key: str, i: int, default: float | None = None) -> float:
     v = s.get(key, default)
     try:
+        if isinstance(v, bool):  # float(True) is 1.0: a typo would become a count
+            raise TypeError
         x = float(v)
     except (TypeError, ValueError):
         raise BayesplitError(f"suggestion #{i + 1}: {key} must be a number, got {v!r}") from None
     if not math.isfinite(x) or x < 0:
         raise BayesplitError(f"suggestion #{i + 1}: {key} must be finite and >= 0, got {v!r}")
     return x
+
+
+#: The largest seed: the run store keeps seeds as 64-bit integers, and torch refuses more.
+MAX_SEED = 2**63 - 1
+
+
+def _seed(s: dict, i: int, default: int) -> int:
+    """A suggestion's seed: a whole number in [0, 2^63 - 1] (JSON may write it as 3.0)."""
+    v = s.get("seed")
+    if v is None:
+        return default
+    ok = isinstance(v, int | float) and not isinstance(v, bool)
+    if ok and isinstance(v, float):
+        ok = math.isfinite(v) and v == int(v)
+    if not ok or not 0 <= int(v) <= MAX_SEED:
+        raise BayesplitError(
+            f"suggestion #{i + 1}: seed must be a whole number from 0 to 2^63 - 1, got {v!r}"
+        )
+    return int(v)
 
 
 def _size_counts(entry: dict[str, Any], vocab_size: int) -> dict[str, int]:
@@ -284,10 +305,10 @@ def plan_suggestions(
     spec = spec or SpecConfig()
     corpus = corpus if isinstance(corpus, Corpus) else Corpus(corpus)
     entries = ladder if isinstance(ladder, list) else load_ladder(ladder)
-    store = _open_store(store)
-    have = _store_keys(store)
+    have = _store_keys(_store_for_planning(store))
     workdir = Path(workdir)
     jobs: dict[str, TrunkJob] = {}
+    checked: set[tuple[str, str]] = set()  # (trunk, domain) of specialists checked
     done: list[int] = []
     notes: list[str] = []
     for i, s in enumerate(suggestions):
@@ -315,7 +336,7 @@ def plan_suggestions(
             if not isinstance(domain, str) or not domain:
                 raise BayesplitError(f"suggestion #{i + 1}: spec_tokens > 0 needs a train_domain")
             corpus.check_domain(domain)
-        run_seed = int(_number(s, "seed", i, seed))
+        run_seed = _seed(s, i, seed)
         tc = TrainConfig.from_entry(entry, **(train_overrides or {}))
         cfg = model_config(entry, corpus)
         trunk_id = trunk_id_for(entry, cfg, tc, run_seed, corpus)
@@ -328,17 +349,26 @@ def plan_suggestions(
                     f"suggestion #{i + 1}: trunk {named!r} is not in {workdir} with this configuration; using {trunk_id}"
                 )
         tps = tc.batch_size * cfg.seq_len
-        d_exact = steps_for(d, tps) * tps
+        where = f"suggestion #{i + 1}:"
+        d_exact = exact_steps(d, tps, f"{where} pretrain_tokens", model=entry["name"]) * tps
         if dp == 0:
-            if (trunk_id, d_exact) in have:
+            if (general_run_id(trunk_id, tc), d_exact) in have:
                 done.append(i)
                 continue
         else:
-            dp_exact = steps_for(dp, tps) * tps
+            dp_exact = exact_steps(dp, tps, f"{where} spec_tokens", model=entry["name"]) * tps
             rid = spec_run_id(trunk_id, d_exact, domain, dp_exact, spec)
             if any(k[0] == rid for k in have):
                 done.append(i)
                 continue
+        if trunk_id not in jobs:
+            # what training would refuse (a domain too short for a row, token ids beyond the
+            # vocabulary, a replay fraction the batch cannot hold) is refused while planning,
+            # before execute creates the store
+            general_sampler(corpus, tc, cfg, run_seed)
+        if dp > 0 and (trunk_id, domain) not in checked:
+            spec_sampler(corpus, tc, cfg, domain, spec, run_seed)
+            checked.add((trunk_id, domain))
         job = jobs.setdefault(trunk_id, TrunkJob(trunk_id, entry, run_seed))
         job.suggestions.append(i)
         if dp == 0:
@@ -499,11 +529,10 @@ def execute_suggestions(
     if launcher not in LAUNCHERS:
         raise BayesplitError(f"unknown launcher {launcher!r} (use {', '.join(LAUNCHERS)})")
     spec = spec or SpecConfig()
-    store_obj = _open_store(store)
     plan = plan_suggestions(
         suggestions,
         corpus,
-        store_obj,
+        store,
         ladder=ladder,
         workdir=workdir,
         seed=seed,
@@ -513,6 +542,7 @@ def execute_suggestions(
     )
     if not plan.jobs:
         return pd.DataFrame()
+    store_obj = _open_store(store)  # created only now, once the plan has passed every check
     corpus_path = str(corpus.path if isinstance(corpus, Corpus) else Path(corpus).resolve())
     context = {
         "corpus": corpus_path,
@@ -594,6 +624,31 @@ def _open_store(store: Any):
     if store is None:
         raise BayesplitError("executing suggestions needs a run store")
     return open_store(store)
+
+
+class _NoStoreYet:
+    """A run store that does not exist yet, for planning: a refused plan must not create it."""
+
+    def __len__(self) -> int:
+        return 0
+
+
+def _store_for_planning(store: Any):
+    """The store to plan against, read without creating or changing anything."""
+    if store is None:
+        raise BayesplitError("executing suggestions needs a run store")
+    if hasattr(store, "append"):
+        return store
+    from bayesplit.store import RunStore
+
+    path = Path(store)
+    if not path.exists():
+        return _NoStoreYet()
+    RunStore.check(path, allow_empty=True)  # a foreign file is refused, untouched
+    try:
+        return RunStore(path, read_only=True)
+    except BayesplitError:  # an empty SQLite file: a store not made yet
+        return _NoStoreYet()
 
 
 def _store_keys(store) -> set[tuple[str, int]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import asdict
 
 import pandas as pd
@@ -75,6 +77,13 @@ def write_rows(store, rows: list[dict], rt: Runtime) -> pd.DataFrame:
     if store is not None and rt.main and len(df):
         store.append(df)
     return df if rt.main else pd.DataFrame()
+
+
+def warn(message: str) -> None:
+    """One ``warning:`` line on stderr, from the main process only (under torchrun every rank
+    runs the same code); stderr keeps it out of the ``--json`` document on stdout."""
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"warning: {' '.join(message.split())}", file=sys.stderr, flush=True)
 
 
 def open_store(store):

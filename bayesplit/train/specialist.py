@@ -8,6 +8,11 @@ is in ``spec_domain_tokens``.
 
 Run ids: a specialist has its own run id (:func:`spec_run_id`), ``trunk_id`` = its trunk
 and ``step`` = ``D + D'``.
+
+Repetition: rows record ``spec_epochs``, the expected passes of the domain rows over the
+domain's train tokens, and (without replay) ``unique_spec_tokens``, the unique domain tokens
+behind D' in the data-constrained scaling convention: ``min(D', U_k)``. A D' beyond ``U_k``
+is also said on stderr.
 """
 
 from __future__ import annotations
@@ -22,14 +27,14 @@ import pandas as pd
 
 from bayesplit.errors import BayesplitError
 from bayesplit.train.checkpoint import list_checkpoints, load_checkpoint
-from bayesplit.train.config import GPTConfig, TrainConfig, config_hash, steps_for
+from bayesplit.train.config import GPTConfig, TrainConfig, config_hash, exact_steps
 from bayesplit.train.corpus import Corpus
-from bayesplit.train.data import BatchSampler, Stream
+from bayesplit.train.data import BatchSampler, Stream, check_first_reads
 from bayesplit.train.loop import Trainer, progress_bar
-from bayesplit.train.rows import open_store, run_rows, steps_in_store, write_rows
+from bayesplit.train.rows import open_store, run_rows, steps_in_store, warn, write_rows
 from bayesplit.train.runtime import make_runtime
 from bayesplit.train.schedule import specialization
-from bayesplit.train.trunk import general_streams
+from bayesplit.train.trunk import general_streams, pretrain_epochs
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,47 @@ class SpecConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.replay_fraction < 1:
             raise BayesplitError(f"replay fraction must be in [0, 1), got {self.replay_fraction}")
+
+
+def replay_rows(fraction: float, batch_size: int) -> int:
+    """Rows of every batch drawn from the general mixture, refused unless the fraction is 0
+    or leaves at least one row to replay and at least one to the domain.
+
+    ``round(fraction × batch_size)`` rows: a fraction that rounds to the whole batch would
+    train a specialist that never sees its domain, and one that rounds to no row would train
+    the run of ``fraction = 0`` again under another run id.
+    """
+    rows = round(fraction * batch_size)
+    if fraction == 0 or 0 < rows < batch_size:
+        return rows
+    if batch_size < 2:
+        allowed = "a batch of 1 row allows only 0 (no replay)"
+    else:
+        lo, hi = 1 / batch_size, (batch_size - 1) / batch_size
+        allowed = (
+            f"a batch of {batch_size} rows allows 0 (no replay) or a fraction from "
+            f"{lo:.4g} to {hi:.4g} (1 to {batch_size - 1} rows)"
+        )
+    leaves = "the same run as no replay" if rows == 0 else "leaving none to the specialized domain"
+    raise BayesplitError(
+        f"replay fraction {fraction:g} gives round({fraction:g} × {batch_size}) = {rows} of "
+        f"the {batch_size} rows of a batch to replay, {leaves}; {allowed}"
+    )
+
+
+def spec_sampler(
+    corpus: Corpus, tc: TrainConfig, cfg: GPTConfig, domain: str, spec: SpecConfig, seed: int
+) -> BatchSampler:
+    """The specialization's batches (domain rows, then replay rows), checked against the
+    corpus before anything is written, as :func:`bayesplit.train.trunk.general_sampler` is."""
+    corpus.check_domain(domain)
+    replay = replay_rows(spec.replay_fraction, tc.batch_size)
+    streams = [Stream(f"spec/{domain}", (domain,), (1.0,), tc.batch_size - replay)]
+    if replay:
+        streams += general_streams(corpus, tc, replay, "spec-replay")
+    sampler = BatchSampler(corpus, streams, cfg.seq_len, seed)
+    check_first_reads(sampler, corpus, cfg.vocab_size, tc.eval_tokens)
+    return sampler
 
 
 def spec_run_id(trunk_id: str, d_tokens: int, domain: str, dp_tokens: int, sc: SpecConfig) -> str:
@@ -133,22 +179,28 @@ def specialize(
     seed = meta["seed"] if seed is None else int(seed)
     tps = tc.batch_size * cfg.seq_len
     d_tokens = int(meta["tokens"])
-    n = steps_for(spec_tokens, tps)
+    n = exact_steps(spec_tokens, tps, "D'", kind="a specialization", model=entry["name"])
     dp_tokens = n * tps
     trunk_id = meta["trunk_id"]
     run_id = run_id or spec_run_id(trunk_id, d_tokens, domain, dp_tokens, spec)
+    # everything that can refuse the input runs before the store exists
+    sampler = spec_sampler(corpus, tc, cfg, domain, spec, seed)
+    replay = replay_rows(spec.replay_fraction, tc.batch_size)
+    domain_tokens = (tc.batch_size - replay) * cfg.seq_len * n
+    unique = corpus.n_tokens(domain, "train")
     store = open_store(store)
     if steps_in_store(store, run_id):
         return pd.DataFrame()
+    if domain_tokens > unique:
+        warn(
+            f"D' = {dp_tokens:,} tokens on domain {domain!r} reads {domain_tokens:,} of its "
+            f"tokens, {domain_tokens / unique:.3g} passes over its {unique:,} train tokens: "
+            "the data repeats (rows record spec_epochs)"
+        )
 
     rt = make_runtime(tc)
     tr = Trainer(cfg, tc, rt, seed)
     tr.load(state)
-    replay_rows = round(spec.replay_fraction * tc.batch_size)
-    streams = [Stream(f"spec/{domain}", (domain,), (1.0,), tc.batch_size - replay_rows)]
-    if replay_rows:
-        streams += general_streams(corpus, tc, replay_rows, "spec-replay")
-    sampler = BatchSampler(corpus, streams, cfg.seq_len, seed)
     sched = specialization(
         spec.lr or tc.lr,
         n,
@@ -197,8 +249,13 @@ def specialize(
         schedule=f"wsd-spec:warmup={spec.warmup_fraction:g}:decay={spec.decay_fraction:g}:{spec.decay_shape}",
         corpus=corpus,
         extra={
-            "replay_fraction": replay_rows / tc.batch_size,
-            "spec_domain_tokens": (tc.batch_size - replay_rows) * cfg.seq_len * n,
+            "replay_fraction": replay / tc.batch_size,
+            "spec_domain_tokens": domain_tokens,
+            "pretrain_epochs": pretrain_epochs(corpus, tc, d_tokens)[0],
+            "spec_epochs": domain_tokens / unique,
+            # replay rows draw from every domain, this one included, so the unique domain
+            # tokens behind a D' with replay are not known; left blank rather than guessed
+            "unique_spec_tokens": min(domain_tokens, unique) if not replay else None,
             "spec_lr": spec.lr or tc.lr,
             "trunk_wall_time_s": meta["wall_time_s"],
             "spec_train_time_s": train_s,

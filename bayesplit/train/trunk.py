@@ -21,8 +21,15 @@ steps, where ``n`` is D in steps. The row's ``pretrain_tokens`` is ``n · tokens
 every token the model saw, decay included (the usual WSD convention: the cooldown is part
 of the run's length). The decay reads the trunk's own data batches.
 
-Run ids: the general rows of a trunk share ``run_id = trunk_id`` with ``step`` = their
-pretrain tokens.
+Run ids: the general rows of a trunk share one run id with ``step`` = their pretrain tokens.
+The stable checkpoints do not depend on the cooldown, so the trunk id leaves it out and
+every cooldown branches off the same trunk; the general models do, so their run id is
+:func:`general_run_id`: ``trunk_id`` for the default cooldown (10%, linear), the trunk id
+plus the cooldown otherwise.
+
+Repetition: a D beyond the unique train tokens of the mixture repeats data; pretraining says
+so on stderr, and every row records ``pretrain_epochs`` (expected passes over the train
+tokens of the most repeated domain, see :func:`bayesplit.train.data.passes`).
 """
 
 from __future__ import annotations
@@ -40,11 +47,11 @@ import pandas as pd
 from bayesplit._io import atomic_write_text, jsonable
 from bayesplit.errors import BayesplitError
 from bayesplit.train.checkpoint import ckpt_path, list_checkpoints, load_checkpoint
-from bayesplit.train.config import GPTConfig, TrainConfig, config_hash, steps_for
+from bayesplit.train.config import GPTConfig, TrainConfig, config_hash, exact_steps
 from bayesplit.train.corpus import Corpus
-from bayesplit.train.data import BatchSampler, Stream
+from bayesplit.train.data import BatchSampler, Stream, check_first_reads, passes
 from bayesplit.train.loop import Trainer, progress_bar
-from bayesplit.train.rows import open_store, run_rows, steps_in_store, write_rows
+from bayesplit.train.rows import open_store, run_rows, steps_in_store, warn, write_rows
 from bayesplit.train.runtime import make_runtime
 from bayesplit.train.schedule import WSD, cooldown
 
@@ -60,6 +67,38 @@ def general_streams(corpus: Corpus, tc: TrainConfig, rows: int, name: str) -> li
     return [Stream(name, doms, tuple(float(weights[d]) for d in doms), rows)]
 
 
+def general_sampler(corpus: Corpus, tc: TrainConfig, cfg: GPTConfig, seed: int) -> BatchSampler:
+    """The trunk's batches, checked against the corpus before anything is written: every
+    domain of the mixture long enough for a row, the first batch and the validation windows
+    within the model's vocabulary (see :func:`bayesplit.train.data.check_first_reads`)."""
+    streams = general_streams(corpus, tc, tc.batch_size, "general")
+    sampler = BatchSampler(corpus, streams, cfg.seq_len, seed)
+    check_first_reads(sampler, corpus, cfg.vocab_size, tc.eval_tokens)
+    return sampler
+
+
+def pretrain_epochs(corpus: Corpus, tc: TrainConfig, tokens: int) -> tuple[float, str]:
+    """Expected passes over the train tokens of the mixture's most repeated domain at D."""
+    return passes(corpus, general_streams(corpus, tc, tc.batch_size, "general")[0], tokens)
+
+
+def warn_pretrain_repeats(corpus: Corpus, tc: TrainConfig, tokens: int) -> None:
+    """A warning line when D draws more tokens than the mixture has."""
+    epochs, domain = pretrain_epochs(corpus, tc, tokens)
+    if epochs <= 1:
+        return
+    if tc.weights is None:
+        unique = sum(corpus.n_tokens(d, "train") for d in corpus.domains)
+        where = f"the {unique:,} train tokens of the general mixture"
+    else:  # weights not proportional to size repeat some domain more than the mixture
+        unique = corpus.n_tokens(domain, "train")
+        where = f"the {unique:,} train tokens of domain {domain!r} at its mixture weight"
+    warn(
+        f"D = {tokens:,} tokens is {epochs:.3g} passes over {where}: the data repeats "
+        "(rows record pretrain_epochs)"
+    )
+
+
 def model_config(entry: dict[str, Any], corpus: Corpus) -> GPTConfig:
     """The ladder entry's shape with the corpus's vocabulary."""
     return GPTConfig.from_dict({**entry, "vocab_size": corpus.vocab_size})
@@ -69,6 +108,20 @@ def trunk_id_for(entry: dict, cfg: GPTConfig, tc: TrainConfig, seed: int, corpus
     """Stable id of a trunk: model, training settings, seed and corpus hash."""
     h = config_hash(cfg.to_dict(), tc.trunk_identity(), seed, corpus.content_sha256)
     return f"{entry['name']}-s{seed}-{h[:8]}"
+
+
+def general_run_id(trunk_id: str, tc: TrainConfig) -> str:
+    """Run id of the general models decayed off a trunk: its id, plus the cooldown unless
+    that is the default.
+
+    Leaving the default out keeps the ids general rows had before the cooldown was part of
+    them, so stores written then stay valid (their rows are not trained again).
+    """
+    default = (TrainConfig.cooldown_fraction, TrainConfig.decay_shape)
+    if (float(tc.cooldown_fraction), tc.decay_shape) == default:
+        return trunk_id
+    # repr, not a rounded format: two different fractions must not share an id
+    return f"{trunk_id}.cooldown-{float(tc.cooldown_fraction)!r}-{tc.decay_shape}"
 
 
 @dataclass
@@ -133,27 +186,33 @@ def pretrain(
     corpus = corpus if isinstance(corpus, Corpus) else Corpus(corpus)
     tc = train or TrainConfig.from_entry(entry)
     cfg = model_config(entry, corpus)
-    store = open_store(store)
     trunk_id = trunk_id or trunk_id_for(entry, cfg, tc, seed, corpus)
+    run_id = general_run_id(trunk_id, tc)
     tps = tc.batch_size * cfg.seq_len
+
+    def steps(points: list[float], kind: str) -> list[int]:
+        return sorted({exact_steps(d, tps, "D", kind=kind, model=entry["name"]) for d in points})
+
     plan = TrunkPlan(
         tps,
         tc.cooldown_fraction,
-        sorted({steps_for(d, tps) for d in eval_at}),
-        sorted({steps_for(d, tps) for d in save_at}),
+        steps(eval_at, "a general model"),
+        steps(save_at, "a branch point"),
     )
-    done = steps_in_store(store, trunk_id)
-    todo_eval = [n for n in plan.eval_at if (n * tps) not in done]
     trunk_dir = Path(workdir) / "trunks" / trunk_id
-    _check_trunk_meta(trunk_dir, entry, cfg, tc, seed, corpus, trunk_id)
+    # everything that can refuse the input runs before the store or the trunk folder exists
+    sampler = general_sampler(corpus, tc, cfg, seed)
+    info = _check_trunk_meta(trunk_dir, entry, cfg, tc, seed, corpus, trunk_id)
+    store = open_store(store)
+    done = steps_in_store(store, run_id)
+    todo_eval = [n for n in plan.eval_at if (n * tps) not in done]
+    _write_trunk_meta(trunk_dir, info)
     needed = sorted({n - plan.decay_steps(n) for n in todo_eval} | set(plan.save_at))
     if not todo_eval and all(s in list_checkpoints(trunk_dir)["stable"] for s in needed):
         return pd.DataFrame()  # nothing to train: checkpoints and rows are all there
+    warn_pretrain_repeats(corpus, tc, max([*todo_eval, *plan.save_at]) * tps)
     rt = make_runtime(tc)
     tr = Trainer(cfg, tc, rt, seed)
-    sampler = BatchSampler(
-        corpus, general_streams(corpus, tc, tc.batch_size, "general"), cfg.seq_len, seed
-    )
     trunk_schedule = WSD(peak_lr=tc.lr, warmup_steps=tc.warmup_steps)
     meta_base = {
         "kind": "trunk",
@@ -185,7 +244,7 @@ def pretrain(
             tr,
             losses,
             entry=entry,
-            run_id=trunk_id,
+            run_id=run_id,
             trunk_id=trunk_id,
             seed=seed,
             pretrain_tokens=n * tps,
@@ -196,7 +255,12 @@ def pretrain(
             tokens_per_s=n * tps / train_s if train_s > 0 else math.nan,
             schedule=f"wsd+cooldown:{tc.cooldown_fraction:g}:{tc.decay_shape}",
             corpus=corpus,
-            extra={"stable_tokens": (n - k) * tps, "decay_tokens": k * tps},
+            extra={
+                "stable_tokens": (n - k) * tps,
+                "decay_tokens": k * tps,
+                "pretrain_epochs": pretrain_epochs(corpus, tc, n * tps)[0],
+                "spec_epochs": 0.0,
+            },
         )
     return write_rows(store, rows, rt)
 
@@ -300,8 +364,9 @@ class _Segment:
             self.tr.save_periodic(self.trunk_dir, step, self.meta(step, losses, secs))
 
 
-def _check_trunk_meta(trunk_dir, entry, cfg, tc, seed, corpus, trunk_id) -> None:
-    """Refuse to mix checkpoints of different configurations under one trunk id."""
+def _check_trunk_meta(trunk_dir, entry, cfg, tc, seed, corpus, trunk_id) -> dict:
+    """Refuse to mix checkpoints of different configurations under one trunk id; the
+    trunk's description, for :func:`_write_trunk_meta`."""
     info = jsonable(
         {
             "trunk_id": trunk_id,
@@ -313,10 +378,14 @@ def _check_trunk_meta(trunk_dir, entry, cfg, tc, seed, corpus, trunk_id) -> None
         }
     )
     f = trunk_dir / "trunk.json"
-    if f.exists():
-        if json.loads(f.read_text()) != info:
-            raise BayesplitError(
-                f"{trunk_dir} holds a trunk with another configuration; use another workdir or trunk id"
-            )
-    elif int(os.environ.get("RANK", "0")) == 0:
+    if f.exists() and json.loads(f.read_text()) != info:
+        raise BayesplitError(
+            f"{trunk_dir} holds a trunk with another configuration; use another workdir or trunk id"
+        )
+    return info
+
+
+def _write_trunk_meta(trunk_dir: Path, info: dict) -> None:
+    f = trunk_dir / "trunk.json"
+    if not f.exists() and int(os.environ.get("RANK", "0")) == 0:
         atomic_write_text(f, json.dumps(info, indent=2, sort_keys=True))

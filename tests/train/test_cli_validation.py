@@ -331,6 +331,15 @@ def test_loop_refuses_bad_options_before_training(tiny_corpus, tiny_ladder, out,
     _refused(args, message, out)
 
 
+def test_loop_refuses_a_seed_design_under_half_a_step(tiny_corpus, out, tmp_path):
+    # 64 rows of 32 tokens: the seed specialists' D' of 1,000 is under half a step; the
+    # trainer refuses it now, so the loop does before it creates the store
+    ladder = write_ladder(tmp_path / "wide-batch.yaml", [tiny_entry(batch_size=64)])
+    args = ["loop", "--corpus", tiny_corpus, "--ladder", ladder, "--store", out / "s.db",
+            "--budget", "1e13", "--seed-tokens", "2000"]  # fmt: skip
+    _refused(args, "the seed design: suggestion #2: spec_tokens 1000 is 0.488 optimizer", out)
+
+
 # -- --device ---------------------------------------------------------------------------------
 def test_device_gpu_is_cuda(monkeypatch, tiny_corpus, tiny_ladder, out):
     import torch
@@ -374,3 +383,87 @@ def test_corpus_info_on_a_file_says_it_is_a_file(tiny_corpus, out):
     msg = _refused(["corpus", "info", out / "a-file"], "is a file, not a corpus folder", out)
     assert "does not exist" not in msg
     msg = _refused(["corpus", "info", tiny_corpus / "manifest.json"], "is a file", out)
+
+
+# -- suggestion values and data the trainer would refuse late --------------------------------
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        # torch.manual_seed failed with a traceback after the store and trunk.json existed
+        ({"seed": 1e30}, "seed must be a whole number from 0 to 2^63 - 1, got 1e+30"),
+        ({"seed": 2**63}, "seed must be a whole number from 0 to 2^63 - 1"),
+        ({"seed": -1}, "seed must be a whole number from 0 to 2^63 - 1"),
+        ({"seed": 1.5}, "seed must be a whole number from 0 to 2^63 - 1"),
+        ({"seed": True}, "seed must be a whole number from 0 to 2^63 - 1"),
+        # under half a step used to train a whole one (256 tokens for 10)
+        ({"pretrain_tokens": 10}, "pretrain_tokens 10 is 0.0391 optimizer steps of tiny"),
+        ({"pretrain_tokens": 600}, "so the smallest is 1,024"),
+        ({"pretrain_tokens": True}, "pretrain_tokens must be a number, got True"),
+        ({"spec_tokens": 100, "train_domain": "alpha"}, "spec_tokens 100 is 0.391 optimizer"),
+        ({"spec_tokens": True, "train_domain": "alpha"}, "spec_tokens must be a number"),
+    ],
+)
+def test_execute_refuses_bad_suggestion_values(tiny_corpus, tiny_ladder, out, tmp_path, fields, message):  # fmt: skip
+    item = {"model": "tiny", "pretrain_tokens": 48 * TPS} | fields
+    sfile = _suggestions(tmp_path / "s.json", [item])
+    args = ["train", "execute", sfile, "--corpus", tiny_corpus, "--ladder", tiny_ladder,
+            "--store", out / "s.db"]  # fmt: skip
+    assert "suggestion #1: " in _refused(args, message, out)
+
+
+@pytest.mark.parametrize(
+    ("replay", "message"),
+    [
+        # round(0.97 × 8) = 8 of 8 rows: a "specialist" that never saw its domain
+        ("0.97", "= 8 of the 8 rows of a batch to replay, leaving none to the specialized"),
+        # round(0.01 × 8) = 0: the run of --replay 0 again, under another run id
+        ("0.01", "= 0 of the 8 rows of a batch to replay, the same run as no replay"),
+    ],
+)
+def test_execute_refuses_a_replay_the_batch_cannot_hold(
+    tiny_corpus, tiny_ladder, out, tmp_path, replay, message
+):
+    item = {"model": "tiny", "pretrain_tokens": 48 * TPS, "spec_tokens": 16 * TPS,
+            "train_domain": "alpha"}  # fmt: skip
+    sfile = _suggestions(tmp_path / "s.json", [item])
+    args = ["train", "execute", sfile, "--corpus", tiny_corpus, "--ladder", tiny_ladder,
+            "--store", out / "s.db", "--replay", replay]  # fmt: skip
+    msg = _refused(args, message, out)
+    assert "from 0.125 to 0.875 (1 to 7 rows)" in msg
+
+
+def test_bad_data_is_refused_before_the_store_or_a_trunk_exists(tiny_ladder, out, tmp_path):
+    from bayesplit.errors import BayesplitError
+    from bayesplit.train.checkpoint import ckpt_path
+    from bayesplit.train.config import TrainConfig
+    from bayesplit.train.execute import execute_suggestions
+    from bayesplit.train.trunk import pretrain
+
+    # a domain too short for one row (20 train tokens, seq_len 32): found at the first batch,
+    # after tiny.db and trunks/<id>/trunk.json had been written
+    short = make_corpus(tmp_path / "short", {"alpha": 20_000, "beta": 20}, val_tokens=512)
+    # a manifest vocab_size below the shards' ids: found at the first batch too
+    small_vocab = make_corpus(tmp_path / "vocab", {"alpha": 4000}, val_tokens=512)
+    m = json.loads((small_vocab / "manifest.json").read_text())
+    m = {k: m[k] for k in ("format", "dtype", "domains")} | {"vocab_size": 32}
+    (small_vocab / "manifest.json").write_text(json.dumps(m))
+    store = ["--store", out / "s.db", "--ladder", tiny_ladder]
+    pre = ["train", "pretrain", "--model", "tiny", "--branch-at", "2k", *store]
+    _refused([*pre, "--corpus", short], "domain 'beta' has 20 train tokens", out)
+    _refused([*pre, "--corpus", small_vocab], "is not below the corpus's vocab_size 32", out)
+    sfile = _suggestions(tmp_path / "s.json", [{"model": "tiny", "pretrain_tokens": 2048}])
+    _refused(["train", "execute", sfile, "--corpus", short, *store], "has 20 train tokens", out)
+    with pytest.raises(BayesplitError, match="has 20 train tokens"):  # the API plans first too
+        execute_suggestions(json.loads(sfile.read_text()), short, out / "s.db",
+                            ladder=str(tiny_ladder), workdir=out / "w", progress=False)  # fmt: skip
+    assert _tree(out) == {"a-file", "a-folder"}
+    # a trunk on alpha alone, then a specialist on the short domain
+    entry = tiny_entry()
+    tc = TrainConfig.from_entry(entry, weights={"alpha": 1.0, "beta": 0.0})
+    pretrain(short, entry, workdir=tmp_path / "w", save_at=[4 * TPS], train=tc, progress=False)
+    (trunk,) = (tmp_path / "w" / "trunks").iterdir()
+    spec = ["train", "specialize", "--corpus", short, "--checkpoint", ckpt_path(trunk, "stable", 4),
+            "--tokens", "2k", "--store", out / "s.db"]  # fmt: skip
+    _refused([*spec, "--domain", "beta"], "domain 'beta' has 20 train tokens", out)
+    # --replay is checked against the checkpoint's batch of 8 rows, before the store exists
+    _refused([*spec, "--domain", "alpha", "--replay", "0.97"], "leaving none", out)

@@ -235,6 +235,34 @@ def test_cluster_mode_build(tmp_path):
         assert corpus.manifest["domains"][d]["val"]["tokens"] > 0
 
 
+def test_names_that_are_not_utf8_are_listed_escaped(tmp_path):
+    """documents.tsv used to fail on such a name with a UnicodeEncodeError, after the tokenizer."""
+    import os
+
+    src = tmp_path / "src"
+    rng = random.Random(1)
+    vocab = _words(rng, 40, letters="abcdefgh")
+    files = {b"a/bad\xffname.txt": 0, b"b\xfed/ok.txt": 1, b"b\xfed/two.txt": 2}
+    try:
+        for raw, i in files.items():
+            path = src / os.fsdecode(raw)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(" ".join(rng.choice(vocab) for _ in range(80 + i)))
+    except (OSError, UnicodeError):
+        pytest.skip("this file system takes only UTF-8 names")
+    corpus = build_corpus(src, tmp_path / "out", vocab_size=300, progress=False)
+    assert corpus.domains == ["a", "bd"]  # the folder name is sanitized like any odd name
+    sources = {d["source"] for d in corpus.documents()}
+    assert sources == {"a/bad\\xffname.txt", "b\\xfed/ok.txt", "b\\xfed/two.txt"}
+    res = runner.invoke(app, ["corpus", "build", str(src), "--out", str(tmp_path / "o2"), "-q",
+                              "--vocab", "300"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    (src / os.fsdecode(b"\xff\xfe")).mkdir()
+    (src / os.fsdecode(b"\xff\xfe") / "x.txt").write_text("text")
+    with pytest.raises(BayesplitError, match=re.escape("domain folder '\\xff\\xfe' has no usable")):
+        build_corpus(src, tmp_path / "o3", vocab_size=300, progress=False)
+
+
 def test_sanitize_name():
     assert sanitize_name("Law & Order (US)") == "Law-Order-US"
     assert sanitize_name("  médecine ") == "medecine"

@@ -76,6 +76,19 @@ def test_second_execute_trains_nothing(executed, tiny_corpus):
     assert {p.name: p.stat().st_mtime_ns for p in trunk_dir.iterdir()} == before
 
 
+def test_another_cooldown_is_new_general_rows_on_the_same_trunk(executed, tiny_corpus):
+    # a ladder's train block or the loop's overrides set it; the store has the default's rows
+    store = executed["root"] / "runs.db"
+    plan = plan_suggestions(
+        suggestions(), tiny_corpus, store, train_overrides={"cooldown_fraction": 0.5},
+        **executed["kw"],
+    )  # fmt: skip
+    (job,) = plan.jobs
+    assert job.trunk_id == executed["plan"].jobs[0].trunk_id  # the stable trunk is shared
+    assert job.eval_at == [D1, D2] and job.specs == []  # specialists branch before any cooldown
+    assert plan.done == [2, 3]
+
+
 def test_a_longer_trunk_extends_the_existing_one(executed, tiny_corpus, tmp_path):
     store = tmp_path / "runs.db"  # a new store: the general rows are recomputed from checkpoints
     trunk_dir = executed["root"] / "work" / "trunks" / executed["plan"].jobs[0].trunk_id

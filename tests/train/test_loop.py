@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -159,6 +160,39 @@ def test_general_row_from_branch_is_reproducible(trunk, tiny_corpus, tmp_path):
     assert rows["loss"].tolist() == ref["loss"].tolist()
 
 
+def test_the_cooldown_is_part_of_the_general_rows_identity(trunk, tiny_corpus, tmp_path):
+    """Another cooldown is another general model: it used to be taken for the default one
+    ("nothing to do"), because the rows were keyed by the trunk id alone."""
+    store = RunStore(tmp_path / "runs.db")
+    entry = tiny_entry()
+    before = sorted(p.name for p in trunk["dir"].iterdir())
+
+    def general(**cooldown):
+        tc = TrainConfig.from_entry(entry, **cooldown)
+        work = trunk["root"] / "work"
+        return pretrain(
+            tiny_corpus, entry, workdir=work, eval_at=[D2], store=store, train=tc, progress=False
+        )
+
+    default = general()
+    half = general(cooldown_fraction=0.5)
+    cosine = general(decay_shape="cosine")
+    trunk_id = trunk["dir"].name
+    # the default keeps the trunk id, so rows of stores written before stay valid
+    assert set(default["run_id"]) == {trunk_id}
+    assert set(half["run_id"]) == {f"{trunk_id}.cooldown-0.5-linear"}
+    assert set(cosine["run_id"]) == {f"{trunk_id}.cooldown-0.1-cosine"}
+    for rows in (default, half, cosine):
+        assert len(rows) == 3 and set(rows["trunk_id"]) == {trunk_id}
+        assert (rows["pretrain_tokens"] == D2).all() and (rows["step"] == D2).all()
+    assert (half["stable_tokens"] == D1).all() and (half["decay_tokens"] == D2 - D1).all()
+    assert not np.allclose(half["loss"], default["loss"])
+    assert not np.allclose(cosine["loss"], default["loss"])
+    assert len(general(cooldown_fraction=0.5)) == 0 and len(store) == 9
+    # the stable checkpoints are shared: D1 and D2 - 13 steps were there already
+    assert sorted(p.name for p in trunk["dir"].iterdir()) == before
+
+
 def test_kill_and_resume_matches_uninterrupted(trunk, tiny_corpus, tiny_ladder, tmp_path):
     work = tmp_path / "work"
     cmd = [
@@ -265,6 +299,72 @@ def test_specialization_with_replay_counts_rows(trunk, tiny_corpus):
     ).all()
     with pytest.raises(BayesplitError, match="unknown domain 'delta'"):
         specialize(tiny_corpus, ckpt_path(trunk["dir"], "stable", D1 // TPS), "delta", TPS)
+
+
+def test_specialize_refuses_what_it_cannot_train_before_writing(trunk, tiny_corpus, tmp_path):
+    ckpt = ckpt_path(trunk["dir"], "stable", D1 // TPS)
+    kw = dict(store=tmp_path / "s.db", workdir=tmp_path / "w", progress=False)
+    for spec_tokens, spec, message in [
+        # batch 8: round(0.97 × 8) = 8 replay rows, none on the domain
+        (8 * TPS, SpecConfig(replay_fraction=0.97), "leaving none to the specialized domain"),
+        # round(0.01 × 8) = 0 replay rows: the replay-0 run again, under another run id
+        (8 * TPS, SpecConfig(replay_fraction=0.01), "the same run as no replay"),
+        # under half a step used to train a whole one; 2 steps are under 1000 tokens
+        (100, SpecConfig(), "D' 100 is 0.391 optimizer steps of tiny"),
+        (500, SpecConfig(), "so the smallest is 1,024"),
+    ]:
+        with pytest.raises(BayesplitError, match=re.escape(message)):
+            specialize(tiny_corpus, ckpt, "beta", spec_tokens, spec=spec, **kw)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_repeated_data_is_said_and_recorded(tiny_ladder, tmp_path):
+    """D or D' beyond the unique train tokens: a warning line on stderr, and epochs in the rows."""
+    import json
+
+    from conftest import make_corpus
+    from typer.testing import CliRunner
+
+    from bayesplit.cli import app
+
+    corpus = make_corpus(tmp_path / "small", {"alpha": 3000, "beta": 2000}, val_tokens=512)
+    common = ["--corpus", str(corpus), "--store", str(tmp_path / "r.db"), "--json",
+              "--no-progress", "--eval-tokens", "256"]  # fmt: skip
+    runner = CliRunner()
+
+    def run(*args: str) -> tuple[list[dict], list[str]]:
+        res = runner.invoke(app, [*args, *common])
+        assert res.exit_code == 0, res.output
+        rows = json.loads(res.stdout)["rows"]  # the warning stays out of the JSON
+        return rows, [ln for ln in res.stderr.splitlines() if ln.startswith("warning:")]
+
+    d = 32 * TPS  # 8,192 tokens of a 5,000-token mixture
+    rows, warned = run("train", "pretrain", "--ladder", str(tiny_ladder), "--model", "tiny",
+                       "--branch-at", str(d))  # fmt: skip
+    assert warned == [
+        "warning: D = 8,192 tokens is 1.64 passes over the 5,000 train tokens of the general "
+        "mixture: the data repeats (rows record pretrain_epochs)"
+    ]
+    assert all(close(r["pretrain_epochs"], d / 5000) and r["spec_epochs"] == 0 for r in rows)
+    assert all(r.get("unique_spec_tokens") is None for r in rows)
+    (trunk_dir,) = (tmp_path / "r-checkpoints" / "trunks").iterdir()
+    ckpt = str(ckpt_path(trunk_dir, "stable", 32))
+    spec = ["train", "specialize", "--checkpoint", ckpt, "--domain", "beta"]
+    rows, warned = run(*spec, "--tokens", str(12 * TPS))  # 3,072 tokens of beta's 2,000
+    assert len(warned) == 1 and "1.54 passes over its 2,000 train tokens" in warned[0]
+    for r in rows:
+        assert close(r["spec_epochs"], 12 * TPS / 2000) and r["unique_spec_tokens"] == 2000
+        assert close(r["pretrain_epochs"], d / 5000)
+    rows, warned = run(*spec, "--tokens", str(4 * TPS))
+    assert warned == [] and all(r["unique_spec_tokens"] == 4 * TPS for r in rows)
+    # replay rows read beta too, so its unique tokens are not known: left blank
+    rows, warned = run(*spec, "--tokens", str(12 * TPS), "--replay", "0.25")
+    assert "reads 2,304 of its tokens, 1.15 passes" in warned[0]
+    assert all(r["unique_spec_tokens"] is None and r["spec_epochs"] == 2304 / 2000 for r in rows)
+    stored = RunStore(tmp_path / "r.db").read()
+    assert (
+        stored["unique_spec_tokens"].notna().sum() == 2 * 2 and stored["spec_epochs"].notna().all()
+    )
 
 
 def test_train_config_from_entry_and_overrides():

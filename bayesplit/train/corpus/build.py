@@ -8,6 +8,8 @@ How documents are made
     UTF-16 and compressed files); empty or whitespace-only files are skipped. A file longer than
     ``max_doc_chars`` characters is cut into several documents, at blank lines (paragraphs) where
     possible, else at line ends, else mid-line; the pieces are exact substrings of the file.
+    ``documents.tsv`` lists each document's source file; bytes of a file name that are not
+    UTF-8 are written there as ``\\xNN``.
 
 Domains
     ``"folders"``: each (non-hidden) subfolder of SRC is a domain and every file below it, at any
@@ -164,6 +166,16 @@ def _read_text(path: Path) -> str | None:
     return text if text.strip() else None
 
 
+def shown_name(name: str) -> str:
+    """A file name as text that can be written anywhere: bytes that are not UTF-8 (which
+    Python keeps as lone surrogates, and UTF-8 files cannot hold) become ``\\xNN``.
+
+    >>> shown_name(os.fsdecode(b"bad\\xffname.txt"))
+    'bad\\\\xffname.txt'
+    """
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
 def _list_files(root: Path) -> list[Path]:
     """Regular, non-hidden files under ``root`` in a fixed (sorted) order."""
     found: list[Path] = []
@@ -184,7 +196,7 @@ def _read_documents(
         for path in files:
             text = _read_text(path)
             if text is not None:
-                source = path.relative_to(root).as_posix()
+                source = shown_name(path.relative_to(root).as_posix())
                 docs.extend(
                     Document(source, i, piece)
                     for i, piece in enumerate(split_document(text, max_chars))
@@ -204,11 +216,14 @@ def _folder_domains(src: Path, max_chars: int, reporter: _Reporter) -> dict[str,
     for d in subdirs:
         name = sanitize_name(d.name)
         if not name:
-            raise BayesplitError(f"domain folder {d.name!r} has no usable characters for a name")
+            raise BayesplitError(
+                f"domain folder '{shown_name(d.name)}' has no usable characters for a name"
+            )
         clash = next((n for n in names if n.lower() == name.lower()), None)
         if clash is not None:
             raise BayesplitError(
-                f"domain folders {names[clash].name!r} and {d.name!r} both map to the name {name!r}"
+                f"domain folders '{shown_name(names[clash].name)}' and '{shown_name(d.name)}' "
+                f"both map to the name {name!r}"
             )
         names[name] = d
     domains: dict[str, list[Document]] = {}
@@ -440,7 +455,7 @@ def build_corpus(
                 meta={
                     "vocab_size": actual_vocab,
                     "seed": seed,
-                    "source": str(src.resolve()),
+                    "source": shown_name(str(src.resolve())),
                     "domain_mode": "folders" if k is None else f"cluster:{k}",
                 },
             )
