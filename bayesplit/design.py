@@ -128,6 +128,35 @@ def candidate_grid(
     )
 
 
+def trainable(candidates: pd.DataFrame, entries: Sequence[dict]) -> pd.DataFrame:
+    """The candidates the bundled trainer can train as asked on their ladder model.
+
+    The trainer counts tokens in whole optimizer steps of ``batch_size × seq_len`` and
+    refuses a D or D' under half a step (it would train a whole one, twice what was asked
+    or more) or under ``MIN_PLAUSIBLE_COUNT`` tokens. The D' grid comes from the fitted
+    runs, so for a larger model with a larger batch it can fall below that: such
+    candidates are dropped here rather than stopping ``train execute`` or ``loop``.
+    """
+    from bayesplit.runs import MIN_PLAUSIBLE_COUNT
+
+    per_step = {e["name"]: float(e["batch_size"]) * float(e["seq_len"]) for e in entries}
+    tps = candidates["model"].map(per_step).to_numpy(dtype=float)
+
+    def exact(x: np.ndarray) -> np.ndarray:
+        steps = np.round(x / tps)
+        return (steps >= 1) & (steps * tps >= MIN_PLAUSIBLE_COUNT)
+
+    d = candidates["pretrain_tokens"].to_numpy(dtype=float)
+    dp = candidates["spec_tokens"].to_numpy(dtype=float)
+    keep = exact(d) & ((dp == 0) | exact(dp))
+    if not keep.any():
+        raise BayesplitError(
+            "no candidate run is whole optimizer steps of its ladder model: the D and D' "
+            "grids lie below half a step of every size"
+        )
+    return candidates[keep].reset_index(drop=True)
+
+
 def ladder_count(entries: Sequence[dict], observed_params: Sequence[float]) -> str:
     """Which of a ladder's counts is N in a run table: ``params`` or ``params_with_embeddings``.
 
@@ -659,6 +688,8 @@ def suggest(
         if not posterior.law.uses_spec_tokens:
             dp_grid = np.array([])
         candidates = candidate_grid(s_def, d_grid, dp_grid, domains, model_names)
+        if ladder is not None and params is None:
+            candidates = trainable(candidates, entries)
     else:
         candidates = candidates.reset_index(drop=True).copy()
         if "model" not in candidates:

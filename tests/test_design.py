@@ -291,3 +291,22 @@ def test_suggest_ladder_counts_embeddings_at_the_runs_vocabulary(additive_poster
     with_emb = {e["name"]: e["params_with_embeddings"] for e in built}
     assert {r["params"] for r in sug.to_list()} <= set(with_emb.values())
     assert all(r["params"] == with_emb[r["model"]] for r in sug.to_list())
+
+
+def test_ladder_candidates_are_whole_steps_of_their_model():
+    # a D' grid from small models' runs can fall under half a step of a larger model's
+    # batch; the trainer refuses those, so `loop` would stop mid-campaign on them
+    from bayesplit.design import candidate_grid, trainable
+
+    entries = [
+        {"name": "small", "batch_size": 2, "seq_len": 1024},  # 2,048 tokens a step
+        {"name": "large", "batch_size": 64, "seq_len": 1024},  # 65,536 tokens a step
+    ]
+    grid = candidate_grid([1e6, 1e8], [1e6], [3e3, 1e5], ["web"], ["small", "large"])
+    kept = trainable(grid, entries)
+    small = kept[kept["model"] == "small"]
+    large = kept[kept["model"] == "large"]
+    assert sorted(small["spec_tokens"]) == [0.0, 3e3, 1e5]
+    assert sorted(large["spec_tokens"]) == [0.0, 1e5]  # 3e3 is 0.05 of its step
+    with pytest.raises(BayesplitError, match="no candidate run is whole optimizer steps"):
+        trainable(candidate_grid([1e8], [1e4], [], ["web"], ["large"]), entries)
