@@ -106,7 +106,9 @@ def test_an_unseen_run_gets_the_new_run_band(seeded_fit):
 
 def test_a_run_effect_is_refused_for_a_model_of_another_size(seeded_fit, tmp_path):
     post, _, _ = seeded_fit
-    with pytest.raises(BayesplitError, match=r"is a model of N=1e\+08; its run effect says nothing"):
+    with pytest.raises(
+        BayesplitError, match=r"is a model of N=1e\+08; its run effect says nothing"
+    ):
         post.predict(1e9, 3e9, domain="web", run="trunk-N1e+08-s0")
     # the trunk is kept with the saved posterior, so the check survives a round trip
     path = tmp_path / "post.nc"
