@@ -8,6 +8,10 @@ from bayesplit.errors import BayesplitError
 
 _SUFFIXES = {"k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
 
+#: The largest seed a run can have: the run store keeps seeds as 64-bit integers (and
+#: torch's seeding refuses more). Commands and suggestion files take seeds from 0 to this.
+MAX_SEED = 2**63 - 1
+
 
 def parse_count(text: str) -> float:
     """``"1.4B"`` → 1.4e9; plain numbers and scientific notation pass through."""

@@ -15,10 +15,8 @@ import typer
 from rich.console import Console
 
 from bayesplit._io import jsonable
+from bayesplit._parse import MAX_SEED
 from bayesplit.errors import BayesplitError
-
-#: The largest seed: the run store keeps seeds as 64-bit integers, and torch refuses more.
-MAX_SEED = 2**63 - 1
 
 
 def check_seed(value: int) -> int:

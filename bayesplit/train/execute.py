@@ -27,6 +27,7 @@ from typing import Any
 import pandas as pd
 
 from bayesplit._io import atomic_write_text
+from bayesplit._parse import MAX_SEED
 from bayesplit.errors import BayesplitError
 from bayesplit.train.config import TrainConfig, exact_steps, steps_for
 from bayesplit.train.corpus import Corpus
@@ -122,10 +123,6 @@ def _number(s: dict, key: str, i: int, default: float | None = None) -> float:
     if not math.isfinite(x) or x < 0:
         raise BayesplitError(f"suggestion #{i + 1}: {key} must be finite and >= 0, got {v!r}")
     return x
-
-
-#: The largest seed: the run store keeps seeds as 64-bit integers, and torch refuses more.
-MAX_SEED = 2**63 - 1
 
 
 def _seed(s: dict, i: int, default: int) -> int:
