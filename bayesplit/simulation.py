@@ -376,6 +376,17 @@ def make_refitter(truth: GroundTruth, config: CampaignConfig):
     )
 
 
+def check_seed_design_fits(config: CampaignConfig) -> None:
+    """Refuse an experiment budget the seed design alone overspends: every campaign would
+    start above it, so no policy could choose a run and the budget would not hold."""
+    cost = design_cost(config.seed_design, TrunkState(), config.cost_model)
+    if cost > config.experiment_budget:
+        raise BayesplitError(
+            f"the seed design costs {cost:.3g} FLOPs, more than the experiment budget "
+            f"{config.experiment_budget:.3g}; raise it or give smaller --params/--pretrain-tokens"
+        )
+
+
 def simulate(
     truth: GroundTruth,
     config: CampaignConfig,
@@ -396,8 +407,12 @@ def simulate(
     bad = [p for p in policies if p not in POLICIES]
     if bad:
         raise BayesplitError(f"unknown policy {bad[0]!r}; choose from {', '.join(POLICIES)}")
+    twice = sorted({p for p in policies if list(policies).count(p) > 1})
+    if twice:  # each campaign would run twice and its seeds count double
+        raise BayesplitError(f"policy {', '.join(twice)} named twice")
     if not seeds:
         raise BayesplitError("simulate needs at least one seed")
+    check_seed_design_fits(config)
     refitter = make_refitter(truth, config)
     out = []
     for s in seeds:

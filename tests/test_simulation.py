@@ -167,6 +167,21 @@ def test_unknown_policy_is_refused():
         simulate(truth, cfg, policies=["psychic"])
 
 
+def test_a_policy_named_twice_is_refused_before_any_fit():
+    truth, cfg = _config()
+    with pytest.raises(BayesplitError, match="policy grid named twice"):
+        simulate(truth, cfg, policies=["grid", "random", "grid"])
+
+
+def test_an_experiment_budget_below_the_seed_design_is_refused():
+    # every campaign would start over budget (it spent 3x a budget of 1e17 before)
+    truth, cfg = _config()
+    seed_cost = design_cost(cfg.seed_design, TrunkState(), cfg.cost_model)
+    small = dataclasses.replace(cfg, experiment_budget=0.5 * seed_cost)
+    with pytest.raises(BayesplitError, match="the seed design costs .* more than the experiment"):
+        simulate(truth, small, policies=["grid"])
+
+
 @pytest.fixture(scope="module")
 def history():
     truth, cfg = _config()

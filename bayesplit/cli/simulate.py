@@ -126,6 +126,9 @@ def simulate_cmd(
         raise BayesplitError(
             f"unknown policy {bad[0] if bad else policies!r}; choose from {', '.join(POLICIES)}"
         )
+    twice = sorted({p for p in names if names.count(p) > 1})
+    if twice:
+        raise BayesplitError(f"--policies names {', '.join(twice)} twice")
     if seeds < 1 or batch < 1 or rounds < 0:
         raise BayesplitError("--seeds and --batch must be ≥ 1 and --rounds ≥ 0")
     if out is not None:

@@ -133,6 +133,7 @@ def run_loop(
     # a budget no plan can meet is refused before any training or fit: the first fit sees
     # the store's runs, or the seed design on an empty store (opening would create it)
     known = RunStore(store, read_only=True).read() if store.exists() else pd.DataFrame()
+    _check_store_corpus(known, data, store)
     check_budget_buys_a_run(
         budget, known if len(known) else pd.DataFrame(seed_design), len(data.domains)
     )
@@ -150,10 +151,17 @@ def run_loop(
         except BayesplitError as exc:
             raise BayesplitError(f"the seed design: {exc}") from None
     db = RunStore(store)
-    spent = 0.0
+    # the budget covers the whole campaign: a rerun (after an interrupt, or to go on)
+    # starts from what the store's runs already cost, not from zero
+    spent = _runs_flops(known) if len(known) else 0.0
     if len(db) == 0:
         execute_suggestions(seed_design, data, store, **exec_kw)
         spent += _design_flops(seed_design)
+    elif spent >= cap:
+        raise BayesplitError(
+            f"the runs in {store} already cost {spent:.3g} FLOPs, the whole --experiment-budget "
+            f"{cap:.3g}; raise it to go on"
+        )
     fit_kw = {"chains": 2, "draws": 500, "warmup": 500, "progress": False, **(fit_kwargs or {})}
     history = []
     for rnd in range(1, rounds + 1):
@@ -220,6 +228,34 @@ def run_loop(
         if summary["stopped"]:
             break
     return pd.DataFrame(history)
+
+
+def _check_store_corpus(known: pd.DataFrame, corpus, store: Path) -> None:
+    """Refuse a store whose trained rows come from another corpus: its losses are in
+    another tokenizer's nats per token, and one fit of both would mix them."""
+    if not len(known) or "corpus_sha256" not in known:
+        return
+    hashes = {h for h in known["corpus_sha256"].dropna() if h}
+    other = sorted(hashes - {corpus.content_sha256})
+    if other:
+        raise BayesplitError(
+            f"{store} holds rows trained on another corpus (content sha256 {other[0][:12]}…, "
+            f"this corpus {corpus.content_sha256[:12]}…); use another --store"
+        )
+
+
+def _runs_flops(runs: pd.DataFrame) -> float:
+    """Tree-aware FLOPs of the runs in a store: trunks first (longest first, so shorter
+    general models are its checkpoints), then the branches."""
+    specs = (
+        runs[["params", "pretrain_tokens", "spec_tokens", "train_domain"]]
+        .astype({"train_domain": object})
+        .drop_duplicates()
+        .assign(branch=lambda t: t["spec_tokens"] > 0)
+        .sort_values(["branch", "params", "pretrain_tokens"], ascending=[True, True, False])
+    )
+    records = specs.drop(columns="branch").to_dict(orient="records")
+    return _design_flops(records)
 
 
 def _design_flops(suggestions: list[dict]) -> float:

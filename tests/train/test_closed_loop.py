@@ -11,8 +11,9 @@ from conftest import tiny_entry, write_ladder
 from typer.testing import CliRunner
 
 from bayesplit.cli import app
+from bayesplit.errors import BayesplitError
 from bayesplit.store import RunStore
-from bayesplit.train.closed_loop import seed_suggestions
+from bayesplit.train.closed_loop import _design_flops, _runs_flops, seed_suggestions
 
 runner = CliRunner()
 
@@ -133,11 +134,35 @@ def test_a_round_is_charged_only_for_what_it_trains(tiny_corpus, tmp_path, monke
     """A suggestion the store already has costs nothing, though suggest priced it as new."""
     again = {**TINY_RUN, "pretrain_tokens": 2500, "cost_flops": 1e9}  # rounds to the same 10 steps
     loop = _stubbed_loop(tiny_corpus, tmp_path, monkeypatch, 0.05, lambda: [again])
-    before = len(RunStore(tmp_path / "runs.db").read())
+    stored = RunStore(tmp_path / "runs.db").read()
     hist = loop(rounds=1)
     assert hist["suggested"].tolist() == [1] and hist["trained_rows"].tolist() == [0]
-    assert hist["spent_flops"].tolist() == [0.0]
-    assert len(RunStore(tmp_path / "runs.db").read()) == before
+    # what the store's runs cost already, and nothing more
+    assert hist["spent_flops"].tolist() == [pytest.approx(_runs_flops(stored))]
+    assert len(RunStore(tmp_path / "runs.db").read()) == len(stored)
+
+
+def test_a_rerun_counts_what_the_store_already_spent(tiny_corpus, tmp_path, monkeypatch):
+    """--experiment-budget covers the campaign: each rerun started again from zero."""
+    loop = _stubbed_loop(tiny_corpus, tmp_path, monkeypatch, 0.05, lambda: [])
+    cost = _runs_flops(RunStore(tmp_path / "runs.db").read())
+    assert cost == pytest.approx(_design_flops([TINY_RUN]))  # what the loop charged for it
+    with pytest.raises(BayesplitError, match="already cost .* the whole --experiment-budget"):
+        loop(rounds=1, experiment_budget=cost)
+    assert loop(rounds=1, experiment_budget=2 * cost)["spent_flops"].tolist() == [
+        pytest.approx(cost)
+    ]
+
+
+def test_loop_refuses_a_store_trained_on_another_corpus(tiny_corpus, tmp_path, monkeypatch):
+    from conftest import make_corpus
+
+    loop = _stubbed_loop(tiny_corpus, tmp_path, monkeypatch, 0.05, lambda: [])
+    other = make_corpus(tmp_path / "other", {"alpha": 3000, "beta": 2000}, val_tokens=512)
+    before = (tmp_path / "runs.db").read_bytes()
+    with pytest.raises(BayesplitError, match="holds rows trained on another corpus"):
+        loop.func(other, *loop.args[1:], **loop.keywords, rounds=1)
+    assert (tmp_path / "runs.db").read_bytes() == before
 
 
 def test_loop_keeps_checkpoints_where_train_does(tiny_corpus, tmp_path, monkeypatch):
