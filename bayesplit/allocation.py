@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayesplit._parse import parse_count
+from bayesplit._parse import names, parse_count
 from bayesplit.compute import ComputeModel, DataLimits
 from bayesplit.errors import BayesplitError
 from bayesplit.laws import Inputs, get_ops
@@ -236,6 +236,13 @@ def _initial_x(prob: Problem, log_n, pretrain_share: float = 0.5) -> np.ndarray:
 def _normalize_weights(weights: Mapping[str, float] | None, domains: Sequence[str]) -> np.ndarray:
     if weights is None:
         return np.full(len(domains), 1.0 / len(domains))
+    if isinstance(weights, pd.Series):  # indexed by domain
+        weights = weights.to_dict()
+    if not isinstance(weights, Mapping):  # a list would be matched to domains by position
+        raise BayesplitError(
+            f"weights must map domain names to weights, e.g. {{{domains[0]!r}: 1.0}}; "
+            f"got a {type(weights).__name__}"
+        )
     unknown = sorted(set(weights) - set(domains))
     if unknown:
         raise BayesplitError(
@@ -357,7 +364,7 @@ def allocate(
     kind, alpha = parse_risk(risk)
     if params is not None and ladder is not None:
         raise BayesplitError("give --params or --ladder, not both")
-    domains = list(domains) if domains is not None else posterior.domains
+    domains = names(domains) if domains is not None else posterior.domains
     if not domains or len(set(domains)) != len(domains):
         raise BayesplitError("domains must be a non-empty list without repeats")
     idx = posterior.domain_index(domains)
@@ -797,6 +804,9 @@ def frontier(posterior, budgets: Sequence[float], **kwargs) -> pd.DataFrame:
     spec_tokens (dict), objective_median, objective_lo, objective_hi, opt_params_q05/q95
     and notes (the allocation's, e.g. how far the plan extrapolates).
     """
+    if isinstance(budgets, str):  # the CLI's "1e18:1e22:9" or "1e19,1e20"
+        budgets = parse_budgets(budgets)
+    budgets = np.atleast_1d(np.asarray(budgets, dtype=object))
     if len(budgets) == 0:
         raise BayesplitError("give at least one budget")
     rows = []

@@ -153,6 +153,7 @@ def compare(
     from bayesplit.fitting import fit
     from bayesplit.laws import get_law
 
+    laws = [laws] if isinstance(laws, str) else list(laws)  # one law, not its letters
     if not laws:
         raise BayesplitError("give at least one law to compare")
     repeated = sorted({name for name in laws if list(laws).count(name) > 1})

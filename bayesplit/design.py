@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from bayesplit._parse import check_seed, names
 from bayesplit.errors import BayesplitError
 from bayesplit.runs import on_domains
 
@@ -660,11 +661,12 @@ def suggest(
     Suggestions
     """
     posterior.require_ok(force)
+    seed = check_seed(seed)
     if n < 1:  # before the allocation, which takes seconds
         raise BayesplitError(f"-n must be >= 1, got {n}")
     if max_draws is not None and max_draws < 10:
         raise BayesplitError(f"max_draws must be >= 10 (the ranking needs draws), got {max_draws}")
-    domains = list(domains) if domains is not None else posterior.domains
+    domains = names(domains) if domains is not None else posterior.domains
     posterior.domain_index(domains)  # validates names
     if runs is not None:
         on_domains(runs, posterior.domains, "the runs already done")

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from bayesplit import _arviz
+from bayesplit._parse import check_seed
 from bayesplit.diagnostics import Thresholds, check
 from bayesplit.errors import BayesplitError
 from bayesplit.laws import Law, get_law
@@ -158,6 +159,7 @@ def fit(
     if backend not in BACKENDS:
         raise BayesplitError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     _check_sampler_args(chains, draws, warmup, target_accept)
+    seed = check_seed(seed)
     device = "gpu" if device == "cuda" else device
     table = load_runs(runs)
     law_obj = get_law(law)

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
+from bayesplit._parse import names
 from bayesplit.errors import BayesplitError
 from bayesplit.laws import Inputs, Law
 from bayesplit.runs import modelled_rows
@@ -160,7 +161,13 @@ def prepare(
     reference
         Input/prior scales; computed from the data by default.
     """
+    if not (run_effect == "auto" or isinstance(run_effect, (bool, np.bool_))):
+        # bool("false") is True: a string other than "auto" is a typo, not a choice
+        raise BayesplitError(f"run_effect must be True, False or 'auto', got {run_effect!r}")
     rows = runs[modelled_rows(runs).to_numpy()]
+    domains = names(domains)
+    if domains is not None and not domains:
+        raise BayesplitError("domains is empty: give at least one, or None for all")
     if domains is not None:
         unknown = sorted(set(domains) - set(rows["eval_domain"]))
         if unknown:

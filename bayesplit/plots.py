@@ -7,6 +7,9 @@ predictive (a new run), never the same shade.
 
 from __future__ import annotations
 
+import sys
+from types import SimpleNamespace
+
 import numpy as np
 
 LAW_COLOR = "#1f5fa8"
@@ -16,12 +19,32 @@ DATA_COLOR = "#222222"
 
 
 def _mpl():
+    """The few pyplot names the plots use, without pyplot's figure manager.
+
+    Figures are plain ``matplotlib.figure.Figure`` objects, so plotting never selects or
+    switches a backend: ``matplotlib.use("Agg")`` here used to turn a notebook's inline
+    backend off for every later cell. A notebook still shows a returned figure (its
+    display formatter handles Figure objects) and ``savefig`` needs no backend.
+    """
     import matplotlib
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import NullFormatter
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    def subplots(*args, figsize=None, constrained_layout=False, **kwargs):
+        fig = Figure(figsize=figsize, layout="constrained" if constrained_layout else None)
+        return fig, fig.subplots(*args, **kwargs)
 
-    return plt
+    def close(fig) -> None:
+        plt = sys.modules.get("matplotlib.pyplot")  # only a figure pyplot made needs it
+        if plt is not None:
+            plt.close(fig)
+
+    return SimpleNamespace(
+        subplots=subplots,
+        get_cmap=matplotlib.colormaps.get_cmap,
+        NullFormatter=NullFormatter,
+        close=close,
+    )
 
 
 def _ax(ax, figsize=(6.4, 4.2)):
@@ -273,7 +296,9 @@ def plot_fit(posterior, domains=None, max_draws: int = 800, level: float = 0.9):
     """
     plt = _mpl()
     runs = posterior.runs
-    domains = list(domains) if domains is not None else posterior.domains
+    from bayesplit._parse import names
+
+    domains = names(domains) if domains is not None else posterior.domains
     cols = min(4, len(domains))
     rows = int(np.ceil(len(domains) / cols))
     fig, axes = plt.subplots(

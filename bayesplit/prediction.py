@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from bayesplit._parse import check_seed
 from bayesplit.errors import BayesplitError
 
 #: The predictive band is estimated from at least this many simulated new runs.
@@ -105,6 +106,7 @@ def predict(
         ``new_run`` (draws); coordinates carry N, D, D'. ``attrs["level"]``.
     """
     check_level(level)
+    seed = check_seed(seed)
     n, d, dp = np.broadcast_arrays(
         *(np.atleast_1d(np.asarray(v, dtype=float)) for v in (params, pretrain_tokens, spec_tokens))
     )

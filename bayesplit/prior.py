@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayesplit._parse import check_seed
 from bayesplit.errors import BayesplitError
 from bayesplit.laws import Law, get_law
 from bayesplit.model import model_arrays, numpyro_model, prepare
@@ -57,6 +58,7 @@ def prior_predictive(
     if draws < 10:
         raise BayesplitError(f"draws must be >= 10, got {draws}")
     check_level(level)
+    seed = check_seed(seed)
     table = load_runs(runs)
     law_obj = get_law(law)
     if per_domain is not None:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayesplit._parse import is_number
+from bayesplit._parse import is_number, names
 from bayesplit.errors import BayesplitError
 from bayesplit.laws import Law, get_law, get_ops
 from bayesplit.model import Reference
@@ -517,6 +517,7 @@ def example_truth(
         raise BayesplitError(
             f"no example parameters for law {law!r}; choose from {', '.join(_EXAMPLES)}"
         )
+    domains = names(domains)  # one domain as a string, not its letters
     k = len(domains)
     if not 1 <= k <= 4:
         raise BayesplitError("example truths have 1 to 4 domains")

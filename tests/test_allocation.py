@@ -320,3 +320,21 @@ def test_a_compared_plan_over_the_budget_is_flagged(truth2):
     plan = {"params": 1e12, "pretrain_tokens": 1e13, "name": "huge"}
     alloc = allocate(truth2.as_posterior(), budget=BUDGET, compare=plan)
     assert any(n.startswith("huge costs 6e+25 FLOPs") for n in alloc.notes), alloc.notes
+
+
+def test_plotting_leaves_the_users_matplotlib_backend_alone(truth2, tmp_path):
+    # it called matplotlib.use("Agg"), which turned a notebook's inline backend off
+    import subprocess
+    import sys
+
+    code = (
+        "import matplotlib; matplotlib.use('svg'); "
+        "from bayesplit.truth import example_truth; from bayesplit.allocation import allocate; "
+        "from bayesplit.plots import save_figure; "
+        "a = allocate(example_truth('additive', ('a', 'b')).as_posterior(), budget=1e20); "
+        f"save_figure(a.plot_split_curve(), {str(tmp_path / 'split.png')!r}); "
+        "a.plot_domains(); print(matplotlib.get_backend())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "svg"
+    assert (tmp_path / "split.png").read_bytes().startswith(b"\x89PNG")

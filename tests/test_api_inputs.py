@@ -1,0 +1,70 @@
+"""The Python API at its boundary: what a notebook user types is read as meant, or refused
+with a BayesplitError that says why (not a TypeError from deep inside numpy or JAX)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayesplit
+from bayesplit.errors import BayesplitError
+from bayesplit.truth import example_truth
+
+
+@pytest.fixture(scope="module")
+def post():
+    return example_truth("additive", ("web", "code")).as_posterior()
+
+
+@pytest.fixture(scope="module")
+def runs():
+    truth = example_truth("additive", ("web", "code"))
+    design = bayesplit.truth.factorial_design([1e7, 3e7], [3e8, 1e9], [1e8], truth.domains)
+    return truth.simulate(design, seed=0)
+
+
+def test_one_domain_given_as_a_string_is_one_domain(post):
+    # each of these split "web" into the domains w, e, b
+    assert example_truth("additive", "web").domains == ("web",)
+    assert bayesplit.allocate(post, budget=1e20, domains="code").domains == ["code"]
+    with pytest.raises(BayesplitError, match="law\\(s\\) named more than once"):
+        bayesplit.compare(pd.DataFrame(), laws=["additive", "additive"])
+
+
+def test_frontier_takes_the_command_lines_budget_syntax(post):
+    assert bayesplit.frontier(post, "1e19:1e20:2")["budget"].tolist() == [1e19, 1e20]
+    assert bayesplit.frontier(post, 1e20)["budget"].tolist() == [1e20]  # was len() of a float
+
+
+@pytest.mark.parametrize("weights", [[0.5, 0.5], np.array([0.5, 0.5])])
+def test_weights_must_name_their_domains(post, weights):
+    with pytest.raises(BayesplitError, match="weights must map domain names to weights"):
+        bayesplit.allocate(post, budget=1e20, weights=weights)
+    by_name = bayesplit.allocate(post, budget=1e20, weights=pd.Series({"web": 1.0, "code": 0.0}))
+    assert by_name.weights.tolist() == [1.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"domains": ["web", "web"]}, "domains name web more than once"),
+        ({"domains": []}, "domains is empty"),
+        ({"run_effect": "false"}, "run_effect must be True, False or 'auto'"),
+        ({"seed": None}, "seed must be a whole number"),
+        ({"seed": 1.5}, "seed must be a whole number"),
+        ({"seed": -1}, "seed must be between 0 and 2^63 - 1"),
+        ({"seed": 2**64}, "seed must be between 0 and 2^63 - 1"),
+    ],
+)
+def test_fit_refuses_before_sampling(runs, kwargs, message):
+    with pytest.raises(BayesplitError, match=message.replace("^", r"\^")):
+        bayesplit.fit(runs, "additive", chains=1, draws=10, warmup=10, **kwargs)
+
+
+@pytest.mark.parametrize("seed", [None, -1, "1"])
+def test_predict_and_suggest_take_only_whole_seeds(post, seed):
+    with pytest.raises(BayesplitError, match="seed must be"):
+        bayesplit.predict(post, 1e8, 1e9, domain="web", seed=seed)
+    with pytest.raises(BayesplitError, match="seed must be"):
+        bayesplit.suggest(post, budget=1e20, n=1, seed=seed, max_draws=20)
