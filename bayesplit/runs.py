@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bayesplit._parse import names
 from bayesplit.errors import BayesplitError
 
 REQUIRED = ("run_id", "params", "pretrain_tokens", "eval_domain", "loss")
@@ -169,8 +170,7 @@ def validate_runs(
     """
     if not isinstance(table, pd.DataFrame):
         raise RunTableError([f"expected a pandas DataFrame, got {type(table).__name__}"], source)
-    if isinstance(domains, str):
-        domains = [domains]  # one domain, not its letters
+    domains = names(domains)  # one domain given as a string is that domain, not its letters
     df = table.copy()
     df.columns = [str(c).strip() for c in df.columns]
     problems: list[str] = []

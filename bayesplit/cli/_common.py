@@ -15,15 +15,13 @@ import typer
 from rich.console import Console
 
 from bayesplit._io import jsonable
-from bayesplit._parse import MAX_SEED
+from bayesplit._parse import check_seed as parse_seed
 from bayesplit.errors import BayesplitError
 
 
 def check_seed(value: int) -> int:
     """``--seed`` callback: a non-negative 64-bit integer (one-line error)."""
-    if value is not None and not 0 <= value <= MAX_SEED:
-        raise BayesplitError(f"--seed must be between 0 and 2^63 - 1, got {value}")
-    return value
+    return value if value is None else parse_seed(value, "--seed")
 
 
 #: The ``--seed`` option everywhere.

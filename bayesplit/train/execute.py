@@ -27,7 +27,7 @@ from typing import Any
 import pandas as pd
 
 from bayesplit._io import atomic_write_text
-from bayesplit._parse import MAX_SEED
+from bayesplit._parse import check_seed
 from bayesplit.errors import BayesplitError
 from bayesplit.train.config import TrainConfig, exact_steps, steps_for
 from bayesplit.train.corpus import Corpus
@@ -130,14 +130,12 @@ def _seed(s: dict, i: int, default: int) -> int:
     v = s.get("seed")
     if v is None:
         return default
-    ok = isinstance(v, int | float) and not isinstance(v, bool)
-    if ok and isinstance(v, float):
-        ok = math.isfinite(v) and v == int(v)
-    if not ok or not 0 <= int(v) <= MAX_SEED:
+    try:
+        return check_seed(int(v) if isinstance(v, float) and v.is_integer() else v)
+    except BayesplitError:
         raise BayesplitError(
             f"suggestion #{i + 1}: seed must be a whole number from 0 to 2^63 - 1, got {v!r}"
-        )
-    return int(v)
+        ) from None
 
 
 def _size_counts(entry: dict[str, Any], vocab_size: int) -> dict[str, int]:
