@@ -23,6 +23,7 @@ Policies (all draw from the same candidate grid with the same tree-aware costs):
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -125,9 +126,22 @@ def pick(
     trunks: TrunkState,
     config: CampaignConfig,
     rng: np.random.Generator,
+    *,
+    remaining: float = math.inf,
 ) -> list[int]:
-    """Indices of the candidates a policy runs next (at most ``config.batch``)."""
+    """Indices of the candidates a policy runs next (at most ``config.batch``).
+
+    Every policy chooses among the candidates not yet run whose cost (given ``trunks``)
+    fits in ``remaining``, the experiment FLOPs left: a baseline that drew runs it cannot
+    pay for would end its campaign with budget unspent. Empty when nothing fits.
+    """
+    if policy not in POLICIES:
+        raise BayesplitError(f"unknown policy {policy!r}; choose from {', '.join(POLICIES)}")
     done = already_measured(candidates, runs)
+    costs = candidate_costs(candidates, trunks, config.cost_model)
+    open_ = ~done & (costs <= remaining)
+    if not open_.any():
+        return []
     if policy in ("active", "active-decision"):
         sug = suggest(
             posterior,
@@ -139,6 +153,7 @@ def pick(
             max_draws=config.max_draws,
             allocate_kwargs={"trunk": config.trunk},
             cost_model=config.cost_model,
+            max_run_flops=remaining if math.isfinite(remaining) else None,
             force=True,
         )
         keys = {
@@ -157,15 +172,12 @@ def pick(
             in keys
         ]
         return idx[: config.batch]
-    free = np.flatnonzero(~done)
-    if len(free) == 0:
-        return []
+    free = np.flatnonzero(open_)
     if policy == "grid":
-        order = [i for i in grid_order(candidates) if not done[i]]
+        order = [i for i in grid_order(candidates) if open_[i]]
         return order[: config.batch]
     if policy == "random":
         return list(rng.choice(free, size=min(config.batch, len(free)), replace=False))
-    costs = candidate_costs(candidates, trunks, config.cost_model)
     if policy == "cost-random":
         w = 1.0 / costs[free]
         return list(
@@ -177,7 +189,7 @@ def pick(
         noise = posterior.noise_draws(max_draws=config.max_draws)
         var = Y.var(axis=0) + float(np.median(noise["sigma"] ** 2))
         score = np.array([var[o].sum() for o in obs_of]) / costs
-        score[done] = -np.inf
+        score[~open_] = -np.inf
         chosen = []
         for _ in range(config.batch):  # no fantasies: the baseline just takes the top scores
             j = int(np.argmax(score))
@@ -186,7 +198,7 @@ def pick(
             chosen.append(j)
             score[j] = -np.inf
         return chosen
-    raise BayesplitError(f"unknown policy {policy!r}; choose from {', '.join(POLICIES)}")
+    raise AssertionError(f"policy {policy!r} is in POLICIES but has no rule")
 
 
 def evaluate_decision(posterior, truth: GroundTruth, optimum, config: CampaignConfig) -> dict:
@@ -309,7 +321,10 @@ def run_campaign(
             break
         if config.stop_regret is not None and rec["expected_regret"] <= config.stop_regret:
             break
-        chosen = pick(policy, post, candidates, runs, trunks, config, rng)
+        chosen = pick(
+            policy, post, candidates, runs, trunks, config, rng,
+            remaining=config.experiment_budget - spent,
+        )  # fmt: skip
         new, spent = take_batch(chosen, candidates, trunks, config, spent, seed)
         if new is None:
             break

@@ -11,7 +11,13 @@ import pytest
 from typer.testing import CliRunner
 
 from bayesplit.cli import app
-from bayesplit.design import CostModel, TrunkState, candidate_grid
+from bayesplit.design import (
+    CostModel,
+    TrunkState,
+    already_measured,
+    candidate_costs,
+    candidate_grid,
+)
 from bayesplit.errors import BayesplitError
 from bayesplit.simulation import (
     CampaignConfig,
@@ -156,9 +162,36 @@ def test_baseline_policies_pick_new_distinct_runs(policy):
         policy, None, cands, runs, TrunkState.from_runs(runs), cfg, np.random.default_rng(0)
     )
     assert len(picked) == cfg.batch and len(set(picked)) == cfg.batch
-    from bayesplit.design import already_measured
 
     assert not already_measured(cands, runs)[picked].any()
+
+
+@pytest.mark.parametrize("policy", ["grid", "random", "cost-random", "uncertainty", "active"])
+def test_policies_pick_only_what_the_budget_left_can_pay(
+    policy, additive_truth, additive_runs, additive_posterior
+):
+    # near the end of a campaign only cheap runs fit: a policy that drew among all free runs
+    # would have its batch dropped by take_batch and end the campaign with budget unspent
+    truth, runs, posterior = additive_truth, additive_runs, additive_posterior
+    cfg = _config()[1]
+    cands = candidate_grid([1e7, 3e7, 1e8, 3e8], [3e8, 1e9, 3e9], [3e7, 3e8], truth.domains)
+    trunks = TrunkState.from_runs(runs)
+    costs = candidate_costs(cands, trunks, cfg.cost_model)
+    free = ~already_measured(cands, runs)
+    remaining = float(np.quantile(costs[free], 0.3))
+    affordable = free & (costs <= remaining)
+    assert cfg.batch <= affordable.sum() < free.sum() / 2
+    for seed in range(5):
+        picked = pick(
+            policy, posterior, cands, runs, trunks, cfg, np.random.default_rng(seed),
+            remaining=remaining,
+        )  # fmt: skip
+        assert len(picked) == cfg.batch and affordable[picked].all()
+    nothing = pick(
+        policy, posterior, cands, runs, trunks, cfg, np.random.default_rng(0),
+        remaining=0.5 * costs[free].min(),
+    )  # fmt: skip
+    assert nothing == []
 
 
 def test_unknown_policy_is_refused():

@@ -113,7 +113,10 @@ def grid_final_table(cand, observe, config, seed: int) -> tuple[pd.DataFrame, li
         )
         if rnd == config.max_rounds:
             break
-        chosen = pick("grid", None, candidates, runs, trunks, config, rng)
+        chosen = pick(
+            "grid", None, candidates, runs, trunks, config, rng,
+            remaining=config.experiment_budget - spent,
+        )  # fmt: skip
         new, spent = take_batch(chosen, candidates, trunks, config, spent, seed)
         if new is None:
             break
