@@ -801,7 +801,7 @@ def frontier(posterior, budgets: Sequence[float], **kwargs) -> pd.DataFrame:
     """The plan and its objective band at every budget (one :func:`allocate` per budget).
 
     Returns a DataFrame with columns budget, params, pretrain_tokens, pretrain_fraction,
-    spec_tokens (dict), objective_median, objective_lo, objective_hi, opt_params_q05/q95
+    spec_tokens (dict), objective_median, objective_lo, objective_hi, opt_params_lo/hi
     and notes (the allocation's, e.g. how far the plan extrapolates).
     """
     if isinstance(budgets, str):  # the CLI's "1e18:1e22:9" or "1e19,1e20"
@@ -823,8 +823,8 @@ def frontier(posterior, budgets: Sequence[float], **kwargs) -> pd.DataFrame:
                 "objective_median": d["objective"]["median"],
                 "objective_lo": d["objective"]["credible"][0],
                 "objective_hi": d["objective"]["credible"][1],
-                "opt_params_q05": d["optimum_distribution"]["params"][0],
-                "opt_params_q95": d["optimum_distribution"]["params"][2],
+                "opt_params_lo": d["optimum_distribution"]["params"][0],
+                "opt_params_hi": d["optimum_distribution"]["params"][2],
                 "notes": list(d["notes"]),
             }
         )

@@ -135,7 +135,8 @@ class Allocation:
 
     def to_dict(self) -> dict:
         """The CLI's JSON (see ``bayesplit allocate --json``)."""
-        q = [0.05, 0.5, 0.95]
+        # the per-draw optimum's spread at the same level as every other interval
+        q = [(1 - self.level) / 2, 0.5, (1 + self.level) / 2]
         d = self.draws
         alts = []
         for name in self.alternatives["alternative"].values:
@@ -203,7 +204,7 @@ class Allocation:
             f"({d['expected_regret_rel']:.2%})",
             f"  per-draw optimum: N in [{od['params'][0]:.3g}, {od['params'][2]:.3g}], "
             f"pretraining share in [{od['pretrain_fraction'][0]:.0%}, "
-            f"{od['pretrain_fraction'][2]:.0%}]",
+            f"{od['pretrain_fraction'][2]:.0%}] ({self.level:.0%} of draws)",
         ]
 
     def __repr__(self) -> str:

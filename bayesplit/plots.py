@@ -205,11 +205,11 @@ def plot_frontier(table, ax=None, level: float = 0.9):
         ax2.plot(b, table["params"], "o-", color=PLAN_COLOR, label="N of the plan")
         ax2.fill_between(
             b,
-            table["opt_params_q05"],
-            table["opt_params_q95"],
+            table["opt_params_lo"],
+            table["opt_params_hi"],
             color=PLAN_COLOR,
             alpha=0.12,
-            label="90% of per-draw optima",
+            label=f"{level:.0%} of per-draw optima",
         )
         ax2.set_xscale("log")
         ax2.set_yscale("log")

@@ -187,7 +187,7 @@ def _sections(posterior, rep: dict) -> list[tuple[str, str]]:
         f"train a {d['plan']['params']:.3g}-parameter model on {d['plan']['pretrain_tokens']:.3g} general tokens, {then}. "
         f"Across the posterior, the optimal N lies in "
         f"[{od['params'][0]:.3g}, {od['params'][2]:.3g}] and the optimal pretraining share in [{od['pretrain_fraction'][0]:.0%}, "
-        f"{od['pretrain_fraction'][2]:.0%}] (90%).</div>"
+        f"{od['pretrain_fraction'][2]:.0%}] ({level:.0%}).</div>"
     )
     notes = "".join(f"<p class='muted'>Note: {html.escape(n)}</p>" for n in d["notes"])
     gate = (

@@ -338,3 +338,22 @@ def test_plotting_leaves_the_users_matplotlib_backend_alone(truth2, tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "svg"
     assert (tmp_path / "split.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_the_optimum_spread_is_reported_at_the_requested_level(additive_posterior):
+    # it was the 5-95% range whatever the level, next to level-wide credible intervals
+    wide, narrow = (
+        allocate(additive_posterior, budget=1e20, max_draws=200, force=True, level=lv)
+        for lv in (0.9, 0.5)
+    )
+    opt = narrow.draws["opt_params"].values
+    want = np.quantile(opt, [0.25, 0.5, 0.75])
+    got = narrow.to_dict()["optimum_distribution"]["params"]
+    assert np.allclose(got, want)
+    lo90, _, hi90 = wide.to_dict()["optimum_distribution"]["params"]
+    assert lo90 <= got[0] and got[2] <= hi90 and (got[0], got[2]) != (lo90, hi90)
+    assert "(50% of draws)" in narrow.describe()[-1]
+    from bayesplit.allocation import frontier
+
+    fr = frontier(additive_posterior, [1e20], max_draws=200, force=True, level=0.5)
+    assert np.allclose(fr[["opt_params_lo", "opt_params_hi"]].iloc[0], [want[0], want[2]])
