@@ -380,6 +380,10 @@ class Ensemble:
             self.Y -= np.outer(z.astype(self.Y.dtype), zy)
 
 
+#: values at or below this fraction of the first pick's are rounding error, not information
+NEGLIGIBLE_VALUE = 1e-9
+
+
 def greedy_batch(
     ensemble: Ensemble,
     candidates: pd.DataFrame,
@@ -390,7 +394,12 @@ def greedy_batch(
     max_run_flops: float | None = None,
     exclude: np.ndarray | None = None,
 ) -> list[dict]:
-    """Pick ``n`` candidates greedily by value per FLOP, conditioning on each pick."""
+    """Pick up to ``n`` candidates greedily by value per FLOP, conditioning on each pick.
+
+    Stops early once no candidate's value is above :data:`NEGLIGIBLE_VALUE` times the first
+    pick's: the outcomes of the runs already picked leave nothing for the rest to learn,
+    and ranking by value per FLOP would then just list runs by cost.
+    """
     if n < 1:
         raise BayesplitError(f"-n must be >= 1, got {n}")
     trunks = trunks.copy()
@@ -405,6 +414,10 @@ def greedy_batch(
         if not allowed.any():
             break
         values = ensemble.values()
+        if picks:
+            allowed &= values > NEGLIGIBLE_VALUE * picks[0]["value"]
+            if not allowed.any():
+                break
         score = np.where(allowed, values / costs, -np.inf)
         j = int(np.argmax(score))
         row = candidates.iloc[j]
@@ -461,6 +474,8 @@ class Suggestions:
     sd_initial: float
     n_candidates: int
     budget: float | None
+    #: what the caller should know about the batch (e.g. fewer runs than asked for)
+    notes: list[str] = field(default_factory=list)
 
     def to_list(self) -> list[dict]:
         """The suggestions as JSON-ready dicts (the file ``bayesplit train execute`` reads)."""
@@ -495,7 +510,8 @@ class Suggestions:
             f"<Suggestions: {len(self)} of {self.n_candidates:,} candidates, to cut {what} "
             f"(now {self.sd_initial:.4g})"
         )
-        return "\n".join([head, *(f"  {r}" for r in self.table.get("reason", []))]) + ">"
+        reasons = [f"  {r}" for r in self.table.get("reason", [])]
+        return "\n".join([head, *reasons, *(f"  ! {n}" for n in self.notes)]) + ">"
 
 
 def default_grids(
@@ -714,6 +730,7 @@ def suggest(
     noise = float(np.median(noise_d["sigma"] ** 2 + noise_d["run_sd"] ** 2))
     ensemble = Ensemble.build(q, Y, obs_of, noise)
     trunks = TrunkState.from_runs(done)
+    measured = already_measured(candidates, done)
     picks = greedy_batch(
         ensemble,
         candidates,
@@ -721,12 +738,36 @@ def suggest(
         n,
         cost_model=cost_model,
         max_run_flops=max_run_flops,
-        exclude=already_measured(candidates, done),
+        exclude=measured,
     )
+    if not picks and measured.all():
+        raise BayesplitError(
+            f"all {len(candidates):,} candidates have been run already; give other sizes or "
+            "token counts to choose from (a --ladder, or params / pretrain_tokens / spec_tokens)"
+        )
     if not picks:
         raise BayesplitError(
             "no candidate fits under --max-run-flops; raise the cap or add smaller sizes to the ladder"
         )
+    notes = []
+    if len(picks) < n:
+        after = trunks.copy()
+        for p in picks:
+            row = candidates.iloc[p["index"]]
+            after.extend(float(row["params"]), float(row["pretrain_tokens"]))
+        left = ~measured
+        left[[p["index"] for p in picks]] = False
+        if max_run_flops is not None:
+            left &= candidate_costs(candidates, after, cost_model) <= max_run_flops
+        k = int(left.sum())
+        why = (
+            f"{f'the {k:,} other candidates add' if k > 1 else 'the one other candidate adds'} "
+            f"nothing to {label} once these runs' outcomes are known"
+            if k
+            else "no other candidate is left"
+            + (" under --max-run-flops" if max_run_flops is not None else "")
+        )
+        notes.append(f"{len(picks)} runs suggested, not {n}: {why}")
 
     rows = []
     for rank, p in enumerate(picks, start=1):
@@ -799,4 +840,5 @@ def suggest(
         sd_initial=picks[0]["sd_initial"],
         n_candidates=len(candidates),
         budget=budget,
+        notes=notes,
     )

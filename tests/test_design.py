@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from bayesplit.design import (
+    NEGLIGIBLE_VALUE,
     CostModel,
     Ensemble,
     TrunkState,
@@ -310,3 +311,33 @@ def test_ladder_candidates_are_whole_steps_of_their_model():
     assert sorted(large["spec_tokens"]) == [0.0, 1e5]  # 3e3 is 0.05 of its step
     with pytest.raises(BayesplitError, match="no candidate run is whole optimizer steps"):
         trainable(candidate_grid([1e8], [1e4], [], ["web"], ["large"]), entries)
+
+
+def test_a_large_batch_stops_where_the_runs_stop_adding_information(additive_posterior):
+    # -n 300 used to be filled up with runs of value 0, ranked by cost alone
+    grid = dict(
+        params=[1e7, 3e7, 1e8, 3e8], pretrain_tokens=[1e9, 2e9, 4e9], spec_tokens=[3e8, 1e9]
+    )
+    s = suggest(additive_posterior, budget=1e20, n=300, max_draws=200, force=True, **grid)
+    cands = candidate_grid(**grid, domains=additive_posterior.domains)
+    fresh = int((~already_measured(cands, additive_posterior.runs)).sum())
+    assert 4 <= len(s) < fresh
+    values = s.table["value"].to_numpy()
+    assert (values > NEGLIGIBLE_VALUE * values[0]).all()
+    assert s.notes == [
+        f"{len(s)} runs suggested, not 300: the {fresh - len(s)} other candidates add nothing to "
+        f"{s.quantity} once these runs' outcomes are known"
+    ]
+    assert s.notes[0] in repr(s)
+    # a batch that fits is not cut: same picks as before, and no note
+    small = suggest(additive_posterior, budget=1e20, n=4, max_draws=200, force=True, **grid)
+    assert small.notes == [] and list(small.table["params"]) == list(s.table["params"][:4])
+
+
+def test_a_grid_that_was_all_run_is_named_as_such(additive_posterior):
+    # it was blamed on --max-run-flops, which had not been given
+    with pytest.raises(BayesplitError, match="all 42 candidates have been run already"):
+        suggest(
+            additive_posterior, budget=1e20, force=True,
+            params=[1e7, 3e7, 1e8], pretrain_tokens=[3e8, 3e9], spec_tokens=[1e8, 1e9],
+        )  # fmt: skip

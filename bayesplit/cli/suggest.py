@@ -158,6 +158,8 @@ def suggest_cmd(
         force=force,
     )
     records = sug.to_list()
+    for note in sug.notes:  # stderr: --json's stdout stays the list the trainer reads
+        console.print(f"[yellow]! {escape(note)}[/yellow]")
     if out is not None:
         atomic_write_text(out, json.dumps(records, indent=2) + "\n")
     if json_out:
