@@ -152,6 +152,8 @@ def compare(
     """
     from bayesplit.fitting import fit
     from bayesplit.laws import get_law
+    from bayesplit.model import prepare
+    from bayesplit.prior import check_law_mean
 
     laws = [laws] if isinstance(laws, str) else list(laws)  # one law, not its letters
     if not laws:
@@ -163,6 +165,10 @@ def compare(
     for name in laws:
         get_law(name)  # an unknown name fails now, not after the first fits
     train, holdout = split_largest(load_runs(runs), holdout_largest)
+    for law in map(get_law, laws):  # and so does a user law whose mean fails on these runs
+        if not law.builtin:
+            kw = {"domains": fit_kwargs.get("domains"), "reference": fit_kwargs.get("reference")}
+            check_law_mean(law, *prepare(train, law, **kw))
     results = []
     for name in laws:
         if progress:

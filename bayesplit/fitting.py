@@ -30,6 +30,7 @@ from bayesplit.model import (
     site_dims,
 )
 from bayesplit.posterior import Posterior, rows_as_constant_data
+from bayesplit.prior import check_law_mean
 from bayesplit.runs import load_runs
 
 # NumPyro runs one chain per XLA device on CPU; the flag must be set before JAX
@@ -174,6 +175,7 @@ def fit(
         centered=centered,
         reference=reference,
     )
+    check_law_mean(law_obj, spec, data)  # NUTS meets a NaN mean as an obscure sampler error
 
     start = time.perf_counter()
     if backend == "numpyro":

@@ -36,6 +36,40 @@ def sample_prior(law: Law, spec, data, *, draws: int, seed: int) -> dict[str, np
     return {k: np.asarray(v) for k, v in sim.items()}
 
 
+def check_law_mean(law: Law, spec, data, draws: dict | None = None) -> None:
+    """Refuse a user law whose mean raises, or is NaN or inf, at the rows of ``data``.
+
+    ``draws`` are parameter draws as :func:`sample_prior` returns them; by default the
+    centre of the prior, a cheap check before a fit (NUTS meets a NaN mean as an obscure
+    sampler error). ``spec`` and ``data`` come from :func:`bayesplit.model.prepare`.
+    Built-in laws are not checked.
+    """
+    if law.builtin:
+        return
+    from bayesplit.laws import Inputs, get_ops
+    from bayesplit.model import to_natural
+
+    ops = get_ops("numpy")
+    if draws is None:  # one value, shared by every domain
+        log_scale = np.log(spec.reference.loss)
+        p = {q.name: to_natural(q.support, q.prior_loc(log_scale), ops) for q in law.params}
+    else:  # draws first; a per-domain parameter picked for each row's domain
+        p = {}
+        for q in law.params:
+            v = np.asarray(draws[q.name], dtype=float)
+            p[q.name] = v[:, data.domain] if q.per_domain else v[:, None]
+    with np.errstate(all="ignore"):
+        log_l = law.evaluate(ops, p, Inputs(n=data.n, d=data.d, dp=data.dp))
+    rows = data.rows
+    points = {
+        "N": rows["params"].to_numpy(float),
+        "D": rows["pretrain_tokens"].to_numpy(float),
+        "D'": rows["spec_tokens"].to_numpy(float),
+        "domain": rows["eval_domain"].to_numpy(str),
+    }
+    law.check_finite(log_l, points)
+
+
 def prior_predictive(
     runs: pd.DataFrame | str,
     law: str | Law = "chinchilla",
@@ -65,6 +99,7 @@ def prior_predictive(
         law_obj = law_obj.with_pooling(per_domain)
     spec, data = prepare(table, law_obj, run_effect=run_effect)
     sim = sample_prior(law_obj, spec, data, draws=draws, seed=seed)
+    check_law_mean(law_obj, spec, data, sim)  # a NaN draw would read as "outside the band"
     loss = np.exp(np.asarray(sim["log_loss"], dtype=float))
     lo, hi = np.quantile(loss, [(1 - level) / 2, (1 + level) / 2], axis=0)
     observed = data.rows["loss"].to_numpy(float)

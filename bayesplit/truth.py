@@ -147,7 +147,12 @@ class GroundTruth:
         from bayesplit.laws import Inputs
 
         xin = Inputs(*(np.broadcast_to(a, shape) for a in (x.n, x.d, x.dp)))
-        return np.exp(self.law.evaluate(get_ops("numpy"), rows, xin))
+        with np.errstate(all="ignore"):  # a NaN is refused in words just below
+            log_l = self.law.evaluate(get_ops("numpy"), rows, xin)
+        # a NaN here would become a measured run, and fail later far from its cause
+        points = {"N": params, "D": pretrain_tokens, "D'": spec_tokens}
+        self.law.check_finite(log_l, {**points, "domain": np.asarray(self.domains)[idx]})
+        return np.exp(log_l)
 
     def simulate(
         self, design: pd.DataFrame, seed: int = 0, trunk_shifts: dict | None = None

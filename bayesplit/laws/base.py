@@ -11,6 +11,7 @@ in nats, and its prior is stated relative to the typical observed loss.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -168,9 +169,61 @@ class Law:
         params = tuple(replace(p, per_domain=p.name in chosen) for p in self.params)
         return replace(self, params=params)
 
+    @property
+    def builtin(self) -> bool:
+        """Whether the mean function is one of bayesplit's own (pooling copies included)."""
+        from bayesplit.laws.library import BUILTIN
+
+        return any(self.log_mean is law.log_mean for law in BUILTIN)
+
     def evaluate(self, ops, p: Mapping[str, Any], x: Inputs):
-        """``log L`` at scaled inputs ``x`` (see :class:`Inputs`)."""
-        return self.log_mean(ops, p, x)
+        """``log L`` at scaled inputs ``x`` (see :class:`Inputs`).
+
+        Every backend calls a law through here, so this is where a user law's exception
+        becomes a :class:`BayesplitError` naming the law (the CLI prints it in one line);
+        the original stays chained for debugging. A built-in law's exception is a
+        bayesplit bug and keeps its traceback. The ``try`` costs nothing when nothing
+        is raised, so the hot paths (allocation, suggest) run as before.
+        """
+        try:
+            return self.log_mean(ops, p, x)
+        except Exception as exc:
+            if isinstance(exc, BayesplitError) or self.builtin:
+                raise
+            first = str(exc).strip().splitlines()
+            text = f"{type(exc).__name__}: {first[0]}" if first else type(exc).__name__
+            raise BayesplitError(
+                f"law {self.name!r}: its mean raised {text}{_where(exc, self.log_mean)}"
+            ) from exc
+
+    def check_finite(self, log_l, points: Mapping[str, Any]) -> None:
+        """Refuse a user law whose ``log L`` (from :meth:`evaluate`) is NaN or ±inf.
+
+        Not part of :meth:`evaluate` because decisions tolerate an infinite loss at an
+        extreme candidate; callers that turn the mean into data (simulated runs, prior
+        draws) or are about to fit check it here. ``points`` names the raw inputs, e.g.
+        ``{"N": ..., "D": ..., "D'": ..., "domain": ...}``, each broadcastable to the last
+        axes of ``log_l`` (leading axes are draws); the first bad point is named.
+        Built-in laws are not checked (they are finite on valid inputs by construction).
+        """
+        if self.builtin:
+            return
+        import numpy as np
+
+        log_l = np.asarray(log_l, dtype=float)
+        bad = ~np.isfinite(log_l)
+        if not bad.any():
+            return
+        shape = np.broadcast_shapes(bad.shape, *(np.shape(v) for v in points.values()))
+        cols = {k: np.broadcast_to(np.asarray(v), shape) for k, v in points.items()}
+        log_l, bad = np.broadcast_to(log_l, shape), np.broadcast_to(bad, shape)
+        i = tuple(np.argwhere(bad)[0])
+        v = log_l[i]
+        what = "NaN" if np.isnan(v) else ("inf" if v > 0 else "0 (log mean -inf)")
+        at = ", ".join(f"{k}={_point_text(c[i])}" for k, c in cols.items())
+        n_bad = int(bad.sum())
+        count = f" ({n_bad} of {bad.size} evaluations are NaN or inf)" if bad.size > 1 else ""
+        raise BayesplitError(f"law {self.name!r}: its mean is {what} at {at}{count}")
 
     def __repr__(self) -> str:
         # the dataclass default spells out every Param and the log_mean function object
@@ -191,3 +244,18 @@ class Law:
             "priors": {p.name: p.prior_text() for p in self.params},
             "reference": self.reference,
         }
+
+
+def _where(exc: BaseException, fn) -> str:
+    """`` (file:line)`` of the deepest frame of ``exc`` in the file that defines ``fn``."""
+    import traceback
+
+    code = getattr(fn, "__code__", None)
+    if code is None or exc.__traceback__ is None:
+        return ""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == code.co_filename]
+    return f" ({frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+
+
+def _point_text(v) -> str:
+    return f"{v:.3g}" if isinstance(v, numbers.Real) else str(v)

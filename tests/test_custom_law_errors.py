@@ -1,0 +1,157 @@
+"""A user law whose mean raises or returns NaN: one line naming the law, exit 2, nothing written.
+
+Before, these surfaced as raw tracebacks (ZeroDivisionError from deep in JAX tracing,
+"All-NaN slice encountered" from allocation, "StudentT got invalid loc" from NUTS) or, for
+the prior check, as a silently wrong band.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+
+import pytest
+from support import good_table
+from typer.testing import CliRunner
+
+from bayesplit.cli import app
+from bayesplit.errors import BayesplitError
+
+runner = CliRunner()
+
+LAW_MODULE = """
+import math
+from bayesplit.laws import Law, Param, register
+
+def raises(ops, p, x):
+    return 1 / 0
+
+def nan_when_specialized(ops, p, x):
+    # the log of a negative number once D' > 0
+    return ops.log(p["E"]) + ops.log(1.0 - 2.0 * (x.dp > 0))
+
+E = Param("E", "positive", math.log(0.5), 1.0, per_domain=True, loss_scaled=True)
+register(Law("err_raises", "L = 1/0", (E,), raises), overwrite=True)
+register(Law("err_nan", "L = E·log(-1)", (E,), nan_when_specialized), overwrite=True)
+"""
+
+RAISES = "law 'err_raises': its mean raised ZeroDivisionError: division by zero (/"
+NAN = "law 'err_nan': its mean is NaN at N=1e+07, D="
+CASES = [pytest.param("err_raises", RAISES, id="raises"), pytest.param("err_nan", NAN, id="nan")]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """The law module (imported, so its laws are registered), a run table, a truth per law."""
+    import yaml
+
+    root = tmp_path_factory.mktemp("custom_laws")
+    (root / "err_laws.py").write_text(LAW_MODULE)
+    good_table().to_csv(root / "runs.csv", index=False)
+    for law in ("err_raises", "err_nan"):
+        truth = {
+            "law": law,
+            "domains": ["web", "code"],
+            "params": {"E": [2.0, 1.5]},
+            "reference": {"params": 1e8, "tokens": 1e9, "loss": 3.0},
+        }
+        (root / f"{law}.yaml").write_text(yaml.safe_dump(truth))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.syspath_prepend(str(root))
+        __import__("err_laws")
+        yield root
+    sys.modules.pop("err_laws", None)
+
+
+def _start(message: str) -> str:
+    """A ``pytest.raises`` pattern: the message up to its ``(file:line)``."""
+    return "^" + re.escape(message.split(" (")[0])
+
+
+def _refused(result, message: str) -> None:
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+
+
+def _simulate_args(files, law, out):
+    return [
+        "simulate", "--truth", str(files / f"{law}.yaml"), "--budget", "1e20",
+        "--experiment-budget", "2e18", "--chains", "1", "--draws", "50", "--warmup", "50",
+        "--params", "1e7,3e7", "--pretrain-tokens", "3e8,1.2e9", "--spec-tokens", "1e8",
+        "--rounds", "1", "--policies", "grid", "--out", str(out), "--law-module", "err_laws",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(("law", "message"), CASES)
+def test_simulate_refuses_a_broken_law_in_one_line(files, tmp_path, law, message):
+    out = tmp_path / "rounds.csv"
+    _refused(runner.invoke(app, _simulate_args(files, law, out)), message)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("law", "message"), CASES)
+def test_prior_refuses_a_broken_law_in_one_line(files, law, message):
+    args = ["prior", "--runs", str(files / "runs.csv"), "--law", law, "--draws", "20"]
+    _refused(runner.invoke(app, [*args, "--law-module", "err_laws"]), message)
+
+
+@pytest.mark.parametrize(("law", "message"), CASES)
+def test_compare_refuses_a_broken_law_in_one_line(files, law, message):
+    args = ["compare", "--runs", str(files / "runs.csv"), "--laws", f"additive,{law}"]
+    args += ["--chains", "1", "--draws", "50", "--warmup", "50", "--law-module", "err_laws"]
+    # refused before fitting anything, the built-in law named first included
+    _refused(runner.invoke(app, args), message)
+
+
+@pytest.mark.parametrize(("law", "message"), CASES)
+def test_fit_refuses_a_failing_law_in_one_line(files, tmp_path, law, message):
+    # the NaN law reached NUTS, which said "StudentT distribution got invalid loc parameter"
+    out = tmp_path / "post.nc"
+    args = ["fit", "--runs", str(files / "runs.csv"), "--law", law, "--out", str(out)]
+    args += ["--chains", "1", "--draws", "50", "--warmup", "50", "--no-progress"]
+    _refused(runner.invoke(app, [*args, "--law-module", "err_laws"]), message)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("law", "message"), CASES)
+def test_api_raises_bayesplit_error(files, law, message):
+    from bayesplit.cli.simulate import default_config
+    from bayesplit.comparison import compare
+    from bayesplit.prior import prior_predictive
+    from bayesplit.simulation import simulate
+    from bayesplit.truth import load_truth
+
+    runs = str(files / "runs.csv")
+    truth = load_truth(files / f"{law}.yaml")
+    config = default_config(
+        truth, 1e20, 2e18, params=[1e7, 3e7], pretrain_tokens=[3e8, 1.2e9],
+        spec_tokens=[1e8], max_rounds=1, chains=1, draws=50, warmup=50,
+    )  # fmt: skip
+    with pytest.raises(BayesplitError, match=_start(message)):
+        simulate(truth, config, policies=["grid"])
+    with pytest.raises(BayesplitError, match=_start(message)):
+        prior_predictive(runs, law, draws=20)
+    with pytest.raises(BayesplitError, match=_start(message)):
+        compare(runs, [law], chains=1, draws=50, warmup=50)
+
+
+def test_a_raising_law_keeps_its_exception_as_the_cause(files):
+    from bayesplit.allocation import allocate
+    from bayesplit.truth import load_truth
+
+    post = load_truth(files / "err_raises.yaml").as_posterior()
+    with pytest.raises(BayesplitError, match=_start(RAISES)) as info:
+        allocate(post, budget=1e20)
+    assert isinstance(info.value.__cause__, ZeroDivisionError)
+
+
+def test_only_user_laws_are_guarded(files):
+    from bayesplit.laws import get_law
+
+    assert get_law("additive").builtin
+    assert get_law("additive").with_pooling(["E"]).builtin  # a pooling copy is still built in
+    assert not get_law("err_nan").builtin
+    get_law("additive").check_finite(float("nan"), {})  # built-in laws are not checked
