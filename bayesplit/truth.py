@@ -319,9 +319,9 @@ class GroundTruth:
                 domains=tuple(domains),
                 params=dict(d["params"]),
                 reference=Reference(
-                    params=float(ref.get("params", 1e8)),
-                    tokens=float(ref.get("tokens", 1e10)),
-                    loss=float(ref.get("loss", 3.0)),
+                    params=_reference_value(ref, "params", 1e8),
+                    tokens=_reference_value(ref, "tokens", 1e10),
+                    loss=_reference_value(ref, "loss", 3.0),
                 ),
                 noise=Noise(**noise),
             )
@@ -335,6 +335,21 @@ class GroundTruth:
 
 #: The keys a ground-truth file may have (:meth:`GroundTruth.to_dict` writes all but
 #: ``per_domain``, which changes the law's pooling).
+def _reference_value(ref: dict, name: str, default: float) -> float:
+    """A reference scale from a truth file: a number, or text YAML did not read as one
+    (PyYAML reads ``1e8`` as text); ``true`` is not 1 (it became N = 1, refused later as
+    run-table rows in the wrong unit)."""
+    value = ref.get(name, default)
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        return float(value)
+    except (TypeError, ValueError):
+        raise BayesplitError(
+            f"ground truth reference {name} must be a finite number > 0, got {value!r}"
+        ) from None
+
+
 _TRUTH_KEYS = ("law", "per_domain", "domains", "params", "reference", "noise")
 
 

@@ -117,6 +117,15 @@ BAD_TRUTHS = {
     "reference tokens 0": (_ref("tokens", 0), "reference tokens must be a finite number > 0"),
     "reference params -1": (_ref("params", -1), "reference params must be a finite number > 0"),
     "reference loss nan": (_ref("loss", float("nan")), "reference loss must be a finite number"),
+    # true was read as N = 1, then refused as run-table rows "in the wrong unit"
+    "reference params true": (
+        _ref("params", True),
+        "reference params must be a finite number > 0, got True",
+    ),
+    "reference tokens text": (
+        _ref("tokens", "many"),
+        "reference tokens must be a finite number > 0, got 'many'",
+    ),
     # a misspelt key used to be dropped, and its default (1e8, 1e10, 3.0) used instead
     "reference key misspelt": (_ref("token", 1e9), "reference has unknown keys ['token']"),
     "top-level key misspelt": (

@@ -293,6 +293,13 @@ def test_cli_simulate_errors_exit_2(tmp_path):
         (str(tmp_path / "none.yaml"), [], "no such ground-truth file"),
         ("example:additive", ["--params", "1e7,-3"], "positive numbers"),
         ("example:additive", ["--stop-regret", "1"], "--stop-regret must be between 0 and 1"),
+        # a size given twice made the seed design repeat a run ("duplicate (run_id, ...)")
+        ("example:additive", ["--params", "1e8,3e7,1e8"], "--params lists 1e+08 more than once"),
+        (
+            "example:additive",
+            ["--spec-tokens", "1e8,1e8"],
+            "--spec-tokens lists 1e+08 more than once",
+        ),
     ]:
         res = runner.invoke(app, ["simulate", "--truth", truth, *base, *extra])
         assert res.exit_code == 2 and message in res.stderr, extra

@@ -34,6 +34,18 @@ def load_truth_arg(spec: str, domains: list[str] | None = None):
     return load_truth(path)
 
 
+def _grid(value: str | None, flag: str) -> list[float] | None:
+    """One axis of the candidate grid, ascending; a value given twice is a typo, not a size
+    (it made the seed design repeat a run, refused as a duplicate run-table row)."""
+    if not value:
+        return None
+    values = sorted(parse_counts(value, flag))
+    twice = sorted({v for a, v in zip(values, values[1:], strict=False) if a == v})
+    if twice:
+        raise BayesplitError(f"{flag} lists {', '.join(f'{v:.3g}' for v in twice)} more than once")
+    return values
+
+
 def default_config(truth, budget: float, experiment_budget: float, **grids):
     """A campaign around the truth's reference scale: 5 sizes, 3 D, 3 D'; seed = 2 smallest."""
     from bayesplit.simulation import CampaignConfig
@@ -141,11 +153,9 @@ def simulate_cmd(
         gt,
         target,
         spend,
-        params=sorted(parse_counts(params, "--params")) if params else None,
-        pretrain_tokens=sorted(parse_counts(pretrain_tokens, "--pretrain-tokens"))
-        if pretrain_tokens
-        else None,
-        spec_tokens=sorted(parse_counts(spec_tokens, "--spec-tokens")) if spec_tokens else None,
+        params=_grid(params, "--params"),
+        pretrain_tokens=_grid(pretrain_tokens, "--pretrain-tokens"),
+        spec_tokens=_grid(spec_tokens, "--spec-tokens"),
         batch=batch,
         max_rounds=rounds,
         stop_regret=stop_regret,
