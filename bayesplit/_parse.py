@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import numbers
+import reprlib
+from typing import NoReturn
+
+import numpy as np
 
 from bayesplit.errors import BayesplitError
 
@@ -24,6 +28,75 @@ def check_seed(seed, what: str = "seed") -> int:
     if not 0 <= int(seed) <= MAX_SEED:
         raise BayesplitError(f"{what} must be between 0 and 2^63 - 1, got {seed}")
     return int(seed)
+
+
+def check_max_draws(max_draws, what: str = "max_draws") -> int | None:
+    """How many posterior draws to use: None (all of them) or a whole number >= 1.
+
+    >>> check_max_draws(None), check_max_draws(500)
+    (None, 500)
+    """
+    if max_draws is None:
+        return None
+    if isinstance(max_draws, bool) or not isinstance(max_draws, numbers.Integral):
+        raise BayesplitError(
+            f"{what} must be a whole number >= 1 (or None for all draws), got {_shown(max_draws)}"
+        )
+    if max_draws < 1:
+        raise BayesplitError(f"{what} must be >= 1 (or None for all draws), got {max_draws}")
+    return int(max_draws)
+
+
+def counts(value, what: str, zero_ok: bool = False) -> np.ndarray:
+    """N, D or D' as a notebook user passes them: a number, or a list, array or Series of
+    numbers; a 1-D float array. Text, bools, None, non-finite and (unless ``zero_ok``)
+    non-positive values are refused, naming ``what``.
+
+    >>> counts(1e8, "params").tolist(), counts([0, 1e7], "spec_tokens", zero_ok=True).tolist()
+    ([100000000.0], [0.0, 10000000.0])
+    """
+    expected = "a number >= 0" if zero_ok else "a positive number"
+
+    def refuse(bad, where: str = "") -> NoReturn:
+        raise BayesplitError(
+            f"{what} must be {expected} or array of numbers, got {where}{_shown(bad)}"
+        )
+
+    if value is None or isinstance(value, (str, bytes)) or not _real_or_array(value):
+        refuse(value)
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError):  # ragged nesting
+        refuse(value)
+    if arr.ndim > 1:
+        raise BayesplitError(f"{what} must be a number or a 1-D array of numbers, got {arr.ndim}-D")
+    if isinstance(value, (list, tuple)) or arr.dtype.kind == "O":
+        # each entry: numpy would read True as 1 and "1e8" as 1e8
+        entries = list(value) if isinstance(value, (list, tuple)) else arr.ravel().tolist()
+        for x in entries:
+            if not is_number(x):
+                refuse(x, "an entry " if arr.ndim else "")
+    elif arr.dtype.kind not in "iuf":  # bools, text, complex, dates
+        refuse(value)
+    arr = np.atleast_1d(arr.astype(float))
+    ok = np.isfinite(arr) & ((arr >= 0) if zero_ok else (arr > 0))
+    if not ok.all():
+        bad = arr[~ok][0]
+        where = f" (point {int(np.argmin(ok))})" if arr.size > 1 else ""
+        raise BayesplitError(
+            f"{what} must be finite and {'>= 0' if zero_ok else '> 0'}, got {bad:g}{where}"
+        )
+    return arr
+
+
+def _real_or_array(value) -> bool:
+    """Whether ``value`` might hold numbers: a real number or anything array-like."""
+    return is_number(value) or hasattr(value, "__len__") or hasattr(value, "__array__")
+
+
+def _shown(value) -> str:
+    """``'1e8' (str)``: a short repr and the type, for an error message."""
+    return f"{' '.join(reprlib.repr(value).split())} ({type(value).__name__})"
 
 
 def names(value, what: str = "domains") -> list[str] | None:

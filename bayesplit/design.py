@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from bayesplit._parse import check_seed, names
+from bayesplit._parse import check_max_draws, check_seed, names
 from bayesplit.errors import BayesplitError
 from bayesplit.runs import on_domains
 
@@ -680,6 +680,7 @@ def suggest(
     seed = check_seed(seed)
     if n < 1:  # before the allocation, which takes seconds
         raise BayesplitError(f"-n must be >= 1, got {n}")
+    max_draws = check_max_draws(max_draws)
     if max_draws is not None and max_draws < 10:
         raise BayesplitError(f"max_draws must be >= 10 (the ranking needs draws), got {max_draws}")
     domains = names(domains) if domains is not None else posterior.domains

@@ -20,7 +20,7 @@ import xarray as xr
 
 from bayesplit import _arviz
 from bayesplit._io import atomic_path
-from bayesplit._parse import is_number
+from bayesplit._parse import check_max_draws, is_number
 from bayesplit.diagnostics import Diagnostics, Thresholds
 from bayesplit.errors import BayesplitError
 from bayesplit.laws import Inputs, Law, get_law, get_ops
@@ -122,8 +122,10 @@ class Posterior:
         """Flattened posterior draws: shape (S,) for shared, (S, K) for per-domain values.
 
         ``max_draws`` thins to an evenly spaced subset (deterministic: ``seed`` is unused
-        unless thinning must break ties), so results are reproducible.
+        unless thinning must break ties), so results are reproducible; it must be a whole
+        number >= 1 (None: all draws).
         """
+        max_draws = check_max_draws(max_draws)
         post = self.idata.posterior
         names = names or self.law.param_names
         total = self.n_draws

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from bayesplit._parse import check_seed
+from bayesplit._parse import check_seed, counts
 from bayesplit.errors import BayesplitError
 
 #: The predictive band is estimated from at least this many simulated new runs.
@@ -63,6 +63,23 @@ def _check_run_size(runs, run: str, n: np.ndarray) -> None:
         )
 
 
+def _points(params, pretrain_tokens, spec_tokens) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """N, D and D' as float arrays of one length; a single number is used at every point."""
+    given = {
+        "params": counts(params, "params"),
+        "pretrain_tokens": counts(pretrain_tokens, "pretrain_tokens"),
+        "spec_tokens": counts(spec_tokens, "spec_tokens", zero_ok=True),
+    }
+    lengths = {k: len(v) for k, v in given.items() if len(v) != 1}
+    if len(set(lengths.values())) > 1:
+        raise BayesplitError(
+            "params, pretrain_tokens and spec_tokens must be arrays of one length (or single "
+            f"numbers), got lengths {', '.join(f'{k}={m}' for k, m in lengths.items())}"
+        )
+    n, d, dp = np.broadcast_arrays(*given.values())
+    return n, d, dp
+
+
 def predict(
     posterior,
     params,
@@ -82,7 +99,9 @@ def predict(
     posterior
         A fitted :class:`~bayesplit.posterior.Posterior`.
     params, pretrain_tokens, spec_tokens
-        N, D and D' as raw counts; scalars or 1-D arrays of one length (points).
+        N, D and D' as raw counts (numbers, not text such as ``"1e8"``): scalars or
+        1-D arrays (lists, numpy arrays, pandas Series) of one length, the points; a
+        scalar or a length-1 array is used at every point.
     domain
         A domain name, a list of them, or None for every domain.
     level
@@ -90,7 +109,8 @@ def predict(
     seed
         Seed of the noise draws behind the predictive band.
     max_draws
-        Use an evenly thinned subset of draws (faster, slightly noisier bands).
+        Use an evenly thinned subset of draws (faster, slightly noisier bands): a whole
+        number >= 1, or None for all draws.
     run
         A run (or trunk) id the fit has seen: predict for that run, its estimated run
         effect included, instead of for a new one. An id the fit has not seen, or a
@@ -107,16 +127,7 @@ def predict(
     """
     check_level(level)
     seed = check_seed(seed)
-    n, d, dp = np.broadcast_arrays(
-        *(np.atleast_1d(np.asarray(v, dtype=float)) for v in (params, pretrain_tokens, spec_tokens))
-    )
-    if n.ndim != 1:
-        raise BayesplitError("params, pretrain_tokens and spec_tokens must be scalars or 1-D")
-    for label, v in (("params", n), ("pretrain_tokens", d)):
-        if not np.all(np.isfinite(v) & (v > 0)):
-            raise BayesplitError(f"{label} must be finite and > 0")
-    if not np.all(np.isfinite(dp) & (dp >= 0)):
-        raise BayesplitError("spec_tokens must be finite and >= 0")
+    n, d, dp = _points(params, pretrain_tokens, spec_tokens)
     dom_idx = posterior.domain_index(domain)
     domains = [posterior.domains[i] for i in dom_idx]
 
