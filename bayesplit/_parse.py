@@ -30,6 +30,16 @@ def check_seed(seed, what: str = "seed") -> int:
     return int(seed)
 
 
+def percent(level: float) -> str:
+    """A credible or predictive level as a label: 0.9 → ``90%``, 0.999 → ``99.9%``
+    (``:.0%`` printed ``100%`` for 0.999 and ``0%`` for 0.005).
+
+    >>> percent(0.9), percent(0.999), percent(0.005)
+    ('90%', '99.9%', '0.5%')
+    """
+    return f"{float(level) * 100:.4g}%"
+
+
 def check_max_draws(max_draws, what: str = "max_draws") -> int | None:
     """How many posterior draws to use: None (all of them) or a whole number >= 1.
 

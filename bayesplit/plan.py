@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
+from bayesplit._parse import percent
 from bayesplit.compute import ComputeModel
 from bayesplit.errors import BayesplitError
 
@@ -199,12 +200,12 @@ class Allocation:
             )
         return lines + [
             f"  weighted loss {o['median']:.4f} [{o['credible'][0]:.4f}, {o['credible'][1]:.4f}] "
-            f"({self.level:.0%} credible)",
+            f"({percent(self.level)} credible)",
             f"  expected regret vs each draw's own optimum: {d['expected_regret']:.4f} nats "
             f"({d['expected_regret_rel']:.2%})",
             f"  per-draw optimum: N in [{od['params'][0]:.3g}, {od['params'][2]:.3g}], "
             f"pretraining share in [{od['pretrain_fraction'][0]:.0%}, "
-            f"{od['pretrain_fraction'][2]:.0%}] ({self.level:.0%} of draws)",
+            f"{od['pretrain_fraction'][2]:.0%}] ({percent(self.level)} of draws)",
         ]
 
     def __repr__(self) -> str:

@@ -12,6 +12,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from bayesplit._parse import percent
+
 LAW_COLOR = "#1f5fa8"
 PRED_COLOR = "#9ec3ea"
 PLAN_COLOR = "#c0392b"
@@ -56,7 +58,8 @@ def _ax(ax, figsize=(6.4, 4.2)):
 
 
 def plot_split_curve(alloc, ax=None, points: int = 25):
-    """Objective vs share of compute on pretraining, at the plan's N, with its 90% band."""
+    """Objective vs share of compute on pretraining, at the plan's N, with its credible band
+    and the spread of the per-draw optima (both at the allocation's level)."""
     fig, ax = _ax(ax)
     curve = alloc.split_curve(points)
     obj = curve["objective"].values
@@ -68,7 +71,7 @@ def plot_split_curve(alloc, ax=None, points: int = 25):
         np.quantile(obj, hi, axis=1),
         color=PRED_COLOR,
         alpha=0.6,
-        label=f"{alloc.level:.0%} credible band",
+        label=f"{percent(alloc.level)} credible band",
     )
     ax.plot(f, np.median(obj, axis=1), color=LAW_COLOR, lw=2, label="posterior median")
     ax.axvline(
@@ -77,8 +80,10 @@ def plot_split_curve(alloc, ax=None, points: int = 25):
         ls="--",
         label=f"plan ({alloc.pretrain_fraction:.0%})",
     )
-    q = np.quantile(alloc.draws["opt_pretrain_fraction"].values, [0.05, 0.95])
-    ax.axvspan(q[0], q[1], color=PLAN_COLOR, alpha=0.08, label="90% of per-draw optima")
+    q = np.quantile(alloc.draws["opt_pretrain_fraction"].values, [lo, hi])  # as describe() says
+    ax.axvspan(
+        q[0], q[1], color=PLAN_COLOR, alpha=0.08, label=f"{percent(alloc.level)} of per-draw optima"
+    )
     ax.set_xlabel("share of compute spent on general pretraining")
     ax.set_ylabel("weighted loss Σ w_k L_k (nats/token)")
     ax.set_title(f"Where to split, at N = {alloc.plan.params:.3g} and C = {alloc.budget:.2g} FLOPs")
@@ -119,7 +124,7 @@ def plot_domain_losses(alloc, ax=None):
         )
     ax.set_xticks(x, alloc.domains, rotation=20, ha="right")
     ax.set_ylabel("loss at the target budget (nats/token)")
-    ax.set_title(f"Per-domain loss, {alloc.level:.0%} credible intervals")
+    ax.set_title(f"Per-domain loss, {percent(alloc.level)} credible intervals")
     ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3, axis="y")
     return fig
@@ -192,7 +197,7 @@ def plot_frontier(table, ax=None, level: float = 0.9):
         table["objective_hi"],
         color=PRED_COLOR,
         alpha=0.6,
-        label=f"{level:.0%} credible",
+        label=f"{percent(level)} credible",
     )
     ax.plot(b, table["objective_median"], "o-", color=LAW_COLOR, label="median")
     ax.set_xscale("log")
@@ -209,7 +214,7 @@ def plot_frontier(table, ax=None, level: float = 0.9):
             table["opt_params_hi"],
             color=PLAN_COLOR,
             alpha=0.12,
-            label=f"{level:.0%} of per-draw optima",
+            label=f"{percent(level)} of per-draw optima",
         )
         ax2.set_xscale("log")
         ax2.set_yscale("log")
@@ -352,7 +357,7 @@ def plot_fit(posterior, domains=None, max_draws: int = 800, level: float = 0.9):
         ax.axis("off")
     axes.ravel()[0].legend(fontsize=6)
     fig.suptitle(
-        f"{posterior.law.name} fit: points = runs (open = specialized), lines = median law, dark band = {level:.0%} credible, light = {level:.0%} predictive",
+        f"{posterior.law.name} fit: points = runs (open = specialized), lines = median law, dark band = {percent(level)} credible, light = {percent(level)} predictive",
         fontsize=9,
     )
     return fig
@@ -408,7 +413,7 @@ def plot_fans(posterior, frontier_table, level: float = 0.9, max_draws: int = 10
         ax.axis("off")
     axes.ravel()[0].legend(fontsize=6)
     fig.suptitle(
-        f"Extrapolation to {b.max():.2g} FLOPs along the optimal plan ({level:.0%} bands)",
+        f"Extrapolation to {b.max():.2g} FLOPs along the optimal plan ({percent(level)} bands)",
         fontsize=9,
     )
     return fig

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from bayesplit._io import atomic_write_text
+from bayesplit._parse import percent
 from bayesplit.errors import BayesplitError
 
 CSS = """
@@ -167,7 +168,7 @@ def _sections(posterior, rep: dict) -> list[tuple[str, str]]:
     plan_rows += [
         ["share of compute on pretraining", f"{d['pretrain_fraction']:.1%}"],
         [
-            f"weighted loss (median, {level:.0%} credible)",
+            f"weighted loss (median, {percent(level)} credible)",
             f"{d['objective']['median']:.4f} [{d['objective']['credible'][0]:.4f}, {d['objective']['credible'][1]:.4f}]",
         ],
         [
@@ -187,7 +188,7 @@ def _sections(posterior, rep: dict) -> list[tuple[str, str]]:
         f"train a {d['plan']['params']:.3g}-parameter model on {d['plan']['pretrain_tokens']:.3g} general tokens, {then}. "
         f"Across the posterior, the optimal N lies in "
         f"[{od['params'][0]:.3g}, {od['params'][2]:.3g}] and the optimal pretraining share in [{od['pretrain_fraction'][0]:.0%}, "
-        f"{od['pretrain_fraction'][2]:.0%}] ({level:.0%}).</div>"
+        f"{od['pretrain_fraction'][2]:.0%}] ({percent(level)}).</div>"
     )
     notes = "".join(f"<p class='muted'>Note: {html.escape(n)}</p>" for n in d["notes"])
     gate = (
@@ -226,7 +227,7 @@ def _sections(posterior, rep: dict) -> list[tuple[str, str]]:
     out.append(
         (
             "Per-domain loss and alternatives",
-            _table(["domain", "median", f"{level:.0%} lo", f"{level:.0%} hi"], loss_rows)
+            _table(["domain", "median", f"{percent(level)} lo", f"{percent(level)} hi"], loss_rows)
             + _table(
                 [
                     "alternative",
@@ -259,7 +260,13 @@ def _sections(posterior, rep: dict) -> list[tuple[str, str]]:
         (
             "Frontier",
             _table(
-                ["budget (FLOPs)", "N", "D", "pretraining share", f"loss ({level:.0%} credible)"],
+                [
+                    "budget (FLOPs)",
+                    "N",
+                    "D",
+                    "pretraining share",
+                    f"loss ({percent(level)} credible)",
+                ],
                 fr_rows,
             )
             + _img(rep["figs"]["frontier"], "frontier"),
@@ -297,7 +304,7 @@ def _sections(posterior, rep: dict) -> list[tuple[str, str]]:
     if held is not None and len(held):
         held_text = (
             f"{len(held)} rows not in the fit: median |error| {held['rel_error'].abs().median():.2%}, "
-            f"{level:.0%} predictive coverage {held['inside'].mean():.0%}"
+            f"{percent(level)} predictive coverage {held['inside'].mean():.0%}"
         )
     elif held is not None:
         held_text = "the runs given with --runs contain no rows outside the fit"
@@ -359,7 +366,15 @@ def _sections(posterior, rep: dict) -> list[tuple[str, str]]:
             for _, r in held.iterrows()
         ]
         body += _table(
-            ["run", "domain", "measured", "median", "error", f"{level:.0%} predictive", "inside"],
+            [
+                "run",
+                "domain",
+                "measured",
+                "median",
+                "error",
+                f"{percent(level)} predictive",
+                "inside",
+            ],
             hr,
             left=2,
         )

@@ -357,3 +357,18 @@ def test_the_optimum_spread_is_reported_at_the_requested_level(additive_posterio
 
     fr = frontier(additive_posterior, [1e20], max_draws=200, force=True, level=0.5)
     assert np.allclose(fr[["opt_params_lo", "opt_params_hi"]].iloc[0], [want[0], want[2]])
+
+
+def test_the_split_figure_and_labels_follow_the_level(additive_posterior):
+    # the figure shaded and labelled the 5-95% range whatever the level; 0.999 read "100%"
+    alloc = allocate(additive_posterior, budget=1e20, max_draws=200, force=True, level=0.5)
+    fig = alloc.plot_split_curve(points=5)
+    ax = fig.axes[0]
+    labels = ax.get_legend_handles_labels()[1]
+    assert "50% of per-draw optima" in labels and "50% credible band" in labels
+    span = next(p for p in ax.patches if p.get_label() == "50% of per-draw optima")
+    x0 = span.get_x()  # a Rectangle since matplotlib 3.9
+    want = np.quantile(alloc.draws["opt_pretrain_fraction"].values, [0.25, 0.75])
+    assert np.allclose([x0, x0 + span.get_width()], want)
+    fine = allocate(additive_posterior, budget=1e20, max_draws=200, force=True, level=0.999)
+    assert "(99.9% credible)" in repr(fine) and "(99.9% of draws)" in repr(fine)

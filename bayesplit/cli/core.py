@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from bayesplit._parse import parse_count
+from bayesplit._parse import parse_count, percent
 from bayesplit.cli._common import Seed, check_output_path, console, emit_json, fmt
 from bayesplit.errors import BayesplitError
 
@@ -172,7 +172,7 @@ def prior_cmd(
             }
         )
         return
-    table = Table(title=escape(f"prior predictive check, {law}, {level:.0%} band"))
+    table = Table(title=escape(f"prior predictive check, {law}, {percent(level)} band"))
     for col in ("domain", "rows", "observed range", "prior band (median row)", "inside"):
         table.add_column(col)
     for dom, r in summary.iterrows():
@@ -306,10 +306,10 @@ def predict_cmd(
     )
     console.print(f"  median {result['median']:.4f}   mean {result['mean']:.4f} nats/token")
     console.print(
-        f"  {level:.0%} credible (law):     [{result['credible'][0]:.4f}, {result['credible'][1]:.4f}]"
+        f"  {percent(level)} credible (law):     [{result['credible'][0]:.4f}, {result['credible'][1]:.4f}]"
     )
     console.print(
-        f"  {level:.0%} predictive ({'new run' if run is None else 'run ' + escape(run)}): "
+        f"  {percent(level)} predictive ({'new run' if run is None else 'run ' + escape(run)}): "
         f"[{result['predictive'][0]:.4f}, {result['predictive'][1]:.4f}]"
     )
     if "warning" in result:
@@ -366,7 +366,7 @@ def compare_cmd(
         "law",
         "median rel. error",
         "max rel. error",
-        f"{level:.0%} coverage",
+        f"{percent(level)} coverage",
         "new-run coverage",
         "elpd_loo ± se",
         "bad k",

@@ -11,6 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from bayesplit._parse import percent
 from bayesplit.cli._common import check_output_path, check_plot_path, console, emit_json
 from bayesplit.cli.core import (
     JsonFlag,
@@ -212,7 +213,7 @@ def frontier_cmd(
         )
         return
     t = Table(title=f"frontier ({trunk} trunk, risk {risk})")
-    for c in ("budget", "N", "D", "pretraining share", f"loss ({level:.0%} credible)"):
+    for c in ("budget", "N", "D", "pretraining share", f"loss ({percent(level)} credible)"):
         t.add_column(c, justify="right")
     for _, r in table.iterrows():
         t.add_row(
