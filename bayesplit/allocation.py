@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayesplit._parse import names, parse_count
+from bayesplit._parse import is_number, names, parse_count
 from bayesplit.compute import ComputeModel, DataLimits
 from bayesplit.errors import BayesplitError
 from bayesplit.laws import Inputs, get_ops
@@ -248,9 +248,14 @@ def _normalize_weights(weights: Mapping[str, float] | None, domains: Sequence[st
         raise BayesplitError(
             f"weights for unknown domain(s) {', '.join(unknown)} (allocating over {', '.join(domains)})"
         )
-    w = np.array([float(weights.get(k, 0.0)) for k in domains])
+    given = [weights.get(k, 0.0) for k in domains]
+    if not all(is_number(v) for v in given):
+        bad = next(v for v in given if not is_number(v))
+        raise BayesplitError(f"weights must be numbers, got {bad!r} ({type(bad).__name__})")
+    w = np.array(given, dtype=float)
     if np.any(w < 0) or not np.isfinite(w).all() or w.sum() <= 0:
         raise BayesplitError("weights must be >= 0 with a positive sum")
+    w = w / w.max()  # 1e308 + 1e308 overflows to inf, and every weight became 0
     return w / w.sum()
 
 
@@ -358,8 +363,10 @@ def allocate(
 
     configure()
     posterior.require_ok(force)
-    if not (isinstance(budget, int | float) and math.isfinite(budget) and budget > 0):
+    # numpy scalars too (a budget read from a DataFrame is np.float64 or np.int64)
+    if not (is_number(budget) and math.isfinite(budget) and budget > 0):
         raise BayesplitError(f"budget must be a positive number of FLOPs, got {budget!r}")
+    budget = float(budget)
     check_level(level)
     kind, alpha = parse_risk(risk)
     if params is not None and ladder is not None:
@@ -400,6 +407,12 @@ def allocate(
     )
     log_bounds = (math.log(n_min / 10), math.log(max(n_hi, n_min)))
     notes = []
+    if not posterior.diagnostics.ok:  # forced: say so wherever these numbers are shown
+        notes.append(
+            "the posterior failed its diagnostics gate ("
+            + "; ".join(posterior.diagnostics.failures)
+            + "): these numbers were forced"
+        )
     if ladder is not None:
         sizes = _ladder_sizes(ladder)
         # a size the budget cannot train on d_min tokens would be clipped to another N
@@ -802,13 +815,16 @@ def frontier(posterior, budgets: Sequence[float], **kwargs) -> pd.DataFrame:
 
     Returns a DataFrame with columns budget, params, pretrain_tokens, pretrain_fraction,
     spec_tokens (dict), objective_median, objective_lo, objective_hi, opt_params_lo/hi
-    and notes (the allocation's, e.g. how far the plan extrapolates).
+    and notes (the allocation's, e.g. how far the plan extrapolates), one row per budget
+    in ascending order (a budget given twice is planned once).
     """
     if isinstance(budgets, str):  # the CLI's "1e18:1e22:9" or "1e19,1e20"
         budgets = parse_budgets(budgets)
     budgets = np.atleast_1d(np.asarray(budgets, dtype=object))
     if len(budgets) == 0:
         raise BayesplitError("give at least one budget")
+    if all(is_number(b) for b in budgets):  # a curve: ascending, each budget once
+        budgets = np.unique(budgets.astype(float))
     rows = []
     for b in budgets:
         a = allocate(posterior, budget=float(b), **kwargs)

@@ -264,6 +264,8 @@ class Posterior:
         p = Path(path)
         if not p.exists():
             raise BayesplitError(f"no such posterior file: {p}")
+        if p.is_dir():  # netCDF's own message is a page of HDF5 internals
+            raise BayesplitError(f"{p} is a folder, not a posterior file")
         try:
             idata = _arviz.from_netcdf(p)
             meta = json.loads(idata.posterior.attrs[_META_KEY])

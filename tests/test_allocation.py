@@ -372,3 +372,28 @@ def test_the_split_figure_and_labels_follow_the_level(additive_posterior):
     assert np.allclose([x0, x0 + span.get_width()], want)
     fine = allocate(additive_posterior, budget=1e20, max_draws=200, force=True, level=0.999)
     assert "(99.9% credible)" in repr(fine) and "(99.9% of draws)" in repr(fine)
+
+
+def test_boundary_inputs_from_notebooks(additive_posterior, tmp_path):
+    from bayesplit.allocation import frontier
+    from bayesplit.posterior import Posterior
+
+    post = additive_posterior
+    # numpy scalars (read from a DataFrame) were "not a positive number of FLOPs"
+    a = allocate(post, budget=np.float32(1e20), max_draws=200, force=True)
+    assert a.budget == pytest.approx(1e20, rel=1e-6)
+    # 1e308 + 1e308 overflowed: every weight 0, a plan of loss 0.0000
+    big = allocate(
+        post, budget=1e20, max_draws=200, force=True, weights=dict.fromkeys(post.domains, 1e308)
+    )
+    assert np.allclose(big.weights, 1 / 3) and big.to_dict()["objective"]["median"] > 1
+    with pytest.raises(BayesplitError, match="weights must be numbers, got '1'"):
+        allocate(post, budget=1e20, force=True, weights={"web": "1"})
+    # forced numbers say so, and only they do
+    assert any("failed its diagnostics gate" in n for n in a.notes) == (not post.diagnostics.ok)
+    # unsorted and repeated budgets drew a zigzag frontier
+    fr = frontier(post, [1e21, 1e20, 1e21], max_draws=200, force=True)
+    assert list(fr["budget"]) == [1e20, 1e21]
+    (tmp_path / "dir.nc").mkdir()
+    with pytest.raises(BayesplitError, match="is a folder, not a posterior file"):
+        Posterior.load(tmp_path / "dir.nc")
