@@ -9,10 +9,11 @@ a correction is a new run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -110,7 +111,7 @@ class RunStore:
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         if not read_only:
-            with self._connect() as con:
+            with self._connect() as con, _sql_errors(f"cannot write to {self.path}"):
                 _retry(lambda: _create_schema(con), self.timeout)
 
     @classmethod
@@ -159,6 +160,11 @@ class RunStore:
                 con.execute("COMMIT")
             except sqlite3.IntegrityError as exc:
                 con.execute("ROLLBACK")
+                if "UNIQUE" not in str(exc):  # a NOT NULL column this version does not fill
+                    raise BayesplitError(
+                        f"cannot write to {self.path}: its table does not match this version "
+                        f"of bayesplit; nothing was written ({exc})"
+                    ) from None
                 raise BayesplitError(
                     f"{self.path}: some (run_id, eval_domain, step) rows are already in the store; nothing was written ({exc})"
                 ) from None
@@ -176,7 +182,7 @@ class RunStore:
     # -- reading ----------------------------------------------------------
     def read(self) -> pd.DataFrame:
         """All rows, in insertion order, as a run table (extra fields expanded to columns)."""
-        with self._connect() as con:
+        with self._connect() as con, _sql_errors(f"cannot read {self.path}"):
             raw = pd.read_sql_query(
                 f"SELECT {', '.join(CANONICAL)}, extra FROM runs ORDER BY row_id", con
             )
@@ -189,11 +195,11 @@ class RunStore:
 
     def eval_domains(self) -> set[str]:
         """The eval domains of the rows already in the store."""
-        with self._connect(write=False) as con:
+        with self._connect(write=False) as con, _sql_errors(f"cannot read {self.path}"):
             return {r[0] for r in con.execute("SELECT DISTINCT eval_domain FROM runs")}
 
     def __len__(self) -> int:
-        with self._connect() as con:
+        with self._connect() as con, _sql_errors(f"cannot read {self.path}"):
             return int(con.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
 
     def __repr__(self) -> str:
@@ -261,6 +267,15 @@ def _check_is_store(path: Path, timeout: float, *, allow_empty: bool) -> None:
         f"{path} is a SQLite database but not a bayesplit run store "
         f"(tables: {', '.join(tables) or 'none'})"
     )
+
+
+@contextlib.contextmanager
+def _sql_errors(what: str) -> Iterator[None]:
+    """SQLite's errors as one line (a lock held past the timeout, a damaged file)."""
+    try:
+        yield
+    except (sqlite3.DatabaseError, pd.errors.DatabaseError) as exc:  # pandas wraps read_sql's
+        raise BayesplitError(f"{what}: {type(exc).__name__}: {exc}") from None
 
 
 def _retry(fn, timeout: float):

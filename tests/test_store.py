@@ -170,3 +170,50 @@ def test_a_store_that_cannot_be_written_next_to_is_still_read(tmp_path, monkeypa
     monkeypatch.setattr(sqlite3, "connect", connect)
     assert len(RunStore(path, read_only=True).read()) == 5
     assert tried[:3] == ["mode=rw", "mode=ro", "mode=ro&immutable=1"]
+
+
+def test_a_lock_held_past_the_timeout_is_one_line_not_a_traceback(tmp_path):
+    path = tmp_path / "runs.db"
+    RunStore(path).append(good_table())
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:  # opening for writing runs the schema script, which waited and then raised raw
+        with pytest.raises(BayesplitError, match="cannot write to .*database is locked"):
+            RunStore(path, timeout=0.5)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def test_a_damaged_store_is_named_when_read(tmp_path):
+    path = tmp_path / "runs.db"
+    big = pd.concat(
+        [good_table().assign(run_id=lambda d, i=i: d["run_id"] + f"-{i}") for i in range(800)]
+    )
+    RunStore(path).append(big)
+    with sqlite3.connect(path) as con:  # fold the WAL in, so the rows live in the main file
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    size = path.stat().st_size
+    with open(path, "r+b") as f:  # keep the schema page, so the file still opens as a store
+        f.seek(4096)
+        f.write(b"\xff" * (size - 4096))
+    with pytest.raises(BayesplitError, match="cannot read .*malformed"):
+        RunStore(path, read_only=True).eval_domains()
+    with pytest.raises(BayesplitError, match="cannot read .*malformed"):
+        RunStore(path, read_only=True).read()
+
+
+def test_a_table_of_another_version_is_not_called_duplicates(tmp_path):
+    path = tmp_path / "runs.db"
+    RunStore(path)  # the schema, then a column this version does not fill
+    with sqlite3.connect(path) as con:
+        con.execute("ALTER TABLE runs ADD COLUMN owner TEXT NOT NULL DEFAULT 'x'")
+        con.execute("UPDATE runs SET owner = 'x'")
+    with sqlite3.connect(path) as con:
+        con.executescript(
+            "CREATE TRIGGER need_owner BEFORE INSERT ON runs BEGIN "
+            "SELECT RAISE(ABORT, 'NOT NULL constraint failed: runs.owner'); END;"
+        )
+    with pytest.raises(BayesplitError) as err:
+        RunStore(path).append(good_table())
+    assert "already in the store" not in str(err.value)
