@@ -26,6 +26,8 @@ def save_checkpoint(path: Path, model: GPT, opt: torch.optim.Optimizer, meta: di
     }
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     torch.save(state, tmp)
+    with open(tmp, "rb+") as f:  # on disk before the rename: a power cut leaves old or new
+        os.fsync(f.fileno())
     os.replace(tmp, path)
 
 

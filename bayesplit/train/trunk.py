@@ -378,7 +378,15 @@ def _check_trunk_meta(trunk_dir, entry, cfg, tc, seed, corpus, trunk_id) -> dict
         }
     )
     f = trunk_dir / "trunk.json"
-    if f.exists() and json.loads(f.read_text()) != info:
+    try:
+        held = json.loads(f.read_text()) if f.exists() else info
+    except (ValueError, UnicodeDecodeError) as exc:  # empty after a crash, or edited by hand
+        raise BayesplitError(
+            f"{f} cannot be read ({type(exc).__name__}: {exc}); it says which configuration "
+            "the checkpoints beside it were trained with: restore it, or delete the folder "
+            "to train this trunk again"
+        ) from None
+    if held != info:
         raise BayesplitError(
             f"{trunk_dir} holds a trunk with another configuration; use another workdir or trunk id"
         )

@@ -11,6 +11,7 @@ from conftest import tiny_entry
 from typer.testing import CliRunner
 
 from bayesplit.cli import app
+from bayesplit.errors import BayesplitError
 from bayesplit.store import RunStore
 from bayesplit.train.checkpoint import list_checkpoints, load_checkpoint
 from bayesplit.train.execute import execute_suggestions, plan_suggestions
@@ -227,3 +228,17 @@ def test_slurm_launcher_with_submitit_local_executor(executed, tiny_corpus, tmp_
     for _, r in rows.iterrows():
         assert r["loss"] == pytest.approx(ref[(r["run_id"], r["eval_domain"], r["step"])], abs=1e-5)
     assert list((tmp_path / "work" / "submitit").iterdir())  # the job ran through submitit
+
+
+def test_an_unreadable_trunk_json_is_named(executed, tiny_corpus, tmp_path):
+    # an empty trunk.json (a crash before the write reached the disk) was a JSONDecodeError
+    import shutil
+
+    work = tmp_path / "work"
+    shutil.copytree(executed["root"] / "work", work)
+    trunk_id = executed["plan"].jobs[0].trunk_id
+    (work / "trunks" / trunk_id / "trunk.json").write_text("")
+    more = [{"model": "tiny", "pretrain_tokens": D3, "spec_tokens": 0}]
+    kw = {**executed["kw"], "workdir": work}
+    with pytest.raises(BayesplitError, match="trunk.json cannot be read .*delete the folder"):
+        execute_suggestions(more, tiny_corpus, tmp_path / "runs.db", progress=False, **kw)

@@ -1,0 +1,35 @@
+"""Atomic writes: all or nothing, through symlinks."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from bayesplit._io import atomic_path, atomic_write_text
+
+
+def test_a_write_lands_whole_and_a_failure_leaves_the_old_file(tmp_path):
+    target = tmp_path / "out.json"
+    atomic_write_text(target, "old")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("interrupted")
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]  # no temp file left
+
+
+def test_a_symlink_is_written_through_not_replaced(tmp_path):
+    # the link became a regular file and its target kept the old content
+    (tmp_path / "real").mkdir()
+    real = tmp_path / "real" / "s.json"
+    real.write_text("x")
+    link = tmp_path / "l.json"
+    link.symlink_to(real)
+    atomic_write_text(link, "new")
+    assert link.is_symlink() and real.read_text() == "new"
+    assert sorted(os.listdir(tmp_path / "real")) == ["s.json"]
+    dangling = tmp_path / "d.json"
+    dangling.symlink_to(tmp_path / "real" / "later.json")
+    atomic_write_text(dangling, "made")
+    assert dangling.is_symlink() and (tmp_path / "real" / "later.json").read_text() == "made"
