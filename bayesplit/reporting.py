@@ -122,8 +122,7 @@ def build_report(
         risk=risk,
         level=level,
         force=force,
-        max_draws=1000,
-    )
+    )  # all the draws, as the decision: its last row is the decision, to the digit
     figs = {
         "split": plots.figure_to_png(alloc.plot_split_curve()),
         "domains": plots.figure_to_png(alloc.plot_domains()),

@@ -198,8 +198,7 @@ def frontier_cmd(
         risk=risk,
         level=level,
         force=force,
-        max_draws=2000,
-    )
+    )  # all the draws, as `allocate`: one budget, one plan, whichever command asks
     if plot is not None:
         save_figure(plot_frontier(table, level=level), plot)
     if json_out:
