@@ -591,10 +591,12 @@ def _alternative_plans(
     xs, vals = solver(jnp.asarray(_pad_starts(np.array(starts))), jnp.asarray(free), ptree)
     xs, vals = np.asarray(xs)[: len(starts)], np.asarray(vals)[: len(starts)]
     # N of a fixed split is a 1-D problem: the scout draws locate it well enough to compare
-    for name, _ in splits:
+    for name, frac in splits:
         mine = [i for i, o in enumerate(owner) if o == name]
         x = xs[mine[int(np.nanargmin(vals[mine]))]]
         n, d, _, dp = (np.asarray(a) for a in _plan_arrays(prob, x, np))
+        if frac == 1.0:  # the softmax's 1e-12 shares are a fraction of a token: none at all
+            dp = np.zeros_like(dp)
         out[name] = Plan(float(n), float(d), dict(zip(prob.domains, map(float, dp), strict=True)))
     if prob.uses_spec_tokens:
         n = plan.params
@@ -881,10 +883,8 @@ def parse_budgets(text: str) -> np.ndarray:
         if isinstance(exc, BayesplitError) and "COUNT" in str(exc):
             raise
         raise BayesplitError(usage) from None
-    if (
-        not len(values)
-        or len(values) > MAX_BUDGETS
-        or not np.all(np.isfinite(values) & (values > 0))
-    ):
-        raise BayesplitError(usage + f" (at most {MAX_BUDGETS})")
+    if not len(values) or not np.all(np.isfinite(values) & (values > 0)):
+        raise BayesplitError(usage)
+    if len(values) > MAX_BUDGETS:
+        raise BayesplitError(usage + f" ({len(values)} budgets; at most {MAX_BUDGETS})")
     return values

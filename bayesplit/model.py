@@ -171,7 +171,10 @@ def prepare(
     if domains is not None:
         unknown = sorted(set(domains) - set(rows["eval_domain"]))
         if unknown:
-            raise BayesplitError(f"no modelled rows for domain(s) {', '.join(unknown)}")
+            raise BayesplitError(
+                f"no modelled rows for domain(s) {', '.join(unknown)}; the table's domains: "
+                f"{', '.join(sorted(rows['eval_domain'].unique()))}"
+            )
         rows = rows[rows["eval_domain"].isin(domains)]
     if len(rows) == 0:
         raise BayesplitError(

@@ -62,6 +62,7 @@ def heldout_table(posterior, runs: pd.DataFrame, level: float = 0.9) -> pd.DataF
     key = ["run_id", "eval_domain"]
     seen = set(map(tuple, fitted[key].astype(str).to_numpy()))
     shared = on_domains(runs, posterior.domains, "the runs to check")
+    other = runs.loc[~shared, "eval_domain"]
     rows = runs[modelled_rows(runs).to_numpy() & shared]
     unseen = np.array([tuple(r) not in seen for r in rows[key].astype(str).to_numpy()], bool)
     rows = rows.loc[unseen]  # a boolean mask: an empty list would select columns instead
@@ -87,7 +88,10 @@ def heldout_table(posterior, runs: pd.DataFrame, level: float = 0.9) -> pd.DataF
                     "inside": lo <= r["loss"] <= hi,
                 }
             )
-    return pd.DataFrame(out)
+    table = pd.DataFrame(out)
+    # said in the report: rows the fit has no domain for cannot be predicted
+    table.attrs["other_domains"] = {"rows": len(other), "domains": sorted(map(str, set(other)))}
+    return table
 
 
 def build_report(
@@ -307,7 +311,14 @@ def _sections(posterior, rep: dict) -> list[tuple[str, str]]:
         )
     elif held is not None:
         held_text = "the runs given with --runs contain no rows outside the fit"
-    else:
+    if held is not None and held.attrs.get("other_domains", {}).get("rows"):
+        o = held.attrs["other_domains"]
+        held_text += (
+            f"; {o['rows']} row{'s' if o['rows'] != 1 else ''} on domains the fit does not model "
+            f"({html.escape(', '.join(o['domains']))}) "
+            "were left out"
+        )
+    if held is None:
         held_text = (
             "no held-out runs given (pass --runs with runs the fit did not see, e.g. larger ones)"
         )

@@ -397,3 +397,27 @@ def test_boundary_inputs_from_notebooks(additive_posterior, tmp_path):
     (tmp_path / "dir.nc").mkdir()
     with pytest.raises(BayesplitError, match="is a folder, not a posterior file"):
         Posterior.load(tmp_path / "dir.nc")
+
+
+def test_small_messages_and_residues(truth2):
+    # "--budgets nan,1e21" was blamed on the count ("at most 100")
+    with pytest.raises(BayesplitError) as err:
+        parse_budgets("nan,1e21")
+    assert "at most" not in str(err.value)
+    with pytest.raises(BayesplitError, match="101 budgets; at most 100"):
+        parse_budgets(",".join(["1e20"] * 101))
+    # "all pretraining" kept 1e-12 shares of the tokens for specialization (0.06 tokens)
+    a = allocate(truth2.as_posterior(), budget=1e20)
+    allpre = a.to_dict()["alternatives"][0]
+    assert allpre["name"] == "all pretraining"
+    assert set(allpre["plan"]["spec_tokens"].values()) == {0.0}
+
+
+def test_an_unknown_domain_names_the_tables_domains(additive_runs):
+    from bayesplit.laws import get_law
+    from bayesplit.model import prepare
+
+    with pytest.raises(
+        BayesplitError, match="domain\\(s\\) nope; the table's domains: code, law, web"
+    ):
+        prepare(additive_runs, get_law("additive"), domains=["nope"])

@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -152,7 +153,9 @@ def test_frontier_json(post_path, tmp_path):
 @pytest.mark.parametrize("suffix", [".html", ".md"])
 def test_report_is_self_contained(post_path, tmp_path, additive_runs, suffix):
     runs = tmp_path / "runs.csv"
-    additive_runs.to_csv(runs, index=False)
+    # two rows on a domain the fit lacks: they were dropped without a word
+    extra = additive_runs.iloc[:2].assign(run_id=["m1", "m2"], eval_domain="medical")
+    pd.concat([additive_runs, extra]).to_csv(runs, index=False)
     out = tmp_path / f"report{suffix}"
     result = runner.invoke(
         app,
@@ -181,6 +184,7 @@ def test_report_is_self_contained(post_path, tmp_path, additive_runs, suffix):
     ):
         assert section in text
     assert text.count("data:image/png;base64,") >= 7
+    assert "2 rows on domains the fit does not model (medical) were left out" in text
     assert "http://" not in text and "https://" not in text and "<script" not in text
 
 

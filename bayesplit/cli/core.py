@@ -360,7 +360,7 @@ def compare_cmd(
         )
         return
     table = Table(
-        title=f"law comparison (held out: largest {holdout_largest:.0%} of runs by compute)"
+        title=f"law comparison (held out: largest {percent(holdout_largest)} of runs by compute)"
     )
     for col in (
         "law",
