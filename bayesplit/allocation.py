@@ -253,7 +253,7 @@ def _normalize_weights(weights: Mapping[str, float] | None, domains: Sequence[st
         bad = next(v for v in given if not is_number(v))
         raise BayesplitError(f"weights must be numbers, got {bad!r} ({type(bad).__name__})")
     w = np.array(given, dtype=float)
-    if np.any(w < 0) or not np.isfinite(w).all() or w.sum() <= 0:
+    if np.any(w < 0) or not np.isfinite(w).all() or not np.any(w > 0):
         raise BayesplitError("weights must be >= 0 with a positive sum")
     w = w / w.max()  # 1e308 + 1e308 overflows to inf, and every weight became 0
     return w / w.sum()
