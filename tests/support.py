@@ -75,3 +75,13 @@ def unusable_outputs(tmp_path, name: str) -> dict[str, tuple[str, str]]:
         "a folder": (str(folder), "is a folder"),
         "in /proc": (f"/proc/{name}", "cannot write in /proc"),
     }
+
+
+def refused(result, message: str) -> None:
+    """A CLI result refused as the rules ask: exit 2, one stderr line holding ``message``,
+    no traceback."""
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr

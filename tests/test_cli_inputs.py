@@ -7,20 +7,12 @@ seconds and leaves no half-written file behind.
 from __future__ import annotations
 
 import pytest
-from support import unusable_outputs
+from support import refused, unusable_outputs
 from typer.testing import CliRunner
 
 from bayesplit.cli import app
 
 runner = CliRunner()
-
-
-def _refused(result, message: str) -> None:
-    assert result.exit_code == 2, result.output
-    assert message in result.stderr
-    assert "Traceback" not in result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
 
 
 def _put(path, content: str | bytes | None) -> None:
@@ -46,7 +38,7 @@ def test_plot_paths_are_checked_before_the_work(post_path, tmp_path, command, ca
     plot, message = cases[case]
     budget = ["--budget", "1e20"] if command == "allocate" else ["--budgets", "1e19,1e20"]
     result = runner.invoke(app, [command, str(post_path), *budget, "--force", "--plot", plot])
-    _refused(result, message)
+    refused(result, message)
     assert _written(tmp_path) == set()
 
 
@@ -75,7 +67,7 @@ def test_allocate_compare_refuses_what_is_not_a_plan(post_path, tmp_path, conten
     path = tmp_path / "plan.json"
     _put(path, content)
     args = ["allocate", str(post_path), "--budget", "1e20", "--force", "--compare", str(path)]
-    _refused(runner.invoke(app, args), message)
+    refused(runner.invoke(app, args), message)
 
 
 @pytest.mark.parametrize(
@@ -128,7 +120,7 @@ def test_suggest_refuses_bad_options(post_path, tmp_path, monkeypatch, args, mes
     base = ["suggest", str(post_path), "--force"]
     if "--budget" not in args:
         base += ["--budget", "1e20"]
-    _refused(runner.invoke(app, [*base, *args]), message)
+    refused(runner.invoke(app, [*base, *args]), message)
     assert _written(tmp_path) == set()
 
 
@@ -136,14 +128,14 @@ def test_suggest_refuses_bad_options(post_path, tmp_path, monkeypatch, args, mes
 def test_suggest_out_is_checked_before_ranking(post_path, tmp_path, case):
     out, message = unusable_outputs(tmp_path, "s.json")[case]
     args = ["suggest", str(post_path), "--budget", "1e20", "--force", "--out", out]
-    _refused(runner.invoke(app, args), message)
+    refused(runner.invoke(app, args), message)
     assert _written(tmp_path) == set()
 
 
-def test_report_out_under_a_file_is_refused(post_path, tmp_path):
+def test_report_out_under_a_file_isrefused(post_path, tmp_path):
     out, message = unusable_outputs(tmp_path, "r.html")["under a file"]
     args = ["report", str(post_path), "--budget", "1e20", "--force", "--out", out]
-    _refused(runner.invoke(app, args), message)
+    refused(runner.invoke(app, args), message)
 
 
 SIM = ["simulate", "--truth", "example:additive", "--budget", "1e20"]
@@ -160,7 +152,7 @@ SIM = ["simulate", "--truth", "example:additive", "--budget", "1e20"]
 )
 def test_simulate_refuses_bad_options(tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
-    _refused(runner.invoke(app, [*SIM, *args]), message)
+    refused(runner.invoke(app, [*SIM, *args]), message)
     assert _written(tmp_path) == set()
 
 
@@ -182,7 +174,7 @@ def test_simulate_refuses_a_bad_truth_file(tmp_path, truth, message):
     path = tmp_path / "truth.yaml"
     _put(path, truth)
     args = ["simulate", "--truth", str(path), "--budget", "1e20", "--experiment-budget", "1e18"]
-    _refused(runner.invoke(app, args), message)
+    refused(runner.invoke(app, args), message)
 
 
 def test_simulate_refuses_a_truth_parameter_that_is_not_a_number(tmp_path):
@@ -194,7 +186,7 @@ def test_simulate_refuses_a_truth_parameter_that_is_not_a_number(tmp_path):
     path = tmp_path / "truth.yaml"
     path.write_text(yaml.safe_dump({**good, "params": {**good["params"], "alpha": "high"}}))
     args = ["simulate", "--truth", str(path), "--budget", "1e20", "--experiment-budget", "1e18"]
-    _refused(runner.invoke(app, args), "parameter alpha is not a number: 'high'")
+    refused(runner.invoke(app, args), "parameter alpha is not a number: 'high'")
 
 
 def test_truth_noise_must_be_non_negative():
@@ -220,14 +212,14 @@ def test_version():
 @pytest.mark.parametrize("risk", ["cvar0", "q0", "q00"])
 def test_allocate_refuses_a_zero_risk_level(post_path, risk):
     args = ["allocate", str(post_path), "--budget", "1e20", "--force", "--risk", risk]
-    _refused(runner.invoke(app, args), "risk level must be 1-99")
+    refused(runner.invoke(app, args), "risk level must be 1-99")
 
 
 def test_frontier_budgets_take_counts_with_suffixes(post_path):
     import json
 
     args = ["frontier", str(post_path), "--budgets", "100000T,1e18:1e19:2", "--force", "--json"]
-    _refused(runner.invoke(app, args), "--budgets wants")  # a list or a range, not both
+    refused(runner.invoke(app, args), "--budgets wants")  # a list or a range, not both
     args = ["frontier", str(post_path), "--budgets", "100000T,1000000T", "--force", "--json"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -242,14 +234,14 @@ def test_frontier_budgets_take_counts_with_suffixes(post_path):
 )  # fmt: skip
 def test_frontier_refuses_bad_budgets(post_path, budgets, message):
     args = ["frontier", str(post_path), "--budgets", budgets, "--force"]
-    _refused(runner.invoke(app, args), message)
+    refused(runner.invoke(app, args), message)
 
 
-def test_an_empty_comma_list_is_refused(tmp_path):
+def test_an_empty_comma_list_isrefused(tmp_path):
     runs = tmp_path / "runs.csv"
     runs.write_text("run_id,params,pretrain_tokens,eval_domain,loss\nr,1e7,1e9,web,3.0\n")
     args = ["fit", "--runs", str(runs), "--domains", ",", "--out", str(tmp_path / "p.nc")]
-    _refused(runner.invoke(app, args), "empty list ','")
+    refused(runner.invoke(app, args), "empty list ','")
 
 
 def test_a_file_system_refusal_is_one_line_not_a_traceback(post_path, monkeypatch):
@@ -260,7 +252,7 @@ def test_a_file_system_refusal_is_one_line_not_a_traceback(post_path, monkeypatc
 
     monkeypatch.setattr(bayesplit.posterior, "load_posterior", refuse)
     args = ["predict", str(post_path), "--params", "1e8", "--pretrain-tokens", "1e9"]
-    _refused(runner.invoke(app, [*args, "--domain", "web"]), f"Permission denied: {post_path}")
+    refused(runner.invoke(app, [*args, "--domain", "web"]), f"Permission denied: {post_path}")
 
 
 def test_law_module_registers_a_law_or_fails_in_one_line(tmp_path, monkeypatch):
@@ -277,14 +269,14 @@ def test_law_module_registers_a_law_or_fails_in_one_line(tmp_path, monkeypatch):
     result = runner.invoke(app, ["laws", "--json", "--law-module", "my_laws"])
     assert result.exit_code == 0, result.output
     assert "weighted" in [law["name"] for law in json.loads(result.stdout)["laws"]]
-    _refused(
+    refused(
         runner.invoke(app, ["laws", "--law-module", "no_such_laws"]), "cannot import law module"
     )
-    _refused(
+    refused(
         runner.invoke(app, ["laws", "--law-module", "broken_laws"]),
         "RuntimeError: no such prior (",
     )
-    _refused(runner.invoke(app, ["laws", "--law-module", "typo_laws"]), "SyntaxError")
+    refused(runner.invoke(app, ["laws", "--law-module", "typo_laws"]), "SyntaxError")
 
 
 def test_frontier_defaults_to_budgets_from_the_data_and_carries_notes(
@@ -320,7 +312,7 @@ def test_frontier_defaults_to_budgets_from_the_data_and_carries_notes(
 )
 def test_a_mistyped_command_line_is_one_error_line_too(args, message):
     result = runner.invoke(app, args)
-    _refused(result, message)
+    refused(result, message)
     assert result.stderr.startswith("error: ")
     assert "--help" in result.stderr  # where to look next
 
@@ -345,7 +337,7 @@ def test_suggest_refuses_done_runs_on_none_of_the_posteriors_domains(post_path, 
     other = tmp_path / "other.csv"  # another project's table: no domain in common
     other.write_text("run_id,params,pretrain_tokens,eval_domain,loss\nr,1e7,1e9,math,3.0\n")
     args = ["suggest", str(post_path), "--budget", "1e20", "--force", "--runs", str(other)]
-    _refused(runner.invoke(app, args), "none of the runs already done is on a domain")
+    refused(runner.invoke(app, args), "none of the runs already done is on a domain")
 
 
 def test_simulate_refuses_domains_for_a_truth_file(tmp_path):
@@ -357,14 +349,14 @@ def test_simulate_refuses_domains_for_a_truth_file(tmp_path):
     path.write_text(yaml.safe_dump(example_truth("additive", ("web", "code")).to_dict()))
     args = ["simulate", "--truth", str(path), "--domains", "a,b", "--budget", "1e20",
             "--experiment-budget", "1e18"]  # fmt: skip
-    _refused(runner.invoke(app, args), "--domains only applies to an example:LAW truth")
+    refused(runner.invoke(app, args), "--domains only applies to an example:LAW truth")
 
 
 def test_compare_refuses_a_law_named_twice(tmp_path):
     runs = tmp_path / "runs.csv"
     runs.write_text("run_id,params,pretrain_tokens,eval_domain,loss\nr,1e7,1e9,web,3.0\n")
     args = ["compare", "--runs", str(runs), "--laws", "chinchilla,additive,chinchilla"]
-    _refused(runner.invoke(app, args), "named more than once: chinchilla")
+    refused(runner.invoke(app, args), "named more than once: chinchilla")
 
 
 @pytest.mark.parametrize("seed", ["-1", str(2**63), "99999999999999999999"])
@@ -372,7 +364,7 @@ def test_a_seed_beyond_64_bits_is_refused_before_any_work(tmp_path, seed):
     # torch.manual_seed overflowed past 2^64, and the store keeps seeds as int64
     out = tmp_path / "post.nc"
     args = ["fit", "--runs", "bundled:gadre2024", "--law", "chinchilla", "--out", str(out)]
-    _refused(runner.invoke(app, [*args, "--seed", seed]), "--seed must be between 0 and 2^63 - 1")
+    refused(runner.invoke(app, [*args, "--seed", seed]), "--seed must be between 0 and 2^63 - 1")
     assert not out.exists()
 
 
@@ -389,13 +381,13 @@ def test_a_seed_beyond_64_bits_is_refused_before_any_work(tmp_path, seed):
 def test_allocate_refuses_what_is_not_a_number_once(post_path, args, message):
     # nan N was a traceback; nan or inf limits gave a plan of nan losses with exit 0
     base = ["allocate", str(post_path), "--budget", "1e20", "--force"]
-    _refused(runner.invoke(app, [*base, *args]), message)
+    refused(runner.invoke(app, [*base, *args]), message)
 
 
 def test_frontier_refuses_an_infinite_end_in_one_line(post_path):
     # numpy's warning about it came first, so stderr had three lines
     args = ["frontier", str(post_path), "--force", "--budgets", "1e19:inf:3"]
-    _refused(runner.invoke(app, args), "--budgets wants LO:HI:COUNT")
+    refused(runner.invoke(app, args), "--budgets wants LO:HI:COUNT")
 
 
 @pytest.mark.parametrize("command", ["allocate", "frontier"])

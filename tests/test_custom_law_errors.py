@@ -11,7 +11,7 @@ import re
 import sys
 
 import pytest
-from support import good_table
+from support import good_table, refused
 from typer.testing import CliRunner
 
 from bayesplit.cli import app
@@ -68,14 +68,6 @@ def _start(message: str) -> str:
     return "^" + re.escape(message.split(" (")[0])
 
 
-def _refused(result, message: str) -> None:
-    assert result.exit_code == 2, result.output
-    assert message in result.stderr
-    assert "Traceback" not in result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-
-
 def _simulate_args(files, law, out):
     return [
         "simulate", "--truth", str(files / f"{law}.yaml"), "--budget", "1e20",
@@ -88,14 +80,14 @@ def _simulate_args(files, law, out):
 @pytest.mark.parametrize(("law", "message"), CASES)
 def test_simulate_refuses_a_broken_law_in_one_line(files, tmp_path, law, message):
     out = tmp_path / "rounds.csv"
-    _refused(runner.invoke(app, _simulate_args(files, law, out)), message)
+    refused(runner.invoke(app, _simulate_args(files, law, out)), message)
     assert not out.exists()
 
 
 @pytest.mark.parametrize(("law", "message"), CASES)
 def test_prior_refuses_a_broken_law_in_one_line(files, law, message):
     args = ["prior", "--runs", str(files / "runs.csv"), "--law", law, "--draws", "20"]
-    _refused(runner.invoke(app, [*args, "--law-module", "err_laws"]), message)
+    refused(runner.invoke(app, [*args, "--law-module", "err_laws"]), message)
 
 
 @pytest.mark.parametrize(("law", "message"), CASES)
@@ -103,7 +95,7 @@ def test_compare_refuses_a_broken_law_in_one_line(files, law, message):
     args = ["compare", "--runs", str(files / "runs.csv"), "--laws", f"additive,{law}"]
     args += ["--chains", "1", "--draws", "50", "--warmup", "50", "--law-module", "err_laws"]
     # refused before fitting anything, the built-in law named first included
-    _refused(runner.invoke(app, args), message)
+    refused(runner.invoke(app, args), message)
 
 
 @pytest.mark.parametrize(("law", "message"), CASES)
@@ -112,7 +104,7 @@ def test_fit_refuses_a_failing_law_in_one_line(files, tmp_path, law, message):
     out = tmp_path / "post.nc"
     args = ["fit", "--runs", str(files / "runs.csv"), "--law", law, "--out", str(out)]
     args += ["--chains", "1", "--draws", "50", "--warmup", "50", "--no-progress"]
-    _refused(runner.invoke(app, [*args, "--law-module", "err_laws"]), message)
+    refused(runner.invoke(app, [*args, "--law-module", "err_laws"]), message)
     assert not out.exists()
 
 
