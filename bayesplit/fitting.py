@@ -7,6 +7,7 @@ to order one, target acceptance 0.9. The device is chosen by problem size.
 
 from __future__ import annotations
 
+import numbers
 import os
 import sys
 import time
@@ -16,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from bayesplit import _arviz
-from bayesplit._parse import check_seed
+from bayesplit._parse import check_seed, is_number
 from bayesplit.diagnostics import Thresholds, check
 from bayesplit.errors import BayesplitError
 from bayesplit.laws import Law, get_law
@@ -79,6 +80,11 @@ def select_device(device: str, n_obs: int, chains: int) -> str:
 
 
 def _check_sampler_args(chains: int, draws: int, warmup: int, target_accept: float) -> None:
+    for name, value in (("chains", chains), ("draws", draws), ("warmup", warmup)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise BayesplitError(f"{name} must be a whole number, got {value!r}")
+    if not is_number(target_accept):
+        raise BayesplitError(f"target_accept must be a number in [0.5, 1), got {target_accept!r}")
     if chains < 1:
         raise BayesplitError(f"chains must be >= 1, got {chains}")
     if draws < 10:

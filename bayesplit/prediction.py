@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from bayesplit._parse import check_seed, counts
+from bayesplit._parse import check_seed, counts, is_number
 from bayesplit.errors import BayesplitError
 
 #: The predictive band is estimated from at least this many simulated new runs.
@@ -24,8 +24,8 @@ MIN_PREDICTIVE_SAMPLES = 8000
 
 def check_level(level: float) -> None:
     """Refuse a credible level outside (0, 1) (NaN included) with a one-line error."""
-    if not 0 < level < 1:
-        raise BayesplitError(f"level must be in (0, 1), got {level}")
+    if not (is_number(level) and 0 < level < 1):  # "0.9" gave a TypeError
+        raise BayesplitError(f"level must be in (0, 1), got {level!r}")
 
 
 def sample_predictive(

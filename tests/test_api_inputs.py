@@ -55,11 +55,23 @@ def test_weights_must_name_their_domains(post, weights):
         ({"seed": 1.5}, "seed must be a whole number"),
         ({"seed": -1}, "seed must be between 0 and 2^63 - 1"),
         ({"seed": 2**64}, "seed must be between 0 and 2^63 - 1"),
+        # TypeErrors from deep in the sampler before
+        ({"chains": 2.5}, "chains must be a whole number, got 2.5"),
+        ({"draws": "10"}, "draws must be a whole number, got '10'"),
+        ({"warmup": True}, "warmup must be a whole number, got True"),
+        ({"target_accept": "0.9"}, "target_accept must be a number in"),
     ],
 )
 def test_fit_refuses_before_sampling(runs, kwargs, message):
+    kw = {"chains": 1, "draws": 10, "warmup": 10, **kwargs}
     with pytest.raises(BayesplitError, match=message.replace("^", r"\^")):
-        bayesplit.fit(runs, "additive", chains=1, draws=10, warmup=10, **kwargs)
+        bayesplit.fit(runs, "additive", **kw)
+
+
+def test_a_level_given_as_text_is_refused(post):
+    # '<' not supported between instances of 'int' and 'str'
+    with pytest.raises(BayesplitError, match="level must be in \\(0, 1\\), got '0.9'"):
+        bayesplit.allocate(post, budget=1e20, level="0.9")
 
 
 @pytest.mark.parametrize("seed", [None, -1, "1"])
