@@ -40,8 +40,8 @@ def percent(level: float) -> str:
     return f"{float(level) * 100:.4g}%"
 
 
-def check_max_draws(max_draws, what: str = "max_draws") -> int | None:
-    """How many posterior draws to use: None (all of them) or a whole number >= 1.
+def check_max_draws(max_draws, what: str = "max_draws", minimum: int = 1) -> int | None:
+    """How many posterior draws to use: None (all of them) or a whole number >= ``minimum``.
 
     >>> check_max_draws(None), check_max_draws(500)
     (None, 500)
@@ -52,8 +52,10 @@ def check_max_draws(max_draws, what: str = "max_draws") -> int | None:
         raise BayesplitError(
             f"{what} must be a whole number >= 1 (or None for all draws), got {_shown(max_draws)}"
         )
-    if max_draws < 1:
-        raise BayesplitError(f"{what} must be >= 1 (or None for all draws), got {max_draws}")
+    if max_draws < minimum:
+        raise BayesplitError(
+            f"{what} must be >= {minimum} (or None for all draws), got {max_draws}"
+        )
     return int(max_draws)
 
 

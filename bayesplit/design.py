@@ -680,12 +680,7 @@ def suggest(
     seed = check_seed(seed)
     if n < 1:  # before the allocation, which takes seconds
         raise BayesplitError(f"-n must be >= 1, got {n}")
-    if isinstance(max_draws, int | np.integer) and not isinstance(max_draws, bool):
-        max_draws = int(max_draws)  # a whole number: the ranking's own floor comes first
-    else:
-        max_draws = check_max_draws(max_draws)  # None, or a type the message names
-    if max_draws is not None and max_draws < 10:
-        raise BayesplitError(f"max_draws must be >= 10 (the ranking needs draws), got {max_draws}")
+    max_draws = check_max_draws(max_draws, minimum=10)  # the ranking needs draws
     domains = names(domains) if domains is not None else posterior.domains
     posterior.domain_index(domains)  # validates names
     if runs is not None:
