@@ -91,6 +91,8 @@ def counts(value, what: str, zero_ok: bool = False) -> np.ndarray:
     elif arr.dtype.kind not in "iuf":  # bools, text, complex, dates
         refuse(value)
     arr = np.atleast_1d(arr.astype(float))
+    if not arr.size:  # an empty prediction is an empty answer, not one the user asked for
+        raise BayesplitError(f"{what} is empty: give at least one number")
     ok = np.isfinite(arr) & ((arr >= 0) if zero_ok else (arr > 0))
     if not ok.all():
         bad = arr[~ok][0]

@@ -504,16 +504,34 @@ def _solve_plan(prob: Problem, p, kind, alpha, params, ladder):
         lo, hi = prob.log_n_bounds
         starts = _initial_x(prob, np.linspace(lo + 0.5, hi - 0.5, SCOUT_BATCH))
     scout = _solver(prob, kind, alpha, per_draw=False, steps=SCOUT_STEPS)
+    thin = _thin(p, SCOUT_DRAWS)
+    _refuse_nan_law(prob, thin, starts)
     xs, vals = scout(
-        jnp.asarray(_pad_starts(starts)),
-        free,
-        _as_param_tree(prob, _thin(p, SCOUT_DRAWS), per_draw=False),
+        jnp.asarray(_pad_starts(starts)), free, _as_param_tree(prob, thin, per_draw=False)
     )
     vals = np.asarray(vals)[: len(starts)]
+    _refuse_nan_law(prob, thin, np.asarray(xs)[: len(starts)])
     best = np.asarray(xs[int(np.nanargmin(vals))])
     polish = _solver(prob, kind, alpha, per_draw=False, steps=POLISH_STEPS)
     xs, _ = polish(jnp.asarray(best[None, :]), free, _as_param_tree(prob, p, per_draw=False))
     return np.asarray(xs[0]), sizes
+
+
+def _refuse_nan_law(prob: Problem, p, xs: np.ndarray) -> None:
+    """Refuse a user law that is NaN at a plan the scout starts from or ends at.
+
+    The optimizer steps around NaN (``nanargmin``), so without this a law broken over
+    part of the plan space gives a plan from the rest of it, or numpy's "All-NaN
+    slice". An infinite loss at an extreme plan is allowed: built-in laws have it too.
+    """
+    if prob.law.builtin:
+        return
+    n, d, dp, _ = _plan_arrays(prob, np.asarray(xs, dtype=float), np)
+    for i in range(len(n)):
+        with np.errstate(divide="ignore"):
+            log_l = np.log(_evaluate(prob, p, n[i], d[i], dp[i]))  # (S, K)
+        point = {"N": n[i], "D": d[i], "D'": dp[i], "domain": np.array(prob.domains)}
+        prob.law.check_finite(log_l, point, allow_inf=True)
 
 
 def _solve_per_draw(prob: Problem, p, plan_x, params, sizes):

@@ -137,6 +137,8 @@ def predict(
     log_mean = posterior.log_mean(
         n[None, :], d[None, :], dp[None, :], dom_idx[:, None], draws=draws
     )
+    points = {"N": n[None, :], "D": d[None, :], "D'": dp[None, :], "domain": np.c_[domains]}
+    posterior.law.check_finite(log_mean, points)  # a user law's NaN is no prediction
     effect = posterior.run_effect_draws(run, max_draws=max_draws) if run is not None else None
     if effect is not None:
         _check_run_size(posterior.runs, run, n)

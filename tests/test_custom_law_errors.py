@@ -7,9 +7,11 @@ the prior check, as a silently wrong band.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import sys
 
+import numpy as np
 import pytest
 from support import good_table, refused
 from typer.testing import CliRunner
@@ -138,6 +140,36 @@ def test_a_raising_law_keeps_its_exception_as_the_cause(files):
     with pytest.raises(BayesplitError, match=_start(RAISES)) as info:
         allocate(post, budget=1e20)
     assert isinstance(info.value.__cause__, ZeroDivisionError)
+
+
+def test_allocate_and_predict_refuse_a_nan_law(files):
+    """allocate gave numpy's "All-NaN slice" (NaN at every plan) or steered around the NaN
+    region to a plan from the rest; predict returned NaN bands."""
+    from bayesplit.allocation import allocate
+    from bayesplit.truth import load_truth
+
+    post = load_truth(files / "err_nan.yaml").as_posterior()
+    with pytest.raises(BayesplitError, match=r"^law 'err_nan': its mean is NaN at N=.*D'="):
+        allocate(post, budget=1e20)
+    with pytest.raises(BayesplitError, match=r"^law 'err_nan': .*D'=1e\+08, domain=web"):
+        post.predict([1e7, 1e7], [1e9, 1e9], [0.0, 1e8])
+    assert np.isfinite(post.predict(1e7, 1e9, 0.0)["median"]).all()  # fine where it is finite
+
+
+def test_allocate_refuses_a_law_nan_over_part_of_the_plans(files):
+    from bayesplit.allocation import allocate
+    from bayesplit.laws import Law, Param, register
+    from bayesplit.truth import load_truth
+
+    def nan_for_large_models(ops, p, x):
+        return ops.log(p["E"]) + ops.log(1.0 - 2.0 * (x.n > 10.0))  # N > 1e9
+
+    e = Param("E", "positive", -0.7, 1.0, per_domain=True, loss_scaled=True)
+    law = Law("err_nan_large", "L = E, NaN for N > 1e9", (e,), nan_for_large_models)
+    register(law, overwrite=True)
+    post = dataclasses.replace(load_truth(files / "err_nan.yaml"), law=law).as_posterior()
+    with pytest.raises(BayesplitError, match=r"^law 'err_nan_large': its mean is NaN at N="):
+        allocate(post, budget=1e20)
 
 
 def test_only_user_laws_are_guarded(files):

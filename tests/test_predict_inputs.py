@@ -46,6 +46,10 @@ BAD_POINTS = [
         {"params": [1e7, 1e8, 1e9], "spec_tokens": np.array([0.0, 1e8])},
         "got lengths params=3, spec_tokens=2",
     ),
+    # no points: an empty dataset was returned, as if that were an answer
+    ({"params": []}, "params is empty: give at least one number"),
+    ({"pretrain_tokens": np.array([])}, "pretrain_tokens is empty"),
+    ({"spec_tokens": pd.Series([], dtype=float)}, "spec_tokens is empty"),
     # values
     ({"params": np.nan}, "params must be finite and > 0, got nan"),
     ({"params": np.inf}, "params must be finite and > 0, got inf"),

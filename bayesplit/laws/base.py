@@ -196,12 +196,13 @@ class Law:
                 f"law {self.name!r}: its mean raised {text}{_where(exc, self.log_mean)}"
             ) from exc
 
-    def check_finite(self, log_l, points: Mapping[str, Any]) -> None:
+    def check_finite(self, log_l, points: Mapping[str, Any], *, allow_inf: bool = False) -> None:
         """Refuse a user law whose ``log L`` (from :meth:`evaluate`) is NaN or ±inf.
 
         Not part of :meth:`evaluate` because decisions tolerate an infinite loss at an
-        extreme candidate; callers that turn the mean into data (simulated runs, prior
-        draws) or are about to fit check it here. ``points`` names the raw inputs, e.g.
+        extreme candidate (``allow_inf=True``: only NaN is refused there, as a plan the
+        optimizer would silently steer around); callers that turn the mean into data
+        (simulated runs, prior draws, predictions) or are about to fit check it here. ``points`` names the raw inputs, e.g.
         ``{"N": ..., "D": ..., "D'": ..., "domain": ...}``, each broadcastable to the last
         axes of ``log_l`` (leading axes are draws); the first bad point is named.
         Built-in laws are not checked (they are finite on valid inputs by construction).
@@ -211,7 +212,7 @@ class Law:
         import numpy as np
 
         log_l = np.asarray(log_l, dtype=float)
-        bad = ~np.isfinite(log_l)
+        bad = np.isnan(log_l) if allow_inf else ~np.isfinite(log_l)
         if not bad.any():
             return
         shape = np.broadcast_shapes(bad.shape, *(np.shape(v) for v in points.values()))
@@ -222,7 +223,8 @@ class Law:
         what = "NaN" if np.isnan(v) else ("inf" if v > 0 else "0 (log mean -inf)")
         at = ", ".join(f"{k}={_point_text(c[i])}" for k, c in cols.items())
         n_bad = int(bad.sum())
-        count = f" ({n_bad} of {bad.size} evaluations are NaN or inf)" if bad.size > 1 else ""
+        kinds = "NaN" if allow_inf else "NaN or inf"
+        count = f" ({n_bad} of {bad.size} evaluations are {kinds})" if bad.size > 1 else ""
         raise BayesplitError(f"law {self.name!r}: its mean is {what} at {at}{count}")
 
     def __repr__(self) -> str:
