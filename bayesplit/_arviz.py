@@ -6,7 +6,10 @@ xarray DataTree. Keeping the calls here makes that move one module.
 
 from __future__ import annotations
 
+import logging
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import arviz as az
 import numpy as np
@@ -15,12 +18,31 @@ import xarray as xr
 InferenceData = az.InferenceData
 
 
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Hold back ArviZ's own log lines (e.g. "Shape validation failed" for one chain):
+    bayesplit's diagnostics say the same in its own words, and the CLI keeps stderr to
+    one line per problem."""
+    # ArviZ 0.x logs through its own Logger object, which getLogger("arviz") does not return
+    logs = {id(x): x for x in (getattr(az, "_log", None), logging.getLogger("arviz")) if x}
+    levels = {k: log.level for k, log in logs.items()}
+    for log in logs.values():
+        log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for k, log in logs.items():
+            log.setLevel(levels[k])
+
+
 def rhat(ds: xr.Dataset) -> xr.Dataset:
-    return az.rhat(ds, method="rank")
+    with _quiet():
+        return az.rhat(ds, method="rank")
 
 
 def ess(ds: xr.Dataset, method: str) -> xr.Dataset:
-    return az.ess(ds, method=method)
+    with _quiet():
+        return az.ess(ds, method=method)
 
 
 def bfmi(idata) -> float:
@@ -41,7 +63,7 @@ def from_dict(**kwargs):
 
 def loo(idata, var_name: str = "log_loss"):
     """PSIS-LOO with the Pareto-k values (warnings are reported by the caller, not printed)."""
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _quiet():
         warnings.simplefilter("ignore")
         return az.loo(idata, pointwise=True, var_name=var_name)
 

@@ -106,14 +106,16 @@ def holdout_metrics(posterior, holdout: pd.DataFrame, level: float = 0.9) -> dic
 def loo_metrics(posterior) -> dict:
     """PSIS-LOO of a fit: elpd, its standard error, p_loo and how many Pareto k are bad."""
     res = _arviz.loo(posterior.idata)
-    k = np.asarray(res.pareto_k)
-    n_bad = int(np.sum(k > PARETO_K_BAD))
+    k = np.asarray(res.pareto_k, dtype=float)
+    # a k PSIS could not estimate (NaN) is as unreliable as a large one; counting it keeps
+    # the count and the maximum telling the same story
+    n_bad = int(np.sum(~(k <= PARETO_K_BAD)))
     return {
         "elpd_loo": float(res.elpd_loo),
         "elpd_loo_se": float(res.se),
         "p_loo": float(res.p_loo),
         "pareto_k_bad": n_bad,
-        "pareto_k_max": float(np.max(k)),
+        "pareto_k_max": float(np.nanmax(k)) if np.isfinite(k).any() else float("inf"),
     }
 
 

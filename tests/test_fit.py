@@ -157,11 +157,29 @@ def test_device_selection_without_gpu():
             select_device("cuda", 10, 4)  # torch's name for it, as the trainer takes
 
 
-def test_one_chain_fails_the_gate_with_a_reason(additive_runs):
+def test_one_chain_fails_the_gate_with_a_reason(additive_runs, capfd):
+    from bayesplit.comparison import loo_metrics
+
     post = fit(additive_runs, "additive", **{**QUICK, "chains": 1})
     assert not post.ok
     assert any(f.startswith("one chain: R-hat is undefined") for f in post.diagnostics.failures)
     assert not any("R-hat nan" in f for f in post.diagnostics.failures)
+    loo_metrics(post)
+    # ArviZ's own "Shape validation failed" log line leaked next to the gate's reason
+    assert "Shape validation" not in capfd.readouterr().err
+
+
+def test_pareto_k_psis_could_not_estimate_counts_as_bad(monkeypatch, additive_posterior):
+    import types
+
+    from bayesplit import comparison
+
+    k = np.array([0.2, np.nan, 0.9, 0.5])
+    res = types.SimpleNamespace(elpd_loo=-1.0, se=0.1, p_loo=2.0, pareto_k=k)
+    monkeypatch.setattr(comparison._arviz, "loo", lambda idata: res)
+    m = comparison.loo_metrics(additive_posterior)
+    # the count said 1 bad row while the maximum was NaN (null in --json)
+    assert (m["pareto_k_bad"], m["pareto_k_max"]) == (2, 0.9)
 
 
 def test_gate_thresholds_are_configurable(additive_posterior):
