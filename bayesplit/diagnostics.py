@@ -69,6 +69,7 @@ class Diagnostics:
             "ess_bulk_min": self.ess_bulk_min,
             "ess_tail_min": self.ess_tail_min,
             "divergences": self.divergences,
+            "bfmi_min": self.bfmi_min,
             "ok": self.ok,
             "failures": self.failures,
             "warnings": self.warnings,

@@ -60,8 +60,10 @@ def test_fit_json_contract(fitted):
         "ess_bulk_min",
         "ess_tail_min",
         "divergences",
+        "bfmi_min",  # printed in the table, missing from --json
         "ok",
     }
+    assert 0 < out["diagnostics"]["bfmi_min"] < 5
     params = out["params"]
     assert {"alpha", "beta", "gamma", "E[web]", "E[code]", "E[law]", "C[law]"} <= set(params)
     for v in params.values():
@@ -292,3 +294,17 @@ def test_compare_checks_its_options_before_the_first_fit(runs_csv, args, message
     result = runner.invoke(app, ["compare", "--runs", str(runs_csv), *args])
     assert result.exit_code == 2 and message in result.stderr
     assert "fitting" not in result.stderr
+
+
+def test_ctrl_c_says_interrupted_and_exits_130(monkeypatch, tmp_path):
+    import bayesplit.fitting
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bayesplit.fitting, "fit", interrupted)
+    out = tmp_path / "post.nc"
+    result = runner.invoke(app, ["fit", "--runs", "bundled:gadre2024", "--out", str(out)])
+    # Typer's own handling exits 130 without a word, which reads like a crash or a hang
+    assert (result.exit_code, result.output.strip()) == (130, "interrupted")
+    assert not out.exists()

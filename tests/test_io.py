@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 
 import pytest
@@ -33,3 +34,15 @@ def test_a_symlink_is_written_through_not_replaced(tmp_path):
     dangling.symlink_to(tmp_path / "real" / "later.json")
     atomic_write_text(dangling, "made")
     assert dangling.is_symlink() and (tmp_path / "real" / "later.json").read_text() == "made"
+
+
+def test_a_full_disk_names_the_file(tmp_path):
+    # the CLI printed "error: No space left on device" without saying which write failed
+    target = tmp_path / "post.nc"
+    with pytest.raises(OSError) as info, atomic_path(target):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    assert (info.value.errno, info.value.filename) == (errno.ENOSPC, str(target))
+    with pytest.raises(PermissionError) as info, atomic_path(target):
+        raise PermissionError(errno.EACCES, "Permission denied")  # the kind is kept
+    assert info.value.filename == str(target)
+    assert not list(tmp_path.iterdir())

@@ -67,6 +67,11 @@ class _Group(typer.core.TyperGroup):
             _usage_error(exc)
         except BrokenPipeError:
             _reader_gone()
+        except KeyboardInterrupt:
+            # Typer turns Ctrl-C into a silent exit 130; one line says it was not a crash.
+            # Output files are written atomically, so none is left half-written.
+            click.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
         except BayesplitError as exc:
             message = " ".join(str(exc).split())  # always one line
             click.echo(f"error: {message}", err=True)
