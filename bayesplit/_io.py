@@ -8,6 +8,7 @@ import datetime
 import decimal
 import math
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,6 +62,51 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return Path(path)
+
+
+@contextlib.contextmanager
+def atomic_folder(path: Path):
+    """Yield an empty temporary folder next to ``path``, put in place of ``path`` on success.
+
+    On failure the temporary folder goes and ``path`` is left as it was. A symlink is
+    written through, as :func:`atomic_path` does for files.
+    """
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700 folders; figures are for sharing
+        yield tmp
+        _swap_in(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _swap_in(new: Path, target: Path) -> None:
+    """Rename folder ``new`` to ``target``, replacing a folder already there.
+
+    A rename can replace only an empty folder, so the old one is first moved aside (and
+    moved back if the second rename fails): a reader finds the old figures or the new
+    ones, never a mix of both.
+    """
+    if not target.exists():
+        os.replace(new, target)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+    try:
+        os.replace(target, old)
+    except BaseException:
+        old.rmdir()
+        raise
+    try:
+        os.replace(new, target)
+    except BaseException:
+        os.replace(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def jsonable(obj: Any) -> Any:

@@ -1,21 +1,37 @@
-"""Self-contained reports (HTML or Markdown) a person can take to a budget meeting.
+"""Reports (HTML or Markdown) a person can take to a budget meeting.
 
-One file, figures embedded as base64 PNG, no scripts, no external CSS or fonts,
-no network fetches. Sections: the decision, the alternatives, the frontier, the fit
-per domain, extrapolation fans, diagnostics, and a reporting checklist.
+``report.html`` is one self-contained file: figures embedded as base64 PNG, no scripts,
+no external CSS or fonts, no network fetches. ``report.md`` is plain CommonMark with GFM
+pipe tables, readable in a terminal and rendered by GitHub; its figures are PNG files in
+the folder beside it, ``report_files/``, linked by relative paths (as Jupyter and pandoc
+do). Sections: the decision, the alternatives, the frontier, the fit per domain,
+extrapolation fans, diagnostics, and a reporting checklist.
+
+Each section is described once, as a list of blocks, and drawn by two small renderers:
+
+- ``("note", text)``, ``("ok", text)``, ``("bad", text)``: a paragraph (muted, passed,
+  failed), ``("box", text)``: the recommendation;
+- ``("table", headers, rows, left)``: the first ``left`` columns are text, aligned left;
+- ``("img", key, alt)``: the figure ``rep["figs"][key]``.
+
+A text is a ``str`` or a list of parts, each a ``str`` or a ``(style, str)`` pair made by
+:func:`_b`, :func:`_code` or :data:`BR`; every string is plain text that
+each renderer escapes for its format.
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import re
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
 
-from bayesplit._io import atomic_write_text
+from bayesplit._io import atomic_folder, atomic_write_bytes, atomic_write_text
 from bayesplit._parse import percent
 from bayesplit.errors import BayesplitError
 
@@ -29,6 +45,8 @@ img{max-width:100%;height:auto;border:1px solid #eee;margin:.5em 0}.muted{color:
 code{background:#f1f1f1;padding:0 .25em;border-radius:3px}
 """
 
+BANDS = "Bands: credible = where the law is; predictive = where a new run will land."
+
 
 def _fmt(x: float, digits: int = 3) -> str:
     if x is None or not np.isfinite(x):
@@ -36,22 +54,15 @@ def _fmt(x: float, digits: int = 3) -> str:
     return f"{x:.{digits}g}"
 
 
-def _table(headers: list[str], rows: list[list], left: int = 1) -> str:
-    head = "".join(
-        f"<th class='l'>{html.escape(h)}</th>" if i < left else f"<th>{html.escape(h)}</th>"
-        for i, h in enumerate(headers)
-    )
-    body = []
-    for r in rows:
-        cells = "".join(
-            f"<td class='l'>{c}</td>" if i < left else f"<td>{c}</td>" for i, c in enumerate(r)
-        )
-        body.append(f"<tr>{cells}</tr>")
-    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+def _b(s: str) -> tuple[str, str]:
+    return ("b", s)
 
 
-def _img(png: bytes, alt: str) -> str:
-    return f"<img alt='{html.escape(alt)}' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
+def _code(s: str) -> tuple[str, str]:
+    return ("code", s)
+
+
+BR = ("br", "")  # a line break in a cell: <br> in HTML, "; " in Markdown
 
 
 def heldout_table(posterior, runs: pd.DataFrame, level: float = 0.9) -> pd.DataFrame:
@@ -106,7 +117,8 @@ def build_report(
     force: bool = False,
     title: str | None = None,
 ) -> dict:
-    """Compute everything a report shows; returns named sections (HTML strings and PNGs)."""
+    """Compute everything a report shows: the decision, frontier, LOO, held-out table and
+    figure PNGs, by name; :func:`write_report` draws them as HTML or Markdown."""
     from bayesplit import plots
     from bayesplit.allocation import allocate, frontier
     from bayesplit.comparison import loo_metrics
@@ -153,12 +165,10 @@ def build_report(
     }
 
 
-def _sections(posterior, rep: dict) -> list[tuple[str, str]]:
-    """(heading, HTML body) pairs, shared by the HTML and Markdown writers."""
-    d, _alloc, level = rep["dict"], rep["alloc"], rep["level"]
-    law = posterior.law
+def _sections(posterior, rep: dict) -> list[tuple[str, list[tuple]]]:
+    """(heading, blocks) pairs: the one description both renderers draw."""
+    d, level = rep["dict"], rep["level"]
     diag = posterior.diagnostics
-    runs = posterior.runs
     out = []
 
     plan_rows = [
@@ -187,27 +197,25 @@ def _sections(posterior, rep: dict) -> list[tuple[str, str]]:
         else "with no specialization"
     )
     summary = (
-        f"<div class='box'><b>Recommendation.</b> With {d['budget']:.3g} FLOPs ({d['trunk']} trunk, risk: {d['risk']}), "
+        f" With {d['budget']:.3g} FLOPs ({d['trunk']} trunk, risk: {d['risk']}), "
         f"train a {d['plan']['params']:.3g}-parameter model on {d['plan']['pretrain_tokens']:.3g} general tokens, {then}. "
         f"Across the posterior, the optimal N lies in "
         f"[{od['params'][0]:.3g}, {od['params'][2]:.3g}] and the optimal pretraining share in [{od['pretrain_fraction'][0]:.0%}, "
-        f"{od['pretrain_fraction'][2]:.0%}] ({percent(level)}).</div>"
+        f"{od['pretrain_fraction'][2]:.0%}] ({percent(level)})."
     )
-    notes = "".join(f"<p class='muted'>Note: {html.escape(n)}</p>" for n in d["notes"])
-    gate = (
-        ""
-        if diag.ok
-        else f"<p class='bad'>The posterior FAILED its diagnostics gate ({html.escape('; '.join(diag.failures))}); this report was forced.</p>"
-    )
+    failed = f"The posterior FAILED its diagnostics gate ({'; '.join(diag.failures)}); this report was forced."
+    gate = [] if diag.ok else [("bad", failed)]
     out.append(
         (
             "Decision",
             gate
-            + summary
-            + notes
-            + _table(["plan", "value"], plan_rows)
-            + _img(rep["figs"]["split"], "loss vs split point")
-            + _img(rep["figs"]["optimum"], "optimum distribution"),
+            + [("box", [_b("Recommendation."), summary])]
+            + [("note", f"Note: {n}") for n in d["notes"]]
+            + [
+                ("table", ["plan", "value"], plan_rows, 1),
+                ("img", "split", "loss vs split point"),
+                ("img", "optimum", "optimum distribution"),
+            ],
         )
     )
 
@@ -217,7 +225,7 @@ def _sections(posterior, rep: dict) -> list[tuple[str, str]]:
     ]
     alt_rows = [
         [
-            html.escape(a["name"]),
+            a["name"],
             _fmt(a["plan"]["params"]),
             _fmt(a["plan"]["pretrain_tokens"]),
             f"{a['objective']['median']:.4f}",
@@ -227,28 +235,32 @@ def _sections(posterior, rep: dict) -> list[tuple[str, str]]:
         ]
         for a in d["alternatives"]
     ]
+    alt_headers = [
+        "alternative",
+        "N",
+        "D",
+        "loss (median)",
+        "P(plan better)",
+        "expected regret (nats)",
+        "relative",
+    ]
     out.append(
         (
             "Per-domain loss and alternatives",
-            _table(["domain", "median", f"{percent(level)} lo", f"{percent(level)} hi"], loss_rows)
-            + _table(
-                [
-                    "alternative",
-                    "N",
-                    "D",
-                    "loss (median)",
-                    "P(plan better)",
-                    "expected regret (nats)",
-                    "relative",
-                ],
-                alt_rows,
-            )
-            + _img(rep["figs"]["domains"], "per-domain loss")
-            + _img(rep["figs"]["alternatives"], "alternatives"),
+            [
+                (
+                    "table",
+                    ["domain", "median", f"{percent(level)} lo", f"{percent(level)} hi"],
+                    loss_rows,
+                    1,
+                ),
+                ("table", alt_headers, alt_rows, 1),
+                ("img", "domains", "per-domain loss"),
+                ("img", "alternatives", "alternatives"),
+            ],
         )
     )
 
-    fr = rep["frontier"]
     fr_rows = [
         [
             f"{r['budget']:.3g}",
@@ -257,28 +269,23 @@ def _sections(posterior, rep: dict) -> list[tuple[str, str]]:
             f"{r['pretrain_fraction']:.0%}",
             f"{r['objective_median']:.4f} [{r['objective_lo']:.4f}, {r['objective_hi']:.4f}]",
         ]
-        for _, r in fr.iterrows()
+        for _, r in rep["frontier"].iterrows()
+    ]
+    fr_headers = [
+        "budget (FLOPs)",
+        "N",
+        "D",
+        "pretraining share",
+        f"loss ({percent(level)} credible)",
     ]
     out.append(
         (
             "Frontier",
-            _table(
-                [
-                    "budget (FLOPs)",
-                    "N",
-                    "D",
-                    "pretraining share",
-                    f"loss ({percent(level)} credible)",
-                ],
-                fr_rows,
-            )
-            + _img(rep["figs"]["frontier"], "frontier"),
+            [("table", fr_headers, fr_rows, 1), ("img", "frontier", "frontier")],
         )
     )
-    out.append(("Data and fitted law per domain", _img(rep["figs"]["fit"], "fit per domain")))
-    out.append(
-        ("Extrapolation to the target budget", _img(rep["figs"]["fans"], "extrapolation fans"))
-    )
+    out.append(("Data and fitted law per domain", [("img", "fit", "fit per domain")]))
+    out.append(("Extrapolation to the target budget", [("img", "fans", "extrapolation fans")]))
 
     diag_rows = [
         ["max R-hat", f"{diag.r_hat_max:.3f}", f"≤ {diag.thresholds.r_hat_max}"],
@@ -288,21 +295,31 @@ def _sections(posterior, rep: dict) -> list[tuple[str, str]]:
         ["min BFMI", _fmt(diag.bfmi_min), f"≥ {diag.thresholds.bfmi_min} (warning)"],
     ]
     verdict = (
-        "<p class='ok'>Gate passed.</p>"
-        if diag.ok
-        else "<p class='bad'>Gate failed: " + html.escape("; ".join(diag.failures)) + "</p>"
+        ("ok", "Gate passed.") if diag.ok else ("bad", "Gate failed: " + "; ".join(diag.failures))
     )
-    warn = "".join(f"<p class='muted'>Warning: {html.escape(w)}</p>" for w in diag.warnings)
-    out.append(("Diagnostics", verdict + _table(["check", "value", "threshold"], diag_rows) + warn))
+    out.append(
+        (
+            "Diagnostics",
+            [verdict, ("table", ["check", "value", "threshold"], diag_rows, 1)]
+            + [("note", f"Warning: {w}") for w in diag.warnings],
+        )
+    )
 
+    out.append(("Reporting checklist", _checklist(posterior, rep)))
+    return out
+
+
+def _checklist(posterior, rep: dict) -> list[tuple]:
+    d, level = rep["dict"], rep["level"]
+    law, diag, runs = posterior.law, posterior.diagnostics, posterior.runs
     loo = rep["loo"]
     if "error" in loo:
-        loo_text = f"PSIS-LOO not available ({html.escape(loo['error'])})"
+        loo_text = ["PSIS-LOO not available (", loo["error"], ")"]
     else:
-        loo_text = (
+        loo_text = [
             f"PSIS-LOO elpd {loo['elpd_loo']:.1f} ± {loo['elpd_loo_se']:.1f}, p_loo {loo['p_loo']:.1f}; "
             f"{loo['pareto_k_bad']} rows with Pareto k > 0.7 (max {loo['pareto_k_max']:.2f})"
-        )
+        ]
     held = rep["heldout"]
     if held is not None and len(held):
         held_text = (
@@ -315,17 +332,20 @@ def _sections(posterior, rep: dict) -> list[tuple[str, str]]:
         o = held.attrs["other_domains"]
         held_text += (
             f"; {o['rows']} row{'s' if o['rows'] != 1 else ''} on domains the fit does not model "
-            f"({html.escape(', '.join(o['domains']))}) "
-            "were left out"
+            f"({', '.join(o['domains'])}) were left out"
         )
     if held is None:
         held_text = (
             "no held-out runs given (pass --runs with runs the fit did not see, e.g. larger ones)"
         )
-    priors = "<br>".join(html.escape(t) for t in law.describe()["priors"].values())
+    priors = []
+    for t in law.describe()["priors"].values():
+        priors += [BR, t] if priors else [t]
     ref = posterior.spec.reference
+    flops = 6 * runs["params"] * (runs["pretrain_tokens"] + runs["spec_tokens"])
+    largest = float(flops.max())
     checklist = [
-        ["law", f"<code>{html.escape(law.name)}</code>: {html.escape(law.formula)}"],
+        ["law", [_code(law.name), f": {law.formula}"]],
         [
             "scaled inputs",
             f"n = N / {ref.params:.0e}, d = D / {ref.tokens:.0e}, d' = D' / {ref.tokens:.0e}; L̄ = {ref.loss:.3g}",
@@ -338,13 +358,13 @@ def _sections(posterior, rep: dict) -> list[tuple[str, str]]:
         [
             "data",
             f"{len(runs)} rows, {runs['run_id'].nunique()} runs, {len(posterior.domains)} domains; N {runs['params'].min():.3g}–{runs['params'].max():.3g}, "
-            f"D {runs['pretrain_tokens'].min():.3g}–{runs['pretrain_tokens'].max():.3g}, D' up to {runs['spec_tokens'].max():.3g}; largest run {float((6 * runs['params'] * (runs['pretrain_tokens'] + runs['spec_tokens'])).max()):.3g} FLOPs",
+            f"D {runs['pretrain_tokens'].min():.3g}–{runs['pretrain_tokens'].max():.3g}, D' up to {runs['spec_tokens'].max():.3g}; largest run {largest:.3g} FLOPs",
         ],
         [
             "extrapolation",
-            f"target {d['budget']:.3g} FLOPs = {d['budget'] / float((6 * runs['params'] * (runs['pretrain_tokens'] + runs['spec_tokens'])).max()):.0f}× the largest run",
+            f"target {d['budget']:.3g} FLOPs = {d['budget'] / largest:.0f}× the largest run",
         ],
-        ["held-out error", loo_text + "; " + held_text],
+        ["held-out error", [*loo_text, "; ", held_text]],
         [
             "convergence",
             ("passed" if diag.ok else "FAILED")
@@ -352,72 +372,198 @@ def _sections(posterior, rep: dict) -> list[tuple[str, str]]:
         ],
         [
             "sampler",
-            html.escape(
-                ", ".join(
-                    f"{k}={v}"
-                    for k, v in posterior.info.items()
-                    if k in ("backend", "chains", "draws", "warmup", "seed", "device")
-                )
+            ", ".join(
+                f"{k}={v}"
+                for k, v in posterior.info.items()
+                if k in ("backend", "chains", "draws", "warmup", "seed", "device")
             ),
         ],
     ]
-    body = _table(["item", "what was done"], checklist, left=2)
+    blocks = [("table", ["item", "what was done"], checklist, 2)]
     if held is not None and len(held):
         hr = [
             [
-                html.escape(str(r["run_id"])),
+                str(r["run_id"]),
                 r["eval_domain"],
                 f"{r['observed']:.4f}",
                 f"{r['median']:.4f}",
                 f"{r['rel_error']:+.2%}",
                 f"[{r['predictive_lo']:.4f}, {r['predictive_hi']:.4f}]",
-                "yes" if r["inside"] else "<b>no</b>",
+                "yes" if r["inside"] else [_b("no")],
             ]
             for _, r in held.iterrows()
         ]
-        body += _table(
-            [
-                "run",
-                "domain",
-                "measured",
-                "median",
-                "error",
-                f"{percent(level)} predictive",
-                "inside",
-            ],
-            hr,
-            left=2,
-        )
-    out.append(("Reporting checklist", body))
+        headers = [
+            "run",
+            "domain",
+            "measured",
+            "median",
+            "error",
+            f"{percent(level)} predictive",
+            "inside",
+        ]
+        blocks.append(("table", headers, hr, 2))
+    return blocks
+
+
+def _parts(text) -> list[tuple[str, str]]:
+    parts = [text] if isinstance(text, str) else text
+    return [("", str(p)) if isinstance(p, str) else p for p in parts]
+
+
+def _html_text(text) -> str:
+    out = []
+    for style, s in _parts(text):
+        if style == "br":
+            out.append("<br>")
+        elif style in ("b", "code"):
+            out.append(f"<{style}>{html.escape(s)}</{style}>")
+        else:
+            out.append(html.escape(s))
+    return "".join(out)
+
+
+def _html_table(headers: list, rows: list[list], left: int) -> str:
+    def cell(tag: str, i: int, text) -> str:
+        cls = " class='l'" if i < left else ""
+        return f"<{tag}{cls}>{_html_text(text)}</{tag}>"
+
+    head = "".join(cell("th", i, h) for i, h in enumerate(headers))
+    body = "".join(
+        "<tr>" + "".join(cell("td", i, c) for i, c in enumerate(r)) + "</tr>" for r in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _html_blocks(blocks: list[tuple], figs: dict[str, bytes]) -> str:
+    out = []
+    for kind, *args in blocks:
+        if kind == "table":
+            out.append(_html_table(*args))
+        elif kind == "img":
+            key, alt = args
+            data = base64.b64encode(figs[key]).decode()
+            out.append(f"<img alt='{html.escape(alt)}' src='data:image/png;base64,{data}'>")
+        elif kind == "box":
+            out.append(f"<div class='box'>{_html_text(args[0])}</div>")
+        else:
+            cls = {"note": "muted"}.get(kind, kind)
+            out.append(f"<p class='{cls}'>{_html_text(args[0])}</p>")
+    return "".join(out)
+
+
+def _html(title: str, intro: str, sections: list, figs: dict[str, bytes]) -> str:
+    t = html.escape(title)
+    return (
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{t}</title>"
+        f"<style>{CSS}</style></head><body><h1>{t}</h1>"
+        + _html_blocks([("note", intro)], figs)
+        + "".join(f"<h2>{html.escape(h)}</h2>{_html_blocks(b, figs)}" for h, b in sections)
+        + "</body></html>"
+    )
+
+
+# What would turn plain text into Markdown: backslashes, backticks and asterisks anywhere;
+# underscores and tildes that could open or close emphasis (not those inside a word, as in
+# E_k, nor a spaced "x ~ Normal"); "<" before a tag or autolink; "&" of an entity; and the
+# "](" of a link. Brackets alone stay, as in "[0.51, 0.55]": the report defines no links.
+_MD_SPECIAL = re.compile(
+    r"[\\`*]|(?<![^\W_])_|_(?![^\W_])|~(?=\S)|(?<=\S)~|<(?=[A-Za-z/!?])|&(?=#?\w+;)|\](?=\()"
+)
+
+
+def _md_escape(s: str, cell: bool) -> str:
+    s = re.sub(r"\s*[\r\n]+\s*", " ", s)  # a line break would end the paragraph or row
+    s = _MD_SPECIAL.sub(lambda m: "\\" + m.group(), s)
+    return s.replace("|", r"\|") if cell else s
+
+
+def _md_text(text, cell: bool = False) -> str:
+    out = []
+    for style, s in _parts(text):
+        if style == "br":
+            out.append("; ")
+        elif style == "code":
+            s = s.replace("|", r"\|") if cell else s  # GFM splits cells before code spans
+            out.append(f"`` {s} ``" if "`" in s else f"`{s}`")
+        elif style == "b":
+            out.append(f"**{_md_escape(s, cell).strip()}**")  # "** x **" is not bold
+        else:
+            out.append(_md_escape(s, cell))
+    return "".join(out)
+
+
+def _md_table(headers: list, rows: list[list], left: int) -> str:
+    grid = [[_md_text(c, cell=True) for c in r] for r in [headers, *rows]]
+    n = len(headers)
+    widths = [max(3, *(len(r[i]) for r in grid)) for i in range(n)]
+    if left >= n:  # a last column aligned left gains nothing from padding but blanks
+        widths[-1] = max(3, len(grid[0][-1]))
+    rule = [":" + "-" * (w - 1) if i < left else "-" * (w - 1) + ":" for i, w in enumerate(widths)]
+
+    def line(cells: list[str]) -> str:
+        cells = [
+            c.ljust(w) if i < left else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ]
+        return "| " + " | ".join(cells) + " |"
+
+    return "\n".join(map(line, [grid[0], rule, *grid[1:]]))
+
+
+def _md_blocks(blocks: list[tuple], folder: str) -> list[str]:
+    out = []
+    for kind, *args in blocks:
+        if kind == "table":
+            out.append(_md_table(*args))
+        elif kind == "img":
+            key, alt = args
+            out.append(f"![{_md_escape(alt, False)}]({quote(f'{folder}/{key}.png')})")
+        elif kind == "box":
+            out.append("> " + _md_text(args[0]))
+        elif kind in ("ok", "bad"):
+            out.append(f"**{_md_text(args[0]).strip()}**")
+        else:
+            out.append(_md_text(args[0]))
     return out
+
+
+def _markdown(title: str, intro: str, sections: list, folder: str) -> str:
+    parts = [f"# {_md_escape(title, False)}", *_md_blocks([("note", intro)], folder)]
+    for heading, blocks in sections:
+        parts += [f"## {_md_escape(heading, False)}", *_md_blocks(blocks, folder)]
+    return "\n\n".join(parts) + "\n"
 
 
 def write_report(posterior, out: str | Path, **kwargs) -> Path:
-    """Build and write a report; the format follows the suffix (``.html`` or ``.md``)."""
+    """Build and write a report; the format follows the suffix (``.html`` or ``.md``).
+
+    ``.html`` (or ``.htm``) is one self-contained file with the figures embedded.
+    ``.md`` is plain Markdown (GFM tables, no HTML); its figures are PNG files in the
+    folder ``<stem>_files`` beside it (``report.md`` -> ``report_files/split.png``),
+    which is replaced as a whole, so that no figure of an earlier run is left in it.
+    Returns ``out``.
+    """
     out = Path(out)
-    if out.suffix.lower() not in (".html", ".htm", ".md"):
+    suffix = out.suffix.lower()
+    if suffix not in (".html", ".htm", ".md"):
         raise BayesplitError(f"report must end in .html or .md, got {out.name}")
+    folder = out.with_name(f"{out.stem}_files")
+    if suffix == ".md" and folder.exists() and not folder.is_dir():
+        raise BayesplitError(
+            f"{folder} is a file; the Markdown report writes its figures into a folder "
+            "of that name: move the file or choose another --out"
+        )
     rep = build_report(posterior, **kwargs)
     sections = _sections(posterior, rep)
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    if out.suffix.lower() == ".md":
-        text = _markdown(rep["title"], sections, stamp)
-    else:
-        parts = [f"<h2>{html.escape(h)}</h2>{b}" for h, b in sections]
-        text = (
-            f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(rep['title'])}</title>"
-            f"<style>{CSS}</style></head><body><h1>{html.escape(rep['title'])}</h1>"
-            f"<p class='muted'>Generated by bayesplit on {stamp}. Bands: credible = where the law is; predictive = where a new run will land.</p>"
-            + "".join(parts)
-            + "</body></html>"
-        )
-    atomic_write_text(out, text)
+    intro = f"Generated by bayesplit on {stamp}. {BANDS}"
+    if suffix != ".md":
+        atomic_write_text(out, _html(rep["title"], intro, sections, rep["figs"]))
+        return out
+    keys = [b[1] for _, blocks in sections for b in blocks if b[0] == "img"]
+    with atomic_folder(folder) as tmp:
+        for key in keys:
+            atomic_write_bytes(tmp / f"{key}.png", rep["figs"][key])
+    atomic_write_text(out, _markdown(rep["title"], intro, sections, folder.name))
     return out
-
-
-def _markdown(title: str, sections: list[tuple[str, str]], stamp: str) -> str:
-    """Markdown with the same content: tables and images stay inline HTML (valid CommonMark)."""
-    lines = [f"# {title}", "", f"_Generated by bayesplit on {stamp}._", ""]
-    for heading, body in sections:
-        lines += [f"## {heading}", "", body, ""]
-    return "\n".join(lines)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 
@@ -150,42 +151,109 @@ def test_frontier_json(post_path, tmp_path):
     assert png.stat().st_size > 10_000
 
 
-@pytest.mark.parametrize("suffix", [".html", ".md"])
-def test_report_is_self_contained(post_path, tmp_path, additive_runs, suffix):
-    runs = tmp_path / "runs.csv"
+SECTIONS = (
+    "Decision",
+    "Frontier",
+    "Data and fitted law",
+    "Extrapolation",
+    "Diagnostics",
+    "Reporting checklist",
+    "priors",
+)
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _report(post_path, runs_table, out, *extra):
+    runs = out.parent / "runs.csv"
+    runs_table.to_csv(runs, index=False)
+    args = ["report", str(post_path), "--budget", "1e20", "--runs", str(runs), "--out", str(out)]
+    return runner.invoke(app, [*args, "--force", *extra])
+
+
+def _with_medical(additive_runs):
     # two rows on a domain the fit lacks: they were dropped without a word
     extra = additive_runs.iloc[:2].assign(run_id=["m1", "m2"], eval_domain="medical")
-    pd.concat([additive_runs, extra]).to_csv(runs, index=False)
-    out = tmp_path / f"report{suffix}"
-    result = runner.invoke(
-        app,
-        [
-            "report",
-            str(post_path),
-            "--budget",
-            "1e20",
-            "--runs",
-            str(runs),
-            "--out",
-            str(out),
-            "--force",
-        ],
-    )
+    return pd.concat([additive_runs, extra])
+
+
+def test_report_is_self_contained(post_path, tmp_path, additive_runs):
+    out = tmp_path / "report.html"
+    result = _report(post_path, _with_medical(additive_runs), out)
     assert result.exit_code == 0, result.output
     text = out.read_text()
-    for section in (
-        "Decision",
-        "Frontier",
-        "Data and fitted law",
-        "Extrapolation",
-        "Diagnostics",
-        "Reporting checklist",
-        "priors",
-    ):
+    for section in SECTIONS:
         assert section in text
     assert text.count("data:image/png;base64,") >= 7
     assert "2 rows on domains the fit does not model (medical) were left out" in text
     assert "http://" not in text and "https://" not in text and "<script" not in text
+    assert not (tmp_path / "report_files").exists()
+
+
+@pytest.fixture(scope="module")
+def md_report(tmp_path_factory, post_path, additive_runs):
+    """A Markdown report whose held-out table has a run named ``a|b`` (a run the fit lacks)."""
+    out = tmp_path_factory.mktemp("md") / "report.md"
+    pipe = additive_runs[additive_runs["eval_domain"] == "web"].iloc[:1].assign(run_id="a|b")
+    result = _report(post_path, pd.concat([_with_medical(additive_runs), pipe]), out)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_report_md_is_plain_markdown(md_report):
+    text = md_report.read_text()
+    for section in SECTIONS:
+        assert section in text
+    assert "2 rows on domains the fit does not model (medical) were left out" in text
+    assert "base64" not in text
+    assert not re.search(r"<(table|img|div|p|b|code|br)\b", text)
+    assert re.search(r"^\|( *:?-{3,}:? *\|)+$", text, re.M), "no GFM table separator line"
+    assert "**The posterior FAILED its diagnostics gate (" in text  # the fixture's fit is forced
+    links = re.findall(r"!\[[^\]]+\]\(([^)\s]+)\)", text)
+    assert len(links) == 7
+    for link in links:
+        assert link.startswith("report_files/") and link.endswith(".png")
+        png = (md_report.parent / link).read_bytes()
+        assert png.startswith(PNG) and len(png) > 1000
+    assert sorted(p.name for p in (md_report.parent / "report_files").iterdir()) == sorted(
+        link.removeprefix("report_files/") for link in links
+    )
+    assert "http://" not in text and "https://" not in text
+
+
+def test_report_md_escapes_pipes_in_cells(md_report):
+    lines = md_report.read_text().splitlines()
+    (row,) = [line for line in lines if line.startswith("| a\\|b ")]
+    header = lines[lines.index(row) - 2]  # the held-out table has one row: header, rule, row
+    assert header.startswith("| run ")
+    separators = re.compile(r"(?<!\\)\|")
+    assert len(separators.findall(row)) == len(separators.findall(header)) == 8
+
+
+def test_report_md_replaces_its_figure_folder(post_path, tmp_path, additive_runs):
+    """A figure folder from an earlier run is replaced whole: no stale figure stays in it."""
+    folder = tmp_path / "report_files"
+    folder.mkdir()
+    (folder / "stale.png").write_bytes(PNG)
+    (folder / "split.png").write_bytes(b"old")
+    out = tmp_path / "report.md"
+    result = _report(post_path, additive_runs, out, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"out": str(out), "format": "md", "figures": str(folder)}
+    names = sorted(p.name for p in folder.iterdir())
+    assert "stale.png" not in names and len(names) == 7
+    assert (folder / "split.png").read_bytes().startswith(PNG)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.md", "report_files", "runs.csv"]
+
+
+def test_report_md_refuses_a_file_where_its_folder_goes(post_path, tmp_path, additive_runs):
+    (tmp_path / "report_files").write_text("not a folder")
+    out = tmp_path / "report.md"
+    result = _report(post_path, additive_runs, out)
+    assert result.exit_code == 2
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "report_files is a file" in errors[0], result.output
+    assert not out.exists() and (tmp_path / "report_files").read_text() == "not a folder"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report_files", "runs.csv"]
 
 
 def test_report_bad_suffix(post_path, tmp_path):

@@ -1,4 +1,4 @@
-"""Atomic writes: all or nothing, through symlinks."""
+"""Atomic writes of files and folders: all or nothing, through symlinks."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from bayesplit._io import atomic_path, atomic_write_text
+from bayesplit._io import atomic_folder, atomic_path, atomic_write_text
 
 
 def test_a_write_lands_whole_and_a_failure_leaves_the_old_file(tmp_path):
@@ -46,3 +46,15 @@ def test_a_full_disk_names_the_file(tmp_path):
         raise PermissionError(errno.EACCES, "Permission denied")  # the kind is kept
     assert info.value.filename == str(target)
     assert not list(tmp_path.iterdir())
+
+
+def test_figure_folder_is_left_as_it_was_on_failure(tmp_path):
+    folder = tmp_path / "report_files"
+    folder.mkdir()
+    (folder / "split.png").write_bytes(b"old")
+    with pytest.raises(RuntimeError), atomic_folder(folder) as tmp:
+        (tmp / "split.png").write_bytes(b"new")
+        raise RuntimeError("a figure failed")
+    assert [p.name for p in tmp_path.iterdir()] == ["report_files"]
+    assert [p.name for p in folder.iterdir()] == ["split.png"]
+    assert (folder / "split.png").read_bytes() == b"old"

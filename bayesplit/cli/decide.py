@@ -231,7 +231,13 @@ def frontier_cmd(
 def report_cmd(
     posterior: Annotated[Path, typer.Argument(help="Posterior file from `bayesplit fit`.")],
     budget: Budget,
-    out: Annotated[Path, typer.Option("--out", help="report.html or report.md")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="report.html (one self-contained file) or report.md (Markdown; its figures go to report_files/ beside it)",
+        ),
+    ],
     runs: Annotated[
         str | None,
         typer.Option("--runs", help="Runs to check predictions against (those not in the fit)."),
@@ -244,7 +250,7 @@ def report_cmd(
     json_out: JsonFlag = False,
     law_module: LawModule = None,
 ) -> None:
-    """Write a self-contained HTML or Markdown report: decision, frontier, fit, diagnostics, checklist."""
+    """Write a report (decision, frontier, fit, diagnostics, checklist): one self-contained HTML file, or Markdown with its figures in <stem>_files/."""
     from bayesplit.posterior import load_posterior
     from bayesplit.reporting import write_report
 
@@ -265,7 +271,11 @@ def report_cmd(
             force=force,
         )
     if json_out:
-        emit_json({"out": str(out), "format": "md" if out.suffix.lower() == ".md" else "html"})
+        md = out.suffix.lower() == ".md"
+        result = {"out": str(out), "format": "md" if md else "html"}
+        if md:
+            result["figures"] = str(out.with_name(f"{out.stem}_files"))
+        emit_json(result)
 
 
 def register(app: typer.Typer) -> None:

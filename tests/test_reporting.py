@@ -1,0 +1,49 @@
+"""The report's two renderers and its figure folder, without fitting anything."""
+
+from __future__ import annotations
+
+from bayesplit.reporting import BR, _b, _code, _html_blocks, _md_blocks
+
+BLOCKS = [
+    ("bad", "Gate failed: ESS 12 < 400"),
+    ("box", [_b("Recommendation."), " Train <big>."]),
+    ("note", "Note: D' is at r·U"),
+    (
+        "table",
+        ["item", "value"],
+        [["law", [_code("add|x"), ": E_k·d'_0"]], ["priors", ["a ~ N(0, 1)", BR, "b*c"]]],
+        2,
+    ),
+    ("table", ["run", "inside"], [["a|b", [_b("no")]], ["D' > 1", "yes"]], 1),
+    ("img", "split", "loss vs split point"),
+]
+
+
+def test_html_renderer_draws_the_blocks():
+    html = _html_blocks(BLOCKS, {"split": b"png"})
+    assert html.startswith(
+        "<p class='bad'>Gate failed: ESS 12 &lt; 400</p>"
+        "<div class='box'><b>Recommendation.</b> Train &lt;big&gt;.</div>"
+        "<p class='muted'>Note: D&#x27; is at r·U</p>"
+        "<table><tr><th class='l'>item</th><th class='l'>value</th></tr>"
+        "<tr><td class='l'>law</td><td class='l'><code>add|x</code>: E_k·d&#x27;_0</td></tr>"
+        "<tr><td class='l'>priors</td><td class='l'>a ~ N(0, 1)<br>b*c</td></tr></table>"
+        "<table><tr><th class='l'>run</th><th>inside</th></tr>"
+        "<tr><td class='l'>a|b</td><td><b>no</b></td></tr>"
+        "<tr><td class='l'>D&#x27; &gt; 1</td><td>yes</td></tr></table>"
+    )
+    assert html.endswith("<img alt='loss vs split point' src='data:image/png;base64,cG5n'>")
+
+
+def test_markdown_renderer_draws_the_same_blocks():
+    assert _md_blocks(BLOCKS, "my report_files") == [
+        "**Gate failed: ESS 12 < 400**",
+        "> **Recommendation.** Train \\<big>.",
+        "Note: D' is at r·U",
+        "| item   | value |\n"
+        "| :----- | :---- |\n"
+        "| law    | `add\\|x`: E_k·d'\\_0 |\n"
+        "| priors | a ~ N(0, 1); b\\*c |",
+        "| run    | inside |\n| :----- | -----: |\n| a\\|b   | **no** |\n| D' > 1 |    yes |",
+        "![loss vs split point](my%20report_files/split.png)",
+    ]
