@@ -43,6 +43,11 @@ assert tuple(_COLUMN_TYPES) == CANONICAL
 #: Columns whose presence in a ``runs`` table marks a SQLite file as a run store.
 _STORE_COLUMNS = frozenset({"row_id", *CANONICAL, "extra", "inserted_at"})
 
+#: Layout of the store, in SQLite's ``user_version``: a later bayesplit that changes the
+#: layout raises it, so that this one refuses a store it would misread instead of guessing.
+#: Stores written before it was recorded (0) have this layout.
+SCHEMA_VERSION = 1
+
 # One transaction, so a process opening a store that another is creating sees all of
 # the schema or none of it.
 _SCHEMA = f"""
@@ -58,6 +63,7 @@ CREATE TRIGGER IF NOT EXISTS runs_no_update BEFORE UPDATE ON runs
 BEGIN SELECT RAISE(ABORT, 'the run store is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS runs_no_delete BEFORE DELETE ON runs
 BEGIN SELECT RAISE(ABORT, 'the run store is append-only'); END;
+PRAGMA user_version = {SCHEMA_VERSION};
 COMMIT;
 """
 
@@ -254,8 +260,14 @@ def _check_is_store(path: Path, timeout: float, *, allow_empty: bool) -> None:
                 lambda: con.execute("SELECT type, name FROM sqlite_master").fetchall(), timeout
             )
             columns = {row[1] for row in con.execute("PRAGMA table_info(runs)")}
+            version = con.execute("PRAGMA user_version").fetchone()[0]
         except sqlite3.DatabaseError as exc:
             raise BayesplitError(f"{path} is not a bayesplit run store: {exc}") from None
+    if columns >= _STORE_COLUMNS and version > SCHEMA_VERSION:
+        raise BayesplitError(
+            f"{path} is a run store of a newer layout (version {version}; this bayesplit "
+            f"reads up to {SCHEMA_VERSION}): upgrade bayesplit to use it"
+        )
     if columns >= _STORE_COLUMNS:
         return
     if not objects:

@@ -217,3 +217,23 @@ def test_a_table_of_another_version_is_not_called_duplicates(tmp_path):
     with pytest.raises(BayesplitError) as err:
         RunStore(path).append(good_table())
     assert "already in the store" not in str(err.value)
+
+
+def test_a_store_of_a_newer_layout_is_refused_not_misread(tmp_path):
+    from bayesplit.store import SCHEMA_VERSION
+
+    path = tmp_path / "runs.db"
+    RunStore(path).append([_row(0, 0)])
+    con = sqlite3.connect(path)
+    assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    con.execute("PRAGMA user_version = 0")  # a store from before the version was kept
+    con.commit()
+    assert len(RunStore(path, read_only=True)) == 1
+    RunStore(path)  # opening it to write records its layout
+    assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    con.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    con.commit()
+    con.close()
+    for read_only in (True, False):
+        with pytest.raises(BayesplitError, match="newer layout .* upgrade bayesplit"):
+            RunStore(path, read_only=read_only)
