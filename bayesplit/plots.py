@@ -219,7 +219,9 @@ def plot_frontier(table, ax=None, level: float = 0.9):
         ax2.set_xscale("log")
         ax2.set_yscale("log")
         ax2.set_xlabel("training budget C (FLOPs)")
-        ax2.set_ylabel("model size N (parameters, as counted in the run table)")
+        ax2.set_ylabel(
+            "model size N\n(parameters, as counted in the run table)"
+        )  # one line did not fit 4 in
         ax3 = ax2.twinx()
         ax3.plot(b, table["pretrain_fraction"], "s--", color="#555", label="pretraining share")
         ax3.set_ylim(0, 1.05)
