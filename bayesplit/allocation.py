@@ -270,6 +270,16 @@ def _ladder_sizes(ladder) -> np.ndarray:
     return np.sort(sizes)
 
 
+def smallest_budget(
+    runs: pd.DataFrame, n_domains: int, compute: ComputeModel | None = None
+) -> float:
+    """FLOPs of the smallest plan the allocator can consider: the smallest fitted N trained
+    on the shortest fitted pretraining (times the trunk's multiplier for ``n_domains``)."""
+    compute = compute or ComputeModel()
+    n_min, d_min = float(runs["params"].min()), float(runs["pretrain_tokens"].min())
+    return compute.flops_per_token(n_min) * d_min * compute.pretrain_multiplier(n_domains)
+
+
 def check_budget_buys_a_run(
     budget: float, runs: pd.DataFrame, n_domains: int, compute: ComputeModel | None = None
 ) -> None:
@@ -279,10 +289,9 @@ def check_budget_buys_a_run(
     (``runs``: the modelled rows), so below that no plan is feasible. Commands that fit
     first call this before the fit, so a budget typo costs no minutes.
     """
-    compute = compute or ComputeModel()
-    n_min, d_min = float(runs["params"].min()), float(runs["pretrain_tokens"].min())
-    smallest = compute.flops_per_token(n_min) * d_min * compute.pretrain_multiplier(n_domains)
+    smallest = smallest_budget(runs, n_domains, compute)
     if budget < smallest:
+        n_min, d_min = float(runs["params"].min()), float(runs["pretrain_tokens"].min())
         raise BayesplitError(
             f"budget {budget:.3g} FLOPs is below the smallest run the law is fitted on "
             f"(N={n_min:.3g}, D={d_min:.3g}: {smallest:.3g} FLOPs); no plan is feasible"

@@ -105,6 +105,22 @@ def heldout_table(posterior, runs: pd.DataFrame, level: float = 0.9) -> pd.DataF
     return table
 
 
+def frontier_budgets(posterior, budget: float, count: int = 7) -> np.ndarray:
+    """The report's frontier: ``count`` budgets from where the data end to the target.
+
+    A target within (or near) the data gets the decade below it instead: from the
+    largest run to such a target was a sliver, or ran backwards.
+    """
+    from bayesplit.allocation import smallest_budget
+    from bayesplit.runs import compute_flops
+
+    runs = posterior.runs
+    lo = max(float(np.max(compute_flops(runs))), budget / 1e4)
+    if lo > budget / 10:
+        lo = max(budget / 10, smallest_budget(runs, len(posterior.domains)))
+    return np.geomspace(lo, budget, count)
+
+
 def build_report(
     posterior,
     *,
@@ -127,12 +143,9 @@ def build_report(
         posterior, budget=budget, trunk=trunk, weights=weights, risk=risk, level=level, force=force
     )
     d = alloc.to_dict()
-    data = posterior.runs
-    c_data = 6 * data["params"] * (data["pretrain_tokens"] + data["spec_tokens"])
-    budgets = np.geomspace(max(c_data.max(), budget / 1e4), budget, 7)
     fr = frontier(
         posterior,
-        budgets,
+        frontier_budgets(posterior, budget),
         trunk=trunk,
         weights=weights,
         risk=risk,

@@ -1,6 +1,9 @@
-"""The report's two renderers and its figure folder, without fitting anything."""
+"""The report's two renderers and its frontier budgets, without drawing a report."""
 
 from __future__ import annotations
+
+import numpy as np
+import pytest
 
 from bayesplit.reporting import BR, _b, _code, _html_blocks, _md_blocks
 
@@ -47,3 +50,21 @@ def test_markdown_renderer_draws_the_same_blocks():
         "| run    | inside |\n| :----- | -----: |\n| a\\|b   | **no** |\n| D' > 1 |    yes |",
         "![loss vs split point](my%20report_files/split.png)",
     ]
+
+
+def test_frontier_budgets_run_from_the_data_to_the_target(additive_posterior):
+    from bayesplit.allocation import smallest_budget
+    from bayesplit.reporting import frontier_budgets
+    from bayesplit.runs import compute_flops
+
+    largest = float(compute_flops(additive_posterior.runs).max())
+    far = frontier_budgets(additive_posterior, largest * 1e6)
+    assert far[0] == pytest.approx(largest * 100) and far[-1] == pytest.approx(largest * 1e6)
+    near = frontier_budgets(additive_posterior, largest * 3)
+    assert near[0] == pytest.approx(largest * 3 / 10)  # the decade below
+    # a target within the data: the range from the largest run ran backwards
+    inside = frontier_budgets(additive_posterior, largest / 2)
+    assert np.all(np.diff(inside) > 0) and inside[-1] == pytest.approx(largest / 2)
+    floor = smallest_budget(additive_posterior.runs, len(additive_posterior.domains))
+    low = frontier_budgets(additive_posterior, floor * 2)
+    assert low[0] == pytest.approx(floor) and low[-1] == pytest.approx(floor * 2)
