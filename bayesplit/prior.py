@@ -30,6 +30,11 @@ def sample_prior(law: Law, spec, data, *, draws: int, seed: int) -> dict[str, np
     import jax
     from numpyro.infer import Predictive
 
+    from bayesplit._jax import configure
+
+    # float64 and 64-bit seeds, as in a fit: without it the draws depended on whether a fit
+    # had run earlier in the process, and seeds 2**32 apart drew the same
+    configure()
     model = partial(numpyro_model, law, spec, model_arrays(data))
     with jax.default_device(jax.devices("cpu")[0]):
         sim = Predictive(model, num_samples=draws)(jax.random.PRNGKey(seed), y=None)

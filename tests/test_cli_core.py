@@ -308,3 +308,21 @@ def test_ctrl_c_says_interrupted_and_exits_130(monkeypatch, tmp_path):
     # Typer's own handling exits 130 without a word, which reads like a crash or a hang
     assert (result.exit_code, result.output.strip()) == (130, "interrupted")
     assert not out.exists()
+
+
+def test_prior_draws_depend_on_the_seed_alone(runs_csv):
+    """In a fresh process (JAX not yet set up by a fit), seeds 2**32 apart drew the same,
+    and a seed drew differently before and after a fit had set JAX to 64 bits."""
+    import subprocess
+    import sys
+
+    code = f"""
+from bayesplit.prior import prior_predictive as pp
+from bayesplit._jax import configure
+lo = lambda seed: pp({str(runs_csv)!r}, "additive", draws=50, seed=seed)["lo"].values.tolist()
+a, b = lo(0), lo(2**32)
+configure()
+print(a != b, a == lo(0))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "True"], out.stderr
