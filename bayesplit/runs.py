@@ -25,6 +25,7 @@ Any other column is kept as it is.
 from __future__ import annotations
 
 import csv
+import datetime
 import gzip
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -413,7 +414,24 @@ def _exact_int(v):
     return _NOT_INT64
 
 
+#: Values pandas would read as numbers that are not counts or losses: True as 1, a date
+#: as nanoseconds since 1970, a complex number as its real part.
+_NOT_NUMBERS = (
+    bool,
+    np.bool_,
+    complex,
+    np.complexfloating,
+    datetime.date,
+    datetime.time,
+    datetime.timedelta,
+    np.datetime64,
+    np.timedelta64,
+)
+
+
 def _to_number(v):
+    if isinstance(v, _NOT_NUMBERS):
+        return np.nan  # reported with the other values that are not numbers
     if isinstance(v, str):
         v = v.strip()
         if v == "":

@@ -68,6 +68,23 @@ BAD = {
     "wrong unit tokens": (lambda t: t.assign(pretrain_tokens=[2, 2, 6, 6, 2]), "wrong unit"),
     "perplexity": (lambda t: t.assign(loss=[49.0, 16.4, 33.1, 12.2, 10.0]), "perplexity"),
     "spec without domain": (lambda t: t.assign(train_domain=[None] * 5), "train_domain is empty"),
+    # values pandas reads as numbers: True as 1, a date as ns since 1970, complex as real
+    "bool in a number column": (
+        lambda t: t.assign(loss=[3.9, True, 3.5, 2.5, 2.3]),
+        "column 'loss' has non-numeric values (row 2: True)",
+    ),
+    "dates as sizes": (
+        lambda t: t.assign(params=pd.to_datetime(["2020-01-01"] * 5)),
+        "column 'params' has non-numeric values (rows 1, 2, 3, 4, 5: Timestamp(",
+    ),
+    "time spans as tokens": (
+        lambda t: t.assign(pretrain_tokens=pd.to_timedelta([1] * 5, unit="s")),
+        "column 'pretrain_tokens' has non-numeric values",
+    ),
+    "complex loss": (
+        lambda t: t.assign(loss=np.array([3.9 + 1j, 3.0, 3.5, 2.5, 2.3])),
+        "column 'loss' has non-numeric values",
+    ),
 }
 
 
