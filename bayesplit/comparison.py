@@ -182,6 +182,12 @@ def compare(
         row.update(holdout_metrics(post, holdout, level) if len(holdout) else {"n_holdout": 0})
         row.update(loo_metrics(post))
         warnings = list(post.diagnostics.failures)
+        other = holdout.loc[~holdout["eval_domain"].isin(post.domains), "eval_domain"]
+        if len(other):  # the fit has no parameters for them, so they cannot be scored
+            warnings.append(
+                f"{len(other)} held-out row{'s' if len(other) != 1 else ''} on domains the "
+                f"fitted runs lack ({', '.join(sorted(map(str, set(other))))}) not predicted"
+            )
         if row["pareto_k_bad"]:
             warnings.append(
                 f"{row['pareto_k_bad']} rows with Pareto k > {PARETO_K_BAD}: PSIS-LOO is unreliable for them"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 from support import unusable_outputs
 from typer.testing import CliRunner
@@ -326,3 +327,26 @@ print(a != b, a == lo(0))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "True"], out.stderr
+
+
+def test_compare_scores_the_largest_runs_and_names_what_it_could_not(tmp_path, additive_runs):
+    """End to end on one law: the largest runs are held out and predicted, and held-out
+    rows on a domain the fitted runs lack are named (they were dropped without a word)."""
+    from bayesplit.runs import compute_flops
+
+    largest = additive_runs.loc[compute_flops(additive_runs).argmax()]
+    extra = largest.to_frame().T.assign(eval_domain="medical", train_domain=None, spec_tokens=0)
+    extra = extra.assign(run_id="big-medical", loss=3.0)
+    extra["params"] = additive_runs["params"].max() * 1.5  # larger than all: held out
+    runs = tmp_path / "runs.csv"
+    pd.concat([additive_runs, extra]).to_csv(runs, index=False)
+    args = ["compare", "--runs", str(runs), "--laws", "additive", "--holdout-largest", "0.1"]
+    args += ["--chains", "2", "--draws", "150", "--warmup", "150", "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.stdout)["laws"]
+    assert row["law"] == "additive" and row["n_holdout"] > 0
+    assert 0 <= row["coverage"] <= 1 and row["median_rel_error"] < 0.05
+    assert (
+        "1 held-out row on domains the fitted runs lack (medical) not predicted" in row["warnings"]
+    )
