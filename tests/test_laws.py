@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -125,6 +126,36 @@ def test_bad_param_definitions_are_refused():
         Param("E", "positive", 0.0, 0.0)
     with pytest.raises(BayesplitError):
         Param("not an identifier", "positive", 0.0, 1.0)
+    # a NaN or text prior reached NUTS as "Normal distribution got invalid loc parameter"
+    for bad in (float("nan"), float("inf"), "0.5", True, None):
+        with pytest.raises(BayesplitError, match="prior loc must be a finite number"):
+            Param("E", "positive", bad, 1.0)
+    with pytest.raises(BayesplitError, match="prior scale must be a finite number"):
+        Param("E", "positive", 0.0, float("inf"))
+
+
+def _mean(ops, p, x):
+    return ops.log(p["E"] + 0 * x.n)
+
+
+@pytest.mark.parametrize(
+    ("names", "law_name", "message"),
+    [
+        # NUTS: "all sites must have unique names but got `sigma` duplicated" (a traceback)
+        (["sigma"], "sig", "parameter name 'sigma' is taken by the model itself"),
+        (["E", "domain"], "dom", "parameter name 'domain' is taken by the model itself"),
+        (["E", "E_mu"], "mu", "'E_mu' is the name the model gives a part of parameter 'E'"),
+        (["E", "E_z"], "z", "'E_z' is the name the model gives a part of parameter 'E'"),
+        # a name `compare --laws a,b` could never pass
+        (["E"], "my law, v2", "law name 'my law, v2' must be letters, digits"),
+        (["E"], "", "law name '' must be"),
+        (["E"], "[bold]x[/bold]", "must be letters, digits"),
+    ],
+)
+def test_laws_whose_names_would_collide_are_refused(names, law_name, message):
+    params = tuple(Param(n, "positive", 0.0, 1.0) for n in names)
+    with pytest.raises(BayesplitError, match=re.escape(message)):
+        Law(law_name, "L = E", params, _mean)
 
 
 def test_describe_has_formula_and_priors():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -19,6 +20,16 @@ from typing import Any, Literal
 from bayesplit.errors import BayesplitError
 
 Support = Literal["positive", "unit", "real"]
+
+
+#: Names the hierarchical model gives its own sites, plates and dims (noise, run effects,
+#: ArviZ's chain and draw): a parameter so named would collide with them in NUTS.
+MODEL_SITES = frozenset(
+    {"sigma", "nu", "run_sd", "run_z", "log_loss", "domain", "run", "obs", "chain", "draw"}
+)
+#: Each parameter ``X`` also becomes sites ``X_mu``, ``X_tau``, ``X_k``, ``X_z``, ``X_u``.
+PARAM_SITE_SUFFIXES = ("_mu", "_tau", "_k", "_z", "_u")
+LAW_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
 
 
 @dataclass(frozen=True)
@@ -57,12 +68,19 @@ class Param:
     description: str = ""
 
     def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            raise BayesplitError(f"parameter name {self.name!r} must be an identifier")
         if self.support not in ("positive", "unit", "real"):
             raise BayesplitError(f"parameter {self.name}: unknown support {self.support!r}")
+        for what in ("loc", "scale", "group_scale"):
+            v = getattr(self, what)
+            # a NaN loc reached NUTS as "Normal distribution got invalid loc parameter"
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+                raise BayesplitError(
+                    f"parameter {self.name}: prior {what} must be a finite number, got {v!r}"
+                )
         if not (self.scale > 0 and self.group_scale > 0):
             raise BayesplitError(f"parameter {self.name}: prior scales must be > 0")
-        if not self.name.isidentifier():
-            raise BayesplitError(f"parameter name {self.name!r} must be an identifier")
 
     def prior_loc(self, log_loss_scale: float) -> float:
         """Prior location on the unconstrained scale, given the typical observed log loss."""
@@ -129,9 +147,27 @@ class Law:
     _index: dict[str, Param] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
+        if not isinstance(self.name, str) or not LAW_NAME.fullmatch(self.name):
+            # a comma or a space could never be named in `compare --laws a,b`
+            raise BayesplitError(
+                f"law name {self.name!r} must be letters, digits, '_', '-' or '.' (no spaces "
+                "or commas)"
+            )
         names = [p.name for p in self.params]
         if len(set(names)) != len(names):
             raise BayesplitError(f"law {self.name}: duplicate parameter names")
+        parts = {f"{o}{suffix}": o for o in names for suffix in PARAM_SITE_SUFFIXES}
+        for name in names:
+            if name in MODEL_SITES:
+                raise BayesplitError(
+                    f"law {self.name}: parameter name {name!r} is taken by the model itself "
+                    f"({', '.join(sorted(MODEL_SITES))}); choose another"
+                )
+            if name in parts:
+                raise BayesplitError(
+                    f"law {self.name}: parameter name {name!r} is the name the model gives a "
+                    f"part of parameter {parts[name]!r}; choose another"
+                )
         object.__setattr__(self, "_index", {p.name: p for p in self.params})
 
     @property
