@@ -30,11 +30,15 @@ def _written(tmp_path) -> set[str]:
 
 
 @pytest.mark.parametrize("command", ["allocate", "frontier"])
-@pytest.mark.parametrize("case", ["under a file", "a folder", "in /proc", "no extension", "bad"])
+@pytest.mark.parametrize(
+    "case", ["under a file", "a folder", "in /proc", "no extension", "bad", "needs LaTeX"]
+)
 def test_plot_paths_are_checked_before_the_work(post_path, tmp_path, command, case):
     cases = unusable_outputs(tmp_path, "fig.png")
     cases["no extension"] = (str(tmp_path / "fig"), "must end in")
     cases["bad"] = (str(tmp_path / "fig.docx"), "must end in")
+    # matplotlib lists .pgf, then runs LaTeX to write it: a traceback after the work
+    cases["needs LaTeX"] = (str(tmp_path / "fig.pgf"), "must end in")
     plot, message = cases[case]
     budget = ["--budget", "1e20"] if command == "allocate" else ["--budgets", "1e19,1e20"]
     result = runner.invoke(app, [command, str(post_path), *budget, "--force", "--plot", plot])

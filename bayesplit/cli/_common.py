@@ -107,11 +107,17 @@ def check_output_path(
     return target
 
 
+#: Formats matplotlib lists but cannot write by itself: PGF runs a LaTeX program, which
+#: is found missing only after the slow work.
+NEEDS_EXTERNAL_PROGRAM = {"pgf"}
+
+
 def figure_suffixes() -> set[str]:
     """The file types matplotlib can save a figure as (``.png``, ``.pdf``, ``.svg``, ...)."""
     from matplotlib.backend_bases import FigureCanvasBase
 
-    return {"." + ext for ext in FigureCanvasBase.get_supported_filetypes()}
+    types = set(FigureCanvasBase.get_supported_filetypes()) - NEEDS_EXTERNAL_PROGRAM
+    return {"." + ext for ext in types}
 
 
 def check_plot_path(path: Path | str | None, option: str = "--plot") -> Path | None:

@@ -172,13 +172,13 @@ def simulate_cmd(
             seeds=range(seeds),
             progress=None if json_out else (lambda msg: status.update(msg)),
         )
-    if out is not None:
-        with atomic_path(out) as tmp:
-            history.to_csv(tmp, index=False)
-    if plot is not None:
+    if plot is not None:  # first: drawing can fail in more ways than writing a table
         from bayesplit.plots import plot_campaigns, save_figure
 
         save_figure(plot_campaigns(history, title=f"{gt.law.name} truth"), plot)
+    if out is not None:
+        with atomic_path(out) as tmp:
+            history.to_csv(tmp, index=False)
     summary = summarize(history)
     # each other policy's compute to 1% regret over grid's, paired by seed (the test)
     vs_grid = compare_policies(history, "grid") if "grid" in names and len(names) > 1 else None
