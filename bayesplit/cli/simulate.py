@@ -88,9 +88,22 @@ def simulate_cmd(
         ),
     ] = "active,grid,random",
     seeds: Annotated[int, typer.Option(help="Campaigns per policy (seeds 0..n-1).")] = 1,
-    params: Annotated[str | None, typer.Option(help="Candidate model sizes N, comma list.")] = None,
-    pretrain_tokens: Annotated[str | None, typer.Option(help="Candidate D values.")] = None,
-    spec_tokens: Annotated[str | None, typer.Option(help="Candidate D' values.")] = None,
+    params: Annotated[
+        str | None,
+        typer.Option(
+            help="Candidate model sizes N, comma list (default: 0.1, 0.25, 0.6, 1.5 and 4 × "
+            "the truth's reference N, a power of ten; for a posterior truth, give the sizes "
+            "of your own runs)."
+        ),
+    ] = None,
+    pretrain_tokens: Annotated[
+        str | None,
+        typer.Option(help="Candidate D values (default: 0.2, 0.8, 3.2 × the reference D)."),
+    ] = None,
+    spec_tokens: Annotated[
+        str | None,
+        typer.Option(help="Candidate D' values (default: 0.1, 0.4, 1.6 × the reference D)."),
+    ] = None,
     domains: Annotated[
         str | None, typer.Option(help="Domains of an example:LAW truth (default web,code).")
     ] = None,
