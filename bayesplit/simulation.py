@@ -97,11 +97,11 @@ def design_cost(design: pd.DataFrame, trunks: TrunkState, cost: CostModel) -> fl
 def _trunk_ids(design: pd.DataFrame, seed: int) -> pd.DataFrame:
     """Every run of size N in a campaign branches from the one trunk of that size."""
     out = design.copy()
-    out["trunk_id"] = [f"trunk-N{n:.3g}-s{seed}" for n in out["params"]]
+    out["trunk_id"] = [f"trunk-N{n:.6g}-s{seed}" for n in out["params"]]
     out["seed"] = seed
     out["run_id"] = [
-        f"N{r.params:.3g}-D{r.pretrain_tokens:.3g}"
-        + (f"-{r.train_domain}-Dp{r.spec_tokens:.3g}" if r.spec_tokens > 0 else "")
+        f"N{r.params:.6g}-D{r.pretrain_tokens:.6g}"
+        + (f"-{r.train_domain}-Dp{r.spec_tokens:.6g}" if r.spec_tokens > 0 else "")
         for r in out.itertuples()
     ]
     return out

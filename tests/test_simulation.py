@@ -454,3 +454,14 @@ def test_truth_repr_shows_its_values_not_its_law_object():
         v = np.atleast_1d(truth.params[p.name])
         assert f"{p.name}={v[0]:.4g}" in text or f"{p.name}=[{v[0]:.4g}, " in text
     assert "noise sigma=0.01, seed_sd=0.02" in text and "Param(" not in text
+
+
+def test_close_grid_values_get_their_own_run_ids():
+    # ids were formatted to 3 digits, so 1e7 and 1.0001e7 became one run ("duplicate rows")
+    from bayesplit.simulation import _trunk_ids
+    from bayesplit.truth import factorial_design
+
+    design = factorial_design([1e7, 1.0001e7], [3e8, 3.0001e8], [1e7, 1.00001e7], ("web",))
+    ids = _trunk_ids(design, seed=0)
+    assert ids["run_id"].is_unique and ids.groupby("params")["trunk_id"].nunique().eq(1).all()
+    assert ids["trunk_id"].nunique() == 2
