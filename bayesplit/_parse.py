@@ -40,22 +40,24 @@ def percent(level: float) -> str:
     return f"{float(level) * 100:.4g}%"
 
 
-def check_max_draws(max_draws, what: str = "max_draws", minimum: int = 1) -> int | None:
-    """How many posterior draws to use: None (all of them) or a whole number >= ``minimum``.
+def check_max_draws(
+    max_draws, what: str = "max_draws", minimum: int = 1, none_ok: bool = True
+) -> int | None:
+    """How many draws to use: a whole number >= ``minimum``, or (``none_ok``) None for all
+    of them.
 
     >>> check_max_draws(None), check_max_draws(500)
     (None, 500)
     """
-    if max_draws is None:
+    all_draws = " (or None for all draws)" if none_ok else ""
+    if max_draws is None and none_ok:
         return None
     if isinstance(max_draws, bool) or not isinstance(max_draws, numbers.Integral):
         raise BayesplitError(
-            f"{what} must be a whole number >= 1 (or None for all draws), got {_shown(max_draws)}"
+            f"{what} must be a whole number >= {minimum}{all_draws}, got {_shown(max_draws)}"
         )
     if max_draws < minimum:
-        raise BayesplitError(
-            f"{what} must be >= {minimum} (or None for all draws), got {max_draws}"
-        )
+        raise BayesplitError(f"{what} must be >= {minimum}{all_draws}, got {max_draws}")
     return int(max_draws)
 
 

@@ -157,7 +157,11 @@ def compare(
     from bayesplit.model import prepare
     from bayesplit.prior import check_law_mean
 
-    laws = [laws] if isinstance(laws, str) else list(laws)  # one law, not its letters
+    if laws is None or isinstance(laws, str):
+        laws = [] if laws is None else [laws]  # one law, not its letters
+    elif not all(isinstance(name, str) for name in laws):
+        raise BayesplitError(f"laws must be law names (strings), got {laws!r}")
+    laws = list(laws)
     if not laws:
         raise BayesplitError("give at least one law to compare")
     repeated = sorted({name for name in laws if list(laws).count(name) > 1})

@@ -13,8 +13,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayesplit._parse import check_seed
-from bayesplit.errors import BayesplitError
+from bayesplit._parse import check_max_draws, check_seed
 from bayesplit.laws import Law, get_law
 from bayesplit.model import model_arrays, numpyro_model, prepare
 from bayesplit.prediction import check_level
@@ -94,8 +93,7 @@ def prior_predictive(
         ``lo``/``hi`` (obs) the central ``level`` band; ``inside`` whether each
         observed loss is inside it; ``eval_domain`` coordinate on ``obs``.
     """
-    if draws < 10:
-        raise BayesplitError(f"draws must be >= 10, got {draws}")
+    draws = check_max_draws(draws, "draws", minimum=10, none_ok=False)
     check_level(level)
     seed = check_seed(seed)
     table = load_runs(runs)

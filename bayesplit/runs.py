@@ -577,7 +577,8 @@ def load_runs(
     ----------
     source
         Path to a ``.csv``/``.csv.gz``, ``.parquet``, ``.jsonl`` or run-store
-        ``.db`` file, or a DataFrame.
+        ``.db`` file, ``"bundled:NAME"`` for a bundled data set (as ``--runs`` takes
+        it), or a DataFrame.
     domains
         Optional list of allowed domain names.
 
@@ -588,6 +589,15 @@ def load_runs(
     """
     if isinstance(source, pd.DataFrame):
         return validate_runs(source, domains=domains)
+    if not isinstance(source, (str, Path)):
+        raise BayesplitError(
+            f"runs must be a DataFrame, a file path or 'bundled:NAME', got {type(source).__name__}"
+        )
+    if isinstance(source, str) and source.startswith("bundled:"):
+        from bayesplit.datasets import load_dataset  # as the command line's --runs takes it
+
+        table = load_dataset(source.split(":", 1)[1])
+        return table if domains is None else validate_runs(table, domains=domains)
     return validate_runs(read_table(source), domains=domains, source=str(source))
 
 

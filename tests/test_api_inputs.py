@@ -80,3 +80,36 @@ def test_predict_and_suggest_take_only_whole_seeds(post, seed):
         bayesplit.predict(post, 1e8, 1e9, domain="web", seed=seed)
     with pytest.raises(BayesplitError, match="seed must be"):
         bayesplit.suggest(post, budget=1e20, n=1, seed=seed, max_draws=20)
+
+
+def test_load_runs_takes_bundled_names_as_the_command_line_does():
+    from bayesplit.datasets import load_dataset
+    from bayesplit.runs import load_runs
+
+    # "no such file: bundled:gadre2024" in Python, while --runs took it
+    pd.testing.assert_frame_equal(load_runs("bundled:gadre2024"), load_dataset("gadre2024"))
+    with pytest.raises(BayesplitError, match="unknown dataset 'nope'"):
+        load_runs("bundled:nope")
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        # each was a TypeError from pathlib, JAX or a dict lookup
+        (lambda r: bayesplit.runs.load_runs(None), "runs must be a DataFrame, a file path"),
+        (lambda r: bayesplit.runs.load_runs([1, 2]), "runs must be .* got list"),
+        (lambda r: bayesplit.laws.get_law(["additive"]), "law must be a law name or a Law"),
+        (lambda r: bayesplit.compare(r, None), "give at least one law"),
+        (lambda r: bayesplit.compare(r, [["additive"]]), "laws must be law names"),
+        (
+            lambda r: bayesplit.prior_predictive(r, "additive", draws=10.5),
+            "draws must be a whole number >= 10, got 10.5",
+        ),
+        (lambda r: bayesplit.prior_predictive(r, "additive", draws="100"), "draws must be"),
+        (lambda r: bayesplit.prior_predictive(r, "additive", draws=None), "draws must be"),
+        (lambda r: bayesplit.prior_predictive(r, "additive", draws=5), "draws must be >= 10"),
+    ],
+)
+def test_api_misuse_is_one_clear_error(runs, call, message):
+    with pytest.raises(BayesplitError, match=message):
+        call(runs)

@@ -37,10 +37,6 @@ def load_runs_arg(spec: str):
     """``--runs`` takes a file/store path or ``bundled:NAME`` for a bundled data set."""
     from bayesplit.runs import load_runs
 
-    if spec.startswith("bundled:"):
-        from bayesplit.datasets import load_dataset
-
-        return load_dataset(spec.split(":", 1)[1])
     return load_runs(spec)
 
 

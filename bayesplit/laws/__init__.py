@@ -108,6 +108,8 @@ def get_law(law: str | Law) -> Law:
     """Look a law up by name (a :class:`Law` is returned as is)."""
     if isinstance(law, Law):
         return law
+    if not isinstance(law, str):  # a list was "unhashable type"
+        raise BayesplitError(f"law must be a law name or a Law, got {law!r}")
     if law not in _REGISTRY:
         _load_entry_points()
     try:
