@@ -368,3 +368,16 @@ def test_export_to_parquet_keeps_an_extra_column_typed_differently_by_two_import
     back = pd.read_parquet(out)
     assert back["lr"].tolist() == ["0.001"] * 5 + ["auto"] * 5
     assert back["warmup"].tolist() == [1.0] * 5 + [0.5] * 5  # numbers stay numbers
+
+
+def test_list_shows_an_empty_store_as_empty(tmp_path):
+    # a store a trainer created before its first row: list said "the table has no rows"
+    # and exited 2, while export wrote it (0 rows) and exited 0
+    from bayesplit.store import RunStore
+
+    store = tmp_path / "runs.db"
+    RunStore(store)
+    result = runner.invoke(app, ["runs", "list", str(store), "--json"])
+    assert result.exit_code == 0 and json.loads(result.stdout) == {"rows": 0, "runs": []}
+    result = runner.invoke(app, ["runs", "list", str(store)])
+    assert result.exit_code == 0 and "no rows yet" in result.output

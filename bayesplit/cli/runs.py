@@ -136,6 +136,15 @@ def export_cmd(
         )
 
 
+def _empty_store(source: Path) -> bool:
+    from bayesplit.runs import STORE_SUFFIXES
+    from bayesplit.store import RunStore
+
+    if not source.name.lower().endswith(STORE_SUFFIXES) or not source.is_file():
+        return False
+    return len(RunStore(source, read_only=True)) == 0
+
+
 @app.command("list")
 def list_cmd(
     source: Annotated[Path, typer.Argument(help="Run store, run table or bundled:NAME.")],
@@ -147,6 +156,14 @@ def list_cmd(
     """Show the rows of a store or table."""
     if limit < 0:
         raise BayesplitError("--limit must be >= 0")
+    if _empty_store(
+        source
+    ):  # a store a trainer created before its first row: a state, not an error
+        if json_out:
+            emit_json({"rows": 0, "runs": []})
+        else:
+            console.print(f"{escape(str(source))}: a run store with no rows yet")
+        return
     runs = load_runs_arg(str(source))
     shown = runs if limit == 0 else runs.head(limit)
     if json_out:
