@@ -148,7 +148,8 @@ def compare(
     Returns
     -------
     pandas.DataFrame
-        One row per law: held-out ``median_rel_error``, ``max_rel_error``,
+        One row per law: ``n_train`` fitted rows (``n_train_runs`` runs), held-out
+        ``median_rel_error``, ``max_rel_error``,
         ``coverage`` (``coverage_new_run``: see :func:`holdout_metrics`), ``elpd_loo`` (± se, with the count of Pareto k > 0.7),
         ``gate_ok`` and the warnings, sorted by elpd.
     """
@@ -182,7 +183,12 @@ def compare(
                 f"fitting {name} on {train['run_id'].nunique()} runs, holding out {holdout['run_id'].nunique()}"
             )
         post = fit(train, name, **fit_kwargs)
-        row = {"law": name, "n_train": len(post.runs)}
+        # rows and runs: the progress line counts runs, and one run has a row per domain
+        row = {
+            "law": name,
+            "n_train": len(post.runs),
+            "n_train_runs": post.runs["run_id"].nunique(),
+        }
         row.update(holdout_metrics(post, holdout, level) if len(holdout) else {"n_holdout": 0})
         row.update(loo_metrics(post))
         warnings = list(post.diagnostics.failures)
