@@ -117,6 +117,11 @@ def _load_ladder(spec: str | None) -> list[dict]:
     try:
         return load_ladder(spec)
     except BayesplitError:
+        if spec is not None and Path(spec).is_dir():  # not "no such model ladder": it exists
+            raise BayesplitError(
+                f"{spec} is a folder, not a model ladder: give a ladder YAML file or the name "
+                "of one in models/"
+            ) from None
         raise
     except (TypeError, ValueError) as exc:
         path = resolve_ladder(spec)
@@ -255,7 +260,11 @@ def pretrain_cmd(
     ] = None,
     cooldown: Annotated[
         float | None,
-        typer.Option("--cooldown", help="Decay length of a general model, fraction of D."),
+        typer.Option(
+            "--cooldown",
+            help="Decay length of a general model, fraction of D; it must round to at least "
+            "one optimizer step of each D.",
+        ),
     ] = None,
     decay_shape: Annotated[
         str | None, typer.Option("--decay-shape", help="linear, 1-sqrt or cosine.")
@@ -274,6 +283,7 @@ def pretrain_cmd(
 
     data = _check_corpus(corpus)
     entry = find_model(_load_ladder(ladder), model)
+    _no_empty_items(branch_at, "--branch-at")
     points = parse_counts(branch_at, "--branch-at") if branch_at else []
     if not points:
         raise BayesplitError("--branch-at needs at least one token count")
@@ -309,6 +319,15 @@ def pretrain_cmd(
         progress=progress,
     )
     _show(df, as_json)
+
+
+def _no_empty_items(text: str, option: str) -> None:
+    """Refuse a comma list with an empty item (``2560,,5120``): it was dropped silently."""
+    if text and any(not t.strip() for t in text.split(",")):
+        raise BayesplitError(
+            f"{option} has an empty item in {text!r}; give token counts separated by single "
+            "commas (e.g. 1e6,2e6)"
+        )
 
 
 def _check_branch_points(points: list[float], entry: dict) -> None:
@@ -360,6 +379,7 @@ def specialize_cmd(
 ) -> None:
     """Continue a trunk checkpoint on one domain for D' tokens; write one row per eval domain."""
     from bayesplit.runs import MIN_PLAUSIBLE_COUNT
+    from bayesplit.train.config import MAX_TOKENS
 
     data = _check_corpus(corpus)
     if not checkpoint.is_file():
@@ -369,6 +389,11 @@ def specialize_cmd(
     if dp < MIN_PLAUSIBLE_COUNT:
         raise BayesplitError(
             f"--tokens must be at least {MIN_PLAUSIBLE_COUNT:g} tokens (a raw count), got {tokens!r}"
+        )
+    if dp > MAX_TOKENS:
+        raise BayesplitError(
+            f"--tokens must be at most 2^53 = {MAX_TOKENS:.4g} tokens (past it a count is not "
+            f"exact as a float, and the run would not finish), got {tokens!r}"
         )
     _fraction(replay, "--replay")
     _fraction(rewarmup, "--rewarmup", closed=True)
@@ -630,6 +655,7 @@ def loop_cmd(
     overrides = _overrides(_device(device), _eval_tokens(eval_tokens))
     _check_store(store)
     work = _workdir(workdir, store)
+    _check_run_cap(run_cap, max_run_flops, entries, data, store, first)
     if cap is not None and len(_store_for_planning(store)) == 0:
         from bayesplit.train.closed_loop import _design_flops, seed_suggestions
 
@@ -677,3 +703,41 @@ def loop_cmd(
     )
     if as_json:
         emit_json({"rounds": history.to_dict("records")})
+
+
+def _check_run_cap(cap, text, entries, data, store: Path, seed_tokens) -> None:
+    """Refuse a ``--max-run-flops`` below the cheapest run the loop could ever suggest.
+
+    The loop suggests runs on the ladder's sizes at D and D' no shorter than those of the
+    runs it has (the seed design on an empty store), priced as ``bayesplit suggest`` prices
+    them; the cheapest conceivable one is the shortest branch (a general model's cooldown,
+    or the shortest D') of the smallest size off a trunk already trained. Under that, no
+    suggestion fits and the loop would train the seed design only to stop after it.
+    """
+    if cap is None:
+        return
+    import pandas as pd
+
+    from bayesplit.design import CostModel
+
+    known = _store_for_planning(store)
+    if len(known):
+        runs, source = known.read(), f"the runs in {store}"
+    else:
+        from bayesplit.train.closed_loop import seed_suggestions
+
+        seed = seed_suggestions(entries, list(data.domains), seed_tokens)
+        runs, source = pd.DataFrame(seed), "the seed design of an empty store"
+    cost = CostModel()
+    n = min(min(float(e["params"]) for e in entries), float(runs["params"].min()))
+    d_lo = float(runs["pretrain_tokens"].min())
+    specs = runs.loc[runs["spec_tokens"] > 0, "spec_tokens"]
+    dp_lo = float(specs.min()) if len(specs) else d_lo / 100
+    branch = min(cost.cooldown_fraction * d_lo, dp_lo)
+    cheapest = cost.flops_per_param_token * n * branch
+    if cap < cheapest:
+        raise BayesplitError(
+            f"--max-run-flops {text} is below the cheapest run the loop could suggest: "
+            f"{cheapest:.3g} FLOPs ({cost.flops_per_param_token:g} × N = {n:,.0f}, the smallest "
+            f"size, × {branch:,.0f} tokens, the shortest branch after {source}); raise it"
+        )

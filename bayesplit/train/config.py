@@ -188,6 +188,13 @@ def steps_for(tokens: float, tokens_per_step: int) -> int:
     return max(1, int(round(float(tokens) / tokens_per_step)))
 
 
+#: Largest token count a run may ask for: 2^53 (about 9.0e15, hundreds of times the largest
+#: published training runs). Up to it every whole count is exact as a float (the run table
+#: stores counts as floats), and steps, tokens and ``D + D'`` fit the store's 64-bit INTEGER
+#: step column; past it a count is a typo that would train for ever.
+MAX_TOKENS = 2**53
+
+
 def exact_steps(
     tokens: float,
     tokens_per_step: int,
@@ -201,15 +208,23 @@ def exact_steps(
     :func:`steps_for` trains at least one step, so a count under half a step would silently
     train a whole one (twice what was asked, or far more); and the run store refuses counts
     below ``MIN_PLAUSIBLE_COUNT``. Both are refused here, naming the smallest count that
-    works. ``what`` names the value in the message (``--branch-at``, ``D'``, ...).
+    works, and so is a count above :data:`MAX_TOKENS`. ``what`` names the value in the
+    message (``--branch-at``, ``D'``, ...).
     """
     from bayesplit.runs import MIN_PLAUSIBLE_COUNT
 
     x = float(tokens)
+    of = f" of {model}" if model else ""
+    most = MAX_TOKENS // tokens_per_step
     steps = round(x / tokens_per_step) if math.isfinite(x) else 0
+    if x > MAX_TOKENS or steps > most:  # inf too
+        raise BayesplitError(
+            f"{what} {x:g} is more than a run may train: token counts go up to 2^53 = "
+            f"{MAX_TOKENS:.4g} ({most:,} optimizer steps{of}), past which a count is not "
+            "exact as a float and the run would not finish"
+        )
     if steps < 1 or steps * tokens_per_step < MIN_PLAUSIBLE_COUNT:
         smallest = max(1, math.ceil(MIN_PLAUSIBLE_COUNT / tokens_per_step)) * tokens_per_step
-        of = f" of {model}" if model else ""
         raise BayesplitError(
             f"{what} {x:g} is {x / tokens_per_step:.3g} optimizer steps{of} "
             f"({tokens_per_step:,} tokens each); {kind} is whole steps and at least "

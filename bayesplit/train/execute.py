@@ -32,9 +32,16 @@ from bayesplit.errors import BayesplitError
 from bayesplit.train.config import TrainConfig, exact_steps, steps_for
 from bayesplit.train.corpus import Corpus
 from bayesplit.train.ladder import at_vocab, find_model, load_ladder
-from bayesplit.train.rows import open_store
 from bayesplit.train.specialist import SpecConfig, spec_run_id, spec_sampler
-from bayesplit.train.trunk import general_run_id, general_sampler, model_config, trunk_id_for
+from bayesplit.train.trunk import (
+    _check_trunk_meta,
+    decay_steps,
+    general_run_id,
+    general_sampler,
+    model_config,
+    read_trunk_meta,
+    trunk_id_for,
+)
 
 LAUNCHERS = ("local", "torchrun", "slurm")
 
@@ -115,7 +122,9 @@ def load_suggestions(path: str | Path) -> list[dict]:
 def _number(s: dict, key: str, i: int, default: float | None = None) -> float:
     v = s.get(key, default)
     try:
-        if isinstance(v, bool):  # float(True) is 1.0: a typo would become a count
+        # float(True) is 1.0 and float("2560") is 2560.0: a typo, or a number written as
+        # text, would become a count (as a seed written as text is refused)
+        if isinstance(v, (bool, str)):
             raise TypeError
         x = float(v)
     except (TypeError, ValueError):
@@ -306,6 +315,7 @@ def plan_suggestions(
     checked: set[tuple[str, str]] = set()  # (trunk, domain) of specialists checked
     done: list[int] = []
     notes: list[str] = []
+    general: list[tuple[int, float, int, int, str]] = []  # general rows: their decays
     for i, s in enumerate(suggestions):
         if not isinstance(s, dict):
             raise BayesplitError(f"suggestion #{i + 1} is not an object")
@@ -328,8 +338,12 @@ def plan_suggestions(
             raise BayesplitError(f"suggestion #{i + 1}: pretrain_tokens must be > 0")
         domain = s.get("train_domain")
         if dp > 0:
-            if not isinstance(domain, str) or not domain:
+            if domain is None or domain == "":
                 raise BayesplitError(f"suggestion #{i + 1}: spec_tokens > 0 needs a train_domain")
+            if not isinstance(domain, str):
+                raise BayesplitError(
+                    f"suggestion #{i + 1}: train_domain must be a domain name (text), got {domain!r}"
+                )
             corpus.check_domain(domain)
         run_seed = _seed(s, i, seed)
         tc = TrainConfig.from_entry(entry, **(train_overrides or {}))
@@ -347,6 +361,7 @@ def plan_suggestions(
         where = f"suggestion #{i + 1}:"
         d_exact = exact_steps(d, tps, f"{where} pretrain_tokens", model=entry["name"]) * tps
         if dp == 0:
+            general.append((i, tc.cooldown_fraction, d_exact // tps, tps, entry["name"]))
             if (general_run_id(trunk_id, tc), d_exact) in have:
                 done.append(i)
                 continue
@@ -358,9 +373,13 @@ def plan_suggestions(
                 continue
         if trunk_id not in jobs:
             # what training would refuse (a domain too short for a row, token ids beyond the
-            # vocabulary, a replay fraction the batch cannot hold) is refused while planning,
+            # vocabulary, a replay fraction the batch cannot hold, a trunk folder of another
+            # configuration or with an unreadable trunk.json) is refused while planning,
             # before execute creates the store
             general_sampler(corpus, tc, cfg, run_seed)
+            _check_trunk_meta(
+                workdir / "trunks" / trunk_id, entry, cfg, tc, run_seed, corpus, trunk_id
+            )
         if dp > 0 and (trunk_id, domain) not in checked:
             spec_sampler(corpus, tc, cfg, domain, spec, run_seed)
             checked.add((trunk_id, domain))
@@ -373,6 +392,13 @@ def plan_suggestions(
             key = (d_exact, domain, dp_exact)
             if key not in job.specs:
                 job.specs.append(key)
+    # a cooldown that rounds to no decay step is refused, as pretraining would; after the
+    # other checks of every suggestion, which say what is wrong with a count itself
+    for i, fraction, n, tps, name in general:
+        try:
+            decay_steps(fraction, n, tps, name)
+        except BayesplitError as exc:
+            raise BayesplitError(f"suggestion #{i + 1}: {exc}") from None
     for job in jobs.values():
         job.eval_at.sort()
         job.specs.sort()
@@ -388,7 +414,8 @@ def _compatible_trunk(trunk_dir: Path, trunk_id: str) -> bool:
     mine = trunk_dir.parent / trunk_id / "trunk.json"
     if not mine.is_file():
         return False
-    a, b = json.loads(f.read_text()), json.loads(mine.read_text())
+    # an unreadable one is refused as pretraining refuses it, not a JSONDecodeError
+    a, b = read_trunk_meta(f), read_trunk_meta(mine)
     a.pop("trunk_id", None), b.pop("trunk_id", None)
     return a == b
 
@@ -537,11 +564,13 @@ def execute_suggestions(
     )
     if not plan.jobs:
         return pd.DataFrame()
-    store_obj = _open_store(store)  # created only now, once the plan has passed every check
+    # the store is created by the first job that writes rows, once its run has trained:
+    # a plan refused here, or a run that fails, leaves no empty store behind
+    store_path = _store_path(store)
     corpus_path = str(corpus.path if isinstance(corpus, Corpus) else Path(corpus).resolve())
     context = {
         "corpus": corpus_path,
-        "store": str(Path(store_obj.path).resolve()),
+        "store": str(store_path.resolve()),
         "workdir": str(Path(workdir).resolve()),
         "train_overrides": train_overrides or {},
         "spec": asdict(spec),
@@ -615,10 +644,10 @@ def _slurm(jobs: list[dict], workdir: Path, options: dict[str, Any]) -> list[pd.
     return [pd.DataFrame(s.result()) for s in submitted]
 
 
-def _open_store(store: Any):
+def _store_path(store: Any) -> Path:
     if store is None:
         raise BayesplitError("executing suggestions needs a run store")
-    return open_store(store)
+    return Path(store.path) if hasattr(store, "append") else Path(store)
 
 
 class _NoStoreYet:

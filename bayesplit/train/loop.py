@@ -62,22 +62,75 @@ class Trainer:
         self.net = torch.compile(net) if rt.compile else net
         self.tokens_per_step = tc.batch_size * cfg.seq_len
         self.flops_per_token = flops_per_token(cfg)
+        #: the run a divergence error names (set by the caller), and the steps the weights
+        #: in memory have taken on the current run's clock
+        self.run_id: str | None = None
+        self.step = 0
+        # losses of the train call under way, and how many of them are known to be finite
+        self._live: tuple[int, list[torch.Tensor]] | None = None
+        self._checked = 0
 
     # state -----------------------------------------------------------------------------
-    def load(self, state: dict) -> None:
-        """Restore model, optimizer and RNG state from a checkpoint dict."""
+    def load(self, state: dict, source: str | Path | None = None) -> None:
+        """Restore model, optimizer and RNG state from a checkpoint dict.
+
+        A checkpoint whose weights are not finite (a diverged run, saved before the trainer
+        checked) is refused: training on from it would only give NaN losses.
+        """
+        if not finite_weights(state):
+            where = f"checkpoint {source}" if source is not None else "the checkpoint"
+            raise BayesplitError(
+                f"{where} holds weights that are not finite (a run that diverged): delete it, "
+                "and lower the learning rate"
+            )
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"]["torch"])
+        self.step = int(state.get("meta", {}).get("step", 0) or 0)
+
+    def diverged(self, what: str) -> BayesplitError:
+        """The error of a run whose loss or weights are no longer finite."""
+        of = f" of run {self.run_id}" if self.run_id else ""
+        return BayesplitError(f"training diverged: {what}{of}; lower the learning rate")
+
+    def check_finite(self) -> None:
+        """Refuse to go on (or to save) once the training has diverged.
+
+        Checks the train losses of the call under way that were not checked yet (one
+        device sync; under DDP every rank learns whether any rank saw a non-finite loss),
+        then the weights. Called at every checkpoint and at the end of each train call, so
+        a diverged state is never written where a rerun would resume from it.
+        """
+        if self._live is not None:
+            start, losses = self._live
+            if len(losses) > self._checked:
+                recent = torch.stack(losses[self._checked :])
+                bad = ~torch.isfinite(recent)
+                flag = bad.any().to(torch.float32)
+                if self.rt.world > 1:
+                    dist.all_reduce(flag)
+                if float(flag) > 0:
+                    where = bad.nonzero()
+                    if len(where):
+                        i = int(where[0])
+                        step = start + self._checked + i + 1
+                        raise self.diverged(f"loss {float(recent[i])} at step {step}")
+                    step = start + len(losses)
+                    raise self.diverged(f"a loss on another process is not finite by step {step}")
+                self._checked = len(losses)
+        if not finite_weights({"model": self.model.state_dict()}):
+            raise self.diverged(f"the weights are not finite after step {self.step}")
 
     def save(self, path: Path, meta: dict) -> None:
         """Write a checkpoint atomically (rank 0), then sync every rank."""
+        self.check_finite()
         if self.rt.main:
             save_checkpoint(path, self.model, self.opt, meta)
         self.rt.barrier()  # other ranks may load it next
 
     def save_periodic(self, directory: Path, step: int, meta: dict) -> None:
         """Write the newest resume checkpoint, then drop the older ones."""
+        self.check_finite()
         if self.rt.main:
             old = list_checkpoints(directory)["periodic"]
             save_checkpoint(ckpt_path(directory, "periodic", step), self.model, self.opt, meta)
@@ -103,10 +156,16 @@ class Trainer:
         ``on_step(step, losses, seconds)`` runs after every step (``step`` = steps done so far,
         ``losses`` this call's loss tensors, ``seconds`` its train time so far) and may save a
         checkpoint; its time is not counted as training time.
+
+        The losses are checked to be finite every ``checkpoint_every`` steps, before every
+        checkpoint and at the end (see :meth:`check_finite`): a diverged run is a
+        :class:`BayesplitError` naming the first non-finite step.
         """
         self.net.train()
         n_micro = self.rows // self.micro
         losses: list[torch.Tensor] = []
+        self._live, self._checked = (start, losses), 0
+        every = self.tc.checkpoint_every or 0
         seconds = 0.0
         for step in range(start, end):
             t0 = time.perf_counter()
@@ -131,13 +190,17 @@ class Trainer:
             self.opt.step()
             self.opt.zero_grad(set_to_none=True)
             losses.append(total)
+            self.step = step + 1
             if self.rt.cuda:
                 torch.cuda.synchronize()
             seconds += time.perf_counter() - t0
             if progress is not None:
                 progress(1, losses)
+            if step + 1 == end or (every and (step + 1) % every == 0):
+                self.check_finite()
             if on_step is not None:
                 on_step(step + 1, losses, seconds)
+        self._live = None
         return [float(x) for x in torch.stack(losses).cpu()] if losses else [], seconds
 
     @torch.no_grad()
@@ -165,6 +228,9 @@ class Trainer:
                 dist.all_reduce(acc)
             out[d] = (float(acc[0] / acc[1]), int(acc[1]))
         self.model.train()
+        for d, (loss, _) in out.items():  # the same on every rank: all-reduced
+            if not math.isfinite(loss):
+                raise self.diverged(f"validation loss {loss} on {d!r} after step {self.step}")
         return out
 
     def mfu(self, tokens_per_s: float) -> tuple[float | None, float | None, str]:
@@ -174,6 +240,14 @@ class Trainer:
         if peak is None or not math.isfinite(tokens_per_s):
             return None, peak, source
         return self.flops_per_token * tokens_per_s / (peak * self.rt.world), peak, source
+
+
+def finite_weights(state: dict) -> bool:
+    """Whether every floating-point tensor of a checkpoint's (or a model's) weights is finite."""
+    tensors = [t for t in state["model"].values() if torch.is_tensor(t) and t.is_floating_point()]
+    if not tensors:
+        return True
+    return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
 
 
 def progress_bar(enabled: bool, total: int, label: str):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import asdict
+from pathlib import Path
 
 import pandas as pd
 
@@ -72,10 +73,14 @@ def run_rows(
 
 
 def write_rows(store, rows: list[dict], rt: Runtime) -> pd.DataFrame:
-    """Append the rows (main rank only) and return them as a DataFrame."""
+    """Append the rows (main rank only) and return them as a DataFrame.
+
+    ``store`` is a run store or its path: a path is opened (and the store created) only
+    now, once the run has trained and evaluated, so a run that fails leaves no empty store.
+    """
     df = pd.DataFrame(rows)
     if store is not None and rt.main and len(df):
-        store.append(df)
+        open_store(store).append(df)
     return df if rt.main else pd.DataFrame()
 
 
@@ -93,6 +98,35 @@ def open_store(store):
     from bayesplit.store import RunStore
 
     return RunStore(store)
+
+
+def store_for_lookup(store):
+    """The run store to look rows up in before training, without creating anything.
+
+    A store object stays as it is; a path is checked (a foreign file is refused, untouched)
+    and opened read-only, or None when it does not exist yet (or is an empty database). A
+    path that does not exist must be creatable: the nearest existing folder above it must
+    be writable, so a run is not refused only after it trained. :func:`write_rows` creates
+    the store.
+    """
+    if store is None or hasattr(store, "append"):
+        return store
+    from bayesplit.errors import BayesplitError
+    from bayesplit.store import RunStore
+
+    path = Path(store)
+    if not path.exists():
+        folder = path.parent
+        while not folder.exists():
+            folder = folder.parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+            raise BayesplitError(f"cannot create the run store {path}: {folder} is not writable")
+        return None
+    RunStore.check(path, allow_empty=True)
+    try:
+        return RunStore(path, read_only=True)
+    except BayesplitError:  # an empty SQLite file: a store not made yet
+        return None
 
 
 def steps_in_store(store, run_id: str) -> set[int]:

@@ -17,6 +17,7 @@ is also said on stderr.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -26,12 +27,12 @@ from typing import Any
 import pandas as pd
 
 from bayesplit.errors import BayesplitError
-from bayesplit.train.checkpoint import list_checkpoints, load_checkpoint
+from bayesplit.train.checkpoint import ckpt_path, list_checkpoints, load_checkpoint
 from bayesplit.train.config import GPTConfig, TrainConfig, config_hash, exact_steps
 from bayesplit.train.corpus import Corpus
 from bayesplit.train.data import BatchSampler, Stream, check_first_reads
-from bayesplit.train.loop import Trainer, progress_bar
-from bayesplit.train.rows import open_store, run_rows, steps_in_store, warn, write_rows
+from bayesplit.train.loop import Trainer, finite_weights, progress_bar
+from bayesplit.train.rows import run_rows, steps_in_store, store_for_lookup, warn, write_rows
 from bayesplit.train.runtime import make_runtime
 from bayesplit.train.schedule import specialization
 from bayesplit.train.trunk import general_streams, pretrain_epochs
@@ -183,13 +184,13 @@ def specialize(
     dp_tokens = n * tps
     trunk_id = meta["trunk_id"]
     run_id = run_id or spec_run_id(trunk_id, d_tokens, domain, dp_tokens, spec)
-    # everything that can refuse the input runs before the store exists
+    # everything that can refuse the input runs before the store exists; the store is
+    # created only when the rows are written, so a run that fails leaves none behind
     sampler = spec_sampler(corpus, tc, cfg, domain, spec, seed)
     replay = replay_rows(spec.replay_fraction, tc.batch_size)
     domain_tokens = (tc.batch_size - replay) * cfg.seq_len * n
     unique = corpus.n_tokens(domain, "train")
-    store = open_store(store)
-    if steps_in_store(store, run_id):
+    if steps_in_store(store_for_lookup(store), run_id):
         return pd.DataFrame()
     if domain_tokens > unique:
         warn(
@@ -200,7 +201,8 @@ def specialize(
 
     rt = make_runtime(tc)
     tr = Trainer(cfg, tc, rt, seed)
-    tr.load(state)
+    tr.load(state, checkpoint)
+    tr.run_id = run_id
     sched = specialization(
         spec.lr or tc.lr,
         n,
@@ -211,10 +213,16 @@ def specialize(
     run_dir = Path(workdir) / "runs" / run_id if workdir is not None else None
     start, train_s0, wall_s0 = 0, 0.0, 0.0
     if run_dir is not None and (periodic := list_checkpoints(run_dir)["periodic"]):
-        start = max(periodic)
-        resumed = load_checkpoint(periodic[start])
-        tr.load(resumed)
-        train_s0, wall_s0 = resumed["meta"]["train_time_s"], resumed["meta"]["wall_time_s"]
+        resumed = load_checkpoint(periodic[max(periodic)])
+        if finite_weights(resumed):
+            start = max(periodic)
+            tr.load(resumed, periodic[start])
+            train_s0, wall_s0 = resumed["meta"]["train_time_s"], resumed["meta"]["wall_time_s"]
+        else:  # a diverged state saved before the trainer checked: start again
+            warn(
+                f"{periodic[max(periodic)]} holds weights that are not finite (the run "
+                "diverged); specializing again from the trunk checkpoint"
+            )
     t0 = time.perf_counter()
 
     def on_step(step: int, losses: list, secs: float) -> None:
@@ -231,7 +239,15 @@ def specialize(
     label = f"specialize {domain} D={d_tokens:,} D'={dp_tokens:,}"
     with progress_bar(progress and rt.main, n - start, label) as bar:
         _, secs = tr.train(sampler, sched, start, n, on_step=on_step, progress=bar)
-    losses = tr.evaluate(corpus, tc.eval_tokens)
+    try:
+        losses = tr.evaluate(corpus, tc.eval_tokens)
+    except BayesplitError:
+        # the last periodic checkpoint is the state that evaluated to NaN: a rerun must
+        # not resume from it and find nothing left to train
+        if run_dir is not None and rt.main:
+            ckpt_path(run_dir, "periodic", n).unlink(missing_ok=True)
+            _remove_if_empty(run_dir)
+        raise
     train_s = train_s0 + secs
     rows = run_rows(
         tr,
@@ -265,4 +281,11 @@ def specialize(
     if run_dir is not None and rt.main:
         for p in list_checkpoints(run_dir)["periodic"].values():
             p.unlink(missing_ok=True)
+        _remove_if_empty(run_dir)
     return out
+
+
+def _remove_if_empty(folder: Path) -> None:
+    """Remove a run's checkpoint folder once nothing is left in it."""
+    with contextlib.suppress(OSError):  # not empty (a file someone put there), or gone
+        folder.rmdir()

@@ -16,8 +16,8 @@ DDP ranks). A requested token count T becomes ``max(1, round(T / tokens_per_step
 and every row records the tokens actually consumed, so D and D' are exact, not requested.
 
 **General model at D** (a pretrain-only row): the trunk is branched at stable step
-``n − k`` and decayed to zero over the last ``k = max(1, round(cooldown_fraction · n))``
-steps, where ``n`` is D in steps. The row's ``pretrain_tokens`` is ``n · tokens_per_step``:
+``n − k`` and decayed to zero over the last ``k = round(cooldown_fraction · n)`` steps,
+where ``n`` is D in steps; a cooldown that rounds to no step is refused (:func:`decay_steps`). The row's ``pretrain_tokens`` is ``n · tokens_per_step``:
 every token the model saw, decay included (the usual WSD convention: the cooldown is part
 of the run's length). The decay reads the trunk's own data batches.
 
@@ -51,7 +51,7 @@ from bayesplit.train.config import GPTConfig, TrainConfig, config_hash, exact_st
 from bayesplit.train.corpus import Corpus
 from bayesplit.train.data import BatchSampler, Stream, check_first_reads, passes
 from bayesplit.train.loop import Trainer, progress_bar
-from bayesplit.train.rows import open_store, run_rows, steps_in_store, warn, write_rows
+from bayesplit.train.rows import run_rows, steps_in_store, store_for_lookup, warn, write_rows
 from bayesplit.train.runtime import make_runtime
 from bayesplit.train.schedule import WSD, cooldown
 
@@ -124,6 +124,37 @@ def general_run_id(trunk_id: str, tc: TrainConfig) -> str:
     return f"{trunk_id}.cooldown-{float(tc.cooldown_fraction)!r}-{tc.decay_shape}"
 
 
+def decay_steps(
+    cooldown_fraction: float, n: int, tokens_per_step: int, model: str | None = None
+) -> int:
+    """Steps of the short decay that turns the stable checkpoint at ``n − k`` into the general
+    model at ``n`` steps: ``k = round(cooldown_fraction · n)``, refused below one step.
+
+    A cooldown that rounds to no step would train the one-step decay of some other cooldown
+    under its own run id (``--cooldown 0``, ``0.001`` and ``0.01`` were three ids of one
+    model); the message names the smallest cooldown that gives a step at this D, and the
+    smallest D that gives one at this cooldown.
+    """
+    f = float(cooldown_fraction)
+    k = round(f * n)
+    if k >= 1:
+        return min(n, k)
+    of = f" of {model}" if model else ""
+    at_d = f"D = {n * tokens_per_step:,} tokens ({n} optimizer step{'s' if n != 1 else ''}{of})"
+    fix = f"a cooldown above {0.5 / n:.4g} gives one step at this D"
+    if n > 1:
+        fix += f" ({1 / n:.4g} = 1/{n} gives exactly one)"
+    if f > 0:
+        least = max(n, math.floor(0.5 / f))
+        while round(f * least) < 1:
+            least += 1
+        fix += f", or ask for a D of at least {least * tokens_per_step:,} tokens"
+    raise BayesplitError(
+        f"cooldown {f:g} of {at_d} is {f * n:.3g} of a step and rounds to no decay step; "
+        f"a general model is decayed for at least one step: {fix}"
+    )
+
+
 @dataclass
 class TrunkPlan:
     """Step arithmetic of a trunk: which stable checkpoints it needs, which general rows it makes."""
@@ -132,10 +163,15 @@ class TrunkPlan:
     cooldown_fraction: float
     eval_at: list[int] = field(default_factory=list)  # general rows, in steps (decay included)
     save_at: list[int] = field(default_factory=list)  # stable checkpoints for branching, in steps
+    model: str | None = None  # named in a refusal
+
+    def __post_init__(self) -> None:
+        for n in self.eval_at:  # a cooldown of no step is refused before anything trains
+            self.decay_steps(n)
 
     def decay_steps(self, n: int) -> int:
-        """Steps of the short decay that turns the checkpoint at ``d`` into a general model."""
-        return min(n, max(1, round(self.cooldown_fraction * n)))
+        """Steps of the short decay that turns the checkpoint at ``n`` into a general model."""
+        return decay_steps(self.cooldown_fraction, n, self.tokens_per_step, self.model)
 
 
 def pretrain(
@@ -198,21 +234,24 @@ def pretrain(
         tc.cooldown_fraction,
         steps(eval_at, "a general model"),
         steps(save_at, "a branch point"),
+        model=entry["name"],
     )
     trunk_dir = Path(workdir) / "trunks" / trunk_id
-    # everything that can refuse the input runs before the store or the trunk folder exists
+    # everything that can refuse the input runs before the store or the trunk folder exists;
+    # the store is created only when the rows are written, so a failed run leaves none
     sampler = general_sampler(corpus, tc, cfg, seed)
     info = _check_trunk_meta(trunk_dir, entry, cfg, tc, seed, corpus, trunk_id)
-    store = open_store(store)
-    done = steps_in_store(store, run_id)
+    done = steps_in_store(store_for_lookup(store), run_id)
     todo_eval = [n for n in plan.eval_at if (n * tps) not in done]
-    _write_trunk_meta(trunk_dir, info)
+    if trunk_dir.exists():  # else written with the first checkpoint: a failed run leaves none
+        _write_trunk_meta(trunk_dir, info)
     needed = sorted({n - plan.decay_steps(n) for n in todo_eval} | set(plan.save_at))
     if not todo_eval and all(s in list_checkpoints(trunk_dir)["stable"] for s in needed):
         return pd.DataFrame()  # nothing to train: checkpoints and rows are all there
     warn_pretrain_repeats(corpus, tc, max([*todo_eval, *plan.save_at]) * tps)
     rt = make_runtime(tc)
     tr = Trainer(cfg, tc, rt, seed)
+    tr.run_id = trunk_id
     trunk_schedule = WSD(peak_lr=tc.lr, warmup_steps=tc.warmup_steps)
     meta_base = {
         "kind": "trunk",
@@ -225,13 +264,15 @@ def pretrain(
         "tokens_per_step": tps,
         "schedule": trunk_schedule.to_dict(),
     }
-    _advance_trunk(tr, sampler, trunk_schedule, trunk_dir, needed, meta_base, progress)
+    _advance_trunk(tr, sampler, trunk_schedule, trunk_dir, needed, meta_base, info, progress)
 
     rows = []
     for n in todo_eval:
         k = plan.decay_steps(n)
-        state = load_checkpoint(ckpt_path(trunk_dir, "stable", n - k))
-        tr.load(state)
+        path = ckpt_path(trunk_dir, "stable", n - k)
+        state = load_checkpoint(path)
+        tr.load(state, path)
+        tr.run_id = run_id
         t0 = time.perf_counter()
         sched = cooldown(trunk_schedule, n - k, k, tc.decay_shape)
         with progress_bar(progress and rt.main, k, f"{trunk_id} decay to D={n * tps:,}") as bar:
@@ -272,13 +313,15 @@ def _advance_trunk(
     trunk_dir: Path,
     needed: list[int],
     meta_base: dict,
+    info: dict,
     progress: bool,
 ) -> None:
     """Make a stable checkpoint exist at every needed step, training as little as possible.
 
     Each missing checkpoint is reached from the furthest checkpoint at or before it (or from
     the initial weights), continuing in memory when the trainer is already on the way.
-    ``tr`` must hold freshly initialized weights on entry.
+    ``tr`` must hold freshly initialized weights on entry. ``info`` (the trunk's
+    ``trunk.json``) is written with the first checkpoint, once the run has not diverged.
     """
     missing = [s for s in needed if s not in list_checkpoints(trunk_dir)["stable"]]
     if not missing:
@@ -303,7 +346,7 @@ def _advance_trunk(
             if pos is None or not (start <= pos <= m):
                 if path is not None:
                     state = load_checkpoint(path)
-                    tr.load(state)
+                    tr.load(state, path)
                     meta = state["meta"]
                     history = list(meta["train_losses"])[:start]
                     train_s, wall_s = meta["train_time_s"], meta["wall_time_s"]
@@ -313,9 +356,9 @@ def _advance_trunk(
             if pos == m:  # the checkpoint is the start point itself (a branch at step 0)
                 meta = {**meta_base, "step": m, "tokens": m * tr.tokens_per_step}
                 meta |= {"train_losses": history, "train_time_s": train_s, "wall_time_s": wall_s}
-                tr.save(ckpt_path(trunk_dir, "stable", m), meta)
+                _save(tr, trunk_dir, info, ckpt_path(trunk_dir, "stable", m), meta)
                 continue
-            seg = _Segment(tr, trunk_dir, needed, meta_base, m, history, train_s, wall_s)
+            seg = _Segment(tr, trunk_dir, needed, meta_base, info, m, history, train_s, wall_s)
             losses, secs = tr.train(sampler, schedule, pos, m, on_step=seg.on_step, progress=bar)
             history = history + losses
             train_s, wall_s = train_s + secs, wall_s + time.perf_counter() - seg.t0
@@ -330,6 +373,7 @@ class _Segment:
     trunk_dir: Path
     needed: list[int]
     meta_base: dict
+    info: dict
     end: int
     history: list[float]
     train_s: float
@@ -359,9 +403,21 @@ class _Segment:
 
     def on_step(self, step: int, losses: list, secs: float) -> None:
         if step in self.to_save:
-            self.tr.save(ckpt_path(self.trunk_dir, "stable", step), self.meta(step, losses, secs))
+            path = ckpt_path(self.trunk_dir, "stable", step)
+            _save(self.tr, self.trunk_dir, self.info, path, self.meta(step, losses, secs))
         elif self.tr.tc.checkpoint_every and step % self.tr.tc.checkpoint_every == 0:
-            self.tr.save_periodic(self.trunk_dir, step, self.meta(step, losses, secs))
+            _save(self.tr, self.trunk_dir, self.info, None, self.meta(step, losses, secs))
+
+
+def _save(tr: Trainer, trunk_dir: Path, info: dict, path: Path | None, meta: dict) -> None:
+    """A stable checkpoint at ``path`` (periodic when None), after the trunk's ``trunk.json``;
+    neither is written once the run has diverged."""
+    tr.check_finite()
+    _write_trunk_meta(trunk_dir, info)
+    if path is None:
+        tr.save_periodic(trunk_dir, meta["step"], meta)
+    else:
+        tr.save(path, meta)
 
 
 def _check_trunk_meta(trunk_dir, entry, cfg, tc, seed, corpus, trunk_id) -> dict:
@@ -378,19 +434,27 @@ def _check_trunk_meta(trunk_dir, entry, cfg, tc, seed, corpus, trunk_id) -> dict
         }
     )
     f = trunk_dir / "trunk.json"
-    try:
-        held = json.loads(f.read_text()) if f.exists() else info
-    except (ValueError, UnicodeDecodeError) as exc:  # empty after a crash, or edited by hand
-        raise BayesplitError(
-            f"{f} cannot be read ({type(exc).__name__}: {exc}); it says which configuration "
-            "the checkpoints beside it were trained with: restore it, or delete the folder "
-            "to train this trunk again"
-        ) from None
+    held = read_trunk_meta(f) if f.exists() else info
     if held != info:
         raise BayesplitError(
             f"{trunk_dir} holds a trunk with another configuration; use another workdir or trunk id"
         )
     return info
+
+
+def read_trunk_meta(f: Path) -> dict:
+    """A trunk's ``trunk.json``, or a one-line refusal when it cannot be read."""
+    try:
+        held = json.loads(f.read_text())
+        if not isinstance(held, dict):
+            raise ValueError(f"a JSON {type(held).__name__}, not an object")
+    except (OSError, ValueError, UnicodeDecodeError) as exc:  # empty after a crash, or edited
+        raise BayesplitError(
+            f"{f} cannot be read ({type(exc).__name__}: {exc}); it says which configuration "
+            "the checkpoints beside it were trained with: restore it, or delete the folder "
+            "to train this trunk again"
+        ) from None
+    return held
 
 
 def _write_trunk_meta(trunk_dir: Path, info: dict) -> None:

@@ -1,0 +1,266 @@
+"""Guards of the trainer found by an adversarial review: a run that diverges, a cooldown of no
+step, token counts without an upper bound, a broken trunk.json of a named trunk, the store
+created before the checks, a --max-run-flops no run can meet, and small refusals.
+
+Each test fails on the code before the fix. Refusals are exit 2 and one ``error:`` line,
+with nothing new on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+from conftest import tiny_entry, write_ladder
+from typer.testing import CliRunner
+
+from bayesplit.cli import app
+from bayesplit.errors import BayesplitError
+from bayesplit.store import RunStore
+from bayesplit.train.checkpoint import ckpt_path, load_checkpoint
+from bayesplit.train.config import MAX_TOKENS, exact_steps
+from bayesplit.train.execute import execute_suggestions, plan_suggestions
+from bayesplit.train.specialist import SpecConfig, specialize
+from bayesplit.train.trunk import pretrain
+
+runner = CliRunner()
+TPS = 8 * 32  # tokens per step of the tiny ladder
+D = 8 * TPS  # the branch point of the shared trunk
+
+
+def _tree(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+def _refused(args: list, message: str, where: Path) -> str:
+    """Run the CLI; assert exit 2, one ``error:`` line containing ``message``, nothing new."""
+    before = _tree(where)
+    res = runner.invoke(app, [str(a) for a in args])
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    assert message in lines[0], lines[0]
+    assert _tree(where) == before, "a refused command wrote something"
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def trunk(tiny_corpus, tmp_path_factory) -> dict:
+    """A trunk of 8 steps with a stable checkpoint at D to branch from (no rows)."""
+    root = tmp_path_factory.mktemp("guards")
+    pretrain(tiny_corpus, tiny_entry(), workdir=root / "work", save_at=[D], progress=False)
+    (trunk_dir,) = (root / "work" / "trunks").iterdir()
+    return {"root": root, "dir": trunk_dir, "ckpt": ckpt_path(trunk_dir, "stable", D // TPS)}
+
+
+@pytest.fixture
+def out(tmp_path) -> Path:
+    d = tmp_path / "out"
+    d.mkdir()
+    return d
+
+
+# -- 1. divergence -----------------------------------------------------------------------------
+def test_a_diverged_specialist_is_an_error_with_no_rows_no_store_and_no_checkpoint(
+    trunk, tiny_corpus, tmp_path
+):
+    # lr 1e9 turned the loss into NaN: the rows went out with "loss": null (no store) or were
+    # refused by the store after training, and the final-step periodic checkpoint made a
+    # rerun train nothing and exit 0
+    spec = SpecConfig(lr=1e9)
+    kw = dict(spec=spec, store=tmp_path / "s.db", workdir=tmp_path / "w", progress=False)
+    train = {"checkpoint_every": 4}
+    for _ in range(2):  # the rerun diverges again: nothing was left to resume from
+        with pytest.raises(BayesplitError, match=r"training diverged: loss nan at step \d+ of run"):
+            specialize(tiny_corpus, trunk["ckpt"], "alpha", 8 * TPS, train_overrides=train, **kw)
+        assert not (tmp_path / "s.db").exists()
+        assert not list((tmp_path / "w").rglob("*.pt"))
+    with pytest.raises(BayesplitError, match="lower the learning rate"):  # no store either
+        specialize(tiny_corpus, trunk["ckpt"], "alpha", 8 * TPS, spec=spec, progress=False)
+
+
+def test_a_diverged_specialist_on_the_command_line_is_exit_2(trunk, tiny_corpus, out):
+    args = ["train", "specialize", "--corpus", tiny_corpus, "--checkpoint", trunk["ckpt"],
+            "--domain", "beta", "--tokens", str(8 * TPS), "--lr", "1e9", "--device", "cpu",
+            "--store", out / "s.db", "--no-progress"]  # fmt: skip
+    msg = _refused(args, "training diverged: loss nan at step", out)
+    assert msg.endswith("; lower the learning rate")
+
+
+def test_a_diverged_trunk_writes_no_rows_and_no_checkpoint(tiny_corpus, tmp_path):
+    # a ladder lr of 1e6: the trunk's NaN state was saved as its stable checkpoint
+    hot = tiny_entry(lr=1e6)
+    with pytest.raises(BayesplitError, match="training diverged: loss nan at step .* of run tiny-"):
+        pretrain(tiny_corpus, hot, workdir=tmp_path / "w", eval_at=[D], save_at=[D],
+                 store=tmp_path / "s.db", progress=False)  # fmt: skip
+    assert list(tmp_path.iterdir()) == []  # no store, no trunk folder
+
+
+def test_a_periodic_checkpoint_of_a_diverged_state_is_not_resumed(trunk, tiny_corpus, tmp_path):
+    """A NaN checkpoint left by an older trainer: the rerun specializes again from the trunk."""
+    kw = dict(store=tmp_path / "s.db", workdir=tmp_path / "w", progress=False)
+    rows = specialize(tiny_corpus, trunk["ckpt"], "alpha", 8 * TPS, **kw)
+    run_dir = tmp_path / "w" / "runs" / rows["run_id"].iloc[0]
+    state = load_checkpoint(trunk["ckpt"])
+    state["model"] = {k: torch.full_like(v, float("nan")) for k, v in state["model"].items()}
+    state["meta"] = {"kind": "spec", "step": 8, "train_time_s": 0.0, "wall_time_s": 0.0}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    torch.save(state, ckpt_path(run_dir, "periodic", 8))
+    again = specialize(tiny_corpus, trunk["ckpt"], "alpha", 8 * TPS, **{**kw, "store": None})
+    assert again["loss"].tolist() == pytest.approx(rows["loss"].tolist())
+    # and a NaN trunk checkpoint is refused in one line
+    bad = tmp_path / "stable-0000000008.pt"
+    torch.save(state | {"meta": load_checkpoint(trunk["ckpt"])["meta"]}, bad)
+    with pytest.raises(BayesplitError, match="holds weights that are not finite"):
+        specialize(tiny_corpus, bad, "alpha", 8 * TPS, progress=False)
+
+
+# -- 2. a cooldown of no step ------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("cooldown", "message"),
+    [
+        # 0, 0.001 and 0.01 all trained a one-step decay under three run ids
+        ("0", "cooldown 0 of D = 10,240 tokens (40 optimizer steps of tiny) is 0 of a step"),
+        ("0.001", "a cooldown above 0.0125 gives one step at this D (0.025 = 1/40 gives exactly"),
+        ("0.01", "or ask for a D of at least 13,056 tokens"),  # 51 steps: 0.51 rounds to 1
+    ],
+)
+def test_a_cooldown_that_rounds_to_no_step_is_refused(
+    tiny_corpus, tiny_ladder, out, cooldown, message
+):
+    args = ["train", "pretrain", "--corpus", tiny_corpus, "--ladder", tiny_ladder,
+            "--model", "tiny", "--branch-at", str(40 * TPS), "--cooldown", cooldown,
+            "--store", out / "s.db", "--device", "cpu"]  # fmt: skip
+    _refused(args, message, out)
+
+
+def test_execute_refuses_a_cooldown_of_no_step_while_planning(tiny_corpus, tiny_ladder, tmp_path):
+    # the default 0.1 of a 4-step D is 0.4 of a step: it trained one step (25%) all the same
+    items = [{"model": "tiny", "pretrain_tokens": 4 * TPS}]
+    kw = dict(ladder=str(tiny_ladder), workdir=tmp_path / "w")
+    with pytest.raises(BayesplitError, match=re.escape("0.4 of a step and rounds to no decay")):
+        plan_suggestions(items, tiny_corpus, tmp_path / "s.db", **kw)
+    items = [{"model": "tiny", "pretrain_tokens": 40 * TPS}]
+    with pytest.raises(BayesplitError, match="rounds to no decay step"):
+        plan_suggestions(items, tiny_corpus, tmp_path / "s.db", **kw,
+                         train_overrides={"cooldown_fraction": 0.001})  # fmt: skip
+    assert plan_suggestions(items, tiny_corpus, tmp_path / "s.db", **kw).jobs  # 4 of 40 steps
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- 3. a broken trunk.json of a named trunk ---------------------------------------------------
+@pytest.mark.parametrize("content", ["{broken", "", "[1, 2]"])
+def test_a_broken_trunk_json_of_branch_from_is_one_line(trunk, tiny_corpus, tiny_ladder, tmp_path, content):  # fmt: skip
+    work = tmp_path / "work"
+    shutil.copytree(trunk["root"] / "work", work)
+    (work / "trunks" / "other").mkdir()
+    (work / "trunks" / "other" / "trunk.json").write_text(content)
+    items = [{"model": "tiny", "pretrain_tokens": D, "branch_from": "other"}]
+    sfile = tmp_path / "s.json"
+    sfile.write_text(json.dumps(items))
+    args = ["train", "execute", sfile, "--corpus", tiny_corpus, "--ladder", tiny_ladder,
+            "--store", tmp_path / "s.db", "--workdir", work, "--dry-run"]  # fmt: skip
+    _refused(args, "other/trunk.json cannot be read", tmp_path)
+
+
+# -- 4. token counts without an upper bound ----------------------------------------------------
+def test_token_counts_above_2_to_the_53_are_refused(trunk, tiny_corpus, tiny_ladder, out, tmp_path):
+    with pytest.raises(BayesplitError, match=re.escape("token counts go up to 2^53")):
+        exact_steps(1e30, TPS, "D")
+    with pytest.raises(BayesplitError, match="more than a run may train"):
+        exact_steps(MAX_TOKENS + TPS, TPS, "D")
+    assert exact_steps(MAX_TOKENS, TPS, "D") == MAX_TOKENS // TPS
+    pre = ["train", "pretrain", "--corpus", tiny_corpus, "--ladder", tiny_ladder,
+           "--model", "tiny", "--store", out / "s.db"]  # fmt: skip
+    _refused([*pre, "--branch-at", "1e30"], "--branch-at 1e+30 is more than a run may train", out)
+    spec = ["train", "specialize", "--corpus", tiny_corpus, "--checkpoint", trunk["ckpt"],
+            "--domain", "alpha", "--store", out / "s.db"]  # fmt: skip
+    _refused([*spec, "--tokens", "1e30"], "--tokens must be at most 2^53", out)
+    with pytest.raises(BayesplitError, match="D' 1e\\+30 is more than a run may train"):
+        specialize(tiny_corpus, trunk["ckpt"], "alpha", 1e30, workdir=out, progress=False)
+    sfile = tmp_path / "s.json"
+    sfile.write_text(json.dumps([{"model": "tiny", "pretrain_tokens": 1e30}]))
+    args = ["train", "execute", sfile, "--corpus", tiny_corpus, "--ladder", tiny_ladder,
+            "--store", out / "s.db"]  # fmt: skip
+    _refused(args, "suggestion #1: pretrain_tokens 1e+30 is more than a run may train", out)
+
+
+# -- 5. the store is created only after every check --------------------------------------------
+def test_execute_refused_by_a_trunk_json_creates_no_store(trunk, tiny_corpus, tiny_ladder, tmp_path):  # fmt: skip
+    work = tmp_path / "work"
+    shutil.copytree(trunk["root"] / "work", work)
+    (work / "trunks" / trunk["dir"].name / "trunk.json").write_text("")
+    items = [{"model": "tiny", "pretrain_tokens": 2 * D}]
+    with pytest.raises(BayesplitError, match="trunk.json cannot be read"):
+        execute_suggestions(items, tiny_corpus, tmp_path / "s.db", ladder=str(tiny_ladder),
+                            workdir=work, progress=False)  # fmt: skip
+    assert not (tmp_path / "s.db").exists()
+    # another configuration under the same trunk id is refused while planning too
+    (work / "trunks" / trunk["dir"].name / "trunk.json").write_text('{"trunk_id": "x"}')
+    with pytest.raises(BayesplitError, match="holds a trunk with another configuration"):
+        execute_suggestions(items, tiny_corpus, tmp_path / "s.db", ladder=str(tiny_ladder),
+                            workdir=work, progress=False)  # fmt: skip
+    assert not (tmp_path / "s.db").exists()
+
+
+def test_pretrain_and_specialize_create_the_store_only_to_write_rows(trunk, tiny_corpus, tmp_path):
+    store = tmp_path / "s.db"
+    work = tmp_path / "w"
+    # a trunk with branch points only writes no rows, so it creates no store
+    pretrain(tiny_corpus, tiny_entry(), workdir=work, save_at=[4 * TPS], store=store,
+             progress=False)  # fmt: skip
+    assert not store.exists()
+    kw = dict(store=store, workdir=work, train_overrides={"checkpoint_every": 2}, progress=False)
+    rows = specialize(tiny_corpus, trunk["ckpt"], "beta", 4 * TPS, **kw)
+    assert len(RunStore(store)) == len(rows) == 3
+    assert not len(specialize(tiny_corpus, trunk["ckpt"], "beta", 4 * TPS, **kw))
+    # 7. the finished specialist's periodic checkpoints are gone, and so is their folder
+    assert list((work / "runs").iterdir()) == []
+
+
+# -- 6. --max-run-flops no run can meet --------------------------------------------------------
+def test_loop_refuses_a_max_run_flops_no_run_can_meet(tiny_corpus, tiny_ladder, out):
+    args = ["loop", "--corpus", tiny_corpus, "--ladder", tiny_ladder, "--store", out / "s.db",
+            "--budget", "1e13", "--seed-tokens", "4096", "--max-run-flops", "1"]  # fmt: skip
+    msg = _refused(args, "--max-run-flops 1 is below the cheapest run the loop could suggest", out)
+    n = tiny_entry()["params"]
+    assert f"{6 * n * 409.6:.3g} FLOPs" in msg  # 6 N × the 10% cooldown of D = 4096
+
+
+# -- 7. small refusals --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"pretrain_tokens": "2560"}, "pretrain_tokens must be a number, got '2560'"),
+        ({"params": "40000", "model": None}, "params must be a number, got '40000'"),
+        ({"spec_tokens": 2560, "train_domain": 5}, "train_domain must be a domain name"),
+    ],
+)
+def test_execute_refuses_text_counts_and_a_domain_that_is_no_name(
+    tiny_corpus, tiny_ladder, out, tmp_path, fields, message
+):
+    item = {"model": "tiny", "pretrain_tokens": 48 * TPS} | fields
+    sfile = tmp_path / "s.json"
+    sfile.write_text(json.dumps([item]))
+    args = ["train", "execute", sfile, "--corpus", tiny_corpus, "--ladder", tiny_ladder,
+            "--store", out / "s.db"]  # fmt: skip
+    _refused(args, f"suggestion #1: {message}", out)
+
+
+@pytest.mark.parametrize("branch_at", ["2560,,5120", "2560,", ",2560"])
+def test_branch_at_with_an_empty_item_is_refused(tiny_corpus, tiny_ladder, out, branch_at):
+    args = ["train", "pretrain", "--corpus", tiny_corpus, "--ladder", tiny_ladder,
+            "--model", "tiny", "--branch-at", branch_at, "--store", out / "s.db"]  # fmt: skip
+    _refused(args, "--branch-at has an empty item", out)
+
+
+def test_ladder_of_a_folder_says_it_is_a_folder(tmp_path):
+    ladder = write_ladder(tmp_path / "l.yaml", [tiny_entry()])
+    msg = _refused(["train", "ladder", tmp_path], "is a folder, not a model ladder", tmp_path)
+    assert "no such" not in msg
+    assert runner.invoke(app, ["train", "ladder", str(ladder)]).exit_code == 0
