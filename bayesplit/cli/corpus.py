@@ -52,6 +52,8 @@ def _show(info: dict[str, Any]) -> None:
     )
     console.print(f"tokenizer sha256 {known('tokenizer_sha256')}")
     console.print(f"content   sha256 {known('content_sha256')}")
+    if "computed_content_sha256" in info:  # what the trainer uses in trunk ids and rows
+        console.print(f"computed  sha256 {info['computed_content_sha256']} (from the shards)")
 
 
 @app.command("build")
@@ -128,6 +130,8 @@ def info_cmd(
         corpus.verify()
     info = corpus.info()
     info["unigram_entropy_val"] = unigram_entropy(corpus, "val")
+    if not info.get("content_sha256"):
+        info["computed_content_sha256"] = corpus.content_sha256
     if verify:
         info["verified"] = True
     if json_out:

@@ -231,16 +231,34 @@ def run_loop(
 
 
 def _check_store_corpus(known: pd.DataFrame, corpus, store: Path) -> None:
-    """Refuse a store whose trained rows come from another corpus: its losses are in
-    another tokenizer's nats per token, and one fit of both would mix them."""
-    if not len(known) or "corpus_sha256" not in known:
+    """Refuse a store whose trained rows come from another corpus, or from a corpus it cannot
+    tell: their losses may be in another tokenizer's nats per token, and one fit of both
+    would mix them (the experiment budget would count their runs too).
+
+    Every row the trainer writes records its corpus's hash (computed from the shards when
+    the manifest records none); a row without one was imported or written by an older
+    version, and is refused rather than assumed to be this corpus's.
+    """
+    if not len(known):
         return
-    hashes = {h for h in known["corpus_sha256"].dropna() if h}
-    other = sorted(hashes - {corpus.content_sha256})
+    if "corpus_sha256" in known:
+        hashes = known["corpus_sha256"].map(lambda h: h if isinstance(h, str) and h else None)
+    else:
+        hashes = pd.Series([None] * len(known), index=known.index, dtype=object)
+    own = corpus.content_sha256
+    other = sorted(set(hashes.dropna()) - {own})
     if other:
         raise BayesplitError(
             f"{store} holds rows trained on another corpus (content sha256 {other[0][:12]}…, "
-            f"this corpus {corpus.content_sha256[:12]}…); use another --store"
+            f"this corpus {own[:12]}…); use another --store"
+        )
+    missing = int(hashes.isna().sum())
+    if missing:
+        raise BayesplitError(
+            f"{store} holds {missing} of its {len(known)} rows without a corpus_sha256 "
+            "(imported, or trained before hashes were recorded), so the loop cannot tell "
+            f"whether they were trained on this corpus ({own[:12]}…); use another --store "
+            "for this corpus, or fit those rows apart"
         )
 
 

@@ -174,3 +174,49 @@ def test_loop_keeps_checkpoints_where_train_does(tiny_corpus, tmp_path, monkeypa
     assert hist["trained_rows"].iloc[0] > 0
     assert any((tmp_path / "runs-checkpoints").iterdir())
     assert not (tmp_path / "runs-work").exists()
+
+
+def _import_without_hash(tmp_path, store, n: int = 40):
+    """`bayesplit runs import` of the Debian campaign's first rows, corpus_sha256 dropped."""
+    from bayesplit.datasets import debian_campaign
+
+    table = tmp_path / "deb.csv"
+    debian_campaign().drop(columns="corpus_sha256").head(n).to_csv(table, index=False)
+    res = runner.invoke(app, ["runs", "import", str(table), "--store", str(store)])
+    assert res.exit_code == 0, res.output
+
+
+def test_loop_refuses_rows_without_a_corpus_hash_next_to_its_own(tiny_corpus, tmp_path,
+                                                                  monkeypatch):  # fmt: skip
+    """Rows of another tokenizer imported without corpus_sha256 were fitted with the loop's
+    own, and their runs charged to its --experiment-budget."""
+    loop = _stubbed_loop(tiny_corpus, tmp_path, monkeypatch, 0.05, lambda: [])
+    own = len(RunStore(tmp_path / "runs.db").read())
+    _import_without_hash(tmp_path, tmp_path / "runs.db")
+    before = (tmp_path / "runs.db").read_bytes()
+    with pytest.raises(BayesplitError, match=f"holds 40 of its {own + 40} rows without a "
+                       "corpus_sha256 .* use another --store"):  # fmt: skip
+        loop(rounds=1)
+    assert (tmp_path / "runs.db").read_bytes() == before
+
+
+def test_loop_refuses_a_store_of_rows_without_any_corpus_hash(tiny_corpus, tiny_ladder, tmp_path,
+                                                             monkeypatch):  # fmt: skip
+    import bayesplit.fitting
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("fitted rows of an unknown corpus")
+
+    monkeypatch.setattr(bayesplit.fitting, "fit", no_fit)
+    store = tmp_path / "mix.db"
+    _import_without_hash(tmp_path, store)
+    before = store.read_bytes()
+    res = runner.invoke(
+        app, ["loop", "--corpus", str(tiny_corpus), "--store", str(store), "--budget", "1e13",
+              "--ladder", str(tiny_ladder), "--rounds", "1", "--no-progress"]
+    )  # fmt: skip
+    assert res.exit_code == 2, res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert "holds 40 of its 40 rows without a corpus_sha256" in lines[0]
+    assert store.read_bytes() == before and not (tmp_path / "mix-checkpoints").exists()

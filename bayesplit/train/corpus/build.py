@@ -4,6 +4,9 @@ The format it writes, and its reader, are in :mod:`bayesplit.train.corpus.reader
 
 How documents are made
     Every regular, non-hidden file is read as UTF-8 (invalid bytes become U+FFFD, CRLF becomes LF).
+    Symbolic links, to files or to folders, are not followed: a corpus holds only what lies
+    in SRC itself, never what a link points to elsewhere. They are skipped and counted in
+    one ``warning:`` line on stderr.
     Files with a NUL byte in their first 8 KiB are treated as binary and skipped (this also skips
     UTF-16 and compressed files); empty or whitespace-only files are skipped. A file longer than
     ``max_doc_chars`` characters is cut into several documents, at blank lines (paragraphs) where
@@ -14,7 +17,8 @@ How documents are made
 Domains
     ``"folders"``: each (non-hidden) subfolder of SRC is a domain and every file below it, at any
     depth, is one of its documents; files lying directly in SRC are ignored. Folder names are
-    sanitized to ``[A-Za-z0-9_-]`` so they are safe as file names and identifiers.
+    sanitized to ``[A-Za-z0-9_-]`` so they are safe as file names and identifiers (at most
+    100 characters; the reader refuses any other domain name).
     ``"cluster:K"``: every file under SRC is an unlabeled document; documents are clustered into K
     domains by TF-IDF → truncated SVD → k-means (seeded) and each cluster is named from its most
     distinctive TF-IDF terms, e.g. ``c0-def-return-self`` (``c0`` is the largest cluster).
@@ -46,6 +50,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 import unicodedata
 from collections.abc import Iterator, Sequence
@@ -60,6 +65,7 @@ from bayesplit.errors import BayesplitError
 from bayesplit.train.corpus.clustering import cluster_documents
 from bayesplit.train.corpus.reader import (
     FORMAT,
+    MAX_DOMAIN_NAME,
     SPLITS,
     Corpus,
     content_hash,
@@ -176,16 +182,37 @@ def shown_name(name: str) -> str:
     return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
-def _list_files(root: Path) -> list[Path]:
-    """Regular, non-hidden files under ``root`` in a fixed (sorted) order."""
+def _list_files(root: Path, links: list[Path] | None = None) -> list[Path]:
+    """Regular, non-hidden files under ``root`` in a fixed (sorted) order.
+
+    Symbolic links (to files or folders) are not followed; the non-hidden ones are appended
+    to ``links``.
+    """
     found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    links = [] if links is None else links
+    for dirpath, dirnames, filenames in os.walk(root):  # does not descend into linked folders
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        links.extend(Path(dirpath) / d for d in dirnames if (Path(dirpath) / d).is_symlink())
         for name in sorted(filenames):
             path = Path(dirpath) / name
-            if not name.startswith(".") and path.is_file():
+            if name.startswith("."):
+                continue
+            if path.is_symlink():
+                links.append(path)
+            elif path.is_file():
                 found.append(path)
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+
+
+def _warn_links(links: Sequence[Path], src: Path) -> None:
+    if links:
+        example = shown_name(links[0].relative_to(src).as_posix())
+        print(
+            f"warning: skipped {len(links)} symbolic link{'s' * (len(links) != 1)} under {src} "
+            f"(e.g. {example}): only regular files are read",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _read_documents(
@@ -205,8 +232,12 @@ def _read_documents(
     return docs
 
 
-def _folder_domains(src: Path, max_chars: int, reporter: _Reporter) -> dict[str, list[Document]]:
-    subdirs = sorted(p for p in src.iterdir() if p.is_dir() and not p.name.startswith("."))
+def _folder_domains(
+    src: Path, max_chars: int, reporter: _Reporter, links: list[Path]
+) -> dict[str, list[Document]]:
+    visible = sorted(p for p in src.iterdir() if not p.name.startswith("."))
+    links.extend(p for p in visible if p.is_symlink() and p.is_dir())
+    subdirs = [p for p in visible if p.is_dir() and not p.is_symlink()]
     if not subdirs:
         raise BayesplitError(
             f"{src} has no domain folders: put each domain's files in a subfolder, "
@@ -219,6 +250,11 @@ def _folder_domains(src: Path, max_chars: int, reporter: _Reporter) -> dict[str,
             raise BayesplitError(
                 f"domain folder '{shown_name(d.name)}' has no usable characters for a name"
             )
+        if len(name) > MAX_DOMAIN_NAME:
+            raise BayesplitError(
+                f"domain folder '{shown_name(d.name)}' makes a name of {len(name)} characters, "
+                f"more than {MAX_DOMAIN_NAME}; rename the folder"
+            )
         clash = next((n for n in names if n.lower() == name.lower()), None)
         if clash is not None:
             raise BayesplitError(
@@ -228,9 +264,18 @@ def _folder_domains(src: Path, max_chars: int, reporter: _Reporter) -> dict[str,
         names[name] = d
     domains: dict[str, list[Document]] = {}
     for name, folder in names.items():
-        docs = _read_documents(_list_files(folder), src, max_chars, reporter, name)
+        before = len(links)
+        docs = _read_documents(_list_files(folder, links), src, max_chars, reporter, name)
         if not docs:
-            raise BayesplitError(f"domain folder {folder} has no text documents")
+            skipped = len(links) - before
+            raise BayesplitError(
+                f"domain folder {folder} has no text documents"
+                + (
+                    f" ({skipped} symbolic links skipped: only regular files are read)"
+                    if skipped
+                    else ""
+                )
+            )
         for doc in docs:
             doc.domain = name
         domains[name] = docs
@@ -238,11 +283,18 @@ def _folder_domains(src: Path, max_chars: int, reporter: _Reporter) -> dict[str,
 
 
 def _cluster_domains(
-    src: Path, k: int, seed: int, max_chars: int, reporter: _Reporter
+    src: Path, k: int, seed: int, max_chars: int, reporter: _Reporter, links: list[Path]
 ) -> tuple[dict[str, list[Document]], dict[str, list[str]]]:
-    docs = _read_documents(_list_files(src), src, max_chars, reporter, "documents")
+    docs = _read_documents(_list_files(src, links), src, max_chars, reporter, "documents")
     if not docs:
-        raise BayesplitError(f"no text files under {src}")
+        raise BayesplitError(
+            f"no text files under {src}"
+            + (
+                f" ({len(links)} symbolic links skipped: only regular files are read)"
+                if links
+                else ""
+            )
+        )
     if k > len(docs):
         raise BayesplitError(f"cluster:K needs K <= number of documents ({len(docs)}), got K={k}")
     with reporter.status(f"clustering {len(docs)} documents into {k} domains"):
@@ -343,6 +395,13 @@ def _encode(tok, texts: Sequence[str], advance) -> list[np.ndarray]:
 
 
 def _check_out(src: Path, out: Path, overwrite: bool) -> None:
+    cwd, out_r = Path.cwd().resolve(), out.resolve()
+    if out_r == cwd or out_r in cwd.parents:
+        # the finished corpus replaces --out by a rename, which the working folder refuses
+        raise BayesplitError(
+            f"--out {out} is the current folder or one above it; give a folder of its own "
+            "for the corpus"
+        )
     if out.exists() and not out.is_dir():
         raise BayesplitError(f"--out {out} exists and is not a directory")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
@@ -423,12 +482,14 @@ def build_corpus(
     _check_out(src, out, overwrite)
 
     reporter = _Reporter(progress)
+    links: list[Path] = []
     with reporter:
         clusters: dict[str, list[str]] = {}
         if k is None:
-            by_domain = _folder_domains(src, max_doc_chars, reporter)
+            by_domain = _folder_domains(src, max_doc_chars, reporter, links)
         else:
-            by_domain, clusters = _cluster_domains(src, k, seed, max_doc_chars, reporter)
+            by_domain, clusters = _cluster_domains(src, k, seed, max_doc_chars, reporter, links)
+        _warn_links(links, src)
         splits: dict[str, dict[str, list[Document]]] = {}
         for name in sorted(by_domain):
             train, val = split_train_val(

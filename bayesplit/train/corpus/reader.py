@@ -14,9 +14,19 @@ Tokens made elsewhere
     (at most 65,536), ``dtype`` (``"uint16"``) and ``domains`` (per domain, ``train`` and
     ``val``, each ``{"file": relative path, "tokens": count, "documents": count}``), and the
     shards. A corpus tokenized by other tools (e.g. a GPT-2 vocabulary) needs only those;
-    ``eot_token`` and ``content_sha256`` are recommended (the hash goes into trunk ids and
-    run rows, so runs on different data never share a trunk), ``tokenizer`` and its hash are
-    needed only by :meth:`Corpus.tokenizer` and :meth:`Corpus.verify`.
+    ``eot_token`` and ``content_sha256`` are recommended. The hash goes into trunk ids and run
+    rows, so runs on different data never share a trunk: without it, :attr:`Corpus.content_sha256`
+    computes it from the shards (as :func:`content_hash` defines it, the hash ``corpus build``
+    records), reading every shard once per process. ``tokenizer`` and its hash are needed only
+    by :meth:`Corpus.tokenizer` and :meth:`Corpus.verify`.
+
+What is refused on open
+    Domain names other than ``corpus build``'s (``[A-Za-z0-9_-]``, starting and ending with a
+    letter or digit, at most 100 characters: they become file and run names), shard paths that
+    lead outside the corpus folder (``..``, absolute paths, or symlinks that resolve outside
+    it) and shards whose size is not the recorded token count. Token ids at or above
+    ``vocab_size`` are refused wherever a whole shard is read: :meth:`Corpus.verify`,
+    :func:`unigram_entropy` (``corpus info``) and the hashing of a manifest without a hash.
 
 Example
 -------
@@ -33,6 +43,7 @@ import hashlib
 import json
 import math
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -54,22 +65,71 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def content_hash(root: Path, files: Sequence[str]) -> str:
-    """SHA-256 over the shards: for each file (in the given order) its relative path, a NUL,
-    its size in bytes as decimal and a NUL, then its bytes."""
+#: A domain name as ``corpus build`` makes one (see ``sanitize_name``): ASCII letters, digits,
+#: ``_`` and ``-``, starting and ending with a letter or digit. Domains name files and run ids.
+DOMAIN_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?")
+#: Longest domain name: run ids hold it next to the trunk id, and file names stop at 255 bytes.
+MAX_DOMAIN_NAME = 100
+
+
+def domain_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a domain name (None if it can)."""
+    if not DOMAIN_NAME.fullmatch(name):
+        return (
+            "must be ASCII letters, digits, '_' and '-', starting and ending with a letter or digit"
+        )
+    if len(name) > MAX_DOMAIN_NAME:
+        return f"is {len(name)} characters long, more than {MAX_DOMAIN_NAME}"
+    return None
+
+
+def content_hash(
+    root: Path,
+    files: Sequence[str],
+    labels: Sequence[str] | None = None,
+    *,
+    vocab_size: int | None = None,
+) -> str:
+    """SHA-256 over the shards: for each file (in the given order) its label (by default its
+    relative path), a NUL, its size in bytes as decimal and a NUL, then its bytes.
+
+    ``corpus build`` records it with the shards' canonical paths (:func:`shard_files`) as the
+    labels. With ``vocab_size``, a token id at or above it is refused on the way (the bytes
+    are read anyway), naming the shard and the id.
+    """
+    labels = files if labels is None else labels
     h = hashlib.sha256()
-    for rel in files:
+    for rel, label in zip(files, labels, strict=True):
         path = root / rel
-        h.update(rel.encode() + b"\0" + str(path.stat().st_size).encode() + b"\0")
+        h.update(label.encode() + b"\0" + str(path.stat().st_size).encode() + b"\0")
+        top = -1
         with open(path, "rb") as f:
+            # an even block size keeps every block whole uint16 tokens
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)
+                if vocab_size is not None and len(block) >= 2:
+                    top = max(top, int(np.frombuffer(block, "<u2", len(block) // 2).max()))
+        if vocab_size is not None and top >= vocab_size:
+            raise token_id_error(path, top, vocab_size)
     return h.hexdigest()
+
+
+def token_id_error(shard: Path, top: int, vocab_size: int) -> BayesplitError:
+    """The one-line refusal of a shard holding a token id outside the vocabulary."""
+    return BayesplitError(
+        f"corpus shard {shard} holds token id {top}, which is not below the corpus's "
+        f"vocab_size {vocab_size} (manifest.json); fix vocab_size or the shard"
+    )
 
 
 def shard_files(domains: Sequence[str]) -> list[str]:
     """The shard paths, relative to the corpus folder, in the order ``content_hash`` reads them."""
     return [f"{d}/{s}.bin" for d in sorted(domains) for s in SPLITS]
+
+
+# Hashes computed for manifests that record none, per process: (folder, shard paths, sizes,
+# modification times, inodes) -> hash. Nothing is written into the corpus folder.
+_COMPUTED_HASHES: dict[tuple, str] = {}
 
 
 class Corpus:
@@ -134,8 +194,39 @@ class Corpus:
 
     @property
     def content_sha256(self) -> str:
-        """SHA-256 of the shards as the manifest records it (empty if it records none)."""
-        return str(self.manifest.get("content_sha256") or "")
+        """SHA-256 of the shards: as the manifest records it, or else computed from the shards
+        (see :meth:`computed_content_sha256`), so that different data never shares an id."""
+        return str(self.manifest.get("content_sha256") or "") or self.computed_content_sha256()
+
+    def _shards(self) -> tuple[list[str], list[str]]:
+        """The shard files as the manifest names them, and their canonical labels
+        (``DOMAIN/SPLIT.bin``), in the order :func:`content_hash` reads them."""
+        domains = self.manifest["domains"]
+        labels = shard_files(domains)
+        files = [domains[d][s]["file"] for d in sorted(domains) for s in SPLITS]
+        return files, labels
+
+    def computed_content_sha256(self) -> str:
+        """The content hash computed from the shards, the way ``corpus build`` records it:
+        :func:`content_hash` over each domain's ``DOMAIN/SPLIT.bin`` label, size and bytes
+        (whatever the files are called), domains sorted. A built corpus and one written by
+        hand with the same shards and domain names agree.
+
+        Reads every shard once (and refuses token ids at or above ``vocab_size`` on the
+        way); the result is kept for the rest of the process while the shards' sizes and
+        modification times stay the same.
+        """
+        files, labels = self._shards()
+        stamps = []
+        for rel in files:
+            st = (self.path / rel).stat()
+            stamps.append((rel, st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev))
+        key = (str(self.path.resolve()), tuple(labels), tuple(stamps), self.vocab_size)
+        if key not in _COMPUTED_HASHES:
+            _COMPUTED_HASHES[key] = content_hash(
+                self.path, files, labels, vocab_size=self.vocab_size
+            )
+        return _COMPUTED_HASHES[key]
 
     def check_domain(self, domain: str) -> None:
         """Raise BayesplitError if the corpus has no such domain."""
@@ -232,7 +323,8 @@ class Corpus:
         }
 
     def verify(self) -> None:
-        """Recompute the tokenizer and content hashes; raise if they differ from the manifest."""
+        """Recompute the tokenizer and content hashes and read every token id; raise if a
+        hash differs from the manifest or an id is not below ``vocab_size``."""
         m = self.manifest
         missing = [k for k in ("tokenizer_sha256", "content_sha256") if not m.get(k)]
         if missing:
@@ -242,7 +334,11 @@ class Corpus:
         tok_hash = sha256_file(self._built_file("tokenizer"))
         if tok_hash != m["tokenizer_sha256"]:
             raise BayesplitError(f"{self.path}: tokenizer.json does not match its recorded hash")
-        if content_hash(self.path, shard_files(m["domains"])) != m["content_sha256"]:
+        files, labels = self._shards()
+        if (
+            content_hash(self.path, files, labels, vocab_size=self.vocab_size)
+            != m["content_sha256"]
+        ):
             raise BayesplitError(f"{self.path}: the shards do not match the recorded content hash")
 
 
@@ -270,6 +366,19 @@ def _validate_manifest(m: Any, where: Path) -> None:
         raise bad(f"eot_token {m['eot_token']} is outside the vocabulary")
     if not m["domains"]:
         raise bad("no domains")
+    seen: dict[str, str] = {}
+    for name in m["domains"]:
+        problem = domain_name_problem(name)
+        if problem is not None:
+            raise bad(f"domain name {name!r} {problem} (as `corpus build` names domains)")
+        if name.lower() in seen:  # one folder on a case-insensitive file system
+            raise bad(f"domain names {seen[name.lower()]!r} and {name!r} differ only in case")
+        seen[name.lower()] = name
+    root = where.parent
+    try:
+        real_root = root.resolve()
+    except (OSError, RuntimeError) as exc:
+        raise bad(f"cannot resolve the corpus folder ({exc})") from None
     for name, entry in m["domains"].items():
         if not isinstance(entry, dict):
             raise bad(f"domain {name!r} is not an object")
@@ -280,6 +389,16 @@ def _validate_manifest(m: Any, where: Path) -> None:
             file, tokens, docs = rec.get("file"), rec.get("tokens"), rec.get("documents")
             if not isinstance(file, str) or Path(file).is_absolute() or ".." in Path(file).parts:
                 raise bad(f"{name}/{split}: 'file' must be a relative path inside the corpus")
+            # a symlink (the shard, or a folder on its way) may lead elsewhere
+            try:
+                real = (root / file).resolve()
+            except (OSError, RuntimeError) as exc:  # a symlink loop
+                raise bad(f"{name}/{split}: cannot resolve {file!r} ({exc})") from None
+            if not real.is_relative_to(real_root):
+                raise bad(
+                    f"{name}/{split}: {file!r} resolves to {real}, outside the corpus folder "
+                    f"{real_root} (shards must lie inside it, symlinks included)"
+                )
             for key, val in (("tokens", tokens), ("documents", docs)):
                 if not isinstance(val, int) or isinstance(val, bool) or val < 0:
                     raise bad(f"{name}/{split}: {key!r} must be a non-negative integer")
@@ -297,15 +416,23 @@ def unigram_entropy(corpus: Corpus, split: str = "val", domain: str | None = Non
     """
     names = corpus.domains if domain is None else [domain]
     v = corpus.vocab_size
+
+    def count(name: str, which: str) -> np.ndarray:
+        # every token counts: an id outside the vocabulary is refused, not cut off
+        c = np.bincount(corpus.tokens(name, which), minlength=v)
+        if c.size > v:
+            raise token_id_error(corpus.path / corpus._record(name, which)["file"], c.size - 1, v)
+        return c
+
     counts = np.zeros(v, dtype=np.int64)
     for name in names:
-        counts += np.bincount(corpus.tokens(name, "train"), minlength=v)[:v]
+        counts += count(name, "train")
     logp = np.log(counts + 1.0) - math.log(counts.sum() + v)
     total, n = 0.0, 0
     for name in names:
-        toks = corpus.tokens(name, split)
-        total -= float(np.bincount(toks, minlength=v)[:v] @ logp)
-        n += toks.size
+        c = count(name, split)
+        total -= float(c @ logp)
+        n += int(c.sum())
     if n == 0:
         raise BayesplitError(f"no {split} tokens to evaluate on")
     return total / n
