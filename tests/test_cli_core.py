@@ -172,6 +172,16 @@ def test_parse_count():
         parse_count("lots")
 
 
+def test_parse_counts_refuses_an_empty_item():
+    from bayesplit.cli.core import parse_counts
+    from bayesplit.errors import BayesplitError
+
+    assert parse_counts("1e6, 2M", "--params") == [1e6, 2e6]
+    for text in ("1e6,,2e6", "1e6,", ",1e6"):  # the empty item was dropped without a word
+        with pytest.raises(BayesplitError, match="--params has an empty item"):
+            parse_counts(text, "--params")
+
+
 def test_runs_import_list_export(tmp_path, runs_csv):
     store = tmp_path / "runs.db"
     out = _json(

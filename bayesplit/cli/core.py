@@ -27,7 +27,12 @@ def parse_positive(text: str, option: str) -> float:
 
 def parse_counts(text: str, option: str) -> list[float]:
     """A comma list of counts (``1e6,2M``), each finite and > 0, in the order given."""
-    values = [parse_count(t) for t in text.split(",") if t.strip()]
+    items = text.split(",")
+    if len(items) > 1 and any(not t.strip() for t in items):  # "2560,,5120" lost an item
+        raise BayesplitError(
+            f"{option} has an empty item in {text!r}; give numbers separated by single commas"
+        )
+    values = [parse_count(t) for t in items if t.strip()]
     if not values or not all(math.isfinite(v) and v > 0 for v in values):
         raise BayesplitError(f"{option} wants positive numbers separated by commas, got {text!r}")
     return values

@@ -283,7 +283,6 @@ def pretrain_cmd(
 
     data = _check_corpus(corpus)
     entry = find_model(_load_ladder(ladder), model)
-    _no_empty_items(branch_at, "--branch-at")
     points = parse_counts(branch_at, "--branch-at") if branch_at else []
     if not points:
         raise BayesplitError("--branch-at needs at least one token count")
@@ -319,15 +318,6 @@ def pretrain_cmd(
         progress=progress,
     )
     _show(df, as_json)
-
-
-def _no_empty_items(text: str, option: str) -> None:
-    """Refuse a comma list with an empty item (``2560,,5120``): it was dropped silently."""
-    if text and any(not t.strip() for t in text.split(",")):
-        raise BayesplitError(
-            f"{option} has an empty item in {text!r}; give token counts separated by single "
-            "commas (e.g. 1e6,2e6)"
-        )
 
 
 def _check_branch_points(points: list[float], entry: dict) -> None:
