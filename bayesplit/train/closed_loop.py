@@ -150,11 +150,12 @@ def run_loop(
             plan_suggestions(seed_design, data, store, **plan_kw)
         except BayesplitError as exc:
             raise BayesplitError(f"the seed design: {exc}") from None
-    db = RunStore(store)
     # the budget covers the whole campaign: a rerun (after an interrupt, or to go on)
     # starts from what the store's runs already cost, not from zero
     spent = _runs_flops(known) if len(known) else 0.0
-    if len(db) == 0:
+    if not len(known):
+        # the trainer creates the store with the first rows: a seed design that fails
+        # (diverges, is interrupted) leaves no empty store behind
         execute_suggestions(seed_design, data, store, **exec_kw)
         spent += _design_flops(seed_design)
     elif spent >= cap:
@@ -162,6 +163,7 @@ def run_loop(
             f"the runs in {store} already cost {spent:.3g} FLOPs, the whole --experiment-budget "
             f"{cap:.3g}; raise it to go on"
         )
+    db = RunStore(store)
     fit_kw = {"chains": 2, "draws": 500, "warmup": 500, "progress": False, **(fit_kwargs or {})}
     history = []
     for rnd in range(1, rounds + 1):

@@ -220,3 +220,22 @@ def test_loop_refuses_a_store_of_rows_without_any_corpus_hash(tiny_corpus, tiny_
     assert len(lines) == 1 and lines[0].startswith("error: ")
     assert "holds 40 of its 40 rows without a corpus_sha256" in lines[0]
     assert store.read_bytes() == before and not (tmp_path / "mix-checkpoints").exists()
+
+
+def test_a_seed_design_that_fails_leaves_no_empty_store(
+    tiny_corpus, tiny_ladder, tmp_path, monkeypatch
+):
+    # the loop created the store before training its seed design, so a seed design that
+    # diverged or was interrupted left an empty .db behind
+    import bayesplit.train.execute
+    from bayesplit.errors import BayesplitError
+    from bayesplit.train.closed_loop import run_loop
+
+    def diverges(*args, **kwargs):
+        raise BayesplitError("training diverged: loss nan at step 3")
+
+    monkeypatch.setattr(bayesplit.train.execute, "execute_suggestions", diverges)
+    store = tmp_path / "runs.db"
+    with pytest.raises(BayesplitError, match="diverged"):
+        run_loop(tiny_corpus, store, budget=1e13, ladder=str(tiny_ladder), progress=False)
+    assert not store.exists()
