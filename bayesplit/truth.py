@@ -8,6 +8,7 @@ parameters and a noise model, from which run tables are simulated.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,10 +17,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayesplit._parse import is_number, names
+from bayesplit._parse import _shown as _typed
+from bayesplit._parse import check_seed, counts, is_number, names
 from bayesplit.errors import BayesplitError
 from bayesplit.laws import Law, get_law, get_ops
 from bayesplit.model import Reference
+from bayesplit.runs import MAX_PLAUSIBLE_LOSS, MIN_PLAUSIBLE_COUNT
 
 
 @dataclass(frozen=True)
@@ -48,12 +51,30 @@ class GroundTruth:
     noise: Noise = field(default_factory=Noise)
 
     def __post_init__(self):
-        if not self.domains or not all(isinstance(k, str) and k for k in self.domains):
-            raise BayesplitError(
-                f"ground truth domains must be a list of names, got {list(self.domains)!r}"
-            )
+        # frozen: the checks below may only normalise what was passed, through object.__setattr__
+        law = self.law
+        if isinstance(law, str):  # a law name, as in a truth file
+            law = get_law(law)
+        if not isinstance(law, Law):
+            raise BayesplitError(f"ground truth law must be a law name or a Law, got {law!r}")
+        object.__setattr__(self, "law", law)
+        domains = self.domains
+        if isinstance(domains, str):  # one domain, not its letters
+            domains = (domains,)
+        if not isinstance(domains, Sequence | np.ndarray | pd.Index) or not all(
+            isinstance(k, str) and k for k in domains
+        ):
+            raise BayesplitError(f"ground truth domains must be a list of names, got {domains!r}")
+        domains = tuple(domains)
+        if not domains:
+            raise BayesplitError("ground truth domains must be a list of names, got []")
+        object.__setattr__(self, "domains", domains)
         if len(set(self.domains)) != len(self.domains):
             raise BayesplitError(f"ground truth domains repeat a name: {list(self.domains)!r}")
+        if not isinstance(self.params, Mapping):
+            raise BayesplitError(
+                f"ground truth params must be a mapping of name: value, got {self.params!r}"
+            )
         missing = set(self.law.param_names) - set(self.params)
         if missing:
             raise BayesplitError(f"ground truth lacks parameter(s) {', '.join(sorted(missing))}")
@@ -64,12 +85,7 @@ class GroundTruth:
                 f"law {self.law.name} has {', '.join(self.law.param_names)}"
             )
         for p in self.law.params:
-            try:
-                v = np.asarray(self.params[p.name], dtype=float)
-            except (TypeError, ValueError):
-                raise BayesplitError(
-                    f"ground truth parameter {p.name} is not a number: {self.params[p.name]!r}"
-                ) from None
+            v = _param_value(p.name, self.params[p.name])
             if not np.all(np.isfinite(v)):
                 raise BayesplitError(f"ground truth parameter {p.name} is not finite: {v}")
             if p.support == "positive" and not np.all(v > 0):
@@ -80,23 +96,38 @@ class GroundTruth:
                 raise BayesplitError(
                     f"ground truth parameter {p.name} must be in (0, 1), got {_shown(v)}"
                 )
-            want = (len(self.domains),) if p.per_domain else ()
+            k = len(self.domains)
+            want = (k,) if p.per_domain else ()
             if v.shape != want:
                 raise BayesplitError(
                     f"ground truth parameter {p.name} needs "
                     + (
-                        f"{len(self.domains)} values, one per domain"
+                        f"{k} value{'s' * (k != 1)}, one per domain"
                         if p.per_domain
                         else "one value (it is shared by all domains)"
                     )
-                    + f", got {np.ndim(v) and len(v) or 1}"
+                    + (f", got {len(v)} values" if v.ndim else ", got a single number")
                 )
+        if not isinstance(self.reference, Reference):
+            raise BayesplitError(
+                "ground truth reference must be a Reference(params, tokens, loss), "
+                f"got {self.reference!r}"
+            )
         for name in ("params", "tokens", "loss"):
             value = getattr(self.reference, name)
             if not (is_number(value) and math.isfinite(value) and value > 0):
                 raise BayesplitError(
                     f"ground truth reference {name} must be a finite number > 0, got {value!r}"
                 )
+        for name in ("params", "tokens"):
+            value = getattr(self.reference, name)
+            if value < MIN_PLAUSIBLE_COUNT:  # its runs would be refused as "the wrong unit"
+                raise BayesplitError(
+                    f"ground truth reference {name} {value:g} is below "
+                    f"{MIN_PLAUSIBLE_COUNT:g}: give raw counts (e.g. 1e8), not millions or "
+                    "billions"
+                )
+        object.__setattr__(self, "noise", _noise(self.noise))
         for name in ("sigma", "seed_sd", "hetero"):
             value = getattr(self.noise, name)
             if not (is_number(value) and math.isfinite(value) and value >= 0):
@@ -127,32 +158,80 @@ class GroundTruth:
             out[p.name] = v.reshape(1, -1) if p.per_domain else v.reshape(1)
         return out
 
-    def loss(self, params, pretrain_tokens, spec_tokens, domain) -> np.ndarray:
-        """The true mean loss at raw (N, D, D') for a domain name or index per point."""
-        dom = np.asarray(domain)
-        if dom.dtype.kind in "US" or dom.dtype == object:
-            idx = (
-                np.vectorize(self.domains.index)(dom) if dom.ndim else self.domains.index(str(dom))
-            )
-        else:
-            idx = dom
-        idx = np.asarray(idx, dtype=int)
-        x = self.reference.scale(params, pretrain_tokens, spec_tokens)
-        shape = np.broadcast(x.n, x.d, x.dp, idx).shape
+    def _log_mean(self, n, d, dp, idx) -> np.ndarray:
+        """``log L`` at scaled inputs and domain indices, broadcast together (no checks)."""
+        from bayesplit.laws import Inputs
+
+        shape = np.broadcast_shapes(np.shape(n), np.shape(d), np.shape(dp), np.shape(idx))
         idx = np.broadcast_to(idx, shape)
         rows = {}
         for p in self.law.params:
             v = np.asarray(self.params[p.name], dtype=float)
             rows[p.name] = v[idx] if p.per_domain else v
-        from bayesplit.laws import Inputs
+        xin = Inputs(*(np.broadcast_to(np.asarray(a, dtype=float), shape) for a in (n, d, dp)))
+        with np.errstate(all="ignore"):  # callers refuse a NaN or inf in words
+            return np.asarray(self.law.evaluate(get_ops("numpy"), rows, xin), dtype=float)
 
-        xin = Inputs(*(np.broadcast_to(a, shape) for a in (x.n, x.d, x.dp)))
-        with np.errstate(all="ignore"):  # a NaN is refused in words just below
-            log_l = self.law.evaluate(get_ops("numpy"), rows, xin)
+    def _scaled(self, n, d, dp):
+        with np.errstate(all="ignore"):  # an overflow is a non-finite loss, refused in words
+            return self.reference.scale(n, d, dp)
+
+    def _domain_index(self, domain, what: str = "domain") -> np.ndarray:
+        """Indices into :attr:`domains` of a domain name or an array of names."""
+        known = ", ".join(self.domains)
+        if isinstance(domain, str):
+            if domain not in self.domains:
+                raise BayesplitError(
+                    f"{what} {domain!r} is not a domain of this truth; it has {known}"
+                )
+            return np.asarray(self.domains.index(domain))
+        if isinstance(domain, Sequence | np.ndarray | pd.Series | pd.Index):
+            arr = np.asarray(domain, dtype=object)
+            lookup = {k: i for i, k in enumerate(self.domains)}
+            flat = arr.ravel().tolist()
+            for x in flat:
+                if not (isinstance(x, str) and x in lookup):
+                    raise BayesplitError(
+                        f"{what} must be domain names of this truth ({known}), "
+                        f"got an entry {_typed(x)}"
+                    )
+            if not flat:
+                raise BayesplitError(f"{what} is empty: give at least one domain name")
+            return np.array([lookup[x] for x in flat], dtype=int).reshape(arr.shape)
+        raise BayesplitError(
+            f"{what} must be a domain name of this truth ({known}) or a list of them, "
+            f"got {_typed(domain)}"
+        )
+
+    def loss(self, params, pretrain_tokens, spec_tokens, domain) -> np.ndarray:
+        """The true mean loss at raw (N, D, D') for a domain name (or an array of names,
+        one per point); the inputs broadcast together."""
+        n = _count_values(params, "params")
+        d = _count_values(pretrain_tokens, "pretrain_tokens")
+        dp = _count_values(spec_tokens, "spec_tokens", zero_ok=True)
+        idx = self._domain_index(domain)
+        try:
+            shape = np.broadcast_shapes(n.shape, d.shape, dp.shape, idx.shape)
+        except ValueError:
+            shapes = ", ".join(
+                f"{k}={v.shape}"
+                for k, v in zip(
+                    ("params", "pretrain_tokens", "spec_tokens", "domain"),
+                    (n, d, dp, idx),
+                    strict=True,
+                )
+            )
+            raise BayesplitError(
+                f"params, pretrain_tokens, spec_tokens and domain must have shapes that "
+                f"broadcast together, got {shapes}"
+            ) from None
+        x = self._scaled(n, d, dp)
+        log_l = self._log_mean(x.n, x.d, x.dp, idx)
         # a NaN here would become a measured run, and fail later far from its cause
-        points = {"N": params, "D": pretrain_tokens, "D'": spec_tokens}
-        self.law.check_finite(log_l, {**points, "domain": np.asarray(self.domains)[idx]})
-        return np.exp(log_l)
+        points = {"N": n, "D": d, "D'": dp, "domain": np.asarray(self.domains)[idx]}
+        self.law.check_finite(log_l, points)
+        with np.errstate(all="ignore"):
+            return np.exp(log_l).reshape(shape)
 
     def simulate(
         self, design: pd.DataFrame, seed: int = 0, trunk_shifts: dict | None = None
@@ -160,51 +239,158 @@ class GroundTruth:
         """Measured rows for a design.
 
         ``design`` has one row per run spec with ``params``, ``pretrain_tokens``,
-        ``spec_tokens``, ``train_domain`` (None for general models) and optionally
-        ``run_id``/``seed``/``trunk_id``. General models are evaluated on every domain,
-        specialists on their own domain (the rows a law describes). ``trunk_shifts``
-        keeps each trunk's seed shift across calls (a campaign simulating batch by batch).
+        ``spec_tokens`` (default 0), ``train_domain`` (None for general models) and
+        optionally ``run_id``/``seed``/``trunk_id``. General models are evaluated on every
+        domain, specialists on their own domain (the rows a law describes). ``seed`` (a
+        whole number from 0 to 2^63 - 1) draws the noise; ``trunk_shifts`` keeps each
+        trunk's seed shift across calls (a campaign simulating batch by batch).
         """
+        seed = check_seed(seed)
+        if trunk_shifts is not None and not isinstance(trunk_shifts, dict):
+            raise BayesplitError(
+                f"trunk_shifts must be a dict (or None), got {_typed(trunk_shifts)}"
+            )
+        specs = self._design_rows(design)
+        # every (run, evaluated domain) pair, in the order the rows are written
+        pairs = [(i, k) for i, sp in enumerate(specs) for k in sp["evals"]]
+        n = np.array([specs[i]["params"] for i, _ in pairs])
+        d = np.array([specs[i]["pretrain_tokens"] for i, _ in pairs])
+        dp = np.array([specs[i]["spec_tokens"] for i, _ in pairs])
+        idx = np.array([k for _, k in pairs], dtype=int)
+        x = self._scaled(n, d, dp)
+        log_l = self._log_mean(x.n, x.d, x.dp, idx)
+        self.law.check_finite(
+            log_l, {"N": n, "D": d, "D'": dp, "domain": np.asarray(self.domains)[idx]}
+        )
+        with np.errstate(all="ignore"):
+            means = np.exp(log_l)
         rng = np.random.default_rng(seed)
         out = []
         trunk_shift: dict[str, float] = {} if trunk_shifts is None else trunk_shifts
-        for i, spec in enumerate(design.to_dict("records")):
-            run_id = spec.get("run_id") or f"sim-{seed}-{i}"
-            train = spec.get("train_domain")
-            train = (
-                None if train is None or (isinstance(train, float) and np.isnan(train)) else train
-            )
-            evals = list(self.domains) if train is None else [train]
-            trunk = spec.get("trunk_id") if isinstance(spec.get("trunk_id"), str) else run_id
+        z = self.noise
+        j = 0
+        for i, spec in enumerate(specs):
+            run_id = spec["run_id"] or f"sim-{seed}-{i}"
+            trunk = spec["trunk_id"] or run_id
             if trunk not in trunk_shift:  # a seed's luck carries over to every branch of its trunk
-                trunk_shift[trunk] = self.noise.seed_sd * rng.standard_normal()
+                trunk_shift[trunk] = z.seed_sd * rng.standard_normal()
             shift = trunk_shift[trunk]
-            n, d, dp = (
-                float(spec["params"]),
-                float(spec["pretrain_tokens"]),
-                float(spec.get("spec_tokens", 0.0) or 0.0),
-            )
-            flops = 6 * n * (d + dp)
-            sd = self.noise.sigma * (
-                1 + self.noise.hetero * (self.noise.compute_ref / flops) ** 0.25
-            )
-            for k in evals:
-                mean = float(self.loss(n, d, dp, k))
+            nn, dd, ddp = spec["params"], spec["pretrain_tokens"], spec["spec_tokens"]
+            sd = z.sigma
+            if z.hetero > 0:  # 0 · inf would be NaN; a tiny run's inf is refused below
+                with np.errstate(all="ignore"):
+                    flops = 6 * np.float64(nn) * (dd + ddp)
+                    sd = z.sigma * (1 + z.hetero * float((z.compute_ref / flops) ** 0.25))
+            for k in spec["evals"]:
+                mean = float(means[j])
+                j += 1
+                with np.errstate(all="ignore"):
+                    measured = mean * float(np.exp(shift + sd * rng.standard_normal()))
+                if not (math.isfinite(measured) and 0 < measured <= MAX_PLAUSIBLE_LOSS):
+                    raise self._implausible(measured, mean, spec, i, k, MAX_PLAUSIBLE_LOSS)
                 out.append(
                     {
                         "run_id": run_id,
-                        "seed": int(spec.get("seed", 0) or 0),
-                        "params": n,
-                        "pretrain_tokens": d,
-                        "spec_tokens": dp,
-                        "train_domain": train,
-                        "eval_domain": k,
-                        "loss": mean * float(np.exp(shift + sd * rng.standard_normal())),
+                        "seed": spec["seed"],
+                        "params": nn,
+                        "pretrain_tokens": dd,
+                        "spec_tokens": ddp,
+                        "train_domain": spec["train_domain"],
+                        "eval_domain": self.domains[k],
+                        "loss": measured,
                         "true_loss": mean,
-                        **({"trunk_id": spec["trunk_id"]} if spec.get("trunk_id") else {}),
+                        **({"trunk_id": spec["trunk_id"]} if spec["trunk_id"] else {}),
                     }
                 )
         return pd.DataFrame(out)
+
+    def _implausible(self, measured, mean, spec, i, k, most) -> BayesplitError:
+        """The error for a simulated loss a run table would refuse: it names the truth, not
+        a table the user never wrote."""
+
+        def why(value):
+            if not math.isfinite(value):
+                return "not a finite number"
+            if value <= 0:
+                return "not > 0"
+            return f"above {most:g} nats per token, which a run table refuses as a perplexity"
+
+        at = (
+            f"at N={spec['params']:g}, D={spec['pretrain_tokens']:g}, "
+            f"D'={spec['spec_tokens']:g}, domain {self.domains[k]} (design row {i}"
+        )
+        z = self.noise
+        if math.isfinite(mean) and 0 < mean <= most:  # the noise took it there
+            what = f"simulated loss {measured:.4g} {at}; true loss {mean:.4g}): {why(measured)}"
+        else:
+            what = f"has true loss {mean:.4g} {at}): {why(mean)}"
+        return BayesplitError(
+            f"ground truth (law {self.law.name}) {what}; check the truth's parameters, "
+            f"reference and noise (sigma={z.sigma:g}, seed_sd={z.seed_sd:g}, hetero={z.hetero:g})"
+        )
+
+    def _design_rows(self, design) -> list[dict]:
+        """The rows of a design, checked: one dict per run with float N, D, D', an int seed,
+        ``train_domain`` (None or a name), ``run_id``/``trunk_id`` (None when not given)
+        and ``evals``, the indices of the domains it is evaluated on."""
+        need = ("params", "pretrain_tokens")
+        if not isinstance(design, pd.DataFrame):
+            raise BayesplitError(
+                f"design must be a pandas DataFrame with columns {', '.join(need)} (and "
+                f"spec_tokens, train_domain), got {type(design).__name__}"
+            )
+        missing = [c for c in need if c not in design.columns]
+        if missing:
+            raise BayesplitError(
+                f"design lacks column(s) {', '.join(missing)}; it needs {', '.join(need)} "
+                "(and optionally spec_tokens, train_domain, run_id, seed, trunk_id)"
+            )
+        if design.columns.duplicated().any():
+            dup = sorted(map(str, set(design.columns[design.columns.duplicated()])))
+            raise BayesplitError(f"design repeats column(s) {', '.join(dup)}")
+        if not len(design):
+            raise BayesplitError("design has no rows: give at least one run")
+        m = len(design)
+        cols = {
+            "params": _design_counts(design["params"], "params"),
+            "pretrain_tokens": _design_counts(design["pretrain_tokens"], "pretrain_tokens"),
+            "spec_tokens": (
+                _design_counts(design["spec_tokens"], "spec_tokens", zero_ok=True)
+                if "spec_tokens" in design.columns
+                else np.zeros(m)
+            ),
+        }
+        seeds = _design_seeds(design["seed"]) if "seed" in design.columns else [0] * m
+        train = design["train_domain"].tolist() if "train_domain" in design else [None] * m
+        run_ids = _design_labels(design, "run_id")
+        trunks = _design_labels(design, "trunk_id")
+        lookup = {k: j for j, k in enumerate(self.domains)}
+        rows = []
+        for i in range(m):
+            t = None if _blank(train[i]) else train[i]
+            if t is not None and not (isinstance(t, str) and t in lookup):
+                raise BayesplitError(
+                    f"design column 'train_domain' has {_typed(t)} (row {i}), not a domain of "
+                    f"this truth ({', '.join(self.domains)}); use None for a general model"
+                )
+            if t is None and cols["spec_tokens"][i] > 0:
+                raise BayesplitError(
+                    f"design row {i} has spec_tokens > 0 but no train_domain: a specialist "
+                    "needs the domain it was trained on"
+                )
+            rows.append(
+                {
+                    "params": float(cols["params"][i]),
+                    "pretrain_tokens": float(cols["pretrain_tokens"][i]),
+                    "spec_tokens": float(cols["spec_tokens"][i]),
+                    "seed": seeds[i],
+                    "train_domain": t,
+                    "run_id": run_ids[i],
+                    "trunk_id": trunks[i],
+                    "evals": list(range(len(self.domains))) if t is None else [lookup[t]],
+                }
+            )
+        return rows
 
     def as_posterior(self, runs: pd.DataFrame | None = None):
         """A one-draw :class:`~bayesplit.posterior.Posterior` holding the true parameters.
@@ -286,15 +472,24 @@ class GroundTruth:
     @classmethod
     def from_dict(cls, d: Mapping) -> GroundTruth:
         """A ground truth from a mapping (the YAML of ``bayesplit simulate --truth``)."""
+        if not isinstance(d, Mapping):
+            raise BayesplitError(
+                f"ground truth must be a mapping with law, domains, params; got {_typed(d)}"
+            )
         try:
             unknown = sorted(map(str, set(d) - set(_TRUTH_KEYS)))
             if unknown:
                 raise BayesplitError(
                     f"ground truth has unknown keys {unknown}; it takes {', '.join(_TRUTH_KEYS)}"
                 )
-            law = get_law(d["law"])
+            name = d["law"]
+            if not isinstance(name, str):  # a list was "unhashable type: 'list'"
+                raise BayesplitError(f"ground truth law must be a law name, got {name!r}")
+            law = get_law(name)
             if "per_domain" in d:
-                law = law.with_pooling(d["per_domain"])
+                law = law.with_pooling(
+                    _names(d["per_domain"], "ground truth per_domain", empty_ok=True)
+                )
             ref = d.get("reference", {})
             if not isinstance(ref, Mapping):
                 raise BayesplitError(
@@ -311,9 +506,6 @@ class GroundTruth:
                 raise BayesplitError(f"ground truth domains must be a list, got {domains!r}")
             if not isinstance(d["params"], Mapping):
                 raise BayesplitError("ground truth params must be a mapping of name: value")
-            noise = d.get("noise", {})
-            if not isinstance(noise, Mapping):
-                raise BayesplitError(f"ground truth noise must be a mapping, got {noise!r}")
             return cls(
                 law=law,
                 domains=tuple(domains),
@@ -323,7 +515,7 @@ class GroundTruth:
                     tokens=_reference_value(ref, "tokens", 1e10),
                     loss=_reference_value(ref, "loss", 3.0),
                 ),
-                noise=Noise(**noise),
+                noise=_noise(d.get("noise", {})),
             )
         except KeyError as exc:
             raise BayesplitError(f"ground truth is missing {exc}") from None
@@ -363,8 +555,145 @@ def _shown(v: np.ndarray):
     return v.tolist() if v.ndim else float(v)
 
 
+_NOISE_KEYS = ("sigma", "seed_sd", "hetero", "compute_ref")
+
+
+def _noise(value) -> Noise:
+    """A :class:`Noise`, or one from a mapping of its fields (a truth file's ``noise``)."""
+    if isinstance(value, Noise):
+        return value
+    if not isinstance(value, Mapping):
+        raise BayesplitError(
+            f"ground truth noise must be a Noise or a mapping of {', '.join(_NOISE_KEYS)}; "
+            f"got {value!r}"
+        )
+    unknown = sorted(map(str, set(value) - set(_NOISE_KEYS)))
+    if unknown:  # was "Noise.__init__() got an unexpected keyword argument"
+        raise BayesplitError(
+            f"ground truth noise has unknown keys {unknown}; it takes {', '.join(_NOISE_KEYS)}"
+        )
+    return Noise(**value)
+
+
+def _param_value(name: str, value) -> np.ndarray:
+    """A truth parameter as a float array: a number, or a list of numbers (one per domain).
+
+    Text and bools are refused, as everywhere else in a truth (numpy read ``"0.6"`` as
+    0.6 and ``true`` as 1.0).
+    """
+
+    def refuse():
+        raise BayesplitError(
+            f"ground truth parameter {name} is not a number: {value!r}; "
+            "give a number or a list of numbers, one per domain"
+        )
+
+    if is_number(value):
+        return np.asarray(float(value))
+    if isinstance(value, np.ndarray) and value.dtype.kind in "iuf":
+        return value.astype(float)
+    if isinstance(value, np.ndarray) and value.dtype.kind == "O":
+        entries = value.ravel().tolist()
+    elif isinstance(value, list | tuple):
+        entries = list(value)
+    else:
+        refuse()
+    if not all(is_number(x) for x in entries):  # a nested list too
+        refuse()
+    return np.asarray(value, dtype=float)
+
+
+def _names(value, what: str, empty_ok: bool = False) -> list[str]:
+    """Names through the shared validator (one string is one name, not its letters), a
+    non-iterable refused in words first (``list(5)`` said "'int' object is not iterable")."""
+    if not isinstance(value, str | Sequence | np.ndarray | pd.Index | pd.Series):
+        raise BayesplitError(f"{what} must be names (strings), got {value!r}")
+    out = names(value, what)
+    if not out and not empty_ok:
+        raise BayesplitError(f"{what} is empty: give at least one name")
+    return out
+
+
+def _count_values(value, what: str, zero_ok: bool = False) -> np.ndarray:
+    """N, D or D' through the shared ``counts`` validator, keeping the caller's shape (a
+    number stays 0-d; a 2-D grid of points stays 2-D)."""
+    if isinstance(value, np.ndarray) and value.ndim > 1:
+        return counts(value.reshape(-1), what, zero_ok).reshape(value.shape)
+    return counts(value, what, zero_ok).reshape(np.shape(value))
+
+
+def _blank(x) -> bool:
+    """None, NaN or pd.NA: a cell left empty."""
+    if x is None or x is pd.NA:
+        return True
+    return isinstance(x, float | np.floating) and math.isnan(x)
+
+
+def _design_counts(col: pd.Series, name: str, zero_ok: bool = False) -> np.ndarray:
+    """A design column of N, D or D': numbers (not text or bools), finite and > 0 (>= 0)."""
+    values = col.tolist()
+    for i, x in enumerate(values):
+        if not is_number(x):
+            raise BayesplitError(
+                f"design column {name!r} must hold numbers, got {_typed(x)} (row {i})"
+            )
+    arr = np.asarray(values, dtype=float)
+    ok = np.isfinite(arr) & ((arr >= 0) if zero_ok else (arr > 0))
+    if not ok.all():
+        i = int(np.argmin(ok))
+        raise BayesplitError(
+            f"design column {name!r} must be finite and {'>= 0' if zero_ok else '> 0'}, "
+            f"got {arr[i]:g} (row {i})"
+        )
+    return arr
+
+
+def _design_seeds(col: pd.Series) -> list[int]:
+    """A design's ``seed`` column: whole numbers that fit a 64-bit integer, as in run tables."""
+    out = []
+    for i, x in enumerate(col.tolist()):
+        if isinstance(x, numbers.Integral) and not isinstance(x, bool):
+            whole = True
+        else:
+            whole = is_number(x) and math.isfinite(x) and float(x).is_integer()
+        if whole and -(2**63) <= int(x) <= 2**63 - 1:
+            out.append(int(x))
+            continue
+        raise BayesplitError(
+            "design column 'seed' must hold whole numbers between -2^63 and 2^63 - 1, "
+            f"got {_typed(x)} (row {i})"
+        )
+    return out
+
+
+def _design_labels(design: pd.DataFrame, name: str) -> list[str | None]:
+    """``run_id`` or ``trunk_id`` per row: text, or None where the column or a cell is empty."""
+    if name not in design.columns:
+        return [None] * len(design)
+    return [None if _blank(x) or str(x) == "" else str(x) for x in design[name].tolist()]
+
+
+def _truth_loader():
+    """``yaml.SafeLoader`` that also reads ``1e8`` and ``5e-2`` as numbers (YAML 1.2; PyYAML
+    reads them as text). Parameters refuse text, so a plainly written number must not be
+    text, while a quoted ``"0.6"`` still is."""
+    import re
+
+    import yaml
+
+    class TruthLoader(yaml.SafeLoader):
+        pass
+
+    TruthLoader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+        list("-+.0123456789"),
+    )
+    return TruthLoader
+
+
 def load_truth(path: str | Path) -> GroundTruth:
-    """Read a ground truth from YAML (``yaml.safe_load``; never evaluated)."""
+    """Read a ground truth from YAML (a safe loader; never evaluated)."""
     import yaml
 
     p = Path(path)
@@ -373,7 +702,7 @@ def load_truth(path: str | Path) -> GroundTruth:
     if not p.is_file():
         raise BayesplitError(f"ground truth {p} is not a file")
     try:
-        data = yaml.safe_load(p.read_text())
+        data = yaml.load(p.read_text(), Loader=_truth_loader())  # a SafeLoader
     except UnicodeDecodeError:
         raise BayesplitError(f"{p}: not a YAML text file") from None
     except yaml.YAMLError as exc:
@@ -386,9 +715,30 @@ def load_truth(path: str | Path) -> GroundTruth:
 def truth_from_posterior(
     posterior, draw: int | str = "median", noise: Noise | None = None
 ) -> GroundTruth:
-    """A ground truth from a fitted posterior: one draw, or the per-parameter median."""
+    """A ground truth from a fitted posterior: one draw (a whole number from 0 to
+    ``posterior.n_draws - 1``), or the per-parameter ``"median"``."""
+    from bayesplit.posterior import Posterior
+
+    if not isinstance(posterior, Posterior):
+        raise BayesplitError(
+            f"posterior must be a fitted Posterior (bayesplit.fit, or load_posterior of a "
+            f".nc file), got {_typed(posterior)}"
+        )
+    last = posterior.n_draws - 1
+    if not (isinstance(draw, str) and draw == "median"):
+        if isinstance(draw, bool) or not isinstance(draw, numbers.Integral):
+            raise BayesplitError(
+                f"draw must be 'median' or a whole number from 0 to {last}, got {_typed(draw)}"
+            )
+        if not 0 <= int(draw) <= last:
+            raise BayesplitError(
+                f"draw must be between 0 and {last} (the posterior has {last + 1} draws), "
+                f"got {int(draw)}"
+            )
+    if noise is not None:
+        noise = _noise(noise)
     draws = posterior.draws()
-    if draw == "median":
+    if isinstance(draw, str):
         params = {k: np.median(v, axis=0) for k, v in draws.items()}
     else:
         params = {k: v[int(draw)] for k, v in draws.items()}
@@ -415,13 +765,22 @@ def truth_from_prior(
     centred on ``reference`` (default: the reference scales of ``runs``). Fitting the
     returned runs with the same ``reference`` and scoring against the returned truth, over
     many seeds, is simulation-based calibration: the fit's intervals should cover the drawn
-    truths at their nominal rate.
+    truths at their nominal rate. ``seed`` is a whole number from 0 to 2^63 - 1.
     """
+    from bayesplit._jax import configure
     from bayesplit.model import prepare
     from bayesplit.prior import sample_prior
     from bayesplit.runs import load_runs
 
+    seed = check_seed(seed)
+    if reference is not None and not isinstance(reference, Reference):
+        raise BayesplitError(
+            f"reference must be a Reference(params, tokens, loss) or None, got {_typed(reference)}"
+        )
     law_obj = get_law(law)
+    # float64 and 64-bit seeds, as in a fit: the same seed draws the same truth whether or
+    # not a fit ran earlier in the process, and seeds 2**32 apart differ
+    configure()
     spec, data = prepare(
         load_runs(runs), law_obj, run_effect=False, reference=reference, centered=True
     )
@@ -438,7 +797,8 @@ def truth_from_prior(
         Noise(sigma=float(sim["sigma"][0])),
     )
     drawn = data.rows.reset_index(drop=True).copy()
-    drawn["loss"] = np.exp(np.asarray(sim["log_loss"], dtype=float)[0])
+    with np.errstate(all="ignore"):
+        drawn["loss"] = np.exp(np.asarray(sim["log_loss"], dtype=float)[0])
     return truth, drawn
 
 
@@ -450,15 +810,48 @@ def factorial_design(
     *,
     seeds: Sequence[int] = (0,),
 ) -> pd.DataFrame:
-    """Every (N, D) general run, plus every (N, D, D', k) specialist branched from it."""
+    """Every (N, D) general run, plus every (N, D, D', k) specialist branched from it.
+
+    Sizes are numbers or lists of numbers (``spec_tokens`` may be empty: general runs
+    only; a D' of 0 adds nothing); ``domains`` a name or a list of names; ``seeds`` whole
+    numbers from 0 to 2^63 - 1.
+    """
+    params = counts(params, "params")
+    pretrain_tokens = counts(pretrain_tokens, "pretrain_tokens")
+    if isinstance(spec_tokens, list | tuple | np.ndarray | pd.Series) and not len(spec_tokens):
+        spec_tokens = np.zeros(0)
+    else:
+        spec_tokens = counts(spec_tokens, "spec_tokens", zero_ok=True)
+    domains = _names(domains, "domains")
+    if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
+        seeds = (seeds,)  # one seed
+    if not isinstance(seeds, Sequence | np.ndarray | pd.Series) or isinstance(seeds, str):
+        raise BayesplitError(f"seeds must be a list of whole numbers, got {_typed(seeds)}")
+    seeds = [check_seed(s, "each of seeds") for s in seeds]
+    if not seeds:
+        raise BayesplitError("seeds is empty: give at least one seed")
+    spec_tokens = spec_tokens[spec_tokens > 0]  # a D' of 0 is the general run, always there
+    for what, values in (
+        ("params", params),
+        ("pretrain_tokens", pretrain_tokens),
+        ("spec_tokens", spec_tokens),
+        ("seeds", seeds),
+    ):
+        seen = set()
+        for v in values:
+            if v in seen:  # two runs of one name, refused later as duplicate run-table rows
+                raise BayesplitError(f"{what} repeats {v:g}: give each value once")
+            seen.add(v)
+    # ids name sizes to 3 significant digits, more where that would name two sizes alike
+    n_ids, d_ids, dp_ids = (_labels(v) for v in (params, pretrain_tokens, spec_tokens))
     rows = []
     for s in seeds:
-        for n in params:
-            trunk = f"trunk-N{n:.3g}-s{s}"
-            for d in pretrain_tokens:
+        for n, n_id in zip(params, n_ids, strict=True):
+            trunk = f"trunk-N{n_id}-s{s}"
+            for d, d_id in zip(pretrain_tokens, d_ids, strict=True):
                 rows.append(
                     {
-                        "run_id": f"{trunk}-D{d:.3g}",
+                        "run_id": f"{trunk}-D{d_id}",
                         "trunk_id": trunk,
                         "seed": s,
                         "params": n,
@@ -467,13 +860,11 @@ def factorial_design(
                         "train_domain": None,
                     }
                 )
-                for dp in spec_tokens:
-                    if dp <= 0:
-                        continue
+                for dp, dp_id in zip(spec_tokens, dp_ids, strict=True):
                     for k in domains:
                         rows.append(
                             {
-                                "run_id": f"{trunk}-D{d:.3g}-{k}-Dp{dp:.3g}",
+                                "run_id": f"{trunk}-D{d_id}-{k}-Dp{dp_id}",
                                 "trunk_id": trunk,
                                 "seed": s,
                                 "params": n,
@@ -483,6 +874,15 @@ def factorial_design(
                             }
                         )
     return pd.DataFrame(rows)
+
+
+def _labels(values) -> list[str]:
+    """Distinct numbers as short distinct labels: ``1e+07``, or ``1.0001e+07`` beside it."""
+    for digits in range(3, 18):
+        out = [f"{v:.{digits}g}" for v in values]
+        if len(set(out)) == len(out):
+            return out
+    return [repr(float(v)) for v in values]
 
 
 #: Plausible parameter values per law for K ≤ 4 domains (reference N = 1e8, T = 1e9),
@@ -533,11 +933,11 @@ def example_truth(
     noise: Noise | None = None,
 ) -> GroundTruth:
     """A realistic ground truth for a built-in law with up to four domains (for tests and docs)."""
-    if law not in _EXAMPLES:
+    if not isinstance(law, str) or law not in _EXAMPLES:
         raise BayesplitError(
             f"no example parameters for law {law!r}; choose from {', '.join(_EXAMPLES)}"
         )
-    domains = names(domains)  # one domain as a string, not its letters
+    domains = _names(domains, "domains")  # one domain as a string, not its letters
     k = len(domains)
     if not 1 <= k <= 4:
         raise BayesplitError("example truths have 1 to 4 domains")
@@ -551,5 +951,5 @@ def example_truth(
         tuple(domains),
         params,
         Reference(params=1e8, tokens=1e9, loss=3.0),
-        noise or Noise(sigma=0.005),
+        Noise(sigma=0.005) if noise is None else _noise(noise),
     )
