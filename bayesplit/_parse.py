@@ -124,6 +124,9 @@ def names(value, what: str = "domains") -> list[str] | None:
     """
     if value is None:
         return None
+    if not isinstance(value, str) and not hasattr(value, "__iter__"):
+        # list(5) said "'int' object is not iterable"
+        raise BayesplitError(f"{what} must be names (strings), got {_shown(value)}")
     out = [value] if isinstance(value, str) else list(value)
     if not all(isinstance(v, str) for v in out):
         raise BayesplitError(f"{what} must be names (strings), got {value!r}")

@@ -113,3 +113,9 @@ def test_load_runs_takes_bundled_names_as_the_command_line_does():
 def test_api_misuse_is_one_clear_error(runs, call, message):
     with pytest.raises(BayesplitError, match=message):
         call(runs)
+
+
+def test_domains_that_are_no_names_are_refused_in_words(post):
+    # "'int' object is not iterable" from list(5)
+    with pytest.raises(BayesplitError, match="domains must be names \\(strings\\), got 5"):
+        bayesplit.allocate(post, budget=1e20, domains=5)
