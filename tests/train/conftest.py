@@ -175,3 +175,25 @@ def _one_thread():
 
 def close(a: float, b: float, tol: float = 1e-6) -> bool:
     return math.isclose(a, b, rel_tol=tol, abs_tol=tol)
+
+
+def tree(root: Path) -> set[str]:
+    """Every path under ``root``, relative to it."""
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+def refused(args: list, message: str, where: Path) -> str:
+    """Run the CLI; assert exit 2, one ``error:`` line containing ``message``, and nothing
+    new under ``where``. Returns the line."""
+    from typer.testing import CliRunner
+
+    from bayesplit.cli import app
+
+    before = tree(where)
+    res = CliRunner().invoke(app, [str(a) for a in args])
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    assert message in lines[0], lines[0]
+    assert tree(where) == before, "a refused command wrote something"
+    return lines[0]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("torch")
-from conftest import make_corpus, tiny_entry, write_ladder
+from conftest import make_corpus, refused, tiny_entry, tree, write_ladder
 from typer.testing import CliRunner
 
 from bayesplit.cli import app
@@ -21,22 +21,6 @@ from bayesplit.cli import app
 runner = CliRunner()
 TPS = 8 * 32  # tokens per step of the tiny ladder
 on_linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs /proc")
-
-
-def _tree(root: Path) -> set[str]:
-    return {str(p.relative_to(root)) for p in root.rglob("*")}
-
-
-def _refused(args: list[str], message: str, where: Path) -> str:
-    """Run the CLI; assert exit 2, one ``error:`` line containing ``message``, nothing new under ``where``."""
-    before = _tree(where)
-    res = runner.invoke(app, [str(a) for a in args])
-    assert res.exit_code == 2, res.output
-    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
-    assert message in lines[0], lines[0]
-    assert _tree(where) == before, "a refused command wrote something"
-    return lines[0]
 
 
 @pytest.fixture
@@ -77,7 +61,7 @@ def test_pretrain_refuses_bad_values(tiny_corpus, tiny_ladder, out, extra, messa
         extra = ["--ladder", out / "a-folder" / "bin.yaml"]
     args = ["train", "pretrain", "--corpus", tiny_corpus, "--ladder", tiny_ladder,
             "--model", "tiny", "--branch-at", "2k", "--store", out / "s.db", *extra]  # fmt: skip
-    _refused(args, message, out)
+    refused(args, message, out)
 
 
 @pytest.mark.parametrize("branch_at", ["1", "100", "600", "nan", "2k,-5"])
@@ -88,7 +72,7 @@ def test_pretrain_refuses_branch_points_that_are_no_whole_step(
     # 1 token used to train one step (256 tokens) and then fail to store it
     args = ["train", "pretrain", "--corpus", tiny_corpus, "--ladder", tiny_ladder,
             "--model", "tiny", "--branch-at", branch_at, "--store", out / "s.db"]  # fmt: skip
-    msg = _refused(args, "--branch-at", out)
+    msg = refused(args, "--branch-at", out)
     if branch_at in ("1", "100", "600"):
         assert f"smallest is {4 * TPS:,}" in msg
 
@@ -106,7 +90,7 @@ def test_pretrain_refuses_an_unwritable_store(tiny_corpus, tiny_ladder, out, sto
     target = store if store.startswith("/") else out / store
     args = ["train", "pretrain", "--corpus", tiny_corpus, "--ladder", tiny_ladder,
             "--model", "tiny", "--branch-at", "2k", "--store", target]  # fmt: skip
-    msg = _refused(args, message, out)
+    msg = refused(args, message, out)
     assert msg.startswith("error: --store ")
 
 
@@ -136,16 +120,14 @@ def test_specialize_refuses_bad_values(tiny_corpus, out, extra, message):
     extra = [str(a).replace("OUT", str(out)) for a in extra]
     args = ["train", "specialize", "--corpus", tiny_corpus, "--checkpoint", ckpt,
             "--domain", "alpha", "--tokens", "2k", "--store", out / "s.db", *extra]  # fmt: skip
-    _refused(args, message, out)
+    refused(args, message, out)
 
 
 # -- train ladder -----------------------------------------------------------------------------
 def test_ladder_refuses_a_binary_file_and_documents_its_json(tmp_path):
     binary = tmp_path / "ladder.yaml"
     binary.write_bytes(b"\x00\xff\xfe" + bytes(range(256)))
-    _refused(
-        ["train", "ladder", binary], "not a YAML ladder (the file is not UTF-8 text)", tmp_path
-    )
+    refused(["train", "ladder", binary], "not a YAML ladder (the file is not UTF-8 text)", tmp_path)
     res = runner.invoke(app, ["train", "ladder", "--help"])
     assert res.exit_code == 0
     text = " ".join(res.output.replace("│", " ").split())  # the help box may wrap the line
@@ -167,14 +149,14 @@ def test_execute_dry_run_writes_nothing(tiny_corpus, tiny_ladder, out, tmp_path)
     ])  # fmt: skip
     base = ["train", "execute", str(sfile), "--corpus", str(tiny_corpus), "--ladder",
             str(tiny_ladder), "--store", str(out / "s.db"), "--dry-run"]  # fmt: skip
-    before = _tree(out)
+    before = tree(out)
     res = runner.invoke(app, base)
     assert res.exit_code == 0, res.output
     assert "0 of 2 suggestions already in the store" in res.stderr
     res = runner.invoke(app, [*base, "--json"])
     assert res.exit_code == 0, res.output
     assert [j["model"] for j in json.loads(res.stdout)["jobs"]] == ["tiny"]
-    assert _tree(out) == before  # no store, no checkpoint folder
+    assert tree(out) == before  # no store, no checkpoint folder
 
 
 @pytest.mark.parametrize(
@@ -197,7 +179,7 @@ def test_execute_refuses_bad_options(tiny_corpus, tiny_ladder, out, tmp_path, ex
     extra = [a.replace("OUT", str(out)) for a in extra]
     args = ["train", "execute", sfile, "--corpus", tiny_corpus, "--ladder", tiny_ladder,
             "--store", out / "s.db", *extra]  # fmt: skip
-    _refused(args, message, out)
+    refused(args, message, out)
 
 
 # -- the N convention of suggest → execute ----------------------------------------------------
@@ -236,7 +218,7 @@ def test_execute_reads_params_in_the_suggestions_convention(
     ])  # fmt: skip
     plan = _plan([non_emb if x == "S" else x for x in base])
     assert [j["model"] for j in plan["jobs"]] == ["a", "b"] and plan["notes"] == []
-    assert _tree(out) == {"a-file", "a-folder"}
+    assert tree(out) == {"a-file", "a-folder"}
 
 
 def test_execute_with_the_cpu_ladder_trains_the_suggested_size(tmp_path):
@@ -266,7 +248,7 @@ def test_execute_refuses_params_no_ladder_size_has(
     sfile = _suggestions(tmp_path / "s.json", [{"params": 40_000, "pretrain_tokens": 48 * TPS}])
     args = ["train", "execute", sfile, "--corpus", tiny_corpus, "--ladder", ladder,
             "--store", out / "s.db", *(["--dry-run"] if dry_run else [])]  # fmt: skip
-    msg = _refused(args, "suggestion #1: no ladder size has N=4e+04", out)
+    msg = refused(args, "suggestion #1: no ladder size has N=4e+04", out)
     # the closest size in each convention, with its count
     assert f"b (N={b['params']:,} non-embedding)" in msg
     assert f"b (N={b['params_with_embeddings']:,} with embeddings)" in msg
@@ -281,7 +263,7 @@ def test_execute_refuses_ambiguous_or_mixed_conventions(tiny_corpus, out, tmp_pa
 
     def run(items: list[dict], message: str) -> str:
         sfile = _suggestions(tmp_path / "s.json", items)
-        return _refused([sfile if x == "S" else x for x in base], message, out)
+        return refused([sfile if x == "S" else x for x in base], message, out)
 
     msg = run([{"params": a["params_with_embeddings"], "pretrain_tokens": 48 * TPS}],
               "is c counted without embeddings but a counted with them")  # fmt: skip
@@ -328,7 +310,7 @@ def test_loop_refuses_bad_options_before_training(tiny_corpus, tiny_ladder, out,
     extra = [a.replace("OUT", str(out)) for a in extra]
     args = ["loop", "--corpus", tiny_corpus, "--ladder", tiny_ladder, "--store", out / "s.db",
             "--budget", "1e13", "--seed-tokens", "4096", *extra]  # fmt: skip
-    _refused(args, message, out)
+    refused(args, message, out)
 
 
 def test_loop_refuses_a_seed_design_under_half_a_step(tiny_corpus, out, tmp_path):
@@ -337,7 +319,7 @@ def test_loop_refuses_a_seed_design_under_half_a_step(tiny_corpus, out, tmp_path
     ladder = write_ladder(tmp_path / "wide-batch.yaml", [tiny_entry(batch_size=64)])
     args = ["loop", "--corpus", tiny_corpus, "--ladder", ladder, "--store", out / "s.db",
             "--budget", "1e13", "--seed-tokens", "2000"]  # fmt: skip
-    _refused(args, "the seed design: suggestion #2: spec_tokens 1000 is 0.488 optimizer", out)
+    refused(args, "the seed design: suggestion #2: spec_tokens 1000 is 0.488 optimizer", out)
 
 
 # -- --device ---------------------------------------------------------------------------------
@@ -355,7 +337,7 @@ def test_device_gpu_is_cuda(monkeypatch, tiny_corpus, tiny_ladder, out):
         args = ["train", "pretrain", "--corpus", tiny_corpus, "--ladder", tiny_ladder,
                 "--model", "tiny", "--branch-at", "2k", "--store", out / "s.db",
                 "--device", "gpu"]  # fmt: skip
-        _refused(args, "--device gpu asked for, but torch sees no CUDA device", out)
+        refused(args, "--device gpu asked for, but torch sees no CUDA device", out)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert _device("gpu") == "cuda" and _device("cuda") == "cuda" and _device("GPU") == "cuda"
 
@@ -376,13 +358,13 @@ def test_corpus_build_refuses_an_unwritable_out(out, tmp_path, target, message):
         for i in range(3):
             (src / d / f"{i}.txt").write_text(f"text {d} {i} " * 20)
     dest = target if target.startswith("/") else str(out / target)
-    _refused(["corpus", "build", src, "--out", dest, "-q"], message.replace("OUT", str(out)), out)
+    refused(["corpus", "build", src, "--out", dest, "-q"], message.replace("OUT", str(out)), out)
 
 
 def test_corpus_info_on_a_file_says_it_is_a_file(tiny_corpus, out):
-    msg = _refused(["corpus", "info", out / "a-file"], "is a file, not a corpus folder", out)
+    msg = refused(["corpus", "info", out / "a-file"], "is a file, not a corpus folder", out)
     assert "does not exist" not in msg
-    msg = _refused(["corpus", "info", tiny_corpus / "manifest.json"], "is a file", out)
+    msg = refused(["corpus", "info", tiny_corpus / "manifest.json"], "is a file", out)
 
 
 # -- suggestion values and data the trainer would refuse late --------------------------------
@@ -408,7 +390,7 @@ def test_execute_refuses_bad_suggestion_values(tiny_corpus, tiny_ladder, out, tm
     sfile = _suggestions(tmp_path / "s.json", [item])
     args = ["train", "execute", sfile, "--corpus", tiny_corpus, "--ladder", tiny_ladder,
             "--store", out / "s.db"]  # fmt: skip
-    assert "suggestion #1: " in _refused(args, message, out)
+    assert "suggestion #1: " in refused(args, message, out)
 
 
 @pytest.mark.parametrize(
@@ -428,7 +410,7 @@ def test_execute_refuses_a_replay_the_batch_cannot_hold(
     sfile = _suggestions(tmp_path / "s.json", [item])
     args = ["train", "execute", sfile, "--corpus", tiny_corpus, "--ladder", tiny_ladder,
             "--store", out / "s.db", "--replay", replay]  # fmt: skip
-    msg = _refused(args, message, out)
+    msg = refused(args, message, out)
     assert "from 0.125 to 0.875 (1 to 7 rows)" in msg
 
 
@@ -449,14 +431,14 @@ def test_bad_data_is_refused_before_the_store_or_a_trunk_exists(tiny_ladder, out
     (small_vocab / "manifest.json").write_text(json.dumps(m))
     store = ["--store", out / "s.db", "--ladder", tiny_ladder]
     pre = ["train", "pretrain", "--model", "tiny", "--branch-at", "2k", *store]
-    _refused([*pre, "--corpus", short], "domain 'beta' has 20 train tokens", out)
-    _refused([*pre, "--corpus", small_vocab], "is not below the corpus's vocab_size 32", out)
+    refused([*pre, "--corpus", short], "domain 'beta' has 20 train tokens", out)
+    refused([*pre, "--corpus", small_vocab], "is not below the corpus's vocab_size 32", out)
     sfile = _suggestions(tmp_path / "s.json", [{"model": "tiny", "pretrain_tokens": 2048}])
-    _refused(["train", "execute", sfile, "--corpus", short, *store], "has 20 train tokens", out)
+    refused(["train", "execute", sfile, "--corpus", short, *store], "has 20 train tokens", out)
     with pytest.raises(BayesplitError, match="has 20 train tokens"):  # the API plans first too
         execute_suggestions(json.loads(sfile.read_text()), short, out / "s.db",
                             ladder=str(tiny_ladder), workdir=out / "w", progress=False)  # fmt: skip
-    assert _tree(out) == {"a-file", "a-folder"}
+    assert tree(out) == {"a-file", "a-folder"}
     # a trunk on alpha alone, then a specialist on the short domain
     entry = tiny_entry()
     tc = TrainConfig.from_entry(entry, weights={"alpha": 1.0, "beta": 0.0})
@@ -464,6 +446,6 @@ def test_bad_data_is_refused_before_the_store_or_a_trunk_exists(tiny_ladder, out
     (trunk,) = (tmp_path / "w" / "trunks").iterdir()
     spec = ["train", "specialize", "--corpus", short, "--checkpoint", ckpt_path(trunk, "stable", 4),
             "--tokens", "2k", "--store", out / "s.db"]  # fmt: skip
-    _refused([*spec, "--domain", "beta"], "domain 'beta' has 20 train tokens", out)
+    refused([*spec, "--domain", "beta"], "domain 'beta' has 20 train tokens", out)
     # --replay is checked against the checkpoint's batch of 8 rows, before the store exists
-    _refused([*spec, "--domain", "alpha", "--replay", "0.97"], "leaving none", out)
+    refused([*spec, "--domain", "alpha", "--replay", "0.97"], "leaving none", out)

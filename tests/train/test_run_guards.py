@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 torch = pytest.importorskip("torch")
-from conftest import tiny_entry, write_ladder
+from conftest import refused, tiny_entry, write_ladder
 from typer.testing import CliRunner
 
 from bayesplit.cli import app
@@ -31,22 +31,6 @@ from bayesplit.train.trunk import pretrain
 runner = CliRunner()
 TPS = 8 * 32  # tokens per step of the tiny ladder
 D = 8 * TPS  # the branch point of the shared trunk
-
-
-def _tree(root: Path) -> set[str]:
-    return {str(p.relative_to(root)) for p in root.rglob("*")}
-
-
-def _refused(args: list, message: str, where: Path) -> str:
-    """Run the CLI; assert exit 2, one ``error:`` line containing ``message``, nothing new."""
-    before = _tree(where)
-    res = runner.invoke(app, [str(a) for a in args])
-    assert res.exit_code == 2, res.output
-    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
-    assert message in lines[0], lines[0]
-    assert _tree(where) == before, "a refused command wrote something"
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +72,7 @@ def test_a_diverged_specialist_on_the_command_line_is_exit_2(trunk, tiny_corpus,
     args = ["train", "specialize", "--corpus", tiny_corpus, "--checkpoint", trunk["ckpt"],
             "--domain", "beta", "--tokens", str(8 * TPS), "--lr", "1e9", "--device", "cpu",
             "--store", out / "s.db", "--no-progress"]  # fmt: skip
-    msg = _refused(args, "training diverged: loss nan at step", out)
+    msg = refused(args, "training diverged: loss nan at step", out)
     assert msg.endswith("; lower the learning rate")
 
 
@@ -136,7 +120,7 @@ def test_a_cooldown_that_rounds_to_no_step_is_refused(
     args = ["train", "pretrain", "--corpus", tiny_corpus, "--ladder", tiny_ladder,
             "--model", "tiny", "--branch-at", str(40 * TPS), "--cooldown", cooldown,
             "--store", out / "s.db", "--device", "cpu"]  # fmt: skip
-    _refused(args, message, out)
+    refused(args, message, out)
 
 
 def test_execute_refuses_a_cooldown_of_no_step_while_planning(tiny_corpus, tiny_ladder, tmp_path):
@@ -165,7 +149,7 @@ def test_a_broken_trunk_json_of_branch_from_is_one_line(trunk, tiny_corpus, tiny
     sfile.write_text(json.dumps(items))
     args = ["train", "execute", sfile, "--corpus", tiny_corpus, "--ladder", tiny_ladder,
             "--store", tmp_path / "s.db", "--workdir", work, "--dry-run"]  # fmt: skip
-    _refused(args, "other/trunk.json cannot be read", tmp_path)
+    refused(args, "other/trunk.json cannot be read", tmp_path)
 
 
 # -- 4. token counts without an upper bound ----------------------------------------------------
@@ -177,17 +161,17 @@ def test_token_counts_above_2_to_the_53_are_refused(trunk, tiny_corpus, tiny_lad
     assert exact_steps(MAX_TOKENS, TPS, "D") == MAX_TOKENS // TPS
     pre = ["train", "pretrain", "--corpus", tiny_corpus, "--ladder", tiny_ladder,
            "--model", "tiny", "--store", out / "s.db"]  # fmt: skip
-    _refused([*pre, "--branch-at", "1e30"], "--branch-at 1e+30 is more than a run may train", out)
+    refused([*pre, "--branch-at", "1e30"], "--branch-at 1e+30 is more than a run may train", out)
     spec = ["train", "specialize", "--corpus", tiny_corpus, "--checkpoint", trunk["ckpt"],
             "--domain", "alpha", "--store", out / "s.db"]  # fmt: skip
-    _refused([*spec, "--tokens", "1e30"], "--tokens must be at most 2^53", out)
+    refused([*spec, "--tokens", "1e30"], "--tokens must be at most 2^53", out)
     with pytest.raises(BayesplitError, match="D' 1e\\+30 is more than a run may train"):
         specialize(tiny_corpus, trunk["ckpt"], "alpha", 1e30, workdir=out, progress=False)
     sfile = tmp_path / "s.json"
     sfile.write_text(json.dumps([{"model": "tiny", "pretrain_tokens": 1e30}]))
     args = ["train", "execute", sfile, "--corpus", tiny_corpus, "--ladder", tiny_ladder,
             "--store", out / "s.db"]  # fmt: skip
-    _refused(args, "suggestion #1: pretrain_tokens 1e+30 is more than a run may train", out)
+    refused(args, "suggestion #1: pretrain_tokens 1e+30 is more than a run may train", out)
 
 
 # -- 5. the store is created only after every check --------------------------------------------
@@ -227,7 +211,7 @@ def test_pretrain_and_specialize_create_the_store_only_to_write_rows(trunk, tiny
 def test_loop_refuses_a_max_run_flops_no_run_can_meet(tiny_corpus, tiny_ladder, out):
     args = ["loop", "--corpus", tiny_corpus, "--ladder", tiny_ladder, "--store", out / "s.db",
             "--budget", "1e13", "--seed-tokens", "4096", "--max-run-flops", "1"]  # fmt: skip
-    msg = _refused(args, "--max-run-flops 1 is below the cheapest run the loop could suggest", out)
+    msg = refused(args, "--max-run-flops 1 is below the cheapest run the loop could suggest", out)
     n = tiny_entry()["params"]
     assert f"{6 * n * 409.6:.3g} FLOPs" in msg  # 6 N × the 10% cooldown of D = 4096
 
@@ -249,18 +233,18 @@ def test_execute_refuses_text_counts_and_a_domain_that_is_no_name(
     sfile.write_text(json.dumps([item]))
     args = ["train", "execute", sfile, "--corpus", tiny_corpus, "--ladder", tiny_ladder,
             "--store", out / "s.db"]  # fmt: skip
-    _refused(args, f"suggestion #1: {message}", out)
+    refused(args, f"suggestion #1: {message}", out)
 
 
 @pytest.mark.parametrize("branch_at", ["2560,,5120", "2560,", ",2560"])
 def test_branch_at_with_an_empty_item_is_refused(tiny_corpus, tiny_ladder, out, branch_at):
     args = ["train", "pretrain", "--corpus", tiny_corpus, "--ladder", tiny_ladder,
             "--model", "tiny", "--branch-at", branch_at, "--store", out / "s.db"]  # fmt: skip
-    _refused(args, "--branch-at has an empty item", out)
+    refused(args, "--branch-at has an empty item", out)
 
 
 def test_ladder_of_a_folder_says_it_is_a_folder(tmp_path):
     ladder = write_ladder(tmp_path / "l.yaml", [tiny_entry()])
-    msg = _refused(["train", "ladder", tmp_path], "is a folder, not a model ladder", tmp_path)
+    msg = refused(["train", "ladder", tmp_path], "is a folder, not a model ladder", tmp_path)
     assert "no such" not in msg
     assert runner.invoke(app, ["train", "ladder", str(ladder)]).exit_code == 0
