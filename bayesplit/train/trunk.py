@@ -17,8 +17,9 @@ and every row records the tokens actually consumed, so D and D' are exact, not r
 
 **General model at D** (a pretrain-only row): the trunk is branched at stable step
 ``n − k`` and decayed to zero over the last ``k = round(cooldown_fraction · n)`` steps,
-where ``n`` is D in steps; a cooldown that rounds to no step is refused (:func:`decay_steps`). The row's ``pretrain_tokens`` is ``n · tokens_per_step``:
-every token the model saw, decay included (the usual WSD convention: the cooldown is part
+where ``n`` is D in steps; a cooldown that rounds to no step is refused
+(:func:`decay_steps`). The row's ``pretrain_tokens`` is ``n · tokens_per_step``: every
+token the model saw, decay included (the usual WSD convention: the cooldown is part
 of the run's length). The decay reads the trunk's own data batches.
 
 Run ids: the general rows of a trunk share one run id with ``step`` = their pretrain tokens.
