@@ -604,10 +604,10 @@ def _param_value(name: str, value) -> np.ndarray:
 
 
 def _names(value, what: str, empty_ok: bool = False) -> list[str]:
-    """Names through the shared validator (one string is one name, not its letters), a
-    non-iterable refused in words first (``list(5)`` said "'int' object is not iterable")."""
-    if not isinstance(value, str | Sequence | np.ndarray | pd.Index | pd.Series):
-        raise BayesplitError(f"{what} must be names (strings), got {value!r}")
+    """Names through the shared validator (one string is one name, not its letters), and
+    at least one unless ``empty_ok``."""
+    if value is None:  # names() lets None through as "not given"; here names are needed
+        raise BayesplitError(f"{what} must be names (strings), got None")
     out = names(value, what)
     if not out and not empty_ok:
         raise BayesplitError(f"{what} is empty: give at least one name")

@@ -34,7 +34,7 @@ from bayesplit.train.corpus import Corpus
 from bayesplit.train.ladder import at_vocab, find_model, load_ladder
 from bayesplit.train.specialist import SpecConfig, spec_run_id, spec_sampler
 from bayesplit.train.trunk import (
-    _check_trunk_meta,
+    check_trunk_meta,
     decay_steps,
     general_run_id,
     general_sampler,
@@ -377,7 +377,7 @@ def plan_suggestions(
             # configuration or with an unreadable trunk.json) is refused while planning,
             # before execute creates the store
             general_sampler(corpus, tc, cfg, run_seed)
-            _check_trunk_meta(
+            check_trunk_meta(
                 workdir / "trunks" / trunk_id, entry, cfg, tc, run_seed, corpus, trunk_id
             )
         if dp > 0 and (trunk_id, domain) not in checked:

@@ -241,7 +241,7 @@ def pretrain(
     # everything that can refuse the input runs before the store or the trunk folder exists;
     # the store is created only when the rows are written, so a failed run leaves none
     sampler = general_sampler(corpus, tc, cfg, seed)
-    info = _check_trunk_meta(trunk_dir, entry, cfg, tc, seed, corpus, trunk_id)
+    info = check_trunk_meta(trunk_dir, entry, cfg, tc, seed, corpus, trunk_id)
     done = steps_in_store(store_for_lookup(store), run_id)
     todo_eval = [n for n in plan.eval_at if (n * tps) not in done]
     if trunk_dir.exists():  # else written with the first checkpoint: a failed run leaves none
@@ -421,7 +421,7 @@ def _save(tr: Trainer, trunk_dir: Path, info: dict, path: Path | None, meta: dic
         tr.save(path, meta)
 
 
-def _check_trunk_meta(trunk_dir, entry, cfg, tc, seed, corpus, trunk_id) -> dict:
+def check_trunk_meta(trunk_dir, entry, cfg, tc, seed, corpus, trunk_id) -> dict:
     """Refuse to mix checkpoints of different configurations under one trunk id; the
     trunk's description, for :func:`_write_trunk_meta`."""
     info = jsonable(
