@@ -75,8 +75,7 @@ def demo_cmd(
     ] = False,
     law_module: LawModule = None,
 ) -> None:
-    """Fit bundled runs, predict the held-out largest-compute runs, allocate a budget,
-    suggest the next runs and write a report."""
+    """Fit bundled runs, predict the held-out largest-compute runs, allocate a budget, suggest the next runs and write a report."""  # noqa: E501  (one line: Typer's help keeps a docstring's line breaks)
     from bayesplit.allocation import check_budget_buys_a_run
     from bayesplit.comparison import holdout_predictions
     from bayesplit.datasets import load_dataset
