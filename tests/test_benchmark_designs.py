@@ -1,0 +1,57 @@
+"""The seed designs of experiments/benchmarks/design_efficiency.py: what each trains and costs."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from bayesplit.design import CostModel, TrunkState
+from bayesplit.simulation import design_cost
+
+SCRIPT = Path(__file__).resolve().parents[1] / "experiments/benchmarks/design_efficiency.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("design_efficiency", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _general_models(design) -> set[tuple[float, float]]:
+    return set(zip(design["params"], design["pretrain_tokens"], strict=True))
+
+
+@pytest.mark.parametrize("truth", ["debian", "gadre", "saturating_reducible"])
+def test_lean_seed_design_is_the_standard_one_without_the_second_models_longer_run(bench, truth):
+    t = bench.make_truth(truth)
+    standard = bench.make_config(truth, t).seed_design
+    config = bench.make_config(truth, t, "lean")
+    lean = config.seed_design
+    (n1, n2), (d1, d2) = config.params[:2], config.pretrain_tokens[:2]
+    assert _general_models(standard) == {(n1, d1), (n1, d2), (n2, d1), (n2, d2)}
+    assert _general_models(lean) == {(n1, d1), (n1, d2), (n2, d1)}
+    assert (lean["spec_tokens"] == 0).all() and len(lean) == 3
+    # tree-aware: one trunk per size, to its longest D; every general model pays its cooldown
+    c = CostModel()
+    f = c.flops_per_param_token
+    expected = f * n1 * (d2 + c.cooldown_fraction * (d1 + d2)) + f * n2 * d1 * (
+        1 + c.cooldown_fraction
+    )
+    assert design_cost(lean, TrunkState(), c) == pytest.approx(expected, rel=1e-12)
+    assert design_cost(lean, TrunkState(), c) < 0.6 * design_cost(standard, TrunkState(), c)
+
+
+def test_unknown_seed_design_is_refused(bench):
+    with pytest.raises(SystemExit, match="unknown seed design 'tiny'"):
+        bench.make_config("debian", bench.make_truth("debian"), "tiny")
+
+
+def test_lean_campaigns_have_their_own_files(bench):
+    assert bench.lean_csv().name == "design_efficiency_seed_lean.csv"
+    assert bench.lean_csv(4).name == "design_efficiency_seed_lean.csv"  # the default rounds
+    assert bench.lean_csv(12).name == "design_efficiency_seed_lean_rounds12.csv"
+    assert bench.CSV.name == "design_efficiency.csv"
