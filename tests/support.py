@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
 import pandas as pd
+
+#: The repository's experiments folder (benchmark and replication scripts).
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
 #: Sampler settings for tests: enough to pass sanity checks, small enough for CI.
 QUICK = dict(chains=2, draws=300, warmup=300, progress=False)
@@ -85,3 +92,12 @@ def refused(result, message: str) -> None:
     assert "Traceback" not in result.output
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
+
+
+def load_script(relative: str) -> ModuleType:
+    """A script under ``experiments/`` imported as a module (they are not a package)."""
+    path = EXPERIMENTS / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

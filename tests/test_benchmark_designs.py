@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
+from support import load_script
 
 from bayesplit.design import CostModel, TrunkState
 from bayesplit.simulation import design_cost
 
-SCRIPT = Path(__file__).resolve().parents[1] / "experiments/benchmarks/design_efficiency.py"
-
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("design_efficiency", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("benchmarks/design_efficiency.py")
 
 
 def _general_models(design) -> set[tuple[float, float]]:

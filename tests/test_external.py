@@ -3,25 +3,19 @@ authors' IsoFLOP analysis found? (All 15 configurations: experiments/external/po
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
+from support import load_script
 
 import bayesplit
 
-SCRIPT = Path(__file__).resolve().parents[1] / "experiments/external/porian2024_exponent.py"
 SETTINGS = dict(chains=2, draws=500, warmup=500, seed=0, progress=False)
 
 
 @pytest.fixture(scope="module")
 def porian():
-    spec = importlib.util.spec_from_file_location("porian2024_exponent", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("external/porian2024_exponent.py")
 
 
 def _config(mod, **match) -> tuple[pd.DataFrame, float]:
