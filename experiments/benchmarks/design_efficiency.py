@@ -188,8 +188,6 @@ def make_config(name: str, truth, seed_design: str = "standard"):
     runs, two trunks); "lean" leaves out the second model's longer run (an L of three runs:
     the smallest model at both lengths, the next one at the shorter), which halves its cost.
     """
-    import pandas as pd
-
     from bayesplit.simulation import CampaignConfig
     from bayesplit.truth import factorial_design
 
@@ -461,6 +459,13 @@ def long_csv(max_rounds: int) -> Path:
     return HERE / f"design_efficiency_rounds{max_rounds}.csv"
 
 
+def _with_spent(table: pd.DataFrame, rounds: pd.DataFrame) -> pd.DataFrame:
+    """A policy table with the median compute each policy had spent when its campaigns ended."""
+    last = rounds.sort_values("round").groupby(["policy", "seed"]).tail(1)
+    spent = last.groupby("policy")["spent_flops"].median()
+    return table.assign(**{"spent at the end (median)": spent})
+
+
 def _longer_campaigns() -> list[str]:
     """The campaigns run with more rounds than :data:`SETTINGS` allows, if any."""
     lines = []
@@ -469,11 +474,7 @@ def _longer_campaigns() -> list[str]:
         rounds = int(path.stem.removeprefix("design_efficiency_rounds"))
         tables, _ = _tables(df)
         for truth, t in tables.items():
-            g = df[df["truth"] == truth]
-            last = g.sort_values("round").groupby(["policy", "seed"]).tail(1)
-            t = t.assign(
-                **{"spent at the end (median)": last.groupby("policy")["spent_flops"].median()}
-            )
+            t = _with_spent(t, df[df["truth"] == truth])
             columns = ["seeds", "spent at the end (median)", "median FLOPs to ≤1% regret",
                        "reached (share)", "vs grid", "vs grid 90% CI", "final regret (median)",
                        "90% coverage (all rounds)"]  # fmt: skip
@@ -532,11 +533,7 @@ def _lean_seed_design() -> list[str]:
         rounds = int(path.stem.rsplit("_rounds", 1)[1])
         long = pd.read_csv(path).drop_duplicates(["truth", "policy", "seed", "round"])
         for truth, t in _tables(long)[0].items():
-            g = long[long["truth"] == truth]
-            last = g.sort_values("round").groupby(["policy", "seed"]).tail(1)
-            t = t.assign(
-                **{"spent at the end (median)": last.groupby("policy")["spent_flops"].median()}
-            )
+            t = _with_spent(t, long[long["truth"] == truth])
             lines += [
                 f"### {truth}, lean seed design, up to {rounds} rounds",
                 "",
