@@ -418,7 +418,7 @@ def allocate(
     notes = []
     if not posterior.diagnostics.ok:  # forced: say so wherever these numbers are shown
         notes.append(
-            "the posterior failed its diagnostics gate ("
+            f"{GATE_NOTE} ("
             + "; ".join(posterior.diagnostics.failures)
             + "): these numbers were forced"
         )
@@ -635,6 +635,9 @@ def _alternative_plans(
         )
     return out
 
+
+#: How a forced plan's note begins (the report, which says so in a banner, leaves it out).
+GATE_NOTE = "the posterior failed its diagnostics gate"
 
 #: A plan coordinate more than this factor beyond the fitted runs gets a note.
 EXTRAPOLATION_FACTOR = 2.0

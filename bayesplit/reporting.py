@@ -180,6 +180,8 @@ def build_report(
 
 def _sections(posterior, rep: dict) -> list[tuple[str, list[tuple]]]:
     """(heading, blocks) pairs: the one description both renderers draw."""
+    from bayesplit.allocation import GATE_NOTE
+
     d, level = rep["dict"], rep["level"]
     diag = posterior.diagnostics
     out = []
@@ -223,7 +225,8 @@ def _sections(posterior, rep: dict) -> list[tuple[str, list[tuple]]]:
             "Decision",
             gate
             + [("box", [_b("Recommendation."), summary])]
-            + [("note", f"Note: {n}") for n in d["notes"]]
+            # the banner above already says the gate failed; the allocation's note repeats it
+            + [("note", f"Note: {n}") for n in d["notes"] if diag.ok or not n.startswith(GATE_NOTE)]
             + [
                 ("table", ["plan", "value"], plan_rows, 1),
                 ("img", "split", "loss vs split point"),

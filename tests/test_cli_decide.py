@@ -208,6 +208,8 @@ def test_report_md_is_plain_markdown(md_report):
     assert not re.search(r"<(table|img|div|p|b|code|br)\b", text)
     assert re.search(r"^\|( *:?-{3,}:? *\|)+$", text, re.M), "no GFM table separator line"
     assert "**The posterior FAILED its diagnostics gate (" in text  # the fixture's fit is forced
+    decision = text.split("## Decision", 1)[1].split("\n## ", 1)[0]
+    assert decision.lower().count("failed its diagnostics gate") == 1  # said once, not twice
     links = re.findall(r"!\[[^\]]+\]\(([^)\s]+)\)", text)
     assert len(links) == 7
     for link in links:
