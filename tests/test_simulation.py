@@ -326,6 +326,13 @@ def test_cli_simulate_json(tmp_path):
     assert data["vs_grid"] == []  # nothing to hold against grid but grid itself
     # one chain of 150 draws cannot reach the gate's ESS of 400
     assert data["summary"][0]["gate_passed"] == 0.0
+    # JSON has no infinity: "never got there" is null, every other compute the number itself
+    expected = summarize(pd.read_csv(out)).iloc[0]
+    got = data["summary"][0]["compute_to_reach"]
+    if np.isinf(expected["compute_to_reach"]):
+        assert got is None and data["summary"][0]["reached"] < 0.5
+    else:
+        assert got == pytest.approx(expected["compute_to_reach"])
 
 
 def test_cli_simulate_compares_with_grid_and_plots(tmp_path):

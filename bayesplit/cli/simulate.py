@@ -139,7 +139,9 @@ def simulate_cmd(
     """Simulate campaigns (fit → pick runs → observe → refit) against a known truth.
 
     With grid among the policies, each other policy's compute to reach 1% regret is also
-    given relative to grid's, with a paired bootstrap interval over seeds.
+    given relative to grid's, with a paired bootstrap interval over seeds. In --json,
+    JSON having no infinity, a compute of null means never (the share that got there is
+    `reached`), and a ratio of null means neither policy got there.
     """
     from bayesplit._io import atomic_path
     from bayesplit.simulation import POLICIES, compare_policies, simulate, summarize
