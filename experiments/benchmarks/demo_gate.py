@@ -1,11 +1,12 @@
 """Does the demo's fit pass the diagnostics gate, by NUTS target_accept and seed?
 
-The demo fits the `transfer` law to the bundled campaign (4 chains x 1000 draws after 1000
-warmup steps, N counted with embeddings), as `bayesplit demo` does. XLA's floating-point
-arithmetic differs between CPUs, so the same seed takes a different path on another machine;
-this table is what one machine saw.
+The demo's fit of a bundled data set (4 chains x 1000 draws after 1000 warmup steps, with
+the law and loader options `bayesplit demo --data NAME` uses; default the campaign).
+XLA's floating-point arithmetic differs between CPUs, so the same seed takes a different
+path on another machine; this table is what one machine saw.
 
     python experiments/benchmarks/demo_gate.py 0.95,0.98 0,1,2,3
+    python experiments/benchmarks/demo_gate.py 0.9,0.98 0,1,2,3 gadre2024
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import sys
 import time
 
+from bayesplit.cli.demo import DEMO_DATA
 from bayesplit.datasets import load_dataset
 from bayesplit.fitting import fit
 
@@ -20,14 +22,16 @@ from bayesplit.fitting import fit
 def main() -> None:
     accepts = [float(a) for a in sys.argv[1].split(",")]
     seeds = [int(s) for s in sys.argv[2].split(",")]
-    runs = load_dataset("debian_campaign", split="fit", params="with_embeddings")
+    data = sys.argv[3] if len(sys.argv) > 3 else "debian_campaign"
+    setting = DEMO_DATA[data]
+    runs = load_dataset(data, split="fit", **setting.get("load", {}))
     print("| target_accept | seed | gate | R-hat max | bulk ESS min | divergences | seconds |")
     print("|---:|---:|:---|---:|---:|---:|---:|")
     for ta in accepts:
         for seed in seeds:
             start = time.perf_counter()
             post = fit(
-                runs, "transfer", chains=4, draws=1000, warmup=1000, seed=seed,
+                runs, setting["law"], chains=4, draws=1000, warmup=1000, seed=seed,
                 progress=False, target_accept=ta,
             )  # fmt: skip
             d = post.diagnostics
