@@ -466,6 +466,22 @@ def _with_spent(table: pd.DataFrame, rounds: pd.DataFrame) -> pd.DataFrame:
     return table.assign(**{"spent at the end (median)": spent})
 
 
+def _against_third(t: pd.DataFrame, ours: str = "active") -> str:
+    """One sentence: the longer campaigns' ratio of ours to the grid against the 1/3 target."""
+    if not {ours, "grid"} <= set(t.index):
+        return ""
+    seeds = int(t.loc[[ours, "grid"], "seeds"].min())
+    ratio = t.loc[ours, "vs grid"]
+    if seeds < 20 or not np.isfinite(ratio):
+        return ""
+    met = "meets" if ratio <= 1 / 3 else "misses"
+    return (
+        f" Over {seeds} seeds {ours} needs {ratio:.2f} of the grid's median compute "
+        f"({t.loc[ours, 'vs grid 90% CI']}, paired 90% interval): it {met} the 1/3 target "
+        "against a grid given the rounds to get there."
+    )
+
+
 def _longer_campaigns() -> list[str]:
     """The campaigns run with more rounds than :data:`SETTINGS` allows, if any."""
     lines = []
@@ -488,7 +504,7 @@ def _longer_campaigns() -> list[str]:
                 "that a policy that had not reached 1% in the short campaigns has more compute "
                 "to get there, and one that had can still leave it. Where the grid's median is "
                 "infinite it had not reached 1% in most seeds after spending the `spent` "
-                "column: its compute to reach is above that.",
+                "column: its compute to reach is above that." + _against_third(t),
                 "",
                 t[columns].to_markdown(floatfmt=".3g"),
                 "",
@@ -547,7 +563,7 @@ def _lean_seed_design() -> list[str]:
                     "(stop 29's session ran out of time, and of memory running it next to the "
                     "4-round campaigns): too few for a verdict, a pointer to what 20 would say."
                     if t["seeds"].min() < 20
-                    else ""
+                    else _against_third(t)
                 ),
                 "",
                 t[["spent at the end (median)", *columns]].to_markdown(floatfmt=".3g"),
