@@ -17,6 +17,10 @@ import xarray as xr
 from bayesplit import _arviz
 from bayesplit.errors import DiagnosticsError
 
+#: NUTS's limit on trajectory doublings (NumPyro's and PyMC's default, set explicitly so
+#: the share of transitions that reach it can be reported): at most 2**10 - 1 leapfrog steps.
+MAX_TREE_DEPTH = 10
+
 
 @dataclass(frozen=True)
 class Thresholds:
@@ -29,6 +33,8 @@ class Thresholds:
     #: posterior sd / prior sd of an unconstrained law parameter above this: "not identified"
     prior_ratio_max: float = 0.9
     bfmi_min: float = 0.3  #: below: a warning, not a failure
+    #: share of transitions at the maximum tree depth above this: a warning (PyMC's 5%)
+    max_depth_share_max: float = 0.05
 
 
 @dataclass
@@ -45,6 +51,8 @@ class Diagnostics:
     warnings: list[str] = field(default_factory=list)
     thresholds: Thresholds = field(default_factory=Thresholds)
     worst: dict[str, str] = field(default_factory=dict)
+    #: share of transitions whose trajectory reached NUTS's maximum tree depth (NaN: unknown)
+    max_depth_share: float = float("nan")
 
     def to_dict(self) -> dict:
         """All checks, thresholds and failures as a JSON-ready dict."""
@@ -70,6 +78,7 @@ class Diagnostics:
             "ess_tail_min": self.ess_tail_min,
             "divergences": self.divergences,
             "bfmi_min": self.bfmi_min,
+            "max_depth_share": self.max_depth_share,
             "ok": self.ok,
             "failures": self.failures,
             "warnings": self.warnings,
@@ -112,6 +121,23 @@ def _extreme(ds: xr.Dataset, fn) -> tuple[float, str]:
     return (float("nan") if best_val is None else best_val), best_name
 
 
+def max_depth_share(sample_stats: xr.Dataset) -> float:
+    """Share of transitions whose NUTS trajectory reached :data:`MAX_TREE_DEPTH`.
+
+    Such transitions stopped doubling at the limit rather than at a U-turn: the posterior
+    has directions much narrower than others that the mass matrix did not undo. They cost
+    time (2**depth - 1 gradients each), and can cost mixing, which R-hat and ESS report.
+    NaN where the sampler did not record it.
+    """
+    for name in ("reached_max_treedepth", "maxdepth_reached"):  # PyMC, nutpie
+        if name in sample_stats:
+            return float(np.asarray(sample_stats[name], dtype=float).mean())
+    if "n_steps" in sample_stats:  # NumPyro: a tree of depth d takes 2**(d-1) steps or more
+        steps = np.asarray(sample_stats["n_steps"])
+        return float((steps >= 2 ** (MAX_TREE_DEPTH - 1)).mean())
+    return float("nan")
+
+
 def gated_variables(law, spec) -> list[str]:
     """Variables whose convergence decisions depend on: law parameters, noise, hyper-scales."""
     names = list(law.param_names)
@@ -136,6 +162,7 @@ def check(idata, law, spec, data, thresholds: Thresholds | None = None) -> Diagn
         int(idata.sample_stats["diverging"].sum()) if "diverging" in idata.sample_stats else 0
     )
     bfmi = _arviz.bfmi(idata)
+    at_max_depth = max_depth_share(idata.sample_stats)
 
     failures, warnings = [], []
     n_chains = idata.posterior.sizes["chain"]
@@ -158,6 +185,12 @@ def check(idata, law, spec, data, thresholds: Thresholds | None = None) -> Diagn
         failures.append(f"{divergences} divergent {noun} (allowed {th.divergences_max})")
     if np.isfinite(bfmi) and bfmi < th.bfmi_min:
         warnings.append(f"low BFMI {bfmi:.2f} < {th.bfmi_min}: the sampler explores energy poorly")
+    if at_max_depth > th.max_depth_share_max:
+        warnings.append(
+            f"{at_max_depth:.0%} of transitions reached the maximum tree depth "
+            f"({MAX_TREE_DEPTH}): the posterior has narrow, curved directions, so the fit is "
+            "slow; R-hat and ESS say whether the draws mixed"
+        )
     failures += identifiability(idata, law, spec, data, th)
 
     return Diagnostics(
@@ -171,6 +204,7 @@ def check(idata, law, spec, data, thresholds: Thresholds | None = None) -> Diagn
         warnings=warnings,
         thresholds=th,
         worst={"r_hat": r_hat_at, "ess_bulk": ess_bulk_at, "ess_tail": ess_tail_at},
+        max_depth_share=at_max_depth,
     )
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 
 from bayesplit import _arviz
 from bayesplit._parse import check_seed, is_number
-from bayesplit.diagnostics import Thresholds, check
+from bayesplit.diagnostics import MAX_TREE_DEPTH, Thresholds, check
 from bayesplit.errors import BayesplitError
 from bayesplit.laws import Law, get_law
 from bayesplit.model import (
@@ -285,6 +285,7 @@ def _sample_numpyro(
         partial(numpyro_model, law, spec, model_arrays(data)),
         dense_mass=dense_mass,
         target_accept_prob=target_accept,
+        max_tree_depth=MAX_TREE_DEPTH,
         init_strategy=init_to_median(num_samples=15),
     )
     mcmc = MCMC(
@@ -372,6 +373,7 @@ class Refitter:
             partial(numpyro_model, self.law, self._spec),
             dense_mass=dense_mass,
             target_accept_prob=target_accept,
+            max_tree_depth=MAX_TREE_DEPTH,
             init_strategy=init_to_median(num_samples=15),
         )
         self._mcmc = MCMC(

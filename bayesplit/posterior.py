@@ -345,6 +345,7 @@ _DIAG_KEYS = {
     "ess_tail_min": (True, is_number, "a number"),
     "divergences": (True, is_number, "a number"),
     "bfmi_min": (True, is_number, "a number"),
+    "max_depth_share": (False, is_number, "a number"),
     "ok": (True, lambda x: isinstance(x, bool), "true or false"),
     "failures": (False, _is_names, "a list of strings"),
     "warnings": (False, _is_names, "a list of strings"),

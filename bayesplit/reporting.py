@@ -54,6 +54,10 @@ def _fmt(x: float, digits: int = 3) -> str:
     return f"{x:.{digits}g}"
 
 
+def _share(x: float) -> str:
+    return "—" if x is None or not np.isfinite(x) else f"{x:.0%}"
+
+
 def _b(s: str) -> tuple[str, str]:
     return ("b", s)
 
@@ -309,6 +313,11 @@ def _sections(posterior, rep: dict) -> list[tuple[str, list[tuple]]]:
         ["min tail ESS", f"{diag.ess_tail_min:.0f}", f"≥ {diag.thresholds.ess_tail_min:.0f}"],
         ["divergences", str(diag.divergences), f"≤ {diag.thresholds.divergences_max}"],
         ["min BFMI", _fmt(diag.bfmi_min), f"≥ {diag.thresholds.bfmi_min} (warning)"],
+        [
+            "transitions at max tree depth",
+            _share(diag.max_depth_share),
+            f"≤ {diag.thresholds.max_depth_share_max:.0%} (warning)",
+        ],
     ]
     verdict = (
         ("ok", "Gate passed.") if diag.ok else ("bad", "Gate failed: " + "; ".join(diag.failures))

@@ -200,6 +200,38 @@ def test_gate_thresholds_are_configurable(additive_posterior):
     assert not strict.ok and any("bulk ESS" in f for f in strict.failures)
 
 
+def test_transitions_at_the_maximum_tree_depth_are_counted_and_warned_about(additive_posterior):
+    from bayesplit.diagnostics import MAX_TREE_DEPTH, check, max_depth_share
+    from bayesplit.model import prepare
+
+    post = additive_posterior
+    steps = post.idata.sample_stats["n_steps"]
+    # the share the fit recorded is the share of trees that made their last allowed doubling
+    expected = float((steps >= 2 ** (MAX_TREE_DEPTH - 1)).mean())
+    assert post.diagnostics.max_depth_share == pytest.approx(expected)
+    assert post.diagnostics.summary()["max_depth_share"] == pytest.approx(expected)
+    _, data = prepare(post.runs, post.law, reference=post.spec.reference)
+
+    def warned(share: float) -> list[str]:
+        n = steps.size
+        k = round(share * n)
+        fake = np.where(np.arange(n) < k, 2**MAX_TREE_DEPTH - 1, 7).reshape(steps.shape)
+        idata = post.idata.copy()
+        idata.sample_stats["n_steps"] = (steps.dims, fake)
+        assert max_depth_share(idata.sample_stats) == pytest.approx(k / n)
+        diag = check(idata, post.law, post.spec, data)
+        return [w for w in diag.warnings if "maximum tree depth" in w]
+
+    assert warned(0.04) == []
+    (line,) = warned(0.25)
+    assert line.startswith("25% of transitions reached the maximum tree depth (10)")
+    # PyMC names its own stat; a sampler that records none reports NaN and no warning
+    pymc_like = post.idata.sample_stats.drop_vars("n_steps")
+    pymc_like["reached_max_treedepth"] = steps >= 0
+    assert max_depth_share(pymc_like) == 1.0
+    assert np.isnan(max_depth_share(pymc_like.drop_vars("reached_max_treedepth")))
+
+
 @pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux /proc")
 def test_compiled_code_is_released_only_when_memory_maps_run_short():
     import jax

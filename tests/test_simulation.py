@@ -340,7 +340,7 @@ def test_cli_simulate_compares_with_grid_and_plots(tmp_path):
     out, fig = tmp_path / "rounds.csv", tmp_path / "campaigns.png"
     res = runner.invoke(
         app,
-        [*FAST_SIM, "--policies", "grid,cost-random", "--seeds", "2", "--rounds", "1",
+        [*FAST_SIM, "--policies", "grid,cost-random", "--seeds", "1", "--rounds", "1",
          "--out", str(out), "--plot", str(fig)],
     )  # fmt: skip
     assert res.exit_code == 0, res.output
