@@ -33,7 +33,7 @@ class Thresholds:
     #: posterior sd / prior sd of an unconstrained law parameter above this: "not identified"
     prior_ratio_max: float = 0.9
     bfmi_min: float = 0.3  #: below: a warning, not a failure
-    #: share of transitions at the maximum tree depth above this: a warning (PyMC's 5%)
+    #: share of transitions at the maximum tree depth above this: a warning (PyMC warns at 5%)
     max_depth_share_max: float = 0.05
 
 
