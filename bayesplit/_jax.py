@@ -3,7 +3,11 @@
 * double precision on CPU (dense-mass adaptation and the allocator's polish need it);
 * a persistent compilation cache, so a CLI command compiles its samplers and solvers
   once per machine, not once per process. Directory: ``$BAYESPLIT_JAX_CACHE`` or
-  ``~/.cache/bayesplit/jax``; set ``BAYESPLIT_JAX_CACHE=off`` to disable it;
+  ``~/.cache/bayesplit/jax``; set ``BAYESPLIT_JAX_CACHE=off`` to disable it. Every
+  compilation is kept, however quick: NumPyro's set-up compiles ~200 one-op programs per
+  fit, each far below JAX's default threshold of 1 s (a repeated 1-chain 30-draw fit in a
+  new process: 20 s with a 0.5 s threshold, 7.6 s with none;
+  experiments/benchmarks/compile_cache.md);
 * :func:`release_compiled_if_crowded` before each fit, so a process that fits many times
   (campaigns, the closed loop) does not run out of memory mappings.
 """
@@ -28,7 +32,7 @@ def configure() -> None:
         try:
             Path(where).mkdir(parents=True, exist_ok=True)
             jax.config.update("jax_compilation_cache_dir", where)
-            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
         except OSError:
             pass  # a read-only home only costs compile time
     _DONE = True
