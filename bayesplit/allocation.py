@@ -32,7 +32,7 @@ from bayesplit._parse import is_number, names, parse_count
 from bayesplit.compute import ComputeModel, DataLimits
 from bayesplit.errors import BayesplitError
 from bayesplit.laws import Inputs, get_ops
-from bayesplit.plan import Allocation, Plan
+from bayesplit.plan import Allocation, Plan, split_shares
 from bayesplit.prediction import check_level
 
 RISK_PATTERN = re.compile(r"^(mean|q(\d{1,2})|cvar(\d{1,2}))$")
@@ -44,6 +44,10 @@ SCOUT_DRAWS = 400
 SCOUT_STEPS = 300
 POLISH_STEPS = 300
 SCOUT_BATCH = 9
+#: Default relative slack of the risk objective within which a split counts as near-optimal.
+NEAR_OPTIMAL_TOLERANCE = 0.001
+#: Pretraining shares the near-optimal range is read on (a 0.5% grid, plus the plan's own).
+NEAR_OPTIMAL_GRID = np.linspace(0.005, 1.0, 200)
 
 
 def parse_risk(risk: str) -> tuple[str, float]:
@@ -314,6 +318,7 @@ def allocate(
     compute: ComputeModel | None = None,
     level: float = 0.9,
     max_draws: int | None = 4000,
+    tolerance: float = NEAR_OPTIMAL_TOLERANCE,
     force: bool = False,
 ) -> Allocation:
     """Choose N, D and D'_k for a compute budget, with the uncertainty of that choice.
@@ -349,6 +354,9 @@ def allocate(
         Probability of the credible intervals.
     max_draws
         Use at most this many posterior draws (evenly thinned; deterministic).
+    tolerance
+        Relative slack of the risk objective for the near-optimal range of pretraining
+        shares (:attr:`~bayesplit.plan.Allocation.near_optimal`); 0.001 = within 0.1%.
     force
         Allocate with a posterior that failed its diagnostics gate.
 
@@ -377,6 +385,7 @@ def allocate(
         raise BayesplitError(f"budget must be a positive number of FLOPs, got {budget!r}")
     budget = float(budget)
     check_level(level)
+    check_tolerance(tolerance)
     kind, alpha = parse_risk(risk)
     if params is not None and ladder is not None:
         raise BayesplitError("give --params or --ladder, not both")
@@ -465,8 +474,37 @@ def allocate(
     plan_x, sizes = _solve_plan(prob, p, kind, alpha, params, ladder)
     opt_x = _solve_per_draw(prob, p, plan_x, params, sizes)
     return _summarize(
-        posterior, prob, p, plan_x, opt_x, risk, level, compare, notes, params, ladder
+        posterior, prob, p, plan_x, opt_x, risk, level, compare, notes, params, ladder, tolerance
     )
+
+
+def check_tolerance(tolerance: float) -> None:
+    """Refuse a near-optimal tolerance that is not a number in [0, 1)."""
+    if not (is_number(tolerance) and 0 <= tolerance < 1):
+        raise BayesplitError(
+            f"tolerance must be a relative slack in [0, 1), e.g. 0.001 for 0.1%, got {tolerance!r}"
+        )
+
+
+def _near_optimal_range(risk_at, fractions, own: float, tolerance: float) -> tuple[float, float]:
+    """The contiguous range of pretraining shares around the best one whose risk is within
+    ``tolerance`` (relative) of the best.
+
+    ``risk_at(fractions)`` gives the risk objective at each share of ``fractions`` (a sorted
+    grid); ``own`` (the plan's share) is added to it, so a plan that is the best point of
+    the line is inside its own range.
+    """
+    grid = np.unique(np.r_[np.asarray(fractions, dtype=float), own])
+    risk = np.asarray(risk_at(grid), dtype=float)
+    best = int(np.nanargmin(risk))
+    # 1e-9: a grid point better by rounding alone must not push the plan out of its range
+    ok = risk <= risk[best] * (1 + tolerance + 1e-9)
+    lo = hi = best
+    while lo > 0 and ok[lo - 1]:
+        lo -= 1
+    while hi < len(grid) - 1 and ok[hi + 1]:
+        hi += 1
+    return float(grid[lo]), float(grid[hi])
 
 
 def _free_mask(prob: Problem, fix_n: bool) -> np.ndarray:
@@ -730,7 +768,7 @@ def _respect_data_limits(prob: Problem, d, dp, score):
 
 
 def _summarize(
-    posterior, prob, p, plan_x, opt_x, risk, level, compare, notes, params, ladder
+    posterior, prob, p, plan_x, opt_x, risk, level, compare, notes, params, ladder, tolerance
 ) -> Allocation:
     n, d, _, dp = (np.asarray(a) for a in _plan_arrays(prob, plan_x, np))
     kind_, alpha = parse_risk(risk)
@@ -742,6 +780,19 @@ def _summarize(
     (d,), (dp,) = _respect_data_limits(prob, d[None], dp[None], plan_risk)
     (d,), (dp,) = _drop_token_residues(prob, d[None], dp[None], plan_risk)
     plan = Plan(float(n), float(d), dict(zip(prob.domains, map(float, dp), strict=True)))
+    own = float(prob.compute.pretrain_fraction(d, dp))
+    shares = split_shares(dp, prob.weights)
+
+    def risk_at(fractions):
+        d_line, dp_line = prob.compute.split(prob.budget, n, fractions, shares)
+        return [plan_risk(a[None], b[None])[0] for a, b in zip(d_line, dp_line, strict=True)]
+
+    near = _near_optimal_range(risk_at, NEAR_OPTIMAL_GRID, own, tolerance)
+    if not near[0] <= own <= near[1]:
+        notes.append(
+            f"the plan's pretraining share ({own:.1%}) is outside the near-optimal range "
+            f"[{near[0]:.1%}, {near[1]:.1%}] at its own N: the optimizer stopped short"
+        )
     notes.extend(extrapolation_notes(plan, posterior.runs, uses_spec_tokens=prob.uses_spec_tokens))
     if prob.uses_spec_tokens:
         over = [
@@ -837,6 +888,8 @@ def _summarize(
         law_name=posterior.law.name,
         uses_spec_tokens=prob.uses_spec_tokens,
         notes=notes,
+        tolerance=float(tolerance),
+        near_optimal=near,
         _posterior=posterior,
         _max_spec_tokens=np.asarray(prob.max_spec_tokens, dtype=float),
     )
@@ -846,9 +899,10 @@ def frontier(posterior, budgets: Sequence[float], **kwargs) -> pd.DataFrame:
     """The plan and its objective band at every budget (one :func:`allocate` per budget).
 
     Returns a DataFrame with columns budget, params, pretrain_tokens, pretrain_fraction,
-    spec_tokens (dict), objective_median, objective_lo, objective_hi, opt_params_lo/hi
-    and notes (the allocation's, e.g. how far the plan extrapolates), one row per budget
-    in ascending order (a budget given twice is planned once).
+    spec_tokens (dict), objective_median, objective_lo, objective_hi, opt_params_lo/hi,
+    near_optimal_lo/hi (the pretraining shares within the tolerance of the best) and notes
+    (the allocation's, e.g. how far the plan extrapolates), one row per budget in
+    ascending order (a budget given twice is planned once).
     """
     if isinstance(budgets, str):  # the CLI's "1e18:1e22:9" or "1e19,1e20"
         budgets = parse_budgets(budgets)
@@ -873,6 +927,8 @@ def frontier(posterior, budgets: Sequence[float], **kwargs) -> pd.DataFrame:
                 "objective_hi": d["objective"]["credible"][1],
                 "opt_params_lo": d["optimum_distribution"]["params"][0],
                 "opt_params_hi": d["optimum_distribution"]["params"][2],
+                "near_optimal_lo": a.near_optimal[0],
+                "near_optimal_hi": a.near_optimal[1],
                 "notes": list(d["notes"]),
             }
         )

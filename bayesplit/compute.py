@@ -76,6 +76,21 @@ class ComputeModel:
         """Tokens of compute one pretraining token costs (K for independent trunks)."""
         return float(n_domains) if self.trunk == "independent" else 1.0
 
+    def split(
+        self, budget: float, params: float, fraction, shares
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(D, D'_k) that spend ``budget`` on a model of ``params`` with ``fraction`` of the
+        compute on pretraining and the rest divided between domains by ``shares``.
+
+        ``fraction`` may be an array (F,); D is then (F,) and D' (F, K).
+        """
+        f = np.asarray(fraction, dtype=float)
+        shares = np.asarray(shares, dtype=float)
+        tokens = budget / self.flops_per_token(params)
+        d = f * tokens / self.pretrain_multiplier(len(shares))
+        dp = (1 - f)[..., None] * tokens * (shares / shares.sum())
+        return d, dp
+
 
 @dataclass(frozen=True)
 class DataLimits:

@@ -93,6 +93,12 @@ class Allocation:
         Dims ``alternative`` (× ``draw``, ``domain``): each alternative's plan, objective
         per draw, ``p_better`` (probability the chosen plan is better) and
         ``expected_regret`` (nats; ``expected_regret_rel`` relative to the optimum).
+    near_optimal : tuple of float
+        The range of pretraining shares (N and the domains' shares of D' as in the plan)
+        whose risk objective is within ``tolerance`` (relative) of the best share's: where
+        the choice of split hardly matters. A wide range means the split can follow other
+        constraints at little cost; a plan that moves within it between budgets or draw
+        counts has not really moved.
     """
 
     plan: Plan
@@ -108,6 +114,11 @@ class Allocation:
     law_name: str
     uses_spec_tokens: bool
     notes: list[str] = field(default_factory=list)
+    #: the risk objective's relative slack that still counts as near-optimal
+    tolerance: float = math.nan
+    #: the pretraining shares (at the plan's N) whose risk objective is within
+    #: ``tolerance`` of the best one: how flat the decision is
+    near_optimal: tuple[float, float] = (math.nan, math.nan)
     _posterior: object = field(default=None, repr=False)
     #: per-domain limit on D' (inf = none): tokens beyond it buy nothing, as in the solver
     _max_spec_tokens: np.ndarray | None = field(default=None, repr=False)
@@ -176,6 +187,10 @@ class Allocation:
             },
             "expected_regret": float(d["regret"].mean()),
             "expected_regret_rel": self.expected_regret_rel,
+            "near_optimal": {
+                "tolerance": self.tolerance,
+                "pretrain_fraction": [float(v) for v in self.near_optimal],
+            },
             "alternatives": alts,
             "level": self.level,
             "notes": list(self.notes),
@@ -187,6 +202,7 @@ class Allocation:
         (what ``bayesplit allocate`` prints above its table of alternatives)."""
         d = self.to_dict()
         plan, o, od = d["plan"], d["objective"], d["optimum_distribution"]
+        near = d["near_optimal"]["pretrain_fraction"]
         lines = [
             f"plan for {self.budget:.3g} FLOPs ({self.trunk} trunk, risk {self.risk}, law {self.law_name})",
             f"  N = {plan['params']:.3g} params, D = {plan['pretrain_tokens']:.3g} pretraining "
@@ -206,6 +222,8 @@ class Allocation:
             f"  per-draw optimum: N in [{od['params'][0]:.3g}, {od['params'][2]:.3g}], "
             f"pretraining share in [{od['pretrain_fraction'][0]:.0%}, "
             f"{od['pretrain_fraction'][2]:.0%}] ({percent(self.level)} of draws)",
+            f"  near-optimal: pretraining shares in [{near[0]:.0%}, {near[1]:.0%}] are within "
+            f"{percent(self.tolerance)} of the best {self.risk} weighted loss at this N",
         ]
 
     def __repr__(self) -> str:
@@ -305,18 +323,15 @@ class Allocation:
     def split_curve(self, points: int = 25) -> xr.Dataset:
         """Objective per draw as the pretraining fraction varies (N fixed at the plan's)."""
         post = self._posterior
-        n, d, dp = self.plan.arrays(self.domains)
-        total_spec = dp.sum()
-        shares = dp / total_spec if total_spec > 0 else self.weights
-        mult = self.compute.pretrain_multiplier(len(self.domains))
-        tokens = self.budget / self.compute.flops_per_token(n)
+        n, _, dp = self.plan.arrays(self.domains)
         fractions = np.linspace(0.02, 1.0, points)
+        d_line, dp_line = self.compute.split(
+            self.budget, n, fractions, split_shares(dp, self.weights)
+        )
         idx = post.domain_index(self.domains)
         draws = post.draws(max_draws=min(post.n_draws, 2000))
         objective = []
-        for f in fractions:
-            dd = f * tokens / mult
-            dps = (1 - f) * tokens * shares
+        for dd, dps in zip(d_line, dp_line, strict=True):
             log_l = post.log_mean(n, dd, dps, idx, draws=draws)
             objective.append(np.exp(log_l) @ self.weights)
         return xr.Dataset(
@@ -324,3 +339,11 @@ class Allocation:
             coords={"fraction": fractions},
             attrs={"plan_fraction": self.pretrain_fraction, "params": n},
         )
+
+
+def split_shares(spec_tokens: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """How a plan divides its specialization compute between domains: its own D' shares,
+    or the domain weights when it specializes nothing (then any split must start somewhere)."""
+    spec_tokens = np.asarray(spec_tokens, dtype=float)
+    total = spec_tokens.sum()
+    return spec_tokens / total if total > 0 else np.asarray(weights, dtype=float)

@@ -84,6 +84,14 @@ def plot_split_curve(alloc, ax=None, points: int = 25):
     ax.axvspan(
         q[0], q[1], color=PLAN_COLOR, alpha=0.08, label=f"{percent(alloc.level)} of per-draw optima"
     )
+    for i, edge in enumerate(alloc.near_optimal):
+        ax.axvline(
+            edge,
+            color=PLAN_COLOR,
+            ls=":",
+            lw=1.2,
+            label=f"within {percent(alloc.tolerance)} of the best {alloc.risk}" if i == 0 else None,
+        )
     ax.set_xlabel("share of compute spent on general pretraining")
     ax.set_ylabel("weighted loss Σ w_k L_k (nats/token)")
     ax.set_title(f"Where to split, at N = {alloc.plan.params:.3g} and C = {alloc.budget:.2g} FLOPs")

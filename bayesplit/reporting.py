@@ -58,6 +58,11 @@ def _share(x: float) -> str:
     return "—" if x is None or not np.isfinite(x) else f"{x:.0%}"
 
 
+def _share_range(lo_hi) -> str:
+    lo, hi = (_share(v) for v in lo_hi)
+    return lo if lo == hi else f"{lo}–{hi}"
+
+
 def _b(s: str) -> tuple[str, str]:
     return ("b", s)
 
@@ -134,6 +139,7 @@ def build_report(
     weights=None,
     risk: str = "mean",
     level: float = 0.9,
+    tolerance: float = 0.001,
     force: bool = False,
     title: str | None = None,
 ) -> dict:
@@ -143,18 +149,14 @@ def build_report(
     from bayesplit.allocation import allocate, frontier
     from bayesplit.comparison import loo_metrics
 
-    alloc = allocate(
-        posterior, budget=budget, trunk=trunk, weights=weights, risk=risk, level=level, force=force
-    )
+    common = dict(trunk=trunk, weights=weights, risk=risk, level=level, tolerance=tolerance)
+    alloc = allocate(posterior, budget=budget, force=force, **common)
     d = alloc.to_dict()
     fr = frontier(
         posterior,
         frontier_budgets(posterior, budget),
-        trunk=trunk,
-        weights=weights,
-        risk=risk,
-        level=level,
         force=force,
+        **common,
     )  # all the draws, as the decision: its last row is the decision, to the digit
     figs = {
         "split": plots.figure_to_png(alloc.plot_split_curve()),
@@ -187,6 +189,7 @@ def _sections(posterior, rep: dict) -> list[tuple[str, list[tuple]]]:
     from bayesplit.allocation import GATE_NOTE
 
     d, level = rep["dict"], rep["level"]
+    near = d["near_optimal"]
     diag = posterior.diagnostics
     out = []
 
@@ -207,6 +210,10 @@ def _sections(posterior, rep: dict) -> list[tuple[str, list[tuple]]]:
             "expected regret vs the per-draw optimum",
             f"{d['expected_regret']:.4f} nats ({d['expected_regret_rel']:.2%})",
         ],
+        [
+            f"pretraining shares within {percent(near['tolerance'])} of the best (this N)",
+            _share_range(near["pretrain_fraction"]),
+        ],
     ]
     od = d["optimum_distribution"]
     spec = {k: v for k, v in d["plan"]["spec_tokens"].items() if v > 0}
@@ -220,7 +227,9 @@ def _sections(posterior, rep: dict) -> list[tuple[str, list[tuple]]]:
         f"train a {d['plan']['params']:.3g}-parameter model on {d['plan']['pretrain_tokens']:.3g} general tokens, {then}. "
         f"Across the posterior, the optimal N lies in "
         f"[{od['params'][0]:.3g}, {od['params'][2]:.3g}] and the optimal pretraining share in [{od['pretrain_fraction'][0]:.0%}, "
-        f"{od['pretrain_fraction'][2]:.0%}] ({percent(level)})."
+        f"{od['pretrain_fraction'][2]:.0%}] ({percent(level)}). "
+        f"At this N, any pretraining share in {_share_range(near['pretrain_fraction'])} is "
+        f"within {percent(near['tolerance'])} of the best {d['risk']} weighted loss."
     )
     failed = f"The posterior FAILED its diagnostics gate ({'; '.join(diag.failures)}); this report was forced."
     gate = [] if diag.ok else [("bad", failed)]
@@ -287,6 +296,7 @@ def _sections(posterior, rep: dict) -> list[tuple[str, list[tuple]]]:
             _fmt(r["params"]),
             _fmt(r["pretrain_tokens"]),
             f"{r['pretrain_fraction']:.0%}",
+            _share_range([r["near_optimal_lo"], r["near_optimal_hi"]]),
             f"{r['objective_median']:.4f} [{r['objective_lo']:.4f}, {r['objective_hi']:.4f}]",
         ]
         for _, r in rep["frontier"].iterrows()
@@ -296,6 +306,7 @@ def _sections(posterior, rep: dict) -> list[tuple[str, list[tuple]]]:
         "N",
         "D",
         "pretraining share",
+        f"shares within {percent(near['tolerance'])}",
         f"loss ({percent(level)} credible)",
     ]
     out.append(

@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from bayesplit.allocation import allocate, parse_budgets, parse_risk
+from bayesplit.allocation import _near_optimal_range, allocate, parse_budgets, parse_risk
 from bayesplit.compute import ComputeModel
 from bayesplit.errors import BayesplitError, DiagnosticsError
 from bayesplit.truth import GroundTruth, example_truth
@@ -170,6 +170,73 @@ def test_user_plan_comparison(truth2):
 def test_infeasible_or_bad_requests(truth2, kwargs, words):
     with pytest.raises(BayesplitError, match=words):
         allocate(truth2.as_posterior(), **kwargs)
+
+
+def _true_objective(post, alloc, fraction):
+    """The weighted loss of the split ``fraction`` at the plan's N, straight from the law."""
+    n, _, dp = alloc.plan.arrays(alloc.domains)
+    d, dps = alloc.compute.split(alloc.budget, n, fraction, dp)
+    log_l = post.log_mean(n, d, dps, post.domain_index(alloc.domains))
+    return float(np.exp(log_l[0]) @ alloc.weights)
+
+
+@pytest.mark.parametrize("trunk", ["shared", "independent"])
+def test_near_optimal_range_holds_the_shares_within_the_tolerance(truth2, trunk):
+    post = truth2.as_posterior()
+    ranges = {}
+    for tol in (0.0, 0.001, 0.01):
+        alloc = allocate(post, budget=BUDGET, trunk=trunk, tolerance=tol)
+        lo, hi = ranges[tol] = alloc.near_optimal
+        own = alloc.pretrain_fraction
+        assert not [n for n in alloc.notes if "near-optimal" in n]
+        assert lo <= own <= hi
+        best = _true_objective(post, alloc, own)
+        limit = best * (1 + tol)
+        assert _true_objective(post, alloc, lo) <= limit * (1 + 1e-9)
+        assert _true_objective(post, alloc, hi) <= limit * (1 + 1e-9)
+        # one grid step (0.5%) further out on either side is beyond the tolerance
+        if lo > 0.01:
+            assert _true_objective(post, alloc, lo - 0.005) > limit
+        if hi < 1.0:
+            assert _true_objective(post, alloc, hi + 0.005) > limit
+        assert alloc.to_dict()["near_optimal"] == {
+            "tolerance": tol,
+            "pretrain_fraction": [lo, hi],
+        }
+    assert ranges[0.0] == (pytest.approx(own, abs=1e-12),) * 2  # the best share alone
+    # a wider tolerance, a wider range
+    assert ranges[0.01][0] < ranges[0.001][0] <= ranges[0.0][0]
+    assert ranges[0.01][1] > ranges[0.001][1] >= ranges[0.0][1]
+    assert "near-optimal: pretraining shares in [" in repr(alloc)
+
+
+def test_near_optimal_range_is_the_stretch_around_the_best_share():
+    grid = np.linspace(0.005, 1.0, 200)
+
+    def bowl(f):  # best at 0.6, 1% worse at 0.5 and 0.7
+        return 1.0 + (np.asarray(f) - 0.6) ** 2
+
+    lo, hi = _near_optimal_range(bowl, grid, 0.6, 0.01)
+    assert (lo, hi) == (pytest.approx(0.5, abs=0.005), pytest.approx(0.7, abs=0.005))
+    assert 1 + (lo - 0.6) ** 2 <= 1.01 and 1 + (hi - 0.6) ** 2 <= 1.01
+
+    def two_dips(f):  # a second dip at 0.95, within the tolerance but across a ridge
+        f = np.asarray(f)
+        return np.minimum(1.0 + (f - 0.3) ** 2, 1.005 + 50 * (f - 0.95) ** 2)
+
+    lo, hi = _near_optimal_range(two_dips, grid, 0.3, 0.01)
+    assert hi < 0.45, "a separate dip is not part of the best share's range"
+    # the plan's own share joins the grid, so a best plan off the grid is its own range
+    assert _near_optimal_range(lambda f: 1 + (f - 0.6012) ** 2, grid, 0.6012, 0.0) == (
+        0.6012,
+        0.6012,
+    )
+
+
+@pytest.mark.parametrize("tolerance", [-0.001, 1.0, float("nan"), "0.1", True])
+def test_a_bad_tolerance_is_refused(truth2, tolerance):
+    with pytest.raises(BayesplitError, match="tolerance must be a relative slack in"):
+        allocate(truth2.as_posterior(), budget=BUDGET, tolerance=tolerance)
 
 
 def test_failed_posterior_is_refused_unless_forced():
@@ -352,7 +419,8 @@ def test_the_optimum_spread_is_reported_at_the_requested_level(additive_posterio
     assert np.allclose(got, want)
     lo90, _, hi90 = wide.to_dict()["optimum_distribution"]["params"]
     assert lo90 <= got[0] and got[2] <= hi90 and (got[0], got[2]) != (lo90, hi90)
-    assert "(50% of draws)" in narrow.describe()[-1]
+    spread = next(line for line in narrow.describe() if "per-draw optimum" in line)
+    assert "(50% of draws)" in spread
     from bayesplit.allocation import frontier
 
     fr = frontier(additive_posterior, [1e20], max_draws=200, force=True, level=0.5)
@@ -370,6 +438,9 @@ def test_the_split_figure_and_labels_follow_the_level(additive_posterior):
     x0 = span.get_x()  # a Rectangle since matplotlib 3.9
     want = np.quantile(alloc.draws["opt_pretrain_fraction"].values, [0.25, 0.75])
     assert np.allclose([x0, x0 + span.get_width()], want)
+    near = [line for line in ax.lines if line.get_linestyle() == ":"]
+    assert [line.get_xdata()[0] for line in near] == list(alloc.near_optimal)
+    assert near[0].get_label() == "within 0.1% of the best mean"
     fine = allocate(additive_posterior, budget=1e20, max_draws=200, force=True, level=0.999)
     assert "(99.9% credible)" in repr(fine) and "(99.9% of draws)" in repr(fine)
 

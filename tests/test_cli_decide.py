@@ -36,8 +36,11 @@ def test_allocate_json_contract(post_path):
         "loss",
         "objective",
         "optimum_distribution",
+        "near_optimal",
         "alternatives",
     } <= set(out)
+    lo, hi = out["near_optimal"]["pretrain_fraction"]
+    assert lo <= out["pretrain_fraction"] <= hi and out["near_optimal"]["tolerance"] == 0.001
     assert set(out["plan"]) == {"params", "pretrain_tokens", "spec_tokens"}
     assert set(out["plan"]["spec_tokens"]) == {"web", "code", "law"}
     assert set(out["loss"]["code"]) == {"median", "credible"}
@@ -97,6 +100,7 @@ def test_allocate_compare_plan_file(post_path, tmp_path):
         # without --max-spec-tokens it used to be ignored
         (["--budget", "1e20", "--repetitions", "-1"], "--repetitions must be a positive"),
         (["--budget", "1e20", "--repetitions", "0"], "--repetitions must be a positive"),
+        (["--budget", "1e20", "--tolerance", "-0.1"], "tolerance must be a relative slack"),
     ],
 )
 def test_allocate_bad_requests_exit_2(post_path, args, words):
@@ -139,6 +143,8 @@ def test_frontier_json(post_path, tmp_path):
                 "--budgets",
                 "1e18:1e20:3",
                 "--force",
+                "--tolerance",
+                "0.01",
                 "--json",
                 "--plot",
                 str(png),
@@ -147,6 +153,8 @@ def test_frontier_json(post_path, tmp_path):
     )
     rows = out["frontier"]
     assert [r["budget"] for r in rows] == pytest.approx([1e18, 1e19, 1e20])
+    assert out["tolerance"] == 0.01  # --tolerance reaches every budget's plan
+    assert all(r["near_optimal_lo"] <= r["pretrain_fraction"] <= r["near_optimal_hi"] for r in rows)
     assert rows[0]["params"] < rows[-1]["params"]  # bigger budgets, bigger models
     assert png.stat().st_size > 10_000
 
@@ -210,6 +218,8 @@ def test_report_md_is_plain_markdown(md_report):
     assert "**The posterior FAILED its diagnostics gate (" in text  # the fixture's fit is forced
     decision = text.split("## Decision", 1)[1].split("\n## ", 1)[0]
     assert decision.lower().count("failed its diagnostics gate") == 1  # said once, not twice
+    assert re.search(r"any pretraining share in \d+%(–\d+%)? is within 0\.1% of the best", decision)
+    assert "pretraining shares within 0.1% of the best (this N)" in decision
     links = re.findall(r"!\[[^\]]+\]\(([^)\s]+)\)", text)
     assert len(links) == 7
     for link in links:

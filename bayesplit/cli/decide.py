@@ -28,6 +28,13 @@ from bayesplit.errors import BayesplitError
 Budget = Annotated[str, typer.Option("--budget", help="Training compute in FLOPs, e.g. 1e21.")]
 Trunk = Annotated[str, typer.Option(help="shared (one pretraining, K branches) or independent.")]
 Risk = Annotated[str, typer.Option(help="mean, qNN (e.g. q90) or cvarNN (e.g. cvar90).")]
+Tolerance = Annotated[
+    float,
+    typer.Option(
+        help="Near-optimal range: pretraining shares whose risk objective is within this "
+        "relative slack of the best (0.001 = 0.1%).",
+    ),
+]
 Force = Annotated[
     bool, typer.Option("--force", help="Use a posterior that failed its diagnostics.")
 ]
@@ -97,6 +104,7 @@ def allocate_cmd(
         Path | None, typer.Option("--compare", help="JSON plan (or list of plans) to compare with.")
     ] = None,
     level: float = 0.9,
+    tolerance: Tolerance = 0.001,
     force: Force = False,
     plot: Annotated[
         Path | None,
@@ -130,6 +138,7 @@ def allocate_cmd(
         risk=risk,
         compare=_load_compare(compare),
         level=level,
+        tolerance=tolerance,
         force=force,
     )
     if plot is not None:
@@ -174,6 +183,7 @@ def frontier_cmd(
     weights: Annotated[str | None, typer.Option(help="Domain weights, e.g. a=0.5,b=0.5.")] = None,
     risk: Risk = "mean",
     level: float = 0.9,
+    tolerance: Tolerance = 0.001,
     force: Force = False,
     plot: Annotated[
         Path | None,
@@ -197,6 +207,7 @@ def frontier_cmd(
         weights=parse_weights(weights),
         risk=risk,
         level=level,
+        tolerance=tolerance,
         force=force,
     )  # all the draws, as `allocate`: one budget, one plan, whichever command asks
     if plot is not None:
@@ -207,12 +218,14 @@ def frontier_cmd(
                 "trunk": trunk,
                 "risk": risk,
                 "level": level,
+                "tolerance": tolerance,
                 "frontier": table.to_dict(orient="records"),
             }
         )
         return
     t = Table(title=f"frontier ({trunk} trunk, risk {risk})")
-    for c in ("budget", "N", "D", "pretraining share", f"loss ({percent(level)} credible)"):
+    near = f"within {percent(tolerance)}"
+    for c in ("budget", "N", "D", "pretraining share", near, f"loss ({percent(level)} credible)"):
         t.add_column(c, justify="right")
     for _, r in table.iterrows():
         t.add_row(
@@ -220,6 +233,7 @@ def frontier_cmd(
             f"{r['params']:.3g}",
             f"{r['pretrain_tokens']:.3g}",
             f"{r['pretrain_fraction']:.0%}",
+            f"{r['near_optimal_lo']:.0%}–{r['near_optimal_hi']:.0%}",
             f"{r['objective_median']:.4f} [{r['objective_lo']:.4f}, {r['objective_hi']:.4f}]",
         )
     console.print(t)
@@ -246,6 +260,7 @@ def report_cmd(
     weights: Annotated[str | None, typer.Option(help="Domain weights.")] = None,
     risk: Risk = "mean",
     level: float = 0.9,
+    tolerance: Tolerance = 0.001,
     force: Force = False,
     json_out: JsonFlag = False,
     law_module: LawModule = None,
@@ -268,6 +283,7 @@ def report_cmd(
             weights=parse_weights(weights),
             risk=risk,
             level=level,
+            tolerance=tolerance,
             force=force,
         )
     if json_out:

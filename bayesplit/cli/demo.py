@@ -10,6 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from bayesplit._parse import percent
 from bayesplit.cli._common import Seed, check_output_path, console, emit_json
 from bayesplit.cli.core import (
     LawModule,
@@ -223,12 +224,14 @@ def demo_cmd(
             "that trunk's estimated run effect[/dim]"
         )
     plan, obj = decision["plan"], decision["objective"]
+    near, tol = decision["near_optimal"]["pretrain_fraction"], decision["near_optimal"]["tolerance"]
     console.print(
         f"[bold]decision for {target:.3g} FLOPs[/bold] (mean loss over {len(alloc.domains)} domains): "
         f"N = {plan['params']:.3g} params, D = {plan['pretrain_tokens']:.3g} tokens, "
         f"pretrain fraction {decision['pretrain_fraction']:.2f}; objective {obj['median']:.3f} "
         f"[{obj['credible'][0]:.3f}, {obj['credible'][1]:.3f}]; optimal N across draws "
-        f"{decision['optimum_distribution']['params'][0]:.3g}–{decision['optimum_distribution']['params'][2]:.3g}"
+        f"{decision['optimum_distribution']['params'][0]:.3g}–{decision['optimum_distribution']['params'][2]:.3g}; "
+        f"fractions {near[0]:.2f}–{near[1]:.2f} are within {percent(tol)} of the best"
     )
     for note in decision["notes"]:
         console.print(f"[yellow]! {escape(note)}[/yellow]")
