@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayesplit._parse import is_number, names, parse_count
+from bayesplit._parse import is_number, names, parse_count, percent
 from bayesplit.compute import ComputeModel, DataLimits
 from bayesplit.errors import BayesplitError
 from bayesplit.laws import Inputs, get_ops
@@ -486,13 +486,17 @@ def check_tolerance(tolerance: float) -> None:
         )
 
 
-def _near_optimal_range(risk_at, fractions, own: float, tolerance: float) -> tuple[float, float]:
+def _near_optimal_range(
+    risk_at, fractions, own: float, tolerance: float
+) -> tuple[tuple[float, float], np.ndarray]:
     """The contiguous range of pretraining shares around the best one whose risk is within
-    ``tolerance`` (relative) of the best.
+    ``tolerance`` (relative) of the best, and the shares outside it that are within too.
 
     ``risk_at(fractions)`` gives the risk objective at each share of ``fractions`` (a sorted
     grid); ``own`` (the plan's share) is added to it, so a plan that is the best point of
-    the line is inside its own range.
+    the line is inside its own range. Shares within the tolerance beyond a worse stretch
+    (a second dip) are returned apart, for a note: joined to the range they would claim
+    the worse stretch between them.
     """
     grid = np.unique(np.r_[np.asarray(fractions, dtype=float), own])
     risk = np.asarray(risk_at(grid), dtype=float)
@@ -504,7 +508,8 @@ def _near_optimal_range(risk_at, fractions, own: float, tolerance: float) -> tup
         lo -= 1
     while hi < len(grid) - 1 and ok[hi + 1]:
         hi += 1
-    return float(grid[lo]), float(grid[hi])
+    ok[lo : hi + 1] = False
+    return (float(grid[lo]), float(grid[hi])), grid[ok]
 
 
 def _free_mask(prob: Problem, fix_n: bool) -> np.ndarray:
@@ -787,11 +792,17 @@ def _summarize(
         d_line, dp_line = prob.compute.split(prob.budget, n, fractions, shares)
         return [plan_risk(a[None], b[None])[0] for a, b in zip(d_line, dp_line, strict=True)]
 
-    near = _near_optimal_range(risk_at, NEAR_OPTIMAL_GRID, own, tolerance)
+    near, elsewhere = _near_optimal_range(risk_at, NEAR_OPTIMAL_GRID, own, tolerance)
     if not near[0] <= own <= near[1]:
         notes.append(
             f"the plan's pretraining share ({own:.1%}) is outside the near-optimal range "
             f"[{near[0]:.1%}, {near[1]:.1%}] at its own N: the optimizer stopped short"
+        )
+    if len(elsewhere):
+        notes.append(
+            f"pretraining shares between {elsewhere.min():.1%} and {elsewhere.max():.1%} are "
+            f"also within {percent(tolerance)} of the best at this N, past a worse stretch: "
+            "the split has two near-optimal regions"
         )
     notes.extend(extrapolation_notes(plan, posterior.runs, uses_spec_tokens=prob.uses_spec_tokens))
     if prob.uses_spec_tokens:

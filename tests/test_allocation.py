@@ -216,21 +216,43 @@ def test_near_optimal_range_is_the_stretch_around_the_best_share():
     def bowl(f):  # best at 0.6, 1% worse at 0.5 and 0.7
         return 1.0 + (np.asarray(f) - 0.6) ** 2
 
-    lo, hi = _near_optimal_range(bowl, grid, 0.6, 0.01)
+    (lo, hi), elsewhere = _near_optimal_range(bowl, grid, 0.6, 0.01)
     assert (lo, hi) == (pytest.approx(0.5, abs=0.005), pytest.approx(0.7, abs=0.005))
     assert 1 + (lo - 0.6) ** 2 <= 1.01 and 1 + (hi - 0.6) ** 2 <= 1.01
+    assert len(elsewhere) == 0
 
     def two_dips(f):  # a second dip at 0.95, within the tolerance but across a ridge
         f = np.asarray(f)
         return np.minimum(1.0 + (f - 0.3) ** 2, 1.005 + 50 * (f - 0.95) ** 2)
 
-    lo, hi = _near_optimal_range(two_dips, grid, 0.3, 0.01)
+    (lo, hi), elsewhere = _near_optimal_range(two_dips, grid, 0.3, 0.01)
     assert hi < 0.45, "a separate dip is not part of the best share's range"
+    assert elsewhere.min() > 0.9 and elsewhere.max() < 1.0  # but it is reported apart
+    assert np.all(two_dips(elsewhere) <= 1.01)
     # the plan's own share joins the grid, so a best plan off the grid is its own range
-    assert _near_optimal_range(lambda f: 1 + (f - 0.6012) ** 2, grid, 0.6012, 0.0) == (
+    assert _near_optimal_range(lambda f: 1 + (f - 0.6012) ** 2, grid, 0.6012, 0.0)[0] == (
         0.6012,
         0.6012,
     )
+
+
+def test_a_second_near_optimal_region_and_a_plan_outside_its_range_are_noted(truth2, monkeypatch):
+    import bayesplit.allocation as allocation
+
+    real = allocation._near_optimal_range
+
+    def two_regions(risk_at, fractions, own, tolerance):
+        _, elsewhere = real(risk_at, fractions, own, tolerance)
+        assert len(elsewhere) == 0  # the example law's line has one dip...
+        return (0.2, 0.3), np.array([0.95, 0.96, 0.97])  # ...so pretend it had two
+
+    monkeypatch.setattr(allocation, "_near_optimal_range", two_regions)
+    notes = allocate(truth2.as_posterior(), budget=BUDGET).notes
+    assert (
+        "pretraining shares between 95.0% and 97.0% are also within 0.1% of the best at this "
+        "N, past a worse stretch: the split has two near-optimal regions" in notes
+    )
+    assert any("is outside the near-optimal range [20.0%, 30.0%]" in n for n in notes)
 
 
 @pytest.mark.parametrize("tolerance", [-0.001, 1.0, float("nan"), "0.1", True])
