@@ -30,6 +30,19 @@ def check_seed(seed, what: str = "seed") -> int:
     return int(seed)
 
 
+def share_range(lo: float, hi: float) -> str:
+    """A range of shares as a label: (0.86, 0.98) → ``86%–98%``; one share when both
+    round alike; ``—`` for a missing end.
+
+    >>> share_range(0.86, 0.98), share_range(0.921, 0.923), share_range(float("nan"), 1.0)
+    ('86%–98%', '92%', '—')
+    """
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return "—"
+    lo_text, hi_text = f"{lo:.0%}", f"{hi:.0%}"
+    return lo_text if lo_text == hi_text else f"{lo_text}–{hi_text}"
+
+
 def percent(level: float) -> str:
     """A credible or predictive level as a label: 0.9 → ``90%``, 0.999 → ``99.9%``
     (``:.0%`` printed ``100%`` for 0.999 and ``0%`` for 0.005).

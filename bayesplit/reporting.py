@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from bayesplit._io import atomic_folder, atomic_write_bytes, atomic_write_text
-from bayesplit._parse import percent
+from bayesplit._parse import percent, share_range
 from bayesplit.errors import BayesplitError
 
 CSS = """
@@ -56,11 +56,6 @@ def _fmt(x: float, digits: int = 3) -> str:
 
 def _share(x: float) -> str:
     return "—" if x is None or not np.isfinite(x) else f"{x:.0%}"
-
-
-def _share_range(lo_hi) -> str:
-    lo, hi = (_share(v) for v in lo_hi)
-    return lo if lo == hi else f"{lo}–{hi}"
 
 
 def _b(s: str) -> tuple[str, str]:
@@ -212,7 +207,7 @@ def _sections(posterior, rep: dict) -> list[tuple[str, list[tuple]]]:
         ],
         [
             f"pretraining shares within {percent(near['tolerance'])} of the best (this N)",
-            _share_range(near["pretrain_fraction"]),
+            share_range(*near["pretrain_fraction"]),
         ],
     ]
     od = d["optimum_distribution"]
@@ -228,7 +223,7 @@ def _sections(posterior, rep: dict) -> list[tuple[str, list[tuple]]]:
         f"Across the posterior, the optimal N lies in "
         f"[{od['params'][0]:.3g}, {od['params'][2]:.3g}] and the optimal pretraining share in [{od['pretrain_fraction'][0]:.0%}, "
         f"{od['pretrain_fraction'][2]:.0%}] ({percent(level)}). "
-        f"At this N, any pretraining share in {_share_range(near['pretrain_fraction'])} is "
+        f"At this N, any pretraining share in {share_range(*near['pretrain_fraction'])} is "
         f"within {percent(near['tolerance'])} of the best {d['risk']} weighted loss."
     )
     failed = f"The posterior FAILED its diagnostics gate ({'; '.join(diag.failures)}); this report was forced."
@@ -296,7 +291,7 @@ def _sections(posterior, rep: dict) -> list[tuple[str, list[tuple]]]:
             _fmt(r["params"]),
             _fmt(r["pretrain_tokens"]),
             f"{r['pretrain_fraction']:.0%}",
-            _share_range([r["near_optimal_lo"], r["near_optimal_hi"]]),
+            share_range(r["near_optimal_lo"], r["near_optimal_hi"]),
             f"{r['objective_median']:.4f} [{r['objective_lo']:.4f}, {r['objective_hi']:.4f}]",
         ]
         for _, r in rep["frontier"].iterrows()

@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from bayesplit._parse import percent
+from bayesplit._parse import percent, share_range
 from bayesplit.cli._common import check_output_path, check_plot_path, console, emit_json
 from bayesplit.cli.core import (
     JsonFlag,
@@ -233,7 +233,7 @@ def frontier_cmd(
             f"{r['params']:.3g}",
             f"{r['pretrain_tokens']:.3g}",
             f"{r['pretrain_fraction']:.0%}",
-            f"{r['near_optimal_lo']:.0%}–{r['near_optimal_hi']:.0%}",
+            share_range(r["near_optimal_lo"], r["near_optimal_hi"]),
             f"{r['objective_median']:.4f} [{r['objective_lo']:.4f}, {r['objective_hi']:.4f}]",
         )
     console.print(t)
