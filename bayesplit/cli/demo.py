@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from bayesplit._parse import percent
+from bayesplit._parse import percent, share_range
 from bayesplit.cli._common import Seed, check_output_path, console, emit_json
 from bayesplit.cli.core import (
     LawModule,
@@ -231,7 +231,7 @@ def demo_cmd(
         f"pretrain fraction {decision['pretrain_fraction']:.2f}; objective {obj['median']:.3f} "
         f"[{obj['credible'][0]:.3f}, {obj['credible'][1]:.3f}]; optimal N across draws "
         f"{decision['optimum_distribution']['params'][0]:.3g}–{decision['optimum_distribution']['params'][2]:.3g}; "
-        f"fractions {near[0]:.2f}–{near[1]:.2f} are within {percent(tol)} of the best"
+        f"shares {share_range(*near)} are within {percent(tol)} of the best"
     )
     for note in decision["notes"]:
         console.print(f"[yellow]! {escape(note)}[/yellow]")
