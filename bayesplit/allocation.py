@@ -48,6 +48,8 @@ SCOUT_BATCH = 9
 NEAR_OPTIMAL_TOLERANCE = 0.001
 #: Pretraining shares the near-optimal range is read on (a 0.5% grid, plus the plan's own).
 NEAR_OPTIMAL_GRID = np.linspace(0.005, 1.0, 200)
+#: Steps per factor e of N on which the near-optimal model sizes are read (~2% apart).
+NEAR_OPTIMAL_SIZE_STEPS = 50
 
 
 def parse_risk(risk: str) -> tuple[str, float]:
@@ -355,8 +357,9 @@ def allocate(
     max_draws
         Use at most this many posterior draws (evenly thinned; deterministic).
     tolerance
-        Relative slack of the risk objective for the near-optimal range of pretraining
-        shares (:attr:`~bayesplit.plan.Allocation.near_optimal`); 0.001 = within 0.1%.
+        Relative slack of the risk objective for the near-optimal ranges of pretraining
+        shares (:attr:`~bayesplit.plan.Allocation.near_optimal`) and of model sizes
+        (:attr:`~bayesplit.plan.Allocation.near_optimal_params`); 0.001 = within 0.1%.
     force
         Allocate with a posterior that failed its diagnostics gate.
 
@@ -510,6 +513,50 @@ def _near_optimal_range(
         hi += 1
     ok[lo : hi + 1] = False
     return (float(grid[lo]), float(grid[hi])), grid[ok]
+
+
+def _near_optimal_sizes(
+    prob: Problem,
+    p,
+    plan: Plan,
+    own: float,
+    shares,
+    kind: str,
+    alpha: float,
+    tolerance: float,
+    *,
+    fixed: bool,
+    notes: list[str],
+) -> tuple[float, float]:
+    """The range of model sizes N around the best one, at the plan's split (its pretraining
+    share and the domains' shares of D'), whose risk is within ``tolerance`` of the best:
+    the isoFLOP view of how much the choice of N matters. Adds a note where the plan's N
+    is outside it, or where other sizes past a worse stretch are within too."""
+    lo, hi = prob.log_n_bounds
+    grid = np.linspace(lo, hi, max(2, int(np.ceil((hi - lo) * NEAR_OPTIMAL_SIZE_STEPS)) + 1))
+
+    def risk_at(log_sizes):
+        out = []
+        for log_n in log_sizes:
+            n = math.exp(log_n)
+            d, dp = prob.compute.split(prob.budget, n, own, shares)
+            out.append(_risk(_evaluate(prob, p, n, d, dp) @ prob.weights, kind, alpha, np))
+        return out
+
+    (a, b), elsewhere = _near_optimal_range(risk_at, grid, math.log(plan.params), tolerance)
+    near = (math.exp(a), math.exp(b))
+    if not near[0] * (1 - 1e-9) <= plan.params <= near[1] * (1 + 1e-9):
+        why = "the N it was given is not one of them" if fixed else "the optimizer stopped short"
+        notes.append(
+            f"the plan's N ({plan.params:.3g}) is outside the near-optimal model sizes "
+            f"[{near[0]:.3g}, {near[1]:.3g}] at its own split: {why}"
+        )
+    if len(elsewhere):
+        notes.append(
+            f"model sizes between {math.exp(elsewhere.min()):.3g} and {math.exp(elsewhere.max()):.3g} "
+            f"are also within {percent(tolerance)} of the best at this split, past a worse stretch"
+        )
+    return near
 
 
 def _free_mask(prob: Problem, fix_n: bool) -> np.ndarray:
@@ -804,6 +851,18 @@ def _summarize(
             f"also within {percent(tolerance)} of the best at this N, past a worse stretch: "
             "the split has two near-optimal regions"
         )
+    near_params = _near_optimal_sizes(
+        prob,
+        p,
+        plan,
+        own,
+        shares,
+        kind_,
+        alpha,
+        tolerance,
+        fixed=params is not None or ladder is not None,
+        notes=notes,
+    )
     notes.extend(extrapolation_notes(plan, posterior.runs, uses_spec_tokens=prob.uses_spec_tokens))
     if prob.uses_spec_tokens:
         over = [
@@ -901,6 +960,7 @@ def _summarize(
         notes=notes,
         tolerance=float(tolerance),
         near_optimal=near,
+        near_optimal_params=near_params,
         _posterior=posterior,
         _max_spec_tokens=np.asarray(prob.max_spec_tokens, dtype=float),
     )
@@ -911,7 +971,8 @@ def frontier(posterior, budgets: Sequence[float], **kwargs) -> pd.DataFrame:
 
     Returns a DataFrame with columns budget, params, pretrain_tokens, pretrain_fraction,
     spec_tokens (dict), objective_median, objective_lo, objective_hi, opt_params_lo/hi,
-    near_optimal_lo/hi (the pretraining shares within the tolerance of the best) and notes
+    near_optimal_lo/hi (the pretraining shares within the tolerance of the best),
+    near_optimal_params_lo/hi (the model sizes within it, at the plan's split) and notes
     (the allocation's, e.g. how far the plan extrapolates), one row per budget in
     ascending order (a budget given twice is planned once).
     """
@@ -940,6 +1001,8 @@ def frontier(posterior, budgets: Sequence[float], **kwargs) -> pd.DataFrame:
                 "opt_params_hi": d["optimum_distribution"]["params"][2],
                 "near_optimal_lo": a.near_optimal[0],
                 "near_optimal_hi": a.near_optimal[1],
+                "near_optimal_params_lo": a.near_optimal_params[0],
+                "near_optimal_params_hi": a.near_optimal_params[1],
                 "notes": list(d["notes"]),
             }
         )

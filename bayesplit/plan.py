@@ -99,6 +99,11 @@ class Allocation:
         the choice of split hardly matters. A wide range means the split can follow other
         constraints at little cost; a plan that moves within it between budgets or draw
         counts has not really moved.
+    near_optimal_params : tuple of float
+        The range of model sizes N (the plan's pretraining share and domain shares, the
+        budget spent) whose risk objective is within ``tolerance`` of the best size's: the
+        isoFLOP view of how much the choice of N matters, e.g. which sizes of an existing
+        ladder would do nearly as well.
     """
 
     plan: Plan
@@ -119,6 +124,9 @@ class Allocation:
     #: the pretraining shares (at the plan's N) whose risk objective is within
     #: ``tolerance`` of the best one: how flat the decision is
     near_optimal: tuple[float, float] = (math.nan, math.nan)
+    #: the model sizes (at the plan's split) whose risk objective is within ``tolerance``
+    #: of the best one
+    near_optimal_params: tuple[float, float] = (math.nan, math.nan)
     _posterior: object = field(default=None, repr=False)
     #: per-domain limit on D' (inf = none): tokens beyond it buy nothing, as in the solver
     _max_spec_tokens: np.ndarray | None = field(default=None, repr=False)
@@ -190,6 +198,7 @@ class Allocation:
             "near_optimal": {
                 "tolerance": self.tolerance,
                 "pretrain_fraction": [float(v) for v in self.near_optimal],
+                "params": [float(v) for v in self.near_optimal_params],
             },
             "alternatives": alts,
             "level": self.level,
@@ -203,6 +212,7 @@ class Allocation:
         d = self.to_dict()
         plan, o, od = d["plan"], d["objective"], d["optimum_distribution"]
         near = d["near_optimal"]["pretrain_fraction"]
+        sizes = d["near_optimal"]["params"]
         lines = [
             f"plan for {self.budget:.3g} FLOPs ({self.trunk} trunk, risk {self.risk}, law {self.law_name})",
             f"  N = {plan['params']:.3g} params, D = {plan['pretrain_tokens']:.3g} pretraining "
@@ -224,6 +234,8 @@ class Allocation:
             f"{od['pretrain_fraction'][2]:.0%}] ({percent(self.level)} of draws)",
             f"  near-optimal: pretraining shares in [{near[0]:.0%}, {near[1]:.0%}] are within "
             f"{percent(self.tolerance)} of the best {self.risk} weighted loss at this N",
+            f"  near-optimal: model sizes N in [{sizes[0]:.3g}, {sizes[1]:.3g}] are within "
+            f"{percent(self.tolerance)} of the best at this split",
         ]
 
     def __repr__(self) -> str:
@@ -302,6 +314,12 @@ class Allocation:
 
         return plot_split_curve(self, ax=ax, points=points)
 
+    def plot_size_curve(self, ax=None, points: int = 41):
+        """Objective vs model size N at the plan's split and budget, with its credible band."""
+        from bayesplit.plots import plot_size_curve
+
+        return plot_size_curve(self, ax=ax, points=points)
+
     def plot_domains(self, ax=None):
         """Per-domain loss at the plan and at each alternative, with credible bands."""
         from bayesplit.plots import plot_domain_losses
@@ -338,6 +356,26 @@ class Allocation:
             {"objective": (("fraction", "draw"), np.array(objective))},
             coords={"fraction": fractions},
             attrs={"plan_fraction": self.pretrain_fraction, "params": n},
+        )
+
+    def size_curve(self, points: int = 41, span: float = 10.0) -> xr.Dataset:
+        """Objective per draw as the model size varies from N/span to N·span, the budget
+        spent at the plan's pretraining share and domain shares (an isoFLOP curve)."""
+        post = self._posterior
+        n0, _, dp0 = self.plan.arrays(self.domains)
+        sizes = np.geomspace(n0 / span, n0 * span, points)
+        shares = split_shares(dp0, self.weights)
+        idx = post.domain_index(self.domains)
+        draws = post.draws(max_draws=min(post.n_draws, 2000))
+        objective = []
+        for n in sizes:
+            dd, dps = self.compute.split(self.budget, n, self.pretrain_fraction, shares)
+            log_l = post.log_mean(n, dd, self._effective_spec(dps), idx, draws=draws)
+            objective.append(np.exp(log_l) @ self.weights)
+        return xr.Dataset(
+            {"objective": (("params", "draw"), np.array(objective))},
+            coords={"params": sizes},
+            attrs={"plan_params": n0, "pretrain_fraction": self.pretrain_fraction},
         )
 
 

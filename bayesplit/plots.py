@@ -100,6 +100,49 @@ def plot_split_curve(alloc, ax=None, points: int = 25):
     return fig
 
 
+def plot_size_curve(alloc, ax=None, points: int = 41):
+    """Objective vs model size N at the plan's split and budget (an isoFLOP curve), with its
+    credible band, the spread of the per-draw optimal N and the near-optimal sizes."""
+    fig, ax = _ax(ax)
+    curve = alloc.size_curve(points)
+    obj = curve["objective"].values
+    lo, hi = (1 - alloc.level) / 2, (1 + alloc.level) / 2
+    n = curve["params"].values
+    ax.fill_between(
+        n,
+        np.quantile(obj, lo, axis=1),
+        np.quantile(obj, hi, axis=1),
+        color=PRED_COLOR,
+        alpha=0.6,
+        label=f"{percent(alloc.level)} credible band",
+    )
+    ax.plot(n, np.median(obj, axis=1), color=LAW_COLOR, lw=2, label="posterior median")
+    ax.axvline(
+        alloc.plan.params, color=PLAN_COLOR, ls="--", label=f"plan (N = {alloc.plan.params:.3g})"
+    )
+    q = np.quantile(alloc.draws["opt_params"].values, [lo, hi])
+    ax.axvspan(
+        q[0], q[1], color=PLAN_COLOR, alpha=0.08, label=f"{percent(alloc.level)} of per-draw optima"
+    )
+    for i, edge in enumerate(alloc.near_optimal_params):
+        ax.axvline(
+            edge,
+            color=PLAN_COLOR,
+            ls=":",
+            lw=1.2,
+            label=f"within {percent(alloc.tolerance)} of the best {alloc.risk}" if i == 0 else None,
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("model size N (parameters)")
+    ax.set_ylabel("weighted loss Σ w_k L_k (nats/token)")
+    ax.set_title(
+        f"Which model size, at {alloc.pretrain_fraction:.0%} pretraining and C = {alloc.budget:.2g} FLOPs"
+    )
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return fig
+
+
 def plot_domain_losses(alloc, ax=None):
     """Loss per domain at the plan and at each alternative (median and credible interval)."""
     fig, ax = _ax(ax, figsize=(7.2, 4.2))

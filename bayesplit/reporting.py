@@ -155,6 +155,7 @@ def build_report(
     )  # all the draws, as the decision: its last row is the decision, to the digit
     figs = {
         "split": plots.figure_to_png(alloc.plot_split_curve()),
+        "size": plots.figure_to_png(alloc.plot_size_curve()),
         "domains": plots.figure_to_png(alloc.plot_domains()),
         "optimum": plots.figure_to_png(alloc.plot_optimum()),
         "alternatives": plots.figure_to_png(alloc.plot_alternatives()),
@@ -209,6 +210,10 @@ def _sections(posterior, rep: dict) -> list[tuple[str, list[tuple]]]:
             f"pretraining shares within {percent(near['tolerance'])} of the best (this N)",
             share_range(*near["pretrain_fraction"]),
         ],
+        [
+            f"model sizes N within {percent(near['tolerance'])} of the best (this split)",
+            f"{_fmt(near['params'][0])}–{_fmt(near['params'][1])}",
+        ],
     ]
     od = d["optimum_distribution"]
     spec = {k: v for k, v in d["plan"]["spec_tokens"].items() if v > 0}
@@ -224,7 +229,8 @@ def _sections(posterior, rep: dict) -> list[tuple[str, list[tuple]]]:
         f"[{od['params'][0]:.3g}, {od['params'][2]:.3g}] and the optimal pretraining share in [{od['pretrain_fraction'][0]:.0%}, "
         f"{od['pretrain_fraction'][2]:.0%}] ({percent(level)}). "
         f"At this N, any pretraining share in {share_range(*near['pretrain_fraction'])} is "
-        f"within {percent(near['tolerance'])} of the best {d['risk']} weighted loss."
+        f"within {percent(near['tolerance'])} of the best {d['risk']} weighted loss, and at this "
+        f"split so is any model size in [{near['params'][0]:.3g}, {near['params'][1]:.3g}]."
     )
     failed = f"The posterior FAILED its diagnostics gate ({'; '.join(diag.failures)}); this report was forced."
     gate = [] if diag.ok else [("bad", failed)]
@@ -238,6 +244,7 @@ def _sections(posterior, rep: dict) -> list[tuple[str, list[tuple]]]:
             + [
                 ("table", ["plan", "value"], plan_rows, 1),
                 ("img", "split", "loss vs split point"),
+                ("img", "size", "loss vs model size at this split"),
                 ("img", "optimum", "optimum distribution"),
             ],
         )

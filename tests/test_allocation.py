@@ -199,15 +199,63 @@ def test_near_optimal_range_holds_the_shares_within_the_tolerance(truth2, trunk)
             assert _true_objective(post, alloc, lo - 0.005) > limit
         if hi < 1.0:
             assert _true_objective(post, alloc, hi + 0.005) > limit
-        assert alloc.to_dict()["near_optimal"] == {
-            "tolerance": tol,
-            "pretrain_fraction": [lo, hi],
-        }
+        near = alloc.to_dict()["near_optimal"]
+        assert (near["tolerance"], near["pretrain_fraction"]) == (tol, [lo, hi])
     assert ranges[0.0] == (pytest.approx(own, abs=1e-12),) * 2  # the best share alone
     # a wider tolerance, a wider range
     assert ranges[0.01][0] < ranges[0.001][0] <= ranges[0.0][0]
     assert ranges[0.01][1] > ranges[0.001][1] >= ranges[0.0][1]
     assert "near-optimal: pretraining shares in [" in repr(alloc)
+
+
+def _true_objective_at_size(post, alloc, n):
+    """The weighted loss of model size ``n`` at the plan's split and budget, from the law."""
+    _, _, dp = alloc.plan.arrays(alloc.domains)
+    d, dps = alloc.compute.split(alloc.budget, n, alloc.pretrain_fraction, dp)
+    log_l = post.log_mean(n, d, dps, post.domain_index(alloc.domains))
+    return float(np.exp(log_l[0]) @ alloc.weights)
+
+
+@pytest.mark.parametrize("trunk", ["shared", "independent"])
+def test_near_optimal_sizes_hold_the_models_within_the_tolerance(truth2, trunk):
+    post = truth2.as_posterior()
+    ranges = {}
+    for tol in (0.0, 0.001, 0.01):
+        alloc = allocate(post, budget=BUDGET, trunk=trunk, tolerance=tol)
+        lo, hi = ranges[tol] = alloc.near_optimal_params
+        n = alloc.plan.params
+        assert lo <= n <= hi
+        assert not [x for x in alloc.notes if "near-optimal model sizes" in x]
+        limit = _true_objective_at_size(post, alloc, n) * (1 + tol)
+        assert _true_objective_at_size(post, alloc, lo) <= limit * (1 + 1e-9)
+        assert _true_objective_at_size(post, alloc, hi) <= limit * (1 + 1e-9)
+        # one grid step (a factor e^(1/50), 2%) further out on either side is beyond it
+        step = np.exp(1 / 50)
+        assert _true_objective_at_size(post, alloc, lo / step) > limit
+        assert _true_objective_at_size(post, alloc, hi * step) > limit
+        assert alloc.to_dict()["near_optimal"]["params"] == [lo, hi]
+    assert ranges[0.0] == (pytest.approx(n, rel=1e-9),) * 2  # the best size alone
+    assert ranges[0.01][0] < ranges[0.001][0] <= ranges[0.0][0]
+    assert ranges[0.01][1] > ranges[0.001][1] >= ranges[0.0][1]
+    # a loss law's isoFLOP curve is flat at its bottom: 1% of loss spans a wide range of N
+    assert ranges[0.01][1] / ranges[0.01][0] > 2
+    assert "near-optimal: model sizes N in [" in repr(alloc)
+
+
+def test_a_fixed_size_outside_the_near_optimal_sizes_is_noted(truth2):
+    post = truth2.as_posterior()
+    free = allocate(post, budget=BUDGET)
+    lo, hi = free.near_optimal_params
+    fixed = allocate(post, budget=BUDGET, params=lo / 3)
+    assert fixed.plan.params == pytest.approx(lo / 3)
+    assert any(
+        "is outside the near-optimal model sizes" in x
+        and "the N it was given is not one of them" in x
+        for x in fixed.notes
+    )
+    # the best size at the fixed plan's own split is near the free optimum's
+    f_lo, f_hi = fixed.near_optimal_params
+    assert f_lo < free.plan.params * 2 and f_hi > free.plan.params / 2
 
 
 def test_near_optimal_range_is_the_stretch_around_the_best_share():
@@ -465,6 +513,25 @@ def test_the_split_figure_and_labels_follow_the_level(additive_posterior):
     assert near[0].get_label() == "within 0.1% of the best mean"
     fine = allocate(additive_posterior, budget=1e20, max_draws=200, force=True, level=0.999)
     assert "(99.9% credible)" in repr(fine) and "(99.9% of draws)" in repr(fine)
+
+
+def test_the_size_figure_marks_the_plan_and_the_near_optimal_sizes(additive_posterior):
+    # all of the fixture's draws, as the curve uses (up to 2000)
+    alloc = allocate(additive_posterior, budget=1e20, force=True, level=0.5)
+    fig = alloc.plot_size_curve(points=7)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    labels = ax.get_legend_handles_labels()[1]
+    assert "50% of per-draw optima" in labels and "50% credible band" in labels
+    plan = [line for line in ax.lines if line.get_linestyle() == "--"]
+    assert plan[0].get_xdata()[0] == alloc.plan.params
+    near = [line for line in ax.lines if line.get_linestyle() == ":"]
+    assert [line.get_xdata()[0] for line in near] == list(alloc.near_optimal_params)
+    curve = alloc.size_curve(points=7)
+    assert curve["objective"].dims == ("params", "draw")
+    assert curve["params"].values[3] == pytest.approx(alloc.plan.params)
+    # the plan's own point of the curve is the plan's objective, draw for draw
+    assert np.allclose(curve["objective"].values[3], alloc.draws["objective"].values, rtol=1e-9)
 
 
 def test_boundary_inputs_from_notebooks(additive_posterior, tmp_path):

@@ -41,6 +41,8 @@ def test_allocate_json_contract(post_path):
     } <= set(out)
     lo, hi = out["near_optimal"]["pretrain_fraction"]
     assert lo <= out["pretrain_fraction"] <= hi and out["near_optimal"]["tolerance"] == 0.001
+    n_lo, n_hi = out["near_optimal"]["params"]
+    assert n_lo <= out["plan"]["params"] <= n_hi
     assert set(out["plan"]) == {"params", "pretrain_tokens", "spec_tokens"}
     assert set(out["plan"]["spec_tokens"]) == {"web", "code", "law"}
     assert set(out["loss"]["code"]) == {"median", "credible"}
@@ -155,6 +157,9 @@ def test_frontier_json(post_path, tmp_path):
     assert [r["budget"] for r in rows] == pytest.approx([1e18, 1e19, 1e20])
     assert out["tolerance"] == 0.01  # --tolerance reaches every budget's plan
     assert all(r["near_optimal_lo"] <= r["pretrain_fraction"] <= r["near_optimal_hi"] for r in rows)
+    assert all(
+        r["near_optimal_params_lo"] <= r["params"] <= r["near_optimal_params_hi"] for r in rows
+    )
     assert rows[0]["params"] < rows[-1]["params"]  # bigger budgets, bigger models
     assert png.stat().st_size > 10_000
 
@@ -191,7 +196,7 @@ def test_report_is_self_contained(post_path, tmp_path, additive_runs):
     text = out.read_text()
     for section in SECTIONS:
         assert section in text
-    assert text.count("data:image/png;base64,") >= 7
+    assert text.count("data:image/png;base64,") >= 8
     assert "2 rows on domains the fit does not model (medical) were left out" in text
     assert "http://" not in text and "https://" not in text and "<script" not in text
     assert not (tmp_path / "report_files").exists()
@@ -220,8 +225,12 @@ def test_report_md_is_plain_markdown(md_report):
     assert decision.lower().count("failed its diagnostics gate") == 1  # said once, not twice
     assert re.search(r"any pretraining share in \d+%(–\d+%)? is within 0\.1% of the best", decision)
     assert "pretraining shares within 0.1% of the best (this N)" in decision
+    assert re.search(
+        r"model sizes N within 0\.1% of the best \(this split\) +\| +[\d.e+]+–[\d.e+]+", decision
+    )
+    assert "loss vs model size at this split" in decision
     links = re.findall(r"!\[[^\]]+\]\(([^)\s]+)\)", text)
-    assert len(links) == 7
+    assert len(links) == 8
     for link in links:
         assert link.startswith("report_files/") and link.endswith(".png")
         png = (md_report.parent / link).read_bytes()
@@ -252,7 +261,7 @@ def test_report_md_replaces_its_figure_folder(post_path, tmp_path, additive_runs
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == {"out": str(out), "format": "md", "figures": str(folder)}
     names = sorted(p.name for p in folder.iterdir())
-    assert "stale.png" not in names and len(names) == 7
+    assert "stale.png" not in names and len(names) == 8
     assert (folder / "split.png").read_bytes().startswith(PNG)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.md", "report_files", "runs.csv"]
 

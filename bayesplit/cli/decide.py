@@ -31,8 +31,9 @@ Risk = Annotated[str, typer.Option(help="mean, qNN (e.g. q90) or cvarNN (e.g. cv
 Tolerance = Annotated[
     float,
     typer.Option(
-        help="Near-optimal range: pretraining shares whose risk objective is within this "
-        "relative slack of the best (0.001 = 0.1%).",
+        help="Near-optimal ranges: pretraining shares (at the plan's N) and model sizes (at "
+        "its split) whose risk objective is within this relative slack of the best "
+        "(0.001 = 0.1%).",
     ),
 ]
 Force = Annotated[
@@ -225,7 +226,8 @@ def frontier_cmd(
         return
     t = Table(title=f"frontier ({trunk} trunk, risk {risk})")
     near = f"within {percent(tolerance)}"
-    for c in ("budget", "N", "D", "pretraining share", near, f"loss ({percent(level)} credible)"):
+    columns = ("budget", "N", "D", "pretrain share", f"shares {near}", f"N {near}")
+    for c in (*columns, f"loss ({percent(level)} credible)"):
         t.add_column(c, justify="right")
     for _, r in table.iterrows():
         t.add_row(
@@ -234,6 +236,7 @@ def frontier_cmd(
             f"{r['pretrain_tokens']:.3g}",
             f"{r['pretrain_fraction']:.0%}",
             share_range(r["near_optimal_lo"], r["near_optimal_hi"]),
+            f"{r['near_optimal_params_lo']:.3g}–{r['near_optimal_params_hi']:.3g}",
             f"{r['objective_median']:.4f} [{r['objective_lo']:.4f}, {r['objective_hi']:.4f}]",
         )
     console.print(t)

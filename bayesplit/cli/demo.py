@@ -225,13 +225,15 @@ def demo_cmd(
         )
     plan, obj = decision["plan"], decision["objective"]
     near, tol = decision["near_optimal"]["pretrain_fraction"], decision["near_optimal"]["tolerance"]
+    sizes = decision["near_optimal"]["params"]
     console.print(
         f"[bold]decision for {target:.3g} FLOPs[/bold] (mean loss over {len(alloc.domains)} domains): "
         f"N = {plan['params']:.3g} params, D = {plan['pretrain_tokens']:.3g} tokens, "
         f"pretrain fraction {decision['pretrain_fraction']:.2f}; objective {obj['median']:.3f} "
         f"[{obj['credible'][0]:.3f}, {obj['credible'][1]:.3f}]; optimal N across draws "
         f"{decision['optimum_distribution']['params'][0]:.3g}–{decision['optimum_distribution']['params'][2]:.3g}; "
-        f"shares {share_range(*near)} are within {percent(tol)} of the best"
+        f"shares {share_range(*near)} (at this N) and N {sizes[0]:.3g}–{sizes[1]:.3g} (at this "
+        f"share) are within {percent(tol)} of the best"
     )
     for note in decision["notes"]:
         console.print(f"[yellow]! {escape(note)}[/yellow]")
