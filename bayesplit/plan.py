@@ -350,7 +350,7 @@ class Allocation:
         draws = post.draws(max_draws=min(post.n_draws, 2000))
         objective = []
         for dd, dps in zip(d_line, dp_line, strict=True):
-            log_l = post.log_mean(n, dd, dps, idx, draws=draws)
+            log_l = post.log_mean(n, dd, self._effective_spec(dps), idx, draws=draws)
             objective.append(np.exp(log_l) @ self.weights)
         return xr.Dataset(
             {"objective": (("fraction", "draw"), np.array(objective))},

@@ -52,6 +52,29 @@ def test_matches_brute_force(truth2, trunk):
     ) == pytest.approx(BUDGET, rel=1e-6)
 
 
+def test_the_split_and_size_curves_see_the_data_limit(truth2):
+    """The figures' curves are the objective allocate reports: D' beyond the limit buys nothing."""
+    from bayesplit.plan import split_shares
+
+    post = truth2.as_posterior()
+    free = allocate(post, budget=BUDGET)
+    cap = 0.3 * free.plan.spec_tokens["a"]
+    alloc = allocate(post, budget=BUDGET, max_spec_tokens={"a": cap})
+    curve = alloc.split_curve(points=9)
+    n, _, dp = alloc.plan.arrays(alloc.domains)
+    shares = split_shares(dp, alloc.weights)
+    d, dps = alloc.compute.split(alloc.budget, n, curve["fraction"].values, shares)
+    assert alloc.domains == ["a", "b"] and (dps[:, 0] > cap).any()  # the limit binds on part
+    idx = post.domain_index(alloc.domains)
+    want = [
+        float(np.exp(post.log_mean(n, a, np.minimum(b, [cap, np.inf]), idx)[0]) @ alloc.weights)
+        for a, b in zip(d, dps, strict=True)
+    ]
+    np.testing.assert_allclose(curve["objective"].values[:, 0], want, rtol=1e-9)
+    sizes = alloc.size_curve(points=5)
+    np.testing.assert_allclose(sizes["objective"].values[2], alloc.draws["objective"], rtol=1e-9)
+
+
 def test_matches_brute_force_with_a_data_limit(truth2):
     free = allocate(truth2.as_posterior(), budget=BUDGET)
     cap = 0.3 * free.plan.spec_tokens["a"]
