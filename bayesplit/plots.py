@@ -57,34 +57,25 @@ def _ax(ax, figsize=(6.4, 4.2)):
     return ax.figure, ax
 
 
-def plot_split_curve(alloc, ax=None, points: int = 25):
-    """Objective vs share of compute on pretraining, at the plan's N, with its credible band
-    and the spread of the per-draw optima (both at the allocation's level)."""
-    fig, ax = _ax(ax)
-    curve = alloc.split_curve(points)
-    obj = curve["objective"].values
+def _decision_curve(ax, alloc, x, objective, plan_x, plan_label, optima, near) -> None:
+    """One slice of the decision through the plan: the objective's credible band and median
+    along ``x``, the plan, the spread of the per-draw optima and the near-optimal edges."""
     lo, hi = (1 - alloc.level) / 2, (1 + alloc.level) / 2
-    f = curve["fraction"].values
     ax.fill_between(
-        f,
-        np.quantile(obj, lo, axis=1),
-        np.quantile(obj, hi, axis=1),
+        x,
+        np.quantile(objective, lo, axis=1),
+        np.quantile(objective, hi, axis=1),
         color=PRED_COLOR,
         alpha=0.6,
         label=f"{percent(alloc.level)} credible band",
     )
-    ax.plot(f, np.median(obj, axis=1), color=LAW_COLOR, lw=2, label="posterior median")
-    ax.axvline(
-        alloc.pretrain_fraction,
-        color=PLAN_COLOR,
-        ls="--",
-        label=f"plan ({alloc.pretrain_fraction:.0%})",
-    )
-    q = np.quantile(alloc.draws["opt_pretrain_fraction"].values, [lo, hi])  # as describe() says
+    ax.plot(x, np.median(objective, axis=1), color=LAW_COLOR, lw=2, label="posterior median")
+    ax.axvline(plan_x, color=PLAN_COLOR, ls="--", label=f"plan ({plan_label})")
+    q = np.quantile(optima, [lo, hi])  # as describe() says
     ax.axvspan(
         q[0], q[1], color=PLAN_COLOR, alpha=0.08, label=f"{percent(alloc.level)} of per-draw optima"
     )
-    for i, edge in enumerate(alloc.near_optimal):
+    for i, edge in enumerate(near):
         ax.axvline(
             edge,
             color=PLAN_COLOR,
@@ -92,11 +83,28 @@ def plot_split_curve(alloc, ax=None, points: int = 25):
             lw=1.2,
             label=f"within {percent(alloc.tolerance)} of the best {alloc.risk}" if i == 0 else None,
         )
-    ax.set_xlabel("share of compute spent on general pretraining")
     ax.set_ylabel("weighted loss Σ w_k L_k (nats/token)")
-    ax.set_title(f"Where to split, at N = {alloc.plan.params:.3g} and C = {alloc.budget:.2g} FLOPs")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+
+
+def plot_split_curve(alloc, ax=None, points: int = 25):
+    """Objective vs share of compute on pretraining, at the plan's N, with its credible band
+    and the spread of the per-draw optima (both at the allocation's level)."""
+    fig, ax = _ax(ax)
+    curve = alloc.split_curve(points)
+    _decision_curve(
+        ax,
+        alloc,
+        curve["fraction"].values,
+        curve["objective"].values,
+        alloc.pretrain_fraction,
+        f"{alloc.pretrain_fraction:.0%}",
+        alloc.draws["opt_pretrain_fraction"].values,
+        alloc.near_optimal,
+    )
+    ax.set_xlabel("share of compute spent on general pretraining")
+    ax.set_title(f"Where to split, at N = {alloc.plan.params:.3g} and C = {alloc.budget:.2g} FLOPs")
     return fig
 
 
@@ -105,41 +113,21 @@ def plot_size_curve(alloc, ax=None, points: int = 41):
     credible band, the spread of the per-draw optimal N and the near-optimal sizes."""
     fig, ax = _ax(ax)
     curve = alloc.size_curve(points)
-    obj = curve["objective"].values
-    lo, hi = (1 - alloc.level) / 2, (1 + alloc.level) / 2
-    n = curve["params"].values
-    ax.fill_between(
-        n,
-        np.quantile(obj, lo, axis=1),
-        np.quantile(obj, hi, axis=1),
-        color=PRED_COLOR,
-        alpha=0.6,
-        label=f"{percent(alloc.level)} credible band",
+    _decision_curve(
+        ax,
+        alloc,
+        curve["params"].values,
+        curve["objective"].values,
+        alloc.plan.params,
+        f"N = {alloc.plan.params:.3g}",
+        alloc.draws["opt_params"].values,
+        alloc.near_optimal_params,
     )
-    ax.plot(n, np.median(obj, axis=1), color=LAW_COLOR, lw=2, label="posterior median")
-    ax.axvline(
-        alloc.plan.params, color=PLAN_COLOR, ls="--", label=f"plan (N = {alloc.plan.params:.3g})"
-    )
-    q = np.quantile(alloc.draws["opt_params"].values, [lo, hi])
-    ax.axvspan(
-        q[0], q[1], color=PLAN_COLOR, alpha=0.08, label=f"{percent(alloc.level)} of per-draw optima"
-    )
-    for i, edge in enumerate(alloc.near_optimal_params):
-        ax.axvline(
-            edge,
-            color=PLAN_COLOR,
-            ls=":",
-            lw=1.2,
-            label=f"within {percent(alloc.tolerance)} of the best {alloc.risk}" if i == 0 else None,
-        )
     ax.set_xscale("log")
     ax.set_xlabel("model size N (parameters)")
-    ax.set_ylabel("weighted loss Σ w_k L_k (nats/token)")
     ax.set_title(
         f"Which model size, at {alloc.pretrain_fraction:.0%} pretraining and C = {alloc.budget:.2g} FLOPs"
     )
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
     return fig
 
 
