@@ -235,7 +235,7 @@ class Allocation:
             f"  near-optimal: pretraining shares in [{near[0]:.0%}, {near[1]:.0%}] are within "
             f"{percent(self.tolerance)} of the best {self.risk} weighted loss at this N",
             f"  near-optimal: model sizes N in [{sizes[0]:.3g}, {sizes[1]:.3g}] are within "
-            f"{percent(self.tolerance)} of the best at this split",
+            f"{percent(self.tolerance)} of the best {self.risk} weighted loss at this split",
         ]
 
     def __repr__(self) -> str:
