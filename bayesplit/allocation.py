@@ -546,7 +546,7 @@ def _near_optimal_sizes(
     (a, b), elsewhere = _near_optimal_range(risk_at, grid, math.log(plan.params), tolerance)
     near = (math.exp(a), math.exp(b))
     if not near[0] * (1 - 1e-9) <= plan.params <= near[1] * (1 + 1e-9):
-        why = "the N it was given is not one of them" if fixed else "the optimizer stopped short"
+        why = "its N was fixed (params or ladder)" if fixed else "the optimizer stopped short"
         notes.append(
             f"the plan's N ({plan.params:.3g}) is outside the near-optimal model sizes "
             f"[{near[0]:.3g}, {near[1]:.3g}] at its own split: {why}"

@@ -272,10 +272,12 @@ def test_a_fixed_size_outside_the_near_optimal_sizes_is_noted(truth2):
     fixed = allocate(post, budget=BUDGET, params=lo / 3)
     assert fixed.plan.params == pytest.approx(lo / 3)
     assert any(
-        "is outside the near-optimal model sizes" in x
-        and "the N it was given is not one of them" in x
+        "is outside the near-optimal model sizes" in x and "its N was fixed (params or ladder)" in x
         for x in fixed.notes
     )
+    coarse = allocate(post, budget=BUDGET, ladder=[lo / 3, hi * 3])  # no size in the range
+    assert coarse.plan.params in (pytest.approx(lo / 3), pytest.approx(hi * 3))
+    assert any("its N was fixed (params or ladder)" in x for x in coarse.notes)
     # the best size at the fixed plan's own split is near the free optimum's
     f_lo, f_hi = fixed.near_optimal_params
     assert f_lo < free.plan.params * 2 and f_hi > free.plan.params / 2
