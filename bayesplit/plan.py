@@ -340,40 +340,40 @@ class Allocation:
 
     def split_curve(self, points: int = 25) -> xr.Dataset:
         """Objective per draw as the pretraining fraction varies (N fixed at the plan's)."""
-        post = self._posterior
         n, _, dp = self.plan.arrays(self.domains)
         fractions = np.linspace(0.02, 1.0, points)
         d_line, dp_line = self.compute.split(
             self.budget, n, fractions, split_shares(dp, self.weights)
         )
-        idx = post.domain_index(self.domains)
-        draws = post.draws(max_draws=min(post.n_draws, 2000))
-        objective = []
-        for dd, dps in zip(d_line, dp_line, strict=True):
-            log_l = post.log_mean(n, dd, self._effective_spec(dps), idx, draws=draws)
-            objective.append(np.exp(log_l) @ self.weights)
+        objective = self._objective_along(np.full(points, n), d_line, dp_line)
         return xr.Dataset(
-            {"objective": (("fraction", "draw"), np.array(objective))},
+            {"objective": (("fraction", "draw"), objective)},
             coords={"fraction": fractions},
             attrs={"plan_fraction": self.pretrain_fraction, "params": n},
         )
 
+    def _objective_along(self, params, pretrain_tokens, spec_tokens) -> np.ndarray:
+        """The objective of each plan of a line, per draw (plans × draws; at most 2000
+        draws), with D' counted as the objective counts it."""
+        post = self._posterior
+        idx = post.domain_index(self.domains)
+        draws = post.draws(max_draws=min(post.n_draws, 2000))
+        out = []
+        for n, d, dp in zip(params, pretrain_tokens, spec_tokens, strict=True):
+            log_l = post.log_mean(n, d, self._effective_spec(dp), idx, draws=draws)
+            out.append(np.exp(log_l) @ self.weights)
+        return np.array(out)
+
     def size_curve(self, points: int = 41, span: float = 10.0) -> xr.Dataset:
         """Objective per draw as the model size varies from N/span to N·span, the budget
         spent at the plan's pretraining share and domain shares (an isoFLOP curve)."""
-        post = self._posterior
         n0, _, dp0 = self.plan.arrays(self.domains)
         sizes = np.geomspace(n0 / span, n0 * span, points)
         shares = split_shares(dp0, self.weights)
-        idx = post.domain_index(self.domains)
-        draws = post.draws(max_draws=min(post.n_draws, 2000))
-        objective = []
-        for n in sizes:
-            dd, dps = self.compute.split(self.budget, n, self.pretrain_fraction, shares)
-            log_l = post.log_mean(n, dd, self._effective_spec(dps), idx, draws=draws)
-            objective.append(np.exp(log_l) @ self.weights)
+        lines = [self.compute.split(self.budget, n, self.pretrain_fraction, shares) for n in sizes]
+        objective = self._objective_along(sizes, *zip(*lines, strict=True))
         return xr.Dataset(
-            {"objective": (("params", "draw"), np.array(objective))},
+            {"objective": (("params", "draw"), objective)},
             coords={"params": sizes},
             attrs={"plan_params": n0, "pretrain_fraction": self.pretrain_fraction},
         )
