@@ -50,6 +50,8 @@ NEAR_OPTIMAL_TOLERANCE = 0.001
 NEAR_OPTIMAL_GRID = np.linspace(0.005, 1.0, 200)
 #: Steps per factor e of N on which the near-optimal model sizes are read (~2% apart).
 NEAR_OPTIMAL_SIZE_STEPS = 50
+#: Plans of a line evaluated at once: bounds the (plans, draws, domains) arrays in memory.
+LINE_CHUNK = 64
 
 
 def parse_risk(risk: str) -> tuple[str, float]:
@@ -536,12 +538,9 @@ def _near_optimal_sizes(
     grid = np.linspace(lo, hi, max(2, int(np.ceil((hi - lo) * NEAR_OPTIMAL_SIZE_STEPS)) + 1))
 
     def risk_at(log_sizes):
-        out = []
-        for log_n in log_sizes:
-            n = math.exp(log_n)
-            d, dp = prob.compute.split(prob.budget, n, own, shares)
-            out.append(_risk(_evaluate(prob, p, n, d, dp) @ prob.weights, kind, alpha, np))
-        return out
+        n = np.exp(log_sizes)
+        d, dp = zip(*(prob.compute.split(prob.budget, n_i, own, shares) for n_i in n), strict=True)
+        return _risk_along(prob, p, n, np.array(d), np.array(dp), kind, alpha)
 
     (a, b), elsewhere = _near_optimal_range(risk_at, grid, math.log(plan.params), tolerance)
     near = (math.exp(a), math.exp(b))
@@ -672,6 +671,33 @@ def _evaluate(prob: Problem, p, n, d, dp) -> np.ndarray:
     )
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         return np.exp(prob.law.evaluate(ops, pp, x))
+
+
+def _risk_along(prob: Problem, p, n, d, dp, kind: str, alpha: float) -> np.ndarray:
+    """The risk of each plan of a line of plans: N and D of shape (G,), D' (G, K).
+
+    A built-in law broadcasts over a leading plan axis, so its plans are evaluated a chunk
+    at a time; a user's law was written for (draws × domains) inputs and is called one plan
+    at a time.
+    """
+    n, d, dp = (np.asarray(a, dtype=float) for a in (n, d, dp))
+    if not prob.law.builtin:
+        return np.array(
+            [
+                _risk(_evaluate(prob, p, n[i], d[i], dp[i]) @ prob.weights, kind, alpha, np)
+                for i in range(len(n))
+            ]
+        )
+    out = [
+        _risk(
+            _evaluate(prob, p, n[c, None], d[c, None], dp[c, None, :]) @ prob.weights,
+            kind,
+            alpha,
+            np,
+        )
+        for c in (slice(i, i + LINE_CHUNK) for i in range(0, len(n), LINE_CHUNK))
+    ]
+    return np.concatenate(out)
 
 
 def _alternative_plans(
@@ -837,7 +863,7 @@ def _summarize(
 
     def risk_at(fractions):
         d_line, dp_line = prob.compute.split(prob.budget, n, fractions, shares)
-        return [plan_risk(a[None], b[None])[0] for a, b in zip(d_line, dp_line, strict=True)]
+        return _risk_along(prob, p, np.full(len(d_line), n), d_line, dp_line, kind_, alpha)
 
     near, elsewhere = _near_optimal_range(risk_at, NEAR_OPTIMAL_GRID, own, tolerance)
     if not near[0] <= own <= near[1]:

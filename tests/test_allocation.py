@@ -328,6 +328,36 @@ def test_a_second_near_optimal_region_and_a_plan_outside_its_range_are_noted(tru
     assert any("is outside the near-optimal range [20.0%, 30.0%]" in n for n in notes)
 
 
+@pytest.mark.parametrize("risk", ["mean", "q90", "cvar90"])
+def test_the_near_optimal_lines_are_the_same_evaluated_at_once_or_plan_by_plan(
+    additive_posterior, monkeypatch, risk
+):
+    import bayesplit.allocation as allocation
+    from bayesplit.laws.base import Law
+
+    real = allocation._near_optimal_range
+    seen: dict[bool, list] = {}
+
+    def record(risk_at, fractions, own, tolerance):
+        seen[mode].append(np.asarray(risk_at(np.unique(np.r_[fractions, own]))))
+        return real(risk_at, fractions, own, tolerance)
+
+    monkeypatch.setattr(allocation, "_near_optimal_range", record)
+    # built-in laws take the chunked path; a user's law is called one plan at a time
+    monkeypatch.setattr(allocation, "LINE_CHUNK", 7)  # chunks that do not divide the grids
+    out = {}
+    for mode in (True, False):
+        seen[mode] = []
+        monkeypatch.setattr(Law, "builtin", property(lambda self, m=mode: m))
+        out[mode] = allocate(additive_posterior, budget=BUDGET, risk=risk, force=True)
+    assert [len(r) for r in seen[True]] == [len(r) for r in seen[False]] and len(seen[True]) == 2
+    assert len(seen[True][1]) > 100  # the sizes' grid
+    for chunked, one_by_one in zip(seen[True], seen[False], strict=True):
+        np.testing.assert_allclose(chunked, one_by_one, rtol=1e-12)
+    assert out[True].near_optimal == out[False].near_optimal
+    assert out[True].near_optimal_params == out[False].near_optimal_params
+
+
 @pytest.mark.parametrize("tolerance", [-0.001, 1.0, float("nan"), "0.1", True])
 def test_a_bad_tolerance_is_refused(truth2, tolerance):
     with pytest.raises(BayesplitError, match="tolerance must be a relative slack in"):
