@@ -326,11 +326,12 @@ class Allocation:
 
         return plot_domain_losses(self, ax=ax)
 
-    def plot_optimum(self, ax=None):
-        """Where the per-draw optimum lies: N vs pretraining fraction."""
+    def plot_optimum(self, ax=None, points: int = 41):
+        """Where the per-draw optimum lies: N vs pretraining fraction, with the joint
+        near-optimal region (:meth:`landscape` on a ``points`` × ``points`` grid)."""
         from bayesplit.plots import plot_optimum
 
-        return plot_optimum(self, ax=ax)
+        return plot_optimum(self, ax=ax, points=points)
 
     def plot_alternatives(self, ax=None):
         """Objective distribution of the plan and of each alternative."""
@@ -376,6 +377,59 @@ class Allocation:
             {"objective": (("params", "draw"), objective)},
             coords={"params": sizes},
             attrs={"plan_params": n0, "pretrain_fraction": self.pretrain_fraction},
+        )
+
+    def landscape(self, points: int = 41) -> xr.Dataset:
+        """The risk objective over model size × pretraining share at the budget, each plan
+        dividing D' between domains as this plan does: the plane both curves cut through.
+
+        Dims ``params`` × ``fraction``; the grid covers the plan, the near-optimal ranges
+        and the spread of the per-draw optima (at the allocation's level). ``risk`` is the
+        allocation's risk objective (on the draws it used); ``relative`` is the risk over
+        the grid's best minus 1, so ``relative <= tolerance`` is the joint near-optimal
+        region: the plans whose N and split may both move and stay within the tolerance.
+        """
+        from bayesplit.allocation import _risk, parse_risk
+
+        if not (isinstance(points, int | np.integer) and points >= 3):
+            raise BayesplitError(f"points must be a whole number >= 3, got {points!r}")
+        lo, hi = (1 - self.level) / 2, (1 + self.level) / 2
+        n0, _, dp0 = self.plan.arrays(self.domains)
+        opt_n = np.quantile(self.draws["opt_params"].values, [lo, hi])
+        opt_f = np.quantile(self.draws["opt_pretrain_fraction"].values, [lo, hi])
+        n_lo = np.nanmin([n0, *self.near_optimal_params, opt_n[0]]) / 1.25
+        n_hi = np.nanmax([n0, *self.near_optimal_params, opt_n[1]]) * 1.25
+        f_lo = max(0.005, np.nanmin([self.pretrain_fraction, *self.near_optimal, opt_f[0]]) - 0.05)
+        f_hi = min(1.0, np.nanmax([self.pretrain_fraction, *self.near_optimal, opt_f[1]]) + 0.05)
+        sizes = np.geomspace(n_lo, n_hi, points)
+        fractions = np.linspace(f_lo, f_hi, points)
+        shares = split_shares(dp0, self.weights)
+        post = self._posterior
+        idx = np.asarray(post.domain_index(self.domains))
+        k = len(idx)
+        draws = post.draws(max_draws=self.draws.sizes["draw"])
+        kind, alpha = parse_risk(self.risk)
+        risk = np.empty((points, points))
+        for i, n in enumerate(sizes):  # one line of shares per size: one compiled shape
+            d, dp = self.compute.split(self.budget, n, fractions, shares)
+            log_l = post.log_mean(
+                n, np.repeat(d, k), self._effective_spec(dp).reshape(-1), np.tile(idx, points),
+                draws=draws, fast=True,
+            )  # (S, points*K), float32: ~1e-7 relative, far below any tolerance  # fmt: skip
+            objective = np.exp(log_l, dtype=float).reshape(-1, points, k) @ self.weights
+            risk[i] = _risk(objective.T, kind, alpha, np)
+        return xr.Dataset(
+            {
+                "risk": (("params", "fraction"), risk),
+                "relative": (("params", "fraction"), risk / np.nanmin(risk) - 1.0),
+            },
+            coords={"params": sizes, "fraction": fractions},
+            attrs={
+                "plan_params": n0,
+                "plan_fraction": self.pretrain_fraction,
+                "risk": self.risk,
+                "tolerance": self.tolerance,
+            },
         )
 
 

@@ -169,10 +169,40 @@ def plot_domain_losses(alloc, ax=None):
     return fig
 
 
-def plot_optimum(alloc, ax=None):
-    """Per-draw optimum: model size vs pretraining share, with the chosen plan."""
+def plot_optimum(alloc, ax=None, points: int = 41):
+    """Per-draw optimum: model size vs pretraining share, with the chosen plan and the
+    joint near-optimal region (the plans within the allocation's tolerance of the best
+    risk objective when N and the split both move; :meth:`Allocation.landscape`)."""
     fig, ax = _ax(ax)
     d = alloc.draws
+    land = alloc.landscape(points)
+    rel = land["relative"].values.T  # (fraction, params), as contour wants it
+    if np.isfinite(alloc.tolerance) and np.nanmin(rel) <= alloc.tolerance < np.nanmax(rel):
+        ax.contourf(
+            land["params"].values,
+            land["fraction"].values,
+            rel,
+            levels=[-np.inf, alloc.tolerance],
+            colors=[PLAN_COLOR],
+            alpha=0.15,
+        )
+        ax.contour(
+            land["params"].values,
+            land["fraction"].values,
+            rel,
+            levels=[alloc.tolerance],
+            colors=[PLAN_COLOR],
+            linewidths=1.2,
+            linestyles=":",
+        )
+        ax.plot(  # a legend entry for the region (contour sets have none of their own)
+            [],
+            [],
+            color=PLAN_COLOR,
+            ls=":",
+            lw=1.2,
+            label=f"within {percent(alloc.tolerance)} of the best {alloc.risk} (N and split)",
+        )
     ax.scatter(
         d["opt_params"].values,
         d["opt_pretrain_fraction"].values,
@@ -192,13 +222,13 @@ def plot_optimum(alloc, ax=None):
     ax.set_xscale("log")
     # no offset notation ("1e-8 + 0.99999") when every draw agrees on the share
     ax.ticklabel_format(axis="y", useOffset=False, style="plain")
-    shares = np.append(d["opt_pretrain_fraction"].values, alloc.pretrain_fraction)
+    shares = np.r_[d["opt_pretrain_fraction"].values, alloc.pretrain_fraction, alloc.near_optimal]
     lo, hi = np.nanmin(shares), np.nanmax(shares)
     pad = max(0.02, 0.1 * (hi - lo))
     ax.set_ylim(max(0.0, lo - pad), min(1.0, hi + pad) + 0.005)
     ax.set_xlabel("model size N (parameters, as counted in the run table)")
     ax.set_ylabel("share of compute on pretraining")
-    ax.set_title("How sure is the optimum?")
+    ax.set_title("How sure is the optimum, and how flat is it?")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return fig

@@ -230,7 +230,9 @@ def _sections(posterior, rep: dict) -> list[tuple[str, list[tuple]]]:
         f"{od['pretrain_fraction'][2]:.0%}] ({percent(level)}). "
         f"At this N, any pretraining share in {share_range(*near['pretrain_fraction'])} is "
         f"within {percent(near['tolerance'])} of the best {d['risk']} weighted loss, and at this "
-        f"split so is any model size in [{near['params'][0]:.3g}, {near['params'][1]:.3g}]."
+        f"split so is any model size in [{near['params'][0]:.3g}, {near['params'][1]:.3g}]. "
+        f"The optimum-distribution figure below also outlines the plans within "
+        f"{percent(near['tolerance'])} when N and the split move together."
     )
     failed = f"The posterior FAILED its diagnostics gate ({'; '.join(diag.failures)}); this report was forced."
     gate = [] if diag.ok else [("bad", failed)]
@@ -245,7 +247,7 @@ def _sections(posterior, rep: dict) -> list[tuple[str, list[tuple]]]:
                 ("table", ["plan", "value"], plan_rows, 1),
                 ("img", "split", "loss vs split point"),
                 ("img", "size", "loss vs model size at this split"),
-                ("img", "optimum", "optimum distribution"),
+                ("img", "optimum", "optimum distribution and joint near-optimal region"),
             ],
         )
     )

@@ -265,6 +265,62 @@ def test_near_optimal_sizes_hold_the_models_within_the_tolerance(truth2, trunk):
     assert "near-optimal: model sizes N in [" in repr(alloc)
 
 
+def _true_objective_at(post, alloc, n, fraction):
+    """The weighted loss of size ``n`` and pretraining share ``fraction`` at the plan's
+    division of D' between domains, from the law."""
+    _, _, dp = alloc.plan.arrays(alloc.domains)
+    d, dps = alloc.compute.split(alloc.budget, n, fraction, dp)
+    log_l = post.log_mean(n, d, dps, post.domain_index(alloc.domains))
+    return float(np.exp(log_l[0]) @ alloc.weights)
+
+
+@pytest.mark.parametrize("trunk", ["shared", "independent"])
+def test_the_landscape_is_the_law_over_size_and_share_and_holds_both_slices(truth2, trunk):
+    post = truth2.as_posterior()
+    tol = 0.01
+    alloc = allocate(post, budget=BUDGET, trunk=trunk, tolerance=tol)
+    land = alloc.landscape(points=31)
+    assert land["risk"].dims == ("params", "fraction") and land["risk"].shape == (31, 31)
+    sizes, fractions = land["params"].values, land["fraction"].values
+    (n_lo, n_hi), (f_lo, f_hi) = alloc.near_optimal_params, alloc.near_optimal
+    assert sizes[0] < n_lo <= alloc.plan.params <= n_hi < sizes[-1]
+    assert fractions[0] < f_lo <= alloc.pretrain_fraction <= f_hi <= fractions[-1]
+    for i, j in [(0, 0), (12, 20), (30, 30), (17, 3)]:  # the law's objective at grid points
+        want = _true_objective_at(post, alloc, sizes[i], fractions[j])
+        assert float(land["risk"][i, j]) == pytest.approx(want, rel=1e-5)  # float32 kernel
+    # no plan of the grid beats the optimizer's plan
+    plan_risk = _true_objective_at(post, alloc, alloc.plan.params, alloc.pretrain_fraction)
+    assert float(land["risk"].min()) >= plan_risk * (1 - 1e-5)
+    assert float(land["relative"].min()) == 0.0
+    # the joint region holds both slices through the plan: every size within the sizes'
+    # range has some share within the tolerance, and every share in the shares' range some N
+    inside = land["relative"].values <= tol
+    assert inside[(sizes >= n_lo) & (sizes <= n_hi)].any(axis=1).all()
+    assert inside[:, (fractions >= f_lo) & (fractions <= f_hi)].any(axis=0).all()
+    # and is a region, not the whole grid: the grid's corners are worse
+    assert not inside[0, 0] and not inside[-1, 0]
+    with pytest.raises(BayesplitError, match="points must be a whole number >= 3"):
+        alloc.landscape(points=2)
+
+
+def test_the_optimum_figure_outlines_the_joint_near_optimal_region(additive_posterior):
+    alloc = allocate(additive_posterior, budget=1e20, force=True, max_draws=400, tolerance=0.01)
+    fig = alloc.plot_optimum(points=15)
+    ax = fig.axes[0]
+    labels = ax.get_legend_handles_labels()[1]
+    assert "within 1% of the best mean (N and split)" in labels
+    assert "optimum of each posterior draw" in labels and "plan (risk: mean)" in labels
+    # the outline is the landscape's tolerance contour, around the plan
+    land = alloc.landscape(points=15)
+    region = [c for c in ax.collections if type(c).__name__ == "QuadContourSet"]
+    assert len(region) == 2  # the shaded region and its outline
+    paths = [p for c in region for p in c.get_paths() if len(p.vertices) > 2]
+    outline = np.vstack([p.vertices for p in paths])
+    assert outline[:, 0].min() >= land["params"].values[0] * (1 - 1e-9)
+    assert outline[:, 0].max() <= land["params"].values[-1] * (1 + 1e-9)
+    assert any(p.contains_point((alloc.plan.params, alloc.pretrain_fraction)) for p in paths)
+
+
 def test_a_fixed_size_outside_the_near_optimal_sizes_is_noted(truth2):
     post = truth2.as_posterior()
     free = allocate(post, budget=BUDGET)

@@ -229,6 +229,8 @@ def test_report_md_is_plain_markdown(md_report):
         r"model sizes N within 0\.1% of the best \(this split\) +\| +[\d.e+]+–[\d.e+]+", decision
     )
     assert "loss vs model size at this split" in decision
+    assert "optimum distribution and joint near-optimal region" in decision
+    assert "also outlines the plans within 0.1% when N and the split move together" in decision
     links = re.findall(r"!\[[^\]]+\]\(([^)\s]+)\)", text)
     assert len(links) == 8
     for link in links:
