@@ -195,12 +195,18 @@ def test_infeasible_or_bad_requests(truth2, kwargs, words):
         allocate(truth2.as_posterior(), **kwargs)
 
 
-def _true_objective(post, alloc, fraction):
-    """The weighted loss of the split ``fraction`` at the plan's N, straight from the law."""
-    n, _, dp = alloc.plan.arrays(alloc.domains)
+def _true_objective_at(post, alloc, n, fraction):
+    """The weighted loss of size ``n`` and pretraining share ``fraction`` at the plan's
+    budget and division of D' between domains, straight from the law."""
+    _, _, dp = alloc.plan.arrays(alloc.domains)
     d, dps = alloc.compute.split(alloc.budget, n, fraction, dp)
     log_l = post.log_mean(n, d, dps, post.domain_index(alloc.domains))
     return float(np.exp(log_l[0]) @ alloc.weights)
+
+
+def _true_objective(post, alloc, fraction):
+    """The weighted loss of the split ``fraction`` at the plan's N."""
+    return _true_objective_at(post, alloc, alloc.plan.params, fraction)
 
 
 @pytest.mark.parametrize("trunk", ["shared", "independent"])
@@ -232,11 +238,8 @@ def test_near_optimal_range_holds_the_shares_within_the_tolerance(truth2, trunk)
 
 
 def _true_objective_at_size(post, alloc, n):
-    """The weighted loss of model size ``n`` at the plan's split and budget, from the law."""
-    _, _, dp = alloc.plan.arrays(alloc.domains)
-    d, dps = alloc.compute.split(alloc.budget, n, alloc.pretrain_fraction, dp)
-    log_l = post.log_mean(n, d, dps, post.domain_index(alloc.domains))
-    return float(np.exp(log_l[0]) @ alloc.weights)
+    """The weighted loss of model size ``n`` at the plan's split."""
+    return _true_objective_at(post, alloc, n, alloc.pretrain_fraction)
 
 
 @pytest.mark.parametrize("trunk", ["shared", "independent"])
@@ -263,15 +266,6 @@ def test_near_optimal_sizes_hold_the_models_within_the_tolerance(truth2, trunk):
     # a loss law's isoFLOP curve is flat at its bottom: 1% of loss spans a wide range of N
     assert ranges[0.01][1] / ranges[0.01][0] > 2
     assert "near-optimal: model sizes N in [" in repr(alloc)
-
-
-def _true_objective_at(post, alloc, n, fraction):
-    """The weighted loss of size ``n`` and pretraining share ``fraction`` at the plan's
-    division of D' between domains, from the law."""
-    _, _, dp = alloc.plan.arrays(alloc.domains)
-    d, dps = alloc.compute.split(alloc.budget, n, fraction, dp)
-    log_l = post.log_mean(n, d, dps, post.domain_index(alloc.domains))
-    return float(np.exp(log_l[0]) @ alloc.weights)
 
 
 @pytest.mark.parametrize("trunk", ["shared", "independent"])
