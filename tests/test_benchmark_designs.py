@@ -48,3 +48,15 @@ def test_lean_campaigns_have_their_own_files(bench):
     assert bench.lean_csv(4).name == "design_efficiency_seed_lean.csv"  # the default rounds
     assert bench.lean_csv(12).name == "design_efficiency_seed_lean_rounds12.csv"
     assert bench.CSV.name == "design_efficiency.csv"
+
+
+def test_campaigns_with_another_batch_have_their_own_files(bench, monkeypatch):
+    assert bench.batch_csv(2, 20).name == "design_efficiency_batch2_rounds20.csv"
+    assert bench.batch_csv(2, None).name == "design_efficiency_batch2.csv"
+    assert bench.batch_csv(2, 4).name == "design_efficiency_batch2.csv"  # the default rounds
+    # their own files do not mix into the longer campaigns' section of the report
+    assert not bench.batch_csv(2, 20).name.startswith("design_efficiency_rounds")
+    argv = ["design_efficiency.py", "--batch", "2", "--seed-design", "lean"]
+    monkeypatch.setattr("sys.argv", argv)
+    with pytest.raises(SystemExit, match="--batch with --seed-design lean: not supported"):
+        bench.main()

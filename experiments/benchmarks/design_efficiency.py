@@ -60,6 +60,8 @@ Usage::
     python experiments/benchmarks/design_efficiency.py --truths debian@1e15 \
         --policies active,grid --max-rounds 12   # longer campaigns, their own CSV
     python experiments/benchmarks/design_efficiency.py --truths debian --seed-design lean
+    python experiments/benchmarks/design_efficiency.py --truths debian@1e15 \
+        --policies active,grid --batch 2 --max-rounds 20   # 2 runs per round, own CSV
 
 Results are appended campaign by campaign to ``design_efficiency.csv`` (a rerun skips the
 campaigns already there), then summarized in ``design_efficiency.md`` and ``.png``.
@@ -237,13 +239,13 @@ def make_config(name: str, truth, seed_design: str = "standard"):
 _CACHE: dict = {}
 
 
-def _campaign(task: tuple[str, str, int, int | None, int | None, str]) -> pd.DataFrame:
-    truth_name, policy, seed, fit_draws, max_rounds, seed_design = task
+def _campaign(task: tuple[str, str, int, int | None, int | None, str, int | None]) -> pd.DataFrame:
+    truth_name, policy, seed, fit_draws, max_rounds, seed_design, batch = task
     from bayesplit.fitting import Refitter
     from bayesplit.model import reference_scales
     from bayesplit.simulation import run_campaign
 
-    key = (truth_name, fit_draws, max_rounds, seed_design)
+    key = (truth_name, fit_draws, max_rounds, seed_design, batch)
     if key not in _CACHE:
         truth = make_truth(truth_name)
         config = make_config(truth_name, truth, seed_design)
@@ -251,6 +253,8 @@ def _campaign(task: tuple[str, str, int, int | None, int | None, str]) -> pd.Dat
             config = dataclasses.replace(config, draws=fit_draws, warmup=fit_draws)
         if max_rounds is not None:
             config = dataclasses.replace(config, max_rounds=max_rounds)
+        if batch is not None:
+            config = dataclasses.replace(config, batch=batch)
         runs = truth.simulate(config.seed_design)
         n_cand = (
             len(config.params)
@@ -280,6 +284,7 @@ def run(
     fit_draws: int | None = None,
     max_rounds: int | None = None,
     seed_design: str = "standard",
+    batch: int | None = None,
 ) -> None:
     """Run the (truth, policy, seed) campaigns not yet in ``csv``, appending each as it ends.
 
@@ -291,7 +296,7 @@ def run(
         old = pd.read_csv(csv)
         done = set(zip(old["truth"], old["policy"], old["seed"], strict=True))
     tasks = [
-        (t, p, s, fit_draws, max_rounds, seed_design)
+        (t, p, s, fit_draws, max_rounds, seed_design, batch)
         for s in range(seeds)
         for t in truths
         for p in policies
@@ -459,6 +464,12 @@ def long_csv(max_rounds: int) -> Path:
     return HERE / f"design_efficiency_rounds{max_rounds}.csv"
 
 
+def batch_csv(batch: int, max_rounds: int | None) -> Path:
+    """Where campaigns with another batch size go (``--batch B [--max-rounds R]``)."""
+    rounds = "" if max_rounds in (None, SETTINGS["max_rounds"]) else f"_rounds{max_rounds}"
+    return HERE / f"design_efficiency_batch{batch}{rounds}.csv"
+
+
 def _with_spent(table: pd.DataFrame, rounds: pd.DataFrame) -> pd.DataFrame:
     """A policy table with the median compute each policy had spent when its campaigns ended."""
     last = rounds.sort_values("round").groupby(["policy", "seed"]).tail(1)
@@ -482,6 +493,12 @@ def _against_third(t: pd.DataFrame, ours: str = "active") -> str:
     )
 
 
+#: the columns of the tables of campaigns run with other settings (longer, smaller batches)
+LONG_COLUMNS = ["seeds", "spent at the end (median)", "median FLOPs to ≤1% regret",
+                "reached (share)", "vs grid", "vs grid 90% CI", "final regret (median)",
+                "90% coverage (all rounds)"]  # fmt: skip
+
+
 def _longer_campaigns() -> list[str]:
     """The campaigns run with more rounds than :data:`SETTINGS` allows, if any."""
     lines = []
@@ -491,9 +508,6 @@ def _longer_campaigns() -> list[str]:
         tables, _ = _tables(df)
         for truth, t in tables.items():
             t = _with_spent(t, df[df["truth"] == truth])
-            columns = ["seeds", "spent at the end (median)", "median FLOPs to ≤1% regret",
-                       "reached (share)", "vs grid", "vs grid 90% CI", "final regret (median)",
-                       "90% coverage (all rounds)"]  # fmt: skip
             lines += [
                 f"## Longer campaigns: {truth}, up to {rounds} rounds",
                 "",
@@ -506,10 +520,81 @@ def _longer_campaigns() -> list[str]:
                 "infinite it had not reached 1% in most seeds after spending the `spent` "
                 "column: its compute to reach is above that." + _against_third(t),
                 "",
-                t[columns].to_markdown(floatfmt=".3g"),
+                t[LONG_COLUMNS].to_markdown(floatfmt=".3g"),
                 "",
             ]
     return lines
+
+
+def _smaller_batches() -> list[str]:
+    """The campaigns run with another batch size than :data:`SETTINGS` (``--batch B``)."""
+    lines = []
+    for path in sorted(HERE.glob("design_efficiency_batch*.csv")):
+        df = pd.read_csv(path).drop_duplicates(["truth", "policy", "seed", "round"])
+        batch, _, rounds = path.stem.removeprefix("design_efficiency_batch").partition("_rounds")
+        rounds = int(rounds) if rounds else SETTINGS["max_rounds"]
+        tables, _ = _tables(df)
+        for truth, t in tables.items():
+            t = _with_spent(t, df[df["truth"] == truth])
+            seeds = int(t["seeds"].min())
+            lines += [
+                f"## Batches of {batch}: {truth}, up to {rounds} rounds",
+                "",
+                f"The same campaigns (seeds, seed design, fit settings) with {batch} runs per "
+                f"round instead of {SETTINGS['batch']}, for every policy, up to {rounds} rounds "
+                f"(`{path.name}`; `python experiments/benchmarks/design_efficiency.py --truths "
+                f"{truth} --policies {','.join(t.index)} --seeds {seeds} --workers 2 --batch "
+                f"{batch} --max-rounds {rounds}`). A smaller batch lets `active` see the outcome "
+                "of every few runs before choosing the next; the grid's order does not depend "
+                "on what it sees, so for it a smaller batch only measures its compute more "
+                f"finely. Each campaign runs at most {rounds * int(batch)} runs after the seed "
+                "design."
+                + (
+                    _against_third(t)
+                    if seeds >= 20
+                    else f" A {seeds}-seed pilot: too few seeds for a verdict."
+                ),
+                "",
+                t[LONG_COLUMNS].to_markdown(floatfmt=".3g"),
+                "",
+                *_per_seed_against_batch4(df[df["truth"] == truth], truth, batch),
+            ]
+    return lines
+
+
+def _per_seed_against_batch4(df: pd.DataFrame, truth: str, batch: str) -> list[str]:
+    """Per seed: compute to ≤ 1% regret with the smaller batch and in the longest campaigns
+    of the same truth and seeds with the standard batch (``--max-rounds R``)."""
+    longest = [
+        (int(p.stem.removeprefix("design_efficiency_rounds")), p)
+        for p in HERE.glob("design_efficiency_rounds*.csv")
+    ]
+    for rounds, path in sorted(longest, reverse=True):
+        old = pd.read_csv(path).drop_duplicates(["truth", "policy", "seed", "round"])
+        old = old[(old["truth"] == truth) & old["seed"].isin(df["seed"].unique())]
+        if old.empty:
+            continue
+        both = pd.concat(
+            {
+                f"batch {batch}": df.groupby(["policy", "seed"]).apply(
+                    _to_reach, include_groups=False
+                ),
+                f"batch {SETTINGS['batch']}, {rounds} rounds": old.groupby(
+                    ["policy", "seed"]
+                ).apply(_to_reach, include_groups=False),
+            },
+            axis=1,
+        ).unstack("policy")
+        both.columns = [f"{p}: {b}" for b, p in both.columns]
+        return [
+            f"Per seed, the compute to ≤ 1% regret here and in the {rounds}-round campaigns "
+            f"with batches of {SETTINGS['batch']} (`{path.name}`; same seeds, seed design and "
+            "fit settings; inf: not reached or left again by the end):",
+            "",
+            both[sorted(both.columns)].to_markdown(floatfmt=".3g"),
+            "",
+        ]
+    return []
 
 
 def _lean_seed_design() -> list[str]:
@@ -735,6 +820,7 @@ def report(command: str) -> None:
         pd.DataFrame(verdicts).to_markdown(index=False),
         "",
         *_longer_campaigns(),
+        *_smaller_batches(),
         *_lean_seed_design(),
         *_objectives(df),
         *_before_prior_change(),
@@ -784,12 +870,24 @@ def main() -> None:
         default="standard",
         help="lean: three general runs instead of four (design_efficiency_seed_lean.csv)",
     )
+    ap.add_argument(
+        "--batch",
+        type=int,
+        default=None,
+        help=f"runs per round for every policy (default {SETTINGS['batch']}); other values go "
+        "to design_efficiency_batch{B}[_rounds{R}].csv",
+    )
     ap.add_argument("--report-only", action="store_true")
     args = ap.parse_args()
     command = "python experiments/benchmarks/design_efficiency.py " + " ".join(sys.argv[1:])
     if not args.report_only:
         longer = args.max_rounds not in (None, SETTINGS["max_rounds"])
-        if args.seed_design == "lean":
+        other_batch = args.batch not in (None, SETTINGS["batch"])
+        if other_batch and args.seed_design == "lean":
+            raise SystemExit("--batch with --seed-design lean: not supported")
+        if other_batch:
+            csv = batch_csv(args.batch, args.max_rounds)
+        elif args.seed_design == "lean":
             csv = lean_csv(args.max_rounds)
         else:
             csv = long_csv(args.max_rounds) if longer else CSV
@@ -801,6 +899,7 @@ def main() -> None:
             csv=csv,
             max_rounds=args.max_rounds if longer else None,
             seed_design=args.seed_design,
+            batch=args.batch if other_batch else None,
         )
     report(command)
 
