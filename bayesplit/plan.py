@@ -277,14 +277,25 @@ class Allocation:
         n0, d0, dp0 = self.plan.arrays(self.domains)
         n = np.r_[n0, self.draws["opt_params"].values[take]]
         d = np.r_[d0, self.draws["opt_pretrain_tokens"].values[take]]
-        dp = self._effective_spec(np.vstack([dp0, self.draws["opt_spec_tokens"].values[take]]))
+        dp = np.vstack([dp0, self.draws["opt_spec_tokens"].values[take]])
+        return self._objectives(n, d, dp, draws)
+
+    def _objectives(self, params, pretrain_tokens, spec_tokens, draws, fast: bool = False):
+        """The objective of P plans (N, D of shape (P,), D' (P, K)) under every draw: (S, P),
+        with D' capped at the data limits as the objective counts it. ``fast``: the float32
+        kernel of :meth:`Posterior.log_mean`."""
         post = self._posterior
         idx = np.asarray(post.domain_index(self.domains))
-        k = len(idx)
+        k, m = len(idx), len(spec_tokens)
         log_l = post.log_mean(
-            np.repeat(n, k), np.repeat(d, k), dp.reshape(-1), np.tile(idx, len(n)), draws=draws
+            np.repeat(params, k) if np.ndim(params) else params,
+            np.repeat(pretrain_tokens, k),
+            self._effective_spec(spec_tokens).reshape(-1),
+            np.tile(idx, m),
+            draws=draws,
+            fast=fast,
         )  # (S, P*K)
-        return np.exp(log_l).reshape(s, len(n), k) @ self.weights
+        return np.exp(log_l, dtype=float).reshape(-1, m, k) @ self.weights
 
     def _effective_spec(self, dp: np.ndarray) -> np.ndarray:
         """D' as the law sees it: capped at the data limit, as ``objective`` was computed."""
@@ -404,19 +415,13 @@ class Allocation:
         sizes = np.geomspace(n_lo, n_hi, points)
         fractions = np.linspace(f_lo, f_hi, points)
         shares = split_shares(dp0, self.weights)
-        post = self._posterior
-        idx = np.asarray(post.domain_index(self.domains))
-        k = len(idx)
-        draws = post.draws(max_draws=self.draws.sizes["draw"])
+        draws = self._posterior.draws(max_draws=self.draws.sizes["draw"])
         kind, alpha = parse_risk(self.risk)
         risk = np.empty((points, points))
         for i, n in enumerate(sizes):  # one line of shares per size: one compiled shape
             d, dp = self.compute.split(self.budget, n, fractions, shares)
-            log_l = post.log_mean(
-                n, np.repeat(d, k), self._effective_spec(dp).reshape(-1), np.tile(idx, points),
-                draws=draws, fast=True,
-            )  # (S, points*K), float32: ~1e-7 relative, far below any tolerance  # fmt: skip
-            objective = np.exp(log_l, dtype=float).reshape(-1, points, k) @ self.weights
+            # float32 kernel: ~1e-7 relative, far below any tolerance
+            objective = self._objectives(n, d, dp, draws, fast=True)  # (S, points)
             risk[i] = _risk(objective.T, kind, alpha, np)
         return xr.Dataset(
             {
