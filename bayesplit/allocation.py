@@ -424,10 +424,12 @@ def allocate(
             raise BayesplitError(
                 f"with N fixed at {params:.3g} the budget buys fewer than {d_min:.3g} pretraining tokens"
             )
-    # N may range from a tenth of the smallest fitted model to the largest the budget can train on d_min tokens.
-    n_hi = budget / (
-        compute.flops_per_token(1.0) * d_min * compute.pretrain_multiplier(len(domains))
-    )
+    # N may range from a tenth of the smallest fitted model to the largest the budget can train on d_min tokens:
+    # flops_per_token(N) * d_min * multiplier = budget, solved for N (attention FLOPs per token do not scale with it)
+    n_hi = (
+        budget / (d_min * compute.pretrain_multiplier(len(domains)))
+        - compute.attention_flops_per_token
+    ) / compute.flops_per_param_token
     log_bounds = (math.log(n_min / 10), math.log(max(n_hi, n_min)))
     notes = []
     if not posterior.diagnostics.ok:  # forced: say so wherever these numbers are shown
@@ -703,9 +705,14 @@ def _risk_along(prob: Problem, p, n, d, dp, kind: str, alpha: float) -> np.ndarr
 def _alternative_plans(
     prob: Problem, p, plan: Plan, kind, alpha, params, ladder
 ) -> dict[str, Plan]:
-    """All pretraining, fixed 90/10 and 50/50 splits (N re-optimized), Chinchilla-then-specialize."""
+    """All pretraining, fixed 90/10 and 50/50 splits (N re-optimized), Chinchilla-then-specialize.
+
+    A law without D' has no split to compare: see :func:`_size_alternatives`.
+    """
     import jax.numpy as jnp
 
+    if not prob.uses_spec_tokens:
+        return _size_alternatives(prob, plan, params, ladder)
     out = {}
     k = prob.k
     mult = prob.compute.pretrain_multiplier(k)
@@ -750,6 +757,52 @@ def _alternative_plans(
             n, d, dict(zip(prob.domains, map(float, rest * prob.weights), strict=True))
         )
     return out
+
+
+def _size_alternatives(prob: Problem, plan: Plan, params, ladder) -> dict[str, Plan]:
+    """Other model sizes for a law without D', each spending the budget on pretraining.
+
+    Such a law's only choice is N (the budget fixes D), and "all pretraining" would be the
+    plan itself. Compared instead: Chinchilla's 20 tokens per parameter, half and twice
+    the plan's N; on a ladder, the sizes next to the plan's and the one nearest the rule.
+    A fixed N leaves nothing to compare.
+    """
+    if params is not None:
+        return {}
+    c = prob.compute
+    mult = c.pretrain_multiplier(prob.k)
+    # N whose D = 20·N spends the budget: (a·N + b)·mult·20·N = budget, a quadratic in N
+    qa = c.flops_per_param_token * mult * CHINCHILLA_TOKENS_PER_PARAM
+    qb = c.attention_flops_per_token * mult * CHINCHILLA_TOKENS_PER_PARAM
+    n_rule = (math.sqrt(qb**2 + 4 * qa * prob.budget) - qb) / (2 * qa)
+    if ladder is None:
+        sizes = {
+            "20 tokens per parameter": n_rule,
+            "half the size": plan.params / 2,
+            "twice the size": plan.params * 2,
+        }
+    else:
+        ladder = _ladder_sizes(ladder)
+        nearest = float(ladder[np.argmin(np.abs(np.log(ladder) - math.log(n_rule)))])
+        smaller = ladder[ladder < plan.params * (1 - 1e-9)]
+        larger = ladder[ladder > plan.params * (1 + 1e-9)]
+        sizes = {"ladder size nearest 20 tokens per parameter": nearest}
+        if len(smaller):
+            sizes["next smaller ladder size"] = float(smaller[-1])
+        if len(larger):
+            sizes["next larger ladder size"] = float(larger[0])
+        # the rule's size may be the plan's or a neighbour's: one row per distinct plan
+        seen = [plan.params]
+        for name, n in list(sizes.items()):
+            if any(math.isclose(n, m, rel_tol=1e-9) for m in seen):
+                del sizes[name]
+            else:
+                seen.append(n)
+    none = dict.fromkeys(prob.domains, 0.0)
+    return {
+        name: Plan(float(n), float(prob.budget / c.flops_per_token(n) / mult), dict(none))
+        for name, n in sizes.items()
+    }
 
 
 #: How a forced plan's note begins (the report, which says so in a banner, leaves it out).

@@ -15,12 +15,12 @@ from bayesplit.truth import GroundTruth, example_truth
 BUDGET = 1e20
 
 
-def brute_force(truth, budget, trunk="shared", cap=None, params=None):
+def brute_force(truth, budget, trunk="shared", cap=None, params=None, compute=None):
     """Exhaustive grid over N, the pretraining share and the split between two domains."""
     n_grid = np.array([params]) if params else np.geomspace(5e7, 5e9, 241)
     phi = np.linspace(0.0, 1.0, 201)[:, None]
     share_a = np.linspace(0.0, 1.0, 201)[None, :]
-    cm = ComputeModel(trunk)
+    cm = compute or ComputeModel(trunk)
     best = np.inf
     for n in n_grid:
         tokens = budget / cm.flops_per_token(n)
@@ -149,6 +149,19 @@ def test_more_domains_move_the_split_later():
     assert all(a < b for a, b in zip(split_points, split_points[1:], strict=False)), split_points
 
 
+@pytest.mark.parametrize("trunk", ["shared", "independent"])
+def test_attention_flops_per_token_are_paid_not_a_cap_on_n(truth2, trunk):
+    """A per-token cost that does not grow with N once capped the plan's N at the smallest
+    fitted model's: the bound on N had counted it as if it did (1 FLOP per parameter)."""
+    compute = ComputeModel(trunk, attention_flops_per_token=5e8)
+    alloc = allocate(truth2.as_posterior(), budget=BUDGET, trunk=trunk, compute=compute)
+    got = alloc.to_dict()["objective"]["median"]
+    ref = brute_force(truth2, BUDGET, trunk, compute=compute)
+    assert got <= ref * (1 + 1e-3), (got, ref)
+    assert got >= ref * (1 - 2e-3)
+    assert alloc.compute.flops(*alloc.plan.arrays(alloc.domains)) == pytest.approx(BUDGET)
+
+
 def test_alternatives_and_regret(truth2):
     d = allocate(truth2.as_posterior(), budget=BUDGET).to_dict()
     names = [a["name"] for a in d["alternatives"]]
@@ -156,6 +169,63 @@ def test_alternatives_and_regret(truth2):
     for a in d["alternatives"]:  # with one exact draw the plan is the optimum: never worse
         assert a["expected_regret"] >= -1e-9 and a["p_better"] in (0.0, 1.0)
     assert d["expected_regret"] == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.fixture(scope="module")
+def no_spec_truth():
+    return example_truth("chinchilla", ("a", "b"))
+
+
+@pytest.mark.parametrize(
+    "compute",
+    [ComputeModel(), ComputeModel(trunk="independent", attention_flops_per_token=3e9)],
+    ids=["shared", "independent-with-attention"],
+)
+def test_a_law_without_d_prime_is_compared_with_other_sizes(no_spec_truth, compute):
+    """Without D' the only choice is N ("all pretraining" would be the plan itself)."""
+    d = allocate(
+        no_spec_truth.as_posterior(), budget=BUDGET, trunk=compute.trunk, compute=compute
+    ).to_dict()
+    alts = {a["name"]: a for a in d["alternatives"]}
+    assert list(alts) == ["20 tokens per parameter", "half the size", "twice the size"]
+    n = d["plan"]["params"]
+    rule = alts["20 tokens per parameter"]["plan"]
+    assert rule["pretrain_tokens"] == pytest.approx(20 * rule["params"], rel=1e-9)
+    assert alts["half the size"]["plan"]["params"] == pytest.approx(n / 2, rel=1e-12)
+    assert alts["twice the size"]["plan"]["params"] == pytest.approx(2 * n, rel=1e-12)
+    for a in alts.values():  # each spends the budget, all on pretraining
+        assert a["flops"] == pytest.approx(BUDGET, rel=1e-9)
+        assert set(a["plan"]["spec_tokens"].values()) == {0.0}
+        # with one exact draw the plan is the optimum: never worse
+        assert a["expected_regret"] >= -1e-9 and a["p_better"] in (0.0, 1.0)
+    for name in ("half the size", "twice the size"):  # a factor 2 off the optimum costs
+        assert alts[name]["expected_regret_rel"] > 1e-4 and alts[name]["p_better"] == 1.0
+
+
+def test_a_law_without_d_prime_on_a_ladder_or_a_fixed_n(no_spec_truth):
+    post = no_spec_truth.as_posterior()
+    free = allocate(post, budget=BUDGET).to_dict()
+    n = free["plan"]["params"]
+    rule = next(a for a in free["alternatives"] if a["name"] == "20 tokens per parameter")
+    n_rule = rule["plan"]["params"]
+    assert n_rule > 1.1 * n  # so that the ladder below puts the rule's size next to the plan's
+    # the plan takes the free optimum; its larger neighbour is also the rule's nearest size
+    ladder = [n / 3, n, 1.1 * n_rule, 4 * n_rule]
+    d = allocate(post, budget=BUDGET, ladder=ladder).to_dict()
+    assert d["plan"]["params"] == pytest.approx(n)
+    got = {a["name"]: a["plan"]["params"] for a in d["alternatives"]}
+    assert got == pytest.approx(
+        {
+            "ladder size nearest 20 tokens per parameter": 1.1 * n_rule,
+            "next smaller ladder size": n / 3,
+        }
+    )
+    # N fixed: the budget fixes D, and there is no other plan to compare
+    fixed = allocate(post, budget=BUDGET, params=n)
+    assert fixed.to_dict()["alternatives"] == []
+    assert fixed.alternatives.sizes["alternative"] == 0
+    assert not any(line.startswith("  vs ") for line in repr(fixed).splitlines())
+    fixed.plot_alternatives()  # the plan alone
 
 
 def test_user_plan_comparison(truth2):

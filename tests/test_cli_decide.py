@@ -134,6 +134,29 @@ def test_allocate_refuses_failed_posterior_without_force(tmp_path):
     )
 
 
+def test_allocate_a_law_without_d_prime_compares_sizes_or_says_there_is_nothing(tmp_path):
+    from bayesplit.truth import example_truth
+
+    path = example_truth("chinchilla", ("web", "code")).as_posterior().save(tmp_path / "c.nc")
+    free = runner.invoke(app, ["allocate", str(path), "--budget", "1e20"])
+    assert free.exit_code == 0, free.output
+    for name in ("20 tokens per parameter", "half the size", "twice the size"):
+        assert name in free.output
+    assert "all pretraining" not in free.output
+    fixed = runner.invoke(app, ["allocate", str(path), "--budget", "1e20", "--params", "3e8"])
+    assert fixed.exit_code == 0, fixed.output
+    text = " ".join(fixed.output.split())  # no empty table, a line that says why
+    assert "no alternatives: with N fixed" in text and text.count("alternatives") == 1
+    assert (
+        _json(
+            runner.invoke(
+                app, ["allocate", str(path), "--budget", "1e20", "--params", "3e8", "--json"]
+            )
+        )["alternatives"]
+        == []
+    )
+
+
 def test_frontier_json(post_path, tmp_path):
     png = tmp_path / "frontier.png"
     out = _json(

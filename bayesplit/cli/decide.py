@@ -153,19 +153,24 @@ def allocate_cmd(
     console.print(head, style="bold", markup=False)
     for line in rest:
         console.print(line, markup=False, highlight=False)
-    table = Table(title="alternatives")
-    for c in ("alternative", "N", "D", "loss (median)", "P(plan better)", "expected regret"):
-        table.add_column(c, justify="left" if c == "alternative" else "right")
-    for a in d["alternatives"]:
-        table.add_row(
-            escape(a["name"]),
-            f"{a['plan']['params']:.3g}",
-            f"{a['plan']['pretrain_tokens']:.3g}",
-            f"{a['objective']['median']:.4f}",
-            f"{a['p_better']:.0%}",
-            f"{a['expected_regret']:.4f} ({a['expected_regret_rel']:.2%})",
+    if d["alternatives"]:
+        table = Table(title="alternatives")
+        for c in ("alternative", "N", "D", "loss (median)", "P(plan better)", "expected regret"):
+            table.add_column(c, justify="left" if c == "alternative" else "right")
+        for a in d["alternatives"]:
+            table.add_row(
+                escape(a["name"]),
+                f"{a['plan']['params']:.3g}",
+                f"{a['plan']['pretrain_tokens']:.3g}",
+                f"{a['objective']['median']:.4f}",
+                f"{a['p_better']:.0%}",
+                f"{a['expected_regret']:.4f} ({a['expected_regret_rel']:.2%})",
+            )
+        console.print(table)
+    else:  # a law without D' at a fixed N: the budget fixes D, so there is no other plan
+        console.print(
+            "no alternatives: with N fixed and no split to choose, the budget fixes the plan"
         )
-    console.print(table)
     for note in d["notes"]:
         console.print(f"[yellow]! {escape(note)}[/yellow]")
 
