@@ -93,6 +93,8 @@ class Allocation:
         Dims ``alternative`` (× ``draw``, ``domain``): each alternative's plan, objective
         per draw, ``p_better`` (probability the chosen plan is better) and
         ``expected_regret`` (nats; ``expected_regret_rel`` relative to the optimum).
+        Other splits for a law with D', other model sizes for one without; empty for a
+        law without D' at a fixed N (the budget then fixes the plan).
     near_optimal : tuple of float
         The range of pretraining shares (N and the domains' shares of D' as in the plan)
         whose risk objective is within ``tolerance`` (relative) of the best share's: where
