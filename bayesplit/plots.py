@@ -203,6 +203,14 @@ def plot_optimum(alloc, ax=None, points: int = 41):
             lw=1.2,
             label=f"within {percent(alloc.tolerance)} of the best {alloc.risk} (N and split)",
         )
+    elif np.isfinite(alloc.tolerance) and np.nanmax(rel) <= alloc.tolerance:
+        # no contour to draw: say so, or a reader takes the missing outline for an empty region
+        ax.plot(
+            [],
+            [],
+            " ",
+            label=f"every plan of the grid is within {percent(alloc.tolerance)} of the best {alloc.risk}",
+        )
     ax.scatter(
         d["opt_params"].values,
         d["opt_pretrain_fraction"].values,

@@ -385,6 +385,22 @@ def test_the_optimum_figure_outlines_the_joint_near_optimal_region(additive_post
     assert any(p.contains_point((alloc.plan.params, alloc.pretrain_fraction)) for p in paths)
 
 
+def test_the_optimum_figure_says_when_the_whole_grid_is_within_tolerance(truth2, monkeypatch):
+    """An objective flat across the grid has no contour to draw; the legend says why."""
+    alloc = allocate(truth2.as_posterior(), budget=BUDGET)
+    land = alloc.landscape(points=7)
+    flat = land.assign(relative=land["relative"] * (0.5 * alloc.tolerance / land["relative"].max()))
+    monkeypatch.setattr(type(alloc), "landscape", lambda self, points=41: flat)
+    ax = alloc.plot_optimum(points=7).axes[0]
+    labels = ax.get_legend_handles_labels()[1]
+    assert "every plan of the grid is within 0.1% of the best mean" in labels
+    assert not [c for c in ax.collections if type(c).__name__ == "QuadContourSet"]
+    # and a landscape that is not flat gets its outline, not that line
+    monkeypatch.setattr(type(alloc), "landscape", lambda self, points=41: land)
+    labels = alloc.plot_optimum(points=7).axes[0].get_legend_handles_labels()[1]
+    assert not any(x.startswith("every plan") for x in labels)
+
+
 def test_a_fixed_size_outside_the_near_optimal_sizes_is_noted(truth2):
     post = truth2.as_posterior()
     free = allocate(post, budget=BUDGET)
