@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pandas as pd
 import pytest
 from support import QUICK, good_table
@@ -28,10 +30,29 @@ def additive_runs(additive_truth) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="session")
-def additive_posterior(additive_runs, additive_truth):
-    from bayesplit.fitting import fit
+def additive_posterior(additive_runs, additive_truth, tmp_path_factory):
+    """A quick fit of ``additive_runs``, made once per test session.
 
-    return fit(additive_runs, "additive", reference=additive_truth.reference, seed=1, **QUICK)
+    Under pytest-xdist every worker has its own session, and this fit (every transition at
+    NUTS's maximum tree depth) took 130-170 s of each worker's time, so the first worker
+    to need it fits and saves it and the others load the file. Every worker, the first
+    included, gets the loaded copy, so no test sees a different object on another worker.
+    """
+    from filelock import FileLock
+
+    from bayesplit.fitting import fit
+    from bayesplit.posterior import Posterior
+
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the folder all workers' base folders sit in
+    path = shared / "additive_posterior.nc"
+    with FileLock(f"{path}.lock"):
+        if not path.is_file():
+            fit(
+                additive_runs, "additive", reference=additive_truth.reference, seed=1, **QUICK
+            ).save(path)
+    return Posterior.load(path)
 
 
 @pytest.fixture(scope="session")

@@ -42,10 +42,11 @@ def fitted(tmp_path_factory, runs_csv):
             str(out),
             "--chains",
             "2",
+            # the tests read the file and the JSON, not the posterior's quality
             "--draws",
-            "200",
+            "50",
             "--warmup",
-            "200",
+            "50",
             "--json",
         ],
     )
@@ -351,7 +352,7 @@ def test_compare_scores_the_largest_runs_and_names_what_it_could_not(tmp_path, a
     runs = tmp_path / "runs.csv"
     pd.concat([additive_runs, extra]).to_csv(runs, index=False)
     args = ["compare", "--runs", str(runs), "--laws", "additive", "--holdout-largest", "0.1"]
-    args += ["--chains", "2", "--draws", "150", "--warmup", "150", "--json"]
+    args += ["--chains", "2", "--draws", "60", "--warmup", "60", "--json"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.stdout)["laws"]

@@ -125,7 +125,7 @@ def test_allocate_refuses_failed_posterior_without_force(tmp_path):
             "loss": [3.4, 3.1],
         }
     )
-    path = fit(two, "chinchilla", chains=2, draws=100, warmup=100, progress=False).save(
+    path = fit(two, "chinchilla", chains=2, draws=30, warmup=30, progress=False).save(
         tmp_path / "bad.nc"
     )
     result = runner.invoke(app, ["allocate", str(path), "--budget", "1e19"])
