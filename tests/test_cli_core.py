@@ -201,8 +201,8 @@ def test_runs_import_list_export(tmp_path, runs_csv):
 def test_demo_runs_end_to_end_on_the_bundled_campaign(tmp_path):
     res = runner.invoke(
         app,
-        ["demo", "--out-dir", str(tmp_path), "--chains", "2", "--draws", "150",
-         "--warmup", "150", "--json"],
+        ["demo", "--out-dir", str(tmp_path), "--chains", "2", "--draws", "100",
+         "--warmup", "100", "--json"],
     )  # fmt: skip
     data = _json(res)
     assert data["data"] == "debian_campaign"

@@ -146,9 +146,9 @@ def _config(**kw) -> CampaignConfig:
         max_rounds=1,
         chains=1,
         # short fits: these tests check the campaign's bookkeeping, not its posteriors
-        draws=60,
-        warmup=60,
-        max_draws=60,
+        draws=30,
+        warmup=30,
+        max_draws=30,
     )
     base.update(kw)
     return truth, CampaignConfig(**base)
@@ -309,7 +309,7 @@ def test_cli_simulate_errors_exit_2(tmp_path):
 # a tiny campaign for the CLI tests: the additive example truth, a 3 x 2 x 2 grid, one short chain
 FAST_SIM = [
     "simulate", "--truth", "example:additive", "--budget", "1e20", "--experiment-budget", "2e18",
-    "--chains", "1", "--draws", "60", "--warmup", "60", "--params", "1e7,3e7,1e8",
+    "--chains", "1", "--draws", "30", "--warmup", "30", "--params", "1e7,3e7,1e8",
     "--pretrain-tokens", "3e8,1.2e9", "--spec-tokens", "1e8,4e8",
 ]  # fmt: skip
 
@@ -325,7 +325,7 @@ def test_cli_simulate_json(tmp_path):
     assert data["summary"][0]["policy"] == "grid"
     assert len(pd.read_csv(out)) == len(data["rounds"]) == 2
     assert data["vs_grid"] == []  # nothing to hold against grid but grid itself
-    # one chain of 60 draws cannot reach the gate's ESS of 400
+    # one chain of 30 draws cannot reach the gate's ESS of 400
     assert data["summary"][0]["gate_passed"] == 0.0
     # JSON has no infinity: "never got there" is null, every other compute the number itself
     expected = summarize(pd.read_csv(out)).iloc[0]
