@@ -33,10 +33,11 @@ def additive_runs(additive_truth) -> pd.DataFrame:
 def additive_posterior(additive_runs, additive_truth, tmp_path_factory):
     """A quick fit of ``additive_runs``, made once per test session.
 
-    Under pytest-xdist every worker has its own session, and this fit (every transition at
-    NUTS's maximum tree depth) took 130-170 s of each worker's time, so the first worker
-    to need it fits and saves it and the others load the file. Every worker, the first
-    included, gets the loaded copy, so no test sees a different object on another worker.
+    Under pytest-xdist every worker has its own session, and this fit (about 1,000 leapfrog
+    steps per transition, near NUTS's maximum of 1,023) took 130-170 s of each worker's
+    time in a cold run, so the first worker to need it fits and saves it and the others
+    load the file. Every worker, the first included, gets the loaded copy, so no test sees
+    a different object on another worker.
     """
     from filelock import FileLock
 

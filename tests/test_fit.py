@@ -161,8 +161,8 @@ def test_device_selection_without_gpu():
 def test_one_chain_fails_the_gate_with_a_reason(additive_runs, capfd):
     from bayesplit.comparison import loo_metrics
 
-    # one chain fails whatever the draws, so a short one tests the same (each transition
-    # of this table's posterior takes NUTS's maximum 1,023 steps)
+    # one chain fails whatever the draws, so a short one tests the same (a transition of
+    # this table's posterior takes about 1,000 leapfrog steps)
     post = fit(additive_runs, "additive", chains=1, draws=30, warmup=30, progress=False)
     assert not post.ok
     assert any(f.startswith("one chain: R-hat is undefined") for f in post.diagnostics.failures)
