@@ -31,6 +31,19 @@ def good_table() -> pd.DataFrame:
     )
 
 
+def two_run_table() -> pd.DataFrame:
+    """Two general runs on one domain: too few to identify any law, so every fit fails the gate."""
+    return pd.DataFrame(
+        {
+            "run_id": ["a", "b"],
+            "params": [1e7, 3e7],
+            "pretrain_tokens": [1e9, 3e9],
+            "eval_domain": ["web", "web"],
+            "loss": [3.4, 3.1],
+        }
+    )
+
+
 def recovery_design(law_name: str, domains) -> pd.DataFrame:
     """About 40 runs: a general ladder, plus specialists on every domain for two-stage laws."""
     from bayesplit.truth import factorial_design

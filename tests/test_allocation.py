@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from support import two_run_table
 
 from bayesplit.allocation import _near_optimal_range, allocate, parse_budgets, parse_risk
 from bayesplit.compute import ComputeModel
@@ -501,19 +502,9 @@ def test_a_bad_tolerance_is_refused(truth2, tolerance):
 
 
 def test_failed_posterior_is_refused_unless_forced():
-    import pandas as pd
-
     from bayesplit.fitting import fit
 
-    two = pd.DataFrame(
-        {
-            "run_id": ["a", "b"],
-            "params": [1e7, 3e7],
-            "pretrain_tokens": [1e9, 3e9],
-            "eval_domain": ["web"] * 2,
-            "loss": [3.4, 3.1],
-        }
-    )
+    two = two_run_table()
     # two runs cannot identify the law: the gate fails however long the chains
     post = fit(two, "chinchilla", chains=2, draws=30, warmup=30, progress=False)
     with pytest.raises(DiagnosticsError, match="diagnostics gate"):

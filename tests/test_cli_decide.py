@@ -9,6 +9,7 @@ import subprocess
 
 import pandas as pd
 import pytest
+from support import two_run_table
 from typer.testing import CliRunner
 
 from bayesplit.cli import app
@@ -112,19 +113,9 @@ def test_allocate_bad_requests_exit_2(post_path, args, words):
 
 
 def test_allocate_refuses_failed_posterior_without_force(tmp_path):
-    import pandas as pd
-
     from bayesplit.fitting import fit
 
-    two = pd.DataFrame(
-        {
-            "run_id": ["a", "b"],
-            "params": [1e7, 3e7],
-            "pretrain_tokens": [1e9, 3e9],
-            "eval_domain": ["web"] * 2,
-            "loss": [3.4, 3.1],
-        }
-    )
+    two = two_run_table()
     path = fit(two, "chinchilla", chains=2, draws=30, warmup=30, progress=False).save(
         tmp_path / "bad.nc"
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from support import QUICK, coverage, recovery_design
+from support import QUICK, coverage, recovery_design, two_run_table
 
 from bayesplit.errors import BayesplitError, DiagnosticsError
 from bayesplit.fitting import fit, select_device
@@ -59,16 +59,7 @@ def test_recovery_coverage_over_20_replications(law):
 
 
 def test_unidentifiable_fit_is_flagged_and_flag_survives_save_load(tmp_path):
-    two_runs = pd.DataFrame(
-        {
-            "run_id": ["a", "b"],
-            "params": [1e7, 3e7],
-            "pretrain_tokens": [1e9, 3e9],
-            "eval_domain": ["web", "web"],
-            "loss": [3.4, 3.1],
-        }
-    )
-    post = fit(two_runs, "chinchilla", **QUICK)
+    post = fit(two_run_table(), "chinchilla", **QUICK)
     assert not post.ok
     assert any("not identified" in f for f in post.diagnostics.failures)
     with pytest.raises(DiagnosticsError, match="not identified"):
