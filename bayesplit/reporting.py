@@ -70,40 +70,48 @@ BR = ("br", "")  # a line break in a cell: <br> in HTML, "; " in Markdown
 
 
 def heldout_table(posterior, runs: pd.DataFrame, level: float = 0.9) -> pd.DataFrame:
-    """Predictions for rows of ``runs`` the posterior was not fitted on (e.g. larger runs)."""
+    """Predictions for rows of ``runs`` the posterior was not fitted on (e.g. larger runs).
+
+    A row counts as fitted only if the fit has the same run, domain and checkpoint (D and
+    D'): a later checkpoint of a fitted run is held out, and, as in
+    :func:`bayesplit.comparison.holdout_predictions`, it is predicted for that run with its
+    estimated run effect (``predicted_for`` = ``"seen trunk"``).
+    """
+    from bayesplit.comparison import holdout_predictions
     from bayesplit.runs import modelled_rows, on_domains
 
-    fitted = posterior.runs
-    key = ["run_id", "eval_domain"]
-    seen = set(map(tuple, fitted[key].astype(str).to_numpy()))
+    def keys(table: pd.DataFrame) -> list[tuple]:
+        return list(
+            zip(
+                table["run_id"].astype(str),
+                table["eval_domain"].astype(str),
+                table["pretrain_tokens"].astype(float),
+                table["spec_tokens"].astype(float),
+                strict=True,
+            )
+        )
+
+    seen = set(keys(posterior.runs))
     shared = on_domains(runs, posterior.domains, "the runs to check")
     other = runs.loc[~shared, "eval_domain"]
     rows = runs[modelled_rows(runs).to_numpy() & shared]
-    unseen = np.array([tuple(r) not in seen for r in rows[key].astype(str).to_numpy()], bool)
+    unseen = np.array([k not in seen for k in keys(rows)], bool)
     rows = rows.loc[unseen]  # a boolean mask: an empty list would select columns instead
-    out = []
-    for dom, g in rows.groupby("eval_domain"):
-        ds = posterior.predict(
-            g["params"], g["pretrain_tokens"], g["spec_tokens"], domain=dom, level=level
-        ).sel(domain=dom)
-        for i, (_, r) in enumerate(g.iterrows()):
-            lo, hi = float(ds["predictive_lo"][i]), float(ds["predictive_hi"][i])
-            out.append(
-                {
-                    "run_id": r["run_id"],
-                    "eval_domain": dom,
-                    "params": r["params"],
-                    "pretrain_tokens": r["pretrain_tokens"],
-                    "spec_tokens": r["spec_tokens"],
-                    "observed": r["loss"],
-                    "median": float(ds["median"][i]),
-                    "rel_error": float(ds["median"][i]) / r["loss"] - 1,
-                    "predictive_lo": lo,
-                    "predictive_hi": hi,
-                    "inside": lo <= r["loss"] <= hi,
-                }
-            )
-    table = pd.DataFrame(out)
+    pred = holdout_predictions(posterior, rows, level)
+    columns = ["run_id", "eval_domain", "params", "pretrain_tokens", "spec_tokens"]
+    table = pred[columns].rename_axis(None).reset_index(drop=True)
+    if len(pred):
+        table["observed"] = pred["loss"].to_numpy(float)
+        for c in ("median", "predictive_lo", "predictive_hi"):
+            table[c] = pred[c].to_numpy(float)
+        table["predicted_for"] = pred["predicted_for"].to_numpy()
+    else:
+        for c in ("observed", "median", "predictive_lo", "predictive_hi", "predicted_for"):
+            table[c] = pd.Series(dtype=object if c == "predicted_for" else float)
+    table["rel_error"] = table["median"] / table["observed"] - 1
+    table["inside"] = (table["predictive_lo"] <= table["observed"]) & (
+        table["observed"] <= table["predictive_hi"]
+    )
     # said in the report: rows the fit has no domain for cannot be predicted
     table.attrs["other_domains"] = {"rows": len(other), "domains": sorted(map(str, set(other)))}
     return table
@@ -129,7 +137,7 @@ def build_report(
     posterior,
     *,
     budget: float,
-    runs: pd.DataFrame | None = None,
+    runs: pd.DataFrame | str | Path | None = None,
     trunk: str = "shared",
     weights=None,
     risk: str = "mean",
@@ -143,7 +151,9 @@ def build_report(
     from bayesplit import plots
     from bayesplit.allocation import allocate, frontier
     from bayesplit.comparison import loo_metrics
+    from bayesplit.runs import load_runs
 
+    held_runs = load_runs(runs) if runs is not None else None  # bad input fails before the work
     common = dict(trunk=trunk, weights=weights, risk=risk, level=level, tolerance=tolerance)
     alloc = allocate(posterior, budget=budget, force=force, **common)
     d = alloc.to_dict()
@@ -167,7 +177,7 @@ def build_report(
         loo = loo_metrics(posterior)
     except Exception as exc:  # LOO needs the log-likelihood group; a truth-posterior has none
         loo = {"error": str(exc)}
-    held = heldout_table(posterior, runs, level) if runs is not None else None
+    held = heldout_table(posterior, held_runs, level) if held_runs is not None else None
     return {
         "alloc": alloc,
         "dict": d,
@@ -362,10 +372,17 @@ def _checklist(posterior, rep: dict) -> list[tuple]:
         ]
     held = rep["heldout"]
     if held is not None and len(held):
+        seen = int((held["predicted_for"] == "seen trunk").sum())
         held_text = (
             f"{len(held)} rows not in the fit: median |error| {held['rel_error'].abs().median():.2%}, "
             f"{percent(level)} predictive coverage {held['inside'].mean():.0%}"
         )
+        if seen:
+            which = "all" if seen == len(held) else f"{seen} of them"
+            held_text += (
+                f" ({which} from runs or trunks the fit saw at other checkpoints, "
+                "predicted with their estimated run effect)"
+            )
     elif held is not None:
         held_text = "the runs given with --runs contain no rows outside the fit"
     if held is not None and held.attrs.get("other_domains", {}).get("rows"):
@@ -425,22 +442,26 @@ def _checklist(posterior, rep: dict) -> list[tuple]:
             [
                 str(r["run_id"]),
                 r["eval_domain"],
+                f"{r['params']:.3g}, {r['pretrain_tokens']:.3g}, {r['spec_tokens']:.3g}",
                 f"{r['observed']:.4f}",
                 f"{r['median']:.4f}",
                 f"{r['rel_error']:+.2%}",
                 f"[{r['predictive_lo']:.4f}, {r['predictive_hi']:.4f}]",
                 "yes" if r["inside"] else [_b("no")],
+                r["predicted_for"],
             ]
             for _, r in held.iterrows()
         ]
         headers = [
             "run",
             "domain",
+            "N, D, D'",
             "measured",
             "median",
             "error",
             f"{percent(level)} predictive",
             "inside",
+            "predicted for",
         ]
         blocks.append(("table", headers, hr, 2))
     return blocks

@@ -263,7 +263,7 @@ def test_report_md_escapes_pipes_in_cells(md_report):
     header = lines[lines.index(row) - 2]  # the held-out table has one row: header, rule, row
     assert header.startswith("| run ")
     separators = re.compile(r"(?<!\\)\|")
-    assert len(separators.findall(row)) == len(separators.findall(header)) == 8
+    assert len(separators.findall(row)) == len(separators.findall(header)) == 10  # 9 columns
 
 
 def test_report_md_replaces_its_figure_folder(post_path, tmp_path, additive_runs):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from support import QUICK
 
@@ -117,3 +118,32 @@ def test_a_run_effect_is_refused_for_a_model_of_another_size(seeded_fit, tmp_pat
     assert "trunk-N1e+08-s0" in set(again.runs["trunk_id"])
     with pytest.raises(BayesplitError, match="its run effect says nothing"):
         again.predict(1e9, 3e9, domain="web", run="trunk-N1e+08-s0")
+
+
+def test_the_reports_held_out_rows_include_later_checkpoints_of_fitted_runs(seeded_fit):
+    """A run's later checkpoint is held out although the run's earlier one was fitted."""
+    from bayesplit.comparison import holdout_predictions
+    from bayesplit.reporting import heldout_table
+    from bayesplit.runs import load_runs
+
+    post, later, _ = seeded_fit
+    fitted = post.runs
+    run = "trunk-N1e+08-s0-D1e+09"  # a fitted general run, evaluated on both domains
+    earlier = fitted[fitted["run_id"] == run].assign(step=1)
+    # its checkpoint at D = 3e9 (what the simulator named a run of its own): same run_id
+    general = later[later["spec_tokens"] == 0].assign(run_id=run, step=3)
+    given = load_runs(pd.concat([earlier, general, later[later["spec_tokens"] > 0]]))
+    table = heldout_table(post, given)
+    # the fitted checkpoint is left out; the later one is not, however it shares a run_id
+    assert len(table) == len(later) and len(earlier) == 2
+    assert set(table["pretrain_tokens"]) == {3e9}
+    # predicted for the trunk it came from, as the demo's held-out check predicts it
+    assert (table["predicted_for"] == "seen trunk").all()
+    expected = holdout_predictions(post, given[given["pretrain_tokens"] == 3e9])
+    np.testing.assert_allclose(
+        np.sort(table["median"].to_numpy()), np.sort(expected["median"].to_numpy())
+    )
+    inside = (table["predictive_lo"] <= table["observed"]) & (
+        table["observed"] <= table["predictive_hi"]
+    )
+    assert (table["inside"] == inside).all()
