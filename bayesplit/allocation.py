@@ -306,6 +306,23 @@ def check_budget_buys_a_run(
         )
 
 
+def _domain_map(value, what: str, every: Sequence[str] | None = None) -> dict[str, float]:
+    """``{domain: number}`` from a mapping, or from one number for ``every`` domain."""
+    if value is None:
+        return {}
+    if every is not None and is_number(value):
+        return {k: float(value) for k in every}
+    if not isinstance(value, Mapping):
+        number = " or one number" if every is not None else ""
+        raise BayesplitError(
+            f"{what} must be a mapping of domain to number{number}, got {type(value).__name__}"
+        )
+    for k, v in value.items():
+        if not is_number(v):
+            raise BayesplitError(f"{what}[{k!r}] must be a number, got {v!r}")
+    return {str(k): float(v) for k, v in value.items()}
+
+
 def allocate(
     posterior,
     *,
@@ -316,7 +333,7 @@ def allocate(
     params: float | None = None,
     ladder: str | Sequence[float] | None = None,
     max_spec_tokens: Mapping[str, float] | None = None,
-    repetitions: Mapping[str, float] | None = None,
+    repetitions: float | Mapping[str, float] | None = None,
     risk: str = "mean",
     compare: Sequence[Mapping] | Mapping | None = None,
     compute: ComputeModel | None = None,
@@ -345,8 +362,12 @@ def allocate(
     ladder
         Restrict N to a ladder (a ``models/*.yaml`` path or a list of sizes).
     max_spec_tokens
-        Unique specialization tokens ``U_k`` per domain; ``repetitions`` (default 1)
-        multiplies them. Tokens beyond ``r_k·U_k`` buy nothing.
+        Unique specialization tokens ``U_k`` per domain (``{domain: tokens}``; domains
+        left out have no limit). Tokens beyond ``r_k·U_k`` buy nothing.
+    repetitions
+        Allowed passes ``r_k`` over each domain's unique tokens: one number for every
+        domain, or ``{domain: passes}`` (default 1). Only domains with a
+        ``max_spec_tokens`` limit are affected.
     risk
         ``"mean"`` (posterior expected objective), ``"qNN"`` (the NN% quantile across
         draws) or ``"cvarNN"`` (mean of the worst (100−NN)% of draws).
@@ -407,7 +428,10 @@ def allocate(
             else (compute.flops_per_param_token, compute.attention_flops_per_token)
         ),
     )
-    limits = DataLimits(dict(max_spec_tokens or {}), dict(repetitions or {}))
+    limits = DataLimits(
+        _domain_map(max_spec_tokens, "max_spec_tokens"),
+        _domain_map(repetitions, "repetitions", domains),
+    )
     limits.check(domains)
     cap = limits.max_spec_tokens(domains)
 

@@ -14,6 +14,7 @@ import pandas as pd
 
 from bayesplit import _arviz
 from bayesplit.errors import BayesplitError
+from bayesplit.laws import Law, get_law
 from bayesplit.model import run_groups
 from bayesplit.prediction import check_level
 from bayesplit.runs import compute_flops, load_runs, modelled_rows
@@ -121,7 +122,7 @@ def loo_metrics(posterior) -> dict:
 
 def compare(
     runs: pd.DataFrame | str,
-    laws: Sequence[str],
+    laws: Sequence[str | Law],
     *,
     holdout_largest: float = 0.2,
     level: float = 0.9,
@@ -135,7 +136,8 @@ def compare(
     runs
         The run table.
     laws
-        Law names to compare.
+        Laws to compare: names (:func:`bayesplit.laws.available_laws`) or
+        :class:`~bayesplit.laws.Law` objects, as :func:`bayesplit.fit` takes them.
     holdout_largest
         Fraction of runs, by compute, held out for prediction (0: none, LOO only).
     level
@@ -154,35 +156,34 @@ def compare(
         ``gate_ok`` and the warnings, sorted by elpd.
     """
     from bayesplit.fitting import fit
-    from bayesplit.laws import get_law
     from bayesplit.model import prepare
     from bayesplit.prior import check_law_mean
 
-    if laws is None or isinstance(laws, str):
+    if laws is None or isinstance(laws, (str, Law)):
         laws = [] if laws is None else [laws]  # one law, not its letters
-    elif not all(isinstance(name, str) for name in laws):
-        raise BayesplitError(f"laws must be law names (strings), got {laws!r}")
-    laws = list(laws)
+    elif not all(isinstance(law, (str, Law)) for law in laws):
+        raise BayesplitError(f"laws must be law names or Law objects, got {laws!r}")
     if not laws:
         raise BayesplitError("give at least one law to compare")
-    repeated = sorted({name for name in laws if list(laws).count(name) > 1})
+    laws = [get_law(law) for law in laws]  # an unknown name fails now, not after the first fits
+    names = [law.name for law in laws]
+    repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:  # the same fit twice, at twice the cost, would read as two candidates
         raise BayesplitError(f"law(s) named more than once: {', '.join(repeated)}")
     check_level(level)
-    for name in laws:
-        get_law(name)  # an unknown name fails now, not after the first fits
     train, holdout = split_largest(load_runs(runs), holdout_largest)
-    for law in map(get_law, laws):  # and so does a user law whose mean fails on these runs
+    for law in laws:  # and so does a user law whose mean fails on these runs
         if not law.builtin:
             kw = {"domains": fit_kwargs.get("domains"), "reference": fit_kwargs.get("reference")}
             check_law_mean(law, *prepare(train, law, **kw))
     results = []
-    for name in laws:
+    for law in laws:
+        name = law.name
         if progress:
             progress(
                 f"fitting {name} on {train['run_id'].nunique()} runs, holding out {holdout['run_id'].nunique()}"
             )
-        post = fit(train, name, **fit_kwargs)
+        post = fit(train, law, **fit_kwargs)
         # rows and runs: the progress line counts runs, and one run has a row per domain
         row = {
             "law": name,

@@ -120,3 +120,11 @@ class DataLimits:
             raise BayesplitError(
                 f"data limit for unknown domain(s) {', '.join(unknown)} (known: {', '.join(domains)})"
             )
+        unknown = sorted(set(self.repetitions) - set(domains))
+        if unknown:
+            raise BayesplitError(
+                f"repetitions for unknown domain(s) {', '.join(unknown)} (known: {', '.join(domains)})"
+            )
+        for k, r in self.repetitions.items():
+            if not 0 < r < math.inf:
+                raise BayesplitError(f"repetitions for {k!r} must be a positive number, got {r:g}")

@@ -37,13 +37,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from bayesplit._parse import check_max_draws, check_seed, names
 from bayesplit.errors import BayesplitError
-from bayesplit.runs import on_domains
+from bayesplit.runs import load_runs, on_domains
 
 FLOPS_PER_PARAM_TOKEN = 6.0
 
@@ -607,7 +608,7 @@ def suggest(
     budget: float | None = None,
     n: int = 4,
     objective: str = "regret",
-    runs: pd.DataFrame | None = None,
+    runs: pd.DataFrame | str | Path | None = None,
     ladder: str | None = None,
     params: Sequence[float] | None = None,
     pretrain_tokens: Sequence[float] | None = None,
@@ -642,8 +643,9 @@ def suggest(
         changes); ``"split"``: the optimal pretraining fraction; ``"point"``: the loss at
         ``point``.
     runs
-        Runs already done (default: the posterior's own rows); they define existing trunks
-        and are not suggested again.
+        Runs already done, as a DataFrame or anything :func:`~bayesplit.runs.load_runs`
+        reads (default: the posterior's own rows); they define existing trunks and are
+        not suggested again.
     ladder
         Model ladder file whose sizes are candidate N (default: sizes around the data), in
         the N convention of the fitted runs (:func:`ladder_count`) and, where the runs
@@ -684,6 +686,7 @@ def suggest(
     domains = names(domains) if domains is not None else posterior.domains
     posterior.domain_index(domains)  # validates names
     if runs is not None:
+        runs = load_runs(runs)  # a path too, as fit takes it; validated before the work
         on_domains(runs, posterior.domains, "the runs already done")
     done = posterior.runs if runs is None else runs
     model_names = None

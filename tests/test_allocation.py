@@ -619,6 +619,30 @@ def test_plans_never_ask_for_more_data_than_the_limit(truth2, trunk, risk):
     assert spent == pytest.approx(BUDGET, rel=1e-6)
 
 
+def test_one_number_of_repetitions_applies_to_every_limited_domain(truth2):
+    post = truth2.as_posterior()
+    free = allocate(post, budget=BUDGET)
+    caps = {k: 0.3 * v for k, v in free.plan.spec_tokens.items()}
+    one = allocate(post, budget=BUDGET, max_spec_tokens=caps, repetitions=2)
+    each = allocate(post, budget=BUDGET, max_spec_tokens=caps, repetitions={"a": 2, "b": 2})
+    assert one.plan == each.plan
+    assert one.plan != allocate(post, budget=BUDGET, max_spec_tokens=caps).plan
+    for bad, message in [
+        (2, "max_spec_tokens must be a mapping of domain to number, got int"),
+        ({"a": "lots"}, r"max_spec_tokens\['a'\] must be a number"),
+    ]:
+        with pytest.raises(BayesplitError, match=message):
+            allocate(post, budget=BUDGET, max_spec_tokens=bad)
+    for bad, message in [
+        ([2, 2], "repetitions must be a mapping of domain to number or one number, got list"),
+        (0, "repetitions for 'a' must be a positive number, got 0"),
+        ({"a": float("inf")}, "repetitions for 'a' must be a positive number, got inf"),
+        ({"zz": 2}, "repetitions for unknown domain"),
+    ]:
+        with pytest.raises(BayesplitError, match=message):
+            allocate(post, budget=BUDGET, max_spec_tokens=caps, repetitions=bad)
+
+
 @pytest.mark.parametrize(
     "kwargs,message",
     [

@@ -30,6 +30,9 @@ def test_one_domain_given_as_a_string_is_one_domain(post):
     assert bayesplit.allocate(post, budget=1e20, domains="code").domains == ["code"]
     with pytest.raises(BayesplitError, match="law\\(s\\) named more than once"):
         bayesplit.compare(pd.DataFrame(), laws=["additive", "additive"])
+    # a Law object is a law too, as fit takes it: the same law by object and by name is twice
+    with pytest.raises(BayesplitError, match="law\\(s\\) named more than once: additive"):
+        bayesplit.compare(pd.DataFrame(), laws=[bayesplit.get_law("additive"), "additive"])
 
 
 def test_frontier_takes_the_command_lines_budget_syntax(post):

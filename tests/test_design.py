@@ -341,3 +341,17 @@ def test_a_grid_that_was_all_run_is_named_as_such(additive_posterior):
             additive_posterior, budget=1e20, force=True,
             params=[1e7, 3e7, 1e8], pretrain_tokens=[3e8, 3e9], spec_tokens=[1e8, 1e9],
         )  # fmt: skip
+
+
+def test_suggest_reads_the_runs_done_from_a_file_as_fit_does(additive_posterior, tmp_path):
+    done = additive_posterior.runs.iloc[:30]
+    path = tmp_path / "done.csv"
+    done.to_csv(path, index=False)
+    grids = dict(params=[1e7, 1e8], pretrain_tokens=[3e8, 3e9], spec_tokens=[1e8])
+    kwargs = dict(budget=1e20, n=2, force=True, objective="point", **grids)
+    kwargs["point"] = dict(params=1e9, pretrain_tokens=1e10, spec_tokens=1e9, domain="code")
+    from_file = suggest(additive_posterior, runs=path, **kwargs).to_list()
+    from_frame = suggest(additive_posterior, runs=done, **kwargs).to_list()
+    assert from_file == from_frame
+    with pytest.raises(BayesplitError, match="runs must be a DataFrame, a file path"):
+        suggest(additive_posterior, runs=42, **kwargs)

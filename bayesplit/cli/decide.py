@@ -135,7 +135,7 @@ def allocate_cmd(
         params=parse_count(params) if params else None,
         ladder=ladder,
         max_spec_tokens=limits,
-        repetitions={k: repetitions for k in (limits or {})},
+        repetitions=repetitions,
         risk=risk,
         compare=_load_compare(compare),
         level=level,

@@ -135,6 +135,8 @@ class Law:
         Whether D' enters the law (False for single-stage laws).
     description
         A sentence on when to use the law.
+    reference
+        Where the law comes from (papers); in ``bayesplit laws --json``.
     """
 
     name: str

@@ -85,11 +85,20 @@ def run_loop(
         Model ladder (file or name); candidates are its sizes.
     law
         Law fitted every round.
+    seed_tokens
+        Pretraining tokens of the seed design's shorter runs on an empty store (see
+        :func:`seed_suggestions`; default 10 per parameter of the smallest model).
     workdir
         Where trunks and checkpoints are kept (default: next to the store,
         ``runs.db`` → ``runs-checkpoints``, as ``bayesplit train`` does).
     fit_kwargs
-        Sampler settings for :func:`bayesplit.fit` (chains, draws, warmup, ...).
+        Sampler settings for :func:`bayesplit.fit` (chains, draws, warmup, ...; default
+        2 chains × 500 draws after 500 warmup steps).
+    train_overrides
+        :class:`~bayesplit.train.config.TrainConfig` fields that replace the ladder's own
+        for every run trained (e.g. ``{"batch_size": 8}``).
+    max_run_flops
+        Cap on the compute of any one suggested run (as ``suggest --max-run-flops``).
     stop_regret
         Stop before training a round once the fit's expected relative regret of its plan
         (the mean over posterior draws of how far the plan is from each draw's optimum) is
@@ -98,6 +107,11 @@ def run_loop(
     force
         Keep going with a posterior that failed its diagnostics gate (otherwise stop
         with the failed checks).
+    seed
+        Round r fits and suggests with ``seed + r``; runs trained without a seed of their
+        own are trained with ``seed``.
+    progress
+        Show the trainer's progress bars.
     report
         Called with each round's summary dict (the CLI prints it).
 
