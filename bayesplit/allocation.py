@@ -836,6 +836,12 @@ GATE_NOTE = "the posterior failed its diagnostics gate"
 EXTRAPOLATION_FACTOR = 2.0
 
 
+def _times(ratio: float) -> str:
+    """A ratio for a note: whole numbers up to 10,000, then two digits (1e300 FLOPs made
+    hundred-digit numbers)."""
+    return f"{ratio:.0f}" if ratio < 1e4 else f"{ratio:.2g}"
+
+
 def extrapolation_notes(
     plan: Plan, runs: pd.DataFrame, *, uses_spec_tokens: bool = True
 ) -> list[str]:
@@ -849,7 +855,7 @@ def extrapolation_notes(
     n_min, n_max = float(runs["params"].min()), float(runs["params"].max())
     if plan.params > f * n_max:
         notes.append(
-            f"extrapolation: N = {plan.params:.3g} is {plan.params / n_max:.0f}x the largest fitted model ({n_max:.3g})"
+            f"extrapolation: N = {plan.params:.3g} is {_times(plan.params / n_max)}x the largest fitted model ({n_max:.3g})"
         )
     elif plan.params < n_min / f:
         notes.append(
@@ -858,7 +864,7 @@ def extrapolation_notes(
     d_min, d_max = float(runs["pretrain_tokens"].min()), float(runs["pretrain_tokens"].max())
     if plan.pretrain_tokens > f * d_max:
         notes.append(
-            f"extrapolation: D = {plan.pretrain_tokens:.3g} is {plan.pretrain_tokens / d_max:.0f}x the longest fitted pretraining ({d_max:.3g})"
+            f"extrapolation: D = {plan.pretrain_tokens:.3g} is {_times(plan.pretrain_tokens / d_max)}x the longest fitted pretraining ({d_max:.3g})"
         )
     elif plan.pretrain_tokens < d_min / f:
         notes.append(
@@ -1139,9 +1145,17 @@ def parse_budgets(text: str) -> np.ndarray:
             ends = [parse_count(lo), parse_count(hi)]
             if not all(0 < v < math.inf for v in ends):  # before geomspace warns about them
                 raise BayesplitError(usage)
+            if count == 1 and ends[0] != ends[1]:  # geomspace would keep LO and drop HI
+                raise BayesplitError(
+                    f"--budgets {text!r}: COUNT 1 cannot run from LO to HI; give COUNT >= 2, "
+                    "or one budget"
+                )
             values = np.geomspace(*ends, count)
         else:
-            values = np.array([parse_count(v) for v in text.split(",") if v.strip()])
+            entries = text.split(",")
+            if not all(v.strip() for v in entries):  # "1e20,,1e21": a budget left out
+                raise BayesplitError(usage + " (an empty entry)")
+            values = np.array([parse_count(v) for v in entries])
     except ValueError as exc:
         if isinstance(exc, BayesplitError) and "COUNT" in str(exc):
             raise

@@ -38,6 +38,11 @@ class Plan:
         """A plan from its JSON form (``--compare plan.json``), checked against ``domains``."""
         try:
             spec = d.get("spec_tokens", {}) or {}
+            if not isinstance(spec, Mapping):  # one number: which domain would get it?
+                raise BayesplitError(
+                    f"a plan's spec_tokens must map domains to tokens, e.g. "
+                    f'{{"{domains[0] if domains else "code"}": 1e9}}, got {spec!r}'
+                )
             unknown = sorted(set(spec) - set(domains))
             if unknown:
                 raise BayesplitError(f"plan names unknown domain(s) {', '.join(unknown)}")

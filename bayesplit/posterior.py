@@ -148,13 +148,31 @@ class Posterior:
         d.setdefault("nu", np.full(s, float(self.spec.student_df)))
         return d
 
+    def run_effect_group(self, run: str) -> str | None:
+        """The id whose run effect the fit estimated for ``run``, or None.
+
+        A trunk id, or a run id of a trunk's own rows or of any branch from it, gives the
+        trunk (every row of a trunk shares its effect); a run without a trunk gives itself.
+        """
+        if not self.spec.run_effect or "run_z" not in self.idata.posterior:
+            return None
+        if run in self.spec.runs:
+            return run
+        from bayesplit.model import run_groups
+
+        rows = self.runs
+        rows = rows[rows["run_id"].astype(str) == str(run)]
+        group = run_groups(rows).iloc[0] if len(rows) else None
+        return group if group in self.spec.runs else None
+
     def run_effect_draws(self, run: str, max_draws: int | None = None) -> np.ndarray | None:
-        """Draws (S,) of the log-loss effect of a run (or trunk) the fit has seen; else None."""
-        post = self.idata.posterior
-        if not self.spec.run_effect or "run_z" not in post or run not in self.spec.runs:
+        """Draws (S,) of the log-loss effect of a run, branch or trunk the fit has seen
+        (see :meth:`run_effect_group`); else None."""
+        group = self.run_effect_group(run)
+        if group is None:
             return None
         d = self.draws(["run_sd", "run_z"], max_draws=max_draws)
-        return d["run_sd"] * d["run_z"][:, self.spec.runs.index(run)]
+        return d["run_sd"] * d["run_z"][:, self.spec.runs.index(group)]
 
     def log_mean(
         self,

@@ -112,8 +112,9 @@ def predict(
         Use an evenly thinned subset of draws (faster, slightly noisier bands): a whole
         number >= 1, or None for all draws.
     run
-        A run (or trunk) id the fit has seen: predict for that run, its estimated run
-        effect included, instead of for a new one. An id the fit has not seen, or a
+        A run, branch or trunk id the fit has seen: predict for that model (a later
+        checkpoint, or another branch of its trunk), its estimated run effect included,
+        instead of for a new one. An id the fit has not seen, or a
         fit without a run effect, gives the new-run prediction (``attrs["run"]`` says
         which was used).
 

@@ -162,6 +162,14 @@ class RunStore:
         with self._connect() as con:
             try:
                 con.execute("BEGIN IMMEDIATE")
+                # inside the write lock, so no other writer slips a clashing row in between
+                clash = _clashes_with_stored(con, df)
+                if clash:
+                    con.execute("ROLLBACK")
+                    raise BayesplitError(
+                        f"{self.path}: {clash}, counting the rows already in the store; "
+                        "nothing was written"
+                    )
                 con.executemany(sql, [(*r, now) for r in records])
                 con.execute("COMMIT")
             except sqlite3.IntegrityError as exc:
@@ -325,6 +333,39 @@ class _Closing:
 
     def __getattr__(self, name):
         return getattr(self.con, name)
+
+
+#: Run ids per query when looking up stored rows (SQLite's default limit on "?" is 999).
+_IDS_PER_QUERY = 500
+
+
+def _clashes_with_stored(con: sqlite3.Connection, new: pd.DataFrame) -> str | None:
+    """The first way the new rows contradict stored rows of the same runs, or None.
+
+    ``validate_runs`` sees the new rows alone; a run whose earlier rows are stored must
+    still name one model (the same N and seed, and D, D', train_domain at each step), or
+    every later read of the store would refuse it.
+    """
+    from bayesplit.runs import _run_conflicts
+
+    cols = ["run_id", "step", "params", "seed", "pretrain_tokens", "spec_tokens", "train_domain"]
+    ids = sorted({str(r) for r in new["run_id"]})
+    stored = []
+    for i in range(0, len(ids), _IDS_PER_QUERY):
+        chunk = ids[i : i + _IDS_PER_QUERY]
+        query = (
+            f"SELECT {', '.join(cols)} FROM runs WHERE run_id IN ({', '.join('?' * len(chunk))})"
+        )
+        stored.append(pd.read_sql_query(query, con, params=chunk))
+    old = pd.concat(stored, ignore_index=True) if stored else pd.DataFrame(columns=cols)
+    if not len(old):
+        return None
+    fresh = new.reindex(columns=cols)
+    both = pd.concat(
+        [old.astype({"step": float}), fresh.astype({"step": float})], ignore_index=True
+    )
+    problems = _run_conflicts(both)
+    return problems[0] if problems else None
 
 
 def _to_records(df: pd.DataFrame) -> list[tuple]:

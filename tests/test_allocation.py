@@ -536,6 +536,10 @@ def test_a_plan_far_beyond_the_fitted_runs_is_flagged(additive_posterior, additi
     assert "10x the largest fitted model" in notes[0] and "D'/D for web" in notes[1]
     short = Plan(n_max, 0.01 * additive_runs["pretrain_tokens"].min(), {"web": 0.0})
     assert "below the shortest" in extrapolation_notes(short, additive_runs)[0]
+    # an absurd plan reads as a number, not as a hundred digits
+    absurd = Plan(6.8e112 * n_max, 3e180 * d_max, {"web": 0.0, "code": 0.0, "law": 0.0})
+    n_note, d_note = extrapolation_notes(absurd, additive_runs)
+    assert "is 6.8e+112x the largest" in n_note and "is 3e+180x the longest" in d_note
     # allocate carries the notes: at 1e6x the data's compute the plan is far outside it
     flops = (
         6
@@ -772,6 +776,13 @@ def test_small_messages_and_residues(truth2):
     assert "at most" not in str(err.value)
     with pytest.raises(BayesplitError, match="101 budgets; at most 100"):
         parse_budgets(",".join(["1e20"] * 101))
+    # one budget asked for between two: HI was dropped without a word
+    with pytest.raises(BayesplitError, match="COUNT 1 cannot run from LO to HI"):
+        parse_budgets("1e20:1e22:1")
+    np.testing.assert_allclose(parse_budgets("1e20:1e20:1"), [1e20])
+    for text in ("1e20,,1e21", "1e20,"):  # a budget left out, as "" is refused
+        with pytest.raises(BayesplitError, match="an empty entry"):
+            parse_budgets(text)
     # "all pretraining" kept 1e-12 shares of the tokens for specialization (0.06 tokens)
     a = allocate(truth2.as_posterior(), budget=1e20)
     allpre = a.to_dict()["alternatives"][0]

@@ -91,12 +91,30 @@ def test_allocate_compare_plan_file(post_path, tmp_path):
     assert "ours" in [a["name"] for a in out["alternatives"]]
 
 
+def test_allocate_compares_a_list_of_allocate_outputs(post_path, tmp_path):
+    base = ["allocate", str(post_path), "--force", "--json"]
+    docs = [_json(runner.invoke(app, [*base, "--budget", b])) for b in ("1e20", "3e20")]
+    plans = tmp_path / "earlier.json"
+    plans.write_text(json.dumps(docs))
+    out = _json(runner.invoke(app, [*base, "--budget", "1e20", "--compare", str(plans)]))
+    names = [a["name"] for a in out["alternatives"]]
+    assert "earlier #1" in names and "earlier #2" in names
+    # a single number of D' names no domain: one line, not "'float' object is not iterable"
+    one = tmp_path / "one.json"
+    one.write_text(json.dumps({"params": 3e8, "pretrain_tokens": 4e10, "spec_tokens": 1e10}))
+    result = runner.invoke(app, [*base, "--budget", "1e20", "--compare", str(one)])
+    assert result.exit_code == 2
+    assert "a plan's spec_tokens must map domains to tokens" in result.output
+
+
 @pytest.mark.parametrize(
     "args, words",
     [
         (["--budget", "1e5"], "below the smallest run"),
         (["--budget", "1e20", "--domains", "web,math"], "unknown domain"),
         (["--budget", "1e20", "--weights", "web=abc"], "not a number"),
+        (["--budget", "1e20", "--weights", "=1"], "--weights: no domain name before '='"),
+        (["--budget", "1e20", "--max-spec-tokens", " =1e9"], "--max-spec-tokens: no domain name"),
         (["--budget", "1e20", "--max-spec-tokens", "math=1e9"], "unknown domain"),
         (["--budget", "1e20", "--risk", "worst"], "risk"),
         (["--budget", "lots"], "not a number"),

@@ -401,3 +401,12 @@ def test_a_zero_weight_prints_no_numpy_warning(post_path, command):
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "Warning" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("group", [[], ["runs"], ["train"], ["corpus"]])
+def test_a_command_group_named_alone_shows_its_help_and_no_empty_error(group):
+    result = runner.invoke(app, group)
+    assert result.exit_code == 2  # as click answers a group without its command
+    lines = result.output.splitlines()
+    assert any("Usage: " in line for line in lines)
+    assert not any(line.startswith("error:") for line in lines), result.output

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from bayesplit.cli import app
 from bayesplit.errors import BayesplitError
-from bayesplit.runs import write_table
+from bayesplit.runs import load_runs, write_table
 from bayesplit.store import RunStore
 
 runner = CliRunner()
@@ -381,3 +381,14 @@ def test_list_shows_an_empty_store_as_empty(tmp_path):
     assert result.exit_code == 0 and json.loads(result.stdout) == {"rows": 0, "runs": []}
     result = runner.invoke(app, ["runs", "list", str(store)])
     assert result.exit_code == 0 and "no rows yet" in result.output
+
+
+def test_import_takes_a_bundled_data_set_as_the_other_runs_commands_do(tmp_path):
+    from bayesplit.datasets import load_dataset
+
+    store = tmp_path / "g.db"
+    result = runner.invoke(app, ["runs", "import", "bundled:gadre2024", "--store", str(store)])
+    assert result.exit_code == 0, result.output
+    assert len(load_runs(store)) == len(load_dataset("gadre2024"))
+    bad = runner.invoke(app, ["runs", "import", "bundled:nope", "--store", str(tmp_path / "n.db")])
+    assert bad.exit_code == 2 and not (tmp_path / "n.db").exists()

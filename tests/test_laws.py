@@ -117,6 +117,10 @@ def test_with_pooling_changes_only_pooling():
     assert get_law("additive").per_domain == ["E", "B", "C"]
     with pytest.raises(BayesplitError, match="no parameter"):
         get_law("additive").with_pooling(["zeta"])
+    # one name is one parameter, not its letters; a name twice is a typo (as for --domains)
+    assert get_law("additive").with_pooling("alpha").per_domain == ["alpha"]
+    with pytest.raises(BayesplitError, match="per_domain name E more than once"):
+        get_law("additive").with_pooling(["E", "E"])
 
 
 def test_bad_param_definitions_are_refused():

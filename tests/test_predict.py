@@ -147,3 +147,15 @@ def test_the_reports_held_out_rows_include_later_checkpoints_of_fitted_runs(seed
         table["observed"] <= table["predictive_hi"]
     )
     assert (table["inside"] == inside).all()
+
+
+def test_a_branch_id_stands_for_the_trunk_it_was_branched_from(seeded_fit):
+    post, _, _ = seeded_fit
+    branch = "trunk-N1e+08-s0-D3e+08-web-Dp1e+08"  # a fitted branch of trunk-N1e+08-s0
+    assert post.run_effect_group(branch) == "trunk-N1e+08-s0"
+    assert post.run_effect_group("trunk-N1e+08-s0-D1e+09") == "trunk-N1e+08-s0"
+    assert post.run_effect_group("never-fitted") is None
+    by_branch = post.predict(1e8, 3e9, 1e8, domain="web", run=branch)
+    by_trunk = post.predict(1e8, 3e9, 1e8, domain="web", run="trunk-N1e+08-s0")
+    np.testing.assert_allclose(by_branch["law"], by_trunk["law"])
+    assert by_branch.attrs["run"] == branch

@@ -63,6 +63,28 @@ def test_duplicate_rows_are_refused_and_nothing_is_written(tmp_path):
     assert len(store) == 5
 
 
+def test_rows_that_contradict_stored_rows_of_their_run_are_refused(tmp_path):
+    """Valid alone, the new rows would give a stored run two models: nothing is written."""
+    from bayesplit.runs import load_runs
+
+    store = RunStore(tmp_path / "runs.db")
+    store.append(good_table().assign(step=1))
+    r1 = good_table().iloc[[0]].assign(step=1)
+    for change, word in [
+        (dict(params=5e7, eval_domain="law"), "params"),
+        (dict(seed=3, eval_domain="law"), "seed"),
+        (dict(pretrain_tokens=9e8, eval_domain="law"), "pretrain_tokens at one step"),
+    ]:
+        with pytest.raises(BayesplitError, match=f"run_id 'r1' has rows with different {word}"):
+            store.append(r1.assign(**change))
+        assert len(store) == 5
+    load_runs(store.path)  # still readable by every command
+    # the same run's later checkpoint (same N and seed, new step) is what a trainer appends
+    later = good_table().iloc[:2].assign(step=2, pretrain_tokens=4e8, loss=[3.7, 2.7])
+    assert store.append(later) == 2
+    assert len(load_runs(store.path)) == 7
+
+
 def test_invalid_rows_never_reach_the_store(tmp_path):
     store = RunStore(tmp_path / "runs.db")
     with pytest.raises(BayesplitError):

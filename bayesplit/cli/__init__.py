@@ -36,6 +36,11 @@ USAGE_ERRORS = _usage_error_types()
 
 
 def _usage_error(exc) -> None:
+    if type(exc).__name__ == "NoArgsIsHelpError":  # a group named alone: its help is the answer
+        text = exc.format_message()  # typer's rich help is printed already and this is empty
+        if text.strip():
+            click.echo(text)
+        raise typer.Exit(2) from None
     message = " ".join(exc.format_message().split())
     where = exc.ctx.command_path if exc.ctx is not None else "bayesplit"
     click.echo(f"error: {message} (see `{where} --help`)", err=True)

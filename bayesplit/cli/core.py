@@ -274,8 +274,9 @@ def predict_cmd(
         str | None,
         typer.Option(
             "--run",
-            help="A run or trunk id the fit has seen: predict a later branch of it, its "
-            "run effect included (default: a new run).",
+            help="A run, branch or trunk id the fit has seen: predict that model (a later "
+            "checkpoint or another branch of its trunk), its run effect included (default: a "
+            "new run).",
         ),
     ] = None,
     level: float = 0.9,

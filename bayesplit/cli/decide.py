@@ -50,6 +50,8 @@ def parse_limits(text: str | None) -> dict | None:
         if "=" not in part:
             raise BayesplitError(f"--max-spec-tokens wants domain=tokens pairs, got {part!r}")
         k, v = part.split("=", 1)
+        if not k.strip():
+            raise BayesplitError(f"--max-spec-tokens: no domain name before '=' in {part!r}")
         if k.strip() in out:
             raise BayesplitError(f"--max-spec-tokens gives {k.strip()!r} twice")
         out[k.strip()] = parse_count(v)
@@ -67,9 +69,11 @@ def _load_compare(path: Path | None) -> list | None:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BayesplitError(f"--compare {path}: not valid JSON ({exc})") from None
-    if isinstance(data, dict) and "plan" in data:  # an `allocate --json` output
-        data = {**data["plan"], "name": data.get("name", path.stem)}
     plans = data if isinstance(data, list) else [data]
+    for i, p in enumerate(plans):
+        if isinstance(p, dict) and "plan" in p:  # an `allocate --json` output
+            name = path.stem if len(plans) == 1 else f"{path.stem} #{i + 1}"
+            plans[i] = {**p["plan"], "name": p.get("name", name)}
     if not plans or not all(isinstance(p, dict) for p in plans):
         raise BayesplitError(
             f"--compare {path}: want a plan object (or a list of them), e.g. the output of "

@@ -63,7 +63,12 @@ def validate_cmd(
 
 @app.command("import")
 def import_cmd(
-    path: Annotated[Path, typer.Argument(help="Run table to append (CSV, Parquet, JSONL).")],
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="Run table to append (CSV, Parquet, JSONL), another store, or bundled:NAME."
+        ),
+    ],
     store: Annotated[
         Path,
         typer.Option(
@@ -86,7 +91,12 @@ def import_cmd(
             known = RunStore(store, read_only=True).eval_domains()
     # a bad table never creates the store; a branch may train on a domain that only
     # rows already in the store were evaluated on
-    table = read_table(path)
+    if str(path).startswith("bundled:"):  # as every other command's --runs takes it
+        from bayesplit.datasets import load_dataset
+
+        table = load_dataset(str(path).split(":", 1)[1])
+    else:
+        table = read_table(path)
     if "eval_domain" in table.columns:
         known |= {str(d).strip() for d in table["eval_domain"].dropna()}
     runs = validate_runs(table, domains=sorted(known) or None, source=str(path))

@@ -57,6 +57,8 @@ def parse_weights(text: str | None) -> dict | None:
         if "=" not in part:
             raise BayesplitError(f"--weights wants domain=weight pairs, got {part!r}")
         k, v = part.split("=", 1)
+        if not k.strip():
+            raise BayesplitError(f"--weights: no domain name before '=' in {part!r}")
         if k.strip() in out:
             raise BayesplitError(f"--weights gives {k.strip()!r} twice")
         try:

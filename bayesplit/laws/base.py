@@ -198,7 +198,9 @@ class Law:
 
     def with_pooling(self, per_domain: Iterable[str]) -> Law:
         """A copy of the law where exactly ``per_domain`` parameters vary by domain."""
-        chosen = set(per_domain)
+        from bayesplit._parse import names
+
+        chosen = set(names(per_domain, "per_domain") or [])  # one name, not its letters
         unknown = chosen - set(self.param_names)
         if unknown:
             raise BayesplitError(

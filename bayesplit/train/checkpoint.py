@@ -39,10 +39,22 @@ def load_checkpoint(path: str | Path) -> dict:
     try:
         state = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # a truncated or foreign file
-        raise BayesplitError(f"cannot read checkpoint {p}: {type(exc).__name__}: {exc}") from None
+        if not _starts_like_a_zip(p):  # torch.save writes a zip; a CSV said "IndexError"
+            raise BayesplitError(
+                f"cannot read checkpoint {p}: not a PyTorch checkpoint file"
+            ) from None
+        raise BayesplitError(
+            f"cannot read checkpoint {p} (damaged or truncated?): {type(exc).__name__}: {exc}"
+        ) from None
     if not isinstance(state, dict) or state.get("format") != CKPT_FORMAT:
         raise BayesplitError(f"{p} is not a bayesplit checkpoint")
     return state
+
+
+def _starts_like_a_zip(p: Path) -> bool:
+    """Whether a file begins as a zip does (a cut-off one too, whose index at the end is gone)."""
+    with open(p, "rb") as f:
+        return f.read(4) == b"PK\x03\x04"
 
 
 _CKPT_NAME = re.compile(r"^(stable|periodic)-(\d+)\.pt$")

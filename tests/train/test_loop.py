@@ -133,8 +133,13 @@ def test_checkpoint_is_atomic_and_weights_only(trunk, tmp_path):
     assert set(state) == {"format", "model", "optimizer", "rng", "meta"}
     assert state["meta"]["trunk_id"] == trunk["dir"].name
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(BayesplitError, match="cannot read checkpoint"):
+    with pytest.raises(BayesplitError, match="junk.pt: not a PyTorch checkpoint file"):
         load_checkpoint(tmp_path / "junk.pt")
+    # a torch file cut short is named as damaged, with what torch said
+    good = ckpt_path(trunk["dir"], "stable", D1 // TPS).read_bytes()
+    (tmp_path / "cut.pt").write_bytes(good[: len(good) // 2])
+    with pytest.raises(BayesplitError, match="cut.pt \\(damaged or truncated\\?\\)"):
+        load_checkpoint(tmp_path / "cut.pt")
 
 
 def test_extending_a_trunk_from_a_checkpoint_is_bitwise(trunk, tiny_corpus, tmp_path):
