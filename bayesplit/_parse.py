@@ -47,10 +47,16 @@ def percent(level: float) -> str:
     """A credible or predictive level as a label: 0.9 → ``90%``, 0.999 → ``99.9%``
     (``:.0%`` printed ``100%`` for 0.999 and ``0%`` for 0.005).
 
-    >>> percent(0.9), percent(0.999), percent(0.005)
-    ('90%', '99.9%', '0.5%')
+    >>> percent(0.9), percent(0.999), percent(0.005), percent(0.999999)
+    ('90%', '99.9%', '0.5%', '99.9999%')
     """
-    return f"{float(level) * 100:.4g}%"
+    value = float(level) * 100
+    text = f"{value:.4g}"
+    digits = 4
+    while float(text) in (0.0, 100.0) and value not in (0.0, 100.0) and digits < 12:
+        digits += 1  # a level just under 1 is not "100%"
+        text = f"{value:.{digits}g}"
+    return f"{text}%"
 
 
 def check_max_draws(

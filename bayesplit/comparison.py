@@ -201,7 +201,8 @@ def compare(
             )
         if row["pareto_k_bad"]:
             warnings.append(
-                f"{row['pareto_k_bad']} rows with Pareto k > {PARETO_K_BAD}: PSIS-LOO is unreliable for them"
+                f"{row['pareto_k_bad']} row{'s' if row['pareto_k_bad'] != 1 else ''} with Pareto "
+                f"k > {PARETO_K_BAD}: PSIS-LOO is unreliable for {'them' if row['pareto_k_bad'] != 1 else 'it'}"
             )
         row["gate_ok"] = post.diagnostics.ok
         row["warnings"] = warnings

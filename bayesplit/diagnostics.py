@@ -239,10 +239,10 @@ def lone_chain(post: xr.Dataset, sample_stats: xr.Dataset | None, r_hat_max: flo
     return note + ": it is likely stuck; refit with another seed or a longer warmup"
 
 
-def identifiability(idata, law, spec, data, th: Thresholds) -> list[str]:
-    """Can these data pin the law down? Design-point counts, then prior-to-posterior contraction."""
+def design_problems(law, rows) -> list[str]:
+    """What the fitted rows' design alone says the law cannot learn (no sampling needed):
+    too few distinct (N, D, D') points, no specialized row for a law with D', one size."""
     problems = []
-    rows = data.rows
     points = rows[["params", "pretrain_tokens", "spec_tokens"]].drop_duplicates()
     n_params = len(law.params)
     if len(points) < n_params + 1:
@@ -253,6 +253,12 @@ def identifiability(idata, law, spec, data, th: Thresholds) -> list[str]:
         problems.append(f"law {law.name} has specialization terms but no row has spec_tokens > 0")
     if rows["params"].nunique() < 2:
         problems.append("a single model size: the size exponent is not identified")
+    return problems
+
+
+def identifiability(idata, law, spec, data, th: Thresholds) -> list[str]:
+    """Can these data pin the law down? Design-point counts, then prior-to-posterior contraction."""
+    problems = design_problems(law, data.rows)
     if problems:
         return problems
 

@@ -368,7 +368,8 @@ def _checklist(posterior, rep: dict) -> list[tuple]:
     else:
         loo_text = [
             f"PSIS-LOO elpd {loo['elpd_loo']:.1f} ± {loo['elpd_loo_se']:.1f}, p_loo {loo['p_loo']:.1f}; "
-            f"{loo['pareto_k_bad']} rows with Pareto k > 0.7 (max {loo['pareto_k_max']:.2f})"
+            f"{loo['pareto_k_bad']} row{'s' if loo['pareto_k_bad'] != 1 else ''} with Pareto k > 0.7 "
+            f"(max {loo['pareto_k_max']:.2f})"
         ]
     held = rep["heldout"]
     if held is not None and len(held):

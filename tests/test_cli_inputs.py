@@ -77,8 +77,9 @@ def test_allocate_compare_refuses_what_is_not_a_plan(post_path, tmp_path, conten
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--max-draws", "0"], "max_draws must be >= 10"),
-        (["--max-draws", "5"], "max_draws must be >= 10"),
+        # the option's name, and no "(or None for all draws)", which an option cannot take
+        (["--max-draws", "0"], "--max-draws must be >= 10 (the ranking needs draws), got 0"),
+        (["--max-draws", "5"], "--max-draws must be >= 10 (the ranking needs draws), got 5"),
         (["--budget", "-1"], "--budget must be a positive number"),
         (["--max-run-flops", "0"], "--max-run-flops must be a positive number"),
         (["--weights", "web=-1"], "must be finite and >= 0"),
@@ -410,3 +411,34 @@ def test_a_command_group_named_alone_shows_its_help_and_no_empty_error(group):
     lines = result.output.splitlines()
     assert any("Usage: " in line for line in lines)
     assert not any(line.startswith("error:") for line in lines), result.output
+
+
+def test_one_chain_has_no_r_hat_and_says_so():
+    from types import SimpleNamespace
+
+    from bayesplit.cli.core import diagnostics_lines
+
+    diag = SimpleNamespace(
+        ok=False, r_hat_max=float("nan"), ess_bulk_min=30.0, ess_tail_min=20.0,
+        divergences=0, bfmi_min=0.9, failures=[], warnings=[],
+    )  # fmt: skip
+    assert "R-hat max n/a," in diagnostics_lines(diag)[0]
+    assert (
+        "R-hat max 1.004,"
+        in diagnostics_lines(SimpleNamespace(**{**vars(diag), "r_hat_max": 1.0042}))[0]
+    )
+
+
+def test_fit_says_before_sampling_what_the_design_cannot_identify(tmp_path):
+    from bayesplit.truth import example_truth, factorial_design
+
+    truth = example_truth("additive", ("web", "code"))
+    runs = truth.simulate(factorial_design([1e7, 3e7], [3e8, 1e9], [], truth.domains), seed=0)
+    runs.to_csv(tmp_path / "runs.csv", index=False)
+    out = tmp_path / "post.nc"
+    args = ["fit", "--runs", str(tmp_path / "runs.csv"), "--law", "additive", "--out", str(out)]
+    result = runner.invoke(app, [*args, "--chains", "1", "--draws", "20", "--warmup", "20"])
+    assert result.exit_code == 0, result.output  # a warning, not a refusal: it is the user's call
+    text = " ".join(result.output.split())
+    warning = "no row has spec_tokens > 0: the fit will fail its diagnostics gate"
+    assert warning in text and text.index(warning) < text.index("diagnostics FAILED")

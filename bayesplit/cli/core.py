@@ -83,10 +83,28 @@ def _import_law_modules(modules: list[str] | None) -> None:
         import_law_module(m)
 
 
+def _warn_before_fitting(table, law: str, domains, per_domain) -> None:
+    """Say before the sampler runs (minutes) what the design alone says the gate will fail on."""
+    from bayesplit.diagnostics import design_problems
+    from bayesplit.laws import get_law
+    from bayesplit.model import prepare
+
+    law_obj = get_law(law)
+    if per_domain is not None:
+        law_obj = law_obj.with_pooling(per_domain)
+    _, data = prepare(table, law_obj, domains=domains)
+    for problem in design_problems(law_obj, data.rows):
+        console.print(
+            f"[yellow]![/yellow] {escape(problem)}: the fit will fail its diagnostics gate"
+        )
+
+
 def diagnostics_lines(diag) -> list[str]:
     status = "[green]passed[/green]" if diag.ok else "[red]FAILED[/red]"
+    # one chain has no R-hat (it compares chains): "n/a" reads better than "nan"
+    r_hat = "n/a" if math.isnan(diag.r_hat_max) else f"{diag.r_hat_max:.3f}"
     lines = [
-        f"diagnostics {status}: R-hat max {diag.r_hat_max:.3f}, bulk ESS min {diag.ess_bulk_min:.0f}, "
+        f"diagnostics {status}: R-hat max {r_hat}, bulk ESS min {diag.ess_bulk_min:.0f}, "
         f"tail ESS min {diag.ess_tail_min:.0f}, divergences {diag.divergences}, BFMI min {diag.bfmi_min:.2f}"
     ]
     lines += [f"  [red]✗[/red] {escape(f)}" for f in diag.failures]
@@ -222,6 +240,8 @@ def fit_cmd(
     _import_law_modules(law_module)
     check_output_path(out, suffixes={".nc"})
     table = load_runs_arg(runs)
+    if not json_out:
+        _warn_before_fitting(table, law, _csv(domains), _csv(per_domain))
     with step(f"fitting {law} ({chains} chains × {draws} draws, {backend})", enabled=not json_out):
         post = fit(
             table,

@@ -107,7 +107,8 @@ def import_cmd(
         emit_json({"added": added, "total": total, "store": str(store)})
     else:
         console.print(
-            f"[green]✓[/green] added {added} rows to {escape(str(store))} ({total} in all)"
+            f"[green]✓[/green] added {added} row{'s' if added != 1 else ''} to "
+            f"{escape(str(store))} ({total} in all)"
         )
 
 

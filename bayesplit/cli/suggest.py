@@ -145,6 +145,10 @@ def suggest_cmd(
         check_output_path(out, suffixes={".json"})
     if point is not None and objective != "point":
         raise BayesplitError(f"--point is only used with --objective point (got {objective!r})")
+    if max_draws < 10:  # the API's own message offers None, which an option cannot take
+        raise BayesplitError(
+            f"--max-draws must be >= 10 (the ranking needs draws), got {max_draws}"
+        )
     post = load_posterior(posterior)
     sug = suggest(
         post,
