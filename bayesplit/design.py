@@ -209,26 +209,39 @@ def candidate_costs(
     return trunks.trunk_cost(n, d, cost) + cost.flops_per_param_token * n * branch
 
 
+#: Two run specs within this relative difference in each of N, D and D' are the same run
+#: (a trainer records whole steps of tokens, so a run lands near, not on, its spec).
+SAME_SPEC_RTOL = 0.01
+
+
 def already_measured(candidates: pd.DataFrame, runs: pd.DataFrame | None) -> np.ndarray:
-    """Candidates whose (N, D, D', k) was already run (relative tolerance 1%)."""
-    if runs is None or len(runs) == 0:
-        return np.zeros(len(candidates), dtype=bool)
-    have = runs[["params", "pretrain_tokens", "spec_tokens", "train_domain"]].drop_duplicates()
-    key_c = _spec_keys(candidates)
-    key_r = set(_spec_keys(have))
-    return np.array([k in key_r for k in key_c])
-
-
-def _spec_keys(df: pd.DataFrame) -> list[tuple]:
-    def r(x):
-        return float(f"{x:.2g}") if x else 0.0
-
-    out = []
-    for n, d, dp, k in df[["params", "pretrain_tokens", "spec_tokens", "train_domain"]].itertuples(
-        index=False
-    ):
-        out.append((r(n), r(d), r(dp), k if dp > 0 else None))
+    """Candidates whose (N, D, D', k) was already run: N, D and D' each within 1%
+    (:data:`SAME_SPEC_RTOL`) of a run's, on the same train domain (D' = 0 only matches 0)."""
+    out = np.zeros(len(candidates), dtype=bool)
+    if runs is None or len(runs) == 0 or len(candidates) == 0:
+        return out
+    cols = ["params", "pretrain_tokens", "spec_tokens"]
+    have = runs[[*cols, "train_domain"]].drop_duplicates()
+    dom_c, dom_h = _branch_domain(candidates), _branch_domain(have)
+    for dom in np.unique(dom_h):
+        rows = dom_c == dom
+        if not rows.any():
+            continue
+        mine = have[dom_h == dom]
+        close = np.ones((int(rows.sum()), len(mine)), dtype=bool)
+        for col in cols:
+            a = candidates[col].to_numpy(float)[rows][:, None]
+            b = mine[col].to_numpy(float)[None, :]
+            close &= np.abs(a - b) <= SAME_SPEC_RTOL * np.abs(b)  # 0 matches only 0
+        out[rows] = close.any(axis=1)
     return out
+
+
+def _branch_domain(df: pd.DataFrame) -> np.ndarray:
+    """The train domain of a specialized row, "" for a general one."""
+    spec = df["spec_tokens"].to_numpy(float) > 0
+    dom = df["train_domain"].astype(object).where(df["train_domain"].notna(), "").astype(str)
+    return np.where(spec, dom.to_numpy(), "")
 
 
 # -- the acquisition ------------------------------------------------------------

@@ -156,21 +156,22 @@ def pick(
             max_run_flops=remaining if math.isfinite(remaining) else None,
             force=True,
         )
-        keys = {
-            (r["params"], r["pretrain_tokens"], r["spec_tokens"], r["train_domain"])
-            for r in sug.to_list()
-        }
-        idx = [
-            i
-            for i, r in enumerate(candidates.itertuples())
-            if (
+        index_of: dict[tuple, int] = {}
+        for i, r in enumerate(candidates.itertuples()):
+            key = (
                 r.params,
                 r.pretrain_tokens,
                 r.spec_tokens,
                 r.train_domain if r.spec_tokens > 0 else None,
             )
-            in keys
+            index_of.setdefault(key, i)
+        # in suggest's rank order: take_batch commits in this order and skips what no longer
+        # fits the budget, so the best run must come first (grid order dropped it)
+        ranked = [
+            (r["params"], r["pretrain_tokens"], r["spec_tokens"], r["train_domain"])
+            for r in sug.to_list()
         ]
+        idx = [index_of[k] for k in ranked if k in index_of]
         return idx[: config.batch]
     free = np.flatnonzero(open_)
     if policy == "grid":

@@ -72,6 +72,16 @@ def test_already_measured(table):
         False,
         True,
     ]  # general at (1e7, 2e8); code specialist; not web
+    # within 1% in each of N, D, D' is the same run, whatever digits round where
+    runs = pd.DataFrame(
+        dict(params=[1e7, 1e7], pretrain_tokens=[1.151e8, 1.0e8], spec_tokens=[0.0, 0.0],
+             train_domain=[None, None])
+    )  # fmt: skip
+    cands = pd.DataFrame(
+        dict(params=[1e7] * 4, pretrain_tokens=[1.149e8, 1.049e8, 1.001e8, 1.0e8],
+             spec_tokens=[0.0, 0.0, 0.0, 1e6], train_domain=[None, None, None, "web"])
+    )  # fmt: skip
+    assert already_measured(cands, runs).tolist() == [True, False, True, False]
 
 
 def test_ensemble_value_matches_gaussian_conditioning():

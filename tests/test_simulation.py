@@ -195,6 +195,34 @@ def test_policies_pick_only_what_the_budget_left_can_pay(
     assert nothing == []
 
 
+def test_active_picks_come_in_suggests_rank_order(monkeypatch):
+    """take_batch commits picks in order and skips what no longer fits: rank 1 goes first."""
+    import bayesplit.simulation as simulation
+
+    truth, cfg = _config()
+    cands = candidate_grid(cfg.params, cfg.pretrain_tokens, cfg.spec_tokens, truth.domains)
+    runs = truth.simulate(cfg.seed_design)
+    free = np.flatnonzero(~already_measured(cands, runs))
+    ranks = [int(free[-1]), int(free[0]), int(free[len(free) // 2])]  # not the grid's order
+
+    class Ranked:
+        def to_list(self):
+            out = []
+            for i in ranks:
+                c = cands.iloc[i]
+                spec = c["spec_tokens"] > 0
+                out.append(
+                    dict(params=c["params"], pretrain_tokens=c["pretrain_tokens"],
+                         spec_tokens=c["spec_tokens"], train_domain=c["train_domain"] if spec else None)
+                )  # fmt: skip
+            return out
+
+    monkeypatch.setattr(simulation, "suggest", lambda *a, **k: Ranked())
+    trunks = TrunkState.from_runs(runs)
+    picked = pick("active", None, cands, runs, trunks, cfg, np.random.default_rng(0))
+    assert picked == ranks
+
+
 def test_unknown_policy_is_refused():
     truth, cfg = _config()
     with pytest.raises(BayesplitError, match="unknown policy"):

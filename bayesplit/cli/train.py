@@ -128,16 +128,35 @@ def _load_ladder(spec: str | None) -> list[dict]:
         raise BayesplitError(f"{path}: not a valid ladder ({exc})") from None
 
 
-def _check_store(store: Path | None) -> None:
-    """Refuse a ``--store`` that cannot be a run store, before anything is trained or created."""
+def _check_store(store: Path | None, corpus=None) -> None:
+    """Refuse a ``--store`` that cannot be a run store, or that holds rows trained on
+    another corpus than ``corpus``, before anything is trained or created."""
     if store is None:
         return
     from bayesplit.runs import STORE_SUFFIXES
     from bayesplit.store import RunStore
 
     check_output_path(store, option="--store", suffixes=set(STORE_SUFFIXES))
-    if store.exists():
-        RunStore.check(store, allow_empty=True)  # a foreign file is refused, untouched
+    if not store.exists():
+        return
+    RunStore.check(store, allow_empty=True)  # a foreign file is refused, untouched
+    if corpus is None:
+        return
+    try:
+        known = RunStore(store, read_only=True).read()
+    except BayesplitError:  # an empty SQLite file: a store not made yet
+        return
+    if "corpus_sha256" not in known:
+        return
+    # another tokenizer's losses are in other nats per token: one fit of both would mix
+    # them (as `bayesplit loop` refuses; rows without a hash are left to the user here)
+    own = corpus.content_sha256
+    other = sorted({h for h in known["corpus_sha256"] if isinstance(h, str) and h and h != own})
+    if other:
+        raise BayesplitError(
+            f"{store} holds rows trained on another corpus (content sha256 {other[0][:12]}…, "
+            f"this corpus {own[:12]}…); use another --store"
+        )
 
 
 def _workdir(workdir: Path | None, store: Path | None) -> Path:
@@ -300,7 +319,7 @@ def pretrain_cmd(
         decay_shape=decay_shape,
         checkpoint_every=checkpoint_every,
     )
-    _check_store(store)
+    _check_store(store, data)
     work = _workdir(workdir, store)
     from bayesplit.train.config import TrainConfig
     from bayesplit.train.trunk import pretrain
@@ -396,7 +415,7 @@ def specialize_cmd(
     if lr is not None and not (math.isfinite(lr) and lr > 0):
         raise BayesplitError(f"--lr must be a positive number, got {lr:g}")
     overrides = _overrides(_device(device), _eval_tokens(eval_tokens))
-    _check_store(store)
+    _check_store(store, data)
     work = _workdir(workdir, store)
     from bayesplit.train.specialist import SpecConfig, specialize
 
@@ -486,7 +505,7 @@ def execute_cmd(
     entries = _load_ladder(ladder)
     spec = SpecConfig(replay_fraction=replay)
     overrides = _overrides(_device(device), _eval_tokens(eval_tokens))
-    _check_store(store)
+    _check_store(store, data)
     kwargs = dict(
         ladder=entries,
         workdir=_workdir(workdir, store),
@@ -643,7 +662,7 @@ def loop_cmd(
     get_law(law)  # an unknown law is refused now, not after the seed design is trained
     entries = _load_ladder(ladder)
     overrides = _overrides(_device(device), _eval_tokens(eval_tokens))
-    _check_store(store)
+    _check_store(store, data)
     work = _workdir(workdir, store)
     _check_run_cap(run_cap, max_run_flops, entries, data, store, first)
     if cap is not None and len(_store_for_planning(store)) == 0:

@@ -177,6 +177,11 @@ def run_loop(
             f"the runs in {store} already cost {spent:.3g} FLOPs, the whole --experiment-budget "
             f"{cap:.3g}; raise it to go on"
         )
+    elif _seed_design_unfinished(seed_design, data, store, plan_kw):
+        # an earlier loop was interrupted inside its seed design: finish it (what is in the
+        # store is skipped), or every round would fit a part of it
+        execute_suggestions(seed_design, data, store, **exec_kw)
+        spent = _runs_flops(RunStore(store, read_only=True).read())
     db = RunStore(store)
     fit_kw = {"chains": 2, "draws": 500, "warmup": 500, "progress": False, **(fit_kwargs or {})}
     history = []
@@ -244,6 +249,21 @@ def run_loop(
         if summary["stopped"]:
             break
     return pd.DataFrame(history)
+
+
+def _seed_design_unfinished(seed_design, corpus, store: Path, plan_kw: dict) -> bool:
+    """Whether the store holds a part of the seed design but not all of it.
+
+    A store with none of it holds runs of the user's own (imported, or trained by hand),
+    which stand in for a seed design; one with all of it is past the seed design.
+    """
+    from bayesplit.train.execute import plan_suggestions
+
+    try:
+        plan = plan_suggestions(seed_design, corpus, store, **plan_kw)
+    except BayesplitError:  # a seed design this corpus or ladder cannot train: not begun
+        return False
+    return bool(plan.done) and bool(plan.jobs)
 
 
 def _check_store_corpus(known: pd.DataFrame, corpus, store: Path) -> None:

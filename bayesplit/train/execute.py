@@ -580,6 +580,9 @@ def execute_suggestions(
     if launcher == "local":
         frames = [run_job(j) for j in jobs]
     elif launcher == "torchrun":
+        nproc = _torchrun_nproc(nproc)
+        for j in plan.jobs:  # each process's ranks would refuse it after the launch
+            _check_splits(j.entry, train_overrides, nproc)
         frames = [_torchrun(j, Path(workdir), nproc) for j in jobs]
     else:
         frames = _slurm(jobs, Path(workdir), launcher_options or {})
@@ -595,11 +598,32 @@ def _job_file(job: dict, workdir: Path) -> Path:
     return path
 
 
-def _torchrun(job: dict, workdir: Path, nproc: int | None) -> pd.DataFrame:
+def _torchrun_nproc(nproc: int | None) -> int:
+    """Processes per torchrun job: as given, else one per GPU, or 2 on CPU."""
+    if nproc is not None:
+        return nproc
     import torch
 
-    if nproc is None:
-        nproc = torch.cuda.device_count() if torch.cuda.is_available() else 2
+    return torch.cuda.device_count() if torch.cuda.is_available() else 2
+
+
+def _check_splits(entry: dict, train_overrides: dict | None, nproc: int) -> None:
+    """Refuse, before launching, a batch that ``nproc`` processes cannot share evenly."""
+    tc = TrainConfig.from_entry(entry, **(train_overrides or {}))
+    if tc.batch_size % nproc:
+        raise BayesplitError(
+            f"model {entry['name']}: batch_size {tc.batch_size} is not divisible by "
+            f"--nproc {nproc}; choose a divisor of it"
+        )
+    rows, micro = tc.batch_size // nproc, tc.micro_batch_size or tc.batch_size // nproc
+    if rows % micro:
+        raise BayesplitError(
+            f"model {entry['name']}: {rows} rows per process (--nproc {nproc}) are not "
+            f"divisible by micro_batch_size {micro}"
+        )
+
+
+def _torchrun(job: dict, workdir: Path, nproc: int) -> pd.DataFrame:
     path = _job_file(job, workdir)
     result = path.with_suffix(".rows.json")
     result.unlink(missing_ok=True)
@@ -618,9 +642,10 @@ def _torchrun(job: dict, workdir: Path, nproc: int | None) -> pd.DataFrame:
     # one thread per process on CPU, or the processes fight over the cores
     env.setdefault("OMP_NUM_THREADS", "1")
     proc = subprocess.run(cmd, env=env)
-    if proc.returncode != 0:
-        raise RuntimeError(
-            f"torchrun job {job['trunk_id']} failed with exit code {proc.returncode}"
+    if proc.returncode != 0:  # its processes printed why, above this line
+        raise BayesplitError(
+            f"torchrun job {job['trunk_id']} failed with exit code {proc.returncode} "
+            "(its processes' messages are above)"
         )
     return pd.DataFrame(json.loads(result.read_text()))
 
@@ -632,7 +657,10 @@ def _slurm(jobs: list[dict], workdir: Path, options: dict[str, Any]) -> list[pd.
         raise BayesplitError(
             "the slurm launcher needs submitit: pip install bayesplit[train]"
         ) from None
-    ex = submitit.AutoExecutor(folder=workdir / "submitit", cluster=options.get("cluster"))
+    try:
+        ex = submitit.AutoExecutor(folder=workdir / "submitit", cluster=options.get("cluster"))
+    except ValueError as exc:  # an unknown --slurm-cluster name
+        raise BayesplitError(f"slurm launcher: {exc}") from None
     params: dict[str, Any] = {"timeout_min": int(options.get("timeout_min", 60 * 24))}
     for key in ("gpus_per_node", "cpus_per_task", "mem_gb", "nodes", "tasks_per_node"):
         if options.get(key) is not None:

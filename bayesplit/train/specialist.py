@@ -261,7 +261,8 @@ def specialize(
         train_domain=domain,
         step=d_tokens + dp_tokens,
         wall_time_s=wall_s0 + time.perf_counter() - t0,
-        tokens_per_s=(n - start) * tps / secs if secs > 0 else math.nan,
+        # over the whole run, as a trunk's: a run resumed at its last step trains 0 s now
+        tokens_per_s=n * tps / train_s if train_s > 0 else math.nan,
         schedule=f"wsd-spec:warmup={spec.warmup_fraction:g}:decay={spec.decay_fraction:g}:{spec.decay_shape}",
         corpus=corpus,
         extra={

@@ -449,3 +449,28 @@ def test_bad_data_is_refused_before_the_store_or_a_trunk_exists(tiny_ladder, out
     refused([*spec, "--domain", "beta"], "domain 'beta' has 20 train tokens", out)
     # --replay is checked against the checkpoint's batch of 8 rows, before the store exists
     refused([*spec, "--domain", "alpha", "--replay", "0.97"], "leaving none", out)
+
+
+@pytest.mark.parametrize("command", ["pretrain", "execute"])
+def test_training_into_a_store_of_another_corpus_is_refused(tiny_corpus, tiny_ladder, out, command):
+    """Rows of another tokenizer are in other nats per token; `loop` refused such a store,
+    the train commands added to it."""
+    import pandas as pd
+
+    from bayesplit.store import RunStore
+
+    store = out / "s.db"
+    row = dict(run_id="r", params=1e5, pretrain_tokens=2e4, eval_domain="alpha", loss=3.0,
+               corpus_sha256="f" * 64)  # fmt: skip
+    RunStore(store).append(pd.DataFrame([row]))
+    if command == "pretrain":
+        args = ["train", "pretrain", "--corpus", tiny_corpus, "--ladder", tiny_ladder,
+                "--model", "tiny", "--branch-at", "2k", "--store", store]  # fmt: skip
+    else:
+        plan = out / "plan.json"
+        plan.write_text(json.dumps([{"model": "tiny", "params": tiny_entry()["params"],
+                                     "pretrain_tokens": 2560, "spec_tokens": 0}]))  # fmt: skip
+        args = ["train", "execute", plan, "--corpus", tiny_corpus, "--ladder", tiny_ladder,
+                "--store", store]  # fmt: skip
+    refused(args, "holds rows trained on another corpus (content sha256 ffffffffffff", out)
+    assert len(RunStore(store).read()) == 1

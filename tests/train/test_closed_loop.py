@@ -239,3 +239,39 @@ def test_a_seed_design_that_fails_leaves_no_empty_store(
     with pytest.raises(BayesplitError, match="diverged"):
         run_loop(tiny_corpus, store, budget=1e13, ladder=str(tiny_ladder), progress=False)
     assert not store.exists()
+
+
+def test_a_seed_design_cut_short_is_finished_by_the_next_loop(tiny_corpus, tmp_path, monkeypatch):
+    """A loop stopped inside its seed design left part of it in the store, and the next loop
+    took that part for a finished seed design: every round fitted a fraction of it."""
+    from types import SimpleNamespace
+
+    import bayesplit.allocation
+    import bayesplit.design
+    import bayesplit.fitting
+    from bayesplit.train.closed_loop import run_loop, seed_suggestions
+    from bayesplit.train.corpus import Corpus
+    from bayesplit.train.execute import execute_suggestions, plan_suggestions
+    from bayesplit.train.ladder import load_ladder
+
+    ladder = write_ladder(tmp_path / "ladder.yaml", [tiny_entry()])
+    entries, corpus = load_ladder(ladder), Corpus(tiny_corpus)
+    seed = seed_suggestions(entries, list(corpus.domains), 2560)
+    store, work = tmp_path / "runs.db", tmp_path / "work"
+    execute_suggestions(
+        seed[:1], tiny_corpus, store, ladder=str(ladder), workdir=work, progress=False
+    )  # fmt: skip  (where an interrupt left it)
+    fitted = []
+    post = SimpleNamespace(diagnostics=SimpleNamespace(ok=True, failures=[]))
+    alloc = SimpleNamespace(
+        to_dict=lambda: {"objective": {"median": 3.0, "credible": [2.9, 3.1]}},
+        plan=SimpleNamespace(params=1e5), pretrain_fraction=0.9, expected_regret_rel=0.05,
+    )  # fmt: skip
+    monkeypatch.setattr(bayesplit.fitting, "fit", lambda runs, **k: fitted.append(runs) or post)
+    monkeypatch.setattr(bayesplit.allocation, "allocate", lambda *a, **k: alloc)
+    monkeypatch.setattr(bayesplit.design, "suggest", lambda *a, **k: SimpleNamespace(to_list=list))
+    run_loop(tiny_corpus, store, budget=1e13, rounds=1, batch=1, ladder=str(ladder),
+             workdir=work, seed_tokens=2560, progress=False)  # fmt: skip
+    plan = plan_suggestions(seed, corpus, store, ladder=entries, workdir=work)
+    assert not plan.jobs and len(plan.done) == len(seed)  # all of the seed design is there
+    assert len(fitted) == 1 and len(fitted[0]) == len(RunStore(store).read())

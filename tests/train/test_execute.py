@@ -230,6 +230,26 @@ def test_slurm_launcher_with_submitit_local_executor(executed, tiny_corpus, tmp_
     assert list((tmp_path / "work" / "submitit").iterdir())  # the job ran through submitit
 
 
+@pytest.mark.parametrize(
+    ("launcher", "options", "message"),
+    [
+        # each rank refused it after the launch, and a RuntimeError traceback followed
+        ("torchrun", {"nproc": 3}, "batch_size 8 is not divisible by --nproc 3"),
+        ("slurm", {"launcher_options": {"cluster": "bogus"}}, "slurm launcher: .*bogus"),
+    ],
+)
+def test_a_launch_that_cannot_work_is_one_error_before_anything_runs(
+    executed, tiny_corpus, tmp_path, launcher, options, message
+):
+    one = [{"model": "tiny", "pretrain_tokens": D1, "spec_tokens": 0}]
+    with pytest.raises(BayesplitError, match=message):
+        execute_suggestions(
+            one, tiny_corpus, tmp_path / "runs.db", ladder=executed["kw"]["ladder"],
+            workdir=tmp_path / "work", launcher=launcher, progress=False, **options,
+        )  # fmt: skip
+    assert not (tmp_path / "runs.db").exists()
+
+
 def test_an_unreadable_trunk_json_is_named(executed, tiny_corpus, tmp_path):
     # an empty trunk.json (a crash before the write reached the disk) was a JSONDecodeError
     import shutil

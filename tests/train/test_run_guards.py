@@ -248,3 +248,17 @@ def test_ladder_of_a_folder_says_it_is_a_folder(tmp_path):
     msg = refused(["train", "ladder", tmp_path], "is a folder, not a model ladder", tmp_path)
     assert "no such" not in msg
     assert runner.invoke(app, ["train", "ladder", str(ladder)]).exit_code == 0
+
+
+def test_a_specialist_resumed_at_its_last_step_keeps_its_throughput(trunk, tiny_corpus, tmp_path):
+    """Interrupted while evaluating, a run resumes at its last step and trains 0 s: its rows
+    had tokens_per_s and mfu NaN (stored as null). They count the whole run, as a trunk's."""
+    kw = dict(workdir=tmp_path / "w", progress=False)
+    rows = specialize(tiny_corpus, trunk["ckpt"], "alpha", 8 * TPS, **kw)
+    run_dir = tmp_path / "w" / "runs" / rows["run_id"].iloc[0]
+    state = load_checkpoint(trunk["ckpt"])
+    state["meta"] = {"kind": "spec", "step": 8, "train_time_s": 4.0, "wall_time_s": 5.0}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    torch.save(state, ckpt_path(run_dir, "periodic", 8))
+    again = specialize(tiny_corpus, trunk["ckpt"], "alpha", 8 * TPS, **kw)
+    assert again["tokens_per_s"].tolist() == pytest.approx([8 * TPS / 4.0] * len(again))
