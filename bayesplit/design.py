@@ -237,6 +237,18 @@ def already_measured(candidates: pd.DataFrame, runs: pd.DataFrame | None) -> np.
     return out
 
 
+def _spec_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """(N, D, D', train domain of a specialized row) per row: what makes two runs one."""
+    return pd.DataFrame(
+        {
+            "params": df["params"].to_numpy(float),
+            "pretrain_tokens": df["pretrain_tokens"].to_numpy(float),
+            "spec_tokens": df["spec_tokens"].to_numpy(float),
+            "train_domain": _branch_domain(df),
+        }
+    )
+
+
 def _branch_domain(df: pd.DataFrame) -> np.ndarray:
     """The train domain of a specialized row, "" for a general one."""
     spec = df["spec_tokens"].to_numpy(float) > 0
@@ -729,6 +741,9 @@ def suggest(
             candidates["model"] = None
     if len(candidates) == 0:
         raise BayesplitError("no candidates to rank")
+    # one spec once: repeated rows (a candidate table, or a size given twice) put the same
+    # run in a batch twice, as picks are blocked by row, not by spec
+    candidates = candidates[~_spec_frame(candidates).duplicated().to_numpy()].reset_index(drop=True)
 
     draws = posterior.draws(max_draws=max_draws)
     q, label = decision_quantity(
@@ -819,7 +834,7 @@ def suggest(
             else (
                 f"continuing the N={c['params']:.3g} trunk"
                 if "extend_from" in p["branch_from"]
-                else f"a branch of the existing N={c['params']:.3g} trunk"
+                else f"a branch of the {'suggested' if p['branch_from'].get('trunk') == 'suggested' else 'existing'} N={c['params']:.3g} trunk"
             )
         )
         kind = (

@@ -365,3 +365,27 @@ def test_suggest_reads_the_runs_done_from_a_file_as_fit_does(additive_posterior,
     assert from_file == from_frame
     with pytest.raises(BayesplitError, match="runs must be a DataFrame, a file path"):
         suggest(additive_posterior, runs=42, **kwargs)
+
+
+def test_repeated_candidates_are_one_candidate_and_a_suggested_trunk_is_named_so(
+    additive_posterior,
+):
+    web = dict(params=1e7, pretrain_tokens=1e8, spec_tokens=1e7, train_domain="web")
+    general = dict(params=1e7, pretrain_tokens=1e8, spec_tokens=0.0, train_domain=None)
+    cands = pd.DataFrame([web] * 3 + [general, {**general, "train_domain": "web"}])
+    picks = suggest(additive_posterior, budget=1e19, n=5, candidates=cands, force=True).to_list()
+    specs = [
+        (p["params"], p["pretrain_tokens"], p["spec_tokens"], p["train_domain"]) for p in picks
+    ]
+    assert len(specs) == len(set(specs)) == 2  # the web branch and the general model, once each
+    # a branch from a trunk suggested earlier in the batch is not called "existing"
+    grid = dict(params=[3e8], pretrain_tokens=[1e8, 3e8], spec_tokens=[3e7, 1e8])
+    out = suggest(additive_posterior, budget=1e19, n=6, force=True, **grid).to_list()
+    branches = [
+        p for p in out
+        if p["branch_from"] and p["branch_from"].get("trunk") == "suggested"
+        and "extend_from" not in p["branch_from"]
+    ]  # fmt: skip
+    assert branches
+    for p in branches:
+        assert "a branch of the suggested N=3e+08 trunk" in p["reason"], p["reason"]
