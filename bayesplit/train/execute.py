@@ -70,7 +70,12 @@ class TrunkJob:
         """One line for ``--dry-run``: the trunk, its branch points and branches."""
         parts = [f"{self.trunk_id}: {len(self.eval_at)} general, {len(self.specs)} specialist"]
         if self.trunk_step:
-            parts.append(f"(trunk resumes from step {self.trunk_step})")
+            # not where it resumes: each step it needs starts from the furthest checkpoint
+            # at or before it, which may be an earlier one, or step 0
+            parts.append(
+                f"(trunk checkpoints up to step {self.trunk_step} exist; each step it needs "
+                "is trained from the furthest one at or before it)"
+            )
         return " ".join(parts)
 
 

@@ -262,3 +262,12 @@ def test_an_unreadable_trunk_json_is_named(executed, tiny_corpus, tmp_path):
     kw = {**executed["kw"], "workdir": work}
     with pytest.raises(BayesplitError, match="trunk.json cannot be read .*delete the folder"):
         execute_suggestions(more, tiny_corpus, tmp_path / "runs.db", progress=False, **kw)
+
+
+def test_the_dry_run_line_says_which_checkpoints_exist_not_where_training_resumes():
+    from bayesplit.train.execute import TrunkJob
+
+    job = TrunkJob("t", {"name": "tiny"}, 0, eval_at=[2560], trunk_step=39)
+    # a run needing stable step 29 retrains from step 0 when only step 39 exists
+    assert "resumes from step 39" not in job.describe()
+    assert "checkpoints up to step 39 exist" in job.describe()
