@@ -80,7 +80,7 @@ def import_cmd(
     ] = False,
 ) -> None:
     """Append a run table to a store, in one transaction (all rows or none)."""
-    from bayesplit.runs import STORE_SUFFIXES, read_table, validate_runs
+    from bayesplit.runs import STORE_SUFFIXES, load_runs, read_table, validate_runs
     from bayesplit.store import RunStore
 
     check_output_path(store, option="--store", suffixes=set(STORE_SUFFIXES))
@@ -91,12 +91,8 @@ def import_cmd(
             known = RunStore(store, read_only=True).eval_domains()
     # a bad table never creates the store; a branch may train on a domain that only
     # rows already in the store were evaluated on
-    if str(path).startswith("bundled:"):  # as every other command's --runs takes it
-        from bayesplit.datasets import load_dataset
-
-        table = load_dataset(str(path).split(":", 1)[1])
-    else:
-        table = read_table(path)
+    # bundled:NAME as every other command's --runs takes it (load_runs reads those)
+    table = load_runs(str(path)) if str(path).startswith("bundled:") else read_table(path)
     if "eval_domain" in table.columns:
         known |= {str(d).strip() for d in table["eval_domain"].dropna()}
     runs = validate_runs(table, domains=sorted(known) or None, source=str(path))

@@ -142,21 +142,14 @@ def _check_store(store: Path | None, corpus=None) -> None:
     RunStore.check(store, allow_empty=True)  # a foreign file is refused, untouched
     if corpus is None:
         return
+    from bayesplit.train.closed_loop import check_store_corpus
+
     try:
         known = RunStore(store, read_only=True).read()
     except BayesplitError:  # an empty SQLite file: a store not made yet
         return
-    if "corpus_sha256" not in known:
-        return
-    # another tokenizer's losses are in other nats per token: one fit of both would mix
-    # them (as `bayesplit loop` refuses; rows without a hash are left to the user here)
-    own = corpus.content_sha256
-    other = sorted({h for h in known["corpus_sha256"] if isinstance(h, str) and h and h != own})
-    if other:
-        raise BayesplitError(
-            f"{store} holds rows trained on another corpus (content sha256 {other[0][:12]}…, "
-            f"this corpus {own[:12]}…); use another --store"
-        )
+    # another tokenizer's losses are in other nats per token, as `bayesplit loop` refuses
+    check_store_corpus(known, corpus, store, unhashed_ok=True)
 
 
 def _workdir(workdir: Path | None, store: Path | None) -> Path:

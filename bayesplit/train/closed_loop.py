@@ -147,7 +147,7 @@ def run_loop(
     # a budget no plan can meet is refused before any training or fit: the first fit sees
     # the store's runs, or the seed design on an empty store (opening would create it)
     known = RunStore(store, read_only=True).read() if store.exists() else pd.DataFrame()
-    _check_store_corpus(known, data, store)
+    check_store_corpus(known, data, store)
     check_budget_buys_a_run(
         budget, known if len(known) else pd.DataFrame(seed_design), len(data.domains)
     )
@@ -266,14 +266,17 @@ def _seed_design_unfinished(seed_design, corpus, store: Path, plan_kw: dict) -> 
     return bool(plan.done) and bool(plan.jobs)
 
 
-def _check_store_corpus(known: pd.DataFrame, corpus, store: Path) -> None:
+def check_store_corpus(
+    known: pd.DataFrame, corpus, store: Path, *, unhashed_ok: bool = False
+) -> None:
     """Refuse a store whose trained rows come from another corpus, or from a corpus it cannot
     tell: their losses may be in another tokenizer's nats per token, and one fit of both
     would mix them (the experiment budget would count their runs too).
 
     Every row the trainer writes records its corpus's hash (computed from the shards when
     the manifest records none); a row without one was imported or written by an older
-    version, and is refused rather than assumed to be this corpus's.
+    version, and is refused rather than assumed to be this corpus's, unless
+    ``unhashed_ok`` (the train commands, which only add rows, leave those to the user).
     """
     if not len(known):
         return
@@ -289,7 +292,7 @@ def _check_store_corpus(known: pd.DataFrame, corpus, store: Path) -> None:
             f"this corpus {own[:12]}…); use another --store"
         )
     missing = int(hashes.isna().sum())
-    if missing:
+    if missing and not unhashed_ok:
         raise BayesplitError(
             f"{store} holds {missing} of its {len(known)} rows without a corpus_sha256 "
             "(imported, or trained before hashes were recorded), so the loop cannot tell "
