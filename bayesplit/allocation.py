@@ -1014,6 +1014,27 @@ def _summarize(
         attrs={"units": "nats per token"},
     )
     alts = _alternative_plans(prob, p, plan, kind_, alpha, params, ladder)
+    capped = []
+    for name, alt in alts.items():
+        an, ad, adp = alt.arrays(prob.domains)
+        if not (adp > prob.max_spec_tokens).any():
+            continue
+
+        def alt_risk(d_, dp_, an=an):
+            return np.array(
+                [_risk(_evaluate(prob, p, an, d_[0], dp_[0]) @ prob.weights, kind_, alpha, np)]
+            )
+
+        (ad,), (adp,) = _respect_data_limits(prob, np.array([ad]), adp[None], alt_risk)
+        alts[name] = Plan(
+            float(an), float(ad), dict(zip(prob.domains, map(float, adp), strict=True))
+        )
+        capped.append(name)
+    if capped:
+        notes.append(
+            f"the data limits cap D' of {', '.join(capped)}: as in the plan, the tokens "
+            "beyond a limit go to pretraining"
+        )
     for i, extra in enumerate([compare] if isinstance(compare, Mapping) else list(compare or [])):
         alt = Plan.from_dict(extra, prob.domains)
         name = str(extra.get("name", f"user plan {i + 1}"))

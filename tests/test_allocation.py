@@ -87,6 +87,20 @@ def test_matches_brute_force_with_a_data_limit(truth2):
     assert got > free.to_dict()["objective"]["median"]  # the limit costs something
 
 
+def test_alternatives_respect_the_data_limit(truth2):
+    """A fixed split that asks for more D' than the data allows is capped as the plan is."""
+    post = truth2.as_posterior()
+    cap = 0.3 * allocate(post, budget=BUDGET).plan.spec_tokens["a"]
+    alloc = allocate(post, budget=BUDGET, max_spec_tokens={"a": cap})
+    alts = alloc.alternatives
+    capped = [n for n in alts["alternative"].values if n != "all pretraining"]
+    for name in capped:
+        alt = alts.sel(alternative=name)
+        assert float(alt["spec_tokens"].sel(domain="a")) <= cap * (1 + 1e-9), name
+        assert float(alt["flops"]) == pytest.approx(BUDGET, rel=1e-6), name  # excess pretrains
+    assert any("cap D' of 90/10 split, 50/50 split" in n for n in alloc.notes)
+
+
 def test_suggest_hooks_see_the_data_limit(truth2):
     """What suggest scores is the objective allocate reports: D' beyond the limit buys nothing."""
     post = truth2.as_posterior()
