@@ -35,6 +35,7 @@ it could change which plan is best.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,19 @@ class CostModel:
 
     cooldown_fraction: float = 0.1
     flops_per_param_token: float = FLOPS_PER_PARAM_TOKEN
+
+    def __post_init__(self):
+        # A cooldown of 0 would make every general checkpoint of a trained trunk free, and
+        # suggest would rank a free candidate's value per FLOP as infinite.
+        if not (
+            isinstance(self.cooldown_fraction, (int, float)) and 0 < self.cooldown_fraction <= 1
+        ):
+            raise BayesplitError(
+                f"cooldown_fraction must be in (0, 1], got {self.cooldown_fraction!r}"
+            )
+        f = self.flops_per_param_token
+        if not (isinstance(f, (int, float)) and math.isfinite(f) and f > 0):
+            raise BayesplitError(f"flops_per_param_token must be a positive number, got {f!r}")
 
 
 @dataclass

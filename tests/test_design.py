@@ -27,6 +27,20 @@ def test_candidate_grid_shapes():
     assert c["train_domain"].isna().sum() == 4
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"cooldown_fraction": 0.0}, r"cooldown_fraction must be in \(0, 1\], got 0.0"),
+        ({"cooldown_fraction": 1.5}, r"cooldown_fraction must be in \(0, 1\], got 1.5"),
+        ({"flops_per_param_token": 0}, "flops_per_param_token must be a positive number"),
+        ({"flops_per_param_token": float("nan")}, "flops_per_param_token must be a positive"),
+    ],
+)
+def test_a_cost_model_that_makes_runs_free_is_refused(kwargs, message):
+    with pytest.raises(BayesplitError, match=message):
+        CostModel(**kwargs)
+
+
 def test_tree_aware_costs():
     cands = pd.DataFrame(
         {

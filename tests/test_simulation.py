@@ -102,7 +102,7 @@ def test_design_cost_follows_the_trunk_tree():
 
 
 def test_take_batch_charges_the_tree_and_skips_what_the_budget_cannot_pay():
-    cost = CostModel(cooldown_fraction=0.0)
+    cost = CostModel(cooldown_fraction=0.1)
     cands = pd.DataFrame(
         {
             "params": [1e7, 1e7, 1e8, 1e7],
@@ -113,10 +113,10 @@ def test_take_batch_charges_the_tree_and_skips_what_the_budget_cannot_pay():
     )
     trunks = TrunkState()
     cfg = dataclasses.replace(_config()[1], cost_model=cost, experiment_budget=1e17)
-    # trunk 6e16, a branch on it 6e15; the 1e8 trunk (6e17) is over budget and skipped,
-    # the later branch (1.2e16) still fits
+    # trunk 6e16 and its cooldown 6e15, a branch on it 6e15; the 1e8 trunk (6.6e17) is over
+    # budget and skipped, the later branch (1.2e16) still fits
     new, spent = take_batch([0, 1, 2, 3], cands, trunks, cfg, 0.0, seed=3)
-    assert spent == pytest.approx(6e16 + 6e15 + 1.2e16)
+    assert spent == pytest.approx(6.6e16 + 6e15 + 1.2e16)
     assert list(new["spec_tokens"]) == [0.0, 1e8, 2e8]
     assert new["run_id"].is_unique
     # the big trunk still does not fit after the others were paid for
