@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numbers
 import reprlib
+import sys
+from collections.abc import Callable
 from typing import NoReturn
 
 import numpy as np
@@ -28,6 +30,24 @@ def check_seed(seed, what: str = "seed") -> int:
     if not 0 <= int(seed) <= MAX_SEED:
         raise BayesplitError(f"{what} must be between 0 and 2^63 - 1, got {seed}")
     return int(seed)
+
+
+def progress_messages(progress) -> Callable[[str], None] | None:
+    """What a ``progress`` argument means for a function that reports in lines of text.
+
+    ``True`` prints each line to stderr (``fit`` and the trainers take ``progress=True``
+    too, so the same argument works everywhere); ``False`` or ``None`` prints nothing;
+    a callable receives each line.
+    """
+    if progress is None or progress is False:
+        return None
+    if progress is True:
+        return lambda line: print(line, file=sys.stderr, flush=True)
+    if callable(progress):
+        return progress
+    raise BayesplitError(
+        f"progress must be True, False or a function that takes a line of text, got {progress!r}"
+    )
 
 
 def share_range(lo: float, hi: float) -> str:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from bayesplit import _arviz
+from bayesplit._parse import progress_messages
 from bayesplit.errors import BayesplitError
 from bayesplit.laws import Law, get_law
 from bayesplit.model import run_groups
@@ -126,7 +127,7 @@ def compare(
     *,
     holdout_largest: float = 0.2,
     level: float = 0.9,
-    progress: Callable[[str], None] | None = None,
+    progress: bool | Callable[[str], None] | None = None,
     **fit_kwargs,
 ) -> pd.DataFrame:
     """Fit each law without the largest runs, then score it.
@@ -143,7 +144,8 @@ def compare(
     level
         Probability of the predictive intervals whose coverage is reported.
     progress
-        Called with a message before each fit.
+        True prints a line to stderr before each fit, and shows the fits' progress bars;
+        a callable receives the lines instead. False or None: silent.
     **fit_kwargs
         Passed to :func:`bayesplit.fit` (chains, draws, seed, ...).
 
@@ -171,6 +173,7 @@ def compare(
     if repeated:  # the same fit twice, at twice the cost, would read as two candidates
         raise BayesplitError(f"law(s) named more than once: {', '.join(repeated)}")
     check_level(level)
+    progress = progress_messages(progress)
     train, holdout = split_largest(load_runs(runs), holdout_largest)
     for law in laws:  # and so does a user law whose mean fails on these runs
         if not law.builtin:
@@ -183,7 +186,7 @@ def compare(
             progress(
                 f"fitting {name} on {train['run_id'].nunique()} runs, holding out {holdout['run_id'].nunique()}"
             )
-        post = fit(train, law, **fit_kwargs)
+        post = fit(train, law, progress=progress is not None, **fit_kwargs)  # its bars too
         # rows and runs: the progress line counts runs, and one run has a row per domain
         row = {
             "law": name,

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from bayesplit._parse import progress_messages
 from bayesplit.design import (
     CostModel,
     TrunkState,
@@ -245,7 +246,7 @@ def run_campaign(
     *,
     seed: int = 0,
     refitter=None,
-    progress=None,
+    progress: bool | Callable[[str], None] | None = None,
     candidates: pd.DataFrame | None = None,
     observe: Callable[[pd.DataFrame, int], pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
@@ -264,7 +265,7 @@ def run_campaign(
     refitter
         A :class:`bayesplit.fitting.Refitter` to reuse (compiled once); built if None.
     progress
-        Called with a one-line summary after each round.
+        True prints a one-line summary to stderr after each round; a callable receives it.
     candidates
         The runs a policy may choose from (columns params, pretrain_tokens, spec_tokens,
         train_domain); default the factorial grid of ``config``.
@@ -277,6 +278,7 @@ def run_campaign(
 
     if policy not in POLICIES:
         raise BayesplitError(f"unknown policy {policy!r}; choose from {', '.join(POLICIES)}")
+    progress = progress_messages(progress)
     rng = np.random.default_rng(seed)
     domains = list(truth.domains)
     if candidates is None:
@@ -409,9 +411,11 @@ def simulate(
     *,
     policies: Sequence[str] = POLICIES,
     seeds: Sequence[int] = (0,),
-    progress: Callable[[str], None] | None = None,
+    progress: bool | Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
     """Run one campaign per (policy, seed); the rounds of all of them in one table.
+
+    ``progress``: True prints a line to stderr after each round; a callable receives it.
 
     Columns: ``policy``, ``seed``, ``round``, ``spent_flops``, ``n_runs``, ``regret``
     (relative, of the recommended plan under the true law), ``true_objective``,
@@ -429,6 +433,7 @@ def simulate(
     if not seeds:
         raise BayesplitError("simulate needs at least one seed")
     check_seed_design_fits(config)
+    progress = progress_messages(progress)
     refitter = make_refitter(truth, config)
     out = []
     for s in seeds:

@@ -122,3 +122,19 @@ def test_domains_that_are_no_names_are_refused_in_words(post):
     # "'int' object is not iterable" from list(5)
     with pytest.raises(BayesplitError, match="domains must be names \\(strings\\), got 5"):
         bayesplit.allocate(post, budget=1e20, domains=5)
+
+
+def test_progress_means_the_same_in_compare_as_in_fit(runs, capfd):
+    """fit takes progress=True/False; compare and simulate took only a function, so True
+    raised "'bool' object is not callable" once the runs were split."""
+    from bayesplit._parse import progress_messages
+
+    quick = dict(chains=1, draws=20, warmup=20, holdout_largest=0.0)
+    bayesplit.compare(runs, ["additive"], progress=True, **quick)
+    assert "fitting additive on 12 runs, holding out 0" in capfd.readouterr().err
+    assert progress_messages(False) is None and progress_messages(None) is None
+    lines = []
+    progress_messages(lines.append)("a line")
+    assert lines == ["a line"]
+    with pytest.raises(BayesplitError, match="progress must be True, False or a function"):
+        bayesplit.compare(runs, ["additive"], progress="yes", **quick)
