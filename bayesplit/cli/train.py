@@ -482,6 +482,7 @@ def execute_cmd(
     data = _check_corpus(corpus)
     from bayesplit.train.execute import (
         LAUNCHERS,
+        check_nproc,
         execute_suggestions,
         load_suggestions,
         plan_suggestions,
@@ -491,6 +492,7 @@ def execute_cmd(
     if launcher not in LAUNCHERS:
         raise BayesplitError(f"unknown launcher {launcher!r} (use {', '.join(LAUNCHERS)})")
     _at_least(nproc, "--nproc", 1)
+    check_nproc(launcher, nproc)
     _at_least(slurm_timeout, "--slurm-timeout", 1)
     _at_least(slurm_gpus, "--slurm-gpus", 0)
     _fraction(replay, "--replay")

@@ -535,7 +535,8 @@ def execute_suggestions(
     progress
         Progress bars on stderr.
     nproc
-        Processes per job for ``torchrun`` (default: the GPU count, or 2 on CPU).
+        Processes per job for ``torchrun`` (default: the GPU count, or 2 on CPU); refused
+        with another launcher, which runs each job in one process.
     launcher_options
         For ``slurm``: ``cluster`` (``"local"`` runs the jobs as local processes, for tests),
         ``timeout_min``, ``partition``, ``gpus_per_node``, ``cpus_per_task``, ``mem_gb``.
@@ -555,6 +556,7 @@ def execute_suggestions(
     """
     if launcher not in LAUNCHERS:
         raise BayesplitError(f"unknown launcher {launcher!r} (use {', '.join(LAUNCHERS)})")
+    check_nproc(launcher, nproc)
     spec = spec or SpecConfig()
     plan = plan_suggestions(
         suggestions,
@@ -601,6 +603,20 @@ def _job_file(job: dict, workdir: Path) -> Path:
     path = workdir / "jobs" / f"{job['trunk_id']}-{config_hash(job)[:8]}.json"
     atomic_write_text(path, json.dumps(job, indent=2))
     return path
+
+
+def check_nproc(launcher: str, nproc: int | None) -> None:
+    """Refuse ``nproc`` for a launcher that does not use it.
+
+    ``local`` runs each job in this process and ``slurm`` submits each as one task, so a
+    count given with them was silently dropped: a user who asked for parallel processes
+    got one, and found out only from the rows' world size.
+    """
+    if nproc is not None and launcher != "torchrun":
+        raise BayesplitError(
+            f"--nproc is for --launcher torchrun only: --launcher {launcher} runs each job "
+            "in one process; drop --nproc, or use --launcher torchrun"
+        )
 
 
 def _torchrun_nproc(nproc: int | None) -> int:

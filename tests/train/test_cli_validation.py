@@ -163,6 +163,12 @@ def test_execute_dry_run_writes_nothing(tiny_corpus, tiny_ladder, out, tmp_path)
     ("extra", "message"),
     [
         (["--nproc", "0"], "--nproc must be >= 1"),
+        # local and slurm run each job in one process: the count was silently dropped
+        (["--nproc", "2"], "--nproc is for --launcher torchrun only: --launcher local"),
+        (
+            ["--launcher", "slurm", "--slurm-cluster", "local", "--nproc", "2"],
+            "--nproc is for --launcher torchrun only: --launcher slurm",
+        ),
         (["--slurm-timeout", "0"], "--slurm-timeout must be >= 1"),
         (["--slurm-gpus", "-1"], "--slurm-gpus must be >= 0"),
         (["--replay", "1"], "--replay must be a fraction in [0, 1)"),

@@ -236,6 +236,8 @@ def test_slurm_launcher_with_submitit_local_executor(executed, tiny_corpus, tmp_
         # each rank refused it after the launch, and a RuntimeError traceback followed
         ("torchrun", {"nproc": 3}, "batch_size 8 is not divisible by --nproc 3"),
         ("slurm", {"launcher_options": {"cluster": "bogus"}}, "slurm launcher: .*bogus"),
+        # the local launcher trained in one process, silently
+        ("local", {"nproc": 2}, "--nproc is for --launcher torchrun only"),
     ],
 )
 def test_a_launch_that_cannot_work_is_one_error_before_anything_runs(
