@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
+import socket
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -147,7 +150,8 @@ def specialize(
     store
         Run store for the rows (skipped if they are already there); None = do not write.
     workdir
-        Where periodic resume checkpoints go (``workdir/runs/<run_id>/``); None = none.
+        Where periodic resume checkpoints go (``workdir/runs/<run_id>/``), and the lock
+        that refuses a second run of the same specialist (:func:`run_lock`); None = none.
     seed
         Data-order seed; default the trunk's.
     train
@@ -192,101 +196,164 @@ def specialize(
     unique = corpus.n_tokens(domain, "train")
     if steps_in_store(store_for_lookup(store), run_id):
         return pd.DataFrame()
-    if domain_tokens > unique:
-        warn(
-            f"D' = {dp_tokens:,} tokens on domain {domain!r} reads {domain_tokens:,} of its "
-            f"tokens, {domain_tokens / unique:.3g} passes over its {unique:,} train tokens: "
-            "the data repeats (rows record spec_epochs)"
-        )
-
-    rt = make_runtime(tc)
-    tr = Trainer(cfg, tc, rt, seed)
-    tr.load(state, checkpoint)
-    tr.run_id = run_id
-    sched = specialization(
-        spec.lr or tc.lr,
-        n,
-        warmup_fraction=spec.warmup_fraction,
-        decay_fraction=spec.decay_fraction,
-        shape=spec.decay_shape,
-    )
-    run_dir = Path(workdir) / "runs" / run_id if workdir is not None else None
-    start, train_s0, wall_s0 = 0, 0.0, 0.0
-    if run_dir is not None and (periodic := list_checkpoints(run_dir)["periodic"]):
-        resumed = load_checkpoint(periodic[max(periodic)])
-        if finite_weights(resumed):
-            start = max(periodic)
-            tr.load(resumed, periodic[start])
-            train_s0, wall_s0 = resumed["meta"]["train_time_s"], resumed["meta"]["wall_time_s"]
-        else:  # a diverged state saved before the trainer checked: start again
+    # held from here to the rows: a second run of this specialist is refused now, not
+    # when its rows clash with the first one's after it trained in full
+    with run_lock(workdir, run_id):
+        # again under the lock: a run that held it may have written the rows meanwhile
+        if steps_in_store(store_for_lookup(store), run_id):
+            return pd.DataFrame()
+        if domain_tokens > unique:
             warn(
-                f"{periodic[max(periodic)]} holds weights that are not finite (the run "
-                "diverged); specializing again from the trunk checkpoint"
+                f"D' = {dp_tokens:,} tokens on domain {domain!r} reads {domain_tokens:,} of its "
+                f"tokens, {domain_tokens / unique:.3g} passes over its {unique:,} train tokens: "
+                "the data repeats (rows record spec_epochs)"
             )
-    t0 = time.perf_counter()
 
-    def on_step(step: int, losses: list, secs: float) -> None:
-        if run_dir is not None and tc.checkpoint_every and step % tc.checkpoint_every == 0:
-            m = {
-                "kind": "spec",
-                "run_id": run_id,
-                "step": step,
-                "train_time_s": train_s0 + secs,
-                "wall_time_s": wall_s0 + time.perf_counter() - t0,
-            }
-            tr.save_periodic(run_dir, step, m)
+        rt = make_runtime(tc)
+        tr = Trainer(cfg, tc, rt, seed)
+        tr.load(state, checkpoint)
+        tr.run_id = run_id
+        sched = specialization(
+            spec.lr or tc.lr,
+            n,
+            warmup_fraction=spec.warmup_fraction,
+            decay_fraction=spec.decay_fraction,
+            shape=spec.decay_shape,
+        )
+        run_dir = Path(workdir) / "runs" / run_id if workdir is not None else None
+        start, train_s0, wall_s0 = 0, 0.0, 0.0
+        if run_dir is not None and (periodic := list_checkpoints(run_dir)["periodic"]):
+            resumed = load_checkpoint(periodic[max(periodic)])
+            if finite_weights(resumed):
+                start = max(periodic)
+                tr.load(resumed, periodic[start])
+                train_s0, wall_s0 = resumed["meta"]["train_time_s"], resumed["meta"]["wall_time_s"]
+            else:  # a diverged state saved before the trainer checked: start again
+                warn(
+                    f"{periodic[max(periodic)]} holds weights that are not finite (the run "
+                    "diverged); specializing again from the trunk checkpoint"
+                )
+        t0 = time.perf_counter()
 
-    label = f"specialize {domain} D={d_tokens:,} D'={dp_tokens:,}"
-    with progress_bar(progress and rt.main, n - start, label) as bar:
-        _, secs = tr.train(sampler, sched, start, n, on_step=on_step, progress=bar)
-    try:
-        losses = tr.evaluate(corpus, tc.eval_tokens)
-    except BayesplitError:
-        # the last periodic checkpoint is the state that evaluated to NaN: a rerun must
-        # not resume from it and find nothing left to train
+        def on_step(step: int, losses: list, secs: float) -> None:
+            if run_dir is not None and tc.checkpoint_every and step % tc.checkpoint_every == 0:
+                m = {
+                    "kind": "spec",
+                    "run_id": run_id,
+                    "step": step,
+                    "train_time_s": train_s0 + secs,
+                    "wall_time_s": wall_s0 + time.perf_counter() - t0,
+                }
+                tr.save_periodic(run_dir, step, m)
+
+        label = f"specialize {domain} D={d_tokens:,} D'={dp_tokens:,}"
+        with progress_bar(progress and rt.main, n - start, label) as bar:
+            _, secs = tr.train(sampler, sched, start, n, on_step=on_step, progress=bar)
+        try:
+            losses = tr.evaluate(corpus, tc.eval_tokens)
+        except BayesplitError:
+            # the last periodic checkpoint is the state that evaluated to NaN: a rerun must
+            # not resume from it and find nothing left to train
+            if run_dir is not None and rt.main:
+                ckpt_path(run_dir, "periodic", n).unlink(missing_ok=True)
+                _remove_if_empty(run_dir)
+            raise
+        train_s = train_s0 + secs
+        rows = run_rows(
+            tr,
+            losses,
+            entry=entry,
+            run_id=run_id,
+            trunk_id=trunk_id,
+            seed=seed,
+            pretrain_tokens=d_tokens,
+            spec_tokens=dp_tokens,
+            train_domain=domain,
+            step=d_tokens + dp_tokens,
+            wall_time_s=wall_s0 + time.perf_counter() - t0,
+            # over the whole run, as a trunk's: a run resumed at its last step trains 0 s now
+            tokens_per_s=n * tps / train_s if train_s > 0 else math.nan,
+            schedule=f"wsd-spec:warmup={spec.warmup_fraction:g}:decay={spec.decay_fraction:g}:{spec.decay_shape}",
+            corpus=corpus,
+            extra={
+                "replay_fraction": replay / tc.batch_size,
+                "spec_domain_tokens": domain_tokens,
+                "pretrain_epochs": pretrain_epochs(corpus, tc, d_tokens)[0],
+                "spec_epochs": domain_tokens / unique,
+                # replay rows draw from every domain, this one included, so the unique domain
+                # tokens behind a D' with replay are not known; left blank rather than guessed
+                "unique_spec_tokens": min(domain_tokens, unique) if not replay else None,
+                "spec_lr": spec.lr or tc.lr,
+                "trunk_wall_time_s": meta["wall_time_s"],
+                "spec_train_time_s": train_s,
+            },
+        )
+        out = write_rows(store, rows, rt)
         if run_dir is not None and rt.main:
-            ckpt_path(run_dir, "periodic", n).unlink(missing_ok=True)
+            for p in list_checkpoints(run_dir)["periodic"].values():
+                p.unlink(missing_ok=True)
             _remove_if_empty(run_dir)
-        raise
-    train_s = train_s0 + secs
-    rows = run_rows(
-        tr,
-        losses,
-        entry=entry,
-        run_id=run_id,
-        trunk_id=trunk_id,
-        seed=seed,
-        pretrain_tokens=d_tokens,
-        spec_tokens=dp_tokens,
-        train_domain=domain,
-        step=d_tokens + dp_tokens,
-        wall_time_s=wall_s0 + time.perf_counter() - t0,
-        # over the whole run, as a trunk's: a run resumed at its last step trains 0 s now
-        tokens_per_s=n * tps / train_s if train_s > 0 else math.nan,
-        schedule=f"wsd-spec:warmup={spec.warmup_fraction:g}:decay={spec.decay_fraction:g}:{spec.decay_shape}",
-        corpus=corpus,
-        extra={
-            "replay_fraction": replay / tc.batch_size,
-            "spec_domain_tokens": domain_tokens,
-            "pretrain_epochs": pretrain_epochs(corpus, tc, d_tokens)[0],
-            "spec_epochs": domain_tokens / unique,
-            # replay rows draw from every domain, this one included, so the unique domain
-            # tokens behind a D' with replay are not known; left blank rather than guessed
-            "unique_spec_tokens": min(domain_tokens, unique) if not replay else None,
-            "spec_lr": spec.lr or tc.lr,
-            "trunk_wall_time_s": meta["wall_time_s"],
-            "spec_train_time_s": train_s,
-        },
-    )
-    out = write_rows(store, rows, rt)
-    if run_dir is not None and rt.main:
-        for p in list_checkpoints(run_dir)["periodic"].values():
-            p.unlink(missing_ok=True)
-        _remove_if_empty(run_dir)
-    return out
+        return out
+
+
+@contextlib.contextmanager
+def run_lock(workdir: str | Path | None, run_id: str) -> Iterator[None]:
+    """Hold ``workdir/runs/<run_id>.lock`` while a specialist trains and writes its rows.
+
+    Two runs of one specialist (same trunk checkpoint, domain, D' and settings) share its
+    run id, its periodic checkpoints and its rows: the second trained in full and was
+    refused only when the store already had the first one's rows. The file is created with
+    ``O_EXCL``, so of two runners exactly one gets it, and the other is refused before it
+    trains. It is removed when the run ends, trained or failed; a run killed outright
+    leaves it behind, so the refusal says who took it and how to clear it. Only the main
+    process takes it (under torchrun every rank runs this), and only with a workdir (where
+    the run's checkpoints go; the default workdir is named after the store).
+    """
+    if workdir is None or int(os.environ.get("RANK", "0")) != 0:
+        yield
+        return
+    lock = Path(workdir) / "runs" / f"{run_id}.lock"
+    # a run that fails leaves nothing behind, so neither do the folders made for its lock
+    made = [d for d in (lock.parent, *lock.parent.parents) if not d.exists()]
+    try:
+        fd = _create_exclusive(lock)
+    except FileExistsError:
+        raise BayesplitError(
+            f"specialist {run_id} is being trained by another run ({_lock_owner(lock)}); "
+            f"wait for it to finish, or if none is running (a run killed outright leaves its "
+            f"lock behind), delete {lock}"
+        ) from None
+    try:
+        with os.fdopen(fd, "w") as f:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            f.write(f"pid {os.getpid()} on {socket.gethostname()} since {stamp}\n")
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+        for folder in made:  # deepest first
+            _remove_if_empty(folder)
+
+
+def _create_exclusive(path: Path) -> int:
+    """Create ``path`` (and its folder) with ``O_EXCL``; FileExistsError if it exists."""
+    while True:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileNotFoundError:  # another run's lock, released, took the empty folder
+            continue
+
+
+def _lock_owner(lock: Path) -> str:
+    """Who holds a lock, as its file says (empty while the holder is still writing it)."""
+    try:
+        owner = lock.read_text().strip()
+    except OSError:  # released in the meantime, or unreadable
+        owner = ""
+    return f"lock taken by {owner}" if owner else "lock held"
 
 
 def _remove_if_empty(folder: Path) -> None:
-    """Remove a run's checkpoint folder once nothing is left in it."""
+    """Remove a run's folder (of checkpoints, or of its lock) once nothing is left in it."""
     with contextlib.suppress(OSError):  # not empty (a file someone put there), or gone
         folder.rmdir()

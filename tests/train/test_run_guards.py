@@ -203,8 +203,9 @@ def test_pretrain_and_specialize_create_the_store_only_to_write_rows(trunk, tiny
     rows = specialize(tiny_corpus, trunk["ckpt"], "beta", 4 * TPS, **kw)
     assert len(RunStore(store)) == len(rows) == 3
     assert not len(specialize(tiny_corpus, trunk["ckpt"], "beta", 4 * TPS, **kw))
-    # 7. the finished specialist's periodic checkpoints are gone, and so is their folder
-    assert list((work / "runs").iterdir()) == []
+    # 7. the finished specialist's periodic checkpoints are gone, and so is their folder (and
+    # the runs folder, made for the run's lock)
+    assert not (work / "runs").exists()
 
 
 # -- 6. --max-run-flops no run can meet --------------------------------------------------------
@@ -262,3 +263,41 @@ def test_a_specialist_resumed_at_its_last_step_keeps_its_throughput(trunk, tiny_
     torch.save(state, ckpt_path(run_dir, "periodic", 8))
     again = specialize(tiny_corpus, trunk["ckpt"], "alpha", 8 * TPS, **kw)
     assert again["tokens_per_s"].tolist() == pytest.approx([8 * TPS / 4.0] * len(again))
+
+
+# -- 8. two runs of one specialist at once ------------------------------------------------------
+def test_a_second_run_of_a_specialist_is_refused_before_it_trains(
+    trunk, tiny_corpus, tmp_path, monkeypatch
+):
+    """Started while the first one trained, a second run of the same specialist trained in full
+    and was refused only when its rows clashed with the first one's in the store. It is now
+    refused at once, in one line naming the lock; the first run writes its rows, and the lock
+    goes with it."""
+    from bayesplit.train.loop import Trainer
+
+    store, work = tmp_path / "s.db", tmp_path / "w"
+    args = ["train", "specialize", "--corpus", tiny_corpus, "--checkpoint", trunk["ckpt"],
+            "--domain", "gamma", "--tokens", str(4 * TPS), "--device", "cpu",
+            "--store", store, "--workdir", work, "--no-progress"]  # fmt: skip
+    args = [str(a) for a in args]
+    real_train, trained, second = Trainer.train, [], []
+
+    def train(self, *a, **kw):  # the second run starts while the first one trains
+        trained.append(self.run_id)
+        if len(trained) == 1:
+            second.append(runner.invoke(app, args))
+        return real_train(self, *a, **kw)
+
+    monkeypatch.setattr(Trainer, "train", train)
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    (res,) = second
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    lock = work / "runs" / f"{trained[0]}.lock"
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    assert "is being trained by another run (lock taken by pid" in lines[0]
+    assert lines[0].endswith(f"leaves its lock behind), delete {lock}")
+    assert len(trained) == 1  # the second run trained nothing
+    assert len(RunStore(store)) == 3
+    assert not work.exists()  # the lock went with the first run, and the folders made for it
