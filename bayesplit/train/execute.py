@@ -10,14 +10,19 @@ workdir is reused (or extended from its furthest checkpoint).
 Launchers: ``local`` runs the trunk jobs one after another in this process; ``torchrun``
 runs each job with DDP across ``nproc`` processes (gloo on CPU, nccl on CUDA); ``slurm``
 submits every trunk job through ``submitit`` (they run in parallel; rows are appended by
-the jobs themselves, the store takes concurrent writers).
+the jobs themselves, the store takes concurrent writers). When a job ends, the launcher
+removes what it wrote to run it (the job file, torchrun's rows file and log folder,
+submitit's pickles and script); a failed slurm job's logs are kept, and named in the error.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import re
+import shutil
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
@@ -600,7 +605,8 @@ def execute_suggestions(
 def _job_file(job: dict, workdir: Path) -> Path:
     from bayesplit.train.config import config_hash
 
-    path = workdir / "jobs" / f"{job['trunk_id']}-{config_hash(job)[:8]}.json"
+    # the pid: two launches of one job must not remove each other's file when they end
+    path = workdir / "jobs" / f"{job['trunk_id']}-{config_hash(job)[:8]}-{os.getpid()}.json"
     atomic_write_text(path, json.dumps(job, indent=2))
     return path
 
@@ -645,8 +651,12 @@ def _check_splits(entry: dict, train_overrides: dict | None, nproc: int) -> None
 
 
 def _torchrun(job: dict, workdir: Path, nproc: int) -> pd.DataFrame:
+    """Run one job under torchrun; its job file, rows file and torchrun's log folder go
+    when it ends (the log folder is kept, and named, if a failed job left files in it)."""
     path = _job_file(job, workdir)
     result = path.with_suffix(".rows.json")
+    # torchrun's own folder, in a torchelastic_* folder under /tmp per launch otherwise
+    logs = path.with_suffix(".torchrun")
     result.unlink(missing_ok=True)
     cmd = [
         sys.executable,
@@ -654,6 +664,7 @@ def _torchrun(job: dict, workdir: Path, nproc: int) -> pd.DataFrame:
         "torch.distributed.run",
         "--standalone",
         f"--nproc_per_node={nproc}",
+        f"--log-dir={logs}",
         "-m",
         "bayesplit.train._worker",
         str(path),
@@ -662,18 +673,30 @@ def _torchrun(job: dict, workdir: Path, nproc: int) -> pd.DataFrame:
     env = dict(os.environ)
     # one thread per process on CPU, or the processes fight over the cores
     env.setdefault("OMP_NUM_THREADS", "1")
-    proc = subprocess.run(cmd, env=env)
-    if proc.returncode != 0:  # its processes printed why, above this line
-        raise BayesplitError(
-            f"torchrun job {job['trunk_id']} failed with exit code {proc.returncode} "
-            "(its processes' messages are above)"
-        )
-    return pd.DataFrame(json.loads(result.read_text()))
+    try:
+        proc = subprocess.run(cmd, env=env)
+        if proc.returncode != 0:  # its processes printed why, above this line
+            kept = f"; torchrun's logs are kept in {logs}" if _has_files(logs) else ""
+            raise BayesplitError(
+                f"torchrun job {job['trunk_id']} failed with exit code {proc.returncode} "
+                f"(its processes' messages are above{kept})"
+            )
+        return pd.DataFrame(json.loads(result.read_text()))
+    finally:
+        path.unlink(missing_ok=True)
+        result.unlink(missing_ok=True)
+        if not _has_files(logs):  # only empty per-rank folders: nothing to read
+            shutil.rmtree(logs, ignore_errors=True)
+        _remove_if_empty(path.parent)
 
 
 def _slurm(jobs: list[dict], workdir: Path, options: dict[str, Any]) -> list[pd.DataFrame]:
+    """Submit every job, wait for all of them, and remove the files written for each once
+    it has ended: its job file, and submitit's pickles and script; the logs of a job that
+    failed are kept and named in the error."""
     try:
         import submitit
+        from submitit.core.utils import UncompletedJobError
     except ImportError:
         raise BayesplitError(
             "the slurm launcher needs submitit: pip install bayesplit[train]"
@@ -689,8 +712,64 @@ def _slurm(jobs: list[dict], workdir: Path, options: dict[str, Any]) -> list[pd.
     if options.get("partition"):
         params["slurm_partition"] = options["partition"]
     ex.update_parameters(name="bayesplit-train", **params)
-    submitted = [ex.submit(run_job_file, str(_job_file(j, workdir))) for j in jobs]
-    return [pd.DataFrame(s.result()) for s in submitted]
+    submitted = []
+    for j in jobs:
+        path = _job_file(j, workdir)
+        submitted.append((j, path, ex.submit(run_job_file, str(path))))
+    frames, failed = [], []
+    for j, path, s in submitted:
+        # the jobs run (and append their rows) on their own: a failure waits for the others
+        try:
+            frames.append(pd.DataFrame(s.result()))
+            ok = True
+        except UncompletedJobError as exc:  # it failed, or was killed
+            ok = False
+            failed.append(
+                f"slurm job {j['trunk_id']} failed: {_job_error(exc)}; its logs are kept: "
+                f"{s.paths.stderr}, {s.paths.stdout}"
+            )
+        _remove_submitted(s, path, logs=ok)
+    _remove_if_empty(workdir / "jobs")
+    _remove_if_empty(workdir / "submitit")
+    if failed:
+        more = f" ({len(failed)} of {len(jobs)} jobs failed)" if len(failed) > 1 else ""
+        raise BayesplitError(failed[0] + more)
+    return frames
+
+
+def _job_error(exc: Exception) -> str:
+    """The last line of a failed job's traceback, from submitit's message, which holds it
+    between two dashed lines; else the message's first two lines (a job killed, timed out)."""
+    parts = re.split(r"\n-{10,}\n", str(exc))
+    lines = [ln.strip() for ln in (parts[1] if len(parts) > 2 else "").splitlines()]
+    lines = [ln for ln in lines if ln]
+    return lines[-1] if lines else " ".join(str(exc).splitlines()[:2])
+
+
+def _remove_submitted(job, path: Path, *, logs: bool) -> None:
+    """Remove what was written to run one submitit job: its job file, its pickles, its
+    sbatch script (and the link to it under its temporary name), and with ``logs`` its logs."""
+    p = job.paths
+    script = p.submission_file
+    links = [
+        f
+        for f in p.folder.glob(".submission_file_*.sh")
+        if f.is_symlink() and Path(os.readlink(f)) == script
+    ]
+    files = [path, p.submitted_pickle, p.result_pickle, script, *links]
+    for f in files + ([p.stdout, p.stderr] if logs else []):
+        f.unlink(missing_ok=True)
+
+
+def _has_files(folder: Path) -> bool:
+    """Whether a folder holds any file (torchrun's log folder holds empty ones per rank)."""
+    return folder.is_dir() and any(f.is_file() for f in folder.rglob("*"))
+
+
+def _remove_if_empty(folder: Path) -> None:
+    """Remove a launcher's folder (job files, submitit's) once nothing is left in it."""
+    with contextlib.suppress(OSError):  # not empty (another launch's files), or gone
+        folder.rmdir()
 
 
 def _store_path(store: Any) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -186,8 +187,11 @@ def test_bad_inputs_exit_2(tiny_corpus, tiny_ladder, tmp_path):
     )
 
 
-def test_ddp_two_processes_match_one(executed, tiny_corpus, tmp_path):
+def test_ddp_two_processes_match_one(executed, tiny_corpus, tmp_path, monkeypatch):
     """torchrun with 2 gloo processes (each half of every batch) ≈ one process on the whole batch."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))  # where torchrun made its log folder
     one = [{"model": "tiny", "pretrain_tokens": D1, "spec_tokens": 0}]
     rows = execute_suggestions(
         one,
@@ -206,9 +210,21 @@ def test_ddp_two_processes_match_one(executed, tiny_corpus, tmp_path):
     for _, r in rows.iterrows():
         assert r["loss"] == pytest.approx(ref[r["eval_domain"]], abs=2e-3)
     assert len(RunStore(tmp_path / "runs.db")) == 3
+    # the job file, the rows file and torchrun's log folder (/tmp/torchelastic_*) stayed
+    assert [p.name for p in (tmp_path / "work").iterdir()] == ["trunks"]
+    assert not list(tmp.glob("torchelastic_*"))
 
 
-def test_slurm_launcher_with_submitit_local_executor(executed, tiny_corpus, tmp_path):
+def test_slurm_launcher_with_submitit_local_executor(executed, tiny_corpus, tmp_path, monkeypatch):
+    import submitit
+
+    submit, submitted = submitit.AutoExecutor.submit, []
+
+    def counted(self, *args, **kwargs):
+        submitted.append(args)
+        return submit(self, *args, **kwargs)
+
+    monkeypatch.setattr(submitit.AutoExecutor, "submit", counted)
     one = [
         {"model": "tiny", "pretrain_tokens": D1, "spec_tokens": 0},
         {"model": "tiny", "pretrain_tokens": D1, "spec_tokens": DP, "train_domain": "gamma"},
@@ -227,7 +243,31 @@ def test_slurm_launcher_with_submitit_local_executor(executed, tiny_corpus, tmp_
     ref = executed["rows"].set_index(["run_id", "eval_domain", "step"])["loss"]
     for _, r in rows.iterrows():
         assert r["loss"] == pytest.approx(ref[(r["run_id"], r["eval_domain"], r["step"])], abs=1e-5)
-    assert list((tmp_path / "work" / "submitit").iterdir())  # the job ran through submitit
+    assert len(submitted) == 1  # the job ran through submitit
+    # and its job file, submitit's pickles and its logs stayed
+    assert [p.name for p in (tmp_path / "work").iterdir()] == ["trunks"]
+
+
+def test_a_failed_launch_leaves_its_logs_only(tmp_path, monkeypatch):
+    """A failed torchrun or slurm job left its job file, and submitit's pickles, behind;
+    a failed slurm job was a traceback. Its logs are kept, and named in one line."""
+    from bayesplit.train.execute import _slurm, _torchrun
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    work = tmp_path / "work"
+    bad = {"trunk_id": "t", "corpus": str(tmp_path / "gone")}  # the job fails at once
+    with pytest.raises(BayesplitError, match=r"torchrun job t failed with exit code 1 \("):
+        _torchrun(bad, work, 1)
+    # its processes printed their messages, and torchrun's log folder held empty folders only
+    assert list(work.iterdir()) == [] and not list(tmp.glob("torchelastic_*"))
+    with pytest.raises(BayesplitError, match="slurm job t failed: .*BayesplitError: corpus") as err:
+        _slurm([bad], work, {"cluster": "local", "timeout_min": 5})
+    (message,) = str(err.value).splitlines()
+    logs = [Path(p) for p in message.split("its logs are kept: ")[1].split(", ")]
+    assert sorted(work.rglob("*")) == sorted([work / "submitit", *logs])
+    assert f"corpus folder {tmp_path / 'gone'} does not exist" in logs[0].read_text()
 
 
 @pytest.mark.parametrize(
