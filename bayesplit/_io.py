@@ -51,9 +51,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write text to ``path`` atomically."""
+    """Write text to ``path`` atomically, as UTF-8."""
     with atomic_path(path) as tmp:
-        tmp.write_text(text)
+        # not the locale's encoding: the report declares UTF-8 and holds "≤", "Σ", "×",
+        # which a cp1252 or C locale cannot encode (the write failed after all the work)
+        tmp.write_text(text, encoding="utf-8")
     return Path(path)
 
 

@@ -58,3 +58,17 @@ def test_figure_folder_is_left_as_it_was_on_failure(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["report_files"]
     assert [p.name for p in folder.iterdir()] == ["split.png"]
     assert (folder / "split.png").read_bytes() == b"old"
+
+
+def test_text_is_written_as_utf8_whatever_the_locale(tmp_path):
+    # a report holds "≤" and "Σ" and says charset=utf-8; under a C (or cp1252) locale the
+    # write raised UnicodeEncodeError after the report had been computed
+    import subprocess
+    import sys
+
+    target = tmp_path / "r.html"
+    code = f"from bayesplit._io import atomic_write_text; atomic_write_text({str(target)!r}, 'R-hat \\u2264 1.01, \\u03a3')"
+    env = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert target.read_bytes().decode("utf-8") == "R-hat ≤ 1.01, Σ"
