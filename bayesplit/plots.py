@@ -438,6 +438,7 @@ def plot_fit(posterior, domains=None, max_draws: int = 800, level: float = 0.9):
     fig.suptitle(
         f"{posterior.law.name} fit: points = runs (open = specialized), lines = median law, dark band = {percent(level)} credible, light = {percent(level)} predictive",
         fontsize=9,
+        wrap=True,  # one or two domains make a figure narrower than this line: it was cut off
     )
     return fig
 
@@ -494,6 +495,7 @@ def plot_fans(posterior, frontier_table, level: float = 0.9, max_draws: int = 10
     fig.suptitle(
         f"Extrapolation to {b.max():.2g} FLOPs along the optimal plan ({percent(level)} bands)",
         fontsize=9,
+        wrap=True,  # a one-domain figure (3.6 in) is narrower than this line
     )
     return fig
 

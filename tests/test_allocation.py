@@ -812,3 +812,19 @@ def test_an_unknown_domain_names_the_tables_domains(additive_runs):
         BayesplitError, match="domain\\(s\\) nope; the table's domains: code, law, web"
     ):
         prepare(additive_runs, get_law("additive"), domains=["nope"])
+
+
+def test_the_per_domain_figures_titles_fit_one_domain():
+    # the title that says which band is which ran off both edges of a one-domain figure
+    from bayesplit.allocation import frontier
+    from bayesplit.plots import plot_fans, plot_fit
+    from bayesplit.truth import factorial_design
+
+    truth = example_truth("additive", ("web",))
+    design = factorial_design([1e7, 3e7], [3e8, 1e9], [3e7], truth.domains)
+    post = truth.as_posterior(truth.simulate(design, seed=0))
+    table = frontier(post, [1e19, 1e20])
+    for fig in (plot_fit(post, max_draws=1), plot_fans(post, table, max_draws=1)):
+        fig.draw_without_rendering()
+        box = fig._suptitle.get_window_extent(fig._get_renderer())
+        assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1, fig._suptitle.get_text()
