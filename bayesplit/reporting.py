@@ -58,6 +58,14 @@ def _share(x: float) -> str:
     return "—" if x is None or not np.isfinite(x) else f"{x:.0%}"
 
 
+def _times(ratio: float) -> str:
+    """A multiple of the largest run: two digits below 10 (``:.0f`` read a target of 0.77×
+    the largest run as "1×" and one of 0.4× as "0×"), whole numbers above, as the notes."""
+    from bayesplit.allocation import _times as whole
+
+    return f"{ratio:.2g}" if ratio < 10 else whole(ratio)
+
+
 def _b(s: str) -> tuple[str, str]:
     return ("b", s)
 
@@ -420,7 +428,7 @@ def _checklist(posterior, rep: dict) -> list[tuple]:
         ],
         [
             "extrapolation",
-            f"target {d['budget']:.3g} FLOPs = {d['budget'] / largest:.0f}× the largest run",
+            f"target {d['budget']:.3g} FLOPs = {_times(d['budget'] / largest)}× the largest run",
         ],
         ["held-out error", [*loo_text, "; ", held_text]],
         [

@@ -68,3 +68,23 @@ def test_frontier_budgets_run_from_the_data_to_the_target(additive_posterior):
     floor = smallest_budget(additive_posterior.runs, len(additive_posterior.domains))
     low = frontier_budgets(additive_posterior, floor * 2)
     assert low[0] == pytest.approx(floor) and low[-1] == pytest.approx(floor * 2)
+
+
+def test_the_checklist_says_how_far_the_target_is_from_the_largest_run():
+    # a target below the largest run read "1×" (0.77×) or "0×" (0.4×)
+    from bayesplit.reporting import _checklist
+    from bayesplit.runs import compute_flops
+    from bayesplit.truth import example_truth, factorial_design
+
+    truth = example_truth("additive", ("web", "code"))
+    post = truth.as_posterior(truth.simulate(factorial_design([1e7], [1e9], [], truth.domains)))
+    largest = float(compute_flops(post.runs).max())
+
+    def extrapolation(budget: float) -> str:
+        rep = {"dict": {"budget": budget}, "level": 0.9, "loo": {"error": "none"}, "heldout": None}
+        rows = _checklist(post, rep)[0][2]
+        return next(text for item, text in rows if item == "extrapolation")
+
+    assert extrapolation(0.4 * largest).endswith("= 0.4× the largest run")
+    assert extrapolation(0.77 * largest).endswith("= 0.77× the largest run")
+    assert extrapolation(51.2 * largest).endswith("= 51× the largest run")
