@@ -515,10 +515,14 @@ def save_figure(fig, path, dpi: int = 120):
     """Write a figure atomically, in the format its extension names (and close it)."""
     from pathlib import Path
 
+    import matplotlib
+
     from bayesplit._io import atomic_path
 
     plt = _mpl()
-    fmt = Path(path).suffix.lstrip(".").lower() or None
+    # a name without an extension gets matplotlib's default format, as savefig gives it:
+    # left to the temporary file's ".tmp", it failed with "Format 'tmp' is not supported"
+    fmt = Path(path).suffix.lstrip(".").lower() or matplotlib.rcParams["savefig.format"]
     try:
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format=fmt, dpi=dpi)

@@ -828,3 +828,13 @@ def test_the_per_domain_figures_titles_fit_one_domain():
         fig.draw_without_rendering()
         box = fig._suptitle.get_window_extent(fig._get_renderer())
         assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1, fig._suptitle.get_text()
+
+
+def test_a_figure_saved_without_an_extension_gets_the_default_format(truth2, tmp_path):
+    # the temporary file's ".tmp" chose the format: "Format 'tmp' is not supported"
+    from bayesplit.plots import save_figure
+
+    alloc = allocate(truth2.as_posterior(), budget=BUDGET)
+    save_figure(alloc.plot_split_curve(points=3), tmp_path / "split")
+    assert (tmp_path / "split").read_bytes().startswith(b"\x89PNG")
+    assert [p.name for p in tmp_path.iterdir()] == ["split"]
