@@ -383,6 +383,10 @@ def plot_fit(posterior, domains=None, max_draws: int = 800, level: float = 0.9):
     from bayesplit._parse import names
 
     domains = names(domains) if domains is not None else posterior.domains
+    if not domains:  # no panel to draw: it failed with ZeroDivisionError
+        from bayesplit.errors import BayesplitError
+
+        raise BayesplitError("domains is empty: give at least one domain to plot")
     cols = min(4, len(domains))
     rows = int(np.ceil(len(domains) / cols))
     fig, axes = plt.subplots(

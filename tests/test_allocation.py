@@ -838,3 +838,11 @@ def test_a_figure_saved_without_an_extension_gets_the_default_format(truth2, tmp
     save_figure(alloc.plot_split_curve(points=3), tmp_path / "split")
     assert (tmp_path / "split").read_bytes().startswith(b"\x89PNG")
     assert [p.name for p in tmp_path.iterdir()] == ["split"]
+
+
+def test_the_fit_figure_refuses_an_empty_list_of_domains(truth2):
+    # it raised ZeroDivisionError while laying out zero panels
+    from bayesplit.plots import plot_fit
+
+    with pytest.raises(BayesplitError, match="domains is empty"):
+        plot_fit(truth2.as_posterior(), domains=[])
