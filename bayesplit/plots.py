@@ -148,7 +148,9 @@ def plot_domain_losses(alloc, ax=None):
         else:
             a = alloc.alternatives.sel(alternative=name)
             n, d, dp = float(a["params"]), float(a["pretrain_tokens"]), a["spec_tokens"].values
-        loss = np.exp(post.log_mean(n, d, dp, idx, draws=draws))
+        # D' beyond a data limit buys nothing, as the allocation's objective counts it: a
+        # compared plan over the limit showed a loss its table did not have
+        loss = np.exp(post.log_mean(n, d, alloc._effective_spec(dp), idx, draws=draws))
         med = np.median(loss, axis=0)
         err = np.abs(np.quantile(loss, [lo, hi], axis=0) - med)
         ax.errorbar(

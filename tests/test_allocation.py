@@ -846,3 +846,21 @@ def test_the_fit_figure_refuses_an_empty_list_of_domains(truth2):
 
     with pytest.raises(BayesplitError, match="domains is empty"):
         plot_fit(truth2.as_posterior(), domains=[])
+
+
+def test_the_domain_figure_counts_d_prime_as_the_objective_does(truth2):
+    # a compared plan beyond a data limit was drawn with the loss of all its D' tokens
+    mine = {"params": 1e9, "pretrain_tokens": 1e10, "spec_tokens": {"a": 5e9, "b": 1e9}}
+    alloc = allocate(
+        truth2.as_posterior(),
+        budget=1e20,
+        max_spec_tokens={"a": 1e8},
+        compare={**mine, "name": "mine"},
+    )
+    ax = alloc.plot_domains().axes[0]
+    drawn = next(c for c in ax.containers if c.get_label() == "mine").lines[0].get_ydata()
+    post = alloc._posterior
+    capped = np.exp(post.log_mean(1e9, 1e10, np.array([1e8, 1e9]), post.domain_index(["a", "b"])))
+    np.testing.assert_allclose(drawn, np.median(capped, axis=0), rtol=1e-9)
+    objective = float(alloc.alternatives["objective"].sel(alternative="mine").median())
+    assert float(drawn @ alloc.weights) == pytest.approx(objective, rel=1e-9)
