@@ -65,8 +65,8 @@ def _decision_curve(ax, alloc, x, objective, plan_x, plan_label, optima, near) -
         x,
         np.quantile(objective, lo, axis=1),
         np.quantile(objective, hi, axis=1),
-        color=PRED_COLOR,
-        alpha=0.6,
+        color=LAW_COLOR,  # a credible band: the law's shade, as in the fit and fan figures
+        alpha=0.3,
         label=f"{percent(alloc.level)} credible band",
     )
     ax.plot(x, np.median(objective, axis=1), color=LAW_COLOR, lw=2, label="posterior median")
@@ -274,8 +274,8 @@ def plot_frontier(table, ax=None, level: float = 0.9):
         b,
         table["objective_lo"],
         table["objective_hi"],
-        color=PRED_COLOR,
-        alpha=0.6,
+        color=LAW_COLOR,  # credible, not predictive: the law's shade
+        alpha=0.3,
         label=f"{percent(level)} credible",
     )
     ax.plot(b, table["objective_median"], "o-", color=LAW_COLOR, label="median")

@@ -864,3 +864,26 @@ def test_the_domain_figure_counts_d_prime_as_the_objective_does(truth2):
     np.testing.assert_allclose(drawn, np.median(capped, axis=0), rtol=1e-9)
     objective = float(alloc.alternatives["objective"].sel(alternative="mine").median())
     assert float(drawn @ alloc.weights) == pytest.approx(objective, rel=1e-9)
+
+
+def test_credible_bands_have_the_law_shade_in_every_figure(truth2):
+    """plots.py promises credible bands darker than predictive ones, never the same shade;
+    the split, size and frontier figures drew theirs in the predictive colour."""
+    from matplotlib.colors import to_rgb
+
+    from bayesplit.allocation import frontier
+    from bayesplit.plots import LAW_COLOR, PRED_COLOR, plot_frontier
+
+    post = truth2.as_posterior()
+    alloc = allocate(post, budget=BUDGET)
+    figs = [
+        alloc.plot_split_curve(points=3),
+        alloc.plot_size_curve(points=3),
+        plot_frontier(frontier(post, [1e19, 1e20])),
+    ]
+    for fig in figs:
+        ax = fig.axes[0]
+        band = next(c for c in ax.collections if "credible" in str(c.get_label()))
+        rgb = tuple(band.get_facecolor()[0][:3])
+        assert np.allclose(rgb, to_rgb(LAW_COLOR)), ax.get_title()
+        assert not np.allclose(rgb, to_rgb(PRED_COLOR))
