@@ -55,7 +55,14 @@ def _fmt(x: float, digits: int = 3) -> str:
 
 
 def _share(x: float) -> str:
-    return "—" if x is None or not np.isfinite(x) else f"{x:.0%}"
+    """A share of transitions: ``:.0%`` above 1%, one decimal below (0.3% read "0%").
+
+    >>> _share(0.25), _share(0.003), _share(0.0), _share(float("nan"))
+    ('25%', '0.3%', '0%', '—')
+    """
+    if x is None or not np.isfinite(x):
+        return "—"
+    return f"{x:.1%}" if 0 < x < 0.01 else f"{x:.0%}"
 
 
 def _times(ratio: float) -> str:
