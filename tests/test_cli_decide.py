@@ -223,13 +223,17 @@ def _with_medical(additive_runs):
 
 def test_report_is_self_contained(post_path, tmp_path, additive_runs):
     out = tmp_path / "report.html"
-    result = _report(post_path, _with_medical(additive_runs), out)
+    spec = additive_runs[additive_runs["spec_tokens"] > 0].iloc[:1]
+    domains = sorted(set(additive_runs["eval_domain"]) - set(spec["train_domain"]))
+    off = spec.assign(eval_domain=domains[0])  # a specialist off its own domain
+    result = _report(post_path, pd.concat([_with_medical(additive_runs), off]), out)
     assert result.exit_code == 0, result.output
     text = out.read_text()
     for section in SECTIONS:
         assert section in text
     assert text.count("data:image/png;base64,") >= 8
     assert "2 rows on domains the fit does not model (medical) were left out" in text
+    assert "1 row of specialists evaluated off their own domain was left out" in text
     assert "http://" not in text and "https://" not in text and "<script" not in text
     assert not (tmp_path / "report_files").exists()
 

@@ -168,3 +168,19 @@ def test_the_predictive_band_always_holds_the_credible_band(additive_posterior):
     ds = additive_posterior.predict(n, d, dp, level=0.9)
     assert (ds["predictive_lo"] <= ds["credible_lo"]).all()
     assert (ds["predictive_hi"] >= ds["credible_hi"]).all()
+
+
+def test_the_reports_held_out_check_counts_the_rows_no_law_describes(seeded_fit):
+    """A specialist evaluated off its own domain is not predicted; the report says how many
+    such rows it left out (it dropped them without a word)."""
+    from bayesplit.reporting import heldout_table
+    from bayesplit.runs import load_runs
+
+    post, later, _ = seeded_fit
+    spec = later[later["spec_tokens"] > 0].iloc[:1]
+    other = next(d for d in post.domains if d != spec["train_domain"].iloc[0])
+    off = spec.assign(eval_domain=other)  # the same specialist measured on another domain
+    table = heldout_table(post, load_runs(pd.concat([later, off])))
+    assert len(table) == len(later)  # not predicted
+    assert table.attrs["not_modelled"] == 1
+    assert heldout_table(post, later).attrs["not_modelled"] == 0
