@@ -34,15 +34,23 @@ def sample_predictive(
     rng: np.random.Generator,
     new_run: bool = True,
 ) -> np.ndarray:
-    """Losses of runs: per posterior draw, noise and (``new_run``) a new run effect. Shape of ``log_mean``."""
+    """Losses of new runs, shape of ``log_mean`` (draws × domains × points): per posterior
+    draw, noise on every row and (``new_run``) a new run effect.
+
+    A point is one new run, evaluated on every domain, so its run effect is one draw shared
+    by its domains, as the model shares it between a run's rows. Drawn per domain, the
+    mean over domains (a general model's predicted loss in ``suggest``) averaged K
+    independent effects, and its band lost most of the run-to-run spread.
+    """
     s = log_mean.shape[0]
     extra = (1,) * (log_mean.ndim - 1)
-    run = noise["run_sd"].reshape((s,) + extra) * rng.standard_normal(log_mean.shape)
-    if not new_run:
-        run = 0.0
     eps = noise["sigma"].reshape((s,) + extra) * rng.standard_t(
         noise["nu"].reshape((s,) + extra), size=log_mean.shape
     )
+    if not new_run:
+        return np.exp(log_mean + eps)
+    shared = (s, 1, *log_mean.shape[2:]) if log_mean.ndim >= 2 else log_mean.shape
+    run = noise["run_sd"].reshape((s,) + extra) * rng.standard_normal(shared)
     return np.exp(log_mean + run + eps)
 
 

@@ -184,3 +184,20 @@ def test_the_reports_held_out_check_counts_the_rows_no_law_describes(seeded_fit)
     assert len(table) == len(later)  # not predicted
     assert table.attrs["not_modelled"] == 1
     assert heldout_table(post, later).attrs["not_modelled"] == 0
+
+
+def test_a_new_run_has_one_run_effect_across_its_domains():
+    """A point is one new run evaluated on every domain: the mean over its domains (what
+    suggest predicts for a general model) keeps the whole run-to-run spread. Drawn per
+    domain, the effects of 4 domains averaged to half the spread."""
+    from bayesplit.prediction import sample_predictive
+
+    s, k, m = 20000, 4, 2
+    noise = {"run_sd": np.full(s, 0.05), "sigma": np.full(s, 1e-4), "nu": np.full(s, 5.0)}
+    new = sample_predictive(np.zeros((s, k, m)), noise, np.random.default_rng(0))
+    log_mean_over_domains = np.log(new).mean(axis=1)  # (S, M)
+    assert np.std(log_mean_over_domains, axis=0) == pytest.approx([0.05, 0.05], rel=0.05)
+    # each point is its own run
+    assert abs(np.corrcoef(log_mean_over_domains.T)[0, 1]) < 0.05
+    seen = sample_predictive(np.zeros((s, k, m)), noise, np.random.default_rng(0), new_run=False)
+    assert np.std(np.log(seen)) < 0.001  # a seen run's prediction adds noise only
