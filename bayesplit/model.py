@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from bayesplit._parse import names
+from bayesplit._parse import is_number, names
 from bayesplit.errors import BayesplitError
 from bayesplit.laws import Inputs, Law
 from bayesplit.runs import modelled_rows
@@ -164,6 +164,15 @@ def prepare(
     if not (run_effect == "auto" or isinstance(run_effect, (bool, np.bool_))):
         # bool("false") is True: a string other than "auto" is a typo, not a choice
         raise BayesplitError(f"run_effect must be True, False or 'auto', got {run_effect!r}")
+    if student_df is not None and not (
+        is_number(student_df) and math.isfinite(student_df) and student_df > 0
+    ):
+        # NUTS met 0, a negative or an infinite ν as "StudentT distribution got invalid df
+        # parameter" (inf gives a NaN likelihood), and text as a JAX TypeError
+        raise BayesplitError(
+            f"student_df must be a finite number > 0 (e.g. 1e6 for a nearly normal "
+            f"likelihood) or None to learn it, got {student_df!r}"
+        )
     rows = runs[modelled_rows(runs).to_numpy()]
     domains = names(domains)
     if domains is not None and not domains:

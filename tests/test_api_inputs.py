@@ -63,6 +63,12 @@ def test_weights_must_name_their_domains(post, weights):
         ({"draws": "10"}, "draws must be a whole number, got '10'"),
         ({"warmup": True}, "warmup must be a whole number, got True"),
         ({"target_accept": "0.9"}, "target_accept must be a number in"),
+        # ValueError "StudentT distribution got invalid df parameter" from NumPyro before;
+        # inf sampled a NaN likelihood
+        ({"student_df": 0}, "student_df must be a finite number > 0"),
+        ({"student_df": -3.0}, "student_df must be a finite number > 0"),
+        ({"student_df": float("inf")}, "student_df must be a finite number > 0"),
+        ({"student_df": "5"}, "student_df must be a finite number > 0"),
     ],
 )
 def test_fit_refuses_before_sampling(runs, kwargs, message):
