@@ -196,6 +196,19 @@ def prepare(
     if run_effect == "auto":
         repeated = pd.DataFrame({"g": groups, "k": rows["eval_domain"]}).duplicated().any()
         run_effect = bool(repeated) and len(run_ids) > 1
+    if reference is not None and not (
+        isinstance(reference, Reference)
+        and all(
+            is_number(v) and math.isfinite(v) and v > 0
+            for v in (reference.params, reference.tokens, reference.loss)
+        )
+    ):
+        # a mapping failed with "'dict' object has no attribute 'scale'"; a scale of 0 fitted
+        # infinite inputs without complaint (every transition divergent)
+        raise BayesplitError(
+            "reference must be a bayesplit.model.Reference with finite params, tokens and "
+            f"loss > 0 (e.g. another posterior's .spec.reference), got {reference!r}"
+        )
     ref = reference or reference_scales(rows)
     if not isinstance(centered, bool):  # "auto" was a value until stop 22; bool("auto") is True
         raise BayesplitError(f"centered must be True or False, got {centered!r}")

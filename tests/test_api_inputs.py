@@ -9,6 +9,7 @@ import pytest
 
 import bayesplit
 from bayesplit.errors import BayesplitError
+from bayesplit.model import Reference
 from bayesplit.truth import example_truth
 
 
@@ -69,6 +70,10 @@ def test_weights_must_name_their_domains(post, weights):
         ({"student_df": -3.0}, "student_df must be a finite number > 0"),
         ({"student_df": float("inf")}, "student_df must be a finite number > 0"),
         ({"student_df": "5"}, "student_df must be a finite number > 0"),
+        # AttributeError "'dict' object has no attribute 'scale'"; a 0 scale fitted inf inputs
+        ({"reference": {"params": 1e7, "tokens": 1e9, "loss": 3.0}}, "reference must be a"),
+        ({"reference": Reference(0.0, 1e9, 3.0)}, "reference must be a"),
+        ({"reference": Reference(1e7, float("nan"), 3.0)}, "reference must be a"),
     ],
 )
 def test_fit_refuses_before_sampling(runs, kwargs, message):
