@@ -38,6 +38,19 @@ def configure() -> None:
     _DONE = True
 
 
+def prng_key(seed: int):
+    """The PRNG key of a seed from 0 to 2^63 - 1, the same whether or not JAX runs in 64 bits.
+
+    ``jax.random.PRNGKey`` keeps only the low 32 bits of a seed without 64-bit mode (a GPU
+    fit does not turn it on), so seeds 2^32 apart drew the same posterior there. The key
+    built from both 32-bit halves is the one ``PRNGKey`` gives in 64-bit mode, so CPU fits
+    draw what they always drew.
+    """
+    import numpy as np
+
+    return np.array([seed >> 32, seed & 0xFFFFFFFF], dtype=np.uint32)
+
+
 #: Clear JAX's in-memory executables once the process uses this share of the kernel's
 #: memory-mapping limit.
 MAPS_SHARE = 0.6

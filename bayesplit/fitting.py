@@ -260,7 +260,7 @@ def _sample_numpyro(
     import jax
     from numpyro.infer import MCMC, NUTS, init_to_median
 
-    from bayesplit._jax import release_compiled_if_crowded
+    from bayesplit._jax import prng_key, release_compiled_if_crowded
 
     release_compiled_if_crowded()
     if device == "cpu":
@@ -298,7 +298,7 @@ def _sample_numpyro(
     )
     with jax.default_device(platform_devices[0]):
         mcmc.run(
-            jax.random.PRNGKey(seed),
+            prng_key(seed),
             y=np.asarray(data.y),
             extra_fields=("diverging", "energy", "num_steps"),
         )

@@ -149,6 +149,35 @@ def test_device_selection_without_gpu():
             select_device("cuda", 10, 4)  # torch's name for it, as the trainer takes
 
 
+def test_seeds_2_to_the_32_apart_draw_differently_on_a_gpu(additive_runs, monkeypatch):
+    """A GPU fit runs without JAX's 64-bit mode, where PRNGKey(seed) kept only the low 32
+    bits of the seed: --seed 5 and --seed 4294967301 drew the same posterior."""
+    import jax
+    import numpyro.infer
+
+    import bayesplit.fitting
+
+    class Stop(Exception):
+        pass
+
+    keys = []
+
+    def run(self, rng_key, *args, **kwargs):
+        keys.append(np.asarray(jax.random.key_data(rng_key)).tolist())
+        raise Stop
+
+    cpu_devices = jax.devices
+    monkeypatch.setattr(bayesplit.fitting, "select_device", lambda *a: "gpu")
+    monkeypatch.setattr(jax, "devices", lambda kind=None: cpu_devices("cpu"))
+    monkeypatch.setattr(numpyro.infer.MCMC, "run", run)
+    with jax.enable_x64(False):
+        for seed in (5, 2**32 + 5):
+            with pytest.raises(Stop):
+                fit(additive_runs, "additive", seed=seed, **QUICK)
+    # the keys 64-bit mode gives, so a CPU fit's draws are what they always were
+    assert keys == [[0, 5], [1, 5]]
+
+
 def test_one_chain_fails_the_gate_with_a_reason(additive_runs, capfd):
     from bayesplit.comparison import loo_metrics
 
