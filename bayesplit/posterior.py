@@ -352,7 +352,12 @@ _SPEC_KEYS = {
     "runs": (True, _is_names, "a list of names"),
     "reference": (True, lambda x: isinstance(x, dict), "a mapping of params, tokens, loss"),
     "run_effect": (True, lambda x: isinstance(x, bool), "true or false"),
-    "student_df": (False, lambda x: x is None or is_number(x), "a number or null"),
+    # as fit takes it: a ν of 0 or below stopped predict with numpy's "df <= 0" traceback
+    "student_df": (
+        False,
+        lambda x: x is None or (is_number(x) and math.isfinite(x) and x > 0),
+        "a finite number > 0 or null",
+    ),
     "centered": (False, lambda x: isinstance(x, bool), "true or false"),
     "sigma_scale": (False, is_number, "a number"),
     "run_sd_scale": (False, is_number, "a number"),

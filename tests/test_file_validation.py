@@ -77,6 +77,10 @@ BAD_POSTERIORS = {
         dict(meta=lambda m: m["diagnostics"].__setitem__("ok", "yes")),
         "diagnostics.ok is not true or false",
     ),
+    "student_df not > 0": (
+        dict(meta=lambda m: m["spec"].__setitem__("student_df", -1)),
+        "spec.student_df is not a finite number > 0 or null",
+    ),
     "bad reference": (
         dict(meta=lambda m: m["spec"]["reference"].__setitem__("tokens", 0)),
         "spec.reference.tokens is not a number > 0",
