@@ -282,6 +282,14 @@ def test_law_module_registers_a_law_or_fails_in_one_line(tmp_path, monkeypatch):
         "RuntimeError: no such prior (",
     )
     refused(runner.invoke(app, ["laws", "--law-module", "typo_laws"]), "SyntaxError")
+    # a law bayesplit refuses is reported at the user's line, not at bayesplit's check
+    (tmp_path / "bad_param_laws.py").write_text(
+        "from bayesplit.laws import Param\n\nE = Param('E', 'positive', '0.5', 1.0)\n"
+    )
+    refused(
+        runner.invoke(app, ["laws", "--law-module", "bad_param_laws"]),
+        f"prior loc must be a finite number, got '0.5' ({tmp_path / 'bad_param_laws.py'}:3)",
+    )
 
 
 def test_frontier_defaults_to_budgets_from_the_data_and_carries_notes(

@@ -14,6 +14,7 @@ The CLI also takes ``--law-module mypackage.laws`` to import a module that calls
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from importlib.metadata import entry_points
 
 from bayesplit.errors import BayesplitError
@@ -97,7 +98,15 @@ def import_law_module(module: str) -> None:
         if isinstance(exc, SyntaxError) and exc.filename:
             where = f" ({exc.filename}:{exc.lineno})"
         elif exc.__traceback__ is not None:
-            frame = traceback.extract_tb(exc.__traceback__)[-1]
+            frames = traceback.extract_tb(exc.__traceback__)
+            # the line of the user's module, not the check inside bayesplit that refused it
+            # (a bad Param(...) was reported at bayesplit/laws/base.py)
+            try:
+                origin = getattr(importlib.util.find_spec(module), "origin", None)
+            except Exception:  # a package whose own import failed: no origin to match
+                origin = None
+            mine = [f for f in frames if origin and f.filename == origin]
+            frame = (mine or frames)[-1]
             where = f" ({frame.filename}:{frame.lineno})"
         raise BayesplitError(
             f"law module {module!r} failed on import: {type(exc).__name__}: {exc}{where}"
