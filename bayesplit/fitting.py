@@ -138,6 +138,10 @@ def fit(
     backend
         ``"numpyro"`` (default), ``"pymc"`` (the same model in PyMC, PyMC's NUTS with a
         dense mass matrix) or ``"nutpie"`` (the PyMC model sampled by nutpie).
+        ``"pymc"`` runs its chains in spawned processes (forking a process with JAX's
+        threads can deadlock), and a spawned process re-imports the calling script: in a
+        script, call ``fit`` under ``if __name__ == "__main__":``, as with any
+        multiprocessing code, or it hangs. Notebooks and the CLI need nothing.
     chain_method
         NumPyro's ``"parallel"``, ``"vectorized"`` or ``"sequential"``; ``"auto"``:
         vectorized on a GPU, parallel on CPU when there is a core per chain, else sequential.
