@@ -109,6 +109,10 @@ def test_user_law_registers_and_cannot_shadow_builtins():
         register(Law("additive", "x", law.params, log_mean))
     with pytest.raises(BayesplitError, match="already registered"):
         register(Law("test_compute_only", "other", law.params, log_mean))
+    # nor by being passed to fit unregistered: its posterior would load as the built-in
+    with pytest.raises(BayesplitError, match="'additive' is already registered with another"):
+        get_law(Law("additive", "x", law.params, log_mean))
+    assert get_law(get_law("additive").with_pooling([])).name == "additive"  # a pooling copy
 
 
 def test_with_pooling_changes_only_pooling():

@@ -116,6 +116,14 @@ def import_law_module(module: str) -> None:
 def get_law(law: str | Law) -> Law:
     """Look a law up by name (a :class:`Law` is returned as is)."""
     if isinstance(law, Law):
+        same_name = _REGISTRY.get(law.name)
+        if same_name is not None and same_name.log_mean is not law.log_mean:
+            # a posterior is saved with its law's name and loaded by that name: this one
+            # would come back as the registered law, with another mean, without a word
+            raise BayesplitError(
+                f"a law named {law.name!r} is already registered with another mean "
+                "function; give yours another name"
+            )
         return law
     if not isinstance(law, str):  # a list was "unhashable type"
         raise BayesplitError(f"law must be a law name or a Law, got {law!r}")
