@@ -171,6 +171,14 @@ def fit(
         raise BayesplitError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     _check_sampler_args(chains, draws, warmup, target_accept)
     seed = check_seed(seed)
+    if not isinstance(dense_mass, (bool, np.bool_)):  # "no" would be truthy: a dense matrix
+        raise BayesplitError(f"dense_mass must be True or False, got {dense_mass!r}")
+    if thresholds is not None and not isinstance(thresholds, Thresholds):
+        # a dict failed after sampling, with "'dict' object has no attribute 'r_hat_max'"
+        raise BayesplitError(
+            "thresholds must be a bayesplit.diagnostics.Thresholds, e.g. "
+            f"Thresholds(ess_bulk_min=200), got {thresholds!r}"
+        )
     device = "gpu" if device == "cuda" else device
     table = load_runs(runs)
     law_obj = get_law(law)
@@ -221,7 +229,10 @@ def fit(
             target_accept=target_accept,
             progress=progress,
             sampler=backend,
+            dense_mass=dense_mass,
         )
+        # nutpie adapts a diagonal mass matrix whatever was asked: record what ran
+        dense_mass = dense_mass and backend == "pymc"
     elapsed = time.perf_counter() - start
     _arviz.concat_groups(idata, constant_data=rows_as_constant_data(data.rows))
     diagnostics = check(idata, law_obj, spec, data, thresholds)

@@ -64,13 +64,25 @@ def build_pymc_model(law, spec: ModelSpec, data: ModelData):
 
 
 def sample_pymc(
-    law, spec, data, *, chains, draws, warmup, seed, target_accept, progress, sampler="pymc"
+    law,
+    spec,
+    data,
+    *,
+    chains,
+    draws,
+    warmup,
+    seed,
+    target_accept,
+    progress,
+    sampler="pymc",
+    dense_mass=True,
 ):
     """Sample the PyMC model; returns (InferenceData, sampler name).
 
     ``sampler="pymc"``: PyMC's NUTS with a dense (full) mass matrix adapted during
-    warmup, the counterpart of NumPyro's ``dense_mass=True``; law terms are strongly
-    correlated and a diagonal mass matrix mixes badly on them. ``sampler="nutpie"``:
+    warmup, the counterpart of NumPyro's ``dense_mass=True`` (``dense_mass=False``: a
+    diagonal one); law terms are strongly correlated and a diagonal mass matrix mixes
+    badly on them. ``sampler="nutpie"``:
     nutpie's gradient-based diagonal adaptation (fast, but measured to mix worse on
     these laws; see experiments/benchmarks/fit_speed.md).
     """
@@ -104,7 +116,7 @@ def sample_pymc(
                 chains=chains,
                 cores=min(chains, 4),
                 random_seed=seed,
-                init="jitter+adapt_full",
+                init="jitter+adapt_full" if dense_mass else "jitter+adapt_diag",
                 target_accept=target_accept,
                 progressbar=progress,
                 idata_kwargs={"log_likelihood": False},

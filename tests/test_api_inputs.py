@@ -74,6 +74,8 @@ def test_weights_must_name_their_domains(post, weights):
         ({"reference": {"params": 1e7, "tokens": 1e9, "loss": 3.0}}, "reference must be a"),
         ({"reference": Reference(0.0, 1e9, 3.0)}, "reference must be a"),
         ({"reference": Reference(1e7, float("nan"), 3.0)}, "reference must be a"),
+        ({"dense_mass": "no"}, "dense_mass must be True or False, got 'no'"),
+        ({"thresholds": {"ess_bulk_min": 200}}, "thresholds must be a bayesplit.diagnostics"),
     ],
 )
 def test_fit_refuses_before_sampling(runs, kwargs, message):
@@ -149,3 +151,22 @@ def test_progress_means_the_same_in_compare_as_in_fit(runs, capfd):
     assert lines == ["a line"]
     with pytest.raises(BayesplitError, match="progress must be True, False or a function"):
         bayesplit.compare(runs, ["additive"], progress="yes", **quick)
+
+
+def test_the_pymc_backend_takes_dense_mass(runs, monkeypatch):
+    """dense_mass=False was ignored by PyMC (always a full mass matrix) yet recorded."""
+    pm = pytest.importorskip("pymc")
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def sample(**kwargs):
+        seen.update(kwargs)
+        raise Stop
+
+    monkeypatch.setattr(pm, "sample", sample)
+    for dense, init in ((False, "jitter+adapt_diag"), (True, "jitter+adapt_full")):
+        with pytest.raises(Stop):
+            bayesplit.fit(runs, "additive", backend="pymc", dense_mass=dense, chains=1)
+        assert seen["init"] == init
