@@ -140,6 +140,11 @@ def test_bad_param_definitions_are_refused():
             Param("E", "positive", bad, 1.0)
     with pytest.raises(BayesplitError, match="prior scale must be a finite number"):
         Param("E", "positive", 0.0, float("inf"))
+    # "no" is truthy: the parameter became per-domain
+    with pytest.raises(BayesplitError, match="E: per_domain must be True or False, got 'no'"):
+        Param("E", "positive", 0.0, 1.0, per_domain="no")
+    with pytest.raises(BayesplitError, match="E: loss_scaled must be True or False, got 1"):
+        Param("E", "positive", 0.0, 1.0, loss_scaled=1)
 
 
 def _mean(ops, p, x):

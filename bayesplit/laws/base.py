@@ -81,6 +81,12 @@ class Param:
                 )
         if not (self.scale > 0 and self.group_scale > 0):
             raise BayesplitError(f"parameter {self.name}: prior scales must be > 0")
+        for what in ("per_domain", "loss_scaled"):
+            v = getattr(self, what)
+            if not isinstance(v, bool):  # "no" is truthy: it meant yes
+                raise BayesplitError(
+                    f"parameter {self.name}: {what} must be True or False, got {v!r}"
+                )
 
     def prior_loc(self, log_loss_scale: float) -> float:
         """Prior location on the unconstrained scale, given the typical observed log loss."""
