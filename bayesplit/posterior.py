@@ -460,6 +460,8 @@ def _check_file(path: Path, idata, meta: Any) -> Law:
     domains = meta["spec"]["domains"]
     if "chain" not in post.dims or "draw" not in post.dims:
         problems.append("the posterior group lacks chain and draw dimensions")
+    elif post.sizes["chain"] == 0 or post.sizes["draw"] == 0:  # a ZeroDivisionError later
+        problems.append("the posterior has no draws")
     lacking = [p.name for p in law.params if p.name not in post]
     if lacking:
         problems.append(f"the posterior lacks law parameter(s) {', '.join(lacking)}")
@@ -475,6 +477,16 @@ def _check_file(path: Path, idata, meta: Any) -> Law:
             f"law parameter(s) {', '.join(misshaped)} do not match the metadata's pooling "
             f"(per-domain: {', '.join(law.per_domain) or 'none'})"
         )
+    inside = {"positive": lambda v: np.isfinite(v) & (v > 0), "unit": lambda v: (v > 0) & (v < 1)}
+    # NaN or out-of-support draws (a hand-edited or damaged file) gave empty bands
+    outside = [
+        p.name
+        for p in law.params
+        if p.name in post
+        and not bool(np.all(inside.get(p.support, np.isfinite)(post[p.name].values)))
+    ]
+    if outside:
+        problems.append(f"law parameter(s) {', '.join(outside)} have draws outside their support")
     if "domain" in post.dims and [str(d) for d in post["domain"].values] != domains:
         problems.append("the posterior's domains differ from those in its metadata")
     if "sigma" not in post:

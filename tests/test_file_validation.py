@@ -37,10 +37,13 @@ def good_file(tmp_path_factory):
     return path
 
 
-def _rewrite(good, path, *, meta=None, raw=None, drop=(), groups=None):
-    """A copy of ``good`` with changed metadata, dropped posterior variables or groups."""
+def _rewrite(good, path, *, meta=None, raw=None, drop=(), groups=None, edit=None):
+    """A copy of ``good`` with changed metadata, dropped or edited posterior variables, or
+    dropped groups."""
     idata = az.from_netcdf(good)
     post = idata.posterior.drop_vars(list(drop))
+    if edit is not None:
+        post = edit(post)
     if raw is not None:
         post.attrs["bayesplit"] = raw
     elif meta is not None:
@@ -84,6 +87,17 @@ BAD_POSTERIORS = {
     "bad reference": (
         dict(meta=lambda m: m["spec"]["reference"].__setitem__("tokens", 0)),
         "spec.reference.tokens is not a number > 0",
+    ),
+    # a ZeroDivisionError traceback in predict
+    "no draws": (dict(edit=lambda p: p.isel(draw=slice(0, 0))), "the posterior has no draws"),
+    # empty bands, without a word
+    "NaN draws": (
+        dict(edit=lambda p: p.assign(alpha=p["alpha"] * float("nan"))),
+        "law parameter(s) alpha have draws outside their support",
+    ),
+    "negative draws": (
+        dict(edit=lambda p: p.assign(E=-p["E"])),
+        "law parameter(s) E have draws outside their support",
     ),
 }
 
