@@ -148,3 +148,9 @@ def _is_missing(obj: Any) -> bool:
         return bool(obj != obj) or type(obj).__name__ in ("NAType", "NaTType")
     except (TypeError, ValueError):  # pandas' NA refuses bool(); arrays compare elementwise
         return type(obj).__name__ in ("NAType", "NaTType")
+
+
+def remove_if_empty(folder: str | Path) -> None:
+    """Remove a folder made for a run's or a launch's files once nothing is left in it."""
+    with contextlib.suppress(OSError):  # not empty (someone else's files), or gone
+        Path(folder).rmdir()

@@ -17,7 +17,6 @@ submitit's pickles and script); a failed slurm job's logs are kept, and named in
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -31,7 +30,7 @@ from typing import Any
 
 import pandas as pd
 
-from bayesplit._io import atomic_write_text
+from bayesplit._io import atomic_write_text, remove_if_empty
 from bayesplit._parse import check_seed
 from bayesplit.errors import BayesplitError
 from bayesplit.train.config import TrainConfig, exact_steps, steps_for
@@ -687,7 +686,7 @@ def _torchrun(job: dict, workdir: Path, nproc: int) -> pd.DataFrame:
         result.unlink(missing_ok=True)
         if not _has_files(logs):  # only empty per-rank folders: nothing to read
             shutil.rmtree(logs, ignore_errors=True)
-        _remove_if_empty(path.parent)
+        remove_if_empty(path.parent)
 
 
 def _slurm(jobs: list[dict], workdir: Path, options: dict[str, Any]) -> list[pd.DataFrame]:
@@ -729,8 +728,8 @@ def _slurm(jobs: list[dict], workdir: Path, options: dict[str, Any]) -> list[pd.
                 f"{s.paths.stderr}, {s.paths.stdout}"
             )
         _remove_submitted(s, path, logs=ok)
-    _remove_if_empty(workdir / "jobs")
-    _remove_if_empty(workdir / "submitit")
+    remove_if_empty(workdir / "jobs")
+    remove_if_empty(workdir / "submitit")
     if failed:
         more = f" ({len(failed)} of {len(jobs)} jobs failed)" if len(failed) > 1 else ""
         raise BayesplitError(failed[0] + more)
@@ -764,12 +763,6 @@ def _remove_submitted(job, path: Path, *, logs: bool) -> None:
 def _has_files(folder: Path) -> bool:
     """Whether a folder holds any file (torchrun's log folder holds empty ones per rank)."""
     return folder.is_dir() and any(f.is_file() for f in folder.rglob("*"))
-
-
-def _remove_if_empty(folder: Path) -> None:
-    """Remove a launcher's folder (job files, submitit's) once nothing is left in it."""
-    with contextlib.suppress(OSError):  # not empty (another launch's files), or gone
-        folder.rmdir()
 
 
 def _store_path(store: Any) -> Path:

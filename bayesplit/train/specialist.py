@@ -29,6 +29,7 @@ from typing import Any
 
 import pandas as pd
 
+from bayesplit._io import remove_if_empty
 from bayesplit.errors import BayesplitError
 from bayesplit.train.checkpoint import ckpt_path, list_checkpoints, load_checkpoint
 from bayesplit.train.config import GPTConfig, TrainConfig, config_hash, exact_steps
@@ -256,7 +257,7 @@ def specialize(
             # not resume from it and find nothing left to train
             if run_dir is not None and rt.main:
                 ckpt_path(run_dir, "periodic", n).unlink(missing_ok=True)
-                _remove_if_empty(run_dir)
+                remove_if_empty(run_dir)
             raise
         train_s = train_s0 + secs
         rows = run_rows(
@@ -292,7 +293,7 @@ def specialize(
         if run_dir is not None and rt.main:
             for p in list_checkpoints(run_dir)["periodic"].values():
                 p.unlink(missing_ok=True)
-            _remove_if_empty(run_dir)
+            remove_if_empty(run_dir)
         return out
 
 
@@ -331,7 +332,7 @@ def run_lock(workdir: str | Path | None, run_id: str) -> Iterator[None]:
     finally:
         lock.unlink(missing_ok=True)
         for folder in made:  # deepest first
-            _remove_if_empty(folder)
+            remove_if_empty(folder)
 
 
 def _create_exclusive(path: Path) -> int:
@@ -351,9 +352,3 @@ def _lock_owner(lock: Path) -> str:
     except OSError:  # released in the meantime, or unreadable
         owner = ""
     return f"lock taken by {owner}" if owner else "lock held"
-
-
-def _remove_if_empty(folder: Path) -> None:
-    """Remove a run's folder (of checkpoints, or of its lock) once nothing is left in it."""
-    with contextlib.suppress(OSError):  # not empty (a file someone put there), or gone
-        folder.rmdir()
