@@ -837,9 +837,10 @@ EXTRAPOLATION_FACTOR = 2.0
 
 
 def _times(ratio: float) -> str:
-    """A ratio for a note: whole numbers up to 10,000, then two digits (1e300 FLOPs made
-    hundred-digit numbers)."""
-    return f"{ratio:.0f}" if ratio < 1e4 else f"{ratio:.2g}"
+    """A ratio for a note or the report: two digits below 10 (``:.0f`` read 0.77 as "1"),
+    whole numbers up to 10,000, then two digits again (1e300 FLOPs made hundred-digit
+    numbers)."""
+    return f"{ratio:.0f}" if 10 <= ratio < 1e4 else f"{ratio:.2g}"
 
 
 def extrapolation_notes(

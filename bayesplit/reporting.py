@@ -65,14 +65,6 @@ def _share(x: float) -> str:
     return f"{x:.1%}" if 0 < x < 0.01 else f"{x:.0%}"
 
 
-def _times(ratio: float) -> str:
-    """A multiple of the largest run: two digits below 10 (``:.0f`` read a target of 0.77×
-    the largest run as "1×" and one of 0.4× as "0×"), whole numbers above, as the notes."""
-    from bayesplit.allocation import _times as whole
-
-    return f"{ratio:.2g}" if ratio < 10 else whole(ratio)
-
-
 def _b(s: str) -> tuple[str, str]:
     return ("b", s)
 
@@ -379,6 +371,8 @@ def _sections(posterior, rep: dict) -> list[tuple[str, list[tuple]]]:
 
 
 def _checklist(posterior, rep: dict) -> list[tuple]:
+    from bayesplit.allocation import _times
+
     d, level = rep["dict"], rep["level"]
     law, diag, runs = posterior.law, posterior.diagnostics, posterior.runs
     loo = rep["loo"]
