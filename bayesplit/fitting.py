@@ -7,6 +7,7 @@ to order one, target acceptance 0.9. The device is chosen by problem size.
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 import os
 import sys
@@ -283,6 +284,11 @@ def _sample_numpyro(
         from bayesplit._jax import configure
 
         configure()
+        precision = contextlib.nullcontext()
+    else:
+        # 64-bit mode is process-wide and predict, prior and the Refitter turn it on, so
+        # without this a GPU fit's precision (and draws) hung on what ran before it.
+        precision = jax.enable_x64(False)
     platform_devices = jax.devices(device)
     if chain_method == "auto":
         if device == "gpu":
@@ -311,7 +317,7 @@ def _sample_numpyro(
         chain_method=chain_method,
         progress_bar=progress and sys.stderr.isatty(),
     )
-    with jax.default_device(platform_devices[0]):
+    with precision, jax.default_device(platform_devices[0]):
         mcmc.run(
             prng_key(seed),
             y=np.asarray(data.y),

@@ -178,6 +178,26 @@ def test_seeds_2_to_the_32_apart_draw_differently_on_a_gpu(additive_runs, monkey
     assert keys == [[0, 5], [1, 5]]
 
 
+def test_a_gpu_fit_draws_the_same_whatever_ran_before(monkeypatch):
+    """64-bit mode is process-wide and predict, prior and the Refitter turn it on, so a GPU
+    fit ran in float64 after one of them and in float32 otherwise: one seed, two posteriors."""
+    import jax
+
+    import bayesplit.fitting
+
+    cpu_devices = jax.devices
+    monkeypatch.setattr(bayesplit.fitting, "select_device", lambda *a: "gpu")
+    monkeypatch.setattr(jax, "devices", lambda kind=None: cpu_devices("cpu"))
+    quick = dict(chains=1, draws=20, warmup=20, seed=3, progress=False)
+    draws = []
+    for x64 in (True, False):
+        with jax.enable_x64(x64):
+            post = fit(two_run_table(), "chinchilla", **quick)
+        draws.append(post.idata.posterior["E"].values)
+    assert draws[0].dtype == draws[1].dtype == np.float32
+    np.testing.assert_array_equal(draws[0], draws[1])
+
+
 def test_one_chain_fails_the_gate_with_a_reason(additive_runs, capfd):
     from bayesplit.comparison import loo_metrics
 
