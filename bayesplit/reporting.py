@@ -322,6 +322,7 @@ def _sections(posterior, rep: dict) -> list[tuple[str, list[tuple]]]:
             _fmt(r["pretrain_tokens"]),
             f"{r['pretrain_fraction']:.0%}",
             share_range(r["near_optimal_lo"], r["near_optimal_hi"]),
+            f"{_fmt(r['near_optimal_params_lo'])}–{_fmt(r['near_optimal_params_hi'])}",
             f"{r['objective_median']:.4f} [{r['objective_lo']:.4f}, {r['objective_hi']:.4f}]",
         ]
         for _, r in rep["frontier"].iterrows()
@@ -332,12 +333,13 @@ def _sections(posterior, rep: dict) -> list[tuple[str, list[tuple]]]:
         "D",
         "pretraining share",
         f"shares within {percent(near['tolerance'])}",
+        f"N within {percent(near['tolerance'])}",
         f"loss ({percent(level)} credible)",
     ]
     out.append(
         (
             "Frontier",
-            [("table", fr_headers, fr_rows, 1), ("img", "frontier", "frontier")],
+            [("table", fr_headers, fr_rows, 0), ("img", "frontier", "frontier")],
         )
     )
     out.append(("Data and fitted law per domain", [("img", "fit", "fit per domain")]))

@@ -279,6 +279,31 @@ def test_report_md_is_plain_markdown(md_report):
     assert "http://" not in text and "https://" not in text
 
 
+def test_report_frontier_table_matches_the_frontier_command(md_report):
+    # it left-aligned its budgets and lacked the command's range of near-optimal N
+    text = md_report.read_text().split("## Frontier", 1)[1].split("\n## ", 1)[0]
+    header, rule, *rows = [line for line in text.splitlines() if line.startswith("|")]
+
+    def cells(line: str) -> list[str]:
+        return [c.strip() for c in line.strip("|").split("|")]
+
+    assert cells(header) == [
+        "budget (FLOPs)",
+        "N",
+        "D",
+        "pretraining share",
+        "shares within 0.1%",
+        "N within 0.1%",
+        "loss (90% credible)",
+    ]
+    assert all(c.endswith(":") for c in cells(rule)), "numbers are aligned right"
+    assert len(rows) == 7
+    for row in rows:
+        n, lo_hi = float(cells(row)[1]), cells(row)[5]
+        lo, hi = (float(x) for x in lo_hi.split("–"))
+        assert lo <= n <= hi, row
+
+
 def test_report_md_escapes_pipes_in_cells(md_report):
     lines = md_report.read_text().splitlines()
     (row,) = [line for line in lines if line.startswith("| a\\|b ")]
