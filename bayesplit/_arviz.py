@@ -69,7 +69,25 @@ def loo(idata, var_name: str = "log_loss"):
 
 
 def to_netcdf(idata, path) -> None:
-    idata.to_netcdf(str(path), engine="h5netcdf")
+    """Write ``idata`` as ``InferenceData.to_netcdf`` does (one netCDF group per ArviZ
+    group, numeric variables gzip-compressed), with HDF5's Fletcher32 checksum on each
+    compressed variable's chunks as well.
+
+    ArviZ's ``to_netcdf`` takes no encoding, so its loop is repeated here: the checksum
+    makes HDF5 refuse to read a chunk whose stored bytes changed after it was written.
+    Variable-length strings (coordinates, run ids) cannot be filtered, so they carry none.
+    """
+    path = str(path)
+    xr.Dataset(attrs=idata.attrs).to_netcdf(path, mode="w", engine="h5netcdf")
+    for group in idata.groups():
+        data = idata[group]
+        encoding = {
+            name: {"zlib": True, "fletcher32": True}
+            for name, var in data.variables.items()
+            # ArviZ's own test of what it compresses; scalars cannot be chunked or filtered
+            if var.ndim and var.dtype.kind in "biufcS"
+        }
+        data.to_netcdf(path, mode="a", group=group, engine="h5netcdf", encoding=encoding)
 
 
 def from_netcdf(path):

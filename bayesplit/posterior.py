@@ -291,6 +291,7 @@ class Posterior:
             raise BayesplitError(
                 f"{p} is not a bayesplit posterior ({type(exc).__name__}: {exc})"
             ) from None
+        _read_all(p, idata)
         law = _check_file(p, idata, meta)
         diag = dict(meta["diagnostics"])
         diag["thresholds"] = Thresholds(**diag.get("thresholds", {}))
@@ -340,6 +341,26 @@ def rows_as_constant_data(rows: pd.DataFrame) -> xr.Dataset:
         else:
             out[f"row_{c}"] = np.asarray(v, dtype=float if c != "seed" else np.int64)
     return xr.Dataset({k: ("obs", v) for k, v in out.items()}, coords={"obs": np.arange(len(rows))})
+
+
+def _read_all(path: Path, idata) -> None:
+    """Read every variable of ``idata`` (opened lazily) into memory, and close the file.
+
+    Reading is when HDF5 verifies each chunk's Fletcher32 checksum (and zlib its own), so a
+    file whose bytes changed after it was written is refused here, in one line, rather
+    than by an OSError traceback in whichever command first touches the damaged variable.
+    """
+    for group in idata.groups():
+        ds = idata[group]
+        for name, var in ds.variables.items():
+            try:
+                var.load()
+            except (OSError, ValueError) as exc:  # h5py: "Can't ... read data (...)"
+                raise BayesplitError(
+                    f"{path} is damaged: {group}/{name} cannot be read ({exc}); "
+                    "restore it from a copy or fit again"
+                ) from None
+        ds.close()
 
 
 def _is_names(x) -> bool:
