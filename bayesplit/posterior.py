@@ -516,6 +516,10 @@ def _check_file(path: Path, idata, meta: Any) -> Law:
         "run_sd" not in post or post["run_z"].shape[2:] != (len(meta["spec"]["runs"]),)
     ):
         problems.append("the run effects 'run_z' do not match run_sd and the metadata's runs")
+    # predict ignores run_z when run_effect is false, so --run said "no run effect" for a
+    # file that carries one (run_sd alone is fine: a ground truth without seed noise has 0)
+    if "run_z" in post and not meta["spec"]["run_effect"]:
+        problems.append("spec.run_effect is false but the posterior has run effects 'run_z'")
     if "constant_data" not in idata.groups():
         problems.append("the file lacks its constant_data group (the fitted run table)")
     else:

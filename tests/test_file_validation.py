@@ -8,6 +8,7 @@ import shutil
 
 import arviz as az
 import h5py
+import numpy as np
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -65,6 +66,15 @@ def _law(m):
     m["law"], m["per_domain"] = "transfer", ["E", "tau"]
 
 
+def _with_run_z(post):
+    """``post`` with one run effect per run of the file's spec (its single run "truth")."""
+    return post.assign(run_z=(("chain", "draw", "run"), np.zeros((*post["sigma"].shape, 1))))
+
+
+def _run_effect(on: bool):
+    return lambda m: m["spec"].__setitem__("run_effect", on)
+
+
 BAD_POSTERIORS = {
     "no constant_data": (dict(groups=()), "lacks its constant_data group"),
     "no diagnostics": (dict(meta=lambda m: m.pop("diagnostics")), "metadata lacks 'diagnostics'"),
@@ -101,6 +111,11 @@ BAD_POSTERIORS = {
         dict(edit=lambda p: p.assign(E=-p["E"])),
         "law parameter(s) E have draws outside their support",
     ),
+    # loaded, and predict --run answered "the fit has no run effect"
+    "run_z without run_effect": (
+        dict(edit=_with_run_z, meta=_run_effect(False)),
+        "spec.run_effect is false but the posterior has run effects 'run_z'",
+    ),
 }
 
 
@@ -117,6 +132,12 @@ def test_incomplete_posterior_files_are_refused(good_file, tmp_path, case):
         Posterior.load(path)
     assert message in str(err.value) and "\n" not in str(err.value)
     _refused(runner.invoke(app, ["predict", str(path), *PREDICT]), message)
+
+
+def test_run_z_with_run_effect_on_loads(good_file, tmp_path):
+    """The run_z case above is refused for its spec alone, not for the run_z it adds."""
+    path = _rewrite(good_file, tmp_path / "p.nc", edit=_with_run_z, meta=_run_effect(True))
+    assert Posterior.load(path).run_effect_group("truth") == "truth"
 
 
 def _checksums(path) -> list[bool]:
