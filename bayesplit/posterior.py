@@ -510,6 +510,9 @@ def _check_file(path: Path, idata, meta: Any) -> Law:
         problems.append(f"law parameter(s) {', '.join(outside)} have draws outside their support")
     if "domain" in post.dims and [str(d) for d in post["domain"].values] != domains:
         problems.append("the posterior's domains differ from those in its metadata")
+    # run names are strings, which HDF5 cannot checksum, and predict --run looks runs up by them
+    if "run" in post.coords and [str(r) for r in post["run"].values] != list(meta["spec"]["runs"]):
+        problems.append("the posterior's runs differ from those in its metadata")
     if "sigma" not in post:
         problems.append("the posterior lacks the noise scale 'sigma'")
     if "run_z" in post and (

@@ -116,6 +116,11 @@ BAD_POSTERIORS = {
         dict(edit=_with_run_z, meta=_run_effect(False)),
         "spec.run_effect is false but the posterior has run effects 'run_z'",
     ),
+    # run names carry no checksum; predict --run looked up the changed name
+    "run names differ": (
+        dict(edit=lambda p: _with_run_z(p).assign_coords(run=["renamed"]), meta=_run_effect(True)),
+        "the posterior's runs differ from those in its metadata",
+    ),
 }
 
 
