@@ -157,7 +157,8 @@ def validate_runs(
         With one message per problem (missing column, non-numeric value,
         NaN/inf/non-positive loss, non-positive params or tokens, negative
         spec_tokens, duplicate (run_id, eval_domain, step), unknown domain,
-        values in the wrong unit).
+        values in the wrong unit, one run_id for two models or two trunks, one
+        trunk for two model sizes).
 
     Examples
     --------
@@ -337,29 +338,36 @@ def validate_runs(
 
 
 def _run_conflicts(df: pd.DataFrame) -> list[str]:
-    """Rows of one run must describe one model: the same N and seed throughout, and at
-    each checkpoint (``step``) the same D, D' and train_domain on every eval domain.
+    """Rows of one run must describe one model: the same N, seed and trunk throughout,
+    and at each checkpoint (``step``) the same D, D' and train_domain on every eval
+    domain; the rows of one trunk (its branches, and the run named like it) one N.
 
     The model gives each run (or its trunk) one random effect, so two models under
-    one run_id would silently share it.
+    one run_id or trunk_id would silently share it, and a run on two trunks (or on a
+    trunk in some rows only) would silently get two.
     """
     problems = []
     valid = df["run_id"].notna()
     step = df["step"].fillna(-1) if "step" in df.columns else pd.Series(-1, index=df.index)
     train = df["train_domain"].astype("object").where(df["train_domain"].notna(), "")
+    if "trunk_id" in df.columns:
+        trunk = df["trunk_id"].astype("object").where(df["trunk_id"].notna(), "")
+    else:
+        trunk = pd.Series("", index=df.index, dtype="object")
     keyed = pd.DataFrame(
         {
             "run_id": df["run_id"],
             "step": step,
             "params": df["params"],
             "seed": df["seed"],
+            "trunk_id": trunk,
             "pretrain_tokens": df["pretrain_tokens"],
             "spec_tokens": df["spec_tokens"],
             "train_domain": train,
         }
     )[valid]
     checks = (
-        (["run_id"], ("params", "seed")),
+        (["run_id"], ("params", "seed", "trunk_id")),
         (["run_id", "step"], ("pretrain_tokens", "spec_tokens", "train_domain")),
     )
     for by, cols in checks:
@@ -375,6 +383,21 @@ def _run_conflicts(df: pd.DataFrame) -> list[str]:
                     f"({', '.join(_show(v) for v in values)}): one run_id must name one model "
                     f"({len(clashing)} run{'s' if len(clashing) > 1 else ''} like this)"
                 )
+    if problems:
+        return problems
+    # the group the model gives one run effect (bayesplit.model.run_groups)
+    group = keyed["trunk_id"].where(keyed["trunk_id"] != "", keyed["run_id"])
+    counts = keyed.groupby(group, sort=False)["params"].nunique()
+    clashing = counts[counts > 1]
+    if len(clashing):
+        name = clashing.index[0]
+        values = keyed.loc[group == name, "params"].drop_duplicates().head(3)
+        problems.append(
+            f"trunk {name!r} has branches (rows with that trunk_id, or run_id where "
+            f"trunk_id is empty) with different params ({', '.join(_show(v) for v in values)}): "
+            f"the branches of one trunk share its model size "
+            f"({len(clashing)} trunk{'s' if len(clashing) > 1 else ''} like this)"
+        )
     return problems
 
 

@@ -343,21 +343,32 @@ def _clashes_with_stored(con: sqlite3.Connection, new: pd.DataFrame) -> str | No
     """The first way the new rows contradict stored rows of the same runs, or None.
 
     ``validate_runs`` sees the new rows alone; a run whose earlier rows are stored must
-    still name one model (the same N and seed, and D, D', train_domain at each step), or
-    every later read of the store would refuse it.
+    still name one model (the same N, seed and trunk, and D, D', train_domain at each
+    step), and a trunk one N, or every later read of the store would refuse it.
     """
     from bayesplit.runs import _run_conflicts
 
-    cols = ["run_id", "step", "params", "seed", "pretrain_tokens", "spec_tokens", "train_domain"]
-    ids = sorted({str(r) for r in new["run_id"]})
+    cols = [
+        "run_id",
+        "step",
+        "params",
+        "seed",
+        "trunk_id",
+        "pretrain_tokens",
+        "spec_tokens",
+        "train_domain",
+    ]
+    # stored rows of the new runs, and of their trunks (branches, and a run named like one)
+    trunks = new["trunk_id"].dropna() if "trunk_id" in new.columns else []
+    keys = sorted({str(r) for r in new["run_id"]} | {str(t) for t in trunks})
     stored = []
-    for i in range(0, len(ids), _IDS_PER_QUERY):
-        chunk = ids[i : i + _IDS_PER_QUERY]
-        query = (
-            f"SELECT {', '.join(cols)} FROM runs WHERE run_id IN ({', '.join('?' * len(chunk))})"
-        )
-        stored.append(pd.read_sql_query(query, con, params=chunk))
-    old = pd.concat(stored, ignore_index=True) if stored else pd.DataFrame(columns=cols)
+    for i in range(0, len(keys), _IDS_PER_QUERY):
+        chunk = keys[i : i + _IDS_PER_QUERY]
+        marks = ", ".join("?" * len(chunk))
+        for col in ("run_id", "trunk_id"):
+            query = f"SELECT row_id, {', '.join(cols)} FROM runs WHERE {col} IN ({marks})"
+            stored.append(pd.read_sql_query(query, con, params=chunk))
+    old = pd.concat(stored, ignore_index=True).drop_duplicates("row_id").drop(columns="row_id")
     if not len(old):
         return None
     fresh = new.reindex(columns=cols)

@@ -316,6 +316,21 @@ def test_one_run_id_must_name_one_model(table):
     assert len(validate_runs(two_steps)) == 10
 
 
+def test_one_run_has_one_trunk_and_one_trunk_one_model_size(table):
+    """The model gives each trunk (else run) one run effect: a run on two trunks, or on a
+    trunk in some rows only, would get two; models of two sizes on one trunk would share one."""
+    with pytest.raises(RunTableError, match=r"run_id 'r1' has rows with different trunk_id"):
+        validate_runs(table.assign(trunk_id=["t1", "t2", None, None, "t1"]))
+    with pytest.raises(RunTableError, match=r"run_id 'r1' has rows with different trunk_id"):
+        validate_runs(table.assign(trunk_id=["t1", None, None, None, "t1"]))
+    # r3 branches off r2's trunk (3e7) but is 1e7: one run effect for two model sizes
+    with pytest.raises(RunTableError, match=r"trunk 'r2' has branches .* different params"):
+        validate_runs(table.assign(trunk_id=[None, None, None, None, "r2"]))
+    # a branch of the trunk run r1 (same N), and branches named by trunk_id, are fine
+    assert len(validate_runs(table.assign(trunk_id=[None, None, None, None, "r1"]))) == 5
+    assert len(validate_runs(table.assign(trunk_id=["t1", "t1", "t2", "t2", "t1"]))) == 5
+
+
 def test_one_domain_given_as_a_string_is_one_domain(table):
     validate_runs(table, domains=["web", "code"])
     with pytest.raises(RunTableError, match=r"unknown eval_domain 'code' \(known: web\)"):

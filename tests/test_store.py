@@ -85,6 +85,21 @@ def test_rows_that_contradict_stored_rows_of_their_run_are_refused(tmp_path):
     assert len(load_runs(store.path)) == 7
 
 
+def test_rows_that_contradict_the_trunk_of_stored_rows_are_refused(tmp_path):
+    """A run's trunk, and a trunk's model size, hold across appends as within one table."""
+    store = RunStore(tmp_path / "runs.db")
+    store.append(good_table().assign(trunk_id=["t1", "t1", "t2", "t2", "t1"]))
+    with pytest.raises(BayesplitError, match="run_id 'r1' has rows with different trunk_id"):
+        store.append(good_table().iloc[[0]].assign(eval_domain="law", trunk_id="t2"))
+    with pytest.raises(BayesplitError, match="run_id 'r1' has rows with different trunk_id"):
+        store.append(good_table().iloc[[0]].assign(eval_domain="law"))  # no trunk_id column
+    branch = dict(run_id="b", spec_tokens=1e8, train_domain="web", eval_domain="web", loss=3.0)
+    with pytest.raises(BayesplitError, match="trunk 't2' has branches .* different params"):
+        store.append(good_table().iloc[[4]].assign(**branch, trunk_id="t2"))  # N 1e7, t2 is 3e7
+    assert len(store) == 5
+    assert store.append(good_table().iloc[[4]].assign(**branch, trunk_id="t1")) == 1
+
+
 def test_invalid_rows_never_reach_the_store(tmp_path):
     store = RunStore(tmp_path / "runs.db")
     with pytest.raises(BayesplitError):
