@@ -660,7 +660,7 @@ def write_table(runs: pd.DataFrame, path: str | Path) -> Path:
         elif fmt == "parquet":
             _parquet_ready(runs).to_parquet(tmp, index=False)
         else:
-            _write_jsonl(runs, tmp)
+            _write_jsonl(runs, tmp, name=p)
     return p
 
 
@@ -684,13 +684,29 @@ def _parquet_ready(runs: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _write_jsonl(runs: pd.DataFrame, path: Path) -> None:
+def _write_jsonl(runs: pd.DataFrame, path: Path, name: Path) -> None:
     # One json.dumps per row: floats in their shortest exact form (pandas keeps 10 digits).
     from bayesplit._io import jsonable
 
     with open(path, "w", encoding="utf-8") as fh:
-        for row in runs.to_dict(orient="records"):
-            fh.write(json.dumps(jsonable(row), allow_nan=False, ensure_ascii=False) + "\n")
+        for i, row in enumerate(runs.to_dict(orient="records")):
+            try:
+                line = json.dumps(jsonable(row), allow_nan=False, ensure_ascii=False)
+            except (TypeError, ValueError):  # bytes, a set, an arbitrary object
+                col = next((c for c, v in row.items() if not _json_ok(jsonable(v))), None)
+                raise BayesplitError(
+                    f"cannot write {name}: column {str(col)!r} holds a value JSON cannot "
+                    f"hold (row {i + 1}: {type(row.get(col)).__name__})"
+                ) from None
+            fh.write(line + "\n")
+
+
+def _json_ok(v) -> bool:
+    try:
+        json.dumps(v, allow_nan=False)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def compute_flops(runs: pd.DataFrame) -> np.ndarray:

@@ -22,7 +22,7 @@ import pandas as pd
 
 from bayesplit._io import jsonable
 from bayesplit.errors import BayesplitError
-from bayesplit.runs import CANONICAL, validate_runs
+from bayesplit.runs import CANONICAL, _json_ok, validate_runs
 
 _COLUMN_TYPES = {
     "run_id": "TEXT NOT NULL",
@@ -380,16 +380,29 @@ def _clashes_with_stored(con: sqlite3.Connection, new: pd.DataFrame) -> str | No
 
 
 def _to_records(df: pd.DataFrame) -> list[tuple]:
+    """Rows as the store's columns; extra columns go to one JSON object per row.
+
+    Raises :class:`BayesplitError` for an extra value JSON cannot hold (bytes, a set, an
+    arbitrary object), naming its column and row.
+    """
     extra_cols = [c for c in df.columns if c not in CANONICAL]
     out = []
-    for row in df.to_dict("records"):
+    for i, row in enumerate(df.to_dict("records")):
         values = []
         for c in CANONICAL:
             v = row.get(c)
             values.append(_plain(v))
         # extra columns as JSON: a date becomes ISO text, a decimal a float
         extra = {c: v for c in extra_cols if (v := jsonable(_plain(row[c]))) is not None}
-        values.append(json.dumps(extra, sort_keys=True, allow_nan=False))
+        try:
+            values.append(json.dumps(extra, sort_keys=True, allow_nan=False))
+        except (TypeError, ValueError):
+            bad = [(c, v) for c, v in extra.items() if not _json_ok(v)]
+            col, value = bad[0] if bad else (", ".join(map(str, extra)), None)
+            raise BayesplitError(
+                f"column {str(col)!r} holds a value the run store cannot keep (row {i + 1}: "
+                f"{type(value).__name__}); give numbers, text, dates, lists or mappings"
+            ) from None
         out.append(tuple(values))
     return out
 

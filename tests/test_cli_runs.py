@@ -174,6 +174,19 @@ def test_import_of_a_bad_table_creates_no_store(tmp_path):
     assert not (tmp_path / "new").exists()
 
 
+def test_import_of_a_table_with_values_the_store_cannot_keep_creates_no_store(tmp_path):
+    """A Parquet binary column validates, but JSON cannot hold bytes: it was a traceback
+    after an empty store had been created."""
+    table = tmp_path / "runs.parquet"
+    good_table().assign(blob=[b"\x00raw"] * 5).to_parquet(table)
+    target = tmp_path / "new" / "runs.db"
+    _refused(
+        runner.invoke(app, ["runs", "import", str(table), "--store", str(target)]),
+        "column 'blob' holds a value the run store cannot keep (row 1: bytes)",
+    )
+    assert not (tmp_path / "new").exists()
+
+
 # -- 2. unusable output paths are refused before anything is read or written ---------------
 
 

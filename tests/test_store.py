@@ -16,6 +16,7 @@ import pytest
 from support import good_table
 
 from bayesplit.errors import BayesplitError
+from bayesplit.runs import write_table
 from bayesplit.store import RunStore
 
 
@@ -176,6 +177,21 @@ def test_extra_columns_of_any_type_are_stored_as_json(tmp_path):
     assert back["finished"].tolist() == ["2017-07-14T02:40:00"] * 5
     assert back["price"].tolist() == [1.5] * 5
     assert back["day"].tolist() == ["2026-11-30"] * 5
+
+
+@pytest.mark.parametrize("value", [b"\x00raw", {1, 2}, object(), [b"x"]])
+def test_an_extra_value_json_cannot_hold_is_one_error_and_nothing_is_written(tmp_path, value):
+    """bytes (a Parquet binary column), a set or an object was a TypeError traceback."""
+    store = RunStore(tmp_path / "runs.db")
+    rows = good_table().assign(blob=None)
+    rows["blob"] = rows["blob"].astype(object)
+    rows.at[3, "blob"] = value
+    with pytest.raises(BayesplitError, match=r"column 'blob' holds a value .* \(row 4: "):
+        store.append(rows)
+    assert len(store) == 0
+    with pytest.raises(BayesplitError, match=r"cannot write .*runs.jsonl: column 'blob' .*row 4"):
+        write_table(rows, tmp_path / "runs.jsonl")
+    assert sorted(p.name for p in tmp_path.iterdir() if "jsonl" in p.name) == []
 
 
 def test_a_branch_may_train_on_a_domain_only_earlier_rows_evaluated(tmp_path):

@@ -81,7 +81,7 @@ def import_cmd(
 ) -> None:
     """Append a run table to a store, in one transaction (all rows or none)."""
     from bayesplit.runs import STORE_SUFFIXES, load_runs, read_table, validate_runs
-    from bayesplit.store import RunStore
+    from bayesplit.store import RunStore, _to_records
 
     check_output_path(store, option="--store", suffixes=set(STORE_SUFFIXES))
     known: set[str] = set()
@@ -96,6 +96,7 @@ def import_cmd(
     if "eval_domain" in table.columns:
         known |= {str(d).strip() for d in table["eval_domain"].dropna()}
     runs = validate_runs(table, domains=sorted(known) or None, source=str(path))
+    _to_records(runs)  # an extra value the store cannot keep is refused before it is created
     db = RunStore(store)
     added = db.append(runs)
     total = len(db)
