@@ -19,6 +19,9 @@ unique_spec_tokens  unique domain tokens behind D' (repetition)            no
 schedule        learning-rate schedule label                               no
 ============== ========================================================== ========
 
+A blank ``spec_tokens`` means 0 on a general model's row; on a row that names a
+``train_domain`` it is refused as missing.
+
 Any other column is kept as it is.
 """
 
@@ -190,7 +193,10 @@ def validate_runs(
 
     df = df.reset_index(drop=True)
     exact_seeds = pd.Series(0, index=df.index, dtype=object)
-    if "spec_tokens" not in df.columns:
+    # D' not given (no column, or a blank cell) means a general model: D' = 0
+    spec_column = "spec_tokens" in df.columns
+    spec_missing = _is_blank(df["spec_tokens"]) if spec_column else pd.Series(True, df.index)
+    if not spec_column:
         df["spec_tokens"] = 0.0
     if "seed" not in df.columns:
         df["seed"] = 0
@@ -298,6 +304,14 @@ def validate_runs(
     no_train = spec & _is_blank(df["train_domain"]).to_numpy()
     if no_train.any():
         problems.append(f"spec_tokens > 0 but train_domain is empty ({_rows(no_train)})")
+    # a specialist whose D' is missing would be fitted as a general model at D alone
+    no_spec = spec_missing.to_numpy(dtype=bool) & ~_is_blank(df["train_domain"]).to_numpy()
+    if no_spec.any():
+        where = "value" if spec_column else "column"
+        problems.append(
+            f"train_domain is given but the spec_tokens {where} is missing ({_rows(no_spec)}): "
+            "give D' (0 for a general model or a branch's starting point)"
+        )
 
     eval_domains = {d for d in df["eval_domain"] if isinstance(d, str)}
     allowed = set(domains) if domains is not None else None

@@ -331,6 +331,21 @@ def test_one_run_has_one_trunk_and_one_trunk_one_model_size(table):
     assert len(validate_runs(table.assign(trunk_id=["t1", "t1", "t2", "t2", "t1"]))) == 5
 
 
+def test_a_specialist_with_its_spec_tokens_missing_is_refused_not_read_as_general(tmp_path):
+    """A blank D' means a general model (D' = 0); on a row that names a train_domain it is
+    a specialist's missing value, and was fitted as a general model at D alone."""
+    path = tmp_path / "runs.csv"
+    good_table().assign(spec_tokens=[0, 0, 0, 0, None]).to_csv(path, index=False)
+    with pytest.raises(RunTableError, match=r"spec_tokens value is missing \(row 5\)"):
+        load_runs(path)
+    with pytest.raises(RunTableError, match=r"spec_tokens column is missing \(row 5\)"):
+        validate_runs(good_table().drop(columns="spec_tokens"))
+    # blank D' with no train_domain is a general model; an explicit 0 may name one
+    general = good_table().assign(spec_tokens=[None, None, None, None, 5e7])
+    assert validate_runs(general)["spec_tokens"].tolist() == [0, 0, 0, 0, 5e7]
+    assert len(validate_runs(good_table().assign(spec_tokens=0.0))) == 5
+
+
 def test_one_domain_given_as_a_string_is_one_domain(table):
     validate_runs(table, domains=["web", "code"])
     with pytest.raises(RunTableError, match=r"unknown eval_domain 'code' \(known: web\)"):
