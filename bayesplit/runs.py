@@ -160,6 +160,7 @@ def validate_runs(
         With one message per problem (missing column, non-numeric value,
         NaN/inf/non-positive loss, non-positive params or tokens, negative
         spec_tokens, duplicate (run_id, eval_domain, step), unknown domain,
+        domain names that differ only in case,
         values in the wrong unit, one run_id for two models or two trunks, one
         trunk for two model sizes).
 
@@ -321,6 +322,17 @@ def validate_runs(
             problems.append(
                 f"unknown eval_domain {', '.join(map(repr, unknown))} (known: {', '.join(sorted(allowed))})"
             )
+    # one domain written two ways ("code", "Code") would be fitted as two domains
+    spellings: dict[str, set[str]] = {}
+    for d in eval_domains | (allowed or set()):
+        spellings.setdefault(d.casefold(), set()).add(d)
+    twice = sorted(sorted(v) for v in spellings.values() if len(v) > 1 and v & eval_domains)
+    if twice:
+        problems.append(
+            f"eval_domain names that differ only in case: "
+            f"{'; '.join(', '.join(map(repr, v)) for v in twice)} "
+            "(one domain written two ways would be fitted as two; spell it one way)"
+        )
     known = allowed if allowed is not None else eval_domains
     train_domains = {d for d in df["train_domain"] if isinstance(d, str)}
     unknown_train = sorted(train_domains - known)

@@ -346,6 +346,19 @@ def test_a_specialist_with_its_spec_tokens_missing_is_refused_not_read_as_genera
     assert len(validate_runs(good_table().assign(spec_tokens=0.0))) == 5
 
 
+def test_domain_names_that_differ_only_in_case_are_refused(tmp_path):
+    """'Code' and 'code' were two domains, each fitted with its own parameters; padding
+    ('code ') is stripped, as it always was."""
+    path = tmp_path / "runs.csv"
+    good_table().assign(eval_domain=["web", "Code", "web", "code ", "code"]).to_csv(
+        path, index=False
+    )
+    with pytest.raises(RunTableError, match=r"differ only in case: 'Code', 'code'"):
+        load_runs(path)
+    padded = good_table().assign(eval_domain=["web", " code", "web", "code ", "code"])
+    assert set(validate_runs(padded)["eval_domain"]) == {"web", "code"}
+
+
 def test_one_domain_given_as_a_string_is_one_domain(table):
     validate_runs(table, domains=["web", "code"])
     with pytest.raises(RunTableError, match=r"unknown eval_domain 'code' \(known: web\)"):

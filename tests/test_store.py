@@ -101,6 +101,15 @@ def test_rows_that_contradict_the_trunk_of_stored_rows_are_refused(tmp_path):
     assert store.append(good_table().iloc[[4]].assign(**branch, trunk_id="t1")) == 1
 
 
+def test_a_domain_spelt_in_another_case_than_the_stored_one_is_refused(tmp_path):
+    store = RunStore(tmp_path / "runs.db")
+    store.append(good_table())
+    later = good_table().iloc[:2].assign(run_id="r9", eval_domain=["Web", "code"])
+    with pytest.raises(BayesplitError, match=r"differ only in case: 'Web', 'web'"):
+        store.append(later)
+    assert len(store) == 5
+
+
 def test_invalid_rows_never_reach_the_store(tmp_path):
     store = RunStore(tmp_path / "runs.db")
     with pytest.raises(BayesplitError):
