@@ -162,7 +162,7 @@ def validate_runs(
         spec_tokens, duplicate (run_id, eval_domain, step), unknown domain,
         domain names that differ only in case,
         values in the wrong unit, one run_id for two models or two trunks, one
-        trunk for two model sizes).
+        trunk for two model sizes, a checkpoint on fewer tokens than an earlier step).
 
     Examples
     --------
@@ -366,7 +366,8 @@ def validate_runs(
 def _run_conflicts(df: pd.DataFrame) -> list[str]:
     """Rows of one run must describe one model: the same N, seed and trunk throughout,
     and at each checkpoint (``step``) the same D, D' and train_domain on every eval
-    domain; the rows of one trunk (its branches, and the run named like it) one N.
+    domain, and no fewer tokens (D + D') at a later step; the rows of one trunk (its
+    branches, and the run named like it) one N.
 
     The model gives each run (or its trunk) one random effect, so two models under
     one run_id or trunk_id would silently share it, and a run on two trunks (or on a
@@ -410,6 +411,23 @@ def _run_conflicts(df: pd.DataFrame) -> list[str]:
                     f"({len(clashing)} run{'s' if len(clashing) > 1 else ''} like this)"
                 )
     if problems:
+        return problems
+    # checkpoints of one run: a later step has trained on at least as many tokens
+    at = keyed[keyed["step"] >= 0].assign(tokens=keyed["pretrain_tokens"] + keyed["spec_tokens"])
+    at = at.drop_duplicates(["run_id", "step"]).sort_values(["run_id", "step"], kind="stable")
+    before = at.groupby("run_id", sort=False)["tokens"].shift().fillna(-np.inf)
+    fewer = at["tokens"].to_numpy() < before.to_numpy()
+    if fewer.any():
+        later = at[fewer].iloc[0]
+        mine = at[at["run_id"] == later["run_id"]]
+        earlier = mine[(mine["step"] < later["step"]) & (mine["tokens"] > later["tokens"])].iloc[-1]
+        runs_like = at.loc[fewer, "run_id"].nunique()
+        problems.append(
+            f"run_id {later['run_id']!r} has fewer tokens (D + D') at step "
+            f"{int(later['step'])} ({later['tokens']:.6g}) than at step {int(earlier['step'])} "
+            f"({earlier['tokens']:.6g}): the checkpoints of one run train on more tokens as "
+            f"the step grows ({runs_like} run{'s' if runs_like > 1 else ''} like this)"
+        )
         return problems
     # the group the model gives one run effect (bayesplit.model.run_groups)
     group = keyed["trunk_id"].where(keyed["trunk_id"] != "", keyed["run_id"])

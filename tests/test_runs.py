@@ -359,6 +359,18 @@ def test_domain_names_that_differ_only_in_case_are_refused(tmp_path):
     assert set(validate_runs(padded)["eval_domain"]) == {"web", "code"}
 
 
+def test_checkpoints_whose_tokens_shrink_as_the_step_grows_are_refused(table):
+    """Step 200 on fewer tokens than step 100: a mislabelled step or token column (or two
+    runs under one id); the fit would have used the token counts as given."""
+    ok = table.assign(step=1)
+    later = ok.assign(step=2, pretrain_tokens=ok["pretrain_tokens"] / 2)
+    with pytest.raises(RunTableError, match=r"run_id 'r1' has fewer tokens \(D \+ D'\) at step 2"):
+        validate_runs(pd.concat([ok, later], ignore_index=True))
+    # the order of the rows does not matter, nor equal counts at two steps
+    grown = ok.assign(step=2, pretrain_tokens=ok["pretrain_tokens"] * 2)
+    assert len(validate_runs(pd.concat([grown, ok, grown.assign(step=3)]).iloc[::-1])) == 15
+
+
 def test_one_domain_given_as_a_string_is_one_domain(table):
     validate_runs(table, domains=["web", "code"])
     with pytest.raises(RunTableError, match=r"unknown eval_domain 'code' \(known: web\)"):

@@ -110,6 +110,15 @@ def test_a_domain_spelt_in_another_case_than_the_stored_one_is_refused(tmp_path)
     assert len(store) == 5
 
 
+def test_a_later_checkpoint_on_fewer_tokens_than_a_stored_one_is_refused(tmp_path):
+    store = RunStore(tmp_path / "runs.db")
+    store.append(good_table().assign(step=2))
+    earlier_step_more_tokens = good_table().iloc[:2].assign(step=1, pretrain_tokens=4e8)
+    with pytest.raises(BayesplitError, match=r"run_id 'r1' has fewer tokens .* at step 2"):
+        store.append(earlier_step_more_tokens)
+    assert len(store) == 5
+
+
 def test_invalid_rows_never_reach_the_store(tmp_path):
     store = RunStore(tmp_path / "runs.db")
     with pytest.raises(BayesplitError):
