@@ -581,6 +581,15 @@ def _check_csv_shape(p: Path, sep: str) -> list[str]:
     with opener(p, "rt", encoding="utf-8-sig", newline="") as fh:
         reader = csv.reader(fh, delimiter=sep)
         header = next(reader, [])
+        if len(header) == 1:
+            # a European spreadsheet's ";", a tab-separated file named .csv: one wide column
+            other = [c for c in (";", "\t", ",", "|") if c != sep and c in header[0]]
+            if other:
+                name = {"\t": "tabs", ";": "';'", ",": "commas", "|": "'|'"}[other[0]]
+                raise BayesplitError(
+                    f"{p}: the header is one column ({_clip(header[0])}); the file seems to be "
+                    f"separated by {name}: .csv files are read with commas, .tsv with tabs"
+                )
         seen: set[str] = set()
         # (unnamed columns, as spreadsheets leave them, are not a repeated name)
         named = [c.strip() for c in header if c.strip()]
@@ -599,6 +608,10 @@ def _check_csv_shape(p: Path, sep: str) -> list[str]:
             "is the file cut short?"
         )
     return header
+
+
+def _clip(text: str, limit: int = 60) -> str:
+    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
 
 
 def _read_jsonl(p: Path) -> list[dict]:

@@ -187,6 +187,18 @@ def test_import_of_a_table_with_values_the_store_cannot_keep_creates_no_store(tm
     assert not (tmp_path / "new").exists()
 
 
+@pytest.mark.parametrize(("sep", "name"), [(";", "';'"), ("\t", "tabs")])
+def test_a_csv_separated_otherwise_is_named_not_reported_as_missing_columns(tmp_path, sep, name):
+    """A European spreadsheet's ';' CSV was "missing column 'run_id' (and 4 more problems)"
+    though every column was there."""
+    table = tmp_path / "runs.csv"
+    good_table().to_csv(table, index=False, sep=sep)
+    _refused(
+        runner.invoke(app, ["runs", "validate", str(table)]),
+        f"the file seems to be separated by {name}: .csv files are read with commas",
+    )
+
+
 # -- 2. unusable output paths are refused before anything is read or written ---------------
 
 
