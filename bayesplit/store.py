@@ -148,6 +148,21 @@ class RunStore:
         """
         if self.read_only:
             raise BayesplitError(f"{self.path} was opened read-only; nothing was written")
+        if isinstance(runs, (str, bytes, Path, Mapping)) or not isinstance(
+            runs, (pd.DataFrame, Iterable)
+        ):
+            # a path or one row read as a list of letters or keys: "missing column 'run_id'"
+            hint = (
+                "; to append a file, pass bayesplit.load_runs(path)"
+                if isinstance(runs, (str, Path))
+                else "; for one row, pass [row]"
+                if isinstance(runs, Mapping)
+                else ""
+            )
+            raise BayesplitError(
+                f"append takes a DataFrame or a list of row mappings, got "
+                f"{type(runs).__name__}{hint}; nothing was written"
+            )
         df = runs if isinstance(runs, pd.DataFrame) else pd.DataFrame(list(runs))
         # a branch's train_domain may be a domain only earlier rows were evaluated on
         if "eval_domain" in df.columns:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -117,6 +118,24 @@ def test_a_later_checkpoint_on_fewer_tokens_than_a_stored_one_is_refused(tmp_pat
     with pytest.raises(BayesplitError, match=r"run_id 'r1' has fewer tokens .* at step 2"):
         store.append(earlier_step_more_tokens)
     assert len(store) == 5
+
+
+@pytest.mark.parametrize(
+    ("runs", "words"),
+    [
+        ("runs.csv", "got str; to append a file, pass bayesplit.load_runs(path)"),
+        ({"run_id": "a", "params": 1e7}, "got dict; for one row, pass [row]"),
+        (None, "got NoneType"),
+        (5, "got int"),
+    ],
+)
+def test_append_of_a_path_or_one_row_says_what_it_takes(tmp_path, runs, words):
+    """A path or one row mapping was read as a list of letters or keys ("missing column
+    'run_id' (and 4 more problems)"); None or a number was a TypeError traceback."""
+    store = RunStore(tmp_path / "runs.db")
+    with pytest.raises(BayesplitError, match=re.escape(words)):
+        store.append(runs)
+    assert len(store) == 0
 
 
 def test_invalid_rows_never_reach_the_store(tmp_path):
