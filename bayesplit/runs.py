@@ -532,7 +532,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
         if name.endswith((".jsonl", ".ndjson")):
             return _records_frame(_read_jsonl(p))
         if name.endswith(".json"):
-            with open(p, encoding="utf-8") as fh:
+            with open(p, encoding="utf-8-sig") as fh:
                 data = json.load(fh)
             if isinstance(data, Mapping) and "runs" in data:
                 data = data["runs"]
@@ -618,7 +618,7 @@ def _read_jsonl(p: Path) -> list[dict]:
     # The json module, not pandas: pandas guesses types (the domain "007" becomes 7, a
     # column named wall_time becomes a date) and rounds floats.
     records = []
-    with open(p, encoding="utf-8") as fh:
+    with open(p, encoding="utf-8-sig") as fh:
         for number, line in enumerate(fh, start=1):
             if not line.strip():
                 continue

@@ -270,6 +270,19 @@ def test_jsonl_round_trip_is_exact_and_guesses_no_types(tmp_path):
     assert first.read_bytes() == second.read_bytes()
 
 
+@pytest.mark.parametrize("suffix", [".jsonl", ".json"])
+def test_json_with_a_byte_order_mark_is_read_as_a_csv_with_one_is(tmp_path, suffix):
+    """Windows tools (PowerShell 5's Out-File -Encoding utf8) write a BOM: CSV took it, JSON
+    and JSONL refused the file ("Unexpected UTF-8 BOM")."""
+    rows = validate_runs(good_table())
+    plain = write_table(rows, tmp_path / "plain.jsonl")
+    path = tmp_path / f"bom{suffix}"
+    lines = plain.read_text(encoding="utf-8").splitlines()
+    text = "\n".join(lines) if suffix == ".jsonl" else "[" + ",".join(lines) + "]"
+    path.write_text("\ufeff" + text, encoding="utf-8")
+    pd.testing.assert_frame_equal(load_runs(path), load_runs(plain))
+
+
 def test_seeds_are_kept_exactly_or_refused(tmp_path):
     path = _csv(
         tmp_path,
