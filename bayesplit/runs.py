@@ -512,7 +512,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
     Text columns (``run_id``, the domains, ``trunk_id``, ``schedule``) are read as
     written: ``007`` stays ``007``, and an ``eval_domain`` or ``run_id`` named ``NA`` is
     a name, not a missing value. A CSV row with fewer fields than the header (a file
-    cut short) and a repeated column name are refused.
+    cut short), a repeated column name and a JSON object with a repeated key are refused.
     """
     p = Path(path)
     name = p.name.lower()
@@ -533,7 +533,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
             return _records_frame(_read_jsonl(p))
         if name.endswith(".json"):
             with open(p, encoding="utf-8-sig") as fh:
-                data = json.load(fh)
+                data = json.load(fh, object_pairs_hook=_no_repeated_keys)
             if isinstance(data, Mapping) and "runs" in data:
                 data = data["runs"]
             if not isinstance(data, list) or not all(isinstance(r, Mapping) for r in data):
@@ -614,6 +614,17 @@ def _clip(text: str, limit: int = 60) -> str:
     return repr(text if len(text) <= limit else text[: limit - 1] + "…")
 
 
+def _no_repeated_keys(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object, refusing a key given twice (json keeps the last value silently, as
+    pandas renames a CSV's repeated column)."""
+    row = dict(pairs)
+    if len(row) < len(pairs):
+        seen: set[str] = set()
+        repeated = sorted({k for k, _ in pairs if k in seen or seen.add(k)})
+        raise ValueError(f"repeated key(s) {', '.join(map(repr, repeated))} in one object")
+    return row
+
+
 def _read_jsonl(p: Path) -> list[dict]:
     # The json module, not pandas: pandas guesses types (the domain "007" becomes 7, a
     # column named wall_time becomes a date) and rounds floats.
@@ -623,9 +634,11 @@ def _read_jsonl(p: Path) -> list[dict]:
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
+                row = json.loads(line, object_pairs_hook=_no_repeated_keys)
             except json.JSONDecodeError as exc:
                 raise BayesplitError(f"cannot read {p}: line {number}: {exc.msg}") from None
+            except ValueError as exc:  # a repeated key
+                raise BayesplitError(f"cannot read {p}: line {number}: {exc}") from None
             if not isinstance(row, dict):
                 raise BayesplitError(f"{p}: line {number} is not a JSON object")
             records.append(row)

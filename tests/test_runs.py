@@ -238,6 +238,17 @@ def test_a_repeated_csv_column_is_refused_not_renamed(tmp_path):
         load_runs(path)
 
 
+@pytest.mark.parametrize("suffix", [".jsonl", ".json"])
+def test_a_json_row_with_a_repeated_key_is_refused_not_resolved(tmp_path, suffix):
+    """json keeps the last of two values silently: params 1e7 then 2e7 read as 2e7."""
+    row = '{"run_id": "a", "params": 1e7, "pretrain_tokens": 1e9, "eval_domain": "web", '
+    row += '"loss": 3.0, "params": 2e7}'
+    path = tmp_path / f"runs{suffix}"
+    path.write_text(row if suffix == ".jsonl" else f"[{row}]", encoding="utf-8")
+    with pytest.raises(BayesplitError, match=r"repeated key\(s\) 'params'"):
+        load_runs(path)
+
+
 def test_text_columns_are_read_as_written(tmp_path):
     path = _csv(
         tmp_path,
