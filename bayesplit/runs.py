@@ -182,8 +182,10 @@ def validate_runs(
     problems: list[str] = []
 
     missing = [c for c in REQUIRED if c not in df.columns]
+    in_index = {str(n).strip() for n in table.index.names if n is not None}
     for c in missing:
-        problems.append(f"missing column '{c}' (required: {', '.join(REQUIRED)})")
+        hint = " (it is the DataFrame's index: call .reset_index())" if c in in_index else ""
+        problems.append(f"missing column '{c}'{hint} (required: {', '.join(REQUIRED)})")
     if missing:
         raise RunTableError(problems, source)
     if len(df) == 0:
@@ -528,7 +530,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
         if name.endswith((".csv", ".csv.gz", ".tsv")):
             return _read_csv(p, sep="\t" if name.endswith(".tsv") else ",")
         if name.endswith((".parquet", ".pq")):
-            return pd.read_parquet(p)
+            return _index_as_columns(pd.read_parquet(p))
         if name.endswith((".jsonl", ".ndjson")):
             return _records_frame(_read_jsonl(p))
         if name.endswith(".json"):
@@ -550,6 +552,15 @@ def read_table(path: str | Path) -> pd.DataFrame:
     raise BayesplitError(
         f"unknown run table format for {p.name}; use one of {', '.join(FILE_SUFFIXES)}"
     )
+
+
+def _index_as_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """Named index levels as columns: pandas writes ``df.set_index("run_id")`` to Parquet
+    with ``run_id`` as a column of the file, and reads it back as the index."""
+    named = [n for n in df.index.names if n is not None]
+    if not named or any(n in df.columns for n in named):
+        return df
+    return df.reset_index(level=named)
 
 
 def _read_csv(p: Path, sep: str) -> pd.DataFrame:

@@ -249,6 +249,16 @@ def test_a_json_row_with_a_repeated_key_is_refused_not_resolved(tmp_path, suffix
         load_runs(path)
 
 
+def test_a_named_index_is_read_as_the_columns_it_holds(tmp_path):
+    """pandas writes df.set_index([...]) to Parquet with the index as columns of the file
+    and reads it back as the index: the table was refused as missing run_id."""
+    path = tmp_path / "runs.parquet"
+    good_table().set_index(["run_id", "eval_domain"]).to_parquet(path)
+    pd.testing.assert_frame_equal(load_runs(path), validate_runs(good_table()))
+    with pytest.raises(RunTableError, match=r"it is the DataFrame's index: call .reset_index"):
+        validate_runs(good_table().set_index("run_id"))
+
+
 def test_text_columns_are_read_as_written(tmp_path):
     path = _csv(
         tmp_path,
