@@ -59,6 +59,8 @@ CREATE TABLE IF NOT EXISTS runs (
     inserted_at TEXT NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS runs_key ON runs (run_id, eval_domain, IFNULL(step, -1));
+-- appends look up the stored rows of their runs' trunks (an index, not a layout change)
+CREATE INDEX IF NOT EXISTS runs_trunk ON runs (trunk_id);
 CREATE TRIGGER IF NOT EXISTS runs_no_update BEFORE UPDATE ON runs
 BEGIN SELECT RAISE(ABORT, 'the run store is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS runs_no_delete BEFORE DELETE ON runs
