@@ -347,7 +347,8 @@ def test_compare_scores_the_largest_runs_and_names_what_it_could_not(tmp_path, a
 
     largest = additive_runs.loc[compute_flops(additive_runs).argmax()]
     extra = largest.to_frame().T.assign(eval_domain="medical", train_domain=None, spec_tokens=0)
-    extra = extra.assign(run_id="big-medical", loss=3.0)
+    # a general model of its own: not a branch of the largest run's trunk (another N)
+    extra = extra.assign(run_id="big-medical", loss=3.0, trunk_id=None)
     extra["params"] = additive_runs["params"].max() * 1.5  # larger than all: held out
     runs = tmp_path / "runs.csv"
     pd.concat([additive_runs, extra]).to_csv(runs, index=False)
