@@ -157,7 +157,7 @@ def compare(
         ``coverage`` (``coverage_new_run``: see :func:`holdout_metrics`), ``elpd_loo`` (± se, with the count of Pareto k > 0.7),
         ``gate_ok`` and the warnings, sorted by elpd.
     """
-    from bayesplit.fitting import fit
+    from bayesplit.fitting import check_fit_options, fit
     from bayesplit.model import prepare
     from bayesplit.prior import check_law_mean
 
@@ -173,6 +173,9 @@ def compare(
     if repeated:  # the same fit twice, at twice the cost, would read as two candidates
         raise BayesplitError(f"law(s) named more than once: {', '.join(repeated)}")
     check_level(level)
+    # a sampler typo fails now, not after the first fit's progress line
+    options = ("chains", "draws", "warmup", "seed", "device", "backend", "target_accept")
+    check_fit_options(**{k: v for k, v in fit_kwargs.items() if k in options})
     progress = progress_messages(progress)
     train, holdout = split_largest(load_runs(runs), holdout_largest)
     for law in laws:  # and so does a user law whose mean fails on these runs

@@ -96,6 +96,34 @@ def _check_sampler_args(chains: int, draws: int, warmup: int, target_accept: flo
         raise BayesplitError(f"target_accept must be in [0.5, 1), got {target_accept}")
 
 
+def check_fit_options(
+    *,
+    chains: int = 4,
+    draws: int = 1000,
+    warmup: int = 1000,
+    seed: int = 0,
+    device: str = "auto",
+    backend: str = "numpyro",
+    target_accept: float = 0.9,
+) -> None:
+    """Refuse sampler settings :func:`fit` would refuse, before any other work.
+
+    ``fit`` checks them first too; commands that print something before they fit (a
+    design warning, a progress line) call this beforehand, so a typo is one error line.
+    A GPU asked for where JAX sees none is refused here as well.
+    """
+    if backend not in BACKENDS:
+        raise BayesplitError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    _check_sampler_args(chains, draws, warmup, target_accept)
+    check_seed(seed)
+    if not isinstance(device, str) or device not in (*DEVICES, "cuda"):
+        raise BayesplitError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+    if device in ("gpu", "cuda"):
+        if backend != "numpyro":
+            raise BayesplitError("the PyMC backend runs on CPU; use --backend numpyro for a GPU")
+        select_device(device, 0, chains)  # refuses when JAX sees no GPU
+
+
 def fit(
     runs: pd.DataFrame | str,
     law: str | Law = "chinchilla",
@@ -168,9 +196,15 @@ def fit(
     Posterior
         Draws, diagnostics gate, law and settings; ``.save(path)`` writes netCDF.
     """
-    if backend not in BACKENDS:
-        raise BayesplitError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    _check_sampler_args(chains, draws, warmup, target_accept)
+    check_fit_options(
+        chains=chains,
+        draws=draws,
+        warmup=warmup,
+        seed=seed,
+        device=device,
+        backend=backend,
+        target_accept=target_accept,
+    )
     seed = check_seed(seed)
     if not isinstance(dense_mass, (bool, np.bool_)):  # "no" would be truthy: a dense matrix
         raise BayesplitError(f"dense_mass must be True or False, got {dense_mass!r}")

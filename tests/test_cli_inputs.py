@@ -450,3 +450,28 @@ def test_fit_says_before_sampling_what_the_design_cannot_identify(tmp_path):
     text = " ".join(result.output.split())
     warning = "no row has spec_tokens > 0: the fit will fail its diagnostics gate"
     assert warning in text and text.index(warning) < text.index("diagnostics FAILED")
+
+
+GADRE_ADDITIVE = ["--runs", "bundled:gadre2024", "--law", "additive"]  # warns: no D' rows
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["fit", *GADRE_ADDITIVE, "--chains", "0"], "chains must be >= 1, got 0"),
+        (["fit", *GADRE_ADDITIVE, "--device", "tpu"], "device must be one of auto, cpu, gpu"),
+        (["fit", *GADRE_ADDITIVE, "--run-effect", "maybe"], "--run-effect must be auto, on or off"),
+        (["fit", *GADRE_ADDITIVE, "--backend", "pymc", "--device", "gpu"], "runs on CPU"),
+        (["compare", "--runs", "bundled:gadre2024", "--warmup", "5"], "warmup must be >= 10"),
+        (["compare", "--runs", "bundled:gadre2024", "--device", "tpu"], "device must be one of"),
+        (["demo", "--chains", "0"], "chains must be >= 1, got 0"),
+        (["demo", "--draws", "5", "--data", "gadre2024"], "draws must be >= 10, got 5"),
+    ],
+)
+def test_a_sampler_typo_is_the_only_line_printed(tmp_path, monkeypatch, args, message):
+    # the design warning (fit), the first law's progress line (compare) or the data set's
+    # summary (demo) came first: two lines on stderr for one typo
+    monkeypatch.chdir(tmp_path)
+    out = ["--out", "post.nc"] if args[0] == "fit" else []
+    refused(runner.invoke(app, [*args, *out]), message)
+    assert list(tmp_path.iterdir()) == []

@@ -235,10 +235,15 @@ def fit_cmd(
     progress: Annotated[bool, typer.Option(help="Show the sampler's progress bar.")] = True,
 ) -> None:
     """Fit a hierarchical law with NUTS and save the posterior."""
-    from bayesplit.fitting import fit
+    from bayesplit.fitting import check_fit_options, fit
 
     _import_law_modules(law_module)
     check_output_path(out, suffixes={".nc"})
+    # before the design warnings: a typo here is the one line the command prints
+    check_fit_options(
+        chains=chains, draws=draws, warmup=warmup, seed=seed, device=device, backend=backend
+    )
+    effect = _run_effect(run_effect)
     table = load_runs_arg(runs)
     if not json_out:
         _warn_before_fitting(table, law, _csv(domains), _csv(per_domain))
@@ -254,7 +259,7 @@ def fit_cmd(
             seed=seed,
             device=device,
             backend=backend,
-            run_effect=_run_effect(run_effect),
+            run_effect=effect,
             progress=progress and not json_out,
         )
     post.save(out)

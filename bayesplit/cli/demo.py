@@ -81,7 +81,7 @@ def demo_cmd(
     from bayesplit.comparison import holdout_predictions
     from bayesplit.datasets import load_dataset
     from bayesplit.errors import BayesplitError
-    from bayesplit.fitting import fit
+    from bayesplit.fitting import check_fit_options, fit
     from bayesplit.laws import get_law
     from bayesplit.runs import modelled_rows
 
@@ -93,6 +93,9 @@ def demo_cmd(
     # everything a later step needs is checked before the fit, so a typo costs no minutes
     # and leaves no half-filled --out-dir behind
     get_law(law)
+    check_fit_options(
+        chains=chains, draws=draws, warmup=warmup, seed=seed, **setting.get("fit", {})
+    )
     target = parse_positive(budget or setting["budget"], "--budget")
     check_output_path(out_dir, option="--out-dir", directory=True)
     show = not json_out
