@@ -475,3 +475,31 @@ def test_a_sampler_typo_is_the_only_line_printed(tmp_path, monkeypatch, args, me
     out = ["--out", "post.nc"] if args[0] == "fit" else []
     refused(runner.invoke(app, [*args, *out]), message)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["allocate", "POST", "--budget", "1e20", "--weights", ""], "--weights"),
+        (["allocate", "POST", "--budget", "1e20", "--max-spec-tokens", " "], "--max-spec-tokens"),
+        (["allocate", "POST", "--budget", "1e20", "--params", ""], "--params"),
+        (["frontier", "POST", "--budgets", "1e19,1e20", "--weights", ""], "--weights"),
+        (["report", "POST", "--budget", "1e20", "--out", "r.html", "--runs", ""], "--runs"),
+        (["suggest", "POST", "--budget", "1e20", "--runs", ""], "--runs"),
+        (["suggest", "POST", "--budget", "1e20", "--max-run-flops", ""], "--max-run-flops"),
+        ([*SIM, "--experiment-budget", "1e18", "--params", ""], "--params"),
+        (["demo", "--budget", ""], "--budget"),
+        (["demo", "--law", ""], "--law"),
+        (["fit", "--runs", "", "--out", "p.nc"], "--runs"),
+    ],
+)
+def test_an_empty_option_value_is_refused_not_read_as_left_out(tmp_path, monkeypatch, args, option):
+    # `--weights "$W"` with W unset gave equal weights, `--runs ""` left the report's
+    # held-out check out and `demo --budget ""` used the data set's budget, all silently
+    from bayesplit.truth import example_truth
+
+    monkeypatch.chdir(tmp_path)
+    post = example_truth("additive", ("web", "code")).as_posterior().save(tmp_path / "t.nc")
+    args = [str(post) if a == "POST" else a for a in args]
+    refused(runner.invoke(app, args), f"{option} is empty")
+    assert [p.name for p in tmp_path.iterdir()] == ["t.nc"]

@@ -39,6 +39,16 @@ Seed = Annotated[
 console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 
 
+def given(value: str | None, option: str) -> str | None:
+    """An optional option's text: None when it was left out; an empty value is refused.
+
+    ``--weights "$W"`` with ``W`` unset must not quietly mean the default weights.
+    """
+    if value is not None and not value.strip():
+        raise BayesplitError(f"{option} is empty: give a value, or leave the option out")
+    return value
+
+
 def emit_json(obj: Any) -> None:
     """Print one JSON object on stdout (NaN/inf become null)."""
     sys.stdout.write(json.dumps(jsonable(obj), indent=2, allow_nan=False) + "\n")

@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from bayesplit._parse import parse_count, percent
-from bayesplit.cli._common import Seed, check_output_path, console, emit_json, fmt
+from bayesplit.cli._common import Seed, check_output_path, console, emit_json, fmt, given
 from bayesplit.errors import BayesplitError
 
 
@@ -42,7 +42,7 @@ def load_runs_arg(spec: str):
     """``--runs`` takes a file/store path or ``bundled:NAME`` for a bundled data set."""
     from bayesplit.runs import load_runs
 
-    return load_runs(spec)
+    return load_runs(given(spec, "--runs"))  # "" was read as the folder "."
 
 
 @contextlib.contextmanager

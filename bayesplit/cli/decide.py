@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from bayesplit._parse import percent, share_range
-from bayesplit.cli._common import check_output_path, check_plot_path, console, emit_json
+from bayesplit.cli._common import check_output_path, check_plot_path, console, emit_json, given
 from bayesplit.cli.core import (
     JsonFlag,
     LawModule,
@@ -43,7 +43,7 @@ Force = Annotated[
 
 def parse_limits(text: str | None) -> dict | None:
     """``a=1e9,b=2e9`` → {domain: tokens} (accepts 1.4B style counts)."""
-    if not text:
+    if given(text, "--max-spec-tokens") is None:
         return None
     out = {}
     for part in text.split(","):
@@ -136,7 +136,7 @@ def allocate_cmd(
         trunk=trunk,
         domains=_csv(domains),
         weights=parse_weights(weights),
-        params=parse_count(params) if params else None,
+        params=parse_count(given(params, "--params")) if params is not None else None,
         ladder=ladder,
         max_spec_tokens=limits,
         repetitions=repetitions,
@@ -284,7 +284,7 @@ def report_cmd(
     _import_law_modules(law_module)
     check_output_path(out, suffixes={".html", ".htm", ".md"})
     post = load_posterior(posterior)
-    table = load_runs_arg(runs) if runs else None
+    table = load_runs_arg(runs) if runs is not None else None
     with step(f"writing {out}", enabled=not json_out):
         write_report(
             post,

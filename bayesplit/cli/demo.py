@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from bayesplit._parse import percent, share_range
-from bayesplit.cli._common import Seed, check_output_path, console, emit_json
+from bayesplit.cli._common import Seed, check_output_path, console, emit_json, given
 from bayesplit.cli.core import (
     LawModule,
     _import_law_modules,
@@ -89,14 +89,15 @@ def demo_cmd(
         raise BayesplitError(f"unknown demo data {data!r}; choose from {', '.join(DEMO_DATA)}")
     setting = DEMO_DATA[data]
     _import_law_modules(law_module)
-    law = law or setting["law"]
+    law = setting["law"] if given(law, "--law") is None else law
     # everything a later step needs is checked before the fit, so a typo costs no minutes
     # and leaves no half-filled --out-dir behind
     get_law(law)
     check_fit_options(
         chains=chains, draws=draws, warmup=warmup, seed=seed, **setting.get("fit", {})
     )
-    target = parse_positive(budget or setting["budget"], "--budget")
+    budget = setting["budget"] if given(budget, "--budget") is None else budget
+    target = parse_positive(budget, "--budget")
     check_output_path(out_dir, option="--out-dir", directory=True)
     show = not json_out
     load = setting.get("load", {})

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from bayesplit.cli._common import check_output_path, check_plot_path, console, emit_json
+from bayesplit.cli._common import check_output_path, check_plot_path, console, emit_json, given
 from bayesplit.cli.core import LawModule, _csv, _import_law_modules, parse_counts, parse_positive
 from bayesplit.errors import BayesplitError
 
@@ -37,7 +37,7 @@ def load_truth_arg(spec: str, domains: list[str] | None = None):
 def _grid(value: str | None, flag: str) -> list[float] | None:
     """One axis of the candidate grid, ascending; a value given twice is a typo, not a size
     (it made the seed design repeat a run, refused as a duplicate run-table row)."""
-    if not value:
+    if given(value, flag) is None:
         return None
     values = sorted(parse_counts(value, flag))
     twice = sorted({v for a, v in zip(values, values[1:], strict=False) if a == v})

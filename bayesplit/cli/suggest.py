@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from bayesplit.cli._common import check_output_path, console, emit_json
+from bayesplit.cli._common import check_output_path, console, emit_json, given
 from bayesplit.cli.core import (
     LawModule,
     _import_law_modules,
@@ -50,7 +50,7 @@ def parse_point(text: str) -> dict:
 
 
 def parse_weights(text: str | None) -> dict | None:
-    if not text:
+    if given(text, "--weights") is None:
         return None
     out = {}
     for part in text.split(","):
@@ -155,10 +155,14 @@ def suggest_cmd(
         budget=parse_positive(budget, "--budget") if budget is not None else None,
         n=n,
         objective=objective,
-        point=parse_point(point) if point else None,
-        runs=load_runs_arg(runs) if runs else None,
+        point=parse_point(point) if point is not None else None,
+        runs=load_runs_arg(runs) if runs is not None else None,
         ladder=ladder,
-        max_run_flops=parse_positive(max_run_flops, "--max-run-flops") if max_run_flops else None,
+        max_run_flops=(
+            parse_positive(given(max_run_flops, "--max-run-flops"), "--max-run-flops")
+            if max_run_flops is not None
+            else None
+        ),
         allocate_kwargs={"trunk": trunk, "weights": parse_weights(weights)},
         max_draws=max_draws,
         force=force,
