@@ -583,10 +583,14 @@ def _read_csv(p: Path, sep: str) -> pd.DataFrame:
 
 
 def _check_csv_shape(p: Path, sep: str) -> list[str]:
-    """The header's column names, as written; refuse a repeated name and rows with missing fields.
+    """The header's column names, as written; refuse a repeated name and rows with missing
+    or extra fields.
 
     pandas renames a repeated column (``loss.1``) and fills a short row with blanks,
     so a file cut off mid-row would otherwise read as valid with its last values lost.
+    When every row has one field more than the header (a trailing comma on each data
+    row), pandas takes the first column for the index and shifts the others left, so the
+    error named the wrong column ("pretrain_tokens has non-numeric values: 'web'").
     """
     opener = gzip.open if p.name.lower().endswith(".gz") else open
     with opener(p, "rt", encoding="utf-8-sig", newline="") as fh:
@@ -607,16 +611,25 @@ def _check_csv_shape(p: Path, sep: str) -> list[str]:
         repeated = sorted({c for c in named if c in seen or seen.add(c)})
         if repeated:
             raise BayesplitError(f"{p}: repeated column name(s) {', '.join(map(repr, repeated))}")
-        short = []
+        short, long = [], []
         for row in reader:
             if len(row) < len(header) and any(v.strip() for v in row):
                 short.append((reader.line_num, len(row)))
+            elif len(row) > len(header):
+                long.append((reader.line_num, len(row)))
     if short:
         line, got = short[0]
         more = f" (and {len(short) - 1} more rows)" if len(short) > 1 else ""
         raise BayesplitError(
             f"{p}: line {line} has {got} of the header's {len(header)} fields{more}; "
             "is the file cut short?"
+        )
+    if long:
+        line, got = long[0]
+        more = f" (and {len(long) - 1} more rows)" if len(long) > 1 else ""
+        raise BayesplitError(
+            f"{p}: line {line} has {got} fields, the header {len(header)}{more}; a value "
+            "without a column name (a trailing comma?)"
         )
     return header
 

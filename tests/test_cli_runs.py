@@ -302,6 +302,22 @@ def test_validate_lists_each_problem_once(tmp_path):
     assert one.stderr.count("loss must be > 0") == 1
 
 
+def test_a_row_longer_than_the_header_is_named_not_read_shifted(tmp_path, table_csv):
+    # a trailing comma on every data row: pandas took run_id for the index and shifted the
+    # other columns left, so the error blamed pretrain_tokens for holding 'web'
+    lines = table_csv.read_text().splitlines()
+    trailing = tmp_path / "trailing.csv"
+    trailing.write_text("\n".join([lines[0], *(f"{line}," for line in lines[1:])]) + "\n")
+    fields = len(lines[0].split(","))
+    for command in (["validate"], ["import", "--store", str(tmp_path / "s.db")]):
+        args = ["runs", command[0], str(trailing), *command[1:]]
+        _refused(runner.invoke(app, args), f"line 2 has {fields + 1} fields, the header {fields}")
+    assert not (tmp_path / "s.db").exists()
+    one = tmp_path / "one.csv"  # one long row among good ones: pandas' own tokenizer message
+    one.write_text("\n".join([*lines[:2], lines[2] + ",7", *lines[3:]]) + "\n")
+    _refused(runner.invoke(app, ["runs", "validate", str(one)]), "line 3 has")
+
+
 # -- 4. bundled:NAME, as every --runs takes it ---------------------------------------------
 
 
