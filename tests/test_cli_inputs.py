@@ -292,6 +292,19 @@ def test_law_module_registers_a_law_or_fails_in_one_line(tmp_path, monkeypatch):
     )
 
 
+@pytest.mark.parametrize(
+    ("given", "folder"), [("my_laws.py", "."), ("./my_laws.py", "."), ("/x/y/my_laws.py", "/x/y")]
+)
+def test_law_module_given_as_a_file_path_says_to_give_its_name(given, folder):
+    # "./my_laws.py" was "failed on import: TypeError: the 'package' argument is required
+    # ... (importlib/__init__.py:121)", as if the user's module had broken
+    refused(
+        runner.invoke(app, ["laws", "--law-module", given]),
+        f"is a file path; --law-module takes a module name: put {folder!r} on PYTHONPATH "
+        "and give 'my_laws'",
+    )
+
+
 def test_frontier_defaults_to_budgets_from_the_data_and_carries_notes(
     post_path, additive_posterior
 ):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from importlib.metadata import entry_points
+from pathlib import PurePath
 
 from bayesplit.errors import BayesplitError
 from bayesplit.laws.base import Inputs, Law, Param
@@ -87,6 +88,13 @@ def _load_entry_points() -> None:
 
 def import_law_module(module: str) -> None:
     """Import a module whose import registers laws (``--law-module``)."""
+    if isinstance(module, str) and (module.endswith(".py") or "/" in module):
+        # "./my_laws.py" was reported as the module failing on import, at importlib's line
+        path = PurePath(module)
+        raise BayesplitError(
+            f"law module {module!r} is a file path; --law-module takes a module name: put "
+            f"{str(path.parent)!r} on PYTHONPATH and give {path.stem!r}"
+        )
     try:
         importlib.import_module(module)
     except ImportError as exc:
