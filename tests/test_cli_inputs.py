@@ -63,6 +63,8 @@ def test_plot_is_written_in_the_format_its_extension_names(post_path, tmp_path, 
         ('"just a string"', "want a plan object"),
         ("[1, 2]", "want a plan object"),
         ("[]", "want a plan object"),
+        ('{"plan": 5}', "want a plan object"),  # was a TypeError traceback
+        ('[{"plan": [3e8, 4e10]}]', "want a plan object"),
         (b"\x89PNG\r\n\x1a\n\x00\xff", "not valid JSON"),
         (None, "is not a file"),
     ],

@@ -71,9 +71,12 @@ def _load_compare(path: Path | None) -> list | None:
         raise BayesplitError(f"--compare {path}: not valid JSON ({exc})") from None
     plans = data if isinstance(data, list) else [data]
     for i, p in enumerate(plans):
-        if isinstance(p, dict) and "plan" in p:  # an `allocate --json` output
+        # an `allocate --json` output; {"plan": 5} is no plan ("'int' object is not a mapping")
+        if isinstance(p, dict) and isinstance(p.get("plan"), dict):
             name = path.stem if len(plans) == 1 else f"{path.stem} #{i + 1}"
             plans[i] = {**p["plan"], "name": p.get("name", name)}
+        elif isinstance(p, dict) and "plan" in p:
+            plans[i] = None  # refused below
     if not plans or not all(isinstance(p, dict) for p in plans):
         raise BayesplitError(
             f"--compare {path}: want a plan object (or a list of them), e.g. the output of "
