@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bayesplit._parse import names
+from bayesplit._parse import is_number, names
 from bayesplit.errors import BayesplitError
 
 REQUIRED = ("run_id", "params", "pretrain_tokens", "eval_domain", "loss")
@@ -66,6 +66,8 @@ CANONICAL = (
 )
 NUMERIC = ("params", "pretrain_tokens", "spec_tokens", "loss", "seed", "step", "unique_spec_tokens")
 STRINGS = ("run_id", "train_domain", "eval_domain", "trunk_id", "schedule")
+#: The text columns that name something (a run, a domain): each value is text or a number.
+NAMES = ("run_id", "train_domain", "eval_domain")
 #: Text a CSV may use for a missing number (pandas' defaults: R writes NA, Python None).
 _NA_MARKERS = (
     "",
@@ -239,6 +241,15 @@ def validate_runs(
         blank = _is_blank(s)
         if col in ("run_id", "eval_domain") and blank.any():
             problems.append(f"column '{col}' has empty values ({_rows(blank)})")
+        if col in NAMES:
+            # a JSON list, object or true/false is no name: str() made ["web", "code"] the
+            # one domain "['web', 'code']"; a number is one (a domain named 7)
+            odd = ~blank & s.map(lambda v: not (isinstance(v, str) or is_number(v)))
+            if odd.any():
+                examples = ", ".join(repr(v) for v in s[odd].head(3))
+                problems.append(
+                    f"column '{col}' holds values that are not names ({_rows(odd)}: {examples})"
+                )
         cleaned = [None if b else str(v).strip() for v, b in zip(s, blank, strict=True)]
         df[col] = pd.Series(cleaned, index=df.index, dtype="object")
 
@@ -677,6 +688,8 @@ def _records_frame(records: list) -> pd.DataFrame:
     def text(k, v):
         if v is None or isinstance(v, str):
             return False
+        if k in NAMES:  # a list or true/false is left for validate_runs to refuse
+            return is_number(v) and not pd.isna(v)  # Python's json writes NaN, not "nan"
         return k in STRINGS or (k == "seed" and isinstance(v, int) and not isinstance(v, bool))
 
     rows = [{k: str(v) if text(k, v) else v for k, v in r.items()} for r in records]

@@ -318,6 +318,33 @@ def test_a_row_longer_than_the_header_is_named_not_read_shifted(tmp_path, table_
     _refused(runner.invoke(app, ["runs", "validate", str(one)]), "line 3 has")
 
 
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("eval_domain", ["web", "code"]), ("eval_domain", True), ("run_id", {"id": 1})],
+)
+def test_a_json_list_or_object_is_no_domain_or_run_name(tmp_path, column, value):
+    # str() made ["web", "code"] one domain named "['web', 'code']", and the table valid
+    rows = json.loads(good_table().head(2).to_json(orient="records"))
+    rows[1][column] = value
+    path = tmp_path / "runs.json"
+    path.write_text(json.dumps(rows))
+    result = runner.invoke(app, ["runs", "validate", str(path), "--json"])
+    _refused(result, f"column '{column}' holds values that are not names (row 2: {value!r})")
+    assert json.loads(result.stdout)["valid"] is False
+    rows[1][column] = 7  # a number is a name, as in a CSV (a domain named 7)
+    path.write_text(json.dumps(rows))
+    assert _ok(runner.invoke(app, ["runs", "validate", str(path), "--json"]))["valid"]
+
+
+def test_a_json_nan_in_a_name_column_is_blank_not_the_name_nan(tmp_path):
+    # Python's json writes a general run's missing train_domain as NaN, read back as the
+    # domain "nan": "unknown train_domain 'nan'"
+    path = tmp_path / "runs.json"
+    path.write_text(json.dumps(good_table().head(2).to_dict("records")))
+    assert "NaN" in path.read_text()
+    assert _ok(runner.invoke(app, ["runs", "validate", str(path), "--json"]))["valid"]
+
+
 # -- 4. bundled:NAME, as every --runs takes it ---------------------------------------------
 
 
