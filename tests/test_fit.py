@@ -378,3 +378,14 @@ def test_a_parameter_the_data_do_not_pin_down_is_named_with_what_it_describes(ad
     for q in p.law.params:
         mean = "mean over domains, " if q.name in pooled else ""
         assert f"{q.name} ({q.description}; {mean}posterior sd " in loose
+
+
+def test_check_fit_options_defaults_are_fits():
+    # compare and demo leave some settings to check_fit_options' defaults: they must be fit's
+    import inspect
+
+    from bayesplit.fitting import check_fit_options
+
+    checked = inspect.signature(check_fit_options).parameters
+    of_fit = inspect.signature(fit).parameters
+    assert checked and all(p.default == of_fit[name].default for name, p in checked.items())
