@@ -139,6 +139,21 @@ def test_suggest_out_is_checked_before_ranking(post_path, tmp_path, case):
     assert _written(tmp_path) == set()
 
 
+@pytest.mark.parametrize("via", ["the same name", "a symlink"])
+def test_suggest_out_that_is_the_runs_file_is_refused(post_path, tmp_path, via):
+    runs = tmp_path / "runs.json"
+    runs.write_text('[{"run_id": "a"}]\n')
+    out = runs if via == "the same name" else tmp_path / "link.json"
+    if via == "a symlink":
+        out.symlink_to(runs)
+    args = ["suggest", str(post_path), "--budget", "1e20", "--force"]
+    refused(
+        runner.invoke(app, [*args, "--runs", str(runs), "--out", str(out)]),
+        "is the --runs file: writing there would overwrite",
+    )
+    assert runs.read_text() == '[{"run_id": "a"}]\n'
+
+
 def test_report_out_under_a_file_isrefused(post_path, tmp_path):
     out, message = unusable_outputs(tmp_path, "r.html")["under a file"]
     args = ["report", str(post_path), "--budget", "1e20", "--force", "--out", out]

@@ -7,7 +7,7 @@ import math
 import os
 import sys
 import tempfile
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -80,21 +80,37 @@ def _probe_directory(folder: Path) -> str | None:
     return None
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)  # follows links, including hard links
+    except OSError:  # one of them does not exist (yet)
+        return a.resolve() == b.resolve()
+
+
 def check_output_path(
     path: Path | str,
     *,
     option: str = "--out",
     suffixes: Collection[str] | None = None,
     directory: bool = False,
+    inputs: Mapping[str, Path | str | None] | None = None,
 ) -> Path:
     """Refuse an output path that cannot be written, before any slow work starts.
 
     ``suffixes`` (lower case, with the dot) are the file types the command writes; a
     missing parent folder is fine (it is created on write) as long as the nearest
     existing ancestor is a folder we can write in. ``directory=True`` checks a folder
-    that will be created or written into instead of a file.
+    that will be created or written into instead of a file. ``inputs`` maps the options
+    that name files the command reads to their values: an output that is one of them
+    would be overwritten before (or while) it is read.
     """
     target = Path(path)
+    for name, source in (inputs or {}).items():
+        if source is not None and _same_file(target, Path(source)):
+            raise BayesplitError(
+                f"{option} {target} is the {name} file: writing there would overwrite "
+                "what this command reads; give another file name"
+            )
     if not directory:
         if target.is_dir():
             raise BayesplitError(f"{option} {target} is a folder; give a file name")
