@@ -142,9 +142,7 @@ def suggest_cmd(
 
     _import_law_modules(law_module)
     if out is not None:
-        check_output_path(
-            out, suffixes={".json"}, inputs={"--runs": runs, "POSTERIOR": posterior}
-        )
+        check_output_path(out, suffixes={".json"}, inputs={"--runs": runs, "POSTERIOR": posterior})
     if point is not None and objective != "point":
         raise BayesplitError(f"--point is only used with --objective point (got {objective!r})")
     if max_draws < 10:  # the API's own message offers None, which an option cannot take
