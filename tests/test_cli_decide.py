@@ -396,12 +396,14 @@ def test_suggest_default_objective_is_regret(post_path):
     text = " ".join(result.output.split())  # rich wraps long titles at word boundaries
     assert "the expected regret of the recommended plan" in text
     assert "expected regret now" in text and "sd now" not in text
+    assert "`allocate` measures it against every draw's own optimum" in text
     sd = runner.invoke(
         app,
         ["suggest", str(post_path), "--budget", "1e20", "-n", "2", "--objective", "decision"]
         + ["--force", "--max-draws", "300"],
     )
     assert sd.exit_code == 0 and "sd now" in " ".join(sd.output.split())
+    assert "`allocate` measures" not in " ".join(sd.output.split())
     bad = runner.invoke(
         app, ["suggest", str(post_path), "--budget", "1e20", "--objective", "bogus", "--force"]
     )

@@ -255,6 +255,17 @@ def test_suggest_regret_objective(additive_posterior):
     assert again.to_list() == recs
 
 
+def test_suggest_regret_is_below_allocates(additive_posterior):
+    """suggest measures regret against a sample of draws' optima, allocate against each
+    draw's own optimum: the same plan's regret must come out smaller in suggest, as its
+    CLI says."""
+    from bayesplit import allocate
+
+    sug = suggest(additive_posterior, budget=1e20, n=1, max_draws=400, force=True)
+    alloc = allocate(additive_posterior, budget=1e20, max_draws=400, force=True).to_dict()
+    assert 0 < sug.sd_initial <= alloc["expected_regret"]
+
+
 def test_repr_lists_each_suggestion_by_its_reason(additive_posterior):
     sug = suggest(
         additive_posterior, budget=1e20, objective="decision", n=3, max_draws=200, force=True

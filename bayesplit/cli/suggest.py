@@ -203,6 +203,13 @@ def suggest_cmd(
             f"{p['median']:.3f} [{p['predictive'][0]:.3f}, {p['predictive'][1]:.3f}]",
         )
     console.print(table)
+    if objective == "regret":
+        # the same words as allocate's regret line but a different yardstick: say which
+        console.print(
+            "[dim]expected regret here: nats the plan gives away against the best of the "
+            "optima of up to 40 posterior draws; `allocate` measures it against every draw's own "
+            "optimum, so its figure is larger[/dim]"
+        )
     for rec in records:
         console.print(f"[dim]{escape(rec['reason'])}[/dim]")
     if out is not None:
