@@ -208,7 +208,7 @@ def suggest_cmd(
         console.print(
             "[dim]expected regret here: nats the plan gives away against the best of the "
             "optima of up to 40 posterior draws; `allocate` measures it against every draw's own "
-            "optimum, so its figure is larger[/dim]"
+            "optimum, so its figure is at least as large[/dim]"
         )
     for rec in records:
         console.print(f"[dim]{escape(rec['reason'])}[/dim]")
