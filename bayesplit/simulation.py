@@ -31,7 +31,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from bayesplit._parse import progress_messages
+from bayesplit._parse import (
+    check_max_draws,
+    check_seed,
+    counts,
+    is_number,
+    progress_messages,
+)
 from bayesplit.design import (
     CostModel,
     TrunkState,
@@ -82,6 +88,28 @@ class CampaignConfig:
     stop_regret: float | None = None
 
     def __post_init__(self) -> None:
+        # checked here: a budget of "1e21" or -1 was refused only after simulate had
+        # compiled the sampler, and a batch of 0 or a level of 90 got into the campaign
+        from bayesplit.compute import ComputeModel
+        from bayesplit.prediction import check_level
+
+        if not (is_number(self.budget) and 0 < self.budget < math.inf):
+            raise BayesplitError(f"budget must be a positive number of FLOPs, got {self.budget!r}")
+        if not (is_number(self.experiment_budget) and self.experiment_budget > 0):  # inf: no cap
+            raise BayesplitError(
+                "experiment_budget must be a positive number of FLOPs (inf for no limit), "
+                f"got {self.experiment_budget!r}"
+            )
+        counts(self.params, "params")
+        counts(self.pretrain_tokens, "pretrain_tokens")
+        if len(np.atleast_1d(np.asarray(self.spec_tokens, dtype=object))):  # none: no D' grid
+            counts(self.spec_tokens, "spec_tokens")
+        for name, least in (("batch", 1), ("max_rounds", 0), ("chains", 1), ("draws", 10)):
+            check_max_draws(getattr(self, name), name, minimum=least, none_ok=False)
+        check_max_draws(self.warmup, "warmup", minimum=10, none_ok=False)
+        check_max_draws(self.max_draws, "max_draws", minimum=10)
+        ComputeModel(self.trunk)  # shared or independent
+        check_level(self.level)
         check_stop_regret(self.stop_regret)
 
 
@@ -278,6 +306,7 @@ def run_campaign(
 
     if policy not in POLICIES:
         raise BayesplitError(f"unknown policy {policy!r}; choose from {', '.join(POLICIES)}")
+    seed = check_seed(seed)
     progress = progress_messages(progress)
     rng = np.random.default_rng(seed)
     domains = list(truth.domains)
@@ -424,23 +453,32 @@ def simulate(
     ``expected_regret`` and ``p_within_1pct`` (the fit's own view of its regret), ...
     The sampler is compiled once and reused by every campaign.
     """
+    policies = [policies] if isinstance(policies, str) else list(policies)  # not its letters
+    if not policies:
+        raise BayesplitError(f"give at least one policy ({', '.join(POLICIES)})")
     bad = [p for p in policies if p not in POLICIES]
     if bad:
         raise BayesplitError(f"unknown policy {bad[0]!r}; choose from {', '.join(POLICIES)}")
     twice = sorted({p for p in policies if list(policies).count(p) > 1})
     if twice:  # each campaign would run twice and its seeds count double
         raise BayesplitError(f"policy {', '.join(twice)} named twice")
+    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
+        raise BayesplitError(
+            f"seeds must be a list of whole numbers, e.g. [0, 1, 2], got {seeds!r}"
+        )
+    seeds = [check_seed(s, "each seed") for s in seeds]  # 1.5 ran as seed 1
     if not seeds:
         raise BayesplitError("simulate needs at least one seed")
+    twice = sorted({s for s in seeds if seeds.count(s) > 1})
+    if twice:  # the same campaigns twice, counted as two seeds
+        raise BayesplitError(f"seed {', '.join(map(str, twice))} given twice")
     check_seed_design_fits(config)
     progress = progress_messages(progress)
     refitter = make_refitter(truth, config)
     out = []
     for s in seeds:
         for p in policies:
-            out.append(
-                run_campaign(truth, p, config, seed=int(s), refitter=refitter, progress=progress)
-            )
+            out.append(run_campaign(truth, p, config, seed=s, refitter=refitter, progress=progress))
     return pd.concat(out, ignore_index=True)
 
 

@@ -235,6 +235,44 @@ def test_a_policy_named_twice_is_refused_before_any_fit():
         simulate(truth, cfg, policies=["grid", "random", "grid"])
 
 
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        # a bad budget surfaced only after simulate compiled the sampler; the rest never
+        ({"budget": "1e21"}, "budget must be a positive number of FLOPs, got '1e21'"),
+        ({"budget": -1e21}, "budget must be a positive number of FLOPs"),
+        ({"experiment_budget": float("nan")}, "experiment_budget must be a positive number"),
+        ({"batch": 0}, "batch must be >= 1, got 0"),
+        ({"max_rounds": 2.5}, "max_rounds must be a whole number"),
+        ({"draws": "300"}, "draws must be a whole number >= 10"),
+        ({"params": [1e7, -3e7]}, "params must be finite and > 0"),
+        ({"trunk": "tree"}, "trunk must be shared or independent"),
+        ({"level": 90}, "level must be in \\(0, 1\\)"),
+    ],
+)
+def test_campaign_configs_are_checked_when_made(kw, message):
+    with pytest.raises(BayesplitError, match=message):
+        _config(**kw)
+    assert _config(experiment_budget=float("inf"))[1].experiment_budget == float("inf")
+
+
+@pytest.mark.parametrize(
+    ("seeds", "message"),
+    [
+        ([1.5], "each seed must be a whole number"),  # ran as seed 1
+        ([-1], "each seed must be between 0 and 2\\^63 - 1"),  # a ValueError after compiling
+        (3, "seeds must be a list of whole numbers"),  # 'int' object is not iterable
+        ([0, 0], "seed 0 given twice"),
+    ],
+)
+def test_simulate_refuses_bad_seeds_before_any_fit(seeds, message):
+    truth, cfg = _config()
+    with pytest.raises(BayesplitError, match=message):
+        simulate(truth, cfg, policies=["grid"], seeds=seeds)
+    with pytest.raises(BayesplitError, match="give at least one policy"):
+        simulate(truth, cfg, policies=[])
+
+
 def test_an_experiment_budget_below_the_seed_design_is_refused():
     # every campaign would start over budget (it spent 3x a budget of 1e17 before)
     truth, cfg = _config()
