@@ -36,6 +36,7 @@ it could change which plan is best.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +44,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bayesplit._parse import check_max_draws, check_seed, names
+from bayesplit._parse import check_max_draws, check_seed, counts, is_number, names
 from bayesplit.errors import BayesplitError
 from bayesplit.runs import load_runs, on_domains
 
@@ -624,6 +625,9 @@ def decision_quantity(
             raise BayesplitError(
                 "--objective point needs a target point (params, pretrain_tokens, spec_tokens, domain)"
             )
+        missing = [k for k in ("params", "pretrain_tokens", "domain") if k not in point]
+        if missing:
+            raise BayesplitError(f"point needs {', '.join(missing)} (and spec_tokens, default 0)")
         k = posterior.domain_index(point["domain"])[0]
         y = posterior.log_mean(
             point["params"], point["pretrain_tokens"], point.get("spec_tokens", 0.0), k, draws=draws
@@ -639,6 +643,11 @@ def decision_quantity(
     kwargs = {k: v for k, v in (allocate_kwargs or {}).items() if v is not None}
     alloc = allocate(posterior, budget=budget, force=True, max_draws=max_draws, **kwargs)
     return alloc.decision_quantity(objective, draws), alloc.describe_quantity(objective)
+
+
+def _empty(value) -> bool:
+    """An empty list or array (not text, which :func:`counts` refuses)."""
+    return not isinstance(value, (str, bytes)) and hasattr(value, "__len__") and not len(value)
 
 
 def suggest(
@@ -719,8 +728,22 @@ def suggest(
     """
     posterior.require_ok(force)
     seed = check_seed(seed)
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise BayesplitError(f"n must be a whole number of runs >= 1, got {n!r}")
     if n < 1:  # before the allocation, which takes seconds
         raise BayesplitError(f"-n must be >= 1, got {n}")
+    if max_run_flops is not None and not (is_number(max_run_flops) and max_run_flops > 0):
+        raise BayesplitError(
+            f"max_run_flops must be a positive number of FLOPs, got {max_run_flops!r}"
+        )
+    # the grids as predict takes points: a negative or NaN size was blamed on the posterior
+    # ("fewer than 10 posterior draws give finite values"), and "1e8" was read as a number
+    if params is not None:
+        params = counts(params, "params")
+    if pretrain_tokens is not None:
+        pretrain_tokens = counts(pretrain_tokens, "pretrain_tokens")
+    if spec_tokens is not None and not _empty(spec_tokens):  # [] : no specialists
+        spec_tokens = counts(spec_tokens, "spec_tokens", zero_ok=True)
     max_draws = check_max_draws(max_draws, minimum=10)  # the ranking needs draws
     domains = names(domains) if domains is not None else posterior.domains
     posterior.domain_index(domains)  # validates names

@@ -288,6 +288,35 @@ def test_suggest_needs_budget_for_decisions(additive_posterior):
         suggest(additive_posterior, budget=1e20, objective="bogus", n=2, max_draws=200, force=True)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        # a negative or NaN grid value was blamed on the posterior ("fewer than 10
+        # posterior draws give finite values"); text was read as a number or a TypeError
+        ({"params": [1e7, -1e8]}, "params must be finite and > 0, got -1e\\+08"),
+        ({"pretrain_tokens": [float("nan"), 1e9]}, "pretrain_tokens must be finite and > 0"),
+        ({"params": ["1e8"]}, "params must be .* got an entry '1e8' \\(str\\)"),
+        ({"spec_tokens": "1e8"}, "spec_tokens must be a number >= 0 .* got '1e8'"),
+        ({"n": 1.5}, "n must be a whole number of runs >= 1, got 1.5"),
+        ({"n": "4"}, "n must be a whole number of runs >= 1, got '4'"),
+        ({"max_run_flops": "1e18"}, "max_run_flops must be a positive number of FLOPs"),
+        ({"max_run_flops": float("nan")}, "max_run_flops must be a positive number of FLOPs"),
+        (
+            {"objective": "point", "point": {"params": 1e8}, "budget": None},
+            "point needs pretrain_tokens, domain",  # KeyError: 'pretrain_tokens'
+        ),
+    ],
+)
+def test_suggest_refuses_bad_grids_and_counts_in_words(kwargs, message):
+    from bayesplit.truth import example_truth, factorial_design
+
+    truth = example_truth("additive", ("web", "code"))
+    runs = truth.simulate(factorial_design([1e7, 3e7], [3e8, 1e9], [1e8], truth.domains))
+    post = truth.as_posterior(runs)
+    with pytest.raises(BayesplitError, match=message):
+        suggest(post, **{"budget": 1e20, "max_draws": 10, **kwargs})
+
+
 def test_fast_log_mean_matches_numpy(additive_posterior):
     # suggest evaluates its candidate ensemble with the jitted float32 kernel
     rng = np.random.default_rng(3)
