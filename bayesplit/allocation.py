@@ -20,6 +20,7 @@ What :func:`allocate` returns, :class:`~bayesplit.plan.Allocation` around a
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -56,7 +57,7 @@ LINE_CHUNK = 64
 
 def parse_risk(risk: str) -> tuple[str, float]:
     """``"mean"`` → (mean, 0); ``"q90"`` → (quantile, 0.9); ``"cvar90"`` → (cvar, 0.9)."""
-    m = RISK_PATTERN.match(risk)
+    m = RISK_PATTERN.match(risk) if isinstance(risk, str) else None  # 0.9: a TypeError
     if not m:
         raise BayesplitError(
             f"risk must be mean, qNN (e.g. q90) or cvarNN (e.g. cvar90), got {risk!r}"
@@ -268,13 +269,26 @@ def _normalize_weights(weights: Mapping[str, float] | None, domains: Sequence[st
 
 
 def _ladder_sizes(ladder) -> np.ndarray:
-    if isinstance(ladder, str):
+    if isinstance(ladder, (str, os.PathLike)):
         from bayesplit.train.ladder import load_ladder
 
         return np.array(sorted(float(e["params"]) for e in load_ladder(ladder)))
-    sizes = np.asarray(list(ladder), dtype=float)
-    if len(sizes) == 0 or np.any(sizes <= 0):
-        raise BayesplitError("a ladder needs at least one positive model size")
+    if not hasattr(ladder, "__iter__"):  # 1e8: "'float' object is not iterable"
+        raise BayesplitError(
+            f"ladder must be a ladder file or a list of model sizes, got {ladder!r}; "
+            "for one size give params"
+        )
+    given = list(ladder)
+    bad = [v for v in given if not is_number(v)]
+    if bad:  # "1e8" was read as a number, as allocate's params and budget are not
+        raise BayesplitError(
+            f"ladder sizes must be numbers, got {bad[0]!r} ({type(bad[0]).__name__})"
+        )
+    sizes = np.asarray(given, dtype=float)
+    if len(sizes) == 0 or not np.all(np.isfinite(sizes) & (sizes > 0)):  # NaN was dropped
+        raise BayesplitError(
+            f"a ladder needs at least one positive model size, each finite and > 0, got {given}"
+        )
     return np.sort(sizes)
 
 
@@ -415,6 +429,11 @@ def allocate(
     kind, alpha = parse_risk(risk)
     if params is not None and ladder is not None:
         raise BayesplitError("give --params or --ladder, not both")
+    if params is not None and not (is_number(params) and 0 < params < math.inf):
+        # "1e8" was a TypeError from a comparison, and True was read as N = 1
+        raise BayesplitError(f"params must be a finite number > 0, got {params!r}")
+    if ladder is not None:
+        ladder = _ladder_sizes(ladder)  # before the work, as params is checked
     domains = names(domains) if domains is not None else posterior.domains
     if not domains or len(set(domains)) != len(domains):
         raise BayesplitError("domains must be a non-empty list without repeats")
@@ -438,16 +457,14 @@ def allocate(
     runs = posterior.runs
     check_budget_buys_a_run(budget, runs, len(domains), compute)
     n_min, d_min = float(runs["params"].min()), float(runs["pretrain_tokens"].min())
-    if params is not None:
-        if not (0 < params < math.inf):
-            raise BayesplitError(f"params must be a finite number > 0, got {params}")
-        if (
-            compute.flops_per_token(params) * d_min * compute.pretrain_multiplier(len(domains))
-            > budget
-        ):
-            raise BayesplitError(
-                f"with N fixed at {params:.3g} the budget buys fewer than {d_min:.3g} pretraining tokens"
-            )
+    if (
+        params is not None
+        and compute.flops_per_token(params) * d_min * compute.pretrain_multiplier(len(domains))
+        > budget
+    ):
+        raise BayesplitError(
+            f"with N fixed at {params:.3g} the budget buys fewer than {d_min:.3g} pretraining tokens"
+        )
     # N may range from a tenth of the smallest fitted model to the largest the budget can train on d_min tokens:
     # flops_per_token(N) * d_min * multiplier = budget, solved for N (attention FLOPs per token do not scale with it)
     n_hi = (
@@ -463,7 +480,7 @@ def allocate(
             + "): these numbers were forced"
         )
     if ladder is not None:
-        sizes = _ladder_sizes(ladder)
+        sizes = ladder
         # a size the budget cannot train on d_min tokens would be clipped to another N
         feasible = sizes[sizes <= max(n_hi, n_min) * (1 + 1e-9)]
         if not len(feasible):

@@ -666,6 +666,15 @@ def test_one_number_of_repetitions_applies_to_every_limited_domain(truth2):
     [
         ({"params": float("nan")}, "params must be a finite number > 0"),
         ({"params": float("inf")}, "params must be a finite number > 0"),
+        # a TypeError from a comparison; True was read as N = 1
+        ({"params": "1e8"}, "params must be a finite number > 0, got '1e8'"),
+        ({"params": True}, "params must be a finite number > 0, got True"),
+        # "1e8" was read as a number, a NaN size was dropped, one number was a TypeError
+        ({"ladder": ["1e8", 3e8]}, "ladder sizes must be numbers, got '1e8' \\(str\\)"),
+        ({"ladder": [float("nan"), 1e8]}, "each finite and > 0, got \\[nan, "),
+        ({"ladder": 1e8}, "ladder must be a ladder file or a list of model sizes"),
+        ({"risk": 0.9}, "risk must be mean, qNN .* got 0.9"),  # a TypeError from re
+        ({"risk": None}, "risk must be mean, qNN .* got None"),
         ({"max_spec_tokens": {"a": float("nan")}}, "must be a finite number >= 0"),
         ({"max_spec_tokens": {"a": float("inf")}}, "must be a finite number >= 0"),
         ({"compare": {"params": True, "pretrain_tokens": 1e10}}, "not true/false"),
