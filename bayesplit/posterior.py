@@ -21,6 +21,7 @@ import xarray as xr
 from bayesplit import _arviz
 from bayesplit._io import atomic_path
 from bayesplit._parse import check_max_draws, is_number
+from bayesplit._parse import names as name_list
 from bayesplit.diagnostics import Diagnostics, Thresholds
 from bayesplit.errors import BayesplitError
 from bayesplit.laws import Inputs, Law, get_law, get_ops
@@ -100,12 +101,13 @@ class Posterior:
         self.diagnostics.require_ok(force)
 
     def domain_index(self, domain: str | list[str] | None) -> np.ndarray:
-        """Index of each domain name (BayesplitError for an unknown one)."""
-        names = (
-            self.domains
-            if domain is None
-            else ([domain] if isinstance(domain, str) else list(domain))
-        )
+        """Index of each domain name (BayesplitError for an unknown one, a repeat, or none)."""
+        # [] predicted nothing, 5 was a TypeError and ["web", "web"] two "web" coordinates
+        names = self.domains if domain is None else name_list(domain, "domain")
+        if not names:
+            raise BayesplitError(
+                "domain is empty: give a domain name, a list of them, or None for every domain"
+            )
         idx = []
         for d in names:
             if d not in self.spec.domains:

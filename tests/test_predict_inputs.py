@@ -121,3 +121,27 @@ def test_valid_points_work_and_broadcast(additive_posterior):
     )
     assert len(post.draws(max_draws=10 * post.n_draws)["E"]) == post.n_draws
     assert len(post.draws(max_draws=None)["E"]) == post.n_draws
+
+
+@pytest.mark.parametrize(
+    ("domain", "message"),
+    [
+        ([], "domain is empty: give a domain name, a list of them, or None"),  # an empty answer
+        (5, "domain must be names \\(strings\\), got 5 \\(int\\)"),  # 'int' is not iterable
+        (["web", "web"], "domain name web more than once"),  # two "web" coordinates
+        (["web", None], "domain must be names \\(strings\\)"),
+    ],
+)
+def test_predict_refuses_domains_that_name_no_domain_once(domain, message):
+    from bayesplit.truth import example_truth
+
+    post = example_truth("additive", ("web", "code")).as_posterior()
+    with pytest.raises(BayesplitError, match=message):
+        bayesplit.predict(post, 1e8, 1e9, domain=domain)
+    with pytest.raises(BayesplitError, match=message):
+        post.predict(1e8, 1e9, domain=domain)
+    # what was valid still is: a name, a list, an array, None for every domain
+    assert bayesplit.predict(post, 1e8, 1e9, domain="code")["domain"].values.tolist() == ["code"]
+    both = bayesplit.predict(post, 1e8, 1e9, domain=np.array(["code", "web"]))
+    assert both["domain"].values.tolist() == ["code", "web"]
+    assert bayesplit.predict(post, 1e8, 1e9)["domain"].values.tolist() == ["web", "code"]
