@@ -417,8 +417,10 @@ def allocate(
     True
     """
     from bayesplit._jax import configure
+    from bayesplit.posterior import check_posterior
 
     configure()
+    check_posterior(posterior)
     posterior.require_ok(force)
     # numpy scalars too (a budget read from a DataFrame is np.float64 or np.int64)
     if not (is_number(budget) and math.isfinite(budget) and budget > 0):
@@ -1124,6 +1126,9 @@ def frontier(posterior, budgets: Sequence[float], **kwargs) -> pd.DataFrame:
     (the allocation's, e.g. how far the plan extrapolates), one row per budget in
     ascending order (a budget given twice is planned once).
     """
+    from bayesplit.posterior import check_posterior
+
+    check_posterior(posterior)  # before any budget is planned
     if isinstance(budgets, str):  # the CLI's "1e18:1e22:9" or "1e19,1e20"
         budgets = parse_budgets(budgets)
     budgets = np.atleast_1d(np.asarray(budgets, dtype=object))

@@ -726,6 +726,9 @@ def suggest(
     -------
     Suggestions
     """
+    from bayesplit.posterior import check_posterior
+
+    check_posterior(posterior)
     posterior.require_ok(force)
     seed = check_seed(seed)
     if isinstance(n, bool) or not isinstance(n, numbers.Integral):

@@ -20,7 +20,7 @@ import xarray as xr
 
 from bayesplit import _arviz
 from bayesplit._io import atomic_path
-from bayesplit._parse import check_max_draws, is_number
+from bayesplit._parse import _shown, check_max_draws, is_number
 from bayesplit._parse import names as name_list
 from bayesplit.diagnostics import Diagnostics, Thresholds
 from bayesplit.errors import BayesplitError
@@ -308,6 +308,30 @@ class Posterior:
     def __repr__(self) -> str:
         gate = "ok" if self.ok else "FAILED: " + "; ".join(self.diagnostics.failures)
         return f"<Posterior law={self.law.name} domains={len(self.domains)} draws={self.n_draws} gate={gate}>"
+
+
+def check_posterior(posterior) -> None:
+    """Refuse, in words, what is not a :class:`Posterior` where a decision needs one.
+
+    Passing the run table (or a file name, or a ground truth) failed with an AttributeError
+    such as "'DataFrame' object has no attribute 'require_ok'".
+    """
+    if isinstance(posterior, Posterior):
+        return
+    if isinstance(posterior, pd.DataFrame):
+        hint = "; fit the runs first: post = bayesplit.fit(runs, law)"
+    elif isinstance(posterior, (str, Path)):
+        hint = "; read a saved one with bayesplit.load_posterior(path)"
+    elif hasattr(posterior, "as_posterior"):
+        hint = "; for a known truth, pass truth.as_posterior()"
+    else:
+        hint = ""
+    plain = posterior is None or isinstance(posterior, (str, Path, int, float))
+    got = _shown(posterior) if plain else f"a {type(posterior).__name__}"  # not a table's repr
+    raise BayesplitError(
+        "posterior must be a fitted Posterior (bayesplit.fit, or load_posterior of a .nc "
+        f"file), got {got}{hint}"
+    )
 
 
 def quantile_label(q: float) -> str:

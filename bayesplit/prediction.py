@@ -134,6 +134,9 @@ def predict(
         ``predictive_lo``, ``predictive_hi`` (band for a new run), ``law`` and
         ``new_run`` (draws); coordinates carry N, D, D'. ``attrs["level"]``.
     """
+    from bayesplit.posterior import check_posterior
+
+    check_posterior(posterior)
     check_level(level)
     seed = check_seed(seed)
     n, d, dp = _points(params, pretrain_tokens, spec_tokens)

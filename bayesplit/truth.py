@@ -717,13 +717,9 @@ def truth_from_posterior(
 ) -> GroundTruth:
     """A ground truth from a fitted posterior: one draw (a whole number from 0 to
     ``posterior.n_draws - 1``), or the per-parameter ``"median"``."""
-    from bayesplit.posterior import Posterior
+    from bayesplit.posterior import check_posterior
 
-    if not isinstance(posterior, Posterior):
-        raise BayesplitError(
-            f"posterior must be a fitted Posterior (bayesplit.fit, or load_posterior of a "
-            f".nc file), got {_typed(posterior)}"
-        )
+    check_posterior(posterior)
     last = posterior.n_draws - 1
     if not (isinstance(draw, str) and draw == "median"):
         if isinstance(draw, bool) or not isinstance(draw, numbers.Integral):

@@ -170,3 +170,21 @@ def test_the_pymc_backend_takes_dense_mass(runs, monkeypatch):
         with pytest.raises(Stop):
             bayesplit.fit(runs, "additive", backend="pymc", dense_mass=dense, chains=1)
         assert seen["init"] == init
+
+
+@pytest.mark.parametrize(
+    ("call", "hint"),
+    [
+        # each was an AttributeError: "'DataFrame' object has no attribute 'require_ok'"
+        (lambda r, t: bayesplit.allocate(r, budget=1e20), "got a DataFrame; fit the runs first"),
+        (lambda r, t: bayesplit.frontier(r, [1e20]), "got a DataFrame; fit the runs first"),
+        (lambda r, t: bayesplit.suggest(r, budget=1e20), "got a DataFrame; fit the runs first"),
+        (lambda r, t: bayesplit.predict(t, 1e8, 1e9), "got a GroundTruth; .* truth.as_posterior"),
+        (lambda r, t: bayesplit.allocate("post.nc", budget=1e20), "bayesplit.load_posterior"),
+        (lambda r, t: bayesplit.predict(None, 1e8, 1e9), "got None \\(NoneType\\)$"),
+    ],
+)
+def test_decisions_need_a_posterior_and_say_so(runs, call, hint):
+    truth = example_truth("additive", ("web", "code"))
+    with pytest.raises(BayesplitError, match=f"posterior must be a fitted Posterior .*{hint}"):
+        call(runs, truth)
