@@ -18,6 +18,12 @@ _SUFFIXES = {"k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
 #: torch's seeding refuses more). Commands and suggestion files take seeds from 0 to this.
 MAX_SEED = 2**63 - 1
 
+#: The most chains, and draws (or warmup steps) per chain, a fit or a prior check takes:
+#: far past any useful one. Past them a typo (``--draws 99999999999999999999``) was a JAX
+#: traceback, an abort, or a hang while the whole draw array was allocated.
+MAX_CHAINS = 10_000
+MAX_DRAWS = 10_000_000
+
 
 def check_seed(seed, what: str = "seed") -> int:
     """A seed as every random path takes it: a whole number from 0 to :data:`MAX_SEED`.

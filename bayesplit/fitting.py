@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from bayesplit import _arviz
-from bayesplit._parse import check_seed, is_number
+from bayesplit._parse import MAX_CHAINS, MAX_DRAWS, check_seed, is_number
 from bayesplit.diagnostics import MAX_TREE_DEPTH, Thresholds, check
 from bayesplit.errors import BayesplitError
 from bayesplit.laws import Law, get_law
@@ -81,9 +81,12 @@ def select_device(device: str, n_obs: int, chains: int) -> str:
 
 
 def _check_sampler_args(chains: int, draws: int, warmup: int, target_accept: float) -> None:
-    for name, value in (("chains", chains), ("draws", draws), ("warmup", warmup)):
+    counts = (("chains", chains, MAX_CHAINS), ("draws", draws, MAX_DRAWS))
+    for name, value, most in (*counts, ("warmup", warmup, MAX_DRAWS)):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             raise BayesplitError(f"{name} must be a whole number, got {value!r}")
+        if value > most:
+            raise BayesplitError(f"{name} must be at most {most:,}, got {value}")
     if not is_number(target_accept):
         raise BayesplitError(f"target_accept must be a number in [0.5, 1), got {target_accept!r}")
     if chains < 1:

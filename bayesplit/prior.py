@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayesplit._parse import check_max_draws, check_seed
+from bayesplit._parse import MAX_DRAWS, check_max_draws, check_seed
+from bayesplit.errors import BayesplitError
 from bayesplit.laws import Law, get_law
 from bayesplit.model import model_arrays, numpyro_model, prepare
 from bayesplit.prediction import check_level
@@ -94,6 +95,8 @@ def prior_predictive(
         observed loss is inside it; ``eval_domain`` coordinate on ``obs``.
     """
     draws = check_max_draws(draws, "draws", minimum=10, none_ok=False)
+    if draws > MAX_DRAWS:
+        raise BayesplitError(f"draws must be at most {MAX_DRAWS:,}, got {draws}")
     check_level(level)
     seed = check_seed(seed)
     table = load_runs(runs)

@@ -496,6 +496,12 @@ GADRE_ADDITIVE = ["--runs", "bundled:gadre2024", "--law", "additive"]  # warns: 
         (["compare", "--runs", "bundled:gadre2024", "--device", "tpu"], "device must be one of"),
         (["demo", "--chains", "0"], "chains must be >= 1, got 0"),
         (["demo", "--draws", "5", "--data", "gadre2024"], "draws must be >= 10, got 5"),
+        # past int64 these were a JAX traceback; under it, a hang allocating the draws
+        (["fit", *GADRE_ADDITIVE, "--draws", "9" * 20], "draws must be at most 10,000,000"),
+        (["fit", *GADRE_ADDITIVE, "--warmup", "10000001"], "warmup must be at most 10,000,000"),
+        (["compare", "--runs", "bundled:gadre2024", "--chains", "9" * 20], "chains must be at"),
+        (["demo", "--draws", "9" * 20], "draws must be at most 10,000,000"),
+        (["prior", *GADRE_ADDITIVE, "--draws", "9" * 20], "draws must be at most 10,000,000"),
     ],
 )
 def test_a_sampler_typo_is_the_only_line_printed(tmp_path, monkeypatch, args, message):

@@ -654,6 +654,9 @@ def loop_cmd(
     _at_least(chains, "--chains", 1)
     _at_least(draws, "--draws", 10)
     _at_least(warmup, "--warmup", 10)
+    from bayesplit.fitting import check_fit_options
+
+    check_fit_options(chains=chains, draws=draws, warmup=warmup)  # and the upper limits
     get_law(law)  # an unknown law is refused now, not after the seed design is trained
     entries = _load_ladder(ladder)
     overrides = _overrides(_device(device), _eval_tokens(eval_tokens))

@@ -300,6 +300,7 @@ def test_execute_refuses_ambiguous_or_mixed_conventions(tiny_corpus, out, tmp_pa
         (["--seed-tokens", "100"], "--seed-tokens must be at least 2000"),
         (["--chains", "0"], "--chains must be >= 1"),
         (["--draws", "5"], "--draws must be >= 10"),
+        (["--draws", "9" * 20], "draws must be at most 10,000,000"),  # was found after training
         (["--seed", "-1"], "--seed must be between 0 and 2^63 - 1"),
         (["--eval-tokens", "0"], "--eval-tokens must be a positive number"),
         (["--device", "tpu"], "--device must be auto, cpu, cuda or gpu"),
