@@ -322,6 +322,21 @@ def test_law_module_given_as_a_file_path_says_to_give_its_name(given, folder):
     )
 
 
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ("", "--law-module is empty: give a module name"),
+        (" ", "--law-module is empty: give a module name"),
+        (".my_laws", "law module '.my_laws' is a relative name; --law-module takes a full"),
+        ("..", "law module '..' is a relative name"),
+    ],
+)
+def test_law_module_empty_or_relative_is_refused_in_one_line(given, message):
+    # "" was "failed on import: ValueError: Empty module name (<frozen importlib...>)" and
+    # ".my_laws" a TypeError at importlib's line, as if the user's module had broken
+    refused(runner.invoke(app, ["laws", "--law-module", given]), message)
+
+
 def test_frontier_defaults_to_budgets_from_the_data_and_carries_notes(
     post_path, additive_posterior
 ):
