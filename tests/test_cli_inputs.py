@@ -542,6 +542,10 @@ def test_a_sampler_typo_is_the_only_line_printed(tmp_path, monkeypatch, args, me
         (["demo", "--budget", ""], "--budget"),
         (["demo", "--law", ""], "--law"),
         (["fit", "--runs", "", "--out", "p.nc"], "--runs"),
+        # "no such model ladder: " (the name printed as nothing)
+        (["allocate", "POST", "--budget", "1e20", "--ladder", ""], "--ladder"),
+        (["suggest", "POST", "--budget", "1e20", "--ladder", " "], "--ladder"),
+        (["train", "ladder", ""], "LADDER"),
     ],
 )
 def test_an_empty_option_value_is_refused_not_read_as_left_out(tmp_path, monkeypatch, args, option):

@@ -140,7 +140,7 @@ def allocate_cmd(
         domains=_csv(domains),
         weights=parse_weights(weights),
         params=parse_count(given(params, "--params")) if params is not None else None,
-        ladder=ladder,
+        ladder=given(ladder, "--ladder"),  # "" was "no such model ladder: "
         max_spec_tokens=limits,
         repetitions=repetitions,
         risk=risk,

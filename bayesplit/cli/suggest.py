@@ -157,7 +157,7 @@ def suggest_cmd(
         objective=objective,
         point=parse_point(point) if point is not None else None,
         runs=load_runs_arg(runs) if runs is not None else None,
-        ladder=ladder,
+        ladder=given(ladder, "--ladder"),  # "" was "no such model ladder: "
         max_run_flops=(
             parse_positive(given(max_run_flops, "--max-run-flops"), "--max-run-flops")
             if max_run_flops is not None

@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from bayesplit.cli._common import check_output_path, check_seed, console, emit_json, fmt
+from bayesplit.cli._common import check_output_path, check_seed, console, emit_json, fmt, given
 from bayesplit.cli.core import LawModule, _import_law_modules, parse_counts, parse_positive
 from bayesplit.errors import BayesplitError
 
@@ -110,10 +110,11 @@ def _decay_shape(shape: str | None) -> None:
         )
 
 
-def _load_ladder(spec: str | None) -> list[dict]:
+def _load_ladder(spec: str | None, option: str = "--ladder") -> list[dict]:
     """``load_ladder`` with a malformed file as a one-line error, not a traceback."""
     from bayesplit.train.ladder import load_ladder, resolve_ladder
 
+    given(spec, option)  # "" was "no such model ladder: "
     try:
         return load_ladder(spec)
     except BayesplitError:
@@ -555,7 +556,7 @@ def ladder_cmd(
     ] = False,
 ) -> None:
     """List the sizes of a model ladder with N (non-embedding) and the with-embeddings count."""
-    entries = _load_ladder(ladder)
+    entries = _load_ladder(ladder, "LADDER")
     if as_json:
         emit_json(entries)
         return
