@@ -181,8 +181,11 @@ def names(value, what: str = "domains") -> list[str] | None:
     return out
 
 
-def parse_count(text: str) -> float:
-    """``"1.4B"`` → 1.4e9; plain numbers and scientific notation pass through."""
+def parse_count(text: str, what: str | None = None) -> float:
+    """``"1.4B"`` → 1.4e9; plain numbers and scientific notation pass through.
+
+    ``what`` (an option's name) is said in the error, so ``--budget ""`` names its option.
+    """
     s = str(text).strip().replace("_", "")
     mult = 1.0
     if s and s[-1].lower() in _SUFFIXES:
@@ -191,7 +194,8 @@ def parse_count(text: str) -> float:
     try:
         value = float(s) * mult
     except ValueError:
-        raise BayesplitError(f"not a number: {text!r} (use e.g. 1.4e9 or 1.4B)") from None
+        where = f"{what} is " if what else ""
+        raise BayesplitError(f"{where}not a number: {text!r} (use e.g. 1.4e9 or 1.4B)") from None
     return value
 
 

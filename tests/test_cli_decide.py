@@ -9,7 +9,7 @@ import subprocess
 
 import pandas as pd
 import pytest
-from support import two_run_table
+from support import refused, two_run_table
 from typer.testing import CliRunner
 
 from bayesplit.cli import app
@@ -128,6 +128,29 @@ def test_allocate_bad_requests_exit_2(post_path, args, words):
     result = runner.invoke(app, ["allocate", str(post_path), *args, "--force"])
     assert result.exit_code == 2, result.output
     assert words in result.output
+
+
+POINT = ["--params", "1e8", "--pretrain-tokens", "1e9", "--domain", "web"]
+BIG = ["--budget", "1e20", "--force"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["allocate", "POST", "--budget", "", "--force"], "--budget is not a number: ''"),
+        (["allocate", "POST", *BIG, "--params", "1e9x"], "--params is not a number: '1e9x'"),
+        (["allocate", "POST", *BIG, "--max-spec-tokens", "web=x"], "--max-spec-tokens web is"),
+        (["report", "POST", "--budget", "", "--out", "r.html"], "--budget is not a number"),
+        (["suggest", "POST", "--budget", "", "--force"], "--budget is not a number: ''"),
+        (["predict", "POST", *POINT, "--spec-tokens", ""], "--spec-tokens is not a number: ''"),
+    ],
+)
+def test_a_number_that_is_not_one_names_its_option(post_path, tmp_path, args, message):
+    # `--budget "$B"` with B unset said "not a number: ''" without saying which option
+    args = [str(post_path) if a == "POST" else a for a in args]
+    args = [str(tmp_path / a) if a == "r.html" else a for a in args]
+    refused(runner.invoke(app, args), message)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_allocate_refuses_failed_posterior_without_force(tmp_path):

@@ -19,7 +19,7 @@ from bayesplit.errors import BayesplitError
 
 def parse_positive(text: str, option: str) -> float:
     """A count (``parse_count``) that must be finite and > 0, e.g. a budget in FLOPs."""
-    value = parse_count(text)
+    value = parse_count(text, option)
     if not (math.isfinite(value) and value > 0):
         raise BayesplitError(f"{option} must be a positive number, got {text!r}")
     return value
@@ -32,7 +32,7 @@ def parse_counts(text: str, option: str) -> list[float]:
         raise BayesplitError(
             f"{option} has an empty item in {text!r}; give numbers separated by single commas"
         )
-    values = [parse_count(t) for t in items if t.strip()]
+    values = [parse_count(t, option) for t in items if t.strip()]
     if not values or not all(math.isfinite(v) and v > 0 for v in values):
         raise BayesplitError(f"{option} wants positive numbers separated by commas, got {text!r}")
     return values
@@ -315,7 +315,9 @@ def predict_cmd(
 
     _import_law_modules(law_module)
     post = load_posterior(posterior)
-    n, d, dp = parse_count(params), parse_count(pretrain_tokens), parse_count(spec_tokens)
+    n = parse_count(params, "--params")
+    d = parse_count(pretrain_tokens, "--pretrain-tokens")
+    dp = parse_count(spec_tokens, "--spec-tokens")
     if run is not None and post.run_effect_draws(run, max_draws=1) is None:
         known = (
             ", ".join(post.spec.runs) if post.spec.run_effect else "none: the fit has no run effect"

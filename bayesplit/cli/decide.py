@@ -54,7 +54,7 @@ def parse_limits(text: str | None) -> dict | None:
             raise BayesplitError(f"--max-spec-tokens: no domain name before '=' in {part!r}")
         if k.strip() in out:
             raise BayesplitError(f"--max-spec-tokens gives {k.strip()!r} twice")
-        out[k.strip()] = parse_count(v)
+        out[k.strip()] = parse_count(v, f"--max-spec-tokens {k.strip()}")
     return out
 
 
@@ -135,11 +135,11 @@ def allocate_cmd(
         raise BayesplitError(f"--repetitions must be a positive number, got {repetitions:g}")
     alloc = allocate(
         post,
-        budget=parse_count(budget),
+        budget=parse_count(budget, "--budget"),
         trunk=trunk,
         domains=_csv(domains),
         weights=parse_weights(weights),
-        params=parse_count(given(params, "--params")) if params is not None else None,
+        params=parse_count(given(params, "--params"), "--params") if params is not None else None,
         ladder=given(ladder, "--ladder"),  # "" was "no such model ladder: "
         max_spec_tokens=limits,
         repetitions=repetitions,
@@ -292,7 +292,7 @@ def report_cmd(
         write_report(
             post,
             out,
-            budget=parse_count(budget),
+            budget=parse_count(budget, "--budget"),
             runs=table,
             trunk=trunk,
             weights=parse_weights(weights),

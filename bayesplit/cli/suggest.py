@@ -34,7 +34,7 @@ def parse_point(text: str) -> dict:
         if k == "domain":
             out[k] = v
         elif k in ("params", "pretrain_tokens", "spec_tokens"):
-            out[k] = parse_count(v)
+            out[k] = parse_count(v, f"--point {k}")
             ok = out[k] >= 0 if k == "spec_tokens" else out[k] > 0
             if not (math.isfinite(out[k]) and ok):
                 bound = ">= 0" if k == "spec_tokens" else "> 0"
