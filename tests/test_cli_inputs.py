@@ -558,3 +558,62 @@ def test_an_empty_option_value_is_refused_not_read_as_left_out(tmp_path, monkeyp
     args = [str(post) if a == "POST" else a for a in args]
     refused(runner.invoke(app, args), f"{option} is empty")
     assert [p.name for p in tmp_path.iterdir()] == ["t.nc"]
+
+
+def _path_params():
+    """(command words, parameter) for every Path-typed option and argument of every
+    command, found in the app itself: a new one is covered without a new test."""
+    import typer.main
+
+    from bayesplit.cli import _is_path
+
+    found = []
+
+    def walk(command, words):
+        if hasattr(command, "commands"):
+            for name, sub in command.commands.items():
+                walk(sub, [*words, name])
+            return
+        for param in command.params:
+            if _is_path(param):
+                found.append((words, param))
+
+    walk(typer.main.get_command(app), [])
+    return found
+
+
+PATH_PARAMS = _path_params()
+
+
+def test_the_path_parameters_are_found():
+    names = {(" ".join(words), param.name) for words, param in PATH_PARAMS}
+    assert {("fit", "out"), ("report", "posterior"), ("train execute", "workdir")} <= names
+    assert len(names) >= 25
+
+
+def _empty_path_cases():
+    """(command words, the empty value as typed, the label the error names)."""
+    for words, param in PATH_PARAMS:
+        if param.param_type_name == "argument":
+            yield pytest.param(
+                words, [""], param.name.upper(), id=f"{' '.join(words)} {param.name}"
+            )
+            continue
+        flag = max(param.opts, key=len)
+        for given in ([flag, ""], [f"{flag}="]):
+            yield pytest.param(words, given, flag, id=f"{' '.join(words)} {' '.join(given)}")
+
+
+@pytest.mark.parametrize("words, given, label", list(_empty_path_cases()))
+def test_an_empty_path_is_refused_as_empty(tmp_path, monkeypatch, words, given, label):
+    # Path("") is Path("."): `--out ""` reached the command as the current folder
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, [*words, *given])
+    refused(result, f"{label} is empty: give a file or folder name")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_empty_path_does_not_hide_the_help():
+    result = runner.invoke(app, ["fit", "--out", "", "--help"])
+    assert result.exit_code == 0, result.output
+    assert "--out" in result.output

@@ -89,6 +89,57 @@ class _Group(typer.core.TyperGroup):
             raise typer.Exit(2) from None
 
 
+def _is_path(param) -> bool:
+    """Whether a command's parameter is typed ``Path`` (typer turns ``""`` into ``.``)."""
+    descriptor = getattr(param, "type_descriptor", None)  # typer >= 0.2x
+    if descriptor is not None:
+        return bool(descriptor.is_path)
+    return isinstance(getattr(param, "type", None), click.Path)
+
+
+def _label(param) -> str:
+    """How the user typed the parameter: ``--out`` for an option, ``POSTERIOR`` for an argument."""
+    if param.param_type_name == "option":
+        return max(param.opts, key=len)
+    return param.name.upper()
+
+
+class _Command(typer.core.TyperCommand):
+    """Every command: refuses an empty path before typer reads it.
+
+    ``Path("")`` is ``Path(".")``, so ``--out ""`` (``--out "$OUT"`` with ``OUT`` unset)
+    reached the command as the current folder: a confusing message about ``.`` at best,
+    something read from or written to it at worst. The raw text is only seen here.
+    """
+
+    refuses_empty_paths = True
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not ctx.resilient_parsing and not set(args) & set(ctx.help_option_names):
+            opts, _, _ = self.make_parser(ctx).parse_args(args=list(args))
+            for param in self.get_params(ctx):
+                raw = opts.get(param.name)
+                values = raw if isinstance(raw, (list, tuple)) else [raw]
+                if _is_path(param) and any(isinstance(v, str) and not v for v in values):
+                    leave_out = "" if param.required else ", or leave the option out"
+                    raise BayesplitError(
+                        f"{_label(param)} is empty: give a file or folder name{leave_out}"
+                    )
+        return super().parse_args(ctx, args)
+
+
+def _use_command_class(typer_app: typer.Typer) -> None:
+    """Make every command of ``typer_app`` (and of its sub-apps) a :class:`_Command`."""
+    for info in typer_app.registered_commands:
+        if info.cls in (None, typer.core.TyperCommand):
+            info.cls = _Command
+        elif not getattr(info.cls, "refuses_empty_paths", False):
+            # (not issubclass: `typer bayesplit.cli utils docs` imports this module twice)
+            raise TypeError(f"command {info.name!r}: its class must derive from _Command")
+    for group in typer_app.registered_groups:
+        _use_command_class(group.typer_instance)
+
+
 app = typer.Typer(
     cls=_Group,
     no_args_is_help=True,
@@ -142,6 +193,7 @@ def _register() -> None:
     app.add_typer(
         train.app, name="train", help="Train and specialize models with the bundled trainer."
     )
+    _use_command_class(app)  # registered last: every command, a new one too
 
 
 _register()
