@@ -266,6 +266,47 @@ def test_an_empty_comma_list_isrefused(tmp_path):
     refused(runner.invoke(app, args), "empty list ','")
 
 
+def _comma_list_commands(tmp_path, post_path) -> dict[str, list[str]]:
+    runs = tmp_path / "runs.csv"
+    runs.write_text("run_id,params,pretrain_tokens,eval_domain,loss\nr,1e7,1e9,web,3.0\n")
+    fit = ["fit", "--runs", str(runs), "--out", str(tmp_path / "p.nc")]
+    sim = ["simulate", "--truth", "example:additive", "--budget", "1e20",
+           "--experiment-budget", "1e18", "--out", str(tmp_path / "sim.csv")]  # fmt: skip
+    return {
+        "fit --domains": [*fit, "--domains"],
+        "fit --per-domain": [*fit, "--per-domain"],
+        "compare --laws": ["compare", "--runs", str(runs), "--laws"],
+        "allocate --domains": [
+            "allocate",
+            str(post_path),
+            "--budget",
+            "1e20",
+            "--force",
+            "--domains",
+        ],  # fmt: skip
+        "simulate --domains": [*sim, "--domains"],
+        "simulate --policies": [*sim, "--policies"],
+    }
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["fit --domains", "fit --per-domain", "compare --laws", "allocate --domains",
+     "simulate --domains", "simulate --policies"],
+)  # fmt: skip
+@pytest.mark.parametrize("items", ["web,", ",web", "web,,code", "web, ,code"])
+def test_a_comma_list_with_an_empty_item_is_refused(tmp_path, post_path, command, items):
+    # the empty item was dropped: "web," fitted web alone, as if nothing were missing
+    if command == "compare --laws":
+        items = items.replace("web", "chinchilla").replace("code", "additive")
+    elif command == "simulate --policies":
+        items = items.replace("web", "grid").replace("code", "random")
+    args = _comma_list_commands(tmp_path, post_path)[command]
+    option = command.split()[1]
+    refused(runner.invoke(app, [*args, items]), f"{option} has an empty item in {items!r}")
+    assert {p.name for p in tmp_path.iterdir()} == {"runs.csv"}  # nothing written
+
+
 def test_a_file_system_refusal_is_one_line_not_a_traceback(post_path, monkeypatch):
     import bayesplit.posterior
 

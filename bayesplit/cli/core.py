@@ -59,13 +59,21 @@ def step(message: str, enabled: bool = True):
     )
 
 
-def _csv(text: str | None) -> list[str] | None:
-    """A comma list typed on the command line (None when not given; never empty)."""
+def _csv(text: str | None, option: str) -> list[str] | None:
+    """A comma list of names typed on the command line (None when not given; never empty).
+
+    An empty item (``web,``, ``,web``, ``web,,code``) is refused, not dropped: it is a
+    name left out (``--domains "web,$D"`` with ``D`` unset).
+    """
     if text is None:
         return None
-    items = [t.strip() for t in text.split(",") if t.strip()]
-    if not items:
-        raise BayesplitError(f"empty list {text!r}: give names separated by commas")
+    items = [t.strip() for t in text.split(",")]
+    if not any(items):
+        raise BayesplitError(f"{option}: empty list {text!r}: give names separated by commas")
+    if not all(items):
+        raise BayesplitError(
+            f"{option} has an empty item in {text!r}; give names separated by single commas"
+        )
     return items
 
 
@@ -246,13 +254,15 @@ def fit_cmd(
     effect = _run_effect(run_effect)
     table = load_runs_arg(runs)
     if not json_out:
-        _warn_before_fitting(table, law, _csv(domains), _csv(per_domain))
+        _warn_before_fitting(
+            table, law, _csv(domains, "--domains"), _csv(per_domain, "--per-domain")
+        )
     with step(f"fitting {law} ({chains} chains × {draws} draws, {backend})", enabled=not json_out):
         post = fit(
             table,
             law,
-            domains=_csv(domains),
-            per_domain=_csv(per_domain),
+            domains=_csv(domains, "--domains"),
+            per_domain=_csv(per_domain, "--per-domain"),
             chains=chains,
             draws=draws,
             warmup=warmup,
@@ -366,7 +376,7 @@ def compare_cmd(
     from bayesplit.comparison import compare
 
     _import_law_modules(law_module)
-    names = _csv(laws) or []
+    names = _csv(laws, "--laws") or []
     df = compare(
         load_runs_arg(runs),
         names,

@@ -137,7 +137,7 @@ def allocate_cmd(
         post,
         budget=parse_count(budget, "--budget"),
         trunk=trunk,
-        domains=_csv(domains),
+        domains=_csv(domains, "--domains"),
         weights=parse_weights(weights),
         params=parse_count(given(params, "--params"), "--params") if params is not None else None,
         ladder=given(ladder, "--ladder"),  # "" was "no such model ladder: "

@@ -147,7 +147,7 @@ def simulate_cmd(
     from bayesplit.simulation import POLICIES, compare_policies, simulate, summarize
 
     _import_law_modules(law_module)
-    names = [p.strip() for p in policies.split(",") if p.strip()]
+    names = _csv(policies, "--policies")
     bad = [p for p in names if p not in POLICIES]
     if bad or not names:
         raise BayesplitError(
@@ -163,7 +163,7 @@ def simulate_cmd(
     check_plot_path(plot)
     target = parse_positive(budget, "--budget")
     spend = parse_positive(experiment_budget, "--experiment-budget")
-    gt = load_truth_arg(truth, _csv(domains))
+    gt = load_truth_arg(truth, _csv(domains, "--domains"))
     config = default_config(
         gt,
         target,
