@@ -451,6 +451,15 @@ def test_simulate_refuses_domains_for_a_truth_file(tmp_path):
     refused(runner.invoke(app, args), "--domains only applies to an example:LAW truth")
 
 
+@pytest.mark.parametrize("truth", ["", " "])
+def test_simulate_refuses_an_empty_truth(tmp_path, truth):
+    # "" was the folder ".": "ground truth . is not a file"
+    args = ["simulate", "--truth", truth, "--budget", "1e20", "--experiment-budget", "1e18",
+            "--out", str(tmp_path / "sim.csv")]  # fmt: skip
+    refused(runner.invoke(app, args), "--truth is empty: give a truth file")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_compare_refuses_a_law_named_twice(tmp_path):
     runs = tmp_path / "runs.csv"
     runs.write_text("run_id,params,pretrain_tokens,eval_domain,loss\nr,1e7,1e9,web,3.0\n")

@@ -19,6 +19,8 @@ def load_truth_arg(spec: str, domains: list[str] | None = None):
     """``--truth``: a YAML file, a posterior (.nc, its medians) or ``example:LAW``."""
     from bayesplit.truth import example_truth, load_truth, truth_from_posterior
 
+    if not spec.strip():  # Path("") is the current folder: "ground truth . is not a file"
+        raise BayesplitError("--truth is empty: give a truth file, a posterior .nc or example:LAW")
     if spec.startswith("example:"):
         return example_truth(spec.split(":", 1)[1], tuple(domains or ("web", "code")))
     if domains:
