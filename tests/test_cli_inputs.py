@@ -403,7 +403,7 @@ def test_frontier_defaults_to_budgets_from_the_data_and_carries_notes(
     [
         (["prior", "--runs", "x.csv", "--draws", "abc"], "Invalid value for '--draws'"),
         (["suggest", "post.nc", "-n", "abc"], "Invalid value for '-n'"),
-        (["laws", "--bogus"], "No such option: --bogus"),
+        (["laws", "--bogus"], "No such option"),  # click words the rest by version
         (["nosuchcmd"], "No such command 'nosuchcmd'"),
         (["runs", "list"], "Missing argument"),
         (["prior"], "Missing option '--runs'"),
@@ -424,7 +424,9 @@ def test_the_console_script_turns_root_usage_errors_into_one_line(monkeypatch, c
         main()
     assert stop.value.code == 2
     err = capsys.readouterr().err
-    assert err.splitlines() == ["error: No such option: --bogus (see `bayesplit --help`)"]
+    (line,) = err.splitlines()  # click words it by version: "No such option: --bogus"
+    assert line.startswith("error: No such option") and "--bogus" in line
+    assert line.endswith("(see `bayesplit --help`)")
     monkeypatch.setattr("sys.argv", ["bayesplit", "laws", "--json"])
     with pytest.raises(SystemExit) as stop:
         main()
