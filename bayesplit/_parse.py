@@ -38,6 +38,19 @@ def check_seed(seed, what: str = "seed") -> int:
     return int(seed)
 
 
+def check_flag(value, what: str) -> bool:
+    """A yes/no argument (``force``, ``progress``, ``overwrite``...): True or False
+    (numpy's bools too), as a bool. Anything else is refused naming ``what``: ``"no"``
+    is truthy, so ``force="no"`` forced.
+
+    >>> check_flag(True, "force"), check_flag(np.False_, "force")
+    (True, False)
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise BayesplitError(f"{what} must be True or False, got {_shown(value)}")
+
+
 def progress_messages(progress) -> Callable[[str], None] | None:
     """What a ``progress`` argument means for a function that reports in lines of text.
 

@@ -15,6 +15,7 @@ import numpy as np
 import xarray as xr
 
 from bayesplit import _arviz
+from bayesplit._parse import check_flag
 from bayesplit.errors import DiagnosticsError
 
 #: NUTS's limit on trajectory doublings (NumPyro's and PyMC's default, set explicitly so
@@ -86,7 +87,7 @@ class Diagnostics:
 
     def require_ok(self, force: bool = False) -> None:
         """Raise :class:`DiagnosticsError` naming the failed checks, unless ``force``."""
-        if self.ok or force:
+        if check_flag(force, "force") or self.ok:  # checked first: "no" forced
             return
         raise DiagnosticsError(
             "the posterior failed its diagnostics gate: "

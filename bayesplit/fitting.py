@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from bayesplit import _arviz
-from bayesplit._parse import MAX_CHAINS, MAX_DRAWS, check_seed, is_number
+from bayesplit._parse import MAX_CHAINS, MAX_DRAWS, check_flag, check_seed, is_number
 from bayesplit.diagnostics import MAX_TREE_DEPTH, Thresholds, check
 from bayesplit.errors import BayesplitError
 from bayesplit.laws import Law, get_law
@@ -209,8 +209,8 @@ def fit(
         target_accept=target_accept,
     )
     seed = check_seed(seed)
-    if not isinstance(dense_mass, (bool, np.bool_)):  # "no" would be truthy: a dense matrix
-        raise BayesplitError(f"dense_mass must be True or False, got {dense_mass!r}")
+    dense_mass = check_flag(dense_mass, "dense_mass")  # "no" would be truthy: a dense matrix
+    progress = check_flag(progress, "progress")
     if thresholds is not None and not isinstance(thresholds, Thresholds):
         # a dict failed after sampling, with "'dict' object has no attribute 'r_hat_max'"
         raise BayesplitError(

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from bayesplit._parse import is_number, names
+from bayesplit._parse import check_flag, is_number, names
 from bayesplit.errors import BayesplitError
 from bayesplit.laws import Inputs, Law
 from bayesplit.runs import modelled_rows
@@ -210,8 +210,8 @@ def prepare(
             f"loss > 0 (e.g. another posterior's .spec.reference), got {reference!r}"
         )
     ref = reference or reference_scales(rows)
-    if not isinstance(centered, bool):  # "auto" was a value until stop 22; bool("auto") is True
-        raise BayesplitError(f"centered must be True or False, got {centered!r}")
+    # "auto" was a value until stop 22; bool("auto") is True
+    centered = check_flag(centered, "centered")
     spec = ModelSpec(
         domains=dom,
         runs=run_ids,

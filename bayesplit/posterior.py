@@ -20,7 +20,7 @@ import xarray as xr
 
 from bayesplit import _arviz
 from bayesplit._io import atomic_path
-from bayesplit._parse import _shown, check_max_draws, is_number
+from bayesplit._parse import _shown, check_flag, check_max_draws, is_number
 from bayesplit._parse import names as name_list
 from bayesplit.diagnostics import Diagnostics, Thresholds
 from bayesplit.errors import BayesplitError
@@ -194,6 +194,7 @@ class Posterior:
         jitted JAX kernel in float32 and returns float32 (for large ensembles such as
         the candidates of ``suggest``: several times faster, relative error ~1e-7).
         """
+        fast = check_flag(fast, "fast")
         p = draws if draws is not None else self.draws(max_draws=max_draws)
         x = self.spec.reference.scale(params, pretrain_tokens, spec_tokens)
         m = np.broadcast(x.n, x.d, x.dp, np.asarray(domain_idx)).shape

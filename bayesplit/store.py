@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from bayesplit._io import jsonable
+from bayesplit._parse import check_flag
 from bayesplit.errors import BayesplitError
 from bayesplit.runs import CANONICAL, _json_ok, validate_runs
 
@@ -108,7 +109,8 @@ class RunStore:
     ):
         self.path = Path(path)
         self.timeout = float(timeout)
-        self.read_only = bool(read_only)
+        self.read_only = check_flag(read_only, "read_only")
+        create = check_flag(create, "create")
         if self.path.is_dir():
             raise BayesplitError(f"{self.path} is a folder, not a run store")
         if self.path.exists():

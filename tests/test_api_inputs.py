@@ -3,6 +3,8 @@ with a BayesplitError that says why (not a TypeError from deep inside numpy or J
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -188,3 +190,32 @@ def test_decisions_need_a_posterior_and_say_so(runs, call, hint):
     truth = example_truth("additive", ("web", "code"))
     with pytest.raises(BayesplitError, match=f"posterior must be a fitted Posterior .*{hint}"):
         call(runs, truth)
+
+
+@pytest.mark.parametrize("flag", ["no", "false", 0, 1, None])
+def test_yes_no_arguments_take_only_true_or_false(post, runs, tmp_path, flag):
+    """Any truthy value was read as True: force="no" forced a failed posterior, and
+    read_only="no" opened the store read-only."""
+    from bayesplit.laws import register
+
+    shown = re.escape(repr(flag))
+    calls = {
+        "force": [
+            lambda: bayesplit.allocate(post, budget=1e20, force=flag),
+            lambda: bayesplit.frontier(post, [1e20], force=flag),
+            lambda: bayesplit.suggest(post, budget=1e20, n=1, max_draws=20, force=flag),
+            lambda: post.require_ok(flag),
+        ],
+        "progress": [lambda: bayesplit.fit(runs, "additive", chains=1, progress=flag)],
+        "centered": [lambda: bayesplit.fit(runs, "additive", chains=1, centered=flag)],
+        "read_only": [lambda: bayesplit.RunStore(tmp_path / "s.db", read_only=flag)],
+        "create": [lambda: bayesplit.RunStore(tmp_path / "s.db", create=flag)],
+        "overwrite": [lambda: register(bayesplit.get_law("additive"), overwrite=flag)],
+    }
+    for what, tries in calls.items():
+        for call in tries:
+            with pytest.raises(BayesplitError, match=f"{what} must be True or False, got {shown}"):
+                call()
+    assert not (tmp_path / "s.db").exists()
+    # numpy's bools are bools
+    assert bayesplit.allocate(post, budget=1e20, force=np.False_).plan.params > 0

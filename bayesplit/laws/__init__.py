@@ -18,6 +18,7 @@ import importlib.util
 from importlib.metadata import entry_points
 from pathlib import PurePath
 
+from bayesplit._parse import check_flag
 from bayesplit.errors import BayesplitError
 from bayesplit.laws.base import Inputs, Law, Param
 from bayesplit.laws.library import ADDITIVE, BUILTIN, CHINCHILLA, SATURATING, TRANSFER
@@ -60,6 +61,7 @@ def register(law: Law, *, overwrite: bool = False) -> Law:
     """
     if not isinstance(law, Law):
         raise BayesplitError(f"register() takes a bayesplit.laws.Law, got {type(law).__name__}")
+    overwrite = check_flag(overwrite, "overwrite")
     if law.name in {b.name for b in BUILTIN} and _REGISTRY.get(law.name) is not law:
         raise BayesplitError(f"{law.name!r} is a built-in law; choose another name")
     if law.name in _REGISTRY and not overwrite and _REGISTRY[law.name] is not law:

@@ -31,7 +31,7 @@ from typing import Any
 import pandas as pd
 
 from bayesplit._io import atomic_write_text, remove_if_empty
-from bayesplit._parse import check_seed
+from bayesplit._parse import check_flag, check_seed
 from bayesplit.errors import BayesplitError
 from bayesplit.train.config import TrainConfig, exact_steps, steps_for
 from bayesplit.train.corpus import Corpus
@@ -558,6 +558,7 @@ def execute_suggestions(
     pandas.DataFrame
         The rows written (empty when there was nothing to do).
     """
+    progress = check_flag(progress, "progress")
     if launcher not in LAUNCHERS:
         raise BayesplitError(f"unknown launcher {launcher!r} (use {', '.join(LAUNCHERS)})")
     check_nproc(launcher, nproc)

@@ -30,6 +30,7 @@ from typing import Any
 import pandas as pd
 
 from bayesplit._io import remove_if_empty
+from bayesplit._parse import check_flag
 from bayesplit.errors import BayesplitError
 from bayesplit.train.checkpoint import ckpt_path, list_checkpoints, load_checkpoint
 from bayesplit.train.config import GPTConfig, TrainConfig, config_hash, exact_steps
@@ -171,6 +172,7 @@ def specialize(
     pandas.DataFrame
         The rows written, one per eval domain.
     """
+    progress = check_flag(progress, "progress")
     corpus = corpus if isinstance(corpus, Corpus) else Corpus(corpus)
     corpus.check_domain(domain)
     state = load_checkpoint(checkpoint)

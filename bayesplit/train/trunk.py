@@ -46,6 +46,7 @@ from typing import Any
 import pandas as pd
 
 from bayesplit._io import atomic_write_text, jsonable
+from bayesplit._parse import check_flag
 from bayesplit.errors import BayesplitError
 from bayesplit.train.checkpoint import ckpt_path, list_checkpoints, load_checkpoint
 from bayesplit.train.config import GPTConfig, TrainConfig, config_hash, exact_steps
@@ -220,6 +221,7 @@ def pretrain(
     pandas.DataFrame
         The rows written (one per eval domain and D).
     """
+    progress = check_flag(progress, "progress")
     corpus = corpus if isinstance(corpus, Corpus) else Corpus(corpus)
     tc = train or TrainConfig.from_entry(entry)
     cfg = model_config(entry, corpus)

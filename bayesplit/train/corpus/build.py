@@ -61,6 +61,7 @@ from typing import Any
 
 import numpy as np
 
+from bayesplit._parse import check_flag
 from bayesplit.errors import BayesplitError
 from bayesplit.train.corpus.clustering import cluster_documents
 from bayesplit.train.corpus.reader import (
@@ -463,6 +464,8 @@ def build_corpus(
     >>> corpus.domains                                                            # doctest: +SKIP
     ['c0-def-return-self', 'c1-lord-thou-thy', ...]
     """
+    overwrite = check_flag(overwrite, "overwrite")
+    progress = check_flag(progress, "progress")
     src, out = Path(src), Path(out)
     k = parse_domain_mode(domains)
     if isinstance(vocab_size, bool) or not isinstance(vocab_size, int | np.integer):
