@@ -51,6 +51,12 @@ def check_flag(value, what: str) -> bool:
     raise BayesplitError(f"{what} must be True or False, got {_shown(value)}")
 
 
+def check_level(level: float) -> None:
+    """Refuse a credible level outside (0, 1) (NaN included) with a one-line error."""
+    if not (is_number(level) and 0 < level < 1):  # "0.9" gave a TypeError
+        raise BayesplitError(f"level must be in (0, 1), got {level!r}")
+
+
 def progress_messages(progress) -> Callable[[str], None] | None:
     """What a ``progress`` argument means for a function that reports in lines of text.
 

@@ -29,12 +29,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayesplit._parse import is_number, names, parse_count, percent
+from bayesplit._parse import check_level, is_number, names, parse_count, percent
 from bayesplit.compute import ComputeModel, DataLimits
 from bayesplit.errors import BayesplitError
 from bayesplit.laws import Inputs, get_ops
 from bayesplit.plan import Allocation, Plan, split_shares
-from bayesplit.prediction import check_level
 
 RISK_PATTERN = re.compile(r"^(mean|q(\d{1,2})|cvar(\d{1,2}))$")
 #: Chinchilla's compute-optimal tokens per parameter, for the "chinchilla" alternative.

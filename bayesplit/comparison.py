@@ -13,11 +13,10 @@ import numpy as np
 import pandas as pd
 
 from bayesplit import _arviz
-from bayesplit._parse import progress_messages
+from bayesplit._parse import check_level, progress_messages
 from bayesplit.errors import BayesplitError
 from bayesplit.laws import Law, get_law
 from bayesplit.model import run_groups
-from bayesplit.prediction import check_level
 from bayesplit.runs import compute_flops, load_runs, modelled_rows
 
 #: Pareto k above this makes the PSIS-LOO estimate for a row unreliable.
@@ -53,6 +52,7 @@ def holdout_predictions(
     included (``predicted_for`` = ``"seen trunk"``); a row of an unseen run gets the band
     of a new run. ``new_run_lo``/``new_run_hi`` are the new-run band for every row.
     """
+    check_level(level)  # even with no row to predict
     rows = holdout[
         modelled_rows(holdout).to_numpy()
         & holdout["eval_domain"].isin(posterior.domains).to_numpy()

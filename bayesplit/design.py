@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bayesplit._parse import check_max_draws, check_seed, counts, is_number, names
+from bayesplit._parse import check_level, check_max_draws, check_seed, counts, is_number, names
 from bayesplit.errors import BayesplitError
 from bayesplit.runs import load_runs, on_domains
 
@@ -731,6 +731,7 @@ def suggest(
     check_posterior(posterior)
     posterior.require_ok(force)
     seed = check_seed(seed)
+    check_level(level)  # before the allocation and the ranking, not after
     if isinstance(n, bool) or not isinstance(n, numbers.Integral):
         raise BayesplitError(f"n must be a whole number of runs >= 1, got {n!r}")
     if n < 1:  # before the allocation, which takes seconds

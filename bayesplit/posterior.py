@@ -20,7 +20,7 @@ import xarray as xr
 
 from bayesplit import _arviz
 from bayesplit._io import atomic_path
-from bayesplit._parse import _shown, check_flag, check_max_draws, is_number
+from bayesplit._parse import _shown, check_flag, check_level, check_max_draws, is_number
 from bayesplit._parse import names as name_list
 from bayesplit.diagnostics import Diagnostics, Thresholds
 from bayesplit.errors import BayesplitError
@@ -245,6 +245,7 @@ class Posterior:
     # -- tables -------------------------------------------------------------
     def summary(self, level: float = 0.9) -> pd.DataFrame:
         """Median and central interval of each law parameter (``name[domain]`` per domain)."""
+        check_level(level)  # 1.5 was numpy's "Quantiles must be in the range [0, 1]"
         lo, hi = (1 - level) / 2, (1 + level) / 2
         rows = []
         for name, v in self.draws().items():

@@ -15,17 +15,11 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from bayesplit._parse import check_seed, counts, is_number
+from bayesplit._parse import check_level, check_seed, counts
 from bayesplit.errors import BayesplitError
 
 #: The predictive band is estimated from at least this many simulated new runs.
 MIN_PREDICTIVE_SAMPLES = 8000
-
-
-def check_level(level: float) -> None:
-    """Refuse a credible level outside (0, 1) (NaN included) with a one-line error."""
-    if not (is_number(level) and 0 < level < 1):  # "0.9" gave a TypeError
-        raise BayesplitError(f"level must be in (0, 1), got {level!r}")
 
 
 def sample_predictive(

@@ -13,11 +13,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayesplit._parse import MAX_DRAWS, check_max_draws, check_seed
+from bayesplit._parse import MAX_DRAWS, check_level, check_max_draws, check_seed
 from bayesplit.errors import BayesplitError
 from bayesplit.laws import Law, get_law
 from bayesplit.model import model_arrays, numpyro_model, prepare
-from bayesplit.prediction import check_level
 from bayesplit.runs import load_runs
 
 

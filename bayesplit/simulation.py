@@ -90,8 +90,8 @@ class CampaignConfig:
     def __post_init__(self) -> None:
         # checked here: a budget of "1e21" or -1 was refused only after simulate had
         # compiled the sampler, and a batch of 0 or a level of 90 got into the campaign
+        from bayesplit._parse import check_level
         from bayesplit.compute import ComputeModel
-        from bayesplit.prediction import check_level
 
         if not (is_number(self.budget) and 0 < self.budget < math.inf):
             raise BayesplitError(f"budget must be a positive number of FLOPs, got {self.budget!r}")

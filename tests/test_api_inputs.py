@@ -219,3 +219,23 @@ def test_yes_no_arguments_take_only_true_or_false(post, runs, tmp_path, flag):
     assert not (tmp_path / "s.db").exists()
     # numpy's bools are bools
     assert bayesplit.allocate(post, budget=1e20, force=np.False_).plan.params > 0
+
+
+@pytest.mark.parametrize("level", [1.5, 0, 1, -0.1, float("nan"), "0.9", None, True])
+def test_a_credible_level_outside_0_1_is_refused_everywhere(post, runs, level):
+    """Posterior.summary(level=1.5) was numpy's "Quantiles must be in the range [0, 1]",
+    "0.9" a TypeError; a held-out table with no row to predict took any level."""
+    from bayesplit import plots
+    from bayesplit.comparison import holdout_predictions
+
+    shown = re.escape(repr(level))
+    for call in (
+        lambda: post.summary(level=level),
+        lambda: holdout_predictions(post, runs.iloc[:0], level=level),
+        lambda: plots.plot_fit(post, level=level),
+        lambda: plots.plot_frontier(pd.DataFrame({"budget": [1e20]}), level=level),
+        lambda: bayesplit.predict(post, 1e8, 1e9, level=level),
+        lambda: bayesplit.suggest(post, budget=1e20, n=1, max_draws=20, level=level),
+    ):
+        with pytest.raises(BayesplitError, match=f"level must be in \\(0, 1\\), got {shown}"):
+            call()
