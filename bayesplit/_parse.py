@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numbers
+import os
 import reprlib
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import NoReturn
 
 import numpy as np
@@ -49,6 +51,23 @@ def check_flag(value, what: str) -> bool:
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     raise BayesplitError(f"{what} must be True or False, got {_shown(value)}")
+
+
+def check_path(path, what: str = "path") -> Path:
+    """A file or folder name as the API takes it: a non-empty ``str`` or ``pathlib.Path``
+    (any ``os.PathLike`` of text). None, a number or bytes are refused naming ``what``;
+    they were a TypeError from ``pathlib`` or ``os``.
+
+    >>> check_path("runs.csv").name
+    'runs.csv'
+    """
+    if isinstance(path, str) or (
+        isinstance(path, os.PathLike) and isinstance(os.fspath(path), str)
+    ):
+        if not str(path).strip():  # Path("") is the current folder
+            raise BayesplitError(f"{what} is empty: give a file name")
+        return Path(path)
+    raise BayesplitError(f"{what} must be a file path (a str or pathlib.Path), got {_shown(path)}")
 
 
 def check_level(level: float) -> None:

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from bayesplit._parse import check_level, percent
+from bayesplit._parse import check_level, check_path, percent
 
 LAW_COLOR = "#1f5fa8"
 PRED_COLOR = "#9ec3ea"
@@ -528,6 +528,7 @@ def save_figure(fig, path, dpi: int = 120):
 
     from bayesplit._io import atomic_path
 
+    path = check_path(path)
     plt = _mpl()
     # a name without an extension gets matplotlib's default format, as savefig gives it:
     # left to the temporary file's ".tmp", it failed with "Format 'tmp' is not supported"

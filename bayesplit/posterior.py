@@ -20,7 +20,14 @@ import xarray as xr
 
 from bayesplit import _arviz
 from bayesplit._io import atomic_path
-from bayesplit._parse import _shown, check_flag, check_level, check_max_draws, is_number
+from bayesplit._parse import (
+    _shown,
+    check_flag,
+    check_level,
+    check_max_draws,
+    check_path,
+    is_number,
+)
 from bayesplit._parse import names as name_list
 from bayesplit.diagnostics import Diagnostics, Thresholds
 from bayesplit.errors import BayesplitError
@@ -275,6 +282,7 @@ class Posterior:
 
     def save(self, path: str | Path) -> Path:
         """Write to netCDF atomically; :meth:`load` restores it, gate included."""
+        path = check_path(path)
         self.idata.posterior.attrs[_META_KEY] = json.dumps(self._meta(), allow_nan=True)
         with atomic_path(path) as tmp:
             _arviz.to_netcdf(self.idata, tmp)
@@ -283,7 +291,7 @@ class Posterior:
     @classmethod
     def load(cls, path: str | Path) -> Posterior:
         """Read a posterior written by :meth:`save` (the law must be registered)."""
-        p = Path(path)
+        p = check_path(path)
         if not p.exists():
             raise BayesplitError(f"no such posterior file: {p}")
         if p.is_dir():  # netCDF's own message is a page of HDF5 internals

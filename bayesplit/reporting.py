@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from bayesplit._io import atomic_folder, atomic_write_bytes, atomic_write_text
-from bayesplit._parse import percent, share_range
+from bayesplit._parse import check_path, percent, share_range
 from bayesplit.errors import BayesplitError
 
 CSS = """
@@ -627,7 +627,7 @@ def write_report(posterior, out: str | Path, **kwargs) -> Path:
     which is replaced as a whole, so that no figure of an earlier run is left in it.
     Returns ``out``.
     """
-    out = Path(out)
+    out = check_path(out, "out")
     suffix = out.suffix.lower()
     if suffix not in (".html", ".htm", ".md"):
         raise BayesplitError(f"report must end in .html or .md, got {out.name}")

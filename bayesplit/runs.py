@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bayesplit._parse import is_number, names
+from bayesplit._parse import check_path, is_number, names
 from bayesplit.errors import BayesplitError
 
 REQUIRED = ("run_id", "params", "pretrain_tokens", "eval_domain", "loss")
@@ -527,7 +527,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
     a name, not a missing value. A CSV row with fewer fields than the header (a file
     cut short), a repeated column name and a JSON object with a repeated key are refused.
     """
-    p = Path(path)
+    p = check_path(path)
     name = p.name.lower()
     if not p.exists():
         raise BayesplitError(f"no such file: {p}")
@@ -740,7 +740,7 @@ def write_format(path: str | Path, option: str | None = None) -> str:
     >>> write_format("runs.csv.gz"), write_format("runs.pq")
     ('csv.gz', 'parquet')
     """
-    p = Path(path)
+    p = check_path(path, option or "path")
     name = p.name.lower()
     for suffix, fmt in WRITE_FORMATS.items():
         if name.endswith(suffix):
@@ -759,7 +759,7 @@ def write_table(runs: pd.DataFrame, path: str | Path) -> Path:
     """
     from bayesplit._io import atomic_path
 
-    p = Path(path)
+    p = check_path(path)
     fmt = write_format(p)
     with atomic_path(p) as tmp:
         if fmt in ("csv", "csv.gz"):

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from bayesplit._io import jsonable
-from bayesplit._parse import check_flag
+from bayesplit._parse import check_flag, check_path
 from bayesplit.errors import BayesplitError
 from bayesplit.runs import CANONICAL, _json_ok, validate_runs
 
@@ -107,7 +107,7 @@ class RunStore:
         create: bool = True,
         read_only: bool = False,
     ):
-        self.path = Path(path)
+        self.path = check_path(path)
         self.timeout = float(timeout)
         self.read_only = check_flag(read_only, "read_only")
         create = check_flag(create, "create")
@@ -131,7 +131,7 @@ class RunStore:
         With ``allow_empty``, an empty SQLite file (what a new store is made from)
         passes too. The file is only read, never changed.
         """
-        path = Path(path)
+        path = check_path(path)
         if not path.exists():
             raise BayesplitError(f"no such run store: {path}")
         if path.is_dir():

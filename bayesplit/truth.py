@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from bayesplit._parse import _shown as _typed
-from bayesplit._parse import check_seed, counts, is_number, names
+from bayesplit._parse import check_path, check_seed, counts, is_number, names
 from bayesplit.errors import BayesplitError
 from bayesplit.laws import Law, get_law, get_ops
 from bayesplit.model import Reference
@@ -696,7 +696,7 @@ def load_truth(path: str | Path) -> GroundTruth:
     """Read a ground truth from YAML (a safe loader; never evaluated)."""
     import yaml
 
-    p = Path(path)
+    p = check_path(path)
     if not p.exists():
         raise BayesplitError(f"no such ground-truth file: {p}")
     if not p.is_file():

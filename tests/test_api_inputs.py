@@ -239,3 +239,30 @@ def test_a_credible_level_outside_0_1_is_refused_everywhere(post, runs, level):
     ):
         with pytest.raises(BayesplitError, match=f"level must be in \\(0, 1\\), got {shown}"):
             call()
+
+
+@pytest.mark.parametrize("bad", [None, 5, b"post.nc", ["post.nc"], ""])
+def test_a_path_that_is_no_path_is_refused_naming_it(post, runs, bad):
+    """Each was a TypeError from pathlib or os ("expected str, bytes or os.PathLike
+    object, not NoneType"), or for "" the current folder."""
+    from bayesplit.plots import save_figure
+    from bayesplit.reporting import write_report
+    from bayesplit.runs import read_table, write_table
+    from bayesplit.store import RunStore
+    from bayesplit.truth import load_truth
+
+    message = "is empty: give a file name" if bad == "" else "must be a file path"
+    for what, call in (
+        ("path", lambda: post.save(bad)),
+        ("path", lambda: bayesplit.load_posterior(bad)),
+        ("path", lambda: bayesplit.Posterior.load(bad)),
+        ("path", lambda: RunStore(bad)),
+        ("path", lambda: RunStore.check(bad)),
+        ("path", lambda: read_table(bad)),
+        ("path", lambda: write_table(runs, bad)),
+        ("path", lambda: load_truth(bad)),
+        ("path", lambda: save_figure(None, bad)),
+        ("out", lambda: write_report(post, bad)),
+    ):
+        with pytest.raises(BayesplitError, match=f"^{what} {message}"):
+            call()

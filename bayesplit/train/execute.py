@@ -31,7 +31,7 @@ from typing import Any
 import pandas as pd
 
 from bayesplit._io import atomic_write_text, remove_if_empty
-from bayesplit._parse import check_flag, check_seed
+from bayesplit._parse import check_flag, check_path, check_seed
 from bayesplit.errors import BayesplitError
 from bayesplit.train.config import TrainConfig, exact_steps, steps_for
 from bayesplit.train.corpus import Corpus
@@ -114,7 +114,7 @@ class Plan:
 
 def load_suggestions(path: str | Path) -> list[dict]:
     """Read a suggestions JSON file (a list of objects, or ``{"suggestions": [...]}``)."""
-    p = Path(path)
+    p = check_path(path)
     if not p.is_file():
         raise BayesplitError(f"no such suggestions file: {p}")
     try:

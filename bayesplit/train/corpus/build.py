@@ -61,7 +61,7 @@ from typing import Any
 
 import numpy as np
 
-from bayesplit._parse import check_flag
+from bayesplit._parse import check_flag, check_path
 from bayesplit.errors import BayesplitError
 from bayesplit.train.corpus.clustering import cluster_documents
 from bayesplit.train.corpus.reader import (
@@ -466,7 +466,7 @@ def build_corpus(
     """
     overwrite = check_flag(overwrite, "overwrite")
     progress = check_flag(progress, "progress")
-    src, out = Path(src), Path(out)
+    src, out = check_path(src, "src"), check_path(out, "out")
     k = parse_domain_mode(domains)
     if isinstance(vocab_size, bool) or not isinstance(vocab_size, int | np.integer):
         raise BayesplitError(f"--vocab must be an integer, got {vocab_size!r}")

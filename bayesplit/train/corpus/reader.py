@@ -50,6 +50,7 @@ from typing import Any
 
 import numpy as np
 
+from bayesplit._parse import check_path
 from bayesplit.errors import BayesplitError
 
 FORMAT = "bayesplit-corpus/1"
@@ -146,7 +147,7 @@ class Corpus:
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path)
+        self.path = check_path(path, "corpus")
         if not self.path.is_dir():
             raise BayesplitError(f"corpus folder {self.path} does not exist")
         mpath = self.path / "manifest.json"
