@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayesplit._parse import check_level, is_number, names, parse_count, percent
+from bayesplit._parse import check_level, counts, is_number, names, parse_count, percent
 from bayesplit.compute import ComputeModel, DataLimits
 from bayesplit.errors import BayesplitError
 from bayesplit.laws import Inputs, get_ops
@@ -1118,23 +1118,27 @@ def _summarize(
 def frontier(posterior, budgets: Sequence[float], **kwargs) -> pd.DataFrame:
     """The plan and its objective band at every budget (one :func:`allocate` per budget).
 
+    ``budgets`` are FLOPs: a number, a list or array of numbers, or the command line's
+    text (``"1e18:1e22:9"`` for 9 log-spaced budgets, ``"1e19,1e20"``). Text entries in a
+    list (``["1e20"]``), bools and non-finite or non-positive values are refused. The
+    budgets are planned in ascending order, and a budget given more than once is planned
+    once (one row): the table is a curve over budgets.
+
     Returns a DataFrame with columns budget, params, pretrain_tokens, pretrain_fraction,
     spec_tokens (dict), objective_median, objective_lo, objective_hi, opt_params_lo/hi,
     near_optimal_lo/hi (the pretraining shares within the tolerance of the best),
     near_optimal_params_lo/hi (the model sizes within it, at the plan's split) and notes
     (the allocation's, e.g. how far the plan extrapolates), one row per budget in
-    ascending order (a budget given twice is planned once).
+    ascending order.
     """
     from bayesplit.posterior import check_posterior
 
     check_posterior(posterior)  # before any budget is planned
     if isinstance(budgets, str):  # the CLI's "1e18:1e22:9" or "1e19,1e20"
         budgets = parse_budgets(budgets)
-    budgets = np.atleast_1d(np.asarray(budgets, dtype=object))
-    if len(budgets) == 0:
-        raise BayesplitError("give at least one budget")
-    if all(is_number(b) for b in budgets):  # a curve: ascending, each budget once
-        budgets = np.unique(budgets.astype(float))
+    # each a number: "1e20" in a list was read as one, True as 1 FLOP, None a TypeError
+    budgets = counts(budgets, "budgets")
+    budgets = np.unique(budgets)  # a curve: ascending, each budget once
     rows = []
     for b in budgets:
         a = allocate(posterior, budget=float(b), **kwargs)

@@ -43,6 +43,33 @@ def test_frontier_takes_the_command_lines_budget_syntax(post):
     assert bayesplit.frontier(post, 1e20)["budget"].tolist() == [1e20]  # was len() of a float
 
 
+@pytest.mark.parametrize(
+    ("budgets", "message"),
+    [
+        # "1e20" in a list was planned as 1e20, True as a budget of 1 FLOP; None and a dict
+        # were TypeErrors from float()
+        (
+            ["1e20", 1e21],
+            "budgets must be a positive number or array of numbers, got an entry '1e20'",
+        ),
+        (np.array(["1e20", "1e21"]), "budgets must be a positive number or array of numbers"),
+        ([True], "got an entry True"),
+        (None, "got None"),
+        ({"a": 1e20}, "budgets must be a positive number"),
+        ([1e20, float("nan")], "budgets must be finite and > 0, got nan"),
+        ([], "budgets is empty"),
+    ],
+)
+def test_frontier_takes_only_numbers_as_budgets(post, budgets, message):
+    with pytest.raises(BayesplitError, match=re.escape(message)):
+        bayesplit.frontier(post, budgets)
+
+
+def test_frontier_plans_a_repeated_budget_once(post):
+    assert bayesplit.frontier(post, [1e21, 1e20, 1e21])["budget"].tolist() == [1e20, 1e21]
+    assert bayesplit.frontier(post, np.array([1e20, 1e20]))["budget"].tolist() == [1e20]
+
+
 @pytest.mark.parametrize("weights", [[0.5, 0.5], np.array([0.5, 0.5])])
 def test_weights_must_name_their_domains(post, weights):
     with pytest.raises(BayesplitError, match="weights must map domain names to weights"):
