@@ -29,7 +29,15 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayesplit._parse import check_level, counts, is_number, names, parse_count, percent
+from bayesplit._parse import (
+    _shown,
+    check_level,
+    counts,
+    is_number,
+    names,
+    parse_count,
+    percent,
+)
 from bayesplit.compute import ComputeModel, DataLimits
 from bayesplit.errors import BayesplitError
 from bayesplit.laws import Inputs, get_ops
@@ -336,6 +344,27 @@ def _domain_map(value, what: str, every: Sequence[str] | None = None) -> dict[st
     return {str(k): float(v) for k, v in value.items()}
 
 
+def _compare_plans(compare, domains: Sequence[str]) -> list[Mapping]:
+    """``allocate``'s ``compare`` as a list of plans, each checked against ``domains``: one
+    plan (a mapping) or an iterable of them; None for none."""
+    if compare is None:
+        return []
+    usage = (
+        "compare must be a plan ({'params': N, 'pretrain_tokens': D, 'spec_tokens': "
+        "{domain: D'}}) or a list of plans"
+    )
+    if isinstance(compare, Mapping):
+        compare = [compare]
+    elif isinstance(compare, (str, bytes)) or not hasattr(compare, "__iter__"):
+        raise BayesplitError(f"{usage}, got {_shown(compare)}")  # 5: "not iterable"
+    plans = list(compare)
+    for extra in plans:
+        if not isinstance(extra, Mapping):  # "'int' object has no attribute 'get'"
+            raise BayesplitError(f"{usage}, got an entry {_shown(extra)}")
+        Plan.from_dict(extra, domains)
+    return plans
+
+
 def allocate(
     posterior,
     *,
@@ -440,6 +469,13 @@ def allocate(
         raise BayesplitError("domains must be a non-empty list without repeats")
     idx = posterior.domain_index(domains)
     w = _normalize_weights(weights, domains)
+    compare = _compare_plans(compare, domains)  # before the work, not after the solve
+    if compute is not None and not isinstance(compute, ComputeModel):
+        # "'str' object has no attribute 'flops_per_param_token'"
+        raise BayesplitError(
+            "compute must be a bayesplit.compute.ComputeModel, e.g. "
+            f"ComputeModel(flops_per_param_token=6.0), got {_shown(compute)}"
+        )
     compute = ComputeModel(
         trunk,
         *(

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from bayesplit._parse import is_number
 from bayesplit.errors import BayesplitError
 
 TRUNKS = ("shared", "independent")
@@ -50,8 +51,18 @@ class ComputeModel:
     def __post_init__(self):
         if self.trunk not in TRUNKS:
             raise BayesplitError(f"trunk must be shared or independent, got {self.trunk!r}")
-        if self.flops_per_param_token <= 0 or self.attention_flops_per_token < 0:
-            raise BayesplitError("FLOPs per token must be positive")
+        if not (
+            is_number(self.flops_per_param_token) and is_number(self.attention_flops_per_token)
+        ):  # "6" was a TypeError from the comparison below
+            raise BayesplitError(
+                "FLOPs per token must be numbers, got "
+                f"{self.flops_per_param_token!r} and {self.attention_flops_per_token!r}"
+            )
+        if not (
+            0 < self.flops_per_param_token < math.inf
+            and 0 <= self.attention_flops_per_token < math.inf
+        ):
+            raise BayesplitError("FLOPs per token must be finite and positive")
 
     def flops_per_token(self, params):
         """Training FLOPs per token of a model with ``params`` non-embedding parameters."""

@@ -32,6 +32,8 @@ import numpy as np
 import pandas as pd
 
 from bayesplit._parse import (
+    _shown,
+    check_level,
     check_max_draws,
     check_seed,
     counts,
@@ -90,7 +92,6 @@ class CampaignConfig:
     def __post_init__(self) -> None:
         # checked here: a budget of "1e21" or -1 was refused only after simulate had
         # compiled the sampler, and a batch of 0 or a level of 90 got into the campaign
-        from bayesplit._parse import check_level
         from bayesplit.compute import ComputeModel
 
         if not (is_number(self.budget) and 0 < self.budget < math.inf):
@@ -519,6 +520,10 @@ def _median_ratio(a: np.ndarray, b: np.ndarray) -> float:
     return ma / mb
 
 
+#: The columns of a campaign history that :func:`compare_policies` reads.
+_HISTORY_COLUMNS = frozenset({"policy", "seed", "round", "regret", "spent_flops"})
+
+
 def compare_policies(
     history: pd.DataFrame,
     baseline: str = "grid",
@@ -539,6 +544,19 @@ def compare_policies(
     ``win_share`` (share of seeds where the policy got there with less compute; ties
     count half).
     """
+    # each was a TypeError or KeyError from pandas or numpy, or (n_boot=0) a NaN interval
+    if not isinstance(history, pd.DataFrame) or not set(history.columns) >= _HISTORY_COLUMNS:
+        raise BayesplitError(
+            "history must be the DataFrame simulate() returns (columns "
+            f"{', '.join(sorted(_HISTORY_COLUMNS))}), got {_shown(history)}"
+        )
+    if not isinstance(baseline, str):
+        raise BayesplitError(f"baseline must be a policy name, got {_shown(baseline)}")
+    if not (is_number(threshold) and 0 <= threshold < math.inf):
+        raise BayesplitError(f"threshold must be a regret >= 0, got {_shown(threshold)}")
+    check_level(level)
+    n_boot = check_max_draws(n_boot, "n_boot", none_ok=False)
+    seed = check_seed(seed)
     if baseline not in set(history["policy"]):
         raise BayesplitError(f"baseline policy {baseline!r} is not in the history")
     reach = (

@@ -293,3 +293,68 @@ def test_a_path_that_is_no_path_is_refused_naming_it(post, runs, bad):
     ):
         with pytest.raises(BayesplitError, match=f"^{what} {message}"):
             call()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        # "'int' object is not iterable" and "'str' object has no attribute 'get'", both
+        # after the solve; each entry is a plan checked before it
+        ({"compare": 5}, "compare must be a plan .* or a list of plans, got 5 \\(int\\)"),
+        ({"compare": "plan.json"}, "compare must be a plan .*, got 'plan.json' \\(str\\)"),
+        ({"compare": [5]}, "compare must be a plan .*, got an entry 5 \\(int\\)"),
+        ({"compare": [{"params": 1e8}]}, "a plan needs params and pretrain_tokens"),
+        # "'str' object has no attribute 'flops_per_param_token'"
+        ({"compute": "6N"}, "compute must be a bayesplit.compute.ComputeModel, .* got '6N'"),
+        ({"compute": 6.0}, "compute must be a bayesplit.compute.ComputeModel"),
+    ],
+)
+def test_allocate_refuses_bad_compare_and_compute(post, kwargs, message):
+    with pytest.raises(BayesplitError, match=message):
+        bayesplit.allocate(post, budget=1e20, **kwargs)
+
+
+def test_allocate_takes_compare_plans_as_before(post):
+    from bayesplit.compute import ComputeModel
+
+    plan = {"name": "mine", "params": 1e8, "pretrain_tokens": 1e10, "spec_tokens": {"web": 1e8}}
+    for compare in (plan, [plan], (plan,)):
+        alloc = bayesplit.allocate(post, budget=1e20, compare=compare)
+        assert "mine" in alloc.alternatives.coords["alternative"].values
+    alloc = bayesplit.allocate(post, budget=1e20, compute=ComputeModel(flops_per_param_token=8))
+    assert alloc.plan.params > 0
+    with pytest.raises(BayesplitError, match="FLOPs per token must be numbers"):
+        ComputeModel(flops_per_param_token="6")
+    with pytest.raises(BayesplitError, match="FLOPs per token must be finite and positive"):
+        ComputeModel(flops_per_param_token=float("nan"))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"history": None}, "history must be the DataFrame simulate\\(\\) returns"),
+        ({"history": pd.DataFrame({"policy": ["grid"]})}, "history must be the DataFrame"),
+        ({"baseline": ["grid"]}, "baseline must be a policy name"),
+        ({"threshold": "0.01"}, "threshold must be a regret >= 0, got '0.01'"),
+        ({"threshold": -1}, "threshold must be a regret >= 0"),
+        ({"level": 90}, "level must be in \\(0, 1\\), got 90"),
+        ({"n_boot": 0}, "n_boot must be >= 1"),
+        ({"n_boot": 10.5}, "n_boot must be a whole number"),
+        ({"seed": -1}, "seed must be between 0"),
+    ],
+)
+def test_compare_policies_refuses_bad_arguments(kwargs, message):
+    from bayesplit.simulation import compare_policies
+
+    history = pd.DataFrame(
+        {
+            "policy": ["grid", "active"],
+            "seed": [0, 0],
+            "round": [0, 0],
+            "regret": [0.0, 0.0],
+            "spent_flops": [1.0, 2.0],
+        }
+    )
+    kw = {"history": history, **kwargs}
+    with pytest.raises(BayesplitError, match=message):
+        compare_policies(**kw)
