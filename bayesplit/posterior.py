@@ -130,10 +130,26 @@ class Posterior:
     ) -> dict[str, np.ndarray]:
         """Flattened posterior draws: shape (S,) for shared, (S, K) for per-domain values.
 
+        ``names`` are posterior variables (default: the law's parameters); one name may be
+        a string, and a name the posterior does not have is refused, listing those it has.
         ``max_draws`` thins to an evenly spaced subset (deterministic: ``seed`` is unused
         unless thinning must break ties), so results are reproducible; it must be a whole
         number >= 1 (None: all draws).
         """
+        names = name_list(names, "names")
+        if names:  # an unknown name was left out: ["nope"] gave {}
+            known = list(self.idata.posterior.data_vars)
+            unknown = [n for n in names if n not in known]
+            if unknown:
+                raise BayesplitError(
+                    f"the posterior has no variable {', '.join(map(repr, unknown))}; "
+                    f"it has {', '.join(known)}"
+                )
+        return self._draws(names, max_draws)
+
+    def _draws(self, names: list[str] | None, max_draws: int | None) -> dict[str, np.ndarray]:
+        """:meth:`draws` of those of ``names`` the posterior has (the noise terms a fit
+        may lack are left out, for the callers to fill in)."""
         max_draws = check_max_draws(max_draws)
         post = self.idata.posterior
         names = names or self.law.param_names
@@ -151,7 +167,7 @@ class Posterior:
 
     def noise_draws(self, max_draws: int | None = None) -> dict[str, np.ndarray]:
         """σ, σ_run (0 without a run effect) and ν per draw, for predictive bands."""
-        d = self.draws(["sigma", "run_sd", "nu"], max_draws=max_draws)
+        d = self._draws(["sigma", "run_sd", "nu"], max_draws)
         s = len(d["sigma"])
         d.setdefault("run_sd", np.zeros(s))
         d.setdefault("nu", np.full(s, float(self.spec.student_df)))
@@ -180,7 +196,7 @@ class Posterior:
         group = self.run_effect_group(run)
         if group is None:
             return None
-        d = self.draws(["run_sd", "run_z"], max_draws=max_draws)
+        d = self._draws(["run_sd", "run_z"], max_draws)
         return d["run_sd"] * d["run_z"][:, self.spec.runs.index(group)]
 
     def log_mean(

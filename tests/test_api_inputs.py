@@ -358,3 +358,17 @@ def test_compare_policies_refuses_bad_arguments(kwargs, message):
     kw = {"history": history, **kwargs}
     with pytest.raises(BayesplitError, match=message):
         compare_policies(**kw)
+
+
+def test_draws_of_an_unknown_name_are_refused_listing_the_known(post):
+    # ["nope"] gave {} and "sigma" was read as its letters (also {})
+    with pytest.raises(
+        BayesplitError, match="the posterior has no variable 'nope'; it has .*sigma"
+    ):
+        post.draws(["nope"])
+    with pytest.raises(BayesplitError, match="no variable 'nope'"):
+        post.draws(["sigma", "nope"])
+    with pytest.raises(BayesplitError, match="names must be names \\(strings\\), got 5"):
+        post.draws(5)
+    assert list(post.draws("sigma")) == ["sigma"]
+    assert set(post.draws()) == set(post.law.param_names)
