@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from bayesplit._parse import check_level, check_seed, counts
+from bayesplit._parse import _shown, check_level, check_seed, counts
 from bayesplit.errors import BayesplitError
 
 #: The predictive band is estimated from at least this many simulated new runs.
@@ -118,7 +118,7 @@ def predict(
         checkpoint, or another branch of its trunk), its estimated run effect included,
         instead of for a new one. An id the fit has not seen, or a
         fit without a run effect, gives the new-run prediction (``attrs["run"]`` says
-        which was used).
+        which was used). Ids are text: ``run=5`` is refused (give ``"5"``).
 
     Returns
     -------
@@ -133,6 +133,9 @@ def predict(
     check_posterior(posterior)
     check_level(level)
     seed = check_seed(seed)
+    if run is not None and not isinstance(run, str):
+        # run ids are text: 5 never matched the run "5" and gave a new run's prediction
+        raise BayesplitError(f"run must be a run or trunk id (a str) or None, got {_shown(run)}")
     n, d, dp = _points(params, pretrain_tokens, spec_tokens)
     dom_idx = posterior.domain_index(domain)
     domains = [posterior.domains[i] for i in dom_idx]

@@ -372,3 +372,12 @@ def test_draws_of_an_unknown_name_are_refused_listing_the_known(post):
         post.draws(5)
     assert list(post.draws("sigma")) == ["sigma"]
     assert set(post.draws()) == set(post.law.param_names)
+
+
+@pytest.mark.parametrize("run", [5, 5.0, ["r1"]])
+def test_predict_takes_a_run_id_as_text(post, run):
+    """run=5 never matched a run "5" (ids are text) and silently gave a new run's band.
+    An unknown text id giving the new-run band is documented: attrs["run"] says "new"."""
+    with pytest.raises(BayesplitError, match="run must be a run or trunk id \\(a str\\) or None"):
+        bayesplit.predict(post, 1e8, 1e9, domain="web", run=run)
+    assert bayesplit.predict(post, 1e8, 1e9, domain="web", run="nope").attrs["run"] == "new"
