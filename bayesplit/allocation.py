@@ -358,10 +358,15 @@ def _compare_plans(compare, domains: Sequence[str]) -> list[Mapping]:
     elif isinstance(compare, (str, bytes)) or not hasattr(compare, "__iter__"):
         raise BayesplitError(f"{usage}, got {_shown(compare)}")  # 5: "not iterable"
     plans = list(compare)
-    for extra in plans:
+    seen = set()
+    for i, extra in enumerate(plans):
         if not isinstance(extra, Mapping):  # "'int' object has no attribute 'get'"
             raise BayesplitError(f"{usage}, got an entry {_shown(extra)}")
         Plan.from_dict(extra, domains)
+        name = str(extra.get("name", f"user plan {i + 1}"))  # as the summary names it
+        if name in seen:  # the later plan silently replaced the earlier one
+            raise BayesplitError(f"compare names the plan {name!r} more than once")
+        seen.add(name)
     return plans
 
 

@@ -304,6 +304,11 @@ def test_a_path_that_is_no_path_is_refused_naming_it(post, runs, bad):
         ({"compare": "plan.json"}, "compare must be a plan .*, got 'plan.json' \\(str\\)"),
         ({"compare": [5]}, "compare must be a plan .*, got an entry 5 \\(int\\)"),
         ({"compare": [{"params": 1e8}]}, "a plan needs params and pretrain_tokens"),
+        # the second plan of a name silently replaced the first
+        (
+            {"compare": [{"name": "a", "params": 1e8, "pretrain_tokens": 1e10}] * 2},
+            "compare names the plan 'a' more than once",
+        ),
         # "'str' object has no attribute 'flops_per_param_token'"
         ({"compute": "6N"}, "compute must be a bayesplit.compute.ComputeModel, .* got '6N'"),
         ({"compute": 6.0}, "compute must be a bayesplit.compute.ComputeModel"),
