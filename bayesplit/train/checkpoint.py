@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from bayesplit._parse import check_path
 from bayesplit.errors import BayesplitError
 from bayesplit.train.model import GPT
 
@@ -33,7 +34,7 @@ def save_checkpoint(path: Path, model: GPT, opt: torch.optim.Optimizer, meta: di
 
 def load_checkpoint(path: str | Path) -> dict:
     """Read a checkpoint (tensors and plain Python data only: ``weights_only=True``)."""
-    p = Path(path)
+    p = check_path(path, "checkpoint")  # "" was the current folder: "no such checkpoint: ."
     if not p.is_file():
         raise BayesplitError(f"no such checkpoint: {p}")
     try:

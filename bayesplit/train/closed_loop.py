@@ -122,7 +122,7 @@ def run_loop(
     ``objective_hi``, ``expected_regret`` (relative), ``stopped`` (why the loop ended
     there, or None), ``suggested``, ``trained_rows``.
     """
-    from bayesplit._parse import check_flag
+    from bayesplit._parse import check_flag, check_path
     from bayesplit.allocation import allocate, check_budget_buys_a_run
     from bayesplit.design import OBJECTIVES, suggest
     from bayesplit.fitting import fit
@@ -134,6 +134,9 @@ def run_loop(
     from bayesplit.train.ladder import load_ladder, resolve_ladder
 
     force = check_flag(force, "force")
+    corpus, store = check_path(corpus, "corpus"), check_path(store, "store")
+    if workdir is not None:
+        workdir = check_path(workdir, "workdir")
     progress = check_flag(progress, "progress")
     if rounds < 1 or batch < 1:
         raise BayesplitError("--rounds and --batch must be at least 1")

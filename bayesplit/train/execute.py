@@ -559,6 +559,7 @@ def execute_suggestions(
         The rows written (empty when there was nothing to do).
     """
     progress = check_flag(progress, "progress")
+    workdir = check_path(workdir, "workdir")  # before any run is planned
     if launcher not in LAUNCHERS:
         raise BayesplitError(f"unknown launcher {launcher!r} (use {', '.join(LAUNCHERS)})")
     check_nproc(launcher, nproc)

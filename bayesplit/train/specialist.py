@@ -30,7 +30,7 @@ from typing import Any
 import pandas as pd
 
 from bayesplit._io import remove_if_empty
-from bayesplit._parse import check_flag
+from bayesplit._parse import check_flag, check_path
 from bayesplit.errors import BayesplitError
 from bayesplit.train.checkpoint import ckpt_path, list_checkpoints, load_checkpoint
 from bayesplit.train.config import GPTConfig, TrainConfig, config_hash, exact_steps
@@ -173,6 +173,9 @@ def specialize(
         The rows written, one per eval domain.
     """
     progress = check_flag(progress, "progress")
+    checkpoint = check_path(checkpoint, "checkpoint")
+    if workdir is not None:
+        workdir = check_path(workdir, "workdir")
     corpus = corpus if isinstance(corpus, Corpus) else Corpus(corpus)
     corpus.check_domain(domain)
     state = load_checkpoint(checkpoint)

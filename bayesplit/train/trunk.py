@@ -46,7 +46,7 @@ from typing import Any
 import pandas as pd
 
 from bayesplit._io import atomic_write_text, jsonable
-from bayesplit._parse import check_flag
+from bayesplit._parse import check_flag, check_path
 from bayesplit.errors import BayesplitError
 from bayesplit.train.checkpoint import ckpt_path, list_checkpoints, load_checkpoint
 from bayesplit.train.config import GPTConfig, TrainConfig, config_hash, exact_steps
@@ -222,6 +222,7 @@ def pretrain(
         The rows written (one per eval domain and D).
     """
     progress = check_flag(progress, "progress")
+    workdir = check_path(workdir, "workdir")  # None or "" was a TypeError or the cwd, late
     corpus = corpus if isinstance(corpus, Corpus) else Corpus(corpus)
     tc = train or TrainConfig.from_entry(entry)
     cfg = model_config(entry, corpus)

@@ -301,3 +301,45 @@ def test_a_second_run_of_a_specialist_is_refused_before_it_trains(
     assert len(trained) == 1  # the second run trained nothing
     assert len(RunStore(store)) == 3
     assert not work.exists()  # the lock went with the first run, and the folders made for it
+
+
+@pytest.mark.parametrize("bad", [None, "", 5, b"w"])
+def test_the_trainers_refuse_a_path_that_is_no_path(trunk, tiny_corpus, tiny_ladder, tmp_path, monkeypatch, bad):  # fmt: skip
+    """None or a number was a TypeError from pathlib deep in the run; "" was the current
+    folder (checkpoints written next to the user's files). Nothing is written."""
+    from bayesplit.train.closed_loop import run_loop
+
+    monkeypatch.chdir(tmp_path)
+    entry, store = tiny_entry(), tmp_path / "s.db"
+    calls = {
+        "workdir": [
+            lambda: pretrain(tiny_corpus, entry, workdir=bad, progress=False),
+            lambda: execute_suggestions([], tiny_corpus, store, workdir=bad, progress=False),
+            lambda: specialize(
+                tiny_corpus,
+                trunk["ckpt"],
+                "gamma",
+                4 * TPS,
+                workdir=bad if bad is not None else 5,
+                progress=False,
+            ),  # fmt: skip
+            lambda: run_loop(
+                tiny_corpus,
+                store,
+                budget=1e13,
+                workdir=bad if bad is not None else 5,
+                progress=False,
+            ),  # fmt: skip
+        ],
+        "checkpoint": [
+            lambda: specialize(tiny_corpus, bad, "gamma", 4 * TPS, progress=False),
+            lambda: load_checkpoint(bad),
+        ],
+        "corpus": [lambda: run_loop(bad, store, budget=1e13, progress=False)],
+        "store": [lambda: run_loop(tiny_corpus, bad, budget=1e13, progress=False)],
+    }
+    for what, tries in calls.items():
+        for call in tries:
+            with pytest.raises(BayesplitError, match=f"^{what} (is empty|must be a file path)"):
+                call()
+    assert list(tmp_path.iterdir()) == []
