@@ -44,6 +44,22 @@ from bayesplit.laws import Inputs, get_ops
 from bayesplit.plan import Allocation, Plan, split_shares
 
 RISK_PATTERN = re.compile(r"^(mean|q(\d{1,2})|cvar(\d{1,2}))$")
+#: The names of the plans allocate compares with its own (a ``compare`` plan may not take one).
+ALTERNATIVE_NAMES = frozenset(
+    {
+        "all pretraining",
+        "90/10 split",
+        "50/50 split",
+        "chinchilla then specialize",
+        # a law without D': other sizes (see _size_alternatives)
+        "20 tokens per parameter",
+        "half the size",
+        "twice the size",
+        "ladder size nearest 20 tokens per parameter",
+        "next smaller ladder size",
+        "next larger ladder size",
+    }
+)
 #: Chinchilla's compute-optimal tokens per parameter, for the "chinchilla" alternative.
 CHINCHILLA_TOKENS_PER_PARAM = 20.0
 ADAM_STEPS = 300
@@ -366,6 +382,10 @@ def _compare_plans(compare, domains: Sequence[str]) -> list[Mapping]:
         name = str(extra.get("name", f"user plan {i + 1}"))  # as the summary names it
         if name in seen:  # the later plan silently replaced the earlier one
             raise BayesplitError(f"compare names the plan {name!r} more than once")
+        if name in ALTERNATIVE_NAMES:  # it silently replaced the built-in one
+            raise BayesplitError(
+                f"compare plan {name!r} has the name of a built-in alternative; rename it"
+            )
         seen.add(name)
     return plans
 

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 from support import two_run_table
 
-from bayesplit.allocation import _near_optimal_range, allocate, parse_budgets, parse_risk
+from bayesplit.allocation import (
+    ALTERNATIVE_NAMES,
+    _near_optimal_range,
+    allocate,
+    parse_budgets,
+    parse_risk,
+)
 from bayesplit.compute import ComputeModel
 from bayesplit.errors import BayesplitError, DiagnosticsError
 from bayesplit.truth import GroundTruth, example_truth
@@ -181,6 +187,7 @@ def test_alternatives_and_regret(truth2):
     d = allocate(truth2.as_posterior(), budget=BUDGET).to_dict()
     names = [a["name"] for a in d["alternatives"]]
     assert names == ["all pretraining", "90/10 split", "50/50 split", "chinchilla then specialize"]
+    assert set(names) <= ALTERNATIVE_NAMES  # the names a compare plan may not take
     for a in d["alternatives"]:  # with one exact draw the plan is the optimum: never worse
         assert a["expected_regret"] >= -1e-9 and a["p_better"] in (0.0, 1.0)
     assert d["expected_regret"] == pytest.approx(0.0, abs=1e-9)
@@ -203,6 +210,7 @@ def test_a_law_without_d_prime_is_compared_with_other_sizes(no_spec_truth, compu
     ).to_dict()
     alts = {a["name"]: a for a in d["alternatives"]}
     assert list(alts) == ["20 tokens per parameter", "half the size", "twice the size"]
+    assert set(alts) <= ALTERNATIVE_NAMES
     n = d["plan"]["params"]
     rule = alts["20 tokens per parameter"]["plan"]
     assert rule["pretrain_tokens"] == pytest.approx(20 * rule["params"], rel=1e-9)
@@ -229,6 +237,7 @@ def test_a_law_without_d_prime_on_a_ladder_or_a_fixed_n(no_spec_truth):
     d = allocate(post, budget=BUDGET, ladder=ladder).to_dict()
     assert d["plan"]["params"] == pytest.approx(n)
     got = {a["name"]: a["plan"]["params"] for a in d["alternatives"]}
+    assert set(got) <= ALTERNATIVE_NAMES
     assert got == pytest.approx(
         {
             "ladder size nearest 20 tokens per parameter": 1.1 * n_rule,

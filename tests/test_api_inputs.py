@@ -309,6 +309,11 @@ def test_a_path_that_is_no_path_is_refused_naming_it(post, runs, bad):
             {"compare": [{"name": "a", "params": 1e8, "pretrain_tokens": 1e10}] * 2},
             "compare names the plan 'a' more than once",
         ),
+        # it silently replaced the built-in alternative of that name
+        (
+            {"compare": {"name": "50/50 split", "params": 1e8, "pretrain_tokens": 1e10}},
+            "compare plan '50/50 split' has the name of a built-in alternative; rename it",
+        ),
         # "'str' object has no attribute 'flops_per_param_token'"
         ({"compute": "6N"}, "compute must be a bayesplit.compute.ComputeModel, .* got '6N'"),
         ({"compute": 6.0}, "compute must be a bayesplit.compute.ComputeModel"),
