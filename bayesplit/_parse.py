@@ -65,7 +65,7 @@ def check_path(path, what: str = "path") -> Path:
         isinstance(path, os.PathLike) and isinstance(os.fspath(path), str)
     ):
         if not str(path).strip():  # Path("") is the current folder
-            raise BayesplitError(f"{what} is empty: give a file name")
+            raise BayesplitError(f"{what} is empty: give a file or folder name")
         return Path(path)
     raise BayesplitError(f"{what} must be a file path (a str or pathlib.Path), got {_shown(path)}")
 

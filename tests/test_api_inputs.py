@@ -278,7 +278,7 @@ def test_a_path_that_is_no_path_is_refused_naming_it(post, runs, bad):
     from bayesplit.store import RunStore
     from bayesplit.truth import load_truth
 
-    message = "is empty: give a file name" if bad == "" else "must be a file path"
+    message = "is empty: give a file or folder name" if bad == "" else "must be a file path"
     for what, call in (
         ("path", lambda: post.save(bad)),
         ("path", lambda: bayesplit.load_posterior(bad)),
