@@ -378,7 +378,12 @@ def _compare_plans(compare, domains: Sequence[str]) -> list[Mapping]:
     for i, extra in enumerate(plans):
         if not isinstance(extra, Mapping):  # "'int' object has no attribute 'get'"
             raise BayesplitError(f"{usage}, got an entry {_shown(extra)}")
-        Plan.from_dict(extra, domains)
+        try:
+            Plan.from_dict(extra, domains)
+        except BayesplitError as exc:  # which of the plans
+            if len(plans) == 1:
+                raise
+            raise BayesplitError(f"compare plan #{i + 1}: {exc}") from None
         name = str(extra.get("name", f"user plan {i + 1}"))  # as the summary names it
         if name in seen:  # the later plan silently replaced the earlier one
             raise BayesplitError(f"compare names the plan {name!r} more than once")

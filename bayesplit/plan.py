@@ -5,6 +5,7 @@ alternatives, and the hooks :func:`bayesplit.design.suggest` scores runs with).
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -12,9 +13,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
-from bayesplit._parse import percent
+from bayesplit._parse import _shown, is_number, percent
 from bayesplit.compute import ComputeModel
 from bayesplit.errors import BayesplitError
+
+#: The keys of a plan's JSON form (:meth:`Plan.from_dict`).
+PLAN_KEYS = ("params", "pretrain_tokens", "spec_tokens", "name")
 
 
 @dataclass
@@ -35,42 +39,73 @@ class Plan:
 
     @classmethod
     def from_dict(cls, d: Mapping, domains: Sequence[str]) -> Plan:
-        """A plan from its JSON form (``--compare plan.json``), checked against ``domains``."""
-        try:
-            spec = d.get("spec_tokens", {}) or {}
-            if not isinstance(spec, Mapping):  # one number: which domain would get it?
+        """A plan from its JSON form (``--compare plan.json``), checked against ``domains``.
+
+        Takes ``params``, ``pretrain_tokens``, optional ``spec_tokens`` ({domain: D'}) and
+        ``name``; any other key is refused (a typo such as ``spec_token`` silently compared
+        an all-pretraining plan). The counts must be JSON numbers: ``"1e8"`` is refused, as
+        every other count bayesplit reads is, and so are true/false.
+        """
+        if not isinstance(d, Mapping):
+            raise BayesplitError(f"a plan must be an object of counts, got {_shown(d)}")
+        unknown = [k for k in d if k not in PLAN_KEYS]
+        if unknown:
+            hints = [difflib.get_close_matches(str(k), PLAN_KEYS, n=1) for k in unknown]
+            said = ", ".join(
+                repr(k) + (f" (did you mean {h[0]!r}?)" if h else "")
+                for k, h in zip(unknown, hints, strict=True)
+            )
+            raise BayesplitError(
+                f"a plan has unknown key(s) {said}; it takes {', '.join(PLAN_KEYS)}"
+            )
+        missing = [k for k in ("params", "pretrain_tokens") if k not in d]
+        if missing:
+            raise BayesplitError(
+                f"a plan needs params and pretrain_tokens (missing {', '.join(map(repr, missing))})"
+            )
+        if "name" in d and not isinstance(d["name"], str):
+            raise BayesplitError(f"a plan's name must be text, got {_shown(d['name'])}")
+        spec = d.get("spec_tokens")
+        spec = {} if spec is None else spec
+        if not isinstance(spec, Mapping):  # one number: which domain would get it?
+            raise BayesplitError(
+                f"a plan's spec_tokens must map domains to tokens, e.g. "
+                f'{{"{domains[0] if domains else "code"}": 1e9}}, got {spec!r}'
+            )
+        if not all(isinstance(k, str) for k in spec):
+            raise BayesplitError(
+                f"a plan's spec_tokens must map domain names (text) to tokens, got {spec!r}"
+            )
+        unknown = sorted(set(spec) - set(domains))
+        if unknown:
+            raise BayesplitError(f"plan names unknown domain(s) {', '.join(unknown)}")
+        fields = {
+            "params": d["params"],
+            "pretrain_tokens": d["pretrain_tokens"],
+            **{f"spec_tokens.{k}": spec.get(k, 0.0) for k in domains},
+        }
+        numbers = {}
+        for what, v in fields.items():
+            if isinstance(v, bool):  # float(True) would be N = 1
+                raise BayesplitError(f"a plan's {what} must be a number, not true/false")
+            if not is_number(v):  # float("1e8") read text as a number
+                raise BayesplitError(f"a plan's {what} must be a number, got {_shown(v)}")
+            try:
+                numbers[what] = float(v)
+            except OverflowError:  # a JSON integer of 400 digits
+                numbers[what] = math.inf
+        for what, x in numbers.items():
+            spec_value = what.startswith("spec_tokens.")
+            if not math.isfinite(x) or (x < 0 if spec_value else x <= 0):
                 raise BayesplitError(
-                    f"a plan's spec_tokens must map domains to tokens, e.g. "
-                    f'{{"{domains[0] if domains else "code"}": 1e9}}, got {spec!r}'
+                    "a plan needs finite params > 0, pretrain_tokens > 0 and spec_tokens "
+                    f">= 0, got {what}={x:g}"
                 )
-            unknown = sorted(set(spec) - set(domains))
-            if unknown:
-                raise BayesplitError(f"plan names unknown domain(s) {', '.join(unknown)}")
-            values = [d["params"], d["pretrain_tokens"], *(spec.get(k, 0.0) for k in domains)]
-            if any(isinstance(v, bool) for v in values):  # float(True) would be N = 1
-                raise BayesplitError("a plan's numbers must be numbers, not true/false")
-            plan = cls(
-                float(d["params"]),
-                float(d["pretrain_tokens"]),
-                {k: float(spec.get(k, 0.0)) for k in domains},
-            )
-        except KeyError as exc:
-            raise BayesplitError(
-                f"a plan needs params and pretrain_tokens (missing {exc})"
-            ) from None
-        except (TypeError, ValueError) as exc:
-            raise BayesplitError(f"bad plan: {exc}") from None
-        numbers = [plan.params, plan.pretrain_tokens, *plan.spec_tokens.values()]
-        if (
-            not all(math.isfinite(v) for v in numbers)
-            or plan.params <= 0
-            or plan.pretrain_tokens <= 0
-            or any(v < 0 for v in plan.spec_tokens.values())
-        ):
-            raise BayesplitError(
-                "a plan needs finite params > 0, pretrain_tokens > 0 and spec_tokens >= 0"
-            )
-        return plan
+        return cls(
+            numbers["params"],
+            numbers["pretrain_tokens"],
+            {k: numbers[f"spec_tokens.{k}"] for k in domains},
+        )
 
     def arrays(self, domains: Sequence[str]) -> tuple[float, float, np.ndarray]:
         """(N, D, D' array ordered like ``domains``) for the law's evaluators."""

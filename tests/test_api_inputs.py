@@ -304,6 +304,35 @@ def test_a_path_that_is_no_path_is_refused_naming_it(post, runs, bad):
         ({"compare": "plan.json"}, "compare must be a plan .*, got 'plan.json' \\(str\\)"),
         ({"compare": [5]}, "compare must be a plan .*, got an entry 5 \\(int\\)"),
         ({"compare": [{"params": 1e8}]}, "a plan needs params and pretrain_tokens"),
+        # a typo of spec_tokens was ignored: an all-pretraining plan was compared silently
+        (
+            {"compare": {"params": 1e8, "pretrain_tokens": 1e10, "spec_token": {"web": 1e8}}},
+            "a plan has unknown key\\(s\\) 'spec_token' \\(did you mean 'spec_tokens'\\?\\)",
+        ),
+        # numeric text was read as a number, where every other count refuses text
+        (
+            {"compare": {"params": "1e8", "pretrain_tokens": 1e10}},
+            "a plan's params must be a number, got '1e8' \\(str\\)",
+        ),
+        (
+            {"compare": {"params": 1e8, "pretrain_tokens": 1e10, "spec_tokens": {"web": "1e8"}}},
+            "a plan's spec_tokens.web must be a number, got '1e8'",
+        ),
+        # false or 0 for spec_tokens was read as no specialization
+        (
+            {"compare": {"params": 1e8, "pretrain_tokens": 1e10, "spec_tokens": 0}},
+            "a plan's spec_tokens must map domains to tokens",
+        ),
+        # a 400-digit integer was an OverflowError; the field is named
+        (
+            {"compare": {"params": 10**400, "pretrain_tokens": 1e10}},
+            "a plan needs finite params > 0, .* got params=inf",
+        ),
+        (
+            {"compare": [{"params": 1e8, "pretrain_tokens": 1e10}, {"params": 1e8}]},
+            "^compare plan #2: a plan needs params and pretrain_tokens",
+        ),
+        ({"compare": {"params": 1e8, "pretrain_tokens": 1e10, "name": 5}}, "name must be text"),
         # the second plan of a name silently replaced the first
         (
             {"compare": [{"name": "a", "params": 1e8, "pretrain_tokens": 1e10}] * 2},

@@ -108,6 +108,38 @@ def test_allocate_compares_a_list_of_allocate_outputs(post_path, tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # each was read: the text as a number, the typo ignored, the later key kept
+        ('{"params": "3e8", "pretrain_tokens": 4e10}', "params must be a number, got '3e8'"),
+        ('{"params": 3e8, "pretrain_token": 4e10}', "unknown key(s) 'pretrain_token'"),
+        ('{"params": 3e8, "params": 1e8, "pretrain_tokens": 4e10}', "repeated key(s) 'params'"),
+        ('{"params": NaN, "pretrain_tokens": 4e10}', "got params=nan"),
+        ('{"params": 3e8, "pretrain_tokens": 1e400}', "got pretrain_tokens=inf"),
+        ('[{"params": 3e8, "pretrain_tokens": 4e10}, {"params": true}]', " plan #2: "),
+        ("", "not valid JSON"),
+    ],
+)
+def test_allocate_refuses_a_bad_compare_file_naming_it(post_path, tmp_path, text, message):
+    plan = tmp_path / "plan.json"
+    plan.write_text(text)
+    args = ["allocate", str(post_path), "--budget", "1e20", "--force", "--compare", str(plan)]
+    result = runner.invoke(app, args)
+    refused(result, f"--compare {plan}")
+    assert message in result.stderr
+
+
+def test_allocate_reads_a_compare_file_with_a_byte_order_mark(post_path, tmp_path):
+    # as Notepad saves UTF-8: it was "not valid JSON (Unexpected UTF-8 BOM)"
+    plan = tmp_path / "plan.json"
+    text = json.dumps({"name": "ours", "params": 3e8, "pretrain_tokens": 4e10})
+    plan.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    args = ["allocate", str(post_path), "--budget", "1e20", "--force", "--json"]
+    out = _json(runner.invoke(app, [*args, "--compare", str(plan)]))
+    assert "ours" in [a["name"] for a in out["alternatives"]]
+
+
+@pytest.mark.parametrize(
     "args, words",
     [
         (["--budget", "1e5"], "below the smallest run"),

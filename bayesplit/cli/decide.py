@@ -59,6 +59,9 @@ def parse_limits(text: str | None) -> dict | None:
 
 
 def _load_compare(path: Path | None) -> list | None:
+    from bayesplit.plan import Plan
+    from bayesplit.runs import _no_repeated_keys
+
     if path is None:
         return None
     if not path.exists():
@@ -66,8 +69,10 @@ def _load_compare(path: Path | None) -> list | None:
     if not path.is_file():
         raise BayesplitError(f"--compare {path} is not a file")
     try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        # utf-8-sig: a file saved by Notepad starts with a byte-order mark; a key given
+        # twice is refused (json kept the last value silently)
+        data = json.loads(path.read_text(encoding="utf-8-sig"), object_pairs_hook=_no_repeated_keys)
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, a repeated key
         raise BayesplitError(f"--compare {path}: not valid JSON ({exc})") from None
     plans = data if isinstance(data, list) else [data]
     for i, p in enumerate(plans):
@@ -82,6 +87,15 @@ def _load_compare(path: Path | None) -> list | None:
             f"--compare {path}: want a plan object (or a list of them), e.g. the output of "
             "`bayesplit allocate --json`"
         )
+    for i, p in enumerate(plans):
+        # what can be checked without the posterior's domains, here where the file is known
+        spec = p.get("spec_tokens")
+        own = [k for k in spec if isinstance(k, str)] if isinstance(spec, dict) else []
+        try:
+            Plan.from_dict(p, own)
+        except BayesplitError as exc:
+            where = f" plan #{i + 1}" if len(plans) > 1 else ""
+            raise BayesplitError(f"--compare {path}{where}: {exc}") from None
     return plans
 
 
