@@ -21,6 +21,7 @@ import json
 import math
 import os
 import re
+import reprlib
 import shutil
 import subprocess
 import sys
@@ -112,23 +113,67 @@ class Plan:
         }
 
 
+#: The keys of a suggestion that execute reads; other keys are ignored (``suggest`` also
+#: writes :data:`_SUGGEST_KEYS`), except one spelled nearly like a read key (a typo).
+SUGGESTION_KEYS = (
+    "params",
+    "pretrain_tokens",
+    "spec_tokens",
+    "train_domain",
+    "model",
+    "seed",
+    "branch_from",
+    "params_convention",
+)
+_SUGGEST_KEYS = ("cost_flops", "value", "value_per_flop", "predicted_loss", "reason")
+
+
 def load_suggestions(path: str | Path) -> list[dict]:
-    """Read a suggestions JSON file (a list of objects, or ``{"suggestions": [...]}``)."""
+    """Read a suggestions JSON file (a list of objects, or ``{"suggestions": [...]}``).
+
+    UTF-8, with or without a byte-order mark. A key given twice in an object, and a key
+    spelled nearly like one execute reads (``spec_token``), are refused naming the file.
+    """
+    from bayesplit.runs import _no_repeated_keys
+
     p = check_path(path)
     if not p.is_file():
         raise BayesplitError(f"no such suggestions file: {p}")
     try:
-        data = json.loads(p.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        # a repeated key: json kept the last value silently
+        data = json.loads(p.read_text(encoding="utf-8-sig"), object_pairs_hook=_no_repeated_keys)
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, a repeated key
         raise BayesplitError(f"{p}: not valid JSON ({exc})") from None
     if isinstance(data, dict) and isinstance(data.get("suggestions"), list):
         data = data["suggestions"]
     if not isinstance(data, list) or not all(isinstance(s, dict) for s in data):
         raise BayesplitError(f"{p}: expected a JSON list of suggestion objects")
+    for i, s in enumerate(data):
+        try:
+            _check_keys(s, i)
+        except BayesplitError as exc:
+            raise BayesplitError(f"{p}: {exc}") from None
     return data
 
 
+def _check_keys(s: dict, i: int) -> None:
+    """Refuse a key that is no key execute reads but nearly one: ``"spec_token": 1e9``
+    silently trained a general model, with ``spec_tokens`` taken as 0."""
+    import difflib
+
+    for k in s:
+        if not isinstance(k, str) or k in SUGGESTION_KEYS or k in _SUGGEST_KEYS:
+            continue
+        near = difflib.get_close_matches(k, SUGGESTION_KEYS, n=1, cutoff=0.7)
+        if near:
+            raise BayesplitError(
+                f"suggestion #{i + 1}: unknown key {k!r} (did you mean {near[0]!r}?)"
+            )
+
+
 def _number(s: dict, key: str, i: int, default: float | None = None) -> float:
+    if key not in s and default is None:  # "must be a number, got None" for a missing key
+        raise BayesplitError(f"suggestion #{i + 1}: needs {key}")
     v = s.get(key, default)
     try:
         # float(True) is 1.0 and float("2560") is 2560.0: a typo, or a number written as
@@ -136,10 +181,14 @@ def _number(s: dict, key: str, i: int, default: float | None = None) -> float:
         if isinstance(v, (bool, str)):
             raise TypeError
         x = float(v)
+    except OverflowError:  # a JSON integer of 400 digits: refused as not finite below
+        x = math.inf
     except (TypeError, ValueError):
         raise BayesplitError(f"suggestion #{i + 1}: {key} must be a number, got {v!r}") from None
     if not math.isfinite(x) or x < 0:
-        raise BayesplitError(f"suggestion #{i + 1}: {key} must be finite and >= 0, got {v!r}")
+        raise BayesplitError(
+            f"suggestion #{i + 1}: {key} must be finite and >= 0, got {reprlib.repr(v)}"
+        )
     return x
 
 
@@ -328,6 +377,7 @@ def plan_suggestions(
     for i, s in enumerate(suggestions):
         if not isinstance(s, dict):
             raise BayesplitError(f"suggestion #{i + 1} is not an object")
+        _check_keys(s, i)
         if s.get("model") is None and s.get("params") is None:
             raise BayesplitError(f"suggestion #{i + 1}: needs params or model")
     by_params, convention = match_ladder_sizes(

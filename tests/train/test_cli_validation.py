@@ -400,6 +400,42 @@ def test_execute_refuses_bad_suggestion_values(tiny_corpus, tiny_ladder, out, tm
     assert "suggestion #1: " in refused(args, message, out)
 
 
+GOOD = '{"model": "tiny", "pretrain_tokens": 12288'
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # a typo of spec_tokens trained a general model (spec_tokens taken as 0)
+        (f'[{GOOD}, "spec_token": 4096, "train_domain": "alpha"}}]', "'spec_token' (did you mean"),
+        # json kept the later value silently
+        (f'[{GOOD}, "pretrain_tokens": 4096}}]', "repeated key(s) 'pretrain_tokens'"),
+        # "must be a number, got None"
+        ('[{"model": "tiny"}]', "suggestion #1: needs pretrain_tokens"),
+        # float() of a 400-digit integer: an OverflowError traceback
+        (f'[{{"model": "tiny", "pretrain_tokens": 1{"0" * 400}}}]', "must be finite and >= 0"),
+    ],
+)
+def test_execute_refuses_a_bad_suggestions_file_naming_it(tiny_corpus, tiny_ladder, out, tmp_path, text, message):  # fmt: skip
+    sfile = tmp_path / "s.json"
+    sfile.write_text(text)
+    args = ["train", "execute", sfile, "--corpus", tiny_corpus, "--ladder", tiny_ladder,
+            "--store", out / "s.db"]  # fmt: skip
+    line = refused(args, message, out)
+    assert str(sfile) in line or "suggestion #1" in line
+
+
+def test_execute_reads_a_suggestions_file_with_a_byte_order_mark(tiny_corpus, tiny_ladder, out, tmp_path):  # fmt: skip
+    # as Notepad saves UTF-8: it was "not valid JSON (Unexpected UTF-8 BOM)"
+    sfile = tmp_path / "s.json"
+    sfile.write_bytes(b"\xef\xbb\xbf" + f"[{GOOD}}}]".encode())
+    args = ["train", "execute", sfile, "--corpus", tiny_corpus, "--ladder", tiny_ladder,
+            "--store", out / "s.db", "--dry-run"]  # fmt: skip
+    res = runner.invoke(app, [str(a) for a in args])
+    assert res.exit_code == 0, res.output
+    assert "0 of 1 suggestions already in the store" in res.stderr
+
+
 @pytest.mark.parametrize(
     ("replay", "message"),
     [
