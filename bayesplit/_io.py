@@ -154,3 +154,34 @@ def remove_if_empty(folder: str | Path) -> None:
     """Remove a folder made for a run's or a launch's files once nothing is left in it."""
     with contextlib.suppress(OSError):  # not empty (someone else's files), or gone
         Path(folder).rmdir()
+
+
+def strict_yaml_loader(base: type | None = None) -> type:
+    """A ``yaml.SafeLoader`` (or its subclass ``base``) that refuses a mapping key given
+    twice: PyYAML keeps the later value silently. Keys merged in with ``<<`` may be
+    overridden, as YAML allows. The error is a ``yaml.YAMLError`` naming the line."""
+    import yaml
+
+    class StrictLoader(base or yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            if isinstance(node, yaml.MappingNode):
+                seen: set = set()
+                for key_node, _ in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":
+                        continue
+                    key = self.construct_object(key_node, deep=True)
+                    try:
+                        repeated = key in seen
+                    except TypeError:  # an unhashable key: the base refuses it
+                        continue
+                    if repeated:
+                        raise yaml.constructor.ConstructorError(
+                            "while reading a mapping",
+                            node.start_mark,
+                            f"found the key {key!r} twice",
+                            key_node.start_mark,
+                        )
+                    seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return StrictLoader

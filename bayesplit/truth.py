@@ -679,9 +679,9 @@ def _truth_loader():
     text, while a quoted ``"0.6"`` still is."""
     import re
 
-    import yaml
+    from bayesplit._io import strict_yaml_loader
 
-    class TruthLoader(yaml.SafeLoader):
+    class TruthLoader(strict_yaml_loader()):  # a key given twice is refused
         pass
 
     TruthLoader.add_implicit_resolver(

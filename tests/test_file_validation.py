@@ -271,3 +271,17 @@ def test_bad_ground_truths_are_refused_at_load(tmp_path, case):
 def test_example_truths_pass_their_own_checks(law):
     truth = example_truth(law)
     assert GroundTruth.from_dict(truth.to_dict()).params.keys() == truth.params.keys()
+
+
+def test_a_ground_truth_key_given_twice_is_refused(tmp_path):
+    # PyYAML kept the later value silently: the first parameters were lost without a word
+    text = yaml.safe_dump(example_truth("additive").to_dict())
+    path = tmp_path / "t.yaml"
+    path.write_text(text + "law: additive\n")
+    with pytest.raises(BayesplitError, match=f"^{path}: not valid YAML .* the key 'law' twice"):
+        load_truth(path)
+    _refused(
+        runner.invoke(app, ["simulate", "--truth", str(path), *SIMULATE]), "the key 'law' twice"
+    )
+    path.write_text(text)  # written once, as bayesplit writes it, it loads
+    assert load_truth(path).law.name == "additive"

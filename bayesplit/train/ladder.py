@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from bayesplit._io import strict_yaml_loader
 from bayesplit.errors import BayesplitError
 from bayesplit.train.config import MLP_KINDS, GPTConfig, count_params
 from bayesplit.train.schedule import DECAY_SHAPES
@@ -253,7 +254,8 @@ def load_ladder(path: str | Path | None = None) -> list[dict[str, Any]]:
     """
     p = resolve_ladder(path)
     try:
-        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
+        # a key given twice is refused (PyYAML kept the later value silently)
+        doc = yaml.load(p.read_text(encoding="utf-8"), Loader=strict_yaml_loader())
     except UnicodeDecodeError:
         raise BayesplitError(f"{p}: not a YAML ladder (the file is not UTF-8 text)") from None
     except yaml.YAMLError as exc:

@@ -186,3 +186,18 @@ def test_pretrain_refuses_a_bad_ladder_before_writing(tmp_path):
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "lr must be a finite number > 0" in lines[0], res.stderr
     assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("repeat", ["top", "size"])
+def test_a_key_given_twice_is_refused(tmp_path, repeat):
+    # PyYAML kept the later value silently: a size's lr written twice trained with the second
+    text = (MODELS / "cpu_ladder.yaml").read_text()
+    if repeat == "size":
+        text = text.replace("lr: 6.0e-3}", "lr: 6.0e-3, lr: 1.0}", 1)
+        assert "lr: 1.0}" in text
+    else:
+        text += "\nsizes: []\n"
+    path = tmp_path / "twice.yaml"
+    path.write_text(text)
+    with pytest.raises(BayesplitError, match="not valid YAML .* found the key '(lr|sizes)' twice"):
+        load_ladder(path)
