@@ -118,6 +118,8 @@ def test_allocate_compares_a_list_of_allocate_outputs(post_path, tmp_path):
         ('{"params": 3e8, "pretrain_tokens": 1e400}', "got pretrain_tokens=inf"),
         ('[{"params": 3e8, "pretrain_tokens": 4e10}, {"params": true}]', " plan #2: "),
         ("", "not valid JSON"),
+        # known only once the posterior is read: the error did not name the file
+        ('{"params": 3e8, "pretrain_tokens": 4e10, "spec_tokens": {"zz": 1}}', "domain(s) zz"),
     ],
 )
 def test_allocate_refuses_a_bad_compare_file_naming_it(post_path, tmp_path, text, message):

@@ -58,7 +58,9 @@ def parse_limits(text: str | None) -> dict | None:
     return out
 
 
-def _load_compare(path: Path | None) -> list | None:
+def _load_compare(path: Path | None, domains: list[str] | None = None) -> list | None:
+    """The plans of a ``--compare`` file, each checked (against ``domains`` where given,
+    else against the domains it names), every error naming the file."""
     from bayesplit.plan import Plan
     from bayesplit.runs import _no_repeated_keys
 
@@ -88,11 +90,11 @@ def _load_compare(path: Path | None) -> list | None:
             "`bayesplit allocate --json`"
         )
     for i, p in enumerate(plans):
-        # what can be checked without the posterior's domains, here where the file is known
+        # here, where the file is known
         spec = p.get("spec_tokens")
         own = [k for k in spec if isinstance(k, str)] if isinstance(spec, dict) else []
         try:
-            Plan.from_dict(p, own)
+            Plan.from_dict(p, own if domains is None else domains)
         except BayesplitError as exc:
             where = f" plan #{i + 1}" if len(plans) > 1 else ""
             raise BayesplitError(f"--compare {path}{where}: {exc}") from None
@@ -147,18 +149,22 @@ def allocate_cmd(
     if not (math.isfinite(repetitions) and repetitions > 0):
         # checked here too: without --max-spec-tokens the value would never be looked at
         raise BayesplitError(f"--repetitions must be a positive number, got {repetitions:g}")
+    served = _csv(domains, "--domains")
     alloc = allocate(
         post,
         budget=parse_count(budget, "--budget"),
         trunk=trunk,
-        domains=_csv(domains, "--domains"),
+        domains=served,
         weights=parse_weights(weights),
         params=parse_count(given(params, "--params"), "--params") if params is not None else None,
         ladder=given(ladder, "--ladder"),  # "" was "no such model ladder: "
         max_spec_tokens=limits,
         repetitions=repetitions,
         risk=risk,
-        compare=_load_compare(compare),
+        # checked against the served domains; a --domains allocate refuses is said first
+        compare=_load_compare(
+            compare, served if set(served or [None]) <= set(post.domains) else post.domains
+        ),
         level=level,
         tolerance=tolerance,
         force=force,
