@@ -357,7 +357,8 @@ def plan_suggestions(
         Objects with ``params``, ``pretrain_tokens``, ``spec_tokens``, ``train_domain``,
         optional ``model`` (ladder name; it wins over ``params``), ``seed`` and
         ``branch_from`` (null, a trunk id, or ``{"trunk": id, ...}``); other keys are
-        ignored. Without ``model``, ``params`` must name a ladder size to within
+        ignored, except one spelled nearly like these (``spec_token``), which is refused.
+        Without ``model``, ``params`` must name a ladder size to within
         :data:`PARAMS_REL_TOL`, see :func:`match_ladder_sizes`.
     corpus, store, ladder, workdir, seed, train_overrides, spec, params_convention
         As for :func:`execute_suggestions`.
