@@ -702,7 +702,8 @@ def load_truth(path: str | Path) -> GroundTruth:
     if not p.is_file():
         raise BayesplitError(f"ground truth {p} is not a file")
     try:
-        data = yaml.load(p.read_text(), Loader=_truth_loader())  # a SafeLoader
+        # UTF-8 whatever the locale: an ASCII locale refused a "café" comment
+        data = yaml.load(p.read_text(encoding="utf-8"), Loader=_truth_loader())  # a SafeLoader
     except UnicodeDecodeError:
         raise BayesplitError(f"{p}: not a YAML text file") from None
     except yaml.YAMLError as exc:

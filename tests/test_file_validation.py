@@ -285,3 +285,21 @@ def test_a_ground_truth_key_given_twice_is_refused(tmp_path):
     )
     path.write_text(text)  # written once, as bayesplit writes it, it loads
     assert load_truth(path).law.name == "additive"
+
+
+def test_a_ground_truth_is_read_as_utf8_whatever_the_locale(tmp_path):
+    # read in the locale's encoding, a non-ASCII comment was "not a YAML text file" under C
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "t.yaml"
+    text = "# the café truth\n" + yaml.safe_dump(example_truth("additive").to_dict())
+    path.write_text(text, encoding="utf-8")
+    env = {**os.environ, "LC_ALL": "C", "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0"}
+    code = f"from bayesplit.truth import load_truth; print(load_truth({str(path)!r}).law.name)"
+    res = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "additive"
