@@ -49,6 +49,10 @@ class Plan:
         if not isinstance(d, Mapping):
             raise BayesplitError(f"a plan must be an object of counts, got {_shown(d)}")
         unknown = [k for k in d if k not in PLAN_KEYS]
+        if "plan" in unknown and isinstance(d["plan"], Mapping):  # Allocation.to_dict()
+            raise BayesplitError(
+                "this is an allocation, not a plan: give its 'plan' (or Allocation.plan)"
+            )
         if unknown:
             hints = [difflib.get_close_matches(str(k), PLAN_KEYS, n=1) for k in unknown]
             said = ", ".join(

@@ -309,6 +309,11 @@ def test_a_path_that_is_no_path_is_refused_naming_it(post, runs, bad):
             {"compare": {"params": 1e8, "pretrain_tokens": 1e10, "spec_token": {"web": 1e8}}},
             "a plan has unknown key\\(s\\) 'spec_token' \\(did you mean 'spec_tokens'\\?\\)",
         ),
+        # allocate's own output: a list of unknown keys did not say what to give instead
+        (
+            {"compare": {"plan": {"params": 1e8, "pretrain_tokens": 1e10}, "budget": 1e20}},
+            "this is an allocation, not a plan: give its 'plan'",
+        ),
         # numeric text was read as a number, where every other count refuses text
         (
             {"compare": {"params": "1e8", "pretrain_tokens": 1e10}},
