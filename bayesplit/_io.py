@@ -1,11 +1,12 @@
 """File writes: atomic (a reader never sees half a file, a failure leaves nothing behind),
-and JSON-ready values."""
+and JSON-ready values; JSON files read as every hand-written one is."""
 
 from __future__ import annotations
 
 import contextlib
 import datetime
 import decimal
+import json
 import math
 import os
 import shutil
@@ -185,3 +186,23 @@ def strict_yaml_loader(base: type | None = None) -> type:
             return super().construct_mapping(node, deep=deep)
 
     return StrictLoader
+
+
+def no_repeated_keys(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object, refusing a key given twice (json keeps the last value silently, as
+    pandas renames a CSV's repeated column)."""
+    row = dict(pairs)
+    if len(row) < len(pairs):
+        seen: set[str] = set()
+        repeated = sorted({k for k, _ in pairs if k in seen or seen.add(k)})
+        raise ValueError(f"repeated key(s) {', '.join(map(repr, repeated))} in one object")
+    return row
+
+
+def read_json(path: str | Path) -> Any:
+    """A JSON file as bayesplit reads every hand-written one: UTF-8 with or without a
+    byte-order mark (Notepad writes one), a key given twice refused. Raises ``ValueError``
+    (``json.JSONDecodeError`` or a repeated key) or ``UnicodeDecodeError`` for the caller
+    to name the file."""
+    with open(path, encoding="utf-8-sig") as fh:
+        return json.load(fh, object_pairs_hook=no_repeated_keys)

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bayesplit._io import no_repeated_keys, read_json
 from bayesplit._parse import check_path, is_number, names
 from bayesplit.errors import BayesplitError
 
@@ -545,8 +546,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
         if name.endswith((".jsonl", ".ndjson")):
             return _records_frame(_read_jsonl(p))
         if name.endswith(".json"):
-            with open(p, encoding="utf-8-sig") as fh:
-                data = json.load(fh, object_pairs_hook=_no_repeated_keys)
+            data = read_json(p)
             if isinstance(data, Mapping) and "runs" in data:
                 data = data["runs"]
             if not isinstance(data, list) or not all(isinstance(r, Mapping) for r in data):
@@ -649,17 +649,6 @@ def _clip(text: str, limit: int = 60) -> str:
     return repr(text if len(text) <= limit else text[: limit - 1] + "…")
 
 
-def _no_repeated_keys(pairs: list[tuple[str, object]]) -> dict:
-    """A JSON object, refusing a key given twice (json keeps the last value silently, as
-    pandas renames a CSV's repeated column)."""
-    row = dict(pairs)
-    if len(row) < len(pairs):
-        seen: set[str] = set()
-        repeated = sorted({k for k, _ in pairs if k in seen or seen.add(k)})
-        raise ValueError(f"repeated key(s) {', '.join(map(repr, repeated))} in one object")
-    return row
-
-
 def _read_jsonl(p: Path) -> list[dict]:
     # The json module, not pandas: pandas guesses types (the domain "007" becomes 7, a
     # column named wall_time becomes a date) and rounds floats.
@@ -669,7 +658,7 @@ def _read_jsonl(p: Path) -> list[dict]:
             if not line.strip():
                 continue
             try:
-                row = json.loads(line, object_pairs_hook=_no_repeated_keys)
+                row = json.loads(line, object_pairs_hook=no_repeated_keys)
             except json.JSONDecodeError as exc:
                 raise BayesplitError(f"cannot read {p}: line {number}: {exc.msg}") from None
             except ValueError as exc:  # a repeated key

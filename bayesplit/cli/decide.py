@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Annotated
@@ -61,8 +60,8 @@ def parse_limits(text: str | None) -> dict | None:
 def _load_compare(path: Path | None, domains: list[str] | None = None) -> list | None:
     """The plans of a ``--compare`` file, each checked (against ``domains`` where given,
     else against the domains it names), every error naming the file."""
+    from bayesplit._io import read_json
     from bayesplit.plan import Plan
-    from bayesplit.runs import _no_repeated_keys
 
     if path is None:
         return None
@@ -71,9 +70,7 @@ def _load_compare(path: Path | None, domains: list[str] | None = None) -> list |
     if not path.is_file():
         raise BayesplitError(f"--compare {path} is not a file")
     try:
-        # utf-8-sig: a file saved by Notepad starts with a byte-order mark; a key given
-        # twice is refused (json kept the last value silently)
-        data = json.loads(path.read_text(encoding="utf-8-sig"), object_pairs_hook=_no_repeated_keys)
+        data = read_json(path)  # a BOM is read, a key given twice refused
     except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, a repeated key
         raise BayesplitError(f"--compare {path}: not valid JSON ({exc})") from None
     plans = data if isinstance(data, list) else [data]

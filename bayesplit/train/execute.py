@@ -31,7 +31,7 @@ from typing import Any
 
 import pandas as pd
 
-from bayesplit._io import atomic_write_text, remove_if_empty
+from bayesplit._io import atomic_write_text, read_json, remove_if_empty
 from bayesplit._parse import check_flag, check_path, check_seed
 from bayesplit.errors import BayesplitError
 from bayesplit.train.config import TrainConfig, exact_steps, steps_for
@@ -134,14 +134,11 @@ def load_suggestions(path: str | Path) -> list[dict]:
     UTF-8, with or without a byte-order mark. A key given twice in an object, and a key
     spelled nearly like one execute reads (``spec_token``), are refused naming the file.
     """
-    from bayesplit.runs import _no_repeated_keys
-
     p = check_path(path)
     if not p.is_file():
         raise BayesplitError(f"no such suggestions file: {p}")
     try:
-        # a repeated key: json kept the last value silently
-        data = json.loads(p.read_text(encoding="utf-8-sig"), object_pairs_hook=_no_repeated_keys)
+        data = read_json(p)  # a repeated key: json kept the last value silently
     except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, a repeated key
         raise BayesplitError(f"{p}: not valid JSON ({exc})") from None
     if isinstance(data, dict) and isinstance(data.get("suggestions"), list):
