@@ -57,9 +57,9 @@ def parse_limits(text: str | None) -> dict | None:
     return out
 
 
-def _load_compare(path: Path | None, domains: list[str] | None = None) -> list | None:
-    """The plans of a ``--compare`` file, each checked (against ``domains`` where given,
-    else against the domains it names), every error naming the file."""
+def _load_compare(path: Path | None, domains: list[str]) -> list | None:
+    """The plans of a ``--compare`` file, each checked against ``domains``, every error
+    naming the file."""
     from bayesplit._io import read_json
     from bayesplit.plan import Plan
 
@@ -87,11 +87,8 @@ def _load_compare(path: Path | None, domains: list[str] | None = None) -> list |
             "`bayesplit allocate --json`"
         )
     for i, p in enumerate(plans):
-        # here, where the file is known
-        spec = p.get("spec_tokens")
-        own = [k for k in spec if isinstance(k, str)] if isinstance(spec, dict) else []
-        try:
-            Plan.from_dict(p, own if domains is None else domains)
+        try:  # here, where the file is known
+            Plan.from_dict(p, domains)
         except BayesplitError as exc:
             where = f" plan #{i + 1}" if len(plans) > 1 else ""
             raise BayesplitError(f"--compare {path}{where}: {exc}") from None
@@ -160,7 +157,7 @@ def allocate_cmd(
         risk=risk,
         # checked against the served domains; a --domains allocate refuses is said first
         compare=_load_compare(
-            compare, served if set(served or [None]) <= set(post.domains) else post.domains
+            compare, served if served and set(served) <= set(post.domains) else post.domains
         ),
         level=level,
         tolerance=tolerance,
