@@ -113,8 +113,7 @@ class Plan:
         }
 
 
-#: The keys of a suggestion that execute reads; other keys are ignored (``suggest`` also
-#: writes :data:`_SUGGEST_KEYS`), except one spelled nearly like a read key (a typo).
+#: The keys of a suggestion that execute reads.
 SUGGESTION_KEYS = (
     "params",
     "pretrain_tokens",
@@ -125,14 +124,16 @@ SUGGESTION_KEYS = (
     "branch_from",
     "params_convention",
 )
+#: What ``suggest`` also writes for people (execute ignores it); any other key is refused.
 _SUGGEST_KEYS = ("cost_flops", "value", "value_per_flop", "predicted_loss", "reason")
 
 
 def load_suggestions(path: str | Path) -> list[dict]:
     """Read a suggestions JSON file (a list of objects, or ``{"suggestions": [...]}``).
 
-    UTF-8, with or without a byte-order mark. A key given twice in an object, and a key
-    spelled nearly like one execute reads (``spec_token``), are refused naming the file.
+    UTF-8, with or without a byte-order mark. A key given twice in an object, a key that is
+    neither one execute reads nor one ``suggest`` writes, and a file with no suggestion are
+    refused naming the file.
     """
     p = check_path(path)
     if not p.is_file():
@@ -145,6 +146,8 @@ def load_suggestions(path: str | Path) -> list[dict]:
         data = data["suggestions"]
     if not isinstance(data, list) or not all(isinstance(s, dict) for s in data):
         raise BayesplitError(f"{p}: expected a JSON list of suggestion objects")
+    if not data:  # it trained nothing and said nothing
+        raise BayesplitError(f"{p}: holds no suggestion to train")
     for i, s in enumerate(data):
         try:
             _check_keys(s, i)
@@ -154,18 +157,17 @@ def load_suggestions(path: str | Path) -> list[dict]:
 
 
 def _check_keys(s: dict, i: int) -> None:
-    """Refuse a key that is no key execute reads but nearly one: ``"spec_token": 1e9``
-    silently trained a general model, with ``spec_tokens`` taken as 0."""
+    """Refuse a key that is neither one execute reads nor one ``suggest`` writes: a typo
+    (``"spec_token": 1e9``, or ``"spec": 1e9``) silently trained a general model, with
+    ``spec_tokens`` taken as 0."""
     import difflib
 
     for k in s:
-        if not isinstance(k, str) or k in SUGGESTION_KEYS or k in _SUGGEST_KEYS:
+        if isinstance(k, str) and (k in SUGGESTION_KEYS or k in _SUGGEST_KEYS):
             continue
-        near = difflib.get_close_matches(k, SUGGESTION_KEYS, n=1, cutoff=0.7)
-        if near:
-            raise BayesplitError(
-                f"suggestion #{i + 1}: unknown key {k!r} (did you mean {near[0]!r}?)"
-            )
+        near = difflib.get_close_matches(str(k), SUGGESTION_KEYS, n=1, cutoff=0.7)
+        hint = f"did you mean {near[0]!r}?" if near else "it reads " + ", ".join(SUGGESTION_KEYS)
+        raise BayesplitError(f"suggestion #{i + 1}: unknown key {k!r} ({hint})")
 
 
 def _number(s: dict, key: str, i: int, default: float | None = None) -> float:
@@ -353,8 +355,9 @@ def plan_suggestions(
     suggestions
         Objects with ``params``, ``pretrain_tokens``, ``spec_tokens``, ``train_domain``,
         optional ``model`` (ladder name; it wins over ``params``), ``seed`` and
-        ``branch_from`` (null, a trunk id, or ``{"trunk": id, ...}``); other keys are
-        ignored, except one spelled nearly like these (``spec_token``), which is refused.
+        ``branch_from`` (null, a trunk id, or ``{"trunk": id, ...}``). The keys ``suggest``
+        also writes (``cost_flops``, ``value``, ``reason``, ...) are ignored; any other key
+        is refused (a typo such as ``spec_token`` trained a general model).
         Without ``model``, ``params`` must name a ladder size to within
         :data:`PARAMS_REL_TOL`, see :func:`match_ladder_sizes`.
     corpus, store, ladder, workdir, seed, train_overrides, spec, params_convention
@@ -394,6 +397,13 @@ def plan_suggestions(
         if d <= 0:
             raise BayesplitError(f"suggestion #{i + 1}: pretrain_tokens must be > 0")
         domain = s.get("train_domain")
+        if dp == 0 and not (domain is None or domain == "" or domain != domain):  # NaN
+            # a general run trains on all domains: the domain, or the missing spec_tokens,
+            # is a mistake either way
+            raise BayesplitError(
+                f"suggestion #{i + 1}: train_domain {domain!r} needs spec_tokens > 0 "
+                "(a general run has train_domain null)"
+            )
         if dp > 0:
             if domain is None or domain == "":
                 raise BayesplitError(f"suggestion #{i + 1}: spec_tokens > 0 needs a train_domain")

@@ -390,6 +390,9 @@ def test_corpus_info_on_a_file_says_it_is_a_file(tiny_corpus, out):
         ({"pretrain_tokens": True}, "pretrain_tokens must be a number, got True"),
         ({"spec_tokens": 100, "train_domain": "alpha"}, "spec_tokens 100 is 0.391 optimizer"),
         ({"spec_tokens": True, "train_domain": "alpha"}, "spec_tokens must be a number"),
+        # a specialist without its tokens trained a general model
+        ({"spec_tokens": 0, "train_domain": "alpha"}, "train_domain 'alpha' needs spec_tokens > 0"),
+        ({"train_domain": "alpha"}, "train_domain 'alpha' needs spec_tokens > 0"),
     ],
 )
 def test_execute_refuses_bad_suggestion_values(tiny_corpus, tiny_ladder, out, tmp_path, fields, message):  # fmt: skip
@@ -408,6 +411,14 @@ GOOD = '{"model": "tiny", "pretrain_tokens": 12288'
     [
         # a typo of spec_tokens trained a general model (spec_tokens taken as 0)
         (f'[{GOOD}, "spec_token": 4096, "train_domain": "alpha"}}]', "'spec_token' (did you mean"),
+        # a key like no real one was ignored: a general model again
+        (
+            f'[{GOOD}, "spec": 4096, "train_domain": "alpha"}}]',
+            "unknown key 'spec' (it reads params",
+        ),
+        # an empty file trained nothing without a word
+        ("[]", "holds no suggestion to train"),
+        ('{"suggestions": []}', "holds no suggestion to train"),
         # json kept the later value silently
         (f'[{GOOD}, "pretrain_tokens": 4096}}]', "repeated key(s) 'pretrain_tokens'"),
         # "must be a number, got None"
