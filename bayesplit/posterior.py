@@ -131,12 +131,17 @@ class Posterior:
         """Flattened posterior draws: shape (S,) for shared, (S, K) for per-domain values.
 
         ``names`` are posterior variables (default: the law's parameters); one name may be
-        a string, and a name the posterior does not have is refused, listing those it has.
+        a string; an empty list, and a name the posterior does not have, are refused
+        (listing the names it has).
         ``max_draws`` thins to an evenly spaced subset (deterministic: ``seed`` is unused
         unless thinning must break ties), so results are reproducible; it must be a whole
         number >= 1 (None: all draws).
         """
         names = name_list(names, "names")
+        if names == []:  # [] gave every parameter, as None does
+            raise BayesplitError(
+                "names is empty: give variable names, or None for the law's parameters"
+            )
         if names:  # an unknown name was left out: ["nope"] gave {}
             known = list(self.idata.posterior.data_vars)
             unknown = [n for n in names if n not in known]

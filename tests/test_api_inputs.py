@@ -414,6 +414,9 @@ def test_draws_of_an_unknown_name_are_refused_listing_the_known(post):
         post.draws(["sigma", "nope"])
     with pytest.raises(BayesplitError, match="names must be names \\(strings\\), got 5"):
         post.draws(5)
+    # [] gave every parameter, as None does
+    with pytest.raises(BayesplitError, match="names is empty"):
+        post.draws([])
     assert list(post.draws("sigma")) == ["sigma"]
     assert set(post.draws()) == set(post.law.param_names)
 

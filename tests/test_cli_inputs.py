@@ -93,6 +93,12 @@ def test_allocate_compare_refuses_what_is_not_a_plan(post_path, tmp_path, conten
         ),
         (["--out", "s.txt"], "must end in .json"),
         (["--weights", "web=1,web=2"], "--weights gives 'web' twice"),
+        # an empty item was "wants domain=weight pairs, got ''"
+        (["--weights", "web=1,"], "--weights has an empty item in 'web=1,'"),
+        (
+            ["--objective", "point", "--point", "params=1e8,pretrain_tokens=1e9,domain=web,"],
+            "--point has an empty item",
+        ),
         (["-n", "0"], "-n must be >= 1"),
         (
             ["--objective", "point", "--point", "params=-1e9,pretrain_tokens=1e9,domain=web"],
@@ -486,6 +492,7 @@ def test_a_seed_beyond_64_bits_is_refused_before_any_work(tmp_path, seed):
         (["--max-spec-tokens", "web=inf"], "must be a finite number >= 0"),
         (["--max-spec-tokens", "web=1e9,web=2e9"], "--max-spec-tokens gives 'web' twice"),
         (["--weights", "web=1,web=2"], "--weights gives 'web' twice"),
+        (["--max-spec-tokens", "web=1e9,"], "--max-spec-tokens has an empty item"),
     ],
 )
 def test_allocate_refuses_what_is_not_a_number_once(post_path, args, message):

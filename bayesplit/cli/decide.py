@@ -45,7 +45,7 @@ def parse_limits(text: str | None) -> dict | None:
     if given(text, "--max-spec-tokens") is None:
         return None
     out = {}
-    for part in text.split(","):
+    for part in _csv(text, "--max-spec-tokens"):
         if "=" not in part:
             raise BayesplitError(f"--max-spec-tokens wants domain=tokens pairs, got {part!r}")
         k, v = part.split("=", 1)

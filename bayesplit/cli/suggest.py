@@ -14,6 +14,7 @@ from rich.table import Table
 from bayesplit.cli._common import check_output_path, console, emit_json, given
 from bayesplit.cli.core import (
     LawModule,
+    _csv,
     _import_law_modules,
     load_runs_arg,
     parse_count,
@@ -25,7 +26,7 @@ from bayesplit.errors import BayesplitError
 def parse_point(text: str) -> dict:
     """``params=1e9,pretrain_tokens=20B,spec_tokens=1e9,domain=code`` → dict."""
     out: dict = {}
-    for part in text.split(","):
+    for part in _csv(text, "--point"):
         if "=" not in part:
             raise BayesplitError(f"--point wants key=value pairs, got {part!r}")
         k, v = (s.strip() for s in part.split("=", 1))
@@ -53,7 +54,7 @@ def parse_weights(text: str | None) -> dict | None:
     if given(text, "--weights") is None:
         return None
     out = {}
-    for part in text.split(","):
+    for part in _csv(text, "--weights"):  # "web=1," is refused naming the empty item
         if "=" not in part:
             raise BayesplitError(f"--weights wants domain=weight pairs, got {part!r}")
         k, v = part.split("=", 1)
