@@ -60,3 +60,24 @@ def test_campaigns_with_another_batch_have_their_own_files(bench, monkeypatch):
     monkeypatch.setattr("sys.argv", argv)
     with pytest.raises(SystemExit, match="--batch with --seed-design lean: not supported"):
         bench.main()
+
+
+def test_compute_after_the_seed_design_takes_its_cost_off_both_policies(bench):
+    """The longer campaigns' second reading of the 1/3 target: ours and the grid compared on
+    what each spent after the seed design (10 here), seeds paired."""
+    import pandas as pd
+
+    rows = []
+    # active reaches 1% at 14 (4 after the seed design), the grid at 22 (12 after it): 1/3
+    for policy, spent, regret in [
+        ("active", [10, 14, 18], [0.05, 0.005, 0.004]),
+        ("grid", [10, 16, 22], [0.05, 0.03, 0.009]),
+    ]:
+        for seed in range(3):
+            rows += [
+                {"policy": policy, "seed": seed, "round": r, "spent_flops": s, "regret": g}
+                for r, (s, g) in enumerate(zip(spent, regret, strict=True))
+            ]
+    after = bench._after_seed_design(pd.DataFrame(rows), "active")
+    assert after["median"] == 4 and after["baseline_median"] == 12
+    assert after["ratio"] == pytest.approx(1 / 3)

@@ -477,8 +477,9 @@ def _with_spent(table: pd.DataFrame, rounds: pd.DataFrame) -> pd.DataFrame:
     return table.assign(**{"spent at the end (median)": spent})
 
 
-def _against_third(t: pd.DataFrame, ours: str = "active") -> str:
-    """One sentence: the longer campaigns' ratio of ours to the grid against the 1/3 target."""
+def _against_third(t: pd.DataFrame, rounds: pd.DataFrame, ours: str = "active") -> str:
+    """Two sentences: the longer campaigns' ratio of ours to the grid against the 1/3
+    target, counting the seed design's compute and without it."""
     if not {ours, "grid"} <= set(t.index):
         return ""
     seeds = int(t.loc[[ours, "grid"], "seeds"].min())
@@ -486,11 +487,31 @@ def _against_third(t: pd.DataFrame, ours: str = "active") -> str:
     if seeds < 20 or not np.isfinite(ratio):
         return ""
     met = "meets" if ratio <= 1 / 3 else "misses"
+    after = _after_seed_design(rounds, ours)
+    met_after = "meets" if after["ratio"] <= 1 / 3 else "misses"
     return (
         f" Over {seeds} seeds {ours} needs {ratio:.2f} of the grid's median compute "
         f"({t.loc[ours, 'vs grid 90% CI']}, paired 90% interval): it {met} the 1/3 target "
-        "against a grid given the rounds to get there."
+        "against a grid given the rounds to get there. Counting only the compute each "
+        "policy chose to spend (the seed design, the same for both, taken off each "
+        f"campaign), {ours} needs {after['ratio']:.2f} "
+        f"([{after['ratio_lo']:.2g}, {after['ratio_hi']:.2g}]) of the grid's "
+        f"({after['median']:.3g} against {after['baseline_median']:.3g} FLOPs): it "
+        f"{met_after} the target read that way."
     )
+
+
+def _after_seed_design(rounds: pd.DataFrame, ours: str) -> pd.Series:
+    """Ours against the grid on the compute spent after each campaign's seed design."""
+    from bayesplit.simulation import compare_policies
+
+    seed_cost = rounds[rounds["round"] == 0].set_index(["policy", "seed"])["spent_flops"]
+    h = rounds[rounds["policy"].isin([ours, "grid"])]
+    h = h.assign(
+        spent_flops=h["spent_flops"].to_numpy()
+        - seed_cost.reindex(pd.MultiIndex.from_frame(h[["policy", "seed"]])).to_numpy()
+    )
+    return compare_policies(h, "grid", threshold=THRESHOLD).set_index("policy").loc[ours]
 
 
 #: the columns of the tables of campaigns run with other settings (longer, smaller batches)
@@ -518,7 +539,8 @@ def _longer_campaigns() -> list[str]:
                 "that a policy that had not reached 1% in the short campaigns has more compute "
                 "to get there, and one that had can still leave it. Where the grid's median is "
                 "infinite it had not reached 1% in most seeds after spending the `spent` "
-                "column: its compute to reach is above that." + _against_third(t),
+                "column: its compute to reach is above that."
+                + _against_third(t, df[df["truth"] == truth]),
                 "",
                 t[LONG_COLUMNS].to_markdown(floatfmt=".3g"),
                 "",
@@ -550,7 +572,7 @@ def _smaller_batches() -> list[str]:
                 f"finely. Each campaign runs at most {rounds * int(batch)} runs after the seed "
                 "design."
                 + (
-                    _against_third(t)
+                    _against_third(t, df[df["truth"] == truth])
                     if seeds >= 20
                     else f" A {seeds}-seed pilot: too few seeds for a verdict."
                 ),
@@ -648,7 +670,7 @@ def _lean_seed_design() -> list[str]:
                     "(stop 29's session ran out of time, and of memory running it next to the "
                     "4-round campaigns): too few for a verdict, a pointer to what 20 would say."
                     if t["seeds"].min() < 20
-                    else _against_third(t)
+                    else _against_third(t, long[long["truth"] == truth])
                 ),
                 "",
                 t[["spent at the end (median)", *columns]].to_markdown(floatfmt=".3g"),
