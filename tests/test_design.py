@@ -148,6 +148,12 @@ def test_suggest_point_objective(additive_posterior):
         "reason",
     }
     assert all(keys <= set(r) for r in recs)
+    # what the trainer reads or ignores: any other key is refused, so the file, and the
+    # table's records, must hold none
+    from bayesplit.train.execute import _SUGGEST_KEYS, SUGGESTION_KEYS
+
+    known = {*SUGGESTION_KEYS, *_SUGGEST_KEYS}
+    assert all(set(r) <= known for r in recs) and set(sug.table.columns) <= known
     specs = {(r["params"], r["pretrain_tokens"], r["spec_tokens"], r["train_domain"]) for r in recs}
     assert len(specs) == 3
     assert all(r["value"] >= 0 and r["cost_flops"] > 0 for r in recs)

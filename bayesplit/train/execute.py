@@ -124,8 +124,18 @@ SUGGESTION_KEYS = (
     "branch_from",
     "params_convention",
 )
-#: What ``suggest`` also writes for people (execute ignores it); any other key is refused.
-_SUGGEST_KEYS = ("cost_flops", "value", "value_per_flop", "predicted_loss", "reason")
+#: What ``suggest`` also writes for people, and the other columns of
+#: ``Suggestions.table`` (its records may be passed too): execute ignores them, and refuses
+#: any other key.
+_SUGGEST_KEYS = (
+    "cost_flops",
+    "value",
+    "value_per_flop",
+    "predicted_loss",
+    "reason",
+    "rank",
+    "sd_after",
+)
 
 
 def load_suggestions(path: str | Path) -> list[dict]:
