@@ -488,7 +488,13 @@ def _against_third(t: pd.DataFrame, rounds: pd.DataFrame, ours: str = "active") 
         return ""
     met = "meets" if ratio <= 1 / 3 else "misses"
     after = _after_seed_design(rounds, ours)
-    met_after = "meets" if after["ratio"] <= 1 / 3 else "misses"
+    met_after = (
+        "misses"
+        if not after["ratio"] <= 1 / 3
+        else "meets"
+        if after["ratio_hi"] <= 1 / 3
+        else "meets at the median, though its interval reaches above 1/3,"
+    )
     return (
         f" Over {seeds} seeds {ours} needs {ratio:.2f} of the grid's median compute "
         f"({t.loc[ours, 'vs grid 90% CI']}, paired 90% interval): it {met} the 1/3 target "
