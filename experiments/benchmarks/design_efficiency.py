@@ -511,12 +511,9 @@ def _after_seed_design(rounds: pd.DataFrame, ours: str) -> pd.Series:
     """Ours against the grid on the compute spent after each campaign's seed design."""
     from bayesplit.simulation import compare_policies
 
-    seed_cost = rounds[rounds["round"] == 0].set_index(["policy", "seed"])["spent_flops"]
-    h = rounds[rounds["policy"].isin([ours, "grid"])]
-    h = h.assign(
-        spent_flops=h["spent_flops"].to_numpy()
-        - seed_cost.reindex(pd.MultiIndex.from_frame(h[["policy", "seed"]])).to_numpy()
-    )
+    h = rounds[rounds["policy"].isin([ours, "grid"])].sort_values("round")
+    seed_cost = h.groupby(["policy", "seed"])["spent_flops"].transform("first")  # round 0
+    h = h.assign(spent_flops=h["spent_flops"] - seed_cost)
     return compare_policies(h, "grid", threshold=THRESHOLD).set_index("policy").loc[ours]
 
 
