@@ -1,5 +1,9 @@
 """Model ladders: the sizes the trainer can build, read from ``models/*.yaml`` without torch.
 
+The bundled ladders ship inside the package (``bayesplit/ladders/``; ``models/`` in a source
+checkout points there), so a bare name such as ``cpu_ladder``, or the documented
+``models/ladder.yaml``, finds them from any directory and from a non-editable install.
+
 A ladder file looks like::
 
     vocab_size: 8192        # default; a corpus with another vocabulary overrides it
@@ -32,8 +36,8 @@ from bayesplit.errors import BayesplitError
 from bayesplit.train.config import MLP_KINDS, GPTConfig, count_params
 from bayesplit.train.schedule import DECAY_SHAPES
 
-#: Where ``models/`` lives in a source checkout (the package is installed editable).
-_REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
+#: The bundled ladders (package data; the checkout's ``models/`` is a link to this folder).
+BUNDLED_LADDERS = Path(__file__).resolve().parents[1] / "ladders"
 
 _REQUIRED = ("name", "n_layer", "n_head", "d_model", "d_ff", "params", "batch_size", "lr")
 
@@ -218,22 +222,25 @@ def _train_block(where: str, raw: Any) -> dict[str, Any]:
 
 
 def resolve_ladder(spec: str | Path | None) -> Path:
-    """Find a ladder file: a path, a bare name (``cpu_ladder``) in ``models/``, or the default.
+    """Find a ladder file: a path, a bare name (``cpu_ladder``) or the default.
 
-    ``None`` means ``models/ladder.yaml`` in the current directory, else in the source tree.
+    A bare name is looked up in ``./models/``, then among the bundled ladders; so is a
+    ``models/NAME.yaml`` path that does not exist from the current directory, since that is
+    how the docs name the bundled files. ``None`` means ``ladder.yaml`` found the same way.
     """
-    candidates: list[Path] = []
-    if spec is None:
-        candidates = [Path("models/ladder.yaml"), _REPO_MODELS / "ladder.yaml"]
-    else:
-        p = Path(spec)
-        candidates = [p]
-        if not p.suffix and p.parent == Path("."):
-            candidates += [Path("models") / f"{p}.yaml", _REPO_MODELS / f"{p}.yaml"]
+    p = Path("models/ladder.yaml") if spec is None else Path(spec)
+    candidates = [p]
+    if not p.suffix and p.parent == Path("."):
+        candidates += [Path("models") / f"{p}.yaml", BUNDLED_LADDERS / f"{p}.yaml"]
+    elif p.parent == Path("models"):
+        candidates.append(BUNDLED_LADDERS / p.name)
     for c in candidates:
         if c.is_file():
             return c
-    raise BayesplitError(f"no such model ladder: {spec if spec is not None else candidates[0]}")
+    bundled = ", ".join(sorted(f.stem for f in BUNDLED_LADDERS.glob("*.yaml")))
+    raise BayesplitError(
+        f"no such model ladder: {p if spec is None else spec} (bundled: {bundled})"
+    )
 
 
 def load_ladder(path: str | Path | None = None) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ These tests need no torch except where they compare with the trainer's own setti
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -15,9 +16,9 @@ from typer.testing import CliRunner
 
 from bayesplit.cli import app
 from bayesplit.errors import BayesplitError
-from bayesplit.train.ladder import _TRAIN, load_ladder
+from bayesplit.train.ladder import _TRAIN, BUNDLED_LADDERS, load_ladder
 
-MODELS = Path(__file__).resolve().parents[2] / "models"
+MODELS = BUNDLED_LADDERS
 runner = CliRunner()
 
 
@@ -201,3 +202,39 @@ def test_a_key_given_twice_is_refused(tmp_path, repeat):
     path.write_text(text)
     with pytest.raises(BayesplitError, match="not valid YAML .* found the key '(lr|sizes)' twice"):
         load_ladder(path)
+
+
+def test_bundled_ladders_are_found_from_any_directory(tmp_path, monkeypatch):
+    from bayesplit.train.ladder import resolve_ladder
+
+    monkeypatch.chdir(tmp_path)  # no models/ here: the names must reach the package's copies
+    assert resolve_ladder("cpu_ladder") == BUNDLED_LADDERS / "cpu_ladder.yaml"
+    assert resolve_ladder("models/cpu_ladder.yaml") == BUNDLED_LADDERS / "cpu_ladder.yaml"
+    assert resolve_ladder(None) == BUNDLED_LADDERS / "ladder.yaml"
+    with pytest.raises(BayesplitError, match=r"models/nope.yaml \(bundled: cpu_ladder, ladder\)"):
+        resolve_ladder("models/nope.yaml")
+    with pytest.raises(BayesplitError, match="no such model ladder: other/cpu_ladder.yaml"):
+        resolve_ladder("other/cpu_ladder.yaml")  # only the documented models/ prefix falls back
+    # a ladder of the user's own in ./models/ wins over the bundled one of the same name
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "cpu_ladder.yaml").write_text((MODELS / "cpu_ladder.yaml").read_text())
+    assert resolve_ladder("cpu_ladder") == Path("models/cpu_ladder.yaml")
+    assert resolve_ladder("models/cpu_ladder.yaml") == Path("models/cpu_ladder.yaml")
+
+    r = runner.invoke(app, ["train", "ladder", "models/ladder.yaml", "--json"])
+    assert r.exit_code == 0, r.output
+    assert len(json.loads(r.output)) == len(load_ladder(MODELS / "ladder.yaml"))
+
+
+def test_bundled_ladders_ship_inside_the_package():
+    import bayesplit
+
+    package = Path(bayesplit.__file__).resolve().parent
+    assert BUNDLED_LADDERS.parent == package
+    assert sorted(f.name for f in BUNDLED_LADDERS.glob("*.yaml")) == [
+        "cpu_ladder.yaml",
+        "ladder.yaml",
+    ]
+    checkout_models = package.parent / "models"  # the layout's models/: a link to the package's
+    if checkout_models.exists():
+        assert checkout_models.resolve() == BUNDLED_LADDERS

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
@@ -13,10 +12,10 @@ torch = pytest.importorskip("torch")
 
 from bayesplit.errors import BayesplitError
 from bayesplit.train.config import GPTConfig, count_params, flops_per_token
-from bayesplit.train.ladder import find_model, load_ladder
+from bayesplit.train.ladder import BUNDLED_LADDERS, find_model, load_ladder
 from bayesplit.train.model import GPT
 
-MODELS = Path(__file__).resolve().parents[2] / "models"
+MODELS = BUNDLED_LADDERS
 
 
 def test_hand_count_of_a_small_model():

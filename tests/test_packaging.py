@@ -1,0 +1,43 @@
+"""A wheel built from this source carries the package's data: the bundled run tables with
+their licence notes and the model ladders, so a non-editable install runs ``bayesplit demo``
+and finds ``--ladder cpu_ladder`` without a source checkout."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_wheel_ships_the_ladders_and_data_tables(tmp_path):
+    setuptools = pytest.importorskip("setuptools")
+    if int(setuptools.__version__.split(".")[0]) < 77:
+        pytest.skip("pyproject.toml needs setuptools >= 77 to build (no network for isolation)")
+    src = tmp_path / "src"  # a copy: building in the checkout would leave build/ behind
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, src / name)
+    shutil.copytree(
+        ROOT / "bayesplit", src / "bayesplit", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    cmd = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
+    subprocess.run([*cmd, "-w", str(tmp_path / "dist"), str(src)], check=True, capture_output=True)
+    (wheel,) = (tmp_path / "dist").glob("bayesplit-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+
+    package = ROOT / "bayesplit"
+    wanted = [
+        *package.glob("ladders/*.yaml"),
+        *package.glob("datasets/*.csv.gz"),
+        *package.glob("datasets/*.md"),
+    ]
+    assert len(list(package.glob("ladders/*.yaml"))) >= 2
+    missing = [p.relative_to(ROOT).as_posix() for p in wanted]
+    missing = [m for m in missing if m not in names]
+    assert not missing, f"not in the wheel: {missing}"
