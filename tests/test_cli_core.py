@@ -241,6 +241,21 @@ def test_demo_runs_end_to_end_on_the_bundled_campaign(tmp_path):
     assert res.exit_code == 2 and "no-such-trunk" in res.stderr
 
 
+def test_demo_header_counts_what_the_fit_sees():
+    from bayesplit.cli.demo import data_counts
+    from bayesplit.datasets import debian_campaign
+    from bayesplit.runs import modelled_rows
+
+    fit, held = (debian_campaign(split=s) for s in ("fit", "heldout"))
+    # 218 runs (a trunk's four decayed general models are checkpoints of one run): each
+    # general checkpoint on 4 domains, each specialist on its own; held out: the largest
+    # model at its largest D, general (4 domains) and 12 specialists (one each)
+    assert data_counts(fit[modelled_rows(fit)], held[modelled_rows(held)]) == (
+        "fitting 304 (run, domain) losses of 218 runs on 4 eval domains; "
+        "16 losses of the 13 largest-compute models held out"
+    )
+
+
 def test_demo_refuses_unknown_data():
     res = runner.invoke(app, ["demo", "--data", "pile"])
     assert res.exit_code == 2 and "unknown demo data 'pile'" in res.stderr

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import typer
@@ -21,6 +21,9 @@ from bayesplit.cli.core import (
     print_params,
     step,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Per bundled data set: the default law, the decision budget, the ladder of candidate sizes
 #: and loader options. The campaign's law and N convention
@@ -50,6 +53,18 @@ DEMO_DATA = {
         "describe": "RedPajama models ≤ 412M params (Gadre et al. 2024)",
     },
 }
+
+
+def data_counts(fitted: pd.DataFrame, heldout: pd.DataFrame) -> str:
+    """What the demo fits and holds out, counted as the fit sees it: modelled rows only (a
+    specialist's losses on other domains are left out), runs by ``run_id`` (the general
+    checkpoints of one trunk are one run), held-out models by their specification."""
+    models = heldout[["run_id", "pretrain_tokens", "spec_tokens", "train_domain"]]
+    return (
+        f"fitting {len(fitted)} (run, domain) losses of {fitted['run_id'].nunique()} runs on "
+        f"{fitted['eval_domain'].nunique()} eval domains; {len(heldout)} losses of the "
+        f"{len(models.drop_duplicates())} largest-compute models held out"
+    )
 
 
 def demo_cmd(
@@ -108,9 +123,7 @@ def demo_cmd(
     check_budget_buys_a_run(target, fitted, fitted["eval_domain"].nunique())
     if show:
         console.print(
-            f"[bold]bayesplit demo[/bold]: {setting['describe']}: {runs['run_id'].nunique()} runs × "
-            f"{runs['eval_domain'].nunique()} eval domains; {heldout['run_id'].nunique()} "
-            "largest-compute runs held out"
+            f"[bold]bayesplit demo[/bold]: {setting['describe']}: {data_counts(fitted, heldout)}"
         )
     with step(f"fitting hierarchical {law} ({chains} chains × {draws} draws)", enabled=show):
         post = fit(
