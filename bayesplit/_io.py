@@ -17,6 +17,22 @@ from typing import Any
 
 import numpy as np
 
+from bayesplit.errors import BayesplitError
+
+
+def check_file_target(path: str | Path) -> Path:
+    """Refuse a file name that no write can succeed at: an existing folder, or a path under
+    a file. Writers call it before the work, not at the final rename."""
+    target = Path(path)
+    if target.is_dir():
+        raise BayesplitError(f"{path} is a folder; give a file name")
+    ancestor = target.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if ancestor.exists() and not ancestor.is_dir():
+        raise BayesplitError(f"{path}: {ancestor} is a file, not a folder")
+    return target
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -28,6 +44,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     rename, so that a power cut leaves the old file or the new one, not an empty one.
     """
     target = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
+    check_file_target(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     suffix = "".join(target.suffixes) or ".tmp"
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=suffix, dir=target.parent)

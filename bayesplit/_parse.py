@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 import os
 import reprlib
@@ -70,10 +71,12 @@ def check_path(path, what: str = "path") -> Path:
     raise BayesplitError(f"{what} must be a file path (a str or pathlib.Path), got {_shown(path)}")
 
 
-def check_level(level: float) -> None:
-    """Refuse a credible level outside (0, 1) (NaN included) with a one-line error."""
+def check_level(level: float) -> float:
+    """Refuse a credible level outside (0, 1) (NaN included) with a one-line error; the
+    level as a Python float (a numpy float32 kept in a result broke its JSON)."""
     if not (is_number(level) and 0 < level < 1):  # "0.9" gave a TypeError
         raise BayesplitError(f"level must be in (0, 1), got {level!r}")
+    return float(level)
 
 
 def progress_messages(progress) -> Callable[[str], None] | None:
@@ -175,7 +178,10 @@ def counts(value, what: str, zero_ok: bool = False) -> np.ndarray:
                 refuse(x, "an entry " if arr.ndim else "")
     elif arr.dtype.kind not in "iuf":  # bools, text, complex, dates
         refuse(value)
-    arr = np.atleast_1d(arr.astype(float))
+    try:
+        arr = np.atleast_1d(arr.astype(float))
+    except OverflowError:  # a Python int of 400 digits: no float holds it
+        raise BayesplitError(f"{what} must be finite and {'>= 0' if zero_ok else '> 0'}") from None
     if not arr.size:  # an empty prediction is an empty answer, not one the user asked for
         raise BayesplitError(f"{what} is empty: give at least one number")
     ok = np.isfinite(arr) & ((arr >= 0) if zero_ok else (arr > 0))
@@ -240,3 +246,14 @@ def parse_count(text: str, what: str | None = None) -> float:
 def is_number(x) -> bool:
     """A real number as read from a file (numpy scalars too), not a bool or numeric text."""
     return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+
+def is_finite_number(x) -> bool:
+    """:func:`is_number` and finite as a float: a Python int too large for a float
+    (``10**400``) is not, where ``math.isfinite`` raised an OverflowError."""
+    if not is_number(x):
+        return False
+    try:
+        return math.isfinite(x)
+    except OverflowError:
+        return False

@@ -33,6 +33,7 @@ from bayesplit._parse import (
     _shown,
     check_level,
     counts,
+    is_finite_number,
     is_number,
     names,
     parse_count,
@@ -481,10 +482,10 @@ def allocate(
     check_posterior(posterior)
     posterior.require_ok(force)
     # numpy scalars too (a budget read from a DataFrame is np.float64 or np.int64)
-    if not (is_number(budget) and math.isfinite(budget) and budget > 0):
+    if not (is_finite_number(budget) and budget > 0):
         raise BayesplitError(f"budget must be a positive number of FLOPs, got {budget!r}")
     budget = float(budget)
-    check_level(level)
+    level = check_level(level)
     check_tolerance(tolerance)
     kind, alpha = parse_risk(risk)
     if params is not None and ladder is not None:
@@ -1205,6 +1206,12 @@ def frontier(posterior, budgets: Sequence[float], **kwargs) -> pd.DataFrame:
     # each a number: "1e20" in a list was read as one, True as 1 FLOP, None a TypeError
     budgets = counts(budgets, "budgets")
     budgets = np.unique(budgets)  # a curve: ascending, each budget once
+    if len(budgets) > MAX_BUDGETS:  # as the text form: each budget is one allocate
+        raise BayesplitError(
+            f"budgets: at most {MAX_BUDGETS} (one allocate each), got {len(budgets)}"
+        )
+    if "budget" in kwargs:  # was allocate's "got multiple values for keyword argument"
+        raise BayesplitError("frontier plans each of budgets: give budgets, not budget")
     rows = []
     for b in budgets:
         a = allocate(posterior, budget=float(b), **kwargs)

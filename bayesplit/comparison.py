@@ -52,7 +52,7 @@ def holdout_predictions(
     included (``predicted_for`` = ``"seen trunk"``); a row of an unseen run gets the band
     of a new run. ``new_run_lo``/``new_run_hi`` are the new-run band for every row.
     """
-    check_level(level)  # even with no row to predict
+    level = check_level(level)  # even with no row to predict
     rows = holdout[
         modelled_rows(holdout).to_numpy()
         & holdout["eval_domain"].isin(posterior.domains).to_numpy()
@@ -172,7 +172,7 @@ def compare(
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:  # the same fit twice, at twice the cost, would read as two candidates
         raise BayesplitError(f"law(s) named more than once: {', '.join(repeated)}")
-    check_level(level)
+    level = check_level(level)
     # a sampler typo fails now, not after the first fit's progress line
     options = ("chains", "draws", "warmup", "seed", "device", "backend", "target_accept")
     check_fit_options(**{k: v for k, v in fit_kwargs.items() if k in options})

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +45,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bayesplit._parse import check_level, check_max_draws, check_seed, counts, is_number, names
+from bayesplit._parse import (
+    _shown,
+    check_level,
+    check_max_draws,
+    check_seed,
+    counts,
+    is_number,
+    names,
+)
 from bayesplit.errors import BayesplitError
 from bayesplit.runs import load_runs, on_domains
 
@@ -621,13 +630,7 @@ def decision_quantity(
             f"--objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}"
         )
     if objective == "point":
-        if not point:
-            raise BayesplitError(
-                "--objective point needs a target point (params, pretrain_tokens, spec_tokens, domain)"
-            )
-        missing = [k for k in ("params", "pretrain_tokens", "domain") if k not in point]
-        if missing:
-            raise BayesplitError(f"point needs {', '.join(missing)} (and spec_tokens, default 0)")
+        point = _check_point(point)
         k = posterior.domain_index(point["domain"])[0]
         y = posterior.log_mean(
             point["params"], point["pretrain_tokens"], point.get("spec_tokens", 0.0), k, draws=draws
@@ -643,6 +646,67 @@ def decision_quantity(
     kwargs = {k: v for k, v in (allocate_kwargs or {}).items() if v is not None}
     alloc = allocate(posterior, budget=budget, force=True, max_draws=max_draws, **kwargs)
     return alloc.decision_quantity(objective, draws), alloc.describe_quantity(objective)
+
+
+#: The columns of a candidate table (``model``, the ladder model's name, is optional).
+CANDIDATE_COLUMNS = ("params", "pretrain_tokens", "spec_tokens", "train_domain")
+
+
+def _check_candidates(candidates, domains: Sequence[str]) -> pd.DataFrame:
+    """A ready-made candidate table checked as the grids are: positive N and D, D' >= 0,
+    a specialist's train domain among ``domains``. Returns a copy with a fresh index, a
+    ``model`` column and no train domain on a general row."""
+    if not isinstance(candidates, pd.DataFrame):
+        raise BayesplitError(
+            f"candidates must be a DataFrame with columns {', '.join(CANDIDATE_COLUMNS)}, "
+            f"got {_shown(candidates)}"
+        )
+    missing = [c for c in CANDIDATE_COLUMNS if c not in candidates.columns]
+    if missing:
+        raise BayesplitError(f"candidates has no column {', '.join(missing)}")
+    out = candidates.reset_index(drop=True).copy()
+    if len(out) == 0:
+        raise BayesplitError("candidates is empty: no candidates to rank")
+    for col in ("params", "pretrain_tokens", "spec_tokens"):
+        out[col] = counts(out[col].to_numpy(object), f"candidates[{col!r}]", col == "spec_tokens")
+    spec = out["spec_tokens"].to_numpy() > 0
+    dom = out["train_domain"].astype(object)
+    for i in np.flatnonzero(spec):
+        if dom[i] not in domains:
+            raise BayesplitError(
+                f"candidates row {i}: a specialist (spec_tokens > 0) needs a train_domain "
+                f"among {', '.join(domains)}, got {_shown(dom[i])}"
+            )
+    out["train_domain"] = dom.where(spec, None)
+    if "model" not in out:
+        out["model"] = None
+    return out
+
+
+def _check_point(point) -> dict:
+    """The target of ``objective="point"``: params, pretrain_tokens, domain and optional
+    spec_tokens, each checked as predict checks them."""
+    if not isinstance(point, dict) or not point:
+        raise BayesplitError(
+            "--objective point needs a target point (params, pretrain_tokens, spec_tokens, domain)"
+        )
+    missing = [k for k in ("params", "pretrain_tokens", "domain") if k not in point]
+    if missing:
+        raise BayesplitError(f"point needs {', '.join(missing)} (and spec_tokens, default 0)")
+    unknown = sorted(set(point) - {"params", "pretrain_tokens", "spec_tokens", "domain"})
+    if unknown:
+        raise BayesplitError(
+            f"point has no key {', '.join(map(repr, unknown))} (it takes params, "
+            "pretrain_tokens, spec_tokens, domain)"
+        )
+    checked = {"domain": point["domain"]}
+    for key in ("params", "pretrain_tokens", "spec_tokens"):
+        value = point.get(key, 0.0)
+        arr = counts(value, f"point[{key!r}]", zero_ok=key == "spec_tokens")
+        if arr.size != 1:
+            raise BayesplitError(f"point[{key!r}] must be one number, got {arr.size}")
+        checked[key] = float(arr[0])
+    return checked
 
 
 def _empty(value) -> bool:
@@ -731,7 +795,7 @@ def suggest(
     check_posterior(posterior)
     posterior.require_ok(force)
     seed = check_seed(seed)
-    check_level(level)  # before the allocation and the ranking, not after
+    level = check_level(level)  # before the allocation and the ranking, not after
     if isinstance(n, bool) or not isinstance(n, numbers.Integral):
         raise BayesplitError(f"n must be a whole number of runs >= 1, got {n!r}")
     if n < 1:  # before the allocation, which takes seconds
@@ -748,6 +812,19 @@ def suggest(
         pretrain_tokens = counts(pretrain_tokens, "pretrain_tokens")
     if spec_tokens is not None and not _empty(spec_tokens):  # [] : no specialists
         spec_tokens = counts(spec_tokens, "spec_tokens", zero_ok=True)
+    if not isinstance(cost_model, CostModel):
+        raise BayesplitError(
+            f"cost_model must be a bayesplit.design.CostModel, got {_shown(cost_model)}"
+        )
+    if allocate_kwargs is not None and not isinstance(allocate_kwargs, dict):
+        raise BayesplitError(
+            f"allocate_kwargs must be a dict of allocate's arguments, got {_shown(allocate_kwargs)}"
+        )
+    if ladder is not None and not isinstance(ladder, (str, os.PathLike)):
+        # allocate takes a list of sizes as its ladder: here that is params
+        if params is not None:
+            raise BayesplitError("give params or ladder, not both")
+        params, ladder = counts(ladder, "ladder"), None
     max_draws = check_max_draws(max_draws, minimum=10)  # the ranking needs draws
     domains = names(domains) if domains is not None else posterior.domains
     posterior.domain_index(domains)  # validates names
@@ -777,9 +854,7 @@ def suggest(
         if ladder is not None and params is None:
             candidates = trainable(candidates, entries)
     else:
-        candidates = candidates.reset_index(drop=True).copy()
-        if "model" not in candidates:
-            candidates["model"] = None
+        candidates = _check_candidates(candidates, domains)
     if len(candidates) == 0:
         raise BayesplitError("no candidates to rank")
     # one spec once: repeated rows (a candidate table, or a size given twice) put the same

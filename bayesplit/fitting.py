@@ -80,7 +80,11 @@ def select_device(device: str, n_obs: int, chains: int) -> str:
     return "gpu" if has_gpu and n_obs * chains >= GPU_MIN_WORK else "cpu"
 
 
-def _check_sampler_args(chains: int, draws: int, warmup: int, target_accept: float) -> None:
+def _check_sampler_args(
+    chains: int, draws: int, warmup: int, target_accept: float
+) -> tuple[int, int, int, float]:
+    """The sampler settings checked, as plain Python numbers: NumPyro refuses a numpy
+    integer for ``num_samples``, and the settings are saved as JSON with the posterior."""
     counts = (("chains", chains, MAX_CHAINS), ("draws", draws, MAX_DRAWS))
     for name, value, most in (*counts, ("warmup", warmup, MAX_DRAWS)):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -97,6 +101,7 @@ def _check_sampler_args(chains: int, draws: int, warmup: int, target_accept: flo
         raise BayesplitError(f"warmup must be >= 10, got {warmup}")
     if not 0.5 <= target_accept < 1:
         raise BayesplitError(f"target_accept must be in [0.5, 1), got {target_accept}")
+    return int(chains), int(draws), int(warmup), float(target_accept)
 
 
 def check_fit_options(
@@ -209,6 +214,7 @@ def fit(
         target_accept=target_accept,
     )
     seed = check_seed(seed)
+    chains, draws, warmup, target_accept = _check_sampler_args(chains, draws, warmup, target_accept)
     dense_mass = check_flag(dense_mass, "dense_mass")  # "no" would be truthy: a dense matrix
     progress = check_flag(progress, "progress")
     if thresholds is not None and not isinstance(thresholds, Thresholds):
@@ -399,7 +405,9 @@ class Refitter:
     ):
         from numpyro.infer import MCMC, NUTS, init_to_median
 
-        _check_sampler_args(chains, draws, warmup, target_accept)
+        chains, draws, warmup, target_accept = _check_sampler_args(
+            chains, draws, warmup, target_accept
+        )
         from bayesplit._jax import configure
 
         configure()

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
-from bayesplit._parse import _shown, is_number, percent
+from bayesplit._parse import _shown, is_finite_number, is_number, percent
 from bayesplit.compute import ComputeModel
 from bayesplit.errors import BayesplitError
 
@@ -398,6 +398,7 @@ class Allocation:
 
     def split_curve(self, points: int = 25) -> xr.Dataset:
         """Objective per draw as the pretraining fraction varies (N fixed at the plan's)."""
+        points = _check_points(points)
         n, _, dp = self.plan.arrays(self.domains)
         fractions = np.linspace(0.02, 1.0, points)
         d_line, dp_line = self.compute.split(
@@ -425,6 +426,9 @@ class Allocation:
     def size_curve(self, points: int = 41, span: float = 10.0) -> xr.Dataset:
         """Objective per draw as the model size varies from N/span to N·span, the budget
         spent at the plan's pretraining share and domain shares (an isoFLOP curve)."""
+        points = _check_points(points)
+        if not (is_finite_number(span) and span > 1):
+            raise BayesplitError(f"span must be a number > 1 (N/span to N·span), got {span!r}")
         n0, _, dp0 = self.plan.arrays(self.domains)
         sizes = np.geomspace(n0 / span, n0 * span, points)
         shares = split_shares(dp0, self.weights)
@@ -448,8 +452,7 @@ class Allocation:
         """
         from bayesplit.allocation import _risk, parse_risk
 
-        if not (isinstance(points, int | np.integer) and points >= 3):
-            raise BayesplitError(f"points must be a whole number >= 3, got {points!r}")
+        points = _check_points(points)
         lo, hi = (1 - self.level) / 2, (1 + self.level) / 2
         n0, _, dp0 = self.plan.arrays(self.domains)
         opt_n = np.quantile(self.draws["opt_params"].values, [lo, hi])
@@ -490,3 +493,10 @@ def split_shares(spec_tokens: np.ndarray, weights: np.ndarray) -> np.ndarray:
     spec_tokens = np.asarray(spec_tokens, dtype=float)
     total = spec_tokens.sum()
     return spec_tokens / total if total > 0 else np.asarray(weights, dtype=float)
+
+
+def _check_points(points) -> int:
+    """The number of points of a curve or a grid side: a whole number >= 3."""
+    if isinstance(points, bool) or not (isinstance(points, int | np.integer) and points >= 3):
+        raise BayesplitError(f"points must be a whole number >= 3, got {points!r}")
+    return int(points)

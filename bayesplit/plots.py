@@ -264,7 +264,7 @@ def plot_alternatives(alloc, ax=None):
 
 def plot_frontier(table, ax=None, level: float = 0.9):
     """Objective band and optimal N along budgets (from :func:`bayesplit.allocation.frontier`)."""
-    check_level(level)
+    level = check_level(level)
     plt = _mpl()
     if ax is None:
         fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
@@ -381,7 +381,7 @@ def plot_fit(posterior, domains=None, max_draws: int = 800, level: float = 0.9):
     For each general model size the law is drawn along the D range of the data
     (specialist rows are shown as open markers at their total compute).
     """
-    check_level(level)
+    level = check_level(level)
     plt = _mpl()
     runs = posterior.runs
     from bayesplit._parse import names
@@ -453,7 +453,7 @@ def plot_fit(posterior, domains=None, max_draws: int = 800, level: float = 0.9):
 
 def plot_fans(posterior, frontier_table, level: float = 0.9, max_draws: int = 1000):
     """Extrapolation fans: each domain's loss at the optimal plan, from the data to the target budget."""
-    check_level(level)
+    level = check_level(level)
     plt = _mpl()
     domains = posterior.domains
     cols = min(4, len(domains))

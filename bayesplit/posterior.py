@@ -273,7 +273,7 @@ class Posterior:
     # -- tables -------------------------------------------------------------
     def summary(self, level: float = 0.9) -> pd.DataFrame:
         """Median and central interval of each law parameter (``name[domain]`` per domain)."""
-        check_level(level)  # 1.5 was numpy's "Quantiles must be in the range [0, 1]"
+        level = check_level(level)  # 1.5 was numpy's "Quantiles must be in the range [0, 1]"
         lo, hi = (1 - level) / 2, (1 + level) / 2
         rows = []
         for name, v in self.draws().items():

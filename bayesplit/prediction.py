@@ -131,7 +131,7 @@ def predict(
     from bayesplit.posterior import check_posterior
 
     check_posterior(posterior)
-    check_level(level)
+    level = check_level(level)
     seed = check_seed(seed)
     if run is not None and not isinstance(run, str):
         # run ids are text: 5 never matched the run "5" and gave a new run's prediction

@@ -96,7 +96,7 @@ def prior_predictive(
     draws = check_max_draws(draws, "draws", minimum=10, none_ok=False)
     if draws > MAX_DRAWS:
         raise BayesplitError(f"draws must be at most {MAX_DRAWS:,}, got {draws}")
-    check_level(level)
+    level = check_level(level)
     seed = check_seed(seed)
     table = load_runs(runs)
     law_obj = get_law(law)

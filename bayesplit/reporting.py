@@ -31,7 +31,12 @@ from urllib.parse import quote
 import numpy as np
 import pandas as pd
 
-from bayesplit._io import atomic_folder, atomic_write_bytes, atomic_write_text
+from bayesplit._io import (
+    atomic_folder,
+    atomic_write_bytes,
+    atomic_write_text,
+    check_file_target,
+)
 from bayesplit._parse import check_path, percent, share_range
 from bayesplit.errors import BayesplitError
 
@@ -631,6 +636,7 @@ def write_report(posterior, out: str | Path, **kwargs) -> Path:
     suffix = out.suffix.lower()
     if suffix not in (".html", ".htm", ".md"):
         raise BayesplitError(f"report must end in .html or .md, got {out.name}")
+    check_file_target(out)  # a folder of that name failed at the rename, after the work
     folder = out.with_name(f"{out.stem}_files")
     if suffix == ".md" and folder.exists() and not folder.is_dir():
         raise BayesplitError(

@@ -481,8 +481,8 @@ def _exact_int(v):
                 v = float(v)
             except ValueError:
                 return _NOT_INT64
-    if v is None or (isinstance(v, float) and np.isnan(v)):
-        return np.nan
+    if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
+        return np.nan  # pd.NA: a blank in a nullable (Int64, pyarrow) column
     if isinstance(v, (bool, np.bool_)):
         return _NOT_INT64
     if isinstance(v, (float, np.floating)):

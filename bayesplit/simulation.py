@@ -554,7 +554,7 @@ def compare_policies(
         raise BayesplitError(f"baseline must be a policy name, got {_shown(baseline)}")
     if not (is_number(threshold) and 0 <= threshold < math.inf):
         raise BayesplitError(f"threshold must be a regret >= 0, got {_shown(threshold)}")
-    check_level(level)
+    level = check_level(level)
     n_boot = check_max_draws(n_boot, "n_boot", none_ok=False)
     seed = check_seed(seed)
     if baseline not in set(history["policy"]):

@@ -428,3 +428,198 @@ def test_predict_takes_a_run_id_as_text(post, run):
     with pytest.raises(BayesplitError, match="run must be a run or trunk id \\(a str\\) or None"):
         bayesplit.predict(post, 1e8, 1e9, domain="web", run=run)
     assert bayesplit.predict(post, 1e8, 1e9, domain="web", run="nope").attrs["run"] == "new"
+
+
+def test_fit_takes_numpy_whole_numbers_and_its_posterior_saves(runs, tmp_path):
+    """np.int64 draws passed the check, then NumPyro refused them ("num_samples must be a
+    positive integer"); np.int64 chains or np.float32 target_accept fitted, then the save
+    failed ("Object of type int64 is not JSON serializable")."""
+    post = bayesplit.fit(
+        runs,
+        law="additive",
+        chains=np.int64(1),
+        draws=np.int64(10),
+        warmup=np.int32(10),
+        target_accept=np.float32(0.9),
+        progress=False,
+    )
+    info = post.info
+    assert [type(info[k]) for k in ("chains", "draws", "warmup", "target_accept")] == [
+        int,
+        int,
+        int,
+        float,
+    ]
+    assert post.n_draws == 10
+    back = bayesplit.Posterior.load(post.save(tmp_path / "p.nc"))
+    assert back.info["draws"] == 10
+
+
+def test_a_write_to_a_folder_or_under_a_file_is_refused_before_the_work(
+    post, tmp_path, monkeypatch
+):
+    """Both were raw OSErrors at the final rename, after the whole file or report was built."""
+    folder, file = tmp_path / "out.nc", tmp_path / "plain"
+    folder.mkdir()
+    file.write_text("x")
+    with pytest.raises(BayesplitError, match="out.nc is a folder; give a file name"):
+        post.save(folder)
+    with pytest.raises(BayesplitError, match="plain is a file, not a folder"):
+        post.save(file / "deeper" / "p.nc")
+    import bayesplit.reporting
+
+    def build_report(*args, **kwargs):
+        raise AssertionError("the report was built before its path was checked")
+
+    monkeypatch.setattr(bayesplit.reporting, "build_report", build_report)
+    (tmp_path / "rep.html").mkdir()
+    with pytest.raises(BayesplitError, match="rep.html is a folder"):
+        bayesplit.reporting.write_report(post, tmp_path / "rep.html", budget=1e20)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.nc", "plain", "rep.html"]
+
+
+@pytest.mark.parametrize("dtype", ["Int64", "int64[pyarrow]"])
+def test_a_blank_seed_in_a_nullable_column_is_seed_0(runs, dtype):
+    # pd.NA is what a blank is in these columns; a blank CSV seed was already 0
+    table = runs.astype({"seed": dtype})
+    table["seed"] = table["seed"] + 3
+    blank = table["run_id"] == table["run_id"].iloc[0]  # every row of one run
+    table.loc[blank, "seed"] = pd.NA
+    seeds = bayesplit.validate_runs(table)["seed"]
+    assert (seeds[blank] == 0).all() and (seeds[~blank] == 3).all() and 0 < blank.sum() < len(seeds)
+
+
+def _suggest(post, n=1, **kwargs):
+    return bayesplit.suggest(post, budget=1e20, n=n, max_draws=50, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("candidates", "message"),
+    [
+        # an AttributeError ('list' object has no attribute 'reset_index')
+        (
+            [{"params": 1e7, "pretrain_tokens": 1e9, "spec_tokens": 0, "train_domain": None}],
+            "candidates must be a DataFrame with columns params, pretrain_tokens",
+        ),
+        ({"params": [1e7]}, "candidates has no column pretrain_tokens, spec_tokens"),  # KeyError
+        # KeyError: 'math', then KeyError: None
+        ({"train_domain": "math"}, "row 0: a specialist .* among web, code, got 'math'"),
+        ({"train_domain": None}, "row 0: a specialist .* got None"),
+        # blamed on the posterior: "fewer than 10 posterior draws give finite values"
+        ({"params": np.nan}, r"candidates\['params'\] must be finite and > 0, got nan"),
+        ({"pretrain_tokens": -1e9}, r"candidates\['pretrain_tokens'\] must be finite"),
+        ({"spec_tokens": "1e8"}, r"candidates\['spec_tokens'\] must be .* got an entry '1e8'"),
+    ],
+)
+def test_a_candidate_table_is_checked_as_the_grids_are(post, candidates, message):
+    if isinstance(candidates, dict):  # one row: a good one with these values changed
+        base = {"params": 3e7, "pretrain_tokens": 1e9, "spec_tokens": 1e8, "train_domain": "web"}
+        whole = message.startswith("candidates has no column")
+        candidates = pd.DataFrame(candidates if whole else [{**base, **candidates}])
+    with pytest.raises(BayesplitError, match=message):
+        _suggest(post, candidates=candidates)
+
+
+def test_a_good_candidate_table_is_ranked(additive_posterior):
+    table = pd.DataFrame(
+        {
+            "params": [2e7, 2e7],  # not among the fitted runs, which are not suggested again
+            "pretrain_tokens": [2e9, 2e9],
+            "spec_tokens": [0.0, 2e8],
+            # a general run's train domain means nothing: not a reason to refuse
+            "train_domain": ["web", "code"],
+        },
+        index=[7, 7],  # not a default index
+    )
+    picked = _suggest(additive_posterior, candidates=table, n=2, force=True).table
+    assert len(picked) == 2
+    assert sorted(picked["train_domain"].fillna("-")) == ["-", "code"]
+
+
+@pytest.mark.parametrize(
+    ("point", "message"),
+    [
+        # "Unknown format code 'g' for object of type 'str'"
+        ({"params": "1e8"}, r"point\['params'\] must be a positive number .* got '1e8'"),
+        # blamed on the posterior
+        ({"params": float("nan")}, r"point\['params'\] must be finite and > 0, got nan"),
+        ({"pretrain_tokens": -1e9}, r"point\['pretrain_tokens'\] must be finite and > 0"),
+        ({"params": [1e8, 2e8]}, r"point\['params'\] must be one number, got 2"),
+        ({"size": 1}, "point has no key 'size'"),
+    ],
+)
+def test_the_target_point_is_checked(post, point, message):
+    target = {"params": 1e8, "pretrain_tokens": 1e9, "spec_tokens": 1e8, "domain": "web", **point}
+    with pytest.raises(BayesplitError, match=message):
+        _suggest(post, objective="point", point=target)
+
+
+def test_suggest_takes_a_ladder_of_sizes_as_allocate_does(post, additive_posterior):
+    """ladder=[...] was a TypeError from the ladder file lookup; allocate takes sizes."""
+    by_ladder = _suggest(additive_posterior, ladder=[1e7, 3e7], n=2, force=True).table
+    by_params = _suggest(additive_posterior, params=[1e7, 3e7], n=2, force=True).table
+    pd.testing.assert_frame_equal(by_ladder, by_params)
+    with pytest.raises(BayesplitError, match="give params or ladder, not both"):
+        _suggest(post, ladder=[1e7], params=[1e7])
+    with pytest.raises(BayesplitError, match=r"ladder must be finite and > 0"):
+        _suggest(post, ladder=[1e7, -1])
+    # AttributeErrors from deep inside
+    with pytest.raises(BayesplitError, match="cost_model must be a bayesplit.design.CostModel"):
+        _suggest(post, cost_model="x")
+    with pytest.raises(BayesplitError, match="allocate_kwargs must be a dict"):
+        _suggest(post, allocate_kwargs=[1])
+
+
+def test_curves_check_their_points_and_span(post):
+    a = bayesplit.allocate(post, budget=1e20, max_draws=50)
+    # an xarray error, a TypeError, a ZeroDivisionError, and a curve of NaN at N = -5e8
+    for call in (
+        lambda: a.split_curve(points=0),
+        lambda: a.split_curve(points=5.0),
+        lambda: a.size_curve(points=True),
+    ):
+        with pytest.raises(BayesplitError, match="points must be a whole number >= 3"):
+            call()
+    for span in (0, -1, 1, float("nan"), "10"):
+        with pytest.raises(BayesplitError, match="span must be a number > 1"):
+            a.size_curve(span=span)
+    assert a.split_curve(points=np.int64(3)).sizes["fraction"] == 3
+
+
+def test_numbers_too_large_for_a_float_are_refused(post):
+    # OverflowError: int too large to convert to float
+    with pytest.raises(BayesplitError, match="params must be finite and > 0"):
+        bayesplit.predict(post, 10**400, 1e9, domain="web")
+    with pytest.raises(BayesplitError, match="budget must be a positive number of FLOPs"):
+        bayesplit.allocate(post, budget=10**400)
+    assert bayesplit.allocate(post, budget=10**20, max_draws=50).budget == 1e20
+
+
+def test_a_numpy_level_gives_plain_json(post):
+    import json
+
+    a = bayesplit.allocate(post, budget=1e20, level=np.float32(0.8), max_draws=50)
+    assert json.loads(json.dumps(a.to_dict()))["level"] == pytest.approx(0.8)
+    pred = bayesplit.predict(post, 1e8, 1e9, domain="web", level=np.float32(0.8))
+    assert type(pred.attrs["level"]) is float
+
+
+def test_frontier_refuses_a_budget_and_too_many_budgets(post):
+    # allocate's "got multiple values for keyword argument 'budget'"
+    with pytest.raises(BayesplitError, match="give budgets, not budget"):
+        bayesplit.frontier(post, [1e20], budget=1e20)
+    # the text form refused more than 100; a list was planned, one allocate each
+    with pytest.raises(BayesplitError, match="budgets: at most 100 .* got 101"):
+        bayesplit.frontier(post, np.geomspace(1e19, 1e21, 101))
+
+
+def test_bundled_tables_load_by_the_name_the_readme_uses():
+    from bayesplit.datasets import datablations, load_dataset
+
+    assert len(load_dataset("bundled:datablations")) == len(load_dataset("datablations"))
+    # a TypeError ('>' between str and int), True read as 1, and "the table has no rows"
+    for bad in ("1", True):
+        with pytest.raises(BayesplitError, match="max_epochs must be a number > 0"):
+            datablations(max_epochs=bad)
+    with pytest.raises(BayesplitError, match="max_epochs=1e-09 keeps no run"):
+        datablations(max_epochs=1e-9)

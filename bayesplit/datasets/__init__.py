@@ -6,6 +6,7 @@ from importlib import resources
 
 import pandas as pd
 
+from bayesplit._parse import is_number
 from bayesplit.errors import BayesplitError
 from bayesplit.runs import validate_runs
 
@@ -95,8 +96,13 @@ def datablations(max_epochs: float | None = None) -> pd.DataFrame:
     """
     df = _read("datablations")
     if max_epochs is not None:
-        if not max_epochs > 0:
-            raise BayesplitError(f"max_epochs must be > 0, got {max_epochs}")
+        if not (is_number(max_epochs) and max_epochs > 0):  # "1" was a TypeError, True 1
+            raise BayesplitError(f"max_epochs must be a number > 0, got {max_epochs!r}")
+        if not (df["epochs"] <= max_epochs).any():
+            raise BayesplitError(
+                f"max_epochs={max_epochs:g} keeps no run: the fewest epochs of a run is "
+                f"{df['epochs'].min():g}"
+            )
         df = df[df["epochs"] <= max_epochs]
     return validate_runs(df.reset_index(drop=True))
 
@@ -160,7 +166,10 @@ def debian_campaign(
 
 
 def load_dataset(name: str, **kwargs) -> pd.DataFrame:
-    """A bundled run table by name (see :data:`DATASETS`)."""
+    """A bundled run table by name (see :data:`DATASETS`); ``bundled:NAME``, the form
+    :func:`bayesplit.runs.load_runs` and the command line take, works too."""
+    if isinstance(name, str) and name.startswith("bundled:"):
+        name = name.removeprefix("bundled:")
     if name == "debian_campaign":
         return debian_campaign(**kwargs)
     if name == "gadre2024":
