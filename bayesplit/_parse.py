@@ -199,9 +199,20 @@ def _real_or_array(value) -> bool:
     return is_number(value) or hasattr(value, "__len__") or hasattr(value, "__array__")
 
 
+#: reprlib's defaults bound each level, but six levels of six items each are 6^6 items: a
+#: nested list in a YAML file (aliases make one of a few hundred bytes) printed 400 kB.
+_SHORT = reprlib.Repr()  # keyword arguments need Python 3.12
+_SHORT.maxlevel = 2
+
+
+def short_repr(value) -> str:
+    """``repr`` on one line and bounded (a nested list's levels and items cut with ...)."""
+    return " ".join(_SHORT.repr(value).split())
+
+
 def _shown(value) -> str:
     """``'1e8' (str)``: a short repr and the type, for an error message."""
-    return f"{' '.join(reprlib.repr(value).split())} ({type(value).__name__})"
+    return f"{short_repr(value)} ({type(value).__name__})"
 
 
 def names(value, what: str = "domains") -> list[str] | None:
@@ -218,7 +229,7 @@ def names(value, what: str = "domains") -> list[str] | None:
         raise BayesplitError(f"{what} must be names (strings), got {_shown(value)}")
     out = [value] if isinstance(value, str) else list(value)
     if not all(isinstance(v, str) for v in out):
-        raise BayesplitError(f"{what} must be names (strings), got {value!r}")
+        raise BayesplitError(f"{what} must be names (strings), got {short_repr(value)}")
     twice = sorted({v for v in out if out.count(v) > 1})
     if twice:
         raise BayesplitError(f"{what} name {', '.join(twice)} more than once")

@@ -196,7 +196,8 @@ def compare(
             "n_train": len(post.runs),
             "n_train_runs": post.runs["run_id"].nunique(),
         }
-        row.update(holdout_metrics(post, holdout, level) if len(holdout) else {"n_holdout": 0})
+        # the same keys with nothing held out (NaN), so --json has one shape
+        row.update(holdout_metrics(post, holdout, level))
         row.update(loo_metrics(post))
         warnings = list(post.diagnostics.failures)
         other = holdout.loc[~holdout["eval_domain"].isin(post.domains), "eval_domain"]

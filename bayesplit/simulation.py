@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 
 import numpy as np
 import pandas as pd
@@ -424,6 +426,10 @@ def make_refitter(truth: GroundTruth, config: CampaignConfig):
     )
 
 
+#: More campaigns per policy than this is a typo: each one fits a model several times.
+MAX_SEEDS = 10_000
+
+
 def check_seed_design_fits(config: CampaignConfig) -> None:
     """Refuse an experiment budget the seed design alone overspends: every campaign would
     start above it, so no policy could choose a run and the budget would not hold."""
@@ -467,13 +473,25 @@ def simulate(
         raise BayesplitError(
             f"seeds must be a list of whole numbers, e.g. [0, 1, 2], got {seeds!r}"
         )
-    seeds = [check_seed(s, "each seed") for s in seeds]  # 1.5 ran as seed 1
+    # islice: range(10**23) was made into a list (memory grew without a word)
+    seeds = [check_seed(s, "each seed") for s in islice(seeds, MAX_SEEDS + 1)]  # 1.5: seed 1
+    if len(seeds) > MAX_SEEDS:
+        raise BayesplitError(f"at most {MAX_SEEDS:,} seeds (campaigns per policy)")
     if not seeds:
         raise BayesplitError("simulate needs at least one seed")
-    twice = sorted({s for s in seeds if seeds.count(s) > 1})
+    counted = Counter(seeds)
+    twice = sorted(s for s, c in counted.items() if c > 1)
     if twice:  # the same campaigns twice, counted as two seeds
         raise BayesplitError(f"seed {', '.join(map(str, twice))} given twice")
+    from bayesplit.allocation import check_budget_buys_a_run
+    from bayesplit.compute import ComputeModel
+
     check_seed_design_fits(config)
+    # the first fit is of the seed design alone: a budget below its smallest run failed
+    # in the first round's allocate, after that fit
+    check_budget_buys_a_run(
+        config.budget, config.seed_design, len(truth.domains), ComputeModel(config.trunk)
+    )
     progress = progress_messages(progress)
     refitter = make_refitter(truth, config)
     out = []

@@ -18,7 +18,15 @@ import numpy as np
 import pandas as pd
 
 from bayesplit._parse import _shown as _typed
-from bayesplit._parse import check_path, check_seed, counts, is_number, names
+from bayesplit._parse import (
+    check_path,
+    check_seed,
+    counts,
+    is_finite_number,
+    is_number,
+    names,
+    short_repr,
+)
 from bayesplit.errors import BayesplitError
 from bayesplit.laws import Law, get_law, get_ops
 from bayesplit.model import Reference
@@ -56,7 +64,9 @@ class GroundTruth:
         if isinstance(law, str):  # a law name, as in a truth file
             law = get_law(law)
         if not isinstance(law, Law):
-            raise BayesplitError(f"ground truth law must be a law name or a Law, got {law!r}")
+            raise BayesplitError(
+                f"ground truth law must be a law name or a Law, got {short_repr(law)}"
+            )
         object.__setattr__(self, "law", law)
         domains = self.domains
         if isinstance(domains, str):  # one domain, not its letters
@@ -64,16 +74,20 @@ class GroundTruth:
         if not isinstance(domains, Sequence | np.ndarray | pd.Index) or not all(
             isinstance(k, str) and k for k in domains
         ):
-            raise BayesplitError(f"ground truth domains must be a list of names, got {domains!r}")
+            raise BayesplitError(
+                f"ground truth domains must be a list of names, got {short_repr(domains)}"
+            )
         domains = tuple(domains)
         if not domains:
             raise BayesplitError("ground truth domains must be a list of names, got []")
         object.__setattr__(self, "domains", domains)
         if len(set(self.domains)) != len(self.domains):
-            raise BayesplitError(f"ground truth domains repeat a name: {list(self.domains)!r}")
+            raise BayesplitError(
+                f"ground truth domains repeat a name: {short_repr(list(self.domains))}"
+            )
         if not isinstance(self.params, Mapping):
             raise BayesplitError(
-                f"ground truth params must be a mapping of name: value, got {self.params!r}"
+                f"ground truth params must be a mapping of name: value, got {short_repr(self.params)}"
             )
         missing = set(self.law.param_names) - set(self.params)
         if missing:
@@ -111,13 +125,13 @@ class GroundTruth:
         if not isinstance(self.reference, Reference):
             raise BayesplitError(
                 "ground truth reference must be a Reference(params, tokens, loss), "
-                f"got {self.reference!r}"
+                f"got {short_repr(self.reference)}"
             )
         for name in ("params", "tokens", "loss"):
             value = getattr(self.reference, name)
-            if not (is_number(value) and math.isfinite(value) and value > 0):
+            if not (is_finite_number(value) and value > 0):
                 raise BayesplitError(
-                    f"ground truth reference {name} must be a finite number > 0, got {value!r}"
+                    f"ground truth reference {name} must be a finite number > 0, got {short_repr(value)}"
                 )
         for name in ("params", "tokens"):
             value = getattr(self.reference, name)
@@ -130,14 +144,14 @@ class GroundTruth:
         object.__setattr__(self, "noise", _noise(self.noise))
         for name in ("sigma", "seed_sd", "hetero"):
             value = getattr(self.noise, name)
-            if not (is_number(value) and math.isfinite(value) and value >= 0):
+            if not (is_finite_number(value) and value >= 0):
                 raise BayesplitError(
-                    f"ground truth noise {name} must be a number >= 0, got {value!r}"
+                    f"ground truth noise {name} must be a number >= 0, got {short_repr(value)}"
                 )
         value = self.noise.compute_ref
-        if not (is_number(value) and math.isfinite(value) and value > 0):
+        if not (is_finite_number(value) and value > 0):
             raise BayesplitError(
-                f"ground truth noise compute_ref must be a finite number > 0, got {value!r}"
+                f"ground truth noise compute_ref must be a finite number > 0, got {short_repr(value)}"
             )
 
     def __repr__(self) -> str:
@@ -448,9 +462,19 @@ class GroundTruth:
         return Posterior(idata, self.law, spec, diag, {"backend": "truth"})
 
     def to_dict(self) -> dict:
-        """The truth as a YAML/JSON-ready dict (the format :func:`load_truth` reads)."""
+        """The truth as a YAML/JSON-ready dict (the format :func:`load_truth` reads);
+        ``per_domain`` is written where the pooling is not the law's own, so the dict
+        reads back as the same truth."""
+        try:
+            own = get_law(self.law.name).per_domain
+        except BayesplitError:  # a Law object that was never registered
+            own = None
+        pooling = {}
+        if self.law.per_domain != own:
+            pooling = {"per_domain": list(self.law.per_domain)}
         return {
             "law": self.law.name,
+            **pooling,
             "domains": list(self.domains),
             "params": {
                 k: (list(map(float, np.atleast_1d(v))) if np.ndim(v) else float(v))
@@ -484,7 +508,7 @@ class GroundTruth:
                 )
             name = d["law"]
             if not isinstance(name, str):  # a list was "unhashable type: 'list'"
-                raise BayesplitError(f"ground truth law must be a law name, got {name!r}")
+                raise BayesplitError(f"ground truth law must be a law name, got {short_repr(name)}")
             law = get_law(name)
             if "per_domain" in d:
                 law = law.with_pooling(
@@ -493,7 +517,7 @@ class GroundTruth:
             ref = d.get("reference", {})
             if not isinstance(ref, Mapping):
                 raise BayesplitError(
-                    f"ground truth reference must be a mapping of params, tokens, loss; got {ref!r}"
+                    f"ground truth reference must be a mapping of params, tokens, loss; got {short_repr(ref)}"
                 )
             unknown = sorted(map(str, set(ref) - {"params", "tokens", "loss"}))
             if unknown:
@@ -503,7 +527,9 @@ class GroundTruth:
                 )
             domains = d["domains"]
             if isinstance(domains, str) or not isinstance(domains, list | tuple):
-                raise BayesplitError(f"ground truth domains must be a list, got {domains!r}")
+                raise BayesplitError(
+                    f"ground truth domains must be a list, got {short_repr(domains)}"
+                )
             if not isinstance(d["params"], Mapping):
                 raise BayesplitError("ground truth params must be a mapping of name: value")
             return cls(
@@ -525,8 +551,8 @@ class GroundTruth:
             raise BayesplitError(f"bad ground truth: {' '.join(str(exc).split())}") from None
 
 
-#: The keys a ground-truth file may have (:meth:`GroundTruth.to_dict` writes all but
-#: ``per_domain``, which changes the law's pooling).
+#: The keys a ground-truth file may have (:meth:`GroundTruth.to_dict` writes
+#: ``per_domain`` only where it changes the law's pooling).
 def _reference_value(ref: dict, name: str, default: float) -> float:
     """A reference scale from a truth file: a number, or text YAML did not read as one
     (PyYAML reads ``1e8`` as text); ``true`` is not 1 (it became N = 1, refused later as
@@ -536,9 +562,9 @@ def _reference_value(ref: dict, name: str, default: float) -> float:
         if isinstance(value, bool):
             raise ValueError
         return float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise BayesplitError(
-            f"ground truth reference {name} must be a finite number > 0, got {value!r}"
+            f"ground truth reference {name} must be a finite number > 0, got {short_repr(value)}"
         ) from None
 
 
@@ -565,7 +591,7 @@ def _noise(value) -> Noise:
     if not isinstance(value, Mapping):
         raise BayesplitError(
             f"ground truth noise must be a Noise or a mapping of {', '.join(_NOISE_KEYS)}; "
-            f"got {value!r}"
+            f"got {short_repr(value)}"
         )
     unknown = sorted(map(str, set(value) - set(_NOISE_KEYS)))
     if unknown:  # was "Noise.__init__() got an unexpected keyword argument"
@@ -584,12 +610,12 @@ def _param_value(name: str, value) -> np.ndarray:
 
     def refuse():
         raise BayesplitError(
-            f"ground truth parameter {name} is not a number: {value!r}; "
+            f"ground truth parameter {name} is not a number: {short_repr(value)}; "
             "give a number or a list of numbers, one per domain"
         )
 
     if is_number(value):
-        return np.asarray(float(value))
+        return np.asarray(float(value) if is_finite_number(value) else math.inf)
     if isinstance(value, np.ndarray) and value.dtype.kind in "iuf":
         return value.astype(float)
     if isinstance(value, np.ndarray) and value.dtype.kind == "O":
@@ -600,7 +626,8 @@ def _param_value(name: str, value) -> np.ndarray:
         refuse()
     if not all(is_number(x) for x in entries):  # a nested list too
         refuse()
-    return np.asarray(value, dtype=float)
+    # an integer of 400 digits is no float: infinite, refused as "not finite"
+    return np.asarray([float(x) if is_finite_number(x) else math.inf for x in entries])
 
 
 def _names(value, what: str, empty_ok: bool = False) -> list[str]:

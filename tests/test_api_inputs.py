@@ -172,8 +172,14 @@ def test_progress_means_the_same_in_compare_as_in_fit(runs, capfd):
     from bayesplit._parse import progress_messages
 
     quick = dict(chains=1, draws=20, warmup=20, holdout_largest=0.0)
-    bayesplit.compare(runs, ["additive"], progress=True, **quick)
+    table = bayesplit.compare(runs, ["additive"], progress=True, **quick)
     assert "fitting additive on 12 runs, holding out 0" in capfd.readouterr().err
+    # nothing held out: the metrics are NaN (null in --json), not missing keys
+    row = table.iloc[0]
+    assert (
+        row["n_holdout"] == 0
+        and np.isnan(row[["median_rel_error", "coverage"]].astype(float)).all()
+    )
     assert progress_messages(False) is None and progress_messages(None) is None
     lines = []
     progress_messages(lines.append)("a line")

@@ -315,6 +315,8 @@ def test_predict_refuses_a_negative_seed(fitted):
         (["--laws", "chinchilla,nosuch"], "unknown law 'nosuch'"),
         (["--level", "3"], "level must be in (0, 1)"),
         (["--holdout-largest", "1"], "holdout fraction must be in [0, 1)"),
+        # it said "or leave the option out", but --runs is required
+        (["--runs", " "], "--runs is empty: give a run table file, a store or bundled:NAME"),
     ],
 )
 def test_compare_checks_its_options_before_the_first_fit(runs_csv, args, message):

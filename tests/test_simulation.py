@@ -273,6 +273,42 @@ def test_simulate_refuses_bad_seeds_before_any_fit(seeds, message):
         simulate(truth, cfg, policies=[])
 
 
+def test_too_many_seeds_are_refused_without_making_a_list(monkeypatch):
+    """range(10**23) was made into a list (memory grew for minutes, without a word), and
+    the repeat check was quadratic."""
+    import bayesplit.simulation as sim
+
+    truth, cfg = _config()
+    with pytest.raises(BayesplitError, match="at most 10,000 seeds"):
+        simulate(truth, cfg, policies=["grid"], seeds=range(10**23))
+    with pytest.raises(BayesplitError, match="at most 10,000 seeds"):
+        simulate(truth, cfg, policies=["grid"], seeds=iter(range(10**23)))
+    res = runner.invoke(app, [*FAST_SIM, "--seeds", str(10**23)])
+    assert res.exit_code == 2 and "--seeds must be at most 10,000" in res.stderr
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("a campaign was started")
+
+    monkeypatch.setattr(sim, "make_refitter", no_fit)
+    with pytest.raises(BayesplitError, match="seed 3 given twice"):  # 10,000 checked at once
+        simulate(truth, cfg, policies=["grid"], seeds=[*range(10_000 - 1), 3])
+
+
+def test_a_target_budget_below_the_seed_design_is_refused_before_any_fit(monkeypatch):
+    """The first round's allocate refused it, after the first fit (37 s in the CLI)."""
+    import bayesplit.simulation as sim
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("a campaign was started")
+
+    monkeypatch.setattr(sim, "make_refitter", no_fit)
+    truth, cfg = _config()
+    # the seed design's smallest run: N = 1e7 on D = 3e8, one trunk for both domains
+    low = dataclasses.replace(cfg, budget=6 * 1e7 * 3e8 * 0.9)
+    with pytest.raises(BayesplitError, match="below the smallest run .*\\(N=1e\\+07, D=3e\\+08"):
+        simulate(truth, low, policies=["grid"])
+
+
 def test_an_experiment_budget_below_the_seed_design_is_refused():
     # every campaign would start over budget (it spent 3x a budget of 1e17 before)
     truth, cfg = _config()
@@ -378,6 +414,25 @@ FAST_SIM = [
     "--chains", "1", "--draws", "30", "--warmup", "30", "--params", "1e7,3e7,1e8",
     "--pretrain-tokens", "3e8,1.2e9", "--spec-tokens", "1e8,4e8",
 ]  # fmt: skip
+
+
+def test_cli_simulate_will_not_overwrite_its_truth_file(tmp_path):
+    truth = tmp_path / "truth.csv"  # any name: the file is read as YAML
+    text = json.dumps(example_truth("additive", ("web", "code")).to_dict())
+    truth.write_text(text)
+    args = [*FAST_SIM[:2], str(truth), *FAST_SIM[3:], "--out", str(truth)]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2 and "--out" in res.stderr and "--truth file" in res.stderr
+    assert truth.read_text() == text
+
+
+def test_cli_simulate_reads_a_posterior_whatever_the_case_of_its_suffix(tmp_path, post_path):
+    """POST.NC was read as YAML: "not a YAML text file"."""
+    from bayesplit.cli.simulate import load_truth_arg
+
+    upper = tmp_path / "POST.NC"
+    upper.write_bytes(post_path.read_bytes())
+    assert load_truth_arg(str(upper)).to_dict() == load_truth_arg(str(post_path)).to_dict()
 
 
 def test_cli_simulate_json(tmp_path):

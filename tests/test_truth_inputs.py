@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from bayesplit.errors import BayesplitError
+from bayesplit.laws import get_law
 from bayesplit.model import Reference
 from bayesplit.truth import (
     GroundTruth,
@@ -318,6 +319,21 @@ BAD_FILES = {
         _entry("reference", "params", value=True),
         "reference params must be a finite number > 0, got True",
     ),
+    # OverflowError: int too large to convert to float (a traceback from the CLI)
+    "parameter huge int": (_entry("params", "A", value=10**400), "parameter A is not finite"),
+    "parameter entry huge int": (
+        _entry("params", "E", value=[10**400, 1.2]),
+        "parameter E is not finite",
+    ),
+    "reference huge int": (
+        _entry("reference", "params", value=10**400),
+        "reference params must be a finite number > 0, got 1000.*0$",
+    ),
+    "noise huge int": (_entry("noise", "sigma", value=10**400), "noise sigma must be a number"),
+    "compute_ref huge int": (
+        _entry("noise", "compute_ref", value=10**400),
+        "noise compute_ref must be a finite number > 0",
+    ),
     # "column 'loss' has missing values" from the runs it simulated
     "reference tiny": (
         _entry("reference", "params", value=1e-300),
@@ -479,3 +495,49 @@ def test_truth_files_read_plain_scientific_numbers(tmp_path):
     )
     t = load_truth(path)
     assert t.params["dp0"] == 0.05 and t.noise.sigma == 0.01 and t.law.per_domain == ["E"]
+
+
+def _alias_bomb(depth: int = 9) -> str:
+    """A YAML list of 9^depth leaves in a few hundred bytes (each level repeats an alias)."""
+    level = "&b0 [x, x, x, x, x, x, x, x, x]"
+    for i in range(1, depth + 1):
+        level = f"&b{i} [{level}, " + ", ".join([f"*b{i - 1}"] * 8) + "]"
+    return level
+
+
+@pytest.mark.parametrize("where", ["law", "domains", "A", "reference", "noise", "per_domain"])
+def test_a_nested_alias_in_a_truth_file_is_one_short_line(tmp_path, where):
+    """Its repr in the message took longer than 20 s at depth 9, and was a 7 MB line at
+    depth 6."""
+    import time
+
+    d = example_truth("additive", ("web", "code")).to_dict()
+    if where == "A":
+        d["params"]["A"] = "__BOMB__"
+    else:
+        d[where] = "__BOMB__"
+    text = yaml.safe_dump(d, sort_keys=False).replace("__BOMB__", _alias_bomb())
+    assert len(text) < 2000
+    path = tmp_path / "bomb.yaml"
+    path.write_text(text)
+    start = time.perf_counter()
+    with pytest.raises(BayesplitError) as err:
+        load_truth(path)
+    assert time.perf_counter() - start < 5
+    message = str(err.value)
+    assert "\n" not in message and len(message) < 600, message[:200]
+
+
+def test_a_truth_with_its_own_pooling_reads_back_from_its_dict():
+    """to_dict left per_domain out, so its JSON (simulate --json's "truth") read back as
+    the law's default pooling and was refused: "parameter A needs 2 values"."""
+    d = example_truth("additive", ("web", "code")).to_dict()
+    assert "per_domain" not in d  # the law's own pooling: nothing to say
+    law = get_law("additive")
+    shared = law.per_domain[0]
+    d["per_domain"] = [p for p in law.per_domain if p != shared]
+    d["params"][shared] = d["params"][shared][0]
+    truth = GroundTruth.from_dict(d)
+    again = GroundTruth.from_dict(truth.to_dict())
+    assert again.law.per_domain == truth.law.per_domain == d["per_domain"]
+    assert again.to_dict() == truth.to_dict()

@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from bayesplit._parse import parse_count, percent
-from bayesplit.cli._common import Seed, check_output_path, console, emit_json, fmt, given
+from bayesplit.cli._common import Seed, check_output_path, console, emit_json, fmt
 from bayesplit.errors import BayesplitError
 
 
@@ -42,7 +42,9 @@ def load_runs_arg(spec: str):
     """``--runs`` takes a file/store path or ``bundled:NAME`` for a bundled data set."""
     from bayesplit.runs import load_runs
 
-    return load_runs(given(spec, "--runs"))  # "" was read as the folder "."
+    if not spec.strip():  # "" was read as the folder "."; the option is required
+        raise BayesplitError("--runs is empty: give a run table file, a store or bundled:NAME")
+    return load_runs(spec)
 
 
 @contextlib.contextmanager

@@ -29,7 +29,7 @@ def load_truth_arg(spec: str, domains: list[str] | None = None):
             "--domains only applies to an example:LAW truth; the truth file names its own"
         )
     path = Path(spec)
-    if path.suffix == ".nc":
+    if path.suffix.lower() == ".nc":  # POST.NC was read as YAML
         from bayesplit.posterior import load_posterior
 
         return truth_from_posterior(load_posterior(path), "median")
@@ -143,10 +143,17 @@ def simulate_cmd(
     With grid among the policies, each other policy's compute to reach 1% regret is also
     given relative to grid's, with a paired bootstrap interval over seeds. In --json,
     JSON having no infinity, a compute of null means never (the share that got there is
-    `reached`), and a ratio of null means neither policy got there.
+    `reached`); a ratio is null where the policy's median compute is null (inf in the
+    table: it did not get there in most seeds), whether or not grid's is.
     """
     from bayesplit._io import atomic_path
-    from bayesplit.simulation import POLICIES, compare_policies, simulate, summarize
+    from bayesplit.simulation import (
+        MAX_SEEDS,
+        POLICIES,
+        compare_policies,
+        simulate,
+        summarize,
+    )
 
     _import_law_modules(law_module)
     names = _csv(policies, "--policies")
@@ -160,8 +167,12 @@ def simulate_cmd(
         raise BayesplitError(f"--policies names {', '.join(twice)} twice")
     if seeds < 1 or batch < 1 or rounds < 0:
         raise BayesplitError("--seeds and --batch must be ≥ 1 and --rounds ≥ 0")
+    if seeds > MAX_SEEDS:
+        raise BayesplitError(f"--seeds must be at most {MAX_SEEDS:,}, got {seeds}")
+    # a truth file given as --out was overwritten by the campaign table
+    truth_file = None if truth.startswith("example:") or not truth.strip() else truth
     if out is not None:
-        check_output_path(out, suffixes={".csv"})
+        check_output_path(out, suffixes={".csv"}, inputs={"--truth": truth_file})
     check_plot_path(plot)
     target = parse_positive(budget, "--budget")
     spend = parse_positive(experiment_budget, "--experiment-budget")
