@@ -27,6 +27,7 @@ Any other column is kept as it is.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime
 import gzip
@@ -517,7 +518,14 @@ def _to_number(v):
         v = v.strip()
         if v == "":
             return np.nan
+        if len(v) > 300 and v.lstrip("+-").isdigit():
+            return float(v)  # inf, refused as 1e400 is (pandas made an int that overflowed)
+    if isinstance(v, int) and not isinstance(v, bool) and abs(v) > _FLOAT_MAX:
+        return np.inf if v > 0 else -np.inf  # a JSON integer of 400 digits
     return v
+
+
+_FLOAT_MAX = int(np.finfo(float).max)
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -593,6 +601,18 @@ def _read_csv(p: Path, sep: str) -> pd.DataFrame:
     )
 
 
+@contextlib.contextmanager
+def _csv_fields_unlimited():
+    """csv's 131,072-character field limit refused a long note that pandas reads (and
+    that bayesplit's own export wrote); lifted while a file is checked."""
+    before = csv.field_size_limit()
+    csv.field_size_limit(2**31 - 1)  # a C long on every platform
+    try:
+        yield
+    finally:
+        csv.field_size_limit(before)
+
+
 def _check_csv_shape(p: Path, sep: str) -> list[str]:
     """The header's column names, as written; refuse a repeated name and rows with missing
     or extra fields.
@@ -604,7 +624,7 @@ def _check_csv_shape(p: Path, sep: str) -> list[str]:
     error named the wrong column ("pretrain_tokens has non-numeric values: 'web'").
     """
     opener = gzip.open if p.name.lower().endswith(".gz") else open
-    with opener(p, "rt", encoding="utf-8-sig", newline="") as fh:
+    with opener(p, "rt", encoding="utf-8-sig", newline="") as fh, _csv_fields_unlimited():
         reader = csv.reader(fh, delimiter=sep)
         header = next(reader, [])
         if len(header) == 1:
@@ -752,12 +772,54 @@ def write_table(runs: pd.DataFrame, path: str | Path) -> Path:
     fmt = write_format(p)
     with atomic_path(p) as tmp:
         if fmt in ("csv", "csv.gz"):
-            runs.to_csv(tmp, index=False, compression="gzip" if fmt == "csv.gz" else None)
+            compression = "gzip" if fmt == "csv.gz" else None
+            _csv_ready(runs).to_csv(tmp, index=False, compression=compression)
         elif fmt == "parquet":
-            _parquet_ready(runs).to_parquet(tmp, index=False)
+            _write_parquet(_parquet_ready(runs), tmp, name=p)
         else:
             _write_jsonl(runs, tmp, name=p)
     return p
+
+
+def _csv_ready(runs: pd.DataFrame) -> pd.DataFrame:
+    """Lists and mappings of extra columns as JSON text (pandas wrote Python's repr,
+    ``{'a': 1}``, which no JSON reader takes)."""
+    from bayesplit._io import jsonable
+
+    out = runs
+    for col in runs.columns:
+        if runs[col].dtype == object and any(isinstance(v, list | dict) for v in runs[col]):
+            if out is runs:
+                out = runs.copy()
+            out[col] = runs[col].map(
+                lambda v: json.dumps(jsonable(v)) if isinstance(v, list | dict) else v
+            )
+    return out
+
+
+def _write_parquet(runs: pd.DataFrame, path: Path, name: Path) -> None:
+    """Parquet, or one line naming the column pyarrow cannot type (an empty mapping, a
+    list of numbers and text, an integer beyond 64 bits) and the format that keeps it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    failures = (pa.ArrowException, OverflowError, TypeError, ValueError)
+    try:
+        runs.to_parquet(path, index=False)
+    except failures as exc:
+        col = None
+        for c in runs.columns:  # each alone, in memory: the first that fails is named
+            try:
+                pq.write_table(pa.table({str(c): pa.array(runs[c])}), pa.BufferOutputStream())
+            except failures:
+                col = c
+                break
+        what = f"column {col!r}" if col is not None else "the table"
+        reason = " ".join(str(exc).split())[:200]
+        raise BayesplitError(
+            f"{name}: Parquet cannot hold {what} ({type(exc).__name__}: {reason}); "
+            "write .jsonl, which keeps any JSON value"
+        ) from None
 
 
 def _parquet_ready(runs: pd.DataFrame) -> pd.DataFrame:

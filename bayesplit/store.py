@@ -219,7 +219,12 @@ class RunStore:
             raw = pd.read_sql_query(
                 f"SELECT {', '.join(CANONICAL)}, extra FROM runs ORDER BY row_id", con
             )
-        extras = pd.DataFrame([json.loads(e) for e in raw.pop("extra")], index=raw.index)
+        try:
+            extras = pd.DataFrame([json.loads(e) for e in raw.pop("extra")], index=raw.index)
+        except (TypeError, ValueError) as exc:  # a row edited outside bayesplit
+            raise BayesplitError(
+                f"cannot read {self.path}: a row's extra fields are not JSON ({exc})"
+            ) from None
         df = pd.concat([raw, extras], axis=1) if len(extras.columns) else raw
         optional_empty = [
             c for c in ("step", "trunk_id", "unique_spec_tokens", "schedule") if df[c].isna().all()

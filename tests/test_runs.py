@@ -409,3 +409,54 @@ def test_one_domain_given_as_a_string_is_one_domain(table):
     validate_runs(table, domains=["web", "code"])
     with pytest.raises(RunTableError, match=r"unknown eval_domain 'code' \(known: web\)"):
         validate_runs(table, domains="web")
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+@pytest.mark.parametrize("column", ["params", "loss"])
+def test_an_integer_too_large_for_a_float_is_infinite_not_a_crash(tmp_path, fmt, column):
+    """1e400 was refused as infinite, but 1 followed by 400 zeros was an OverflowError
+    (a traceback from every command that reads a run table)."""
+    path = tmp_path / f"t.{fmt}"
+    row = {"run_id": "a", "params": 1e7, "pretrain_tokens": 2e8, "eval_domain": "web"}
+    row["loss"] = 3.0
+    if fmt == "csv":
+        head = ",".join(row)
+        values = ",".join("1" + "0" * 400 if k == column else str(v) for k, v in row.items())
+        path.write_text(f"{head}\n{values}\n")
+    else:
+        path.write_text(json.dumps({**row, column: 10**400}) + "\n")
+    with pytest.raises(RunTableError, match=f"{column}.* is infinite \\(row 1\\)"):
+        load_runs(path)
+
+
+@pytest.mark.parametrize(
+    ("extra", "column"),
+    [
+        ([{}, {}], "meta"),  # ArrowNotImplementedError: struct type with no child field
+        ([[1, "a"], [2, "b"]], "meta"),  # ArrowInvalid
+        ([{"k": "s"}, {"k": [1, 2]}], "meta"),  # cannot mix list and non-list
+        ([2**70, 1], "n"),  # OverflowError: int too large to convert to C long
+    ],
+)
+def test_parquet_refuses_an_extra_it_cannot_type_naming_it(tmp_path, extra, column):
+    table = good_table().head(2).assign(**{column: extra})
+    out = tmp_path / "t.parquet"
+    with pytest.raises(BayesplitError, match=f"Parquet cannot hold column '{column}'.*jsonl"):
+        write_table(table, out)
+    assert list(tmp_path.iterdir()) == []  # nothing written, no temp file left
+    write_table(table, tmp_path / "t.jsonl")  # what the message offers keeps them
+    assert load_runs(tmp_path / "t.jsonl")[column].tolist() == extra
+
+
+def test_csv_writes_lists_and_mappings_as_json_and_reads_long_fields(tmp_path):
+    """Lists and mappings were written as Python reprs ({'a': 0}); a field over 131,072
+    characters (csv's default limit) was refused when read back."""
+    table = (
+        good_table()
+        .head(2)
+        .assign(meta=[{"a": 0, "b": [1, 2]}, [1, "x"]], note=["x" * 140_000, "short"])
+    )
+    write_table(table, tmp_path / "t.csv")
+    back = load_runs(tmp_path / "t.csv")
+    assert [json.loads(v) for v in back["meta"]] == [{"a": 0, "b": [1, 2]}, [1, "x"]]
+    assert back["note"].str.len().tolist() == [140_000, 5]

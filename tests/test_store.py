@@ -327,3 +327,16 @@ def test_a_store_of_a_newer_layout_is_refused_not_misread(tmp_path):
     for read_only in (True, False):
         with pytest.raises(BayesplitError, match="newer layout .* upgrade bayesplit"):
             RunStore(path, read_only=read_only)
+
+
+def test_a_row_edited_outside_bayesplit_is_one_error(tmp_path):
+    """json.loads sat outside the store's error handling: runs export showed a traceback."""
+    path = tmp_path / "runs.db"
+    RunStore(path).append(good_table())
+    con = sqlite3.connect(path)
+    con.execute("DROP TRIGGER runs_no_update")
+    con.execute("UPDATE runs SET extra = '{broken' WHERE row_id = 1")
+    con.commit()
+    con.close()
+    with pytest.raises(BayesplitError, match="a row's extra fields are not JSON"):
+        RunStore(path).read()
