@@ -219,7 +219,10 @@ def no_repeated_keys(pairs: list[tuple[str, object]]) -> dict:
 def read_json(path: str | Path) -> Any:
     """A JSON file as bayesplit reads every hand-written one: UTF-8 with or without a
     byte-order mark (Notepad writes one), a key given twice refused. Raises ``ValueError``
-    (``json.JSONDecodeError`` or a repeated key) or ``UnicodeDecodeError`` for the caller
-    to name the file."""
+    (``json.JSONDecodeError``, a repeated key, nesting too deep) or ``UnicodeDecodeError``
+    for the caller to name the file."""
     with open(path, encoding="utf-8-sig") as fh:
-        return json.load(fh, object_pairs_hook=no_repeated_keys)
+        try:
+            return json.load(fh, object_pairs_hook=no_repeated_keys)
+        except RecursionError:  # [[[[...]]]] thousands deep: a traceback from every reader
+            raise ValueError("nested too deeply to be read") from None

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 import torch
 
+from bayesplit._io import atomic_path
 from bayesplit._parse import check_path
 from bayesplit.errors import BayesplitError
 from bayesplit.train.model import GPT
@@ -25,11 +25,10 @@ def save_checkpoint(path: Path, model: GPT, opt: torch.optim.Optimizer, meta: di
         "rng": {"torch": torch.get_rng_state()},
         "meta": meta,
     }
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(state, tmp)
-    with open(tmp, "rb+") as f:  # on disk before the rename: a power cut leaves old or new
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    # atomic_path flushes before the rename (a power cut leaves old or new) and deletes
+    # its temporary file on any failure, an interrupt included (one was left, full size)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def load_checkpoint(path: str | Path) -> dict:

@@ -163,6 +163,13 @@ def run_loop(
         train_overrides=train_overrides,
     )  # fmt: skip
     plan_kw = {k: exec_kw[k] for k in ("ladder", "workdir", "seed", "train_overrides")}
+    if not len(known) and len(entries) < 2:
+        # one size leaves the size exponent unidentified: every fit fails its gate, which
+        # was said after the whole seed design had trained
+        raise BayesplitError(
+            f"the ladder {ladder_path} has one model size; the loop's seed design trains the "
+            "two smallest, and a law needs two sizes to be fitted: give a ladder with two or more"
+        )
     if not len(known):
         # what the trainer would refuse in the seed design (a D' under half a step, a domain
         # too short for a row) is refused before the store is created, not after

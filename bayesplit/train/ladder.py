@@ -26,6 +26,7 @@ error naming the size and the field, before any command creates a store or train
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -127,10 +128,17 @@ def _flag(v: Any) -> bool:
     return v
 
 
+#: A size's name: it is what --model matches, and it names a trunk's checkpoint folder and
+#: the run ids in the store (a NUL failed after training, a newline went into a run id).
+_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9])?")
+
+
 def _name(v: Any) -> str:
-    # the name is what --model matches and it names the checkpoint folder of a trunk
-    if not isinstance(v, str) or not v.strip() or any(c in v for c in "/\\"):
-        raise _Invalid("must be a non-empty text without / or \\")
+    if not isinstance(v, str) or not _NAME.fullmatch(v):
+        raise _Invalid(
+            "must be 1-100 letters, digits, '.', '_' or '-', starting and ending with a "
+            "letter or digit"
+        )
     return v
 
 

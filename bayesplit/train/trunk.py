@@ -45,7 +45,7 @@ from typing import Any
 
 import pandas as pd
 
-from bayesplit._io import atomic_write_text, jsonable
+from bayesplit._io import atomic_write_text, jsonable, read_json
 from bayesplit._parse import check_flag, check_path
 from bayesplit.errors import BayesplitError
 from bayesplit.train.checkpoint import ckpt_path, list_checkpoints, load_checkpoint
@@ -449,7 +449,7 @@ def check_trunk_meta(trunk_dir, entry, cfg, tc, seed, corpus, trunk_id) -> dict:
 def read_trunk_meta(f: Path) -> dict:
     """A trunk's ``trunk.json``, or a one-line refusal when it cannot be read."""
     try:
-        held = json.loads(f.read_text())
+        held = read_json(f)
         if not isinstance(held, dict):
             raise ValueError(f"a JSON {type(held).__name__}, not an object")
     except (OSError, ValueError, UnicodeDecodeError) as exc:  # empty after a crash, or edited

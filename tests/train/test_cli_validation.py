@@ -323,7 +323,9 @@ def test_loop_refuses_bad_options_before_training(tiny_corpus, tiny_ladder, out,
 def test_loop_refuses_a_seed_design_under_half_a_step(tiny_corpus, out, tmp_path):
     # 64 rows of 32 tokens: the seed specialists' D' of 1,000 is under half a step; the
     # trainer refuses it now, so the loop does before it creates the store
-    ladder = write_ladder(tmp_path / "wide-batch.yaml", [tiny_entry(batch_size=64)])
+    # two sizes: a one-size ladder is refused before this (the loop's fits need two)
+    wide = tiny_entry(name="tiny-wide", d_model=48, n_head=3, d_ff=96, batch_size=64)
+    ladder = write_ladder(tmp_path / "wide-batch.yaml", [tiny_entry(batch_size=64), wide])
     args = ["loop", "--corpus", tiny_corpus, "--ladder", ladder, "--store", out / "s.db",
             "--budget", "1e13", "--seed-tokens", "2000"]  # fmt: skip
     refused(args, "the seed design: suggestion #2: spec_tokens 1000 is 0.488 optimizer", out)

@@ -275,3 +275,21 @@ def test_a_seed_design_cut_short_is_finished_by_the_next_loop(tiny_corpus, tmp_p
     plan = plan_suggestions(seed, corpus, store, ladder=entries, workdir=work)
     assert not plan.jobs and len(plan.done) == len(seed)  # all of the seed design is there
     assert len(fitted) == 1 and len(fitted[0]) == len(RunStore(store).read())
+
+
+def test_a_one_size_ladder_is_refused_before_the_seed_design_trains(
+    tiny_corpus, tmp_path, monkeypatch
+):
+    """It trained all eight seed-design runs, then every fit failed its gate."""
+    import bayesplit.train.execute
+    from bayesplit.train.closed_loop import run_loop
+
+    def trains(*args, **kwargs):
+        raise AssertionError("the seed design was trained")
+
+    monkeypatch.setattr(bayesplit.train.execute, "execute_suggestions", trains)
+    one = write_ladder(tmp_path / "one.yaml", [tiny_entry()])
+    store = tmp_path / "runs.db"
+    with pytest.raises(BayesplitError, match="has one model size; .* two sizes"):
+        run_loop(tiny_corpus, store, budget=1e13, ladder=str(one), progress=False)
+    assert not store.exists()

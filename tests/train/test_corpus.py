@@ -449,3 +449,34 @@ def test_cli_build_and_info(tree, tmp_path):
     assert result.exit_code == 0 and "alpha" in result.stderr and "content" in result.stderr
     result = runner.invoke(app, ["corpus", "info", str(tmp_path / "none")])
     assert result.exit_code == 2 and result.stderr.startswith("error: ")
+
+
+def test_a_manifest_nested_too_deeply_or_with_a_repeated_key_is_one_error(built, tmp_path):
+    """[[[...]]] 2,000 deep was a RecursionError traceback; a key given twice was taken
+    silently (the last one won), where suggestions files and ladders refuse it."""
+    import shutil
+
+    corpus, _ = built
+    deep = tmp_path / "deep"
+    shutil.copytree(corpus.path, deep)
+    (deep / "manifest.json").write_text("[" * 2000 + "]" * 2000)
+    with pytest.raises(BayesplitError, match="not valid JSON.*nested too deeply"):
+        Corpus(deep)
+    twice = tmp_path / "twice"
+    shutil.copytree(corpus.path, twice)
+    text = (corpus.path / "manifest.json").read_text()
+    (twice / "manifest.json").write_text(text.replace("{", '{"format": "x", ', 1))
+    with pytest.raises(BayesplitError, match="not valid JSON.*format"):
+        Corpus(twice)
+
+
+def test_documents_too_alike_to_cluster_are_one_line_without_warnings(tmp_path):
+    import warnings
+
+    texts = ["the a of and"] * 4
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # sklearn's RuntimeWarning / ConvergenceWarning
+        with pytest.raises(BayesplitError, match="too alike to split: give each domain"):
+            cluster_documents(texts, 2, seed=0)
+        with pytest.raises(BayesplitError, match="found only 1 distinct groups for K=3; use"):
+            cluster_documents(texts * 2, 3, seed=0)

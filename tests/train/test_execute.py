@@ -313,3 +313,32 @@ def test_the_dry_run_line_says_which_checkpoints_exist_not_where_training_resume
     # a run needing stable step 29 retrains from step 0 when only step 39 exists
     assert "resumes from step 39" not in job.describe()
     assert "checkpoints up to step 39 exist" in job.describe()
+
+
+def test_a_suggestions_file_nested_too_deeply_is_one_error(tmp_path):
+    """A RecursionError traceback (exit 1)."""
+    from bayesplit.train.execute import load_suggestions
+
+    path = tmp_path / "nest.json"
+    path.write_text("[" * 2000 + "]" * 2000)
+    with pytest.raises(BayesplitError, match="not valid JSON \\(nested too deeply"):
+        load_suggestions(path)
+
+
+def test_a_failed_checkpoint_save_leaves_no_temporary_file(tmp_path):
+    """An interrupt (or any failure) inside torch.save left a full-size hidden .tmp file."""
+    import torch
+
+    from bayesplit.train.checkpoint import save_checkpoint
+    from bayesplit.train.config import GPTConfig
+    from bayesplit.train.model import GPT
+
+    model = GPT(GPTConfig(vocab_size=16, seq_len=8, n_layer=1, n_head=1, d_model=8, d_ff=16))
+    opt = torch.optim.AdamW(model.parameters())
+    target = tmp_path / "ck" / "periodic-0000000001.pt"
+    with pytest.raises(Exception):  # noqa: B017 (pickle's error type varies by version)
+        save_checkpoint(target, model, opt, {"not saveable": lambda: 0})
+    assert list((tmp_path / "ck").iterdir()) == []
+    save_checkpoint(target, model, opt, {"step": 1})
+    assert [p.name for p in (tmp_path / "ck").iterdir()] == [target.name]
+    assert load_checkpoint(target)["meta"] == {"step": 1}

@@ -58,6 +58,10 @@ def _size_train(**fields):
     return lambda doc: doc["sizes"][0].update(train=fields)
 
 
+NAME_RULE = (
+    "must be 1-100 letters, digits, '.', '_' or '-', starting and ending with a letter or digit"
+)
+
 BAD = [
     # learning rates: > 0 and finite
     (_set(lr=-1e-3), "size 'cpu-20k': lr must be a finite number > 0, got -0.001"),
@@ -89,8 +93,14 @@ BAD = [
     (_set(n_head=3), "size 'cpu-20k': d_model (32) must be a multiple of n_head (3)"),
     (_set(n_head=32), "size 'cpu-20k': RoPE needs an even head dimension"),
     # names and choices
-    (_set(name=5), "size #1: name must be a non-empty text without / or \\, got 5"),
-    (_set(name="a/b"), "name must be a non-empty text without / or \\, got 'a/b'"),
+    (_set(name=5), f"size #1: name {NAME_RULE}, got 5"),
+    (_set(name="a/b"), f"name {NAME_RULE}, got 'a/b'"),
+    # a NUL failed after training ("embedded null byte"), a newline went into a run id, and
+    # 300 characters made a folder name too long after creating its parent
+    (_set(name="a\x00b"), f"name {NAME_RULE}, got"),
+    (_set(name="a b\nc"), f"name {NAME_RULE}, got"),
+    (_set(name="x" * 101), f"name {NAME_RULE}, got"),
+    (_set(name="-x"), f"name {NAME_RULE}, got"),
     (_set(mlp="relu"), "size 'cpu-20k': mlp must be one of swiglu, gelu, got 'relu'"),
     # unknown keys, with the allowed ones listed
     (_rename("n_layer", "n_layers"), "size 'cpu-20k': unknown key 'n_layers' (allowed: name,"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -37,6 +38,7 @@ def cluster_documents(
     """
     from sklearn.cluster import KMeans
     from sklearn.decomposition import TruncatedSVD
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.preprocessing import normalize
 
@@ -66,16 +68,26 @@ def cluster_documents(
         except ValueError:
             raise BayesplitError("cannot cluster: the documents contain no words") from None
     n_components = min(100, x.shape[1] - 1, n - 1)
-    if n_components >= 2:
-        svd = TruncatedSVD(n_components=n_components, random_state=seed)
-        z = normalize(svd.fit_transform(x))
-    else:
-        z = x
-    raw = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(z)
+    # near-identical documents make sklearn warn (a division by zero in the SVD's variance,
+    # fewer distinct clusters than K) before the one-line error below says the same
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        if n_components >= 2:
+            svd = TruncatedSVD(n_components=n_components, random_state=seed)
+            z = normalize(svd.fit_transform(x))
+        else:
+            z = x
+        raw = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(z)
     found = np.unique(raw)
     if len(found) < k:
+        advice = (
+            "use a smaller K"
+            if k > 2
+            else "the documents are too alike to split: give each domain its own folder (--domains folders)"
+        )
         raise BayesplitError(
-            f"clustering found only {len(found)} distinct groups for K={k}; use a smaller K"
+            f"clustering found only {len(found)} distinct groups for K={k}; {advice}"
         )
     # Renumber: largest cluster first, ties by first appearance, so names do not depend on
     # k-means' arbitrary numbering.

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import math
 import os
 import re
@@ -50,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from bayesplit._io import read_json
 from bayesplit._parse import check_path
 from bayesplit.errors import BayesplitError
 
@@ -156,8 +156,8 @@ class Corpus:
                 f"{self.path} has no manifest.json; build a corpus with `bayesplit corpus build`"
             )
         try:
-            manifest = json.loads(mpath.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            manifest = read_json(mpath)  # a key given twice: the last one was kept
+        except (ValueError, UnicodeDecodeError) as exc:
             raise BayesplitError(f"{mpath} is not valid JSON: {exc}") from None
         _validate_manifest(manifest, mpath)
         self.manifest: dict[str, Any] = manifest
