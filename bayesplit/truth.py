@@ -87,7 +87,8 @@ class GroundTruth:
             )
         if not isinstance(self.params, Mapping):
             raise BayesplitError(
-                f"ground truth params must be a mapping of name: value, got {short_repr(self.params)}"
+                "ground truth params must be a mapping of name: value, "
+                f"got {short_repr(self.params)}"
             )
         missing = set(self.law.param_names) - set(self.params)
         if missing:
@@ -131,7 +132,8 @@ class GroundTruth:
             value = getattr(self.reference, name)
             if not (is_finite_number(value) and value > 0):
                 raise BayesplitError(
-                    f"ground truth reference {name} must be a finite number > 0, got {short_repr(value)}"
+                    f"ground truth reference {name} must be a finite number > 0, "
+                    f"got {short_repr(value)}"
                 )
         for name in ("params", "tokens"):
             value = getattr(self.reference, name)
@@ -151,7 +153,8 @@ class GroundTruth:
         value = self.noise.compute_ref
         if not (is_finite_number(value) and value > 0):
             raise BayesplitError(
-                f"ground truth noise compute_ref must be a finite number > 0, got {short_repr(value)}"
+                "ground truth noise compute_ref must be a finite number > 0, "
+                f"got {short_repr(value)}"
             )
 
     def __repr__(self) -> str:
@@ -517,7 +520,8 @@ class GroundTruth:
             ref = d.get("reference", {})
             if not isinstance(ref, Mapping):
                 raise BayesplitError(
-                    f"ground truth reference must be a mapping of params, tokens, loss; got {short_repr(ref)}"
+                    "ground truth reference must be a mapping of params, tokens, loss; "
+                    f"got {short_repr(ref)}"
                 )
             unknown = sorted(map(str, set(ref) - {"params", "tokens", "loss"}))
             if unknown:

@@ -84,7 +84,8 @@ def cluster_documents(
         advice = (
             "use a smaller K"
             if k > 2
-            else "the documents are too alike to split: give each domain its own folder (--domains folders)"
+            else "the documents are too alike to split: give each domain its own folder "
+            "(--domains folders)"
         )
         raise BayesplitError(
             f"clustering found only {len(found)} distinct groups for K={k}; {advice}"
