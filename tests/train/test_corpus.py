@@ -452,14 +452,15 @@ def test_cli_build_and_info(tree, tmp_path):
 
 
 def test_a_manifest_nested_too_deeply_or_with_a_repeated_key_is_one_error(built, tmp_path):
-    """[[[...]]] 2,000 deep was a RecursionError traceback; a key given twice was taken
+    """[[[...]]] nested deeper than the recursion limit (2,000 in the CLI; pytest-xdist's
+    workers allow more) was a RecursionError traceback; a key given twice was taken
     silently (the last one won), where suggestions files and ladders refuse it."""
     import shutil
 
     corpus, _ = built
     deep = tmp_path / "deep"
     shutil.copytree(corpus.path, deep)
-    (deep / "manifest.json").write_text("[" * 2000 + "]" * 2000)
+    (deep / "manifest.json").write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(BayesplitError, match="not valid JSON.*nested too deeply"):
         Corpus(deep)
     twice = tmp_path / "twice"

@@ -320,7 +320,7 @@ def test_a_suggestions_file_nested_too_deeply_is_one_error(tmp_path):
     from bayesplit.train.execute import load_suggestions
 
     path = tmp_path / "nest.json"
-    path.write_text("[" * 2000 + "]" * 2000)
+    path.write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(BayesplitError, match="not valid JSON \\(nested too deeply"):
         load_suggestions(path)
 
