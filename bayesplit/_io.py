@@ -26,12 +26,19 @@ def check_file_target(path: str | Path) -> Path:
     target = Path(path)
     if target.is_dir():
         raise BayesplitError(f"{path} is a folder; give a file name")
-    ancestor = target.parent
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
-    if ancestor.exists() and not ancestor.is_dir():
+    ancestor = nearest_existing(target.parent)
+    if not ancestor.is_dir():
         raise BayesplitError(f"{path}: {ancestor} is a file, not a folder")
     return target
+
+
+def nearest_existing(folder: Path) -> Path:
+    """``folder`` or its closest ancestor that exists: where a write would create folders
+    from (``Path("")`` is the current one)."""
+    ancestor = folder if str(folder) else Path(".")
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    return ancestor
 
 
 @contextlib.contextmanager

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from bayesplit._io import jsonable
+from bayesplit._io import jsonable, nearest_existing
 from bayesplit._parse import check_seed as parse_seed
 from bayesplit.errors import BayesplitError
 
@@ -120,11 +120,7 @@ def check_output_path(
             raise BayesplitError(f"{option} {target} must end in {wanted} (got {got})")
     elif target.exists() and not target.is_dir():
         raise BayesplitError(f"{option} {target} is a file, not a folder")
-    folder = target if directory else target.parent
-    folder = folder if str(folder) else Path(".")
-    ancestor = folder
-    while not ancestor.exists():
-        ancestor = ancestor.parent
+    ancestor = nearest_existing(target if directory else target.parent)
     if not ancestor.is_dir():
         raise BayesplitError(f"{option} {target}: {ancestor} is a file, not a folder")
     reason = _probe_directory(ancestor)
