@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -116,6 +117,11 @@ class RunStore:
         if self.path.exists():
             # Look before touching: a foreign SQLite file must come out exactly as it went in.
             _check_is_store(self.path, self.timeout, allow_empty=not read_only)
+            if not read_only and not os.access(self.path, os.W_OK):
+                # refused before SQLite tries: its own error does not say why
+                raise BayesplitError(
+                    f"cannot write to {self.path}: the file is read-only; nothing was written"
+                )
         elif not create or read_only:
             raise BayesplitError(f"no such run store: {self.path}")
         else:

@@ -460,3 +460,22 @@ def test_import_takes_a_bundled_data_set_as_the_other_runs_commands_do(tmp_path)
     assert len(load_runs(store)) == len(load_dataset("gadre2024"))
     bad = runner.invoke(app, ["runs", "import", "bundled:nope", "--store", str(tmp_path / "n.db")])
     assert bad.exit_code == 2 and not (tmp_path / "n.db").exists()
+
+
+def test_validate_warns_of_an_extra_the_store_cannot_keep(tmp_path):
+    # a Parquet binary column is a valid run table, but `runs import` refuses it: validate
+    # said "✓" and nothing else, so the refusal came only at import
+    table = good_table().assign(blob=b"\x00\x01")
+    path = tmp_path / "runs.parquet"
+    table.to_parquet(path)
+    out = _ok(runner.invoke(app, ["runs", "validate", str(path), "--json"]))
+    assert out["valid"] is True
+    assert len(out["warnings"]) == 1
+    assert "column 'blob' holds a value the run store cannot keep" in out["warnings"][0]
+    assert "`runs import` will refuse this table" in out["warnings"][0]
+    text = runner.invoke(app, ["runs", "validate", str(path)])
+    assert text.exit_code == 0 and "runs import` will refuse" in " ".join(text.output.split())
+    _refused(runner.invoke(app, ["runs", "import", str(path), "--store", str(tmp_path / "s.db")]))
+    plain = tmp_path / "plain.csv"
+    write_table(good_table(), plain)
+    assert _ok(runner.invoke(app, ["runs", "validate", str(plain), "--json"]))["warnings"] == []

@@ -340,3 +340,19 @@ def test_a_row_edited_outside_bayesplit_is_one_error(tmp_path):
     con.close()
     with pytest.raises(BayesplitError, match="a row's extra fields are not JSON"):
         RunStore(path).read()
+
+
+def test_a_store_file_that_cannot_be_written_is_refused_before_sqlite_tries(tmp_path, monkeypatch):
+    # Simulated (root may write anywhere): SQLite's own error, "attempt to write a readonly
+    # database", gave no cause; the store is still read.
+    path = tmp_path / "runs.db"
+    RunStore(path).append(good_table())
+    before = path.read_bytes()
+    real_access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda p, mode: False if mode == os.W_OK else real_access(p, mode)
+    )
+    with pytest.raises(BayesplitError, match=r"cannot write to .*runs\.db: the file is read-only"):
+        RunStore(path)
+    assert path.read_bytes() == before
+    assert len(RunStore(path, read_only=True).read()) == 5

@@ -51,6 +51,7 @@ def validate_cmd(
         "runs": int(runs["run_id"].nunique()),
         "eval_domains": sorted(runs["eval_domain"].unique()),
         "specialized_rows": int((runs["spec_tokens"] > 0).sum()),
+        "warnings": _store_warnings(runs),
     }
     if json_out:
         emit_json(summary)
@@ -59,6 +60,20 @@ def validate_cmd(
             f"[green]✓[/green] {escape(str(path))}: {summary['rows']} rows, {summary['runs']} runs, "
             f"{len(summary['eval_domains'])} eval domains, {summary['specialized_rows']} specialized rows"
         )
+        for w in summary["warnings"]:
+            console.print(f"[yellow]![/yellow] {escape(w)}")
+
+
+def _store_warnings(runs) -> list[str]:
+    """What a valid table still cannot do: an extra value JSON cannot hold (Parquet bytes)
+    is fine in a run table, but the store refuses it, so validate says so first."""
+    from bayesplit.store import _to_records
+
+    try:
+        _to_records(runs)
+    except BayesplitError as exc:
+        return [f"{exc}: `runs import` will refuse this table"]
+    return []
 
 
 @app.command("import")

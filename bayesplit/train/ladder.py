@@ -325,7 +325,19 @@ def _size(
     return e
 
 
+#: Most tokens in one optimizer step (batch_size × seq_len): 2^31, over a hundred times
+#: the largest published batches (about 16M tokens). A larger step is a typo, and it was
+#: found only when the first batch filled the machine's memory.
+MAX_STEP_TOKENS = 2**31
+
+
 def _check_micro_batch(where: str, e: dict[str, Any]) -> None:
+    step_tokens = e["batch_size"] * e["seq_len"]
+    if step_tokens > MAX_STEP_TOKENS:
+        raise BayesplitError(
+            f"{where}batch_size {e['batch_size']} × seq_len {e['seq_len']} is {step_tokens:,} "
+            f"tokens per optimizer step, more than the {MAX_STEP_TOKENS:,} bayesplit allows"
+        )
     # every process runs batch_size / world rows in micro-batches, so the micro-batch must
     # divide the batch whatever the world size; refused here, not after the store is made
     micro = e.get("micro_batch_size", e["train"].get("micro_batch_size"))

@@ -82,6 +82,12 @@ BAD = [
     (_set(seq_len=0), "size 'cpu-20k': seq_len must be an integer >= 1, got 0"),
     (_set(micro_batch_size=0), "size 'cpu-20k': micro_batch_size must be an integer >= 1"),
     (_set(micro_batch_size=5), "batch_size 16 is not divisible by micro_batch_size 5"),
+    # a typo of a batch filled the machine's memory at the first step (killed, no message)
+    (
+        _set(batch_size=10**9),
+        "size 'cpu-20k': batch_size 1000000000 × seq_len 128 is 128,000,000,000 tokens per "
+        "optimizer step, more than the 2,147,483,648",
+    ),
     (_set(params=-1), "size 'cpu-20k': params must be an integer >= 1, got -1"),
     (
         _set(params_with_embeddings=86177),
