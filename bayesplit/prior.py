@@ -65,6 +65,8 @@ def check_law_mean(law: Law, spec, data, draws: dict | None = None) -> None:
     with np.errstate(all="ignore"):
         log_l = law.evaluate(ops, p, Inputs(n=data.n, d=data.d, dp=data.dp))
     rows = data.rows
+    n_draws = None if draws is None else len(np.asarray(draws[law.params[0].name]))
+    _check_mean_shape(law, log_l, (len(rows),) if draws is None else (n_draws, len(rows)))
     points = {
         "N": rows["params"].to_numpy(float),
         "D": rows["pretrain_tokens"].to_numpy(float),
@@ -72,6 +74,27 @@ def check_law_mean(law: Law, spec, data, draws: dict | None = None) -> None:
         "domain": rows["eval_domain"].to_numpy(str),
     }
     law.check_finite(log_l, points)
+
+
+def _check_mean_shape(law: Law, log_l, expected: tuple[int, ...]) -> None:
+    # a tuple (a trailing comma after the return value) failed deep inside NUTS, text in
+    # a float conversion, and a mean that ignores the inputs only later, in `predict`
+    if not isinstance(log_l, (np.ndarray, np.generic, float, int)) or isinstance(log_l, bool):
+        comma = " (a trailing comma after the return value makes a tuple)"
+        raise BayesplitError(
+            f"law {law.name!r}: its mean returned a {type(log_l).__name__}, not an array"
+            f"{comma if isinstance(log_l, tuple) else ''}"
+        )
+    if not np.issubdtype(np.asarray(log_l).dtype, np.number):
+        raise BayesplitError(
+            f"law {law.name!r}: its mean returned {np.asarray(log_l).dtype} values, not numbers"
+        )
+    if np.shape(log_l) != expected:
+        raise BayesplitError(
+            f"law {law.name!r}: its mean has shape {np.shape(log_l)} where one value per row "
+            f"is needed, shape {expected}; build it from x.n, x.d and x.dp (a term that "
+            "ignores them can add 0 * x.n)"
+        )
 
 
 def prior_predictive(
@@ -103,6 +126,7 @@ def prior_predictive(
     if per_domain is not None:
         law_obj = law_obj.with_pooling(per_domain)
     spec, data = prepare(table, law_obj, run_effect=run_effect)
+    check_law_mean(law_obj, spec, data)  # a mean of no value per row fails inside JAX
     sim = sample_prior(law_obj, spec, data, draws=draws, seed=seed)
     check_law_mean(law_obj, spec, data, sim)  # a NaN draw would read as "outside the band"
     loss = np.exp(np.asarray(sim["log_loss"], dtype=float))

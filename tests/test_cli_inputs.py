@@ -676,3 +676,30 @@ def test_an_empty_path_does_not_hide_the_help():
     result = runner.invoke(app, ["fit", "--out", "", "--help"])
     assert result.exit_code == 0, result.output
     assert "--out" in result.output
+
+
+def test_a_law_module_that_prints_or_exits_on_import_keeps_the_rules(tmp_path, monkeypatch):
+    import json
+    from pathlib import Path
+
+    snippet = Path(__file__).parents[1] / "docs" / "snippets" / "weighted_law.py"
+    text = snippet.read_text()
+    (tmp_path / "chatty_laws.py").write_text(text + "\nprint('registered my laws')\n")
+    (tmp_path / "exit_laws.py").write_text("import sys\nsys.exit('bye')\n")
+    (tmp_path / "quiet_exit_laws.py").write_text("raise SystemExit(3)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    # the print went to stdout ahead of the JSON document
+    result = runner.invoke(app, ["laws", "--json", "--law-module", "chatty_laws"])
+    assert result.exit_code == 0, result.output
+    assert "weighted" in [law["name"] for law in json.loads(result.stdout)["laws"]]
+    assert "registered my laws" in result.stderr
+    # sys.exit ended the command with the module's own code and no `error:` line
+    refused(
+        runner.invoke(app, ["laws", "--law-module", "exit_laws"]),
+        "law module 'exit_laws' called sys.exit('bye') on import",
+    )
+    refused(
+        runner.invoke(app, ["laws", "--law-module", "quiet_exit_laws"]),
+        "law module 'quiet_exit_laws' called sys.exit(3) on import",
+    )

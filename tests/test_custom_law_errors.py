@@ -35,6 +35,19 @@ def nan_when_specialized(ops, p, x):
 E = Param("E", "positive", math.log(0.5), 1.0, per_domain=True, loss_scaled=True)
 register(Law("err_raises", "L = 1/0", (E,), raises), overwrite=True)
 register(Law("err_nan", "L = E·log(-1)", (E,), nan_when_specialized), overwrite=True)
+
+def trailing_comma(ops, p, x):
+    return ops.log(p["E"] + 0 * x.n),
+
+def text(ops, p, x):
+    return "x"
+
+def constant(ops, p, x):
+    return ops.log(p["E"])
+
+register(Law("err_tuple", "L = E", (E,), trailing_comma), overwrite=True)
+register(Law("err_text", "L = E", (E,), text), overwrite=True)
+register(Law("err_const", "L = E", (E,), constant), overwrite=True)
 """
 
 RAISES = "law 'err_raises': its mean raised ZeroDivisionError: division by zero (/"
@@ -179,3 +192,26 @@ def test_only_user_laws_are_guarded(files):
     assert get_law("additive").with_pooling(["E"]).builtin  # a pooling copy is still built in
     assert not get_law("err_nan").builtin
     get_law("additive").check_finite(float("nan"), {})  # built-in laws are not checked
+
+
+@pytest.mark.parametrize(
+    ("law", "message"),
+    [
+        # NUTS: a TracerArrayConversionError traceback of 268 lines
+        ("err_tuple", "law 'err_tuple': its mean returned a tuple, not an array (a trailing"),
+        # "could not convert string to float: 'x'" (a traceback)
+        ("err_text", "law 'err_text': its mean returned a str, not an array"),
+        # fitted and written; `predict` then failed with an IndexError
+        ("err_const", "law 'err_const': its mean has shape () where one value per row is needed"),
+    ],
+)
+def test_a_law_whose_mean_is_no_value_per_row_is_refused_before_fitting(
+    files, tmp_path, law, message
+):
+    out = tmp_path / "post.nc"
+    args = ["fit", "--runs", str(files / "runs.csv"), "--law", law, "--out", str(out)]
+    args += ["--chains", "1", "--draws", "50", "--warmup", "50", "--no-progress"]
+    refused(runner.invoke(app, [*args, "--law-module", "err_laws"]), message)
+    assert not out.exists()
+    args = ["prior", "--runs", str(files / "runs.csv"), "--law", law, "--draws", "20"]
+    refused(runner.invoke(app, [*args, "--law-module", "err_laws"]), message.split(" (")[0])

@@ -186,3 +186,37 @@ def test_repr_is_the_formula_and_the_pooling(law):
         f"shared: {', '.join(law.shared) or '-'}>"
     )
     assert "Param(" not in text and "function" not in text  # not the dataclass default
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        # None reached `bayesplit laws` as a TypeError traceback from rich's escape()
+        ({"description": None}, "law fields: description must be text, got None"),
+        ({"formula": None}, "law fields: formula must be text, got None"),
+        # "no" is truthy: the law was taken to use D'
+        ({"uses_spec_tokens": "no"}, "law fields: uses_spec_tokens must be True or False"),
+        ({"log_mean": None}, "law fields: log_mean must be a function"),
+        # no parameter: `predict` failed on a reshape after the fit was written
+        ({"params": ()}, "law fields: a law needs at least one parameter"),
+        ({"params": Param("E", "positive", 0.0, 1.0)}, "params must be a tuple of Param"),
+        ({"params": ("E",)}, "params must be Param objects, got 'E'"),
+    ],
+)
+def test_law_fields_of_the_wrong_kind_are_refused(change, message):
+    fields = {
+        "name": "fields",
+        "formula": "L = E",
+        "params": (Param("E", "positive", 0.0, 1.0),),
+        "log_mean": _mean,
+    }
+    with pytest.raises(BayesplitError, match=re.escape(message)):
+        Law(**{**fields, **change})
+
+
+def test_a_list_of_params_is_kept_as_a_tuple_and_domain_idx_is_taken():
+    law = Law("listed", "L = E", [Param("E", "positive", 0.0, 1.0)], _mean)
+    assert law.params == (Param("E", "positive", 0.0, 1.0),)
+    # the PyMC model's data node: "Variable name domain_idx already exists" (a traceback)
+    with pytest.raises(BayesplitError, match="parameter name 'domain_idx' is taken by the model"):
+        Law("didx", "L = E", (Param("domain_idx", "positive", 0.0, 1.0),), _mean)

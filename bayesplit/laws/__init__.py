@@ -13,8 +13,10 @@ The CLI also takes ``--law-module mypackage.laws`` to import a module that calls
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
+import sys
 from importlib.metadata import entry_points
 from pathlib import PurePath
 
@@ -79,13 +81,19 @@ def _load_entry_points() -> None:
     _ENTRY_POINTS_LOADED = True
     for ep in entry_points(group="bayesplit.laws"):
         try:
-            law = ep.load()
-        except Exception as exc:  # a broken plugin must not break the built-in laws
+            with _prints_to_stderr():
+                law = ep.load()
+        except (Exception, SystemExit) as exc:  # a broken plugin must not break the built-in laws
             raise BayesplitError(
                 f"cannot load law plugin {ep.name!r} ({ep.value}): {exc}"
             ) from None
         if isinstance(law, Law) and law.name not in _REGISTRY:
             _REGISTRY[law.name] = law
+
+
+def _prints_to_stderr() -> contextlib.AbstractContextManager:
+    # a module that prints while it registers its laws would break `--json` on stdout
+    return contextlib.redirect_stdout(sys.stderr)
 
 
 def import_law_module(module: str) -> None:
@@ -107,9 +115,14 @@ def import_law_module(module: str) -> None:
             "name (e.g. 'my_laws' or 'mypkg.laws')"
         )
     try:
-        importlib.import_module(module)
+        with _prints_to_stderr():
+            importlib.import_module(module)
     except ImportError as exc:
         raise BayesplitError(f"cannot import law module {module!r}: {exc}") from None
+    except SystemExit as exc:  # sys.exit() in the module ended the command with its own code
+        raise BayesplitError(
+            f"law module {module!r} called sys.exit({exc.code!r}) on import"
+        ) from None
     except Exception as exc:  # the user's module broke on import: say where, in one line
         import traceback
 

@@ -25,7 +25,10 @@ Support = Literal["positive", "unit", "real"]
 #: Names the hierarchical model gives its own sites, plates and dims (noise, run effects,
 #: ArviZ's chain and draw): a parameter so named would collide with them in NUTS.
 MODEL_SITES = frozenset(
-    {"sigma", "nu", "run_sd", "run_z", "log_loss", "domain", "run", "obs", "chain", "draw"}
+    {
+        *("sigma", "nu", "run_sd", "run_z", "log_loss", "domain", "run", "obs", "chain"),
+        *("draw", "domain_idx"),  # the PyMC model's data node of each row's domain
+    }
 )
 #: Each parameter ``X`` also becomes sites ``X_mu``, ``X_tau``, ``X_k``, ``X_z``, ``X_u``.
 PARAM_SITE_SUFFIXES = ("_mu", "_tau", "_k", "_z", "_u")
@@ -161,6 +164,7 @@ class Law:
                 f"law name {self.name!r} must be letters, digits, '_', '-' or '.' (no spaces "
                 "or commas)"
             )
+        self._check_fields()
         names = [p.name for p in self.params]
         if len(set(names)) != len(names):
             raise BayesplitError(f"law {self.name}: duplicate parameter names")
@@ -177,6 +181,33 @@ class Law:
                     f"part of parameter {parts[name]!r}; choose another"
                 )
         object.__setattr__(self, "_index", {p.name: p for p in self.params})
+
+    def _check_fields(self) -> None:
+        # each was accepted and failed later: None in `bayesplit laws` (a traceback), "no"
+        # read as True, no parameters at `predict` (a reshape error)
+        for key in ("formula", "description", "reference"):
+            if not isinstance(getattr(self, key), str):
+                raise BayesplitError(
+                    f"law {self.name}: {key} must be text, got {getattr(self, key)!r}"
+                )
+        if not isinstance(self.uses_spec_tokens, bool):
+            raise BayesplitError(
+                f"law {self.name}: uses_spec_tokens must be True or False, "
+                f"got {self.uses_spec_tokens!r}"
+            )
+        if not callable(self.log_mean):
+            raise BayesplitError(f"law {self.name}: log_mean must be a function")
+        params = self.params
+        if isinstance(params, Param) or not isinstance(params, (tuple, list)):
+            raise BayesplitError(
+                f"law {self.name}: params must be a tuple of Param, got {type(params).__name__}"
+            )
+        if not params:
+            raise BayesplitError(f"law {self.name}: a law needs at least one parameter")
+        bad = [p for p in params if not isinstance(p, Param)]
+        if bad:
+            raise BayesplitError(f"law {self.name}: params must be Param objects, got {bad[0]!r}")
+        object.__setattr__(self, "params", tuple(params))
 
     @property
     def param_names(self) -> list[str]:
