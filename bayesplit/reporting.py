@@ -149,6 +149,11 @@ def frontier_budgets(posterior, budget: float, count: int = 7) -> np.ndarray:
     return np.geomspace(lo, budget, count)
 
 
+#: A file that marks a Markdown report's figure folder as bayesplit's, so that the next
+#: report may replace it whole; a folder without it that holds anything is refused.
+REPORT_MARK = ".bayesplit-report"
+
+
 def build_report(
     posterior,
     *,
@@ -170,6 +175,10 @@ def build_report(
     from bayesplit.runs import load_runs
 
     held_runs = load_runs(runs) if runs is not None else None  # bad input fails before the work
+    if held_runs is not None:  # another project's table was refused after every figure
+        from bayesplit.runs import on_domains
+
+        on_domains(held_runs, posterior.domains, "the runs to check")
     common = dict(trunk=trunk, weights=weights, risk=risk, level=level, tolerance=tolerance)
     alloc = allocate(posterior, budget=budget, force=force, **common)
     d = alloc.to_dict()
@@ -629,8 +638,9 @@ def write_report(posterior, out: str | Path, **kwargs) -> Path:
     ``.html`` (or ``.htm``) is one self-contained file with the figures embedded.
     ``.md`` is plain Markdown (GFM tables, no HTML); its figures are PNG files in the
     folder ``<stem>_files`` beside it (``report.md`` -> ``report_files/split.png``),
-    which is replaced as a whole, so that no figure of an earlier run is left in it.
-    Returns ``out``.
+    which is replaced as a whole, so that no figure of an earlier run is left in it. A
+    folder of that name that a report did not write (no ``.bayesplit-report`` file in
+    it) and that holds anything is refused, before the work. Returns ``out``.
     """
     out = check_path(out, "out")
     suffix = out.suffix.lower()
@@ -643,6 +653,16 @@ def write_report(posterior, out: str | Path, **kwargs) -> Path:
             f"{folder} is a file; the Markdown report writes its figures into a folder "
             "of that name: move the file or choose another --out"
         )
+    if suffix == ".md" and folder.is_dir() and not (folder / REPORT_MARK).exists():
+        # the folder is replaced as a whole: a notebook's or pandoc's files there went too
+        foreign = sorted(p.name for p in folder.iterdir())
+        if foreign:
+            more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+            raise BayesplitError(
+                f"{folder} holds files a report did not write ({', '.join(foreign[:3])}{more}); "
+                "the Markdown report replaces that folder as a whole: move them or choose "
+                "another --out"
+            )
     rep = build_report(posterior, **kwargs)
     sections = _sections(posterior, rep)
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -654,5 +674,6 @@ def write_report(posterior, out: str | Path, **kwargs) -> Path:
     with atomic_folder(folder) as tmp:
         for key in keys:
             atomic_write_bytes(tmp / f"{key}.png", rep["figs"][key])
+        (tmp / REPORT_MARK).write_text(f"figures of {out.name}, written by bayesplit\n")
     atomic_write_text(out, _markdown(rep["title"], intro, sections, folder.name))
     return out

@@ -13,6 +13,7 @@ from support import refused, two_run_table
 from typer.testing import CliRunner
 
 from bayesplit.cli import app
+from bayesplit.errors import BayesplitError
 
 runner = CliRunner()
 
@@ -331,7 +332,7 @@ def test_report_md_is_plain_markdown(md_report):
         png = (md_report.parent / link).read_bytes()
         assert png.startswith(PNG) and len(png) > 1000
     assert sorted(p.name for p in (md_report.parent / "report_files").iterdir()) == sorted(
-        link.removeprefix("report_files/") for link in links
+        [".bayesplit-report", *(link.removeprefix("report_files/") for link in links)]
     )
     assert "http://" not in text and "https://" not in text
 
@@ -374,6 +375,7 @@ def test_report_md_replaces_its_figure_folder(post_path, tmp_path, additive_runs
     """A figure folder from an earlier run is replaced whole: no stale figure stays in it."""
     folder = tmp_path / "report_files"
     folder.mkdir()
+    (folder / ".bayesplit-report").write_text("figures of report.md, written by bayesplit\n")
     (folder / "stale.png").write_bytes(PNG)
     (folder / "split.png").write_bytes(b"old")
     out = tmp_path / "report.md"
@@ -381,9 +383,46 @@ def test_report_md_replaces_its_figure_folder(post_path, tmp_path, additive_runs
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == {"out": str(out), "format": "md", "figures": str(folder)}
     names = sorted(p.name for p in folder.iterdir())
-    assert "stale.png" not in names and len(names) == 8
+    assert "stale.png" not in names and len(names) == 9  # 8 figures and the mark
     assert (folder / "split.png").read_bytes().startswith(PNG)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.md", "report_files", "runs.csv"]
+
+
+def test_report_md_refuses_a_folder_it_did_not_write(post_path, tmp_path, additive_runs):
+    # Jupyter, pandoc and Quarto make <stem>_files/ folders too: their files were deleted
+    folder = tmp_path / "report_files"
+    folder.mkdir()
+    (folder / "important.txt").write_text("keep")
+    out = tmp_path / "report.md"
+    result = _report(post_path, additive_runs, out)
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.output
+    assert "report_files holds files a report did not write (important.txt)" in errors[0]
+    assert [p.name for p in folder.iterdir()] == ["important.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report_files", "runs.csv"]
+    # an empty folder of that name is taken, and marked as the report's from then on
+    (folder / "important.txt").unlink()
+    assert _report(post_path, additive_runs, out).exit_code == 0
+    assert (folder / ".bayesplit-report").exists() and (folder / "split.png").exists()
+
+
+def test_report_refuses_runs_on_no_domain_of_the_fit_before_the_work(
+    post_path, additive_runs, monkeypatch
+):
+    # refused only after the decision, the frontier and 8 figures (about 20 s)
+    import bayesplit.allocation
+    from bayesplit.posterior import load_posterior
+    from bayesplit.reporting import build_report
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the decision was computed before the runs were checked")
+
+    monkeypatch.setattr(bayesplit.allocation, "allocate", no_work)
+    general = additive_runs[additive_runs["spec_tokens"] == 0]
+    other = general.drop_duplicates("run_id").assign(eval_domain="medical")
+    with pytest.raises(BayesplitError, match="none of the runs to check is on a domain"):
+        build_report(load_posterior(post_path), budget=1e20, runs=other, force=True)
 
 
 def test_report_md_refuses_a_file_where_its_folder_goes(post_path, tmp_path, additive_runs):

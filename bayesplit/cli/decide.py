@@ -278,7 +278,7 @@ def report_cmd(
         Path,
         typer.Option(
             "--out",
-            help="report.html (one self-contained file) or report.md (Markdown; its figures go to report_files/ beside it)",
+            help="report.html (one self-contained file) or report.md (Markdown; its figures go to report_files/ beside it, a folder it replaces whole; one it did not write must be empty)",
         ),
     ],
     runs: Annotated[
