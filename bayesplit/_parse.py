@@ -241,13 +241,13 @@ def parse_count(text: str, what: str | None = None) -> float:
 
     ``what`` (an option's name) is said in the error, so ``--budget ""`` names its option.
     """
-    s = str(text).strip().replace("_", "")
+    s = str(text).strip()  # float() takes 1_000 as Python does, and refuses 1__000 and _1
     mult = 1.0
     if s and s[-1].lower() in _SUFFIXES:
         mult = _SUFFIXES[s[-1].lower()]
         s = s[:-1]
     try:
-        value = float(s) * mult
+        value = float(s) * mult + 0.0  # + 0.0: "-0" is 0, not -0.0 printed as "-0"
     except ValueError:
         where = f"{what} is " if what else ""
         raise BayesplitError(f"{where}not a number: {text!r} (use e.g. 1.4e9 or 1.4B)") from None

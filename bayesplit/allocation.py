@@ -281,7 +281,13 @@ def _normalize_weights(weights: Mapping[str, float] | None, domains: Sequence[st
         raise BayesplitError(
             f"weights for unknown domain(s) {', '.join(unknown)} (allocating over {', '.join(domains)})"
         )
-    given = [weights.get(k, 0.0) for k in domains]
+    missing = [k for k in domains if k not in weights]
+    if missing:  # {"code": 2} read as "code only", where a user meant "code twice"
+        raise BayesplitError(
+            f"weights leave out {', '.join(missing)}: give every domain a weight (0 leaves "
+            "one out of the objective), or choose the domains to allocate over (--domains)"
+        )
+    given = [weights[k] for k in domains]
     if not all(is_number(v) for v in given):
         bad = next(v for v in given if not is_number(v))
         raise BayesplitError(f"weights must be numbers, got {bad!r} ({type(bad).__name__})")
@@ -1014,10 +1020,23 @@ def _respect_data_limits(prob: Problem, d, dp, score):
     return np.where(after <= before, moved, d), capped
 
 
+def _exact_size(n: np.ndarray, params, ladder) -> np.ndarray:
+    """A fixed N, or the ladder size nearest each N: N comes back from the optimizer's log
+    space an ulp off (20640.000000000007), and a script matching it to a size failed."""
+    if params is not None:
+        return np.full(np.shape(n), float(params))
+    if ladder is not None:
+        sizes = _ladder_sizes(ladder)
+        log_n = np.log(np.asarray(n, dtype=float))
+        return sizes[np.abs(log_n[..., None] - np.log(sizes)).argmin(axis=-1)]
+    return n
+
+
 def _summarize(
     posterior, prob, p, plan_x, opt_x, risk, level, compare, notes, params, ladder, tolerance
 ) -> Allocation:
     n, d, _, dp = (np.asarray(a) for a in _plan_arrays(prob, plan_x, np))
+    n = _exact_size(n, params, ladder)
     kind_, alpha = parse_risk(risk)
 
     def plan_risk(d_, dp_):
@@ -1076,6 +1095,7 @@ def _summarize(
     loss = _evaluate(prob, p, n, d, dp)  # (S, K)
     objective = loss @ prob.weights
     on, od, _, odp = (np.asarray(a) for a in _plan_arrays(prob, opt_x, np))
+    on = _exact_size(on, params, ladder)
 
     def per_draw_objective(d_, dp_):  # draw s's optimum, scored under draw s
         return _evaluate(prob, p, on, d_, dp_) @ prob.weights
@@ -1144,6 +1164,10 @@ def _summarize(
         flops.append(float(prob.compute.flops(an, ad, adp)))
     alt_obj = np.array(alt_obj).reshape(len(names), s)
     regret = alt_obj - opt_objective[None, :]
+    # a tie is half a win: the plan compared with itself (`--compare` of its own JSON) read
+    # "P(plan better) 0%"; 1e-9 absorbs the rounding of a plan read back from JSON
+    tie = np.isclose(alt_obj, objective[None, :], rtol=1e-9, atol=0.0)
+    p_better = ((objective[None, :] < alt_obj) & ~tie).mean(axis=1) + 0.5 * tie.mean(axis=1)
     alt_ds = xr.Dataset(
         {
             "objective": (("alternative", "draw"), alt_obj),
@@ -1154,7 +1178,7 @@ def _summarize(
                 np.array(alt_dp, dtype=float).reshape(len(names), prob.k),
             ),
             "flops": ("alternative", np.array(flops)),
-            "p_better": ("alternative", (objective[None, :] < alt_obj).mean(axis=1)),
+            "p_better": ("alternative", p_better),
             "expected_regret": ("alternative", regret.mean(axis=1)),
             "expected_regret_rel": ("alternative", (regret / opt_objective[None, :]).mean(axis=1)),
         },

@@ -135,7 +135,8 @@ class Allocation:
         ``regret``.
     alternatives : xarray.Dataset
         Dims ``alternative`` (× ``draw``, ``domain``): each alternative's plan, objective
-        per draw, ``p_better`` (probability the chosen plan is better) and
+        per draw, ``p_better`` (probability the chosen plan is better, a tie counting
+        half) and
         ``expected_regret`` (nats; ``expected_regret_rel`` relative to the optimum).
         Other splits for a law with D', other model sizes for one without; empty for a
         law without D' at a fixed N (the budget then fixes the plan).

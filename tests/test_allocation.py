@@ -262,6 +262,11 @@ def test_user_plan_comparison(truth2):
     d = allocate(truth2.as_posterior(), budget=BUDGET, compare=[plan]).to_dict()
     ours = [a for a in d["alternatives"] if a["name"] == "ours"][0]
     assert ours["plan"]["params"] == 3e8 and ours["expected_regret"] > 0
+    # the plan itself, as its JSON gives it back: a tie in every draw, not "0% better"
+    itself = {**d["plan"], "name": "itself"}
+    again = allocate(truth2.as_posterior(), budget=BUDGET, compare=[itself]).to_dict()
+    (same,) = [a for a in again["alternatives"] if a["name"] == "itself"]
+    assert same["p_better"] == pytest.approx(0.5)
     with pytest.raises(BayesplitError, match="unknown domain"):
         allocate(
             truth2.as_posterior(),
@@ -790,7 +795,12 @@ def test_boundary_inputs_from_notebooks(additive_posterior, tmp_path):
     )
     assert np.allclose(big.weights, 1 / 3) and big.to_dict()["objective"]["median"] > 1
     with pytest.raises(BayesplitError, match="weights must be numbers, got '1'"):
-        allocate(post, budget=1e20, force=True, weights={"web": "1"})
+        allocate(
+            post, budget=1e20, force=True, weights={**dict.fromkeys(post.domains, 1), "web": "1"}
+        )
+    # {"web": 2} meant "web twice as much" and gave every other domain weight 0, unsaid
+    with pytest.raises(BayesplitError, match="weights leave out code, law: give every domain"):
+        allocate(post, budget=1e20, force=True, weights={"web": 2})
     # forced numbers say so, and only they do
     assert any("failed its diagnostics gate" in n for n in a.notes) == (not post.diagnostics.ok)
     # unsorted and repeated budgets drew a zigzag frontier
@@ -905,3 +915,16 @@ def test_credible_bands_have_the_law_shade_in_every_figure(truth2):
         rgb = tuple(band.get_facecolor()[0][:3])
         assert np.allclose(rgb, to_rgb(LAW_COLOR)), ax.get_title()
         assert not np.allclose(rgb, to_rgb(PRED_COLOR))
+
+
+def test_a_fixed_n_and_a_ladder_size_come_back_exact(truth2):
+    # N went through log/exp: 49999999.99999999 for params=5e7, and a ladder size 1 ulp off,
+    # which a script mapping the plan back to its ladder entry by equality missed
+    post = truth2.as_posterior()
+    for n in (5e7, 4.1e7, 20_640e3):
+        fixed = allocate(post, budget=BUDGET, params=n).to_dict()
+        assert fixed["plan"]["params"] == n
+    sizes = [20_640e3, 55_536e3, 123_450e3]
+    laddered = allocate(post, budget=BUDGET, ladder=sizes)
+    assert laddered.to_dict()["plan"]["params"] in sizes
+    assert set(laddered.draws["opt_params"].values.tolist()) <= set(sizes)

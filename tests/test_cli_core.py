@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pandas as pd
 import pytest
@@ -171,6 +172,12 @@ def test_parse_count():
 
     with pytest.raises(BayesplitError):
         parse_count("lots")
+    # "-0" printed as D'=-0 and "spec_tokens": -0.0
+    assert math.copysign(1.0, parse_count("-0")) == 1.0
+    assert parse_count("1_000") == 1000 and parse_count("2_000M") == 2e9
+    for typo in ("1__000e10", "_1_", "1_"):  # every "_" was dropped, so these passed
+        with pytest.raises(BayesplitError, match="not a number"):
+            parse_count(typo)
 
 
 def test_parse_counts_refuses_an_empty_item():
@@ -237,6 +244,9 @@ def test_demo_runs_end_to_end_on_the_bundled_campaign(tmp_path):
     new = _json(runner.invoke(app, ["predict", post, *point]))
     assert own["run"] == trunk and new["run"] == "new"
     assert own["predictive"][1] - own["predictive"][0] < new["predictive"][1] - new["predictive"][0]
+    # the credible band of a known run includes its effect: it was labelled "(law)"
+    text = runner.invoke(app, ["predict", post, *point[:-1], "--run", trunk])
+    assert f"credible (law + run {trunk} effect):" in " ".join(text.stderr.split())
     res = runner.invoke(app, ["predict", post, *point, "--run", "no-such-trunk"])
     assert res.exit_code == 2 and "no-such-trunk" in res.stderr
 

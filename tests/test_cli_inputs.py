@@ -510,7 +510,15 @@ def test_frontier_refuses_an_infinite_end_in_one_line(post_path):
 @pytest.mark.parametrize("command", ["allocate", "frontier"])
 def test_a_zero_weight_prints_no_numpy_warning(post_path, command):
     budget = ["--budget", "1e20"] if command == "allocate" else ["--budgets", "1e19,1e20"]
-    args = [command, str(post_path), *budget, "--force", "--json", "--weights", "web=1"]
+    args = [
+        command,
+        str(post_path),
+        *budget,
+        "--force",
+        "--json",
+        "--weights",
+        "web=1,code=0,law=0",
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "Warning" not in result.stderr, result.stderr
@@ -703,3 +711,16 @@ def test_a_law_module_that_prints_or_exits_on_import_keeps_the_rules(tmp_path, m
         runner.invoke(app, ["laws", "--law-module", "quiet_exit_laws"]),
         "law module 'quiet_exit_laws' called sys.exit(3) on import",
     )
+
+
+@pytest.mark.parametrize("command", ["allocate", "frontier", "report"])
+def test_weights_for_some_domains_only_are_refused(post_path, command, tmp_path):
+    # `--weights web=2` (meaning "web twice") silently gave code and law weight 0
+    budget = ["--budgets", "1e19,1e20"] if command == "frontier" else ["--budget", "1e20"]
+    out = ["--out", str(tmp_path / "r.html")] if command == "report" else []
+    args = [command, str(post_path), *budget, "--force", "--weights", "web=2", *out]
+    refused(
+        runner.invoke(app, args),
+        "weights leave out code, law: give every domain a weight (0 leaves one out",
+    )
+    assert list(tmp_path.iterdir()) == []

@@ -24,6 +24,15 @@ def check_seed(value: int) -> int:
     return value if value is None else parse_seed(value, "--seed")
 
 
+#: The ``--level`` option everywhere (not ``--risk q90``, which sets what is minimized).
+Level = Annotated[
+    float,
+    typer.Option(
+        "--level",
+        help="Probability of the intervals shown (credible and predictive), e.g. 0.9 for 90%.",
+    ),
+]
+
 #: The ``--seed`` option everywhere.
 Seed = Annotated[
     int,

@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from bayesplit._parse import parse_count, percent
-from bayesplit.cli._common import Seed, check_output_path, console, emit_json, fmt
+from bayesplit.cli._common import Level, Seed, check_output_path, console, emit_json, fmt
 from bayesplit.errors import BayesplitError
 
 
@@ -181,7 +181,7 @@ def prior_cmd(
     ] = "chinchilla",
     draws: Annotated[int, typer.Option(help="Prior draws.")] = 500,
     seed: Seed = 0,
-    level: float = 0.9,
+    level: Level = 0.9,
     json_out: JsonFlag = False,
     law_module: LawModule = None,
 ) -> None:
@@ -202,7 +202,7 @@ def prior_cmd(
         )
         return
     table = Table(title=escape(f"prior predictive check, {law}, {percent(level)} band"))
-    for col in ("domain", "rows", "observed range", "prior band (median row)", "inside"):
+    for col in ("domain", "rows", "observed range", "prior band (row medians)", "inside"):
         table.add_column(col)
     for dom, r in summary.iterrows():
         table.add_row(
@@ -316,7 +316,7 @@ def predict_cmd(
             "new run).",
         ),
     ] = None,
-    level: float = 0.9,
+    level: Level = 0.9,
     seed: Seed = 0,
     json_out: JsonFlag = False,
     law_module: LawModule = None,
@@ -346,13 +346,12 @@ def predict_cmd(
         escape(f"{domain} at N={n:.3g}, D={d:.3g}, D'={dp:.3g} ({post.law.name})"),
     )
     console.print(f"  median {result['median']:.4f}   mean {result['mean']:.4f} nats/token")
-    console.print(
-        f"  {percent(level)} credible (law):     [{result['credible'][0]:.4f}, {result['credible'][1]:.4f}]"
-    )
-    console.print(
-        f"  {percent(level)} predictive ({'new run' if run is None else 'run ' + escape(run)}): "
-        f"[{result['predictive'][0]:.4f}, {result['predictive'][1]:.4f}]"
-    )
+    # with --run the credible band is the law plus that run's estimated effect
+    credible = f"credible ({'law' if run is None else 'law + run ' + run + ' effect'}):"
+    predictive = f"predictive ({'new run' if run is None else 'run ' + run}):"
+    width = max(len(credible), len(predictive))
+    for label, (lo, hi) in ((credible, result["credible"]), (predictive, result["predictive"])):
+        console.print(f"  {percent(level)} {escape(label.ljust(width))} [{lo:.4f}, {hi:.4f}]")
     if "warning" in result:
         console.print(f"[yellow]! {escape(result['warning'])}[/yellow]")
 
@@ -365,7 +364,7 @@ def compare_cmd(
     holdout_largest: Annotated[
         float, typer.Option("--holdout-largest", help="Fraction of runs (by compute) held out.")
     ] = 0.2,
-    level: float = 0.9,
+    level: Level = 0.9,
     chains: int = 4,
     draws: int = 1000,
     warmup: int = 1000,

@@ -11,7 +11,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from bayesplit._parse import percent, share_range
-from bayesplit.cli._common import check_output_path, check_plot_path, console, emit_json, given
+from bayesplit.cli._common import (
+    Level,
+    check_output_path,
+    check_plot_path,
+    console,
+    emit_json,
+    given,
+)
 from bayesplit.cli.core import (
     JsonFlag,
     LawModule,
@@ -25,6 +32,10 @@ from bayesplit.cli.suggest import parse_weights
 from bayesplit.errors import BayesplitError
 
 Budget = Annotated[str, typer.Option("--budget", help="Training compute in FLOPs, e.g. 1e21.")]
+WEIGHTS_HELP = (
+    "Domain weights of the objective, one per domain served, e.g. a=0.5,b=0.5 (default "
+    "equal; 0 leaves a domain out)."
+)
 Trunk = Annotated[str, typer.Option(help="shared (one pretraining, K branches) or independent.")]
 Risk = Annotated[str, typer.Option(help="mean, qNN (e.g. q90) or cvarNN (e.g. cvar90).")]
 Tolerance = Annotated[
@@ -102,9 +113,7 @@ def allocate_cmd(
     domains: Annotated[
         str | None, typer.Option(help="Comma-separated domains to serve (default all).")
     ] = None,
-    weights: Annotated[
-        str | None, typer.Option(help="Domain weights, e.g. a=0.5,b=0.5 (default equal).")
-    ] = None,
+    weights: Annotated[str | None, typer.Option(help=WEIGHTS_HELP)] = None,
     params: Annotated[str | None, typer.Option("--params", help="Fix the model size N.")] = None,
     ladder: Annotated[
         str | None,
@@ -121,7 +130,7 @@ def allocate_cmd(
     compare: Annotated[
         Path | None, typer.Option("--compare", help="JSON plan (or list of plans) to compare with.")
     ] = None,
-    level: float = 0.9,
+    level: Level = 0.9,
     tolerance: Tolerance = 0.001,
     force: Force = False,
     plot: Annotated[
@@ -207,9 +216,9 @@ def frontier_cmd(
         ),
     ] = None,
     trunk: Trunk = "shared",
-    weights: Annotated[str | None, typer.Option(help="Domain weights, e.g. a=0.5,b=0.5.")] = None,
+    weights: Annotated[str | None, typer.Option(help=WEIGHTS_HELP)] = None,
     risk: Risk = "mean",
-    level: float = 0.9,
+    level: Level = 0.9,
     tolerance: Tolerance = 0.001,
     force: Force = False,
     plot: Annotated[
@@ -286,9 +295,9 @@ def report_cmd(
         typer.Option("--runs", help="Runs to check predictions against (those not in the fit)."),
     ] = None,
     trunk: Trunk = "shared",
-    weights: Annotated[str | None, typer.Option(help="Domain weights.")] = None,
+    weights: Annotated[str | None, typer.Option(help=WEIGHTS_HELP)] = None,
     risk: Risk = "mean",
-    level: float = 0.9,
+    level: Level = 0.9,
     tolerance: Tolerance = 0.001,
     force: Force = False,
     json_out: JsonFlag = False,

@@ -115,7 +115,10 @@ def suggest_cmd(
         str, typer.Option(help="Compute model of the decision: shared or independent.")
     ] = "shared",
     weights: Annotated[
-        str | None, typer.Option(help="Domain weights of the decision, e.g. a=0.5,b=0.5.")
+        str | None,
+        typer.Option(
+            help="Domain weights of the decision, one per domain served, e.g. a=0.5,b=0.5."
+        ),
     ] = None,
     max_draws: Annotated[int, typer.Option(help="Posterior draws used.")] = 2000,
     force: Annotated[
