@@ -49,6 +49,12 @@ def _mpl():
     )
 
 
+def _literal(text) -> str:
+    """A name shown as written: matplotlib reads text between two ``$`` as maths, and a
+    domain named ``usd$^$`` failed every figure with a parse error."""
+    return str(text).replace("$", r"\$")
+
+
 def _ax(ax, figsize=(6.4, 4.2)):
     plt = _mpl()
     if ax is None:
@@ -161,9 +167,9 @@ def plot_domain_losses(alloc, ax=None):
             ms=4,
             capsize=2,
             color=colors[i % len(colors)],
-            label=name,
+            label=_literal(name),
         )
-    ax.set_xticks(x, alloc.domains, rotation=20, ha="right")
+    ax.set_xticks(x, [_literal(d) for d in alloc.domains], rotation=20, ha="right")
     ax.set_ylabel("loss at the target budget (nats/token)")
     ax.set_title(f"Per-domain loss, {percent(alloc.level)} credible intervals")
     ax.legend(fontsize=7, ncol=2)
@@ -255,7 +261,9 @@ def plot_alternatives(alloc, ax=None):
     for body in parts["bodies"]:
         body.set_facecolor(PRED_COLOR)
         body.set_alpha(0.7)
-    ax.set_xticks(np.arange(1, len(names) + 1), names, rotation=20, ha="right")
+    ax.set_xticks(
+        np.arange(1, len(names) + 1), [_literal(n) for n in names], rotation=20, ha="right"
+    )
     ax.set_ylabel("weighted loss Σ w_k L_k (nats/token)")
     ax.set_title("Plan vs alternatives across the posterior")
     ax.grid(alpha=0.3, axis="y")
@@ -342,12 +350,12 @@ def plot_campaigns(
 
     ax, ax2 = axes
     fig = ax.figure
-    suffix = f"\n{title}" if title else ""
+    suffix = f"\n{_literal(title)}" if title else ""
     colors = policy_colors()
     names = history["policy"].unique()
     for policy in [p for p in POLICIES if p in names] + [p for p in names if p not in POLICIES]:
         g = history[history["policy"] == policy]
-        style = {"marker": "o", "label": policy, "color": colors.get(policy)}
+        style = {"marker": "o", "label": _literal(policy), "color": colors.get(policy)}
         by = g.groupby("round").agg(spent=("spent_flops", "median"), regret=("regret", "median"))
         # a regret of exactly 0 (the true optimum) still has to show on a log axis
         ax.plot(by["spent"], 100 * by["regret"].clip(lower=1e-5), **style)
@@ -435,7 +443,7 @@ def plot_fit(posterior, domains=None, max_draws: int = 800, level: float = 0.9):
                     zorder=3,
                 )
         ax.set_xscale("log")
-        ax.set_title(dom, fontsize=9)
+        ax.set_title(_literal(dom), fontsize=9)
         ax.set_xlabel("compute 6N(D + D') (FLOPs)", fontsize=8)
         ax.set_ylabel("loss (nats/token)", fontsize=8)
         ax.grid(alpha=0.3)
@@ -444,7 +452,7 @@ def plot_fit(posterior, domains=None, max_draws: int = 800, level: float = 0.9):
         ax.axis("off")
     axes.ravel()[0].legend(fontsize=6)
     fig.suptitle(
-        f"{posterior.law.name} fit: points = runs (open = specialized), lines = median law, dark band = {percent(level)} credible, light = {percent(level)} predictive",
+        f"{_literal(posterior.law.name)} fit: points = runs (open = specialized), lines = median law, dark band = {percent(level)} credible, light = {percent(level)} predictive",
         fontsize=9,
         wrap=True,  # one or two domains make a figure narrower than this line: it was cut off
     )
@@ -493,7 +501,7 @@ def plot_fans(posterior, frontier_table, level: float = 0.9, max_draws: int = 10
             label="runs",
         )
         ax.set_xscale("log")
-        ax.set_title(dom, fontsize=9)
+        ax.set_title(_literal(dom), fontsize=9)
         ax.set_xlabel("compute (FLOPs)", fontsize=8)
         ax.set_ylabel("loss (nats/token)", fontsize=8)
         ax.grid(alpha=0.3)

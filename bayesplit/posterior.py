@@ -35,6 +35,8 @@ from bayesplit.laws import Inputs, Law, get_law, get_ops
 from bayesplit.model import ModelSpec, Reference
 
 _META_KEY = "bayesplit"
+#: The layout of a posterior file; a file of another format is refused, not misread.
+POSTERIOR_FORMAT = "bayesplit-posterior/1"
 _ROW_COLUMNS = (
     "run_id",
     "params",
@@ -293,7 +295,7 @@ class Posterior:
     # -- persistence --------------------------------------------------------
     def _meta(self) -> dict:
         return {
-            "format": "bayesplit-posterior/1",
+            "format": POSTERIOR_FORMAT,
             "law": self.law.name,
             "per_domain": self.law.per_domain,
             "spec": self.spec.to_dict(),
@@ -482,6 +484,11 @@ def _key_problems(where: str, d: Any, keys: dict, fields: Any) -> list[str]:
     return out
 
 
+def _noise_ok(name: str, draws) -> bool:
+    v = np.asarray(draws, dtype=float)
+    return bool(np.all(np.isfinite(v) & ((v > 0) if name == "nu" else (v >= 0))))
+
+
 def _check_file(path: Path, idata, meta: Any) -> Law:
     """The law of a posterior file read back, after checking the file is complete.
 
@@ -494,6 +501,12 @@ def _check_file(path: Path, idata, meta: Any) -> Law:
 
     if not isinstance(meta, dict):
         refuse([f"its {_META_KEY!r} metadata is a {type(meta).__name__}, not a mapping"])
+    fmt = meta.get("format", POSTERIOR_FORMAT)  # files from before the tag are format 1
+    if fmt != POSTERIOR_FORMAT:
+        raise BayesplitError(
+            f"{path} is in posterior format {fmt!r}; this bayesplit reads "
+            f"{POSTERIOR_FORMAT!r}: upgrade bayesplit, or refit with this version"
+        )
     problems = []
     for k in ("law", "per_domain", "spec", "diagnostics"):
         if k not in meta:
@@ -572,6 +585,14 @@ def _check_file(path: Path, idata, meta: Any) -> Law:
         problems.append("the posterior's runs differ from those in its metadata")
     if "sigma" not in post:
         problems.append("the posterior lacks the noise scale 'sigma'")
+    if meta["spec"]["student_df"] is None and "nu" not in post:  # a TypeError in predict
+        problems.append("spec.student_df is null (ν was sampled) but the posterior lacks 'nu'")
+    # a NaN noise draw gave predictive bands of [null, null] with exit 0
+    bad_noise = [n for n in ("sigma", "run_sd", "nu") if n in post and not _noise_ok(n, post[n])]
+    if bad_noise:
+        problems.append(
+            f"noise draws {', '.join(bad_noise)} are not all finite and > 0 (σ and σ_run may be 0)"
+        )
     if "run_z" in post and (
         "run_sd" not in post or post["run_z"].shape[2:] != (len(meta["spec"]["runs"]),)
     ):

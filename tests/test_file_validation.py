@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import shutil
 
 import arviz as az
@@ -111,6 +112,16 @@ BAD_POSTERIORS = {
         dict(edit=lambda p: p.assign(E=-p["E"])),
         "law parameter(s) E have draws outside their support",
     ),
+    # a TypeError traceback in predict (float(None) for ν)
+    "nu sampled but missing": (
+        dict(meta=lambda m: m["spec"].__setitem__("student_df", None)),
+        "spec.student_df is null (ν was sampled) but the posterior lacks 'nu'",
+    ),
+    # predictive bands of [null, null], exit 0
+    "NaN sigma": (
+        dict(edit=lambda p: p.assign(sigma=p["sigma"] * float("nan"))),
+        "noise draws sigma are not all finite and > 0",
+    ),
     # loaded, and predict --run answered "the fit has no run effect"
     "run_z without run_effect": (
         dict(edit=_with_run_z, meta=_run_effect(False)),
@@ -137,6 +148,19 @@ def test_incomplete_posterior_files_are_refused(good_file, tmp_path, case):
         Posterior.load(path)
     assert message in str(err.value) and "\n" not in str(err.value)
     _refused(runner.invoke(app, ["predict", str(path), *PREDICT]), message)
+
+
+@pytest.mark.parametrize("fmt", ["bayesplit-posterior/99", "", 2])
+def test_a_posterior_of_another_format_is_refused_not_misread(good_file, tmp_path, fmt):
+    # the tag was written but read nowhere
+    path = _rewrite(good_file, tmp_path / "other.nc", meta=_set("format", fmt))
+    message = f"is in posterior format {fmt!r}; this bayesplit reads 'bayesplit-posterior/1'"
+    with pytest.raises(BayesplitError, match=re.escape(message)):
+        Posterior.load(path)
+    _refused(runner.invoke(app, ["predict", str(path), *PREDICT]), message)
+    # files written before the tag existed have none, and load
+    untagged = _rewrite(good_file, tmp_path / "untagged.nc", meta=lambda m: m.pop("format"))
+    assert Posterior.load(untagged).domains == ["web", "code", "law"]
 
 
 def test_run_z_with_run_effect_on_loads(good_file, tmp_path):

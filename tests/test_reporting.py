@@ -88,3 +88,24 @@ def test_the_checklist_says_how_far_the_target_is_from_the_largest_run():
     assert extrapolation(0.4 * largest).endswith("= 0.4× the largest run")
     assert extrapolation(0.77 * largest).endswith("= 0.77× the largest run")
     assert extrapolation(51.2 * largest).endswith("= 51× the largest run")
+
+
+def test_names_with_dollar_signs_are_drawn_as_written():
+    # matplotlib read "usd$^$" as maths: every figure of the report failed with a parse error
+    from bayesplit import plots
+    from bayesplit.allocation import allocate, frontier
+    from bayesplit.truth import example_truth
+
+    post = example_truth("additive", domains=("web", "usd$^$")).as_posterior()
+    alloc = allocate(
+        post, budget=1e20, compare=[{"name": "a $b$", "params": 1e8, "pretrain_tokens": 1e10}]
+    )
+    fig = alloc.plot_domains()
+    plots.figure_to_png(fig)
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["web", r"usd\$^\$"]
+    for figure in (
+        alloc.plot_alternatives(),
+        plots.plot_fit(post),
+        plots.plot_fans(post, frontier(post, [1e19, 1e20])),
+    ):
+        assert plots.figure_to_png(figure).startswith(b"\x89PNG")
