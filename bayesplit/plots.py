@@ -473,6 +473,15 @@ def plot_fans(posterior, frontier_table, level: float = 0.9, max_draws: int = 10
     _lo, _hi = (1 - level) / 2, (1 + level) / 2
     b = frontier_table["budget"].to_numpy()
     for ax, dom in zip(axes.ravel(), domains, strict=False):
+        # at the compute of this domain's own model, 6·N·(D + D'_k), where its runs are
+        # drawn: at the total budget the fan sat right of the data by the other branches'
+        # D' (K times over with independent trunks)
+        x = np.array(
+            [
+                6 * r["params"] * (r["pretrain_tokens"] + r["spec_tokens"].get(dom, 0.0))
+                for _, r in frontier_table.iterrows()
+            ]
+        )
         med, clo, chi, plo, phi = [], [], [], [], []
         for _, r in frontier_table.iterrows():
             ds = posterior.predict(
@@ -488,9 +497,9 @@ def plot_fans(posterior, frontier_table, level: float = 0.9, max_draws: int = 10
             chi.append(ds["credible_hi"].item())
             plo.append(ds["predictive_lo"].item())
             phi.append(ds["predictive_hi"].item())
-        ax.fill_between(b, plo, phi, color=PRED_COLOR, alpha=0.35, lw=0, label="predictive")
-        ax.fill_between(b, clo, chi, color=LAW_COLOR, alpha=0.35, lw=0, label="credible")
-        ax.plot(b, med, color=LAW_COLOR, lw=1.5, label="median")
+        ax.fill_between(x, plo, phi, color=PRED_COLOR, alpha=0.35, lw=0, label="predictive")
+        ax.fill_between(x, clo, chi, color=LAW_COLOR, alpha=0.35, lw=0, label="credible")
+        ax.plot(x, med, color=LAW_COLOR, lw=1.5, label="median")
         sub = runs[runs["eval_domain"] == dom]
         ax.scatter(
             6 * sub["params"] * (sub["pretrain_tokens"] + sub["spec_tokens"]),
@@ -502,7 +511,7 @@ def plot_fans(posterior, frontier_table, level: float = 0.9, max_draws: int = 10
         )
         ax.set_xscale("log")
         ax.set_title(_literal(dom), fontsize=9)
-        ax.set_xlabel("compute (FLOPs)", fontsize=8)
+        ax.set_xlabel("compute of this domain's model, 6N(D + D') (FLOPs)", fontsize=8)
         ax.set_ylabel("loss (nats/token)", fontsize=8)
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=7)
@@ -510,7 +519,8 @@ def plot_fans(posterior, frontier_table, level: float = 0.9, max_draws: int = 10
         ax.axis("off")
     axes.ravel()[0].legend(fontsize=6)
     fig.suptitle(
-        f"Extrapolation to {b.max():.2g} FLOPs along the optimal plan ({percent(level)} bands)",
+        f"Extrapolation along the optimal plan up to a budget of {b.max():.2g} FLOPs "
+        f"({percent(level)} bands)",
         fontsize=9,
         wrap=True,  # a one-domain figure (3.6 in) is narrower than this line
     )

@@ -224,9 +224,21 @@ def _sections(posterior, rep: dict) -> list[tuple[str, list[tuple]]]:
     diag = posterior.diagnostics
     out = []
 
+    n_models = len(d["plan"]["spec_tokens"])  # one per domain with independent trunks
+    independent = d["trunk"] == "independent" and n_models > 1
     plan_rows = [
         ["model size N (parameters, as in the run table)", _fmt(d["plan"]["params"])],
-        ["pretraining tokens D", _fmt(d["plan"]["pretrain_tokens"])],
+        [
+            f"pretraining tokens D (each of the {n_models} models)"
+            if independent
+            else "pretraining tokens D",
+            _fmt(d["plan"]["pretrain_tokens"]),
+        ],
+        # --weights c4=1 made the plan serve c4 alone, and the report never said so
+        [
+            "domain weights of the objective",
+            ", ".join(f"{w}: {v:.3g}" for w, v in d["weights"].items()),
+        ],
     ]
     plan_rows += [
         [f"specialization tokens D' on {k}", _fmt(v)] for k, v in d["plan"]["spec_tokens"].items()
@@ -257,9 +269,23 @@ def _sections(posterior, rep: dict) -> list[tuple[str, list[tuple]]]:
         if spec
         else "with no specialization"
     )
+    n_, d_ = d["plan"]["params"], d["plan"]["pretrain_tokens"]
+    # independent trunks: K pretrainings of D each; "a model on D tokens" was a quarter of it
+    train = (
+        f"train {n_models} separate {n_:.3g}-parameter models, one per domain, each on "
+        f"{d_:.3g} general tokens ({n_models * d_:.3g} in all)"
+        if independent
+        else f"train a {n_:.3g}-parameter model on {d_:.3g} general tokens"
+    )
+    unserved = [w for w, v in d["weights"].items() if v == 0]
+    weights_note = (
+        f" Domains of weight 0 ({', '.join(unserved)}) do not count in the objective."
+        if unserved
+        else ""
+    )
     summary = (
         f" With {d['budget']:.3g} FLOPs ({d['trunk']} trunk, risk: {d['risk']}), "
-        f"train a {d['plan']['params']:.3g}-parameter model on {d['plan']['pretrain_tokens']:.3g} general tokens, {then}. "
+        f"{train}, {then}.{weights_note} "
         f"Across the posterior, the optimal N lies in "
         f"[{od['params'][0]:.3g}, {od['params'][2]:.3g}] and the optimal pretraining share in [{od['pretrain_fraction'][0]:.0%}, "
         f"{od['pretrain_fraction'][2]:.0%}] ({percent(level)}). "
@@ -318,7 +344,12 @@ def _sections(posterior, rep: dict) -> list[tuple[str, list[tuple]]]:
             [
                 (
                     "table",
-                    ["domain", "median", f"{percent(level)} lo", f"{percent(level)} hi"],
+                    [
+                        "domain",
+                        "median",
+                        f"{percent(level)} credible lo",
+                        f"{percent(level)} credible hi",
+                    ],
                     loss_rows,
                     1,
                 ),
@@ -404,7 +435,7 @@ def _checklist(posterior, rep: dict) -> list[tuple]:
     if held is not None and len(held):
         seen = int((held["predicted_for"] == "seen trunk").sum())
         held_text = (
-            f"{len(held)} rows not in the fit: median |error| {held['rel_error'].abs().median():.2%}, "
+            f"{len(held)} row{'s' if len(held) != 1 else ''} not in the fit: median |error| {held['rel_error'].abs().median():.2%}, "
             f"{percent(level)} predictive coverage {held['inside'].mean():.0%}"
         )
         if seen:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -109,3 +111,41 @@ def test_names_with_dollar_signs_are_drawn_as_written():
         plots.plot_fans(post, frontier(post, [1e19, 1e20])),
     ):
         assert plots.figure_to_png(figure).startswith(b"\x89PNG")
+
+
+def test_the_report_says_what_independent_trunks_and_weights_mean(tmp_path):
+    # independent trunks read "train a model on D general tokens" (a quarter of the
+    # pretraining with four domains), and --weights web=1 never showed in the report
+    from bayesplit.reporting import write_report
+    from bayesplit.truth import example_truth
+
+    post = example_truth("additive", domains=("web", "code", "law")).as_posterior()
+    out = write_report(
+        post,
+        tmp_path / "r.md",
+        budget=1e20,
+        trunk="independent",
+        weights={"web": 1.0, "code": 1.0, "law": 0.0},
+    )
+    text = " ".join(out.read_text().split())
+    assert re.search(r"train 3 separate [\d.e+]+-parameter models, one per domain, each on", text)
+    assert "Domains of weight 0 (law) do not count in the objective." in text
+    assert "| domain weights of the objective | web: 0.5, code: 0.5, law: 0 |" in text
+    assert "| pretraining tokens D (each of the 3 models) |" in text
+
+
+def test_the_fans_are_drawn_at_each_domains_own_model_compute():
+    # at the total budget, the fan sat right of the runs by the other branches' D'
+    from bayesplit import plots
+    from bayesplit.allocation import frontier
+    from bayesplit.truth import example_truth
+
+    post = example_truth("additive", domains=("web", "code")).as_posterior()
+    fr = frontier(post, [1e19, 1e20], trunk="independent")
+    fig = plots.plot_fans(post, fr)
+    last = []
+    for ax, dom in zip(fig.axes, post.domains, strict=False):
+        want = [6 * r.params * (r.pretrain_tokens + r.spec_tokens[dom]) for r in fr.itertuples()]
+        assert ax.lines[0].get_xdata() == pytest.approx(want)
+        last.append(want[-1])
+    assert sum(last) == pytest.approx(1e20, rel=1e-3)  # the two models share the budget
