@@ -9,7 +9,10 @@ reads either posterior the same way.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -63,6 +66,17 @@ def build_pymc_model(law, spec: ModelSpec, data: ModelData):
     return model
 
 
+@contextlib.contextmanager
+def _pymc_log_level(level: int) -> Iterator[None]:
+    log = logging.getLogger("pymc")
+    before = log.level
+    log.setLevel(max(level, before))
+    try:
+        yield
+    finally:
+        log.setLevel(before)
+
+
 def sample_pymc(
     law,
     spec,
@@ -109,7 +123,9 @@ def sample_pymc(
             save_warmup=False,
         )
     else:
-        with model:
+        # PyMC's INFO lines ("Auto-assigning NUTS sampler...") repeat the progress bar
+        # and broke the CLI's one-line-per-problem stderr; warnings still show
+        with model, _pymc_log_level(logging.WARNING):
             idata = pm.sample(
                 draws=draws,
                 tune=warmup,

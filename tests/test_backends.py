@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 
@@ -28,7 +30,20 @@ def test_numpyro_and_pymc_agree_on_exponents(law, design_tokens):
     )
     kw = dict(chains=4, draws=1000, warmup=1000, seed=1, reference=truth.reference, progress=False)
     a = fit(runs, law, backend="numpyro", **kw)
-    b = fit(runs, law, backend="pymc", **kw)
+    # PyMC's INFO lines went to stderr around the CLI's own output
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = records.append
+    pymc_log = logging.getLogger("pymc")
+    level = pymc_log.level
+    pymc_log.setLevel(logging.INFO)  # as PyMC sets it when the root logger has no handler
+    pymc_log.addHandler(handler)
+    try:
+        b = fit(runs, law, backend="pymc", **kw)
+    finally:
+        pymc_log.removeHandler(handler)
+        pymc_log.setLevel(level)
+    assert [r.getMessage() for r in records if r.levelno < logging.WARNING] == []
     # both converged (the ESS gate may be a little short; the MCSE below accounts for it)
     assert a.diagnostics.r_hat_max < 1.02 and b.diagnostics.r_hat_max < 1.02, (
         a.diagnostics.failures,
