@@ -1259,7 +1259,9 @@ def frontier(posterior, budgets: Sequence[float], **kwargs) -> pd.DataFrame:
                 "notes": list(d["notes"]),
             }
         )
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    table.attrs["level"] = a.level  # the bands' level, which plot_frontier labels
+    return table
 
 
 def default_budgets(posterior, count: int = 9, reach: float = 1e4) -> np.ndarray:

@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from bayesplit._parse import check_level, check_path, percent
+from bayesplit.errors import BayesplitError
 
 LAW_COLOR = "#1f5fa8"
 PRED_COLOR = "#9ec3ea"
@@ -47,6 +48,14 @@ def _mpl():
         NullFormatter=NullFormatter,
         close=close,
     )
+
+
+def _check_rows(table, what: str) -> None:
+    # an empty table failed in numpy ("zero-size array to reduction operation")
+    if not hasattr(table, "columns") or "budget" not in table.columns:
+        raise BayesplitError(f"{what} must be a DataFrame from bayesplit.frontier")
+    if len(table) == 0:
+        raise BayesplitError(f"{what} is empty: plan at least one budget")
 
 
 def _literal(text) -> str:
@@ -270,9 +279,14 @@ def plot_alternatives(alloc, ax=None):
     return fig
 
 
-def plot_frontier(table, ax=None, level: float = 0.9):
-    """Objective band and optimal N along budgets (from :func:`bayesplit.allocation.frontier`)."""
-    level = check_level(level)
+def plot_frontier(table, ax=None, level: float | None = None):
+    """Objective band and optimal N along budgets (from :func:`bayesplit.allocation.frontier`).
+
+    ``level`` labels the bands; by default the level the table was computed at (a table
+    from ``frontier(..., level=0.5)`` was labelled "90% credible").
+    """
+    level = check_level(table.attrs.get("level", 0.9) if level is None else level)
+    _check_rows(table, "frontier table")
     plt = _mpl()
     if ax is None:
         fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
@@ -396,8 +410,6 @@ def plot_fit(posterior, domains=None, max_draws: int = 800, level: float = 0.9):
 
     domains = names(domains) if domains is not None else posterior.domains
     if not domains:  # no panel to draw: it failed with ZeroDivisionError
-        from bayesplit.errors import BayesplitError
-
         raise BayesplitError("domains is empty: give at least one domain to plot")
     cols = min(4, len(domains))
     rows = int(np.ceil(len(domains) / cols))
@@ -462,6 +474,7 @@ def plot_fit(posterior, domains=None, max_draws: int = 800, level: float = 0.9):
 def plot_fans(posterior, frontier_table, level: float = 0.9, max_draws: int = 1000):
     """Extrapolation fans: each domain's loss at the optimal plan, from the data to the target budget."""
     level = check_level(level)
+    _check_rows(frontier_table, "frontier table")
     plt = _mpl()
     domains = posterior.domains
     cols = min(4, len(domains))
@@ -538,6 +551,19 @@ def figure_to_png(fig, dpi: int = 110) -> bytes:
     return buf.getvalue()
 
 
+#: Formats matplotlib lists but cannot write by itself: PGF runs a LaTeX program, which
+#: is found missing only after the slow work.
+NEEDS_EXTERNAL_PROGRAM = {"pgf"}
+
+
+def figure_suffixes() -> set[str]:
+    """The file types matplotlib can save a figure as (``.png``, ``.pdf``, ``.svg``, ...)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    types = set(FigureCanvasBase.get_supported_filetypes()) - NEEDS_EXTERNAL_PROGRAM
+    return {"." + ext for ext in types}
+
+
 def save_figure(fig, path, dpi: int = 120):
     """Write a figure atomically, in the format its extension names (and close it)."""
     from pathlib import Path
@@ -551,6 +577,11 @@ def save_figure(fig, path, dpi: int = 120):
     # a name without an extension gets matplotlib's default format, as savefig gives it:
     # left to the temporary file's ".tmp", it failed with "Format 'tmp' is not supported"
     fmt = Path(path).suffix.lstrip(".").lower() or matplotlib.rcParams["savefig.format"]
+    if f".{fmt}" not in figure_suffixes():  # matplotlib's ValueError, or xelatex missing
+        plt.close(fig)
+        raise BayesplitError(
+            f"cannot save a figure as .{fmt}; use one of {', '.join(sorted(figure_suffixes()))}"
+        )
     try:
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format=fmt, dpi=dpi)

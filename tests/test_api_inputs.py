@@ -262,14 +262,16 @@ def test_a_credible_level_outside_0_1_is_refused_everywhere(post, runs, level):
     from bayesplit.comparison import holdout_predictions
 
     shown = re.escape(repr(level))
-    for call in (
+    calls = [
         lambda: post.summary(level=level),
         lambda: holdout_predictions(post, runs.iloc[:0], level=level),
         lambda: plots.plot_fit(post, level=level),
-        lambda: plots.plot_frontier(pd.DataFrame({"budget": [1e20]}), level=level),
         lambda: bayesplit.predict(post, 1e8, 1e9, level=level),
         lambda: bayesplit.suggest(post, budget=1e20, n=1, max_draws=20, level=level),
-    ):
+    ]
+    if level is not None:  # plot_frontier's None is the level its table was computed at
+        calls.append(lambda: plots.plot_frontier(pd.DataFrame({"budget": [1e20]}), level=level))
+    for call in calls:
         with pytest.raises(BayesplitError, match=f"level must be in \\(0, 1\\), got {shown}"):
             call()
 
@@ -629,3 +631,24 @@ def test_bundled_tables_load_by_the_name_the_readme_uses():
             datablations(max_epochs=bad)
     with pytest.raises(BayesplitError, match="max_epochs=1e-09 keeps no run"):
         datablations(max_epochs=1e-9)
+
+
+def test_figures_refuse_what_they_cannot_draw_or_write(post, tmp_path):
+    """A .xyz path was matplotlib's ValueError, .pgf a RuntimeError (xelatex missing) after
+    the figure was drawn; an empty frontier table numpy's "zero-size array"; a frontier
+    computed at level 0.5 was labelled "90% credible"."""
+    from bayesplit import plots
+
+    table = bayesplit.frontier(post, [1e19, 1e20], level=0.5, max_draws=50)
+    fig = plots.plot_frontier(table)
+    assert "50% credible" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    for suffix in ("xyz", "pgf"):
+        with pytest.raises(BayesplitError, match=f"cannot save a figure as .{suffix}; use one of"):
+            plots.save_figure(fig, tmp_path / f"f.{suffix}")
+    assert list(tmp_path.iterdir()) == []
+    for call in (
+        lambda: plots.plot_fans(post, table.iloc[:0]),
+        lambda: plots.plot_frontier(table.iloc[:0]),
+    ):
+        with pytest.raises(BayesplitError, match="frontier table is empty"):
+            call()

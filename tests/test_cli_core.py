@@ -390,3 +390,16 @@ def test_compare_scores_the_largest_runs_and_names_what_it_could_not(tmp_path, a
     assert (
         "1 held-out row on domains the fitted runs lack (medical) not predicted" in row["warnings"]
     )
+
+
+def test_predict_says_when_the_point_is_far_outside_the_fitted_runs(post_path):
+    # --params 1e-300 gave losses near 1e86 with no warning; allocate says this for a plan
+    point = ["--pretrain-tokens", "1e9", "--domain", "web", "--json"]
+    far = runner.invoke(app, ["predict", str(post_path), "--params", "1e-300", *point])
+    assert far.exit_code == 0, far.output
+    notes = json.loads(far.stdout)["notes"]
+    assert len(notes) == 1 and notes[0].startswith("extrapolation: N = 1e-300 is below")
+    near = runner.invoke(app, ["predict", str(post_path), "--params", "3e7", *point])
+    assert json.loads(near.stdout)["notes"] == []
+    text = runner.invoke(app, ["predict", str(post_path), "--params", "1e-300", *point[:-1]])
+    assert "! extrapolation: N = 1e-300 is below the smallest" in text.stderr

@@ -138,21 +138,10 @@ def check_output_path(
     return target
 
 
-#: Formats matplotlib lists but cannot write by itself: PGF runs a LaTeX program, which
-#: is found missing only after the slow work.
-NEEDS_EXTERNAL_PROGRAM = {"pgf"}
-
-
-def figure_suffixes() -> set[str]:
-    """The file types matplotlib can save a figure as (``.png``, ``.pdf``, ``.svg``, ...)."""
-    from matplotlib.backend_bases import FigureCanvasBase
-
-    types = set(FigureCanvasBase.get_supported_filetypes()) - NEEDS_EXTERNAL_PROGRAM
-    return {"." + ext for ext in types}
-
-
 def check_plot_path(path: Path | str | None, option: str = "--plot") -> Path | None:
     """``check_output_path`` for a figure: the extension must be one matplotlib writes."""
     if path is None:
         return None
+    from bayesplit.plots import figure_suffixes
+
     return check_output_path(path, option=option, suffixes=figure_suffixes())

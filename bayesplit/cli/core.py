@@ -322,6 +322,8 @@ def predict_cmd(
     law_module: LawModule = None,
 ) -> None:
     """Predict the loss at (N, D, D') with a credible band (law) and a predictive band (new run)."""
+    from bayesplit.allocation import extrapolation_notes
+    from bayesplit.plan import Plan
     from bayesplit.posterior import load_posterior
     from bayesplit.prediction import point_summary
 
@@ -339,6 +341,10 @@ def predict_cmd(
     result = point_summary(ds, domain)
     if not post.ok:
         result["warning"] = "posterior failed diagnostics: " + "; ".join(post.diagnostics.failures)
+    # as allocate says it: --params 1e-300 gave losses near 1e86 without a word
+    result["notes"] = extrapolation_notes(
+        Plan(n, d, {domain: dp}), post.runs, uses_spec_tokens=post.law.uses_spec_tokens
+    )
     if json_out:
         emit_json(result)
         return
@@ -352,6 +358,8 @@ def predict_cmd(
     width = max(len(credible), len(predictive))
     for label, (lo, hi) in ((credible, result["credible"]), (predictive, result["predictive"])):
         console.print(f"  {percent(level)} {escape(label.ljust(width))} [{lo:.4f}, {hi:.4f}]")
+    for note in result["notes"]:
+        console.print(f"[yellow]! {escape(note)}[/yellow]")
     if "warning" in result:
         console.print(f"[yellow]! {escape(result['warning'])}[/yellow]")
 
