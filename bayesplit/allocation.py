@@ -616,7 +616,8 @@ def _near_optimal_range(
 
     ``risk_at(fractions)`` gives the risk objective at each share of ``fractions`` (a sorted
     grid); ``own`` (the plan's share) is added to it, so a plan that is the best point of
-    the line is inside its own range. Shares within the tolerance beyond a worse stretch
+    the line is inside its own range; the range is the one around the plan's share when
+    that is within the tolerance, else around the best. Shares within the tolerance beyond a worse stretch
     (a second dip) are returned apart, for a note: joined to the range they would claim
     the worse stretch between them.
     """
@@ -625,13 +626,24 @@ def _near_optimal_range(
     best = int(np.nanargmin(risk))
     # 1e-9: a grid point better by rounding alone must not push the plan out of its range
     ok = risk <= risk[best] * (1 + tolerance + 1e-9)
-    lo = hi = best
+    # the range holds the plan when the plan is within: with a noisy risk (q90) the best
+    # grid point sat in another dip, and the notes called a plan inside the tolerance
+    # "outside the near-optimal range" and its own dip "also within"
+    mine = int(np.searchsorted(grid, own))
+    lo = hi = mine if ok[mine] else best
     while lo > 0 and ok[lo - 1]:
         lo -= 1
     while hi < len(grid) - 1 and ok[hi + 1]:
         hi += 1
     ok[lo : hi + 1] = False
     return (float(grid[lo]), float(grid[hi])), grid[ok]
+
+
+def _between(values: np.ndarray, spec: str) -> str:
+    """ "between a and b", or "of a" where the two ends print alike ("between 1.24e+04 and
+    1.24e+04")."""
+    lo, hi = format(float(np.min(values)), spec), format(float(np.max(values)), spec)
+    return f"of {lo}" if lo == hi else f"between {lo} and {hi}"
 
 
 def _near_optimal_sizes(
@@ -669,8 +681,8 @@ def _near_optimal_sizes(
         )
     if len(elsewhere):
         notes.append(
-            f"model sizes between {math.exp(elsewhere.min()):.3g} and {math.exp(elsewhere.max()):.3g} "
-            f"are also within {percent(tolerance)} of the best at this split, past a worse stretch"
+            f"model sizes {_between(np.exp(elsewhere), '.3g')} are also within "
+            f"{percent(tolerance)} of the best at this split, past a worse stretch"
         )
     return near
 
@@ -1061,8 +1073,8 @@ def _summarize(
         )
     if len(elsewhere):
         notes.append(
-            f"pretraining shares between {elsewhere.min():.1%} and {elsewhere.max():.1%} are "
-            f"also within {percent(tolerance)} of the best at this N, past a worse stretch: "
+            f"pretraining shares {_between(elsewhere, '.1%')} are also within "
+            f"{percent(tolerance)} of the best at this N, past a worse stretch: "
             "the split has two near-optimal regions"
         )
     near_params = _near_optimal_sizes(

@@ -467,6 +467,11 @@ def test_near_optimal_range_is_the_stretch_around_the_best_share():
     assert hi < 0.45, "a separate dip is not part of the best share's range"
     assert elsewhere.min() > 0.9 and elsewhere.max() < 1.0  # but it is reported apart
     assert np.all(two_dips(elsewhere) <= 1.01)
+    # a plan in the other dip, itself within the tolerance: its own dip is the range and
+    # the best's is reported apart (q90 made the notes call such a plan "outside")
+    (lo, hi), elsewhere = _near_optimal_range(two_dips, grid, 0.95, 0.01)
+    assert lo <= 0.95 <= hi and hi < 1.0 and lo > 0.9
+    assert elsewhere.min() > 0.1 and elsewhere.max() < 0.45
     # the plan's own share joins the grid, so a best plan off the grid is its own range
     assert _near_optimal_range(lambda f: 1 + (f - 0.6012) ** 2, grid, 0.6012, 0.0)[0] == (
         0.6012,
@@ -486,6 +491,8 @@ def test_a_second_near_optimal_region_and_a_plan_outside_its_range_are_noted(tru
 
     monkeypatch.setattr(allocation, "_near_optimal_range", two_regions)
     notes = allocate(truth2.as_posterior(), budget=BUDGET).notes
+    # ends that print alike are one value: it read "between 1.24e+04 and 1.24e+04"
+    assert allocation._between(np.array([12_400.0, 12_400.4]), ".3g") == "of 1.24e+04"
     assert (
         "pretraining shares between 95.0% and 97.0% are also within 0.1% of the best at this "
         "N, past a worse stretch: the split has two near-optimal regions" in notes
