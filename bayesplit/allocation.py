@@ -547,6 +547,16 @@ def allocate(
     ) / compute.flops_per_param_token
     log_bounds = (math.log(n_min / 10), math.log(max(n_hi, n_min)))
     notes = []
+    unlimited = [
+        k for k, r in limits.repetitions.items() if r != 1 and k not in limits.unique_tokens
+    ]
+    if unlimited and (isinstance(repetitions, Mapping) or not limits.unique_tokens):
+        # r_k multiplies a limit U_k: without one it changes nothing, and said nothing (one
+        # number for every domain with limits on some is the usual way to give it)
+        notes.append(
+            f"repetitions have no effect on {', '.join(unlimited)}: they multiply a data "
+            "limit (max_spec_tokens, --max-spec-tokens), and these domains have none"
+        )
     if not posterior.diagnostics.ok:  # forced: say so wherever these numbers are shown
         notes.append(
             f"{GATE_NOTE} ("
@@ -1163,6 +1173,11 @@ def _summarize(
                 f"{name} costs {cost:.3g} FLOPs, {cost / prob.budget:.3g}x the budget: its "
                 "loss is not one the budget can buy, so its regret and P(plan better) "
                 "compare unequal spends"
+            )
+        elif cost < prob.budget * 0.99:  # said of a plan over the budget only
+            notes.append(
+                f"{name} spends {cost:.3g} FLOPs, {cost / prob.budget:.3g}x the budget: its "
+                "regret and P(plan better) compare unequal spends"
             )
     names = list(alts)
     alt_obj, alt_n, alt_d, alt_dp, flops = [], [], [], [], []

@@ -711,6 +711,10 @@ def test_a_compared_plan_over_the_budget_is_flagged(truth2):
     plan = {"params": 1e12, "pretrain_tokens": 1e13, "name": "huge"}
     alloc = allocate(truth2.as_posterior(), budget=BUDGET, compare=plan)
     assert any(n.startswith("huge costs 6e+25 FLOPs") for n in alloc.notes), alloc.notes
+    # one spending less was not flagged
+    small = {"params": 1e8, "pretrain_tokens": 1e9, "name": "small"}
+    alloc = allocate(truth2.as_posterior(), budget=BUDGET, compare=small)
+    assert any(n.startswith("small spends 6e+17 FLOPs") for n in alloc.notes), alloc.notes
 
 
 def test_plotting_leaves_the_users_matplotlib_backend_alone(truth2, tmp_path):
@@ -935,3 +939,17 @@ def test_a_fixed_n_and_a_ladder_size_come_back_exact(truth2):
     laddered = allocate(post, budget=BUDGET, ladder=sizes)
     assert laddered.to_dict()["plan"]["params"] in sizes
     assert set(laddered.draws["opt_params"].values.tolist()) <= set(sizes)
+
+
+def test_repetitions_without_a_data_limit_are_said_to_change_nothing(truth2):
+    # `--repetitions 4` without --max-spec-tokens was ignored without a word
+    post = truth2.as_posterior()
+    said = [n for n in allocate(post, budget=BUDGET, repetitions=4).notes if "repetitions" in n]
+    assert said == [
+        "repetitions have no effect on a, b: they multiply a data limit (max_spec_tokens, "
+        "--max-spec-tokens), and these domains have none"
+    ]
+    for kwargs in ({}, {"repetitions": 1}, {"repetitions": 4, "max_spec_tokens": {"a": 1e9}}):
+        assert not any("repetitions" in n for n in allocate(post, budget=BUDGET, **kwargs).notes)
+    mapped = allocate(post, budget=BUDGET, repetitions={"b": 2}, max_spec_tokens={"a": 1e9})
+    assert any(n.startswith("repetitions have no effect on b:") for n in mapped.notes)
