@@ -7,7 +7,7 @@ seconds and leaves no half-written file behind.
 from __future__ import annotations
 
 import pytest
-from support import refused, unusable_outputs
+from support import good_table, refused, unusable_outputs
 from typer.testing import CliRunner
 
 from bayesplit.cli import app
@@ -724,3 +724,22 @@ def test_weights_for_some_domains_only_are_refused(post_path, command, tmp_path)
         "weights leave out code, law: give every domain a weight (0 leaves one out",
     )
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["fit", "--runs", "RUNS", "--out", "OUT", "--domains", "web,web"], "--domains"),
+        (["fit", "--runs", "RUNS", "--out", "OUT", "--per-domain", "E,E"], "--per-domain"),
+        (["allocate", "POST", "--budget", "1e20", "--domains", "web,code,web"], "--domains"),
+        (["compare", "--runs", "RUNS", "--laws", "additive,additive"], "--laws"),
+    ],
+)
+def test_a_name_given_twice_names_its_option(post_path, tmp_path, args, option):
+    # "domains name web more than once" did not say which option held the repeat
+    runs = tmp_path / "runs.csv"
+    good_table().to_csv(runs, index=False)
+    subs = {"RUNS": str(runs), "OUT": str(tmp_path / "p.nc"), "POST": str(post_path)}
+    result = runner.invoke(app, [subs.get(a, a) for a in args])
+    refused(result, f"error: {option} names")
+    assert not (tmp_path / "p.nc").exists()

@@ -79,6 +79,16 @@ def _csv(text: str | None, option: str) -> list[str] | None:
     return items
 
 
+def _names_csv(text: str | None, option: str) -> list[str] | None:
+    """:func:`_csv` of names, each once: the API's "domains name web more than once" did
+    not say which option held the repeat."""
+    items = _csv(text, option)
+    twice = sorted({v for v in items or [] if items.count(v) > 1})
+    if twice:
+        raise BayesplitError(f"{option} names {', '.join(twice)} more than once")
+    return items
+
+
 def _run_effect(text: str):
     choices = {"auto": "auto", "on": True, "off": False}
     if text not in choices:
@@ -257,14 +267,14 @@ def fit_cmd(
     table = load_runs_arg(runs)
     if not json_out:
         _warn_before_fitting(
-            table, law, _csv(domains, "--domains"), _csv(per_domain, "--per-domain")
+            table, law, _names_csv(domains, "--domains"), _names_csv(per_domain, "--per-domain")
         )
     with step(f"fitting {law} ({chains} chains × {draws} draws, {backend})", enabled=not json_out):
         post = fit(
             table,
             law,
-            domains=_csv(domains, "--domains"),
-            per_domain=_csv(per_domain, "--per-domain"),
+            domains=_names_csv(domains, "--domains"),
+            per_domain=_names_csv(per_domain, "--per-domain"),
             chains=chains,
             draws=draws,
             warmup=warmup,
@@ -385,7 +395,7 @@ def compare_cmd(
     from bayesplit.comparison import compare
 
     _import_law_modules(law_module)
-    names = _csv(laws, "--laws") or []
+    names = _names_csv(laws, "--laws") or []
     df = compare(
         load_runs_arg(runs),
         names,

@@ -24,6 +24,7 @@ from bayesplit.cli.core import (
     LawModule,
     _csv,
     _import_law_modules,
+    _names_csv,
     load_runs_arg,
     parse_count,
     step,
@@ -152,7 +153,7 @@ def allocate_cmd(
     if not (math.isfinite(repetitions) and repetitions > 0):
         # checked here too: without --max-spec-tokens the value would never be looked at
         raise BayesplitError(f"--repetitions must be a positive number, got {repetitions:g}")
-    served = _csv(domains, "--domains")
+    served = _names_csv(domains, "--domains")
     alloc = allocate(
         post,
         budget=parse_count(budget, "--budget"),

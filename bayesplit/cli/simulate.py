@@ -11,7 +11,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from bayesplit.cli._common import check_output_path, check_plot_path, console, emit_json, given
-from bayesplit.cli.core import LawModule, _csv, _import_law_modules, parse_counts, parse_positive
+from bayesplit.cli.core import (
+    LawModule,
+    _import_law_modules,
+    _names_csv,
+    parse_counts,
+    parse_positive,
+)
 from bayesplit.errors import BayesplitError
 
 
@@ -156,7 +162,7 @@ def simulate_cmd(
     )
 
     _import_law_modules(law_module)
-    names = _csv(policies, "--policies")
+    names = _names_csv(policies, "--policies")
     bad = [p for p in names if p not in POLICIES]
     if bad or not names:
         raise BayesplitError(
@@ -176,7 +182,7 @@ def simulate_cmd(
     check_plot_path(plot)
     target = parse_positive(budget, "--budget")
     spend = parse_positive(experiment_budget, "--experiment-budget")
-    gt = load_truth_arg(truth, _csv(domains, "--domains"))
+    gt = load_truth_arg(truth, _names_csv(domains, "--domains"))
     config = default_config(
         gt,
         target,
