@@ -285,7 +285,7 @@ def _normalize_weights(weights: Mapping[str, float] | None, domains: Sequence[st
     if missing:  # {"code": 2} read as "code only", where a user meant "code twice"
         raise BayesplitError(
             f"weights leave out {', '.join(missing)}: give every domain a weight (0 leaves "
-            "one out of the objective), or choose the domains to allocate over (--domains)"
+            "one out of the objective)"
         )
     given = [weights[k] for k in domains]
     if not all(is_number(v) for v in given):

@@ -541,6 +541,8 @@ class Suggestions:
             "predicted_loss",
             "branch_from",
             "reason",
+            "rank",
+            "sd_after",
         ]
         out = []
         for r in self.table.to_dict("records"):
@@ -830,8 +832,10 @@ def suggest(
     posterior.domain_index(domains)  # validates names
     if runs is not None:
         runs = load_runs(runs)  # a path too, as fit takes it; validated before the work
-        on_domains(runs, posterior.domains, "the runs already done")
+        inside = on_domains(runs, posterior.domains, "the runs already done")
     done = posterior.runs if runs is None else runs
+    # a domain renamed since the fit: its specialists were not counted as done, unsaid
+    elsewhere = [] if runs is None else sorted(set(runs.loc[~inside, "eval_domain"].astype(str)))
     model_names = None
     if candidates is None:
         sizes = params
@@ -896,6 +900,11 @@ def suggest(
             "no candidate fits under --max-run-flops; raise the cap or add smaller sizes to the ladder"
         )
     notes = []
+    if elsewhere:
+        notes.append(
+            f"the runs already done have rows on domains the posterior does not model "
+            f"({', '.join(elsewhere)}); those rows do not count as done"
+        )
     if len(picks) < n:
         after = trunks.copy()
         for p in picks:

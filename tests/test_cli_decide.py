@@ -539,3 +539,31 @@ def test_report_renders_in_headless_chromium(post_path, tmp_path):
         timeout=120,
     )
     assert png.stat().st_size > 50_000  # a rendered page with figures, not a blank one
+
+
+def test_suggest_json_carries_the_tables_fields_and_says_what_runs_it_ignored(
+    post_path, additive_runs, tmp_path
+):
+    # --json lacked rank and sd_after (the table's "after" column); a --runs table with a
+    # renamed domain was taken silently, so specialists on it were not counted as done
+    runs = tmp_path / "runs.csv"
+    additive_runs.assign(eval_domain=additive_runs["eval_domain"].replace("law", "legal")).assign(
+        train_domain=additive_runs["train_domain"].replace("law", "legal")
+    ).to_csv(runs, index=False)
+    args = ["suggest", str(post_path), "--budget", "1e20", "-n", "2", "--force"]
+    args += ["--max-draws", "300", "--runs", str(runs), "--json", "--out", str(tmp_path / "s.json")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    records = json.loads(result.stdout)
+    assert [r["rank"] for r in records] == [1, 2]
+    assert all(r["sd_after"] >= 0 for r in records)
+    assert json.loads((tmp_path / "s.json").read_text()) == records
+    assert "rows on domains the posterior does not model (legal)" in " ".join(result.stderr.split())
+
+
+def test_suggest_point_refuses_the_decisions_options(post_path):
+    # --weights and --trunk were ignored without a word under --objective point
+    point = ["--objective", "point", "--point", "params=1e8,pretrain_tokens=1e9,domain=web"]
+    for extra in (["--weights", "web=1,code=1,law=1"], ["--trunk", "independent"]):
+        result = runner.invoke(app, ["suggest", str(post_path), *point, "--force", *extra])
+        refused(result, "--weights and --trunk set the decision; --objective point ranks runs")

@@ -140,7 +140,7 @@ def suggest_cmd(
     law_module: LawModule = None,
 ) -> None:
     """Suggest the next training runs: the most information about the decision per FLOP."""
-    from bayesplit._io import atomic_write_text
+    from bayesplit._io import atomic_write_text, jsonable
     from bayesplit.design import suggest
     from bayesplit.posterior import load_posterior
 
@@ -149,6 +149,12 @@ def suggest_cmd(
         check_output_path(out, suffixes={".json"}, inputs={"--runs": runs, "POSTERIOR": posterior})
     if point is not None and objective != "point":
         raise BayesplitError(f"--point is only used with --objective point (got {objective!r})")
+    if objective == "point" and (weights is not None or trunk != "shared"):
+        # they shape the decision, which --objective point does not look at: ignored, unsaid
+        raise BayesplitError(
+            "--weights and --trunk set the decision; --objective point ranks runs by the loss "
+            "at --point alone: leave them out"
+        )
     if max_draws < 10:  # the API's own message offers None, which an option cannot take
         raise BayesplitError(
             f"--max-draws must be >= 10 (the ranking needs draws), got {max_draws}"
@@ -175,7 +181,8 @@ def suggest_cmd(
     for note in sug.notes:  # stderr: --json's stdout stays the list the trainer reads
         console.print(f"[yellow]! {escape(note)}[/yellow]")
     if out is not None:
-        atomic_write_text(out, json.dumps(records, indent=2) + "\n")
+        # as --json prints it: NaN/inf as null, numpy values as plain numbers
+        atomic_write_text(out, json.dumps(jsonable(records), indent=2, allow_nan=False) + "\n")
     if json_out:
         emit_json(records)
         return
