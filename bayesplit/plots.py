@@ -285,8 +285,8 @@ def plot_frontier(table, ax=None, level: float | None = None):
     ``level`` labels the bands; by default the level the table was computed at (a table
     from ``frontier(..., level=0.5)`` was labelled "90% credible").
     """
+    _check_rows(table, "frontier table")  # before its attrs are read
     level = check_level(table.attrs.get("level", 0.9) if level is None else level)
-    _check_rows(table, "frontier table")
     plt = _mpl()
     if ax is None:
         fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)

@@ -652,3 +652,5 @@ def test_figures_refuse_what_they_cannot_draw_or_write(post, tmp_path):
     ):
         with pytest.raises(BayesplitError, match="frontier table is empty"):
             call()
+    with pytest.raises(BayesplitError, match="frontier table must be a DataFrame"):
+        plots.plot_frontier([1e19, 1e20])
