@@ -43,6 +43,7 @@ from bayesplit.compute import ComputeModel, DataLimits
 from bayesplit.errors import BayesplitError
 from bayesplit.laws import Inputs, get_ops
 from bayesplit.plan import Allocation, Plan, split_shares
+from bayesplit.prediction import thin_tails_note
 
 RISK_PATTERN = re.compile(r"^(mean|q(\d{1,2})|cvar(\d{1,2}))$")
 #: The names of the plans allocate compares with its own (a ``compare`` plan may not take one).
@@ -598,6 +599,9 @@ def allocate(
     )
     all_draws = posterior.draws(max_draws=max_draws)
     p = prob.select(all_draws)
+    tails = thin_tails_note(level, len(next(iter(all_draws.values()))))
+    if tails is not None:
+        notes.append(tails)
     if not prob.uses_spec_tokens:
         notes.append(
             f"law {posterior.law.name} has no specialization term: D' counts as ordinary tokens, so the split is not informed by data"

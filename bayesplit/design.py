@@ -837,6 +837,7 @@ def suggest(
     # a domain renamed since the fit: its specialists were not counted as done, unsaid
     elsewhere = [] if runs is None else sorted(set(runs.loc[~inside, "eval_domain"].astype(str)))
     model_names = None
+    from_table = candidates is not None
     if candidates is None:
         sizes = params
         if ladder is not None and params is None:
@@ -896,8 +897,18 @@ def suggest(
             "token counts to choose from (a --ladder, or params / pretrain_tokens / spec_tokens)"
         )
     if not picks:
+        cheapest = float(candidate_costs(candidates, trunks, cost_model)[~measured].min())
+        smaller = (
+            "give cheaper candidates"
+            if from_table
+            else "add smaller sizes to the ladder"
+            if ladder is not None and params is None
+            else "give smaller sizes or token counts (a --ladder, or params / pretrain_tokens "
+            "/ spec_tokens)"
+        )
         raise BayesplitError(
-            "no candidate fits under --max-run-flops; raise the cap or add smaller sizes to the ladder"
+            f"no candidate fits under --max-run-flops {max_run_flops:.3g}: the cheapest not "
+            f"yet run costs {cheapest:.3g} FLOPs; raise the cap or {smaller}"
         )
     notes = []
     if elsewhere:

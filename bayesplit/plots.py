@@ -329,7 +329,10 @@ def plot_frontier(table, ax=None, level: float | None = None):
         ax3.set_ylim(0, 1.05)
         ax3.set_ylabel("share of compute on pretraining")
         ax2.set_title("Frontier: the plan")
-        ax2.legend(fontsize=8, loc="upper left")
+        # one legend for both axes: the twin axis's dashed line had no entry of its own
+        handles, labels = ax2.get_legend_handles_labels()
+        twin_handles, twin_labels = ax3.get_legend_handles_labels()
+        ax2.legend(handles + twin_handles, labels + twin_labels, fontsize=8, loc="upper left")
         ax2.grid(alpha=0.3)
     return fig
 

@@ -202,6 +202,27 @@ def predict(
     return ds
 
 
+#: Fewer expected draws than this beyond each end of a band, and its ends are a few draws.
+TAIL_DRAWS = 10
+
+
+def thin_tails_note(level: float, n_draws: int) -> str | None:
+    """A note when a band's ends rest on too few draws to mean much, else None.
+
+    ``--level 0.999999`` with 4,000 draws gave the smallest and largest draw as the band,
+    with nothing said.
+    """
+    beyond = (1 - level) / 2 * n_draws
+    if beyond >= TAIL_DRAWS or n_draws < 2:  # one draw (a known truth) is a point, no band
+        return None
+    return (
+        f"at level {level:g} only {beyond:.2g} of the {n_draws:,} draws are expected beyond "
+        f"each end of a band (fewer than {TAIL_DRAWS}), so its ends are "
+        + ("the most extreme draws" if beyond < 1 else "noisy")
+        + "; lower the level or use more draws"
+    )
+
+
 def point_summary(ds: xr.Dataset, domain: str, point: int = 0) -> dict:
     """The CLI's JSON for one (domain, point): mean, median, credible, predictive, level."""
     sel = ds.sel(domain=domain).isel(point=point)

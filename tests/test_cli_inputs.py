@@ -628,6 +628,36 @@ def test_an_empty_option_value_is_refused_not_read_as_left_out(tmp_path, monkeyp
     assert [p.name for p in tmp_path.iterdir()] == ["t.nc"]
 
 
+@pytest.mark.parametrize("command", ["allocate", "suggest"])
+def test_a_folder_given_as_ladder_is_called_a_folder(tmp_path, monkeypatch, command):
+    # allocate and suggest said "no such model ladder: models" of a folder that exists
+    from bayesplit.truth import example_truth
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    post = example_truth("additive", ("web", "code")).as_posterior().save(tmp_path / "t.nc")
+    refused(
+        runner.invoke(app, [command, str(post), "--budget", "1e20", "--ladder", "models"]),
+        "models is a folder, not a model ladder",
+    )
+
+
+@pytest.mark.parametrize("command", [["allocate"], ["suggest"], ["train", "pretrain"]])
+def test_ladder_help_names_the_bundled_ladders(command):
+    from bayesplit.train.ladder import BUNDLED_LADDERS
+
+    text = " ".join(_help(command).split())
+    names = sorted(f.stem for f in BUNDLED_LADDERS.glob("*.yaml"))
+    assert len(names) >= 2
+    assert f"bundled ({', '.join(names)})" in text
+
+
+def _help(command: list[str]) -> str:
+    result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    return result.output
+
+
 def _path_params():
     """(command words, parameter) for every Path-typed option and argument of every
     command, found in the app itself: a new one is covered without a new test."""

@@ -174,16 +174,28 @@ def test_suggest_respects_max_run_flops(additive_posterior):
         force=True,
     )
     assert all(r["cost_flops"] <= cap for r in sug.to_list())
-    with pytest.raises(BayesplitError, match="max-run-flops"):
+    # the refusal says how far off the cap is, and does not point to a ladder never given
+    params = [1e8, 1e9]
+    with pytest.raises(BayesplitError, match="max-run-flops 1:") as err:
         suggest(
             additive_posterior,
             objective="point",
             point=point,
             n=2,
+            params=params,
             max_run_flops=1.0,
             max_draws=300,
             force=True,
         )
+    message = str(err.value)
+    cheapest = float(message.split("costs ")[1].split(" FLOPs")[0])
+    # a new trunk's cheapest run: the smallest N over the smallest D of the grid (6·N·D)
+    everything = suggest(
+        additive_posterior, objective="point", point=point, n=1, params=params, max_draws=300,
+        force=True, max_run_flops=cheapest * 1.001,
+    )  # fmt: skip
+    assert everything.to_list()[0]["cost_flops"] == pytest.approx(cheapest, rel=1e-3)
+    assert "ladder" not in message.split(";")[1].replace("--ladder", "")
 
 
 @pytest.mark.parametrize("objective", ["decision", "split"])

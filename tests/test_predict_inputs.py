@@ -97,6 +97,36 @@ def test_allocate_and_suggest_check_max_draws(additive_posterior, max_draws, mes
         bayesplit.suggest(additive_posterior, budget=1e20, n=1, max_draws=max_draws, force=True)
 
 
+@pytest.mark.parametrize(
+    ("level", "draws", "said"),
+    [(0.9, 400, None), (0.96, 400, "noisy"), (0.999, 400, "the most extreme draws")],
+)
+def test_a_band_resting_on_a_few_draws_is_noted(additive_posterior, post_path, level, draws, said):
+    # --level 0.999999 gave the smallest and largest draw as the band, unsaid
+    import json
+
+    from typer.testing import CliRunner
+
+    from bayesplit.cli import app
+
+    plan = bayesplit.allocate(
+        additive_posterior, budget=1e20, level=level, max_draws=draws, force=True
+    )
+    tails = [n for n in plan.notes if "expected beyond each end" in n]
+    assert len(tails) == (said is not None)
+    if said:
+        expected = f"only {(1 - level) / 2 * draws:.2g} of the {draws} draws"
+        assert expected in tails[0] and said in tails[0]
+    args = ["predict", str(post_path), "--params", "1e8", "--pretrain-tokens", "1e9",
+            "--spec-tokens", "1e8", "--domain", "web", "--level", str(level), "--json"]  # fmt: skip
+    notes = json.loads(CliRunner().invoke(app, args).stdout)["notes"]
+    n_draws = (
+        additive_posterior.idata.posterior.sizes["draw"]
+        * (additive_posterior.idata.posterior.sizes["chain"])
+    )
+    assert any("expected beyond each end" in n for n in notes) == ((1 - level) / 2 * n_draws < 10)
+
+
 def test_valid_points_work_and_broadcast(additive_posterior):
     post = additive_posterior
     n = [1e7, 1e8, 1e9]

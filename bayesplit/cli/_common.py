@@ -24,6 +24,16 @@ def check_seed(value: int) -> int:
     return value if value is None else parse_seed(value, "--seed")
 
 
+def _bundled_ladders() -> str:
+    # read from the package folder: importing bayesplit.train.ladder for help text is not needed
+    folder = Path(__file__).resolve().parents[1] / "ladders"
+    return ", ".join(sorted(f.stem for f in folder.glob("*.yaml")))
+
+
+#: The ``--ladder`` text of allocate, suggest and the trainer: where a name is looked up.
+LADDER_HELP = f"a YAML file, or the name of one in ./models/ or bundled ({_bundled_ladders()})"
+
+
 #: The ``--level`` option everywhere (not ``--risk q90``, which sets what is minimized).
 Level = Annotated[
     float,

@@ -335,7 +335,7 @@ def predict_cmd(
     from bayesplit.allocation import extrapolation_notes
     from bayesplit.plan import Plan
     from bayesplit.posterior import load_posterior
-    from bayesplit.prediction import point_summary
+    from bayesplit.prediction import point_summary, thin_tails_note
 
     _import_law_modules(law_module)
     post = load_posterior(posterior)
@@ -355,6 +355,9 @@ def predict_cmd(
     result["notes"] = extrapolation_notes(
         Plan(n, d, {domain: dp}), post.runs, uses_spec_tokens=post.law.uses_spec_tokens
     )
+    tails = thin_tails_note(level, ds.sizes["draw"])
+    if tails is not None:
+        result["notes"].append(tails)
     if json_out:
         emit_json(result)
         return

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from bayesplit._parse import percent, share_range
 from bayesplit.cli._common import (
+    LADDER_HELP,
     Level,
     check_output_path,
     check_plot_path,
@@ -118,7 +119,7 @@ def allocate_cmd(
     params: Annotated[str | None, typer.Option("--params", help="Fix the model size N.")] = None,
     ladder: Annotated[
         str | None,
-        typer.Option("--ladder", help="Restrict N to the sizes of a models/*.yaml ladder."),
+        typer.Option("--ladder", help=f"Restrict N to the sizes of a model ladder: {LADDER_HELP}."),
     ] = None,
     max_spec_tokens: Annotated[
         str | None,

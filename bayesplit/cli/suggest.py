@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from bayesplit.cli._common import check_output_path, console, emit_json, given
+from bayesplit.cli._common import LADDER_HELP, check_output_path, console, emit_json, given
 from bayesplit.cli.core import (
     LawModule,
     _csv,
@@ -104,8 +104,8 @@ def suggest_cmd(
         str | None,
         typer.Option(
             "--ladder",
-            help="Model ladder YAML whose sizes are the candidate N (in the fitted runs' N "
-            "convention: with or without embeddings).",
+            help="Model ladder whose sizes are the candidate N (in the fitted runs' N "
+            f"convention: with or without embeddings): {LADDER_HELP}.",
         ),
     ] = None,
     max_run_flops: Annotated[

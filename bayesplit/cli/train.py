@@ -13,7 +13,15 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from bayesplit.cli._common import check_output_path, check_seed, console, emit_json, fmt, given
+from bayesplit.cli._common import (
+    LADDER_HELP,
+    check_output_path,
+    check_seed,
+    console,
+    emit_json,
+    fmt,
+    given,
+)
 from bayesplit.cli.core import LawModule, _import_law_modules, parse_counts, parse_positive
 from bayesplit.errors import BayesplitError
 
@@ -24,9 +32,7 @@ CorpusOpt = Annotated[
 ]
 LadderOpt = Annotated[
     str | None,
-    typer.Option(
-        "--ladder", help="Model ladder YAML or name in models/ (default models/ladder.yaml)."
-    ),
+    typer.Option("--ladder", help=f"Model ladder: {LADDER_HELP}. Default: ladder."),
 ]
 WorkdirOpt = Annotated[
     Path | None,
@@ -117,13 +123,6 @@ def _load_ladder(spec: str | None, option: str = "--ladder") -> list[dict]:
     given(spec, option)  # "" was "no such model ladder: "
     try:
         return load_ladder(spec)
-    except BayesplitError:
-        if spec is not None and Path(spec).is_dir():  # not "no such model ladder": it exists
-            raise BayesplitError(
-                f"{spec} is a folder, not a model ladder: give a ladder YAML file or the name "
-                "of one in models/"
-            ) from None
-        raise
     except (TypeError, ValueError) as exc:
         path = resolve_ladder(spec)
         raise BayesplitError(f"{path}: not a valid ladder ({exc})") from None

@@ -338,12 +338,22 @@ def match_ladder_sizes(
     return {i: e for i, e in matches[conv].items() if e is not None}, conv
 
 
-def _named_trunk(branch_from: Any) -> str | None:
-    if isinstance(branch_from, str):
-        return branch_from
-    if isinstance(branch_from, dict) and isinstance(branch_from.get("trunk"), str):
-        return branch_from["trunk"]
-    return None
+def _named_trunk(branch_from: Any, i: int) -> str | None:
+    """The trunk a suggestion names, or None; a hand-edited ``5`` or ``["t"]`` is refused,
+    not read as "no trunk named"."""
+    if branch_from is None or isinstance(branch_from, str):
+        return branch_from or None
+    if isinstance(branch_from, dict):
+        trunk = branch_from.get("trunk")
+        if trunk is None or isinstance(trunk, str):
+            return trunk or None
+        what = f"branch_from.trunk must be a trunk id (text) or null, got {reprlib.repr(trunk)}"
+    else:
+        what = (
+            "branch_from must be null, a trunk id (text) or an object with a trunk, got "
+            + reprlib.repr(branch_from)
+        )
+    raise BayesplitError(f"suggestion #{i + 1}: {what}")
 
 
 def plan_suggestions(
@@ -426,7 +436,7 @@ def plan_suggestions(
         tc = TrainConfig.from_entry(entry, **(train_overrides or {}))
         cfg = model_config(entry, corpus)
         trunk_id = trunk_id_for(entry, cfg, tc, run_seed, corpus)
-        named = _named_trunk(s.get("branch_from"))
+        named = _named_trunk(s.get("branch_from"), i)
         if named and named != trunk_id:
             if _compatible_trunk(workdir / "trunks" / named, trunk_id):
                 trunk_id = named

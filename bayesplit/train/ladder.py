@@ -245,6 +245,11 @@ def resolve_ladder(spec: str | Path | None) -> Path:
     for c in candidates:
         if c.is_file():
             return c
+    if p.is_dir():  # it exists, so "no such model ladder" would mislead
+        raise BayesplitError(
+            f"{p} is a folder, not a model ladder: give a ladder YAML file or the name of "
+            "one in models/"
+        )
     bundled = ", ".join(sorted(f.stem for f in BUNDLED_LADDERS.glob("*.yaml")))
     raise BayesplitError(
         f"no such model ladder: {p if spec is None else spec} (bundled: {bundled})"

@@ -224,6 +224,10 @@ def test_loop_refuses_a_max_run_flops_no_run_can_meet(tiny_corpus, tiny_ladder, 
         ({"pretrain_tokens": "2560"}, "pretrain_tokens must be a number, got '2560'"),
         ({"params": "40000", "model": None}, "params must be a number, got '40000'"),
         ({"spec_tokens": 2560, "train_domain": 5}, "train_domain must be a domain name"),
+        # a hand-edited branch_from was read as "no trunk named"
+        ({"branch_from": 5}, "branch_from must be null, a trunk id (text) or an object"),
+        ({"branch_from": ["t1"]}, "branch_from must be null, a trunk id"),
+        ({"branch_from": {"trunk": 7}}, "branch_from.trunk must be a trunk id (text) or null"),
     ],
 )
 def test_execute_refuses_text_counts_and_a_domain_that_is_no_name(
