@@ -134,10 +134,20 @@ def info_cmd(
         info["computed_content_sha256"] = corpus.content_sha256
     if verify:
         info["verified"] = True
+    # what training refuses, said here: a split that passes the manifest checks can still be
+    # too short for one validation window
+    info["warnings"] = [
+        f"domain {name!r}: its validation split has {d['val_tokens']} token(s); training "
+        "needs at least 2 (one validation window)"
+        for name, d in info["domains"].items()
+        if d["val_tokens"] < 2
+    ]
     if json_out:
         emit_json(info)
         return
     _show(info)
+    for line in info["warnings"]:
+        console.print(f"[yellow]! {escape(line)}[/yellow]")
     console.print(
         f"unigram cross-entropy on val {info['unigram_entropy_val']:.3f} nats/token"
         + (" · hashes verified" if verify else "")

@@ -49,14 +49,22 @@ DeviceOpt = Annotated[
         "--device", help="auto (CUDA if available), cpu, or cuda (gpu is the same as cuda)."
     ),
 ]
-EvalTokensOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--eval-tokens",
-        help="Validation tokens per domain (default from the ladder); at most the whole "
-        "validation split, and each row's eval_tokens says how many were used.",
-    ),
-]
+
+
+def _eval_tokens_opt(default: str):
+    return Annotated[
+        str | None,
+        typer.Option(
+            "--eval-tokens",
+            help=f"Validation tokens per domain (default {default}); at most the whole "
+            "validation split, and each row's eval_tokens says how many were used.",
+        ),
+    ]
+
+
+EvalTokensOpt = _eval_tokens_opt("from the ladder")
+#: specialize reads its settings from the trunk checkpoint, so its rows match the trunk's
+SpecEvalTokensOpt = _eval_tokens_opt("the trunk's, as its checkpoint recorded")
 ProgressOpt = Annotated[
     bool, typer.Option("--progress/--no-progress", help="Progress bars on stderr.")
 ]
@@ -374,7 +382,7 @@ def specialize_cmd(
     lr: Annotated[
         float | None, typer.Option("--lr", help="Peak rate (default: the trunk's).")
     ] = None,
-    eval_tokens: EvalTokensOpt = None,
+    eval_tokens: SpecEvalTokensOpt = None,
     device: DeviceOpt = "auto",
     progress: ProgressOpt = True,
     as_json: JsonOpt = False,
@@ -482,6 +490,7 @@ def execute_cmd(
     data = _check_corpus(corpus)
     from bayesplit.train.execute import (
         LAUNCHERS,
+        check_launch,
         check_nproc,
         execute_suggestions,
         load_suggestions,
@@ -510,6 +519,7 @@ def execute_cmd(
     )
     # planned against the store read-only: a refused plan, or a dry run, creates nothing
     plan = plan_suggestions(items, data, _store_for_planning(store), **kwargs)
+    check_launch(plan, launcher, nproc, overrides)  # a dry run showed what the launch refused
     for note in plan.notes:
         console.print(f"[yellow]note:[/] {escape(note)}")
     if dry_run:

@@ -15,13 +15,13 @@ def main(argv: list[str]) -> None:
     import torch.distributed as dist
 
     from bayesplit._io import atomic_write_text
-    from bayesplit.train.execute import run_job
+    from bayesplit.train.execute import rows_as_records, run_job
 
     job_file, rows_file = argv
     df = run_job(json.loads(Path(job_file).read_text()))
     rank = dist.get_rank() if dist.is_initialized() else 0
     if rank == 0:
-        atomic_write_text(rows_file, df.to_json(orient="records") if len(df) else "[]")
+        atomic_write_text(rows_file, json.dumps(rows_as_records(df), allow_nan=False))
     if dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()

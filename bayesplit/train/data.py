@@ -92,7 +92,7 @@ def check_first_reads(
     embedding for. Later batches are still checked as they are drawn."""
     check_token_ids(sampler.batch(0), vocab_size, "the first train batch")
     for d in corpus.domains:
-        windows = eval_windows(corpus.tokens(d, "val"), sampler.seq_len, eval_tokens)
+        windows = eval_windows(corpus.tokens(d, "val"), sampler.seq_len, eval_tokens, d)
         check_token_ids(windows, vocab_size, f"the {d} validation windows")
 
 
@@ -125,7 +125,9 @@ def check_token_ids(tokens: np.ndarray, vocab_size: int, where: str) -> None:
         )
 
 
-def eval_windows(tokens: np.ndarray, seq_len: int, max_tokens: int) -> np.ndarray:
+def eval_windows(
+    tokens: np.ndarray, seq_len: int, max_tokens: int, domain: str | None = None
+) -> np.ndarray:
     """Fixed validation windows: evenly spaced, non-overlapping, ``seq_len + 1`` tokens each.
 
     ``n = min(max_tokens // seq_len, (len - 1) // seq_len)`` windows spread over the whole
@@ -134,7 +136,11 @@ def eval_windows(tokens: np.ndarray, seq_len: int, max_tokens: int) -> np.ndarra
     """
     length = len(tokens)
     if length < 2:
-        raise BayesplitError("a validation split needs at least 2 tokens")
+        which = f"the {domain!r} validation split" if domain is not None else "a validation split"
+        raise BayesplitError(
+            f"{which} has {length} token{'s' if length != 1 else ''}; a validation window "
+            "needs at least 2 (one to read, one to predict)"
+        )
     w = min(seq_len, length - 1)
     n = max(1, min(int(max_tokens) // w, (length - 1) // w))
     starts = np.linspace(0, length - 1 - w, n).round().astype(np.int64)

@@ -31,7 +31,7 @@ from typing import Any
 
 import pandas as pd
 
-from bayesplit._io import atomic_write_text, read_json, remove_if_empty
+from bayesplit._io import atomic_write_text, jsonable, read_json, remove_if_empty
 from bayesplit._parse import check_flag, check_path, check_seed
 from bayesplit.errors import BayesplitError
 from bayesplit.train.config import TrainConfig, exact_steps, steps_for
@@ -575,8 +575,13 @@ def run_job(job: dict) -> pd.DataFrame:
 def run_job_file(path: str) -> list[dict]:
     """Entry point of a submitted job: read the job file, run it, return the rows as records."""
     job = json.loads(Path(path).read_text())
-    df = run_job(job)
-    return json.loads(df.to_json(orient="records")) if len(df) else []
+    return rows_as_records(run_job(job))
+
+
+def rows_as_records(df: pd.DataFrame) -> list[dict]:
+    """A job's rows as JSON records, every float exact (``DataFrame.to_json`` keeps 10
+    significant digits, so a loss came back as 5.9340264797 from torchrun and slurm jobs)."""
+    return jsonable(df.to_dict(orient="records")) if len(df) else []
 
 
 # -- launchers --------------------------------------------------------------------------------
@@ -671,9 +676,7 @@ def execute_suggestions(
     if launcher == "local":
         frames = [run_job(j) for j in jobs]
     elif launcher == "torchrun":
-        nproc = _torchrun_nproc(nproc)
-        for j in plan.jobs:  # each process's ranks would refuse it after the launch
-            _check_splits(j.entry, train_overrides, nproc)
+        nproc = check_launch(plan, launcher, nproc, train_overrides)
         frames = [_torchrun(j, Path(workdir), nproc) for j in jobs]
     else:
         frames = _slurm(jobs, Path(workdir), launcher_options or {})
@@ -702,6 +705,22 @@ def check_nproc(launcher: str, nproc: int | None) -> None:
             f"--nproc is for --launcher torchrun only: --launcher {launcher} runs each job "
             "in one process; drop --nproc, or use --launcher torchrun"
         )
+
+
+def check_launch(
+    plan: Plan, launcher: str, nproc: int | None, train_overrides: dict | None
+) -> int | None:
+    """Refuse a plan the launcher cannot run (a batch ``nproc`` processes cannot share);
+    the processes per torchrun job, or None for the other launchers.
+
+    Called by a dry run too, which showed a plan the real run then refused.
+    """
+    if launcher != "torchrun":
+        return None
+    nproc = _torchrun_nproc(nproc)
+    for j in plan.jobs:  # each process's ranks would refuse it after the launch
+        _check_splits(j.entry, train_overrides, nproc)
+    return nproc
 
 
 def _torchrun_nproc(nproc: int | None) -> int:

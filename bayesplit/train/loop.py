@@ -129,13 +129,18 @@ class Trainer:
         self.rt.barrier()  # other ranks may load it next
 
     def save_periodic(self, directory: Path, step: int, meta: dict) -> None:
-        """Write the newest resume checkpoint, then drop the older ones."""
+        """Write the newest resume checkpoint, then drop the ones before it.
+
+        One further along is kept: a trunk rerun that first makes an earlier branch point
+        passes through here on its way, and resumes from that one afterwards (deleting it
+        threw away every step past the earlier branch point).
+        """
         self.check_finite()
         if self.rt.main:
             old = list_checkpoints(directory)["periodic"]
             save_checkpoint(ckpt_path(directory, "periodic", step), self.model, self.opt, meta)
             for s, p in old.items():
-                if s != step:
+                if s < step:
                     p.unlink(missing_ok=True)
         # after the old ones are gone, so no rank lists a checkpoint that is being deleted
         self.rt.barrier()
@@ -209,7 +214,7 @@ class Trainer:
         self.model.eval()
         out = {}
         for d in corpus.domains:
-            windows = eval_windows(corpus.tokens(d, "val"), self.cfg.seq_len, max_tokens)
+            windows = eval_windows(corpus.tokens(d, "val"), self.cfg.seq_len, max_tokens, d)
             check_token_ids(windows, self.cfg.vocab_size, f"the {d} validation windows")
             mine = torch.from_numpy(windows[self.rt.rank :: self.rt.world])
             acc = torch.zeros(2, dtype=torch.float64, device=self.rt.device)
@@ -228,9 +233,19 @@ class Trainer:
                 dist.all_reduce(acc)
             out[d] = (float(acc[0] / acc[1]), int(acc[1]))
         self.model.train()
+        from bayesplit.runs import MAX_PLAUSIBLE_LOSS
+
         for d, (loss, _) in out.items():  # the same on every rank: all-reduced
             if not math.isfinite(loss):
                 raise self.diverged(f"validation loss {loss} on {d!r} after step {self.step}")
+            if loss > MAX_PLAUSIBLE_LOSS:
+                # finite but far above a uniform guess: the run store would refuse the row
+                # (as a perplexity) after all the compute, in words meant for imported tables
+                raise self.diverged(
+                    f"validation loss {loss:.4g} nats/token on {d!r} after step {self.step}, "
+                    f"above the run store's {MAX_PLAUSIBLE_LOSS:g} (a uniform guess over "
+                    f"{self.cfg.vocab_size:,} tokens scores {math.log(self.cfg.vocab_size):.2f})"
+                )
         return out
 
     def mfu(self, tokens_per_s: float) -> tuple[float | None, float | None, str]:

@@ -72,6 +72,30 @@ def run_rows(
     ]
 
 
+def check_row_counts(params: int, pretrain_tokens: int | None = None, *, where: str) -> None:
+    """Refuse, before training, a run whose rows the run store would refuse after it.
+
+    The store reads N or D below 1,000 as a unit slip (millions for raw counts); a run that
+    trained to the end and was then refused wasted its compute, left an empty store and
+    said so in words meant for imported tables. Token counts asked for are checked where
+    they become steps (:func:`~bayesplit.train.config.exact_steps`); ``pretrain_tokens`` is
+    for a D read from a checkpoint.
+    """
+    from bayesplit.errors import BayesplitError
+    from bayesplit.runs import MIN_PLAUSIBLE_COUNT as least
+
+    if params < least:
+        raise BayesplitError(
+            f"{where}: N = {params:,} parameters, and the run store refuses N below "
+            f"{least:,.0f} (it reads such counts as a unit slip): use a larger model"
+        )
+    if pretrain_tokens is not None and pretrain_tokens < least:
+        raise BayesplitError(
+            f"{where}: D = {pretrain_tokens:,} pretraining tokens, and the run store refuses D "
+            f"below {least:,.0f}: branch from a later checkpoint"
+        )
+
+
 def write_rows(store, rows: list[dict], rt: Runtime) -> pd.DataFrame:
     """Append the rows (main rank only) and return them as a DataFrame.
 
@@ -80,6 +104,9 @@ def write_rows(store, rows: list[dict], rt: Runtime) -> pd.DataFrame:
     """
     df = pd.DataFrame(rows)
     if store is not None and rt.main and len(df):
+        from bayesplit.runs import validate_runs
+
+        validate_runs(df)  # before the store is opened: a refused row must not create one
         open_store(store).append(df)
     return df if rt.main else pd.DataFrame()
 

@@ -29,15 +29,22 @@ from typing import Any
 
 import pandas as pd
 
-from bayesplit._io import remove_if_empty
+from bayesplit._io import jsonable, remove_if_empty
 from bayesplit._parse import check_flag, check_path
 from bayesplit.errors import BayesplitError
 from bayesplit.train.checkpoint import ckpt_path, list_checkpoints, load_checkpoint
-from bayesplit.train.config import GPTConfig, TrainConfig, config_hash, exact_steps
+from bayesplit.train.config import GPTConfig, TrainConfig, config_hash, count_params, exact_steps
 from bayesplit.train.corpus import Corpus
 from bayesplit.train.data import BatchSampler, Stream, check_first_reads
 from bayesplit.train.loop import Trainer, finite_weights, progress_bar
-from bayesplit.train.rows import run_rows, steps_in_store, store_for_lookup, warn, write_rows
+from bayesplit.train.rows import (
+    check_row_counts,
+    run_rows,
+    steps_in_store,
+    store_for_lookup,
+    warn,
+    write_rows,
+)
 from bayesplit.train.runtime import make_runtime
 from bayesplit.train.schedule import specialization
 from bayesplit.train.trunk import general_streams, pretrain_epochs
@@ -113,9 +120,41 @@ def spec_sampler(
     return sampler
 
 
-def spec_run_id(trunk_id: str, d_tokens: int, domain: str, dp_tokens: int, sc: SpecConfig) -> str:
-    """Run id of a specialist: its trunk, D, domain, D' and a hash of its settings."""
-    return f"{trunk_id}.D{d_tokens}.{domain}.S{dp_tokens}.{config_hash(asdict(sc))[:6]}"
+#: The training settings a specialization learns under (the rest are the trunk's schedule,
+#: or say how a run is measured or executed).
+_SPEC_TRAINING = ("batch_size", "lr", "weight_decay", "beta1", "beta2", "grad_clip", "weights")
+
+
+def spec_run_id(
+    trunk_id: str,
+    d_tokens: int,
+    domain: str,
+    dp_tokens: int,
+    sc: SpecConfig,
+    *,
+    seed: int | None = None,
+    changed: dict[str, Any] | None = None,
+) -> str:
+    """Run id of a specialist: its trunk, D, domain, D' and a hash of its settings.
+
+    ``seed`` (given only when it is not the trunk's) and ``changed`` (training settings that
+    differ from the trunk's) are part of the id too: two specialists that differ only in
+    them are different runs, and the second was skipped as "already in the store".
+    """
+    rid = f"{trunk_id}.D{d_tokens}.{domain}.S{dp_tokens}.{config_hash(asdict(sc))[:6]}"
+    if seed is not None:
+        rid += f".seed{int(seed)}"
+    if changed:
+        rid += f".train-{config_hash(jsonable(changed))[:6]}"
+    return rid
+
+
+def _train_changes(tc: TrainConfig, trunk: dict[str, Any]) -> dict[str, Any]:
+    """The settings of ``tc`` a specialization learns under that differ from the trunk's."""
+    mine = asdict(tc)
+    return {
+        k: mine[k] for k in _SPEC_TRAINING if k in trunk and jsonable(trunk[k]) != jsonable(mine[k])
+    }
 
 
 def specialize(
@@ -190,10 +229,19 @@ def specialize(
     seed = meta["seed"] if seed is None else int(seed)
     tps = tc.batch_size * cfg.seq_len
     d_tokens = int(meta["tokens"])
+    check_row_counts(count_params(cfg), d_tokens, where=str(checkpoint))
     n = exact_steps(spec_tokens, tps, "D'", kind="a specialization", model=entry["name"])
     dp_tokens = n * tps
     trunk_id = meta["trunk_id"]
-    run_id = run_id or spec_run_id(trunk_id, d_tokens, domain, dp_tokens, spec)
+    run_id = run_id or spec_run_id(
+        trunk_id,
+        d_tokens,
+        domain,
+        dp_tokens,
+        spec,
+        seed=seed if seed != meta["seed"] else None,
+        changed=_train_changes(tc, meta["train_config"]),
+    )
     # everything that can refuse the input runs before the store exists; the store is
     # created only when the rows are written, so a run that fails leaves none behind
     sampler = spec_sampler(corpus, tc, cfg, domain, spec, seed)

@@ -49,11 +49,18 @@ from bayesplit._io import atomic_write_text, jsonable, read_json
 from bayesplit._parse import check_flag, check_path
 from bayesplit.errors import BayesplitError
 from bayesplit.train.checkpoint import ckpt_path, list_checkpoints, load_checkpoint
-from bayesplit.train.config import GPTConfig, TrainConfig, config_hash, exact_steps
+from bayesplit.train.config import GPTConfig, TrainConfig, config_hash, count_params, exact_steps
 from bayesplit.train.corpus import Corpus
 from bayesplit.train.data import BatchSampler, Stream, check_first_reads, passes
 from bayesplit.train.loop import Trainer, progress_bar
-from bayesplit.train.rows import run_rows, steps_in_store, store_for_lookup, warn, write_rows
+from bayesplit.train.rows import (
+    check_row_counts,
+    run_rows,
+    steps_in_store,
+    store_for_lookup,
+    warn,
+    write_rows,
+)
 from bayesplit.train.runtime import make_runtime
 from bayesplit.train.schedule import WSD, cooldown
 
@@ -229,6 +236,7 @@ def pretrain(
     trunk_id = trunk_id or trunk_id_for(entry, cfg, tc, seed, corpus)
     run_id = general_run_id(trunk_id, tc)
     tps = tc.batch_size * cfg.seq_len
+    check_row_counts(count_params(cfg), where=f"model {entry['name']}")
 
     def steps(points: list[float], kind: str) -> list[int]:
         return sorted({exact_steps(d, tps, "D", kind=kind, model=entry["name"]) for d in points})

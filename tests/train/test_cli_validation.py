@@ -530,3 +530,36 @@ def test_training_into_a_store_of_another_corpus_is_refused(tiny_corpus, tiny_la
                 "--store", store]  # fmt: skip
     refused(args, "holds rows trained on another corpus (content sha256 ffffffffffff", out)
     assert len(RunStore(store).read()) == 1
+
+
+def test_eval_tokens_help_says_where_each_command_takes_its_default():
+    # specialize said "default from the ladder" but takes the trunk checkpoint's value
+    def helptext(*words):
+        res = CliRunner().invoke(app, ["train", *words, "--help"], env={"COLUMNS": "200"})
+        return " ".join(res.output.replace("│", " ").split())
+
+    assert "default the trunk's, as its checkpoint recorded" in helptext("specialize")
+    assert "default from the ladder" in helptext("pretrain")
+    assert "from the ladder" not in helptext("specialize")
+
+
+def test_a_validation_split_too_short_for_a_window_is_named(tmp_path, tiny_ladder):
+    # "a validation split needs at least 2 tokens", naming no domain; corpus info said nothing
+    corpus = make_corpus(tmp_path / "c", {"alpha": 20_000, "beta": 20_000}, val_tokens=1)
+    res = runner.invoke(app, ["corpus", "info", str(corpus), "--json"])
+    assert res.exit_code == 0, res.output
+    warnings = json.loads(res.stdout)["warnings"]
+    assert warnings == [
+        f"domain {d!r}: its validation split has 1 token(s); training needs at least 2 "
+        "(one validation window)"
+        for d in ("alpha", "beta")
+    ]
+    assert (
+        "! domain 'alpha': its validation split has 1"
+        in runner.invoke(app, ["corpus", "info", str(corpus)]).stderr
+    )
+    out = tmp_path / "out"
+    out.mkdir()
+    args = ["train", "pretrain", "--corpus", corpus, "--ladder", tiny_ladder, "--model", "tiny",
+            "--branch-at", "2048", "--store", out / "s.db", "--workdir", out / "w"]  # fmt: skip
+    refused(args, "the 'alpha' validation split has 1 token; a validation window needs", out)

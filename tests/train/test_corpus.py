@@ -210,6 +210,18 @@ def test_clustering_recovers_planted_domains():
     assert np.array_equal(labels, again) and names == names2
 
 
+def test_clustering_takes_every_seed_the_command_line_takes():
+    # --seed 4294967296 was sklearn's InvalidParameterError traceback: it takes 32-bit seeds
+    from sklearn.metrics import adjusted_rand_score
+
+    texts, truth = _mixture()
+    for seed in (2**32, 2**63 - 1):
+        labels, _, _ = cluster_documents(texts, 3, seed=seed)
+        assert adjusted_rand_score(truth, labels) >= 0.9
+        again, _, _ = cluster_documents(texts, 3, seed=seed)
+        assert np.array_equal(labels, again)
+
+
 def test_cluster_mode_build(tmp_path):
     texts, truth = _mixture(n_per=20, seed=1)
     src = tmp_path / "src"

@@ -376,6 +376,31 @@ def test_build_refuses_out_at_or_above_the_current_folder_before_any_work(
     assert _state(tmp_path) == before
 
 
+@pytest.mark.parametrize("target", ["empty", "full", "missing"])
+def test_build_refuses_an_out_that_is_a_symbolic_link_before_any_work(tmp_path, monkeypatch, target):  # fmt: skip
+    """A link to an empty folder failed after the build naming a temp folder; to a full one
+    with --overwrite, the link became a real folder and a hidden link was left behind."""
+    import bayesplit.train.corpus.build as mod
+
+    src = _source(tmp_path / "src")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("old corpus")
+    (tmp_path / "link").symlink_to(tmp_path / target, target_is_directory=True)
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("read documents before refusing --out")
+
+    monkeypatch.setattr(mod, "_read_documents", no_work)
+    before = _state(tmp_path)
+    with pytest.raises(BayesplitError, match="is a symbolic link; give the folder it points to"):
+        build_corpus(src, tmp_path / "link", vocab_size=300, overwrite=True, progress=False)
+    res = runner.invoke(app, ["corpus", "build", str(src), "--out", str(tmp_path / "link"),
+                              "--overwrite", "-q", "--vocab", "300"])  # fmt: skip
+    _one_line_error(res, f"--out {tmp_path / 'link'} is a symbolic link")
+    assert _state(tmp_path) == before and (tmp_path / "link").is_symlink()
+
+
 def test_build_refuses_a_folder_name_too_long_for_a_domain(tmp_path):
     src = _source(tmp_path / "src")
     try:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("torch")
-from conftest import tiny_entry
+from conftest import refused, tiny_entry
 from typer.testing import CliRunner
 
 from bayesplit.cli import app
@@ -292,6 +292,16 @@ def test_a_launch_that_cannot_work_is_one_error_before_anything_runs(
     assert not (tmp_path / "runs.db").exists()
 
 
+def test_a_dry_run_refuses_the_launch_the_real_run_refuses(tiny_corpus, tiny_ladder, tmp_path):
+    # --dry-run showed a normal plan; the same command without it said "not divisible"
+    sfile = tmp_path / "s.json"
+    sfile.write_text(json.dumps([{"model": "tiny", "pretrain_tokens": D1, "spec_tokens": 0}]))
+    args = ["train", "execute", sfile, "--corpus", tiny_corpus, "--ladder", tiny_ladder,
+            "--store", tmp_path / "runs.db", "--launcher", "torchrun", "--nproc", "3",
+            "--dry-run"]  # fmt: skip
+    refused(args, "batch_size 8 is not divisible by --nproc 3", tmp_path)
+
+
 def test_an_unreadable_trunk_json_is_named(executed, tiny_corpus, tmp_path):
     # an empty trunk.json (a crash before the write reached the disk) was a JSONDecodeError
     import shutil
@@ -342,3 +352,16 @@ def test_a_failed_checkpoint_save_leaves_no_temporary_file(tmp_path):
     save_checkpoint(target, model, opt, {"step": 1})
     assert [p.name for p in (tmp_path / "ck").iterdir()] == [target.name]
     assert load_checkpoint(target)["meta"] == {"step": 1}
+
+
+def test_job_rows_come_back_from_a_launcher_with_every_digit():
+    # torchrun and slurm jobs sent rows through DataFrame.to_json: 10 significant digits
+    import pandas as pd
+
+    from bayesplit.train.execute import rows_as_records
+
+    df = pd.DataFrame({"loss": [5.934026718139648, float("nan")], "step": [1, 2], "id": ["a", "b"]})
+    back = pd.DataFrame(json.loads(json.dumps(rows_as_records(df), allow_nan=False)))
+    assert back["loss"].iloc[0] == 5.934026718139648 and back["loss"].isna().iloc[1]
+    assert back["step"].tolist() == [1, 2] and back["id"].tolist() == ["a", "b"]
+    assert rows_as_records(pd.DataFrame()) == []

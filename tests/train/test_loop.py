@@ -154,6 +154,35 @@ def test_extending_a_trunk_from_a_checkpoint_is_bitwise(trunk, tiny_corpus, tmp_
         assert torch.equal(v, mine["model"][k]), k
 
 
+def test_a_rerun_for_an_earlier_branch_point_keeps_the_resume_checkpoint(tiny_corpus, tmp_path, monkeypatch):  # fmt: skip
+    """Interrupted past step 12 on the way to 16, then rerun for 5 and 16: the checkpoint at
+    step 4 (on the way to 5) deleted the one at 12, and steps 5-12 were trained again."""
+    from bayesplit.train.loop import Trainer
+
+    work, entry = (
+        tmp_path / "work",
+        tiny_entry(train={**tiny_entry()["train"], "checkpoint_every": 4}),
+    )
+    pretrain(tiny_corpus, entry, workdir=work, save_at=[16 * TPS], progress=False)
+    (trunk_dir,) = (work / "trunks").iterdir()
+    ref = load_checkpoint(ckpt_path(trunk_dir, "stable", 16))
+    ckpt_path(trunk_dir, "stable", 16).unlink()  # as if killed after step 12's checkpoint
+    assert sorted(list_checkpoints(trunk_dir)["periodic"]) == [12]
+    spans, train = [], Trainer.train
+
+    def recorded(self, sampler, schedule, start, end, **kw):
+        spans.append((start, end))
+        return train(self, sampler, schedule, start, end, **kw)
+
+    monkeypatch.setattr(Trainer, "train", recorded)
+    pretrain(tiny_corpus, entry, workdir=work, save_at=[5 * TPS, 16 * TPS], progress=False)
+    assert spans == [(0, 5), (12, 16)]
+    mine = load_checkpoint(ckpt_path(trunk_dir, "stable", 16))
+    assert mine["meta"]["train_losses"] == ref["meta"]["train_losses"]
+    for k, v in ref["model"].items():
+        assert torch.equal(v, mine["model"][k]), k
+
+
 def test_general_row_from_branch_is_reproducible(trunk, tiny_corpus, tmp_path):
     """The decay at D1 re-run from the stored checkpoint gives the same loss, bitwise."""
     store = RunStore(tmp_path / "runs.db")

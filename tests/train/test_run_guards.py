@@ -347,3 +347,78 @@ def test_the_trainers_refuse_a_path_that_is_no_path(trunk, tiny_corpus, tiny_lad
             with pytest.raises(BayesplitError, match=f"^{what} (is empty|must be a file path)"):
                 call()
     assert list(tmp_path.iterdir()) == []
+
+
+# -- 8. rows the run store would refuse after training -----------------------------------------
+def test_a_model_below_1000_parameters_is_refused_before_it_trains(tiny_corpus, tmp_path):
+    # it trained to the end, then the store said "params (N) below 1000 looks like the wrong
+    # unit" and an empty store was left
+    small = tiny_entry(n_layer=1, n_head=1, d_model=8, d_ff=8)
+    assert small["params"] < 1000
+    with pytest.raises(BayesplitError, match=f"N = {small['params']:,} parameters, and the run"):
+        pretrain(tiny_corpus, small, workdir=tmp_path / "w", eval_at=[D], save_at=[D],
+                 store=tmp_path / "s.db", progress=False)  # fmt: skip
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_checkpoint_of_too_few_pretraining_tokens_is_refused_before_it_trains(trunk, tiny_corpus, tmp_path):  # fmt: skip
+    # a step-0 stable checkpoint (a cooldown of 0.9 makes one): specialized to the end, then
+    # "pretrain_tokens (D) must be > 0" and an empty store
+    state = load_checkpoint(trunk["ckpt"])
+    state["meta"] = {**state["meta"], "tokens": 0, "step": 0}
+    early = tmp_path / "stable-0000000000.pt"
+    torch.save(state, early)
+    with pytest.raises(BayesplitError, match="D = 0 pretraining tokens, and the run store refuses"):
+        specialize(tiny_corpus, early, "alpha", 8 * TPS, store=tmp_path / "s.db",
+                   workdir=tmp_path / "w", progress=False)  # fmt: skip
+    assert [p.name for p in tmp_path.iterdir()] == [early.name]
+
+
+def test_a_validation_loss_the_store_would_refuse_is_divergence(trunk, tiny_corpus, tmp_path):
+    # a finite loss above 20 nats/token (lr 3 on a small model): the store refused the rows
+    # after training as "looks like a perplexity", and an empty store was left
+    from bayesplit.train.config import TrainConfig
+    from bayesplit.train.corpus import Corpus
+    from bayesplit.train.loop import Trainer
+    from bayesplit.train.rows import write_rows
+    from bayesplit.train.runtime import make_runtime
+    from bayesplit.train.trunk import model_config
+
+    entry = tiny_entry()
+    corpus = Corpus(tiny_corpus)
+    tc = TrainConfig.from_entry(entry, device="cpu")
+    rt = make_runtime(tc)
+    tr = Trainer(model_config(entry, corpus), tc, rt, 0)
+    with torch.no_grad():
+        for p in tr.model.parameters():
+            p.mul_(300.0)  # confident and wrong: a large, finite cross-entropy
+    with pytest.raises(BayesplitError, match=r"training diverged: validation loss [\d.e+]+ "
+                       r"nats/token on 'alpha' after step 0, above the run store's 20 "
+                       r"\(a uniform guess over 64 tokens scores 4.16\)"):  # fmt: skip
+        tr.evaluate(corpus, 2048)
+    # and rows the store would refuse never create it
+    row = {"run_id": "r", "params": 5e4, "pretrain_tokens": 1e5, "spec_tokens": 0,
+           "train_domain": None, "eval_domain": "alpha", "loss": 25.0, "seed": 0}  # fmt: skip
+    with pytest.raises(BayesplitError, match="looks like a perplexity"):
+        write_rows(tmp_path / "s.db", [row], rt)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_specialist_of_another_seed_or_batch_is_another_run(trunk, tiny_corpus, tmp_path):
+    # seed=2 after seed=1 trained nothing: its run id was the same, so "already in the store"
+    from bayesplit.train.config import TrainConfig
+
+    kw = dict(store=tmp_path / "s.db", workdir=tmp_path / "w", progress=False)
+    base = specialize(tiny_corpus, trunk["ckpt"], "alpha", 4 * TPS, **kw)
+    again = specialize(tiny_corpus, trunk["ckpt"], "alpha", 4 * TPS, **kw)
+    assert len(again) == 0  # the same run: in the store already
+    one = specialize(tiny_corpus, trunk["ckpt"], "alpha", 4 * TPS, seed=1, **kw)
+    two = specialize(tiny_corpus, trunk["ckpt"], "alpha", 4 * TPS, seed=2, **kw)
+    ids = [f["run_id"].iloc[0] for f in (base, one, two)]
+    assert len(set(ids)) == 3 and ids[1].endswith(".seed1") and ids[2].endswith(".seed2")
+    assert base["run_id"].iloc[0] == ids[0] and ".seed" not in ids[0]  # the default id kept
+    trunk_tc = load_checkpoint(trunk["ckpt"])["meta"]["train_config"]
+    half = TrainConfig(**{**trunk_tc, "batch_size": 4})
+    other = specialize(tiny_corpus, trunk["ckpt"], "alpha", 4 * TPS, train=half, **kw)
+    assert ".train-" in other["run_id"].iloc[0]
+    assert len(RunStore(tmp_path / "s.db").read()["run_id"].unique()) == 4

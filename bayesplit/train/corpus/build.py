@@ -403,6 +403,13 @@ def _check_out(src: Path, out: Path, overwrite: bool) -> None:
             f"--out {out} is the current folder or one above it; give a folder of its own "
             "for the corpus"
         )
+    if out.is_symlink():
+        # the finished corpus replaces --out by renames: a link was swapped for a real folder
+        # (its target left as it was) or the build failed at the end naming a temp folder
+        raise BayesplitError(
+            f"--out {out} is a symbolic link; give the folder it points to "
+            f"({os.path.realpath(out)}) or a new name"
+        )
     if out.exists() and not out.is_dir():
         raise BayesplitError(f"--out {out} exists and is not a directory")
     if out.is_dir() and any(out.iterdir()) and not overwrite:

@@ -42,6 +42,9 @@ def cluster_documents(
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.preprocessing import normalize
 
+    # scikit-learn takes seeds below 2**32; a larger one (the CLI takes 64 bits) is folded
+    # into that range, and a smaller one kept as it is, so its clusters do not change
+    sk_seed = seed if 0 <= seed < 2**32 else int(np.random.SeedSequence(seed).generate_state(1)[0])
     n = len(texts)
     if k < 2 or k > n:
         raise BayesplitError(f"cluster:K needs 2 <= K <= number of documents ({n}), got K={k}")
@@ -74,11 +77,11 @@ def cluster_documents(
         warnings.simplefilter("ignore", RuntimeWarning)
         warnings.simplefilter("ignore", ConvergenceWarning)
         if n_components >= 2:
-            svd = TruncatedSVD(n_components=n_components, random_state=seed)
+            svd = TruncatedSVD(n_components=n_components, random_state=sk_seed)
             z = normalize(svd.fit_transform(x))
         else:
             z = x
-        raw = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(z)
+        raw = KMeans(n_clusters=k, n_init=10, random_state=sk_seed).fit_predict(z)
     found = np.unique(raw)
     if len(found) < k:
         advice = (
