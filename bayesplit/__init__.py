@@ -21,6 +21,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "load_runs": "bayesplit.runs",
     "validate_runs": "bayesplit.runs",
+    "RunTableError": "bayesplit.runs",
     "RunStore": "bayesplit.store",
     "fit": "bayesplit.fitting",
     "Posterior": "bayesplit.posterior",
@@ -49,6 +50,7 @@ __all__ = [
     "Param",
     "Posterior",
     "RunStore",
+    "RunTableError",
     "Thresholds",
     "allocate",
     "available_laws",
@@ -68,7 +70,10 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
+    from bayesplit.allocation import allocate, frontier
+    from bayesplit.comparison import compare
     from bayesplit.datasets import load_dataset
+    from bayesplit.design import suggest
     from bayesplit.diagnostics import Thresholds
     from bayesplit.errors import BayesplitError
     from bayesplit.fitting import fit
@@ -76,7 +81,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from bayesplit.laws import register as register_law
     from bayesplit.posterior import Posterior, load_posterior
     from bayesplit.prediction import predict
-    from bayesplit.runs import load_runs, validate_runs
+    from bayesplit.prior import prior_predictive
+    from bayesplit.runs import RunTableError, load_runs, validate_runs
+    from bayesplit.simulation import simulate
     from bayesplit.store import RunStore
 
 

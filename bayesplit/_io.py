@@ -141,10 +141,26 @@ def jsonable(obj: Any) -> Any:
     strings, NaN or infinite floats and missing values None (JSON has no such numbers),
     dates and times ISO 8601 text, decimals floats.
 
+    A value nested too deeply to convert (``[[[...]]]`` hundreds deep, which a JSON file
+    can hold) raises :class:`~bayesplit.errors.BayesplitError`, not a RecursionError.
+
     >>> import datetime, decimal
     >>> jsonable({"t": datetime.date(2026, 1, 2), "x": float("nan"), "d": decimal.Decimal("0.5")})
     {'t': '2026-01-02', 'x': None, 'd': 0.5}
     """
+    try:
+        return _jsonable(obj)
+    except RecursionError:
+        from bayesplit.errors import BayesplitError
+
+        raise BayesplitError(
+            "a value is nested too deeply (lists or mappings hundreds of levels deep) to be "
+            "kept or written as JSON"
+        ) from None
+
+
+def _jsonable(obj: Any) -> Any:
+    jsonable = _jsonable  # recursion stays inside the one try of the public function
     if obj is None or isinstance(obj, (str, bool, int)):
         return obj
     if isinstance(obj, dict):

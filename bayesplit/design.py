@@ -738,7 +738,8 @@ def suggest(
     force: bool = False,
     seed: int = 0,
 ) -> Suggestions:
-    """Rank candidate runs by how much they would reduce the uncertainty of the decision, per FLOP.
+    """Rank candidate runs by how much they are expected to improve the decision, per FLOP
+    (by default: how much they cut the plan's expected regret).
 
     Parameters
     ----------

@@ -25,7 +25,25 @@ MAX_TREE_DEPTH = 10
 
 @dataclass(frozen=True)
 class Thresholds:
-    """What a posterior must meet to be used for decisions."""
+    """What a posterior must meet to be used for decisions (``fit(thresholds=...)``).
+
+    Parameters
+    ----------
+    r_hat_max
+        Largest rank-normalized split R-hat of any gated variable.
+    ess_bulk_min, ess_tail_min
+        Smallest bulk and tail effective sample size of any gated variable.
+    divergences_max
+        Most divergent transitions allowed.
+    prior_ratio_max
+        Posterior sd / prior sd of an unconstrained law parameter above this: "not
+        identified" (the data barely moved it from its prior).
+    bfmi_min
+        Energy BFMI below this is a warning, not a failure.
+    max_depth_share_max
+        Share of transitions at NUTS's maximum tree depth above this is a warning (PyMC
+        warns at 5%).
+    """
 
     r_hat_max: float = 1.01
     ess_bulk_min: float = 400.0

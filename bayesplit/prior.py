@@ -109,6 +109,24 @@ def prior_predictive(
 ) -> xr.Dataset:
     """Sample losses from the prior at every modelled row.
 
+    Parameters
+    ----------
+    runs
+        A run table, or a path or ``bundled:NAME`` that :func:`~bayesplit.runs.load_runs` reads.
+    law
+        A law name (see :func:`~bayesplit.laws.available_laws`) or a :class:`~bayesplit.laws.Law`.
+    draws
+        Prior draws (at least 10).
+    seed
+        Random seed; the same seed gives the same draws.
+    level
+        Central probability of the ``lo``/``hi`` band, in (0, 1).
+    per_domain
+        Parameters that vary by domain (default: the law's own choice), as in
+        :func:`~bayesplit.fitting.fit`.
+    run_effect
+        ``"auto"``, True or False: one shift per run or trunk, as in ``fit``.
+
     Returns
     -------
     xarray.Dataset

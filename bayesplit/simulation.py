@@ -129,14 +129,26 @@ def design_cost(design: pd.DataFrame, trunks: TrunkState, cost: CostModel) -> fl
 def _trunk_ids(design: pd.DataFrame, seed: int) -> pd.DataFrame:
     """Every run of size N in a campaign branches from the one trunk of that size."""
     out = design.copy()
-    out["trunk_id"] = [f"trunk-N{n:.6g}-s{seed}" for n in out["params"]]
+    out["trunk_id"] = [f"trunk-N{_exact(n)}-s{seed}" for n in out["params"]]
     out["seed"] = seed
     out["run_id"] = [
-        f"N{r.params:.6g}-D{r.pretrain_tokens:.6g}"
-        + (f"-{r.train_domain}-Dp{r.spec_tokens:.6g}" if r.spec_tokens > 0 else "")
+        f"N{_exact(r.params)}-D{_exact(r.pretrain_tokens)}"
+        + (f"-{r.train_domain}-Dp{_exact(r.spec_tokens)}" if r.spec_tokens > 0 else "")
         for r in out.itertuples()
     ]
     return out
+
+
+def _exact(value: float) -> str:
+    """The shortest ``g`` format (3 digits at least) that reads back as ``value``: the same
+    label for a value in every batch, and distinct labels for distinct values (``.6g`` gave
+    1e7 and 1.0000001e7 one run id, and the campaign a duplicate-rows error)."""
+    value = float(value)
+    for digits in range(3, 18):
+        label = f"{value:.{digits}g}"
+        if float(label) == value:
+            return label
+    return repr(value)
 
 
 def grid_order(candidates: pd.DataFrame) -> np.ndarray:
@@ -327,7 +339,7 @@ def run_campaign(
 
     design = _trunk_ids(config.seed_design, seed)
     spent = design_cost(design, trunks, config.cost_model)
-    runs = observe(design, seed)
+    runs = observe(design, noise_seed(seed, 0))
     optimum = allocate(truth.as_posterior(), budget=config.budget, trunk=config.trunk)
     if refitter is None:
         refitter = make_refitter(truth, config)
@@ -363,8 +375,19 @@ def run_campaign(
         new, spent = take_batch(chosen, candidates, trunks, config, spent, seed)
         if new is None:
             break
-        runs = pd.concat([runs, observe(new, seed * 1000 + rnd + 1)], ignore_index=True)
+        runs = pd.concat([runs, observe(new, noise_seed(seed, rnd + 1))], ignore_index=True)
     return pd.DataFrame(rows)
+
+
+def noise_seed(seed: int, batch: int) -> int:
+    """The noise seed of batch ``batch`` (0: the seed design) of campaign ``seed``.
+
+    One stream per (campaign, batch), from :class:`numpy.random.SeedSequence`. The earlier
+    ``seed * 1000 + batch`` gave campaign 0's batches the seed-design noise of campaigns 1,
+    2, ...: campaigns a paired bootstrap over seeds takes as independent.
+    """
+    hi, lo = np.random.SeedSequence([check_seed(seed), int(batch)]).generate_state(2)
+    return (int(hi) << 31) ^ int(lo)  # below 2**63
 
 
 def take_batch(
@@ -451,7 +474,22 @@ def simulate(
 ) -> pd.DataFrame:
     """Run one campaign per (policy, seed); the rounds of all of them in one table.
 
-    ``progress``: True prints a line to stderr after each round; a callable receives it.
+    Parameters
+    ----------
+    truth
+        The known law that gives the simulated losses and scores each decision: a
+        :class:`~bayesplit.truth.GroundTruth` (:func:`~bayesplit.truth.example_truth`,
+        :func:`~bayesplit.truth.truth_from_posterior`, :func:`~bayesplit.truth.truth_from_prior`).
+    config
+        A :class:`CampaignConfig`: target and experiment budgets, the grid of candidate
+        runs, the seed design, batch size, rounds and the short fits' settings.
+    policies
+        Which of :data:`POLICIES` to run.
+    seeds
+        One campaign per policy and seed; a seed fixes the noise streams of its seed design
+        and of each batch, the same for every policy (so policies are compared paired).
+    progress
+        True prints a line to stderr after each round; a callable receives it.
 
     Columns: ``policy``, ``seed``, ``round``, ``spent_flops``, ``n_runs``, ``regret``
     (relative, of the recommended plan under the true law), ``true_objective``,

@@ -479,3 +479,41 @@ def test_validate_warns_of_an_extra_the_store_cannot_keep(tmp_path):
     plain = tmp_path / "plain.csv"
     write_table(good_table(), plain)
     assert _ok(runner.invoke(app, ["runs", "validate", str(plain), "--json"]))["warnings"] == []
+
+
+def test_runs_list_json_prints_what_validate_accepts(tmp_path):
+    # a Parquet bytes or duration column: validate said fine, list --json was a TypeError
+    df = good_table()
+    df["blob"] = [b"\x00\x01"] * len(df)
+    df["took"] = pd.to_timedelta([5] * len(df), unit="s")
+    path = tmp_path / "t.parquet"
+    df.to_parquet(path)
+    assert runner.invoke(app, ["runs", "validate", str(path)]).exit_code == 0
+    res = runner.invoke(app, ["runs", "list", str(path), "--json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)
+    rows = rows["runs"] if isinstance(rows, dict) else rows
+    assert rows[0]["blob"] == "0001" and rows[0]["took"] == "P0DT0H0M5S"
+
+
+@pytest.mark.parametrize("command", ["validate", "import"])
+def test_an_extra_value_nested_too_deeply_is_one_line(tmp_path, command):
+    # [[[...]]] 500 deep: json reads it, then a RecursionError traceback
+    rows = good_table().to_dict("records")
+    deep: list = []
+    for _ in range(500):
+        deep = [deep]
+    rows[0]["x"] = deep
+    path = tmp_path / "deep.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    args = ["runs", command, str(path)] + (["--store", str(tmp_path / "s.db")] if command == "import" else [])  # fmt: skip
+    res = runner.invoke(app, args)
+    assert "Traceback" not in res.output
+    if command == "validate":  # a table it reads: the store's refusal is a warning
+        assert res.exit_code == 0, res.output
+        said = " ".join(res.stderr.split())
+        assert "! a value is nested too deeply" in said and "`runs import` will refuse" in said
+    else:
+        assert res.exit_code == 2, res.output
+        assert res.stderr.startswith("error: a value is nested too deeply")
+    assert not (tmp_path / "s.db").exists()

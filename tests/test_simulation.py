@@ -389,6 +389,31 @@ def test_campaign_replays_a_measured_pool():
     assert (h["pred_error"] * h["true_objective"]).iloc[-1] == pytest.approx(1.0, abs=0.3)
 
 
+def test_each_campaign_batch_has_noise_of_its_own():
+    # campaign s's batch after round r drew noise with seed 1000·s + r + 1: campaign 0's
+    # batches had the seed-design noise of campaigns 1, 2, ..., which a paired bootstrap
+    # over seeds takes as independent
+    from bayesplit.simulation import noise_seed, run_campaign
+
+    seeds = {noise_seed(s, b) for s in range(200) for b in range(30)}
+    assert len(seeds) == 200 * 30 and all(0 <= x < 2**63 for x in seeds)
+    assert noise_seed(0, 1) == noise_seed(0, 1) and noise_seed(0, 1) != noise_seed(1, 0)
+    truth, cfg = _config()
+    used = {}
+    for campaign in (0, 1):
+        calls = []
+
+        def observe(design, s, calls=calls):
+            calls.append(s)
+            return truth.simulate(design, seed=s)
+
+        run_campaign(truth, "grid", cfg, seed=campaign, observe=observe)
+        used[campaign] = calls
+    assert used[0] == [noise_seed(0, 0), noise_seed(0, 1)]
+    assert used[1] == [noise_seed(1, 0), noise_seed(1, 1)]
+    assert not set(used[0]) & set(used[1])
+
+
 def test_cli_simulate_errors_exit_2(tmp_path):
     base = ["--budget", "1e20", "--experiment-budget", "1e18"]
     for truth, extra, message in [
@@ -594,3 +619,17 @@ def test_close_grid_values_get_their_own_run_ids():
     ids = _trunk_ids(design, seed=0)
     assert ids["run_id"].is_unique and ids.groupby("params")["trunk_id"].nunique().eq(1).all()
     assert ids["trunk_id"].nunique() == 2
+
+
+def test_campaign_run_ids_tell_close_sizes_apart():
+    # --params 1e7,1.0000001e7 gave both sizes run id "N1e+07-D2e+08", and simulate failed
+    # on "duplicate (run_id, eval_domain, step) rows" of a table the user never wrote
+    from bayesplit.simulation import _trunk_ids
+
+    design = pd.DataFrame(
+        {"params": [1e7, 1.0000001e7, 1e7], "pretrain_tokens": [2e8, 2e8, 2e8],
+         "spec_tokens": [0.0, 0.0, 5e7], "train_domain": [None, None, "web"]}
+    )  # fmt: skip
+    out = _trunk_ids(design, 3)
+    assert out["run_id"].tolist() == ["N1e+07-D2e+08", "N10000001-D2e+08", "N1e+07-D2e+08-web-Dp5e+07"]  # fmt: skip
+    assert out["trunk_id"].tolist() == ["trunk-N1e+07-s3", "trunk-N10000001-s3", "trunk-N1e+07-s3"]  # fmt: skip

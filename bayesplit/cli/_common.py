@@ -69,9 +69,29 @@ def given(value: str | None, option: str) -> str | None:
 
 
 def emit_json(obj: Any) -> None:
-    """Print one JSON object on stdout (NaN/inf become null)."""
-    sys.stdout.write(json.dumps(jsonable(obj), indent=2, allow_nan=False) + "\n")
+    """Print one JSON object on stdout (NaN/inf become null).
+
+    A value JSON has no type for (a Parquet table's bytes or durations) is printed as text:
+    ``runs list --json`` of a table ``runs validate`` accepts was a TypeError traceback.
+    """
+    try:
+        text = json.dumps(jsonable(obj), indent=2, allow_nan=False, default=_as_text)
+    except RecursionError:  # the indenting encoder recurses too
+        raise BayesplitError("a value is nested too deeply to be printed as JSON") from None
+    sys.stdout.write(text + "\n")
     sys.stdout.flush()
+
+
+def _as_text(value: Any) -> str:
+    import datetime
+
+    if isinstance(value, (bytes, bytearray)):
+        return value.hex()
+    if isinstance(value, datetime.timedelta):  # pandas' Timedelta too: ISO 8601, "P0DT0H0M5S"
+        import pandas as pd
+
+        return pd.Timedelta(value).isoformat()
+    return str(value)
 
 
 def fmt(x: float, digits: int = 4) -> str:

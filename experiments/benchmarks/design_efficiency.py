@@ -107,6 +107,17 @@ SETTINGS = {
 }
 
 
+#: The committed campaigns predate ``simulation.noise_seed``; said wherever their tables are.
+NOISE_SEEDS_NOTE = (
+    "Noise seeds: the committed campaigns were run when campaign s drew the noise of its "
+    "batch after round r with seed 1000·s + r + 1, so campaign 0's batches reused the "
+    "seed-design noise of campaigns 1, 2, ..., one per round (1-4 at 4 rounds; their first rows); no other two campaigns shared "
+    "noise. `run_campaign` now gives each (campaign, batch) a stream of its own "
+    "(`bayesplit.simulation.noise_seed`), so new campaigns draw other noise and their "
+    "numbers differ from these within seed-to-seed variation. The tables were not rerun."
+)
+
+
 def split_name(name: str) -> tuple[str, float | None]:
     """``"debian@1e15"`` -> ("debian", 1e15): a truth with its target compute moved."""
     base, _, budget = name.partition("@")
@@ -817,6 +828,8 @@ def report(command: str) -> None:
         "The campaigns themselves are run (resumably, appending to `design_efficiency.csv`) by "
         "`python experiments/benchmarks/design_efficiency.py --seeds S --workers 2`; the "
         "`seeds` column says how many each policy has so far.",
+        "",
+        NOISE_SEEDS_NOTE,
         "",
     ]
     tables, verdicts = _tables(df)
