@@ -103,7 +103,7 @@ WRITE_FORMATS = {
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
 }
-FILE_SUFFIXES = (*WRITE_FORMATS, ".json", *STORE_SUFFIXES)
+FILE_SUFFIXES = (*WRITE_FORMATS, ".tsv", ".json", *STORE_SUFFIXES)
 
 
 class RunTableError(BayesplitError):
@@ -702,7 +702,22 @@ def _records_frame(records: list) -> pd.DataFrame:
         return k in STRINGS or (k == "seed" and isinstance(v, int) and not isinstance(v, bool))
 
     rows = [{k: str(v) if text(k, v) else v for k, v in r.items()} for r in records]
-    return pd.DataFrame(rows)
+    return frame_of_records(rows)
+
+
+def frame_of_records(rows: list[dict], index=None) -> pd.DataFrame:
+    """``pd.DataFrame(rows)``, except that a column of whole numbers missing in some rows is
+    nullable ``Int64``, not float64: ``9007199254740993`` came back as ``...992.0``."""
+    df = pd.DataFrame(rows, index=index)
+    for col in df.columns:
+        if df[col].dtype != float or not df[col].isna().any():
+            continue
+        given = [r.get(col) for r in rows]
+        present = [v for v in given if v is not None]
+        whole = all(isinstance(v, int) and not isinstance(v, bool) for v in present)
+        if present and whole and all(-(2**63) <= v < 2**63 for v in present):
+            df[col] = pd.array(given, dtype="Int64")
+    return df
 
 
 def load_runs(
@@ -771,9 +786,15 @@ def write_table(runs: pd.DataFrame, path: str | Path) -> Path:
     p = check_path(path)
     fmt = write_format(p)
     with atomic_path(p) as tmp:
-        if fmt in ("csv", "csv.gz"):
-            compression = "gzip" if fmt == "csv.gz" else None
-            _csv_ready(runs).to_csv(tmp, index=False, compression=compression)
+        if fmt == "csv":
+            _csv_ready(runs, p).to_csv(tmp, index=False)
+        elif fmt == "csv.gz":
+            import gzip
+
+            # the header names the file gunzip -N restores (the temp file's name, before)
+            # and no time, so one table gives the same bytes every time
+            with open(tmp, "wb") as raw, gzip.GzipFile(p.name[:-3], "wb", fileobj=raw, mtime=0) as gz:  # fmt: skip
+                gz.write(_csv_ready(runs, p).to_csv(index=False).encode("utf-8"))
         elif fmt == "parquet":
             _write_parquet(_parquet_ready(runs), tmp, name=p)
         else:
@@ -781,11 +802,28 @@ def write_table(runs: pd.DataFrame, path: str | Path) -> Path:
     return p
 
 
-def _csv_ready(runs: pd.DataFrame) -> pd.DataFrame:
+def _csv_ready(runs: pd.DataFrame, name: Path) -> pd.DataFrame:
     """Lists and mappings of extra columns as JSON text (pandas wrote Python's repr,
-    ``{'a': 1}``, which no JSON reader takes)."""
+    ``{'a': 1}``, which no JSON reader takes).
+
+    Text a CSV reads back as missing (``NA``, ``None``, ... outside run_id and eval_domain)
+    is refused: a trunk_id "NA" came back as no trunk, silently, and a train_domain "NA" as
+    a table that no longer validates.
+    """
     from bayesplit._io import jsonable
 
+    markers = set(_NA_MARKERS) - {""}
+    for col in runs.columns:
+        if str(col).strip() in ("run_id", "eval_domain") or runs[col].dtype.kind in "biufcmM":
+            continue
+        hit = runs[col].map(lambda v: isinstance(v, str) and v in markers).to_numpy(dtype=bool)
+        if hit.any():
+            i = int(hit.argmax())
+            raise BayesplitError(
+                f"cannot write {name.name}: column {str(col)!r} holds the text "
+                f"{runs[col].iloc[i]!r} (row {i + 1}), which a CSV reads back as missing; "
+                "write .jsonl or .parquet, which keep it"
+            )
     out = runs
     for col in runs.columns:
         if runs[col].dtype == object and any(isinstance(v, list | dict) for v in runs[col]):
@@ -824,7 +862,14 @@ def _write_parquet(runs: pd.DataFrame, path: Path, name: Path) -> None:
 
 def _parquet_ready(runs: pd.DataFrame) -> pd.DataFrame:
     """Parquet needs one type per column; an extra column that holds numbers in some rows
-    and text in others (rows imported from different tables) is written as text."""
+    and text in others (rows imported from different tables) is written as text, a list or
+    mapping among them as JSON (as in a CSV; ``str`` gave Python's repr)."""
+    from bayesplit._io import jsonable
+
+    def as_text(v):
+        if isinstance(v, (list, dict)):
+            return json.dumps(jsonable(v))
+        return v if v is None or v != v else str(v)
 
     def kind(v) -> str:
         return (
@@ -838,7 +883,7 @@ def _parquet_ready(runs: pd.DataFrame) -> pd.DataFrame:
         if runs[col].dtype == object and len({kind(v) for v in runs[col].dropna()}) > 1:
             if out is runs:
                 out = runs.copy()
-            out[col] = runs[col].map(lambda v: v if v is None or v != v else str(v))
+            out[col] = runs[col].map(as_text)
     return out
 
 

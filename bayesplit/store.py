@@ -24,7 +24,7 @@ import pandas as pd
 from bayesplit._io import jsonable
 from bayesplit._parse import check_flag, check_path
 from bayesplit.errors import BayesplitError
-from bayesplit.runs import CANONICAL, _json_ok, validate_runs
+from bayesplit.runs import CANONICAL, _json_ok, frame_of_records, validate_runs
 
 _COLUMN_TYPES = {
     "run_id": "TEXT NOT NULL",
@@ -226,7 +226,7 @@ class RunStore:
                 f"SELECT {', '.join(CANONICAL)}, extra FROM runs ORDER BY row_id", con
             )
         try:
-            extras = pd.DataFrame([json.loads(e) for e in raw.pop("extra")], index=raw.index)
+            extras = frame_of_records([json.loads(e) for e in raw.pop("extra")], raw.index)
         except (TypeError, ValueError) as exc:  # a row edited outside bayesplit
             raise BayesplitError(
                 f"cannot read {self.path}: a row's extra fields are not JSON ({exc})"
@@ -235,7 +235,10 @@ class RunStore:
         optional_empty = [
             c for c in ("step", "trunk_id", "unique_spec_tokens", "schedule") if df[c].isna().all()
         ]
-        return df.drop(columns=optional_empty)
+        df = df.drop(columns=optional_empty)
+        if "step" in df.columns:  # an INTEGER column with NULLs reads as float64 (5.0)
+            df["step"] = df["step"].astype("Int64")
+        return df
 
     def eval_domains(self) -> set[str]:
         """The eval domains of the rows already in the store."""

@@ -517,3 +517,79 @@ def test_an_extra_value_nested_too_deeply_is_one_line(tmp_path, command):
         assert res.exit_code == 2, res.output
         assert res.stderr.startswith("error: a value is nested too deeply")
     assert not (tmp_path / "s.db").exists()
+
+
+def test_whole_numbers_missing_in_some_rows_stay_exact_through_the_store(tmp_path):
+    # an extra integer absent from some rows became float64 (2**53 + 1 read as 2**53) on
+    # import and on read, and a step missing in some rows was exported as 5.0
+    big = 2**53 + 1
+    rows = good_table().to_dict("records")
+    rows[0] |= {"n": 1, "big": big, "step": 5}
+    path = tmp_path / "ix.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    assert runner.invoke(app, ["runs", "import", str(path), "--store", str(tmp_path / "s.db")]).exit_code == 0  # fmt: skip
+    with sqlite3.connect(tmp_path / "s.db") as con:
+        extra = json.loads(con.execute("SELECT extra FROM runs ORDER BY row_id").fetchone()[0])
+    assert extra == {"big": big, "n": 1}
+    back = RunStore(tmp_path / "s.db").read()
+    assert back["big"].iloc[0] == big and back["big"].isna().sum() == len(rows) - 1
+    assert str(back["step"].dtype) == "Int64" and back["step"].iloc[0] == 5
+    for suffix in ("jsonl", "csv"):
+        out = tmp_path / f"out.{suffix}"
+        res = runner.invoke(app, ["runs", "export", str(tmp_path / "s.db"), "--out", str(out)])
+        assert res.exit_code == 0, res.output
+        text = out.read_text()
+        assert str(big) in text and "5.0" not in text
+
+
+@pytest.mark.parametrize(("column", "value"), [("trunk_id", "NA"), ("schedule", "None"), ("train_domain", "NA"), ("note", "N/A")])  # fmt: skip
+def test_csv_export_refuses_text_it_would_read_back_as_missing(tmp_path, column, value):
+    # trunk_id "NA" came back from CSV as no trunk; train_domain "NA" as an invalid table
+    df = good_table()
+    if column == "train_domain":
+        df["eval_domain"] = df["eval_domain"].replace("code", "NA")
+    df.loc[4, column] = value
+    if column == "trunk_id":  # each run its own trunk, r3 on trunk "NA"
+        df["trunk_id"] = df["run_id"].replace("r3", value)
+    RunStore(tmp_path / "s.db").append(df)
+    out = tmp_path / "out.csv"
+    res = runner.invoke(app, ["runs", "export", str(tmp_path / "s.db"), "--out", str(out)])
+    assert res.exit_code == 2, res.output
+    assert f"column {column!r} holds the text {value!r}" in res.stderr
+    assert "write .jsonl or .parquet" in res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.db"]
+    keep = tmp_path / "out.jsonl"
+    assert runner.invoke(app, ["runs", "export", str(tmp_path / "s.db"), "--out", str(keep)]).exit_code == 0  # fmt: skip
+    assert load_runs(keep)[column].iloc[4] == value
+
+
+def test_parquet_export_of_a_mixed_column_writes_mappings_as_json(tmp_path):
+    # a mapping in one row and text in another: Parquet got "{'lr': 0.001, 'warm': True}"
+    df = good_table()
+    df["cfg"] = [{"lr": 0.001, "warm": True, "x": None}, "plain", None, None, None]
+    RunStore(tmp_path / "s.db").append(df)
+    out = tmp_path / "out.parquet"
+    res = runner.invoke(app, ["runs", "export", str(tmp_path / "s.db"), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    cfg = pd.read_parquet(out)["cfg"]
+    assert json.loads(cfg.iloc[0]) == {"lr": 0.001, "warm": True, "x": None}
+    assert cfg.iloc[1] == "plain"
+
+
+def test_csv_gz_export_is_the_same_bytes_every_time_and_names_its_file(tmp_path):
+    # the gzip header held the temp file's name and the time
+    import gzip
+    import time
+
+    RunStore(tmp_path / "s.db").append(good_table())
+    outs = []
+    for i in range(2):
+        out = tmp_path / f"t{i}.csv.gz"
+        assert runner.invoke(app, ["runs", "export", str(tmp_path / "s.db"), "--out", str(out)]).exit_code == 0  # fmt: skip
+        outs.append(out.read_bytes())
+        time.sleep(1.1)
+    header = outs[0][10 : outs[0].index(b"\0", 10)]  # FNAME, after the 10-byte header
+    assert header == b"t0.csv" and outs[0][4:8] == b"\0\0\0\0"  # no mtime
+    assert outs[0].replace(b"t0.csv", b"t1.csv", 1) == outs[1]
+    assert load_runs(tmp_path / "t1.csv.gz").equals(load_runs(tmp_path / "t0.csv.gz"))
+    assert gzip.decompress(outs[0]).startswith(b"run_id,")

@@ -142,10 +142,11 @@ def test_unreadable_files_are_user_errors(tmp_path):
         load_runs(bad)
     with pytest.raises(BayesplitError, match="no such file"):
         load_runs(tmp_path / "missing.csv")
-    with pytest.raises(BayesplitError, match="unknown run table format"):
-        load_runs(tmp_path.joinpath("x.xlsx").resolve()) if tmp_path.joinpath("x.xlsx").write_text(
-            "x"
-        ) else None
+    tmp_path.joinpath("x.xlsx").write_text("x")
+    with pytest.raises(BayesplitError, match="unknown run table format") as err:
+        load_runs(tmp_path / "x.xlsx")
+    # every suffix it reads is offered, .tsv included
+    assert all(f" {s}" in str(err.value) for s in (".csv", ".tsv", ".parquet", ".jsonl", ".db"))
 
 
 def _cli(*args, cwd=None):
