@@ -683,6 +683,10 @@ def _read_jsonl(p: Path) -> list[dict]:
                 raise BayesplitError(f"cannot read {p}: line {number}: {exc.msg}") from None
             except ValueError as exc:  # a repeated key
                 raise BayesplitError(f"cannot read {p}: line {number}: {exc}") from None
+            except RecursionError:  # [[[...]]] thousands deep, as read_json says it
+                raise BayesplitError(
+                    f"cannot read {p}: line {number}: nested too deeply to be read"
+                ) from None
             if not isinstance(row, dict):
                 raise BayesplitError(f"{p}: line {number} is not a JSON object")
             records.append(row)

@@ -131,6 +131,8 @@ def _load_ladder(spec: str | None, option: str = "--ladder") -> list[dict]:
     given(spec, option)  # "" was "no such model ladder: "
     try:
         return load_ladder(spec)
+    except BayesplitError:  # already one line (a ValueError too, so said before the next)
+        raise
     except (TypeError, ValueError) as exc:
         path = resolve_ladder(spec)
         raise BayesplitError(f"{path}: not a valid ladder ({exc})") from None
