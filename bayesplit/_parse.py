@@ -7,7 +7,7 @@ import numbers
 import os
 import reprlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -268,3 +268,30 @@ def is_finite_number(x) -> bool:
         return math.isfinite(x)
     except OverflowError:
         return False
+
+
+def check_kwargs(
+    kwargs: dict, target, what: str, taken: Sequence[str] = (), setter: str = "the caller"
+) -> None:
+    """Refuse keyword arguments passed on to ``target`` that it does not take, or that the
+    caller sets itself (``taken``), in one line naming them: they were Python's
+    "unexpected keyword argument" or "got multiple values" TypeErrors.
+    """
+    import inspect
+
+    clash = sorted(k for k in kwargs if k in taken)
+    if clash:
+        raise BayesplitError(
+            f"{what}: {', '.join(clash)} cannot be given here: {setter} sets "
+            f"{'it' if len(clash) == 1 else 'them'} from its own arguments"
+        )
+    params = inspect.signature(target).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    known = [n for n, p in params.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL]
+    unknown = sorted(k for k in kwargs if k not in known)
+    if unknown:
+        raise BayesplitError(
+            f"{what}: {target.__name__} has no argument {', '.join(map(repr, unknown))} "
+            f"(it takes {', '.join(k for k in known if k not in taken)})"
+        )

@@ -31,6 +31,7 @@ import xarray as xr
 
 from bayesplit._parse import (
     _shown,
+    check_kwargs,
     check_level,
     counts,
     is_finite_number,
@@ -1267,6 +1268,7 @@ def frontier(posterior, budgets: Sequence[float], **kwargs) -> pd.DataFrame:
         )
     if "budget" in kwargs:  # was allocate's "got multiple values for keyword argument"
         raise BayesplitError("frontier plans each of budgets: give budgets, not budget")
+    check_kwargs(kwargs, allocate, "frontier", ("posterior",), "frontier")
     rows = []
     for b in budgets:
         a = allocate(posterior, budget=float(b), **kwargs)

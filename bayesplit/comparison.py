@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from bayesplit import _arviz
-from bayesplit._parse import check_level, progress_messages
+from bayesplit._parse import check_kwargs, check_level, progress_messages
 from bayesplit.errors import BayesplitError
 from bayesplit.laws import Law, get_law
 from bayesplit.model import run_groups
@@ -173,6 +173,8 @@ def compare(
     if repeated:  # the same fit twice, at twice the cost, would read as two candidates
         raise BayesplitError(f"law(s) named more than once: {', '.join(repeated)}")
     level = check_level(level)
+    # fit's own arguments, or "fit() got an unexpected keyword argument" after loading
+    check_kwargs(fit_kwargs, fit, "compare", ("runs", "law", "progress"), "compare")
     # a sampler typo fails now, not after the first fit's progress line
     options = ("chains", "draws", "warmup", "seed", "device", "backend", "target_accept")
     check_fit_options(**{k: v for k, v in fit_kwargs.items() if k in options})

@@ -47,6 +47,7 @@ import pandas as pd
 
 from bayesplit._parse import (
     _shown,
+    check_kwargs,
     check_level,
     check_max_draws,
     check_seed,
@@ -315,6 +316,11 @@ class Ensemble:
         if Y.dtype != np.float32:  # float32 (the fast kernel) is kept: it halves the work
             Y = Y.astype(float)
         ok = np.isfinite(q.reshape(len(q), -1)).all(axis=1) & np.all(np.isfinite(Y), axis=1)
+        if len(ok) < 10:  # a known truth's one draw: nothing to learn, and finite
+            raise BayesplitError(
+                f"suggest needs at least 10 posterior draws to rank candidates, the posterior "
+                f"has {len(ok)} (a known truth's posterior has one: there is nothing to learn)"
+            )
         if ok.sum() < 10:
             raise BayesplitError(
                 "fewer than 10 posterior draws give finite values; cannot rank candidates"
@@ -701,6 +707,11 @@ def _check_point(point) -> dict:
             f"point has no key {', '.join(map(repr, unknown))} (it takes params, "
             "pretrain_tokens, spec_tokens, domain)"
         )
+    if not isinstance(point["domain"], str) or not point["domain"].strip():
+        # None or a list ranked runs for the first domain, labelled "loss on None"
+        raise BayesplitError(
+            f"point['domain'] must be one domain name, got {_shown(point['domain'])}"
+        )
     checked = {"domain": point["domain"]}
     for key in ("params", "pretrain_tokens", "spec_tokens"):
         value = point.get(key, 0.0)
@@ -823,6 +834,12 @@ def suggest(
         raise BayesplitError(
             f"allocate_kwargs must be a dict of allocate's arguments, got {_shown(allocate_kwargs)}"
         )
+    if allocate_kwargs:
+        from bayesplit.allocation import allocate
+
+        # suggest sets these for the decision itself: "got multiple values" TypeErrors
+        taken = ("posterior", "budget", "force", "max_draws")
+        check_kwargs(allocate_kwargs, allocate, "allocate_kwargs", taken, "suggest")
     if ladder is not None and not isinstance(ladder, (str, os.PathLike)):
         # allocate takes a list of sizes as its ladder: here that is params
         if params is not None:

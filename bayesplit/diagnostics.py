@@ -15,8 +15,8 @@ import numpy as np
 import xarray as xr
 
 from bayesplit import _arviz
-from bayesplit._parse import check_flag
-from bayesplit.errors import DiagnosticsError
+from bayesplit._parse import check_flag, is_number
+from bayesplit.errors import BayesplitError, DiagnosticsError
 
 #: NUTS's limit on trajectory doublings (NumPyro's and PyMC's default, set explicitly so
 #: the share of transitions that reach it can be reported): at most 2**10 - 1 leapfrog steps.
@@ -55,6 +55,32 @@ class Thresholds:
     #: share of transitions at the maximum tree depth above this: a warning (PyMC warns at 5%)
     max_depth_share_max: float = 0.05
 
+    def __post_init__(self) -> None:
+        # checked here: a text or negative threshold was a TypeError after the sampling, or
+        # (one chain, no R-hat) a gate that meant nothing
+        lower = {"r_hat_max": 1.0, "prior_ratio_max": 0.0}
+        for name in (
+            "r_hat_max",
+            "ess_bulk_min",
+            "ess_tail_min",
+            "divergences_max",
+            "prior_ratio_max",
+            "bfmi_min",
+            "max_depth_share_max",
+        ):
+            value = getattr(self, name)
+            least = lower.get(name, 0.0)
+            if not (is_number(value) and value >= least):
+                raise BayesplitError(
+                    f"Thresholds.{name} must be a number >= {least:g}, got {value!r}"
+                )
+            # plain floats: a numpy float32 could not be saved with the posterior (JSON)
+            object.__setattr__(self, name, float(value))
+        if self.divergences_max != np.inf and self.divergences_max != int(self.divergences_max):
+            raise BayesplitError(
+                f"Thresholds.divergences_max must be a whole number, got {self.divergences_max!r}"
+            )
+
 
 @dataclass
 class Diagnostics:
@@ -74,7 +100,9 @@ class Diagnostics:
     max_depth_share: float = float("nan")
 
     def to_dict(self) -> dict:
-        """All checks, thresholds and failures as a JSON-ready dict."""
+        """All checks, thresholds and failures as a dict; a check that could not run (R-hat
+        of one chain) is NaN, which :meth:`to_json` keeps (``bayesplit._io.jsonable`` makes
+        it null for strict JSON)."""
         d = asdict(self)
         return d
 

@@ -26,6 +26,7 @@ from bayesplit._parse import (
     check_level,
     check_max_draws,
     check_path,
+    check_seed,
     is_number,
 )
 from bayesplit._parse import names as name_list
@@ -139,6 +140,7 @@ class Posterior:
         unless thinning must break ties), so results are reproducible; it must be a whole
         number >= 1 (None: all draws).
         """
+        check_seed(seed)  # unused (thinning is even), but checked as every seed is
         names = name_list(names, "names")
         if names == []:  # [] gave every parameter, as None does
             raise BayesplitError(

@@ -111,8 +111,11 @@ def predict(
     seed
         Seed of the noise draws behind the predictive band.
     max_draws
-        Use an evenly thinned subset of draws (faster, slightly noisier bands): a whole
-        number >= 1, or None for all draws.
+        Use an evenly thinned subset of draws (slightly noisier bands): a whole number
+        >= 1, or None for all draws. The predictive band always draws at least 8,000 new
+        runs per point and domain (several per posterior draw when there are fewer), so
+        its cost and memory grow with the number of points, not with ``max_draws``:
+        predict many points in chunks.
     run
         A run, branch or trunk id the fit has seen: predict for that model (a later
         checkpoint, or another branch of its trunk), its estimated run effect included,

@@ -114,6 +114,17 @@ class CampaignConfig:
         ComputeModel(self.trunk)  # shared or independent
         check_level(self.level)
         check_stop_regret(self.stop_regret)
+        # an AttributeError inside the first campaign ("'NoneType' object has no attribute
+        # 'iterrows'") for a seed design or cost model of the wrong kind
+        if not isinstance(self.seed_design, pd.DataFrame) or not len(self.seed_design):
+            raise BayesplitError(
+                "seed_design must be a run table (a DataFrame of params, pretrain_tokens, "
+                f"spec_tokens, train_domain), got {_shown(self.seed_design)}"
+            )
+        if not isinstance(self.cost_model, CostModel):
+            raise BayesplitError(
+                f"cost_model must be a bayesplit.design.CostModel, got {_shown(self.cost_model)}"
+            )
 
 
 def design_cost(design: pd.DataFrame, trunks: TrunkState, cost: CostModel) -> float:
@@ -498,6 +509,13 @@ def simulate(
     ``expected_regret`` and ``p_within_1pct`` (the fit's own view of its regret), ...
     The sampler is compiled once and reused by every campaign.
     """
+    if not isinstance(truth, GroundTruth):  # "'NoneType' object has no attribute 'domains'"
+        raise BayesplitError(
+            "truth must be a bayesplit.truth.GroundTruth (example_truth, truth_from_posterior, "
+            f"truth_from_prior), got {_shown(truth)}"
+        )
+    if not isinstance(config, CampaignConfig):
+        raise BayesplitError(f"config must be a CampaignConfig, got {_shown(config)}")
     policies = [policies] if isinstance(policies, str) else list(policies)  # not its letters
     if not policies:
         raise BayesplitError(f"give at least one policy ({', '.join(POLICIES)})")

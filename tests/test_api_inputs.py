@@ -657,3 +657,72 @@ def test_figures_refuse_what_they_cannot_draw_or_write(post, tmp_path):
             call()
     with pytest.raises(BayesplitError, match="frontier table must be a DataFrame"):
         plots.plot_frontier([1e19, 1e20])
+
+
+def test_thresholds_are_checked_when_made(tmp_path):
+    # r_hat_max="x" was a TypeError after sampling; with one chain a gate that meant nothing
+    import json
+    from dataclasses import asdict
+
+    for bad, message in [
+        ({"r_hat_max": "x"}, "Thresholds.r_hat_max must be a number >= 1, got 'x'"),
+        ({"r_hat_max": 0.99}, "r_hat_max must be a number >= 1"),
+        ({"ess_bulk_min": -1}, "ess_bulk_min must be a number >= 0"),
+        ({"bfmi_min": float("nan")}, "bfmi_min must be a number >= 0"),
+        ({"divergences_max": 1.5}, "divergences_max must be a whole number"),
+        ({"max_depth_share_max": True}, "max_depth_share_max must be a number"),
+    ]:
+        with pytest.raises(BayesplitError, match=re.escape(message)):
+            bayesplit.Thresholds(**bad)
+    loose = bayesplit.Thresholds(r_hat_max=np.float32(1.05), divergences_max=np.inf)
+    json.dumps(asdict(loose), allow_nan=True)  # numpy values were kept, and broke saving
+
+
+def test_arguments_passed_on_are_checked_by_name(post):
+    # each was Python's "unexpected keyword argument" or "multiple values" TypeError
+    runs = bayesplit.load_dataset("debian_campaign")
+    for call, message in [
+        (lambda: bayesplit.frontier(post, [1e20], bogus=1), "frontier: allocate has no argument 'bogus'"),
+        (lambda: bayesplit.load_dataset("debian_campaign", bogus=1), "debian_campaign has no argument 'bogus'"),
+        (lambda: bayesplit.compare(runs, ["chinchilla"], bogus=1), "compare: fit has no argument 'bogus'"),
+        (lambda: bayesplit.compare(runs, ["chinchilla"], law="x"), "compare: law cannot be given here"),
+        (lambda: bayesplit.suggest(post, budget=1e20, n=1, allocate_kwargs={"force": True}), "allocate_kwargs: force cannot be given here: suggest sets it"),
+        (lambda: bayesplit.suggest(post, budget=1e20, n=1, allocate_kwargs={"bogus": 1}), "allocate_kwargs: allocate has no argument 'bogus'"),
+    ]:  # fmt: skip
+        with pytest.raises(BayesplitError, match=re.escape(message)):
+            call()
+
+
+def test_suggest_point_domain_and_a_one_draw_posterior_are_said(post):
+    from bayesplit.truth import example_truth
+
+    point = {"params": 1e8, "pretrain_tokens": 1e9}
+    for domain in (None, ["web", "code"], ""):
+        # ranked runs for the first domain, labelled "loss on None"
+        with pytest.raises(BayesplitError, match=r"point\['domain'\] must be one domain name"):
+            bayesplit.suggest(post, objective="point", point={**point, "domain": domain}, n=1)
+    truth = example_truth("additive", ("web", "code")).as_posterior()
+    with pytest.raises(BayesplitError, match="needs at least 10 posterior draws .* has 1"):
+        bayesplit.suggest(truth, budget=1e21, n=1)
+    with pytest.raises(BayesplitError, match="seed"):
+        post.draws(seed=-1)
+
+
+def test_simulate_checks_its_truth_and_config():
+    import dataclasses
+
+    from bayesplit.simulation import CampaignConfig
+    from bayesplit.truth import example_truth, factorial_design
+
+    truth = example_truth("additive", ("web", "code"))
+    base = dict(budget=1e20, experiment_budget=1e18, params=[1e7, 3e7], pretrain_tokens=[3e8],
+                spec_tokens=[1e8], seed_design=factorial_design([1e7], [3e8], [1e8], truth.domains))  # fmt: skip
+    cfg = CampaignConfig(**base)
+    for bad, message in [({"seed_design": None}, "seed_design must be a run table"),
+                         ({"cost_model": {}}, "cost_model must be a bayesplit.design.CostModel")]:  # fmt: skip
+        with pytest.raises(BayesplitError, match=message):
+            dataclasses.replace(cfg, **bad)
+    with pytest.raises(BayesplitError, match="truth must be a bayesplit.truth.GroundTruth"):
+        bayesplit.simulate(None, cfg, policies=["grid"])
+    with pytest.raises(BayesplitError, match="config must be a CampaignConfig"):
+        bayesplit.simulate(truth, base, policies=["grid"])

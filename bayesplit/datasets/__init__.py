@@ -170,6 +170,12 @@ def load_dataset(name: str, **kwargs) -> pd.DataFrame:
     :func:`bayesplit.runs.load_runs` and the command line take, works too."""
     if isinstance(name, str) and name.startswith("bundled:"):
         name = name.removeprefix("bundled:")
+    loaders = {"debian_campaign": debian_campaign, "gadre2024": gadre2024}
+    loaders["datablations"] = datablations
+    if kwargs and name in loaders:  # "debian_campaign() got an unexpected keyword argument"
+        from bayesplit._parse import check_kwargs
+
+        check_kwargs(kwargs, loaders[name], f"load_dataset({name!r})")
     if name == "debian_campaign":
         return debian_campaign(**kwargs)
     if name == "gadre2024":

@@ -152,7 +152,9 @@ def run_loop(
     seed_design = seed_suggestions(entries, list(data.domains), seed_tokens)
     # a budget no plan can meet is refused before any training or fit: the first fit sees
     # the store's runs, or the seed design on an empty store (opening would create it)
-    known = RunStore(store, read_only=True).read() if store.exists() else pd.DataFrame()
+    # an empty file is a store not made yet, as the train commands take it
+    fresh = not store.exists() or (store.is_file() and store.stat().st_size == 0)
+    known = pd.DataFrame() if fresh else RunStore(store, read_only=True).read()
     check_store_corpus(known, data, store)
     check_budget_buys_a_run(
         budget, known if len(known) else pd.DataFrame(seed_design), len(data.domains)
@@ -180,6 +182,17 @@ def run_loop(
     # the budget covers the whole campaign: a rerun (after an interrupt, or to go on)
     # starts from what the store's runs already cost, not from zero
     spent = _runs_flops(known) if len(known) else 0.0
+    unfinished = bool(len(known)) and spent < cap
+    unfinished = unfinished and _seed_design_unfinished(seed_design, data, store, plan_kw)
+    if not len(known) or unfinished:
+        # checked before any training: finishing an interrupted seed design ran past the
+        # budget, then failed on a negative --max-run-flops
+        seed_cost = _design_flops(seed_design)
+        if seed_cost > cap:
+            raise BayesplitError(
+                f"the seed design costs {seed_cost:.3g} FLOPs, more than --experiment-budget "
+                f"{cap:.3g}; raise it or lower --seed-tokens"
+            )
     if not len(known):
         # the trainer creates the store with the first rows: a seed design that fails
         # (diverges, is interrupted) leaves no empty store behind
@@ -190,7 +203,7 @@ def run_loop(
             f"the runs in {store} already cost {spent:.3g} FLOPs, the whole --experiment-budget "
             f"{cap:.3g}; raise it to go on"
         )
-    elif _seed_design_unfinished(seed_design, data, store, plan_kw):
+    elif unfinished:
         # an earlier loop was interrupted inside its seed design: finish it (what is in the
         # store is skipped), or every round would fit a part of it
         execute_suggestions(seed_design, data, store, **exec_kw)
@@ -231,19 +244,31 @@ def run_loop(
             )
         else:
             remaining = cap - spent
-            sug = suggest(
-                post,
-                budget=budget,
-                n=batch,
-                objective=objective,
-                runs=runs,
-                ladder=str(ladder_path),
-                max_run_flops=min(max_run_flops or float("inf"), remaining),
-                force=True,
-                seed=seed + rnd,
-            )
+            own_cap = max_run_flops or float("inf")
+            try:
+                records = (
+                    suggest(
+                        post,
+                        budget=budget,
+                        n=batch,
+                        objective=objective,
+                        runs=runs,
+                        ladder=str(ladder_path),
+                        max_run_flops=min(own_cap, remaining),
+                        force=True,
+                        seed=seed + rnd,
+                    ).to_list()
+                    if remaining > 0
+                    else []
+                )
+            except BayesplitError as exc:
+                # the rest of the budget, not the user's --max-run-flops, ruled every run out:
+                # the loop is done (it was an error naming an option never given)
+                if remaining >= own_cap or not str(exc).startswith("no candidate fits under"):
+                    raise
+                records = []
             chosen, cost = [], 0.0
-            for rec in sug.to_list():
+            for rec in records:
                 if cost + rec["cost_flops"] <= remaining:
                     chosen.append(rec)
                     cost += rec["cost_flops"]

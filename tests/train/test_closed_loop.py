@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -293,3 +294,61 @@ def test_a_one_size_ladder_is_refused_before_the_seed_design_trains(
     with pytest.raises(BayesplitError, match="has one model size; .* two sizes"):
         run_loop(tiny_corpus, store, budget=1e13, ladder=str(one), progress=False)
     assert not store.exists()
+
+
+def test_a_budget_left_below_every_run_ends_the_loop_not_in_an_error(tiny_corpus, tmp_path, monkeypatch):  # fmt: skip
+    # suggest was given the rest of the budget as --max-run-flops and its refusal ("no
+    # candidate fits under --max-run-flops 4.05e+06") ended the loop with exit 2
+    import bayesplit.design
+
+    loop = _stubbed_loop(tiny_corpus, tmp_path, monkeypatch, 0.05, lambda: [])
+    caps = []
+
+    def nothing_fits(*a, max_run_flops=None, **k):
+        caps.append(max_run_flops)
+        raise BayesplitError(f"no candidate fits under --max-run-flops {max_run_flops:.3g}: ...")
+
+    monkeypatch.setattr(bayesplit.design, "suggest", nothing_fits)
+    cost = _runs_flops(RunStore(tmp_path / "runs.db").read())
+    hist = loop(rounds=2, experiment_budget=cost + 1e3)
+    assert caps == [pytest.approx(1e3)] and hist["suggested"].tolist() == [0]
+    assert hist["stopped"].tolist() == ["no suggestion fits the rest of --experiment-budget"]
+    # the user's own cap ruling every run out is still an error
+    with pytest.raises(BayesplitError, match="no candidate fits under --max-run-flops 10"):
+        loop(rounds=1, experiment_budget=cost + 1e3, max_run_flops=10.0)
+
+
+def test_finishing_a_seed_design_over_the_budget_is_refused_before_training(tiny_corpus, tmp_path):  # fmt: skip
+    # it trained the rest of the seed design to 2.5x the budget, then failed on a negative
+    # --max-run-flops
+    from bayesplit.train.closed_loop import run_loop, seed_suggestions
+    from bayesplit.train.corpus import Corpus
+    from bayesplit.train.execute import execute_suggestions
+    from bayesplit.train.ladder import load_ladder
+
+    ladder = write_ladder(tmp_path / "ladder.yaml", [tiny_entry(), tiny_entry(name="wide", d_model=48)])  # fmt: skip
+    entries, corpus = load_ladder(ladder), Corpus(tiny_corpus)
+    seed = seed_suggestions(entries, list(corpus.domains), 2560)
+    store, work = tmp_path / "runs.db", tmp_path / "work"
+    execute_suggestions(seed[:1], tiny_corpus, store, ladder=str(ladder), workdir=work, progress=False)  # fmt: skip
+    rows = len(RunStore(store).read())
+    full = _design_flops(seed)
+    with pytest.raises(
+        BayesplitError, match=re.escape(f"the seed design costs {full:.3g} FLOPs, more")
+    ):
+        run_loop(tiny_corpus, store, budget=1e13, rounds=1, batch=1, ladder=str(ladder),
+                 workdir=work, seed_tokens=2560, progress=False, experiment_budget=full / 2)  # fmt: skip
+    assert len(RunStore(store).read()) == rows
+
+
+def test_an_empty_store_file_is_a_store_not_made_yet(tiny_corpus, tmp_path):
+    # the train commands take an empty file as a new store; the loop said "it is empty"
+    from bayesplit.train.closed_loop import run_loop
+
+    ladder = write_ladder(tmp_path / "ladder.yaml", [tiny_entry(), tiny_entry(name="wide", d_model=48)])  # fmt: skip
+    store = tmp_path / "runs.db"
+    store.touch()
+    with pytest.raises(BayesplitError, match="the seed design costs .* more than --experiment"):
+        run_loop(tiny_corpus, store, budget=1e13, ladder=str(ladder), workdir=tmp_path / "w",
+                 seed_tokens=2560, progress=False, experiment_budget=1.0)  # fmt: skip
+    assert store.stat().st_size == 0
