@@ -76,10 +76,14 @@ class Thresholds:
                 )
             # plain floats: a numpy float32 could not be saved with the posterior (JSON)
             object.__setattr__(self, name, float(value))
-        if self.divergences_max != np.inf and self.divergences_max != int(self.divergences_max):
-            raise BayesplitError(
-                f"Thresholds.divergences_max must be a whole number, got {self.divergences_max!r}"
-            )
+        if self.divergences_max != np.inf:
+            if self.divergences_max != int(self.divergences_max):
+                raise BayesplitError(
+                    "Thresholds.divergences_max must be a whole number, got "
+                    f"{self.divergences_max!r}"
+                )
+            # a count: "1 divergent transition (allowed 0)", not "(allowed 0.0)"
+            object.__setattr__(self, "divergences_max", int(self.divergences_max))
 
 
 @dataclass
