@@ -413,11 +413,13 @@ class Allocation:
         )
 
     def _objective_along(self, params, pretrain_tokens, spec_tokens) -> np.ndarray:
-        """The objective of each plan of a line, per draw (plans × draws; at most 2000
-        draws), with D' counted as the objective counts it."""
+        """The objective of each plan of a line, per draw (plans × draws: the allocation's
+        draws, at most 2000), with D' counted as the objective counts it."""
         post = self._posterior
         idx = post.domain_index(self.domains)
-        draws = post.draws(max_draws=min(post.n_draws, 2000))
+        # allocate's max_draws, as landscape takes it: the curves were on up to 2000 draws
+        # whatever the allocation's bands were computed from
+        draws = post.draws(max_draws=min(self.draws.sizes["draw"], 2000))
         out = []
         for n, d, dp in zip(params, pretrain_tokens, spec_tokens, strict=True):
             log_l = post.log_mean(n, d, self._effective_spec(dp), idx, draws=draws)

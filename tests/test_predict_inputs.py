@@ -175,3 +175,11 @@ def test_predict_refuses_domains_that_name_no_domain_once(domain, message):
     both = bayesplit.predict(post, 1e8, 1e9, domain=np.array(["code", "web"]))
     assert both["domain"].values.tolist() == ["code", "web"]
     assert bayesplit.predict(post, 1e8, 1e9)["domain"].values.tolist() == ["web", "code"]
+
+
+def test_the_split_and_size_curves_use_the_allocations_draws(additive_posterior):
+    # allocate(max_draws=20) gave bands from 20 draws and curves from up to 2000
+    alloc = bayesplit.allocate(additive_posterior, budget=1e20, max_draws=20, force=True)
+    assert alloc.draws.sizes["draw"] == 20
+    assert alloc.split_curve(points=5).sizes["draw"] == 20
+    assert alloc.size_curve(points=5).sizes["draw"] == 20
