@@ -502,11 +502,16 @@ def simulate(
     progress
         True prints a line to stderr after each round; a callable receives it.
 
-    Columns: ``policy``, ``seed``, ``round``, ``spent_flops``, ``n_runs``, ``regret``
-    (relative, of the recommended plan under the true law), ``true_objective``,
-    ``predicted_median``/``predicted_lo``/``predicted_hi`` (the fitted objective and its
-    credible interval at ``config.level``), ``covered``, ``pred_error``, ``gate_ok``,
-    ``expected_regret`` and ``p_within_1pct`` (the fit's own view of its regret), ...
+    Returns
+    -------
+    pandas.DataFrame
+        One row per round of every campaign: ``policy``, ``seed``, ``round``,
+        ``spent_flops``, ``n_runs``, ``regret`` (relative, of the recommended plan under
+        the true law), ``true_objective``, ``predicted_median``/``predicted_lo``/
+        ``predicted_hi`` (the fitted objective and its credible interval at
+        ``config.level``), ``covered``, ``pred_error``, ``gate_ok``, ``expected_regret``
+        and ``p_within_1pct`` (the fit's own view of its regret), ...
+
     The sampler is compiled once and reused by every campaign.
     """
     if not isinstance(truth, GroundTruth):  # "'NoneType' object has no attribute 'domains'"
