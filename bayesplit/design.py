@@ -656,6 +656,11 @@ def decision_quantity(
     return alloc.decision_quantity(objective, draws), alloc.describe_quantity(objective)
 
 
+class NoCandidateFits(BayesplitError):
+    """Every candidate costs more than ``max_run_flops`` (the loop ends on it when the cap
+    is the budget it has left)."""
+
+
 #: The columns of a candidate table (``model``, the ladder model's name, is optional).
 CANDIDATE_COLUMNS = ("params", "pretrain_tokens", "spec_tokens", "train_domain")
 
@@ -924,7 +929,7 @@ def suggest(
             else "give smaller sizes or token counts (a --ladder, or params / pretrain_tokens "
             "/ spec_tokens)"
         )
-        raise BayesplitError(
+        raise NoCandidateFits(
             f"no candidate fits under --max-run-flops {max_run_flops:.3g}: the cheapest not "
             f"yet run costs {cheapest:.3g} FLOPs; raise the cap or {smaller}"
         )

@@ -17,6 +17,7 @@ from rich.console import Console
 from bayesplit._io import jsonable, nearest_existing
 from bayesplit._parse import check_seed as parse_seed
 from bayesplit.errors import BayesplitError
+from bayesplit.train.ladder import bundled_ladder_names  # pure Python: no torch
 
 
 def check_seed(value: int) -> int:
@@ -24,14 +25,10 @@ def check_seed(value: int) -> int:
     return value if value is None else parse_seed(value, "--seed")
 
 
-def _bundled_ladders() -> str:
-    # read from the package folder: importing bayesplit.train.ladder for help text is not needed
-    folder = Path(__file__).resolve().parents[1] / "ladders"
-    return ", ".join(sorted(f.stem for f in folder.glob("*.yaml")))
-
-
 #: The ``--ladder`` text of allocate, suggest and the trainer: where a name is looked up.
-LADDER_HELP = f"a YAML file, or the name of one in ./models/ or bundled ({_bundled_ladders()})"
+LADDER_HELP = (
+    f"a YAML file, or the name of one in ./models/ or bundled ({', '.join(bundled_ladder_names())})"
+)
 
 
 #: The ``--level`` option everywhere (not ``--risk q90``, which sets what is minimized).

@@ -124,7 +124,7 @@ def run_loop(
     """
     from bayesplit._parse import check_flag, check_path
     from bayesplit.allocation import allocate, check_budget_buys_a_run
-    from bayesplit.design import OBJECTIVES, suggest
+    from bayesplit.design import OBJECTIVES, NoCandidateFits, suggest
     from bayesplit.fitting import fit
     from bayesplit.runs import load_runs
     from bayesplit.simulation import check_stop_regret
@@ -261,10 +261,10 @@ def run_loop(
                     if remaining > 0
                     else []
                 )
-            except BayesplitError as exc:
+            except NoCandidateFits:
                 # the rest of the budget, not the user's --max-run-flops, ruled every run out:
                 # the loop is done (it was an error naming an option never given)
-                if remaining >= own_cap or not str(exc).startswith("no candidate fits under"):
+                if remaining >= own_cap:
                     raise
                 records = []
             chosen, cost = [], 0.0

@@ -229,6 +229,11 @@ def _train_block(where: str, raw: Any) -> dict[str, Any]:
     return _checked(where, raw, _TRAIN, block="train.")
 
 
+def bundled_ladder_names() -> list[str]:
+    """Names of the ladders shipped with bayesplit (``cpu_ladder``, ``ladder``, ...)."""
+    return sorted(f.stem for f in BUNDLED_LADDERS.glob("*.yaml"))
+
+
 def resolve_ladder(spec: str | Path | None) -> Path:
     """Find a ladder file: a path, a bare name (``cpu_ladder``) or the default.
 
@@ -250,7 +255,7 @@ def resolve_ladder(spec: str | Path | None) -> Path:
             f"{p} is a folder, not a model ladder: give a ladder YAML file or the name of "
             "one in models/"
         )
-    bundled = ", ".join(sorted(f.stem for f in BUNDLED_LADDERS.glob("*.yaml")))
+    bundled = ", ".join(bundled_ladder_names())
     raise BayesplitError(
         f"no such model ladder: {p if spec is None else spec} (bundled: {bundled})"
     )

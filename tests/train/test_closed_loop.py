@@ -306,7 +306,9 @@ def test_a_budget_left_below_every_run_ends_the_loop_not_in_an_error(tiny_corpus
 
     def nothing_fits(*a, max_run_flops=None, **k):
         caps.append(max_run_flops)
-        raise BayesplitError(f"no candidate fits under --max-run-flops {max_run_flops:.3g}: ...")
+        raise bayesplit.design.NoCandidateFits(
+            f"no candidate fits under --max-run-flops {max_run_flops:.3g}: ..."
+        )
 
     monkeypatch.setattr(bayesplit.design, "suggest", nothing_fits)
     cost = _runs_flops(RunStore(tmp_path / "runs.db").read())
