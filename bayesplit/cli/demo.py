@@ -95,6 +95,7 @@ def demo_cmd(
     from bayesplit.allocation import check_budget_buys_a_run
     from bayesplit.comparison import holdout_predictions
     from bayesplit.datasets import load_dataset
+    from bayesplit.diagnostics import design_problems
     from bayesplit.errors import BayesplitError
     from bayesplit.fitting import check_fit_options, fit
     from bayesplit.laws import get_law
@@ -121,6 +122,14 @@ def demo_cmd(
     heldout = heldout[modelled_rows(heldout)].reset_index(drop=True)
     fitted = runs[modelled_rows(runs)]
     check_budget_buys_a_run(target, fitted, fitted["eval_domain"].nunique())
+    # a law this data cannot learn fails its gate after minutes of sampling, and the demo
+    # would still report its plan: refuse it now
+    unlearnable = design_problems(get_law(law), fitted)
+    if unlearnable:
+        raise BayesplitError(
+            f"--law {law} cannot be learned from {data} ({unlearnable[0]}); "
+            f"the data set's law is {setting['law']}"
+        )
     if show:
         console.print(
             f"[bold]bayesplit demo[/bold]: {setting['describe']}: {data_counts(fitted, heldout)}"

@@ -686,7 +686,10 @@ def loop_cmd(
             )
     from bayesplit.train.closed_loop import run_loop
 
+    done: list[dict] = []
+
     def show(s: dict) -> None:
+        done.append(s)
         if not as_json:
             console.print(
                 f"[bold]round {s['round']}[/bold]: {s['runs']} runs / {s['rows']} rows fitted "
@@ -699,27 +702,37 @@ def loop_cmd(
                 + (f"; stopped: {escape(s['stopped'])}" if s["stopped"] else "")
             )
 
-    history = run_loop(
-        corpus,
-        store,
-        budget=target,
-        rounds=rounds,
-        batch=batch,
-        objective=objective,
-        experiment_budget=cap,
-        ladder=ladder,
-        law=law,
-        seed_tokens=first,
-        workdir=work,
-        fit_kwargs={"chains": chains, "draws": draws, "warmup": warmup},
-        train_overrides=overrides,
-        max_run_flops=run_cap,
-        stop_regret=stop_regret,
-        force=force,
-        seed=seed,
-        progress=progress and not as_json,
-        report=show,
-    )
+    try:
+        history = run_loop(
+            corpus,
+            store,
+            budget=target,
+            rounds=rounds,
+            batch=batch,
+            objective=objective,
+            experiment_budget=cap,
+            ladder=ladder,
+            law=law,
+            seed_tokens=first,
+            workdir=work,
+            fit_kwargs={"chains": chains, "draws": draws, "warmup": warmup},
+            train_overrides=overrides,
+            max_run_flops=run_cap,
+            stop_regret=stop_regret,
+            force=force,
+            seed=seed,
+            progress=progress and not as_json,
+            report=show,
+        )
+    except (BayesplitError, KeyboardInterrupt) as exc:
+        # the rounds already trained are in the store; --json still says what they were and
+        # what stopped the loop (the error itself goes to stderr, with its exit code)
+        if as_json and done:
+            import pandas as pd
+
+            stop = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
+            emit_json({"rounds": pd.DataFrame(done).to_dict("records"), "error": stop})
+        raise
     if as_json:
         emit_json({"rounds": history.to_dict("records")})
 

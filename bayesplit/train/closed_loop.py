@@ -196,8 +196,9 @@ def run_loop(
     if not len(known):
         # the trainer creates the store with the first rows: a seed design that fails
         # (diverges, is interrupted) leaves no empty store behind
+        seed_charge = _plan_flops(seed_design, data, store, plan_kw, train_overrides)
         execute_suggestions(seed_design, data, store, **exec_kw)
-        spent += _design_flops(seed_design)
+        spent += seed_charge
     elif spent >= cap:
         raise BayesplitError(
             f"the runs in {store} already cost {spent:.3g} FLOPs, the whole --experiment-budget "
@@ -267,15 +268,14 @@ def run_loop(
                 if remaining >= own_cap:
                     raise
                 records = []
+            # charged for what the trainer will train, not what suggest priced: a suggestion
+            # the store has (after rounding to whole steps) costs nothing, and a branch off a
+            # trunk that is not on disk (another --seed or --workdir) retrains its trunk
             chosen, cost = [], 0.0
             for rec in records:
-                if cost + rec["cost_flops"] <= remaining:
-                    chosen.append(rec)
-                    cost += rec["cost_flops"]
-            # charge only what gets trained: a suggestion the store already has (after rounding
-            # to whole steps) costs nothing, though it was priced as new
-            done = set(plan_suggestions(chosen, data, store, **plan_kw).done) if chosen else set()
-            cost = sum(rec["cost_flops"] for i, rec in enumerate(chosen) if i not in done)
+                trial = _plan_flops([*chosen, rec], data, store, plan_kw, train_overrides)
+                if trial <= remaining:
+                    chosen, cost = [*chosen, rec], trial
             rows = execute_suggestions(chosen, data, store, **exec_kw) if chosen else pd.DataFrame()
             spent += cost
             summary.update(suggested=len(chosen), trained_rows=len(rows), spent_flops=spent)
@@ -340,27 +340,67 @@ def check_store_corpus(
 
 
 def _runs_flops(runs: pd.DataFrame) -> float:
-    """Tree-aware FLOPs of the runs in a store: trunks first (longest first, so shorter
-    general models are its checkpoints), then the branches."""
-    specs = (
-        runs[["params", "pretrain_tokens", "spec_tokens", "train_domain"]]
-        .astype({"train_domain": object})
-        .drop_duplicates()
-        .assign(branch=lambda t: t["spec_tokens"] > 0)
-        .sort_values(["branch", "params", "pretrain_tokens"], ascending=[True, True, False])
+    """Tree-aware FLOPs of the runs in a store, one tree per trunk.
+
+    Rows the trainer wrote name their trunk (``trunk_id``): two trunks of one size (another
+    seed, or another configuration) were each trained, and are each counted. Rows without
+    one (imported) are taken as one trunk per size, as suggest prices them.
+    """
+    cols = ["params", "pretrain_tokens", "spec_tokens", "train_domain"]
+    ids = runs["trunk_id"] if "trunk_id" in runs else pd.Series(None, index=runs.index)
+    trunk = [
+        t if isinstance(t, str) and t else f"size:{float(n)!r}"
+        for t, n in zip(ids, runs["params"], strict=True)
+    ]
+    specs = runs[cols].astype({"train_domain": object}).assign(trunk=trunk).drop_duplicates()
+    return sum(
+        _tree_flops(t.drop(columns="trunk").to_dict("records")) for _, t in specs.groupby("trunk")
     )
-    records = specs.drop(columns="branch").to_dict(orient="records")
-    return _design_flops(records)
 
 
 def _design_flops(suggestions: list[dict]) -> float:
-    """Tree-aware FLOPs of a list of suggestions run in order."""
-    from bayesplit.design import TrunkState, candidate_costs
-
-    trunks = TrunkState()
-    total = 0.0
+    """Tree-aware FLOPs of a list of suggestions, as suggest prices them: one trunk per size."""
+    by_size: dict[float, list[dict]] = {}
     for s in suggestions:
-        one = pd.DataFrame([s])
-        total += float(candidate_costs(one, trunks)[0])
-        trunks.extend(float(s["params"]), float(s["pretrain_tokens"]))
+        by_size.setdefault(float(s["params"]), []).append(s)
+    return sum(_tree_flops(group) for group in by_size.values())
+
+
+def _tree_flops(runs: list[dict], reached: float = 0.0) -> float:
+    """FLOPs of runs on one trunk whose stable phase is on disk up to ``reached`` tokens:
+    the trunk once, to its furthest D, plus every branch (a general model's cooldown, or a
+    specialist's D'), priced by :class:`bayesplit.design.CostModel`."""
+    from bayesplit.design import CostModel
+
+    if not runs:
+        return 0.0
+    cost = CostModel()
+    total = 0.0
+    for r in runs:
+        n, d, dp = float(r["params"]), float(r["pretrain_tokens"]), float(r["spec_tokens"] or 0)
+        total += cost.flops_per_param_token * n * (dp if dp > 0 else cost.cooldown_fraction * d)
+    furthest = max(runs, key=lambda r: float(r["pretrain_tokens"]))
+    d_max = float(furthest["pretrain_tokens"])
+    return total + cost.flops_per_param_token * float(furthest["params"]) * max(
+        d_max - reached, 0.0
+    )
+
+
+def _plan_flops(
+    suggestions: list[dict], corpus, store: Path, plan_kw: dict, train_overrides: dict | None
+) -> float:
+    """FLOPs the trainer will spend on ``suggestions``: nothing for what the store already
+    has, and each trunk from its furthest checkpoint on disk (a trunk of another seed, or
+    in another workdir, is trained from scratch, whatever the store holds)."""
+    from bayesplit.train.config import TrainConfig
+    from bayesplit.train.execute import plan_suggestions
+
+    if not suggestions:
+        return 0.0
+    plan = plan_suggestions(suggestions, corpus, store, **plan_kw)
+    total = 0.0
+    for job in plan.jobs:
+        tc = TrainConfig.from_entry(job.entry, **(train_overrides or {}))
+        reached = float(job.trunk_step * tc.batch_size * job.entry["seq_len"])
+        total += _tree_flops([suggestions[i] for i in job.suggestions], reached)
     return total

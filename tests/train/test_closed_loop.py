@@ -354,3 +354,69 @@ def test_an_empty_store_file_is_a_store_not_made_yet(tiny_corpus, tmp_path):
         run_loop(tiny_corpus, store, budget=1e13, ladder=str(ladder), workdir=tmp_path / "w",
                  seed_tokens=2560, progress=False, experiment_budget=1.0)  # fmt: skip
     assert store.stat().st_size == 0
+
+
+def test_a_branch_off_a_trunk_not_on_disk_is_charged_its_trunk(tiny_corpus, tmp_path, monkeypatch):  # fmt: skip
+    # suggest prices a branch off the store's (N, D) as D' alone; under another --seed the
+    # trainer retrains the trunk from scratch, and the loop charged only the branch
+    branch = {**TINY_RUN, "spec_tokens": 1280.0, "train_domain": "alpha", "cost_flops": 1.0}
+    loop = _stubbed_loop(tiny_corpus, tmp_path, monkeypatch, 0.05, lambda: [branch])
+    before = _runs_flops(RunStore(tmp_path / "runs.db").read())
+    n = TINY_RUN["params"]
+    hist = loop(rounds=1, seed=1)
+    assert hist["trained_rows"].iloc[0] > 0
+    charged = hist["spent_flops"].iloc[0] - before
+    assert charged == pytest.approx(6 * n * (2560 + 1280))  # the trunk to D, then D'
+    # a rerun counts both trunks the store's rows name, not one per size
+    assert _runs_flops(RunStore(tmp_path / "runs.db").read()) == pytest.approx(before + charged)
+
+
+def test_a_branch_off_a_trunk_on_disk_is_charged_its_branch(tiny_corpus, tmp_path, monkeypatch):  # fmt: skip
+    branch = {**TINY_RUN, "spec_tokens": 1280.0, "train_domain": "alpha", "cost_flops": 1.0}
+    loop = _stubbed_loop(tiny_corpus, tmp_path, monkeypatch, 0.05, lambda: [branch])
+    before = _runs_flops(RunStore(tmp_path / "runs.db").read())
+    from bayesplit.train.checkpoint import list_checkpoints
+
+    # the general run's stable phase stopped one step (256 tokens) short of D = 2560, where
+    # its cooldown began: the branch needs that step of trunk, then its D'
+    (trunk,) = (tmp_path / "work" / "trunks").iterdir()
+    assert max(list_checkpoints(trunk)["stable"]) == 9
+    hist = loop(rounds=1)
+    charged = hist["spent_flops"].iloc[0] - before
+    assert charged == pytest.approx(6 * TINY_RUN["params"] * (256 + 1280))
+
+
+def test_a_branch_whose_trunk_would_pass_the_budget_is_not_trained(tiny_corpus, tmp_path, monkeypatch):  # fmt: skip
+    # priced as a branch it fits the budget left; with the trunk it must retrain it does not
+    branch = {**TINY_RUN, "spec_tokens": 1280.0, "train_domain": "alpha", "cost_flops": 1.0}
+    loop = _stubbed_loop(tiny_corpus, tmp_path, monkeypatch, 0.05, lambda: [branch])
+    store = tmp_path / "runs.db"
+    before = _runs_flops(RunStore(store).read())
+    rows = len(RunStore(store).read())
+    hist = loop(rounds=1, seed=1, experiment_budget=before + 6 * TINY_RUN["params"] * 2000)
+    assert hist["suggested"].tolist() == [0] and hist["spent_flops"].tolist() == [before]
+    assert len(RunStore(store).read()) == rows
+
+
+def test_loop_json_keeps_the_rounds_done_when_a_later_round_fails(tiny_corpus, tiny_ladder, tmp_path, monkeypatch):  # fmt: skip
+    # the summaries were printed only at the end: a failure in round 2 left stdout empty,
+    # though round 1's runs were trained and stored
+    import bayesplit.train.closed_loop
+
+    def one_round_then_fail(*a, report, **k):
+        report({"round": 1, "runs": 4, "rows": 12, "gate_ok": True, "plan_params": 1e6,
+                "plan_pretrain_fraction": 0.9, "objective_median": 3.0, "objective_lo": 2.9,
+                "objective_hi": 3.1, "expected_regret": 0.02, "suggested": 2,
+                "trained_rows": 6, "spent_flops": 1e9, "stopped": None})  # fmt: skip
+        raise BayesplitError("round 2: the fit failed its diagnostics (r_hat 1.2)")
+
+    monkeypatch.setattr(bayesplit.train.closed_loop, "run_loop", one_round_then_fail)
+    args = ["loop", "--corpus", str(tiny_corpus), "--store", str(tmp_path / "s.db"),
+            "--ladder", str(tiny_ladder), "--budget", "1e13", "--seed-tokens", "2560"]  # fmt: skip
+    res = runner.invoke(app, [*args, "--json"])
+    assert res.exit_code == 2 and "round 2: the fit failed" in res.stderr
+    out = json.loads(res.stdout)
+    assert [r["round"] for r in out["rounds"]] == [1] and out["rounds"][0]["rows"] == 12
+    assert out["error"].startswith("round 2: the fit failed")
+    res = runner.invoke(app, args)  # without --json, stdout stays empty: the table went to stderr
+    assert res.exit_code == 2 and res.stdout == ""
