@@ -567,3 +567,21 @@ def test_suggest_point_refuses_the_decisions_options(post_path):
     for extra in (["--weights", "web=1,code=1,law=1"], ["--trunk", "independent"]):
         result = runner.invoke(app, ["suggest", str(post_path), *point, "--force", *extra])
         refused(result, "--weights and --trunk set the decision; --objective point ranks runs")
+
+
+def test_suggest_seed_sets_the_predictive_draws_not_the_ranking(post_path):
+    # the API took a seed but the command did not: its predictive bands were seed 0's only
+    def recs(seed):
+        args = ["suggest", str(post_path), "--budget", "1e20", "-n", "2", "--force",
+                "--max-draws", "300", "--json", "--seed", str(seed)]  # fmt: skip
+        return _json(runner.invoke(app, args))
+
+    a, again, b = recs(1), recs(1), recs(2)
+    assert a == again
+    key = ["params", "pretrain_tokens", "spec_tokens", "train_domain"]
+    assert [[r[k] for k in key] for r in a] == [[r[k] for k in key] for r in b]
+    assert [r["predicted_loss"]["predictive"] for r in a] != [
+        r["predicted_loss"]["predictive"] for r in b
+    ]
+    res = runner.invoke(app, ["suggest", str(post_path), "--budget", "1e20", "--seed", "-1"])
+    assert res.exit_code == 2 and "--seed" in res.stderr

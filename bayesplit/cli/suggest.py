@@ -11,7 +11,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from bayesplit.cli._common import LADDER_HELP, check_output_path, console, emit_json, given
+from bayesplit.cli._common import (
+    LADDER_HELP,
+    Seed,
+    check_output_path,
+    console,
+    emit_json,
+    given,
+)
 from bayesplit.cli.core import (
     LawModule,
     _csv,
@@ -121,6 +128,7 @@ def suggest_cmd(
         ),
     ] = None,
     max_draws: Annotated[int, typer.Option(help="Posterior draws used.")] = 2000,
+    seed: Seed = 0,
     force: Annotated[
         bool, typer.Option("--force", help="Use a posterior that failed its diagnostics.")
     ] = False,
@@ -176,6 +184,7 @@ def suggest_cmd(
         allocate_kwargs={"trunk": trunk, "weights": parse_weights(weights)},
         max_draws=max_draws,
         force=force,
+        seed=seed,
     )
     records = sug.to_list()
     for note in sug.notes:  # stderr: --json's stdout stays the list the trainer reads
