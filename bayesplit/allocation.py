@@ -508,6 +508,13 @@ def allocate(
         raise BayesplitError("domains must be a non-empty list without repeats")
     idx = posterior.domain_index(domains)
     w = _normalize_weights(weights, domains)
+    unserved = [k for k, wk in zip(domains, w, strict=True) if wk == 0]
+    if trunk == "independent" and unserved:
+        # each served domain gets a model of its own: a domain of weight 0 is served by
+        # none, and its pretraining would be compute spent on a model no one uses
+        domains = [k for k in domains if k not in unserved]
+        idx = posterior.domain_index(domains)
+        w = w[w > 0]
     compare = _compare_plans(compare, domains)  # before the work, not after the solve
     if compute is not None and not isinstance(compute, ComputeModel):
         # "'str' object has no attribute 'flops_per_param_token'"
@@ -523,9 +530,15 @@ def allocate(
             else (compute.flops_per_param_token, compute.attention_flops_per_token)
         ),
     )
+    left_out = set(unserved) if trunk == "independent" else set()  # limits they had: moot
     limits = DataLimits(
-        _domain_map(max_spec_tokens, "max_spec_tokens"),
-        _domain_map(repetitions, "repetitions", domains),
+        *(
+            {k: v for k, v in _domain_map(value, what, *every).items() if k not in left_out}
+            for value, what, every in (
+                (max_spec_tokens, "max_spec_tokens", ()),
+                (repetitions, "repetitions", (domains,)),
+            )
+        )
     )
     limits.check(domains)
     cap = limits.max_spec_tokens(domains)
@@ -558,6 +571,11 @@ def allocate(
         notes.append(
             f"repetitions have no effect on {', '.join(unlimited)}: they multiply a data "
             "limit (max_spec_tokens, --max-spec-tokens), and these domains have none"
+        )
+    if trunk == "independent" and unserved:
+        notes.append(
+            f"independent trunks: no model for {', '.join(unserved)} (weight 0); the "
+            "budget trains one model per domain of positive weight"
         )
     if not posterior.diagnostics.ok:  # forced: say so wherever these numbers are shown
         notes.append(
@@ -1001,13 +1019,23 @@ def extrapolation_notes(
     return notes
 
 
+#: A D'_k under this share of D is a residue of the solver's softmax shares ...
+RESIDUE_SHARE = 1e-4
+#: ... and is dropped if the plan's score rises by less than this share of itself.
+RESIDUE_SLACK = 1e-7
+
+
 def _drop_token_residues(prob: Problem, d, dp, score):
     """(D, D') with every D'_k the plan is no worse without set to exactly 0.
 
     The solver works on softmax shares in log space, so a domain whose best D' is 0 ends
     at a residue (hundreds of tokens next to millions) that it cannot shrink further.
     A reader should see 0. Each D'_k, smallest first, is dropped (its compute going to
-    pretraining, so the plan still spends the budget) when ``score`` does not go up.
+    pretraining, so the plan still spends the budget) when ``score`` does not go up, or,
+    for a residue (under :data:`RESIDUE_SHARE` of D), goes up by under
+    :data:`RESIDUE_SLACK` of itself: with independent trunks its tokens, spread over K
+    models, are not neutral, and a law with no D' term kept 2e5 tokens of "specialization"
+    next to 4e10 of pretraining for a gain in the ninth digit.
     Works row by row: ``d`` (M,), ``dp`` (M, K), ``score(d, dp)`` -> (M,), one row per
     plan (the recommended plan: M = 1; the per-draw optima: one per draw).
     """
@@ -1021,7 +1049,8 @@ def _drop_token_residues(prob: Problem, d, dp, score):
         trial_d, trial_dp = d + residue / mult, dp.copy()
         trial_dp[rows, k] = 0.0
         trial = score(trial_d, trial_dp)
-        keep = (residue > 0) & (trial <= best)
+        tiny = (residue <= RESIDUE_SHARE * d) & (trial <= best + RESIDUE_SLACK * np.abs(best))
+        keep = (residue > 0) & ((trial <= best) | tiny)
         d[keep], dp[keep], best[keep] = trial_d[keep], trial_dp[keep], trial[keep]
     return d, dp
 
@@ -1294,6 +1323,8 @@ def frontier(posterior, budgets: Sequence[float], **kwargs) -> pd.DataFrame:
         )
     table = pd.DataFrame(rows)
     table.attrs["level"] = a.level  # the bands' level, which plot_frontier labels
+    table.attrs["law"] = posterior.law.name  # what plot_fans checks it is drawn with
+    table.attrs["domains"] = list(a.plan.spec_tokens)  # those served (one model each)
     return table
 
 

@@ -58,6 +58,27 @@ def _check_rows(table, what: str) -> None:
         raise BayesplitError(f"{what} is empty: plan at least one budget")
 
 
+def _frontier_domains(posterior, table) -> list[str]:
+    """The domains a frontier table plans for, checked against the posterior drawn with it:
+    a table of another posterior was drawn with its plans, and a domain it does not name
+    with D' = 0."""
+    law = table.attrs.get("law")
+    if law is not None and law != posterior.law.name:
+        raise BayesplitError(
+            f"the frontier table was planned with law {law}, the posterior is {posterior.law.name}"
+        )
+    named = table.attrs.get("domains")
+    if named is None:  # a table built by hand: the domains its plans name
+        named = list(dict.fromkeys(k for r in table["spec_tokens"] for k in r))
+    unknown = [k for k in named if k not in posterior.domains]
+    if unknown:
+        raise BayesplitError(
+            f"the frontier table plans for {', '.join(map(repr, unknown))}, which the posterior "
+            f"does not have ({', '.join(posterior.domains)})"
+        )
+    return [k for k in posterior.domains if k in named]
+
+
 def _literal(text) -> str:
     """A name shown as written: matplotlib reads text between two ``$`` as maths, and a
     domain named ``usd$^$`` failed every figure with a parse error."""
@@ -286,7 +307,14 @@ def plot_frontier(table, ax=None, level: float | None = None):
     from ``frontier(..., level=0.5)`` was labelled "90% credible").
     """
     _check_rows(table, "frontier table")  # before its attrs are read
-    level = check_level(table.attrs.get("level", 0.9) if level is None else level)
+    computed = table.attrs.get("level")
+    level = check_level((0.9 if computed is None else computed) if level is None else level)
+    if computed is not None and level != computed:
+        # the bands are the table's: level=0.5 labelled 90% bands "50% credible"
+        raise BayesplitError(
+            f"the frontier table's bands are {percent(computed)}; level={level!r} would "
+            f"mislabel them: compute the table with frontier(..., level={level!r})"
+        )
     plt = _mpl()
     if ax is None:
         fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
@@ -478,8 +506,8 @@ def plot_fans(posterior, frontier_table, level: float = 0.9, max_draws: int = 10
     """Extrapolation fans: each domain's loss at the optimal plan, from the data to the target budget."""
     level = check_level(level)
     _check_rows(frontier_table, "frontier table")
+    domains = _frontier_domains(posterior, frontier_table)
     plt = _mpl()
-    domains = posterior.domains
     cols = min(4, len(domains))
     rows = int(np.ceil(len(domains) / cols))
     fig, axes = plt.subplots(

@@ -953,3 +953,40 @@ def test_repetitions_without_a_data_limit_are_said_to_change_nothing(truth2):
         assert not any("repetitions" in n for n in allocate(post, budget=BUDGET, **kwargs).notes)
     mapped = allocate(post, budget=BUDGET, repetitions={"b": 2}, max_spec_tokens={"a": 1e9})
     assert any(n.startswith("repetitions have no effect on b:") for n in mapped.notes)
+
+
+def test_independent_trunks_train_no_model_for_a_domain_of_weight_0():
+    # each domain got its own pretrained model, weight 0 or not: the budget was split K ways
+    # and the served domain's model was 2x smaller than serving it alone
+    from bayesplit.allocation import allocate
+
+    post = example_truth("additive", ("web", "code", "math")).as_posterior()
+    w = {"web": 1.0, "code": 0.0, "math": 0.0}
+    caps = {"web": 1e13, "code": 1e5, "math": 1e5}  # limits of the unserved domains are moot
+    zero = allocate(post, budget=1e21, trunk="independent", weights=w, max_spec_tokens=caps)
+    alone = allocate(post, budget=1e21, trunk="independent", domains=["web"])
+    assert list(zero.plan.spec_tokens) == ["web"]
+    assert zero.plan.params == pytest.approx(alone.plan.params, rel=1e-6)
+    assert zero.plan.pretrain_tokens == pytest.approx(alone.plan.pretrain_tokens, rel=1e-6)
+    assert any("no model for code, math (weight 0)" in n for n in zero.notes)
+    # a shared trunk costs the same with or without them: they stay, with no D'
+    shared = allocate(post, budget=1e21, weights=w)
+    assert set(shared.plan.spec_tokens) == {"web", "code", "math"}
+    with pytest.raises(BayesplitError, match="data limit for unknown domain"):
+        allocate(post, budget=1e21, trunk="independent", weights=w, max_spec_tokens={"wbe": 1e9})
+
+
+def test_a_law_without_specialization_terms_gets_no_residue_of_d_prime_under_independent_trunks():
+    # chinchilla counts D' as ordinary tokens: the solver's softmax left 2.2e5 tokens of
+    # "specialization" on two domains next to 3.7e10 of pretraining, which the residue
+    # check kept (with K models, moving them to D is not exactly neutral)
+    from bayesplit.allocation import allocate
+
+    post = example_truth("chinchilla", ("web", "code", "math")).as_posterior()
+    for trunk in ("shared", "independent"):
+        plan = allocate(post, budget=1e21, trunk=trunk).plan
+        assert set(plan.spec_tokens.values()) == {0.0}, trunk
+    # a real specialization is not a residue: additive's D'_k stay
+    post = example_truth("additive", ("web", "code", "math")).as_posterior()
+    plan = allocate(post, budget=1e21, trunk="independent").plan
+    assert min(plan.spec_tokens.values()) > 1e-2 * plan.pretrain_tokens

@@ -280,7 +280,10 @@ def test_demo_refuses_unknown_data():
         # no plan is feasible below the smallest run: found after a fit until stop 22
         (["--budget", "1"], "below the smallest run"),
         # no specialist in the table: it sampled for minutes, failed its gate, and reported
-        (["--data", "gadre2024", "--law", "transfer"], "--law transfer cannot be learned from gadre2024"),  # fmt: skip
+        (
+            ["--data", "gadre2024", "--law", "transfer"],
+            "--law transfer cannot be learned from gadre2024",
+        ),  # fmt: skip
     ],
 )
 def test_demo_checks_its_options_before_fitting(tmp_path, args, message):

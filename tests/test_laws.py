@@ -220,3 +220,36 @@ def test_a_list_of_params_is_kept_as_a_tuple_and_domain_idx_is_taken():
     # the PyMC model's data node: "Variable name domain_idx already exists" (a traceback)
     with pytest.raises(BayesplitError, match="parameter name 'domain_idx' is taken by the model"):
         Law("didx", "L = E", (Param("domain_idx", "positive", 0.0, 1.0),), _mean)
+
+
+def _marked_per_domain(law) -> dict[str, bool]:
+    """Per parameter whose symbol is in the formula once: is it written with ``_k``?"""
+    import re
+
+    from bayesplit.laws.base import FORMULA_SYMBOLS
+
+    out = {}
+    for p in law.params:
+        symbol = re.escape(FORMULA_SYMBOLS.get(p.name, p.name))
+        found = re.findall(rf"(?<![\w'])({symbol})(_k)?(?![\w'])", law.formula)
+        if len(found) == 1:
+            out[p.name] = bool(found[0][1])
+    return out
+
+
+@pytest.mark.parametrize("law", BUILTIN, ids=lambda law: law.name)
+def test_a_formula_marks_exactly_the_per_domain_parameters(law):
+    # chinchilla's read A_k·n^-α with α per domain; a pooling copy kept its law's formula
+    marked = _marked_per_domain(law)
+    assert len(marked) >= len(law.params) - 1  # all but d'_0, which has no plain symbol
+    assert marked == {p.name: p.per_domain for p in law.params if p.name in marked}
+    other = law.with_pooling([p.name for p in law.params if not p.per_domain and p.name in marked])
+    assert _marked_per_domain(other) == {
+        p.name: p.per_domain for p in other.params if p.name in marked
+    }
+    assert other.formula != law.formula
+
+
+def test_a_pooling_copy_whose_formula_cannot_be_rewritten_says_its_pooling():
+    law = get_law("additive").with_pooling(["E", "dp0"])  # d'_0 is not written as dp0
+    assert law.formula.endswith("(per domain here: E, dp0)")

@@ -128,10 +128,18 @@ def test_the_report_says_what_independent_trunks_and_weights_mean(tmp_path):
         weights={"web": 1.0, "code": 1.0, "law": 0.0},
     )
     text = " ".join(out.read_text().split())
-    assert re.search(r"train 3 separate [\d.e+]+-parameter models, one per domain, each on", text)
+    # a domain of weight 0 gets no model of its own (it got one, and its share of the budget)
+    assert re.search(r"train 2 separate [\d.e+]+-parameter models, one per domain, each on", text)
+    assert "independent trunks: no model for law (weight 0)" in text
+    assert "| domain weights of the objective | web: 0.5, code: 0.5 |" in text
+    assert "| pretraining tokens D (each of the 2 models) |" in text
+    # with a shared trunk it still costs nothing to evaluate: it stays, outside the objective
+    out = write_report(
+        post, tmp_path / "s.md", budget=1e20, weights={"web": 1.0, "code": 1.0, "law": 0.0}
+    )
+    text = " ".join(out.read_text().split())
     assert "Domains of weight 0 (law) do not count in the objective." in text
     assert "| domain weights of the objective | web: 0.5, code: 0.5, law: 0 |" in text
-    assert "| pretraining tokens D (each of the 3 models) |" in text
 
 
 def test_the_fans_are_drawn_at_each_domains_own_model_compute():
@@ -149,3 +157,40 @@ def test_the_fans_are_drawn_at_each_domains_own_model_compute():
         assert ax.lines[0].get_xdata() == pytest.approx(want)
         last.append(want[-1])
     assert sum(last) == pytest.approx(1e20, rel=1e-3)  # the two models share the budget
+
+
+def test_the_figures_refuse_a_frontier_table_they_would_mislabel():
+    from bayesplit import plots
+    from bayesplit.allocation import frontier
+    from bayesplit.errors import BayesplitError
+    from bayesplit.truth import example_truth
+
+    post = example_truth("additive", domains=("web", "code")).as_posterior()
+    fr = frontier(post, [1e19, 1e20])
+    # 90% bands were labelled "50% credible"
+    with pytest.raises(BayesplitError, match="bands are 90%; level=0.5 would mislabel"):
+        plots.plot_frontier(fr, level=0.5)
+    plots.plot_frontier(fr, level=0.9)
+    # a table of another posterior was drawn with its plans (a missing domain at D' = 0)
+    other = example_truth("transfer", domains=("web", "code")).as_posterior()
+    with pytest.raises(
+        BayesplitError, match="planned with law additive, the posterior is transfer"
+    ):
+        plots.plot_fans(other, fr)
+    three = example_truth("additive", domains=("web", "code", "math")).as_posterior()
+    with pytest.raises(BayesplitError, match="plans for 'math', which the posterior does not"):
+        plots.plot_fans(post, frontier(three, [1e19, 1e20]))
+
+
+def test_the_fans_leave_out_a_domain_no_model_serves():
+    # independent trunks train no model for a domain of weight 0: no fan for it either
+    from bayesplit import plots
+    from bayesplit.allocation import frontier
+    from bayesplit.truth import example_truth
+
+    post = example_truth("additive", domains=("web", "code", "math")).as_posterior()
+    w = {"web": 1.0, "code": 1.0, "math": 0.0}
+    fr = frontier(post, [1e19, 1e20], trunk="independent", weights=w)
+    assert fr.attrs["domains"] == ["web", "code"]
+    titles = [ax.get_title() for ax in plots.plot_fans(post, fr).axes if ax.lines]
+    assert len(titles) == 2 and not any("math" in t for t in titles)

@@ -123,6 +123,32 @@ class Inputs:
 LogMean = Callable[[Any, Mapping[str, Any], Inputs], Any]
 
 
+#: How the built-in laws write their parameters in a formula; ``_k`` marks one per domain.
+FORMULA_SYMBOLS = {"alpha": "α", "beta": "β", "gamma": "γ", "tau": "τ", "kappa": "κ"}
+
+
+def _repooled_formula(formula: str, params: tuple[Param, ...], old: tuple[Param, ...]) -> str:
+    """``formula`` with the ``_k`` of each parameter whose pooling changed added or removed.
+
+    A parameter whose symbol (its name, or its Greek letter) is not in the formula exactly
+    once cannot be rewritten; the formula then says which parameters vary by domain.
+    """
+    rewritten = True
+    for p, before in zip(params, old, strict=True):
+        if p.per_domain == before.per_domain:
+            continue
+        symbol = re.escape(FORMULA_SYMBOLS.get(p.name, p.name))
+        pattern = rf"(?<![\w'])({symbol})(_k)?(?![\w'])"
+        if len(re.findall(pattern, formula)) != 1:
+            rewritten = False
+            continue
+        formula = re.sub(pattern, r"\1_k" if p.per_domain else r"\1", formula)
+    if not rewritten:
+        varying = ", ".join(p.name for p in params if p.per_domain) or "none"
+        formula += f" (per domain here: {varying})"
+    return formula
+
+
 @dataclass(frozen=True)
 class Law:
     """A parametric loss law ``L_k(N, D, D'; θ)``.
@@ -244,7 +270,8 @@ class Law:
                 f"law {self.name} has no parameter(s) {', '.join(sorted(unknown))}"
             )
         params = tuple(replace(p, per_domain=p.name in chosen) for p in self.params)
-        return replace(self, params=params)
+        formula = _repooled_formula(self.formula, params, self.params)
+        return replace(self, params=params, formula=formula)
 
     @property
     def builtin(self) -> bool:

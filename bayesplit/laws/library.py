@@ -59,7 +59,7 @@ def _chinchilla(ops, p, x):
 
 CHINCHILLA = Law(
     name="chinchilla",
-    formula="L_k = E_k + A_k·n^-α + B_k·(d + d')^-β",
+    formula="L_k = E_k + A_k·n^-α_k + B_k·(d + d')^-β_k",
     params=(
         _E(),
         _coef("A", "model-size term at the reference size", per_domain=True),
