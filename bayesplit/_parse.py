@@ -110,6 +110,23 @@ def share_range(lo: float, hi: float) -> str:
     return lo_text if lo_text == hi_text else f"{lo_text}–{hi_text}"
 
 
+def probability(p: float) -> str:
+    """A probability estimated from draws, as a whole percent that never claims certainty
+    the draws do not show: 0.996 (3 of 800 draws disagree) → ``>99%``, not ``100%``.
+
+    >>> probability(0.8), probability(0.996), probability(1.0), probability(0.003), probability(0.0)
+    ('80%', '>99%', '100%', '<1%', '0%')
+    """
+    p = float(p)
+    if not np.isfinite(p):
+        return "—"
+    if 0.99 < p < 1:
+        return ">99%"
+    if 0 < p < 0.01:
+        return "<1%"
+    return f"{p:.0%}"
+
+
 def percent(level: float) -> str:
     """A credible or predictive level as a label: 0.9 → ``90%``, 0.999 → ``99.9%``
     (``:.0%`` printed ``100%`` for 0.999 and ``0%`` for 0.005).

@@ -176,7 +176,8 @@ def plot_domain_losses(alloc, ax=None):
     lo, hi = (1 - alloc.level) / 2, (1 + alloc.level) / 2
     post = alloc._posterior
     idx = post.domain_index(alloc.domains)
-    draws = post.draws(max_draws=min(2000, post.n_draws))
+    # the allocation's own draws: at up to 2000 the bars differed from its table's bands
+    draws = post.draws(max_draws=alloc.draws.sizes["draw"])
     colors = [PLAN_COLOR, "#7f8c8d", "#95a5a6", "#bdc3c7", "#34495e", "#16a085", "#8e44ad"]
     for i, name in enumerate(names):
         if name == "plan":
@@ -275,7 +276,12 @@ def plot_optimum(alloc, ax=None, points: int = 41):
     ax.set_xlabel("model size N (parameters, as counted in the run table)")
     ax.set_ylabel("share of compute on pretraining")
     ax.set_title("How sure is the optimum, and how flat is it?")
-    ax.legend(fontsize=8)
+    legend = ax.legend(fontsize=8)
+    for handle, text in zip(legend.legend_handles, legend.get_texts(), strict=True):
+        if text.get_text() == "optimum of each posterior draw":
+            # the dots are faint and small so that thousands can overlap; their key need not be
+            handle.set_alpha(1.0)
+            handle.set_sizes([16])
     ax.grid(alpha=0.3)
     return fig
 
@@ -360,7 +366,8 @@ def plot_frontier(table, ax=None, level: float | None = None):
         # one legend for both axes: the twin axis's dashed line had no entry of its own
         handles, labels = ax2.get_legend_handles_labels()
         twin_handles, twin_labels = ax3.get_legend_handles_labels()
-        ax2.legend(handles + twin_handles, labels + twin_labels, fontsize=8, loc="upper left")
+        # where the lines are not: the share line runs along the top, where "upper left" sat
+        ax2.legend(handles + twin_handles, labels + twin_labels, fontsize=8, loc="best")
         ax2.grid(alpha=0.3)
     return fig
 

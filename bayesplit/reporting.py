@@ -37,7 +37,7 @@ from bayesplit._io import (
     atomic_write_text,
     check_file_target,
 )
-from bayesplit._parse import check_path, percent, share_range
+from bayesplit._parse import check_path, percent, probability, share_range
 from bayesplit.errors import BayesplitError
 
 CSS = """
@@ -323,7 +323,7 @@ def _sections(posterior, rep: dict) -> list[tuple[str, list[tuple]]]:
             _fmt(a["plan"]["params"]),
             _fmt(a["plan"]["pretrain_tokens"]),
             f"{a['objective']['median']:.4f}",
-            f"{a['p_better']:.0%}",
+            probability(a["p_better"]),
             f"{a['expected_regret']:.4f}",
             f"{a['expected_regret_rel']:.2%}",
         ]

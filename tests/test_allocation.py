@@ -403,6 +403,11 @@ def test_the_optimum_figure_outlines_the_joint_near_optimal_region(additive_post
     labels = ax.get_legend_handles_labels()[1]
     assert "within 1% of the best mean (N and split)" in labels
     assert "optimum of each posterior draw" in labels and "plan (risk: mean)" in labels
+    # the draws' key is drawn opaque and visible (it was the dots' own alpha 0.25 and size 4)
+    legend = ax.get_legend()
+    (key,) = [h for h, t in zip(legend.legend_handles, legend.get_texts(), strict=True)
+              if t.get_text() == "optimum of each posterior draw"]  # fmt: skip
+    assert key.get_alpha() == 1.0 and key.get_sizes()[0] >= 16
     # the outline is the landscape's tolerance contour, around the plan
     land = alloc.landscape(points=15)
     region = [c for c in ax.collections if type(c).__name__ == "QuadContourSet"]
@@ -990,3 +995,13 @@ def test_a_law_without_specialization_terms_gets_no_residue_of_d_prime_under_ind
     post = example_truth("additive", ("web", "code", "math")).as_posterior()
     plan = allocate(post, budget=1e21, trunk="independent").plan
     assert min(plan.spec_tokens.values()) > 1e-2 * plan.pretrain_tokens
+
+
+def test_the_domain_figure_draws_the_allocations_own_draws(additive_posterior):
+    # it took up to 2000 draws whatever the allocation used: its bars and the table's
+    # per-domain bands came from different draws
+    alloc = allocate(additive_posterior, budget=1e20, max_draws=50, force=True)
+    ax = alloc.plot_domains().axes[0]
+    drawn = next(c for c in ax.containers if c.get_label() == "plan").lines[0].get_ydata()
+    table = alloc.to_dict()["loss"]
+    assert drawn == pytest.approx([table[k]["median"] for k in alloc.domains], rel=1e-9)

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from bayesplit._parse import percent, share_range
+from bayesplit._parse import percent, probability, share_range
 from bayesplit.cli._common import (
     LADDER_HELP,
     Level,
@@ -195,7 +195,7 @@ def allocate_cmd(
                 f"{a['plan']['params']:.3g}",
                 f"{a['plan']['pretrain_tokens']:.3g}",
                 f"{a['objective']['median']:.4f}",
-                f"{a['p_better']:.0%}",
+                probability(a["p_better"]),
                 f"{a['expected_regret']:.4f} ({a['expected_regret_rel']:.2%})",
             )
         console.print(table)
