@@ -398,10 +398,13 @@ class Allocation:
         return plot_alternatives(self, ax=ax)
 
     def split_curve(self, points: int = 25) -> xr.Dataset:
-        """Objective per draw as the pretraining fraction varies (N fixed at the plan's)."""
+        """Objective per draw as the pretraining fraction varies (N fixed at the plan's),
+        from 2% (or the plan's own share, if smaller) to 100%."""
         points = _check_points(points)
         n, _, dp = self.plan.arrays(self.domains)
-        fractions = np.linspace(0.02, 1.0, points)
+        # a plan below 2% (a law where pretraining buys little) sat left of the curve
+        start = min(0.02, self.pretrain_fraction) if self.pretrain_fraction > 0 else 0.02
+        fractions = np.linspace(start, 1.0, points)
         d_line, dp_line = self.compute.split(
             self.budget, n, fractions, split_shares(dp, self.weights)
         )

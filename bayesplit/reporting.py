@@ -60,14 +60,15 @@ def _fmt(x: float, digits: int = 3) -> str:
 
 
 def _share(x: float) -> str:
-    """A share of transitions: ``:.0%`` above 1%, one decimal below (0.3% read "0%").
+    """A share (of transitions, of compute): ``:.0%`` above 1%, two significant digits
+    below (0.3% read "0%", and a plan's 0.04% of compute on pretraining "0.0%").
 
-    >>> _share(0.25), _share(0.003), _share(0.0), _share(float("nan"))
-    ('25%', '0.3%', '0%', '—')
+    >>> _share(0.25), _share(0.003), _share(0.0004), _share(0.0), _share(float("nan"))
+    ('25%', '0.3%', '0.04%', '0%', '—')
     """
     if x is None or not np.isfinite(x):
         return "—"
-    return f"{x:.1%}" if 0 < x < 0.01 else f"{x:.0%}"
+    return f"{x * 100:.2g}%" if 0 < x < 0.01 else f"{x:.0%}"
 
 
 def _b(s: str) -> tuple[str, str]:
@@ -287,8 +288,8 @@ def _sections(posterior, rep: dict) -> list[tuple[str, list[tuple]]]:
         f" With {d['budget']:.3g} FLOPs ({d['trunk']} trunk, risk: {d['risk']}), "
         f"{train}, {then}.{weights_note} "
         f"Across the posterior, the optimal N lies in "
-        f"[{od['params'][0]:.3g}, {od['params'][2]:.3g}] and the optimal pretraining share in [{od['pretrain_fraction'][0]:.0%}, "
-        f"{od['pretrain_fraction'][2]:.0%}] ({percent(level)}). "
+        f"[{od['params'][0]:.3g}, {od['params'][2]:.3g}] and the optimal pretraining share in [{_share(od['pretrain_fraction'][0])}, "
+        f"{_share(od['pretrain_fraction'][2])}] ({percent(level)}). "
         f"At this N, any pretraining share in {share_range(*near['pretrain_fraction'])} is "
         f"within {percent(near['tolerance'])} of the best {d['risk']} weighted loss, and at this "
         f"split so is any model size in [{near['params'][0]:.3g}, {near['params'][1]:.3g}]. "
