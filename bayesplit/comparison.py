@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from bayesplit import _arviz
-from bayesplit._parse import check_kwargs, check_level, progress_messages
+from bayesplit._parse import check_kwargs, check_level, is_finite_number, progress_messages
 from bayesplit.errors import BayesplitError
 from bayesplit.laws import Law, get_law
 from bayesplit.model import run_groups
@@ -29,8 +29,9 @@ def split_largest(runs: pd.DataFrame, fraction: float) -> tuple[pd.DataFrame, pd
     Whole runs move together (all their eval domains and checkpoints), so no
     information about a held-out run leaks into the fit.
     """
-    if not 0 <= fraction < 1:
-        raise BayesplitError(f"holdout fraction must be in [0, 1), got {fraction}")
+    # "0.2" or None was a TypeError from the comparison, and True read as 1
+    if not (is_finite_number(fraction) and 0 <= fraction < 1):
+        raise BayesplitError(f"holdout fraction must be in [0, 1), got {fraction!r}")
     if fraction == 0:
         return runs, runs.iloc[0:0]
     flops = pd.Series(compute_flops(runs), index=runs.index).groupby(runs["run_id"]).max()

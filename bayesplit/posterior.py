@@ -36,6 +36,9 @@ from bayesplit.laws import Inputs, Law, get_law, get_ops
 from bayesplit.model import ModelSpec, Reference
 
 _META_KEY = "bayesplit"
+#: SHA-256 of the metadata text: HDF5 checksums the numeric arrays, not attributes, and a
+#: flipped byte there moved the reference scale or turned a failed gate into a passed one.
+_META_SHA_KEY = "bayesplit_sha256"
 #: The layout of a posterior file; a file of another format is refused, not misread.
 POSTERIOR_FORMAT = "bayesplit-posterior/1"
 _ROW_COLUMNS = (
@@ -308,7 +311,9 @@ class Posterior:
     def save(self, path: str | Path) -> Path:
         """Write to netCDF atomically; :meth:`load` restores it, gate included."""
         path = check_path(path)
-        self.idata.posterior.attrs[_META_KEY] = json.dumps(self._meta(), allow_nan=True)
+        text = json.dumps(self._meta(), allow_nan=True)
+        self.idata.posterior.attrs[_META_KEY] = text
+        self.idata.posterior.attrs[_META_SHA_KEY] = _sha256(text)
         with atomic_path(path) as tmp:
             _arviz.to_netcdf(self.idata, tmp)
         return Path(path)
@@ -323,11 +328,18 @@ class Posterior:
             raise BayesplitError(f"{p} is a folder, not a posterior file")
         try:
             idata = _arviz.from_netcdf(p)
-            meta = json.loads(idata.posterior.attrs[_META_KEY])
+            text = idata.posterior.attrs[_META_KEY]
+            meta = json.loads(text)
         except (OSError, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise BayesplitError(
                 f"{p} is not a bayesplit posterior ({type(exc).__name__}: {exc})"
             ) from None
+        stored = idata.posterior.attrs.get(_META_SHA_KEY)  # absent from older files
+        if stored is not None and stored != _sha256(text):
+            raise BayesplitError(
+                f"{p} is damaged: its metadata (law, scales, diagnostics) does not match the "
+                "checksum written with it; refit, or restore the file from a copy"
+            )
         _read_all(p, idata)
         law = _check_file(p, idata, meta)
         diag = dict(meta["diagnostics"])
@@ -491,6 +503,12 @@ def _noise_ok(name: str, draws) -> bool:
     return bool(np.all(np.isfinite(v) & ((v > 0) if name == "nu" else (v >= 0))))
 
 
+def _sha256(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def _check_file(path: Path, idata, meta: Any) -> Law:
     """The law of a posterior file read back, after checking the file is complete.
 
@@ -531,6 +549,10 @@ def _check_file(path: Path, idata, meta: Any) -> Law:
         )
         if isinstance(thr, dict):
             problems += _key_problems("diagnostics.thresholds", thr, _THRESHOLD_KEYS, Thresholds)
+        diag = meta["diagnostics"] if isinstance(meta["diagnostics"], dict) else {}
+        if diag.get("ok") is True and diag.get("failures"):
+            # a passed gate with failures listed: the decisions would not refuse it
+            problems.append("diagnostics say ok but list failures")
     if problems:
         refuse(problems)
     try:

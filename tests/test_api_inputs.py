@@ -726,3 +726,15 @@ def test_simulate_checks_its_truth_and_config():
         bayesplit.simulate(None, cfg, policies=["grid"])
     with pytest.raises(BayesplitError, match="config must be a CampaignConfig"):
         bayesplit.simulate(truth, base, policies=["grid"])
+
+
+@pytest.mark.parametrize("fraction", ["0.2", None, True, float("nan")])
+def test_compare_refuses_a_holdout_fraction_that_is_not_a_number(fraction):
+    # "0.2" and None were a TypeError from the comparison, True read as a fraction of 1
+    from bayesplit.comparison import split_largest
+    from bayesplit.truth import example_truth, factorial_design
+
+    truth = example_truth("additive", ("web", "code"))
+    runs = truth.simulate(factorial_design([1e7, 3e7], [3e8, 1e9], [0.0], truth.domains), seed=0)
+    with pytest.raises(BayesplitError, match=r"holdout fraction must be in \[0, 1\), got"):
+        split_largest(runs, fraction)

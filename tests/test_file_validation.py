@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import re
 import shutil
@@ -54,6 +55,10 @@ def _rewrite(good, path, *, meta=None, raw=None, drop=(), groups=None, edit=None
         m = json.loads(idata.posterior.attrs["bayesplit"])
         meta(m)
         post.attrs["bayesplit"] = json.dumps(m)
+    if raw is not None or meta is not None:
+        # a file written so (its checksum matches): what its metadata says is checked
+        text = post.attrs["bayesplit"]
+        post.attrs["bayesplit_sha256"] = hashlib.sha256(str(text).encode()).hexdigest()
     keep = [g for g in idata.groups() if g != "posterior" and (groups is None or g in groups)]
     az.InferenceData(posterior=post, **{g: getattr(idata, g) for g in keep}).to_netcdf(path)
     return path
@@ -327,3 +332,36 @@ def test_a_ground_truth_is_read_as_utf8_whatever_the_locale(tmp_path):
     )
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "additive"
+
+
+def test_a_changed_byte_in_the_metadata_is_refused_as_damage(good_file, tmp_path):
+    # HDF5 checksums the arrays, not the attributes: a flipped byte moved the reference
+    # scale (and every prediction) with exit 0, or turned a failed gate into a passed one
+    idata = az.from_netcdf(good_file)
+    text = idata.posterior.attrs["bayesplit"]
+    assert idata.posterior.attrs["bayesplit_sha256"] == hashlib.sha256(text.encode()).hexdigest()
+    ref = json.loads(text)["spec"]["reference"]["tokens"]
+    bad = text.replace(repr(float(ref)), repr(float(ref) * 1.1), 1)
+    assert bad != text
+    post = idata.posterior.copy()
+    post.attrs["bayesplit"] = bad
+    path = tmp_path / "flipped.nc"
+    az.InferenceData(posterior=post, **{g: idata[g] for g in idata.groups() if g != "posterior"}).to_netcdf(path)  # fmt: skip
+    with pytest.raises(
+        BayesplitError, match="is damaged: its metadata .* does not match the checksum"
+    ):
+        Posterior.load(path)
+    # a file from before the checksum is still read
+    del post.attrs["bayesplit_sha256"]
+    post.attrs["bayesplit"] = text
+    az.InferenceData(posterior=post, **{g: idata[g] for g in idata.groups() if g != "posterior"}).to_netcdf(path)  # fmt: skip
+    assert Posterior.load(path).law.name == "additive"
+
+
+def test_a_passed_gate_that_lists_failures_is_refused(good_file, tmp_path):
+    def passed_with_failures(m):
+        m["diagnostics"].update(ok=True, failures=["1 divergent transition (allowed 0)"])
+
+    path = _rewrite(good_file, tmp_path / "ok.nc", meta=passed_with_failures)
+    with pytest.raises(BayesplitError, match="diagnostics say ok but list failures"):
+        Posterior.load(path)
