@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import warnings
 from collections.abc import Iterator
 
 import numpy as np
@@ -72,7 +73,16 @@ def _pymc_log_level(level: int) -> Iterator[None]:
     before = log.level
     log.setLevel(max(level, before))
     try:
-        yield
+        with warnings.catch_warnings():
+            # two library notices of five lines and one broke the CLI's one line per
+            # problem on every fit: PyTensor's BLAS advice for pip installs (its C code runs
+            # without BLAS, slower, which the sampling time already shows), and PyMC's
+            # "experimental" dense mass matrix, which the backend asks for on purpose
+            warnings.filterwarnings("ignore", "PyTensor could not link to a BLAS", UserWarning)
+            warnings.filterwarnings(
+                "ignore", "QuadPotentialFullAdapt is an experimental", UserWarning
+            )
+            yield
     finally:
         log.setLevel(before)
 
@@ -110,18 +120,19 @@ def sample_pymc(
             raise BayesplitError(
                 "--backend nutpie needs nutpie: pip install 'bayesplit[pymc]'"
             ) from None
-        compiled = nutpie.compile_pymc_model(model)
-        idata = nutpie.sample(
-            compiled,
-            draws=draws,
-            tune=warmup,
-            chains=chains,
-            seed=seed,
-            progress_bar=progress,
-            target_accept=target_accept,
-            cores=min(chains, 4),
-            save_warmup=False,
-        )
+        with _pymc_log_level(logging.WARNING):
+            compiled = nutpie.compile_pymc_model(model)
+            idata = nutpie.sample(
+                compiled,
+                draws=draws,
+                tune=warmup,
+                chains=chains,
+                seed=seed,
+                progress_bar=progress,
+                target_accept=target_accept,
+                cores=min(chains, 4),
+                save_warmup=False,
+            )
     else:
         # PyMC's INFO lines ("Auto-assigning NUTS sampler...") repeat the progress bar
         # and broke the CLI's one-line-per-problem stderr; warnings still show
@@ -140,7 +151,7 @@ def sample_pymc(
                 # JAX threads live in this process; forking it can deadlock
                 mp_ctx="spawn",
             )
-    with model:
+    with model, _pymc_log_level(logging.WARNING):
         pm.compute_log_likelihood(
             idata, var_names=["log_loss"], progressbar=False, extend_inferencedata=True
         )
