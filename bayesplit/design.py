@@ -13,7 +13,10 @@ pretraining trunk of size N run to D_max yields a branch checkpoint at any D ≤
 * if the trunk of size N has only reached D_have < D, it is continued: + 6·N·(D − D_have);
   with no trunk of that size, a new one costs 6·N·D.
 
-Trunks are those in the existing runs, then those already suggested in the batch.
+Trunks are those in the existing runs, then those already suggested in the batch. A run
+whose ``schedule`` label says it was not trained on a WSD schedule (a label not starting
+with ``wsd``, e.g. ``cosine``) left no stable-phase checkpoints to branch from: it is no
+trunk. Runs without a label are taken as WSD runs.
 
 **Value** is the expected reduction of the posterior uncertainty of a decision
 quantity Q (e.g. the objective at the recommended allocation), computed from
@@ -99,6 +102,14 @@ class TrunkState:
         state = cls()
         if runs is None or len(runs) == 0:
             return state
+        if "schedule" in runs:
+            # a cosine run's only checkpoint is its end, decayed: nothing branches from it
+            # (a branch off it was priced as 6·N·D', a tenth of what it costs)
+            label = runs["schedule"]
+            wsd = label.isna() | label.astype(str).str.strip().str.lower().str.startswith("wsd")
+            runs = runs[wsd.to_numpy()]
+            if len(runs) == 0:
+                return state
         for n, grp in runs.groupby("params"):
             i = grp["pretrain_tokens"].idxmax()
             run = grp.loc[i]
@@ -503,6 +514,9 @@ def greedy_batch(
         )
         ensemble.condition(j)
         picks[-1]["sd_after"] = ensemble.uncertainty()
+        # the pick and any candidate within SAME_SPEC_RTOL of it: sizes 3e8 and 3.01e8 put
+        # the same run in a batch twice, one of them priced as a second trunk
+        blocked |= already_measured(candidates, candidates.iloc[[j]])
         blocked[j] = True
         trunks.extend(n_j, d_j)
     for p in picks:
@@ -899,6 +913,18 @@ def suggest(
         allocate_kwargs=allocate_kwargs,
         max_draws=max_draws,
     )
+    if np.ndim(q) == 1 and np.ptp(q) == 0:
+        # a law without D' has one optimal split in every draw: each run was "worth" 0,
+        # and a batch of one was returned, "cutting the sd from 0 to 0"
+        raise BayesplitError(
+            f"{label} is the same in every posterior draw: no run can inform it; "
+            + (
+                f"law {posterior.law.name} has no specialization term: rank runs by the "
+                "regret or decision objective"
+                if objective == "split" and not posterior.law.uses_spec_tokens
+                else "choose another objective"
+            )
+        )
     Y, obs_of = observable_matrix(posterior, candidates, draws, domains)
     noise_d = posterior.noise_draws(max_draws=max_draws)
     noise = float(np.median(noise_d["sigma"] ** 2 + noise_d["run_sd"] ** 2))

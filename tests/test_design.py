@@ -461,3 +461,47 @@ def test_repeated_candidates_are_one_candidate_and_a_suggested_trunk_is_named_so
     assert branches
     for p in branches:
         assert "a branch of the suggested N=3e+08 trunk" in p["reason"], p["reason"]
+
+
+def test_a_batch_holds_no_two_specs_within_one_percent():
+    # sizes 3e8 and 3.01e8 are one run (SAME_SPEC_RTOL, as already_measured says); a batch
+    # held both, the second priced as a trunk of its own
+    rng = np.random.default_rng(2)
+    cands = candidate_grid([3e8, 3.01e8], [1e9], [4e8], ["a", "b"])
+    obs = [np.array([i]) for i in range(len(cands))]
+    y = rng.normal(size=(500, len(cands)))
+    ens = Ensemble.build(y.sum(axis=1), y, obs, noise=0.01)
+    picks = greedy_batch(ens, cands, TrunkState(), n=len(cands))
+    chosen = cands.iloc[[p["index"] for p in picks]]
+    spec = chosen[["pretrain_tokens", "spec_tokens"]].assign(
+        domain=chosen["train_domain"].fillna("")
+    )
+    assert not spec.duplicated().any(), chosen  # one of each (D, D', domain), one size
+    assert len(picks) == 3  # the general model and one specialist per domain
+
+
+def test_a_run_of_another_schedule_is_no_trunk_to_branch_from():
+    # a cosine run has no stable-phase checkpoint: a branch "off" it was priced 6·N·D'
+    runs = pd.DataFrame(
+        {"run_id": ["r1", "r2"], "params": [1e7, 3e7], "pretrain_tokens": [1e9, 1e9],
+         "spec_tokens": [0.0, 0.0], "schedule": ["cosine", None]}
+    )  # fmt: skip
+    state = TrunkState.from_runs(runs)
+    assert state.reached == {3e7: 1e9}  # the unlabelled run stays a trunk
+    wsd = runs.assign(schedule=["wsd+cooldown:0.1:linear", "WSD"])
+    assert TrunkState.from_runs(wsd).reached == {1e7: 1e9, 3e7: 1e9}
+    assert TrunkState.from_runs(runs.assign(schedule="cosine")).reached == {}
+
+
+def test_suggest_refuses_a_decision_quantity_no_run_can_inform(additive_posterior, monkeypatch):
+    # a law without D' has one optimal split in every draw: suggest returned one run
+    # "worth" 0, cutting the sd "from 0 to 0", with exit 0
+    import bayesplit.design
+
+    monkeypatch.setattr(
+        bayesplit.design,
+        "decision_quantity",
+        lambda post, objective, draws, **k: (np.full(100, 0.97), "the split"),
+    )
+    with pytest.raises(BayesplitError, match="the split is the same in every posterior draw"):
+        suggest(additive_posterior, budget=1e20, objective="split", max_draws=100, force=True)
