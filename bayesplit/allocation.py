@@ -300,11 +300,23 @@ def _normalize_weights(weights: Mapping[str, float] | None, domains: Sequence[st
     return w / w.sum()
 
 
-def _ladder_sizes(ladder) -> np.ndarray:
+def _ladder_sizes(ladder, runs: pd.DataFrame | None = None) -> np.ndarray:
+    """A ladder's model sizes, sorted. From a ladder file, in the fitted ``runs``' N
+    convention (with or without embeddings, as ``suggest`` reads it): without embeddings
+    always, the plan's N was not the count the law was fitted on for a table with them."""
     if isinstance(ladder, (str, os.PathLike)):
-        from bayesplit.train.ladder import load_ladder
+        from bayesplit.train.ladder import at_vocab, load_ladder
 
-        return np.array(sorted(float(e["params"]) for e in load_ladder(ladder)))
+        entries = load_ladder(ladder)
+        key = "params"
+        if runs is not None and len(runs):
+            from bayesplit.design import fitted_vocab, ladder_count
+
+            vocab = fitted_vocab(runs)
+            if vocab is not None:
+                entries = [at_vocab(e, vocab) for e in entries]
+            key = ladder_count(entries, runs["params"])
+        return np.array(sorted(float(e[key]) for e in entries))
     if not hasattr(ladder, "__iter__"):  # 1e8: "'float' object is not iterable"
         raise BayesplitError(
             f"ladder must be a ladder file or a list of model sizes, got {ladder!r}; "
@@ -441,7 +453,8 @@ def allocate(
     params
         Fix N (e.g. for an inference budget).
     ladder
-        Restrict N to a ladder (a ``models/*.yaml`` path or a list of sizes).
+        Restrict N to a ladder (a ``models/*.yaml`` path, whose sizes are read in the fitted
+        runs' N convention, with or without embeddings, or a list of sizes).
     max_spec_tokens
         Unique specialization tokens ``U_k`` per domain (``{domain: tokens}``; domains
         left out have no limit). Tokens beyond ``r_k·U_k`` buy nothing.
@@ -502,7 +515,7 @@ def allocate(
         # "1e8" was a TypeError from a comparison, and True was read as N = 1
         raise BayesplitError(f"params must be a finite number > 0, got {params!r}")
     if ladder is not None:
-        ladder = _ladder_sizes(ladder)  # before the work, as params is checked
+        ladder = _ladder_sizes(ladder, posterior.runs)  # checked before the work, as params
     domains = names(domains) if domains is not None else posterior.domains
     if not domains or len(set(domains)) != len(domains):
         raise BayesplitError("domains must be a non-empty list without repeats")
@@ -1201,6 +1214,10 @@ def _summarize(
         alt = Plan.from_dict(extra, prob.domains)
         name = str(extra.get("name", f"user plan {i + 1}"))
         alts[name] = alt
+        given = extra.get("spec_tokens") or {}
+        unsaid = [k for k in prob.domains if k not in given]
+        if given and unsaid:  # read as D' = 0 there, which the table did not say
+            notes.append(f"{name} gives no D' for {', '.join(unsaid)}: compared with D' = 0 there")
         cost = float(prob.compute.flops(*alt.arrays(prob.domains)))
         if cost > prob.budget * 1.01:
             notes.append(

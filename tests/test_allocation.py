@@ -1021,3 +1021,20 @@ def test_the_split_curve_reaches_a_plan_below_two_percent_pretraining():
     # a plan above 2% keeps the usual grid
     wide = allocate(post, budget=1e21).split_curve(points=9)
     assert wide["fraction"].values[0] == pytest.approx(0.02)
+
+
+def test_a_ladder_file_is_read_in_the_fitted_runs_n_convention():
+    # allocate read a ladder's without-embeddings counts whatever the runs used, so with a
+    # table counting N with embeddings (the bundled campaign) its N was not a fitted count
+    import pandas as pd
+
+    from bayesplit.allocation import _ladder_sizes
+    from bayesplit.train.ladder import load_ladder, resolve_ladder
+
+    entries = load_ladder(resolve_ladder("cpu_ladder"))
+    with_emb = sorted(float(e["params_with_embeddings"]) for e in entries)
+    without = sorted(float(e["params"]) for e in entries)
+    runs = pd.DataFrame({"params": with_emb[:2]})
+    assert _ladder_sizes("cpu_ladder", runs).tolist() == with_emb
+    assert _ladder_sizes("cpu_ladder", pd.DataFrame({"params": without[:2]})).tolist() == without
+    assert _ladder_sizes("cpu_ladder").tolist() == without

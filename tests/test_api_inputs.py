@@ -373,6 +373,16 @@ def test_allocate_takes_compare_plans_as_before(post):
     for compare in (plan, [plan], (plan,)):
         alloc = bayesplit.allocate(post, budget=1e20, compare=compare)
         assert "mine" in alloc.alternatives.coords["alternative"].values
+        # a domain it leaves out is compared at D' = 0, and that is said (it was not)
+        others = [k for k in post.domains if k != "web"]
+        assert (
+            f"mine gives no D' for {', '.join(others)}: compared with D' = 0 there" in alloc.notes
+        )
+    # a plan with no spec_tokens at all is a plan with no branches: nothing to say
+    general = bayesplit.allocate(
+        post, budget=1e20, compare={"params": 1e8, "pretrain_tokens": 1e10}
+    )
+    assert not any("gives no D'" in n for n in general.notes)
     alloc = bayesplit.allocate(post, budget=1e20, compute=ComputeModel(flops_per_param_token=8))
     assert alloc.plan.params > 0
     with pytest.raises(BayesplitError, match="FLOPs per token must be numbers"):

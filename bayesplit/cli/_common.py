@@ -36,7 +36,7 @@ Level = Annotated[
     float,
     typer.Option(
         "--level",
-        help="Probability of the intervals shown (credible and predictive), e.g. 0.9 for 90%.",
+        help="Probability of the intervals shown (credible, and predictive where shown), e.g. 0.9 for 90%.",
     ),
 ]
 
