@@ -1120,7 +1120,11 @@ def _summarize(
 
     def risk_at(fractions):
         d_line, dp_line = prob.compute.split(prob.budget, n, fractions, shares)
-        return _risk_along(prob, p, np.full(len(d_line), n), d_line, dp_line, kind_, alpha)
+        risk = _risk_along(prob, p, np.full(len(d_line), n), d_line, dp_line, kind_, alpha)
+        # a share whose D' passes a data limit is no plan: scored with the excess unspent
+        # it sat within the tolerance, and the range named shares the data cannot buy
+        over = (dp_line > prob.max_spec_tokens * (1 + 1e-9)).any(axis=-1)
+        return np.where(over, np.inf, risk)
 
     near, elsewhere = _near_optimal_range(risk_at, NEAR_OPTIMAL_GRID, own, tolerance)
     if not near[0] <= own <= near[1]:
