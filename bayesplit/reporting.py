@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import html
+import math
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -138,7 +139,8 @@ def frontier_budgets(posterior, budget: float, count: int = 7) -> np.ndarray:
     """The report's frontier: ``count`` budgets from where the data end to the target.
 
     A target within (or near) the data gets the decade below it instead: from the
-    largest run to such a target was a sliver, or ran backwards.
+    largest run to such a target was a sliver, or ran backwards. A target within a decade
+    of the smallest plan gets fewer budgets (about six per decade).
     """
     from bayesplit.allocation import smallest_budget
     from bayesplit.runs import compute_flops
@@ -147,7 +149,10 @@ def frontier_budgets(posterior, budget: float, count: int = 7) -> np.ndarray:
     lo = max(float(np.max(compute_flops(runs))), budget / 1e4)
     if lo > budget / 10:
         lo = max(budget / 10, smallest_budget(runs, len(posterior.domains)))
-    return np.geomspace(lo, budget, count)
+    # a target just above the smallest plan left a sliver: seven budgets within 4% of each
+    # other, seven plans alike; about six per decade, and the target alone at the least
+    points = max(1, min(count, 1 + math.ceil(6 * math.log10(budget / lo)))) if lo < budget else 1
+    return np.geomspace(lo, budget, points) if points > 1 else np.array([float(budget)])
 
 
 #: A file that marks a Markdown report's figure folder as bayesplit's, so that the next

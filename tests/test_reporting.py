@@ -70,6 +70,11 @@ def test_frontier_budgets_run_from_the_data_to_the_target(additive_posterior):
     floor = smallest_budget(additive_posterior.runs, len(additive_posterior.domains))
     low = frontier_budgets(additive_posterior, floor * 2)
     assert low[0] == pytest.approx(floor) and low[-1] == pytest.approx(floor * 2)
+    # just above the floor: seven budgets within 3% of each other were seven plans alike
+    sliver = frontier_budgets(additive_posterior, floor * 1.03)
+    assert len(sliver) == 2 and sliver[-1] == pytest.approx(floor * 1.03)
+    assert frontier_budgets(additive_posterior, floor).tolist() == [pytest.approx(floor)]
+    assert len(far) == 7 and len(near) == 7
 
 
 def test_the_checklist_says_how_far_the_target_is_from_the_largest_run():
