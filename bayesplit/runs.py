@@ -91,6 +91,8 @@ _NA_MARKERS = (
 MIN_PLAUSIBLE_COUNT = 1e3
 #: Above this a "loss" in nats per token is almost surely a perplexity.
 MAX_PLAUSIBLE_LOSS = 20.0
+#: Below this no language model's loss on real text: a probability, or a wrong unit.
+MIN_PLAUSIBLE_LOSS = 1e-3
 
 #: File types a run store (:class:`bayesplit.store.RunStore`) is recognised by.
 STORE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
@@ -262,6 +264,13 @@ def validate_runs(
         nonpos = np.isfinite(loss) & (loss <= 0)
         if nonpos.any():
             problems.append(f"loss must be > 0 nats per token ({_rows(nonpos)})")
+        # 1e-300 was fitted: log loss -690 among values near 1, and a posterior to match
+        tiny = np.isfinite(loss) & (loss > 0) & (loss < MIN_PLAUSIBLE_LOSS)
+        if tiny.any():
+            problems.append(
+                f"loss < {MIN_PLAUSIBLE_LOSS:g} nats per token is no language model's on real "
+                f"text; give the mean cross-entropy per token ({_rows(tiny)})"
+            )
         huge = np.isfinite(loss) & (loss > MAX_PLAUSIBLE_LOSS)
         if huge.any():
             problems.append(

@@ -67,6 +67,11 @@ BAD = {
     "wrong unit params": (lambda t: t.assign(params=[10, 10, 30, 30, 10]), "wrong unit"),
     "wrong unit tokens": (lambda t: t.assign(pretrain_tokens=[2, 2, 6, 6, 2]), "wrong unit"),
     "perplexity": (lambda t: t.assign(loss=[49.0, 16.4, 33.1, 12.2, 10.0]), "perplexity"),
+    # 1e-300 was fitted (log loss -690 among values near 1)
+    "implausibly small loss": (
+        lambda t: t.assign(loss=[3.9, 1e-300, 3.5, 2.5, 2.3]),
+        "loss < 0.001 nats per token is no language model's on real text",
+    ),
     "spec without domain": (lambda t: t.assign(train_domain=[None] * 5), "train_domain is empty"),
     # values pandas reads as numbers: True as 1, a date as ns since 1970, complex as real
     "bool in a number column": (
