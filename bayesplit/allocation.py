@@ -381,6 +381,23 @@ def _domain_map(value, what: str, every: Sequence[str] | None = None) -> dict[st
     return {str(k): float(v) for k, v in value.items()}
 
 
+def _without_domains(compare, left_out: Sequence[str]):
+    """``compare`` with ``left_out`` taken out of each plan's spec_tokens, and the domains
+    that were there; what is not a plan of a mapping is passed on for
+    :func:`_compare_plans` to refuse."""
+    plans = [compare] if isinstance(compare, Mapping) else compare
+    if isinstance(plans, (str, bytes)) or not hasattr(plans, "__iter__"):
+        return compare, []
+    out, seen = [], []
+    for plan in plans:
+        spec = plan.get("spec_tokens") if isinstance(plan, Mapping) else None
+        if isinstance(spec, Mapping) and any(k in spec for k in left_out):
+            seen += [k for k in left_out if k in spec and k not in seen]
+            plan = {**plan, "spec_tokens": {k: v for k, v in spec.items() if k not in left_out}}
+        out.append(plan)
+    return out, seen
+
+
 def _compare_plans(compare, domains: Sequence[str]) -> list[Mapping]:
     """``allocate``'s ``compare`` as a list of plans, each checked against ``domains``: one
     plan (a mapping) or an iterable of them; None for none."""
@@ -528,6 +545,10 @@ def allocate(
         domains = [k for k in domains if k not in unserved]
         idx = posterior.domain_index(domains)
         w = w[w > 0]
+    dropped_d: list[str] = []
+    if trunk == "independent" and unserved and compare is not None:
+        # a compared plan's D' for a domain no model serves: that model is not trained
+        compare, dropped_d = _without_domains(compare, unserved)
     compare = _compare_plans(compare, domains)  # before the work, not after the solve
     if compute is not None and not isinstance(compute, ComputeModel):
         # "'str' object has no attribute 'flops_per_param_token'"
@@ -584,6 +605,11 @@ def allocate(
         notes.append(
             f"repetitions have no effect on {', '.join(unlimited)}: they multiply a data "
             "limit (max_spec_tokens, --max-spec-tokens), and these domains have none"
+        )
+    if dropped_d:
+        notes.append(
+            f"compared plans' D' for {', '.join(dropped_d)} (weight 0) left out: independent "
+            "trunks train no model for it"
         )
     if trunk == "independent" and unserved:
         notes.append(

@@ -326,20 +326,26 @@ class Posterior:
             raise BayesplitError(f"no such posterior file: {p}")
         if p.is_dir():  # netCDF's own message is a page of HDF5 internals
             raise BayesplitError(f"{p} is a folder, not a posterior file")
+
+        def not_ours(exc: Exception) -> BayesplitError:
+            return BayesplitError(f"{p} is not a bayesplit posterior ({type(exc).__name__}: {exc})")
+
         try:
             idata = _arviz.from_netcdf(p)
             text = idata.posterior.attrs[_META_KEY]
-            meta = json.loads(text)
+            stored = idata.posterior.attrs.get(_META_SHA_KEY)  # absent from older files
         except (OSError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise not_ours(exc) from None
+        # before parsing: a changed byte that breaks the JSON is damage too
+        if stored is not None and stored != _sha256(str(text)):
             raise BayesplitError(
-                f"{p} is not a bayesplit posterior ({type(exc).__name__}: {exc})"
-            ) from None
-        stored = idata.posterior.attrs.get(_META_SHA_KEY)  # absent from older files
-        if stored is not None and stored != _sha256(text):
-            raise BayesplitError(
-                f"{p} is damaged: its metadata (law, scales, diagnostics) does not match the "
-                "checksum written with it; refit, or restore the file from a copy"
+                f"{p} is damaged: its metadata (law, scales, diagnostics) does not match "
+                "the checksum written with it; refit, or restore the file from a copy"
             )
+        try:
+            meta = json.loads(text)
+        except (TypeError, ValueError) as exc:
+            raise not_ours(exc) from None
         _read_all(p, idata)
         law = _check_file(p, idata, meta)
         diag = dict(meta["diagnostics"])

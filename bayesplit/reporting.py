@@ -250,7 +250,13 @@ def _sections(posterior, rep: dict) -> list[tuple[str, list[tuple]]]:
         [f"specialization tokens D' on {k}", _fmt(v)] for k, v in d["plan"]["spec_tokens"].items()
     ]
     plan_rows += [
-        ["share of compute on pretraining", f"{d['pretrain_fraction']:.1%}"],
+        [
+            "share of compute on pretraining",
+            # under 1%: two digits, as the summary says it ("0.0%" for a plan at 0.019%)
+            f"{d['pretrain_fraction']:.1%}"
+            if d["pretrain_fraction"] >= 0.01
+            else _share(d["pretrain_fraction"]),
+        ],
         [
             f"weighted loss (median, {percent(level)} credible)",
             f"{d['objective']['median']:.4f} [{d['objective']['credible'][0]:.4f}, {d['objective']['credible'][1]:.4f}]",

@@ -1053,3 +1053,15 @@ def test_the_near_optimal_shares_are_shares_the_data_limits_allow(truth2):
     for f in (lo, hi):
         _, dp = compute.split(1e20, alloc.plan.params, f, shares / shares.sum())
         assert (dp <= 2 * np.array([1e9, 5e8]) * (1 + 1e-6)).all(), (f, dp)
+
+
+def test_a_compared_plan_may_name_a_domain_no_independent_model_serves():
+    # after weight-0 domains were left out, a plan with D' for one was "unknown domain"
+    post = example_truth("additive", ("web", "code")).as_posterior()
+    plan = {"name": "mine", "params": 1e9, "pretrain_tokens": 1e10,
+            "spec_tokens": {"code": 1e10, "web": 5e10}}  # fmt: skip
+    alloc = allocate(post, budget=1e21, trunk="independent", weights={"code": 1, "web": 0},
+                     compare=plan)  # fmt: skip
+    assert "mine" in alloc.alternatives.coords["alternative"].values
+    assert any("D' for web (weight 0) left out" in n for n in alloc.notes)
+    assert plan["spec_tokens"] == {"code": 1e10, "web": 5e10}  # the caller's plan untouched

@@ -351,6 +351,11 @@ def test_a_changed_byte_in_the_metadata_is_refused_as_damage(good_file, tmp_path
         BayesplitError, match="is damaged: its metadata .* does not match the checksum"
     ):
         Posterior.load(path)
+    # a changed byte that breaks the JSON is damage as well (it read "not a posterior")
+    post.attrs["bayesplit"] = text.replace('{"format"', '["format"', 1)
+    az.InferenceData(posterior=post, **{g: idata[g] for g in idata.groups() if g != "posterior"}).to_netcdf(path)  # fmt: skip
+    with pytest.raises(BayesplitError, match="is damaged"):
+        Posterior.load(path)
     # a file from before the checksum is still read
     del post.attrs["bayesplit_sha256"]
     post.attrs["bayesplit"] = text

@@ -727,7 +727,7 @@ def loop_cmd(
     except (BayesplitError, KeyboardInterrupt) as exc:
         # the rounds already trained are in the store; --json still says what they were and
         # what stopped the loop (the error itself goes to stderr, with its exit code)
-        if as_json and done:
+        if as_json:  # round 1 too: a reader gets an object, with no rounds
             import pandas as pd
 
             stop = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)

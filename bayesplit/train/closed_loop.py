@@ -366,10 +366,12 @@ def _design_flops(suggestions: list[dict]) -> float:
     return sum(_tree_flops(group) for group in by_size.values())
 
 
-def _tree_flops(runs: list[dict], reached: float = 0.0) -> float:
-    """FLOPs of runs on one trunk whose stable phase is on disk up to ``reached`` tokens:
-    the trunk once, to its furthest D, plus every branch (a general model's cooldown, or a
-    specialist's D'), priced by :class:`bayesplit.design.CostModel`."""
+def _tree_flops(runs: list[dict], checkpoints: list[float] = ()) -> float:
+    """FLOPs of runs on one trunk with stable-phase checkpoints on disk at ``checkpoints``
+    (tokens): each D the runs need is trained from the furthest checkpoint at or before it
+    (one on disk, or the D before it, saved on the way), as the trainer does; plus every
+    branch (a general model's cooldown, or a specialist's D'), priced by
+    :class:`bayesplit.design.CostModel`."""
     from bayesplit.design import CostModel
 
     if not runs:
@@ -379,11 +381,13 @@ def _tree_flops(runs: list[dict], reached: float = 0.0) -> float:
     for r in runs:
         n, d, dp = float(r["params"]), float(r["pretrain_tokens"]), float(r["spec_tokens"] or 0)
         total += cost.flops_per_param_token * n * (dp if dp > 0 else cost.cooldown_fraction * d)
-    furthest = max(runs, key=lambda r: float(r["pretrain_tokens"]))
-    d_max = float(furthest["pretrain_tokens"])
-    return total + cost.flops_per_param_token * float(furthest["params"]) * max(
-        d_max - reached, 0.0
-    )
+    n = float(runs[0]["params"])
+    before = 0.0  # the last D trained for these runs: saved, so the next starts there
+    for d in sorted({float(r["pretrain_tokens"]) for r in runs}):
+        start = max([before, *(c for c in checkpoints if c <= d)])
+        total += cost.flops_per_param_token * n * max(d - start, 0.0)
+        before = d
+    return total
 
 
 def _plan_flops(
@@ -392,6 +396,7 @@ def _plan_flops(
     """FLOPs the trainer will spend on ``suggestions``: nothing for what the store already
     has, and each trunk from its furthest checkpoint on disk (a trunk of another seed, or
     in another workdir, is trained from scratch, whatever the store holds)."""
+    from bayesplit.train.checkpoint import list_checkpoints
     from bayesplit.train.config import TrainConfig
     from bayesplit.train.execute import plan_suggestions
 
@@ -401,6 +406,10 @@ def _plan_flops(
     total = 0.0
     for job in plan.jobs:
         tc = TrainConfig.from_entry(job.entry, **(train_overrides or {}))
-        reached = float(job.trunk_step * tc.batch_size * job.entry["seq_len"])
-        total += _tree_flops([suggestions[i] for i in job.suggestions], reached)
+        tps = tc.batch_size * job.entry["seq_len"]
+        have = list_checkpoints(Path(plan_kw["workdir"]) / "trunks" / job.trunk_id)
+        # each needed D resumes from the furthest checkpoint at or before it, not from the
+        # furthest on disk: a shorter D is trained again from an earlier one
+        steps = sorted({*have["stable"], *have["periodic"]})
+        total += _tree_flops([suggestions[i] for i in job.suggestions], [s * tps for s in steps])
     return total

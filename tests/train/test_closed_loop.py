@@ -420,3 +420,15 @@ def test_loop_json_keeps_the_rounds_done_when_a_later_round_fails(tiny_corpus, t
     assert out["error"].startswith("round 2: the fit failed")
     res = runner.invoke(app, args)  # without --json, stdout stays empty: the table went to stderr
     assert res.exit_code == 2 and res.stdout == ""
+
+
+def test_a_d_below_the_furthest_checkpoint_is_charged_from_the_one_before_it():
+    # the trainer resumes each D from the furthest checkpoint at or before it; the loop
+    # charged from the furthest on disk, so a shorter D's stable phase was free
+    from bayesplit.train.closed_loop import _tree_flops
+
+    run = {"params": 1e4, "pretrain_tokens": 5000.0, "spec_tokens": 1000.0, "train_domain": "a"}
+    assert _tree_flops([run], [2000.0, 9000.0]) == pytest.approx(6e4 * (3000 + 1000))
+    assert _tree_flops([run], [5000.0]) == pytest.approx(6e4 * 1000)
+    longer = {**run, "pretrain_tokens": 8000.0}  # trained on from 5000, saved on the way
+    assert _tree_flops([run, longer], [2000.0]) == pytest.approx(6e4 * (6000 + 2000))
