@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
-from bayesplit._parse import _shown, is_finite_number, is_number, percent
+from bayesplit._parse import _shown, is_finite_number, is_number, percent, probability
 from bayesplit.compute import ComputeModel
 from bayesplit.errors import BayesplitError
 
@@ -288,7 +288,7 @@ class Allocation:
     def __repr__(self) -> str:
         # the dataclass default would print every draw of two xarray Datasets
         alts = [
-            f"  vs {a['name']}: P(plan better) {a['p_better']:.0%}; that plan's expected regret "
+            f"  vs {a['name']}: P(plan better) {probability(a['p_better'])}; that plan's expected regret "
             f"{a['expected_regret_rel']:.2%}"
             for a in self.to_dict()["alternatives"]
         ]

@@ -1065,3 +1065,16 @@ def test_a_compared_plan_may_name_a_domain_no_independent_model_serves():
     assert "mine" in alloc.alternatives.coords["alternative"].values
     assert any("D' for web (weight 0) left out" in n for n in alloc.notes)
     assert plan["spec_tokens"] == {"code": 1e10, "web": 5e10}  # the caller's plan untouched
+
+
+def test_every_view_of_p_better_says_what_the_draws_show(additive_posterior, monkeypatch):
+    # the repr and the demo printed 0.996 as "100%", as the report and allocate did
+    import bayesplit.plan
+
+    alloc = allocate(additive_posterior, budget=1e20, max_draws=200, force=True)
+    d = alloc.to_dict()
+    for a in d["alternatives"]:
+        a["p_better"] = 0.996
+    monkeypatch.setattr(bayesplit.plan.Allocation, "to_dict", lambda self: d)
+    text = repr(alloc)
+    assert "P(plan better) >99%" in text and "P(plan better) 100%" not in text

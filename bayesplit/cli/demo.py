@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from bayesplit._parse import percent, share_range
+from bayesplit._parse import percent, probability, share_range
 from bayesplit.cli._common import Seed, check_output_path, console, emit_json, given
 from bayesplit.cli.core import (
     LawModule,
@@ -265,7 +265,7 @@ def demo_cmd(
         console.print(f"[yellow]! {escape(note)}[/yellow]")
     for a in decision["alternatives"]:
         console.print(
-            f"  vs {escape(a['name'])}: P(plan better) {a['p_better']:.0%}, expected regret {a['expected_regret']:.4f}"
+            f"  vs {escape(a['name'])}: P(plan better) {probability(a['p_better'])}, expected regret {a['expected_regret']:.4f}"
         )
     table = Table(title="next runs worth most to this decision per FLOP")
     for c in ("N", "D", "D'", "domain", "cost (FLOPs)", "predicted loss (90%)"):
