@@ -305,17 +305,14 @@ def _ladder_sizes(ladder, runs: pd.DataFrame | None = None) -> np.ndarray:
     convention (with or without embeddings, as ``suggest`` reads it): without embeddings
     always, the plan's N was not the count the law was fitted on for a table with them."""
     if isinstance(ladder, (str, os.PathLike)):
-        from bayesplit.train.ladder import at_vocab, load_ladder
-
-        entries = load_ladder(ladder)
-        key = "params"
         if runs is not None and len(runs):
-            from bayesplit.design import fitted_vocab, ladder_count
+            from bayesplit.design import ladder_as_fitted
 
-            vocab = fitted_vocab(runs)
-            if vocab is not None:
-                entries = [at_vocab(e, vocab) for e in entries]
-            key = ladder_count(entries, runs["params"])
+            entries, key = ladder_as_fitted(ladder, runs)
+        else:
+            from bayesplit.train.ladder import load_ladder
+
+            entries, key = load_ladder(ladder), "params"
         return np.array(sorted(float(e[key]) for e in entries))
     if not hasattr(ladder, "__iter__"):  # 1e8: "'float' object is not iterable"
         raise BayesplitError(

@@ -214,6 +214,18 @@ def ladder_count(entries: Sequence[dict], observed_params: Sequence[float]) -> s
     return "params_with_embeddings" if hits("params_with_embeddings") > hits("params") else "params"
 
 
+def ladder_as_fitted(ladder, runs: pd.DataFrame) -> tuple[list[dict], str]:
+    """A ladder file's entries as built at the fitted runs' vocabulary, and which count
+    (``params`` or ``params_with_embeddings``) is N in those runs (see :func:`ladder_count`)."""
+    from bayesplit.train.ladder import at_vocab, load_ladder
+
+    entries = load_ladder(ladder)
+    vocab = fitted_vocab(runs)
+    if vocab is not None:
+        entries = [at_vocab(e, vocab) for e in entries]
+    return entries, ladder_count(entries, runs["params"])
+
+
 def fitted_vocab(runs: pd.DataFrame) -> int | None:
     """The one tokenizer vocabulary of the fitted runs, or None (not recorded, or several).
 
@@ -878,13 +890,7 @@ def suggest(
     if candidates is None:
         sizes = params
         if ladder is not None and params is None:
-            from bayesplit.train.ladder import at_vocab, load_ladder
-
-            entries = load_ladder(ladder)
-            vocab = fitted_vocab(posterior.runs)
-            if vocab is not None:
-                entries = [at_vocab(e, vocab) for e in entries]
-            count = ladder_count(entries, posterior.runs["params"])
+            entries, count = ladder_as_fitted(ladder, posterior.runs)
             sizes = [float(e[count]) for e in entries]
             model_names = [e["name"] for e in entries]
         s_def, d_def, dp_def = default_grids(posterior, sizes)
