@@ -84,10 +84,16 @@ def to_netcdf(idata, path) -> None:
         encoding = {
             name: {"zlib": True, "fletcher32": True}
             for name, var in data.variables.items()
-            # ArviZ's own test of what it compresses; scalars cannot be chunked or filtered
-            if var.ndim and var.dtype.kind in "biufcS"
+            if not unfiltered(var)
         }
         data.to_netcdf(path, mode="a", group=group, engine="h5netcdf", encoding=encoding)
+
+
+def unfiltered(var) -> bool:
+    """Whether :func:`to_netcdf` writes ``var`` without compression and checksum: text
+    (variable-length strings) and scalars, which HDF5 cannot chunk or filter (ArviZ's own
+    test of what it compresses)."""
+    return not (var.ndim and var.dtype.kind in "biufcS")
 
 
 def from_netcdf(path):

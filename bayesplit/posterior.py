@@ -39,6 +39,9 @@ _META_KEY = "bayesplit"
 #: SHA-256 of the metadata text: HDF5 checksums the numeric arrays, not attributes, and a
 #: flipped byte there moved the reference scale or turned a failed gate into a passed one.
 _META_SHA_KEY = "bayesplit_sha256"
+#: Metadata key: SHA-256 of the arrays HDF5 cannot checksum (text, such as the fitted rows'
+#: domains and run ids, and scalars); a changed eval domain read as another domain's run.
+_TEXT_SHA_KEY = "text_arrays_sha256"
 #: The layout of a posterior file; a file of another format is refused, not misread.
 POSTERIOR_FORMAT = "bayesplit-posterior/1"
 _ROW_COLUMNS = (
@@ -311,7 +314,8 @@ class Posterior:
     def save(self, path: str | Path) -> Path:
         """Write to netCDF atomically; :meth:`load` restores it, gate included."""
         path = check_path(path)
-        text = json.dumps(self._meta(), allow_nan=True)
+        meta = {**self._meta(), _TEXT_SHA_KEY: text_arrays_sha256(self.idata)}
+        text = json.dumps(meta, allow_nan=True)
         self.idata.posterior.attrs[_META_KEY] = text
         self.idata.posterior.attrs[_META_SHA_KEY] = _sha256(text)
         with atomic_path(path) as tmp:
@@ -348,6 +352,12 @@ class Posterior:
             raise not_ours(exc) from None
         _read_all(p, idata)
         law = _check_file(p, idata, meta)
+        stored_text = meta.get(_TEXT_SHA_KEY)  # absent from older files
+        if stored_text is not None and stored_text != text_arrays_sha256(idata):
+            raise BayesplitError(
+                f"{p} is damaged: its text arrays (the fitted runs' domains and ids) do not "
+                "match the checksum written with them; refit, or restore the file from a copy"
+            )
         diag = dict(meta["diagnostics"])
         diag["thresholds"] = Thresholds(**diag.get("thresholds", {}))
         return cls(
@@ -507,6 +517,29 @@ def _key_problems(where: str, d: Any, keys: dict, fields: Any) -> list[str]:
 def _noise_ok(name: str, draws) -> bool:
     v = np.asarray(draws, dtype=float)
     return bool(np.all(np.isfinite(v) & ((v > 0) if name == "nu" else (v >= 0))))
+
+
+def text_arrays_sha256(idata) -> str:
+    """SHA-256 of every variable and coordinate that the netCDF writer leaves without a
+    Fletcher32 checksum (:func:`bayesplit._arviz.unfiltered`), by group, name and value.
+
+    Values are hashed as text, so a ``<U`` array in memory and the object array read back
+    from the file give the same digest.
+    """
+    import hashlib
+
+    h = hashlib.sha256()
+    for group in sorted(idata.groups()):
+        ds = idata[group]
+        for name in sorted(map(str, ds.variables)):
+            var = ds.variables[name]
+            if not _arviz.unfiltered(var):
+                continue
+            values = [str(v) for v in np.asarray(var.values).ravel()]
+            record = [group, name, list(map(str, var.dims)), list(var.shape), values]
+            h.update(json.dumps(record).encode("utf-8"))
+            h.update(b"\n")
+    return h.hexdigest()
 
 
 def _sha256(text: str) -> str:

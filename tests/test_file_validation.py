@@ -363,6 +363,37 @@ def test_a_changed_byte_in_the_metadata_is_refused_as_damage(good_file, tmp_path
     assert Posterior.load(path).law.name == "additive"
 
 
+@pytest.mark.parametrize(
+    ("variable", "index", "value"),
+    [("row_eval_domain", 0, "code"), ("row_run_id", 1, "other"), ("domain", 0, "wxyz")],
+)
+def test_a_changed_text_array_is_refused_as_damage(good_file, tmp_path, variable, index, value):
+    # HDF5 cannot checksum variable-length strings: an edited eval domain or run id of the
+    # fitted rows loaded with exit 0, and allocate, report and suggest used it
+    idata = az.from_netcdf(good_file)
+    meta = json.loads(idata.posterior.attrs["bayesplit"])
+    assert len(meta["text_arrays_sha256"]) == 64
+    group = "posterior" if variable == "domain" else "constant_data"
+    ds = idata[group]
+    values = np.asarray(ds[variable].values).astype(object)
+    assert values[index] != value
+    values[index] = value
+    edited = ds.assign_coords({variable: values}) if variable in ds.coords else ds.assign({variable: (ds[variable].dims, values)})  # fmt: skip
+    groups = {g: idata[g] for g in idata.groups()}
+    groups[group] = edited
+    path = tmp_path / "edited.nc"
+    az.InferenceData(**groups).to_netcdf(path)
+    match = "is damaged: its text arrays"
+    if variable == "domain":  # the metadata's own domain list catches it first
+        match = "posterior's domains differ from those in its metadata"
+    with pytest.raises(BayesplitError, match=match):
+        Posterior.load(path)
+    _refused(runner.invoke(app, ["allocate", str(path), "--budget", "1e20"]), match)
+    # unchanged, the same rewrite loads: the digest reads text arrays as text, whatever dtype
+    az.InferenceData(**{g: idata[g] for g in idata.groups()}).to_netcdf(path)
+    assert Posterior.load(path).domains == meta["spec"]["domains"]
+
+
 def test_a_passed_gate_that_lists_failures_is_refused(good_file, tmp_path):
     def passed_with_failures(m):
         m["diagnostics"].update(ok=True, failures=["1 divergent transition (allowed 0)"])
