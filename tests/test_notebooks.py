@@ -1,4 +1,6 @@
-"""Every notebook runs top to bottom (quick mode: BAYESPLIT_QUICK=1, fewer draws)."""
+"""Every notebook runs top to bottom: in quick mode (BAYESPLIT_QUICK=1, fewer draws, the
+gate forced) by default, and as a reader runs it (full draws, the gate enforced) when slow
+tests are asked for."""
 
 from __future__ import annotations
 
@@ -23,9 +25,24 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
         f"{path.name} has outputs committed; strip them"
     )
     monkeypatch.setenv("BAYESPLIT_QUICK", "1")
+    _execute(book, tmp_path, monkeypatch, timeout=900)
+
+
+# a reader runs them so: two crashed there (a fit failed the gate that quick mode forces)
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_in_full_mode_and_its_fits_pass_the_gate(path, tmp_path, monkeypatch):
+    monkeypatch.delenv("BAYESPLIT_QUICK", raising=False)
+    _execute(nbformat.read(path, as_version=4), tmp_path, monkeypatch, timeout=3600)
+
+
+def _execute(book, tmp_path, monkeypatch, timeout: int) -> None:
     monkeypatch.setenv("MPLBACKEND", "Agg")
     client = nbclient.NotebookClient(
-        book, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+        book,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
     )
     client.execute()
     errors = [
