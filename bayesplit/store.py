@@ -425,6 +425,18 @@ def _to_records(df: pd.DataFrame) -> list[tuple]:
         for c in CANONICAL:
             v = row.get(c)
             values.append(_plain(v))
+        # JSON has no infinity, and jsonable reads it as missing: a diverged run's
+        # grad_norm=inf was kept as null, silently, in a store that cannot be edited
+        for c in extra_cols:
+            infinite = False
+            with contextlib.suppress(RecursionError):  # too deep: jsonable refuses it below
+                infinite = _has_infinity(_plain(row[c]))
+            if infinite:
+                raise BayesplitError(
+                    f"column {str(c)!r} holds an infinite value (row {i + 1}), which the run "
+                    "store cannot keep (JSON has no infinity); write it as text or a large "
+                    "number, or leave it blank"
+                )
         # extra columns as JSON: a date becomes ISO text, a decimal a float
         extra = {c: v for c in extra_cols if (v := jsonable(_plain(row[c]))) is not None}
         try:
@@ -438,6 +450,17 @@ def _to_records(df: pd.DataFrame) -> list[tuple]:
             ) from None
         out.append(tuple(values))
     return out
+
+
+def _has_infinity(v) -> bool:
+    """Whether ``v`` (a scalar, or lists and mappings of them, as JSONL gives) holds ±inf."""
+    if isinstance(v, (float, np.floating)):
+        return bool(np.isinf(v))
+    if isinstance(v, dict):
+        return any(_has_infinity(x) for x in v.values())
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return any(_has_infinity(x) for x in v)
+    return False
 
 
 def _plain(v):

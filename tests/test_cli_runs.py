@@ -481,6 +481,31 @@ def test_validate_warns_of_an_extra_the_store_cannot_keep(tmp_path):
     assert _ok(runner.invoke(app, ["runs", "validate", str(plain), "--json"]))["warnings"] == []
 
 
+@pytest.mark.parametrize("value", ["inf", "-inf"])
+def test_an_infinite_extra_is_refused_not_stored_as_missing(tmp_path, value):
+    # JSON has no infinity: `runs import` stored grad_norm=inf as null, with exit 0 and no
+    # warning from validate, in a store that cannot be edited
+    path = tmp_path / "runs.csv"
+    table = good_table().assign(grad_norm=1.5)
+    table.loc[1, "grad_norm"] = float(value)
+    write_table(table, path)
+    out = _ok(runner.invoke(app, ["runs", "validate", str(path), "--json"]))
+    assert "column 'grad_norm' holds an infinite value (row 2)" in out["warnings"][0]
+    store = tmp_path / "s.db"
+    _refused(runner.invoke(app, ["runs", "import", str(path), "--store", str(store)]), "infinite")
+    assert not store.exists()
+    nested = tmp_path / "nested.jsonl"
+    rows = good_table().assign(hist=None).to_dict("records")
+    rows[0]["hist"] = [1.0, float(value)]
+    nested.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    _refused(runner.invoke(app, ["runs", "import", str(nested), "--store", str(store)]), "'hist'")
+    # NaN is missing, in JSON as in the table: still kept as a blank
+    table.loc[1, "grad_norm"] = float("nan")
+    write_table(table, path)
+    _ok(runner.invoke(app, ["runs", "import", str(path), "--store", str(store), "--json"]))
+    assert RunStore(store).read()["grad_norm"].isna().sum() == 1
+
+
 def test_runs_list_json_prints_what_validate_accepts(tmp_path):
     # a Parquet bytes or duration column: validate said fine, list --json was a TypeError
     df = good_table()
