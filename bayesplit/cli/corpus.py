@@ -52,7 +52,7 @@ def _show(info: dict[str, Any]) -> None:
     )
     console.print(f"tokenizer sha256 {known('tokenizer_sha256')}")
     console.print(f"content   sha256 {known('content_sha256')}")
-    if "computed_content_sha256" in info:  # what the trainer uses in trunk ids and rows
+    if "computed_content_sha256" in info:  # corpus info: what the shards hash to
         console.print(f"computed  sha256 {info['computed_content_sha256']} (from the shards)")
 
 
@@ -130,8 +130,9 @@ def info_cmd(
         corpus.verify()
     info = corpus.info()
     info["unigram_entropy_val"] = unigram_entropy(corpus, "val")
-    if not info.get("content_sha256"):
-        info["computed_content_sha256"] = corpus.content_sha256
+    # what the shards hash to, always: a recorded hash is what trunk ids and rows carry,
+    # and nothing else checks it against the data (--verify needs the tokenizer)
+    info["computed_content_sha256"] = corpus.computed_content_sha256()
     if verify:
         info["verified"] = True
     # what training refuses, said here: a split that passes the manifest checks can still be
@@ -142,6 +143,13 @@ def info_cmd(
         for name, d in info["domains"].items()
         if d["val_tokens"] < 2
     ]
+    recorded = info.get("content_sha256")
+    if recorded and recorded != info["computed_content_sha256"]:
+        info["warnings"].append(
+            "the manifest's content_sha256 is not the shards' hash: runs on this corpus are "
+            "named by the recorded one, so other data recorded with the same value would "
+            "share their trunks and rows; record the computed hash or leave the key out"
+        )
     if json_out:
         emit_json(info)
         return

@@ -155,6 +155,34 @@ def test_corpus_info_shows_the_computed_hash(tmp_path):
     assert info["computed_content_sha256"] == Corpus(path).content_sha256
 
 
+@pytest.mark.parametrize("value", ["<sha256 of your shards>", "ABC", "0" * 63, "A" * 64])
+def test_a_recorded_hash_that_is_no_sha256_is_refused(built, tmp_path, value):
+    # the how-to's placeholder, copied into two corpora of different data, gave both one
+    # trunk id: the second trained nothing and reused the first one's rows
+    path = _copy(built, tmp_path / "c", content_sha256=value)
+    with pytest.raises(BayesplitError, match="content_sha256 .* is not a SHA-256"):
+        Corpus(path)
+    _one_line_error(runner.invoke(app, ["corpus", "info", str(path)]), "is not a SHA-256")
+
+
+def test_corpus_info_warns_when_the_recorded_hash_is_not_the_shards(built, tmp_path):
+    other = "0" * 64
+    path = _copy(built, tmp_path / "c", content_sha256=other)
+    res = runner.invoke(app, ["corpus", "info", str(path), "--json"])
+    assert res.exit_code == 0, res.output
+    info = json.loads(res.stdout)
+    assert info["content_sha256"] == other == Corpus(path).content_sha256  # what runs carry
+    assert info["computed_content_sha256"] == built.manifest["content_sha256"]
+    assert any("is not the shards' hash" in w for w in info["warnings"])
+    text = runner.invoke(app, ["corpus", "info", str(path)])
+    assert "is not the shards' hash" in " ".join(text.stderr.split())
+    # as built, the two agree and nothing is said
+    res = runner.invoke(app, ["corpus", "info", str(built.path), "--json"])
+    info = json.loads(res.stdout)
+    assert info["computed_content_sha256"] == info["content_sha256"]
+    assert not any("shards' hash" in w for w in info["warnings"])
+
+
 def test_verify_reads_shards_under_their_own_names(built, tmp_path):
     """verify hashed DOMAIN/SPLIT.bin whatever the manifest named: a FileNotFoundError."""
     moved = _copy(built, tmp_path / "moved")

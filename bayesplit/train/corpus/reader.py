@@ -359,6 +359,13 @@ def _validate_manifest(m: Any, where: Path) -> None:
             continue
         if not isinstance(m.get(key), typ) or isinstance(m.get(key), bool):
             raise bad(f"{key!r} is missing or not a {typ.__name__}")
+    # it names trunks and rows: a placeholder such as "<sha256 of your shards>", copied into
+    # two corpora, made different data share trunks and rows
+    if "content_sha256" in m and not re.fullmatch("[0-9a-f]{64}", m["content_sha256"]):
+        raise bad(
+            f"content_sha256 {m['content_sha256'][:80]!r} is not a SHA-256 (64 lowercase hex "
+            "digits); record the hash `bayesplit corpus info` computes, or leave the key out"
+        )
     if m["dtype"] != "uint16":
         raise bad(f"dtype is {m['dtype']!r}; only 'uint16' is supported")
     if not 1 <= m["vocab_size"] <= 65536:
