@@ -67,8 +67,7 @@ class BatchSampler:
         for s in self.streams:
             # crc32 of the stream name keeps streams independent and stable across Python runs
             rng = np.random.default_rng([self.seed, zlib.crc32(s.name.encode()), int(step)])
-            p = np.asarray(s.weights, dtype=float)
-            which = rng.choice(len(s.domains), size=s.rows, p=p / p.sum())
+            which = rng.choice(len(s.domains), size=s.rows, p=shares(s.weights))
             highs = np.array([len(self._arrays[d]) - self.seq_len - 1 for d in s.domains])
             offsets = rng.integers(0, highs[which])
             out.extend((s.domains[w], int(o)) for w, o in zip(which, offsets, strict=True))
@@ -96,6 +95,16 @@ def check_first_reads(
         check_token_ids(windows, vocab_size, f"the {d} validation windows")
 
 
+def shares(weights) -> np.ndarray:
+    """Relative weights as shares summing to 1. Weights near 1e308 sum to infinity (every
+    share was 0, or NaN to ``rng.choice``): those are scaled by their largest first; others
+    are divided by their sum alone, so the draws of existing runs stay bit for bit."""
+    p = np.asarray(weights, dtype=float)
+    if not np.isfinite(p.sum()):
+        p = p / p.max()
+    return p / p.sum()
+
+
 def passes(corpus: Corpus, stream: Stream, tokens: int) -> tuple[float, str]:
     """Expected passes over the train tokens of the stream's most repeated domain when
     ``tokens`` are drawn from it, and that domain.
@@ -105,10 +114,9 @@ def passes(corpus: Corpus, stream: Stream, tokens: int) -> tuple[float, str]:
     tokens). With weights proportional to the domains' sizes (the default mixture) every
     domain is repeated equally, as often as the mixture as a whole.
     """
-    total = sum(stream.weights)
     per = {
-        d: tokens * w / total / max(corpus.n_tokens(d, "train"), 1)
-        for d, w in zip(stream.domains, stream.weights, strict=True)
+        d: tokens * share / max(corpus.n_tokens(d, "train"), 1)
+        for d, share in zip(stream.domains, shares(stream.weights), strict=True)
     }
     worst = max(per, key=per.get)
     return per[worst], worst

@@ -20,7 +20,7 @@ from bayesplit.store import RunStore
 from bayesplit.train.checkpoint import ckpt_path, list_checkpoints, load_checkpoint
 from bayesplit.train.config import TrainConfig, count_params, steps_for
 from bayesplit.train.corpus import Corpus
-from bayesplit.train.data import BatchSampler, Stream, eval_windows
+from bayesplit.train.data import BatchSampler, Stream, eval_windows, passes
 from bayesplit.train.schedule import WSD, cooldown, specialization
 from bayesplit.train.specialist import SpecConfig, specialize
 from bayesplit.train.trunk import pretrain
@@ -87,6 +87,18 @@ def test_data_order_is_a_function_of_seed_and_step(tiny_corpus):
     assert [d for d, _ in mix.rows_of(3)] == ["gamma"] * 6 + ["alpha"] * 2
     w = eval_windows(corpus.tokens("alpha", "val"), 32, 1000)
     assert w.shape == (1000 // 32, 33)
+
+
+def test_weights_near_the_largest_float_draw_as_their_ratios(tiny_corpus):
+    # 1e308 + 1e308 is inf: rng.choice got NaN shares, an 86-line traceback from
+    # `train pretrain --weights alpha=1e308,beta=1e308`
+    corpus = Corpus(tiny_corpus)
+    huge = Stream("general", ("alpha", "beta"), (1e308, 1e308), 8)
+    even = Stream("general", ("alpha", "beta"), (1.0, 1.0), 8)
+    a, b = BatchSampler(corpus, [huge], 32, seed=3), BatchSampler(corpus, [even], 32, seed=3)
+    assert a.rows_of(4) == b.rows_of(4)
+    assert passes(corpus, huge, 10**6) == passes(corpus, even, 10**6)
+    assert passes(corpus, huge, 10**6)[0] > 0
 
 
 # -- trunk ---------------------------------------------------------------------------------------
