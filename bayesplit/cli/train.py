@@ -222,15 +222,19 @@ def _store_for_planning(store: Path):
         return _EmptyStore()
 
 
-def _show(df, as_json: bool, extra: dict | None = None) -> None:
+def _show(df, as_json: bool, extra: dict | None = None, *, stored: bool = True) -> None:
+    """The rows trained, as a table or JSON; ``stored`` is False without ``--store`` (the
+    rows were only printed: "N rows written" said otherwise)."""
     records = [] if df is None or not len(df) else df.to_dict("records")
     if as_json:
-        emit_json({"rows_written": len(records), "rows": records, **(extra or {})})
+        written = len(records) if stored else 0
+        emit_json({"rows_written": written, "rows": records, **(extra or {})})
         return
     if not records:
         console.print("nothing to do: every requested row is already in the store")
         return
-    table = Table(title=f"{len(records)} rows written")
+    title = "rows written" if stored else "rows, not stored (no --store)"
+    table = Table(title=f"{len(records)} {title}")
     for col in (
         "run_id",
         "params",
@@ -339,7 +343,7 @@ def pretrain_cmd(
         train=tc,
         progress=progress,
     )
-    _show(df, as_json)
+    _show(df, as_json, stored=store is not None)
 
 
 def _check_branch_points(points: list[float], entry: dict) -> None:
@@ -440,7 +444,7 @@ def specialize_cmd(
         train_overrides=overrides,
         progress=progress,
     )
-    _show(df, as_json)
+    _show(df, as_json, stored=store is not None)
 
 
 @app.command("execute")

@@ -94,6 +94,27 @@ def test_pretrain_refuses_an_unwritable_store(tiny_corpus, tiny_ladder, out, sto
     assert msg.startswith("error: --store ")
 
 
+def test_pretrain_without_a_store_does_not_say_rows_were_written(
+    tiny_corpus, tiny_ladder, tmp_path
+):
+    # it printed "2 rows written" (and "rows_written": 2) where nothing was stored
+    args = ["train", "pretrain", "--corpus", tiny_corpus, "--ladder", tiny_ladder,
+            "--model", "tiny", "--branch-at", "2k", "--workdir", tmp_path / "w",
+            "--no-progress"]  # fmt: skip
+    res = runner.invoke(app, [str(a) for a in [*args, "--json"]])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["rows_written"] == 0 and len(out["rows"]) > 0
+    text = runner.invoke(app, [str(a) for a in args])
+    assert text.exit_code == 0, text.output
+    said = " ".join(text.stderr.split())
+    assert "rows, not stored (no --store)" in said and "rows written" not in said
+    store = tmp_path / "s.db"
+    res = runner.invoke(app, [str(a) for a in [*args, "--store", store, "--json"]])
+    out = json.loads(res.stdout)
+    assert out["rows_written"] == len(out["rows"]) > 0 and store.exists()
+
+
 # -- train specialize ---------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("extra", "message"),
