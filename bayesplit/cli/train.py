@@ -660,13 +660,6 @@ def loop_cmd(
     cap = _positive(experiment_budget, "--experiment-budget")
     run_cap = _positive(max_run_flops, "--max-run-flops")
     first = _positive(seed_tokens, "--seed-tokens")
-    from bayesplit.runs import MIN_PLAUSIBLE_COUNT
-
-    if first is not None and first / 2 < MIN_PLAUSIBLE_COUNT:
-        raise BayesplitError(
-            f"--seed-tokens must be at least {2 * MIN_PLAUSIBLE_COUNT:g} (the seed "
-            f"specialists train for half of it), got {seed_tokens!r}"
-        )
     _at_least(chains, "--chains", 1)
     _at_least(draws, "--draws", 10)
     _at_least(warmup, "--warmup", 10)
@@ -678,6 +671,8 @@ def loop_cmd(
     overrides = _overrides(_device(device), _eval_tokens(eval_tokens))
     _check_store(store, data)
     work = _workdir(workdir, store)
+    if len(_store_for_planning(store)) == 0:
+        _check_seed_design(entries, first, seed_tokens)
     _check_run_cap(run_cap, max_run_flops, entries, data, store, first)
     if cap is not None and len(_store_for_planning(store)) == 0:
         from bayesplit.train.closed_loop import _design_flops, seed_suggestions
@@ -739,6 +734,22 @@ def loop_cmd(
         raise
     if as_json:
         emit_json({"rounds": history.to_dict("records")})
+
+
+def _check_seed_design(entries, tokens: float | None, text: str | None) -> None:
+    """Refuse a seed design the trainer cannot train, before anything is written, naming the
+    smallest ``--seed-tokens`` it can (the bound said before, 2000, was itself refused for
+    a D' under half an optimizer step, and 5000 for a cooldown of no step)."""
+    from bayesplit.train.closed_loop import least_seed_tokens, seed_design_problem
+
+    problem = seed_design_problem(entries, tokens)
+    if problem is None:
+        return
+    given = f"--seed-tokens {text}" if tokens is not None else "the default --seed-tokens"
+    raise BayesplitError(
+        f"{given} gives a seed design the trainer refuses ({problem}); the smallest "
+        f"--seed-tokens these models train is {least_seed_tokens(entries):,}"
+    )
 
 
 def _check_run_cap(cap, text, entries, data, store: Path, seed_tokens) -> None:

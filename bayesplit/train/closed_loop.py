@@ -44,6 +44,39 @@ def seed_suggestions(
     return out
 
 
+def seed_design_problem(ladder: list[dict], tokens: float | None) -> str | None:
+    """Why the trainer would refuse the seed design at ``tokens`` (None: it trains), checked
+    as it checks: every D and D' whole steps of a plausible count, every general model's
+    cooldown at least one step."""
+    from bayesplit.train.config import TrainConfig, exact_steps
+    from bayesplit.train.trunk import decay_steps
+
+    for s in seed_suggestions(ladder, ["domain"], tokens):
+        entry = next(e for e in ladder if e["name"] == s["model"])
+        tc = TrainConfig.from_entry(entry)
+        tps = tc.batch_size * int(entry["seq_len"])
+        try:
+            steps = exact_steps(s["pretrain_tokens"], tps, "D", model=entry["name"])
+            if s["spec_tokens"]:
+                exact_steps(s["spec_tokens"], tps, "the seed specialists' D'", model=entry["name"])
+            else:
+                decay_steps(tc.cooldown_fraction, steps, tps, entry["name"])
+        except BayesplitError as exc:
+            return str(exc)
+    return None
+
+
+def least_seed_tokens(ladder: list[dict]) -> int:
+    """The smallest seed-design D the trainer takes (whether it trains grows with D)."""
+    lo, hi = 1, 1
+    while seed_design_problem(ladder, hi) is not None:
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:  # invariant: lo fails (or is 1), hi trains
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if seed_design_problem(ladder, mid) is None else (mid, hi)
+    return hi if seed_design_problem(ladder, lo) is not None else lo
+
+
 def run_loop(
     corpus: str | Path,
     store: str | Path,

@@ -318,7 +318,7 @@ def test_execute_refuses_ambiguous_or_mixed_conventions(tiny_corpus, out, tmp_pa
         (["--experiment-budget", "0"], "--experiment-budget must be a positive number"),
         (["--experiment-budget", "1e6"], "the seed design of an empty store costs"),
         (["--max-run-flops", "-1"], "--max-run-flops must be a positive number"),
-        (["--seed-tokens", "100"], "--seed-tokens must be at least 2000"),
+        (["--seed-tokens", "100"], "the smallest --seed-tokens these models train is"),
         (["--chains", "0"], "--chains must be >= 1"),
         (["--draws", "5"], "--draws must be >= 10"),
         (["--draws", "9" * 20], "draws must be at most 10,000,000"),  # was found after training
@@ -349,7 +349,25 @@ def test_loop_refuses_a_seed_design_under_half_a_step(tiny_corpus, out, tmp_path
     ladder = write_ladder(tmp_path / "wide-batch.yaml", [tiny_entry(batch_size=64), wide])
     args = ["loop", "--corpus", tiny_corpus, "--ladder", ladder, "--store", out / "s.db",
             "--budget", "1e13", "--seed-tokens", "2000"]  # fmt: skip
-    refused(args, "the seed design: suggestion #2: spec_tokens 1000 is 0.488 optimizer", out)
+    refused(args, "gives a seed design the trainer refuses", out)
+
+
+def test_loop_names_the_smallest_seed_tokens_it_trains(tiny_corpus, tiny_ladder, out):
+    # it said "at least 2000", then refused 2000 (a D' under half a step) and 5000 (a
+    # cooldown of no step, with advice to use a --cooldown that loop does not have)
+    from bayesplit.train.closed_loop import least_seed_tokens, seed_design_problem
+    from bayesplit.train.ladder import load_ladder
+
+    entries = load_ladder(tiny_ladder)
+    least = least_seed_tokens(entries)
+    assert seed_design_problem(entries, least) is None
+    assert seed_design_problem(entries, least - 1) is not None
+    args = ["loop", "--corpus", tiny_corpus, "--ladder", tiny_ladder, "--store", out / "s.db",
+            "--budget", "1e13", "--experiment-budget", "1e6"]  # fmt: skip
+    msg = refused([*args, "--seed-tokens", least - 1], f"train is {least:,}", out)
+    assert msg.startswith(f"error: --seed-tokens {least - 1} gives a seed design")
+    # the bound it names passes this check (and meets the next: the budget)
+    refused([*args, "--seed-tokens", least], "the seed design of an empty store costs", out)
 
 
 # -- --device ---------------------------------------------------------------------------------
