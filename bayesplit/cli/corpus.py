@@ -78,7 +78,11 @@ def build_cmd(
         int, typer.Option(help="Longer files are cut into documents of at most this many chars.")
     ] = 32_768,
     overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace a non-empty --out.")
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Replace the corpus in a non-empty --out (other folders are refused).",
+        ),
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     json_out: Annotated[

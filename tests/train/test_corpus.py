@@ -371,6 +371,21 @@ def test_bad_input_cli(tmp_path, case):
     assert _snapshot(tmp_path) == before
 
 
+def test_overwrite_replaces_only_a_corpus(tree, tmp_path):
+    # `--out precious --overwrite` deleted precious/important.txt: any folder went
+    src, _ = tree
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "important.txt").write_text("x")
+    with pytest.raises(BayesplitError, match="holds no corpus .no manifest.json."):
+        build_corpus(src, precious, vocab_size=300, overwrite=True, progress=False)
+    res = runner.invoke(app, ["corpus", "build", str(src), "--out", str(precious),
+                              "--overwrite", "-q", "--vocab", "300"])  # fmt: skip
+    assert res.exit_code == 2 and "holds no corpus" in res.stderr
+    assert [p.name for p in precious.iterdir()] == ["important.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["precious"]
+
+
 def test_overwrite_and_failed_build_leave_no_trace(tree, tmp_path, monkeypatch):
     import bayesplit.train.corpus.build as mod
 

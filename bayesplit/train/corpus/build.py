@@ -414,6 +414,13 @@ def _check_out(src: Path, out: Path, overwrite: bool) -> None:
         raise BayesplitError(f"--out {out} exists and is not a directory")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise BayesplitError(f"--out {out} is not empty; pass --overwrite to replace it")
+    if out.is_dir() and any(out.iterdir()) and not (out / "manifest.json").is_file():
+        # --overwrite replaces a corpus: a typo such as `--out runs-checkpoints` deleted
+        # trained checkpoints, or any folder's files
+        raise BayesplitError(
+            f"--out {out} is not empty and holds no corpus (no manifest.json); --overwrite "
+            "replaces only a corpus folder: give a new or empty folder"
+        )
     src_r, out_r = src.resolve(), out.resolve()
     if out_r == src_r or src_r in out_r.parents:
         raise BayesplitError(f"--out {out} is inside the source folder {src}")
@@ -456,7 +463,8 @@ def build_corpus(
     max_doc_chars
         Files longer than this are cut into several documents (paragraph boundaries preferred).
     overwrite
-        Replace a non-empty ``out``.
+        Replace a non-empty ``out`` that holds a corpus (a ``manifest.json``); any other
+        non-empty folder is refused.
     progress
         Show progress bars on stderr.
 
