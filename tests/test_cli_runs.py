@@ -506,6 +506,30 @@ def test_an_infinite_extra_is_refused_not_stored_as_missing(tmp_path, value):
     assert RunStore(store).read()["grad_norm"].isna().sum() == 1
 
 
+def test_runs_list_shows_checkpoints_and_says_when_limit_cut_the_json(tmp_path):
+    # two checkpoints of one trunk looked alike (no step or trunk_id column), and --json's
+    # "runs" held 50 of 81 rows with nothing saying so
+    path = tmp_path / "steps.csv"
+    path.write_text(
+        "run_id,params,pretrain_tokens,eval_domain,loss,step,trunk_id\n"
+        "r1,1e8,1e9,web,3.1,1,t1\nr1,1e8,1.001e9,web,3.0,2,t1\n"
+    )
+    res = runner.invoke(app, ["runs", "list", str(path)], terminal_width=200)
+    assert res.exit_code == 0, res.output
+    header = next(line for line in res.stderr.splitlines() if "run_id" in line)
+    assert "step" in header and "trunk_id" in header
+    out = _ok(runner.invoke(app, ["runs", "list", str(path), "--json", "--limit", "1"]))
+    assert (out["rows"], out["shown"], len(out["runs"])) == (2, 1, 1)
+    out = _ok(runner.invoke(app, ["runs", "list", str(path), "--json", "--limit", "0"]))
+    assert (out["rows"], out["shown"], len(out["runs"])) == (2, 2, 2)
+    # a table without them keeps the eight columns
+    plain = tmp_path / "plain.csv"
+    write_table(good_table(), plain)
+    res = runner.invoke(app, ["runs", "list", str(plain)], terminal_width=200)
+    header = next(line for line in res.stderr.splitlines() if "run_id" in line)
+    assert "step" not in header and "trunk_id" not in header
+
+
 def test_runs_list_json_prints_what_validate_accepts(tmp_path):
     # a Parquet bytes or duration column: validate said fine, list --json was a TypeError
     df = good_table()

@@ -193,6 +193,8 @@ def list_cmd(
         emit_json(
             {
                 "rows": len(runs),
+                # --limit cut the records: a reader of "runs" alone could not tell
+                "shown": len(shown),
                 "runs": shown.astype(object).where(shown.notna(), None).to_dict(orient="records"),
             }
         )
@@ -207,12 +209,14 @@ def list_cmd(
         "loss",
         "seed",
     ]
+    # which checkpoint, and of which trunk: without them a trunk's rows looked alike
+    cols += [c for c in ("step", "trunk_id") if c in runs and runs[c].notna().any()]
     table = Table(title=escape(f"{source} ({len(runs)} rows)"))
     for c in cols:
         table.add_column(
             c,
             justify="right"
-            if c in ("params", "pretrain_tokens", "spec_tokens", "loss", "seed")
+            if c in ("params", "pretrain_tokens", "spec_tokens", "loss", "seed", "step")
             else "left",
         )
     for _, r in shown.iterrows():
