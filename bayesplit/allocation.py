@@ -1369,6 +1369,7 @@ def frontier(posterior, budgets: Sequence[float], **kwargs) -> pd.DataFrame:
     table.attrs["level"] = a.level  # the bands' level, which plot_frontier labels
     table.attrs["law"] = posterior.law.name  # what plot_fans checks it is drawn with
     table.attrs["domains"] = list(a.plan.spec_tokens)  # those served (one model each)
+    table.attrs["weights"] = d["weights"]  # the objective's, normalized, as allocate says
     return table
 
 

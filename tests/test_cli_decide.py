@@ -254,6 +254,19 @@ def test_frontier_json(post_path, tmp_path):
     assert png.stat().st_size > 10_000
 
 
+def test_frontier_json_says_the_law_and_weights_as_allocate_does(post_path, additive_posterior):
+    # allocate --json said its law and weights; frontier --json said neither, so a saved
+    # frontier could not tell which objective it traced
+    first, *rest = additive_posterior.domains
+    weights = ",".join([f"{first}=3", *(f"{d}=1" for d in rest)])
+    common = [str(post_path), "--weights", weights, "--force", "--json"]
+    front = _json(runner.invoke(app, ["frontier", *common, "--budgets", "1e19"]))
+    alloc = _json(runner.invoke(app, ["allocate", *common, "--budget", "1e19"]))
+    assert front["law"] == alloc["law"] == additive_posterior.law.name
+    assert front["weights"] == pytest.approx(alloc["weights"])
+    assert front["weights"][first] == pytest.approx(3 * front["weights"][rest[0]])
+
+
 SECTIONS = (
     "Decision",
     "Frontier",

@@ -253,8 +253,10 @@ def frontier_cmd(
     if json_out:
         emit_json(
             {
+                "law": table.attrs["law"],  # as allocate --json says what it decided on
                 "trunk": trunk,
                 "risk": risk,
+                "weights": table.attrs["weights"],
                 "level": level,
                 "tolerance": tolerance,
                 "frontier": table.to_dict(orient="records"),
