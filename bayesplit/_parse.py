@@ -103,11 +103,26 @@ def share_range(lo: float, hi: float) -> str:
 
     >>> share_range(0.86, 0.98), share_range(0.921, 0.923), share_range(float("nan"), 1.0)
     ('86%–98%', '92%', '—')
+    >>> share_range(0.000008, 0.000022)
+    '0.0008%–0.0022%'
+
     """
     if not (np.isfinite(lo) and np.isfinite(hi)):
         return "—"
-    lo_text, hi_text = f"{lo:.0%}", f"{hi:.0%}"
+    lo_text, hi_text = share(lo), share(hi)  # under 1%: two digits (it read "0%–0%")
     return lo_text if lo_text == hi_text else f"{lo_text}–{hi_text}"
+
+
+def share(x: float | None) -> str:
+    """A share (of transitions, of compute): ``:.0%`` above 1%, two significant digits
+    below (0.3% read "0%", and a plan's 0.04% of compute on pretraining "0.0%").
+
+    >>> share(0.25), share(0.003), share(0.0004), share(0.0), share(float("nan"))
+    ('25%', '0.3%', '0.04%', '0%', '—')
+    """
+    if x is None or not np.isfinite(x):
+        return "—"
+    return f"{x * 100:.2g}%" if 0 < x < 0.01 else f"{x:.0%}"
 
 
 def probability(p: float) -> str:

@@ -38,7 +38,7 @@ from bayesplit._io import (
     atomic_write_text,
     check_file_target,
 )
-from bayesplit._parse import check_path, percent, probability, share_range
+from bayesplit._parse import check_path, percent, probability, share, share_range
 from bayesplit.errors import BayesplitError
 
 CSS = """
@@ -58,18 +58,6 @@ def _fmt(x: float, digits: int = 3) -> str:
     if x is None or not np.isfinite(x):
         return "—"
     return f"{x:.{digits}g}"
-
-
-def _share(x: float) -> str:
-    """A share (of transitions, of compute): ``:.0%`` above 1%, two significant digits
-    below (0.3% read "0%", and a plan's 0.04% of compute on pretraining "0.0%").
-
-    >>> _share(0.25), _share(0.003), _share(0.0004), _share(0.0), _share(float("nan"))
-    ('25%', '0.3%', '0.04%', '0%', '—')
-    """
-    if x is None or not np.isfinite(x):
-        return "—"
-    return f"{x * 100:.2g}%" if 0 < x < 0.01 else f"{x:.0%}"
 
 
 def _b(s: str) -> tuple[str, str]:
@@ -255,7 +243,7 @@ def _sections(posterior, rep: dict) -> list[tuple[str, list[tuple]]]:
             # under 1%: two digits, as the summary says it ("0.0%" for a plan at 0.019%)
             f"{d['pretrain_fraction']:.1%}"
             if d["pretrain_fraction"] >= 0.01
-            else _share(d["pretrain_fraction"]),
+            else share(d["pretrain_fraction"]),
         ],
         [
             f"weighted loss (median, {percent(level)} credible)",
@@ -299,8 +287,8 @@ def _sections(posterior, rep: dict) -> list[tuple[str, list[tuple]]]:
         f" With {d['budget']:.3g} FLOPs ({d['trunk']} trunk, risk: {d['risk']}), "
         f"{train}, {then}.{weights_note} "
         f"Across the posterior, the optimal N lies in "
-        f"[{od['params'][0]:.3g}, {od['params'][2]:.3g}] and the optimal pretraining share in [{_share(od['pretrain_fraction'][0])}, "
-        f"{_share(od['pretrain_fraction'][2])}] ({percent(level)}). "
+        f"[{od['params'][0]:.3g}, {od['params'][2]:.3g}] and the optimal pretraining share in [{share(od['pretrain_fraction'][0])}, "
+        f"{share(od['pretrain_fraction'][2])}] ({percent(level)}). "
         f"At this N, any pretraining share in {share_range(*near['pretrain_fraction'])} is "
         f"within {percent(near['tolerance'])} of the best {d['risk']} weighted loss, and at this "
         f"split so is any model size in [{near['params'][0]:.3g}, {near['params'][1]:.3g}]. "
@@ -410,7 +398,7 @@ def _sections(posterior, rep: dict) -> list[tuple[str, list[tuple]]]:
         ["min BFMI", _fmt(diag.bfmi_min), f"≥ {diag.thresholds.bfmi_min} (warning)"],
         [
             "transitions at max tree depth",
-            _share(diag.max_depth_share),
+            share(diag.max_depth_share),
             f"≤ {diag.thresholds.max_depth_share_max:.0%} (warning)",
         ],
     ]

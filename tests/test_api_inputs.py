@@ -748,3 +748,13 @@ def test_compare_refuses_a_holdout_fraction_that_is_not_a_number(fraction):
     runs = truth.simulate(factorial_design([1e7, 3e7], [3e8, 1e9], [0.0], truth.domains), seed=0)
     with pytest.raises(BayesplitError, match=r"holdout fraction must be in \[0, 1\), got"):
         split_largest(runs, fraction)
+
+
+def test_share_ranges_under_one_percent_keep_two_digits():
+    # the report's near-optimal range of a plan at 0.019% read "0%" (both ends rounded)
+    from bayesplit._parse import share, share_range
+
+    assert share_range(0.000008, 0.000022) == "0.0008%–0.0022%"
+    assert share_range(0.004, 0.3) == "0.4%–30%"
+    assert share_range(0.86, 0.98) == "86%–98%" and share_range(0.921, 0.923) == "92%"
+    assert share(0.0004) == "0.04%" and share(0.0) == "0%"
