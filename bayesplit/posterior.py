@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -312,8 +313,14 @@ class Posterior:
         }
 
     def save(self, path: str | Path) -> Path:
-        """Write to netCDF atomically; :meth:`load` restores it, gate included."""
+        """Write to netCDF atomically; :meth:`load` restores it, gate included. ``path``
+        ends in ``.nc``, as the commands that read posteriors expect."""
+        if isinstance(path, str) and path.endswith(("/", os.sep)):  # Path drops the slash
+            raise BayesplitError(f"{path} names a folder; give a file name ending in .nc")
         path = check_path(path)
+        if path.suffix.lower() != ".nc":  # it wrote netCDF under any name, which fit refuses
+            got = path.suffix or "no extension"
+            raise BayesplitError(f"{path}: posterior files are netCDF (.nc), got {got}")
         meta = {**self._meta(), _TEXT_SHA_KEY: text_arrays_sha256(self.idata)}
         text = json.dumps(meta, allow_nan=True)
         self.idata.posterior.attrs[_META_KEY] = text

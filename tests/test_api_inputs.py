@@ -758,3 +758,17 @@ def test_share_ranges_under_one_percent_keep_two_digits():
     assert share_range(0.004, 0.3) == "0.4%–30%"
     assert share_range(0.86, 0.98) == "86%–98%" and share_range(0.921, 0.923) == "92%"
     assert share(0.0004) == "0.04%" and share(0.0) == "0%"
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("p.txt", "posterior files are netCDF (.nc), got .txt"), ("p", "got no extension"),
+     ("p.nc/", "names a folder; give a file name ending in .nc")],
+)  # fmt: skip
+def test_a_posterior_is_saved_under_a_nc_name_only(post, tmp_path, name, message):
+    # save("x.txt") wrote netCDF that `bayesplit fit --out` would refuse to name so, and
+    # "x.nc/" (a folder, meant or not) became the file x.nc
+    with pytest.raises(BayesplitError, match=re.escape(message)):
+        post.save(f"{tmp_path}/{name}")
+    assert list(tmp_path.iterdir()) == []
+    assert post.save(tmp_path / "P.NC").exists()
