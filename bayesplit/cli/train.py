@@ -691,7 +691,7 @@ def loop_cmd(
         done.append(s)
         if not as_json:
             console.print(
-                f"[bold]round {s['round']}[/bold]: {s['runs']} runs / {s['rows']} rows fitted "
+                f"[bold]round {s['round']}[/bold]: {s['models']} models / {s['rows']} rows fitted "
                 f"(gate {'ok' if s['gate_ok'] else 'FAILED, forced'}); plan N={fmt(s['plan_params'])}, "
                 f"pretrain fraction {s['plan_pretrain_fraction']:.2f}, objective "
                 f"{s['objective_median']:.4f} [{s['objective_lo']:.4f}, {s['objective_hi']:.4f}], "

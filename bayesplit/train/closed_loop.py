@@ -44,6 +44,12 @@ def seed_suggestions(
     return out
 
 
+def count_models(runs: pd.DataFrame) -> int:
+    """Trained models in a run table: one per (run id, D, D'). A general model at a longer
+    D keeps its trunk's run id, so counting run ids stayed flat while models were added."""
+    return len(runs[["run_id", "pretrain_tokens", "spec_tokens"]].drop_duplicates())
+
+
 def seed_design_problem(ladder: list[dict], tokens: float | None) -> str | None:
     """Why the trainer would refuse the seed design at ``tokens`` (None: it trains), checked
     as it checks: every D and D' whole steps of a plausible count, every general model's
@@ -259,6 +265,7 @@ def run_loop(
         summary = {
             "round": rnd,
             "runs": int(runs["run_id"].nunique()),
+            "models": count_models(runs),
             "rows": len(runs),
             "gate_ok": bool(post.diagnostics.ok),
             "plan_params": alloc.plan.params,

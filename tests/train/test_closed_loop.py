@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import pandas as pd
 import pytest
 
 pytest.importorskip("torch")
@@ -75,6 +76,10 @@ def test_loop_runs_two_rounds_end_to_end(tiny_corpus, tmp_path):
     assert rounds[1]["rows"] > rounds[0]["rows"]  # round 2 fitted round 1's new runs
     rows = RunStore(store).read()
     assert len(rows) == rounds[1]["rows"] + rounds[1]["trained_rows"]
+    # models, not run ids: a general model at another D keeps its trunk's id
+    seed_models = 2 * 2 * (1 + 3)  # two sizes at two D, each general and on three domains
+    assert rounds[0]["models"] == seed_models and rounds[0]["runs"] < seed_models
+    assert rounds[1]["models"] > rounds[0]["models"]
 
 
 TINY_RUN = {"model": "tiny", "params": tiny_entry()["params"], "pretrain_tokens": 2560,
@@ -404,7 +409,7 @@ def test_loop_json_keeps_the_rounds_done_when_a_later_round_fails(tiny_corpus, t
     import bayesplit.train.closed_loop
 
     def one_round_then_fail(*a, report, **k):
-        report({"round": 1, "runs": 4, "rows": 12, "gate_ok": True, "plan_params": 1e6,
+        report({"round": 1, "runs": 4, "models": 4, "rows": 12, "gate_ok": True, "plan_params": 1e6,
                 "plan_pretrain_fraction": 0.9, "objective_median": 3.0, "objective_lo": 2.9,
                 "objective_hi": 3.1, "expected_regret": 0.02, "suggested": 2,
                 "trained_rows": 6, "spent_flops": 1e9, "stopped": None})  # fmt: skip
@@ -432,3 +437,18 @@ def test_a_d_below_the_furthest_checkpoint_is_charged_from_the_one_before_it():
     assert _tree_flops([run], [5000.0]) == pytest.approx(6e4 * 1000)
     longer = {**run, "pretrain_tokens": 8000.0}  # trained on from 5000, saved on the way
     assert _tree_flops([run, longer], [2000.0]) == pytest.approx(6e4 * (6000 + 2000))
+
+
+def test_models_count_each_checkpoint_of_a_trunk_once():
+    # `loop --json`'s "runs" counts run ids, and a trunk's general models share one
+    from bayesplit.train.closed_loop import count_models
+
+    runs = pd.DataFrame(
+        {
+            "run_id": ["t", "t", "t", "t", "t.D2.a.S1"],
+            "pretrain_tokens": [1.0, 1.0, 2.0, 2.0, 2.0],
+            "spec_tokens": [0.0, 0.0, 0.0, 0.0, 1.0],
+            "eval_domain": ["a", "b", "a", "b", "a"],
+        }
+    )
+    assert count_models(runs) == 3 and runs["run_id"].nunique() == 2
