@@ -1009,7 +1009,7 @@ def test_the_domain_figure_draws_the_allocations_own_draws(additive_posterior):
 
 def test_the_split_curve_reaches_a_plan_below_two_percent_pretraining():
     # the curve started at 2%: a plan at 0.04% was drawn left of it, with no loss there
-    from bayesplit.reporting import _share
+    from bayesplit._parse import share
 
     post = example_truth("transfer", ("web", "code", "math")).as_posterior()
     alloc = allocate(post, budget=1e21, trunk="independent")
@@ -1017,7 +1017,7 @@ def test_the_split_curve_reaches_a_plan_below_two_percent_pretraining():
     curve = alloc.split_curve(points=9)
     assert curve["fraction"].values[0] == pytest.approx(alloc.pretrain_fraction)
     assert curve.sizes["fraction"] == 9 and curve["fraction"].values[-1] == 1.0
-    assert _share(alloc.pretrain_fraction) not in ("0%", "0.0%")  # the report's wording
+    assert share(alloc.pretrain_fraction) not in ("0%", "0.0%")  # the report's wording
     # a plan above 2% keeps the usual grid
     wide = allocate(post, budget=1e21).split_curve(points=9)
     assert wide["fraction"].values[0] == pytest.approx(0.02)
