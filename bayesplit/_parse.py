@@ -117,12 +117,14 @@ def share(x: float | None) -> str:
     """A share (of transitions, of compute): ``:.0%`` above 1%, two significant digits
     below (0.3% read "0%", and a plan's 0.04% of compute on pretraining "0.0%").
 
-    >>> share(0.25), share(0.003), share(0.0004), share(0.0), share(float("nan"))
-    ('25%', '0.3%', '0.04%', '0%', '—')
+    >>> share(0.25), share(0.003), share(0.0004), share(1e-9), share(0.0), share(float("nan"))
+    ('25%', '0.3%', '0.04%', '0.0000001%', '0%', '—')
     """
     if x is None or not np.isfinite(x):
         return "—"
-    return f"{x * 100:.2g}%" if 0 < x < 0.01 else f"{x:.0%}"
+    if 0 < x < 0.01:  # positional: ".2g" wrote 1e-9 as "1e-07%"
+        return np.format_float_positional(x * 100, precision=2, fractional=False, trim="-") + "%"
+    return f"{x:.0%}"
 
 
 def probability(p: float) -> str:

@@ -10,6 +10,7 @@ a correction is a new run.
 from __future__ import annotations
 
 import contextlib
+import decimal
 import json
 import os
 import sqlite3
@@ -456,6 +457,10 @@ def _has_infinity(v) -> bool:
     """Whether ``v`` (a scalar, or lists and mappings of them, as JSONL gives) holds ±inf."""
     if isinstance(v, (float, np.floating)):
         return bool(np.isinf(v))
+    if isinstance(v, decimal.Decimal):
+        return v.is_infinite()
+    if isinstance(v, np.ndarray) and v.ndim == 0:  # iterating one was a TypeError
+        return _has_infinity(v.item())
     if isinstance(v, dict):
         return any(_has_infinity(x) for x in v.values())
     if isinstance(v, (list, tuple, np.ndarray)):

@@ -6,6 +6,7 @@ import json
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from support import good_table
@@ -446,7 +447,11 @@ def test_list_shows_an_empty_store_as_empty(tmp_path):
     store = tmp_path / "runs.db"
     RunStore(store)
     result = runner.invoke(app, ["runs", "list", str(store), "--json"])
-    assert result.exit_code == 0 and json.loads(result.stdout) == {"rows": 0, "runs": []}
+    assert result.exit_code == 0 and json.loads(result.stdout) == {
+        "rows": 0,
+        "shown": 0,
+        "runs": [],
+    }
     result = runner.invoke(app, ["runs", "list", str(store)])
     assert result.exit_code == 0 and "no rows yet" in result.output
 
@@ -499,6 +504,15 @@ def test_an_infinite_extra_is_refused_not_stored_as_missing(tmp_path, value):
     rows[0]["hist"] = [1.0, float(value)]
     nested.write_text("".join(json.dumps(r) + "\n" for r in rows))
     _refused(runner.invoke(app, ["runs", "import", str(nested), "--store", str(store)]), "'hist'")
+    # a 0-d array (a TypeError) and a decimal infinity (stored as null) are caught too
+    from decimal import Decimal
+
+    from bayesplit.store import _to_records
+
+    for odd in (np.array(float(value)), Decimal(value)):
+        with pytest.raises(BayesplitError, match="holds an infinite value"):
+            _to_records(good_table().head(1).assign(grad_norm=[odd]))
+    assert _to_records(good_table().head(1).assign(grad_norm=[np.array(2.5)]))
     # NaN is missing, in JSON as in the table: still kept as a blank
     table.loc[1, "grad_norm"] = float("nan")
     write_table(table, path)
@@ -522,6 +536,18 @@ def test_runs_list_shows_checkpoints_and_says_when_limit_cut_the_json(tmp_path):
     assert (out["rows"], out["shown"], len(out["runs"])) == (2, 1, 1)
     out = _ok(runner.invoke(app, ["runs", "list", str(path), "--json", "--limit", "0"]))
     assert (out["rows"], out["shown"], len(out["runs"])) == (2, 2, 2)
+    # a step shows whole (123456 read "1.23e+05"), and a missing one as a dash (it read
+    # "<NA>" from a store mixing trained and imported rows)
+    store = tmp_path / "mixed.db"
+    big = tmp_path / "big.csv"
+    big.write_text(
+        "run_id,params,pretrain_tokens,eval_domain,loss,step\n"
+        "r1,1e8,1e9,web,3.1,123456\nr2,1e8,2e9,web,3.0,\n"
+    )
+    _ok(runner.invoke(app, ["runs", "import", str(big), "--store", str(store), "--json"]))
+    for source in (big, store):
+        res = runner.invoke(app, ["runs", "list", str(source)], terminal_width=200)
+        assert "123456" in res.stderr and "<NA>" not in res.stderr and "1.23e+05" not in res.stderr
     # a table without them keeps the eight columns
     plain = tmp_path / "plain.csv"
     write_table(good_table(), plain)

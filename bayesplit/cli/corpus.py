@@ -148,7 +148,7 @@ def info_cmd(
         if d["val_tokens"] < 2
     ]
     recorded = info.get("content_sha256")
-    if recorded and recorded != info["computed_content_sha256"]:
+    if recorded and recorded.lower() != info["computed_content_sha256"]:
         info["warnings"].append(
             "the manifest's content_sha256 is not the shards' hash: runs on this corpus are "
             "named by the recorded one, so other data recorded with the same value would "

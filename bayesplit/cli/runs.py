@@ -183,7 +183,7 @@ def list_cmd(
         source
     ):  # a store a trainer created before its first row: a state, not an error
         if json_out:
-            emit_json({"rows": 0, "runs": []})
+            emit_json({"rows": 0, "shown": 0, "runs": []})
         else:
             console.print(f"{escape(str(source))}: a run store with no rows yet")
         return
@@ -219,15 +219,17 @@ def list_cmd(
             if c in ("params", "pretrain_tokens", "spec_tokens", "loss", "seed", "step")
             else "left",
         )
+    import pandas as pd
+
+    def cell(c: str, v) -> str:
+        if v is None or (not isinstance(v, str) and pd.isna(v)):  # None, NaN and <NA>
+            return "—"
+        if c == "step":  # a checkpoint's step, whole: 123456 read "1.23e+05"
+            return f"{int(v)}"
+        return fmt(v) if isinstance(v, float) else escape(str(v))
+
     for _, r in shown.iterrows():
-        table.add_row(
-            *[
-                fmt(r[c])
-                if isinstance(r[c], float)
-                else ("—" if r[c] is None else escape(str(r[c])))
-                for c in cols
-            ]
-        )
+        table.add_row(*[cell(c, r[c]) for c in cols])
     console.print(table)
     if len(shown) < len(runs):
         console.print(f"[dim]… {len(runs) - len(shown)} more rows (--limit 0 shows all)[/dim]")

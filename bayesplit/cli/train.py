@@ -746,10 +746,13 @@ def _check_seed_design(entries, tokens: float | None, text: str | None) -> None:
     if problem is None:
         return
     given = f"--seed-tokens {text}" if tokens is not None else "the default --seed-tokens"
-    raise BayesplitError(
-        f"{given} gives a seed design the trainer refuses ({problem}); the smallest "
-        f"--seed-tokens these models train is {least_seed_tokens(entries):,}"
+    least = least_seed_tokens(entries)
+    fix = (
+        f"the smallest --seed-tokens these models train is {least:,}"
+        if least is not None
+        else "no --seed-tokens trains these models: change the ladder's training settings"
     )
+    raise BayesplitError(f"{given} gives a seed design the trainer refuses ({problem}); {fix}")
 
 
 def _check_run_cap(cap, text, entries, data, store: Path, seed_tokens) -> None:

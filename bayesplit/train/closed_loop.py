@@ -72,11 +72,17 @@ def seed_design_problem(ladder: list[dict], tokens: float | None) -> str | None:
     return None
 
 
-def least_seed_tokens(ladder: list[dict]) -> int:
-    """The smallest seed-design D the trainer takes (whether it trains grows with D)."""
+def least_seed_tokens(ladder: list[dict]) -> int | None:
+    """The smallest seed-design D the trainer takes (whether it trains grows with D), or
+    None when none does (a cooldown of 0 gives no general model a decay step)."""
+    from bayesplit.train.config import MAX_TOKENS
+
+    top = MAX_TOKENS // 4  # the seed design trains 4·D
+    if seed_design_problem(ladder, top) is not None:
+        return None
     lo, hi = 1, 1
-    while seed_design_problem(ladder, hi) is not None:
-        lo, hi = hi, hi * 2
+    while hi < top and seed_design_problem(ladder, hi) is not None:
+        lo, hi = hi, min(hi * 2, top)
     while hi - lo > 1:  # invariant: lo fails (or is 1), hi trains
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if seed_design_problem(ladder, mid) is None else (mid, hi)

@@ -370,6 +370,17 @@ def test_loop_names_the_smallest_seed_tokens_it_trains(tiny_corpus, tiny_ladder,
     refused([*args, "--seed-tokens", least], "the seed design of an empty store costs", out)
 
 
+def test_loop_says_when_no_seed_tokens_can_train_the_ladder(tiny_corpus, tmp_path, out):
+    # a cooldown of 0 gives no general model a decay step at any D: the search for the
+    # smallest --seed-tokens doubled past 2^1024, an OverflowError traceback
+    flat = {"cooldown_fraction": 0.0}
+    ladder = write_ladder(tmp_path / "flat.yaml", [tiny_entry(train=flat),
+                          tiny_entry(name="tiny-wide", d_model=48, n_head=3, d_ff=96, train=flat)])  # fmt: skip
+    args = ["loop", "--corpus", tiny_corpus, "--ladder", ladder, "--store", out / "s.db",
+            "--budget", "1e13", "--seed-tokens", "4096"]  # fmt: skip
+    refused(args, "no --seed-tokens trains these models", out)
+
+
 # -- --device ---------------------------------------------------------------------------------
 def test_device_gpu_is_cuda(monkeypatch, tiny_corpus, tiny_ladder, out):
     import torch

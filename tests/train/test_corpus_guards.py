@@ -155,14 +155,30 @@ def test_corpus_info_shows_the_computed_hash(tmp_path):
     assert info["computed_content_sha256"] == Corpus(path).content_sha256
 
 
-@pytest.mark.parametrize("value", ["<sha256 of your shards>", "ABC", "0" * 63, "A" * 64])
+@pytest.mark.parametrize("value", ["<sha256 of your shards>", "ABC", "0" * 63, "g" * 64])
 def test_a_recorded_hash_that_is_no_sha256_is_refused(built, tmp_path, value):
     # the how-to's placeholder, copied into two corpora of different data, gave both one
     # trunk id: the second trained nothing and reused the first one's rows
     path = _copy(built, tmp_path / "c", content_sha256=value)
     with pytest.raises(BayesplitError, match="content_sha256 .* is not a SHA-256"):
         Corpus(path)
-    _one_line_error(runner.invoke(app, ["corpus", "info", str(path)]), "is not a SHA-256")
+    _one_line_error(runner.invoke(app, ["corpus", "info", str(path)]), "leave the key out")
+    # what the message says to do works: without the key, info prints the hash to record
+    fixed = _copy(built, tmp_path / "fixed", content_sha256=None)
+    res = runner.invoke(app, ["corpus", "info", str(fixed), "--json"])
+    assert json.loads(res.stdout)["computed_content_sha256"] == built.manifest["content_sha256"]
+
+
+def test_an_empty_or_uppercase_recorded_hash_is_still_read(built, tmp_path):
+    # "" always meant "not recorded"; an uppercase SHA-256 is one
+    empty = _copy(built, tmp_path / "empty", content_sha256="")
+    assert Corpus(empty).content_sha256 == built.manifest["content_sha256"]
+    upper = _copy(
+        built, tmp_path / "upper", content_sha256=built.manifest["content_sha256"].upper()
+    )
+    assert Corpus(upper).content_sha256 == built.manifest["content_sha256"].upper()
+    res = runner.invoke(app, ["corpus", "info", str(upper), "--json"])
+    assert not any("shards' hash" in w for w in json.loads(res.stdout)["warnings"])
 
 
 def test_corpus_info_warns_when_the_recorded_hash_is_not_the_shards(built, tmp_path):

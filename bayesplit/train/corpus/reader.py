@@ -361,10 +361,12 @@ def _validate_manifest(m: Any, where: Path) -> None:
             raise bad(f"{key!r} is missing or not a {typ.__name__}")
     # it names trunks and rows: a placeholder such as "<sha256 of your shards>", copied into
     # two corpora, made different data share trunks and rows
-    if "content_sha256" in m and not re.fullmatch("[0-9a-f]{64}", m["content_sha256"]):
+    # ("" has always meant "not recorded": the hash is computed from the shards)
+    if "content_sha256" in m and not re.fullmatch("([0-9a-fA-F]{64})?", m["content_sha256"]):
         raise bad(
-            f"content_sha256 {m['content_sha256'][:80]!r} is not a SHA-256 (64 lowercase hex "
-            "digits); record the hash `bayesplit corpus info` computes, or leave the key out"
+            f"content_sha256 {m['content_sha256'][:80]!r} is not a SHA-256 (64 hex digits); "
+            "leave the key out and the trainer computes it from the shards (`bayesplit "
+            "corpus info` then prints it, to record)"
         )
     if m["dtype"] != "uint16":
         raise bad(f"dtype is {m['dtype']!r}; only 'uint16' is supported")
