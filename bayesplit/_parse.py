@@ -105,7 +105,6 @@ def share_range(lo: float, hi: float) -> str:
     ('86%–98%', '92%', '—')
     >>> share_range(0.000008, 0.000022)
     '0.0008%–0.0022%'
-
     """
     if not (np.isfinite(lo) and np.isfinite(hi)):
         return "—"

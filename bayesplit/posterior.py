@@ -9,6 +9,7 @@ diagnostics gate, so a posterior saved to netCDF can be reloaded and used by
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -533,8 +534,6 @@ def text_arrays_sha256(idata) -> str:
     Values are hashed as text, so a ``<U`` array in memory and the object array read back
     from the file give the same digest.
     """
-    import hashlib
-
     h = hashlib.sha256()
     for group in sorted(idata.groups()):
         ds = idata[group]
@@ -550,8 +549,6 @@ def text_arrays_sha256(idata) -> str:
 
 
 def _sha256(text: str) -> str:
-    import hashlib
-
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

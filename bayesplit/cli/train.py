@@ -671,10 +671,11 @@ def loop_cmd(
     overrides = _overrides(_device(device), _eval_tokens(eval_tokens))
     _check_store(store, data)
     work = _workdir(workdir, store)
-    if len(_store_for_planning(store)) == 0:
+    empty = len(_store_for_planning(store)) == 0
+    if empty:
         _check_seed_design(entries, first, seed_tokens)
     _check_run_cap(run_cap, max_run_flops, entries, data, store, first)
-    if cap is not None and len(_store_for_planning(store)) == 0:
+    if cap is not None and empty:
         from bayesplit.train.closed_loop import _design_flops, seed_suggestions
 
         seed_cost = _design_flops(seed_suggestions(entries, list(data.domains), first))
