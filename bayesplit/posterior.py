@@ -358,6 +358,13 @@ class Posterior:
             meta = json.loads(text)
         except (TypeError, ValueError) as exc:
             raise not_ours(exc) from None
+        # every file that holds the text digest was written with the metadata checksum too:
+        # without it, a file whose checksum went missing read as one from before checksums
+        if stored is None and isinstance(meta, dict) and _TEXT_SHA_KEY in meta:
+            raise BayesplitError(
+                f"{p} is damaged: the checksum of its metadata is missing; refit, or restore "
+                "the file from a copy"
+            )
         _read_all(p, idata)
         law = _check_file(p, idata, meta)
         stored_text = meta.get(_TEXT_SHA_KEY)  # absent from older files

@@ -356,9 +356,18 @@ def test_a_changed_byte_in_the_metadata_is_refused_as_damage(good_file, tmp_path
     az.InferenceData(posterior=post, **{g: idata[g] for g in idata.groups() if g != "posterior"}).to_netcdf(path)  # fmt: skip
     with pytest.raises(BayesplitError, match="is damaged"):
         Posterior.load(path)
-    # a file from before the checksum is still read
+    # a file that lost its checksum is damaged: it was read as one from before checksums
     del post.attrs["bayesplit_sha256"]
     post.attrs["bayesplit"] = text
+    az.InferenceData(posterior=post, **{g: idata[g] for g in idata.groups() if g != "posterior"}).to_netcdf(path)  # fmt: skip
+    with pytest.raises(BayesplitError, match="is damaged: the checksum of its metadata is missing"):
+        Posterior.load(path)
+    _refused(runner.invoke(app, ["allocate", str(path), "--budget", "1e20"]), "checksum")
+    # a file from before the checksum (and so before the text digest) is still read
+    old = json.loads(text)
+    del old["text_arrays_sha256"]
+    post.attrs["bayesplit"] = json.dumps(old)
+    path = tmp_path / "older.nc"
     az.InferenceData(posterior=post, **{g: idata[g] for g in idata.groups() if g != "posterior"}).to_netcdf(path)  # fmt: skip
     assert Posterior.load(path).law.name == "additive"
 
