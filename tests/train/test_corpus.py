@@ -384,6 +384,12 @@ def test_overwrite_replaces_only_a_corpus(tree, tmp_path):
     assert res.exit_code == 2 and "holds no corpus" in res.stderr
     assert [p.name for p in precious.iterdir()] == ["important.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["precious"]
+    # another tool's manifest.json (a web app's, a package's) is no corpus either
+    for text in ('{"name": "my-app", "version": "1.0"}', "not json", "[1, 2]"):
+        (precious / "manifest.json").write_text(text)
+        with pytest.raises(BayesplitError, match="holds no corpus"):
+            build_corpus(src, precious, vocab_size=300, overwrite=True, progress=False)
+        assert sorted(p.name for p in precious.iterdir()) == ["important.txt", "manifest.json"]
 
 
 def test_overwrite_and_failed_build_leave_no_trace(tree, tmp_path, monkeypatch):

@@ -395,6 +395,15 @@ def _encode(tok, texts: Sequence[str], advance) -> list[np.ndarray]:
     return out
 
 
+def _holds_a_corpus(folder: Path) -> bool:
+    """Whether ``folder`` has a manifest.json that ``corpus build`` wrote (by its format tag)."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # missing, unreadable, or not JSON
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == FORMAT
+
+
 def _check_out(src: Path, out: Path, overwrite: bool) -> None:
     cwd, out_r = Path.cwd().resolve(), out.resolve()
     if out_r == cwd or out_r in cwd.parents:
@@ -414,12 +423,12 @@ def _check_out(src: Path, out: Path, overwrite: bool) -> None:
         raise BayesplitError(f"--out {out} exists and is not a directory")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise BayesplitError(f"--out {out} is not empty; pass --overwrite to replace it")
-    if out.is_dir() and any(out.iterdir()) and not (out / "manifest.json").is_file():
+    if out.is_dir() and any(out.iterdir()) and not _holds_a_corpus(out):
         # --overwrite replaces a corpus: a typo such as `--out runs-checkpoints` deleted
-        # trained checkpoints, or any folder's files
+        # trained checkpoints, or any folder's files (a web app's manifest.json included)
         raise BayesplitError(
-            f"--out {out} is not empty and holds no corpus (no manifest.json); --overwrite "
-            "replaces only a corpus folder: give a new or empty folder"
+            f"--out {out} is not empty and holds no corpus (no manifest.json of format "
+            f"{FORMAT!r}); --overwrite replaces only a corpus folder: give a new or empty folder"
         )
     src_r, out_r = src.resolve(), out.resolve()
     if out_r == src_r or src_r in out_r.parents:
