@@ -179,6 +179,26 @@ def test_an_empty_or_uppercase_recorded_hash_is_still_read(built, tmp_path):
     assert Corpus(upper).content_sha256 == built.manifest["content_sha256"].upper()
     res = runner.invoke(app, ["corpus", "info", str(upper), "--json"])
     assert not any("shards' hash" in w for w in json.loads(res.stdout)["warnings"])
+    # --verify agrees: it said "the shards do not match the recorded content hash"
+    m = json.loads((upper / "manifest.json").read_text())
+    m["tokenizer_sha256"] = m["tokenizer_sha256"].upper()
+    (upper / "manifest.json").write_text(json.dumps(m))
+    Corpus(upper).verify()
+    res = runner.invoke(app, ["corpus", "info", str(upper), "--verify", "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["verified"] is True, res.output
+
+
+def test_corpus_info_verify_reads_the_shards_once(built, tmp_path, monkeypatch):
+    import bayesplit.train.corpus.reader as reader
+
+    path = _copy(built, tmp_path / "c")
+    calls = []
+    real = reader.content_hash
+    monkeypatch.setattr(reader, "content_hash", lambda *a, **k: calls.append(1) or real(*a, **k))
+    res = runner.invoke(app, ["corpus", "info", str(path), "--verify", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["verified"] is True
+    assert len(calls) == 1  # --verify and the computed hash read every shard twice
 
 
 def test_corpus_info_warns_when_the_recorded_hash_is_not_the_shards(built, tmp_path):
