@@ -454,6 +454,19 @@ def test_list_shows_an_empty_store_as_empty(tmp_path):
     }
     result = runner.invoke(app, ["runs", "list", str(store)])
     assert result.exit_code == 0 and "no rows yet" in result.output
+    # validate agrees with list (it said "the table has no rows", exit 2)
+    result = runner.invoke(app, ["runs", "validate", str(store), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["valid"] is True and summary["rows"] == summary["runs"] == 0
+    assert summary["warnings"] == ["a run store with no rows yet"]
+    result = runner.invoke(app, ["runs", "validate", str(store)])
+    assert result.exit_code == 0 and "no rows yet" in result.output
+    # export wrote a header-only CSV (exit 0) that `runs import` then refused
+    out = tmp_path / "e.csv"
+    result = runner.invoke(app, ["runs", "export", str(store), "--out", str(out)])
+    assert result.exit_code == 2 and "no rows yet: nothing to export" in result.stderr
+    assert not out.exists()
 
 
 def test_import_takes_a_bundled_data_set_as_the_other_runs_commands_do(tmp_path):

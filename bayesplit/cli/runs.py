@@ -31,6 +31,15 @@ def validate_cmd(
     from bayesplit.runs import RunTableError
 
     try:
+        if _empty_store(path):  # a state, as `runs list` says; a table of no rows is refused
+            summary = {"valid": True, "path": str(path), "rows": 0, "runs": 0}
+            summary |= {"eval_domains": [], "specialized_rows": 0}
+            summary["warnings"] = ["a run store with no rows yet"]
+            if json_out:
+                emit_json(summary)
+            else:
+                console.print(f"[green]✓[/green] {escape(str(path))}: a run store with no rows yet")
+            return
         runs = load_runs_arg(str(path))
     except BayesplitError as exc:
         problems = exc.problems if isinstance(exc, RunTableError) else [str(exc)]
@@ -141,6 +150,8 @@ def export_cmd(
     check_output_path(out, option="--out")
     file_format = write_format(out, option="--out")  # .csv.gz is two suffixes
     runs = RunStore(store, read_only=True).read()
+    if runs.empty:  # a file of no rows is one that `runs import`, `fit` and validate refuse
+        raise BayesplitError(f"{store} has no rows yet: nothing to export")
     write_table(runs, out)
     n_runs = int(runs["run_id"].nunique())
     if json_out:
