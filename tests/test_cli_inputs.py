@@ -160,6 +160,54 @@ def test_suggest_out_that_is_the_runs_file_is_refused(post_path, tmp_path, via):
     assert runs.read_text() == '[{"run_id": "a"}]\n'
 
 
+def _linked_output_cases(post, tmp):
+    """(command, the input a link points at, the option named) per writer: each wrote
+    through a link named like its output, over its own input, with exit 0."""
+    import shutil
+
+    from bayesplit.store import RunStore
+
+    runs = tmp / "runs.csv"
+    runs.write_text("run_id\n")
+    store = tmp / "runs.db"
+    RunStore(store)
+    posterior = tmp / "post.nc"
+    shutil.copy(post, posterior)
+    truth = tmp / "truth.yaml"
+    truth.write_text("law: additive\n")
+    budget = ["--budget", "1e20"]
+    return {
+        "fit --out": (["fit", "--runs", str(runs), "--out"], runs, "--runs", ".nc"),
+        "report --out": (["report", str(posterior), *budget, "--force", "--out"], posterior,
+                         "POSTERIOR", ".html"),
+        "report --out (runs)": (["report", str(posterior), *budget, "--force", "--runs",
+                                 str(runs), "--out"], runs, "--runs", ".html"),
+        "runs export --out": (["runs", "export", str(store), "--out"], store, "STORE", ".csv"),
+        "runs import --store": (["runs", "import", str(runs), "--store"], runs, "PATH", ".db"),
+        "allocate --plot": (["allocate", str(posterior), *budget, "--force", "--plot"],
+                            posterior, "POSTERIOR", ".png"),
+        "frontier --plot": (["frontier", str(posterior), "--force", "--plot"], posterior,
+                            "POSTERIOR", ".png"),
+        "simulate --plot": (["simulate", "--truth", str(truth), *budget,
+                             "--experiment-budget", "1e18", "--plot"], truth, "--truth", ".png"),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["fit --out", "report --out", "report --out (runs)", "runs export --out",
+     "runs import --store", "allocate --plot", "frontier --plot", "simulate --plot"],
+)  # fmt: skip
+def test_an_output_linked_to_an_input_is_refused(post_path, tmp_path, case):
+    # `runs export s.db --out link.csv` (link.csv -> s.db) turned the store into CSV text
+    args, target, name, suffix = _linked_output_cases(post_path, tmp_path)[case]
+    link = tmp_path / f"link{suffix}"
+    link.symlink_to(target)
+    before = target.read_bytes()
+    refused(runner.invoke(app, [*args, str(link)]), f"is the {name} file: writing there")
+    assert target.read_bytes() == before and link.is_symlink()
+
+
 def test_report_out_under_a_file_isrefused(post_path, tmp_path):
     out, message = unusable_outputs(tmp_path, "r.html")["under a file"]
     args = ["report", str(post_path), "--budget", "1e20", "--force", "--out", out]

@@ -165,10 +165,15 @@ def check_output_path(
     return target
 
 
-def check_plot_path(path: Path | str | None, option: str = "--plot") -> Path | None:
+def check_plot_path(
+    path: Path | str | None,
+    option: str = "--plot",
+    *,
+    inputs: Mapping[str, Path | str | None] | None = None,
+) -> Path | None:
     """``check_output_path`` for a figure: the extension must be one matplotlib writes."""
     if path is None:
         return None
     from bayesplit.plots import figure_suffixes
 
-    return check_output_path(path, option=option, suffixes=figure_suffixes())
+    return check_output_path(path, option=option, suffixes=figure_suffixes(), inputs=inputs)

@@ -258,7 +258,7 @@ def fit_cmd(
     from bayesplit.fitting import check_fit_options, fit
 
     _import_law_modules(law_module)
-    check_output_path(out, suffixes={".nc"})
+    check_output_path(out, suffixes={".nc"}, inputs={"--runs": runs})
     # before the design warnings: a typo here is the one line the command prints
     check_fit_options(
         chains=chains, draws=draws, warmup=warmup, seed=seed, device=device, backend=backend

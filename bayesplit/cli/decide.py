@@ -148,7 +148,8 @@ def allocate_cmd(
     from bayesplit.posterior import load_posterior
 
     _import_law_modules(law_module)
-    check_plot_path(plot)
+    # through a link, a figure named like an input overwrote it (the posterior, say)
+    check_plot_path(plot, inputs={"POSTERIOR": posterior, "--compare": compare, "--ladder": ladder})
     post = load_posterior(posterior)
     limits = parse_limits(max_spec_tokens)
     if not (math.isfinite(repetitions) and repetitions > 0):
@@ -236,7 +237,7 @@ def frontier_cmd(
     from bayesplit.posterior import load_posterior
 
     _import_law_modules(law_module)
-    check_plot_path(plot)
+    check_plot_path(plot, inputs={"POSTERIOR": posterior})
     post = load_posterior(posterior)
     table = frontier(
         post,
@@ -312,7 +313,9 @@ def report_cmd(
     from bayesplit.reporting import write_report
 
     _import_law_modules(law_module)
-    check_output_path(out, suffixes={".html", ".htm", ".md"})
+    check_output_path(
+        out, suffixes={".html", ".htm", ".md"}, inputs={"POSTERIOR": posterior, "--runs": runs}
+    )
     post = load_posterior(posterior)
     table = load_runs_arg(runs) if runs is not None else None
     with step(f"writing {out}", enabled=not json_out):

@@ -107,7 +107,7 @@ def import_cmd(
     from bayesplit.runs import STORE_SUFFIXES, load_runs, read_table, validate_runs
     from bayesplit.store import RunStore, _to_records
 
-    check_output_path(store, option="--store", suffixes=set(STORE_SUFFIXES))
+    check_output_path(store, option="--store", suffixes=set(STORE_SUFFIXES), inputs={"PATH": path})
     known: set[str] = set()
     if store.exists():
         RunStore.check(store, allow_empty=True)  # a foreign file is refused, untouched
@@ -147,7 +147,7 @@ def export_cmd(
     from bayesplit.runs import write_format, write_table
     from bayesplit.store import RunStore
 
-    check_output_path(out, option="--out")
+    check_output_path(out, option="--out", inputs={"STORE": store})
     file_format = write_format(out, option="--out")  # .csv.gz is two suffixes
     runs = RunStore(store, read_only=True).read()
     if runs.empty:  # a file of no rows is one that `runs import`, `fit` and validate refuse

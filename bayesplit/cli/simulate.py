@@ -179,7 +179,7 @@ def simulate_cmd(
     truth_file = None if truth.startswith("example:") or not truth.strip() else truth
     if out is not None:
         check_output_path(out, suffixes={".csv"}, inputs={"--truth": truth_file})
-    check_plot_path(plot)
+    check_plot_path(plot, inputs={"--truth": truth_file})
     target = parse_positive(budget, "--budget")
     spend = parse_positive(experiment_budget, "--experiment-budget")
     gt = load_truth_arg(truth, _names_csv(domains, "--domains"))
