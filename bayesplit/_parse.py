@@ -41,6 +41,17 @@ def check_seed(seed, what: str = "seed") -> int:
     return int(seed)
 
 
+def derived_seed(seed: int, offset: int, scale: int = 1) -> int:
+    """``seed * scale + offset``, wrapped into 0..:data:`MAX_SEED`: a round's seed within
+    a campaign or loop. Unchanged for every seed where it fits; past that it overflowed
+    (a valid ``seed`` near 2^63 was a traceback, or a refusal of a seed never given).
+
+    >>> derived_seed(7, 2, scale=1000), derived_seed(2**63 - 1, 1)
+    (7002, 0)
+    """
+    return (seed * scale + offset) % (MAX_SEED + 1)
+
+
 def check_flag(value, what: str) -> bool:
     """A yes/no argument (``force``, ``progress``, ``overwrite``...): True or False
     (numpy's bools too), as a bool. Anything else is refused naming ``what``: ``"no"``

@@ -39,6 +39,7 @@ from bayesplit._parse import (
     check_max_draws,
     check_seed,
     counts,
+    derived_seed,
     is_number,
     progress_messages,
 )
@@ -357,7 +358,7 @@ def run_campaign(
     rows = []
     for rnd in range(config.max_rounds + 1):
         start = time.perf_counter()
-        post = refitter.fit(runs, seed=seed * 1000 + rnd)
+        post = refitter.fit(runs, seed=derived_seed(seed, rnd, scale=1000))
         fit_s = time.perf_counter() - start
         rec = {
             "policy": policy,

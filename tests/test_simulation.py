@@ -273,6 +273,26 @@ def test_simulate_refuses_bad_seeds_before_any_fit(seeds, message):
         simulate(truth, cfg, policies=[])
 
 
+def test_the_largest_seeds_run(monkeypatch):
+    # the fit seed was seed * 1000 + round: past about 9.2e15 an OverflowError traceback
+    import bayesplit.simulation as sim
+
+    truth, cfg = _config(max_rounds=0)
+    fit_seeds = []
+    real = sim.make_refitter
+
+    def recording(*args, **kwargs):
+        refitter = real(*args, **kwargs)
+        fit = refitter.fit
+        refitter.fit = lambda runs, seed: fit_seeds.append(seed) or fit(runs, seed=seed)
+        return refitter
+
+    monkeypatch.setattr(sim, "make_refitter", recording)
+    res = simulate(truth, cfg, policies=["random"], seeds=[10**16, 2**63 - 1, 3])
+    assert sorted(res["seed"].unique()) == [3, 10**16, 2**63 - 1]
+    assert sorted(fit_seeds) == [3000, (10**19) % 2**63, (2**63 - 1) * 1000 % 2**63]
+
+
 def test_too_many_seeds_are_refused_without_making_a_list(monkeypatch):
     """range(10**23) was made into a list (memory grew for minutes, without a word), and
     the repeat check was quadratic."""

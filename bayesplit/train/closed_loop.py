@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from bayesplit._parse import derived_seed
 from bayesplit.errors import BayesplitError
 
 
@@ -259,7 +260,7 @@ def run_loop(
     history = []
     for rnd in range(1, rounds + 1):
         runs = load_runs(db.read())
-        post = fit(runs, law=law, seed=seed + rnd, **fit_kw)
+        post = fit(runs, law=law, seed=derived_seed(seed, rnd), **fit_kw)
         if not post.diagnostics.ok and not force:
             raise BayesplitError(
                 f"round {rnd}: the fit failed its diagnostics ({'; '.join(post.diagnostics.failures)}); "
@@ -303,7 +304,7 @@ def run_loop(
                         ladder=str(ladder_path),
                         max_run_flops=min(own_cap, remaining),
                         force=True,
-                        seed=seed + rnd,
+                        seed=derived_seed(seed, rnd),
                     ).to_list()
                     if remaining > 0
                     else []

@@ -119,6 +119,23 @@ def _stubbed_loop(tiny_corpus, tmp_path, monkeypatch, expected_regret, suggestio
                    workdir=work, progress=False)  # fmt: skip
 
 
+def test_the_largest_seed_gives_rounds_seeds_in_range(tiny_corpus, tmp_path, monkeypatch):
+    # round r fitted and suggested with seed + r: --seed 2^63 - 1 gave round 1 a seed that
+    # fit refused ("seed must be between 0 and 2^63 - 1", a seed never given)
+    import bayesplit.design
+    import bayesplit.fitting
+
+    loop = _stubbed_loop(tiny_corpus, tmp_path, monkeypatch, 0.05, lambda: [])
+    seeds = []
+    fit, suggest = bayesplit.fitting.fit, bayesplit.design.suggest
+    monkeypatch.setattr(bayesplit.fitting, "fit", lambda *a, **k: seeds.append(k["seed"]) or fit())
+    monkeypatch.setattr(
+        bayesplit.design, "suggest", lambda *a, **k: seeds.append(k["seed"]) or suggest()
+    )
+    loop(rounds=1, seed=2**63 - 1)
+    assert seeds == [0, 0]
+
+
 @pytest.mark.parametrize(("expected", "stops"), [(0.004, True), (0.03, False)])
 def test_loop_stops_once_the_fit_expects_its_plan_within_stop_regret(
     tiny_corpus, tmp_path, monkeypatch, expected, stops
