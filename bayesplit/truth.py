@@ -619,7 +619,7 @@ def _param_value(name: str, value) -> np.ndarray:
         )
 
     if is_number(value):
-        return np.asarray(float(value) if is_finite_number(value) else math.inf)
+        return np.asarray(_float(value))
     if isinstance(value, np.ndarray) and value.dtype.kind in "iuf":
         return value.astype(float)
     if isinstance(value, np.ndarray) and value.dtype.kind == "O":
@@ -630,8 +630,16 @@ def _param_value(name: str, value) -> np.ndarray:
         refuse()
     if not all(is_number(x) for x in entries):  # a nested list too
         refuse()
-    # an integer of 400 digits is no float: infinite, refused as "not finite"
-    return np.asarray([float(x) if is_finite_number(x) else math.inf for x in entries])
+    return np.asarray([_float(x) for x in entries])
+
+
+def _float(x) -> float:
+    """A number as a float; an integer of 400 digits is no float: infinite, refused as "not
+    finite" (NaN stays NaN: the message showed it as inf)."""
+    try:
+        return float(x)
+    except OverflowError:
+        return math.inf if x > 0 else -math.inf
 
 
 def _names(value, what: str, empty_ok: bool = False) -> list[str]:

@@ -325,6 +325,11 @@ BAD_FILES = {
         _entry("params", "E", value=[10**400, 1.2]),
         "parameter E is not finite",
     ),
+    # the message showed the NaN as inf ("is not finite: [inf 1.2]")
+    "parameter entry NaN": (
+        _entry("params", "E", value=[float("nan"), 1.2]),
+        r"parameter E is not finite: \[nan 1\.2\]",
+    ),
     "reference huge int": (
         _entry("reference", "params", value=10**400),
         "reference params must be a finite number > 0, got 1000.*0$",
