@@ -354,6 +354,38 @@ def test_ctrl_c_says_interrupted_and_exits_130(monkeypatch, tmp_path):
     assert not out.exists()
 
 
+def test_sigterm_while_writing_leaves_no_temp_file_and_exits_143(tmp_path):
+    """`timeout`, `kill` and schedulers send SIGTERM, which killed the command on the spot:
+    a hidden temp file of the output was left beside it (Ctrl-C removed it)."""
+    import signal
+    import subprocess
+    import sys
+
+    store = tmp_path / "s.db"
+    assert runner.invoke(app, ["runs", "import", "bundled:gadre2024", "--store", str(store)]).exit_code == 0  # fmt: skip
+    code = f"""
+import os, sys, time
+def slow(fd):  # the writer's flush before the rename: the temp file exists by now
+    print("writing", flush=True)
+    time.sleep(120)
+os.fsync = slow
+sys.argv = ["bayesplit", "runs", "export", {str(store)!r}, "--out", {str(tmp_path / "o.csv")!r}]
+from bayesplit.cli import main
+main()
+"""
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert proc.stdout.readline().strip() == "writing"
+        assert any(p.name.startswith(".o.") for p in tmp_path.iterdir())  # the temp file
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143 and err.strip() == "terminated", err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.db"]
+
+
 def test_prior_draws_depend_on_the_seed_alone(runs_csv):
     """In a fresh process (JAX not yet set up by a fit), seeds 2**32 apart drew the same,
     and a seed drew differently before and after a fit had set JAX to 64 bits."""

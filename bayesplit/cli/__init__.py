@@ -10,6 +10,7 @@ code 2, with no traceback.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from typing import Annotated
 
@@ -60,6 +61,20 @@ def _reader_gone() -> None:
     raise SystemExit(BROKEN_PIPE_EXIT)
 
 
+#: Exit code of a command stopped by SIGTERM (128 + 15, as the shell reports it).
+TERMINATED_EXIT = 128 + signal.SIGTERM
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, ``timeout``, a scheduler's pre-emption), raised where the command
+    is, so that it stops as Ctrl-C stops it: temp files removed, child processes ended.
+    Python's default for SIGTERM is to die on the spot, leaving both behind."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated()
+
+
 class _Group(typer.core.TyperGroup):
     """Root group: turns user errors into one line and exit code 2."""
 
@@ -72,9 +87,12 @@ class _Group(typer.core.TyperGroup):
             _usage_error(exc)
         except BrokenPipeError:
             _reader_gone()
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             # Typer turns Ctrl-C into a silent exit 130; one line says it was not a crash.
             # Output files are written atomically, so none is left half-written.
+            if isinstance(exc, Terminated):
+                click.echo("terminated", err=True)
+                raise typer.Exit(TERMINATED_EXIT) from None
             click.echo("interrupted", err=True)
             raise typer.Exit(130) from None
         except BayesplitError as exc:
@@ -201,6 +219,7 @@ _register()
 
 def main() -> None:
     """Console-script entry point."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         # not standalone: the root's own parse errors (an unknown option before the
         # command) reach the one-line handler too; the commands' are caught in _Group

@@ -730,7 +730,11 @@ def loop_cmd(
         if as_json:  # round 1 too: a reader gets an object, with no rounds
             import pandas as pd
 
-            stop = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
+            from bayesplit.cli import Terminated
+
+            stop = str(exc)
+            if isinstance(exc, KeyboardInterrupt):
+                stop = "terminated" if isinstance(exc, Terminated) else "interrupted"
             emit_json({"rounds": pd.DataFrame(done).to_dict("records"), "error": stop})
         raise
     if as_json:
