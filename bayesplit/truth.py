@@ -19,6 +19,7 @@ import pandas as pd
 
 from bayesplit._parse import _shown as _typed
 from bayesplit._parse import (
+    check_flag,
     check_path,
     check_seed,
     counts,
@@ -753,13 +754,15 @@ def load_truth(path: str | Path) -> GroundTruth:
 
 
 def truth_from_posterior(
-    posterior, draw: int | str = "median", noise: Noise | None = None
+    posterior, draw: int | str = "median", noise: Noise | None = None, *, force: bool = False
 ) -> GroundTruth:
     """A ground truth from a fitted posterior: one draw (a whole number from 0 to
-    ``posterior.n_draws - 1``), or the per-parameter ``"median"``."""
+    ``posterior.n_draws - 1``), or the per-parameter ``"median"``. A posterior that failed
+    its diagnostics gate is refused unless ``force``, as the decisions refuse it."""
     from bayesplit.posterior import check_posterior
 
     check_posterior(posterior)
+    force = check_flag(force, "force")
     last = posterior.n_draws - 1
     if not (isinstance(draw, str) and draw == "median"):
         if isinstance(draw, bool) or not isinstance(draw, numbers.Integral):
@@ -773,6 +776,7 @@ def truth_from_posterior(
             )
     if noise is not None:
         noise = _noise(noise)
+    posterior.require_ok(force)
     draws = posterior.draws()
     if isinstance(draw, str):
         params = {k: np.median(v, axis=0) for k, v in draws.items()}

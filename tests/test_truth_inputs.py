@@ -413,10 +413,35 @@ def test_truth_from_posterior_needs_a_posterior(posterior):
         truth_from_posterior(posterior)
 
 
+def test_a_posterior_that_failed_its_gate_is_a_truth_only_with_force(tmp_path):
+    # simulate --truth bad.nc used it with exit 0 and no word, where allocate refuses it
+    from support import two_run_table
+    from typer.testing import CliRunner
+
+    from bayesplit.cli import app
+    from bayesplit.errors import DiagnosticsError
+    from bayesplit.fitting import fit
+
+    post = fit(two_run_table(), "chinchilla", chains=2, draws=30, warmup=30, progress=False)
+    assert not post.ok  # two runs cannot identify the law
+    with pytest.raises(DiagnosticsError, match="diagnostics gate"):
+        truth_from_posterior(post)
+    assert truth_from_posterior(post, force=True).domains == tuple(post.domains)
+    with pytest.raises(BayesplitError, match="force must be True or False"):
+        truth_from_posterior(post, force="no")
+    path = post.save(tmp_path / "bad.nc")
+    args = ["simulate", "--truth", str(path), "--budget", "1e19", "--experiment-budget", "1e18"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2 and "diagnostics gate" in res.stderr and "--force" in res.stderr
+
+
 def test_truth_from_posterior_takes_draws_and_noise(additive_posterior):
-    median = truth_from_posterior(additive_posterior)
-    last = truth_from_posterior(additive_posterior, 599)
-    same = truth_from_posterior(additive_posterior, np.int64(599), noise={"sigma": 0.01})
+    # the fixture's short fit fails the gate
+    median = truth_from_posterior(additive_posterior, force=True)
+    last = truth_from_posterior(additive_posterior, 599, force=True)
+    same = truth_from_posterior(
+        additive_posterior, np.int64(599), noise={"sigma": 0.01}, force=True
+    )
     assert last.params == same.params and median.params != last.params
     assert same.noise == Noise(sigma=0.01)
     assert last.params["alpha"] == float(additive_posterior.draws()["alpha"][599])

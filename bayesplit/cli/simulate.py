@@ -21,8 +21,9 @@ from bayesplit.cli.core import (
 from bayesplit.errors import BayesplitError
 
 
-def load_truth_arg(spec: str, domains: list[str] | None = None):
-    """``--truth``: a YAML file, a posterior (.nc, its medians) or ``example:LAW``."""
+def load_truth_arg(spec: str, domains: list[str] | None = None, force: bool = False):
+    """``--truth``: a YAML file, a posterior (.nc, its medians; one that failed its gate
+    only with ``force``) or ``example:LAW``."""
     from bayesplit.truth import example_truth, load_truth, truth_from_posterior
 
     if not spec.strip():  # Path("") is the current folder: "ground truth . is not a file"
@@ -38,7 +39,7 @@ def load_truth_arg(spec: str, domains: list[str] | None = None):
     if path.suffix.lower() == ".nc":  # POST.NC was read as YAML
         from bayesplit.posterior import load_posterior
 
-        return truth_from_posterior(load_posterior(path), "median")
+        return truth_from_posterior(load_posterior(path), "median", force=force)
     return load_truth(path)
 
 
@@ -139,6 +140,12 @@ def simulate_cmd(
             "(.png, .pdf, .svg, ...).",
         ),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Use a --truth posterior that failed its diagnostics (its medians)."
+        ),
+    ] = False,
     json_out: Annotated[
         bool, typer.Option("--json", help="Print one JSON object on stdout.")
     ] = False,
@@ -182,7 +189,7 @@ def simulate_cmd(
     check_plot_path(plot, inputs={"--truth": truth_file})
     target = parse_positive(budget, "--budget")
     spend = parse_positive(experiment_budget, "--experiment-budget")
-    gt = load_truth_arg(truth, _names_csv(domains, "--domains"))
+    gt = load_truth_arg(truth, _names_csv(domains, "--domains"), force=force)
     config = default_config(
         gt,
         target,

@@ -58,7 +58,7 @@ def main() -> None:
     t0 = time.perf_counter()
     ref_post = fit(runs, "transfer", run_effect=True, **fit_kw)
     ref_seconds = time.perf_counter() - t0
-    ref_truth = truth_from_posterior(ref_post, "median")
+    ref_truth = truth_from_posterior(ref_post, "median", force=True)
     ref_law = ref_truth.as_posterior()
     ref_alloc = allocate(ref_law, budget=BUDGET, force=True)
     ref_plan = ref_alloc.plan.to_dict()

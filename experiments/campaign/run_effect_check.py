@@ -47,7 +47,7 @@ def main() -> None:
             run_effect=run_effect,
         )
         alloc = allocate(post, budget=BUDGET, force=True)
-        truth = truth_from_posterior(post, "median")
+        truth = truth_from_posterior(post, "median", force=True)
         optima[run_effect] = (truth, allocate(truth.as_posterior(), budget=BUDGET, force=True))
         obj = alloc.to_dict()["objective"]
         rows.append(
