@@ -561,14 +561,14 @@ def read_table(path: str | Path) -> pd.DataFrame:
         if name.endswith((".parquet", ".pq")):
             return _index_as_columns(pd.read_parquet(p))
         if name.endswith((".jsonl", ".ndjson")):
-            return _records_frame(_read_jsonl(p))
+            return _records_frame(_read_jsonl(p), str(p))
         if name.endswith(".json"):
             data = read_json(p)
             if isinstance(data, Mapping) and "runs" in data:
                 data = data["runs"]
             if not isinstance(data, list) or not all(isinstance(r, Mapping) for r in data):
                 raise BayesplitError(f'{p}: expected a list of row objects (or {{"runs": [...]}})')
-            return _records_frame(data)
+            return _records_frame(data, str(p))
     except BayesplitError:
         raise
     except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
@@ -702,10 +702,26 @@ def _read_jsonl(p: Path) -> list[dict]:
     return records
 
 
-def _records_frame(records: list) -> pd.DataFrame:
+def _records_frame(records: list, source: str | None = None) -> pd.DataFrame:
     """A table from row objects; a number in a text column (a domain named 7) becomes
     text, and so does an integer seed (a column of 64-bit seeds with one null would
-    become float64; :func:`validate_runs` parses it back exactly)."""
+    become float64; :func:`validate_runs` parses it back exactly).
+
+    JSON has numbers: a number written as text (``"loss": "3.1"``) is refused, as the
+    suggestion files and truth files refuse it, rather than parsed as CSV's text is.
+    """
+    problems = []
+    for col in NUMERIC:
+        quoted = np.array([isinstance(r.get(col), str) and r[col].strip() != "" for r in records])
+        if quoted.any():
+            shown = [r[col] for r, q in zip(records, quoted, strict=True) if q][:3]
+            examples = ", ".join(repr(v if len(v) <= 40 else v[:39] + "…") for v in shown)
+            problems.append(
+                f"column '{col}' holds numbers written as text ({_rows(quoted)}: {examples}); "
+                "write them as JSON numbers, without quotes"
+            )
+    if problems:
+        raise RunTableError(problems, source)
 
     def text(k, v):
         if v is None or isinstance(v, str):

@@ -255,6 +255,29 @@ def test_a_json_row_with_a_repeated_key_is_refused_not_resolved(tmp_path, suffix
         load_runs(path)
 
 
+@pytest.mark.parametrize("suffix", [".jsonl", ".json"])
+def test_a_json_number_written_as_text_is_refused(tmp_path, suffix):
+    """ "loss": "3.1" was read as 3.1, as CSV's text is; JSON has numbers, and the
+    suggestion and truth files refuse text where a number goes."""
+    base = {"run_id": "a", "params": 1e7, "pretrain_tokens": 1e9, "eval_domain": "web"}
+    rows = [{**base, "loss": "3.1", "seed": "7"}, {**base, "run_id": "b", "loss": 3.0}]
+    text = "\n".join(json.dumps(r) for r in rows)
+    path = tmp_path / f"runs{suffix}"
+    path.write_text(text if suffix == ".jsonl" else json.dumps(rows), encoding="utf-8")
+    with pytest.raises(RunTableError) as err:
+        load_runs(path)
+    assert err.value.problems == [
+        "column 'loss' holds numbers written as text (row 1: '3.1'); write them as JSON "
+        "numbers, without quotes",
+        "column 'seed' holds numbers written as text (row 1: '7'); write them as JSON "
+        "numbers, without quotes",
+    ]
+    # as numbers (and an empty text for a missing step, as before), the table is read
+    rows[0] |= {"loss": 3.1, "seed": 7, "step": ""}
+    path.write_text("\n".join(json.dumps(r) for r in rows) if suffix == ".jsonl" else json.dumps(rows))  # fmt: skip
+    assert load_runs(path)["loss"].tolist() == [3.1, 3.0]
+
+
 def test_a_named_index_is_read_as_the_columns_it_holds(tmp_path):
     """pandas writes df.set_index([...]) to Parquet with the index as columns of the file
     and reads it back as the index: the table was refused as missing run_id."""
