@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
-from bayesplit._parse import _shown, is_finite_number, is_number, percent, probability
+from bayesplit._parse import (
+    _shown,
+    is_finite_number,
+    is_number,
+    percent,
+    probability,
+    share,
+)
 from bayesplit.compute import ComputeModel
 from bayesplit.errors import BayesplitError
 
@@ -263,7 +270,7 @@ class Allocation:
         lines = [
             f"plan for {self.budget:.3g} FLOPs ({self.trunk} trunk, risk {self.risk}, law {self.law_name})",
             f"  N = {plan['params']:.3g} params, D = {plan['pretrain_tokens']:.3g} pretraining "
-            f"tokens ({d['pretrain_fraction']:.0%} of compute)",
+            f"tokens ({share(d['pretrain_fraction'])} of compute)",
         ]
         for k, v in plan["spec_tokens"].items():
             b = d["loss"][k]
@@ -277,10 +284,10 @@ class Allocation:
             f"  expected regret vs each draw's own optimum: {d['expected_regret']:.4f} nats "
             f"({d['expected_regret_rel']:.2%})",
             f"  per-draw optimum: N in [{od['params'][0]:.3g}, {od['params'][2]:.3g}], "
-            f"pretraining share in [{od['pretrain_fraction'][0]:.0%}, "
-            f"{od['pretrain_fraction'][2]:.0%}] ({percent(self.level)} of draws)",
-            f"  near-optimal: pretraining shares in [{near[0]:.0%}, {near[1]:.0%}] are within "
-            f"{percent(self.tolerance)} of the best {self.risk} weighted loss at this N",
+            f"pretraining share in [{share(od['pretrain_fraction'][0])}, "
+            f"{share(od['pretrain_fraction'][2])}] ({percent(self.level)} of draws)",
+            f"  near-optimal: pretraining shares in [{share(near[0])}, {share(near[1])}] are "
+            f"within {percent(self.tolerance)} of the best {self.risk} weighted loss at this N",
             f"  near-optimal: model sizes N in [{sizes[0]:.3g}, {sizes[1]:.3g}] are within "
             f"{percent(self.tolerance)} of the best {self.risk} weighted loss at this split",
         ]

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from bayesplit._parse import check_level, check_path, percent
+from bayesplit._parse import check_level, check_path, percent, share
 from bayesplit.errors import BayesplitError
 
 LAW_COLOR = "#1f5fa8"
@@ -135,7 +135,7 @@ def plot_split_curve(alloc, ax=None, points: int = 25):
         curve["fraction"].values,
         curve["objective"].values,
         alloc.pretrain_fraction,
-        f"{alloc.pretrain_fraction:.0%}",
+        share(alloc.pretrain_fraction),
         alloc.draws["opt_pretrain_fraction"].values,
         alloc.near_optimal,
     )
@@ -162,7 +162,7 @@ def plot_size_curve(alloc, ax=None, points: int = 41):
     ax.set_xscale("log")
     ax.set_xlabel("model size N (parameters)")
     ax.set_title(
-        f"Which model size, at {alloc.pretrain_fraction:.0%} pretraining and C = {alloc.budget:.2g} FLOPs"
+        f"Which model size, at {share(alloc.pretrain_fraction)} pretraining and C = {alloc.budget:.2g} FLOPs"
     )
     return fig
 

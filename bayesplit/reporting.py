@@ -365,7 +365,7 @@ def _sections(posterior, rep: dict) -> list[tuple[str, list[tuple]]]:
             f"{r['budget']:.3g}",
             _fmt(r["params"]),
             _fmt(r["pretrain_tokens"]),
-            f"{r['pretrain_fraction']:.0%}",
+            share(r["pretrain_fraction"]),
             share_range(r["near_optimal_lo"], r["near_optimal_hi"]),
             f"{_fmt(r['near_optimal_params_lo'])}–{_fmt(r['near_optimal_params_hi'])}",
             f"{r['objective_median']:.4f} [{r['objective_lo']:.4f}, {r['objective_hi']:.4f}]",

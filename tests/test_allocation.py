@@ -1023,6 +1023,27 @@ def test_the_split_curve_reaches_a_plan_below_two_percent_pretraining():
     assert wide["fraction"].values[0] == pytest.approx(0.02)
 
 
+def test_a_plan_under_one_percent_pretraining_is_printed_as_its_share(tmp_path):
+    # allocate and frontier printed 0.12% as "0%", next to its own near-optimal range
+    # "0.12%–21%": the plan read as outside it
+    from typer.testing import CliRunner
+
+    from bayesplit._parse import share
+    from bayesplit.cli import app
+
+    post = example_truth("transfer", ("web", "code", "math")).as_posterior()
+    alloc = allocate(post, budget=1e21, trunk="independent")
+    text = share(alloc.pretrain_fraction)
+    assert 0 < alloc.pretrain_fraction < 0.01 and text not in ("0%", "0.0%")
+    assert f"({text} of compute)" in "\n".join(alloc.describe())
+    path = post.save(tmp_path / "t.nc")
+    runner = CliRunner()
+    res = runner.invoke(app, ["allocate", str(path), "--budget", "1e21", "--trunk", "independent"])
+    assert res.exit_code == 0 and f"({text} of compute)" in " ".join(res.output.split())
+    res = runner.invoke(app, ["frontier", str(path), "--budgets", "1e21", "--trunk", "independent"])
+    assert res.exit_code == 0 and f" {text} " in res.output, res.output
+
+
 def test_a_ladder_file_is_read_in_the_fitted_runs_n_convention():
     # allocate read a ladder's without-embeddings counts whatever the runs used, so with a
     # table counting N with embeddings (the bundled campaign) its N was not a fitted count

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from bayesplit._parse import percent, probability, share_range
+from bayesplit._parse import percent, probability, share, share_range
 from bayesplit.cli._common import (
     LADDER_HELP,
     Level,
@@ -274,7 +274,7 @@ def frontier_cmd(
             f"{r['budget']:.3g}",
             f"{r['params']:.3g}",
             f"{r['pretrain_tokens']:.3g}",
-            f"{r['pretrain_fraction']:.0%}",
+            share(r["pretrain_fraction"]),  # 0.12% read "0%", outside its own range
             share_range(r["near_optimal_lo"], r["near_optimal_hi"]),
             f"{r['near_optimal_params_lo']:.3g}–{r['near_optimal_params_hi']:.3g}",
             f"{r['objective_median']:.4f} [{r['objective_lo']:.4f}, {r['objective_hi']:.4f}]",
