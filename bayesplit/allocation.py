@@ -654,7 +654,7 @@ def allocate(
     )
     all_draws = posterior.draws(max_draws=max_draws)
     p = prob.select(all_draws)
-    tails = thin_tails_note(level, len(next(iter(all_draws.values()))))
+    tails = thin_tails_note(level, len(next(iter(all_draws.values()))), of=posterior.n_draws)
     if tails is not None:
         notes.append(tails)
     if not prob.uses_spec_tokens:

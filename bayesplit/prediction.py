@@ -209,14 +209,25 @@ def predict(
 TAIL_DRAWS = 10
 
 
-def thin_tails_note(level: float, n_draws: int) -> str | None:
+def thin_tails_note(level: float, n_draws: int, of: int | None = None) -> str | None:
     """A note when a band's ends rest on too few draws to mean much, else None.
 
     ``--level 0.999999`` with 4,000 draws gave the smallest and largest draw as the band,
-    with nothing said.
+    with nothing said. ``of``: the posterior's own number of draws, when ``n_draws`` were
+    thinned from it (one draw of many is a point, not an interval; a known truth's one
+    draw is the truth).
     """
+    if n_draws < 2 and of is not None and of >= 2:
+        return (
+            f"{n_draws} of the posterior's {of:,} draws: every band is a point and the "
+            "expected regret is 0, not a measure of uncertainty; use more draws"
+        )
     beyond = (1 - level) / 2 * n_draws
-    if beyond >= TAIL_DRAWS or n_draws < 2:  # one draw (a known truth) is a point, no band
+    # within rounding: 1 - 0.9 is 0.09999999999999998, and 200 draws said "only 10 ... (fewer
+    # than 10)"
+    if (
+        beyond >= TAIL_DRAWS * (1 - 1e-9) or n_draws < 2
+    ):  # one draw (a known truth) is a point, no band
         return None
     return (
         f"at level {level:g} only {beyond:.2g} of the {n_draws:,} draws are expected beyond "

@@ -99,7 +99,12 @@ def test_allocate_and_suggest_check_max_draws(additive_posterior, max_draws, mes
 
 @pytest.mark.parametrize(
     ("level", "draws", "said"),
-    [(0.9, 400, None), (0.96, 400, "noisy"), (0.999, 400, "the most extreme draws")],
+    [
+        (0.9, 400, None),
+        (0.9, 200, None),  # 10 draws beyond each end: "only 10 ... (fewer than 10)" by rounding
+        (0.96, 400, "noisy"),
+        (0.999, 400, "the most extreme draws"),
+    ],
 )
 def test_a_band_resting_on_a_few_draws_is_noted(additive_posterior, post_path, level, draws, said):
     # --level 0.999999 gave the smallest and largest draw as the band, unsaid
@@ -125,6 +130,14 @@ def test_a_band_resting_on_a_few_draws_is_noted(additive_posterior, post_path, l
         * (additive_posterior.idata.posterior.sizes["chain"])
     )
     assert any("expected beyond each end" in n for n in notes) == ((1 - level) / 2 * n_draws < 10)
+
+
+def test_one_draw_of_a_fitted_posterior_is_noted(additive_posterior):
+    # max_draws=1 gave a point band and an expected regret of 1e-8, without a word
+    plan = bayesplit.allocate(additive_posterior, budget=1e20, max_draws=1, force=True)
+    assert any("every band is a point" in n for n in plan.notes), plan.notes
+    truth = bayesplit.truth.example_truth("additive", ("web", "code")).as_posterior()
+    assert not any("every band is a point" in n for n in bayesplit.allocate(truth, budget=1e20).notes)  # fmt: skip
 
 
 def test_valid_points_work_and_broadcast(additive_posterior):
