@@ -547,7 +547,10 @@ class Suggestions:
     ``table`` is a DataFrame (one row per suggestion); :meth:`to_list` gives the
     JSON records the trainer executes (``bayesplit train execute``). ``sd_initial`` and
     the table's ``sd_after`` are what the acquisition lowers: the sd of the decision
-    quantity, or for ``objective="regret"`` the plan's expected regret (nats).
+    quantity, or for ``objective="regret"`` the plan's expected regret (nats). For the sd,
+    a pick's ``value`` is its before-minus-after exactly; for the regret, ``value`` is the
+    knowledge gradient and before/after the ensemble's own estimate of the same drop, which
+    agree in size, not digit for digit.
     """
 
     table: pd.DataFrame
