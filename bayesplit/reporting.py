@@ -676,7 +676,7 @@ def write_report(posterior, out: str | Path, **kwargs) -> Path:
     out = check_path(out, "out")
     suffix = out.suffix.lower()
     if suffix not in (".html", ".htm", ".md"):
-        raise BayesplitError(f"report must end in .html or .md, got {out.name}")
+        raise BayesplitError(f"report must end in .html, .htm or .md, got {out.name}")
     check_file_target(out)  # a folder of that name failed at the rename, after the work
     folder = out.with_name(f"{out.stem}_files")
     if suffix == ".md" and folder.exists() and not folder.is_dir():

@@ -199,3 +199,15 @@ def test_the_fans_leave_out_a_domain_no_model_serves():
     assert fr.attrs["domains"] == ["web", "code"]
     titles = [ax.get_title() for ax in plots.plot_fans(post, fr).axes if ax.lines]
     assert len(titles) == 2 and not any("math" in t for t in titles)
+
+
+def test_a_report_name_of_another_type_is_refused_naming_every_suffix_taken(tmp_path):
+    # the message left out .htm, which both the CLI and write_report take
+    from bayesplit.errors import BayesplitError
+    from bayesplit.reporting import write_report
+    from bayesplit.truth import example_truth
+
+    post = example_truth("additive", ("web", "code")).as_posterior()
+    with pytest.raises(BayesplitError, match=r"must end in \.html, \.htm or \.md, got r\.txt"):
+        write_report(post, tmp_path / "r.txt", budget=1e20)
+    assert list(tmp_path.iterdir()) == []
