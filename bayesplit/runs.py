@@ -370,8 +370,13 @@ def validate_runs(
     dup = key.duplicated(keep=False).to_numpy() & df["run_id"].notna().to_numpy()
     if dup.any():
         first = key[dup].iloc[0]
+        same = (key == first).all(axis=1).to_numpy() & dup  # the example's rows, not every clash
+        raw = df["step"][same].iloc[0] if "step" in df.columns else None
+        step = "no step" if raw is None or pd.isna(raw) else f"step {float(raw):g}"
         problems.append(
-            f"duplicate (run_id, eval_domain, step) rows, e.g. ({first['r']!r}, {first['e']!r}) ({_rows(dup)})"
+            f"duplicate (run_id, eval_domain, step) rows, e.g. ({first['r']!r}, {first['e']!r}, "
+            f"{step}) at {_rows(same)}"
+            + (f"; {int(dup.sum())} rows in all" if dup.sum() > same.sum() else "")
         )
 
     if not problems:  # on values that parsed: a bad N must not also read as a clash

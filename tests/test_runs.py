@@ -278,6 +278,23 @@ def test_a_json_number_written_as_text_is_refused(tmp_path, suffix):
     assert load_runs(path)["loss"].tolist() == [3.1, 3.0]
 
 
+def test_duplicate_rows_are_named_with_their_whole_key(tmp_path):
+    # the example showed (run_id, eval_domain) under a three-part key, and the rows listed
+    # were every clash's, not the example's
+    path = _csv(tmp_path, "run_id,params,pretrain_tokens,eval_domain,loss,step",
+                "a,1e6,1e8,web,3.1,100", "a,1e6,1e8,web,3.2,100", "b,1e6,1e8,web,3.1,",
+                "b,1e6,1e8,web,3.0,")  # fmt: skip
+    with pytest.raises(RunTableError) as err:
+        load_runs(path)
+    assert err.value.problems == [
+        "duplicate (run_id, eval_domain, step) rows, e.g. ('a', 'web', step 100) at rows 1, 2; "
+        "4 rows in all"
+    ]
+    path = _csv(tmp_path, HEADER, "r1,1e8,2e9,0,,web,3.1,0", "r1,1e8,2e9,0,,web,3.0,0")
+    with pytest.raises(RunTableError, match=r"\('r1', 'web', no step\) at rows 1, 2$"):
+        load_runs(path)
+
+
 def test_a_named_index_is_read_as_the_columns_it_holds(tmp_path):
     """pandas writes df.set_index([...]) to Parquet with the index as columns of the file
     and reads it back as the index: the table was refused as missing run_id."""
