@@ -528,6 +528,10 @@ def test_cli_simulate_says_when_fits_fail_the_gate():
     )
     assert res.exit_code == 0, res.output
     assert "1 of 1 fits failed the diagnostics gate" in " ".join(res.output.split())
+    # stderr is no terminal here: each round is a line (a status line printed nothing)
+    assert "grid seed 0 round 0: spent" in res.stderr
+    quiet = runner.invoke(app, [*FAST_SIM, "--policies", "grid", "--rounds", "0", "--no-progress"])
+    assert quiet.exit_code == 0 and "round 0" not in quiet.stderr
 
 
 @pytest.mark.slow

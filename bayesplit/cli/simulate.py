@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -149,6 +150,13 @@ def simulate_cmd(
     json_out: Annotated[
         bool, typer.Option("--json", help="Print one JSON object on stdout.")
     ] = False,
+    progress: Annotated[
+        bool,
+        typer.Option(
+            "--progress/--no-progress",
+            help="Each round on stderr (a status line on a terminal, one line per round in a log).",
+        ),
+    ] = True,
     law_module: LawModule = None,
 ) -> None:
     """Simulate campaigns (fit → pick runs → observe → refit) against a known truth.
@@ -205,14 +213,21 @@ def simulate_cmd(
         warmup=warmup,
     )
     total = len(names) * seeds
-    with console.status(f"simulating {total} campaign(s)") as status:
-        history = simulate(
-            gt,
-            config,
-            policies=names,
-            seeds=range(seeds),
-            progress=None if json_out else (lambda msg: status.update(msg)),
-        )
+    # a status line redraws in place on a terminal; in a log (stderr a file, nohup) it
+    # printed nothing until the end, so there each round is a line
+    status_line = console.is_terminal
+    with (
+        console.status(f"simulating {total} campaign(s)")
+        if status_line
+        else nullcontext() as status
+    ):
+        if json_out or not progress:
+            report = None
+        elif status_line:
+            report = status.update
+        else:
+            report = lambda line: console.print(escape(line))  # noqa: E731
+        history = simulate(gt, config, policies=names, seeds=range(seeds), progress=report)
     if plot is not None:  # first: drawing can fail in more ways than writing a table
         from bayesplit.plots import plot_campaigns, save_figure
 
