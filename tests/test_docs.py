@@ -82,3 +82,13 @@ def test_the_api_reference_documents_what_the_notebooks_call():
             continue
         missing.append(name)
     assert not missing, f"docs/api.md lacks {missing}"
+
+
+def test_the_truth_file_in_concepts_is_the_example_truth(tmp_path):
+    # the documented format, read back: the same truth as the example it is said to be
+    from bayesplit.truth import example_truth, load_truth
+
+    text = (ROOT / "docs" / "concepts.md").read_text()
+    block = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "t.yaml").write_text(block)
+    assert load_truth(tmp_path / "t.yaml").to_dict() == example_truth("additive", ("web", "code")).to_dict()  # fmt: skip
