@@ -186,6 +186,8 @@ def validate_runs(
     df = table.copy()
     df.columns = [str(c).strip() for c in df.columns]
     problems: list[str] = []
+    if df.empty and len(df.columns) == 0:  # an empty JSON list: five "missing column" lines
+        raise RunTableError(["the table has no rows"], source)
 
     missing = [c for c in REQUIRED if c not in df.columns]
     in_index = {str(n).strip() for n in table.index.names if n is not None}
@@ -556,6 +558,9 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise BayesplitError(f"no such file: {p}")
     if p.is_dir():
         raise BayesplitError(f"{p} is a directory, expected a run table file")
+    if not name.endswith(STORE_SUFFIXES) and p.stat().st_size == 0:
+        # CSV said "No columns to parse from file", JSONL five missing columns
+        raise RunTableError(["the file is empty: the table has no rows"], str(p))
     try:
         if name.endswith(STORE_SUFFIXES):
             from bayesplit.store import RunStore
@@ -564,6 +569,15 @@ def read_table(path: str | Path) -> pd.DataFrame:
         if name.endswith((".csv", ".csv.gz", ".tsv")):
             return _read_csv(p, sep="\t" if name.endswith(".tsv") else ",")
         if name.endswith((".parquet", ".pq")):
+            import pyarrow.parquet as pq
+
+            # as CSV says it; pyarrow's own message was "Multiple matches for FieldRef..."
+            columns = pq.read_schema(p).names
+            repeated = sorted({c for c in columns if columns.count(c) > 1})
+            if repeated:
+                raise BayesplitError(
+                    f"{p}: repeated column name(s) {', '.join(map(repr, repeated))}"
+                )
             return _index_as_columns(pd.read_parquet(p))
         if name.endswith((".jsonl", ".ndjson")):
             return _records_frame(_read_jsonl(p), str(p))

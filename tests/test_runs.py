@@ -278,6 +278,28 @@ def test_a_json_number_written_as_text_is_refused(tmp_path, suffix):
     assert load_runs(path)["loss"].tolist() == [3.1, 3.0]
 
 
+@pytest.mark.parametrize(("name", "text"), [("e.jsonl", ""), ("e.json", "[]"), ("e.csv", "")])
+def test_an_empty_table_says_it_has_no_rows(tmp_path, name, text):
+    # an empty JSONL listed five missing columns, where CSV and Parquet say "no rows"
+    (tmp_path / name).write_text(text)
+    with pytest.raises(BayesplitError) as err:
+        load_runs(tmp_path / name)
+    assert "no rows" in str(err.value) or "is empty" in str(err.value), err.value
+    assert "missing column" not in str(err.value)
+
+
+def test_a_repeated_parquet_column_is_refused_as_a_csv_one_is(tmp_path):
+    # pyarrow's "Multiple matches for FieldRef.Name(loss) in ... __fragment_index ..."
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    cols = [["a"], [1e6], [1e8], ["web"], [3.1], [3.2]]
+    names = ["run_id", "params", "pretrain_tokens", "eval_domain", "loss", "loss"]
+    pq.write_table(pa.table([pa.array(c) for c in cols], names=names), tmp_path / "r.parquet")
+    with pytest.raises(BayesplitError, match=r"r\.parquet: repeated column name\(s\) 'loss'$"):
+        load_runs(tmp_path / "r.parquet")
+
+
 def test_duplicate_rows_are_named_with_their_whole_key(tmp_path):
     # the example showed (run_id, eval_domain) under a three-part key, and the rows listed
     # were every clash's, not the example's
