@@ -295,6 +295,10 @@ def parse_count(text: str, what: str | None = None) -> float:
     except ValueError:
         where = f"{what} is " if what else ""
         raise BayesplitError(f"{where}not a number: {text!r} (use e.g. 1.4e9 or 1.4B)") from None
+    if math.isinf(value) and "inf" not in s.lower():
+        # 1e400 overflowed to inf, and the refusal then said "got inf", a value never typed
+        where = f"{what} " if what else ""
+        raise BayesplitError(f"{where}{text!r} is beyond the largest number (about 1.8e308)")
     return value
 
 

@@ -440,3 +440,13 @@ def test_predict_says_when_the_point_is_far_outside_the_fitted_runs(post_path):
     assert json.loads(near.stdout)["notes"] == []
     text = runner.invoke(app, ["predict", str(post_path), "--params", "1e-300", *point[:-1]])
     assert "! extrapolation: N = 1e-300 is below the smallest" in text.stderr
+
+
+@pytest.mark.parametrize("text", ["1e400", "1e300B", "-1e400"])
+def test_a_count_beyond_floats_is_refused_as_typed(text):
+    # it overflowed to inf, and the refusal said "got inf", a value never typed
+    from bayesplit.errors import BayesplitError
+
+    with pytest.raises(BayesplitError, match=rf"--budget '{text}' is beyond the largest number"):
+        parse_count(text, "--budget")
+    assert parse_count("inf", "--budget") == float("inf")  # typed as such: checked by its option
