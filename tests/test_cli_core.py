@@ -429,6 +429,25 @@ def test_compare_scores_the_largest_runs_and_names_what_it_could_not(tmp_path, a
     )
 
 
+def test_compare_says_when_held_out_rows_share_trunks_with_the_fit(monkeypatch):
+    # "held out: largest 20% of runs" read as new runs; on the bundled campaign every held-out
+    # row was of a trunk the fit saw, and its coverage included that run's effect, unsaid
+    import bayesplit.comparison
+
+    row = dict(median_rel_error=0.01, max_rel_error=0.02, coverage=0.59, coverage_new_run=1.0,
+               elpd_loo=1.0, elpd_loo_se=0.1, pareto_k_bad=0, gate_ok=True, warnings=[],
+               n_holdout=61)  # fmt: skip
+    table = pd.DataFrame([{**row, "n_seen_run": 61}, {**row, "n_seen_run": 0}],
+                         index=pd.Index(["transfer", "chinchilla"], name="law"))  # fmt: skip
+    monkeypatch.setattr(bayesplit.comparison, "compare", lambda *a, **k: table)
+    args = ["compare", "--runs", "bundled:gadre2024", "--laws", "transfer,chinchilla"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.stderr.split())
+    assert "transfer: 61 of 61 held-out rows are of trunks the fit saw" in text
+    assert "chinchilla:" not in text
+
+
 def test_predict_says_when_the_point_is_far_outside_the_fitted_runs(post_path):
     # --params 1e-300 gave losses near 1e86 with no warning; allocate says this for a plan
     point = ["--pretrain-tokens", "1e9", "--domain", "web", "--json"]

@@ -452,6 +452,14 @@ def compare_cmd(
             "ok" if r["gate_ok"] else "[red]failed[/red]",
         )
     console.print(table)
+    seen = [(name, r) for name, r in df.iterrows() if r.get("n_seen_run", 0) > 0]
+    for name, r in seen:
+        # "held out: largest runs" read as new runs; on a tree of branches they share trunks
+        console.print(
+            f"{escape(str(name))}: {r['n_seen_run']} of {r['n_holdout']} held-out rows are of "
+            f"trunks the fit saw, so '{percent(level)} coverage' includes their run effect; "
+            "'new-run coverage' scores every row as a new run"
+        )
     for name, r in df.iterrows():
         for w in r["warnings"]:
             console.print(f"[yellow]! {escape(f'{name}: {w}')}[/yellow]")
