@@ -374,7 +374,7 @@ def validate_runs(
         first = key[dup].iloc[0]
         same = (key == first).all(axis=1).to_numpy() & dup  # the example's rows, not every clash
         raw = df["step"][same].iloc[0] if "step" in df.columns else None
-        step = "no step" if raw is None or pd.isna(raw) else f"step {float(raw):g}"
+        step = "no step" if raw is None or pd.isna(raw) else f"step {float(raw):.15g}"
         problems.append(
             f"duplicate (run_id, eval_domain, step) rows, e.g. ({first['r']!r}, {first['e']!r}, "
             f"{step}) at {_rows(same)}"

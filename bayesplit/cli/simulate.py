@@ -216,11 +216,8 @@ def simulate_cmd(
     # a status line redraws in place on a terminal; in a log (stderr a file, nohup) it
     # printed nothing until the end, so there each round is a line
     status_line = console.is_terminal
-    with (
-        console.status(f"simulating {total} campaign(s)")
-        if status_line
-        else nullcontext() as status
-    ):
+    shown = console.status(f"simulating {total} campaign(s)") if status_line else nullcontext()
+    with shown as status:
         if json_out or not progress:
             report = None
         elif status_line:
