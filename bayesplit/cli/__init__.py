@@ -67,8 +67,8 @@ TERMINATED_EXIT = 128 + signal.SIGTERM
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM (``kill``, ``timeout``, a scheduler's pre-emption), raised where the command
-    is, so that it stops as Ctrl-C stops it: temp files removed, child processes ended.
-    Python's default for SIGTERM is to die on the spot, leaving both behind."""
+    is, so that it stops as Ctrl-C stops it: temp files removed, cleanup run. Python's
+    default for SIGTERM is to die on the spot, leaving a half-made output's temp file."""
 
 
 def _on_sigterm(signum, frame) -> None:
