@@ -10,14 +10,42 @@ import json
 import math
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bayesplit.errors import BayesplitError
+from bayesplit.errors import BayesplitError, Terminated
+
+#: Set by the command line's entry point: only there does SIGTERM during a write raise
+#: :class:`~bayesplit.errors.Terminated` (a notebook or host program keeps its own handler).
+SIGTERM_CLEANS_UP = False
+
+
+def _terminated(signum, frame) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def sigterm_cleans_up() -> Iterator[None]:
+    """While an output's temp file exists, SIGTERM raises instead of killing on the spot,
+    so the temp file is removed (a SIGTERM left it beside the output).
+
+    Only around writes: a Python handler runs between bytecodes, so one installed for the
+    whole command let a fit in JAX's compiled code ignore ``timeout`` for minutes.
+    """
+    if not SIGTERM_CLEANS_UP or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def check_file_target(path: str | Path) -> Path:
@@ -53,6 +81,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     target = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
     check_file_target(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    with sigterm_cleans_up():
+        yield from _atomic_path(path, target)
+
+
+def _atomic_path(path: str | Path, target: Path) -> Iterator[Path]:
     suffix = "".join(target.suffixes) or ".tmp"
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=suffix, dir=target.parent)
     os.close(fd)
@@ -100,6 +133,11 @@ def atomic_folder(path: Path):
     """
     target = Path(os.path.realpath(path)) if path.is_symlink() else path
     target.parent.mkdir(parents=True, exist_ok=True)
+    with sigterm_cleans_up():
+        yield from _atomic_folder(target)
+
+
+def _atomic_folder(target: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         umask = os.umask(0)

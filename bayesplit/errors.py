@@ -11,5 +11,11 @@ class BayesplitError(ValueError):
     """Bad input or a refused request; the message is one line a user can act on."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM while the command line writes an output (see ``_io.sigterm_cleans_up``):
+    raised there, so that the temp file goes as on Ctrl-C, and the command says
+    "terminated" and exits 143."""
+
+
 class DiagnosticsError(BayesplitError):
     """A decision was asked of a posterior that failed its convergence gate."""

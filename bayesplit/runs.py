@@ -186,7 +186,7 @@ def validate_runs(
     df = table.copy()
     df.columns = [str(c).strip() for c in df.columns]
     problems: list[str] = []
-    if df.empty and len(df.columns) == 0:  # an empty JSON list: five "missing column" lines
+    if len(df) == 0 and len(df.columns) == 0:  # an empty JSON list: five "missing column" lines
         raise RunTableError(["the table has no rows"], source)
 
     missing = [c for c in REQUIRED if c not in df.columns]
@@ -371,8 +371,10 @@ def validate_runs(
     key = pd.DataFrame({"r": df["run_id"], "e": df["eval_domain"], "s": step_key})
     dup = key.duplicated(keep=False).to_numpy() & df["run_id"].notna().to_numpy()
     if dup.any():
+        # a missing eval_domain is a value here, as duplicated() takes it (NaN != NaN)
+        filled = key.astype(object).where(key.notna(), "\0")
         first = key[dup].iloc[0]
-        same = (key == first).all(axis=1).to_numpy() & dup  # the example's rows, not every clash
+        same = (filled == filled[dup].iloc[0]).all(axis=1).to_numpy() & dup  # the example's
         raw = df["step"][same].iloc[0] if "step" in df.columns else None
         step = "no step" if raw is None or pd.isna(raw) else f"step {float(raw):.15g}"
         problems.append(
@@ -730,10 +732,13 @@ def _records_frame(records: list, source: str | None = None) -> pd.DataFrame:
     suggestion files and truth files refuse it, rather than parsed as CSV's text is.
     """
     problems = []
-    for col in NUMERIC:
-        quoted = np.array([isinstance(r.get(col), str) and r[col].strip() != "" for r in records])
+    # seeds excepted: 64-bit seeds are often quoted in JSON to keep every digit, and a table
+    # read from CSV (seeds kept as text, exactly) is written so
+    for col in (c for c in NUMERIC if c != "seed"):
+        values = [next((v for k, v in r.items() if str(k).strip() == col), None) for r in records]
+        quoted = np.array([isinstance(v, str) and v.strip() != "" for v in values])
         if quoted.any():
-            shown = [r[col] for r, q in zip(records, quoted, strict=True) if q][:3]
+            shown = [v for v, q in zip(values, quoted, strict=True) if q][:3]
             examples = ", ".join(repr(v if len(v) <= 40 else v[:39] + "…") for v in shown)
             problems.append(
                 f"column '{col}' holds numbers written as text ({_rows(quoted)}: {examples}); "

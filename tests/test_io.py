@@ -72,3 +72,25 @@ def test_text_is_written_as_utf8_whatever_the_locale(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert target.read_bytes().decode("utf-8") == "R-hat ≤ 1.01, Σ"
+
+
+def test_sigterm_is_caught_only_while_an_output_is_written(tmp_path, monkeypatch):
+    # installed for the whole command, a Python handler waited for JAX's compiled code:
+    # `timeout 60 bayesplit fit` stopped a fit minutes late. Only a write's window needs it.
+    import signal
+
+    from bayesplit import _io
+
+    monkeypatch.setattr(_io, "SIGTERM_CLEANS_UP", True)
+    before = signal.getsignal(signal.SIGTERM)
+    with _io.atomic_path(tmp_path / "a.txt") as tmp:
+        assert signal.getsignal(signal.SIGTERM) is _io._terminated
+        tmp.write_text("x")
+    assert signal.getsignal(signal.SIGTERM) is before
+    with _io.atomic_folder(tmp_path / "f"):
+        assert signal.getsignal(signal.SIGTERM) is _io._terminated
+    assert signal.getsignal(signal.SIGTERM) is before
+    monkeypatch.setattr(_io, "SIGTERM_CLEANS_UP", False)  # a notebook: its handler is kept
+    with _io.atomic_path(tmp_path / "b.txt") as tmp:
+        assert signal.getsignal(signal.SIGTERM) is before
+        tmp.write_text("y")

@@ -14,7 +14,14 @@ from hypothesis import strategies as st
 from support import good_table
 
 from bayesplit.errors import BayesplitError
-from bayesplit.runs import RunTableError, load_runs, modelled_rows, validate_runs, write_table
+from bayesplit.runs import (
+    RunTableError,
+    load_runs,
+    modelled_rows,
+    read_table,
+    validate_runs,
+    write_table,
+)
 
 
 def test_canonical_form_fills_optional_columns():
@@ -269,9 +276,10 @@ def test_a_json_number_written_as_text_is_refused(tmp_path, suffix):
     assert err.value.problems == [
         "column 'loss' holds numbers written as text (row 1: '3.1'); write them as JSON "
         "numbers, without quotes",
-        "column 'seed' holds numbers written as text (row 1: '7'); write them as JSON "
-        "numbers, without quotes",
-    ]
+    ]  # a quoted seed keeps every digit of a 64-bit seed: taken
+    # a table read from CSV (its seeds kept as text) and written as JSONL reads back
+    back = write_table(read_table(_csv(tmp_path, HEADER, "r1,1e8,2e9,0,,web,3.1,7")), tmp_path / "b.jsonl")  # fmt: skip
+    assert load_runs(back)["seed"].tolist() == [7]
     # as numbers (and an empty text for a missing step, as before), the table is read
     rows[0] |= {"loss": 3.1, "seed": 7, "step": ""}
     path.write_text("\n".join(json.dumps(r) for r in rows) if suffix == ".jsonl" else json.dumps(rows))  # fmt: skip
@@ -286,6 +294,18 @@ def test_an_empty_table_says_it_has_no_rows(tmp_path, name, text):
         load_runs(tmp_path / name)
     assert "no rows" in str(err.value) or "is empty" in str(err.value), err.value
     assert "missing column" not in str(err.value)
+
+
+def test_duplicates_without_an_eval_domain_are_listed_not_a_traceback(tmp_path):
+    # NaN != NaN: the example matched no row, and .iloc[0] raised an IndexError
+    path = _csv(tmp_path, "run_id,params,pretrain_tokens,eval_domain,loss,step",
+                "a,1e8,1e9,,3.0,100", "a,1e8,1e9,,3.1,100")  # fmt: skip
+    with pytest.raises(RunTableError) as err:
+        load_runs(path)
+    assert any("e.g. ('a', None, step 100) at rows 1, 2" in p for p in err.value.problems)
+    # two rows of no columns are not "no rows"
+    with pytest.raises(RunTableError, match="missing column 'run_id'"):
+        validate_runs(pd.DataFrame([{}, {}]))
 
 
 def test_a_repeated_parquet_column_is_refused_as_a_csv_one_is(tmp_path):

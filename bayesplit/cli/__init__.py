@@ -18,7 +18,7 @@ import click
 import typer
 import typer.core
 
-from bayesplit.errors import BayesplitError
+from bayesplit.errors import BayesplitError, Terminated
 
 
 def _usage_error_types() -> tuple[type[Exception], ...]:
@@ -63,16 +63,6 @@ def _reader_gone() -> None:
 
 #: Exit code of a command stopped by SIGTERM (128 + 15, as the shell reports it).
 TERMINATED_EXIT = 128 + signal.SIGTERM
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (``kill``, ``timeout``, a scheduler's pre-emption), raised where the command
-    is, so that it stops as Ctrl-C stops it: temp files removed, cleanup run. Python's
-    default for SIGTERM is to die on the spot, leaving a half-made output's temp file."""
-
-
-def _on_sigterm(signum, frame) -> None:
-    raise Terminated()
 
 
 class _Group(typer.core.TyperGroup):
@@ -219,7 +209,9 @@ _register()
 
 def main() -> None:
     """Console-script entry point."""
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    from bayesplit import _io
+
+    _io.SIGTERM_CLEANS_UP = True  # SIGTERM while writing an output: its temp file removed
     try:
         # not standalone: the root's own parse errors (an unknown option before the
         # command) reach the one-line handler too; the commands' are caught in _Group

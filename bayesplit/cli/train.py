@@ -730,7 +730,7 @@ def loop_cmd(
         if as_json:  # round 1 too: a reader gets an object, with no rounds
             import pandas as pd
 
-            from bayesplit.cli import Terminated
+            from bayesplit.errors import Terminated
 
             stop = str(exc)
             if isinstance(exc, KeyboardInterrupt):

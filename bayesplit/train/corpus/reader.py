@@ -207,7 +207,7 @@ class Corpus:
         files = [domains[d][s]["file"] for d in sorted(domains) for s in SPLITS]
         return files, labels
 
-    def computed_content_sha256(self) -> str:
+    def computed_content_sha256(self, fresh: bool = False) -> str:
         """The content hash computed from the shards, the way ``corpus build`` records it:
         :func:`content_hash` over each domain's ``DOMAIN/SPLIT.bin`` label, size and bytes
         (whatever the files are called), domains sorted. A built corpus and one written by
@@ -215,7 +215,7 @@ class Corpus:
 
         Reads every shard once (and refuses token ids at or above ``vocab_size`` on the
         way); the result is kept for the rest of the process while the shards' sizes and
-        modification times stay the same.
+        modification times stay the same (``fresh=True`` reads them again regardless).
         """
         files, labels = self._shards()
         stamps = []
@@ -223,7 +223,7 @@ class Corpus:
             st = (self.path / rel).stat()
             stamps.append((rel, st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev))
         key = (str(self.path.resolve()), tuple(labels), tuple(stamps), self.vocab_size)
-        if key not in _COMPUTED_HASHES:
+        if fresh or key not in _COMPUTED_HASHES:
             _COMPUTED_HASHES[key] = content_hash(
                 self.path, files, labels, vocab_size=self.vocab_size
             )
@@ -336,8 +336,9 @@ class Corpus:
         # hex digests in either case, as the manifest check accepts them
         if tok_hash != m["tokenizer_sha256"].lower():
             raise BayesplitError(f"{self.path}: tokenizer.json does not match its recorded hash")
-        # the kept digest: `corpus info --verify` then reports it without reading the shards again
-        if self.computed_content_sha256() != m["content_sha256"].lower():
+        # read afresh (bit rot keeps a file's size and time), and kept: `corpus info --verify`
+        # then reports it without reading the shards again
+        if self.computed_content_sha256(fresh=True) != m["content_sha256"].lower():
             raise BayesplitError(f"{self.path}: the shards do not match the recorded content hash")
 
 
