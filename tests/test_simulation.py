@@ -477,7 +477,8 @@ def test_cli_simulate_reads_a_posterior_whatever_the_case_of_its_suffix(tmp_path
 
     upper = tmp_path / "POST.NC"
     upper.write_bytes(post_path.read_bytes())
-    assert load_truth_arg(str(upper)).to_dict() == load_truth_arg(str(post_path)).to_dict()
+    # the fixture's short fit fails the gate: a truth from it needs force
+    assert load_truth_arg(str(upper), force=True).to_dict() == load_truth_arg(str(post_path), force=True).to_dict()  # fmt: skip
 
 
 def test_cli_simulate_json(tmp_path):
