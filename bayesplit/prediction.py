@@ -217,7 +217,9 @@ def thin_tails_note(level: float, n_draws: int, of: int | None = None) -> str | 
     thinned from it (one draw of many is a point, not an interval; a known truth's one
     draw is the truth).
     """
-    if n_draws < 2 and of is not None and of >= 2:
+    if n_draws < 2:  # a known truth's one draw is the truth; one draw of many is no band
+        if of is None or of < 2:
+            return None
         return (
             f"{n_draws} of the posterior's {of:,} draws: every band is a point and the "
             "expected regret is 0, not a measure of uncertainty; use more draws"
@@ -225,9 +227,7 @@ def thin_tails_note(level: float, n_draws: int, of: int | None = None) -> str | 
     beyond = (1 - level) / 2 * n_draws
     # within rounding: 1 - 0.9 is 0.09999999999999998, and 200 draws said "only 10 ... (fewer
     # than 10)"
-    if (
-        beyond >= TAIL_DRAWS * (1 - 1e-9) or n_draws < 2
-    ):  # one draw (a known truth) is a point, no band
+    if beyond >= TAIL_DRAWS * (1 - 1e-9):
         return None
     return (
         f"at level {level:g} only {beyond:.2g} of the {n_draws:,} draws are expected beyond "

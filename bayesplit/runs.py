@@ -574,12 +574,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
             import pyarrow.parquet as pq
 
             # as CSV says it; pyarrow's own message was "Multiple matches for FieldRef..."
-            columns = pq.read_schema(p).names
-            repeated = sorted({c for c in columns if columns.count(c) > 1})
-            if repeated:
-                raise BayesplitError(
-                    f"{p}: repeated column name(s) {', '.join(map(repr, repeated))}"
-                )
+            _refuse_repeated_columns(p, pq.read_schema(p).names)
             return _index_as_columns(pd.read_parquet(p))
         if name.endswith((".jsonl", ".ndjson")):
             return _records_frame(_read_jsonl(p), str(p))
@@ -666,12 +661,8 @@ def _check_csv_shape(p: Path, sep: str) -> list[str]:
                     f"{p}: the header is one column ({_clip(header[0])}); the file seems to be "
                     f"separated by {name}: .csv files are read with commas, .tsv with tabs"
                 )
-        seen: set[str] = set()
         # (unnamed columns, as spreadsheets leave them, are not a repeated name)
-        named = [c.strip() for c in header if c.strip()]
-        repeated = sorted({c for c in named if c in seen or seen.add(c)})
-        if repeated:
-            raise BayesplitError(f"{p}: repeated column name(s) {', '.join(map(repr, repeated))}")
+        _refuse_repeated_columns(p, [c.strip() for c in header if c.strip()])
         short, long = [], []
         for row in reader:
             if len(row) < len(header) and any(v.strip() for v in row):
@@ -721,6 +712,13 @@ def _read_jsonl(p: Path) -> list[dict]:
                 raise BayesplitError(f"{p}: line {number} is not a JSON object")
             records.append(row)
     return records
+
+
+def _refuse_repeated_columns(p: Path, names: list[str]) -> None:
+    """Refuse a table whose header names a column twice, in one message for every format."""
+    repeated = sorted({c for c in names if names.count(c) > 1})
+    if repeated:
+        raise BayesplitError(f"{p}: repeated column name(s) {', '.join(map(repr, repeated))}")
 
 
 def _records_frame(records: list, source: str | None = None) -> pd.DataFrame:
