@@ -50,12 +50,36 @@ def _mpl():
     )
 
 
+#: The columns of a frontier table that the figures read.
+_FRONTIER_COLUMNS = ("budget", "params", "pretrain_tokens", "spec_tokens")
+
+
 def _check_rows(table, what: str) -> None:
-    # an empty table failed in numpy ("zero-size array to reduction operation")
-    if not hasattr(table, "columns") or "budget" not in table.columns:
-        raise BayesplitError(f"{what} must be a DataFrame from bayesplit.frontier")
+    # an empty table failed in numpy ("zero-size array to reduction operation"), one
+    # without its plans' columns with a KeyError
+    if not hasattr(table, "columns") or not set(_FRONTIER_COLUMNS) <= set(table.columns):
+        raise BayesplitError(
+            f"{what} must be a DataFrame from bayesplit.frontier (columns "
+            f"{', '.join(_FRONTIER_COLUMNS)})"
+        )
     if len(table) == 0:
         raise BayesplitError(f"{what} is empty: plan at least one budget")
+
+
+def _check_alloc(alloc) -> None:
+    """Refuse what is not an :class:`~bayesplit.plan.Allocation`: a posterior passed here
+    failed with "'Posterior' object has no attribute 'split_curve'"."""
+    from bayesplit.plan import Allocation
+
+    if not isinstance(alloc, Allocation):
+        hint = (
+            "; plan first: alloc = bayesplit.allocate(post, budget=...)"
+            if hasattr(alloc, "law")
+            else ""
+        )
+        raise BayesplitError(
+            f"alloc must be an Allocation (bayesplit.allocate), not {type(alloc).__name__}{hint}"
+        )
 
 
 def _frontier_domains(posterior, table) -> list[str]:
@@ -127,6 +151,7 @@ def _decision_curve(ax, alloc, x, objective, plan_x, plan_label, optima, near) -
 def plot_split_curve(alloc, ax=None, points: int = 25):
     """Objective vs share of compute on pretraining, at the plan's N, with its credible band
     and the spread of the per-draw optima (both at the allocation's level)."""
+    _check_alloc(alloc)
     fig, ax = _ax(ax)
     curve = alloc.split_curve(points)
     _decision_curve(
@@ -147,6 +172,7 @@ def plot_split_curve(alloc, ax=None, points: int = 25):
 def plot_size_curve(alloc, ax=None, points: int = 41):
     """Objective vs model size N at the plan's split and budget (an isoFLOP curve), with its
     credible band, the spread of the per-draw optimal N and the near-optimal sizes."""
+    _check_alloc(alloc)
     fig, ax = _ax(ax)
     curve = alloc.size_curve(points)
     _decision_curve(
@@ -169,6 +195,7 @@ def plot_size_curve(alloc, ax=None, points: int = 41):
 
 def plot_domain_losses(alloc, ax=None):
     """Loss per domain at the plan and at each alternative (median and credible interval)."""
+    _check_alloc(alloc)
     fig, ax = _ax(ax, figsize=(7.2, 4.2))
     names = ["plan", *map(str, alloc.alternatives["alternative"].values)]
     width = 0.8 / len(names)
@@ -212,6 +239,7 @@ def plot_optimum(alloc, ax=None, points: int = 41):
     """Per-draw optimum: model size vs pretraining share, with the chosen plan and the
     joint near-optimal region (the plans within the allocation's tolerance of the best
     risk objective when N and the split both move; :meth:`Allocation.landscape`)."""
+    _check_alloc(alloc)
     fig, ax = _ax(ax)
     d = alloc.draws
     land = alloc.landscape(points)
@@ -288,6 +316,7 @@ def plot_optimum(alloc, ax=None, points: int = 41):
 
 def plot_alternatives(alloc, ax=None):
     """Distribution of the objective for the plan and every alternative."""
+    _check_alloc(alloc)
     fig, ax = _ax(ax, figsize=(7.2, 4.2))
     names = ["plan", *map(str, alloc.alternatives["alternative"].values)]
     data = [alloc.draws["objective"].values] + [
@@ -395,6 +424,10 @@ def plot_campaigns(
     credible interval of the target objective covered the truth, per round, with the
     ``coverage_target`` band. ``axes``: two axes to draw into (default: a new figure).
     """
+    from bayesplit.simulation import PLOTTED_COLUMNS, check_history, check_threshold
+
+    check_history(history, PLOTTED_COLUMNS)
+    threshold = check_threshold(threshold)
     plt = _mpl()
     if axes is None:
         fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
@@ -441,6 +474,9 @@ def plot_fit(posterior, domains=None, max_draws: int = 800, level: float = 0.9):
     For each general model size the law is drawn along the D range of the data
     (specialist rows are shown as open markers at their total compute).
     """
+    from bayesplit.posterior import check_posterior
+
+    check_posterior(posterior)
     level = check_level(level)
     plt = _mpl()
     runs = posterior.runs
@@ -511,6 +547,9 @@ def plot_fit(posterior, domains=None, max_draws: int = 800, level: float = 0.9):
 
 def plot_fans(posterior, frontier_table, level: float = 0.9, max_draws: int = 1000):
     """Extrapolation fans: each domain's loss at the optimal plan, from the data to the target budget."""
+    from bayesplit.posterior import check_posterior
+
+    check_posterior(posterior)
     level = check_level(level)
     _check_rows(frontier_table, "frontier table")
     domains = _frontier_domains(posterior, frontier_table)
@@ -611,6 +650,12 @@ def save_figure(fig, path, dpi: int = 120):
     from bayesplit._io import atomic_path
 
     path = check_path(path)
+    if not hasattr(fig, "savefig"):  # an AttributeError from inside the atomic write
+        hint = "; pass its .figure" if hasattr(fig, "figure") else ""
+        raise BayesplitError(
+            "fig must be a matplotlib Figure (what the plot functions return), not "
+            f"{type(fig).__name__}{hint}"
+        )
     plt = _mpl()
     # a name without an extension gets matplotlib's default format, as savefig gives it:
     # left to the temporary file's ".tmp", it failed with "Format 'tmp' is not supported"

@@ -331,6 +331,7 @@ def run_campaign(
     """
     from bayesplit.allocation import allocate
 
+    check_campaign(truth, config)  # the seed design ran over the experiment budget
     if policy not in POLICIES:
         raise BayesplitError(f"unknown policy {policy!r}; choose from {', '.join(POLICIES)}")
     seed = check_seed(seed)
@@ -465,6 +466,28 @@ def make_refitter(truth: GroundTruth, config: CampaignConfig):
 MAX_SEEDS = 10_000
 
 
+def check_campaign(truth: GroundTruth, config: CampaignConfig) -> None:
+    """Refuse a campaign that cannot run, before its first fit: not a truth or a config
+    ("'NoneType' object has no attribute 'domains'"), a seed design over the experiment
+    budget, or a target budget below the seed design's smallest run."""
+    from bayesplit.allocation import check_budget_buys_a_run
+    from bayesplit.compute import ComputeModel
+
+    if not isinstance(truth, GroundTruth):
+        raise BayesplitError(
+            "truth must be a bayesplit.truth.GroundTruth (example_truth, truth_from_posterior, "
+            f"truth_from_prior), got {_shown(truth)}"
+        )
+    if not isinstance(config, CampaignConfig):
+        raise BayesplitError(f"config must be a CampaignConfig, got {_shown(config)}")
+    check_seed_design_fits(config)
+    # the first fit is of the seed design alone: a budget below its smallest run failed
+    # in the first round's allocate, after that fit
+    check_budget_buys_a_run(
+        config.budget, config.seed_design, len(truth.domains), ComputeModel(config.trunk)
+    )
+
+
 def check_seed_design_fits(config: CampaignConfig) -> None:
     """Refuse an experiment budget the seed design alone overspends: every campaign would
     start above it, so no policy could choose a run and the budget would not hold."""
@@ -515,13 +538,7 @@ def simulate(
 
     The sampler is compiled once and reused by every campaign.
     """
-    if not isinstance(truth, GroundTruth):  # "'NoneType' object has no attribute 'domains'"
-        raise BayesplitError(
-            "truth must be a bayesplit.truth.GroundTruth (example_truth, truth_from_posterior, "
-            f"truth_from_prior), got {_shown(truth)}"
-        )
-    if not isinstance(config, CampaignConfig):
-        raise BayesplitError(f"config must be a CampaignConfig, got {_shown(config)}")
+    check_campaign(truth, config)
     policies = [policies] if isinstance(policies, str) else list(policies)  # not its letters
     if not policies:
         raise BayesplitError(f"give at least one policy ({', '.join(POLICIES)})")
@@ -545,15 +562,6 @@ def simulate(
     twice = sorted(s for s, c in counted.items() if c > 1)
     if twice:  # the same campaigns twice, counted as two seeds
         raise BayesplitError(f"seed {', '.join(map(str, twice))} given twice")
-    from bayesplit.allocation import check_budget_buys_a_run
-    from bayesplit.compute import ComputeModel
-
-    check_seed_design_fits(config)
-    # the first fit is of the seed design alone: a budget below its smallest run failed
-    # in the first round's allocate, after that fit
-    check_budget_buys_a_run(
-        config.budget, config.seed_design, len(truth.domains), ComputeModel(config.trunk)
-    )
     progress = progress_messages(progress)
     refitter = make_refitter(truth, config)
     out = []
@@ -563,9 +571,41 @@ def simulate(
     return pd.concat(out, ignore_index=True)
 
 
+#: The columns of a campaign history that :func:`summarize` reads.
+SUMMARIZED_COLUMNS = ("policy", "seed", "round", "regret", "spent_flops", "pred_error", "covered")
+#: ... and that :func:`bayesplit.plots.plot_campaigns` draws.
+PLOTTED_COLUMNS = ("policy", "round", "regret", "spent_flops", "covered")
+
+
+def check_history(history, columns: Sequence[str]) -> None:
+    """Refuse, in words, what is not a campaign history (:func:`simulate`'s table) with
+    ``columns``: a wrong table failed with a KeyError such as 'policy'."""
+    if not isinstance(history, pd.DataFrame):
+        raise BayesplitError(
+            f"history must be the DataFrame simulate() returns, got {_shown(history)}"
+        )
+    missing = [c for c in columns if c not in history.columns]
+    if missing:
+        raise BayesplitError(
+            "history must be the DataFrame simulate() returns; it lacks column(s) "
+            + ", ".join(missing)
+        )
+    if len(history) == 0:
+        raise BayesplitError("history is empty: it holds no round of any campaign")
+
+
+def check_threshold(threshold) -> float:
+    """A regret threshold: a number >= 0 (a share: 0.01 is 1%)."""
+    if not (is_number(threshold) and 0 <= threshold < math.inf):
+        raise BayesplitError(f"threshold must be a regret >= 0, got {_shown(threshold)}")
+    return float(threshold)
+
+
 def summarize(history: pd.DataFrame, threshold: float = 0.01) -> pd.DataFrame:
     """Per policy: median compute to reach ``threshold`` regret, final regret, coverage,
     and the share of the campaign's fits that passed the diagnostics gate."""
+    check_history(history, SUMMARIZED_COLUMNS)
+    check_threshold(threshold)
     rows = []
     for policy, g in history.groupby("policy", sort=False):
         reach = np.array([compute_to_reach(h, threshold) for _, h in g.groupby("seed")])
@@ -601,7 +641,7 @@ def _median_ratio(a: np.ndarray, b: np.ndarray) -> float:
 
 
 #: The columns of a campaign history that :func:`compare_policies` reads.
-_HISTORY_COLUMNS = frozenset({"policy", "seed", "round", "regret", "spent_flops"})
+_COMPARED_COLUMNS = ("policy", "seed", "round", "regret", "spent_flops")
 
 
 def compare_policies(
@@ -625,15 +665,10 @@ def compare_policies(
     count half).
     """
     # each was a TypeError or KeyError from pandas or numpy, or (n_boot=0) a NaN interval
-    if not isinstance(history, pd.DataFrame) or not set(history.columns) >= _HISTORY_COLUMNS:
-        raise BayesplitError(
-            "history must be the DataFrame simulate() returns (columns "
-            f"{', '.join(sorted(_HISTORY_COLUMNS))}), got {_shown(history)}"
-        )
+    check_history(history, _COMPARED_COLUMNS)
     if not isinstance(baseline, str):
         raise BayesplitError(f"baseline must be a policy name, got {_shown(baseline)}")
-    if not (is_number(threshold) and 0 <= threshold < math.inf):
-        raise BayesplitError(f"threshold must be a regret >= 0, got {_shown(threshold)}")
+    check_threshold(threshold)
     level = check_level(level)
     n_boot = check_max_draws(n_boot, "n_boot", none_ok=False)
     seed = check_seed(seed)

@@ -270,10 +270,57 @@ def test_a_credible_level_outside_0_1_is_refused_everywhere(post, runs, level):
         lambda: bayesplit.suggest(post, budget=1e20, n=1, max_draws=20, level=level),
     ]
     if level is not None:  # plot_frontier's None is the level its table was computed at
-        calls.append(lambda: plots.plot_frontier(pd.DataFrame({"budget": [1e20]}), level=level))
+        table = pd.DataFrame(
+            {"budget": [1e20], "params": [1e9], "pretrain_tokens": [1e10], "spec_tokens": [{}]}
+        )
+        calls.append(lambda: plots.plot_frontier(table, level=level))
     for call in calls:
         with pytest.raises(BayesplitError, match=f"level must be in \\(0, 1\\), got {shown}"):
             call()
+
+
+def test_figures_and_reports_refuse_the_wrong_object_in_words(post, tmp_path):
+    """Each was an AttributeError from inside ("'str' object has no attribute 'runs'",
+    "'Posterior' object has no attribute 'split_curve'", "... no attribute 'savefig'") or
+    a KeyError 'spec_tokens'."""
+    from bayesplit import plots
+    from bayesplit.reporting import write_report
+
+    alloc = bayesplit.allocate(post, budget=1e20, max_draws=20)
+    posterior = "posterior must be a fitted Posterior .* got 'p.nc' \\(str\\); read a saved one"
+    frontier = bayesplit.frontier(post, [1e20], max_draws=20)
+    for call, message in (
+        (lambda: plots.plot_fit("p.nc"), posterior),
+        (lambda: plots.plot_fans("p.nc", frontier), posterior),
+        (lambda: write_report("p.nc", tmp_path / "r.html", budget=1e20), posterior),
+        (
+            lambda: plots.plot_fans(post, frontier[["budget"]]),
+            "frontier table must be a DataFrame from bayesplit.frontier \\(columns budget, params",
+        ),
+        (
+            lambda: plots.save_figure("fig", tmp_path / "f.png"),
+            "fig must be a matplotlib Figure .*, not str$",
+        ),
+        (
+            lambda: plots.save_figure(alloc.plot_split_curve().axes[0], tmp_path / "f.png"),
+            "not Axes; pass its .figure",
+        ),
+    ) + tuple(
+        (
+            lambda name=name: getattr(plots, name)(post),
+            "alloc must be an Allocation .*not Posterior; plan first: alloc = bayesplit.allocate",
+        )
+        for name in (
+            "plot_split_curve",
+            "plot_size_curve",
+            "plot_domain_losses",
+            "plot_optimum",
+            "plot_alternatives",
+        )
+    ):
+        with pytest.raises(BayesplitError, match=message):
+            call()
+    assert not list(tmp_path.iterdir())  # nothing half-written
 
 
 @pytest.mark.parametrize("bad", [None, 5, b"post.nc", ["post.nc"], ""])
@@ -297,7 +344,7 @@ def test_a_path_that_is_no_path_is_refused_naming_it(post, runs, bad):
         ("path", lambda: write_table(runs, bad)),
         ("path", lambda: load_truth(bad)),
         ("path", lambda: save_figure(None, bad)),
-        ("out", lambda: write_report(post, bad)),
+        ("out", lambda: write_report(post, bad, budget=1e20)),
     ):
         with pytest.raises(BayesplitError, match=f"^{what} {message}"):
             call()

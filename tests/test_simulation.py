@@ -26,6 +26,7 @@ from bayesplit.simulation import (
     design_cost,
     grid_order,
     pick,
+    run_campaign,
     simulate,
     summarize,
     take_batch,
@@ -329,13 +330,57 @@ def test_a_target_budget_below_the_seed_design_is_refused_before_any_fit(monkeyp
         simulate(truth, low, policies=["grid"])
 
 
-def test_an_experiment_budget_below_the_seed_design_is_refused():
-    # every campaign would start over budget (it spent 3x a budget of 1e17 before)
+def test_an_experiment_budget_below_the_seed_design_is_refused(monkeypatch):
+    # every campaign would start over budget (it spent 3x a budget of 1e17 before);
+    # run_campaign, one campaign of simulate, ran it and reported the overspend as spent
+    import bayesplit.simulation as sim
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("a campaign was started")
+
+    monkeypatch.setattr(sim, "make_refitter", no_fit)
     truth, cfg = _config()
     seed_cost = design_cost(cfg.seed_design, TrunkState(), cfg.cost_model)
     small = dataclasses.replace(cfg, experiment_budget=0.5 * seed_cost)
     with pytest.raises(BayesplitError, match="the seed design costs .* more than the experiment"):
         simulate(truth, small, policies=["grid"])
+    with pytest.raises(BayesplitError, match="the seed design costs .* more than the experiment"):
+        run_campaign(truth, "grid", small)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        # each was an AttributeError ("'str' object has no attribute 'domains'") or a
+        # TypeError from deep inside the campaign
+        (lambda truth, cfg: ("x.yaml", "grid", cfg), "truth must be a bayesplit.truth.GroundTruth"),
+        (lambda truth, cfg: (truth, "grid", {"budget": 1e20}), "config must be a CampaignConfig"),
+    ],
+)
+def test_run_campaign_refuses_what_is_not_a_truth_or_a_config(args, message):
+    truth, cfg = _config()
+    with pytest.raises(BayesplitError, match=message):
+        run_campaign(*args(truth, cfg))
+
+
+@pytest.mark.parametrize(
+    ("history", "message"),
+    [
+        # a KeyError 'policy', or (empty) a figure that failed in numpy
+        (pd.DataFrame({"a": [1]}), "it lacks column\\(s\\) policy, (seed, )?round"),
+        ("history.csv", "history must be the DataFrame simulate\\(\\) returns, got 'history.csv'"),
+        (_history({"grid": [1.0]}).iloc[:0], "history is empty"),
+    ],
+)
+def test_summaries_and_the_campaign_figure_refuse_what_is_not_a_history(history, message):
+    from bayesplit.plots import plot_campaigns
+
+    with pytest.raises(BayesplitError, match=message):
+        summarize(history)
+    with pytest.raises(BayesplitError, match=message):
+        plot_campaigns(history)
+    with pytest.raises(BayesplitError, match="threshold must be a regret >= 0, got -1"):
+        summarize(_history({"grid": [1.0]}), threshold=-1)
 
 
 @pytest.fixture(scope="module")

@@ -42,12 +42,17 @@ TRUTHS = "debian,debian@1e15,gadre,saturating_reducible"
 
 def ladder_config(name: str):
     """The truth's campaign config with its seed design replaced by the whole ladder."""
+    from bayesplit.design import TrunkState
+    from bayesplit.simulation import design_cost
     from bayesplit.truth import factorial_design
 
     truth = de.make_truth(name)
     base = de.make_config(name, truth)
     ladder = factorial_design(base.params, base.pretrain_tokens, base.spec_tokens, truth.domains)
-    return truth, base, dataclasses.replace(base, seed_design=ladder, max_rounds=0)
+    # the ladder is round 0 alone; a campaign's seed design may not overspend its budget
+    cost = max(base.experiment_budget, design_cost(ladder, TrunkState(), base.cost_model))
+    ladder_only = dict(seed_design=ladder, max_rounds=0, experiment_budget=cost)
+    return truth, base, dataclasses.replace(base, **ladder_only)
 
 
 _CACHE: dict = {}
