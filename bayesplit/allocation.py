@@ -613,12 +613,9 @@ def allocate(
             f"independent trunks: no model for {', '.join(unserved)} (weight 0); the "
             "budget trains one model per domain of positive weight"
         )
-    if not posterior.diagnostics.ok:  # forced: say so wherever these numbers are shown
-        notes.append(
-            f"{GATE_NOTE} ("
-            + "; ".join(posterior.diagnostics.failures)
-            + "): these numbers were forced"
-        )
+    forced = gate_note(posterior)
+    if forced is not None:  # say so wherever these numbers are shown
+        notes.append(forced)
     if ladder is not None:
         sizes = ladder
         # a size the budget cannot train on d_min tokens would be clipped to another N
@@ -1003,6 +1000,14 @@ def _size_alternatives(prob: Problem, plan: Plan, params, ladder) -> dict[str, P
 
 #: How a forced plan's note begins (the report, which says so in a banner, leaves it out).
 GATE_NOTE = "the posterior failed its diagnostics gate"
+
+
+def gate_note(posterior, what: str = "these numbers") -> str | None:
+    """The note every result of a forced posterior carries (None when it passed its gate)."""
+    if posterior.diagnostics.ok:
+        return None
+    return f"{GATE_NOTE} ({'; '.join(posterior.diagnostics.failures)}): {what} were forced"
+
 
 #: A plan coordinate more than this factor beyond the fitted runs gets a note.
 EXTRAPOLATION_FACTOR = 2.0

@@ -968,7 +968,9 @@ def suggest(
             f"no candidate fits under --max-run-flops {max_run_flops:.3g}: the cheapest not "
             f"yet run costs {cheapest:.3g} FLOPs; raise the cap or {smaller}"
         )
-    notes = []
+    from bayesplit.allocation import gate_note
+
+    notes = [] if gate_note(posterior) is None else [gate_note(posterior)]  # --force: say so
     if elsewhere:
         notes.append(
             f"the runs already done have rows on domains the posterior does not model "

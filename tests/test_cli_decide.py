@@ -201,6 +201,28 @@ def test_allocate_refuses_failed_posterior_without_force(tmp_path):
     )
 
 
+def test_forced_results_of_a_failed_posterior_say_so(tmp_path, capsys):
+    """allocate and frontier said "these numbers were forced"; suggest --force and
+    simulate --truth POST.nc --force said nothing of the failed gate."""
+    from bayesplit.cli.simulate import load_truth_arg
+    from bayesplit.fitting import fit
+
+    path = fit(two_run_table(), "chinchilla", chains=2, draws=30, warmup=30, progress=False).save(
+        tmp_path / "bad.nc"
+    )
+    args = ["suggest", str(path), "--budget", "1e19", "-n", "1", "--max-draws", "40", "--force"]
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "! the posterior failed its diagnostics gate (" in said
+    assert "these numbers were forced" in said
+    capsys.readouterr()
+    load_truth_arg(str(path), force=True)
+    said = " ".join(capsys.readouterr().err.split())
+    assert f"! --truth {path}: the posterior failed its diagnostics gate (" in said
+    assert "its medians, the truth here, were forced" in said
+
+
 def test_allocate_a_law_without_d_prime_compares_sizes_or_says_there_is_nothing(tmp_path):
     from bayesplit.truth import example_truth
 
