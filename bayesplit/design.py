@@ -970,7 +970,8 @@ def suggest(
         )
     from bayesplit.allocation import gate_note
 
-    notes = [] if gate_note(posterior) is None else [gate_note(posterior)]  # --force: say so
+    forced = gate_note(posterior)  # --force: say so, as allocate does
+    notes = [] if forced is None else [forced]
     if elsewhere:
         notes.append(
             f"the runs already done have rows on domains the posterior does not model "
