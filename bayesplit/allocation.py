@@ -524,7 +524,7 @@ def allocate(
     check_tolerance(tolerance)
     kind, alpha = parse_risk(risk)
     if params is not None and ladder is not None:
-        raise BayesplitError("give --params or --ladder, not both")
+        raise BayesplitError("give --params or --ladder (in Python: params= or ladder=), not both")
     if params is not None and not (is_number(params) and 0 < params < math.inf):
         # "1e8" was a TypeError from a comparison, and True was read as N = 1
         raise BayesplitError(f"params must be a finite number > 0, got {params!r}")
@@ -1395,20 +1395,25 @@ MAX_BUDGETS = 100
 
 def parse_budgets(text: str) -> np.ndarray:
     """``"1e18:1e22:9"`` → 9 log-spaced budgets; ``"1e19,1e20"`` (or ``"10T,1e14"``) → those."""
-    usage = f"--budgets wants LO:HI:COUNT or a comma list of positive FLOPs, got {text!r}"
+    usage = (
+        "--budgets (in Python: budgets=) wants LO:HI:COUNT or a comma list of positive FLOPs, "
+        f"got {text!r}"
+    )
     try:
         if ":" in text:
             lo, hi, num = text.split(":")
             count = int(num)
             if not 1 <= count <= MAX_BUDGETS:
-                raise BayesplitError(f"--budgets COUNT must be 1-{MAX_BUDGETS}, got {num!r}")
+                raise BayesplitError(
+                    f"--budgets (in Python: budgets=) COUNT must be 1-{MAX_BUDGETS}, got {num!r}"
+                )
             ends = [parse_count(lo), parse_count(hi)]
             if not all(0 < v < math.inf for v in ends):  # before geomspace warns about them
                 raise BayesplitError(usage)
             if count == 1 and ends[0] != ends[1]:  # geomspace would keep LO and drop HI
                 raise BayesplitError(
-                    f"--budgets {text!r}: COUNT 1 cannot run from LO to HI; give COUNT >= 2, "
-                    "or one budget"
+                    f"--budgets (in Python: budgets=) {text!r}: COUNT 1 cannot run from LO to "
+                    "HI; give COUNT >= 2, or one budget"
                 )
             values = np.geomspace(*ends, count)
         else:

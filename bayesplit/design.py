@@ -480,7 +480,7 @@ def greedy_batch(
     and ranking by value per FLOP would then just list runs by cost.
     """
     if n < 1:
-        raise BayesplitError(f"-n must be >= 1, got {n}")
+        raise BayesplitError(f"-n (in Python: n=) must be >= 1, got {n}")
     trunks = trunks.copy()
     blocked = np.zeros(len(candidates), dtype=bool) if exclude is None else exclude.copy()
     sd_before = ensemble.uncertainty()
@@ -664,7 +664,8 @@ def decision_quantity(
     """Q per draw, and a label: the objective at the recommended plan, the optimal split, or a point's loss."""
     if objective not in OBJECTIVES:
         raise BayesplitError(
-            f"--objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}"
+            f"--objective (in Python: objective=) must be one of {', '.join(OBJECTIVES)}, "
+            f"got {objective!r}"
         )
     if objective == "point":
         point = _check_point(point)
@@ -677,7 +678,9 @@ def decision_quantity(
             f"loss on {point['domain']} at N={point['params']:.3g}, D={point['pretrain_tokens']:.3g}, D'={point.get('spec_tokens', 0.0):.3g}",
         )
     if budget is None:
-        raise BayesplitError(f"--objective {objective} needs --budget (the target compute)")
+        raise BayesplitError(
+            f"--objective {objective} needs --budget, the target compute (in Python: budget=)"
+        )
     from bayesplit.allocation import allocate
 
     kwargs = {k: v for k, v in (allocate_kwargs or {}).items() if v is not None}
@@ -730,7 +733,8 @@ def _check_point(point) -> dict:
     spec_tokens, each checked as predict checks them."""
     if not isinstance(point, dict) or not point:
         raise BayesplitError(
-            "--objective point needs a target point (params, pretrain_tokens, spec_tokens, domain)"
+            "--objective point needs --point (in Python: point=), a target point (params, "
+            "pretrain_tokens, spec_tokens, domain)"
         )
     missing = [k for k in ("params", "pretrain_tokens", "domain") if k not in point]
     if missing:
@@ -847,7 +851,7 @@ def suggest(
     if isinstance(n, bool) or not isinstance(n, numbers.Integral):
         raise BayesplitError(f"n must be a whole number of runs >= 1, got {n!r}")
     if n < 1:  # before the allocation, which takes seconds
-        raise BayesplitError(f"-n must be >= 1, got {n}")
+        raise BayesplitError(f"-n (in Python: n=) must be >= 1, got {n}")
     if max_run_flops is not None and not (is_number(max_run_flops) and max_run_flops > 0):
         raise BayesplitError(
             f"max_run_flops must be a positive number of FLOPs, got {max_run_flops!r}"
@@ -952,7 +956,8 @@ def suggest(
     if not picks and measured.all():
         raise BayesplitError(
             f"all {len(candidates):,} candidates have been run already; give other sizes or "
-            "token counts to choose from (a --ladder, or params / pretrain_tokens / spec_tokens)"
+            "token counts to choose from (--ladder; in Python: ladder=, or params= / "
+            "pretrain_tokens= / spec_tokens=)"
         )
     if not picks:
         cheapest = float(candidate_costs(candidates, trunks, cost_model)[~measured].min())
@@ -961,12 +966,13 @@ def suggest(
             if from_table
             else "add smaller sizes to the ladder"
             if ladder is not None and params is None
-            else "give smaller sizes or token counts (a --ladder, or params / pretrain_tokens "
-            "/ spec_tokens)"
+            else "give smaller sizes or token counts (--ladder; in Python: ladder=, or "
+            "params= / pretrain_tokens= / spec_tokens=)"
         )
         raise NoCandidateFits(
-            f"no candidate fits under --max-run-flops {max_run_flops:.3g}: the cheapest not "
-            f"yet run costs {cheapest:.3g} FLOPs; raise the cap or {smaller}"
+            f"no candidate fits under --max-run-flops {max_run_flops:.3g} (in Python: "
+            f"max_run_flops=): the cheapest not yet run costs {cheapest:.3g} FLOPs; raise the "
+            f"cap or {smaller}"
         )
     from bayesplit.allocation import gate_note
 

@@ -74,7 +74,8 @@ def select_device(device: str, n_obs: int, chains: int) -> str:
     if device == "gpu":
         if not has_gpu:
             raise BayesplitError(
-                "--device gpu asked for, but JAX sees no GPU (install jax[cuda12] on a GPU machine)"
+                '--device gpu (in Python: device="gpu") asked for, but JAX sees no GPU '
+                "(install jax[cuda12] on a GPU machine)"
             )
         return "gpu"
     return "gpu" if has_gpu and n_obs * chains >= GPU_MIN_WORK else "cpu"
@@ -128,7 +129,10 @@ def check_fit_options(
         raise BayesplitError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
     if device in ("gpu", "cuda"):
         if backend != "numpyro":
-            raise BayesplitError("the PyMC backend runs on CPU; use --backend numpyro for a GPU")
+            raise BayesplitError(
+                "the PyMC backend runs on CPU; use --backend numpyro (in Python: "
+                'backend="numpyro") for a GPU'
+            )
         select_device(device, 0, chains)  # refuses when JAX sees no GPU
 
 
@@ -258,7 +262,10 @@ def fit(
         )
     else:
         if device == "gpu":
-            raise BayesplitError("the PyMC backend runs on CPU; use --backend numpyro for a GPU")
+            raise BayesplitError(
+                "the PyMC backend runs on CPU; use --backend numpyro (in Python: "
+                'backend="numpyro") for a GPU'
+            )
         from bayesplit.model_pymc import sample_pymc
 
         chosen = "cpu"

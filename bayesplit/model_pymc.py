@@ -118,7 +118,8 @@ def sample_pymc(
             import nutpie
         except ImportError:
             raise BayesplitError(
-                "--backend nutpie needs nutpie: pip install 'bayesplit[pymc]'"
+                '--backend nutpie (in Python: backend="nutpie") needs nutpie: '
+                "pip install 'bayesplit[pymc]'"
             ) from None
         with _pymc_log_level(logging.WARNING):
             compiled = nutpie.compile_pymc_model(model)

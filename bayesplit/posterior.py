@@ -609,7 +609,7 @@ def _check_file(path: Path, idata, meta: Any) -> Law:
         law = get_law(meta["law"])
     except BayesplitError:
         raise BayesplitError(
-            f"{path} was fitted with law {meta['law']!r}, which is not registered here; import the module that defines it (--law-module)"
+            f"{path} was fitted with law {meta['law']!r}, which is not registered here; import the module that defines it (on the command line: --law-module)"
         ) from None
     unknown = sorted(set(meta["per_domain"]) - set(law.param_names))
     if unknown:

@@ -686,7 +686,7 @@ def write_report(posterior, out: str | Path, *, budget: float, **kwargs) -> Path
     if suffix == ".md" and folder.exists() and not folder.is_dir():
         raise BayesplitError(
             f"{folder} is a file; the Markdown report writes its figures into a folder "
-            "of that name: move the file or choose another --out"
+            "of that name: move the file or choose another --out (in Python: out=)"
         )
     if suffix == ".md" and folder.is_dir() and not (folder / REPORT_MARK).exists():
         # the folder is replaced as a whole: a notebook's or pandoc's files there went too
@@ -696,7 +696,7 @@ def write_report(posterior, out: str | Path, *, budget: float, **kwargs) -> Path
             raise BayesplitError(
                 f"{folder} holds files a report did not write ({', '.join(foreign[:3])}{more}); "
                 "the Markdown report replaces that folder as a whole: move them or choose "
-                "another --out"
+                "another --out (in Python: out=)"
             )
     rep = build_report(posterior, budget=budget, **kwargs)
     sections = _sections(posterior, rep)

@@ -61,7 +61,10 @@ POLICIES = ("active", "active-decision", "grid", "random", "cost-random", "uncer
 def check_stop_regret(value: float | None) -> None:
     """``--stop-regret`` is a share of the optimum's objective, strictly between 0 and 1."""
     if value is not None and not 0 < value < 1:
-        raise BayesplitError(f"--stop-regret must be between 0 and 1 (e.g. 0.01), got {value}")
+        raise BayesplitError(
+            f"--stop-regret (in Python: stop_regret=) must be between 0 and 1 (e.g. 0.01), "
+            f"got {value}"
+        )
 
 
 @dataclass
@@ -495,7 +498,8 @@ def check_seed_design_fits(config: CampaignConfig) -> None:
     if cost > config.experiment_budget:
         raise BayesplitError(
             f"the seed design costs {cost:.3g} FLOPs, more than the experiment budget "
-            f"{config.experiment_budget:.3g}; raise it or give smaller --params/--pretrain-tokens"
+            f"{config.experiment_budget:.3g}; raise it or give smaller --params/--pretrain-tokens "
+            "(in Python: a cheaper seed_design)"
         )
 
 

@@ -3,6 +3,7 @@ with a BayesplitError that says why (not a TypeError from deep inside numpy or J
 
 from __future__ import annotations
 
+import importlib.util
 import re
 
 import numpy as np
@@ -11,7 +12,9 @@ import pytest
 
 import bayesplit
 from bayesplit.errors import BayesplitError
+from bayesplit.laws import import_law_module
 from bayesplit.model import Reference
+from bayesplit.simulation import check_stop_regret
 from bayesplit.truth import example_truth
 
 
@@ -158,6 +161,56 @@ def test_load_runs_takes_bundled_names_as_the_command_line_does():
 def test_api_misuse_is_one_clear_error(runs, call, message):
     with pytest.raises(BayesplitError, match=message):
         call(runs)
+
+
+_NO_TORCH = pytest.mark.skipif(
+    importlib.util.find_spec("torch") is None, reason="the trainer needs torch"
+)
+
+
+def _loop(tmp_path, **kwargs):
+    from bayesplit.train.closed_loop import run_loop
+
+    return run_loop(tmp_path / "corpus", tmp_path / "runs.db", budget=1e13, **kwargs)
+
+
+def _build(tmp_path, **kwargs):
+    from bayesplit.train.corpus import build_corpus
+
+    return build_corpus(tmp_path / "src", tmp_path / "out", progress=False, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("call", "argument"),
+    [
+        (lambda p, r, t: bayesplit.suggest(p, budget=1e20, objective="x"), "objective="),
+        (lambda p, r, t: bayesplit.suggest(p, budget=1e20, n=0), "n="),
+        (lambda p, r, t: bayesplit.suggest(p, objective="decision", max_draws=50), "budget="),
+        (
+            lambda p, r, t: bayesplit.allocate(p, budget=1e20, params=1e8, ladder=[1e8]),
+            "params= or ladder=",
+        ),
+        (lambda p, r, t: bayesplit.frontier(p, "bad"), "budgets="),
+        (lambda p, r, t: bayesplit.fit(r, backend="pymc", device="gpu"), 'backend="numpyro"'),
+        (lambda p, r, t: check_stop_regret(2), "stop_regret="),
+        (lambda p, r, t: import_law_module(""), "module="),
+        (lambda p, r, t: _build(t, vocab_size=100), "vocab_size="),
+        (lambda p, r, t: _build(t, domains="topics"), "domains="),
+        pytest.param(lambda p, r, t: _loop(t, rounds=0), "rounds=", marks=_NO_TORCH),
+        pytest.param(lambda p, r, t: _loop(t, objective="point"), "objective=", marks=_NO_TORCH),
+    ],
+)
+def test_python_errors_name_the_python_argument_not_only_the_flag(
+    post, runs, tmp_path, call, argument
+):
+    """A notebook user who passed objective="x" was told about --objective, a flag never
+    typed: the message names the Python argument next to the flag, in one line, as the
+    diagnostics gate says "--force (in Python: force=True)"."""
+    with pytest.raises(BayesplitError) as err:
+        call(post, runs, tmp_path)
+    message = str(err.value)
+    assert f"in Python: {argument}" in message, message
+    assert "\n" not in message
 
 
 def test_domains_that_are_no_names_are_refused_in_words(post):

@@ -538,7 +538,7 @@ def test_suggest_default_objective_is_regret(post_path):
     bad = runner.invoke(
         app, ["suggest", str(post_path), "--budget", "1e20", "--objective", "bogus", "--force"]
     )
-    assert bad.exit_code == 2 and "--objective must be one of" in bad.output
+    assert bad.exit_code == 2 and "--objective (in Python: objective=) must be one of" in bad.output
 
 
 @pytest.mark.slow

@@ -99,7 +99,7 @@ def test_allocate_compare_refuses_what_is_not_a_plan(post_path, tmp_path, conten
             ["--objective", "point", "--point", "params=1e8,pretrain_tokens=1e9,domain=web,"],
             "--point has an empty item",
         ),
-        (["-n", "0"], "-n must be >= 1"),
+        (["-n", "0"], "-n (in Python: n=) must be >= 1"),
         (
             ["--objective", "point", "--point", "params=-1e9,pretrain_tokens=1e9,domain=web"],
             "--point params must be a finite number > 0",
@@ -295,7 +295,8 @@ def test_frontier_budgets_take_counts_with_suffixes(post_path):
     import json
 
     args = ["frontier", str(post_path), "--budgets", "100000T,1e18:1e19:2", "--force", "--json"]
-    refused(runner.invoke(app, args), "--budgets wants")  # a list or a range, not both
+    # a list or a range, not both
+    refused(runner.invoke(app, args), "--budgets (in Python: budgets=) wants")
     args = ["frontier", str(post_path), "--budgets", "100000T,1000000T", "--force", "--json"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -412,7 +413,8 @@ def test_law_module_given_as_a_file_path_says_to_give_its_name(given, folder):
     # ... (importlib/__init__.py:121)", as if the user's module had broken
     refused(
         runner.invoke(app, ["laws", "--law-module", given]),
-        f"is a file path; --law-module takes a module name: put {folder!r} on PYTHONPATH "
+        f"is a file path; --law-module (in Python: module=) takes a module name: put {folder!r} "
+        "on PYTHONPATH "
         "and give 'my_laws'",
     )
 
@@ -420,9 +422,12 @@ def test_law_module_given_as_a_file_path_says_to_give_its_name(given, folder):
 @pytest.mark.parametrize(
     ("given", "message"),
     [
-        ("", "--law-module is empty: give a module name"),
-        (" ", "--law-module is empty: give a module name"),
-        (".my_laws", "law module '.my_laws' is a relative name; --law-module takes a full"),
+        ("", "--law-module (in Python: module=) is empty: give a module name"),
+        (" ", "--law-module (in Python: module=) is empty: give a module name"),
+        (
+            ".my_laws",
+            "law module '.my_laws' is a relative name; --law-module (in Python: module=) takes",
+        ),
         ("..", "law module '..' is a relative name"),
     ],
 )
@@ -553,7 +558,7 @@ def test_allocate_refuses_what_is_not_a_number_once(post_path, args, message):
 def test_frontier_refuses_an_infinite_end_in_one_line(post_path):
     # numpy's warning about it came first, so stderr had three lines
     args = ["frontier", str(post_path), "--force", "--budgets", "1e19:inf:3"]
-    refused(runner.invoke(app, args), "--budgets wants LO:HI:COUNT")
+    refused(runner.invoke(app, args), "--budgets (in Python: budgets=) wants LO:HI:COUNT")
 
 
 @pytest.mark.parametrize("command", ["allocate", "frontier"])

@@ -176,7 +176,9 @@ def test_suggest_respects_max_run_flops(additive_posterior):
     assert all(r["cost_flops"] <= cap for r in sug.to_list())
     # the refusal says how far off the cap is, and does not point to a ladder never given
     params = [1e8, 1e9]
-    with pytest.raises(BayesplitError, match="max-run-flops 1:") as err:
+    with pytest.raises(
+        BayesplitError, match=r"max-run-flops 1 \(in Python: max_run_flops=\):"
+    ) as err:
         suggest(
             additive_posterior,
             objective="point",
@@ -302,7 +304,7 @@ def test_repr_lists_each_suggestion_by_its_reason(additive_posterior):
 def test_suggest_needs_budget_for_decisions(additive_posterior):
     with pytest.raises(BayesplitError, match="needs --budget"):
         suggest(additive_posterior, objective="decision", n=2, max_draws=200, force=True)
-    with pytest.raises(BayesplitError, match="--objective must be"):
+    with pytest.raises(BayesplitError, match=r"--objective \(in Python: objective=\) must be"):
         suggest(additive_posterior, budget=1e20, objective="bogus", n=2, max_draws=200, force=True)
 
 

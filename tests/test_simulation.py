@@ -485,7 +485,11 @@ def test_cli_simulate_errors_exit_2(tmp_path):
         ("example:additive", ["--policies", "psychic"], "unknown policy 'psychic'"),
         (str(tmp_path / "none.yaml"), [], "no such ground-truth file"),
         ("example:additive", ["--params", "1e7,-3"], "positive numbers"),
-        ("example:additive", ["--stop-regret", "1"], "--stop-regret must be between 0 and 1"),
+        (
+            "example:additive",
+            ["--stop-regret", "1"],
+            "--stop-regret (in Python: stop_regret=) must be between 0 and 1",
+        ),
         # a size given twice made the seed design repeat a run ("duplicate (run_id, ...)")
         ("example:additive", ["--params", "1e8,3e7,1e8"], "--params lists 1e+08 more than once"),
         (

@@ -100,19 +100,21 @@ def import_law_module(module: str) -> None:
     """Import a module whose import registers laws (``--law-module``)."""
     if isinstance(module, str) and not module.strip():
         # was "failed on import: ValueError: Empty module name", at a line of importlib
-        raise BayesplitError("--law-module is empty: give a module name, or leave it out")
+        raise BayesplitError(
+            "--law-module (in Python: module=) is empty: give a module name, or leave it out"
+        )
     if isinstance(module, str) and (module.endswith(".py") or "/" in module):
         # "./my_laws.py" was reported as the module failing on import, at importlib's line
         path = PurePath(module)
         raise BayesplitError(
-            f"law module {module!r} is a file path; --law-module takes a module name: put "
-            f"{str(path.parent)!r} on PYTHONPATH and give {path.stem!r}"
+            f"law module {module!r} is a file path; --law-module (in Python: module=) takes "
+            f"a module name: put {str(path.parent)!r} on PYTHONPATH and give {path.stem!r}"
         )
     if isinstance(module, str) and module.startswith("."):
         # was "failed on import: TypeError: the 'package' argument is required ..."
         raise BayesplitError(
-            f"law module {module!r} is a relative name; --law-module takes a full module "
-            "name (e.g. 'my_laws' or 'mypkg.laws')"
+            f"law module {module!r} is a relative name; --law-module (in Python: module=) "
+            "takes a full module name (e.g. 'my_laws' or 'mypkg.laws')"
         )
     try:
         with _prints_to_stderr():

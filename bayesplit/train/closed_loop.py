@@ -185,10 +185,14 @@ def run_loop(
         workdir = check_path(workdir, "workdir")
     progress = check_flag(progress, "progress")
     if rounds < 1 or batch < 1:
-        raise BayesplitError("--rounds and --batch must be at least 1")
+        raise BayesplitError(
+            "--rounds and --batch (in Python: rounds= and batch=) must be at least 1"
+        )
     if objective not in OBJECTIVES or objective == "point":
         choices = ", ".join(o for o in OBJECTIVES if o != "point")
-        raise BayesplitError(f"--objective must be one of {choices}, got {objective!r}")
+        raise BayesplitError(
+            f"--objective (in Python: objective=) must be one of {choices}, got {objective!r}"
+        )
     check_stop_regret(stop_regret)
     data = Corpus(corpus)
     ladder_path = resolve_ladder(ladder)
@@ -237,7 +241,8 @@ def run_loop(
         if seed_cost > cap:
             raise BayesplitError(
                 f"the seed design costs {seed_cost:.3g} FLOPs, more than --experiment-budget "
-                f"{cap:.3g}; raise it or lower --seed-tokens"
+                f"{cap:.3g} (in Python: experiment_budget=); raise it or lower --seed-tokens "
+                "(in Python: seed_tokens=)"
             )
     if not len(known):
         # the trainer creates the store with the first rows: a seed design that fails
@@ -248,7 +253,7 @@ def run_loop(
     elif spent >= cap:
         raise BayesplitError(
             f"the runs in {store} already cost {spent:.3g} FLOPs, the whole --experiment-budget "
-            f"{cap:.3g}; raise it to go on"
+            f"{cap:.3g} (in Python: experiment_budget=); raise it to go on"
         )
     elif unfinished:
         # an earlier loop was interrupted inside its seed design: finish it (what is in the
@@ -264,7 +269,7 @@ def run_loop(
         if not post.diagnostics.ok and not force:
             raise BayesplitError(
                 f"round {rnd}: the fit failed its diagnostics ({'; '.join(post.diagnostics.failures)}); "
-                "rerun with --force to continue anyway"
+                "rerun with --force (in Python: force=True) to continue anyway"
             )
         alloc = allocate(post, budget=budget, force=True)
         obj = alloc.to_dict()["objective"]
@@ -374,7 +379,7 @@ def check_store_corpus(
     if other:
         raise BayesplitError(
             f"{store} holds rows trained on another corpus (content sha256 {other[0][:12]}…, "
-            f"this corpus {own[:12]}…); use another --store"
+            f"this corpus {own[:12]}…); use another --store (in Python: store=)"
         )
     missing = int(hashes.isna().sum())
     if missing and not unhashed_ok:
@@ -382,7 +387,7 @@ def check_store_corpus(
             f"{store} holds {missing} of its {len(known)} rows without a corpus_sha256 "
             "(imported, or trained before hashes were recorded), so the loop cannot tell "
             f"whether they were trained on this corpus ({own[:12]}…); use another --store "
-            "for this corpus, or fit those rows apart"
+            "(in Python: store=) for this corpus, or fit those rows apart"
         )
 
 

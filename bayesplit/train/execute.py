@@ -702,8 +702,9 @@ def check_nproc(launcher: str, nproc: int | None) -> None:
     """
     if nproc is not None and launcher != "torchrun":
         raise BayesplitError(
-            f"--nproc is for --launcher torchrun only: --launcher {launcher} runs each job "
-            "in one process; drop --nproc, or use --launcher torchrun"
+            "--nproc is for --launcher torchrun only (in Python: nproc= with "
+            f'launcher="torchrun"): --launcher {launcher} runs each job in one process; '
+            "drop --nproc, or use --launcher torchrun"
         )
 
 
@@ -738,13 +739,13 @@ def _check_splits(entry: dict, train_overrides: dict | None, nproc: int) -> None
     if tc.batch_size % nproc:
         raise BayesplitError(
             f"model {entry['name']}: batch_size {tc.batch_size} is not divisible by "
-            f"--nproc {nproc}; choose a divisor of it"
+            f"--nproc {nproc} (in Python: nproc=); choose a divisor of it"
         )
     rows, micro = tc.batch_size // nproc, tc.micro_batch_size or tc.batch_size // nproc
     if rows % micro:
         raise BayesplitError(
-            f"model {entry['name']}: {rows} rows per process (--nproc {nproc}) are not "
-            f"divisible by micro_batch_size {micro}"
+            f"model {entry['name']}: {rows} rows per process (--nproc {nproc}; in Python: "
+            f"nproc=) are not divisible by micro_batch_size {micro}"
         )
 
 

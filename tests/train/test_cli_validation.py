@@ -185,10 +185,15 @@ def test_execute_dry_run_writes_nothing(tiny_corpus, tiny_ladder, out, tmp_path)
     [
         (["--nproc", "0"], "--nproc must be >= 1"),
         # local and slurm run each job in one process: the count was silently dropped
-        (["--nproc", "2"], "--nproc is for --launcher torchrun only: --launcher local"),
+        (
+            ["--nproc", "2"],
+            '--nproc is for --launcher torchrun only (in Python: nproc= with launcher="torchrun"): '
+            "--launcher local",
+        ),
         (
             ["--launcher", "slurm", "--slurm-cluster", "local", "--nproc", "2"],
-            "--nproc is for --launcher torchrun only: --launcher slurm",
+            '--nproc is for --launcher torchrun only (in Python: nproc= with launcher="torchrun"): '
+            "--launcher slurm",
         ),
         (["--slurm-timeout", "0"], "--slurm-timeout must be >= 1"),
         (["--slurm-gpus", "-1"], "--slurm-gpus must be >= 0"),
@@ -325,9 +330,15 @@ def test_execute_refuses_ambiguous_or_mixed_conventions(tiny_corpus, out, tmp_pa
         (["--seed", "-1"], "--seed must be between 0 and 2^63 - 1"),
         (["--eval-tokens", "0"], "--eval-tokens must be a positive number"),
         (["--device", "tpu"], "--device must be auto, cpu, cuda or gpu"),
-        (["--stop-regret", "0"], "--stop-regret must be between 0 and 1"),
-        (["--stop-regret", "1.5"], "--stop-regret must be between 0 and 1"),
-        (["--stop-regret", "nan"], "--stop-regret must be between 0 and 1"),
+        (["--stop-regret", "0"], "--stop-regret (in Python: stop_regret=) must be between 0 and 1"),
+        (
+            ["--stop-regret", "1.5"],
+            "--stop-regret (in Python: stop_regret=) must be between 0 and 1",
+        ),
+        (
+            ["--stop-regret", "nan"],
+            "--stop-regret (in Python: stop_regret=) must be between 0 and 1",
+        ),
         (["--store", "OUT/a-file/s.db"], "a-file is a file, not a folder"),
         pytest.param(["--store", "/proc/s.db"], "cannot write in /proc", marks=on_linux),
     ],

@@ -49,7 +49,11 @@ def test_loop_bad_input_exit_2(tiny_corpus, tmp_path):
         app, ["loop", "--corpus", str(tiny_corpus), "--store", str(tmp_path / "s.db"),
               "--budget", "1e13", "--objective", "point"]
     )  # fmt: skip
-    assert res.exit_code == 2 and "--objective must be one of regret, decision, split" in res.stderr
+    assert (
+        res.exit_code == 2
+        and "--objective (in Python: objective=) must be one of regret, decision, split"
+        in res.stderr
+    )
     assert not (tmp_path / "s.db").exists()  # refused before anything was written
 
 

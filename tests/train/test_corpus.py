@@ -308,8 +308,16 @@ def _bad_cases(root):
         "K < 2": (good, {"domains": "cluster:1"}, "K >= 2"),
         "K > documents": (good, {"domains": "cluster:99"}, "K <= number of documents"),
         "bad domain mode": (good, {"domains": "topics"}, "'folders' or 'cluster:K'"),
-        "vocab too small": (good, {"vocab_size": 100}, "--vocab must be in"),
-        "vocab too large": (good, {"vocab_size": 70000}, "--vocab must be in"),
+        "vocab too small": (
+            good,
+            {"vocab_size": 100},
+            "--vocab (in Python: vocab_size=) must be in",
+        ),
+        "vocab too large": (
+            good,
+            {"vocab_size": 70000},
+            "--vocab (in Python: vocab_size=) must be in",
+        ),
         "val fraction 0": (good, {"val_fraction": 0.0}, "--val-fraction"),
         "val fraction 0.5": (good, {"val_fraction": 0.5}, "--val-fraction"),
         "out not empty": (good, {"out": occupied}, "not empty"),

@@ -436,7 +436,7 @@ def test_build_refuses_out_at_or_above_the_current_folder_before_any_work(
         build_corpus(src, given, vocab_size=300, overwrite=True, progress=False)
     res = runner.invoke(app, ["corpus", "build", str(src), "--out", given, "--overwrite", "-q",
                               "--vocab", "300"])  # fmt: skip
-    _one_line_error(res, f"--out {given} is the current folder")
+    _one_line_error(res, f"--out {given} (in Python: out=) is the current folder")
     assert _state(tmp_path) == before
 
 
@@ -461,7 +461,7 @@ def test_build_refuses_an_out_that_is_a_symbolic_link_before_any_work(tmp_path, 
         build_corpus(src, tmp_path / "link", vocab_size=300, overwrite=True, progress=False)
     res = runner.invoke(app, ["corpus", "build", str(src), "--out", str(tmp_path / "link"),
                               "--overwrite", "-q", "--vocab", "300"])  # fmt: skip
-    _one_line_error(res, f"--out {tmp_path / 'link'} is a symbolic link")
+    _one_line_error(res, f"--out {tmp_path / 'link'} (in Python: out=) is a symbolic link")
     assert _state(tmp_path) == before and (tmp_path / "link").is_symlink()
 
 

@@ -115,7 +115,8 @@ def parse_domain_mode(mode: str) -> int | None:
     m = re.fullmatch(r"cluster:(-?\d+)", mode)
     if not m:
         raise BayesplitError(
-            f"--domains must be 'folders' or 'cluster:K' (K an integer), not {mode!r}"
+            "--domains (in Python: domains=) must be 'folders' or 'cluster:K' (K an integer), "
+            f"not {mode!r}"
         )
     k = int(m.group(1))
     if k < 2:
@@ -242,7 +243,7 @@ def _folder_domains(
     if not subdirs:
         raise BayesplitError(
             f"{src} has no domain folders: put each domain's files in a subfolder, "
-            "or use --domains cluster:K for unlabeled documents"
+            'or use --domains cluster:K (in Python: domains="cluster:K") for unlabeled documents'
         )
     names: dict[str, Path] = {}
     for d in subdirs:
@@ -409,32 +410,36 @@ def _check_out(src: Path, out: Path, overwrite: bool) -> None:
     if out_r == cwd or out_r in cwd.parents:
         # the finished corpus replaces --out by a rename, which the working folder refuses
         raise BayesplitError(
-            f"--out {out} is the current folder or one above it; give a folder of its own "
-            "for the corpus"
+            f"--out {out} (in Python: out=) is the current folder or one above it; give a "
+            "folder of its own for the corpus"
         )
     if out.is_symlink():
         # the finished corpus replaces --out by renames: a link was swapped for a real folder
         # (its target left as it was) or the build failed at the end naming a temp folder
         raise BayesplitError(
-            f"--out {out} is a symbolic link; give the folder it points to "
+            f"--out {out} (in Python: out=) is a symbolic link; give the folder it points to "
             f"({os.path.realpath(out)}) or a new name"
         )
     if out.exists() and not out.is_dir():
-        raise BayesplitError(f"--out {out} exists and is not a directory")
+        raise BayesplitError(f"--out {out} (in Python: out=) exists and is not a directory")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise BayesplitError(f"--out {out} is not empty; pass --overwrite to replace it")
+        raise BayesplitError(
+            f"--out {out} (in Python: out=) is not empty; pass --overwrite (in Python: "
+            "overwrite=True) to replace it"
+        )
     if out.is_dir() and any(out.iterdir()) and not _holds_a_corpus(out):
         # --overwrite replaces a corpus: a typo such as `--out runs-checkpoints` deleted
         # trained checkpoints, or any folder's files (a web app's manifest.json included)
         raise BayesplitError(
-            f"--out {out} is not empty and holds no corpus (no manifest.json of format "
-            f"{FORMAT!r}); --overwrite replaces only a corpus folder: give a new or empty folder"
+            f"--out {out} (in Python: out=) is not empty and holds no corpus (no manifest.json "
+            f"of format {FORMAT!r}); --overwrite (in Python: overwrite=True) replaces only a "
+            "corpus folder: give a new or empty folder"
         )
     src_r, out_r = src.resolve(), out.resolve()
     if out_r == src_r or src_r in out_r.parents:
-        raise BayesplitError(f"--out {out} is inside the source folder {src}")
+        raise BayesplitError(f"--out {out} (in Python: out=) is inside the source folder {src}")
     if out_r in src_r.parents:
-        raise BayesplitError(f"the source folder {src} is inside --out {out}")
+        raise BayesplitError(f"the source folder {src} is inside --out {out} (in Python: out=)")
 
 
 def build_corpus(
@@ -493,15 +498,23 @@ def build_corpus(
     src, out = check_path(src, "src"), check_path(out, "out")
     k = parse_domain_mode(domains)
     if isinstance(vocab_size, bool) or not isinstance(vocab_size, int | np.integer):
-        raise BayesplitError(f"--vocab must be an integer, got {vocab_size!r}")
+        raise BayesplitError(
+            f"--vocab (in Python: vocab_size=) must be an integer, got {vocab_size!r}"
+        )
     if not MIN_VOCAB <= vocab_size <= MAX_VOCAB:
         raise BayesplitError(
-            f"--vocab must be in [{MIN_VOCAB}, {MAX_VOCAB}] (uint16 tokens), got {vocab_size}"
+            f"--vocab (in Python: vocab_size=) must be in [{MIN_VOCAB}, {MAX_VOCAB}] "
+            f"(uint16 tokens), got {vocab_size}"
         )
     if not (isinstance(val_fraction, int | float) and 0 < val_fraction < 0.5):
-        raise BayesplitError(f"--val-fraction must be in (0, 0.5), got {val_fraction}")
+        raise BayesplitError(
+            f"--val-fraction (in Python: val_fraction=) must be in (0, 0.5), got {val_fraction}"
+        )
     if not isinstance(max_doc_chars, int) or max_doc_chars < 1:
-        raise BayesplitError(f"--max-doc-chars must be a positive integer, got {max_doc_chars}")
+        raise BayesplitError(
+            f"--max-doc-chars (in Python: max_doc_chars=) must be a positive integer, "
+            f"got {max_doc_chars}"
+        )
     if not src.exists():
         raise BayesplitError(f"source folder {src} does not exist")
     if not src.is_dir():

@@ -88,7 +88,7 @@ def cluster_documents(
             "use a smaller K"
             if k > 2
             else "the documents are too alike to split: give each domain its own folder "
-            "(--domains folders)"
+            '(--domains folders; in Python: domains="folders")'
         )
         raise BayesplitError(
             f"clustering found only {len(found)} distinct groups for K={k}; {advice}"
