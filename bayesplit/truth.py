@@ -41,12 +41,28 @@ class Noise:
     ``sigma``: per-measurement noise; ``seed_sd``: a per-run (seed) shift shared by
     all rows of a run, and by every branch of one pretraining trunk (``trunk_id``); ``hetero``: extra relative noise for small runs,
     ``sigma · (1 + hetero · (C_ref / C)^0.25)`` so tiny, short runs are noisier.
+    Each is a finite number >= 0 (``compute_ref`` > 0), refused when the Noise is made.
     """
 
     sigma: float = 0.005
     seed_sd: float = 0.0
     hetero: float = 0.0
     compute_ref: float = 1e18
+
+    def __post_init__(self):
+        # checked when made: Noise(sigma=-1) was refused only when it reached a GroundTruth
+        for name in ("sigma", "seed_sd", "hetero"):
+            value = getattr(self, name)
+            if not (is_finite_number(value) and value >= 0):
+                raise BayesplitError(
+                    f"ground truth noise {name} must be a number >= 0, got {short_repr(value)}"
+                )
+        value = self.compute_ref
+        if not (is_finite_number(value) and value > 0):
+            raise BayesplitError(
+                "ground truth noise compute_ref must be a finite number > 0, "
+                f"got {short_repr(value)}"
+            )
 
 
 @dataclass(frozen=True)
@@ -144,19 +160,7 @@ class GroundTruth:
                     f"{MIN_PLAUSIBLE_COUNT:g}: give raw counts (e.g. 1e8), not millions or "
                     "billions"
                 )
-        object.__setattr__(self, "noise", _noise(self.noise))
-        for name in ("sigma", "seed_sd", "hetero"):
-            value = getattr(self.noise, name)
-            if not (is_finite_number(value) and value >= 0):
-                raise BayesplitError(
-                    f"ground truth noise {name} must be a number >= 0, got {short_repr(value)}"
-                )
-        value = self.noise.compute_ref
-        if not (is_finite_number(value) and value > 0):
-            raise BayesplitError(
-                "ground truth noise compute_ref must be a finite number > 0, "
-                f"got {short_repr(value)}"
-            )
+        object.__setattr__(self, "noise", _noise(self.noise))  # a Noise checks its fields
 
     def __repr__(self) -> str:
         # the dataclass default spells out the whole Law (every prior) before any value
@@ -546,7 +550,7 @@ class GroundTruth:
                     tokens=_reference_value(ref, "tokens", 1e10),
                     loss=_reference_value(ref, "loss", 3.0),
                 ),
-                noise=_noise(d.get("noise", {})),
+                noise=d.get("noise", {}),  # made in __post_init__, after the law's checks
             )
         except KeyError as exc:
             raise BayesplitError(f"ground truth is missing {exc}") from None

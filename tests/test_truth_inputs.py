@@ -277,6 +277,27 @@ def test_truth_construction_refuses_bad_values(case):
         make()
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "shown"),
+    [
+        ("sigma", -1, "-1"),
+        ("sigma", float("nan"), "nan"),
+        ("seed_sd", float("inf"), "inf"),
+        ("hetero", -0.5, "-0.5"),
+        ("sigma", "0.01", "'0.01'"),
+        ("seed_sd", True, "True"),
+        ("compute_ref", 0, "0"),
+        ("compute_ref", None, "None"),
+    ],
+)
+def test_noise_refuses_bad_fields_when_made(field, value, shown):
+    # Noise(sigma=-1) was made without a word and refused only when a truth took it
+    message = f"ground truth noise {field} must be a .*number .*, got {shown}$"
+    with pytest.raises(BayesplitError, match=message):
+        Noise(**{field: value})
+    assert Noise(sigma=0.0, seed_sd=0.01, hetero=np.float64(0.5)).hetero == 0.5
+
+
 def _entry(*keys, value):
     def change(d):
         where = d
