@@ -945,7 +945,7 @@ def _alternative_plans(
         n = plan.params
         tokens = prob.budget / prob.compute.flops_per_token(n)
         d = min(CHINCHILLA_TOKENS_PER_PARAM * n, tokens / mult)
-        rest = tokens - d * mult
+        rest = max(tokens - d * mult, 0.0)  # an ulp below 0 is none: a Plan's D' is >= 0
         out["chinchilla then specialize"] = Plan(
             n, d, dict(zip(prob.domains, map(float, rest * prob.weights), strict=True))
         )

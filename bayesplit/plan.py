@@ -20,6 +20,7 @@ from bayesplit._parse import (
     percent,
     probability,
     share,
+    short_repr,
 )
 from bayesplit.compute import ComputeModel
 from bayesplit.errors import BayesplitError
@@ -30,11 +31,39 @@ PLAN_KEYS = ("params", "pretrain_tokens", "spec_tokens", "name")
 
 @dataclass
 class Plan:
-    """A concrete allocation: model size, pretraining tokens, specialization tokens per domain."""
+    """A concrete allocation: model size, pretraining tokens, specialization tokens per domain.
+
+    ``params`` and ``pretrain_tokens`` are finite numbers > 0, ``spec_tokens`` maps domain
+    names to finite numbers >= 0 (a domain left out has D' = 0); other values are refused
+    when the plan is made. The counts are kept as floats.
+    """
 
     params: float
     pretrain_tokens: float
     spec_tokens: dict[str, float]
+
+    def __post_init__(self) -> None:
+        # checked when made: Plan(params=-1, ...) was taken, and failed (or gave NaN
+        # losses) only where it was used
+        for name in ("params", "pretrain_tokens"):
+            value = getattr(self, name)
+            if not (is_finite_number(value) and value > 0):
+                raise BayesplitError(
+                    f"Plan {name} must be a finite number > 0, got {_given(value)}"
+                )
+            setattr(self, name, float(value))
+        spec = self.spec_tokens
+        if not isinstance(spec, Mapping) or not all(isinstance(k, str) for k in spec):
+            raise BayesplitError(
+                "Plan spec_tokens must map domain names to tokens, e.g. {'code': 1e9}, "
+                f"got {_given(spec)}"
+            )
+        for k, v in spec.items():
+            if not (is_finite_number(v) and v >= 0):
+                raise BayesplitError(
+                    f"Plan spec_tokens[{k!r}] must be a finite number >= 0, got {_given(v)}"
+                )
+        self.spec_tokens = {k: float(v) for k, v in spec.items()}
 
     def to_dict(self) -> dict:
         """The plan as JSON-ready dict: params, pretrain_tokens, spec_tokens {domain: D'}."""
@@ -498,6 +527,11 @@ class Allocation:
                 "tolerance": self.tolerance,
             },
         )
+
+
+def _given(value) -> str:
+    """A refused value for a message: a number as it reads, anything else with its type."""
+    return short_repr(value) if is_number(value) else _shown(value)
 
 
 def split_shares(spec_tokens: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -275,6 +275,16 @@ def test_user_plan_comparison(truth2):
         )
 
 
+def test_chinchilla_then_specialize_leaves_no_d_prime_below_zero():
+    # with independent trunks its D is tokens / K where 20·N is more, and the D' left,
+    # tokens - D·K, came out an ulp below 0 (-7.6e-6 tokens): a D' a Plan refuses
+    post = example_truth("additive", ("web", "code", "law")).as_posterior()
+    alloc = allocate(post, budget=1e21, trunk="independent", params=2.56e9)
+    alt = alloc.alternatives.sel(alternative="chinchilla then specialize")
+    assert (alt["spec_tokens"].values == 0).all()
+    assert alloc.alternatives["spec_tokens"].values.min() >= 0
+
+
 @pytest.mark.parametrize(
     "kwargs, words",
     [

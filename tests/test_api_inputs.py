@@ -492,6 +492,50 @@ def test_allocate_takes_compare_plans_as_before(post):
 
 
 @pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        # each was made without a word, and failed (or gave NaN losses) where it was used
+        ((-1, 1e10, {}), "Plan params must be a finite number > 0, got -1$"),
+        ((0.0, 1e10, {}), "Plan params must be a finite number > 0, got 0.0$"),
+        ((float("nan"), 1e10, {}), "Plan params must be a finite number > 0, got nan$"),
+        (("1e8", 1e10, {}), "Plan params must be a finite number > 0, got '1e8' \\(str\\)$"),
+        ((True, 1e10, {}), "Plan params must be a finite number > 0, got True \\(bool\\)$"),
+        ((1e8, float("inf"), {}), "Plan pretrain_tokens must be a finite number > 0, got inf$"),
+        ((1e8, None, {}), "Plan pretrain_tokens must be a finite number > 0, got None"),
+        ((1e8, 1e10, 5), "Plan spec_tokens must map domain names to tokens, .* got 5$"),
+        ((1e8, 1e10, {1: 1e9}), "Plan spec_tokens must map domain names to tokens"),
+        (
+            (1e8, 1e10, {"web": -1.0}),
+            "Plan spec_tokens\\['web'\\] must be a finite number >= 0, got -1.0$",
+        ),
+        ((1e8, 1e10, {"web": float("nan")}), "Plan spec_tokens\\['web'\\] must be a finite"),
+        ((1e8, 1e10, {"web": "1e9"}), "Plan spec_tokens\\['web'\\] .* got '1e9' \\(str\\)"),
+    ],
+)
+def test_a_plan_is_checked_when_made(args, message):
+    from bayesplit.plan import Plan
+
+    with pytest.raises(BayesplitError, match=message) as exc:
+        Plan(*args)
+    assert "\n" not in str(exc.value)
+
+
+def test_a_plan_made_of_good_counts_keeps_them_as_floats():
+    from bayesplit.plan import Plan
+
+    plan = Plan(np.int64(100_000_000), 1e10, {"web": np.float32(1e9), "code": 0})
+    assert plan.to_dict() == {
+        "params": 1e8,
+        "pretrain_tokens": 1e10,
+        "spec_tokens": {"web": 1e9, "code": 0.0},
+    }
+    assert all(type(v) is float for v in [plan.params, *plan.spec_tokens.values()])
+    # from_dict's own messages, which name the JSON field, are as before
+    with pytest.raises(BayesplitError, match="a plan needs finite params > 0, .* got params=-1"):
+        Plan.from_dict({"params": -1, "pretrain_tokens": 1e10}, ["web"])
+
+
+@pytest.mark.parametrize(
     ("kwargs", "message"),
     [
         ({"history": None}, "history must be the DataFrame simulate\\(\\) returns"),
