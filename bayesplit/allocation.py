@@ -395,6 +395,27 @@ def _without_domains(compare, left_out: Sequence[str]):
     return out, seen
 
 
+def _plan_dicts(compare):
+    """``compare`` with each :class:`Plan` (the ``.plan`` of an earlier allocation) as its
+    dict; an :class:`Allocation` is refused, naming its plan. What is neither is passed on
+    for :func:`_compare_plans` to check."""
+
+    def one(plan):
+        if isinstance(plan, Plan):
+            return plan.to_dict()
+        if isinstance(plan, Allocation):  # as its to_dict() is refused
+            raise BayesplitError(
+                "compare got an allocation, not a plan: give its plan (Allocation.plan)"
+            )
+        return plan
+
+    if isinstance(compare, Plan | Allocation):
+        return one(compare)
+    if isinstance(compare, Mapping | str | bytes) or not hasattr(compare, "__iter__"):
+        return compare
+    return [one(plan) for plan in compare]
+
+
 def _compare_plans(compare, domains: Sequence[str]) -> list[Mapping]:
     """``allocate``'s ``compare`` as a list of plans, each checked against ``domains``: one
     plan (a mapping) or an iterable of them; None for none."""
@@ -402,7 +423,7 @@ def _compare_plans(compare, domains: Sequence[str]) -> list[Mapping]:
         return []
     usage = (
         "compare must be a plan ({'params': N, 'pretrain_tokens': D, 'spec_tokens': "
-        "{domain: D'}}) or a list of plans"
+        "{domain: D'}} or a Plan) or a list of plans"
     )
     if isinstance(compare, Mapping):
         compare = [compare]
@@ -442,7 +463,7 @@ def allocate(
     max_spec_tokens: Mapping[str, float] | None = None,
     repetitions: float | Mapping[str, float] | None = None,
     risk: str = "mean",
-    compare: Sequence[Mapping] | Mapping | None = None,
+    compare: Sequence[Mapping | Plan] | Mapping | Plan | None = None,
     compute: ComputeModel | None = None,
     level: float = 0.9,
     max_draws: int | None = 4000,
@@ -480,7 +501,9 @@ def allocate(
         ``"mean"`` (posterior expected objective), ``"qNN"`` (the NN% quantile across
         draws) or ``"cvarNN"`` (mean of the worst (100−NN)% of draws).
     compare
-        Extra plan(s) to compare, each ``{"name"?, "params", "pretrain_tokens", "spec_tokens": {k: D'}}``.
+        Extra plan(s) to compare, each ``{"name"?, "params", "pretrain_tokens", "spec_tokens": {k: D'}}``
+        or a :class:`~bayesplit.plan.Plan` (such as the ``.plan`` of an earlier allocation,
+        named ``user plan i`` as an unnamed dict is).
     compute
         FLOPs-per-token convention (default ``6·N``); its ``trunk`` is replaced by ``trunk``.
     level
@@ -543,6 +566,7 @@ def allocate(
         idx = posterior.domain_index(domains)
         w = w[w > 0]
     dropped_d: list[str] = []
+    compare = _plan_dicts(compare)  # a Plan object as the dict of its JSON form
     if trunk == "independent" and unserved and compare is not None:
         # a compared plan's D' for a domain no model serves: that model is not trained
         compare, dropped_d = _without_domains(compare, unserved)

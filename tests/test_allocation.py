@@ -285,6 +285,29 @@ def test_chinchilla_then_specialize_leaves_no_d_prime_below_zero():
     assert alloc.alternatives["spec_tokens"].values.min() >= 0
 
 
+def test_a_plan_object_is_compared_as_its_dict(truth2):
+    # compare=alloc.plan (a Plan, not a dict) was refused: "compare must be a plan ..."
+    post = truth2.as_posterior()
+    earlier = allocate(post, budget=BUDGET / 10, max_draws=200)
+    as_dict = allocate(post, budget=BUDGET, max_draws=200, compare=earlier.plan.to_dict())
+    (want,) = [a for a in as_dict.to_dict()["alternatives"] if a["name"] == "user plan 1"]
+    assert want["plan"] == earlier.plan.to_dict()
+    ours = {"name": "ours", "params": 3e8, "pretrain_tokens": 4e10}
+    for compare in (earlier.plan, [earlier.plan], (earlier.plan, ours)):
+        alloc = allocate(post, budget=BUDGET, max_draws=200, compare=compare)
+        alts = {a["name"]: a for a in alloc.to_dict()["alternatives"]}
+        assert alts["user plan 1"] == want
+    assert "ours" in alts  # a Plan and a dict in one list
+    # the plan itself: a tie in every draw
+    alloc = allocate(post, budget=BUDGET, max_draws=200, compare=as_dict.plan)
+    assert alloc.alternatives["p_better"].sel(alternative="user plan 1") == pytest.approx(0.5)
+    with pytest.raises(BayesplitError, match="^compare got an allocation, not a plan: give its"):
+        allocate(post, budget=BUDGET, max_draws=200, compare=[alloc])
+    other = allocate(example_truth("additive", ("a", "c")).as_posterior(), budget=BUDGET)
+    with pytest.raises(BayesplitError, match="^plan names unknown domain\\(s\\) c$"):
+        allocate(post, budget=BUDGET, max_draws=200, compare=other.plan)
+
+
 @pytest.mark.parametrize(
     "kwargs, words",
     [
