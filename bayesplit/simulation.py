@@ -73,7 +73,8 @@ class CampaignConfig:
 
     ``budget`` is the target compute of the decision; ``experiment_budget`` the FLOPs
     the campaign may spend on runs. ``params``, ``pretrain_tokens``, ``spec_tokens`` span
-    the candidate grid; ``seed_design`` is the first batch every policy starts from.
+    the candidate grid (a D' of 0 adds nothing: every (N, D) general run is a candidate);
+    ``seed_design`` is the first batch every policy starts from.
     ``stop_regret``: end the campaign once the fit's own expected relative regret of its
     plan is at or below this (``bayesplit loop --stop-regret``); None runs every round.
     """
@@ -110,7 +111,8 @@ class CampaignConfig:
         counts(self.params, "params")
         counts(self.pretrain_tokens, "pretrain_tokens")
         if len(np.atleast_1d(np.asarray(self.spec_tokens, dtype=object))):  # none: no D' grid
-            counts(self.spec_tokens, "spec_tokens")
+            # 0 is no specialization, as suggest takes it: the general runs are always there
+            counts(self.spec_tokens, "spec_tokens", zero_ok=True)
         for name, least in (("batch", 1), ("max_rounds", 0), ("chains", 1), ("draws", 10)):
             check_max_draws(getattr(self, name), name, minimum=least, none_ok=False)
         check_max_draws(self.warmup, "warmup", minimum=10, none_ok=False)
@@ -450,7 +452,8 @@ def make_refitter(truth: GroundTruth, config: CampaignConfig):
     from bayesplit.model import reference_scales
 
     k = len(truth.domains)
-    n_cand = len(config.params) * len(config.pretrain_tokens) * (1 + len(config.spec_tokens) * k)
+    n_spec = int(np.sum(np.asarray(config.spec_tokens, dtype=float) > 0))  # a D' of 0: none
+    n_cand = len(config.params) * len(config.pretrain_tokens) * (1 + n_spec * k)
     seed_rows = truth.simulate(config.seed_design)
     return Refitter(
         truth.law,

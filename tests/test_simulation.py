@@ -257,6 +257,25 @@ def test_campaign_configs_are_checked_when_made(kw, message):
     assert _config(experiment_budget=float("inf"))[1].experiment_budget == float("inf")
 
 
+def test_a_d_prime_grid_may_hold_zero_as_suggest_takes_it():
+    # CampaignConfig refused D' = 0 ("spec_tokens must be finite and > 0"), which suggest
+    # reads as no specialization: the general runs, candidates in any grid
+    from bayesplit.simulation import run_campaign
+
+    truth, cfg = _config()
+    _, with_zero = _config(spec_tokens=[0.0, *cfg.spec_tokens])
+    grid = candidate_grid(cfg.params, cfg.pretrain_tokens, cfg.spec_tokens, truth.domains)
+    same = candidate_grid(
+        with_zero.params, with_zero.pretrain_tokens, with_zero.spec_tokens, truth.domains
+    )
+    pd.testing.assert_frame_equal(same, grid)
+    h = run_campaign(truth, "grid", with_zero)
+    assert list(h["round"]) == [0, 1] and (np.diff(h["n_runs"]) > 0).all()
+    assert h["spent_flops"].max() <= with_zero.experiment_budget
+    with pytest.raises(BayesplitError, match="spec_tokens must be finite and >= 0, got -1"):
+        _config(spec_tokens=[0.0, -1.0])
+
+
 @pytest.mark.parametrize(
     ("seeds", "message"),
     [
