@@ -108,11 +108,15 @@ class CampaignConfig:
                 "experiment_budget must be a positive number of FLOPs (inf for no limit), "
                 f"got {self.experiment_budget!r}"
             )
-        counts(self.params, "params")
-        counts(self.pretrain_tokens, "pretrain_tokens")
+        # kept as lists of floats: one number (params=1e8) was taken, and failed in the
+        # first campaign with "'float' object is not iterable"
+        self.params = counts(self.params, "params").tolist()
+        self.pretrain_tokens = counts(self.pretrain_tokens, "pretrain_tokens").tolist()
         if len(np.atleast_1d(np.asarray(self.spec_tokens, dtype=object))):  # none: no D' grid
             # 0 is no specialization, as suggest takes it: the general runs are always there
-            counts(self.spec_tokens, "spec_tokens", zero_ok=True)
+            self.spec_tokens = counts(self.spec_tokens, "spec_tokens", zero_ok=True).tolist()
+        else:
+            self.spec_tokens = []
         for name, least in (("batch", 1), ("max_rounds", 0), ("chains", 1), ("draws", 10)):
             check_max_draws(getattr(self, name), name, minimum=least, none_ok=False)
         check_max_draws(self.warmup, "warmup", minimum=10, none_ok=False)

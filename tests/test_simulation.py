@@ -367,6 +367,16 @@ def test_an_experiment_budget_below_the_seed_design_is_refused(monkeypatch):
         run_campaign(truth, "grid", small)
 
 
+def test_a_campaign_grid_of_one_number_or_an_array_is_kept_as_a_list():
+    # params=1e7 passed the config and failed in the first campaign: "'float' object is
+    # not iterable" in the candidate grid
+    truth, cfg = _config(params=1e7, spec_tokens=np.array([1e8, 4e8]))
+    assert cfg.params == [1e7] and cfg.spec_tokens == [1e8, 4e8]
+    assert all(type(x) is float for x in cfg.params + cfg.pretrain_tokens + cfg.spec_tokens)
+    grid = candidate_grid(cfg.params, cfg.pretrain_tokens, cfg.spec_tokens, list(truth.domains))
+    assert sorted(set(grid["params"])) == [1e7]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
