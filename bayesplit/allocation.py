@@ -1047,7 +1047,9 @@ def _times(ratio: float) -> str:
 def extrapolation_notes(
     plan: Plan, runs: pd.DataFrame, *, uses_spec_tokens: bool = True
 ) -> list[str]:
-    """Where a plan lies well outside the fitted runs (N, D, or D'/D beyond 2× what was measured).
+    """Where a plan lies well outside the fitted runs: N, D, D' or D'/D beyond 2× what was
+    measured, or for a law that reads D + D' as one run's tokens (``uses_spec_tokens``
+    False), D + D' beyond 2× the longest fitted run.
 
     The plan's intervals are conditional on the law's form; outside the measured region that
     form is an assumption the data did not check, and the reader should be told.
@@ -1074,12 +1076,31 @@ def extrapolation_notes(
         )
     spec = runs[runs["spec_tokens"] > 0]
     if uses_spec_tokens and len(spec):
+        # a D' term reads D' itself (additive's 1 + D'/D'_0), not only D'/D: D' 27x the
+        # longest measured one, at a D'/D within range, had no note
+        dp_max = float(spec["spec_tokens"].max())
+        longest = max(plan.spec_tokens.values(), default=0.0)
+        if longest > f * dp_max:
+            far = [k for k, v in plan.spec_tokens.items() if v > f * dp_max]
+            notes.append(
+                f"extrapolation: D' = {longest:.3g} ({', '.join(far)}) is "
+                f"{_times(longest / dp_max)}x the longest fitted specialization ({dp_max:.3g})"
+            )
         measured = float((spec["spec_tokens"] / spec["pretrain_tokens"]).max())
         beyond = [k for k, v in plan.spec_tokens.items() if v / plan.pretrain_tokens > f * measured]
         if beyond:
             notes.append(
                 f"extrapolation: D'/D for {', '.join(beyond)} exceeds {f:g}x the largest measured "
                 f"D'/D ({measured:.2g}); the law's form decides there, not the data"
+            )
+    elif not uses_spec_tokens and max(plan.spec_tokens.values(), default=0.0) > 0:
+        # such a law sees D + D' as one run's tokens: D' = 1e10 on D = 2e6 had no note
+        t_max = float((runs["pretrain_tokens"] + runs["spec_tokens"]).max())
+        total = plan.pretrain_tokens + max(plan.spec_tokens.values())
+        if total > f * t_max:
+            notes.append(
+                f"extrapolation: D + D' = {total:.3g} is {_times(total / t_max)}x the longest "
+                f"fitted training ({t_max:.3g}); this law reads them as one run's tokens"
             )
     return notes
 

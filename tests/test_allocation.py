@@ -596,6 +596,28 @@ def test_parsers():
         parse_budgets("lots")
 
 
+def test_a_long_specialization_is_flagged_whatever_its_law_reads(additive_runs):
+    """D' 27x the longest measured one at a D'/D within range had no note; nor had a law
+    that reads D + D' as one run's tokens (chinchilla) for any D'."""
+    from bayesplit.allocation import Plan, extrapolation_notes
+
+    d_max = additive_runs["pretrain_tokens"].max()  # 3e9; the longest D' is 1e9
+    long_dp = Plan(1e8, d_max, {"web": 2.5e9, "code": 0.0, "law": 0.0})  # D'/D 0.83, 1/3 ran
+    assert extrapolation_notes(long_dp, additive_runs) == [
+        "extrapolation: D' = 2.5e+09 (web) is 2.5x the longest fitted specialization (1e+09)"
+    ]
+    # chinchilla: the longest fitted run is D + D' = 3e9 + 1e9
+    notes = extrapolation_notes(
+        Plan(1e8, 1e9, {"web": 1e11}), additive_runs, uses_spec_tokens=False
+    )
+    assert notes == [
+        "extrapolation: D + D' = 1.01e+11 is 25x the longest fitted training (4e+09); this "
+        "law reads them as one run's tokens"
+    ]
+    inside = Plan(1e8, 1e9, {"web": 3e9})  # 4e9: as long as the longest run
+    assert extrapolation_notes(inside, additive_runs, uses_spec_tokens=False) == []
+
+
 def test_a_plan_far_beyond_the_fitted_runs_is_flagged(additive_posterior, additive_runs):
     from bayesplit.allocation import Plan, extrapolation_notes
 
@@ -605,8 +627,9 @@ def test_a_plan_far_beyond_the_fitted_runs_is_flagged(additive_posterior, additi
     assert extrapolation_notes(inside, additive_runs) == []
     far = Plan(10 * n_max, 0.5 * d_max, {"web": 5 * d_max, "code": 0.0, "law": 0.0})
     notes = extrapolation_notes(far, additive_runs)
-    assert len(notes) == 2
-    assert "10x the largest fitted model" in notes[0] and "D'/D for web" in notes[1]
+    assert len(notes) == 3
+    assert "10x the largest fitted model" in notes[0] and "D'/D for web" in notes[2]
+    assert "D' = 1.5e+10 (web) is 15x the longest fitted specialization (1e+09)" in notes[1]
     short = Plan(n_max, 0.01 * additive_runs["pretrain_tokens"].min(), {"web": 0.0})
     assert "below the shortest" in extrapolation_notes(short, additive_runs)[0]
     # an absurd plan reads as a number, not as a hundred digits
