@@ -23,9 +23,15 @@ import numpy as np
 import pandas as pd
 
 from bayesplit._io import jsonable
-from bayesplit._parse import check_flag, check_path
+from bayesplit._parse import _shown, check_flag, check_path, is_finite_number
 from bayesplit.errors import BayesplitError
-from bayesplit.runs import CANONICAL, _json_ok, frame_of_records, validate_runs
+from bayesplit.runs import (
+    CANONICAL,
+    STORE_SUFFIXES,
+    _json_ok,
+    frame_of_records,
+    validate_runs,
+)
 
 _COLUMN_TYPES = {
     "run_id": "TEXT NOT NULL",
@@ -79,11 +85,12 @@ class RunStore:
     Parameters
     ----------
     path
-        The database file; created (with its schema) unless ``create=False``.
-        An existing file must be a run store (or an empty database): any other
-        SQLite file is refused, untouched.
+        The database file; created (with its schema) unless ``create=False``. A new
+        one must end in ``.db``, ``.sqlite`` or ``.sqlite3``, the names the readers
+        take for a store. An existing file must be a run store (or an empty database):
+        any other SQLite file is refused, untouched.
     timeout
-        Seconds a writer waits for the lock held by another writer.
+        Seconds (>= 0) a writer waits for the lock held by another writer.
     create
         If False, a missing file is an error instead of a new, empty store.
     read_only
@@ -110,6 +117,9 @@ class RunStore:
         read_only: bool = False,
     ):
         self.path = check_path(path)
+        # float("x") was a ValueError; -5 and NaN were taken
+        if not (is_finite_number(timeout) and timeout >= 0):
+            raise BayesplitError(f"timeout must be a number of seconds >= 0, got {_shown(timeout)}")
         self.timeout = float(timeout)
         self.read_only = check_flag(read_only, "read_only")
         create = check_flag(create, "create")
@@ -125,6 +135,12 @@ class RunStore:
                 )
         elif not create or read_only:
             raise BayesplitError(f"no such run store: {self.path}")
+        elif not self.path.name.lower().endswith(STORE_SUFFIXES):
+            # a store named new.csv was made, and then read as a CSV by every reader
+            raise BayesplitError(
+                f"a new run store must end in {', '.join(STORE_SUFFIXES)} (the names read as a "
+                f"store), got {self.path.name}"
+            )
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         if not read_only:

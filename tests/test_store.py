@@ -356,3 +356,24 @@ def test_a_store_file_that_cannot_be_written_is_refused_before_sqlite_tries(tmp_
         RunStore(path)
     assert path.read_bytes() == before
     assert len(RunStore(path, read_only=True).read()) == 5
+
+
+@pytest.mark.parametrize("name", ["new.csv", "runs", "runs.db.bak"])
+def test_a_new_store_needs_a_name_the_readers_take_for_a_store(tmp_path, name):
+    """RunStore("new.csv") made an SQLite file that load_runs and `runs list` then read as
+    CSV ("'utf-8' codec can't decode byte")."""
+    with pytest.raises(BayesplitError, match=f"must end in .db, .sqlite, .sqlite3 .*got {name}$"):
+        RunStore(tmp_path / name)
+    assert not list(tmp_path.iterdir())
+    RunStore(tmp_path / "RUNS.SQLITE").append(good_table())  # the case is the readers' too
+    from bayesplit.runs import load_runs
+
+    assert len(load_runs(tmp_path / "RUNS.SQLITE")) == len(good_table())
+
+
+@pytest.mark.parametrize("timeout", ["x", -5, float("nan"), None, True])
+def test_a_store_timeout_is_a_number_of_seconds(tmp_path, timeout):
+    # "x" was a ValueError from float(); -5 and NaN were taken
+    with pytest.raises(BayesplitError, match="timeout must be a number of seconds >= 0"):
+        RunStore(tmp_path / "runs.db", timeout=timeout)
+    assert not list(tmp_path.iterdir())
