@@ -7,13 +7,21 @@ how well the law explains the runs it saw.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from bayesplit import _arviz
-from bayesplit._parse import check_kwargs, check_level, is_finite_number, progress_messages
+from bayesplit._parse import (
+    check_kwargs,
+    check_level,
+    is_finite_number,
+    names,
+    percent,
+    progress_messages,
+)
 from bayesplit.errors import BayesplitError
 from bayesplit.laws import Law, get_law
 from bayesplit.model import run_groups
@@ -156,7 +164,8 @@ def compare(
         One row per law: ``n_train`` fitted rows (``n_train_runs`` runs), held-out
         ``median_rel_error``, ``max_rel_error``,
         ``coverage`` (``coverage_new_run``: see :func:`holdout_metrics`), ``elpd_loo`` (± se, with the count of Pareto k > 0.7),
-        ``gate_ok`` and the warnings, sorted by elpd.
+        ``gate_ok`` and the warnings (one says when the held-out coverage is below the
+        level by more than sampling noise), sorted by elpd, best first.
     """
     from bayesplit.fitting import check_fit_options, fit
     from bayesplit.model import prepare
@@ -203,12 +212,16 @@ def compare(
         row.update(holdout_metrics(post, holdout, level))
         row.update(loo_metrics(post))
         warnings = list(post.diagnostics.failures)
-        other = holdout.loc[~holdout["eval_domain"].isin(post.domains), "eval_domain"]
-        if len(other):  # the fit has no parameters for them, so they cannot be scored
+        unscored = unpredicted_domains(holdout, post.domains, fit_kwargs.get("domains"))
+        if len(unscored):  # the fit has no parameters for them, so they cannot be scored
             warnings.append(
-                f"{len(other)} held-out row{'s' if len(other) != 1 else ''} on domains the "
-                f"fitted runs lack ({', '.join(sorted(map(str, set(other))))}) not predicted"
+                f"{len(unscored)} held-out row{'s' if len(unscored) != 1 else ''} on domains "
+                f"the fitted runs lack ({', '.join(sorted(map(str, set(unscored))))}) not "
+                "predicted"
             )
+        narrow = undercoverage_note(row["coverage"], row["n_holdout"], level)
+        if narrow is not None:
+            warnings.append(narrow)
         if row["pareto_k_bad"]:
             warnings.append(
                 f"{row['pareto_k_bad']} row{'s' if row['pareto_k_bad'] != 1 else ''} with Pareto "
@@ -219,3 +232,30 @@ def compare(
         results.append(row)
     df = pd.DataFrame(results).set_index("law")
     return df.sort_values("elpd_loo", ascending=False)
+
+
+def unpredicted_domains(holdout: pd.DataFrame, fitted, chosen=None) -> pd.Series:
+    """The eval domains of the held-out rows a fit of ``fitted`` domains cannot score:
+    rows a law describes (not a specialist's forgetting rows), on a domain the fit lacks
+    and that the user did not leave out (``chosen``, the fit's ``domains``)."""
+    rows = holdout[modelled_rows(holdout).to_numpy()]
+    lacking = ~rows["eval_domain"].isin(list(fitted))
+    if chosen is not None:  # left out on purpose: "147 rows ... not predicted" misled
+        lacking &= rows["eval_domain"].isin(names(chosen))
+    return rows.loc[lacking, "eval_domain"]
+
+
+def undercoverage_note(coverage: float, n: int, level: float) -> str | None:
+    """A note when held-out ``coverage`` of ``level`` bands is below the level by more
+    than sampling noise (two binomial standard errors over ``n`` rows; rows of one run
+    are not independent, so this is lenient): the law's intervals are too narrow where
+    it extrapolates, whatever its elpd, which ranks the table."""
+    if not n or not np.isfinite(coverage):
+        return None
+    floor = level - 2 * math.sqrt(level * (1 - level) / n)
+    if coverage >= floor:
+        return None
+    return (
+        f"held-out coverage {coverage:.0%} of its {percent(level)} bands is below the level by "
+        f"more than sampling noise over {n} rows: its intervals are too narrow beyond the fit"
+    )

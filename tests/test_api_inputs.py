@@ -916,3 +916,37 @@ def test_a_posterior_is_saved_under_a_nc_name_only(post, tmp_path, name, message
         post.save(f"{tmp_path}/{name}")
     assert list(tmp_path.iterdir()) == []
     assert post.save(tmp_path / "P.NC").exists()
+
+
+def test_compare_names_held_out_intervals_too_narrow_beyond_sampling_noise():
+    """compare ranks by elpd alone: a law first with 75% held-out coverage of its 90% bands
+    (against another's 89%) read as the better extrapolator, with no word."""
+    from bayesplit.comparison import undercoverage_note
+
+    note = undercoverage_note(0.75, 61, 0.9)  # 2 se over 61 rows: 7.7 points
+    assert note == (
+        "held-out coverage 75% of its 90% bands is below the level by more than sampling "
+        "noise over 61 rows: its intervals are too narrow beyond the fit"
+    )
+    assert undercoverage_note(0.89, 61, 0.9) is None and undercoverage_note(0.83, 61, 0.9) is None
+    assert undercoverage_note(0.75, 4, 0.9) is None  # 4 rows (3 of 4 in): 2 se is 30 points
+    assert undercoverage_note(float("nan"), 0, 0.9) is None  # nothing held out
+
+
+def test_compare_says_nothing_of_domains_left_out_on_purpose_or_of_forgetting_rows():
+    """compare(..., domains=["code"]) warned "147 held-out row(s) on domains the fitted runs
+    lack (docs, lexicon, scripture) not predicted", counting the specialists' rows on other
+    domains, which no law predicts."""
+    from bayesplit.comparison import unpredicted_domains
+
+    rows = pd.DataFrame(
+        {
+            "eval_domain": ["code", "docs", "docs", "law"],
+            "train_domain": [None, None, "code", None],
+            "spec_tokens": [0.0, 0.0, 1e8, 0.0],
+        }
+    )
+    # a general model's docs and law rows; the code specialist's docs row is forgetting
+    assert sorted(unpredicted_domains(rows, ["code"])) == ["docs", "law"]
+    assert list(unpredicted_domains(rows, ["code"], chosen=["code"])) == []
+    assert list(unpredicted_domains(rows, ["code"], chosen=["code", "law"])) == ["law"]

@@ -394,7 +394,7 @@ def compare_cmd(
     json_out: JsonFlag = False,
     law_module: LawModule = None,
 ) -> None:
-    """Compare laws: held-out error on the largest runs, interval coverage, PSIS-LOO."""
+    """Compare laws: held-out error on the largest runs, interval coverage, PSIS-LOO (best elpd_loo first)."""
     from bayesplit.comparison import compare
 
     _import_law_modules(law_module)
@@ -421,7 +421,10 @@ def compare_cmd(
         )
         return
     table = Table(
-        title=f"law comparison (held out: largest {percent(holdout_largest)} of runs by compute)"
+        title=(
+            f"law comparison, best elpd_loo first (held out: largest {percent(holdout_largest)} "
+            "of runs by compute)"
+        )
     )
     for col in (
         "law",
