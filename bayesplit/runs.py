@@ -785,7 +785,9 @@ def load_runs(
         ``.db`` file, ``"bundled:NAME"`` for a bundled data set (as ``--runs`` takes
         it), or a DataFrame.
     domains
-        Optional list of allowed domain names.
+        Optional list of the domain names the table may use: a row on any other is an
+        error (a check of the table, not a filter; ``fit(domains=)`` and
+        ``compare(domains=)`` are the ones that fit a subset).
 
     Returns
     -------
