@@ -106,6 +106,7 @@ def prior_predictive(
     level: float = 0.9,
     per_domain: list[str] | None = None,
     run_effect: bool | str = "auto",
+    domains: list[str] | None = None,
 ) -> xr.Dataset:
     """Sample losses from the prior at every modelled row.
 
@@ -126,6 +127,8 @@ def prior_predictive(
         :func:`~bayesplit.fitting.fit`.
     run_effect
         ``"auto"``, True or False: one shift per run or trunk, as in ``fit``.
+    domains
+        Only these eval domains (default: all), as in ``fit``.
 
     Returns
     -------
@@ -143,7 +146,7 @@ def prior_predictive(
     law_obj = get_law(law)
     if per_domain is not None:
         law_obj = law_obj.with_pooling(per_domain)
-    spec, data = prepare(table, law_obj, run_effect=run_effect)
+    spec, data = prepare(table, law_obj, domains=domains, run_effect=run_effect)
     check_law_mean(law_obj, spec, data)  # a mean of no value per row fails inside JAX
     sim = sample_prior(law_obj, spec, data, draws=draws, seed=seed)
     check_law_mean(law_obj, spec, data, sim)  # a NaN draw would read as "outside the band"

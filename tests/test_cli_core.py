@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from bayesplit.cli import app
 from bayesplit.cli.core import parse_count
+from bayesplit.errors import BayesplitError
 
 runner = CliRunner()
 
@@ -146,6 +147,31 @@ def test_prior_predictive_covers_the_data(runs_csv):
         )
     )
     assert out["inside"] >= 0.8  # weakly informative: the prior covers realistic losses
+
+
+def test_prior_and_compare_take_the_fits_domains_and_run_effect(runs_csv, monkeypatch):
+    """prior had no --domains, --per-domain or --run-effect, compare no --domains or
+    --run-effect, though fit has them and the Python functions pass them on;
+    prior_predictive(domains=) was a TypeError."""
+    import bayesplit.comparison
+
+    base = ["prior", "--runs", str(runs_csv), "--law", "additive", "--draws", "50", "--json"]
+    out = _json(runner.invoke(app, [*base, "--domains", "code"]))
+    assert list(out["domains"]) == ["code"]
+    out = _json(runner.invoke(app, [*base, "--per-domain", "E", "--run-effect", "off"]))
+    assert set(out["domains"]) == {"web", "code", "law"}
+    bad = runner.invoke(app, [*base, "--run-effect", "maybe"])
+    assert bad.exit_code == 2 and "--run-effect must be auto, on or off" in bad.output
+    given = {}
+
+    def fake_compare(runs, laws, **kwargs):
+        given.update(kwargs)
+        raise BayesplitError("stop here")
+
+    monkeypatch.setattr(bayesplit.comparison, "compare", fake_compare)
+    args = ["compare", "--runs", str(runs_csv), "--domains", "code", "--run-effect", "on"]
+    assert runner.invoke(app, args).exit_code == 2
+    assert given["domains"] == ["code"] and given["run_effect"] is True
 
 
 @pytest.mark.parametrize("module", ["bayesplit", "bayesplit.cli"])

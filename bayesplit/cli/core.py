@@ -160,6 +160,17 @@ LawModule = Annotated[
     typer.Option("--law-module", help="Import a module that registers extra laws."),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+Domains = Annotated[
+    str | None,
+    typer.Option("--domains", help="Comma-separated eval domains to fit (default all)."),
+]
+PerDomain = Annotated[
+    str | None,
+    typer.Option(
+        "--per-domain", help="Comma-separated parameters that vary by domain (default: the law's)."
+    ),
+]
+RunEffect = Annotated[str, typer.Option("--run-effect", help="auto, on or off.")]
 
 
 def laws_cmd(json_out: JsonFlag = False, law_module: LawModule = None) -> None:
@@ -192,6 +203,9 @@ def prior_cmd(
     draws: Annotated[int, typer.Option(help="Prior draws.")] = 500,
     seed: Seed = 0,
     level: Level = 0.9,
+    domains: Domains = None,
+    per_domain: PerDomain = None,
+    run_effect: RunEffect = "auto",
     json_out: JsonFlag = False,
     law_module: LawModule = None,
 ) -> None:
@@ -199,7 +213,16 @@ def prior_cmd(
     from bayesplit.prior import prior_predictive, prior_summary
 
     _import_law_modules(law_module)
-    ds = prior_predictive(load_runs_arg(runs), law, draws=draws, seed=seed, level=level)
+    ds = prior_predictive(
+        load_runs_arg(runs),
+        law,
+        draws=draws,
+        seed=seed,
+        level=level,
+        domains=_names_csv(domains, "--domains"),
+        per_domain=_names_csv(per_domain, "--per-domain"),
+        run_effect=_run_effect(run_effect),
+    )
     summary = prior_summary(ds)
     if json_out:
         emit_json(
@@ -239,17 +262,9 @@ def fit_cmd(
     seed: Seed = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or gpu (cuda is the same).")] = "auto",
     backend: Annotated[str, typer.Option(help="numpyro, pymc or nutpie.")] = "numpyro",
-    domains: Annotated[
-        str | None, typer.Option(help="Comma-separated eval domains to fit (default all).")
-    ] = None,
-    per_domain: Annotated[
-        str | None,
-        typer.Option(
-            "--per-domain",
-            help="Comma-separated parameters that vary by domain (default: the law's).",
-        ),
-    ] = None,
-    run_effect: Annotated[str, typer.Option("--run-effect", help="auto, on or off.")] = "auto",
+    domains: Domains = None,
+    per_domain: PerDomain = None,
+    run_effect: RunEffect = "auto",
     json_out: JsonFlag = False,
     law_module: LawModule = None,
     progress: Annotated[bool, typer.Option(help="Show the sampler's progress bar.")] = True,
@@ -391,6 +406,8 @@ def compare_cmd(
     warmup: int = 1000,
     seed: Seed = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or gpu (cuda is the same).")] = "auto",
+    domains: Domains = None,
+    run_effect: RunEffect = "auto",
     json_out: JsonFlag = False,
     law_module: LawModule = None,
 ) -> None:
@@ -409,6 +426,8 @@ def compare_cmd(
         warmup=warmup,
         seed=seed,
         device=device,
+        domains=_names_csv(domains, "--domains"),
+        run_effect=_run_effect(run_effect),
         progress=(lambda _line: None) if json_out else console.print,  # the fits' bars either way
     )
     if json_out:
