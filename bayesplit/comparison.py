@@ -85,14 +85,14 @@ def holdout_predictions(
     return pd.concat(out).sort_index()
 
 
-def holdout_metrics(posterior, holdout: pd.DataFrame, level: float = 0.9) -> dict:
+def holdout_metrics(posterior, holdout: pd.DataFrame, level: float = 0.9, seed: int = 0) -> dict:
     """Relative error of the median prediction and coverage of the predictive band on held-out rows.
 
-    Rows are predicted as in :func:`holdout_predictions`. ``coverage_new_run`` scores every
-    row against the new-run band, the stricter reading when the held-out runs share a trunk
-    with the fitted ones.
+    Rows are predicted as in :func:`holdout_predictions` (``seed``: its noise draws).
+    ``coverage_new_run`` scores every row against the new-run band, the stricter reading
+    when the held-out runs share a trunk with the fitted ones.
     """
-    p = holdout_predictions(posterior, holdout, level)
+    p = holdout_predictions(posterior, holdout, level, seed)
     if len(p) == 0:
         return {
             "n_holdout": 0,
@@ -209,7 +209,8 @@ def compare(
             "n_train_runs": post.runs["run_id"].nunique(),
         }
         # the same keys with nothing held out (NaN), so --json has one shape
-        row.update(holdout_metrics(post, holdout, level))
+        # the bands' noise draws follow the fits' seed: --seed changed only the fits
+        row.update(holdout_metrics(post, holdout, level, fit_kwargs.get("seed", 0)))
         row.update(loo_metrics(post))
         warnings = list(post.diagnostics.failures)
         unscored = unpredicted_domains(holdout, post.domains, fit_kwargs.get("domains"))

@@ -950,3 +950,20 @@ def test_compare_says_nothing_of_domains_left_out_on_purpose_or_of_forgetting_ro
     assert sorted(unpredicted_domains(rows, ["code"])) == ["docs", "law"]
     assert list(unpredicted_domains(rows, ["code"], chosen=["code"])) == []
     assert list(unpredicted_domains(rows, ["code"], chosen=["code", "law"])) == ["law"]
+
+
+def test_compare_draws_its_held_out_bands_with_its_seed(runs, monkeypatch):
+    """compare(seed=3) fitted with seed 3 but drew the held-out bands' noise with seed 0."""
+    import bayesplit.comparison as comparison
+
+    seeds = []
+    real = comparison.holdout_predictions
+
+    def spy(posterior, holdout, level=0.9, seed=0):
+        seeds.append(seed)
+        return real(posterior, holdout, level, seed)
+
+    monkeypatch.setattr(comparison, "holdout_predictions", spy)
+    quick = dict(chains=1, draws=20, warmup=20, holdout_largest=0.3)
+    bayesplit.compare(runs, ["additive"], seed=3, **quick)
+    assert seeds == [3]
