@@ -79,6 +79,18 @@ COMMIT;
 """
 
 
+def check_new_store_name(path: str | Path) -> None:
+    """Refuse a name for a new run store that the readers would not take for a store:
+    one named new.csv was made, and then read as a CSV by every reader. The trainer asks
+    before it trains, as the store is made only when its rows are written."""
+    name = Path(path).name
+    if not name.lower().endswith(STORE_SUFFIXES):
+        raise BayesplitError(
+            f"a new run store must end in {', '.join(STORE_SUFFIXES[:-1])} or "
+            f"{STORE_SUFFIXES[-1]} (the names read as a store), got {name}"
+        )
+
+
 class RunStore:
     """Append-only SQLite store of run rows.
 
@@ -135,13 +147,8 @@ class RunStore:
                 )
         elif not create or read_only:
             raise BayesplitError(f"no such run store: {self.path}")
-        elif not self.path.name.lower().endswith(STORE_SUFFIXES):
-            # a store named new.csv was made, and then read as a CSV by every reader
-            raise BayesplitError(
-                f"a new run store must end in {', '.join(STORE_SUFFIXES)} (the names read as a "
-                f"store), got {self.path.name}"
-            )
         else:
+            check_new_store_name(self.path)
             self.path.parent.mkdir(parents=True, exist_ok=True)
         if not read_only:
             with self._connect() as con, _sql_errors(f"cannot write to {self.path}"):

@@ -362,7 +362,7 @@ def test_a_store_file_that_cannot_be_written_is_refused_before_sqlite_tries(tmp_
 def test_a_new_store_needs_a_name_the_readers_take_for_a_store(tmp_path, name):
     """RunStore("new.csv") made an SQLite file that load_runs and `runs list` then read as
     CSV ("'utf-8' codec can't decode byte")."""
-    with pytest.raises(BayesplitError, match=f"must end in .db, .sqlite, .sqlite3 .*got {name}$"):
+    with pytest.raises(BayesplitError, match=f"must end in .db, .sqlite or .sqlite3 .*got {name}$"):
         RunStore(tmp_path / name)
     assert not list(tmp_path.iterdir())
     RunStore(tmp_path / "RUNS.SQLITE").append(good_table())  # the case is the readers' too

@@ -174,7 +174,7 @@ def run_loop(
     from bayesplit.fitting import fit
     from bayesplit.runs import load_runs
     from bayesplit.simulation import check_stop_regret
-    from bayesplit.store import RunStore
+    from bayesplit.store import RunStore, check_new_store_name
     from bayesplit.train.corpus import Corpus
     from bayesplit.train.execute import execute_suggestions, plan_suggestions
     from bayesplit.train.ladder import load_ladder, resolve_ladder
@@ -204,6 +204,8 @@ def run_loop(
     # the store's runs, or the seed design on an empty store (opening would create it)
     # an empty file is a store not made yet, as the train commands take it
     fresh = not store.exists() or (store.is_file() and store.stat().st_size == 0)
+    if not store.exists():  # refused before the seed design trains, not at its rows
+        check_new_store_name(store)
     known = pd.DataFrame() if fresh else RunStore(store, read_only=True).read()
     check_store_corpus(known, data, store)
     check_budget_buys_a_run(

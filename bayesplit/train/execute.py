@@ -884,10 +884,11 @@ def _store_for_planning(store: Any):
         raise BayesplitError("executing suggestions needs a run store")
     if hasattr(store, "append"):
         return store
-    from bayesplit.store import RunStore
+    from bayesplit.store import RunStore, check_new_store_name
 
     path = Path(store)
     if not path.exists():
+        check_new_store_name(path)  # before the training, not at its rows' writing
         return _NoStoreYet()
     RunStore.check(path, allow_empty=True)  # a foreign file is refused, untouched
     try:

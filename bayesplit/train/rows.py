@@ -139,10 +139,11 @@ def store_for_lookup(store):
     if store is None or hasattr(store, "append"):
         return store
     from bayesplit.errors import BayesplitError
-    from bayesplit.store import RunStore
+    from bayesplit.store import RunStore, check_new_store_name
 
     path = Path(store)
     if not path.exists():
+        check_new_store_name(path)
         folder = path.parent
         while not folder.exists():
             folder = folder.parent

@@ -382,6 +382,41 @@ def test_an_empty_store_file_is_a_store_not_made_yet(tiny_corpus, tmp_path):
     assert store.stat().st_size == 0
 
 
+def test_a_store_name_no_reader_takes_for_a_store_is_refused_before_training(
+    tiny_corpus, tmp_path, monkeypatch
+):
+    """RunStore refuses to make "loop_runs" (readers take it for no store), but the trainer
+    makes its store only when it writes the rows: the run trained, then its rows were
+    refused."""
+    from bayesplit.train import execute
+    from bayesplit.train.closed_loop import run_loop
+    from bayesplit.train.rows import store_for_lookup
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a run was trained")
+
+    monkeypatch.setattr(execute, "execute_suggestions", no_training)
+    ladder = write_ladder(tmp_path / "ladder.yaml", [tiny_entry(), tiny_entry(name="wide", d_model=48)])  # fmt: skip
+    store = tmp_path / "loop_runs"
+    message = "a new run store must end in .db, .sqlite or .sqlite3 .*got loop_runs$"
+    for call in (
+        lambda: store_for_lookup(store),
+        lambda: execute._store_for_planning(store),
+        lambda: run_loop(
+            tiny_corpus,
+            store,
+            budget=1e13,
+            ladder=str(ladder),
+            workdir=tmp_path / "w",
+            seed_tokens=2560,
+            progress=False,
+        ),  # fmt: skip
+    ):
+        with pytest.raises(BayesplitError, match=message):
+            call()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ladder.yaml"]
+
+
 def test_a_branch_off_a_trunk_not_on_disk_is_charged_its_trunk(tiny_corpus, tmp_path, monkeypatch):  # fmt: skip
     # suggest prices a branch off the store's (N, D) as D' alone; under another --seed the
     # trainer retrains the trunk from scratch, and the loop charged only the branch
