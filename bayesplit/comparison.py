@@ -90,12 +90,15 @@ def holdout_metrics(posterior, holdout: pd.DataFrame, level: float = 0.9, seed: 
 
     Rows are predicted as in :func:`holdout_predictions` (``seed``: its noise draws).
     ``coverage_new_run`` scores every row against the new-run band, the stricter reading
-    when the held-out runs share a trunk with the fitted ones.
+    when the held-out runs share a trunk with the fitted ones. ``n_holdout_runs`` counts
+    the held-out runs as independent units: a trunk and its branches once, as they share
+    one run effect.
     """
     p = holdout_predictions(posterior, holdout, level, seed)
     if len(p) == 0:
         return {
             "n_holdout": 0,
+            "n_holdout_runs": 0,
             "n_seen_run": 0,
             "median_rel_error": float("nan"),
             "max_rel_error": float("nan"),
@@ -106,6 +109,7 @@ def holdout_metrics(posterior, holdout: pd.DataFrame, level: float = 0.9, seed: 
     err = np.abs(p["median"].to_numpy() - obs) / obs
     return {
         "n_holdout": len(p),
+        "n_holdout_runs": int(run_groups(holdout.loc[p.index]).nunique()),
         "n_seen_run": int((p["predicted_for"] == "seen trunk").sum()),
         "median_rel_error": float(np.median(err)),
         "max_rel_error": float(np.max(err)),
@@ -220,7 +224,7 @@ def compare(
                 f"the fitted runs lack ({', '.join(sorted(map(str, set(unscored))))}) not "
                 "predicted"
             )
-        narrow = undercoverage_note(row["coverage"], row["n_holdout"], level)
+        narrow = undercoverage_note(row["coverage"], row["n_holdout_runs"], level)
         if narrow is not None:
             warnings.append(narrow)
         if row["pareto_k_bad"]:
@@ -246,17 +250,20 @@ def unpredicted_domains(holdout: pd.DataFrame, fitted, chosen=None) -> pd.Series
     return rows.loc[lacking, "eval_domain"]
 
 
-def undercoverage_note(coverage: float, n: int, level: float) -> str | None:
+def undercoverage_note(coverage: float, n_runs: int, level: float) -> str | None:
     """A note when held-out ``coverage`` of ``level`` bands is below the level by more
-    than sampling noise (two binomial standard errors over ``n`` rows; rows of one run
-    are not independent, so this is lenient): the law's intervals are too narrow where
-    it extrapolates, whatever its elpd, which ranks the table."""
-    if not n or not np.isfinite(coverage):
+    than sampling noise: two binomial standard errors over ``n_runs`` independent runs
+    (the rows of one run share its effect, so counting rows made the test fire on
+    calibrated bands; a run's share of rows inside varies less than one Bernoulli, so
+    this errs on the lenient side). The law's intervals are then too narrow where it
+    extrapolates, whatever its elpd, which orders the table."""
+    if not n_runs or not np.isfinite(coverage):
         return None
-    floor = level - 2 * math.sqrt(level * (1 - level) / n)
+    floor = level - 2 * math.sqrt(level * (1 - level) / n_runs)
     if coverage >= floor:
         return None
     return (
         f"held-out coverage {coverage:.0%} of its {percent(level)} bands is below the level by "
-        f"more than sampling noise over {n} rows: its intervals are too narrow beyond the fit"
+        f"more than sampling noise over {n_runs} independent held-out runs: its intervals are "
+        "too narrow beyond the fit"
     )

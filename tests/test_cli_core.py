@@ -449,6 +449,8 @@ def test_compare_scores_the_largest_runs_and_names_what_it_could_not(tmp_path, a
     (row,) = json.loads(result.stdout)["laws"]
     assert row["law"] == "additive" and row["n_holdout"] > 0
     assert row["n_train"] > row["n_train_runs"] > 0  # rows (one per domain) and runs
+    # the held-out runs as independent units: fewer than their rows (one per domain)
+    assert 0 < row["n_holdout_runs"] < row["n_holdout"]
     assert 0 <= row["coverage"] <= 1 and row["median_rel_error"] < 0.05
     assert (
         "1 held-out row on domains the fitted runs lack (medical) not predicted" in row["warnings"]
