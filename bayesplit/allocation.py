@@ -1066,7 +1066,8 @@ def extrapolation_notes(
             f"extrapolation: N = {plan.params:.3g} is below the smallest fitted model ({n_min:.3g})"
         )
     d_min, d_max = float(runs["pretrain_tokens"].min()), float(runs["pretrain_tokens"].max())
-    if plan.pretrain_tokens > f * d_max:
+    d_beyond = plan.pretrain_tokens > f * d_max
+    if d_beyond:
         notes.append(
             f"extrapolation: D = {plan.pretrain_tokens:.3g} is {_times(plan.pretrain_tokens / d_max)}x the longest fitted pretraining ({d_max:.3g})"
         )
@@ -1077,15 +1078,18 @@ def extrapolation_notes(
     spec = runs[runs["spec_tokens"] > 0]
     if uses_spec_tokens and len(spec):
         # a D' term reads D' itself (additive's 1 + D'/D'_0), not only D'/D: D' 27x the
-        # longest measured one, at a D'/D within range, had no note
-        dp_max = float(spec["spec_tokens"].max())
-        longest = max(plan.spec_tokens.values(), default=0.0)
-        if longest > f * dp_max:
-            far = [k for k, v in plan.spec_tokens.items() if v > f * dp_max]
-            notes.append(
-                f"extrapolation: D' = {longest:.3g} ({', '.join(far)}) is "
-                f"{_times(longest / dp_max)}x the longest fitted specialization ({dp_max:.3g})"
-            )
+        # longest measured one, at a D'/D within range, had no note. Each domain against
+        # its own specialists (the longest of any where it has none).
+        own = spec[spec["train_domain"].astype(object) == spec["eval_domain"].astype(object)]
+        longest_of = own.groupby("train_domain")["spec_tokens"].max().to_dict()
+        dp_any = float(spec["spec_tokens"].max())
+        for k, v in plan.spec_tokens.items():
+            dp_max = float(longest_of.get(k, dp_any))
+            if v > f * dp_max:
+                notes.append(
+                    f"extrapolation: D' = {v:.3g} for {k} is {_times(v / dp_max)}x its longest "
+                    f"fitted specialization ({dp_max:.3g})"
+                )
         measured = float((spec["spec_tokens"] / spec["pretrain_tokens"]).max())
         beyond = [k for k, v in plan.spec_tokens.items() if v / plan.pretrain_tokens > f * measured]
         if beyond:
@@ -1096,8 +1100,10 @@ def extrapolation_notes(
     elif not uses_spec_tokens and max(plan.spec_tokens.values(), default=0.0) > 0:
         # such a law sees D + D' as one run's tokens: D' = 1e10 on D = 2e6 had no note
         t_max = float((runs["pretrain_tokens"] + runs["spec_tokens"]).max())
-        total = plan.pretrain_tokens + max(plan.spec_tokens.values())
-        if total > f * t_max:
+        longest = max(plan.spec_tokens.values())
+        total = plan.pretrain_tokens + longest
+        # past the D note, only when D' is what carries it there (not D twice over)
+        if total > f * t_max and (not d_beyond or longest >= plan.pretrain_tokens):
             notes.append(
                 f"extrapolation: D + D' = {total:.3g} is {_times(total / t_max)}x the longest "
                 f"fitted training ({t_max:.3g}); this law reads them as one run's tokens"

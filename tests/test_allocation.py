@@ -604,7 +604,15 @@ def test_a_long_specialization_is_flagged_whatever_its_law_reads(additive_runs):
     d_max = additive_runs["pretrain_tokens"].max()  # 3e9; the longest D' is 1e9
     long_dp = Plan(1e8, d_max, {"web": 2.5e9, "code": 0.0, "law": 0.0})  # D'/D 0.83, 1/3 ran
     assert extrapolation_notes(long_dp, additive_runs) == [
-        "extrapolation: D' = 2.5e+09 (web) is 2.5x the longest fitted specialization (1e+09)"
+        "extrapolation: D' = 2.5e+09 for web is 2.5x its longest fitted specialization (1e+09)"
+    ]
+    # each domain against its own specialists: web's went to 1e8 only, code's to 1e9
+    short_web = additive_runs[
+        ~((additive_runs["train_domain"] == "web") & (additive_runs["spec_tokens"] > 1e8))
+    ]
+    both = Plan(1e8, d_max, {"web": 5e8, "code": 5e8, "law": 0.0})
+    assert extrapolation_notes(both, short_web) == [
+        "extrapolation: D' = 5e+08 for web is 5x its longest fitted specialization (1e+08)"
     ]
     # chinchilla: the longest fitted run is D + D' = 3e9 + 1e9
     notes = extrapolation_notes(
@@ -616,6 +624,9 @@ def test_a_long_specialization_is_flagged_whatever_its_law_reads(additive_runs):
     ]
     inside = Plan(1e8, 1e9, {"web": 3e9})  # 4e9: as long as the longest run
     assert extrapolation_notes(inside, additive_runs, uses_spec_tokens=False) == []
+    # D itself far beyond, D' a token: one note, not D and D + D' for one cause
+    (note,) = extrapolation_notes(Plan(1e8, 1e11, {"web": 1.0}), additive_runs, uses_spec_tokens=False)  # fmt: skip
+    assert note.startswith("extrapolation: D = 1e+11 is 33x the longest fitted pretraining")
 
 
 def test_a_plan_far_beyond_the_fitted_runs_is_flagged(additive_posterior, additive_runs):
@@ -629,7 +640,7 @@ def test_a_plan_far_beyond_the_fitted_runs_is_flagged(additive_posterior, additi
     notes = extrapolation_notes(far, additive_runs)
     assert len(notes) == 3
     assert "10x the largest fitted model" in notes[0] and "D'/D for web" in notes[2]
-    assert "D' = 1.5e+10 (web) is 15x the longest fitted specialization (1e+09)" in notes[1]
+    assert "D' = 1.5e+10 for web is 15x its longest fitted specialization (1e+09)" in notes[1]
     short = Plan(n_max, 0.01 * additive_runs["pretrain_tokens"].min(), {"web": 0.0})
     assert "below the shortest" in extrapolation_notes(short, additive_runs)[0]
     # an absurd plan reads as a number, not as a hundred digits
