@@ -154,15 +154,25 @@ def test_prior_and_compare_take_the_fits_domains_and_run_effect(runs_csv, monkey
     --run-effect, though fit has them and the Python functions pass them on;
     prior_predictive(domains=) was a TypeError."""
     import bayesplit.comparison
+    import bayesplit.prior
 
     base = ["prior", "--runs", str(runs_csv), "--law", "additive", "--draws", "50", "--json"]
     out = _json(runner.invoke(app, [*base, "--domains", "code"]))
     assert list(out["domains"]) == ["code"]
-    out = _json(runner.invoke(app, [*base, "--per-domain", "E", "--run-effect", "off"]))
-    assert set(out["domains"]) == {"web", "code", "law"}
     bad = runner.invoke(app, [*base, "--run-effect", "maybe"])
     assert bad.exit_code == 2 and "--run-effect must be auto, on or off" in bad.output
     given = {}
+    real = bayesplit.prior.prior_predictive
+
+    def spy(*args, **kwargs):
+        given.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bayesplit.prior, "prior_predictive", spy)
+    out = _json(runner.invoke(app, [*base, "--per-domain", "E", "--run-effect", "off"]))
+    assert set(out["domains"]) == {"web", "code", "law"}
+    assert given["per_domain"] == ["E"] and given["run_effect"] is False
+    given.clear()
 
     def fake_compare(runs, laws, **kwargs):
         given.update(kwargs)
@@ -170,8 +180,9 @@ def test_prior_and_compare_take_the_fits_domains_and_run_effect(runs_csv, monkey
 
     monkeypatch.setattr(bayesplit.comparison, "compare", fake_compare)
     args = ["compare", "--runs", str(runs_csv), "--domains", "code", "--run-effect", "on"]
-    assert runner.invoke(app, args).exit_code == 2
+    assert runner.invoke(app, [*args, "--per-domain", "E"]).exit_code == 2
     assert given["domains"] == ["code"] and given["run_effect"] is True
+    assert given["per_domain"] == ["E"]
 
 
 @pytest.mark.parametrize("module", ["bayesplit", "bayesplit.cli"])

@@ -203,7 +203,10 @@ def prior_cmd(
     draws: Annotated[int, typer.Option(help="Prior draws.")] = 500,
     seed: Seed = 0,
     level: Level = 0.9,
-    domains: Domains = None,
+    domains: Annotated[
+        str | None,
+        typer.Option("--domains", help="Comma-separated eval domains to check (default all)."),
+    ] = None,
     per_domain: PerDomain = None,
     run_effect: RunEffect = "auto",
     json_out: JsonFlag = False,
@@ -407,6 +410,7 @@ def compare_cmd(
     seed: Seed = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or gpu (cuda is the same).")] = "auto",
     domains: Domains = None,
+    per_domain: PerDomain = None,
     run_effect: RunEffect = "auto",
     json_out: JsonFlag = False,
     law_module: LawModule = None,
@@ -427,6 +431,7 @@ def compare_cmd(
         seed=seed,
         device=device,
         domains=_names_csv(domains, "--domains"),
+        per_domain=_names_csv(per_domain, "--per-domain"),
         run_effect=_run_effect(run_effect),
         progress=(lambda _line: None) if json_out else console.print,  # the fits' bars either way
     )
