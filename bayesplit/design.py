@@ -998,7 +998,11 @@ def suggest(
             f"nothing to {label} once these runs' outcomes are known"
             if k
             else "no other candidate is left"
-            + (" under --max-run-flops" if max_run_flops is not None else "")
+            + (
+                " under --max-run-flops (in Python: max_run_flops=)"
+                if max_run_flops is not None
+                else ""
+            )
         )
         notes.append(f"{len(picks)} runs suggested, not {n}: {why}")
 

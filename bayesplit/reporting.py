@@ -446,7 +446,7 @@ def _checklist(posterior, rep: dict) -> list[tuple]:
                 "predicted with their estimated run effect)"
             )
     elif held is not None:
-        held_text = "the runs given with --runs contain no rows outside the fit"
+        held_text = "the runs given with --runs (in Python: runs=) contain no rows outside the fit"
     if held is not None and held.attrs.get("other_domains", {}).get("rows"):
         o = held.attrs["other_domains"]
         held_text += (
@@ -460,9 +460,7 @@ def _checklist(posterior, rep: dict) -> list[tuple]:
             f"{'were' if m != 1 else 'was'} left out (the law does not describe them)"
         )
     if held is None:
-        held_text = (
-            "no held-out runs given (pass --runs with runs the fit did not see, e.g. larger ones)"
-        )
+        held_text = "no held-out runs given (pass --runs, in Python runs=, with runs the fit did not see, e.g. larger ones)"
     priors = []
     for t in law.describe()["priors"].values():
         priors += [BR, t] if priors else [t]
