@@ -96,6 +96,15 @@ def _run_effect(text: str):
     return choices[text]
 
 
+def _model_options(domains: str | None, per_domain: str | None, run_effect: str) -> dict:
+    """The model options that prior and compare pass on as fit takes them."""
+    return {
+        "domains": _names_csv(domains, "--domains"),
+        "per_domain": _names_csv(per_domain, "--per-domain"),
+        "run_effect": _run_effect(run_effect),
+    }
+
+
 def _import_law_modules(modules: list[str] | None) -> None:
     from bayesplit.laws import import_law_module
 
@@ -222,9 +231,7 @@ def prior_cmd(
         draws=draws,
         seed=seed,
         level=level,
-        domains=_names_csv(domains, "--domains"),
-        per_domain=_names_csv(per_domain, "--per-domain"),
-        run_effect=_run_effect(run_effect),
+        **_model_options(domains, per_domain, run_effect),
     )
     summary = prior_summary(ds)
     if json_out:
@@ -430,9 +437,7 @@ def compare_cmd(
         warmup=warmup,
         seed=seed,
         device=device,
-        domains=_names_csv(domains, "--domains"),
-        per_domain=_names_csv(per_domain, "--per-domain"),
-        run_effect=_run_effect(run_effect),
+        **_model_options(domains, per_domain, run_effect),
         progress=(lambda _line: None) if json_out else console.print,  # the fits' bars either way
     )
     if json_out:
