@@ -220,6 +220,19 @@ def _size_counts(entry: dict[str, Any], vocab_size: int) -> dict[str, int]:
     return {"non_embedding": built["params"], "with_embeddings": built["params_with_embeddings"]}
 
 
+def _check_model_is_params(s: dict, i: int, entry: dict, vocab_size: int) -> None:
+    """A suggestion that names its ``model`` and gives ``params`` must mean one size: the
+    model was trained, and its rows recorded another N than the file asked for, unsaid."""
+    n = _number(s, "params", i)
+    sizes = _size_counts(entry, vocab_size)
+    if not any(math.isclose(c, n, rel_tol=PARAMS_REL_TOL) for c in sizes.values()):
+        raise BayesplitError(
+            f"suggestion #{i + 1}: model {entry['name']} has N={sizes['non_embedding']:,} "
+            f"({sizes['with_embeddings']:,} with embeddings), not params={n:.4g}; drop one "
+            "or make them agree"
+        )
+
+
 def match_ladder_sizes(
     suggestions: list[dict],
     entries: list[dict[str, Any]],
@@ -412,6 +425,8 @@ def plan_suggestions(
     for i, s in enumerate(suggestions):
         name = s.get("model")
         entry = find_model(entries, name) if name is not None else by_params[i]
+        if name is not None and s.get("params") is not None:
+            _check_model_is_params(s, i, entry, corpus.vocab_size)
         d = _number(s, "pretrain_tokens", i)
         dp = _number(s, "spec_tokens", i, 0.0)
         if d <= 0:

@@ -167,6 +167,9 @@ def test_bad_inputs_exit_2(tiny_corpus, tiny_ladder, tmp_path):
          "unknown domain 'law'"),
         ('[{"model": "tiny", "pretrain_tokens": "lots"}]', "must be a number"),
         ('[{"pretrain_tokens": 1e4}]', "needs params or model"),
+        # the named model was trained, its rows recording another N than asked, unsaid
+        ('[{"model": "tiny", "params": 1e9, "pretrain_tokens": 1e4}]',
+         "suggestion #1: model tiny has N="),
     ]:  # fmt: skip
         bad = tmp_path / "bad.json"
         bad.write_text(text)
