@@ -637,7 +637,7 @@ def allocate(
             f"independent trunks: no model for {', '.join(unserved)} (weight 0); the "
             "budget trains one model per domain of positive weight"
         )
-    forced = gate_note(posterior)
+    forced = posterior.diagnostics.forced_note()
     if forced is not None:  # say so wherever these numbers are shown
         notes.append(forced)
     if ladder is not None:
@@ -1020,17 +1020,6 @@ def _size_alternatives(prob: Problem, plan: Plan, params, ladder) -> dict[str, P
         name: Plan(float(n), float(prob.budget / c.flops_per_token(n) / mult), dict(none))
         for name, n in sizes.items()
     }
-
-
-#: How a forced plan's note begins (the report, which says so in a banner, leaves it out).
-GATE_NOTE = "the posterior failed its diagnostics gate"
-
-
-def gate_note(posterior, what: str = "these numbers") -> str | None:
-    """The note every result of a forced posterior carries (None when it passed its gate)."""
-    if posterior.diagnostics.ok:
-        return None
-    return f"{GATE_NOTE} ({'; '.join(posterior.diagnostics.failures)}): {what} were forced"
 
 
 #: A plan coordinate more than this factor beyond the fitted runs gets a note.

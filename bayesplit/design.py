@@ -974,9 +974,7 @@ def suggest(
             f"max_run_flops=): the cheapest not yet run costs {cheapest:.3g} FLOPs; raise the "
             f"cap or {smaller}"
         )
-    from bayesplit.allocation import gate_note
-
-    forced = gate_note(posterior)  # --force: say so, as allocate does
+    forced = posterior.diagnostics.forced_note()  # --force: say so, as allocate does
     notes = [] if forced is None else [forced]
     if elsewhere:
         notes.append(

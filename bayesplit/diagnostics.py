@@ -86,6 +86,11 @@ class Thresholds:
             object.__setattr__(self, "divergences_max", int(self.divergences_max))
 
 
+#: How a failed gate is named: in the refusal and at the head of a forced result's note
+#: (the report, which says so in a banner, leaves that note out).
+GATE_NOTE = "the posterior failed its diagnostics gate"
+
+
 @dataclass
 class Diagnostics:
     """Summary of sampler health and identifiability, with the gate's verdict."""
@@ -140,10 +145,16 @@ class Diagnostics:
         if check_flag(force, "force") or self.ok:  # checked first: "no" forced
             return
         raise DiagnosticsError(
-            "the posterior failed its diagnostics gate: "
+            f"{GATE_NOTE}: "
             + "; ".join(self.failures)
             + ". Refit with more draws/warmup or more data, or pass --force (in Python: force=True) to use it anyway"
         )
+
+    def forced_note(self, what: str = "these numbers") -> str | None:
+        """The note every result of a forced posterior carries (None when it passed)."""
+        if self.ok:
+            return None
+        return f"{GATE_NOTE} ({'; '.join(self.failures)}): {what} were forced"
 
 
 def _extreme(ds: xr.Dataset, fn) -> tuple[float, str]:

@@ -212,7 +212,7 @@ def build_report(
 
 def _sections(posterior, rep: dict) -> list[tuple[str, list[tuple]]]:
     """(heading, blocks) pairs: the one description both renderers draw."""
-    from bayesplit.allocation import GATE_NOTE
+    from bayesplit.diagnostics import GATE_NOTE
 
     d, level = rep["dict"], rep["level"]
     near = d["near_optimal"]
@@ -460,7 +460,10 @@ def _checklist(posterior, rep: dict) -> list[tuple]:
             f"{'were' if m != 1 else 'was'} left out (the law does not describe them)"
         )
     if held is None:
-        held_text = "no held-out runs given (pass --runs, in Python runs=, with runs the fit did not see, e.g. larger ones)"
+        held_text = (
+            "no held-out runs given (pass --runs, in Python: runs=, with runs the fit did not "
+            "see, e.g. larger ones)"
+        )
     priors = []
     for t in law.describe()["priors"].values():
         priors += [BR, t] if priors else [t]

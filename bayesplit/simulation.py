@@ -456,7 +456,7 @@ def make_refitter(truth: GroundTruth, config: CampaignConfig):
     from bayesplit.model import reference_scales
 
     k = len(truth.domains)
-    n_spec = int(np.sum(np.asarray(config.spec_tokens, dtype=float) > 0))  # a D' of 0: none
+    n_spec = sum(v > 0 for v in config.spec_tokens)  # a D' of 0 adds no candidate
     n_cand = len(config.params) * len(config.pretrain_tokens) * (1 + n_spec * k)
     seed_rows = truth.simulate(config.seed_design)
     return Refitter(

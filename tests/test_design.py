@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayesplit.allocation import gate_note
 from bayesplit.design import (
     NEGLIGIBLE_VALUE,
     CostModel,
@@ -409,7 +408,9 @@ def test_a_large_batch_stops_where_the_runs_stop_adding_information(additive_pos
     assert 4 <= len(s) < fresh
     values = s.table["value"].to_numpy()
     assert (values > NEGLIGIBLE_VALUE * values[0]).all()
-    forced = gate_note(additive_posterior)  # the fixture's short fit may fail its gate
+    forced = (
+        additive_posterior.diagnostics.forced_note()
+    )  # the fixture's short fit may fail its gate
     assert s.notes == ([] if forced is None else [forced]) + [
         f"{len(s)} runs suggested, not 300: the {fresh - len(s)} other candidates add nothing to "
         f"{s.quantity} once these runs' outcomes are known"

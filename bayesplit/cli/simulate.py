@@ -38,12 +38,11 @@ def load_truth_arg(spec: str, domains: list[str] | None = None, force: bool = Fa
         )
     path = Path(spec)
     if path.suffix.lower() == ".nc":  # POST.NC was read as YAML
-        from bayesplit.allocation import gate_note
         from bayesplit.posterior import load_posterior
 
         post = load_posterior(path)
         truth = truth_from_posterior(post, "median", force=force)
-        note = gate_note(post, "its medians, the truth here,")
+        note = post.diagnostics.forced_note("its medians, the truth here,")
         if note is not None:  # forced: every campaign is scored against a failed fit
             console.print(f"[yellow]! --truth {escape(str(path))}: {escape(note)}[/yellow]")
         return truth
