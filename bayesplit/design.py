@@ -18,6 +18,12 @@ whose ``schedule`` label says it was not trained on a WSD schedule (a label not 
 with ``wsd``, e.g. ``cosine``) left no stable-phase checkpoints to branch from: it is no
 trunk. Runs without a label are taken as WSD runs.
 
+Where the trainer's checkpoints are known (``checkpoints=``, from
+:func:`bayesplit.train.trunk.trunk_checkpoints`), a size's existing trunk is priced from them
+instead: a run resumes from the last checkpoint at or before its branch point (D for a
+specialist, D less its cooldown for a general model) and trains the gap again, as the
+bundled trainer does; the branch points this batch already passes through are free.
+
 **Value** is the expected reduction of the posterior uncertainty of a decision
 quantity Q (e.g. the objective at the recommended allocation), computed from
 posterior draws with a linear-Gaussian (ensemble) approximation: for a run whose
@@ -89,17 +95,40 @@ class CostModel:
             raise BayesplitError(f"flops_per_param_token must be a positive number, got {f!r}")
 
 
+def branch_point(
+    pretrain_tokens: np.ndarray, spec_tokens: np.ndarray, cost: CostModel
+) -> np.ndarray:
+    """Where on its trunk a run leaves the stable phase: D for a specialist, D less its
+    cooldown for a general model (the trainer decays the last ``cooldown_fraction`` of D)."""
+    d = np.asarray(pretrain_tokens, float)
+    return np.where(np.asarray(spec_tokens, float) > 0, d, d * (1.0 - cost.cooldown_fraction))
+
+
 @dataclass
 class TrunkState:
-    """How far (in pretraining tokens) a trunk of each model size has been trained."""
+    """How far (in pretraining tokens) a trunk of each model size has been trained.
+
+    ``stops``: where the trainer's checkpoints are known (``by_checkpoints``), the tokens
+    at which each size's trunk can be resumed, none for a size not listed (they replace the
+    rule "a checkpoint at every D reached"); ``planned``: the branch points the batch's
+    picks train through.
+    """
 
     reached: dict[float, float] = field(default_factory=dict)
     source: dict[float, str] = field(default_factory=dict)  #: run id (existing) or "suggested"
+    stops: dict[float, tuple[float, ...]] = field(default_factory=dict)
+    planned: dict[float, tuple[float, ...]] = field(default_factory=dict)
+    by_checkpoints: bool = False
 
     @classmethod
-    def from_runs(cls, runs: pd.DataFrame | None) -> TrunkState:
-        """Trunks implied by existing runs: per size, the furthest D and its trunk (or run) id."""
-        state = cls()
+    def from_runs(
+        cls, runs: pd.DataFrame | None, checkpoints: dict[float, Sequence[float]] | None = None
+    ) -> TrunkState:
+        """Trunks implied by existing runs: per size, the furthest D and its trunk (or run) id;
+        ``checkpoints`` (size → tokens of resumable checkpoints) where they are known."""
+        state = cls(by_checkpoints=checkpoints is not None)
+        for n, at in (checkpoints or {}).items():
+            state.stops[float(n)] = tuple(sorted(float(x) for x in at))
         if runs is None or len(runs) == 0:
             return state
         if "schedule" in runs:
@@ -124,20 +153,73 @@ class TrunkState:
 
     def copy(self) -> TrunkState:
         """An independent copy (greedy batches extend a copy, not the original)."""
-        return TrunkState(dict(self.reached), dict(self.source))
+        return TrunkState(
+            dict(self.reached),
+            dict(self.source),
+            dict(self.stops),
+            dict(self.planned),
+            self.by_checkpoints,
+        )
 
     def trunk_cost(
-        self, params: np.ndarray, pretrain_tokens: np.ndarray, cost: CostModel
+        self,
+        params: np.ndarray,
+        pretrain_tokens: np.ndarray,
+        cost: CostModel,
+        spec_tokens: np.ndarray | None = None,
     ) -> np.ndarray:
-        """FLOPs to bring each size's trunk to D (0 where it is already there)."""
+        """FLOPs to bring each size's trunk to D (0 where it is already there); for a size
+        with known ``stops``, to the run's branch point from the checkpoint before it."""
+        params = np.asarray(params, float)
+        d = np.asarray(pretrain_tokens, float)
         have = np.array([self.reached.get(float(n), 0.0) for n in params])
-        return cost.flops_per_param_token * params * np.maximum(pretrain_tokens - have, 0.0)
+        out = cost.flops_per_param_token * params * np.maximum(d - have, 0.0)
+        if self.by_checkpoints:
+            dp = np.zeros_like(d) if spec_tokens is None else np.asarray(spec_tokens, float)
+            t = branch_point(d, dp, cost)
+            for n in np.unique(params):
+                at = params == n
+                out[at] = cost.flops_per_param_token * n * self._retrained(float(n), t[at])
+        return out
 
-    def extend(self, params: float, pretrain_tokens: float) -> None:
-        """Record that the trunk of size ``params`` will reach ``pretrain_tokens``."""
+    def _retrained(self, params: float, t: np.ndarray) -> np.ndarray:
+        """Tokens of trunk the trainer adds to train through branch points ``t`` besides the
+        batch's own: each point is trained from the furthest checkpoint or planned point
+        before it, and a new point can shorten the stretch to the planned point after it."""
+        stops = np.array(sorted({0.0, *self.stops.get(params, ())}))
+        planned = np.array(sorted(self.planned.get(params, ())))
+
+        def resume(y: np.ndarray) -> np.ndarray:  # the last checkpoint at or before y
+            return stops[np.searchsorted(stops, y, side="right") - 1]
+
+        if not len(planned):
+            return t - resume(t)
+        i = np.searchsorted(planned, t, side="right")
+        before = np.where(i > 0, planned[np.maximum(i - 1, 0)], -np.inf)
+        after = planned[np.minimum(i, len(planned) - 1)]
+        own = t - np.maximum(before, resume(t))
+        saved = np.where(
+            i < len(planned),
+            np.maximum(t, resume(after)) - np.maximum(before, resume(after)),
+            0.0,
+        )
+        return own - saved
+
+    def extend(
+        self,
+        params: float,
+        pretrain_tokens: float,
+        spec_tokens: float = 0.0,
+        cost: CostModel = CostModel(),
+    ) -> None:
+        """Record that the trunk of size ``params`` will reach ``pretrain_tokens`` (and, for
+        a size with known checkpoints, pass the run's branch point)."""
         if pretrain_tokens > self.reached.get(params, 0.0):
             self.reached[params] = pretrain_tokens
             self.source[params] = "suggested"
+        if self.by_checkpoints:
+            t = float(branch_point(pretrain_tokens, spec_tokens, cost)[()])
+            self.planned[params] = (*self.planned.get(params, ()), t)
 
 
 def candidate_grid(
@@ -254,7 +336,7 @@ def candidate_costs(
     d = candidates["pretrain_tokens"].to_numpy(float)
     dp = candidates["spec_tokens"].to_numpy(float)
     branch = np.where(dp > 0, dp, cost.cooldown_fraction * d)
-    return trunks.trunk_cost(n, d, cost) + cost.flops_per_param_token * n * branch
+    return trunks.trunk_cost(n, d, cost, dp) + cost.flops_per_param_token * n * branch
 
 
 #: Two run specs within this relative difference in each of N, D and D' are the same run
@@ -501,7 +583,10 @@ def greedy_batch(
         j = int(np.argmax(score))
         row = candidates.iloc[j]
         n_j, d_j = float(row["params"]), float(row["pretrain_tokens"])
+        dp_j = float(row["spec_tokens"])
         have = trunks.reached.get(n_j, 0.0)
+        retrain = float(trunks.trunk_cost(np.array([n_j]), np.array([d_j]), cost_model,
+                                          np.array([dp_j]))[0])  # fmt: skip
         if have >= d_j:
             branch_from = {"trunk": trunks.source.get(n_j), "params": n_j, "pretrain_tokens": d_j}
         elif have > 0:
@@ -521,6 +606,7 @@ def greedy_batch(
                 "value": float(values[j]),
                 "value_per_flop": float(values[j] / costs[j]),
                 "branch_from": branch_from,
+                "trunk_flops": retrain,
                 "sd_before": float(sd_pre),
             }
         )
@@ -530,7 +616,7 @@ def greedy_batch(
         # the same run in a batch twice, one of them priced as a second trunk
         blocked |= already_measured(candidates, candidates.iloc[[j]])
         blocked[j] = True
-        trunks.extend(n_j, d_j)
+        trunks.extend(n_j, d_j, dp_j, cost_model)
     for p in picks:
         p["sd_initial"] = float(sd_before)
     return picks
@@ -728,6 +814,32 @@ def _check_candidates(candidates, domains: Sequence[str]) -> pd.DataFrame:
     return out
 
 
+def _check_checkpoints(checkpoints) -> dict[float, list[float]] | None:
+    """``checkpoints=``: a dict of model size → token counts, all numbers >= 0."""
+    if checkpoints is None:
+        return None
+    if not isinstance(checkpoints, dict):
+        raise BayesplitError(
+            "checkpoints must be a dict of model size -> tokens of its trunk's checkpoints, "
+            f"got {_shown(checkpoints)}"
+        )
+    out = {}
+    for n, at in checkpoints.items():
+        if not (is_number(n) and 0 < n < math.inf):
+            raise BayesplitError(f"checkpoints: a model size must be a positive number, got {n!r}")
+        if isinstance(at, (str, bytes)) or not isinstance(at, (Sequence, np.ndarray)):
+            raise BayesplitError(
+                f"checkpoints[{n!r}] must be a list of token counts, got {_shown(at)}"
+            )
+        for x in at:
+            if not (is_number(x) and 0 <= x < math.inf):
+                raise BayesplitError(
+                    f"checkpoints[{n!r}]: token counts must be numbers >= 0, got {x!r}"
+                )
+        out[float(n)] = [float(x) for x in at]
+    return out
+
+
 def _check_point(point) -> dict:
     """The target of ``objective="point"``: params, pretrain_tokens, domain and optional
     spec_tokens, each checked as predict checks them."""
@@ -781,6 +893,7 @@ def suggest(
     point: dict | None = None,
     max_run_flops: float | None = None,
     cost_model: CostModel = CostModel(),
+    checkpoints: dict[float, Sequence[float]] | None = None,
     allocate_kwargs: dict | None = None,
     max_draws: int | None = 2000,
     level: float = 0.9,
@@ -827,6 +940,12 @@ def suggest(
         Cap on the compute of any one suggestion.
     cost_model
         Tree-aware cost settings.
+    checkpoints
+        Per model size, the tokens at which its trunk can be resumed, as the bundled trainer
+        keeps them (:func:`bayesplit.train.trunk.trunk_checkpoints` reads them from a
+        workdir); a size not listed has none. A run is then priced from the checkpoint
+        before its branch point, as the trainer will train it. Default (None): the design's
+        rule, a checkpoint at every D a trunk has reached.
     allocate_kwargs
         Passed to :func:`bayesplit.allocate` (trunk, weights, ...) for the decision objectives.
     max_draws
@@ -864,6 +983,7 @@ def suggest(
         pretrain_tokens = counts(pretrain_tokens, "pretrain_tokens")
     if spec_tokens is not None and not _empty(spec_tokens):  # [] : no specialists
         spec_tokens = counts(spec_tokens, "spec_tokens", zero_ok=True)
+    checkpoints = _check_checkpoints(checkpoints)
     if not isinstance(cost_model, CostModel):
         raise BayesplitError(
             f"cost_model must be a bayesplit.design.CostModel, got {_shown(cost_model)}"
@@ -942,7 +1062,7 @@ def suggest(
     noise_d = posterior.noise_draws(max_draws=max_draws)
     noise = float(np.median(noise_d["sigma"] ** 2 + noise_d["run_sd"] ** 2))
     ensemble = Ensemble.build(q, Y, obs_of, noise)
-    trunks = TrunkState.from_runs(done)
+    trunks = TrunkState.from_runs(done, checkpoints)
     measured = already_measured(candidates, done)
     picks = greedy_batch(
         ensemble,
@@ -985,7 +1105,12 @@ def suggest(
         after = trunks.copy()
         for p in picks:
             row = candidates.iloc[p["index"]]
-            after.extend(float(row["params"]), float(row["pretrain_tokens"]))
+            after.extend(
+                float(row["params"]),
+                float(row["pretrain_tokens"]),
+                float(row["spec_tokens"]),
+                cost_model,
+            )
         left = ~measured
         left[[p["index"] for p in picks]] = False
         if max_run_flops is not None:
@@ -1040,6 +1165,12 @@ def suggest(
                 f"continuing the N={c['params']:.3g} trunk"
                 if "extend_from" in p["branch_from"]
                 else f"a branch of the {'suggested' if p['branch_from'].get('trunk') == 'suggested' else 'existing'} N={c['params']:.3g} trunk"
+                + (
+                    f", {p['trunk_flops']:.3g} FLOPs of it trained again from its last "
+                    "checkpoint before the branch point"
+                    if p["trunk_flops"] > 0
+                    else ""
+                )
             )
         )
         kind = (

@@ -6,6 +6,8 @@ seconds and leaves no half-written file behind.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from support import good_table, refused, unusable_outputs
 from typer.testing import CliRunner
@@ -827,3 +829,20 @@ def test_a_name_given_twice_names_its_option(post_path, tmp_path, args, option):
     result = runner.invoke(app, [subs.get(a, a) for a in args])
     refused(result, f"error: {option} names")
     assert not (tmp_path / "p.nc").exists()
+
+
+def test_suggest_workdir_must_be_a_folder_and_an_empty_one_is_said(post_path, tmp_path):
+    args = ["suggest", str(post_path), "--budget", "1e20", "--force", "-n", "1"]
+    args += ["--max-draws", "50"]
+    refused(
+        runner.invoke(app, [*args, "--workdir", str(tmp_path / "nowhere")]),
+        "nowhere is not a folder",
+    )
+    (tmp_path / "work").mkdir()
+    res = runner.invoke(app, [*args, "--workdir", str(tmp_path / "work"), "--json"])
+    assert res.exit_code == 0, res.output
+    assert "no trunk of the runs already done has checkpoints in" in res.stderr
+    # with no checkpoint, its trunk is trained from scratch: to D (or to D less its cooldown)
+    rec = json.loads(res.stdout)[0]
+    n, d, dp = rec["params"], rec["pretrain_tokens"], rec["spec_tokens"]
+    assert rec["cost_flops"] == pytest.approx(6 * n * (d + dp if dp > 0 else d))

@@ -512,3 +512,87 @@ def test_suggest_refuses_a_decision_quantity_no_run_can_inform(additive_posterio
     )
     with pytest.raises(BayesplitError, match="the split is the same in every posterior draw"):
         suggest(additive_posterior, budget=1e20, objective="split", max_draws=100, force=True)
+
+
+# -- pricing from the trainer's checkpoints -------------------------------------------------
+def _specs(params, pretrain_tokens, spec_tokens):
+    k = len(params)
+    return pd.DataFrame(
+        {
+            "params": params,
+            "pretrain_tokens": pretrain_tokens,
+            "spec_tokens": spec_tokens,
+            "train_domain": [("a" if dp > 0 else None) for dp in spec_tokens],
+            "run_id": [f"r{i}" for i in range(k)],
+        }
+    )
+
+
+def test_known_checkpoints_price_a_run_from_the_one_before_its_branch_point():
+    # the trainer kept checkpoints at 2e8 and 6e8 of a trunk that went to 1e9: a branch at
+    # 5e8 retrains 3e8 of trunk, where the design's rule ("a checkpoint at every D
+    # reached") priced it as its D' alone
+    runs = _specs([1e8, 3e8], [1e9, 1e9], [0.0, 0.0])
+    known = TrunkState.from_runs(runs, {1e8: [6e8, 2e8]})
+    cands = _specs([1e8, 1e8, 1e8, 1e8, 3e8], [5e8, 5e8, 6e8, 1.2e9, 5e8],
+                   [1e8, 0.0, 1e8, 1e8, 1e8])  # fmt: skip
+    cost = candidate_costs(cands, known, CostModel(cooldown_fraction=0.1))
+    six = 6 * 1e8
+    assert cost[0] == pytest.approx(six * (5e8 - 2e8) + six * 1e8)
+    # a general model leaves the trunk a cooldown (10% of D) before D
+    assert cost[1] == pytest.approx(six * (4.5e8 - 2e8) + six * 0.1 * 5e8)
+    assert cost[2] == pytest.approx(six * 1e8)  # a checkpoint right at D: only D'
+    assert cost[3] == pytest.approx(six * (1.2e9 - 6e8) + six * 1e8)  # on from the last one
+    assert cost[4] == pytest.approx(6 * 3e8 * (5e8 + 1e8))  # not listed: no checkpoint
+    rule = candidate_costs(cands, TrunkState.from_runs(runs), CostModel(cooldown_fraction=0.1))
+    assert rule[0] == pytest.approx(six * 1e8) and rule[4] == pytest.approx(6 * 3e8 * 1e8)
+    # a size listed with no checkpoint (its trunk is not on disk) is a trunk from scratch
+    gone = candidate_costs(cands, TrunkState.from_runs(runs, {1e8: []}))
+    assert gone[0] == pytest.approx(six * 5e8 + six * 1e8)
+    assert gone[1] == pytest.approx(six * 4.5e8 + six * 0.1 * 5e8)  # to D less its cooldown
+
+
+def test_a_batch_trains_through_its_own_branch_points():
+    # once a pick at D = 5e8 resumes the trunk at 2e8, every point between is passed on the
+    # way: free; one past it starts at the pick, or at a later checkpoint
+    trunks = TrunkState.from_runs(None, {1e8: [2e8, 6e8]})
+    trunks.extend(1e8, 5e8, 1e8)
+    cands = _specs([1e8] * 5, [4e8, 5e8, 5.5e8, 6.5e8, 1e8], [1e8] * 5)
+    trunk_part = candidate_costs(cands, trunks) - 6 * 1e8 * 1e8
+    assert trunk_part / 6e8 == pytest.approx([0.0, 0.0, 0.5e8, 0.5e8, 1e8])
+    # a point before the batch's pick, past a checkpoint, shortens the pick's own stretch
+    trunks = TrunkState.from_runs(None, {1e8: []})
+    trunks.extend(1e8, 5e8, 1e8)
+    assert candidate_costs(_specs([1e8], [3e8], [1e8]), trunks)[0] == pytest.approx(6e8 * 1e8)
+
+
+def test_suggest_prices_runs_from_the_trainer_checkpoints(additive_posterior):
+    post = additive_posterior
+    cands = pd.DataFrame(
+        {"params": [3e7], "pretrain_tokens": [6e8], "spec_tokens": [1e8], "train_domain": ["web"]}
+    )
+    kw = dict(budget=1e20, n=1, candidates=cands, max_draws=50, force=True)
+    (rule,) = suggest(post, **kw).to_list()
+    (known,) = suggest(post, checkpoints={3e7: [3e8, 1e9]}, **kw).to_list()
+    assert rule["cost_flops"] == pytest.approx(6 * 3e7 * 1e8)
+    assert known["cost_flops"] == pytest.approx(6 * 3e7 * (3e8 + 1e8))
+    assert "5.4e+16 FLOPs of it trained again" in known["reason"]
+    assert "trained again" not in rule["reason"]
+
+
+@pytest.mark.parametrize(
+    ("checkpoints", "message"),
+    [
+        ([1e8], r"checkpoints must be a dict of model size -> tokens"),
+        ({-1: [1e8]}, "a model size must be a positive number, got -1"),
+        ({1e7: "1e8"}, r"checkpoints\[10000000.0\] must be a list of token counts"),
+        ({1e7: [float("nan")]}, r"token counts must be numbers >= 0, got nan"),
+    ],
+)
+def test_suggest_refuses_checkpoints_it_cannot_read(checkpoints, message):
+    from bayesplit.truth import example_truth, factorial_design
+
+    truth = example_truth("additive", ("web", "code"))
+    runs = truth.simulate(factorial_design([1e7, 3e7], [3e8, 1e9], [1e8], truth.domains))
+    with pytest.raises(BayesplitError, match=message):
+        suggest(truth.as_posterior(runs), budget=1e20, max_draws=10, checkpoints=checkpoints)

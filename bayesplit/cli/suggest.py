@@ -118,6 +118,15 @@ def suggest_cmd(
     max_run_flops: Annotated[
         str | None, typer.Option("--max-run-flops", help="Cap on one suggestion's compute.")
     ] = None,
+    workdir: Annotated[
+        Path | None,
+        typer.Option(
+            "--workdir",
+            help="The trainer's workdir (as given to `bayesplit train`): price runs on its "
+            "trunks from the checkpoints there, as the trainer will train them. Default: the "
+            "design's rule, a checkpoint at every D a trunk has reached.",
+        ),
+    ] = None,
     trunk: Annotated[
         str, typer.Option(help="Compute model of the decision: shared or independent.")
     ] = "shared",
@@ -168,25 +177,37 @@ def suggest_cmd(
             f"--max-draws must be >= 10 (the ranking needs draws), got {max_draws}"
         )
     post = load_posterior(posterior)
+    done = load_runs_arg(runs) if runs is not None else None
+    checkpoints = None
+    if workdir is not None:
+        from bayesplit.train.trunk import trunk_checkpoints
+
+        checkpoints = trunk_checkpoints(workdir, post.runs if done is None else done)
     sug = suggest(
         post,
         budget=parse_positive(budget, "--budget") if budget is not None else None,
         n=n,
         objective=objective,
         point=parse_point(point) if point is not None else None,
-        runs=load_runs_arg(runs) if runs is not None else None,
+        runs=done,
         ladder=given(ladder, "--ladder"),  # "" was "no such model ladder: "
         max_run_flops=(
             parse_positive(given(max_run_flops, "--max-run-flops"), "--max-run-flops")
             if max_run_flops is not None
             else None
         ),
+        checkpoints=checkpoints,
         allocate_kwargs={"trunk": trunk, "weights": parse_weights(weights)},
         max_draws=max_draws,
         force=force,
         seed=seed,
     )
     records = sug.to_list()
+    if checkpoints is not None and not any(checkpoints.values()):
+        sug.notes.append(
+            f"no trunk of the runs already done has checkpoints in {workdir}: every run is "
+            "priced with a trunk trained from scratch, as the trainer would train it there"
+        )
     for note in sug.notes:  # stderr: --json's stdout stays the list the trainer reads
         console.print(f"[yellow]! {escape(note)}[/yellow]")
     if out is not None:

@@ -178,6 +178,7 @@ def run_loop(
     from bayesplit.train.corpus import Corpus
     from bayesplit.train.execute import execute_suggestions, plan_suggestions
     from bayesplit.train.ladder import load_ladder, resolve_ladder
+    from bayesplit.train.trunk import trunk_checkpoints
 
     force = check_flag(force, "force")
     corpus, store = check_path(corpus, "corpus"), check_path(store, "store")
@@ -310,6 +311,9 @@ def run_loop(
                         runs=runs,
                         ladder=str(ladder_path),
                         max_run_flops=min(own_cap, remaining),
+                        # priced as this trainer will train them, not by the design's rule
+                        # (no workdir yet: every trunk is trained from scratch)
+                        checkpoints=trunk_checkpoints(workdir, runs) if workdir.is_dir() else {},
                         force=True,
                         seed=derived_seed(seed, rnd),
                     ).to_list()
@@ -413,7 +417,8 @@ def _runs_flops(runs: pd.DataFrame) -> float:
 
 
 def _design_flops(suggestions: list[dict]) -> float:
-    """Tree-aware FLOPs of a list of suggestions, as suggest prices them: one trunk per size."""
+    """Tree-aware FLOPs of a list of suggestions on no trunk yet, as the trainer trains
+    them (as suggest prices them given an empty workdir): one trunk per size."""
     by_size: dict[float, list[dict]] = {}
     for s in suggestions:
         by_size.setdefault(float(s["params"]), []).append(s)
@@ -422,22 +427,24 @@ def _design_flops(suggestions: list[dict]) -> float:
 
 def _tree_flops(runs: list[dict], checkpoints: list[float] = ()) -> float:
     """FLOPs of runs on one trunk with stable-phase checkpoints on disk at ``checkpoints``
-    (tokens): each D the runs need is trained from the furthest checkpoint at or before it
-    (one on disk, or the D before it, saved on the way), as the trainer does; plus every
-    branch (a general model's cooldown, or a specialist's D'), priced by
-    :class:`bayesplit.design.CostModel`."""
-    from bayesplit.design import CostModel
+    (tokens): each branch point the runs need (:func:`bayesplit.design.branch_point`) is
+    trained from the furthest checkpoint at or before it (one on disk, or the point before
+    it, saved on the way), as the trainer does; plus every branch (a general model's
+    cooldown, or a specialist's D'), priced by :class:`bayesplit.design.CostModel`."""
+    from bayesplit.design import CostModel, branch_point
 
     if not runs:
         return 0.0
     cost = CostModel()
     total = 0.0
+    points = set()
     for r in runs:
         n, d, dp = float(r["params"]), float(r["pretrain_tokens"]), float(r["spec_tokens"] or 0)
         total += cost.flops_per_param_token * n * (dp if dp > 0 else cost.cooldown_fraction * d)
+        points.add(float(branch_point(d, dp, cost)[()]))
     n = float(runs[0]["params"])
-    before = 0.0  # the last D trained for these runs: saved, so the next starts there
-    for d in sorted({float(r["pretrain_tokens"]) for r in runs}):
+    before = 0.0  # the last point trained for these runs: saved, so the next starts there
+    for d in sorted(points):
         start = max([before, *(c for c in checkpoints if c <= d)])
         total += cost.flops_per_param_token * n * max(d - start, 0.0)
         before = d

@@ -473,3 +473,39 @@ def _write_trunk_meta(trunk_dir: Path, info: dict) -> None:
     f = trunk_dir / "trunk.json"
     if not f.exists() and int(os.environ.get("RANK", "0")) == 0:
         atomic_write_text(f, json.dumps(info, indent=2, sort_keys=True))
+
+
+def trunk_checkpoints(workdir: str | Path, runs: pd.DataFrame) -> dict[float, list[float]]:
+    """Per model size of ``runs``, the tokens at which its trunk in ``workdir`` can be resumed
+    (stable and periodic checkpoints), for :func:`bayesplit.design.suggest`'s ``checkpoints``.
+
+    The trunk of a size is the one suggest branches from (the one that reached the furthest
+    D, :meth:`~bayesplit.design.TrunkState.from_runs`); a trunk not in ``workdir`` (rows
+    imported, or trained elsewhere) has none: its runs are priced as a new trunk, which is
+    what this trainer would train.
+    """
+    from bayesplit.design import TrunkState
+
+    workdir = check_path(workdir, "workdir")
+    if not Path(workdir).is_dir():  # a typo priced every run as a new trunk, unsaid
+        raise BayesplitError(f"--workdir (in Python: workdir=) {workdir} is not a folder")
+    out: dict[float, list[float]] = {}
+    for n, trunk in TrunkState.from_runs(runs).source.items():
+        trunk_dir = Path(workdir) / "trunks" / trunk
+        f = trunk_dir / "trunk.json"
+        if not f.is_file():
+            out[n] = []
+            continue
+        info = read_trunk_meta(f)
+        try:
+            tokens_per_step = int(info["train"]["batch_size"]) * int(
+                info["model_config"]["seq_len"]
+            )
+        except (KeyError, TypeError, ValueError):
+            raise BayesplitError(
+                f"{f} does not say the trunk's batch size and sequence length; it was not "
+                "written by this trainer"
+            ) from None
+        have = list_checkpoints(trunk_dir)
+        out[n] = [float(s * tokens_per_step) for s in sorted({*have["stable"], *have["periodic"]})]
+    return out

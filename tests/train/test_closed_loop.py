@@ -508,3 +508,77 @@ def test_models_count_each_checkpoint_of_a_trunk_once():
         }
     )
     assert count_models(runs) == 3 and runs["run_id"].nunique() == 2
+
+
+def test_suggest_prices_a_batch_as_the_loop_charges_it():
+    # suggest's greedy price of each pick (given the trainer's checkpoints and the picks
+    # before it) adds up to what the loop charges for the whole batch, on random trunks
+    import numpy as np
+
+    from bayesplit.design import CostModel, TrunkState, candidate_costs
+    from bayesplit.train.closed_loop import _tree_flops
+
+    rng = np.random.default_rng(0)
+    n = 1e4
+    for _ in range(200):
+        stops = sorted(rng.choice(np.arange(1, 20) * 500.0, size=rng.integers(0, 4), replace=False))
+        trunks = TrunkState.from_runs(None, {n: stops})
+        batch, priced = [], 0.0
+        for _ in range(rng.integers(1, 6)):
+            d = float(rng.integers(1, 20) * 500)
+            dp = float(rng.choice([0.0, 300.0]))
+            run = {"params": n, "pretrain_tokens": d, "spec_tokens": dp,
+                   "train_domain": "a" if dp else None}  # fmt: skip
+            priced += candidate_costs(pd.DataFrame([run]), trunks, CostModel())[0]
+            trunks.extend(n, d, dp)
+            batch.append(run)
+            assert priced == pytest.approx(_tree_flops(batch, stops)), (stops, batch)
+
+
+def test_trunk_checkpoints_are_read_from_the_workdir(tiny_corpus, tmp_path):
+    from bayesplit.design import CostModel, TrunkState, candidate_costs
+    from bayesplit.train.closed_loop import _plan_flops
+    from bayesplit.train.execute import execute_suggestions
+    from bayesplit.train.trunk import trunk_checkpoints
+
+    ladder = write_ladder(tmp_path / "ladder.yaml", [tiny_entry()])
+    store, work = tmp_path / "runs.db", tmp_path / "work"
+    execute_suggestions([TINY_RUN], tiny_corpus, store, ladder=str(ladder), workdir=work,
+                        progress=False)  # fmt: skip
+    runs = RunStore(store).read()
+    n = float(TINY_RUN["params"])
+    # D = 2560 tokens is 10 steps of 256; its cooldown is the last step, so the trunk's
+    # stable phase stopped at step 9
+    assert trunk_checkpoints(work, runs) == {n: [9 * 256.0]}
+    (tmp_path / "empty").mkdir()
+    assert trunk_checkpoints(tmp_path / "empty", runs) == {n: []}  # not trained there
+    with pytest.raises(BayesplitError, match="workdir=\\) .*nowhere is not a folder"):
+        trunk_checkpoints(tmp_path / "nowhere", runs)
+    # suggest's price of each run is what the loop will charge for it
+    trunks = TrunkState.from_runs(runs, trunk_checkpoints(work, runs))
+    plan_kw = {"ladder": [tiny_entry()], "workdir": work, "seed": 0, "train_overrides": None}
+    for d, dp in [(2560, 1280), (1280, 1280), (5120, 0.0), (5120, 1280), (7680, 0.0)]:
+        run = {**TINY_RUN, "pretrain_tokens": d, "spec_tokens": dp,
+               "train_domain": "alpha" if dp else None}  # fmt: skip
+        price = candidate_costs(pd.DataFrame([run]), trunks, CostModel())[0]
+        assert price == pytest.approx(_plan_flops([run], tiny_corpus, store, plan_kw, None)), run
+
+
+def test_the_loop_prices_suggestions_from_its_checkpoints(tiny_corpus, tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    import bayesplit.design
+    from bayesplit.train.trunk import trunk_checkpoints
+
+    loop = _stubbed_loop(tiny_corpus, tmp_path, monkeypatch, 0.05, lambda: [])
+    seen = {}
+
+    def suggest(*a, **k):
+        seen.update(k)
+        return SimpleNamespace(to_list=lambda: [])
+
+    monkeypatch.setattr(bayesplit.design, "suggest", suggest)
+    loop(rounds=1)
+    runs = RunStore(tmp_path / "runs.db").read()
+    assert seen["checkpoints"] == trunk_checkpoints(tmp_path / "work", runs)
+    assert seen["checkpoints"] == {float(TINY_RUN["params"]): [9 * 256.0]}
