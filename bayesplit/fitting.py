@@ -287,6 +287,13 @@ def fit(
     elapsed = time.perf_counter() - start
     _arviz.concat_groups(idata, constant_data=rows_as_constant_data(data.rows))
     diagnostics = check(idata, law_obj, spec, data, thresholds)
+    mixed = pretrain_mixtures(table)
+    if len(mixed) > 1:
+        diagnostics.warnings.append(
+            f"the runs' trunks were pretrained on {len(mixed)} general mixtures "
+            f"({'; '.join(mixed)}): the law reads them all as one general model; fit each "
+            "mixture's runs apart"
+        )
     info = {
         "backend": backend,
         "device": chosen,
@@ -302,6 +309,14 @@ def fit(
         "n_rows_excluded": int(len(table) - len(data)),
     }
     return Posterior(idata, law_obj, spec, diagnostics, info)
+
+
+def pretrain_mixtures(runs: pd.DataFrame) -> list[str]:
+    """The distinct ``pretrain_mixture`` labels the trainer recorded (rows without one, e.g.
+    imported, are not counted)."""
+    if "pretrain_mixture" not in runs:
+        return []
+    return sorted({str(m) for m in runs["pretrain_mixture"] if isinstance(m, str) and m})
 
 
 def _coords(spec: ModelSpec, data: ModelData) -> dict:

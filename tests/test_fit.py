@@ -389,3 +389,18 @@ def test_check_fit_options_defaults_are_fits():
     checked = inspect.signature(check_fit_options).parameters
     of_fit = inspect.signature(fit).parameters
     assert checked and all(p.default == of_fit[name].default for name, p in checked.items())
+
+
+def test_runs_pretrained_on_two_mixtures_are_warned_of(additive_runs):
+    # `train pretrain --weights code=1` wrote general rows the law read as the corpus's
+    # mixture, unsaid; the trainer records each row's mixture and fit names a mix of them
+    runs = additive_runs.copy()
+    # rows without a label (imported) are not a mixture of their own
+    runs["pretrain_mixture"] = np.where(runs["params"] > 3e7, "code=1,web=0", "tokens")
+    runs.loc[runs.index[:5], "pretrain_mixture"] = None
+    post = fit(runs, "additive", chains=1, draws=30, warmup=30, progress=False)
+    (warning,) = [w for w in post.diagnostics.warnings if "mixtures" in w]
+    assert "pretrained on 2 general mixtures (code=1,web=0; tokens)" in warning
+    one = fit(runs.assign(pretrain_mixture="tokens"), "additive", chains=1, draws=30, warmup=30,
+              progress=False)  # fmt: skip
+    assert not [w for w in one.diagnostics.warnings if "mixtures" in w]

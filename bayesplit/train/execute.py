@@ -70,6 +70,7 @@ class TrunkJob:
     specs: list[tuple[int, str, int]] = field(default_factory=list)  # (D, domain, D')
     suggestions: list[int] = field(default_factory=list)  # indices into the input list
     trunk_step: int = 0  # furthest checkpoint already in the workdir, in steps
+    resume_step: int = 0  # the checkpoint its first needed stable step is trained from
 
     def describe(self) -> str:
         """One line for ``--dry-run``: the trunk, its branch points and branches."""
@@ -79,7 +80,8 @@ class TrunkJob:
             # at or before it, which may be an earlier one, or step 0
             parts.append(
                 f"(trunk checkpoints up to step {self.trunk_step} exist; each step it needs "
-                "is trained from the furthest one at or before it)"
+                "is trained from the furthest one at or before it: the first from step "
+                f"{self.resume_step})"
             )
         return " ".join(parts)
 
@@ -104,7 +106,10 @@ class Plan:
                     "eval_at": j.eval_at,
                     "specs": [list(s) for s in j.specs],
                     "suggestions": j.suggestions,
-                    "trunk_resumes_from_step": j.trunk_step,
+                    # the first stable step it needs is trained from here (a checkpoint
+                    # past that step is not used for it)
+                    "trunk_resumes_from_step": j.resume_step,
+                    "trunk_furthest_checkpoint_step": j.trunk_step,
                 }
                 for j in self.jobs
             ],
@@ -505,6 +510,7 @@ def plan_suggestions(
         job.eval_at.sort()
         job.specs.sort()
         job.trunk_step = _furthest_checkpoint(workdir / "trunks" / job.trunk_id)
+        job.resume_step = _resume_step(job, corpus, workdir, train_overrides)
     return Plan(list(jobs.values()), done, notes)
 
 
@@ -520,6 +526,20 @@ def _compatible_trunk(trunk_dir: Path, trunk_id: str) -> bool:
     a, b = read_trunk_meta(f), read_trunk_meta(mine)
     a.pop("trunk_id", None), b.pop("trunk_id", None)
     return a == b
+
+
+def _resume_step(job: TrunkJob, corpus: Corpus, workdir: Path, overrides: dict | None) -> int:
+    """The checkpoint step the trunk's first needed stable step (a specialist's D, or a
+    general model's D less its cooldown) is trained from; 0 when nothing before it is kept."""
+    from bayesplit.train.checkpoint import list_checkpoints
+
+    tc = TrainConfig.from_entry(job.entry, **(overrides or {}))
+    tps = tc.batch_size * model_config(job.entry, corpus).seq_len
+    needed = [d // tps for d, _, _ in job.specs]
+    needed += [d // tps - decay_steps(tc.cooldown_fraction, d // tps, tps) for d in job.eval_at]
+    have = list_checkpoints(workdir / "trunks" / job.trunk_id)
+    first = min(needed)
+    return max((s for s in {*have["stable"], *have["periodic"]} if s <= first), default=0)
 
 
 def _furthest_checkpoint(trunk_dir: Path) -> int:

@@ -16,6 +16,14 @@ from bayesplit.train.loop import Trainer
 from bayesplit.train.runtime import Runtime, git_commit
 
 
+def mixture_label(weights: dict[str, float] | None) -> str:
+    """The pretraining mixture a row's trunk saw: ``"tokens"`` (domains in proportion to
+    their train tokens) or the weights given, as ``code=1,web=0.5`` (sorted by domain)."""
+    if weights is None:
+        return "tokens"
+    return ",".join(f"{d}={float(w):g}" for d, w in sorted(weights.items()))
+
+
 def run_rows(
     tr: Trainer,
     losses: dict[str, tuple[float, int]],
@@ -64,6 +72,7 @@ def run_rows(
         "lr": tr.tc.lr,
         "vocab_size": tr.cfg.vocab_size,
         "corpus_sha256": corpus.content_sha256,
+        "pretrain_mixture": mixture_label(tr.tc.weights),
         **extra,
     }
     return [

@@ -368,3 +368,21 @@ def test_job_rows_come_back_from_a_launcher_with_every_digit():
     assert back["loss"].iloc[0] == 5.934026718139648 and back["loss"].isna().iloc[1]
     assert back["step"].tolist() == [1, 2] and back["id"].tolist() == ["a", "b"]
     assert rows_as_records(pd.DataFrame()) == []
+
+
+def test_the_dry_run_names_the_checkpoint_a_trunk_resumes_from(executed, tiny_corpus, tmp_path):
+    # it named the furthest checkpoint on disk, past the step these runs need, which the
+    # trainer does not use for them
+    trunk_dir = executed["root"] / "work" / "trunks" / executed["plan"].jobs[0].trunk_id
+    have = list_checkpoints(trunk_dir)
+    kept = sorted({*have["stable"], *have["periodic"]})
+    assert kept[-1] > 60
+    for step, general in [(60, False), (30, False), (70, True)]:
+        run = {"model": "tiny", "pretrain_tokens": step * TPS, "spec_tokens": 0 if general else DP,
+               "train_domain": None if general else "beta"}  # fmt: skip
+        plan = plan_suggestions([run], tiny_corpus, tmp_path / "runs.db", **executed["kw"])
+        (job,) = plan.to_dict()["jobs"]
+        first = step - round(0.1 * step) if general else step  # a general model's cooldown
+        assert job["trunk_resumes_from_step"] == max([0, *(s for s in kept if s <= first)])
+        assert job["trunk_furthest_checkpoint_step"] == kept[-1]
+        assert f"the first from step {job['trunk_resumes_from_step']})" in plan.jobs[0].describe()

@@ -518,3 +518,14 @@ def test_a_vocab_size_too_small_for_the_shards_is_one_line_not_an_index_error(tm
     (path / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(BayesplitError, match=f"is not below the corpus's vocab_size {top}"):
         pretrain(path, tiny_entry(), workdir=tmp_path / "w", eval_at=[8 * TPS], progress=False)
+
+
+def test_rows_record_the_mixture_their_trunk_was_pretrained_on(trunk, tiny_corpus, tmp_path):
+    from bayesplit.train.config import TrainConfig
+
+    assert set(trunk["store"].read()["pretrain_mixture"]) == {"tokens"}
+    tc = TrainConfig.from_entry(tiny_entry(), weights={"beta": 0.5, "alpha": 1})
+    rows = pretrain(tiny_corpus, tiny_entry(), workdir=tmp_path / "w", eval_at=[8 * TPS],
+                    train=tc, store=RunStore(tmp_path / "r.db"), progress=False)  # fmt: skip
+    assert set(rows["pretrain_mixture"]) == {"alpha=1,beta=0.5"}
+    assert set(RunStore(tmp_path / "r.db").read()["pretrain_mixture"]) == {"alpha=1,beta=0.5"}
