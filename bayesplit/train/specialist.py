@@ -30,7 +30,7 @@ from typing import Any
 import pandas as pd
 
 from bayesplit._io import jsonable, remove_if_empty
-from bayesplit._parse import check_flag, check_path
+from bayesplit._parse import _shown, check_flag, check_path, is_number
 from bayesplit.errors import BayesplitError
 from bayesplit.train.checkpoint import ckpt_path, list_checkpoints, load_checkpoint
 from bayesplit.train.config import GPTConfig, TrainConfig, config_hash, count_params, exact_steps
@@ -213,6 +213,11 @@ def specialize(
     """
     progress = check_flag(progress, "progress")
     checkpoint = check_path(checkpoint, "checkpoint")
+    if not (is_number(spec_tokens) and 0 < spec_tokens < math.inf):  # True trained 1 token
+        raise BayesplitError(
+            f"--tokens (in Python: spec_tokens=) must be a positive number of tokens, got "
+            f"{_shown(spec_tokens)}"
+        )
     if workdir is not None:
         workdir = check_path(workdir, "workdir")
     corpus = corpus if isinstance(corpus, Corpus) else Corpus(corpus)

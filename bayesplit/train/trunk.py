@@ -46,7 +46,7 @@ from typing import Any
 import pandas as pd
 
 from bayesplit._io import atomic_write_text, jsonable, read_json
-from bayesplit._parse import check_flag, check_path
+from bayesplit._parse import check_flag, check_path, counts
 from bayesplit.errors import BayesplitError
 from bayesplit.train.checkpoint import ckpt_path, list_checkpoints, load_checkpoint
 from bayesplit.train.config import GPTConfig, TrainConfig, config_hash, count_params, exact_steps
@@ -183,6 +183,14 @@ class TrunkPlan:
         return decay_steps(self.cooldown_fraction, n, self.tokens_per_step, self.model)
 
 
+def _token_counts(value, what: str) -> list[float]:
+    """A list of token counts as a notebook passes it (a number, a list or an array); an
+    empty list or tuple is none."""
+    if isinstance(value, (list, tuple)) and not value:
+        return []
+    return counts(value, what).tolist()
+
+
 def pretrain(
     corpus: str | Path | Corpus,
     entry: dict[str, Any],
@@ -230,6 +238,13 @@ def pretrain(
     """
     progress = check_flag(progress, "progress")
     workdir = check_path(workdir, "workdir")  # None or "" was a TypeError or the cwd, late
+    # "2e4" was read character by character, and neither list returned no rows, unsaid
+    eval_at, save_at = _token_counts(eval_at, "eval_at"), _token_counts(save_at, "save_at")
+    if not eval_at and not save_at:
+        raise BayesplitError(
+            "pretrain needs eval_at= (D of general models) or save_at= (branch points to "
+            "keep); both are empty"
+        )
     corpus = corpus if isinstance(corpus, Corpus) else Corpus(corpus)
     tc = train or TrainConfig.from_entry(entry)
     cfg = model_config(entry, corpus)

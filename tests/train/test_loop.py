@@ -529,3 +529,27 @@ def test_rows_record_the_mixture_their_trunk_was_pretrained_on(trunk, tiny_corpu
                     train=tc, store=RunStore(tmp_path / "r.db"), progress=False)  # fmt: skip
     assert set(rows["pretrain_mixture"]) == {"alpha=1,beta=0.5"}
     assert set(RunStore(tmp_path / "r.db").read()["pretrain_mixture"]) == {"alpha=1,beta=0.5"}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"eval_at": "2e4"}, r"eval_at must be a positive number or array of numbers, got '2e4'"),
+        ({"save_at": [D1, True]}, "save_at must be .* got an entry True"),
+        ({}, "pretrain needs eval_at= .* or save_at= .*both are empty"),
+        ({"eval_at": [], "save_at": ()}, "both are empty"),
+    ],
+)
+def test_pretrain_refuses_token_counts_it_would_misread(tiny_corpus, tmp_path, kwargs, message):
+    with pytest.raises(BayesplitError, match=message):
+        pretrain(tiny_corpus, tiny_entry(), workdir=tmp_path / "w", progress=False, **kwargs)
+    assert not (tmp_path / "w").exists()
+
+
+@pytest.mark.parametrize("tokens", [True, "2048", float("nan"), -5])
+def test_specialize_refuses_a_token_count_it_would_misread(trunk, tiny_corpus, tmp_path, tokens):
+    # True was read as 1 token, and trained
+    ckpt = ckpt_path(trunk["dir"], "stable", D1 // TPS)
+    with pytest.raises(BayesplitError, match=r"spec_tokens=\) must be a positive number"):
+        specialize(tiny_corpus, ckpt, "alpha", tokens, store=tmp_path / "s.db", progress=False)
+    assert not (tmp_path / "s.db").exists()
