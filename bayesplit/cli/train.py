@@ -222,9 +222,17 @@ def _store_for_planning(store: Path):
         return _EmptyStore()
 
 
-def _show(df, as_json: bool, extra: dict | None = None, *, stored: bool = True) -> None:
+def _show(
+    df,
+    as_json: bool,
+    extra: dict | None = None,
+    *,
+    stored: bool = True,
+    eval_tokens: int | None = None,
+) -> None:
     """The rows trained, as a table or JSON; ``stored`` is False without ``--store`` (the
-    rows were only printed: "N rows written" said otherwise)."""
+    rows were only printed: "N rows written" said otherwise). ``eval_tokens``: the
+    ``--eval-tokens`` given, which a row already stored is not evaluated again for."""
     records = [] if df is None or not len(df) else df.to_dict("records")
     if as_json:
         written = len(records) if stored else 0
@@ -232,6 +240,12 @@ def _show(df, as_json: bool, extra: dict | None = None, *, stored: bool = True) 
         return
     if not records:
         console.print("nothing to do: every requested row is already in the store")
+        if eval_tokens is not None:  # a rerun to evaluate on more tokens did nothing, unsaid
+            console.print(
+                f"[yellow]note:[/] --eval-tokens {eval_tokens:,} does not evaluate rows "
+                "already stored again (their eval_tokens column says what they used); use "
+                "another --store to have them evaluated anew"
+            )
         return
     title = "rows written" if stored else "rows, not stored (no --store)"
     table = Table(title=f"{len(records)} {title}")
@@ -343,7 +357,7 @@ def pretrain_cmd(
         train=tc,
         progress=progress,
     )
-    _show(df, as_json, stored=store is not None)
+    _show(df, as_json, stored=store is not None, eval_tokens=_eval_tokens(eval_tokens))
 
 
 def _check_branch_points(points: list[float], entry: dict) -> None:
@@ -444,7 +458,7 @@ def specialize_cmd(
         train_overrides=overrides,
         progress=progress,
     )
-    _show(df, as_json, stored=store is not None)
+    _show(df, as_json, stored=store is not None, eval_tokens=_eval_tokens(eval_tokens))
 
 
 @app.command("execute")
@@ -552,7 +566,7 @@ def execute_cmd(
         launcher_options=options,
         **kwargs,
     )
-    _show(df, as_json, {"plan": plan.to_dict()})
+    _show(df, as_json, {"plan": plan.to_dict()}, eval_tokens=_eval_tokens(eval_tokens))
 
 
 @app.command("ladder")

@@ -553,3 +553,23 @@ def test_specialize_refuses_a_token_count_it_would_misread(trunk, tiny_corpus, t
     with pytest.raises(BayesplitError, match=r"spec_tokens=\) must be a positive number"):
         specialize(tiny_corpus, ckpt, "alpha", tokens, store=tmp_path / "s.db", progress=False)
     assert not (tmp_path / "s.db").exists()
+
+
+def test_a_rerun_for_other_eval_tokens_says_the_stored_rows_are_kept(tiny_ladder, tiny_corpus,
+                                                                   tmp_path):  # fmt: skip
+    # it said "nothing to do" alone, and the rows kept their first evaluation
+    from typer.testing import CliRunner
+
+    from bayesplit.cli import app
+
+    args = ["train", "pretrain", "--ladder", str(tiny_ladder), "--model", "tiny", "--branch-at",
+            str(8 * TPS), "--corpus", str(tiny_corpus), "--store", str(tmp_path / "r.db"),
+            "--no-progress"]  # fmt: skip
+    runner = CliRunner()
+    assert runner.invoke(app, [*args, "--eval-tokens", "256"]).exit_code == 0
+    again = runner.invoke(app, [*args, "--eval-tokens", "512"])
+    assert again.exit_code == 0 and "nothing to do" in again.output
+    assert "--eval-tokens 512 does not evaluate rows already stored again" in again.output
+    plain = runner.invoke(app, args)
+    assert "nothing to do" in plain.output and "--eval-tokens" not in plain.output
+    assert set(RunStore(tmp_path / "r.db").read()["eval_tokens"]) == {256}
