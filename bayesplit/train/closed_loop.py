@@ -12,6 +12,7 @@ its plan to be within that share of the optimum.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -121,7 +122,10 @@ def run_loop(
     budget
         Target compute (FLOPs) of the decision the runs should inform.
     rounds, batch
-        How many fit → suggest → train rounds, and runs suggested per round.
+        How many fit → suggest → train rounds, and runs suggested per round. A rerun on the
+        same store goes on from the rounds and compute of the loops before it, kept in
+        ``workdir/loop-state.json``: its first round is numbered after theirs, and
+        ``experiment_budget`` counts what they were charged.
     objective
         What the suggested runs should inform (``"regret"``, ``"decision"`` or ``"split"``;
         see :func:`bayesplit.design.suggest`).
@@ -235,6 +239,11 @@ def run_loop(
     # the budget covers the whole campaign: a rerun (after an interrupt, or to go on)
     # starts from what the store's runs already cost, not from zero
     spent = _runs_flops(known) if len(known) else 0.0
+    # a rerun goes on from the rounds an earlier loop on this store did (it numbered them
+    # from 1 again and refitted with their seeds), and from what it was charged, retrains
+    # of trunk stretches included, which the store's rows alone do not show
+    done_rounds, charged = (0, 0.0) if not len(known) else _read_loop_state(workdir, store)
+    spent = max(spent, charged)
     unfinished = bool(len(known)) and spent < cap
     unfinished = unfinished and _seed_design_unfinished(seed_design, data, store, plan_kw)
     if not len(known) or unfinished:
@@ -262,11 +271,11 @@ def run_loop(
         # an earlier loop was interrupted inside its seed design: finish it (what is in the
         # store is skipped), or every round would fit a part of it
         execute_suggestions(seed_design, data, store, **exec_kw)
-        spent = _runs_flops(RunStore(store, read_only=True).read())
+        spent = max(_runs_flops(RunStore(store, read_only=True).read()), charged)
     db = RunStore(store)
     fit_kw = {"chains": 2, "draws": 500, "warmup": 500, "progress": False, **(fit_kwargs or {})}
     history = []
-    for rnd in range(1, rounds + 1):
+    for rnd in range(done_rounds + 1, done_rounds + rounds + 1):
         runs = load_runs(db.read())
         post = fit(runs, law=law, seed=derived_seed(seed, rnd), **fit_kw)
         if not post.diagnostics.ok and not force:
@@ -340,6 +349,7 @@ def run_loop(
             if not chosen:
                 summary["stopped"] = "no suggestion fits the rest of --experiment-budget"
         history.append(summary)
+        _write_loop_state(workdir, store, rnd, spent)
         if report is not None:
             report(summary)
         if summary["stopped"]:
@@ -395,6 +405,36 @@ def check_store_corpus(
             f"whether they were trained on this corpus ({own[:12]}…); use another --store "
             "(in Python: store=) for this corpus, or fit those rows apart"
         )
+
+
+LOOP_STATE = "loop-state.json"
+
+
+def _read_loop_state(workdir: Path, store: Path) -> tuple[int, float]:
+    """Rounds done and FLOPs charged by earlier loops on ``store`` (0, 0 when none)."""
+    from bayesplit._io import read_json
+
+    f = workdir / LOOP_STATE
+    if not f.is_file():
+        return 0, 0.0
+    try:
+        entry = read_json(f).get(str(store.resolve()), {})
+        return int(entry.get("rounds", 0)), float(entry.get("spent_flops", 0.0))
+    except (OSError, ValueError, AttributeError, TypeError) as exc:
+        raise BayesplitError(
+            f"{f} cannot be read ({type(exc).__name__}: {exc}); it holds the rounds done and "
+            "compute spent by earlier loops: restore or delete it"
+        ) from None
+
+
+def _write_loop_state(workdir: Path, store: Path, rounds: int, spent: float) -> None:
+    from bayesplit._io import atomic_write_text, read_json
+
+    f = workdir / LOOP_STATE
+    held = read_json(f) if f.is_file() else {}
+    held[str(store.resolve())] = {"rounds": rounds, "spent_flops": spent}
+    workdir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(f, json.dumps(held, indent=2, sort_keys=True) + "\n")
 
 
 def _runs_flops(runs: pd.DataFrame) -> float:

@@ -12,6 +12,7 @@ pytest.importorskip("torch")
 from conftest import tiny_entry, write_ladder
 from typer.testing import CliRunner
 
+from bayesplit._parse import derived_seed
 from bayesplit.cli import app
 from bayesplit.errors import BayesplitError
 from bayesplit.store import RunStore
@@ -582,3 +583,30 @@ def test_the_loop_prices_suggestions_from_its_checkpoints(tiny_corpus, tmp_path,
     runs = RunStore(tmp_path / "runs.db").read()
     assert seen["checkpoints"] == trunk_checkpoints(tmp_path / "work", runs)
     assert seen["checkpoints"] == {float(TINY_RUN["params"]): [9 * 256.0]}
+
+
+def test_a_rerun_goes_on_from_the_rounds_and_charges_before_it(tiny_corpus, tmp_path, monkeypatch):  # fmt: skip
+    # a rerun numbered its rounds from 1 again (refitting with the same seeds), and counted
+    # the campaign's cost from the store's rows, which do not show a retrained trunk stretch
+    branch = {**TINY_RUN, "pretrain_tokens": 1280, "spec_tokens": 1280.0, "train_domain": "alpha"}
+    loop = _stubbed_loop(tiny_corpus, tmp_path, monkeypatch, 0.05, lambda: [branch])
+    first = loop(rounds=1)
+    assert first["round"].tolist() == [1]
+    rows_cost = _runs_flops(RunStore(tmp_path / "runs.db").read())
+    # the branch at D = 1280 retrained the trunk from step 0: more than the rows show
+    assert first["spent_flops"].iloc[0] > rows_cost
+    from types import SimpleNamespace
+
+    import bayesplit.fitting
+
+    seeds = []
+    monkeypatch.setattr(bayesplit.fitting, "fit", lambda *a, **k: seeds.append(k["seed"]) or
+                        SimpleNamespace(diagnostics=SimpleNamespace(ok=True, failures=[])))  # fmt: skip
+    again = loop(rounds=2, seed=0)
+    assert again["round"].tolist() == [2, 3] and seeds == [derived_seed(0, 2), derived_seed(0, 3)]
+    assert again["spent_flops"].iloc[0] == pytest.approx(first["spent_flops"].iloc[0])
+    with pytest.raises(BayesplitError, match="already cost"):
+        loop(rounds=1, experiment_budget=first["spent_flops"].iloc[0])  # > the rows alone
+    (tmp_path / "work" / "loop-state.json").write_text("[")
+    with pytest.raises(BayesplitError, match="loop-state.json cannot be read .*restore or delete"):
+        loop(rounds=1)
