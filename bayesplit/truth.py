@@ -55,7 +55,7 @@ class Noise:
             value = getattr(self, name)
             if not (is_finite_number(value) and value >= 0):
                 raise BayesplitError(
-                    f"ground truth noise {name} must be a number >= 0, got {short_repr(value)}"
+                    f"ground truth noise {name} must be a finite number >= 0, got {short_repr(value)}"
                 )
         value = self.compute_ref
         if not (is_finite_number(value) and value > 0):

@@ -273,7 +273,7 @@ def test_truth_noise_must_be_non_negative():
 
     good = example_truth("additive", ("web", "code")).to_dict()
     GroundTruth.from_dict(good)
-    with pytest.raises(BayesplitError, match="noise sigma must be a number >= 0"):
+    with pytest.raises(BayesplitError, match="noise sigma must be a finite number >= 0"):
         GroundTruth.from_dict({**good, "noise": {"sigma": -0.1}})
     with pytest.raises(BayesplitError, match="2 values, one per domain"):
         GroundTruth.from_dict({**good, "domains": ["web", "code", "law"][:2], "params": {

@@ -272,7 +272,7 @@ BAD_TRUTHS = {
     ),
     "negative noise": (
         lambda d: d["noise"].__setitem__("seed_sd", -0.1),
-        "noise seed_sd must be a number >= 0",
+        "noise seed_sd must be a finite number >= 0",
     ),
     "zero compute_ref": (
         lambda d: d["noise"].__setitem__("compute_ref", 0),

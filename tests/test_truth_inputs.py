@@ -335,7 +335,10 @@ BAD_FILES = {
         "ground truth noise has unknown keys \\['foo'\\]",
     ),
     "noise not a mapping": (_entry("noise", value=[0.1]), "noise must be a Noise or a mapping"),
-    "noise text": (_entry("noise", "sigma", value="0.01"), "noise sigma must be a number >= 0"),
+    "noise text": (
+        _entry("noise", "sigma", value="0.01"),
+        "noise sigma must be a finite number >= 0",
+    ),
     "reference true": (
         _entry("reference", "params", value=True),
         "reference params must be a finite number > 0, got True",
@@ -355,7 +358,10 @@ BAD_FILES = {
         _entry("reference", "params", value=10**400),
         "reference params must be a finite number > 0, got 1000.*0$",
     ),
-    "noise huge int": (_entry("noise", "sigma", value=10**400), "noise sigma must be a number"),
+    "noise huge int": (
+        _entry("noise", "sigma", value=10**400),
+        "noise sigma must be a finite number",
+    ),
     "compute_ref huge int": (
         _entry("noise", "compute_ref", value=10**400),
         "noise compute_ref must be a finite number > 0",
