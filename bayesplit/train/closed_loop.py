@@ -431,7 +431,12 @@ def _write_loop_state(workdir: Path, store: Path, rounds: int, spent: float) -> 
     from bayesplit._io import atomic_write_text, read_json
 
     f = workdir / LOOP_STATE
-    held = read_json(f) if f.is_file() else {}
+    try:
+        held = read_json(f) if f.is_file() else {}
+    except (OSError, ValueError):  # unreadable, as a new store does not read it: start anew
+        held = {}
+    if not isinstance(held, dict):
+        held = {}
     held[str(store.resolve())] = {"rounds": rounds, "spent_flops": spent}
     workdir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(f, json.dumps(held, indent=2, sort_keys=True) + "\n")

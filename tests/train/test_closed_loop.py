@@ -610,3 +610,12 @@ def test_a_rerun_goes_on_from_the_rounds_and_charges_before_it(tiny_corpus, tmp_
     (tmp_path / "work" / "loop-state.json").write_text("[")
     with pytest.raises(BayesplitError, match="loop-state.json cannot be read .*restore or delete"):
         loop(rounds=1)
+
+
+def test_a_loop_on_a_new_store_writes_over_a_loop_state_it_cannot_read(tmp_path):
+    from bayesplit.train.closed_loop import _read_loop_state, _write_loop_state
+
+    (tmp_path / "loop-state.json").write_text("[1, 2")
+    _write_loop_state(tmp_path, tmp_path / "runs.db", 1, 5.0)
+    assert _read_loop_state(tmp_path, tmp_path / "runs.db") == (1, 5.0)
+    assert _read_loop_state(tmp_path, tmp_path / "other.db") == (0, 0.0)
