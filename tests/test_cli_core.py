@@ -508,3 +508,18 @@ def test_a_count_beyond_floats_is_refused_as_typed(text):
     with pytest.raises(BayesplitError, match=rf"--budget '{text}' is beyond the largest number"):
         parse_count(text, "--budget")
     assert parse_count("inf", "--budget") == float("inf")  # typed as such: checked by its option
+
+
+def test_per_domain_none_fits_a_law_shared_by_every_domain(runs_csv, tmp_path):
+    # "" was refused as an empty option: only Python's per_domain=[] could fit it
+    from bayesplit.posterior import load_posterior
+
+    out = tmp_path / "p.nc"
+    args = ["fit", "--runs", str(runs_csv), "--law", "additive", "--out", str(out), "--chains",
+            "1", "--draws", "30", "--warmup", "30", "--per-domain", "None", "--json"]  # fmt: skip
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    post = load_posterior(out)
+    assert not [p.name for p in post.law.params if p.per_domain]
+    base = ["prior", "--runs", str(runs_csv), "--law", "additive", "--draws", "20", "--json"]
+    assert runner.invoke(app, [*base, "--per-domain", "none"]).exit_code == 0

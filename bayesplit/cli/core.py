@@ -89,6 +89,15 @@ def _names_csv(text: str | None, option: str) -> list[str] | None:
     return items
 
 
+def _per_domain(text: str | None) -> list[str] | None:
+    """``--per-domain``: parameter names, or ``none`` for a law whose every parameter is
+    shared by the domains (an empty list was refused as an empty option, so the CLI could
+    not fit the fully shared law ``per_domain=[]`` fits in Python)."""
+    if text is not None and text.strip().lower() == "none":
+        return []
+    return _names_csv(text, "--per-domain")
+
+
 def _run_effect(text: str):
     choices = {"auto": "auto", "on": True, "off": False}
     if text not in choices:
@@ -100,7 +109,7 @@ def _model_options(domains: str | None, per_domain: str | None, run_effect: str)
     """The model options that prior and compare pass on as fit takes them."""
     return {
         "domains": _names_csv(domains, "--domains"),
-        "per_domain": _names_csv(per_domain, "--per-domain"),
+        "per_domain": _per_domain(per_domain),
         "run_effect": _run_effect(run_effect),
     }
 
@@ -176,7 +185,9 @@ Domains = Annotated[
 PerDomain = Annotated[
     str | None,
     typer.Option(
-        "--per-domain", help="Comma-separated parameters that vary by domain (default: the law's)."
+        "--per-domain",
+        help="Comma-separated parameters that vary by domain (default: the law's); none: "
+        "every parameter shared by the domains.",
     ),
 ]
 RunEffect = Annotated[str, typer.Option("--run-effect", help="auto, on or off.")]
@@ -291,15 +302,13 @@ def fit_cmd(
     effect = _run_effect(run_effect)
     table = load_runs_arg(runs)
     if not json_out:
-        _warn_before_fitting(
-            table, law, _names_csv(domains, "--domains"), _names_csv(per_domain, "--per-domain")
-        )
+        _warn_before_fitting(table, law, _names_csv(domains, "--domains"), _per_domain(per_domain))
     with step(f"fitting {law} ({chains} chains × {draws} draws, {backend})", enabled=not json_out):
         post = fit(
             table,
             law,
             domains=_names_csv(domains, "--domains"),
-            per_domain=_names_csv(per_domain, "--per-domain"),
+            per_domain=_per_domain(per_domain),
             chains=chains,
             draws=draws,
             warmup=warmup,
