@@ -430,10 +430,15 @@ def _check_out(src: Path, out: Path, overwrite: bool) -> None:
     if out.is_dir() and any(out.iterdir()) and not _holds_a_corpus(out):
         # --overwrite replaces a corpus: a typo such as `--out runs-checkpoints` deleted
         # trained checkpoints, or any folder's files (a web app's manifest.json included)
+        damaged = (
+            " (if it is a corpus whose manifest.json was damaged, delete the folder yourself)"
+            if (out / "manifest.json").is_file()
+            else ""
+        )
         raise BayesplitError(
             f"--out {out} (in Python: out=) is not empty and holds no corpus (no manifest.json "
             f"of format {FORMAT!r}); --overwrite (in Python: overwrite=True) replaces only a "
-            "corpus folder: give a new or empty folder"
+            f"corpus folder: give a new or empty folder{damaged}"
         )
     src_r, out_r = src.resolve(), out.resolve()
     if out_r == src_r or src_r in out_r.parents:
