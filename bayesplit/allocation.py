@@ -1086,7 +1086,15 @@ def extrapolation_notes(
                 f"extrapolation: D'/D for {', '.join(beyond)} exceeds {f:g}x the largest measured "
                 f"D'/D ({measured:.2g}); the law's form decides there, not the data"
             )
-    elif not uses_spec_tokens and max(plan.spec_tokens.values(), default=0.0) > 0:
+    elif uses_spec_tokens:
+        # no specialized run at all: any D' > 0 is the law's form alone (no note was given)
+        given = sorted(k for k, v in plan.spec_tokens.items() if v > 0)
+        if given:
+            notes.append(
+                f"extrapolation: D' > 0 for {', '.join(given)}, but no fitted run was "
+                "specialized (spec_tokens > 0); the law's form decides D' there, not the data"
+            )
+    elif max(plan.spec_tokens.values(), default=0.0) > 0:
         # such a law sees D + D' as one run's tokens: D' = 1e10 on D = 2e6 had no note
         t_max = float((runs["pretrain_tokens"] + runs["spec_tokens"]).max())
         longest = max(plan.spec_tokens.values())

@@ -657,6 +657,17 @@ def test_a_plan_far_beyond_the_fitted_runs_is_flagged(additive_posterior, additi
     assert any(n.startswith("extrapolation: N") for n in alloc.to_dict()["notes"])
 
 
+def test_a_plan_that_specializes_on_runs_that_never_did_is_flagged(additive_runs):
+    from bayesplit.allocation import Plan, extrapolation_notes
+
+    general = additive_runs[additive_runs["spec_tokens"] == 0]
+    d = general["pretrain_tokens"].max()
+    plan = Plan(general["params"].max(), d, {"web": 0.1 * d, "code": 0.0, "law": 0.05 * d})
+    (note,) = extrapolation_notes(plan, general)
+    assert "D' > 0 for law, web, but no fitted run was specialized" in note
+    assert extrapolation_notes(Plan(general["params"].max(), d, {"web": 0.0}), general) == []
+
+
 def test_repr_reads_as_the_plan_not_as_every_draw(additive_posterior):
     alloc = allocate(additive_posterior, budget=1e20, max_draws=200, force=True)
     text = repr(alloc)
