@@ -63,7 +63,8 @@ class Plan:
                 raise BayesplitError(
                     f"Plan spec_tokens[{k!r}] must be a finite number >= 0, got {_given(v)}"
                 )
-        self.spec_tokens = {k: float(v) for k, v in spec.items()}
+        # + 0.0: a D' of -0.0 (a solver's residue, or a user's) read "-0" in tables and JSON
+        self.spec_tokens = {k: float(v) + 0.0 for k, v in spec.items()}
 
     def to_dict(self) -> dict:
         """The plan as JSON-ready dict: params, pretrain_tokens, spec_tokens {domain: D'}."""

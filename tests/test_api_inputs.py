@@ -530,6 +530,8 @@ def test_a_plan_made_of_good_counts_keeps_them_as_floats():
         "spec_tokens": {"web": 1e9, "code": 0.0},
     }
     assert all(type(v) is float for v in [plan.params, *plan.spec_tokens.values()])
+    # -0.0 (a solver's residue) is kept as 0.0: it read "-0" in tables and JSON
+    assert str(Plan(1e8, 1e10, {"web": -0.0}).spec_tokens["web"]) == "0.0"
     # from_dict's own messages, which name the JSON field, are as before
     with pytest.raises(BayesplitError, match="a plan needs finite params > 0, .* got params=-1"):
         Plan.from_dict({"params": -1, "pretrain_tokens": 1e10}, ["web"])
