@@ -846,3 +846,22 @@ def test_suggest_workdir_must_be_a_folder_and_an_empty_one_is_said(post_path, tm
     rec = json.loads(res.stdout)[0]
     n, d, dp = rec["params"], rec["pretrain_tokens"], rec["spec_tokens"]
     assert rec["cost_flops"] == pytest.approx(6 * n * (d + dp if dp > 0 else d))
+
+
+def test_suggest_names_the_trainer_workdir_beside_a_store(post_path, tmp_path, additive_runs):
+    from bayesplit.store import RunStore
+
+    store = tmp_path / "runs.db"
+    RunStore(store).append(additive_runs)
+    args = ["suggest", str(post_path), "--budget", "1e20", "--force", "-n", "1",
+            "--max-draws", "50", "--runs", str(store), "--json"]  # fmt: skip
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0 and "trainer's workdir" not in res.stderr
+    (tmp_path / "runs-checkpoints" / "trunks").mkdir(parents=True)
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    said = " ".join(res.stderr.split())  # rich wraps long lines
+    assert "give --workdir " in said and "runs-checkpoints to price each run" in said
+    json.loads(res.stdout)  # the note stays off stdout
+    res = runner.invoke(app, [*args, "--workdir", str(tmp_path / "runs-checkpoints")])
+    assert res.exit_code == 0 and "give --workdir" not in res.stderr

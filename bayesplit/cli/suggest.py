@@ -81,6 +81,15 @@ def parse_weights(text: str | None) -> dict | None:
     return out
 
 
+def _trainer_workdir_beside(runs: str | None) -> Path | None:
+    """``X-checkpoints`` next to a ``--runs`` store ``X.db``, as `bayesplit train` names
+    its default workdir, when it holds trunks."""
+    if runs is None or Path(runs).suffix.lower() not in (".db", ".sqlite", ".sqlite3"):
+        return None
+    folder = Path(runs).with_name(f"{Path(runs).stem}-checkpoints")
+    return folder if (folder / "trunks").is_dir() else None
+
+
 def suggest_cmd(
     posterior: Annotated[Path, typer.Argument(help="Posterior file from `bayesplit fit`.")],
     budget: Annotated[
@@ -203,6 +212,12 @@ def suggest_cmd(
         seed=seed,
     )
     records = sug.to_list()
+    beside = _trainer_workdir_beside(runs) if workdir is None else None
+    if beside is not None:  # trained with `bayesplit train`'s default: priced by the rule
+        sug.notes.append(
+            f"the trainer's workdir of {runs} is there ({beside}): give --workdir {beside} to "
+            "price each run from its checkpoints, as the trainer will train it"
+        )
     if checkpoints is not None and not any(checkpoints.values()):
         sug.notes.append(
             f"no trunk of the runs already done has checkpoints in {workdir}: every run is "
