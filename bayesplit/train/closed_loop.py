@@ -242,7 +242,7 @@ def run_loop(
     # a rerun goes on from the rounds an earlier loop on this store did (it numbered them
     # from 1 again and refitted with their seeds), and from what it was charged, retrains
     # of trunk stretches included, which the store's rows alone do not show
-    done_rounds, charged = (0, 0.0) if not len(known) else _read_loop_state(workdir, store)
+    done_rounds, charged = (0, 0.0) if not len(known) else _read_loop_state(workdir, store, known)
     spent = max(spent, charged)
     unfinished = bool(len(known)) and spent < cap
     unfinished = unfinished and _seed_design_unfinished(seed_design, data, store, plan_kw)
@@ -262,6 +262,7 @@ def run_loop(
         seed_charge = _plan_flops(seed_design, data, store, plan_kw, train_overrides)
         execute_suggestions(seed_design, data, store, **exec_kw)
         spent += seed_charge
+        _write_loop_state(workdir, store, 0, spent)
     elif spent >= cap:
         raise BayesplitError(
             f"the runs in {store} already cost {spent:.3g} FLOPs, the whole --experiment-budget "
@@ -343,6 +344,8 @@ def run_loop(
                 trial = _plan_flops([*chosen, rec], data, store, plan_kw, train_overrides)
                 if trial <= remaining:
                     chosen, cost = [*chosen, rec], trial
+            if chosen:  # charged before training: an interrupted round's charge is not lost
+                _write_loop_state(workdir, store, rnd - 1, spent + cost)
             rows = execute_suggestions(chosen, data, store, **exec_kw) if chosen else pd.DataFrame()
             spent += cost
             summary.update(suggested=len(chosen), trained_rows=len(rows), spent_flops=spent)
@@ -410,8 +413,16 @@ def check_store_corpus(
 LOOP_STATE = "loop-state.json"
 
 
-def _read_loop_state(workdir: Path, store: Path) -> tuple[int, float]:
-    """Rounds done and FLOPs charged by earlier loops on ``store`` (0, 0 when none)."""
+def _store_fingerprint(rows: pd.DataFrame) -> list:
+    """The first stored row (run, domain, loss): a store made anew at the same path (deleted
+    to start over) has another, or fewer rows than the state recorded."""
+    first = rows.iloc[0]
+    return [str(first["run_id"]), str(first["eval_domain"]), float(first["loss"])]
+
+
+def _read_loop_state(workdir: Path, store: Path, rows: pd.DataFrame) -> tuple[int, float]:
+    """Rounds done and FLOPs charged by earlier loops on the store holding ``rows`` (0, 0
+    when none, or when the state was written for another store at that path)."""
     from bayesplit._io import read_json
 
     f = workdir / LOOP_STATE
@@ -419,8 +430,10 @@ def _read_loop_state(workdir: Path, store: Path) -> tuple[int, float]:
         return 0, 0.0
     try:
         entry = read_json(f).get(str(store.resolve()), {})
+        if entry.get("first_row") != _store_fingerprint(rows) or entry["rows"] > len(rows):
+            return 0, 0.0
         return int(entry.get("rounds", 0)), float(entry.get("spent_flops", 0.0))
-    except (OSError, ValueError, AttributeError, TypeError) as exc:
+    except (OSError, ValueError, AttributeError, TypeError, OverflowError, KeyError) as exc:
         raise BayesplitError(
             f"{f} cannot be read ({type(exc).__name__}: {exc}); it holds the rounds done and "
             "compute spent by earlier loops: restore or delete it"
@@ -429,6 +442,7 @@ def _read_loop_state(workdir: Path, store: Path) -> tuple[int, float]:
 
 def _write_loop_state(workdir: Path, store: Path, rounds: int, spent: float) -> None:
     from bayesplit._io import atomic_write_text, read_json
+    from bayesplit.store import RunStore
 
     f = workdir / LOOP_STATE
     try:
@@ -437,7 +451,13 @@ def _write_loop_state(workdir: Path, store: Path, rounds: int, spent: float) -> 
         held = {}
     if not isinstance(held, dict):
         held = {}
-    held[str(store.resolve())] = {"rounds": rounds, "spent_flops": spent}
+    rows = RunStore(store, read_only=True).read()
+    held[str(store.resolve())] = {
+        "rounds": rounds,
+        "spent_flops": spent,
+        "rows": len(rows),
+        "first_row": _store_fingerprint(rows),
+    }
     workdir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(f, json.dumps(held, indent=2, sort_keys=True) + "\n")
 

@@ -610,12 +610,54 @@ def test_a_rerun_goes_on_from_the_rounds_and_charges_before_it(tiny_corpus, tmp_
     (tmp_path / "work" / "loop-state.json").write_text("[")
     with pytest.raises(BayesplitError, match="loop-state.json cannot be read .*restore or delete"):
         loop(rounds=1)
+    # the store deleted to start over, its run trained again by hand: round 1 again
+    (tmp_path / "work" / "loop-state.json").unlink()
+    loop(rounds=1)
+    (tmp_path / "runs.db").unlink()
+    from bayesplit.train.execute import execute_suggestions
+
+    execute_suggestions([TINY_RUN], tiny_corpus, tmp_path / "runs.db", progress=False,
+                        ladder=[tiny_entry()], workdir=tmp_path / "work")  # fmt: skip
+    assert loop(rounds=1)["round"].tolist() == [1]
 
 
 def test_a_loop_on_a_new_store_writes_over_a_loop_state_it_cannot_read(tmp_path):
+    from support import good_table
+
     from bayesplit.train.closed_loop import _read_loop_state, _write_loop_state
 
     (tmp_path / "loop-state.json").write_text("[1, 2")
+    rows = good_table()
+    RunStore(tmp_path / "runs.db").append(rows)
     _write_loop_state(tmp_path, tmp_path / "runs.db", 1, 5.0)
-    assert _read_loop_state(tmp_path, tmp_path / "runs.db") == (1, 5.0)
-    assert _read_loop_state(tmp_path, tmp_path / "other.db") == (0, 0.0)
+    stored = RunStore(tmp_path / "runs.db").read()
+    assert _read_loop_state(tmp_path, tmp_path / "runs.db", stored) == (1, 5.0)
+    assert _read_loop_state(tmp_path, tmp_path / "other.db", stored) == (0, 0.0)
+    # a store made anew at the path (other first row, or fewer rows) is another campaign
+    assert _read_loop_state(tmp_path, tmp_path / "runs.db", stored.iloc[1:]) == (0, 0.0)
+    assert _read_loop_state(tmp_path, tmp_path / "runs.db", stored.iloc[:3]) == (0, 0.0)
+    state = json.loads((tmp_path / "loop-state.json").read_text())
+    state[str((tmp_path / "runs.db").resolve())]["rounds"] = float("inf")
+    (tmp_path / "loop-state.json").write_text(json.dumps(state))
+    with pytest.raises(BayesplitError, match="loop-state.json cannot be read"):
+        _read_loop_state(tmp_path, tmp_path / "runs.db", stored)
+
+
+def test_an_interrupted_round_is_charged_before_it_trains(tiny_corpus, tmp_path, monkeypatch):
+    import bayesplit.train.execute
+    from bayesplit.train.closed_loop import _read_loop_state
+
+    branch = {**TINY_RUN, "pretrain_tokens": 1280, "spec_tokens": 1280.0, "train_domain": "alpha"}
+    loop = _stubbed_loop(tiny_corpus, tmp_path, monkeypatch, 0.05, lambda: [branch])
+    before = _runs_flops(RunStore(tmp_path / "runs.db").read())
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bayesplit.train.execute, "execute_suggestions", killed)
+    with pytest.raises(KeyboardInterrupt):
+        loop(rounds=1)
+    rows = RunStore(tmp_path / "runs.db").read()
+    rounds, charged = _read_loop_state(tmp_path / "work", tmp_path / "runs.db", rows)
+    # the branch at D = 1280 trains its trunk from step 0, then D'
+    assert rounds == 0 and charged == pytest.approx(before + 6 * TINY_RUN["params"] * 2560)
