@@ -70,7 +70,7 @@ class TrunkJob:
     specs: list[tuple[int, str, int]] = field(default_factory=list)  # (D, domain, D')
     suggestions: list[int] = field(default_factory=list)  # indices into the input list
     trunk_step: int = 0  # furthest checkpoint already in the workdir, in steps
-    resume_step: int = 0  # the checkpoint its first needed stable step is trained from
+    resume_step: int | None = 0  # the checkpoint its first missing stable step trains from
 
     def describe(self) -> str:
         """One line for ``--dry-run``: the trunk, its branch points and branches."""
@@ -80,8 +80,12 @@ class TrunkJob:
             # at or before it, which may be an earlier one, or step 0
             parts.append(
                 f"(trunk checkpoints up to step {self.trunk_step} exist; each step it needs "
-                "is trained from the furthest one at or before it: the first from step "
-                f"{self.resume_step})"
+                "is trained from the furthest one at or before it: "
+                + (
+                    f"the first from step {self.resume_step})"
+                    if self.resume_step is not None
+                    else "all are there)"
+                )
             )
         return " ".join(parts)
 
@@ -528,9 +532,12 @@ def _compatible_trunk(trunk_dir: Path, trunk_id: str) -> bool:
     return a == b
 
 
-def _resume_step(job: TrunkJob, corpus: Corpus, workdir: Path, overrides: dict | None) -> int:
-    """The checkpoint step the trunk's first needed stable step (a specialist's D, or a
-    general model's D less its cooldown) is trained from; 0 when nothing before it is kept."""
+def _resume_step(
+    job: TrunkJob, corpus: Corpus, workdir: Path, overrides: dict | None
+) -> int | None:
+    """The checkpoint step the trunk's first missing stable step (a specialist's D, or a
+    general model's D less its cooldown) is trained from, 0 when nothing before it is kept;
+    None when every step it needs has its stable checkpoint (no trunk step is trained)."""
     from bayesplit.train.checkpoint import list_checkpoints
 
     tc = TrainConfig.from_entry(job.entry, **(overrides or {}))
@@ -538,7 +545,10 @@ def _resume_step(job: TrunkJob, corpus: Corpus, workdir: Path, overrides: dict |
     needed = [d // tps for d, _, _ in job.specs]
     needed += [d // tps - decay_steps(tc.cooldown_fraction, d // tps, tps) for d in job.eval_at]
     have = list_checkpoints(workdir / "trunks" / job.trunk_id)
-    first = min(needed)
+    missing = [s for s in needed if s not in have["stable"]]
+    if not missing:
+        return None
+    first = min(missing)
     return max((s for s in {*have["stable"], *have["periodic"]} if s <= first), default=0)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from dataclasses import asdict
@@ -18,10 +19,14 @@ from bayesplit.train.runtime import Runtime, git_commit
 
 def mixture_label(weights: dict[str, float] | None) -> str:
     """The pretraining mixture a row's trunk saw: ``"tokens"`` (domains in proportion to
-    their train tokens) or the weights given, as ``code=1,web=0.5`` (sorted by domain)."""
+    their train tokens) or the weights given as shares, ``code=0.6667,web=0.3333`` (sorted
+    by domain; 4 significant digits, so ``code=2,web=1`` and ``code=1,web=0.5`` are one
+    mixture)."""
     if weights is None:
         return "tokens"
-    return ",".join(f"{d}={float(w):g}" for d, w in sorted(weights.items()))
+    top = max(float(w) for w in weights.values())  # weights near the largest float: no inf
+    total = math.fsum(float(w) / top for w in weights.values())
+    return ",".join(f"{d}={float(w) / top / total:.4g}" for d, w in sorted(weights.items()))
 
 
 def run_rows(

@@ -386,3 +386,15 @@ def test_the_dry_run_names_the_checkpoint_a_trunk_resumes_from(executed, tiny_co
         assert job["trunk_resumes_from_step"] == max([0, *(s for s in kept if s <= first)])
         assert job["trunk_furthest_checkpoint_step"] == kept[-1]
         assert f"the first from step {job['trunk_resumes_from_step']})" in plan.jobs[0].describe()
+    # a step that has its stable checkpoint is not trained: the first missing one is named
+    stable = sorted(have["stable"])
+    there = {"model": "tiny", "pretrain_tokens": stable[0] * TPS, "spec_tokens": DP,
+             "train_domain": "beta"}  # fmt: skip
+    later = {"model": "tiny", "pretrain_tokens": 60 * TPS, "spec_tokens": DP,
+             "train_domain": "beta"}  # fmt: skip
+    plan = plan_suggestions([there, later], tiny_corpus, tmp_path / "runs.db", **executed["kw"])
+    (job,) = plan.to_dict()["jobs"]
+    assert job["trunk_resumes_from_step"] == max(s for s in kept if s <= 60)
+    plan = plan_suggestions([there], tiny_corpus, tmp_path / "runs.db", **executed["kw"])
+    assert plan.to_dict()["jobs"][0]["trunk_resumes_from_step"] is None
+    assert "all are there" in plan.jobs[0].describe()
