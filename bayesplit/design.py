@@ -47,9 +47,10 @@ from __future__ import annotations
 import math
 import numbers
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -104,14 +105,35 @@ def branch_point(
     return np.where(np.asarray(spec_tokens, float) > 0, d, d * (1.0 - cost.cooldown_fraction))
 
 
+def trainer_branch(
+    pretrain_tokens: np.ndarray,
+    spec_tokens: np.ndarray,
+    tokens_per_step: float,
+    cooldown_fraction: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(branch point, branch tokens) as the bundled trainer trains a run, in whole steps:
+    D and D' round to the nearest step (at least one), and a general model at n steps
+    decays for ``round(cooldown_fraction · n)`` of them (at least one) from step n − k."""
+    tps = float(tokens_per_step)
+    n = np.maximum(1.0, np.rint(np.asarray(pretrain_tokens, float) / tps))
+    dp = np.asarray(spec_tokens, float)
+    k = np.minimum(n, np.maximum(1.0, np.rint(cooldown_fraction * n)))
+    spec = dp > 0
+    point = np.where(spec, n, n - k) * tps
+    branch = np.where(spec, np.maximum(1.0, np.rint(dp / tps)), k) * tps
+    return point, branch
+
+
 @dataclass
 class TrunkState:
     """How far (in pretraining tokens) a trunk of each model size has been trained.
 
-    ``stops``: where the trainer's checkpoints are known (``by_checkpoints``), the tokens
-    at which each size's trunk can be resumed, none for a size not listed (they replace the
-    rule "a checkpoint at every D reached"); ``planned``: the branch points the batch's
-    picks train through.
+    Where the trainer's checkpoints are known (``by_checkpoints``): ``stops``, the tokens
+    at which each size's trunk can be resumed (none for a size not listed; they replace the
+    rule "a checkpoint at every D reached"); ``planned``, the branch points the batch's
+    picks train through; ``steps`` and ``cooldowns``, each listed size's tokens per step
+    and cooldown fraction, where known, so that runs are priced in the trainer's whole
+    steps (:func:`trainer_branch`).
     """
 
     reached: dict[float, float] = field(default_factory=dict)
@@ -119,16 +141,24 @@ class TrunkState:
     stops: dict[float, tuple[float, ...]] = field(default_factory=dict)
     planned: dict[float, tuple[float, ...]] = field(default_factory=dict)
     by_checkpoints: bool = False
+    steps: dict[float, float] = field(default_factory=dict)
+    cooldowns: dict[float, float] = field(default_factory=dict)
 
     @classmethod
     def from_runs(
-        cls, runs: pd.DataFrame | None, checkpoints: dict[float, Sequence[float]] | None = None
+        cls, runs: pd.DataFrame | None, checkpoints: dict[float, Any] | None = None
     ) -> TrunkState:
         """Trunks implied by existing runs: per size, the furthest D and its trunk (or run) id;
-        ``checkpoints`` (size → tokens of resumable checkpoints) where they are known."""
+        ``checkpoints`` (size → tokens of resumable checkpoints, or a dict with ``tokens``,
+        ``tokens_per_step`` and ``cooldown_fraction``) where they are known."""
         state = cls(by_checkpoints=checkpoints is not None)
         for n, at in (checkpoints or {}).items():
-            state.stops[float(n)] = tuple(sorted(float(x) for x in at))
+            info = at if isinstance(at, Mapping) else {"tokens": at}
+            state.stops[float(n)] = tuple(sorted(float(x) for x in info["tokens"]))
+            if info.get("tokens_per_step") is not None:
+                state.steps[float(n)] = float(info["tokens_per_step"])
+            if info.get("cooldown_fraction") is not None:
+                state.cooldowns[float(n)] = float(info["cooldown_fraction"])
         if runs is None or len(runs) == 0:
             return state
         if "schedule" in runs:
@@ -159,6 +189,8 @@ class TrunkState:
             dict(self.stops),
             dict(self.planned),
             self.by_checkpoints,
+            dict(self.steps),
+            dict(self.cooldowns),
         )
 
     def trunk_cost(
@@ -176,11 +208,24 @@ class TrunkState:
         out = cost.flops_per_param_token * params * np.maximum(d - have, 0.0)
         if self.by_checkpoints:
             dp = np.zeros_like(d) if spec_tokens is None else np.asarray(spec_tokens, float)
-            t = branch_point(d, dp, cost)
             for n in np.unique(params):
                 at = params == n
-                out[at] = cost.flops_per_param_token * n * self._retrained(float(n), t[at])
+                t, _ = self.branch(float(n), d[at], dp[at], cost)
+                out[at] = cost.flops_per_param_token * n * self._retrained(float(n), t)
         return out
+
+    def branch(
+        self, params: float, pretrain_tokens: np.ndarray, spec_tokens: np.ndarray, cost: CostModel
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(branch point, branch tokens) of runs on the trunk of size ``params``: in the
+        trainer's whole steps where they are known, else as the design counts them (D' for a
+        specialist, the cooldown's share of D for a general model)."""
+        d = np.asarray(pretrain_tokens, float)
+        dp = np.asarray(spec_tokens, float)
+        if params in self.steps:
+            cooldown = self.cooldowns.get(params, cost.cooldown_fraction)
+            return trainer_branch(d, dp, self.steps[params], cooldown)
+        return branch_point(d, dp, cost), np.where(dp > 0, dp, cost.cooldown_fraction * d)
 
     def _retrained(self, params: float, t: np.ndarray) -> np.ndarray:
         """Tokens of trunk the trainer adds to train through branch points ``t`` besides the
@@ -218,8 +263,8 @@ class TrunkState:
             self.reached[params] = pretrain_tokens
             self.source[params] = "suggested"
         if self.by_checkpoints:
-            t = float(branch_point(pretrain_tokens, spec_tokens, cost)[()])
-            self.planned[params] = (*self.planned.get(params, ()), t)
+            t, _ = self.branch(params, np.array([pretrain_tokens]), np.array([spec_tokens]), cost)
+            self.planned[params] = (*self.planned.get(params, ()), float(t[0]))
 
 
 def candidate_grid(
@@ -336,6 +381,10 @@ def candidate_costs(
     d = candidates["pretrain_tokens"].to_numpy(float)
     dp = candidates["spec_tokens"].to_numpy(float)
     branch = np.where(dp > 0, dp, cost.cooldown_fraction * d)
+    for size in trunks.steps:  # in the trainer's whole steps where they are known
+        at = n == size
+        if at.any():
+            branch[at] = trunks.branch(size, d[at], dp[at], cost)[1]
     return trunks.trunk_cost(n, d, cost, dp) + cost.flops_per_param_token * n * branch
 
 
@@ -814,8 +863,9 @@ def _check_candidates(candidates, domains: Sequence[str]) -> pd.DataFrame:
     return out
 
 
-def _check_checkpoints(checkpoints) -> dict[float, list[float]] | None:
-    """``checkpoints=``: a dict of model size → token counts, all numbers >= 0."""
+def _check_checkpoints(checkpoints) -> dict[float, dict] | None:
+    """``checkpoints=``: a dict of model size → token counts (numbers >= 0), or → a dict
+    of ``tokens``, ``tokens_per_step`` and ``cooldown_fraction``."""
     if checkpoints is None:
         return None
     if not isinstance(checkpoints, dict):
@@ -827,16 +877,33 @@ def _check_checkpoints(checkpoints) -> dict[float, list[float]] | None:
     for n, at in checkpoints.items():
         if not (is_number(n) and 0 < n < math.inf):
             raise BayesplitError(f"checkpoints: a model size must be a positive number, got {n!r}")
-        if isinstance(at, (str, bytes)) or not isinstance(at, (Sequence, np.ndarray)):
+        info = dict(at) if isinstance(at, Mapping) else {"tokens": at}
+        extra = set(info) - {"tokens", "tokens_per_step", "cooldown_fraction"}
+        if extra or "tokens" not in info:
             raise BayesplitError(
-                f"checkpoints[{n!r}] must be a list of token counts, got {_shown(at)}"
+                f"checkpoints[{n!r}] must be a list of token counts or a dict with tokens and "
+                f"optional tokens_per_step and cooldown_fraction, got {_shown(at)}"
             )
-        for x in at:
+        tokens = info["tokens"]
+        if isinstance(tokens, (str, bytes)) or not isinstance(tokens, (Sequence, np.ndarray)):
+            raise BayesplitError(
+                f"checkpoints[{n!r}] must be a list of token counts, got {_shown(tokens)}"
+            )
+        for x in tokens:
             if not (is_number(x) and 0 <= x < math.inf):
                 raise BayesplitError(
                     f"checkpoints[{n!r}]: token counts must be numbers >= 0, got {x!r}"
                 )
-        out[float(n)] = [float(x) for x in at]
+        tps, cooldown = info.get("tokens_per_step"), info.get("cooldown_fraction")
+        if tps is not None and not (is_number(tps) and 0 < tps < math.inf):
+            raise BayesplitError(
+                f"checkpoints[{n!r}]: tokens_per_step must be a positive number, got {tps!r}"
+            )
+        if cooldown is not None and not (is_number(cooldown) and 0 < cooldown <= 1):
+            raise BayesplitError(
+                f"checkpoints[{n!r}]: cooldown_fraction must be in (0, 1], got {cooldown!r}"
+            )
+        out[float(n)] = {**info, "tokens": [float(x) for x in tokens]}
     return out
 
 
@@ -893,7 +960,7 @@ def suggest(
     point: dict | None = None,
     max_run_flops: float | None = None,
     cost_model: CostModel = CostModel(),
-    checkpoints: dict[float, Sequence[float]] | None = None,
+    checkpoints: dict[float, Any] | None = None,
     allocate_kwargs: dict | None = None,
     max_draws: int | None = 2000,
     level: float = 0.9,
@@ -942,10 +1009,12 @@ def suggest(
         Tree-aware cost settings.
     checkpoints
         Per model size, the tokens at which its trunk can be resumed, as the bundled trainer
-        keeps them (:func:`bayesplit.train.trunk.trunk_checkpoints` reads them from a
-        workdir); a size not listed has none. A run is then priced from the checkpoint
-        before its branch point, as the trainer will train it. Default (None): the design's
-        rule, a checkpoint at every D a trunk has reached.
+        keeps them, or a dict of ``tokens`` with the size's ``tokens_per_step`` and
+        ``cooldown_fraction`` (:func:`bayesplit.train.trunk.trunk_checkpoints` reads them
+        from a workdir); a size not listed has none. A run is then priced from the
+        checkpoint before its branch point, as the trainer will train it (in its whole
+        steps where they are given). Default (None): the design's rule, a checkpoint at
+        every D a trunk has reached.
     allocate_kwargs
         Passed to :func:`bayesplit.allocate` (trunk, weights, ...) for the decision objectives.
     max_draws

@@ -191,7 +191,10 @@ def suggest_cmd(
     if workdir is not None:
         from bayesplit.train.trunk import trunk_checkpoints
 
-        checkpoints = trunk_checkpoints(workdir, post.runs if done is None else done)
+        # with --ladder, the trainer's steps and cooldown of every candidate size
+        checkpoints = trunk_checkpoints(
+            workdir, post.runs if done is None else done, given(ladder, "--ladder")
+        )
     sug = suggest(
         post,
         budget=parse_positive(budget, "--budget") if budget is not None else None,
@@ -218,7 +221,7 @@ def suggest_cmd(
             f"the trainer's workdir of {runs} is there ({beside}): give --workdir {beside} to "
             "price each run from its checkpoints, as the trainer will train it"
         )
-    if checkpoints is not None and not any(checkpoints.values()):
+    if checkpoints is not None and not any(c["tokens"] for c in checkpoints.values()):
         sug.notes.append(
             f"no trunk of the runs already done has checkpoints in {workdir}: every run is "
             "priced with a trunk trained from scratch, as the trainer would train it there"

@@ -311,6 +311,7 @@ def run_loop(
         else:
             remaining = cap - spent
             own_cap = max_run_flops or float("inf")
+            workdir.mkdir(parents=True, exist_ok=True)  # no trunk trained here yet: none
             try:
                 records = (
                     suggest(
@@ -323,7 +324,7 @@ def run_loop(
                         max_run_flops=min(own_cap, remaining),
                         # priced as this trainer will train them, not by the design's rule
                         # (no workdir yet: every trunk is trained from scratch)
-                        checkpoints=trunk_checkpoints(workdir, runs) if workdir.is_dir() else {},
+                        checkpoints=trunk_checkpoints(workdir, runs, ladder_path, train_overrides),
                         force=True,
                         seed=derived_seed(seed, rnd),
                     ).to_list()
@@ -490,13 +491,19 @@ def _design_flops(suggestions: list[dict]) -> float:
     return sum(_tree_flops(group) for group in by_size.values())
 
 
-def _tree_flops(runs: list[dict], checkpoints: list[float] = ()) -> float:
+def _tree_flops(
+    runs: list[dict],
+    checkpoints: list[float] = (),
+    tokens_per_step: float | None = None,
+    cooldown_fraction: float | None = None,
+) -> float:
     """FLOPs of runs on one trunk with stable-phase checkpoints on disk at ``checkpoints``
-    (tokens): each branch point the runs need (:func:`bayesplit.design.branch_point`) is
-    trained from the furthest checkpoint at or before it (one on disk, or the point before
-    it, saved on the way), as the trainer does; plus every branch (a general model's
-    cooldown, or a specialist's D'), priced by :class:`bayesplit.design.CostModel`."""
-    from bayesplit.design import CostModel, branch_point
+    (tokens): each branch point the runs need is trained from the furthest checkpoint at or
+    before it (one on disk, or the point before it, saved on the way), as the trainer does;
+    plus every branch (a general model's cooldown, or a specialist's D'). With
+    ``tokens_per_step``, in the trainer's whole steps (:func:`bayesplit.design.trainer_branch`);
+    else as :class:`bayesplit.design.CostModel` counts them."""
+    from bayesplit.design import CostModel, branch_point, trainer_branch
 
     if not runs:
         return 0.0
@@ -505,8 +512,14 @@ def _tree_flops(runs: list[dict], checkpoints: list[float] = ()) -> float:
     points = set()
     for r in runs:
         n, d, dp = float(r["params"]), float(r["pretrain_tokens"]), float(r["spec_tokens"] or 0)
-        total += cost.flops_per_param_token * n * (dp if dp > 0 else cost.cooldown_fraction * d)
-        points.add(float(branch_point(d, dp, cost)[()]))
+        if tokens_per_step is not None:
+            cf = cost.cooldown_fraction if cooldown_fraction is None else cooldown_fraction
+            at, branch = (float(v[()]) for v in trainer_branch(d, dp, tokens_per_step, cf))
+        else:
+            at = float(branch_point(d, dp, cost)[()])
+            branch = dp if dp > 0 else cost.cooldown_fraction * d
+        total += cost.flops_per_param_token * n * branch
+        points.add(at)
     n = float(runs[0]["params"])
     before = 0.0  # the last point trained for these runs: saved, so the next starts there
     for d in sorted(points):
@@ -537,5 +550,10 @@ def _plan_flops(
         # each needed D resumes from the furthest checkpoint at or before it, not from the
         # furthest on disk: a shorter D is trained again from an earlier one
         steps = sorted({*have["stable"], *have["periodic"]})
-        total += _tree_flops([suggestions[i] for i in job.suggestions], [s * tps for s in steps])
+        total += _tree_flops(
+            [suggestions[i] for i in job.suggestions],
+            [s * tps for s in steps],
+            tokens_per_step=tps,
+            cooldown_fraction=tc.cooldown_fraction,
+        )
     return total

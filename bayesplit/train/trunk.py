@@ -490,31 +490,49 @@ def _write_trunk_meta(trunk_dir: Path, info: dict) -> None:
         atomic_write_text(f, json.dumps(info, indent=2, sort_keys=True))
 
 
-def trunk_checkpoints(workdir: str | Path, runs: pd.DataFrame) -> dict[float, list[float]]:
-    """Per model size of ``runs``, the tokens at which its trunk in ``workdir`` can be resumed
-    (stable and periodic checkpoints), for :func:`bayesplit.design.suggest`'s ``checkpoints``.
+def trunk_checkpoints(
+    workdir: str | Path,
+    runs: pd.DataFrame,
+    ladder: str | Path | None = None,
+    train_overrides: dict[str, Any] | None = None,
+) -> dict[float, dict[str, Any]]:
+    """Per model size, where its trunk in ``workdir`` can be resumed, for
+    :func:`bayesplit.design.suggest`'s ``checkpoints``: a dict of ``tokens`` (its stable and
+    periodic checkpoints), ``tokens_per_step`` and ``cooldown_fraction``.
 
-    The trunk of a size is the one suggest branches from (the one that reached the furthest
-    D, :meth:`~bayesplit.design.TrunkState.from_runs`); a trunk not in ``workdir`` (rows
-    imported, or trained elsewhere) has none: its runs are priced as a new trunk, which is
-    what this trainer would train.
+    The trunk of a size of ``runs`` is the one suggest branches from (the one that reached
+    the furthest D, :meth:`~bayesplit.design.TrunkState.from_runs`); a trunk not in
+    ``workdir`` (rows imported, or trained elsewhere) has no checkpoint: its runs are priced
+    as a new trunk, which is what this trainer would train. With ``ladder`` (and the
+    ``train_overrides`` the trainer will use), every ladder size is listed, in the runs' N
+    convention, with its steps and cooldown; without it, the sizes of ``runs``, with the
+    default cooldown.
     """
-    from bayesplit.design import TrunkState
+    from bayesplit.design import TrunkState, ladder_as_fitted
 
     workdir = check_path(workdir, "workdir")
     if not Path(workdir).is_dir():  # a typo priced every run as a new trunk, unsaid
         raise BayesplitError(f"--workdir (in Python: workdir=) {workdir} is not a folder")
-    out: dict[float, list[float]] = {}
+    out: dict[float, dict[str, Any]] = {}
+    if ladder is not None:
+        entries, count = ladder_as_fitted(ladder, runs)  # as suggest reads the ladder
+        for e in entries:
+            tc = TrainConfig.from_entry(e, **(train_overrides or {}))
+            out[float(e[count])] = {
+                "tokens": [],
+                "tokens_per_step": tc.batch_size * int(e["seq_len"]),
+                "cooldown_fraction": tc.cooldown_fraction,
+            }
     for n, trunk in TrunkState.from_runs(runs).source.items():
         trunk_dir = Path(workdir) / "trunks" / trunk
+        info = out.setdefault(n, {"tokens": [], "tokens_per_step": None, "cooldown_fraction": None})
         f = trunk_dir / "trunk.json"
         if not f.is_file():
-            out[n] = []
             continue
-        info = read_trunk_meta(f)
+        meta = read_trunk_meta(f)
         try:
-            tokens_per_step = int(info["train"]["batch_size"]) * int(
-                info["model_config"]["seq_len"]
+            tokens_per_step = int(meta["train"]["batch_size"]) * int(
+                meta["model_config"]["seq_len"]
             )
         except (KeyError, TypeError, ValueError):
             raise BayesplitError(
@@ -522,5 +540,7 @@ def trunk_checkpoints(workdir: str | Path, runs: pd.DataFrame) -> dict[float, li
                 "written by this trainer"
             ) from None
         have = list_checkpoints(trunk_dir)
-        out[n] = [float(s * tokens_per_step) for s in sorted({*have["stable"], *have["periodic"]})]
+        steps = sorted({*have["stable"], *have["periodic"]})
+        info.update(tokens=[float(s * tokens_per_step) for s in steps])
+        info["tokens_per_step"] = tokens_per_step
     return out

@@ -511,9 +511,11 @@ def test_models_count_each_checkpoint_of_a_trunk_once():
     assert count_models(runs) == 3 and runs["run_id"].nunique() == 2
 
 
-def test_suggest_prices_a_batch_as_the_loop_charges_it():
+@pytest.mark.parametrize("tokens_per_step", [None, 70.0])
+def test_suggest_prices_a_batch_as_the_loop_charges_it(tokens_per_step):
     # suggest's greedy price of each pick (given the trainer's checkpoints and the picks
-    # before it) adds up to what the loop charges for the whole batch, on random trunks
+    # before it) adds up to what the loop charges for the whole batch, on random trunks;
+    # with the trainer's steps, at token counts that are not whole steps
     import numpy as np
 
     from bayesplit.design import CostModel, TrunkState, candidate_costs
@@ -522,18 +524,22 @@ def test_suggest_prices_a_batch_as_the_loop_charges_it():
     rng = np.random.default_rng(0)
     n = 1e4
     for _ in range(200):
-        stops = sorted(rng.choice(np.arange(1, 20) * 500.0, size=rng.integers(0, 4), replace=False))
-        trunks = TrunkState.from_runs(None, {n: stops})
+        stops = sorted(rng.choice(np.arange(1, 20) * 490.0, size=rng.integers(0, 4), replace=False))
+        known = {"tokens": stops, "tokens_per_step": tokens_per_step, "cooldown_fraction": 0.15}
+        trunks = TrunkState.from_runs(None, {n: known})
         batch, priced = [], 0.0
         for _ in range(rng.integers(1, 6)):
-            d = float(rng.integers(1, 20) * 500)
+            d = float(rng.integers(1, 20) * 500 + rng.integers(-60, 60))
             dp = float(rng.choice([0.0, 300.0]))
             run = {"params": n, "pretrain_tokens": d, "spec_tokens": dp,
                    "train_domain": "a" if dp else None}  # fmt: skip
             priced += candidate_costs(pd.DataFrame([run]), trunks, CostModel())[0]
             trunks.extend(n, d, dp)
             batch.append(run)
-            assert priced == pytest.approx(_tree_flops(batch, stops)), (stops, batch)
+            charged = _tree_flops(batch, stops, tokens_per_step, 0.15 if tokens_per_step else None)
+            if tokens_per_step is None:  # the design's cooldown share
+                charged = _tree_flops(batch, stops)
+            assert priced == pytest.approx(charged), (stops, batch)
 
 
 def test_trunk_checkpoints_are_read_from_the_workdir(tiny_corpus, tmp_path):
@@ -550,19 +556,27 @@ def test_trunk_checkpoints_are_read_from_the_workdir(tiny_corpus, tmp_path):
     n = float(TINY_RUN["params"])
     # D = 2560 tokens is 10 steps of 256; its cooldown is the last step, so the trunk's
     # stable phase stopped at step 9
-    assert trunk_checkpoints(work, runs) == {n: [9 * 256.0]}
+    held = {"tokens": [9 * 256.0], "tokens_per_step": 256, "cooldown_fraction": None}
+    assert trunk_checkpoints(work, runs) == {n: held}
+    # with the ladder, its sizes' steps and cooldowns as the trainer will use them
+    assert trunk_checkpoints(work, runs, ladder) == {n: {**held, "cooldown_fraction": 0.1}}
     (tmp_path / "empty").mkdir()
-    assert trunk_checkpoints(tmp_path / "empty", runs) == {n: []}  # not trained there
+    assert trunk_checkpoints(tmp_path / "empty", runs)[n]["tokens"] == []  # not trained there
     with pytest.raises(BayesplitError, match="workdir=\\) .*nowhere is not a folder"):
         trunk_checkpoints(tmp_path / "nowhere", runs)
-    # suggest's price of each run is what the loop will charge for it
-    trunks = TrunkState.from_runs(runs, trunk_checkpoints(work, runs))
+    # suggest's price of each run is what the loop will charge for it, also where D and D'
+    # are not whole steps: 2300 tokens is 9 steps, whose stable checkpoint is there
+    trunks = TrunkState.from_runs(runs, trunk_checkpoints(work, runs, ladder))
     plan_kw = {"ladder": [tiny_entry()], "workdir": work, "seed": 0, "train_overrides": None}
-    for d, dp in [(2560, 1280), (1280, 1280), (5120, 0.0), (5120, 1280), (7680, 0.0)]:
+    cases = [(2560, 1280), (1280, 1280), (5120, 0.0), (5120, 1280), (7680, 0.0), (2300, 1300),
+             (2430, 0.0), (4000, 900), (2200, 0.0)]  # fmt: skip
+    for d, dp in cases:
         run = {**TINY_RUN, "pretrain_tokens": d, "spec_tokens": dp,
                "train_domain": "alpha" if dp else None}  # fmt: skip
         price = candidate_costs(pd.DataFrame([run]), trunks, CostModel())[0]
         assert price == pytest.approx(_plan_flops([run], tiny_corpus, store, plan_kw, None)), run
+    run = {**TINY_RUN, "pretrain_tokens": 2300, "spec_tokens": 1300, "train_domain": "alpha"}
+    assert candidate_costs(pd.DataFrame([run]), trunks)[0] == pytest.approx(6 * n * 5 * 256)
 
 
 def test_the_loop_prices_suggestions_from_its_checkpoints(tiny_corpus, tmp_path, monkeypatch):
@@ -581,8 +595,12 @@ def test_the_loop_prices_suggestions_from_its_checkpoints(tiny_corpus, tmp_path,
     monkeypatch.setattr(bayesplit.design, "suggest", suggest)
     loop(rounds=1)
     runs = RunStore(tmp_path / "runs.db").read()
-    assert seen["checkpoints"] == trunk_checkpoints(tmp_path / "work", runs)
-    assert seen["checkpoints"] == {float(TINY_RUN["params"]): [9 * 256.0]}
+    ladder = tmp_path / "ladder.yaml"
+    assert seen["checkpoints"] == trunk_checkpoints(tmp_path / "work", runs, ladder)
+    n = float(TINY_RUN["params"])
+    assert seen["checkpoints"] == {
+        n: {"tokens": [9 * 256.0], "tokens_per_step": 256, "cooldown_fraction": 0.1}
+    }
 
 
 def test_a_rerun_goes_on_from_the_rounds_and_charges_before_it(tiny_corpus, tmp_path, monkeypatch):  # fmt: skip
