@@ -227,6 +227,19 @@ class TrunkState:
             return trainer_branch(d, dp, self.steps[params], cooldown)
         return branch_point(d, dp, cost), np.where(dp > 0, dp, cost.cooldown_fraction * d)
 
+    def resume_point(
+        self, params: float, pretrain_tokens: float, spec_tokens: float, cost: CostModel
+    ) -> float | None:
+        """Where the trainer resumes the trunk for this run (tokens of its last checkpoint or
+        planned point at or before the branch point; 0 from scratch); None by the design's
+        rule (no checkpoints known)."""
+        if not self.by_checkpoints:
+            return None
+        t, _ = self.branch(params, np.array([pretrain_tokens]), np.array([spec_tokens]), cost)
+        before = [x for x in (*self.stops.get(params, ()), *self.planned.get(params, ()))
+                  if x <= t[0]]  # fmt: skip
+        return max(before, default=0.0)
+
     def _retrained(self, params: float, t: np.ndarray) -> np.ndarray:
         """Tokens of trunk the trainer adds to train through branch points ``t`` besides the
         batch's own: each point is trained from the furthest checkpoint or planned point
@@ -636,6 +649,7 @@ def greedy_batch(
         have = trunks.reached.get(n_j, 0.0)
         retrain = float(trunks.trunk_cost(np.array([n_j]), np.array([d_j]), cost_model,
                                           np.array([dp_j]))[0])  # fmt: skip
+        resumes_at = trunks.resume_point(n_j, d_j, dp_j, cost_model)
         if have >= d_j:
             branch_from = {"trunk": trunks.source.get(n_j), "params": n_j, "pretrain_tokens": d_j}
         elif have > 0:
@@ -656,6 +670,7 @@ def greedy_batch(
                 "value_per_flop": float(values[j] / costs[j]),
                 "branch_from": branch_from,
                 "trunk_flops": retrain,
+                "resumes_at": resumes_at,
                 "sd_before": float(sd_pre),
             }
         )
@@ -1235,8 +1250,12 @@ def suggest(
                 if "extend_from" in p["branch_from"]
                 else f"a branch of the {'suggested' if p['branch_from'].get('trunk') == 'suggested' else 'existing'} N={c['params']:.3g} trunk"
                 + (
-                    f", {p['trunk_flops']:.3g} FLOPs of it trained again from its last "
-                    "checkpoint before the branch point"
+                    f", {p['trunk_flops']:.3g} FLOPs of it trained again "
+                    + (
+                        f"from its checkpoint at D={p['resumes_at']:.3g}"
+                        if p["resumes_at"]
+                        else "from scratch (no checkpoint of it before the branch point)"
+                    )
                     if p["trunk_flops"] > 0
                     else ""
                 )
