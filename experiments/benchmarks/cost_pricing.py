@@ -87,9 +87,9 @@ def main() -> None:
         write_ladder(root / "ladder.yaml")
         store, work = root / "runs.db", root / "runs-checkpoints"
         fit_kw = {"chains": 1, "draws": 200, "warmup": 200}
-        run_loop(root / "corpus", store, budget=1e13, rounds=2, batch=3,
-                 ladder=root / "ladder.yaml", seed_tokens=4096, fit_kwargs=fit_kw,
-                 force=True, progress=False)  # fmt: skip
+        history = run_loop(root / "corpus", store, budget=1e13, rounds=2, batch=3,
+                           ladder=root / "ladder.yaml", seed_tokens=4096, fit_kwargs=fit_kw,
+                           force=True, progress=False)  # fmt: skip
         runs = load_runs(RunStore(store).read())
         post = fit(runs, "additive", progress=False, **fit_kw)
         on_disk = trunk_checkpoints(work, runs)
@@ -122,6 +122,12 @@ def main() -> None:
         f"checkpoints per size: {ckpt_steps}), then a batch of 4 from `suggest` per row. "
         "*priced*: the batch's summed `cost_flops`; *charged*: what the loop's accounting "
         "(the trainer's plan from the checkpoints on disk) charges for the same batch.",
+        "",
+        "The loop's rounds:",
+        "",
+        history[["round", "runs", "rows", "suggested", "trained_rows", "spent_flops"]].to_markdown(
+            index=False, floatfmt=".3g"
+        ),
         "",
         "| target FLOPs | objective | pricing | runs | priced | charged | charged / priced |",
         "|---:|---|---|---:|---:|---:|---:|",
