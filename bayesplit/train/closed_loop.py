@@ -433,12 +433,17 @@ def _read_loop_state(workdir: Path, store: Path, rows: pd.DataFrame) -> tuple[in
         entry = read_json(f).get(str(store.resolve()), {})
         if entry.get("first_row") != _store_fingerprint(rows) or entry["rows"] > len(rows):
             return 0, 0.0
-        return int(entry.get("rounds", 0)), float(entry.get("spent_flops", 0.0))
+        charged, seen = float(entry.get("spent_flops", 0.0)), int(entry["rows"])
+        rounds = int(entry.get("rounds", 0))
     except (OSError, ValueError, AttributeError, TypeError, OverflowError, KeyError) as exc:
         raise BayesplitError(
             f"{f} cannot be read ({type(exc).__name__}: {exc}); it holds the rounds done and "
             "compute spent by earlier loops: restore or delete it"
         ) from None
+    # runs trained since (by hand, between loops) are the campaign's too: added at the
+    # rows' tree-aware cost (the store appends, so they are the rows after the first seen)
+    added = _runs_flops(rows) - _runs_flops(rows.iloc[:seen]) if seen < len(rows) else 0.0
+    return rounds, charged + max(added, 0.0)
 
 
 def _write_loop_state(workdir: Path, store: Path, rounds: int, spent: float) -> None:

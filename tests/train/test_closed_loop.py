@@ -651,6 +651,11 @@ def test_a_loop_on_a_new_store_writes_over_a_loop_state_it_cannot_read(tmp_path)
     stored = RunStore(tmp_path / "runs.db").read()
     assert _read_loop_state(tmp_path, tmp_path / "runs.db", stored) == (1, 5.0)
     assert _read_loop_state(tmp_path, tmp_path / "other.db", stored) == (0, 0.0)
+    # rows added since (trained by hand between loops) are added at their cost
+    more = pd.concat([stored, stored.assign(run_id="new", params=3e8)], ignore_index=True)
+    grown = _read_loop_state(tmp_path, tmp_path / "runs.db", more)
+    assert grown == (1, pytest.approx(5.0 + _runs_flops(more) - _runs_flops(stored)))
+    assert grown[1] > 5.0
     # a store made anew at the path (other first row, or fewer rows) is another campaign
     assert _read_loop_state(tmp_path, tmp_path / "runs.db", stored.iloc[1:]) == (0, 0.0)
     assert _read_loop_state(tmp_path, tmp_path / "runs.db", stored.iloc[:3]) == (0, 0.0)
