@@ -1180,6 +1180,15 @@ def suggest(
         )
     forced = posterior.diagnostics.forced_note()  # --force: say so, as allocate does
     notes = [] if forced is None else [forced]
+    sizes = set(candidates["params"].astype(float))
+    unmatched = sorted(n for n, c in (checkpoints or {}).items() if c["tokens"] and n not in sizes)
+    if unmatched:
+        # a size keyed in another N convention was priced as a trunk from scratch, unsaid
+        notes.append(
+            "checkpoints were given for model sizes no candidate has "
+            f"({', '.join(f'{n:.6g}' for n in unmatched)}); candidates of a size not listed "
+            "are priced as new trunks: key them by the candidates' N"
+        )
     if elsewhere:
         notes.append(
             f"the runs already done have rows on domains the posterior does not model "
