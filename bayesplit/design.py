@@ -1261,7 +1261,7 @@ def suggest(
                 + (
                     f", {p['trunk_flops']:.3g} FLOPs of it trained again "
                     + (
-                        f"from its checkpoint at D={p['resumes_at']:.3g}"
+                        f"from D={p['resumes_at']:.3g}"
                         if p["resumes_at"]
                         else "from scratch (no checkpoint of it before the branch point)"
                     )

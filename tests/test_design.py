@@ -576,7 +576,7 @@ def test_suggest_prices_runs_from_the_trainer_checkpoints(additive_posterior):
     (known,) = suggest(post, checkpoints={3e7: [3e8, 1e9]}, **kw).to_list()
     assert rule["cost_flops"] == pytest.approx(6 * 3e7 * 1e8)
     assert known["cost_flops"] == pytest.approx(6 * 3e7 * (3e8 + 1e8))
-    assert "5.4e+16 FLOPs of it trained again from its checkpoint at D=3e+08" in known["reason"]
+    assert "5.4e+16 FLOPs of it trained again from D=3e+08" in known["reason"]
     assert "trained again" not in rule["reason"]
     other = suggest(post, checkpoints={3.0001e7: [3e8]}, **kw)
     assert "checkpoints were given for model sizes no candidate has (3.0001e+07)" in other.notes[-1]

@@ -324,7 +324,9 @@ def run_loop(
                         max_run_flops=min(own_cap, remaining),
                         # priced as this trainer will train them, not by the design's rule
                         # (no workdir yet: every trunk is trained from scratch)
-                        checkpoints=trunk_checkpoints(workdir, runs, ladder_path, train_overrides),
+                        checkpoints=trunk_checkpoints(
+                            workdir, runs, ladder_path, train_overrides, seed
+                        ),
                         force=True,
                         seed=derived_seed(seed, rnd),
                     ).to_list()
@@ -346,7 +348,7 @@ def run_loop(
                 if trial <= remaining:
                     chosen, cost = [*chosen, rec], trial
             if chosen:  # charged before training: an interrupted round's charge is not lost
-                _write_loop_state(workdir, store, rnd - 1, spent + cost)
+                _write_loop_state(workdir, store, rnd - 1, spent + cost, pending=cost)
             rows = execute_suggestions(chosen, data, store, **exec_kw) if chosen else pd.DataFrame()
             spent += cost
             summary.update(suggested=len(chosen), trained_rows=len(rows), spent_flops=spent)
@@ -434,7 +436,7 @@ def _read_loop_state(workdir: Path, store: Path, rows: pd.DataFrame) -> tuple[in
         if entry.get("first_row") != _store_fingerprint(rows) or entry["rows"] > len(rows):
             return 0, 0.0
         charged, seen = float(entry.get("spent_flops", 0.0)), int(entry["rows"])
-        rounds = int(entry.get("rounds", 0))
+        rounds, pending = int(entry.get("rounds", 0)), float(entry.get("pending_flops", 0.0))
     except (OSError, ValueError, AttributeError, TypeError, OverflowError, KeyError) as exc:
         raise BayesplitError(
             f"{f} cannot be read ({type(exc).__name__}: {exc}); it holds the rounds done and "
@@ -443,10 +445,15 @@ def _read_loop_state(workdir: Path, store: Path, rows: pd.DataFrame) -> tuple[in
     # runs trained since (by hand, between loops) are the campaign's too: added at the
     # rows' tree-aware cost (the store appends, so they are the rows after the first seen)
     added = _runs_flops(rows) - _runs_flops(rows.iloc[:seen]) if seen < len(rows) else 0.0
-    return rounds, charged + max(added, 0.0)
+    return rounds, charged + max(added - pending, 0.0)  # an interrupted round's are charged
 
 
-def _write_loop_state(workdir: Path, store: Path, rounds: int, spent: float) -> None:
+def _write_loop_state(
+    workdir: Path, store: Path, rounds: int, spent: float, pending: float = 0.0
+) -> None:
+    """Record the rounds done and FLOPs charged; ``pending``: the part of ``spent`` charged
+    for a round about to train, whose rows are not in the store yet (an interrupted round's
+    rows are in that charge, not runs added by hand)."""
     from bayesplit._io import atomic_write_text, read_json
     from bayesplit.store import RunStore
 
@@ -461,6 +468,7 @@ def _write_loop_state(workdir: Path, store: Path, rounds: int, spent: float) -> 
     held[str(store.resolve())] = {
         "rounds": rounds,
         "spent_flops": spent,
+        "pending_flops": pending,
         "rows": len(rows),
         "first_row": _store_fingerprint(rows),
     }

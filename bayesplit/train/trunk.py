@@ -492,9 +492,10 @@ def _write_trunk_meta(trunk_dir: Path, info: dict) -> None:
 
 def trunk_checkpoints(
     workdir: str | Path,
-    runs: pd.DataFrame,
+    runs: pd.DataFrame | None,
     ladder: str | Path | None = None,
     train_overrides: dict[str, Any] | None = None,
+    seed: int | None = None,
 ) -> dict[float, dict[str, Any]]:
     """Per model size, where its trunk in ``workdir`` can be resumed, for
     :func:`bayesplit.design.suggest`'s ``checkpoints``: a dict of ``tokens`` (its stable and
@@ -505,17 +506,24 @@ def trunk_checkpoints(
     ``workdir`` (rows imported, or trained elsewhere) has no checkpoint: its runs are priced
     as a new trunk, which is what this trainer would train. With ``ladder`` (and the
     ``train_overrides`` the trainer will use), every ladder size is listed, in the runs' N
-    convention, with its steps and cooldown; without it, the sizes of ``runs``, with the
-    default cooldown.
+    convention, with its steps and cooldown, and a trunk trained with other trunk settings
+    (another batch size, learning rate or mixture), or, with ``seed``, another seed, has no
+    checkpoint either: the trainer trains a new trunk for those settings. Without a ladder,
+    the sizes of ``runs``, with the default cooldown.
     """
     from bayesplit.design import TrunkState, ladder_as_fitted
+    from bayesplit.train.ladder import load_ladder
 
     workdir = check_path(workdir, "workdir")
     if not Path(workdir).is_dir():  # a typo priced every run as a new trunk, unsaid
         raise BayesplitError(f"--workdir (in Python: workdir=) {workdir} is not a folder")
     out: dict[float, dict[str, Any]] = {}
+    identity: dict[float, dict] = {}  # per size, the trunk settings the trainer will use
     if ladder is not None:
-        entries, count = ladder_as_fitted(ladder, runs)  # as suggest reads the ladder
+        if runs is None or not len(runs):
+            entries, count = load_ladder(ladder), "params"
+        else:
+            entries, count = ladder_as_fitted(ladder, runs)  # as suggest reads the ladder
         for e in entries:
             tc = TrainConfig.from_entry(e, **(train_overrides or {}))
             out[float(e[count])] = {
@@ -523,6 +531,7 @@ def trunk_checkpoints(
                 "tokens_per_step": tc.batch_size * int(e["seq_len"]),
                 "cooldown_fraction": tc.cooldown_fraction,
             }
+            identity[float(e[count])] = jsonable(tc.trunk_identity())
     for n, trunk in TrunkState.from_runs(runs).source.items():
         trunk_dir = Path(workdir) / "trunks" / trunk
         info = out.setdefault(n, {"tokens": [], "tokens_per_step": None, "cooldown_fraction": None})
@@ -530,6 +539,10 @@ def trunk_checkpoints(
         if not f.is_file():
             continue
         meta = read_trunk_meta(f)
+        if (n in identity and meta.get("train") != identity[n]) or (
+            seed is not None and meta.get("seed") != seed
+        ):
+            continue  # the trainer will not resume this trunk: a new one, from scratch
         try:
             tokens_per_step = int(meta["train"]["batch_size"]) * int(
                 meta["model_config"]["seq_len"]

@@ -92,7 +92,7 @@ def main() -> None:
                            force=True, progress=False)  # fmt: skip
         runs = load_runs(RunStore(store).read())
         post = fit(runs, "additive", progress=False, **fit_kw)
-        on_disk = trunk_checkpoints(work, runs)
+        on_disk = trunk_checkpoints(work, runs, root / "ladder.yaml")  # as the loop reads them
         plan_kw = {"ladder": load_ladder(root / "ladder.yaml"), "workdir": work, "seed": 0,
                    "train_overrides": None}  # fmt: skip
         corpus = Corpus(root / "corpus")
@@ -107,7 +107,7 @@ def main() -> None:
                     charged = _plan_flops(batch, corpus, store, plan_kw, None)
                     rows.append((budget, objective, label, len(batch), priced, charged))
         n_trunks = len(list((work / "trunks").iterdir()))
-        ckpt_steps = {f"{n:.3g}": len(v) for n, v in on_disk.items()}
+        ckpt_steps = {f"{n:.3g}": len(v["tokens"]) for n, v in on_disk.items()}
     elapsed = time.perf_counter() - t0
 
     lines = [

@@ -560,6 +560,13 @@ def test_trunk_checkpoints_are_read_from_the_workdir(tiny_corpus, tmp_path):
     assert trunk_checkpoints(work, runs) == {n: held}
     # with the ladder, its sizes' steps and cooldowns as the trainer will use them
     assert trunk_checkpoints(work, runs, ladder) == {n: {**held, "cooldown_fraction": 0.1}}
+    # a trunk of other trunk settings or another seed is not the one the trainer resumes
+    other = trunk_checkpoints(work, runs, ladder, {"batch_size": 4})
+    assert other == {n: {"tokens": [], "tokens_per_step": 128, "cooldown_fraction": 0.1}}
+    assert trunk_checkpoints(work, runs, ladder, seed=1)[n]["tokens"] == []
+    assert trunk_checkpoints(work, runs, ladder, seed=0)[n]["tokens"] == [9 * 256.0]
+    assert trunk_checkpoints(work, None, ladder) == {n: {**held, "tokens": [],
+                                                        "cooldown_fraction": 0.1}}  # fmt: skip
     (tmp_path / "empty").mkdir()
     assert trunk_checkpoints(tmp_path / "empty", runs)[n]["tokens"] == []  # not trained there
     with pytest.raises(BayesplitError, match="workdir=\\) .*nowhere is not a folder"):
@@ -596,7 +603,7 @@ def test_the_loop_prices_suggestions_from_its_checkpoints(tiny_corpus, tmp_path,
     loop(rounds=1)
     runs = RunStore(tmp_path / "runs.db").read()
     ladder = tmp_path / "ladder.yaml"
-    assert seen["checkpoints"] == trunk_checkpoints(tmp_path / "work", runs, ladder)
+    assert seen["checkpoints"] == trunk_checkpoints(tmp_path / "work", runs, ladder, seed=0)
     n = float(TINY_RUN["params"])
     assert seen["checkpoints"] == {
         n: {"tokens": [9 * 256.0], "tokens_per_step": 256, "cooldown_fraction": 0.1}
@@ -674,7 +681,10 @@ def test_an_interrupted_round_is_charged_before_it_trains(tiny_corpus, tmp_path,
     loop = _stubbed_loop(tiny_corpus, tmp_path, monkeypatch, 0.05, lambda: [branch])
     before = _runs_flops(RunStore(tmp_path / "runs.db").read())
 
-    def killed(*args, **kwargs):
+    real = bayesplit.train.execute.execute_suggestions
+
+    def killed(*args, **kwargs):  # killed after its rows were written: charged once
+        real(*args, **kwargs)
         raise KeyboardInterrupt
 
     monkeypatch.setattr(bayesplit.train.execute, "execute_suggestions", killed)
@@ -683,4 +693,5 @@ def test_an_interrupted_round_is_charged_before_it_trains(tiny_corpus, tmp_path,
     rows = RunStore(tmp_path / "runs.db").read()
     rounds, charged = _read_loop_state(tmp_path / "work", tmp_path / "runs.db", rows)
     # the branch at D = 1280 trains its trunk from step 0, then D'
+    assert len(rows) > 4  # the round's rows were written
     assert rounds == 0 and charged == pytest.approx(before + 6 * TINY_RUN["params"] * 2560)
