@@ -71,6 +71,13 @@ def list_checkpoints(directory: Path) -> dict[str, dict[int, Path]]:
     return out
 
 
+def resumable_steps(directory: Path) -> list[int]:
+    """Steps a trunk in ``directory`` can be resumed from (its stable and periodic
+    checkpoints), in order."""
+    have = list_checkpoints(directory)
+    return sorted({*have["stable"], *have["periodic"]})
+
+
 def ckpt_path(directory: Path, kind: str, step: int) -> Path:
     """Checkpoint file of ``kind`` (stable, decayed, spec) at ``step`` in ``directory``."""
     return directory / f"{kind}-{step:010d}.pt"

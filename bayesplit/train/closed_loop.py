@@ -548,7 +548,7 @@ def _plan_flops(
     """FLOPs the trainer will spend on ``suggestions``: nothing for what the store already
     has, and each trunk from its furthest checkpoint on disk (a trunk of another seed, or
     in another workdir, is trained from scratch, whatever the store holds)."""
-    from bayesplit.train.checkpoint import list_checkpoints
+    from bayesplit.train.checkpoint import resumable_steps
     from bayesplit.train.config import TrainConfig
     from bayesplit.train.execute import plan_suggestions
 
@@ -559,10 +559,9 @@ def _plan_flops(
     for job in plan.jobs:
         tc = TrainConfig.from_entry(job.entry, **(train_overrides or {}))
         tps = tc.batch_size * job.entry["seq_len"]
-        have = list_checkpoints(Path(plan_kw["workdir"]) / "trunks" / job.trunk_id)
         # each needed D resumes from the furthest checkpoint at or before it, not from the
         # furthest on disk: a shorter D is trained again from an earlier one
-        steps = sorted({*have["stable"], *have["periodic"]})
+        steps = resumable_steps(Path(plan_kw["workdir"]) / "trunks" / job.trunk_id)
         total += _tree_flops(
             [suggestions[i] for i in job.suggestions],
             [s * tps for s in steps],

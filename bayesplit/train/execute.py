@@ -538,25 +538,24 @@ def _resume_step(
     """The checkpoint step the trunk's first missing stable step (a specialist's D, or a
     general model's D less its cooldown) is trained from, 0 when nothing before it is kept;
     None when every step it needs has its stable checkpoint (no trunk step is trained)."""
-    from bayesplit.train.checkpoint import list_checkpoints
+    from bayesplit.train.checkpoint import list_checkpoints, resumable_steps
 
     tc = TrainConfig.from_entry(job.entry, **(overrides or {}))
     tps = tc.batch_size * model_config(job.entry, corpus).seq_len
     needed = [d // tps for d, _, _ in job.specs]
     needed += [d // tps - decay_steps(tc.cooldown_fraction, d // tps, tps) for d in job.eval_at]
-    have = list_checkpoints(workdir / "trunks" / job.trunk_id)
-    missing = [s for s in needed if s not in have["stable"]]
+    trunk_dir = workdir / "trunks" / job.trunk_id
+    missing = [s for s in needed if s not in list_checkpoints(trunk_dir)["stable"]]
     if not missing:
         return None
     first = min(missing)
-    return max((s for s in {*have["stable"], *have["periodic"]} if s <= first), default=0)
+    return max((s for s in resumable_steps(trunk_dir) if s <= first), default=0)
 
 
 def _furthest_checkpoint(trunk_dir: Path) -> int:
-    from bayesplit.train.checkpoint import list_checkpoints
+    from bayesplit.train.checkpoint import resumable_steps
 
-    have = list_checkpoints(trunk_dir)
-    return max([*have["stable"], *have["periodic"]], default=0)
+    return max(resumable_steps(trunk_dir), default=0)
 
 
 # -- running a job ----------------------------------------------------------------------------

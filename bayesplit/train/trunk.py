@@ -48,7 +48,12 @@ import pandas as pd
 from bayesplit._io import atomic_write_text, jsonable, read_json
 from bayesplit._parse import check_flag, check_path, counts
 from bayesplit.errors import BayesplitError
-from bayesplit.train.checkpoint import ckpt_path, list_checkpoints, load_checkpoint
+from bayesplit.train.checkpoint import (
+    ckpt_path,
+    list_checkpoints,
+    load_checkpoint,
+    resumable_steps,
+)
 from bayesplit.train.config import GPTConfig, TrainConfig, config_hash, count_params, exact_steps
 from bayesplit.train.corpus import Corpus
 from bayesplit.train.data import BatchSampler, Stream, check_first_reads, passes
@@ -552,8 +557,7 @@ def trunk_checkpoints(
                 f"{f} does not say the trunk's batch size and sequence length; it was not "
                 "written by this trainer"
             ) from None
-        have = list_checkpoints(trunk_dir)
-        steps = sorted({*have["stable"], *have["periodic"]})
+        steps = resumable_steps(trunk_dir)
         info.update(tokens=[float(s * tokens_per_step) for s in steps])
         info["tokens_per_step"] = tokens_per_step
     return out
