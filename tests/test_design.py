@@ -452,11 +452,21 @@ def test_repeated_candidates_are_one_candidate_and_a_suggested_trunk_is_named_so
     web = dict(params=1e7, pretrain_tokens=1e8, spec_tokens=1e7, train_domain="web")
     general = dict(params=1e7, pretrain_tokens=1e8, spec_tokens=0.0, train_domain=None)
     cands = pd.DataFrame([web] * 3 + [general, {**general, "train_domain": "web"}])
-    picks = suggest(additive_posterior, budget=1e19, n=5, candidates=cands, force=True).to_list()
-    specs = [
-        (p["params"], p["pretrain_tokens"], p["spec_tokens"], p["train_domain"]) for p in picks
-    ]
-    assert len(specs) == len(set(specs)) == 2  # the web branch and the general model, once each
+    # the web branch and the general model (its train_domain is moot with no D'), once each
+    unique = {(1e7, 1e8, 1e7, "web"), (1e7, 1e8, 0.0, None)}
+    for objective in ("decision", "split"):
+        out = suggest(
+            additive_posterior, budget=1e19, n=5, candidates=cands, force=True, objective=objective
+        )
+        assert out.n_candidates == 2
+        specs = [
+            (p["params"], p["pretrain_tokens"], p["spec_tokens"], p["train_domain"])
+            for p in out.to_list()
+        ]
+        assert len(specs) == len(set(specs)) and set(specs) <= unique
+        # a candidate left out is one that adds nothing: never a repeat of one picked
+        if len(specs) < 2:
+            assert any("the one other candidate adds nothing" in n for n in out.notes)
     # a branch from a trunk suggested earlier in the batch is not called "existing"
     grid = dict(params=[3e8], pretrain_tokens=[1e8, 3e8], spec_tokens=[3e7, 1e8])
     out = suggest(additive_posterior, budget=1e19, n=6, force=True, **grid).to_list()
