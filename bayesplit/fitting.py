@@ -8,6 +8,7 @@ to order one, target acceptance 0.9. The device is chosen by problem size.
 from __future__ import annotations
 
 import contextlib
+import math
 import numbers
 import os
 import sys
@@ -45,9 +46,16 @@ if "XLA_FLAGS" not in os.environ or "host_platform_device_count" not in os.envir
         + f" --xla_force_host_platform_device_count={max(4, os.cpu_count() or 1)}"
     ).strip()
 
-#: Below this many (observations × chains) a GPU loses to the CPU on launch overheads.
-#: No GPU was lent to the session that set it; see experiments/benchmarks/fit_speed.md.
-GPU_MIN_WORK = 64 * 10_000
+#: Cost of one NUTS leapfrog step, measured on an H200 machine with 16 CPU cores
+#: (experiments/benchmarks/nuts_step_cost.md): a CPU core steps one chain in about
+#: ``CPU_STEP_MS[0] + CPU_STEP_MS[1] * rows`` ms; a GPU steps all chains at once in about
+#: ``GPU_STEP_MS[0] + GPU_STEP_MS[1] * rows * chains`` ms, nearly flat, since at these sizes
+#: it waits on kernel launches rather than arithmetic.
+CPU_STEP_MS = (0.48, 3.3e-4)
+GPU_STEP_MS = (1.1, 1.8e-7)
+#: The GPU must be this many times faster per step to be chosen: its chains move in
+#: lockstep, each step waiting for the longest tree, and a whole GPU fit was not timed.
+GPU_MARGIN = 2.0
 
 BACKENDS = ("numpyro", "pymc", "nutpie")
 DEVICES = ("auto", "cpu", "gpu")
@@ -78,7 +86,22 @@ def select_device(device: str, n_obs: int, chains: int) -> str:
                 "(install jax[cuda12] on a GPU machine)"
             )
         return "gpu"
-    return "gpu" if has_gpu and n_obs * chains >= GPU_MIN_WORK else "cpu"
+    return "gpu" if has_gpu and gpu_pays(n_obs, chains) else "cpu"
+
+
+def gpu_pays(n_obs: int, chains: int, cores: int | None = None) -> bool:
+    """Whether a GPU steps ``chains`` chains over ``n_obs`` rows ``GPU_MARGIN`` times faster
+    than this machine's CPU cores (``cores``: ``os.cpu_count()`` unless given).
+
+    The CPU runs chains in parallel, one per core, when JAX has a host device for each
+    (``XLA_FLAGS`` above), and one after another otherwise.
+    """
+    cores = max(1, cores or os.cpu_count() or 1)
+    host_devices = max(4, cores)
+    rounds = math.ceil(chains / cores) if chains <= host_devices else chains
+    cpu_ms = (CPU_STEP_MS[0] + CPU_STEP_MS[1] * n_obs) * rounds
+    gpu_ms = GPU_STEP_MS[0] + GPU_STEP_MS[1] * n_obs * chains
+    return cpu_ms >= GPU_MARGIN * gpu_ms
 
 
 def _check_sampler_args(

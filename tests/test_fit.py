@@ -10,7 +10,7 @@ import pytest
 from support import QUICK, coverage, recovery_design, two_run_table
 
 from bayesplit.errors import BayesplitError, DiagnosticsError
-from bayesplit.fitting import fit, select_device
+from bayesplit.fitting import fit, gpu_pays, select_device
 from bayesplit.posterior import Posterior
 from bayesplit.truth import example_truth
 
@@ -147,6 +147,23 @@ def test_device_selection_without_gpu():
             select_device("gpu", 10, 4)
         with pytest.raises(BayesplitError, match="no GPU"):
             select_device("cuda", 10, 4)  # torch's name for it, as the trainer takes
+
+
+def test_gpu_pays_where_the_measured_step_costs_say():
+    """experiments/benchmarks/nuts_step_cost.md, H200 with 16 cores: a GPU step took 1.1 ms
+    for 16 chains × 256 rows and for 256 chains × 2,048 rows; a core stepped one chain in
+    0.56 ms at 256 rows and 1.15 ms at 2,048."""
+    assert not gpu_pays(256, 4, cores=16)  # the default fit: CPU twice as fast per step
+    assert not gpu_pays(256, 16, cores=16)  # measured: CPU 0.56 ms against GPU 1.10 ms
+    assert gpu_pays(2048, 256, cores=16)  # measured: 16 rounds × 1.15 ms against 1.10 ms
+    assert gpu_pays(256, 1024, cores=16)  # more chains than host devices: one at a time
+    assert not gpu_pays(1000, 1, cores=1)  # one chain, a thousand rows: a core keeps up
+    # more chains never turn the choice back to the CPU, nor do more rows
+    for cores in (2, 16):
+        picks = [gpu_pays(2048, c, cores=cores) for c in (1, 2, 4, 16, 64, 256, 1024)]
+        assert picks == sorted(picks)
+        picks = [gpu_pays(r, 4, cores=cores) for r in (10, 256, 2048, 10**4, 10**5, 10**6)]
+        assert picks == sorted(picks)
 
 
 def test_seeds_2_to_the_32_apart_draw_differently_on_a_gpu(additive_runs, monkeypatch):

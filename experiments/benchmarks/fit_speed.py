@@ -185,10 +185,9 @@ def main() -> None:
         "",
         "## GPU",
         "",
-        "No GPU was lent to the session that produced this table, so vectorized chains on a GPU",
-        "(≥ 64 chains, ≥ 10⁴ observations) were not timed. `--device auto` therefore stays on the",
-        "CPU unless a GPU is present *and* the problem has at least 64 × 10⁴ (observations × chains);",
-        "that threshold is a conservative guess, not a measurement.",
+        "This table is CPU only. A GPU's cost per NUTS step was measured separately, on a lent",
+        "H200 (`nuts_step_cost.md`): `--device auto` picks the GPU where it steps all chains at",
+        "least twice as fast as the CPU's cores would (`bayesplit.fitting.gpu_pays`).",
     ]
     git = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
