@@ -100,7 +100,9 @@ def shares(weights) -> np.ndarray:
     share was 0, or NaN to ``rng.choice``): those are scaled by their largest first; others
     are divided by their sum alone, so the draws of existing runs stay bit for bit."""
     p = np.asarray(weights, dtype=float)
-    if not np.isfinite(p.sum()):
+    with np.errstate(over="ignore"):  # an infinite sum is the case handled here
+        total = p.sum()
+    if not np.isfinite(total):
         p = p / p.max()
     return p / p.sum()
 

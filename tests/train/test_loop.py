@@ -89,6 +89,7 @@ def test_data_order_is_a_function_of_seed_and_step(tiny_corpus):
     assert w.shape == (1000 // 32, 33)
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # the overflow is handled, not warned
 def test_weights_near_the_largest_float_draw_as_their_ratios(tiny_corpus):
     # 1e308 + 1e308 is inf: rng.choice got NaN shares, an 86-line traceback from
     # `train pretrain --weights alpha=1e308,beta=1e308`
