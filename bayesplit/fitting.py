@@ -346,6 +346,19 @@ def _coords(spec: ModelSpec, data: ModelData) -> dict:
     return {"domain": list(spec.domains), "run": list(spec.runs), "obs": np.arange(len(data))}
 
 
+def nuts_kernel(model, dense_mass: bool = True, target_accept: float = 0.9):
+    """The NUTS kernel every NumPyro fit uses (``fit``, the ``Refitter``, the benchmarks)."""
+    from numpyro.infer import NUTS, init_to_median
+
+    return NUTS(
+        model,
+        dense_mass=dense_mass,
+        target_accept_prob=target_accept,
+        max_tree_depth=MAX_TREE_DEPTH,
+        init_strategy=init_to_median(num_samples=15),
+    )
+
+
 def _sample_numpyro(
     law,
     spec,
@@ -362,7 +375,7 @@ def _sample_numpyro(
     progress,
 ):
     import jax
-    from numpyro.infer import MCMC, NUTS, init_to_median
+    from numpyro.infer import MCMC
 
     from bayesplit._jax import prng_key, release_compiled_if_crowded
 
@@ -390,12 +403,8 @@ def _sample_numpyro(
             f"chain_method must be auto, parallel, vectorized or sequential, got {chain_method!r}"
         )
 
-    kernel = NUTS(
-        partial(numpyro_model, law, spec, model_arrays(data)),
-        dense_mass=dense_mass,
-        target_accept_prob=target_accept,
-        max_tree_depth=MAX_TREE_DEPTH,
-        init_strategy=init_to_median(num_samples=15),
+    kernel = nuts_kernel(
+        partial(numpyro_model, law, spec, model_arrays(data)), dense_mass, target_accept
     )
     mcmc = MCMC(
         kernel,
@@ -448,7 +457,7 @@ class Refitter:
         thresholds: Thresholds | None = None,
         chain_method: str = "sequential",
     ):
-        from numpyro.infer import MCMC, NUTS, init_to_median
+        from numpyro.infer import MCMC
 
         chains, draws, warmup, target_accept = _check_sampler_args(
             chains, draws, warmup, target_accept
@@ -480,12 +489,8 @@ class Refitter:
         # pmap ("parallel") recompiles on every run; sequential and vectorized chains reuse
         # the compiled sampler. Campaigns parallelize across processes instead.
         method = chain_method
-        kernel = NUTS(
-            partial(numpyro_model, self.law, self._spec),
-            dense_mass=dense_mass,
-            target_accept_prob=target_accept,
-            max_tree_depth=MAX_TREE_DEPTH,
-            init_strategy=init_to_median(num_samples=15),
+        kernel = nuts_kernel(
+            partial(numpyro_model, self.law, self._spec), dense_mass, target_accept
         )
         self._mcmc = MCMC(
             kernel,
