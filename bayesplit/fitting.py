@@ -46,12 +46,13 @@ if "XLA_FLAGS" not in os.environ or "host_platform_device_count" not in os.envir
         + f" --xla_force_host_platform_device_count={max(4, os.cpu_count() or 1)}"
     ).strip()
 
-#: Cost of one NUTS leapfrog step, measured on an H200 machine with 16 CPU cores
-#: (experiments/benchmarks/nuts_step_cost.md): a CPU core steps one chain in about
-#: ``CPU_STEP_MS[0] + CPU_STEP_MS[1] * rows`` ms; a GPU steps all chains at once in about
+#: Cost of one NUTS leapfrog step (experiments/benchmarks/nuts_step_cost.md): a CPU core
+#: steps one chain in about ``CPU_STEP_MS[0] + CPU_STEP_MS[1] * rows`` ms (a 2-core EPYC
+#: machine with nothing else running; the H200 machine's cores, busy beside the GPU, took
+#: 1.6-1.8 times as long); an H200 steps all chains at once in about
 #: ``GPU_STEP_MS[0] + GPU_STEP_MS[1] * rows * chains`` ms, nearly flat, since at these sizes
 #: it waits on kernel launches rather than arithmetic.
-CPU_STEP_MS = (0.48, 3.3e-4)
+CPU_STEP_MS = (0.32, 1.5e-4)
 GPU_STEP_MS = (1.1, 1.8e-7)
 #: The GPU must be this many times faster per step to be chosen: its chains move in
 #: lockstep, each step waiting for the longest tree, and a whole GPU fit was not timed.
