@@ -28,18 +28,24 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def one_fit(device: str, chains: int, tile: int, draws: int) -> dict:
-    """Fit once and return timing and a convergence summary (runs in a child process)."""
+def tiled_table(tile: int):
+    """The bundled Gadre et al. 2024 table ``tile`` times over, with fresh run ids."""
     import pandas as pd
 
     from bayesplit.datasets import gadre2024
-    from bayesplit.fitting import fit
 
     base = gadre2024()
-    table = pd.concat(
+    return pd.concat(
         [base.assign(run_id=base["run_id"].astype(str) + f"-t{i}") for i in range(tile)],
         ignore_index=True,
     )
+
+
+def one_fit(device: str, chains: int, tile: int, draws: int) -> dict:
+    """Fit once and return timing and a convergence summary (runs in a child process)."""
+    from bayesplit.fitting import fit
+
+    table = tiled_table(tile)
     t0 = time.perf_counter()
     post = fit(
         table,

@@ -35,11 +35,10 @@ def one(device: str, tile: int, chains: int, warmup: int, draws: int) -> dict:
     """Compile and warm up once, then time ``draws`` draws (runs in a child process)."""
     import jax
     import numpy as np
-    import pandas as pd
+    from fit_gpu import tiled_table  # this folder's script, on sys.path when run as one
     from numpyro.infer import MCMC
 
     from bayesplit._jax import configure, prng_key
-    from bayesplit.datasets import gadre2024
     from bayesplit.fitting import nuts_kernel
     from bayesplit.laws import get_law
     from bayesplit.model import model_arrays, numpyro_model, prepare
@@ -48,11 +47,7 @@ def one(device: str, tile: int, chains: int, warmup: int, draws: int) -> dict:
         configure()
     else:
         jax.config.update("jax_enable_x64", False)
-    base = gadre2024()
-    table = pd.concat(
-        [base.assign(run_id=base["run_id"].astype(str) + f"-t{i}") for i in range(tile)],
-        ignore_index=True,
-    )
+    table = tiled_table(tile)
     law = get_law("chinchilla")
     spec, data = prepare(table, law)
     # diagonal mass, as measured in the committed table (fit's default is dense)
