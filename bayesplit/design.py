@@ -124,6 +124,31 @@ def trainer_branch(
     return point, branch
 
 
+def trunks_by_size(runs: pd.DataFrame | None) -> dict[float, list[tuple[str, float]]]:
+    """Per model size of ``runs``, its trunks (trunk id, else the run id of a run without
+    one) and the furthest D each reached, furthest first. Only warmup-stable-decay runs: a
+    cosine run's only checkpoint is its end, decayed, and nothing branches from it (a
+    branch off it was priced as 6·N·D', a tenth of what it costs)."""
+    if runs is None or len(runs) == 0:
+        return {}
+    if "schedule" in runs:
+        label = runs["schedule"]
+        wsd = label.isna() | label.astype(str).str.strip().str.lower().str.startswith("wsd")
+        runs = runs[wsd.to_numpy()]
+    out: dict[float, list[tuple[str, float]]] = {}
+    for n, grp in runs.groupby("params"):
+        ids = grp["run_id"].astype(str)
+        if "trunk_id" in grp:
+            named = grp["trunk_id"].map(lambda t: isinstance(t, str))
+            ids = grp["trunk_id"].where(named, ids).astype(str)
+        reached = grp["pretrain_tokens"].astype(float).groupby(ids.to_numpy()).max()
+        # furthest first; among equals, the first in the table (as idxmax picked it)
+        first = {t: i for i, t in reversed(list(enumerate(ids)))}
+        order = sorted(reached.index, key=lambda t: (-reached[t], first[t]))
+        out[float(n)] = [(str(t), float(reached[t])) for t in order]
+    return out
+
+
 @dataclass
 class TrunkState:
     """How far (in pretraining tokens) a trunk of each model size has been trained.
@@ -150,7 +175,8 @@ class TrunkState:
     ) -> TrunkState:
         """Trunks implied by existing runs: per size, the furthest D and its trunk (or run) id;
         ``checkpoints`` (size → tokens of resumable checkpoints, or a dict with ``tokens``,
-        ``tokens_per_step`` and ``cooldown_fraction``) where they are known."""
+        ``tokens_per_step``, ``cooldown_fraction`` and ``trunk``, the id of the trunk they
+        belong to, branched from instead of the furthest) where they are known."""
         state = cls(by_checkpoints=checkpoints is not None)
         for n, at in (checkpoints or {}).items():
             info = at if isinstance(at, Mapping) else {"tokens": at}
@@ -159,26 +185,14 @@ class TrunkState:
                 state.steps[float(n)] = float(info["tokens_per_step"])
             if info.get("cooldown_fraction") is not None:
                 state.cooldowns[float(n)] = float(info["cooldown_fraction"])
-        if runs is None or len(runs) == 0:
-            return state
-        if "schedule" in runs:
-            # a cosine run's only checkpoint is its end, decayed: nothing branches from it
-            # (a branch off it was priced as 6·N·D', a tenth of what it costs)
-            label = runs["schedule"]
-            wsd = label.isna() | label.astype(str).str.strip().str.lower().str.startswith("wsd")
-            runs = runs[wsd.to_numpy()]
-            if len(runs) == 0:
-                return state
-        for n, grp in runs.groupby("params"):
-            i = grp["pretrain_tokens"].idxmax()
-            run = grp.loc[i]
-            trunk = (
-                run.get("trunk_id")
-                if "trunk_id" in grp and isinstance(run.get("trunk_id"), str)
-                else run["run_id"]
-            )
-            state.reached[float(n)] = float(grp["pretrain_tokens"].max())
-            state.source[float(n)] = str(trunk)
+        named = {float(n): at.get("trunk") for n, at in (checkpoints or {}).items()
+                 if isinstance(at, Mapping)}  # fmt: skip
+        for n, trunks in trunks_by_size(runs).items():
+            # the trunk whose checkpoints were given is the one branched from, where the runs
+            # have it; else the furthest
+            trunk, reached = next(((t, d) for t, d in trunks if t == named.get(n)), trunks[0])
+            state.reached[n] = reached
+            state.source[n] = trunk
         return state
 
     def copy(self) -> TrunkState:
@@ -893,11 +907,15 @@ def _check_checkpoints(checkpoints) -> dict[float, dict] | None:
         if not (is_number(n) and 0 < n < math.inf):
             raise BayesplitError(f"checkpoints: a model size must be a positive number, got {n!r}")
         info = dict(at) if isinstance(at, Mapping) else {"tokens": at}
-        extra = set(info) - {"tokens", "tokens_per_step", "cooldown_fraction"}
+        extra = set(info) - {"tokens", "tokens_per_step", "cooldown_fraction", "trunk"}
         if extra or "tokens" not in info:
             raise BayesplitError(
                 f"checkpoints[{n!r}] must be a list of token counts or a dict with tokens and "
-                f"optional tokens_per_step and cooldown_fraction, got {_shown(at)}"
+                f"optional tokens_per_step, cooldown_fraction and trunk, got {_shown(at)}"
+            )
+        if not (info.get("trunk") is None or isinstance(info["trunk"], str)):
+            raise BayesplitError(
+                f"checkpoints[{n!r}]: trunk must be a trunk id (text), got {_shown(info['trunk'])}"
             )
         tokens = info["tokens"]
         if isinstance(tokens, (str, bytes)) or not isinstance(tokens, (Sequence, np.ndarray)):
@@ -1024,9 +1042,11 @@ def suggest(
         Tree-aware cost settings.
     checkpoints
         Per model size, the tokens at which its trunk can be resumed, as the bundled trainer
-        keeps them, or a dict of ``tokens`` with the size's ``tokens_per_step`` and
-        ``cooldown_fraction`` (:func:`bayesplit.train.trunk.trunk_checkpoints` reads them
-        from a workdir); a size not listed has none. A run is then priced from the
+        keeps them, or a dict of ``tokens`` with the size's ``tokens_per_step``,
+        ``cooldown_fraction`` and ``trunk`` (the id of the trunk of ``runs`` they belong
+        to, which ``branch_from`` then names; default the furthest)
+        (:func:`bayesplit.train.trunk.trunk_checkpoints` reads them from a workdir); a size
+        not listed has none. A run is then priced from the
         checkpoint before its branch point, as the trainer will train it (in its whole
         steps where they are given). Default (None): the design's rule, a checkpoint at
         every D a trunk has reached.

@@ -848,6 +848,28 @@ def test_suggest_workdir_must_be_a_folder_and_an_empty_one_is_said(post_path, tm
     assert rec["cost_flops"] == pytest.approx(6 * n * (d + dp if dp > 0 else d))
 
 
+def test_suggest_train_seed_picks_the_trunks_the_trainer_resumes(post_path, tmp_path, monkeypatch):
+    import bayesplit.train.trunk
+
+    args = ["suggest", str(post_path), "--budget", "1e20", "--force", "-n", "1"]
+    args += ["--max-draws", "50", "--json"]
+    refused(
+        runner.invoke(app, [*args, "--train-seed", "3"]),
+        "in --workdir the trainer resumes: give --workdir",
+    )
+    (tmp_path / "work").mkdir()
+    work = ["--workdir", str(tmp_path / "work")]
+    refused(runner.invoke(app, [*args, *work, "--train-seed", "-1"]), "--train-seed must be")
+    seen = []
+    real = bayesplit.train.trunk.trunk_checkpoints
+    monkeypatch.setattr(bayesplit.train.trunk, "trunk_checkpoints",
+                        lambda *a, **k: seen.append(k["seed"]) or real(*a, **k))  # fmt: skip
+    for given, seed in [([], None), (["--train-seed", "3"], 3)]:
+        res = runner.invoke(app, [*args, *work, *given])
+        assert res.exit_code == 0, res.output
+        assert seen[-1] == seed
+
+
 def test_suggest_names_the_trainer_workdir_beside_a_store(post_path, tmp_path, additive_runs):
     from bayesplit.store import RunStore
 

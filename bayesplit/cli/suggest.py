@@ -11,6 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from bayesplit._parse import check_seed as parse_seed
 from bayesplit.cli._common import (
     LADDER_HELP,
     Seed,
@@ -136,6 +137,16 @@ def suggest_cmd(
             "design's rule, a checkpoint at every D a trunk has reached.",
         ),
     ] = None,
+    train_seed: Annotated[
+        int | None,
+        typer.Option(
+            "--train-seed",
+            callback=lambda v: v if v is None else parse_seed(v, "--train-seed"),
+            help="With --workdir: the --seed `bayesplit train execute` will be given; a trunk "
+            "trained with another seed is priced as a new one, as the trainer will train it. "
+            "Default: a trunk of any seed is resumed.",
+        ),
+    ] = None,
     trunk: Annotated[
         str, typer.Option(help="Compute model of the decision: shared or independent.")
     ] = "shared",
@@ -188,13 +199,18 @@ def suggest_cmd(
     post = load_posterior(posterior)
     done = load_runs_arg(runs) if runs is not None else None
     checkpoints = None
+    if train_seed is not None and workdir is None:
+        raise BayesplitError(
+            "--train-seed says which trunks in --workdir the trainer resumes: give --workdir"
+        )
     if workdir is not None:
         from bayesplit.train.trunk import trunk_checkpoints
 
         # with --ladder, the trainer's steps and cooldown of every candidate size
         checkpoints = trunk_checkpoints(
-            workdir, post.runs if done is None else done, given(ladder, "--ladder")
-        )
+            workdir, post.runs if done is None else done, given(ladder, "--ladder"),
+            seed=train_seed,
+        )  # fmt: skip
     sug = suggest(
         post,
         budget=parse_positive(budget, "--budget") if budget is not None else None,

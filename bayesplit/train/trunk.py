@@ -46,7 +46,7 @@ from typing import Any
 import pandas as pd
 
 from bayesplit._io import atomic_write_text, jsonable, read_json
-from bayesplit._parse import check_flag, check_path, counts
+from bayesplit._parse import check_flag, check_path, check_seed, counts
 from bayesplit.errors import BayesplitError
 from bayesplit.train.checkpoint import (
     ckpt_path,
@@ -504,22 +504,24 @@ def trunk_checkpoints(
 ) -> dict[float, dict[str, Any]]:
     """Per model size, where its trunk in ``workdir`` can be resumed, for
     :func:`bayesplit.design.suggest`'s ``checkpoints``: a dict of ``tokens`` (its stable and
-    periodic checkpoints), ``tokens_per_step`` and ``cooldown_fraction``.
+    periodic checkpoints), ``tokens_per_step``, ``cooldown_fraction`` and ``trunk`` (its id;
+    None where no trunk of the size will be resumed).
 
-    The trunk of a size of ``runs`` is the one suggest branches from (the one that reached
-    the furthest D, :meth:`~bayesplit.design.TrunkState.from_runs`); a trunk not in
-    ``workdir`` (rows imported, or trained elsewhere) has no checkpoint: its runs are priced
-    as a new trunk, which is what this trainer would train. With ``ladder`` (and the
-    ``train_overrides`` the trainer will use), every ladder size is listed, in the runs' N
-    convention, with its steps and cooldown, and a trunk trained with other trunk settings
-    (another batch size, learning rate or mixture), or, with ``seed``, another seed, has no
-    checkpoint either: the trainer trains a new trunk for those settings. Without a ladder,
-    the sizes of ``runs``, with the default cooldown.
+    The trunk of a size is, of the trunks its ``runs`` name that are in ``workdir``, the
+    furthest one the trainer would resume: with ``ladder`` (and the ``train_overrides`` the
+    trainer will use) one trained with the trunk settings it will use (batch size, learning
+    rate, mixture), and with ``seed`` (the trainer's ``seed``) one trained with that seed. A
+    size without one (its rows imported, trained elsewhere or otherwise) has no checkpoint:
+    its runs are priced as a new trunk, which is what the trainer would train. With
+    ``ladder``, every ladder size is listed, in the runs' N convention, with its steps and
+    cooldown; without, the sizes of ``runs``, with the default cooldown.
     """
-    from bayesplit.design import TrunkState, ladder_as_fitted
+    from bayesplit.design import ladder_as_fitted, trunks_by_size
     from bayesplit.train.ladder import load_ladder
 
     workdir = check_path(workdir, "workdir")
+    if seed is not None:  # "3" matched no trunk: every run priced as a new one
+        seed = check_seed(seed)
     if not Path(workdir).is_dir():  # a typo priced every run as a new trunk, unsaid
         raise BayesplitError(f"--workdir (in Python: workdir=) {workdir} is not a folder")
     out: dict[float, dict[str, Any]] = {}
@@ -535,29 +537,34 @@ def trunk_checkpoints(
                 "tokens": [],
                 "tokens_per_step": tc.batch_size * int(e["seq_len"]),
                 "cooldown_fraction": tc.cooldown_fraction,
+                "trunk": None,
             }
             identity[float(e[count])] = jsonable(tc.trunk_identity())
-    for n, trunk in TrunkState.from_runs(runs).source.items():
-        trunk_dir = Path(workdir) / "trunks" / trunk
-        info = out.setdefault(n, {"tokens": [], "tokens_per_step": None, "cooldown_fraction": None})
-        f = trunk_dir / "trunk.json"
-        if not f.is_file():
-            continue
-        meta = read_trunk_meta(f)
-        if (n in identity and meta.get("train") != identity[n]) or (
-            seed is not None and meta.get("seed") != seed
-        ):
-            continue  # the trainer will not resume this trunk: a new one, from scratch
-        try:
-            tokens_per_step = int(meta["train"]["batch_size"]) * int(
-                meta["model_config"]["seq_len"]
-            )
-        except (KeyError, TypeError, ValueError):
-            raise BayesplitError(
-                f"{f} does not say the trunk's batch size and sequence length; it was not "
-                "written by this trainer"
-            ) from None
-        steps = resumable_steps(trunk_dir)
-        info.update(tokens=[float(s * tokens_per_step) for s in steps])
-        info["tokens_per_step"] = tokens_per_step
+    for n, trunks in trunks_by_size(runs).items():
+        info = out.setdefault(
+            n, {"tokens": [], "tokens_per_step": None, "cooldown_fraction": None, "trunk": None}
+        )
+        for trunk, _ in trunks:  # furthest first
+            trunk_dir = Path(workdir) / "trunks" / trunk
+            f = trunk_dir / "trunk.json"
+            if not f.is_file():
+                continue
+            meta = read_trunk_meta(f)
+            if (n in identity and meta.get("train") != identity[n]) or (
+                seed is not None and meta.get("seed") != seed
+            ):
+                continue  # the trainer will not resume this trunk
+            try:
+                tokens_per_step = int(meta["train"]["batch_size"]) * int(
+                    meta["model_config"]["seq_len"]
+                )
+            except (KeyError, TypeError, ValueError):
+                raise BayesplitError(
+                    f"{f} does not say the trunk's batch size and sequence length; it was not "
+                    "written by this trainer"
+                ) from None
+            steps = resumable_steps(trunk_dir)
+            info.update(tokens=[float(s * tokens_per_step) for s in steps], trunk=trunk)
+            info["tokens_per_step"] = tokens_per_step
+            break
     return out

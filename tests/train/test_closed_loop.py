@@ -556,16 +556,21 @@ def test_trunk_checkpoints_are_read_from_the_workdir(tiny_corpus, tmp_path):
     n = float(TINY_RUN["params"])
     # D = 2560 tokens is 10 steps of 256; its cooldown is the last step, so the trunk's
     # stable phase stopped at step 9
-    held = {"tokens": [9 * 256.0], "tokens_per_step": 256, "cooldown_fraction": None}
+    trunk = runs["trunk_id"].iloc[0]
+    held = {"tokens": [9 * 256.0], "tokens_per_step": 256, "cooldown_fraction": None,
+            "trunk": trunk}  # fmt: skip
     assert trunk_checkpoints(work, runs) == {n: held}
     # with the ladder, its sizes' steps and cooldowns as the trainer will use them
     assert trunk_checkpoints(work, runs, ladder) == {n: {**held, "cooldown_fraction": 0.1}}
     # a trunk of other trunk settings or another seed is not the one the trainer resumes
     other = trunk_checkpoints(work, runs, ladder, {"batch_size": 4})
-    assert other == {n: {"tokens": [], "tokens_per_step": 128, "cooldown_fraction": 0.1}}
+    assert other == {n: {"tokens": [], "tokens_per_step": 128, "cooldown_fraction": 0.1,
+                         "trunk": None}}  # fmt: skip
     assert trunk_checkpoints(work, runs, ladder, seed=1)[n]["tokens"] == []
     assert trunk_checkpoints(work, runs, ladder, seed=0)[n]["tokens"] == [9 * 256.0]
-    assert trunk_checkpoints(work, None, ladder) == {n: {**held, "tokens": [],
+    with pytest.raises(BayesplitError, match="seed must be a whole number"):
+        trunk_checkpoints(work, runs, ladder, seed="0")  # matched no trunk, unsaid
+    assert trunk_checkpoints(work, None, ladder) == {n: {**held, "tokens": [], "trunk": None,
                                                         "cooldown_fraction": 0.1}}  # fmt: skip
     (tmp_path / "empty").mkdir()
     assert trunk_checkpoints(tmp_path / "empty", runs)[n]["tokens"] == []  # not trained there
@@ -584,6 +589,44 @@ def test_trunk_checkpoints_are_read_from_the_workdir(tiny_corpus, tmp_path):
         assert price == pytest.approx(_plan_flops([run], tiny_corpus, store, plan_kw, None)), run
     run = {**TINY_RUN, "pretrain_tokens": 2300, "spec_tokens": 1300, "train_domain": "alpha"}
     assert candidate_costs(pd.DataFrame([run]), trunks)[0] == pytest.approx(6 * n * 5 * 256)
+
+
+def test_the_trunk_of_the_trainers_seed_is_priced_and_branched_from(tiny_corpus, tmp_path):
+    # one trunk per size was looked at, the furthest: a trunk of another seed made every
+    # run be priced from scratch though the seed's own trunk was in the workdir, and a seed
+    # not given priced from a trunk the rows did not name as theirs
+    from bayesplit.design import TrunkState
+    from bayesplit.train.execute import execute_suggestions
+    from bayesplit.train.trunk import trunk_checkpoints
+
+    ladder = write_ladder(tmp_path / "ladder.yaml", [tiny_entry()])
+    store, work = tmp_path / "runs.db", tmp_path / "work"
+    kw = {"ladder": str(ladder), "workdir": work, "progress": False}
+    execute_suggestions([TINY_RUN], tiny_corpus, store, seed=0, **kw)
+    further = {**TINY_RUN, "pretrain_tokens": 2 * TINY_RUN["pretrain_tokens"]}
+    execute_suggestions([further], tiny_corpus, store, seed=1, **kw)
+    runs = RunStore(store).read()
+    n = float(TINY_RUN["params"])
+    by_seed = runs.groupby("seed")["trunk_id"].first().to_dict()
+    assert len(set(by_seed.values())) == 2
+    # D = 2560 and 5120 are 10 and 20 steps; their stable phases stop at steps 9 and 18
+    for seed, stable_steps, d in [(0, 9, 2560), (1, 18, 5120), (None, 18, 5120)]:
+        at = trunk_checkpoints(work, runs, ladder, seed=seed)[n]  # None: any, the furthest
+        assert at["trunk"] == by_seed[1 if seed is None else seed]
+        assert max(at["tokens"]) == stable_steps * 256.0
+        # suggest branches from the trunk it priced, and knows how far that one reached
+        assert TrunkState.from_runs(runs, {n: at}).source[n] == at["trunk"]
+        assert TrunkState.from_runs(runs, {n: at}).reached[n] == d
+    # the seed-1 trunk's checkpoints gone (trained elsewhere): seed 1 has none, any seed the other
+    import shutil
+
+    shutil.rmtree(work / "trunks" / by_seed[1])
+    assert trunk_checkpoints(work, runs, ladder, seed=1)[n] == {
+        "tokens": [], "tokens_per_step": 256, "cooldown_fraction": 0.1, "trunk": None}  # fmt: skip
+    assert trunk_checkpoints(work, runs, ladder)[n]["trunk"] == by_seed[0]
+    # no trunk priced: branch_from names the furthest, as before
+    assert TrunkState.from_runs(runs, {n: {"tokens": []}}).source[n] == by_seed[1]
+    assert TrunkState.from_runs(runs).source[n] == by_seed[1]
 
 
 def test_the_loop_prices_suggestions_from_its_checkpoints(tiny_corpus, tmp_path, monkeypatch):
@@ -606,8 +649,9 @@ def test_the_loop_prices_suggestions_from_its_checkpoints(tiny_corpus, tmp_path,
     assert seen["checkpoints"] == trunk_checkpoints(tmp_path / "work", runs, ladder, seed=0)
     n = float(TINY_RUN["params"])
     assert seen["checkpoints"] == {
-        n: {"tokens": [9 * 256.0], "tokens_per_step": 256, "cooldown_fraction": 0.1}
-    }
+        n: {"tokens": [9 * 256.0], "tokens_per_step": 256, "cooldown_fraction": 0.1,
+            "trunk": runs["trunk_id"].iloc[0]}
+    }  # fmt: skip
 
 
 def test_a_rerun_goes_on_from_the_rounds_and_charges_before_it(tiny_corpus, tmp_path, monkeypatch):  # fmt: skip
