@@ -135,17 +135,23 @@ def trunks_by_size(runs: pd.DataFrame | None) -> dict[float, list[tuple[str, flo
         label = runs["schedule"]
         wsd = label.isna() | label.astype(str).str.strip().str.lower().str.startswith("wsd")
         runs = runs[wsd.to_numpy()]
+    runs = runs[runs["pretrain_tokens"].notna().to_numpy()]
     out: dict[float, list[tuple[str, float]]] = {}
     for n, grp in runs.groupby("params"):
-        ids = grp["run_id"].astype(str)
-        if "trunk_id" in grp:
-            named = grp["trunk_id"].map(lambda t: isinstance(t, str))
-            ids = grp["trunk_id"].where(named, ids).astype(str)
-        reached = grp["pretrain_tokens"].astype(float).groupby(ids.to_numpy()).max()
-        # furthest first; among equals, the first in the table (as idxmax picked it)
-        first = {t: i for i, t in reversed(list(enumerate(ids)))}
-        order = sorted(reached.index, key=lambda t: (-reached[t], first[t]))
-        out[float(n)] = [(str(t), float(reached[t])) for t in order]
+        trunk = grp["trunk_id"] if "trunk_id" in grp else pd.Series(None, grp.index, object)
+        named = trunk.map(lambda t: isinstance(t, str)).astype(bool)
+        # a run without a trunk id is its own trunk (run_id is only needed there)
+        ids = trunk.where(named, grp["run_id"] if not named.all() else None)
+        ids = ids.astype(str).to_numpy()
+        d = grp["pretrain_tokens"].astype(float).to_numpy()
+        # furthest first; among equals, the trunk whose furthest row comes first in the
+        # table (the row idxmax picked when one trunk per size was looked at)
+        best: dict[str, tuple[float, int]] = {}
+        for i, (t, x) in enumerate(zip(ids, d, strict=True)):
+            if t not in best or x > best[t][0]:
+                best[t] = (x, i)
+        order = sorted(best, key=lambda t: (-best[t][0], best[t][1]))
+        out[float(n)] = [(t, float(best[t][0])) for t in order]
     return out
 
 
@@ -176,7 +182,8 @@ class TrunkState:
         """Trunks implied by existing runs: per size, the furthest D and its trunk (or run) id;
         ``checkpoints`` (size → tokens of resumable checkpoints, or a dict with ``tokens``,
         ``tokens_per_step``, ``cooldown_fraction`` and ``trunk``, the id of the trunk they
-        belong to, branched from instead of the furthest) where they are known."""
+        belong to, branched from instead of the furthest; None: no trunk of the size is
+        resumed, its runs start a new one) where they are known."""
         state = cls(by_checkpoints=checkpoints is not None)
         for n, at in (checkpoints or {}).items():
             info = at if isinstance(at, Mapping) else {"tokens": at}
@@ -185,9 +192,11 @@ class TrunkState:
                 state.steps[float(n)] = float(info["tokens_per_step"])
             if info.get("cooldown_fraction") is not None:
                 state.cooldowns[float(n)] = float(info["cooldown_fraction"])
-        named = {float(n): at.get("trunk") for n, at in (checkpoints or {}).items()
-                 if isinstance(at, Mapping)}  # fmt: skip
+        named = {float(n): at["trunk"] for n, at in (checkpoints or {}).items()
+                 if isinstance(at, Mapping) and "trunk" in at}  # fmt: skip
         for n, trunks in trunks_by_size(runs).items():
+            if n in named and named[n] is None:
+                continue  # no trunk of the size is resumed: its runs start a new one
             # the trunk whose checkpoints were given is the one branched from, where the runs
             # have it; else the furthest
             trunk, reached = next(((t, d) for t, d in trunks if t == named.get(n)), trunks[0])
@@ -894,7 +903,7 @@ def _check_candidates(candidates, domains: Sequence[str]) -> pd.DataFrame:
 
 def _check_checkpoints(checkpoints) -> dict[float, dict] | None:
     """``checkpoints=``: a dict of model size → token counts (numbers >= 0), or → a dict
-    of ``tokens``, ``tokens_per_step`` and ``cooldown_fraction``."""
+    of ``tokens``, ``tokens_per_step``, ``cooldown_fraction`` and ``trunk``."""
     if checkpoints is None:
         return None
     if not isinstance(checkpoints, dict):
@@ -1044,7 +1053,8 @@ def suggest(
         Per model size, the tokens at which its trunk can be resumed, as the bundled trainer
         keeps them, or a dict of ``tokens`` with the size's ``tokens_per_step``,
         ``cooldown_fraction`` and ``trunk`` (the id of the trunk of ``runs`` they belong
-        to, which ``branch_from`` then names; default the furthest)
+        to, which ``branch_from`` then names, default the furthest; None where no trunk of
+        the size will be resumed: its runs start a new one)
         (:func:`bayesplit.train.trunk.trunk_checkpoints` reads them from a workdir); a size
         not listed has none. A run is then priced from the
         checkpoint before its branch point, as the trainer will train it (in its whole

@@ -868,6 +868,29 @@ def test_suggest_train_seed_picks_the_trunks_the_trainer_resumes(post_path, tmp_
         res = runner.invoke(app, [*args, *work, *given])
         assert res.exit_code == 0, res.output
         assert seen[-1] == seed
+        assert "trained with seeds" not in res.stderr  # one trunk per run, each seed 0
+
+
+def test_suggest_says_when_trunks_of_one_size_have_several_seeds(
+    post_path, tmp_path, additive_runs
+):
+    runs = additive_runs.copy()
+    # two trunks of each size, seeds 0 and 1: the trainer resumes only its own seed's
+    far = runs["pretrain_tokens"] >= 3e9
+    runs["seed"] = far.astype(int)
+    runs["trunk_id"] = runs["params"].map("{:.0e}".format) + far.map({True: "-s1", False: "-s0"})
+    table = tmp_path / "runs.csv"
+    runs.to_csv(table, index=False)
+    (tmp_path / "work").mkdir()
+    args = ["suggest", str(post_path), "--budget", "1e20", "--force", "-n", "1", "--json",
+            "--max-draws", "50", "--runs", str(table), "--workdir", str(tmp_path / "work")]  # fmt: skip
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    said = " ".join(res.stderr.split())
+    assert "trunks of one size trained with seeds 0, 1" in said and "give --train-seed" in said
+    json.loads(res.stdout)  # the note stays off stdout
+    res = runner.invoke(app, [*args, "--train-seed", "0"])
+    assert res.exit_code == 0 and "trained with seeds" not in res.stderr
 
 
 def test_suggest_names_the_trainer_workdir_beside_a_store(post_path, tmp_path, additive_runs):

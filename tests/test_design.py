@@ -595,6 +595,56 @@ def test_suggest_prices_runs_from_the_trainer_checkpoints(additive_posterior):
     assert "trained again from scratch (no checkpoint of it before" in gone["reason"]
 
 
+def test_trunks_by_size_lists_each_sizes_trunks_furthest_first():
+    from bayesplit.design import trunks_by_size
+
+    runs = pd.DataFrame(
+        {
+            "run_id": ["a", "b", "c", "d", "e", "f"],
+            "params": [1e7, 1e7, 1e7, 1e7, 1e7, 3e7],
+            "pretrain_tokens": [1e8, 2e8, 2e8, np.nan, 3e8, 1e8],
+            "trunk_id": ["A", "B", "A", "C", None, "F"],
+            "schedule": ["wsd", "wsd", "wsd", "wsd", "cosine", None],
+        }
+    )
+    # a tie goes to the trunk whose furthest row comes first; a D unknown counts for
+    # nothing (its trunk is left out), a cosine run has nothing to branch from
+    assert trunks_by_size(runs) == {1e7: [("B", 2e8), ("A", 2e8)], 3e7: [("F", 1e8)]}
+    # a run without a trunk id is its own trunk
+    wsd = runs.drop(columns="schedule")
+    assert trunks_by_size(wsd)[1e7][0] == ("e", 3e8)
+    assert [t for t, _ in trunks_by_size(wsd.drop(columns="trunk_id"))[1e7]] == list("ebca")
+    # where every run names its trunk, no run id is needed
+    assert trunks_by_size(runs.drop(columns="run_id").iloc[:3]) == {1e7: [("B", 2e8), ("A", 2e8)]}
+    assert trunks_by_size(None) == {} == trunks_by_size(runs.iloc[:0])
+
+
+def test_suggest_branches_from_the_trunk_its_checkpoints_belong_to(additive_posterior):
+    post = additive_posterior
+    cands = pd.DataFrame(
+        {"params": [3e7], "pretrain_tokens": [2e9], "spec_tokens": [1e8], "train_domain": ["web"]}
+    )
+    # two trunks of N = 3e7: "far" reached 3e9, "near" (the trainer's seed) 1e9
+    runs = post.runs.copy()
+    at = runs["params"] == 3e7
+    runs.loc[at, "trunk_id"] = np.where(runs.loc[at, "pretrain_tokens"] >= 3e9, "far", "near")
+    kw = dict(budget=1e20, n=1, candidates=cands, max_draws=50, force=True, runs=runs)
+    (furthest,) = suggest(post, checkpoints={3e7: [3e9]}, **kw).to_list()
+    assert furthest["branch_from"] == {"trunk": "far", "params": 3e7, "pretrain_tokens": 2e9}
+    stops = {"tokens": [3e8], "trunk": "near"}
+    (near,) = suggest(post, checkpoints={3e7: stops}, **kw).to_list()
+    # continued from how far "near" reached, not "far"
+    assert near["branch_from"] == {"trunk": "near", "params": 3e7, "pretrain_tokens": 2e9,
+                                   "extend_from": 1e9}  # fmt: skip
+    assert near["cost_flops"] == pytest.approx(6 * 3e7 * (2e9 - 3e8 + 1e8))
+    # no trunk of the size resumed: a new trunk, trained from scratch
+    (new,) = suggest(post, checkpoints={3e7: {"tokens": [], "trunk": None}}, **kw).to_list()
+    assert new["branch_from"] is None and "(a new trunk)" in new["reason"]
+    assert new["cost_flops"] == pytest.approx(6 * 3e7 * (2e9 + 1e8))
+    with pytest.raises(BayesplitError, match=r"trunk must be a trunk id \(text\), got 3"):
+        suggest(post, checkpoints={3e7: {"tokens": [], "trunk": 3}}, **kw)
+
+
 @pytest.mark.parametrize(
     ("checkpoints", "message"),
     [

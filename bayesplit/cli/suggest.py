@@ -82,6 +82,19 @@ def parse_weights(text: str | None) -> dict | None:
     return out
 
 
+def _trunk_seeds(runs, checkpoints: dict | None) -> list[int]:
+    """The seeds of the runs that trained the trunks of a size, where there are several
+    trunks of one size (of which ``checkpoints`` picked the furthest)."""
+    if checkpoints is None or runs is None or not {"seed", "trunk_id"} <= set(runs):
+        return []
+    seeds: set[int] = set()
+    for _, grp in runs.groupby("params"):
+        by_trunk = grp.dropna(subset=["trunk_id", "seed"]).groupby("trunk_id")["seed"].first()
+        if len(by_trunk) > 1:
+            seeds.update(int(s) for s in by_trunk)
+    return sorted(seeds)
+
+
 def _trainer_workdir_beside(runs: str | None) -> Path | None:
     """``X-checkpoints`` next to a ``--runs`` store ``X.db``, as `bayesplit train` names
     its default workdir, when it holds trunks."""
@@ -142,9 +155,9 @@ def suggest_cmd(
         typer.Option(
             "--train-seed",
             callback=lambda v: v if v is None else parse_seed(v, "--train-seed"),
-            help="With --workdir: the --seed `bayesplit train execute` will be given; a trunk "
-            "trained with another seed is priced as a new one, as the trainer will train it. "
-            "Default: a trunk of any seed is resumed.",
+            help="With --workdir: the --seed `bayesplit train execute` will be given (its "
+            "default is 0); a trunk trained with another seed is priced as a new one, as the "
+            "trainer will train it. Default: the furthest trunk of any seed.",
         ),
     ] = None,
     trunk: Annotated[
@@ -236,6 +249,15 @@ def suggest_cmd(
         sug.notes.append(
             f"the trainer's workdir of {runs} is there ({beside}): give --workdir {beside} to "
             "price each run from its checkpoints, as the trainer will train it"
+        )
+    seeds = _trunk_seeds(post.runs if done is None else done, checkpoints)
+    if train_seed is None and len(seeds) > 1:
+        # the trainer resumes only its own --seed's trunks: the others were priced as its
+        sug.notes.append(
+            f"the runs come from trunks of one size trained with seeds "
+            f"{', '.join(map(str, seeds))}; each size is priced from its furthest trunk in "
+            f"{workdir}: give --train-seed the --seed `bayesplit train execute` will be "
+            "given, to price runs from the trunks it resumes"
         )
     if checkpoints is not None and not any(c["tokens"] for c in checkpoints.values()):
         sug.notes.append(

@@ -509,8 +509,9 @@ def trunk_checkpoints(
 
     The trunk of a size is, of the trunks its ``runs`` name that are in ``workdir``, the
     furthest one the trainer would resume: with ``ladder`` (and the ``train_overrides`` the
-    trainer will use) one trained with the trunk settings it will use (batch size, learning
-    rate, mixture), and with ``seed`` (the trainer's ``seed``) one trained with that seed. A
+    trainer will use) one of the ladder's model trained with the trunk settings it will use
+    (batch size, learning rate, mixture), and with ``seed`` (the trainer's ``seed``) one
+    trained with that seed. The corpus is not compared: the runs of one store share one. A
     size without one (its rows imported, trained elsewhere or otherwise) has no checkpoint:
     its runs are priced as a new trunk, which is what the trainer would train. With
     ``ladder``, every ladder size is listed, in the runs' N convention, with its steps and
@@ -539,7 +540,7 @@ def trunk_checkpoints(
                 "cooldown_fraction": tc.cooldown_fraction,
                 "trunk": None,
             }
-            identity[float(e[count])] = jsonable(tc.trunk_identity())
+            identity[float(e[count])] = {"model": e["name"], "train": jsonable(tc.trunk_identity())}
     for n, trunks in trunks_by_size(runs).items():
         info = out.setdefault(
             n, {"tokens": [], "tokens_per_step": None, "cooldown_fraction": None, "trunk": None}
@@ -550,7 +551,7 @@ def trunk_checkpoints(
             if not f.is_file():
                 continue
             meta = read_trunk_meta(f)
-            if (n in identity and meta.get("train") != identity[n]) or (
+            if (n in identity and any(meta.get(k) != v for k, v in identity[n].items())) or (
                 seed is not None and meta.get("seed") != seed
             ):
                 continue  # the trainer will not resume this trunk

@@ -624,9 +624,14 @@ def test_the_trunk_of_the_trainers_seed_is_priced_and_branched_from(tiny_corpus,
     assert trunk_checkpoints(work, runs, ladder, seed=1)[n] == {
         "tokens": [], "tokens_per_step": 256, "cooldown_fraction": 0.1, "trunk": None}  # fmt: skip
     assert trunk_checkpoints(work, runs, ladder)[n]["trunk"] == by_seed[0]
-    # no trunk priced: branch_from names the furthest, as before
+    # no trunk of the seed resumed: its runs start a new trunk, not one of another seed
+    none = trunk_checkpoints(work, runs, ladder, seed=2)
+    assert n not in TrunkState.from_runs(runs, none).source
     assert TrunkState.from_runs(runs, {n: {"tokens": []}}).source[n] == by_seed[1]
     assert TrunkState.from_runs(runs).source[n] == by_seed[1]
+    # a ladder whose model is another (renamed) is not the trunks' model either
+    renamed = write_ladder(tmp_path / "renamed.yaml", [{**tiny_entry(), "name": "tinier"}])
+    assert trunk_checkpoints(work, runs, renamed, seed=0)[n]["trunk"] is None
 
 
 def test_the_loop_prices_suggestions_from_its_checkpoints(tiny_corpus, tmp_path, monkeypatch):
