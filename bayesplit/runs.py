@@ -13,7 +13,8 @@ loss            validation loss in nats per token                          yes
 spec_tokens     D', specialization tokens (0 = not specialized)            no (0)
 train_domain    domain the run was specialized on (empty when D' = 0)      no
 seed            training seed                                              no (0)
-step            checkpoint step, for several checkpoints of one run        no
+step            position of the row in its run, for several rows of one    no
+                run (the bundled trainer: tokens trained, D + D')
 trunk_id        pretraining trunk a branch was specialized from            no
 unique_spec_tokens  unique domain tokens behind D' (repetition)            no
 schedule        learning-rate schedule label                               no

@@ -380,7 +380,10 @@ def specialize_cmd(
     checkpoint: Annotated[
         Path,
         typer.Option(
-            "--checkpoint", help="Stable trunk checkpoint (trunks/<id>/stable-<step>.pt)."
+            "--checkpoint",
+            help="Trunk checkpoint: stable (trunks/<id>/stable-<step>.pt), or periodic (the "
+            "same undecayed state; only the newest is kept, `train pretrain --branch-at` keeps "
+            "a stable one).",
         ),
     ],
     domain: Annotated[str, typer.Option("--domain", help="Domain to specialize on.")],

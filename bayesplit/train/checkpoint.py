@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import re
+import socket
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
-from bayesplit._io import atomic_path
+from bayesplit._io import atomic_path, remove_if_empty
 from bayesplit._parse import check_path
 from bayesplit.errors import BayesplitError
 from bayesplit.train.model import GPT
@@ -81,3 +87,77 @@ def resumable_steps(directory: Path) -> list[int]:
 def ckpt_path(directory: Path, kind: str, step: int) -> Path:
     """Checkpoint file of ``kind`` (stable, decayed, spec) at ``step`` in ``directory``."""
     return directory / f"{kind}-{step:010d}.pt"
+
+
+@contextlib.contextmanager
+def run_lock(workdir: str | Path | None, run_id: str, kind: str = "specialist") -> Iterator[None]:
+    """Hold ``workdir/runs/<run_id>.lock`` while a specialist trains and writes its rows
+    (``workdir/trunks/<trunk id>.lock`` while a trunk does: ``kind="trunk"``).
+
+    Two runs of one specialist (same trunk checkpoint, domain, D' and settings) share its
+    run id, its periodic checkpoints and its rows, and two pretrainings of one trunk its
+    checkpoints: the second trained in full and was refused only when the store already
+    had the first one's rows. The lock is an exclusive ``flock`` on the file, so of two
+    runners exactly one gets it and the other is refused before it trains, saying who holds
+    it. The operating system drops it with its process, so a run killed outright does not
+    keep its rerun out (with an ``O_EXCL`` file it did, until the file was deleted by hand);
+    the file is removed when a run ends. Only the main process takes it (under torchrun
+    every rank runs this), and only with a workdir (where the run's checkpoints go; the
+    default workdir is named after the store).
+    """
+    if workdir is None or int(os.environ.get("RANK", "0")) != 0:
+        yield
+        return
+    lock = Path(workdir) / ("trunks" if kind == "trunk" else "runs") / f"{run_id}.lock"
+    # a run that fails leaves nothing behind, so neither do the folders made for its lock
+    made = [d for d in (lock.parent, *lock.parent.parents) if not d.exists()]
+    fd = _acquire(lock)
+    if fd is None:
+        raise BayesplitError(
+            f"{kind} {run_id} is being trained by another run ({_lock_owner(lock)}); wait "
+            f"for it to finish (its lock: {lock})"
+        )
+    try:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()} since {stamp}\n".encode())
+        yield
+    finally:
+        lock.unlink(missing_ok=True)  # before the lock goes: see _acquire
+        os.close(fd)
+        for folder in made:  # deepest first
+            remove_if_empty(folder)
+
+
+def _acquire(path: Path) -> int | None:
+    """An open descriptor of ``path`` (made with its folder) under an exclusive ``flock``;
+    None when another process holds it."""
+    while True:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:  # another run's lock, released, took the empty folder
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        # a run removes its lock file before releasing it: one opened before that is not
+        # the lock any more, and locking it would let two runs in
+        try:
+            current = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            current = False
+        if current:
+            return fd
+        os.close(fd)
+
+
+def _lock_owner(lock: Path) -> str:
+    """Who holds a lock, as its file says (empty while the holder is still writing it)."""
+    try:
+        owner = lock.read_text().strip()
+    except OSError:  # released in the meantime, or unreadable
+        owner = ""
+    return f"lock taken by {owner}" if owner else "lock held"

@@ -178,9 +178,22 @@ class TrainConfig:
         return cls(**base)
 
     def trunk_identity(self) -> dict[str, Any]:
-        """The settings that change a trunk's trajectory (its id hashes these)."""
+        """The settings that change a trunk's trajectory (its id hashes these).
+
+        The mixture as it is drawn: a domain of weight 0 is never drawn, and one domain
+        alone is drawn whatever its weight, so ``code=1``, ``code=2`` and
+        ``code=1,web=0`` are one trunk (they were three, trained alike).
+        """
         keep = ("batch_size", "lr", "warmup_steps", "weight_decay", "beta1", "beta2", "grad_clip")
-        return {k: getattr(self, k) for k in keep} | {"weights": self.weights}
+        return {k: getattr(self, k) for k in keep} | {"weights": drawn_mixture(self.weights)}
+
+
+def drawn_mixture(weights: dict[str, float] | None) -> dict[str, float] | None:
+    """The domains of a mixture that are drawn, with their weights (1 for a domain alone)."""
+    if weights is None:
+        return None
+    drawn = {d: w for d, w in weights.items() if float(w) > 0}
+    return {d: 1.0 for d in drawn} if len(drawn) == 1 else drawn
 
 
 def steps_for(tokens: float, tokens_per_step: int) -> int:

@@ -37,7 +37,7 @@ from bayesplit.errors import BayesplitError
 from bayesplit.train.config import TrainConfig, exact_steps, steps_for
 from bayesplit.train.corpus import Corpus
 from bayesplit.train.ladder import at_vocab, find_model, load_ladder
-from bayesplit.train.specialist import SpecConfig, spec_run_id, spec_sampler
+from bayesplit.train.specialist import SpecConfig, effective_spec, spec_run_id, spec_sampler
 from bayesplit.train.trunk import (
     check_trunk_meta,
     decay_steps,
@@ -478,7 +478,8 @@ def plan_suggestions(
                 continue
         else:
             dp_exact = exact_steps(dp, tps, f"{where} spec_tokens", model=entry["name"]) * tps
-            rid = spec_run_id(trunk_id, d_exact, domain, dp_exact, spec)
+            phase = effective_spec(spec, dp_exact // tps, tc.batch_size, tc.lr)
+            rid = spec_run_id(trunk_id, d_exact, domain, dp_exact, phase)
             if any(k[0] == rid for k in have):
                 done.append(i)
                 continue

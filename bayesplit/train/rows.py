@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from bayesplit._io import jsonable
-from bayesplit.train.config import config_hash, count_params
+from bayesplit.train.config import config_hash, count_params, drawn_mixture
 from bayesplit.train.corpus import Corpus
 from bayesplit.train.loop import Trainer
 from bayesplit.train.runtime import Runtime, git_commit
@@ -22,6 +22,7 @@ def mixture_label(weights: dict[str, float] | None) -> str:
     their train tokens) or the weights given as shares, ``code=0.6667,web=0.3333`` (sorted
     by domain; 4 significant digits, so ``code=2,web=1`` and ``code=1,web=0.5`` are one
     mixture)."""
+    weights = drawn_mixture(weights)  # a domain of weight 0 is not in the mixture
     if weights is None:
         return "tokens"
     top = max(float(w) for w in weights.values())  # weights near the largest float: no inf

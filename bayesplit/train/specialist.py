@@ -17,12 +17,8 @@ is also said on stderr.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
-import socket
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -32,8 +28,15 @@ import pandas as pd
 from bayesplit._io import jsonable, remove_if_empty
 from bayesplit._parse import _shown, check_flag, check_path, is_number
 from bayesplit.errors import BayesplitError
-from bayesplit.train.checkpoint import ckpt_path, list_checkpoints, load_checkpoint
-from bayesplit.train.config import GPTConfig, TrainConfig, config_hash, count_params, exact_steps
+from bayesplit.train.checkpoint import ckpt_path, list_checkpoints, load_checkpoint, run_lock
+from bayesplit.train.config import (
+    GPTConfig,
+    TrainConfig,
+    config_hash,
+    count_params,
+    drawn_mixture,
+    exact_steps,
+)
 from bayesplit.train.corpus import Corpus
 from bayesplit.train.data import BatchSampler, Stream, check_first_reads
 from bayesplit.train.loop import Trainer, finite_weights, progress_bar
@@ -125,6 +128,37 @@ def spec_sampler(
 _SPEC_TRAINING = ("batch_size", "lr", "weight_decay", "beta1", "beta2", "grad_clip", "weights")
 
 
+def effective_spec(sc: SpecConfig, steps: int, batch_size: int, lr: float) -> SpecConfig:
+    """``sc`` as the phase of ``steps`` steps trains it: the replay fraction in whole rows,
+    re-warmup and decay in whole steps, no ``lr`` where it is the trunk's rate ``lr``, no
+    decay shape without a decay; a re-warmup or decay of as many steps as the default's is
+    the default's fraction, so the defaults keep the ids they always had.
+
+    Requests that train the same phase (``--replay 0.1`` and ``0.125`` with batches of 8,
+    ``--decay 0.2`` and ``0.21`` over 16 steps, ``--lr`` the trunk's own) were trained
+    again under ids of their own, and fitted as independent runs.
+    """
+    default = SpecConfig()
+    rows = replay_rows(sc.replay_fraction, batch_size)
+    mine = specialization(
+        1.0, steps, warmup_fraction=sc.warmup_fraction, decay_fraction=sc.decay_fraction
+    )
+    usual = specialization(
+        1.0, steps, warmup_fraction=default.warmup_fraction, decay_fraction=default.decay_fraction
+    )
+    return SpecConfig(
+        replay_fraction=rows / batch_size if rows else 0.0,
+        warmup_fraction=default.warmup_fraction
+        if mine.warmup_steps == usual.warmup_steps
+        else mine.warmup_steps / steps,
+        decay_fraction=default.decay_fraction
+        if mine.decay_steps == usual.decay_steps
+        else mine.decay_steps / steps,
+        lr=None if sc.lr is None or sc.lr == lr else sc.lr,
+        decay_shape=sc.decay_shape if mine.decay_steps else default.decay_shape,
+    )
+
+
 def spec_run_id(
     trunk_id: str,
     d_tokens: int,
@@ -140,6 +174,7 @@ def spec_run_id(
     ``seed`` (given only when it is not the trunk's) and ``changed`` (training settings that
     differ from the trunk's) are part of the id too: two specialists that differ only in
     them are different runs, and the second was skipped as "already in the store".
+    ``sc`` is the phase's :func:`effective_spec`.
     """
     rid = f"{trunk_id}.D{d_tokens}.{domain}.S{dp_tokens}.{config_hash(asdict(sc))[:6]}"
     if seed is not None:
@@ -151,7 +186,9 @@ def spec_run_id(
 
 def _train_changes(tc: TrainConfig, trunk: dict[str, Any]) -> dict[str, Any]:
     """The settings of ``tc`` a specialization learns under that differ from the trunk's."""
-    mine = asdict(tc)
+    mine, trunk = asdict(tc), dict(trunk)
+    if "weights" in trunk:  # a mixture as it is drawn: code=1,web=0 is code=1
+        mine["weights"], trunk["weights"] = map(drawn_mixture, (mine["weights"], trunk["weights"]))
     return {
         k: mine[k] for k in _SPEC_TRAINING if k in trunk and jsonable(trunk[k]) != jsonable(mine[k])
     }
@@ -238,12 +275,13 @@ def specialize(
     n = exact_steps(spec_tokens, tps, "D'", kind="a specialization", model=entry["name"])
     dp_tokens = n * tps
     trunk_id = meta["trunk_id"]
+    phase = effective_spec(spec, n, tc.batch_size, tc.lr)
     run_id = run_id or spec_run_id(
         trunk_id,
         d_tokens,
         domain,
         dp_tokens,
-        spec,
+        phase,
         seed=seed if seed != meta["seed"] else None,
         changed=_train_changes(tc, meta["train_config"]),
     )
@@ -332,7 +370,7 @@ def specialize(
             wall_time_s=wall_s0 + time.perf_counter() - t0,
             # over the whole run, as a trunk's: a run resumed at its last step trains 0 s now
             tokens_per_s=n * tps / train_s if train_s > 0 else math.nan,
-            schedule=f"wsd-spec:warmup={spec.warmup_fraction:g}:decay={spec.decay_fraction:g}:{spec.decay_shape}",
+            schedule=f"wsd-spec:warmup={phase.warmup_fraction:g}:decay={phase.decay_fraction:g}:{phase.decay_shape}",
             corpus=corpus,
             extra={
                 "replay_fraction": replay / tc.batch_size,
@@ -353,60 +391,3 @@ def specialize(
                 p.unlink(missing_ok=True)
             remove_if_empty(run_dir)
         return out
-
-
-@contextlib.contextmanager
-def run_lock(workdir: str | Path | None, run_id: str) -> Iterator[None]:
-    """Hold ``workdir/runs/<run_id>.lock`` while a specialist trains and writes its rows.
-
-    Two runs of one specialist (same trunk checkpoint, domain, D' and settings) share its
-    run id, its periodic checkpoints and its rows: the second trained in full and was
-    refused only when the store already had the first one's rows. The file is created with
-    ``O_EXCL``, so of two runners exactly one gets it, and the other is refused before it
-    trains. It is removed when the run ends, trained or failed; a run killed outright
-    leaves it behind, so the refusal says who took it and how to clear it. Only the main
-    process takes it (under torchrun every rank runs this), and only with a workdir (where
-    the run's checkpoints go; the default workdir is named after the store).
-    """
-    if workdir is None or int(os.environ.get("RANK", "0")) != 0:
-        yield
-        return
-    lock = Path(workdir) / "runs" / f"{run_id}.lock"
-    # a run that fails leaves nothing behind, so neither do the folders made for its lock
-    made = [d for d in (lock.parent, *lock.parent.parents) if not d.exists()]
-    try:
-        fd = _create_exclusive(lock)
-    except FileExistsError:
-        raise BayesplitError(
-            f"specialist {run_id} is being trained by another run ({_lock_owner(lock)}); "
-            f"wait for it to finish, or if none is running (a run killed outright leaves its "
-            f"lock behind), delete {lock}"
-        ) from None
-    try:
-        with os.fdopen(fd, "w") as f:
-            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-            f.write(f"pid {os.getpid()} on {socket.gethostname()} since {stamp}\n")
-        yield
-    finally:
-        lock.unlink(missing_ok=True)
-        for folder in made:  # deepest first
-            remove_if_empty(folder)
-
-
-def _create_exclusive(path: Path) -> int:
-    """Create ``path`` (and its folder) with ``O_EXCL``; FileExistsError if it exists."""
-    while True:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileNotFoundError:  # another run's lock, released, took the empty folder
-            continue
-
-
-def _lock_owner(lock: Path) -> str:
-    """Who holds a lock, as its file says (empty while the holder is still writing it)."""
-    try:
-        owner = lock.read_text().strip()
-    except OSError:  # released in the meantime, or unreadable
-        owner = ""
-    return f"lock taken by {owner}" if owner else "lock held"

@@ -53,6 +53,7 @@ from bayesplit.train.checkpoint import (
     list_checkpoints,
     load_checkpoint,
     resumable_steps,
+    run_lock,
 )
 from bayesplit.train.config import GPTConfig, TrainConfig, config_hash, count_params, exact_steps
 from bayesplit.train.corpus import Corpus
@@ -273,69 +274,84 @@ def pretrain(
     # the store is created only when the rows are written, so a failed run leaves none
     sampler = general_sampler(corpus, tc, cfg, seed)
     info = check_trunk_meta(trunk_dir, entry, cfg, tc, seed, corpus, trunk_id)
-    done = steps_in_store(store_for_lookup(store), run_id)
-    todo_eval = [n for n in plan.eval_at if (n * tps) not in done]
+
+    def todo() -> tuple[list[int], list[int]]:
+        """General models not in the store, and the stable steps they and the branch points
+        need; both empty when nothing is left to train."""
+        done = steps_in_store(store_for_lookup(store), run_id)
+        todo_eval = [n for n in plan.eval_at if (n * tps) not in done]
+        needed = sorted({n - plan.decay_steps(n) for n in todo_eval} | set(plan.save_at))
+        if not todo_eval and all(s in list_checkpoints(trunk_dir)["stable"] for s in needed):
+            return [], []
+        return todo_eval, needed
+
     if trunk_dir.exists():  # else written with the first checkpoint: a failed run leaves none
         _write_trunk_meta(trunk_dir, info)
-    needed = sorted({n - plan.decay_steps(n) for n in todo_eval} | set(plan.save_at))
-    if not todo_eval and all(s in list_checkpoints(trunk_dir)["stable"] for s in needed):
+    if not todo()[1]:
         return pd.DataFrame()  # nothing to train: checkpoints and rows are all there
-    warn_pretrain_repeats(corpus, tc, max([*todo_eval, *plan.save_at]) * tps)
-    rt = make_runtime(tc)
-    tr = Trainer(cfg, tc, rt, seed)
-    tr.run_id = trunk_id
-    trunk_schedule = WSD(peak_lr=tc.lr, warmup_steps=tc.warmup_steps)
-    meta_base = {
-        "kind": "trunk",
-        "trunk_id": trunk_id,
-        "model": entry["name"],
-        "model_config": cfg.to_dict(),
-        "train_config": jsonable(asdict(tc)),
-        "seed": seed,
-        "corpus_sha256": corpus.content_sha256,
-        "tokens_per_step": tps,
-        "schedule": trunk_schedule.to_dict(),
-    }
-    _advance_trunk(tr, sampler, trunk_schedule, trunk_dir, needed, meta_base, info, progress)
+    # held from here to the rows: a second pretraining of this trunk is refused now, not
+    # when its rows clash with the first one's after both trained the same checkpoints
+    with run_lock(workdir, trunk_id, kind="trunk"):
+        # again under the lock: a run that held it may have trained and written meanwhile
+        todo_eval, needed = todo()
+        if not needed:
+            return pd.DataFrame()
+        warn_pretrain_repeats(corpus, tc, max([*todo_eval, *plan.save_at]) * tps)
+        rt = make_runtime(tc)
+        tr = Trainer(cfg, tc, rt, seed)
+        tr.run_id = trunk_id
+        trunk_schedule = WSD(peak_lr=tc.lr, warmup_steps=tc.warmup_steps)
+        meta_base = {
+            "kind": "trunk",
+            "trunk_id": trunk_id,
+            "model": entry["name"],
+            "model_config": cfg.to_dict(),
+            "train_config": jsonable(asdict(tc)),
+            "seed": seed,
+            "corpus_sha256": corpus.content_sha256,
+            "tokens_per_step": tps,
+            "schedule": trunk_schedule.to_dict(),
+        }
+        _advance_trunk(tr, sampler, trunk_schedule, trunk_dir, needed, meta_base, info, progress)
 
-    rows = []
-    for n in todo_eval:
-        k = plan.decay_steps(n)
-        path = ckpt_path(trunk_dir, "stable", n - k)
-        state = load_checkpoint(path)
-        tr.load(state, path)
-        tr.run_id = run_id
-        t0 = time.perf_counter()
-        sched = cooldown(trunk_schedule, n - k, k, tc.decay_shape)
-        with progress_bar(progress and rt.main, k, f"{trunk_id} decay to D={n * tps:,}") as bar:
-            _, secs = tr.train(sampler, sched, n - k, n, progress=bar)
-        losses = tr.evaluate(corpus, tc.eval_tokens)
-        meta = state["meta"]
-        train_s = meta["train_time_s"] + secs
-        wall = meta["wall_time_s"] + time.perf_counter() - t0
-        rows += run_rows(
-            tr,
-            losses,
-            entry=entry,
-            run_id=run_id,
-            trunk_id=trunk_id,
-            seed=seed,
-            pretrain_tokens=n * tps,
-            spec_tokens=0,
-            train_domain=None,
-            step=n * tps,
-            wall_time_s=wall,
-            tokens_per_s=n * tps / train_s if train_s > 0 else math.nan,
-            schedule=f"wsd+cooldown:{tc.cooldown_fraction:g}:{tc.decay_shape}",
-            corpus=corpus,
-            extra={
-                "stable_tokens": (n - k) * tps,
-                "decay_tokens": k * tps,
-                "pretrain_epochs": pretrain_epochs(corpus, tc, n * tps)[0],
-                "spec_epochs": 0.0,
-            },
-        )
-    return write_rows(store, rows, rt)
+        rows = []
+        for n in todo_eval:
+            k = plan.decay_steps(n)
+            path = ckpt_path(trunk_dir, "stable", n - k)
+            state = load_checkpoint(path)
+            tr.load(state, path)
+            tr.run_id = run_id
+            t0 = time.perf_counter()
+            sched = cooldown(trunk_schedule, n - k, k, tc.decay_shape)
+            with progress_bar(progress and rt.main, k, f"{trunk_id} decay to D={n * tps:,}") as bar:
+                _, secs = tr.train(sampler, sched, n - k, n, progress=bar)
+            losses = tr.evaluate(corpus, tc.eval_tokens)
+            meta = state["meta"]
+            train_s = meta["train_time_s"] + secs
+            wall = meta["wall_time_s"] + time.perf_counter() - t0
+            rows += run_rows(
+                tr,
+                losses,
+                entry=entry,
+                run_id=run_id,
+                trunk_id=trunk_id,
+                seed=seed,
+                pretrain_tokens=n * tps,
+                spec_tokens=0,
+                train_domain=None,
+                step=n * tps,
+                wall_time_s=wall,
+                tokens_per_s=n * tps / train_s if train_s > 0 else math.nan,
+                schedule=f"wsd+cooldown:{tc.cooldown_fraction:g}:{tc.decay_shape}",
+                corpus=corpus,
+                extra={
+                    "stable_tokens": (n - k) * tps,
+                    "decay_tokens": k * tps,
+                    "pretrain_epochs": pretrain_epochs(corpus, tc, n * tps)[0],
+                    "spec_epochs": 0.0,
+                },
+            )
+        return write_rows(store, rows, rt)
 
 
 def _advance_trunk(

@@ -348,6 +348,44 @@ def test_specialization_with_replay_counts_rows(trunk, tiny_corpus):
         specialize(tiny_corpus, ckpt_path(trunk["dir"], "stable", D1 // TPS), "delta", TPS)
 
 
+def test_settings_that_train_the_same_phase_are_one_run(trunk, tiny_corpus, tmp_path):
+    # --replay 0.1 and 0.125 (1 of 8 rows), --decay 0.2 and 0.21 over 16 steps, --lr the
+    # trunk's own: each pair trained the same phase twice, under two run ids
+    from dataclasses import asdict
+
+    from bayesplit.train.specialist import effective_spec
+
+    def same(a: SpecConfig, b: SpecConfig, steps: int = 16, lr: float = 0.01) -> bool:
+        return effective_spec(a, steps, 8, lr) == effective_spec(b, steps, 8, lr)
+
+    assert same(SpecConfig(replay_fraction=0.1), SpecConfig(replay_fraction=0.125))
+    assert not same(SpecConfig(replay_fraction=0.125), SpecConfig(replay_fraction=0.25))
+    assert same(SpecConfig(decay_fraction=0.21), SpecConfig())  # 3 decay steps of 16
+    assert not same(SpecConfig(decay_fraction=0.25), SpecConfig())  # 4
+    assert same(SpecConfig(decay_fraction=0.3), SpecConfig(decay_fraction=0.31))  # 5 of 16
+    assert same(SpecConfig(warmup_fraction=0.01), SpecConfig())  # round(0.16): no step
+    assert same(SpecConfig(lr=0.01), SpecConfig()) and not same(SpecConfig(lr=0.02), SpecConfig())
+    assert same(SpecConfig(decay_fraction=0, decay_shape="cosine"), SpecConfig(decay_fraction=0))
+    assert not same(SpecConfig(decay_shape="cosine"), SpecConfig())
+    # the defaults keep their ids: the settings hashed are the defaults themselves
+    for steps in (1, 7, 16, 1000):
+        assert asdict(effective_spec(SpecConfig(), steps, 8, 0.01)) == asdict(SpecConfig())
+    assert effective_spec(SpecConfig(decay_fraction=0.3), 10, 8, 0.01).decay_fraction == 0.3
+    # trained once: the second request of the same phase is already in the store
+    ckpt = ckpt_path(trunk["dir"], "stable", D1 // TPS)
+    kw = dict(store=tmp_path / "s.db", workdir=tmp_path / "w", progress=False)
+    first = specialize(tiny_corpus, ckpt, "beta", 16 * TPS, spec=SpecConfig(replay_fraction=0.125,
+                       decay_fraction=0.21), **kw)  # fmt: skip
+    assert len(first) == 3 and (first["schedule"] == "wsd-spec:warmup=0:decay=0.2:linear").all()
+    again = specialize(tiny_corpus, ckpt, "beta", 16 * TPS,
+                       spec=SpecConfig(replay_fraction=0.1, lr=trunk_lr(ckpt)), **kw)  # fmt: skip
+    assert len(again) == 0 and RunStore(tmp_path / "s.db").read()["run_id"].nunique() == 1
+
+
+def trunk_lr(ckpt) -> float:
+    return load_checkpoint(ckpt)["meta"]["train_config"]["lr"]
+
+
 def test_specialize_refuses_what_it_cannot_train_before_writing(trunk, tiny_corpus, tmp_path):
     ckpt = ckpt_path(trunk["dir"], "stable", D1 // TPS)
     kw = dict(store=tmp_path / "s.db", workdir=tmp_path / "w", progress=False)
@@ -535,6 +573,31 @@ def test_rows_record_the_mixture_their_trunk_was_pretrained_on(trunk, tiny_corpu
 
     # weights are shares: the same mixture is one label however it is written
     assert mixture_label({"beta": 1, "alpha": 2}) == mixture_label({"alpha": 1, "beta": 0.5})
+    assert mixture_label({"alpha": 1, "beta": 0, "gamma": 0}) == "alpha=1"
+
+
+def test_mixtures_drawn_alike_are_one_trunk(tiny_corpus, tmp_path):
+    # alpha=1, alpha=2 and alpha=1,beta=0 draw the same batches: they were three trunks
+    # (three ids, three trainings, rows fitted as independent), and two mixture labels
+    from bayesplit.train.trunk import model_config, trunk_id_for
+
+    corpus, entry = Corpus(tiny_corpus), tiny_entry()
+
+    def trunk_of(weights: dict) -> str:
+        tc = TrainConfig.from_entry(entry, weights=weights)
+        return trunk_id_for(entry, model_config(entry, corpus), tc, 0, corpus)
+
+    alone = trunk_of({"alpha": 1.0})
+    assert trunk_of({"alpha": 2.0}) == alone == trunk_of({"alpha": 1.0, "beta": 0.0})
+    two = trunk_of({"alpha": 1.0, "beta": 0.5})
+    assert two == trunk_of({"alpha": 1.0, "beta": 0.5, "gamma": 0.0}) and two != alone
+    assert trunk_of({"alpha": 1.0, "beta": 1.0}) != two  # another mixture: another trunk
+    kw = dict(workdir=tmp_path / "w", eval_at=[8 * TPS], store=tmp_path / "r.db", progress=False)
+    tc = TrainConfig.from_entry(entry, weights={"alpha": 1.0, "gamma": 0.0})
+    rows = pretrain(tiny_corpus, entry, train=tc, **kw)
+    assert set(rows["trunk_id"]) == {alone} and set(rows["pretrain_mixture"]) == {"alpha=1"}
+    again = TrainConfig.from_entry(entry, weights={"alpha": 3.0})
+    assert len(pretrain(tiny_corpus, entry, train=again, **kw)) == 0  # already in the store
 
 
 @pytest.mark.parametrize(

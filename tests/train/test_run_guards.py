@@ -9,6 +9,7 @@ with nothing new on disk.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -301,10 +302,67 @@ def test_a_second_run_of_a_specialist_is_refused_before_it_trains(
     lock = work / "runs" / f"{trained[0]}.lock"
     assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
     assert "is being trained by another run (lock taken by pid" in lines[0]
-    assert lines[0].endswith(f"leaves its lock behind), delete {lock}")
+    assert lines[0].endswith(f"wait for it to finish (its lock: {lock})")
     assert len(trained) == 1  # the second run trained nothing
     assert len(RunStore(store)) == 3
     assert not work.exists()  # the lock went with the first run, and the folders made for it
+
+
+def test_a_second_pretraining_of_a_trunk_is_refused_before_it_trains(
+    tiny_corpus, tmp_path, monkeypatch
+):
+    """Two pretrainings of one trunk at once both trained it in full, writing the same
+    checkpoints, and the second was refused only by the store's unique key. The second is
+    now refused at once; the first writes its rows, and its lock goes with it."""
+    from bayesplit.train.loop import Trainer
+
+    store, work = tmp_path / "s.db", tmp_path / "w"
+    kw = dict(workdir=work, eval_at=[D], store=store, progress=False)
+    real_train, trained, second = Trainer.train, [], []
+
+    def train(self, *a, **k):  # the second run starts while the first one trains
+        trained.append(self.run_id)
+        if len(trained) == 1:
+            with pytest.raises(BayesplitError, match="is being trained by another run") as exc:
+                pretrain(tiny_corpus, tiny_entry(), **kw)
+            second.append(str(exc.value))
+        return real_train(self, *a, **k)
+
+    monkeypatch.setattr(Trainer, "train", train)
+    rows = pretrain(tiny_corpus, tiny_entry(), **kw)
+    trunk_id = rows["trunk_id"].iloc[0]
+    (message,) = second
+    assert message.startswith(f"trunk {trunk_id} is being trained by another run (lock taken")
+    assert message.endswith(f"(its lock: {work / 'trunks' / trunk_id}.lock)")
+    # the first run trained the trunk and its decay; the second, nothing
+    assert trained == [trunk_id, trunk_id] and len(RunStore(store)) == 3
+    assert [p.name for p in (work / "trunks").iterdir()] == [trunk_id]  # no lock left
+    assert len(pretrain(tiny_corpus, tiny_entry(), **kw)) == 0  # done: no lock needed
+
+
+def test_a_lock_left_by_a_killed_run_does_not_keep_its_rerun_out(tmp_path):
+    """A run killed outright left its lock file, and every rerun was refused until it was
+    deleted by hand; the lock is the file's flock, which the system drops with the run."""
+    import subprocess
+    import sys
+
+    from bayesplit.train.checkpoint import run_lock
+
+    work = tmp_path / "w"
+    held = work / "trunks" / "t.lock"
+    # a process that takes the lock and is killed while holding it
+    code = ("import os, sys\nfrom bayesplit.train.checkpoint import run_lock\n"
+            "with run_lock(sys.argv[1], 't', kind='trunk'):\n    print('held', flush=True)\n"
+            "    os.kill(os.getpid(), 9)\n")  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", code, str(work)], capture_output=True, text=True)
+    assert proc.returncode == -9 and proc.stdout == "held\n", proc.stderr
+    assert held.read_text().startswith("pid ")  # its file is still there
+    with run_lock(work, "t", kind="trunk"):
+        assert held.read_text().startswith(f"pid {os.getpid()} ")
+        refusal = pytest.raises(BayesplitError, match="trunk t is being trained by another run")
+        with refusal, run_lock(work, "t", kind="trunk"):  # held by this run: refused
+            pass
+    assert not held.exists()
 
 
 @pytest.mark.parametrize("bad", [None, "", 5, b"w"])
