@@ -690,6 +690,78 @@ def allocate(
     )
 
 
+def spread_under_limits(
+    spec_tokens: np.ndarray, limits: np.ndarray, shares: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each row of ``spec_tokens`` (F, K) with every domain at most its limit: the tokens
+    past a limit go to the domains under theirs, in proportion to ``shares`` (filled up to
+    their limits in turn), so a row keeps its total. Returns the rows and whether each
+    could be held (False where the domains' limits together hold less than its total).
+
+    >>> dp, held = spread_under_limits(np.array([[6.0, 2.0]]), np.array([4.0, np.inf]), [0.75, 0.25])
+    >>> dp.tolist(), held.tolist()
+    ([[4.0, 4.0]], [True])
+    """
+    dp = np.array(spec_tokens, dtype=float, copy=True)
+    limits = np.broadcast_to(np.asarray(limits, dtype=float), dp.shape[-1:])
+    shares = np.asarray(shares, dtype=float)
+    total = dp.sum(axis=-1)
+    over = (dp > limits * (1 + 1e-9)).any(axis=-1)
+    for i in np.flatnonzero(over):
+        free = shares > 0
+        left = total[i]
+        row = np.zeros_like(dp[i])
+        while free.any():  # water-filling: each pass fixes at least one domain at its limit
+            give = left * shares * free / shares[free].sum()
+            full = free & (give >= limits)
+            if not full.any():
+                row[free] = give[free]
+                left = 0.0
+                break
+            row[full] = limits[full]
+            left -= limits[full].sum()
+            free &= ~full
+        dp[i] = row
+        if left > total[i] * 1e-9:
+            over[i] = True  # the limits hold less than the row's total
+        else:
+            over[i] = False
+    return dp, ~over
+
+
+def _search_bound_notes(prob: Problem, n: float, opt_n: np.ndarray, runs) -> list[str]:
+    """Where the plan's N, or the per-draw optima's, sit on a bound of the N search: the
+    optimum may lie past it, which the expected regret and the near-optimal sizes, measured
+    within the bounds, do not count (a plan on the bound read "per-draw optimum: N in
+    [1.11e+07, 1.11e+07]", "expected regret 0.00%", 0.8% from the law's optimum)."""
+    lo, hi = np.exp(prob.log_n_bounds)
+    d_min, n_min = float(runs["pretrain_tokens"].min()), float(runs["params"].min())
+    why = {
+        hi: "the largest model the budget pretrains on the shortest fitted run's "
+        f"{d_min:.3g} tokens (a larger N on fewer tokens leaves the fitted range of D)",
+        lo: f"a tenth of the smallest fitted model ({n_min:.3g})",
+    }
+    notes = []
+    for bound, on_it in (
+        (hi, lambda x: x >= hi * (1 - 1e-6)),
+        (lo, lambda x: x <= lo * (1 + 1e-6)),
+    ):
+        share = float(np.mean(on_it(np.asarray(opt_n, dtype=float))))
+        if on_it(n) or share >= 0.1:
+            who = (
+                "the plan's N" + (f" and {share:.0%} of the draws' optima" if share else "")
+                if on_it(n)
+                else f"{share:.0%} of the draws' optimal N"
+            )
+            verb = "sits" if on_it(n) and not share else "sit"
+            notes.append(
+                f"{who} {verb} on the bound of the N search, N = {bound:.3g}, {why[bound]}: "
+                "the optimum may lie past it, and the expected regret and near-optimal sizes "
+                "do not count what lies there"
+            )
+    return notes
+
+
 def check_tolerance(tolerance: float) -> None:
     """Refuse a near-optimal tolerance that is not a number in [0, 1)."""
     if not (is_number(tolerance) and 0 <= tolerance < 1):
@@ -1196,11 +1268,14 @@ def _summarize(
 
     def risk_at(fractions):
         d_line, dp_line = prob.compute.split(prob.budget, n, fractions, shares)
+        # D' past a data limit goes to the domains under theirs; a share whose D' the
+        # limits cannot hold is no plan (scored with the excess unspent it sat within the
+        # tolerance, and the range named shares the data cannot buy). Scored as infinite
+        # with no such domain, every share past a limit was out, and the range of a plan
+        # at a limit read "[90%, 90%]" with shares 85-89% within the tolerance
+        dp_line, held = spread_under_limits(dp_line, prob.max_spec_tokens, shares)
         risk = _risk_along(prob, p, np.full(len(d_line), n), d_line, dp_line, kind_, alpha)
-        # a share whose D' passes a data limit is no plan: scored with the excess unspent
-        # it sat within the tolerance, and the range named shares the data cannot buy
-        over = (dp_line > prob.max_spec_tokens * (1 + 1e-9)).any(axis=-1)
-        return np.where(over, np.inf, risk)
+        return np.where(held, risk, np.inf)
 
     near, elsewhere = _near_optimal_range(risk_at, NEAR_OPTIMAL_GRID, own, tolerance)
     if not near[0] <= own <= near[1]:
@@ -1249,6 +1324,8 @@ def _summarize(
     def per_draw_objective(d_, dp_):  # draw s's optimum, scored under draw s
         return _evaluate(prob, p, on, d_, dp_) @ prob.weights
 
+    if params is None and ladder is None:
+        notes.extend(_search_bound_notes(prob, n, on, posterior.runs))
     od, odp = _respect_data_limits(prob, od, odp, per_draw_objective)
     od, odp = _drop_token_residues(prob, od, odp, per_draw_objective)
     opt_objective = per_draw_objective(od, odp)

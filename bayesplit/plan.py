@@ -316,8 +316,12 @@ class Allocation:
             f"  per-draw optimum: N in [{od['params'][0]:.3g}, {od['params'][2]:.3g}], "
             f"pretraining share in [{share(od['pretrain_fraction'][0])}, "
             f"{share(od['pretrain_fraction'][2])}] ({percent(self.level)} of draws)",
-            f"  near-optimal: pretraining shares in [{share(near[0])}, {share(near[1])}] are "
-            f"within {percent(self.tolerance)} of the best {self.risk} weighted loss at this N",
+            (
+                f"  near-optimal: pretraining shares in [{share(near[0])}, {share(near[1])}] are "
+                if share(near[0]) != share(near[1])
+                else f"  near-optimal: only a pretraining share of {share(near[0])} is "
+            )
+            + f"within {percent(self.tolerance)} of the best {self.risk} weighted loss at this N",
             f"  near-optimal: model sizes N in [{sizes[0]:.3g}, {sizes[1]:.3g}] are within "
             f"{percent(self.tolerance)} of the best {self.risk} weighted loss at this split",
         ]

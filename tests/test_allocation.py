@@ -1177,3 +1177,57 @@ def test_every_view_of_p_better_says_what_the_draws_show(additive_posterior, mon
     monkeypatch.setattr(bayesplit.plan.Allocation, "to_dict", lambda self: d)
     text = repr(alloc)
     assert "P(plan better) >99%" in text and "P(plan better) 100%" not in text
+
+
+def test_a_plan_on_the_bound_of_the_n_search_says_so():
+    # small models trained long: at a budget below the largest run, the N search stops at
+    # the largest model the budget trains on the shortest fitted D, and every draw's
+    # optimum with it; "expected regret 0" and a one-point range of optimal N were all it said
+    from bayesplit import allocate
+    from bayesplit.truth import factorial_design
+
+    truth = example_truth("additive", ("web", "code", "law"))
+    design = factorial_design([1e7, 3e7, 1e8], [1e10, 3e10, 1e11], [1e9, 3e9], truth.domains)
+    post = truth.as_posterior(truth.simulate(design, seed=0))
+    bound = allocate(post, budget=1e19)
+    (note,) = [n for n in bound.notes if "bound of the N search" in n]
+    assert note.startswith("the plan's N and 100% of the draws' optima sit on the bound")
+    assert "shortest fitted run's 1e+10 tokens" in note
+    n_hi = bound.plan.params
+    # the law's optimum lies past it: a larger N at this budget is better under the truth
+    free = allocate(truth.as_posterior(), budget=1e19)
+    assert free.plan.params > 1.05 * n_hi
+    assert free.to_dict()["objective"]["median"] < bound.to_dict()["objective"]["median"]
+    # inside the bounds, or with the size given: no note
+    assert not [n for n in allocate(post, budget=1e20).notes if "N search" in n]
+    fixed = allocate(post, budget=1e19, params=n_hi)
+    assert not [n for n in fixed.notes if "N search" in n]
+
+
+def test_the_near_optimal_split_range_gives_d_prime_past_a_limit_to_other_domains(truth2):
+    # a share below the plan's asks more D' of a domain at its limit: scored as no plan,
+    # the range of a plan at a limit stopped at its own share ("[90%, 90%]" in one audit)
+    # though lower shares, their extra D' on the other domains, were within the tolerance
+    from bayesplit.allocation import spread_under_limits
+
+    post = truth2.as_posterior()
+    cap = 0.3 * allocate(post, budget=BUDGET).plan.spec_tokens["a"]
+    alloc = allocate(post, budget=BUDGET, max_spec_tokens={"a": cap})
+    d = alloc.to_dict()
+    own, (lo, hi) = d["pretrain_fraction"], d["near_optimal"]["pretrain_fraction"]
+    assert lo < own - 0.03 and own < hi
+    n = alloc.plan.params
+
+    def objective(fraction: float) -> float:  # the truth's, a at its limit, the rest on b
+        pre, spec = alloc.compute.split(BUDGET, n, fraction, [0.5, 0.5])
+        a = min(cap, spec.sum())
+        return 0.5 * (truth2.loss(n, pre, a, "a") + truth2.loss(n, pre, spec.sum() - a, "b"))
+
+    best = min(objective(f) for f in np.linspace(0.5, 0.99, 491))
+    tolerance = alloc.tolerance
+    assert objective(lo) <= best * (1 + tolerance) < objective(lo - 0.02)
+    # the limits hold what they can: a row past them all is no plan
+    dp, held = spread_under_limits(
+        np.array([[3.0, 1.0], [1.0, 1.0]]), np.array([2.0, 1.5]), [0.5, 0.5]
+    )
+    assert dp.tolist() == [[2.0, 1.5], [1.0, 1.0]] and held.tolist() == [False, True]

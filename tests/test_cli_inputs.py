@@ -910,3 +910,15 @@ def test_suggest_names_the_trainer_workdir_beside_a_store(post_path, tmp_path, a
     json.loads(res.stdout)  # the note stays off stdout
     res = runner.invoke(app, [*args, "--workdir", str(tmp_path / "runs-checkpoints")])
     assert res.exit_code == 0 and "give --workdir" not in res.stderr
+
+
+def test_a_domain_name_with_an_equals_sign_can_be_weighted_and_limited():
+    # "数学=law=2" was read as domain 数学 with weight "law=2", refused as not a number
+    from bayesplit.cli.decide import parse_limits
+    from bayesplit.cli.suggest import parse_weights
+    from bayesplit.errors import BayesplitError
+
+    assert parse_weights("web=1,数学=law=2") == {"web": 1.0, "数学=law": 2.0}
+    assert parse_limits("数学=law=1e9") == {"数学=law": 1e9}
+    with pytest.raises(BayesplitError, match="weight for 'web' is not a number: 'x'"):
+        parse_weights("web=x")

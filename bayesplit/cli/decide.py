@@ -61,7 +61,7 @@ def parse_limits(text: str | None) -> dict | None:
     for part in _csv(text, "--max-spec-tokens"):
         if "=" not in part:
             raise BayesplitError(f"--max-spec-tokens wants domain=tokens pairs, got {part!r}")
-        k, v = part.split("=", 1)
+        k, v = part.rsplit("=", 1)  # a domain name may hold '=' ("数学=law=2")
         if not k.strip():
             raise BayesplitError(f"--max-spec-tokens: no domain name before '=' in {part!r}")
         if k.strip() in out:

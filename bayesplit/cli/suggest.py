@@ -65,7 +65,7 @@ def parse_weights(text: str | None) -> dict | None:
     for part in _csv(text, "--weights"):  # "web=1," is refused naming the empty item
         if "=" not in part:
             raise BayesplitError(f"--weights wants domain=weight pairs, got {part!r}")
-        k, v = part.split("=", 1)
+        k, v = part.rsplit("=", 1)  # a domain name may hold '=' ("数学=law=2")
         if not k.strip():
             raise BayesplitError(f"--weights: no domain name before '=' in {part!r}")
         if k.strip() in out:
