@@ -690,45 +690,6 @@ def allocate(
     )
 
 
-def spread_under_limits(
-    spec_tokens: np.ndarray, limits: np.ndarray, shares: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Each row of ``spec_tokens`` (F, K) with every domain at most its limit: the tokens
-    past a limit go to the domains under theirs, in proportion to ``shares`` (filled up to
-    their limits in turn), so a row keeps its total. Returns the rows and whether each
-    could be held (False where the domains' limits together hold less than its total).
-
-    >>> dp, held = spread_under_limits(np.array([[6.0, 2.0]]), np.array([4.0, np.inf]), [0.75, 0.25])
-    >>> dp.tolist(), held.tolist()
-    ([[4.0, 4.0]], [True])
-    """
-    dp = np.array(spec_tokens, dtype=float, copy=True)
-    limits = np.broadcast_to(np.asarray(limits, dtype=float), dp.shape[-1:])
-    shares = np.asarray(shares, dtype=float)
-    total = dp.sum(axis=-1)
-    over = (dp > limits * (1 + 1e-9)).any(axis=-1)
-    for i in np.flatnonzero(over):
-        free = shares > 0
-        left = total[i]
-        row = np.zeros_like(dp[i])
-        while free.any():  # water-filling: each pass fixes at least one domain at its limit
-            give = left * shares * free / shares[free].sum()
-            full = free & (give >= limits)
-            if not full.any():
-                row[free] = give[free]
-                left = 0.0
-                break
-            row[full] = limits[full]
-            left -= limits[full].sum()
-            free &= ~full
-        dp[i] = row
-        if left > total[i] * 1e-9:
-            over[i] = True  # the limits hold less than the row's total
-        else:
-            over[i] = False
-    return dp, ~over
-
-
 def _search_bound_notes(prob: Problem, n: float, opt_n: np.ndarray, runs) -> list[str]:
     """Where the plan's N, or the per-draw optima's, sit on a bound of the N search: the
     optimum may lie past it, which the expected regret and the near-optimal sizes, measured
@@ -748,12 +709,13 @@ def _search_bound_notes(prob: Problem, n: float, opt_n: np.ndarray, runs) -> lis
     ):
         share = float(np.mean(on_it(np.asarray(opt_n, dtype=float))))
         if on_it(n) or share >= 0.1:
+            some = share >= 0.005  # "and 0% of the draws' optima" for one draw in 1,000
             who = (
-                "the plan's N" + (f" and {share:.0%} of the draws' optima" if share else "")
+                "the plan's N" + (f" and {share:.0%} of the draws' optima" if some else "")
                 if on_it(n)
                 else f"{share:.0%} of the draws' optimal N"
             )
-            verb = "sits" if on_it(n) and not share else "sit"
+            verb = "sits" if on_it(n) and not some else "sit"
             notes.append(
                 f"{who} {verb} on the bound of the N search, N = {bound:.3g}, {why[bound]}: "
                 "the optimum may lie past it, and the expected regret and near-optimal sizes "
@@ -1266,18 +1228,31 @@ def _summarize(
     own = float(prob.compute.pretrain_fraction(d, dp))
     shares = split_shares(dp, prob.weights)
 
+    def past_limits(fractions) -> np.ndarray:  # (F, K): D' past a data limit
+        return prob.compute.split(prob.budget, n, fractions, shares)[1] > prob.max_spec_tokens * (
+            1 + 1e-9
+        )
+
     def risk_at(fractions):
         d_line, dp_line = prob.compute.split(prob.budget, n, fractions, shares)
-        # D' past a data limit goes to the domains under theirs; a share whose D' the
-        # limits cannot hold is no plan (scored with the excess unspent it sat within the
-        # tolerance, and the range named shares the data cannot buy). Scored as infinite
-        # with no such domain, every share past a limit was out, and the range of a plan
-        # at a limit read "[90%, 90%]" with shares 85-89% within the tolerance
-        dp_line, held = spread_under_limits(dp_line, prob.max_spec_tokens, shares)
         risk = _risk_along(prob, p, np.full(len(d_line), n), d_line, dp_line, kind_, alpha)
-        return np.where(held, risk, np.inf)
+        # a share whose D' passes a data limit is no plan: scored with the excess unspent
+        # it sat within the tolerance, and the range named shares the data cannot buy
+        return np.where(past_limits(fractions).any(axis=-1), np.inf, risk)
 
     near, elsewhere = _near_optimal_range(risk_at, NEAR_OPTIMAL_GRID, own, tolerance)
+    grid = NEAR_OPTIMAL_GRID
+    below = grid[grid < near[0]]
+    if prob.uses_spec_tokens and len(below) and past_limits(below[-1:])[0].any():
+        # the range of a plan at a limit read "[90%, 90%]" alone: as if the split were
+        # pinned, though lower shares whose D' went to other domains were within too
+        held = [k for k, x in zip(prob.domains, past_limits(below[-1:])[0], strict=True) if x]
+        notes.append(
+            f"the near-optimal pretraining shares stop at {near[0]:.1%}: a lower share, its "
+            f"D' divided as the plan divides it, gives {', '.join(held)} more D' than the "
+            "data limits hold; lower shares that give it to other domains were not scored "
+            "(the per-draw optimum's range says how far the split may move)"
+        )
     if not near[0] <= own <= near[1]:
         notes.append(
             f"the plan's pretraining share ({own:.1%}) is outside the near-optimal range "

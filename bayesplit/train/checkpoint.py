@@ -111,7 +111,12 @@ def run_lock(workdir: str | Path | None, run_id: str, kind: str = "specialist") 
     lock = Path(workdir) / ("trunks" if kind == "trunk" else "runs") / f"{run_id}.lock"
     # a run that fails leaves nothing behind, so neither do the folders made for its lock
     made = [d for d in (lock.parent, *lock.parent.parents) if not d.exists()]
-    fd = _acquire(lock)
+    try:
+        fd = _acquire(lock)
+    except BaseException:
+        for folder in made:  # deepest first
+            remove_if_empty(folder)
+        raise
     if fd is None:
         raise BayesplitError(
             f"{kind} {run_id} is being trained by another run ({_lock_owner(lock)}); wait "
@@ -134,6 +139,7 @@ def _acquire(path: Path) -> int | None:
     None when another process holds it."""
     while True:
         path.parent.mkdir(parents=True, exist_ok=True)
+        existed = path.exists()
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except FileNotFoundError:  # another run's lock, released, took the empty folder
@@ -143,6 +149,14 @@ def _acquire(path: Path) -> int | None:
         except BlockingIOError:
             os.close(fd)
             return None
+        except OSError as exc:  # a file system without flock (some Lustre or NFS mounts)
+            os.close(fd)
+            if not existed:  # made for this run: nothing of it is left behind
+                path.unlink(missing_ok=True)
+            raise BayesplitError(
+                f"cannot lock {path} ({exc.strerror}): the workdir's file system does not "
+                "take file locks; give a --workdir on one that does"
+            ) from None
         # a run removes its lock file before releasing it: one opened before that is not
         # the lock any more, and locking it would let two runs in
         try:

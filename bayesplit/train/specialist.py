@@ -130,9 +130,10 @@ _SPEC_TRAINING = ("batch_size", "lr", "weight_decay", "beta1", "beta2", "grad_cl
 
 def effective_spec(sc: SpecConfig, steps: int, batch_size: int, lr: float) -> SpecConfig:
     """``sc`` as the phase of ``steps`` steps trains it: the replay fraction in whole rows,
-    re-warmup and decay in whole steps, no ``lr`` where it is the trunk's rate ``lr``, no
-    decay shape without a decay; a re-warmup or decay of as many steps as the default's is
-    the default's fraction, so the defaults keep the ids they always had.
+    re-warmup and decay in whole steps (a re-warmup of one step is none: it starts at the
+    peak), no ``lr`` where it is the trunk's rate ``lr``, no decay shape without a decay
+    (cosine is linear over one step); a re-warmup or decay of as many steps as the
+    default's is the default's fraction, so the defaults keep the ids they always had.
 
     Requests that train the same phase (``--replay 0.1`` and ``0.125`` with batches of 8,
     ``--decay 0.2`` and ``0.21`` over 16 steps, ``--lr`` the trunk's own) were trained
@@ -146,16 +147,19 @@ def effective_spec(sc: SpecConfig, steps: int, batch_size: int, lr: float) -> Sp
     usual = specialization(
         1.0, steps, warmup_fraction=default.warmup_fraction, decay_fraction=default.decay_fraction
     )
+    warmup = mine.warmup_steps if mine.warmup_steps > 1 else 0  # one step starts at the peak
+    # one decay step is half the rate, linear or cosine (1-sqrt differs); none has no shape
+    shape = sc.decay_shape
+    if mine.decay_steps == 0 or (mine.decay_steps == 1 and shape == "cosine"):
+        shape = default.decay_shape
     return SpecConfig(
         replay_fraction=rows / batch_size if rows else 0.0,
-        warmup_fraction=default.warmup_fraction
-        if mine.warmup_steps == usual.warmup_steps
-        else mine.warmup_steps / steps,
+        warmup_fraction=default.warmup_fraction if warmup == usual.warmup_steps else warmup / steps,
         decay_fraction=default.decay_fraction
         if mine.decay_steps == usual.decay_steps
         else mine.decay_steps / steps,
         lr=None if sc.lr is None or sc.lr == lr else sc.lr,
-        decay_shape=sc.decay_shape if mine.decay_steps else default.decay_shape,
+        decay_shape=shape,
     )
 
 

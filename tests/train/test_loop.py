@@ -367,6 +367,12 @@ def test_settings_that_train_the_same_phase_are_one_run(trunk, tiny_corpus, tmp_
     assert same(SpecConfig(lr=0.01), SpecConfig()) and not same(SpecConfig(lr=0.02), SpecConfig())
     assert same(SpecConfig(decay_fraction=0, decay_shape="cosine"), SpecConfig(decay_fraction=0))
     assert not same(SpecConfig(decay_shape="cosine"), SpecConfig())
+    # a re-warmup of one step starts at the peak: none; cosine over one step is linear
+    assert same(SpecConfig(warmup_fraction=0.07), SpecConfig())  # round(1.12) = 1 step
+    assert not same(SpecConfig(warmup_fraction=0.1), SpecConfig())  # 2 steps
+    one = {"decay_fraction": 0.05}  # max(1, round(0.8)): one decay step
+    assert same(SpecConfig(**one, decay_shape="cosine"), SpecConfig(**one))
+    assert not same(SpecConfig(**one, decay_shape="1-sqrt"), SpecConfig(**one))
     # the defaults keep their ids: the settings hashed are the defaults themselves
     for steps in (1, 7, 16, 1000):
         assert asdict(effective_spec(SpecConfig(), steps, 8, 0.01)) == asdict(SpecConfig())

@@ -363,6 +363,19 @@ def test_a_lock_left_by_a_killed_run_does_not_keep_its_rerun_out(tmp_path):
         with refusal, run_lock(work, "t", kind="trunk"):  # held by this run: refused
             pass
     assert not held.exists()
+    # a file system without flock: one line, and nothing left of the lock or its folders
+    import errno
+    import fcntl
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(fcntl, "flock", no_locks)
+        refusal = pytest.raises(BayesplitError, match="the workdir's file system does not take")
+        with refusal, run_lock(tmp_path / "nfs", "t"):
+            pass
+    assert not (tmp_path / "nfs").exists()
 
 
 @pytest.mark.parametrize("bad", [None, "", 5, b"w"])
