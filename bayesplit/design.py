@@ -297,7 +297,9 @@ class TrunkState:
         a size with known checkpoints, pass the run's branch point)."""
         if pretrain_tokens > self.reached.get(params, 0.0):
             self.reached[params] = pretrain_tokens
-            self.source[params] = "suggested"
+            # an existing trunk carried further is still that trunk: named "suggested",
+            # the batch's later branches off it went to a new trunk in `train execute`
+            self.source.setdefault(params, "suggested")
         if self.by_checkpoints:
             t, _ = self.branch(params, np.array([pretrain_tokens]), np.array([spec_tokens]), cost)
             self.planned[params] = (*self.planned.get(params, ()), float(t[0]))
@@ -649,6 +651,7 @@ def greedy_batch(
     if n < 1:
         raise BayesplitError(f"-n (in Python: n=) must be >= 1, got {n}")
     trunks = trunks.copy()
+    reached = dict(trunks.reached)  # before the batch: past it, a pick rests on an earlier one
     blocked = np.zeros(len(candidates), dtype=bool) if exclude is None else exclude.copy()
     sd_before = ensemble.uncertainty()
     picks = []
@@ -694,6 +697,8 @@ def greedy_batch(
                 "branch_from": branch_from,
                 "trunk_flops": retrain,
                 "resumes_at": resumes_at,
+                # a branch of an existing trunk past where it stood: an earlier pick takes it there
+                "carried": n_j in reached and d_j > reached[n_j] and have >= d_j,
                 "sd_before": float(sd_pre),
             }
         )
@@ -1288,6 +1293,7 @@ def suggest(
                 f"continuing the N={c['params']:.3g} trunk"
                 if "extend_from" in p["branch_from"]
                 else f"a branch of the {'suggested' if p['branch_from'].get('trunk') == 'suggested' else 'existing'} N={c['params']:.3g} trunk"
+                + (" as an earlier pick carries it past its D" if p.get("carried") else "")
                 + (
                     f", {p['trunk_flops']:.3g} FLOPs of it trained again "
                     + (

@@ -597,11 +597,12 @@ def test_suggest_json_carries_the_tables_fields_and_says_what_runs_it_ignored(
 
 
 def test_suggest_point_refuses_the_decisions_options(post_path):
-    # --weights and --trunk were ignored without a word under --objective point
+    # --weights, --trunk and --budget were ignored without a word under --objective point
     point = ["--objective", "point", "--point", "params=1e8,pretrain_tokens=1e9,domain=web"]
-    for extra in (["--weights", "web=1,code=1,law=1"], ["--trunk", "independent"]):
+    extras = (["--weights", "web=1,code=1,law=1"], ["--trunk", "independent"], ["--budget", "1e20"])
+    for extra in extras:
         result = runner.invoke(app, ["suggest", str(post_path), *point, "--force", *extra])
-        refused(result, "--weights and --trunk set the decision; --objective point ranks runs")
+        refused(result, "--budget, --weights and --trunk set the decision; --objective point")
 
 
 def test_suggest_seed_sets_the_predictive_draws_not_the_ranking(post_path):

@@ -661,3 +661,23 @@ def test_suggest_refuses_checkpoints_it_cannot_read(checkpoints, message):
     runs = truth.simulate(factorial_design([1e7, 3e7], [3e8, 1e9], [1e8], truth.domains))
     with pytest.raises(BayesplitError, match=message):
         suggest(truth.as_posterior(runs), budget=1e20, max_draws=10, checkpoints=checkpoints)
+
+
+def test_a_trunk_carried_further_in_a_batch_keeps_its_id(additive_posterior):
+    # the first pick continues an existing trunk; the batch's later branches off it were
+    # named "suggested", which `train execute` reads as a new trunk: trained again
+    post = additive_posterior
+    trunk = TrunkState.from_runs(post.runs).source[1e7]
+    state = TrunkState.from_runs(post.runs)
+    state.extend(1e7, 1e10)
+    assert state.source[1e7] == trunk and state.reached[1e7] == 1e10
+    grid = dict(params=[1e7], pretrain_tokens=[1e10], spec_tokens=[3e7, 3e8])
+    first, *later = suggest(post, budget=1e19, n=3, force=True, max_draws=100, **grid).to_list()
+    assert first["branch_from"] == {"trunk": trunk, "params": 1e7, "pretrain_tokens": 1e10,
+                                    "extend_from": 3e9}  # fmt: skip
+    assert "(continuing the N=1e+07 trunk)" in first["reason"]
+    assert later
+    for p in later:
+        assert p["branch_from"] == {"trunk": trunk, "params": 1e7, "pretrain_tokens": 1e10}
+        assert p["cost_flops"] == pytest.approx(6 * 1e7 * (p["spec_tokens"] or 1e9))
+        assert "existing N=1e+07 trunk as an earlier pick carries it past its D" in p["reason"]

@@ -199,11 +199,11 @@ def suggest_cmd(
         check_output_path(out, suffixes={".json"}, inputs={"--runs": runs, "POSTERIOR": posterior})
     if point is not None and objective != "point":
         raise BayesplitError(f"--point is only used with --objective point (got {objective!r})")
-    if objective == "point" and (weights is not None or trunk != "shared"):
+    if objective == "point" and (weights is not None or trunk != "shared" or budget is not None):
         # they shape the decision, which --objective point does not look at: ignored, unsaid
         raise BayesplitError(
-            "--weights and --trunk set the decision; --objective point ranks runs by the loss "
-            "at --point alone: leave them out"
+            "--budget, --weights and --trunk set the decision; --objective point ranks runs "
+            "by the loss at --point alone: leave them out"
         )
     if max_draws < 10:  # the API's own message offers None, which an option cannot take
         raise BayesplitError(
