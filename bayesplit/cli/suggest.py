@@ -107,7 +107,11 @@ def _trainer_workdir_beside(runs: str | None) -> Path | None:
 def suggest_cmd(
     posterior: Annotated[Path, typer.Argument(help="Posterior file from `bayesplit fit`.")],
     budget: Annotated[
-        str | None, typer.Option("--budget", help="Target compute of the decision (FLOPs).")
+        str | None,
+        typer.Option(
+            "--budget",
+            help="Target compute of the decision (FLOPs); not with --objective point.",
+        ),
     ] = None,
     n: Annotated[int, typer.Option("-n", "--n", help="How many runs to suggest.")] = 4,
     objective: Annotated[
