@@ -39,6 +39,7 @@ from bayesplit._parse import (
     names,
     parse_count,
     percent,
+    short_repr,
 )
 from bayesplit.compute import ComputeModel, DataLimits
 from bayesplit.errors import BayesplitError
@@ -541,7 +542,7 @@ def allocate(
     posterior.require_ok(force)
     # numpy scalars too (a budget read from a DataFrame is np.float64 or np.int64)
     if not (is_finite_number(budget) and budget > 0):
-        raise BayesplitError(f"budget must be a positive number of FLOPs, got {budget!r}")
+        raise BayesplitError(f"budget must be a positive number of FLOPs, got {short_repr(budget)}")
     budget = float(budget)
     level = check_level(level)
     check_tolerance(tolerance)

@@ -64,6 +64,7 @@ from bayesplit._parse import (
     counts,
     is_number,
     names,
+    short_repr,
 )
 from bayesplit.errors import BayesplitError
 from bayesplit.runs import load_runs, on_domains
@@ -1092,7 +1093,7 @@ def suggest(
         raise BayesplitError(f"-n (in Python: n=) must be >= 1, got {n}")
     if max_run_flops is not None and not (is_number(max_run_flops) and max_run_flops > 0):
         raise BayesplitError(
-            f"max_run_flops must be a positive number of FLOPs, got {max_run_flops!r}"
+            f"max_run_flops must be a positive number of FLOPs, got {short_repr(max_run_flops)}"
         )
     # the grids as predict takes points: a negative or NaN size was blamed on the posterior
     # ("fewer than 10 posterior draws give finite values"), and "1e8" was read as a number

@@ -42,6 +42,7 @@ from bayesplit._parse import (
     derived_seed,
     is_number,
     progress_messages,
+    short_repr,
 )
 from bayesplit.design import (
     CostModel,
@@ -102,7 +103,9 @@ class CampaignConfig:
         from bayesplit.compute import ComputeModel
 
         if not (is_number(self.budget) and 0 < self.budget < math.inf):
-            raise BayesplitError(f"budget must be a positive number of FLOPs, got {self.budget!r}")
+            raise BayesplitError(
+                f"budget must be a positive number of FLOPs, got {short_repr(self.budget)}"
+            )
         if not (is_number(self.experiment_budget) and self.experiment_budget > 0):  # inf: no cap
             raise BayesplitError(
                 "experiment_budget must be a positive number of FLOPs (inf for no limit), "

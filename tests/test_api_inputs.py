@@ -981,3 +981,13 @@ def test_compare_draws_its_held_out_bands_with_its_seed(runs, monkeypatch):
     quick = dict(chains=1, draws=20, warmup=20, holdout_largest=0.3)
     bayesplit.compare(runs, ["additive"], seed=3, **quick)
     assert seeds == [3]
+
+
+def test_a_huge_integer_budget_is_refused_in_a_short_line(post):
+    # 10**400 printed all its 401 digits in the message
+    for call in (
+        lambda: bayesplit.allocate(post, budget=10**400),
+        lambda: bayesplit.suggest(post, budget=1e20, max_run_flops=-(10**400), force=True),
+    ):
+        with pytest.raises(BayesplitError, match=r"positive number of FLOPs, got -?1000+\.\.\.0+$"):
+            call()
