@@ -1229,25 +1229,25 @@ def _summarize(
     own = float(prob.compute.pretrain_fraction(d, dp))
     shares = split_shares(dp, prob.weights)
 
-    def past_limits(fractions) -> np.ndarray:  # (F, K): D' past a data limit
-        return prob.compute.split(prob.budget, n, fractions, shares)[1] > prob.max_spec_tokens * (
-            1 + 1e-9
-        )
+    def past_limits(dp_line: np.ndarray) -> np.ndarray:  # (F, K): D' past a data limit
+        return dp_line > prob.max_spec_tokens * (1 + 1e-9)
 
     def risk_at(fractions):
         d_line, dp_line = prob.compute.split(prob.budget, n, fractions, shares)
         risk = _risk_along(prob, p, np.full(len(d_line), n), d_line, dp_line, kind_, alpha)
         # a share whose D' passes a data limit is no plan: scored with the excess unspent
         # it sat within the tolerance, and the range named shares the data cannot buy
-        return np.where(past_limits(fractions).any(axis=-1), np.inf, risk)
+        return np.where(past_limits(dp_line).any(axis=-1), np.inf, risk)
 
     near, elsewhere = _near_optimal_range(risk_at, NEAR_OPTIMAL_GRID, own, tolerance)
     grid = NEAR_OPTIMAL_GRID
     below = grid[grid < near[0]]
-    if prob.uses_spec_tokens and len(below) and past_limits(below[-1:])[0].any():
+    # the share just below the range, where there is one: past a limit there?
+    past = past_limits(prob.compute.split(prob.budget, n, below[-1:], shares)[1]).any(axis=0)
+    if prob.uses_spec_tokens and past.any():
         # the range of a plan at a limit read "[90%, 90%]" alone: as if the split were
         # pinned, though lower shares whose D' went to other domains were within too
-        held = [k for k, x in zip(prob.domains, past_limits(below[-1:])[0], strict=True) if x]
+        held = [k for k, x in zip(prob.domains, past, strict=True) if x]
         notes.append(
             f"the near-optimal pretraining shares stop at {near[0]:.1%}: a lower share, its "
             f"D' divided as the plan divides it, gives {', '.join(held)} more D' than the "
