@@ -298,8 +298,8 @@ class TrunkState:
         a size with known checkpoints, pass the run's branch point)."""
         if pretrain_tokens > self.reached.get(params, 0.0):
             self.reached[params] = pretrain_tokens
-            # an existing trunk carried further is still that trunk: named "suggested",
-            # the batch's later branches off it went to a new trunk in `train execute`
+            # an existing trunk carried further keeps its id: renamed "suggested", the
+            # batch's later branches off it were trained on a new trunk by `train execute`
             self.source.setdefault(params, "suggested")
         if self.by_checkpoints:
             t, _ = self.branch(params, np.array([pretrain_tokens]), np.array([spec_tokens]), cost)
