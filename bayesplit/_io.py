@@ -80,9 +80,25 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """
     target = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
     check_file_target(target)
+    made = _missing_folders(target.parent)
     target.parent.mkdir(parents=True, exist_ok=True)
-    with sigterm_cleans_up():
-        yield from _atomic_path(path, target)
+    try:
+        with sigterm_cleans_up():
+            yield from _atomic_path(path, target)
+    except BaseException:
+        # a refused write (a table pandas cannot write, an interrupt) leaves no new folders
+        for folder in made:
+            remove_if_empty(folder)
+        raise
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """The folders a write into ``folder`` would create, deepest first."""
+    missing = []
+    while str(folder) and not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
 
 
 def _atomic_path(path: str | Path, target: Path) -> Iterator[Path]:

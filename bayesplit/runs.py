@@ -33,6 +33,7 @@ import csv
 import datetime
 import gzip
 import json
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -69,8 +70,6 @@ CANONICAL = (
 )
 NUMERIC = ("params", "pretrain_tokens", "spec_tokens", "loss", "seed", "step", "unique_spec_tokens")
 STRINGS = ("run_id", "train_domain", "eval_domain", "trunk_id", "schedule")
-#: The text columns that name something (a run, a domain): each value is text or a number.
-NAMES = ("run_id", "train_domain", "eval_domain")
 #: Text a CSV may use for a missing number (pandas' defaults: R writes NA, Python None).
 _NA_MARKERS = (
     "",
@@ -248,15 +247,15 @@ def validate_runs(
         blank = _is_blank(s)
         if col in ("run_id", "eval_domain") and blank.any():
             problems.append(f"column '{col}' has empty values ({_rows(blank)})")
-        if col in NAMES:
-            # a JSON list, object or true/false is no name: str() made ["web", "code"] the
-            # one domain "['web', 'code']"; a number is one (a domain named 7)
-            odd = ~blank & s.map(lambda v: not (isinstance(v, str) or is_number(v)))
-            if odd.any():
-                examples = ", ".join(repr(v) for v in s[odd].head(3))
-                problems.append(
-                    f"column '{col}' holds values that are not names ({_rows(odd)}: {examples})"
-                )
+        # a JSON list, object or true/false is no name: str() made ["web", "code"] the one
+        # domain "['web', 'code']" (and ["a"] the trunk "['a']"); a number is one (a domain
+        # named 7)
+        odd = ~blank & s.map(lambda v: not (isinstance(v, str) or is_number(v)))
+        if odd.any():
+            examples = ", ".join(repr(v) for v in s[odd].head(3))
+            problems.append(
+                f"column '{col}' holds values that are not names ({_rows(odd)}: {examples})"
+            )
         cleaned = [None if b else str(v).strip() for v, b in zip(s, blank, strict=True)]
         df[col] = pd.Series(cleaned, index=df.index, dtype="object")
 
@@ -349,14 +348,15 @@ def validate_runs(
             problems.append(
                 f"unknown eval_domain {', '.join(map(repr, unknown))} (known: {', '.join(sorted(allowed))})"
             )
-    # one domain written two ways ("code", "Code") would be fitted as two domains
+    # one domain written two ways ("code", "Code"; "café" composed and decomposed, as
+    # macOS tools write it) would be fitted as two domains
     spellings: dict[str, set[str]] = {}
     for d in eval_domains | (allowed or set()):
-        spellings.setdefault(d.casefold(), set()).add(d)
+        spellings.setdefault(unicodedata.normalize("NFC", d).casefold(), set()).add(d)
     twice = sorted(sorted(v) for v in spellings.values() if len(v) > 1 and v & eval_domains)
     if twice:
         problems.append(
-            f"eval_domain names that differ only in case: "
+            f"eval_domain names that differ only in case or Unicode form: "
             f"{'; '.join(', '.join(map(repr, v)) for v in twice)} "
             "(one domain written two ways would be fitted as two; spell it one way)"
         )
@@ -618,13 +618,39 @@ def _read_csv(p: Path, sep: str) -> pd.DataFrame:
     na_values = {c: [""] if c in names else list(_NA_MARKERS) for c in header}
     # seeds as text too: a column of 64-bit seeds with one blank would become float64
     exact = text + [c for c in header if c.strip() == "seed"]
-    return pd.read_csv(
+    df = pd.read_csv(
         p,
         sep=sep,
         dtype={c: str for c in exact},
         keep_default_na=False,
         na_values=na_values,
     )
+    return _drop_unnamed(df, header, p)
+
+
+def _drop_unnamed(df: pd.DataFrame, header: list[str], p: Path) -> pd.DataFrame:
+    """Drop the columns without a name that carry nothing: empty ones (a spreadsheet's
+    leftovers) and a first column of distinct labels (``to_csv()`` writes pandas' index so).
+    Both went into the store as extra fields ``Unnamed: 0``, which cannot be taken out.
+    Any other unnamed column holding values is refused: no one can name it later."""
+    drop, refuse = [], []
+    for i, name in enumerate(header):
+        if name.strip():
+            continue
+        col = df.columns[i]
+        values = df[col]
+        # pandas' to_csv() and R's write.csv() write the row labels so, one per row
+        pandas_index = i == 0 and values.notna().all() and values.is_unique
+        if values.isna().all() or values.astype(str).str.strip().eq("").all() or pandas_index:
+            drop.append(col)
+        else:
+            refuse.append(str(i + 1))
+    if refuse:
+        raise BayesplitError(
+            f"{p}: column {', '.join(refuse)} of the header has no name but holds values; "
+            "name it or remove it"
+        )
+    return df.drop(columns=drop)
 
 
 @contextlib.contextmanager
@@ -749,9 +775,9 @@ def _records_frame(records: list, source: str | None = None) -> pd.DataFrame:
     def text(k, v):
         if v is None or isinstance(v, str):
             return False
-        if k in NAMES:  # a list or true/false is left for validate_runs to refuse
+        if k in STRINGS:  # a list or true/false is left for validate_runs to refuse
             return is_number(v) and not pd.isna(v)  # Python's json writes NaN, not "nan"
-        return k in STRINGS or (k == "seed" and isinstance(v, int) and not isinstance(v, bool))
+        return k == "seed" and isinstance(v, int) and not isinstance(v, bool)
 
     rows = [{k: str(v) if text(k, v) else v for k, v in r.items()} for r in records]
     return frame_of_records(rows)

@@ -199,9 +199,11 @@ class RunStore:
             )
         df = runs if isinstance(runs, pd.DataFrame) else pd.DataFrame(list(runs))
         # a branch's train_domain may be a domain only earlier rows were evaluated on
+        new_domains: set[str] = set()
         if "eval_domain" in df.columns:
             new_domains = {str(d).strip() for d in df["eval_domain"].dropna()}
-            df = validate_runs(df, domains=sorted(self.eval_domains() | new_domains))
+            stored_domains = self.eval_domains()
+            df = validate_runs(df, domains=sorted(stored_domains | new_domains))
         else:
             df = validate_runs(df)
         records = _to_records(df)
@@ -212,6 +214,12 @@ class RunStore:
             try:
                 con.execute("BEGIN IMMEDIATE")
                 # inside the write lock, so no other writer slips a clashing row in between
+                if new_domains:
+                    now_stored = {
+                        r[0] for r in con.execute("SELECT DISTINCT eval_domain FROM runs")
+                    }
+                    if now_stored != stored_domains:  # "Code" appended while "code" was checked
+                        validate_runs(df, domains=sorted(now_stored | new_domains))
                 clash = _clashes_with_stored(con, df)
                 if clash:
                     con.execute("ROLLBACK")
@@ -292,13 +300,27 @@ def _connect(path: Path, timeout: float, *, write: bool) -> _Closing:
 
 
 def _connect_read_only(path: Path, timeout: float) -> sqlite3.Connection:
-    """A connection that never writes: ``mode=rw`` with ``query_only`` where the file may be
-    written (``mode=ro`` would leave empty -wal/-shm files next to a WAL store), else
-    ``mode=ro``, else ``immutable`` (a read-only disk or folder, where SQLite cannot make
-    the shared-memory file a WAL reader needs; nothing can be writing there)."""
+    """A connection that never writes, to the file or beside it.
+
+    ``mode=rw`` with ``query_only`` where the file may be written. Where it may not (a
+    read-only file, folder or disk), SQLite opens it read-only (``mode=rw`` silently, as
+    ``mode=ro``) and creates -wal/-shm files carrying the store's read-only mode, which
+    every later append failed on; so ``mode=ro`` is used only where both files exist
+    already, and ``immutable`` (which ignores a -wal file) only where no -wal file holds
+    rows. A store whose -wal holds rows that neither can read is refused rather than read
+    without them.
+    """
     base = path.resolve().as_uri()
+    wal = path.with_name(path.name + "-wal")
+    shm = path.with_name(path.name + "-shm")
+    pending = wal.exists() and wal.stat().st_size > 0
+    queries = ["mode=rw"] if os.access(path, os.W_OK) else []
+    if wal.exists() and shm.exists():
+        queries.append("mode=ro")
+    if not pending:
+        queries.append("mode=ro&immutable=1")
     last: sqlite3.Error | None = None
-    for query in ("mode=rw", "mode=ro", "mode=ro&immutable=1"):
+    for query in queries:
         con = None
         try:
             con = sqlite3.connect(
@@ -313,6 +335,12 @@ def _connect_read_only(path: Path, timeout: float) -> sqlite3.Connection:
             if con is not None:
                 con.close()
             last = exc
+    if pending:
+        raise BayesplitError(
+            f"cannot read {path}: rows written last are still in {wal.name}, which only a "
+            f"connection allowed to write in {path.parent} can read ({last}); open it once "
+            "with write access (bayesplit runs list) to fold them into the store"
+        )
     assert last is not None
     raise last
 

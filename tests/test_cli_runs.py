@@ -665,6 +665,10 @@ def test_csv_export_refuses_text_it_would_read_back_as_missing(tmp_path, column,
     assert f"column {column!r} holds the text {value!r}" in res.stderr
     assert "write .jsonl or .parquet" in res.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.db"]
+    deep = tmp_path / "new" / "deeper" / "out.csv"  # the folders it made are gone too
+    res = runner.invoke(app, ["runs", "export", str(tmp_path / "s.db"), "--out", str(deep)])
+    assert res.exit_code == 2, res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.db"]
     keep = tmp_path / "out.jsonl"
     assert runner.invoke(app, ["runs", "export", str(tmp_path / "s.db"), "--out", str(keep)]).exit_code == 0  # fmt: skip
     assert load_runs(keep)[column].iloc[4] == value

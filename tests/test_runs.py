@@ -475,10 +475,53 @@ def test_domain_names_that_differ_only_in_case_are_refused(tmp_path):
     good_table().assign(eval_domain=["web", "Code", "web", "code ", "code"]).to_csv(
         path, index=False
     )
-    with pytest.raises(RunTableError, match=r"differ only in case: 'Code', 'code'"):
+    with pytest.raises(RunTableError, match=r"differ only in case or Unicode form: 'Code', 'code'"):
         load_runs(path)
     padded = good_table().assign(eval_domain=["web", " code", "web", "code ", "code"])
     assert set(validate_runs(padded)["eval_domain"]) == {"web", "code"}
+
+
+def test_domain_names_in_two_unicode_forms_are_refused():
+    """ "café" composed (NFC) and decomposed (NFD, as macOS tools write it) look alike and
+    were fitted as two domains."""
+    composed, decomposed = "caf\u00e9", "cafe\u0301"
+    table = good_table().assign(eval_domain=["web", composed, "web", decomposed, composed])
+    with pytest.raises(RunTableError, match=r"differ only in case or Unicode form"):
+        validate_runs(table)
+    with pytest.raises(RunTableError) as refused:  # against the store's spelling
+        validate_runs(good_table().assign(eval_domain=decomposed), domains=[composed])
+    assert any("differ only in case or Unicode form" in p for p in refused.value.problems)
+
+
+@pytest.mark.parametrize("column", ["trunk_id", "schedule"])
+@pytest.mark.parametrize("value", [["a"], True, {"kind": "wsd"}])
+def test_a_json_list_or_flag_is_no_trunk_id_or_schedule(tmp_path, column, value):
+    # stored as Python's text: the trunk "['a']", the schedule "True"
+    rows = json.loads(good_table().to_json(orient="records"))
+    path = tmp_path / "runs.jsonl"
+    for row in rows:
+        row[column] = value
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    with pytest.raises(RunTableError, match=f"column '{column}' holds values that are not names"):
+        load_runs(path)
+    for row in rows:
+        row[column] = int(row["params"])  # a number is text, as in a CSV (one trunk per N)
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    assert set(load_runs(path)[column]) == {str(int(n)) for n in good_table()["params"]}
+
+
+def test_a_csv_with_pandas_index_or_empty_unnamed_columns_reads_without_them(tmp_path):
+    """pandas' to_csv() writes its index as a first column without a name; spreadsheets
+    leave empty unnamed columns. Both went into the store as extra fields 'Unnamed: 0'."""
+    table = good_table()
+    path = tmp_path / "runs.csv"
+    table.iloc[1:].to_csv(path)  # the index 1..4, as after filtering
+    assert list(load_runs(path).columns) == list(validate_runs(table).columns)
+    table.assign(**{"": None}).to_csv(path, index=False)
+    assert "Unnamed: 8" not in load_runs(path).columns
+    table.assign(**{"": 1.0}).to_csv(path, index=False)  # values no one can name later
+    with pytest.raises(BayesplitError, match="column 9 of the header has no name but holds"):
+        load_runs(path)
 
 
 def test_checkpoints_whose_tokens_shrink_as_the_step_grows_are_refused(table):

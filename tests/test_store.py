@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -106,7 +107,7 @@ def test_a_domain_spelt_in_another_case_than_the_stored_one_is_refused(tmp_path)
     store = RunStore(tmp_path / "runs.db")
     store.append(good_table())
     later = good_table().iloc[:2].assign(run_id="r9", eval_domain=["Web", "code"])
-    with pytest.raises(BayesplitError, match=r"differ only in case: 'Web', 'web'"):
+    with pytest.raises(BayesplitError, match=r"differ only in case or Unicode form: 'Web', 'web'"):
         store.append(later)
     assert len(store) == 5
 
@@ -259,7 +260,93 @@ def test_a_store_that_cannot_be_written_next_to_is_still_read(tmp_path, monkeypa
 
     monkeypatch.setattr(sqlite3, "connect", connect)
     assert len(RunStore(path, read_only=True).read()) == 5
-    assert tried[:3] == ["mode=rw", "mode=ro", "mode=ro&immutable=1"]
+    # no -wal file holds rows, so no mode=ro (which would create -wal/-shm files)
+    assert tried[:2] == ["mode=rw", "mode=ro&immutable=1"]
+
+
+def _pending_wal_copy(tmp_path) -> Path:
+    """A store whose last rows are still in its -wal file, copied without the -shm file
+    (as a folder is copied while a writer holds the store open)."""
+    import shutil
+
+    path = tmp_path / "live" / "runs.db"
+    RunStore(path).append(good_table())
+    holder = sqlite3.connect(path)  # keeps SQLite from folding the -wal in on close
+    holder.execute("SELECT COUNT(*) FROM runs").fetchone()
+    RunStore(path).append(good_table().assign(run_id=lambda d: d["run_id"] + "x"))
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in ("runs.db", "runs.db-wal"):
+        shutil.copy(path.with_name(name), copy / name)
+    holder.close()
+    assert (copy / "runs.db-wal").stat().st_size > 0
+    return copy / "runs.db"
+
+
+def _without_root_powers() -> list[str]:
+    """A command prefix under which file permissions hold, also for root (who runs the
+    tests here): setpriv drops the capabilities that let root write anywhere."""
+    if os.geteuid() != 0:
+        return []
+    import shutil
+
+    if shutil.which("setpriv") is None:
+        pytest.skip("root, and no setpriv to drop root's powers")
+    caps = "-dac_override,-dac_read_search,-fowner"
+    return ["setpriv", f"--bounding-set={caps}", f"--inh-caps={caps}"]
+
+
+def test_a_read_where_the_store_cannot_be_written_leaves_no_files_beside_it(tmp_path):
+    # SQLite opens a write-protected file read-only even for mode=rw, and that WAL reader
+    # created -wal/-shm files with the store's read-only mode; once the file was writable
+    # again, every append failed on them ("attempt to write a readonly database").
+    path = tmp_path / "runs.db"
+    RunStore(path).append(good_table())
+    path.chmod(0o444)
+    read = textwrap.dedent(
+        f"""
+        from bayesplit.store import RunStore
+        RunStore.check({str(path)!r})
+        print(len(RunStore({str(path)!r}, read_only=True).read()))
+        """
+    )
+    done = subprocess.run(
+        [*_without_root_powers(), sys.executable, "-c", read], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "5"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs.db"]
+    path.chmod(0o644)
+    assert RunStore(path).append(good_table().assign(run_id=lambda d: d["run_id"] + "x")) == 5
+
+
+def test_rows_still_in_the_wal_file_are_read_or_refused_never_dropped(tmp_path, monkeypatch):
+    copy = _pending_wal_copy(tmp_path)
+    # where the store cannot be written (simulated, as above), immutable reading would
+    # ignore the -wal file and its 5 rows
+    real_access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda p, mode, **kw: False if Path(p) == copy else real_access(p, mode)
+    )
+    with pytest.raises(BayesplitError, match="rows written last are still in runs.db-wal"):
+        RunStore(copy, read_only=True).read()
+    monkeypatch.undo()
+    assert len(RunStore(copy, read_only=True).read()) == 10  # where it can be written
+
+
+def test_two_spellings_of_a_domain_appended_at_once_are_refused_under_the_lock(
+    tmp_path, monkeypatch
+):
+    # Validation ran before the write lock: "code" and "Code" appended by two processes at
+    # once both landed, and from then on no command could read the store.
+    store = RunStore(tmp_path / "runs.db")
+    store.append(good_table())
+    # the other writer's "Web" rows land between this append's check and its lock
+    monkeypatch.setattr(RunStore, "eval_domains", lambda self: set())
+    later = good_table().iloc[[0]].assign(run_id="r9", eval_domain="Web")
+    with pytest.raises(BayesplitError, match=r"differ only in case or Unicode form: 'Web', 'web'"):
+        store.append(later)
+    assert len(store) == 5
 
 
 def test_a_lock_held_past_the_timeout_is_one_line_not_a_traceback(tmp_path):
