@@ -714,7 +714,12 @@ def loop_cmd(
                 f"pretrain fraction {s['plan_pretrain_fraction']:.2f}, objective "
                 f"{s['objective_median']:.4f} [{s['objective_lo']:.4f}, {s['objective_hi']:.4f}], "
                 f"expected regret {s['expected_regret']:.2%}; "
-                f"{s['suggested']} runs suggested, {s['trained_rows']} rows trained; "
+                + (
+                    f"finished the interrupted round's {s['suggested']} runs, "
+                    if s.get("resumed")
+                    else f"{s['suggested']} runs suggested, "
+                )
+                + f"{s['trained_rows']} rows trained; "
                 f"spent {fmt(s['spent_flops'])} FLOPs"
                 + (f"; stopped: {escape(s['stopped'])}" if s["stopped"] else "")
             )

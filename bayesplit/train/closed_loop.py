@@ -170,7 +170,8 @@ def run_loop(
     DataFrame with ``round``, ``runs``, ``rows``, ``spent_flops``, ``gate_ok``,
     ``plan_params``, ``plan_pretrain_fraction``, ``objective_median``, ``objective_lo``,
     ``objective_hi``, ``expected_regret`` (relative), ``stopped`` (why the loop ended
-    there, or None), ``suggested``, ``trained_rows``.
+    there, or None), ``suggested``, ``trained_rows``, ``resumed`` (the round finished an
+    interrupted one's runs rather than picking new ones).
     """
     from bayesplit._parse import check_flag, check_path
     from bayesplit.allocation import allocate, check_budget_buys_a_run
@@ -243,6 +244,7 @@ def run_loop(
     # from 1 again and refitted with their seeds), and from what it was charged, retrains
     # of trunk stretches included, which the store's rows alone do not show
     done_rounds, charged = (0, 0.0) if not len(known) else _read_loop_state(workdir, store, known)
+    resumed = _pending_runs(workdir, store, known) if len(known) else []
     spent = max(spent, charged)
     unfinished = bool(len(known)) and spent < cap
     unfinished = unfinished and _seed_design_unfinished(seed_design, data, store, plan_kw)
@@ -260,10 +262,10 @@ def run_loop(
         # the trainer creates the store with the first rows: a seed design that fails
         # (diverges, is interrupted) leaves no empty store behind
         seed_charge = _plan_flops(seed_design, data, store, plan_kw, train_overrides)
-        execute_suggestions(seed_design, data, store, **exec_kw)
+        _train(execute_suggestions, seed_design, data, store, exec_kw)
         spent += seed_charge
         _write_loop_state(workdir, store, 0, spent)
-    elif spent >= cap:
+    elif spent >= cap and not resumed:
         raise BayesplitError(
             f"the runs in {store} already cost {spent:.3g} FLOPs, the whole --experiment-budget "
             f"{cap:.3g} (in Python: experiment_budget=); raise it to go on"
@@ -271,7 +273,7 @@ def run_loop(
     elif unfinished:
         # an earlier loop was interrupted inside its seed design: finish it (what is in the
         # store is skipped), or every round would fit a part of it
-        execute_suggestions(seed_design, data, store, **exec_kw)
+        _train(execute_suggestions, seed_design, data, store, exec_kw)
         spent = max(_runs_flops(RunStore(store, read_only=True).read()), charged)
     db = RunStore(store)
     fit_kw = {"chains": 2, "draws": 500, "warmup": 500, "progress": False, **(fit_kwargs or {})}
@@ -300,8 +302,17 @@ def run_loop(
             "objective_hi": obj["credible"][1],
             "expected_regret": expected_regret,
             "stopped": None,
+            "resumed": False,
         }
-        if stop_regret is not None and expected_regret <= stop_regret:
+        if resumed:
+            # an interrupted round (charged before it trained): its runs, not a new pick, so
+            # the rerun neither charges them twice nor leaves them half trained
+            chosen, resumed = resumed, []
+            rows = _train(execute_suggestions, chosen, data, store, exec_kw)
+            summary.update(
+                suggested=len(chosen), trained_rows=len(rows), spent_flops=spent, resumed=True
+            )
+        elif stop_regret is not None and expected_regret <= stop_regret:
             summary.update(
                 suggested=0,
                 trained_rows=0,
@@ -348,8 +359,10 @@ def run_loop(
                 if trial <= remaining:
                     chosen, cost = [*chosen, rec], trial
             if chosen:  # charged before training: an interrupted round's charge is not lost
-                _write_loop_state(workdir, store, rnd - 1, spent + cost, pending=cost)
-            rows = execute_suggestions(chosen, data, store, **exec_kw) if chosen else pd.DataFrame()
+                _write_loop_state(
+                    workdir, store, rnd - 1, spent + cost, pending=cost, pending_runs=chosen
+                )
+            rows = _train(execute_suggestions, chosen, data, store, exec_kw)
             spent += cost
             summary.update(suggested=len(chosen), trained_rows=len(rows), spent_flops=spent)
             if not chosen:
@@ -361,6 +374,26 @@ def run_loop(
         if summary["stopped"]:
             break
     return pd.DataFrame(history)
+
+
+def _train(execute, runs: list[dict], corpus, store: Path, exec_kw: dict) -> pd.DataFrame:
+    """Train ``runs`` with Python's garbage-collection callbacks off.
+
+    JAX (imported for the round's fit) adds a Python callback to every collection, and a
+    Ctrl-C that lands inside a callback is dropped by Python ("Exception ignored in
+    _xla_gc_callback"); training makes garbage fast, so most Ctrl-Cs were lost and the
+    round trained on. Nothing of JAX runs while the trainer does.
+    """
+    import gc
+
+    if not runs:
+        return pd.DataFrame()
+    callbacks = list(gc.callbacks)
+    gc.callbacks.clear()
+    try:
+        return execute(runs, corpus, store, **exec_kw)
+    finally:
+        gc.callbacks.extend(c for c in callbacks if c not in gc.callbacks)
 
 
 def _seed_design_unfinished(seed_design, corpus, store: Path, plan_kw: dict) -> bool:
@@ -423,38 +456,78 @@ def _store_fingerprint(rows: pd.DataFrame) -> list:
     return [str(first["run_id"]), str(first["eval_domain"]), float(first["loss"])]
 
 
-def _read_loop_state(workdir: Path, store: Path, rows: pd.DataFrame) -> tuple[int, float]:
-    """Rounds done and FLOPs charged by earlier loops on the store holding ``rows`` (0, 0
-    when none, or when the state was written for another store at that path)."""
+def _loop_entry(workdir: Path, store: Path, rows: pd.DataFrame) -> dict | None:
+    """The loop state recorded for the store holding ``rows``, or None (none recorded, or
+    recorded for another store at that path).
+
+    Found by the store's path or, where none is recorded under it, by its first row: a
+    project folder moved or copied (its workdir with it) kept its state under the old
+    path, and its loop numbered its rounds from 1 again with their seeds.
+    """
     from bayesplit._io import read_json
 
     f = workdir / LOOP_STATE
     if not f.is_file():
-        return 0, 0.0
+        return None
+    fingerprint = _store_fingerprint(rows)
     try:
-        entry = read_json(f).get(str(store.resolve()), {})
-        if entry.get("first_row") != _store_fingerprint(rows) or entry["rows"] > len(rows):
-            return 0, 0.0
-        charged, seen = float(entry.get("spent_flops", 0.0)), int(entry["rows"])
-        rounds, pending = int(entry.get("rounds", 0)), float(entry.get("pending_flops", 0.0))
+        held = read_json(f)
+        entry = held.get(str(store.resolve()))
+        if entry is None:
+            same = [e for e in held.values() if e.get("first_row") == fingerprint]
+            entry = same[0] if len(same) == 1 else {}
+        if entry.get("first_row") != fingerprint or entry["rows"] > len(rows):
+            return None
+        entry = {
+            "rounds": int(entry.get("rounds", 0)),
+            "spent_flops": float(entry.get("spent_flops", 0.0)),
+            "pending_flops": float(entry.get("pending_flops", 0.0)),
+            "pending_runs": list(entry.get("pending_runs", [])),
+            "rows": int(entry["rows"]),
+        }
+        if not all(isinstance(r, dict) for r in entry["pending_runs"]):
+            raise ValueError("pending_runs holds a value that is no run")
     except (OSError, ValueError, AttributeError, TypeError, OverflowError, KeyError) as exc:
         raise BayesplitError(
             f"{f} cannot be read ({type(exc).__name__}: {exc}); it holds the rounds done and "
             "compute spent by earlier loops: restore or delete it"
         ) from None
+    return entry
+
+
+def _read_loop_state(workdir: Path, store: Path, rows: pd.DataFrame) -> tuple[int, float]:
+    """Rounds done and FLOPs charged by earlier loops on the store holding ``rows`` (0, 0
+    when none, or when the state was written for another store at that path)."""
+    entry = _loop_entry(workdir, store, rows)
+    if entry is None:
+        return 0, 0.0
+    charged, seen, pending = entry["spent_flops"], entry["rows"], entry["pending_flops"]
     # runs trained since (by hand, between loops) are the campaign's too: added at the
     # rows' tree-aware cost (the store appends, so they are the rows after the first seen)
     added = _runs_flops(rows) - _runs_flops(rows.iloc[:seen]) if seen < len(rows) else 0.0
-    return rounds, charged + max(added - pending, 0.0)  # an interrupted round's are charged
+    # an interrupted round's rows are in its charge (the rerun trains the rest of it first)
+    return entry["rounds"], charged + max(added - pending, 0.0)
+
+
+def _pending_runs(workdir: Path, store: Path, rows: pd.DataFrame) -> list[dict]:
+    """The runs of a round that was charged and then interrupted: a rerun trains them
+    (what is in the store is skipped) without charging them again."""
+    entry = _loop_entry(workdir, store, rows)
+    return entry["pending_runs"] if entry is not None else []
 
 
 def _write_loop_state(
-    workdir: Path, store: Path, rounds: int, spent: float, pending: float = 0.0
+    workdir: Path,
+    store: Path,
+    rounds: int,
+    spent: float,
+    pending: float = 0.0,
+    pending_runs: list[dict] | None = None,
 ) -> None:
     """Record the rounds done and FLOPs charged; ``pending``: the part of ``spent`` charged
-    for a round about to train, whose rows are not in the store yet (an interrupted round's
-    rows are in that charge, not runs added by hand)."""
-    from bayesplit._io import atomic_write_text, read_json
+    for a round about to train ``pending_runs``, whose rows are not in the store yet (an
+    interrupted round's rows are in that charge, not runs added by hand)."""
+    from bayesplit._io import atomic_write_text, jsonable, read_json
     from bayesplit.store import RunStore
 
     f = workdir / LOOP_STATE
@@ -469,6 +542,7 @@ def _write_loop_state(
         "rounds": rounds,
         "spent_flops": spent,
         "pending_flops": pending,
+        "pending_runs": jsonable(pending_runs or []),
         "rows": len(rows),
         "first_row": _store_fingerprint(rows),
     }

@@ -706,7 +706,8 @@ def test_a_loop_on_a_new_store_writes_over_a_loop_state_it_cannot_read(tmp_path)
     _write_loop_state(tmp_path, tmp_path / "runs.db", 1, 5.0)
     stored = RunStore(tmp_path / "runs.db").read()
     assert _read_loop_state(tmp_path, tmp_path / "runs.db", stored) == (1, 5.0)
-    assert _read_loop_state(tmp_path, tmp_path / "other.db", stored) == (0, 0.0)
+    # the same rows under another path: the store moved (found by its first row)
+    assert _read_loop_state(tmp_path, tmp_path / "moved.db", stored) == (1, 5.0)
     # rows added since (trained by hand between loops) are added at their cost
     more = pd.concat([stored, stored.assign(run_id="new", params=3e8)], ignore_index=True)
     grown = _read_loop_state(tmp_path, tmp_path / "runs.db", more)
@@ -744,3 +745,94 @@ def test_an_interrupted_round_is_charged_before_it_trains(tiny_corpus, tmp_path,
     # the branch at D = 1280 trains its trunk from step 0, then D'
     assert len(rows) > 4  # the round's rows were written
     assert rounds == 0 and charged == pytest.approx(before + 6 * TINY_RUN["params"] * 2560)
+
+
+def test_a_rerun_finishes_an_interrupted_round_without_charging_it_twice(
+    tiny_corpus, tmp_path, monkeypatch
+):
+    # the round was charged before it trained, and a rerun planned it anew and charged it
+    # again: on a budget the round fits once, the rerun trained nothing ("no suggestion fits")
+    import bayesplit.train.execute
+
+    branch = {**TINY_RUN, "pretrain_tokens": 1280, "spec_tokens": 1280.0, "train_domain": "alpha"}
+    picks = []
+    loop = _stubbed_loop(tiny_corpus, tmp_path, monkeypatch, 0.05,
+                         lambda: picks.append(1) or [branch])  # fmt: skip
+    before = _runs_flops(RunStore(tmp_path / "runs.db").read())
+    round_cost = 6 * TINY_RUN["params"] * 2560  # the trunk from step 0 to D, then D'
+    real = bayesplit.train.execute.execute_suggestions
+    trained = []
+
+    def killed_at_first(runs, *args, **kwargs):  # killed before any row of the round landed
+        trained.append(runs)
+        if len(trained) == 1:
+            raise KeyboardInterrupt
+        return real(runs, *args, **kwargs)
+
+    monkeypatch.setattr(bayesplit.train.execute, "execute_suggestions", killed_at_first)
+    budget = before + 1.5 * round_cost
+    with pytest.raises(KeyboardInterrupt):
+        loop(rounds=1, experiment_budget=budget)
+    again = loop(rounds=1, experiment_budget=budget)
+    assert again["round"].tolist() == [1] and again["resumed"].tolist() == [True]
+    assert len(picks) == 1  # the interrupted round's runs, not a new pick
+    assert [(r["params"], r["pretrain_tokens"], r["spec_tokens"]) for r in trained[1]] == [
+        (branch["params"], branch["pretrain_tokens"], branch["spec_tokens"])
+    ]
+    assert again["trained_rows"].iloc[0] > 0
+    assert again["spent_flops"].iloc[0] == pytest.approx(before + round_cost)
+    # the next rerun picks anew, numbered after it
+    later = loop(rounds=1)
+    assert later["round"].tolist() == [2] and later["resumed"].tolist() == [False]
+    assert len(picks) == 2
+
+
+def test_the_loop_state_follows_a_project_folder_moved_or_copied(tmp_path):
+    import shutil
+
+    from support import good_table
+
+    from bayesplit.train.closed_loop import _read_loop_state, _write_loop_state
+
+    project = tmp_path / "project"
+    RunStore(project / "runs.db").append(good_table())
+    _write_loop_state(project / "work", project / "runs.db", 2, 5.0)
+    moved = tmp_path / "moved"
+    shutil.copytree(project, moved)
+    rows = RunStore(moved / "runs.db").read()
+    # it numbered its rounds from 1 again, with their seeds
+    assert _read_loop_state(moved / "work", moved / "runs.db", rows) == (2, 5.0)
+    # another store in that workdir is still another campaign
+    other = good_table().assign(run_id=lambda d: d["run_id"] + "x")
+    RunStore(moved / "other.db").append(other)
+    other_rows = RunStore(moved / "other.db").read()
+    assert _read_loop_state(moved / "work", moved / "other.db", other_rows) == (0, 0.0)
+
+
+def test_training_runs_with_gc_callbacks_off_so_a_ctrl_c_is_not_dropped(
+    tiny_corpus, tmp_path, monkeypatch
+):
+    # JAX's gc callback (imported for the fit) swallowed most Ctrl-Cs during training
+    import gc
+
+    import bayesplit.train.execute
+
+    branch = {**TINY_RUN, "pretrain_tokens": 1280, "spec_tokens": 1280.0, "train_domain": "alpha"}
+    loop = _stubbed_loop(tiny_corpus, tmp_path, monkeypatch, 0.05, lambda: [branch])
+    seen = []
+
+    def execute(*args, **kwargs):
+        seen.append(list(gc.callbacks))
+        return pd.DataFrame()
+
+    def callback(phase, info):
+        pass
+
+    monkeypatch.setattr(bayesplit.train.execute, "execute_suggestions", execute)
+    gc.callbacks.append(callback)
+    try:
+        loop(rounds=1)
+        assert seen == [[]]
+        assert callback in gc.callbacks
+    finally:
+        gc.callbacks.remove(callback)

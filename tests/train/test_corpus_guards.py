@@ -506,3 +506,33 @@ def test_verify_reads_the_shards_again_after_a_silent_change(built, tmp_path):
     os.utime(shard, ns=(st.st_atime_ns, st.st_mtime_ns))
     with pytest.raises(BayesplitError, match="do not match the recorded content hash"):
         corpus.verify()
+
+
+def test_a_sigterm_while_writing_shards_leaves_no_temp_folder(tmp_path, monkeypatch):
+    # a scheduler's time limit (SIGTERM) killed the build on the spot and left the hidden
+    # temp folder of partial shards beside --out; the CLI turns SIGTERM into an exception
+    import os
+    import signal
+
+    from bayesplit import _io
+    from bayesplit.errors import Terminated
+    from bayesplit.train.corpus import build
+
+    src = tmp_path / "src"
+    for domain in ("alpha", "beta"):
+        (src / domain).mkdir(parents=True)
+        for i in range(3):
+            (src / domain / f"d{i}.txt").write_text(f"{domain} text {i} " * 40 + "\n")
+    real_write = build._write
+
+    def write_then_killed(root, *args, **kwargs):
+        real_write(root, *args, **kwargs)
+        assert any(root.iterdir())  # shards written in the temp folder
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(_io, "SIGTERM_CLEANS_UP", True)  # as the CLI sets it
+    monkeypatch.setattr(build, "_write", write_then_killed)
+    out = tmp_path / "out" / "c"
+    with pytest.raises(Terminated):
+        build_corpus(src, out, vocab_size=300, val_fraction=0.2, progress=False)
+    assert list((tmp_path / "out").iterdir()) == []

@@ -61,6 +61,7 @@ from typing import Any
 
 import numpy as np
 
+from bayesplit._io import sigterm_cleans_up
 from bayesplit._parse import check_flag, check_path
 from bayesplit.errors import BayesplitError
 from bayesplit.train.corpus.clustering import cluster_documents
@@ -549,35 +550,40 @@ def build_corpus(
         actual_vocab = tok.get_vocab_size()
 
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-        try:
-            tmp.chmod(0o755)
-            manifest = _write(
-                tmp,
-                tok,
-                eot,
-                splits,
-                reporter,
-                meta={
-                    "vocab_size": actual_vocab,
-                    "seed": seed,
-                    "source": shown_name(str(src.resolve())),
-                    "domain_mode": "folders" if k is None else f"cluster:{k}",
-                },
-            )
-            manifest["requested_vocab_size"] = vocab_size
-            manifest["val_fraction"] = val_fraction
-            manifest["max_doc_chars"] = max_doc_chars
-            if clusters:
-                manifest["clusters"] = {n: {"top_terms": t} for n, t in sorted(clusters.items())}
-            from bayesplit import __version__
+        # a SIGTERM (a scheduler's time limit) left gigabytes of partial shards in the
+        # hidden temp folder; it raises here instead, so the folder is removed
+        with sigterm_cleans_up():
+            tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+            try:
+                tmp.chmod(0o755)
+                manifest = _write(
+                    tmp,
+                    tok,
+                    eot,
+                    splits,
+                    reporter,
+                    meta={
+                        "vocab_size": actual_vocab,
+                        "seed": seed,
+                        "source": shown_name(str(src.resolve())),
+                        "domain_mode": "folders" if k is None else f"cluster:{k}",
+                    },
+                )
+                manifest["requested_vocab_size"] = vocab_size
+                manifest["val_fraction"] = val_fraction
+                manifest["max_doc_chars"] = max_doc_chars
+                if clusters:
+                    manifest["clusters"] = {
+                        n: {"top_terms": t} for n, t in sorted(clusters.items())
+                    }
+                from bayesplit import __version__
 
-            manifest["bayesplit_version"] = __version__
-            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-            _replace(tmp, out)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+                manifest["bayesplit_version"] = __version__
+                (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+                _replace(tmp, out)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
     return Corpus(out)
 
 
