@@ -344,6 +344,22 @@ def smallest_budget(
     return compute.flops_per_token(n_min) * d_min * compute.pretrain_multiplier(n_domains)
 
 
+def smallest_plan_budget(
+    posterior,
+    *,
+    trunk: str = "shared",
+    domains: Sequence[str] | None = None,
+    weights: Mapping[str, float] | None = None,
+) -> float:
+    """The smallest budget :func:`allocate` plans for with these settings: the smallest
+    fitted run, once per domain served (weight > 0) for independent trunks."""
+    domains = names(domains) if domains is not None else posterior.domains
+    served = len(domains)
+    if trunk == "independent":
+        served = int(np.count_nonzero(_normalize_weights(weights, domains)))
+    return smallest_budget(posterior.runs, served, ComputeModel(trunk))
+
+
 def check_budget_buys_a_run(
     budget: float, runs: pd.DataFrame, n_domains: int, compute: ComputeModel | None = None
 ) -> None:
@@ -1479,14 +1495,24 @@ def frontier(posterior, budgets: Sequence[float], **kwargs) -> pd.DataFrame:
     return table
 
 
-def default_budgets(posterior, count: int = 9, reach: float = 1e4) -> np.ndarray:
+def default_budgets(
+    posterior,
+    count: int = 9,
+    reach: float = 1e4,
+    *,
+    trunk: str = "shared",
+    weights: Mapping[str, float] | None = None,
+) -> np.ndarray:
     """``count`` log-spaced budgets from the largest fitted run's compute to ``reach`` times it.
 
     Where the data say something, and how far beyond it the law is being asked to go.
+    Independent trunks train one model per domain: the budgets start no lower than the
+    smallest plan they allow (:func:`smallest_plan_budget`).
     """
     from bayesplit.runs import compute_flops
 
     largest = float(np.max(compute_flops(posterior.runs)))
+    largest = max(largest, smallest_plan_budget(posterior, trunk=trunk, weights=weights))
     return np.geomspace(largest, largest * reach, count)
 
 

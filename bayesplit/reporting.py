@@ -124,20 +124,23 @@ def heldout_table(posterior, runs: pd.DataFrame, level: float = 0.9) -> pd.DataF
     return table
 
 
-def frontier_budgets(posterior, budget: float, count: int = 7) -> np.ndarray:
+def frontier_budgets(
+    posterior, budget: float, count: int = 7, *, trunk: str = "shared", weights=None
+) -> np.ndarray:
     """The report's frontier: ``count`` budgets from where the data end to the target.
 
     A target within (or near) the data gets the decade below it instead: from the
     largest run to such a target was a sliver, or ran backwards. A target within a decade
-    of the smallest plan gets fewer budgets (about six per decade).
+    of the smallest plan gets fewer budgets (about six per decade). None is below the
+    smallest plan of ``trunk`` (independent trunks train one model per domain served).
     """
-    from bayesplit.allocation import smallest_budget
+    from bayesplit.allocation import smallest_plan_budget
     from bayesplit.runs import compute_flops
 
-    runs = posterior.runs
-    lo = max(float(np.max(compute_flops(runs))), budget / 1e4)
+    floor = smallest_plan_budget(posterior, trunk=trunk, weights=weights)
+    lo = max(float(np.max(compute_flops(posterior.runs))), budget / 1e4, floor)
     if lo > budget / 10:
-        lo = max(budget / 10, smallest_budget(runs, len(posterior.domains)))
+        lo = max(budget / 10, floor)
     # a target just above the smallest plan left a sliver: seven budgets within 4% of each
     # other, seven plans alike; about six per decade, and the target alone at the least
     points = max(1, min(count, 1 + math.ceil(6 * math.log10(budget / lo)))) if lo < budget else 1
@@ -179,7 +182,7 @@ def build_report(
     d = alloc.to_dict()
     fr = frontier(
         posterior,
-        frontier_budgets(posterior, budget),
+        frontier_budgets(posterior, budget, trunk=trunk, weights=weights),
         force=force,
         **common,
     )  # all the draws, as the decision: its last row is the decision, to the digit

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from bayesplit.reporting import BR, _b, _code, _html_blocks, _md_blocks
@@ -75,6 +76,37 @@ def test_frontier_budgets_run_from_the_data_to_the_target(additive_posterior):
     assert len(sliver) == 2 and sliver[-1] == pytest.approx(floor * 1.03)
     assert frontier_budgets(additive_posterior, floor).tolist() == [pytest.approx(floor)]
     assert len(far) == 7 and len(near) == 7
+
+
+def test_frontier_budgets_start_at_the_smallest_plan_of_independent_trunks(additive_posterior):
+    # K models of the smallest run: the report's frontier started at the shared trunk's
+    # floor, and `report --trunk independent` was refused at budgets `allocate` plans for
+    from bayesplit.allocation import default_budgets, frontier, smallest_plan_budget
+    from bayesplit.reporting import frontier_budgets
+
+    shared = smallest_plan_budget(additive_posterior)
+    floor = smallest_plan_budget(additive_posterior, trunk="independent")
+    k = len(additive_posterior.domains)
+    assert floor == pytest.approx(k * shared)
+    one_off = {d: float(i > 0) for i, d in enumerate(additive_posterior.domains)}
+    assert smallest_plan_budget(
+        additive_posterior, trunk="independent", weights=one_off
+    ) == pytest.approx((k - 1) * shared)  # no model for a domain of weight 0
+    budgets = frontier_budgets(additive_posterior, floor * 1.2, trunk="independent")
+    assert budgets[0] == pytest.approx(floor) and budgets[-1] == pytest.approx(floor * 1.2)
+    table = frontier(additive_posterior, budgets, trunk="independent", force=True)
+    assert len(table) == len(budgets)
+    assert default_budgets(additive_posterior, trunk="independent")[0] >= floor
+    # one run on three domains: `frontier --trunk independent` started at that run's
+    # compute, a third of the smallest plan, and was refused
+    from types import SimpleNamespace
+
+    one = pd.DataFrame(
+        {"params": [1e7], "pretrain_tokens": [3e8], "spec_tokens": [0.0], "seed": [0]}
+    )
+    post = SimpleNamespace(runs=one, domains=["a", "b", "c"])
+    assert default_budgets(post)[0] == pytest.approx(6 * 1e7 * 3e8)
+    assert default_budgets(post, trunk="independent")[0] == pytest.approx(3 * 6 * 1e7 * 3e8)
 
 
 def test_the_checklist_says_how_far_the_target_is_from_the_largest_run():

@@ -215,7 +215,8 @@ def frontier_cmd(
         typer.Option(
             "--budgets",
             help="LO:HI:COUNT (log-spaced) or a comma list (default: 9 budgets from the "
-            "largest fitted run's compute to 10,000x it).",
+            "largest fitted run's compute, or the smallest plan of independent trunks if "
+            "more, to 10,000x it).",
         ),
     ] = None,
     trunk: Trunk = "shared",
@@ -239,11 +240,14 @@ def frontier_cmd(
     _import_law_modules(law_module)
     check_plot_path(plot, inputs={"POSTERIOR": posterior})
     post = load_posterior(posterior)
+    weights_map = parse_weights(weights)
     table = frontier(
         post,
-        parse_budgets(budgets) if budgets is not None else default_budgets(post),
+        parse_budgets(budgets)
+        if budgets is not None
+        else default_budgets(post, trunk=trunk, weights=weights_map),
         trunk=trunk,
-        weights=parse_weights(weights),
+        weights=weights_map,
         risk=risk,
         level=level,
         tolerance=tolerance,
