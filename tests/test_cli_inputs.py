@@ -543,7 +543,7 @@ def test_a_seed_beyond_64_bits_is_refused_before_any_work(tmp_path, seed):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--params", "nan"], "params must be a finite number > 0"),
+        (["--params", "nan"], "--params must be a positive number, got 'nan'"),
         (["--max-spec-tokens", "web=nan"], "must be a finite number >= 0"),
         (["--max-spec-tokens", "web=inf"], "must be a finite number >= 0"),
         (["--max-spec-tokens", "web=1e9,web=2e9"], "--max-spec-tokens gives 'web' twice"),
@@ -555,6 +555,27 @@ def test_allocate_refuses_what_is_not_a_number_once(post_path, args, message):
     # nan N was a traceback; nan or inf limits gave a plan of nan losses with exit 0
     base = ["allocate", str(post_path), "--budget", "1e20", "--force"]
     refused(runner.invoke(app, [*base, *args]), message)
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "message"),
+    [
+        ("predict", ["--params", "0"], "--params must be a positive number, got '0'"),
+        ("predict", ["--pretrain-tokens", "inf"], "--pretrain-tokens must be a positive number"),
+        ("predict", ["--spec-tokens", "-1"], "--spec-tokens must be a number >= 0, got '-1'"),
+        ("allocate", ["--budget", "0"], "--budget must be a positive number, got '0'"),
+        ("report", ["--budget", "-1e20"], "--budget must be a positive number, got '-1e20'"),
+    ],
+)
+def test_bad_numbers_are_refused_by_their_option_names(post_path, tmp_path, command, args, message):
+    # the library's wording came through: "params must be finite and > 0", no option named
+    base = {
+        "predict": ["--params", "1e8", "--pretrain-tokens", "1e9", "--domain", "web"],
+        "allocate": ["--budget", "1e20", "--force"],
+        "report": ["--budget", "1e20", "--force", "--out", str(tmp_path / "r.html")],
+    }[command]
+    refused(runner.invoke(app, [command, str(post_path), *base, *args]), message)
+    assert not (tmp_path / "r.html").exists()
 
 
 def test_frontier_refuses_an_infinite_end_in_one_line(post_path):

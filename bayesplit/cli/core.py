@@ -380,9 +380,11 @@ def predict_cmd(
 
     _import_law_modules(law_module)
     post = load_posterior(posterior)
-    n = parse_count(params, "--params")
-    d = parse_count(pretrain_tokens, "--pretrain-tokens")
+    n = parse_positive(params, "--params")
+    d = parse_positive(pretrain_tokens, "--pretrain-tokens")
     dp = parse_count(spec_tokens, "--spec-tokens")
+    if not (math.isfinite(dp) and dp >= 0):
+        raise BayesplitError(f"--spec-tokens must be a number >= 0, got {spec_tokens!r}")
     if run is not None and post.run_effect_draws(run, max_draws=1) is None:
         known = (
             ", ".join(post.spec.runs) if post.spec.run_effect else "none: the fit has no run effect"

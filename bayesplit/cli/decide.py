@@ -28,6 +28,7 @@ from bayesplit.cli.core import (
     _names_csv,
     load_runs_arg,
     parse_count,
+    parse_positive,
     step,
 )
 from bayesplit.cli.suggest import parse_weights
@@ -158,11 +159,13 @@ def allocate_cmd(
     served = _names_csv(domains, "--domains")
     alloc = allocate(
         post,
-        budget=parse_count(budget, "--budget"),
+        budget=parse_positive(budget, "--budget"),
         trunk=trunk,
         domains=served,
         weights=parse_weights(weights),
-        params=parse_count(given(params, "--params"), "--params") if params is not None else None,
+        params=parse_positive(given(params, "--params"), "--params")
+        if params is not None
+        else None,
         ladder=given(ladder, "--ladder"),  # "" was "no such model ladder: "
         max_spec_tokens=limits,
         repetitions=repetitions,
@@ -326,7 +329,7 @@ def report_cmd(
         write_report(
             post,
             out,
-            budget=parse_count(budget, "--budget"),
+            budget=parse_positive(budget, "--budget"),
             runs=table,
             trunk=trunk,
             weights=parse_weights(weights),
