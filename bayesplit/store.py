@@ -174,11 +174,13 @@ class RunStore:
         )
 
     # -- writing ----------------------------------------------------------
-    def append(self, runs: pd.DataFrame | Iterable[Mapping]) -> int:
+    def append(self, runs: pd.DataFrame | Iterable[Mapping], *, skip_existing: bool = False) -> int:
         """Validate rows and append them in one transaction; returns the number of rows added.
 
-        Rows whose (run_id, eval_domain, step) is already in the store are refused
-        and nothing is written.
+        Rows whose (run_id, eval_domain, step) is already in the store are refused and
+        nothing is written; with ``skip_existing``, those stored with the same values (a
+        run table that grew since its last import) are skipped instead, and one stored
+        with other values (N, D, D', train_domain, loss, seed or trunk_id) is refused.
         """
         if self.read_only:
             raise BayesplitError(f"{self.path} was opened read-only; nothing was written")
@@ -206,7 +208,8 @@ class RunStore:
             df = validate_runs(df, domains=sorted(stored_domains | new_domains))
         else:
             df = validate_runs(df)
-        records = _to_records(df)
+        skip_existing = check_flag(skip_existing, "skip_existing")
+        records = _to_records(df)  # a value the store cannot keep is refused before the lock
         now = datetime.now(UTC).isoformat(timespec="seconds")
         cols = [*CANONICAL, "extra", "inserted_at"]
         sql = f"INSERT INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
@@ -220,7 +223,11 @@ class RunStore:
                     }
                     if now_stored != stored_domains:  # "Code" appended while "code" was checked
                         validate_runs(df, domains=sorted(now_stored | new_domains))
-                clash = _clashes_with_stored(con, df)
+                stored = _stored_rows(con, df)
+                if len(stored):
+                    df = _without_stored(df, stored, self.path, skip_existing)
+                    records = _to_records(df) if len(df) else []
+                clash = _clashes_with_stored(con, df) if len(df) else None
                 if clash:
                     con.execute("ROLLBACK")
                     raise BayesplitError(
@@ -462,6 +469,75 @@ def _clashes_with_stored(con: sqlite3.Connection, new: pd.DataFrame) -> str | No
     )
     problems = _run_conflicts(both)
     return problems[0] if problems else None
+
+
+#: What makes a stored row the same as a given one (beyond its key): extras may differ.
+_SAME_ROW = ("params", "pretrain_tokens", "spec_tokens", "train_domain", "loss", "seed", "trunk_id")
+
+
+def _stored_rows(con: sqlite3.Connection, new: pd.DataFrame) -> pd.DataFrame:
+    """The stored rows with a (run_id, eval_domain, step) key of ``new``."""
+    runs = sorted({str(r) for r in new["run_id"]})
+    cols = ["run_id", "eval_domain", "step", *_SAME_ROW]
+    found = []
+    for i in range(0, len(runs), _IDS_PER_QUERY):
+        chunk = runs[i : i + _IDS_PER_QUERY]
+        query = (
+            f"SELECT {', '.join(cols)} FROM runs WHERE run_id IN ({', '.join('?' * len(chunk))})"
+        )
+        found.append(pd.read_sql_query(query, con, params=chunk))
+    stored = pd.concat(found, ignore_index=True)
+    keys = set(zip(*_keys(new), strict=True))
+    return stored[[k in keys for k in zip(*_keys(stored), strict=True)]]
+
+
+def _keys(df: pd.DataFrame) -> tuple[list, list, list]:
+    step = df["step"] if "step" in df.columns else pd.Series(None, index=df.index)
+    steps = [-1 if pd.isna(v) else int(v) for v in step]
+    return [str(r) for r in df["run_id"]], [str(d) for d in df["eval_domain"]], steps
+
+
+def _without_stored(
+    new: pd.DataFrame, stored: pd.DataFrame, path: Path, skip_existing: bool
+) -> pd.DataFrame:
+    """``new`` less the rows ``stored`` holds; refused unless ``skip_existing`` and each
+    such row is stored with the same values."""
+    given = new.reset_index(drop=True)
+    key = list(zip(*_keys(given), strict=True))
+    held = dict(zip(zip(*_keys(stored), strict=True), stored.to_dict("records"), strict=True))
+    repeated = [i for i, k in enumerate(key) if k in held]
+    first = key[repeated[0]]
+    where = f"({first[0]!r}, {first[1]!r}, {'no step' if first[2] == -1 else f'step {first[2]}'})"
+    if not skip_existing:
+        raise BayesplitError(
+            f"{path}: {len(repeated)} of the rows are already in the store, e.g. {where}; "
+            "nothing was written (runs import --skip-existing, in Python: skip_existing=True, "
+            "appends only the rows not in it)"
+        )
+    for i in repeated:
+        row, old = given.iloc[i], held[key[i]]
+        for col in _SAME_ROW:
+            a = row[col] if col in given.columns else None
+            b = old[col]
+            if not _same_value(a, b):
+                k = key[i]
+                raise BayesplitError(
+                    f"{path}: row {i + 1} ({k[0]!r}, {k[1]!r}) is in the store with another "
+                    f"{col} (stored {_plain(b)!r}, given {_plain(a)!r}); nothing was written"
+                )
+    return given.drop(index=repeated).reset_index(drop=True)
+
+
+def _same_value(a, b) -> bool:
+    """One value as given and as stored: blanks alike, text as text, integers exactly (a
+    64-bit seed is not a float), other numbers as floats."""
+    if a is None or pd.isna(a) or b is None or pd.isna(b):
+        return (a is None or pd.isna(a)) and (b is None or pd.isna(b))
+    if isinstance(a, str) or isinstance(b, str):
+        return str(a) == str(b)
+    if isinstance(a, (int, np.integer)) and isinstance(b, (int, np.integer)):
+        return int(a) == int(b)
+    return float(a) == float(b)
 
 
 def _to_records(df: pd.DataFrame) -> list[tuple]:

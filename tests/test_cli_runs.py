@@ -162,6 +162,7 @@ def test_import_creates_a_missing_store_in_a_new_folder(tmp_path, table_csv):
         runner.invoke(app, ["runs", "import", str(table_csv), "--store", str(target), "--json"])
     ) == {
         "added": 5,
+        "skipped": 0,
         "total": 5,
         "store": str(target),
     }
@@ -704,3 +705,14 @@ def test_csv_gz_export_is_the_same_bytes_every_time_and_names_its_file(tmp_path)
     assert outs[0].replace(b"t0.csv", b"t1.csv", 1) == outs[1]
     assert load_runs(tmp_path / "t1.csv.gz").equals(load_runs(tmp_path / "t0.csv.gz"))
     assert gzip.decompress(outs[0]).startswith(b"run_id,")
+
+
+def test_import_skip_existing_appends_the_rows_a_grown_table_added(tmp_path):
+    first, grown = tmp_path / "first.csv", tmp_path / "grown.csv"
+    good_table().iloc[:3].to_csv(first, index=False)
+    good_table().to_csv(grown, index=False)
+    store = tmp_path / "s.db"
+    assert _ok(runner.invoke(app, ["runs", "import", str(first), "--store", str(store), "--json"]))["added"] == 3  # fmt: skip
+    _refused(runner.invoke(app, ["runs", "import", str(grown), "--store", str(store)]), "3 of the rows are already in the store")  # fmt: skip
+    out = _ok(runner.invoke(app, ["runs", "import", str(grown), "--store", str(store), "--skip-existing", "--json"]))  # fmt: skip
+    assert out == {"added": 2, "skipped": 3, "total": 5, "store": str(store)}

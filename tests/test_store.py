@@ -66,6 +66,26 @@ def test_duplicate_rows_are_refused_and_nothing_is_written(tmp_path):
     assert len(store) == 5
 
 
+def test_a_grown_table_appends_only_its_new_rows_with_skip_existing(tmp_path):
+    # a table kept by hand and imported again was refused whole, naming no row
+    store = RunStore(tmp_path / "runs.db")
+    store.append(good_table().iloc[:3])
+    with pytest.raises(BayesplitError, match=r"3 of the rows are already in the store, e\.g\. \('r1', 'web', no step\).*--skip-existing"):  # fmt: skip
+        store.append(good_table())
+    assert store.append(good_table(), skip_existing=True) == 2
+    assert store.append(good_table(), skip_existing=True) == 0
+    pd.testing.assert_frame_equal(store.read()[good_table().columns], good_table(), check_dtype=False)  # fmt: skip
+    edited = good_table().assign(run_id=lambda d: d["run_id"]).copy()
+    edited.loc[1, "loss"] += 0.1
+    with pytest.raises(BayesplitError, match=r"row 2 \('r1', 'code'\) is in the store with another loss"):  # fmt: skip
+        store.append(edited, skip_existing=True)
+    seeded = good_table().assign(seed=2**62 + 1, run_id=lambda d: d["run_id"] + "s")
+    assert store.append(seeded, skip_existing=True) == 5
+    with pytest.raises(BayesplitError, match="another seed"):  # not a float: every digit
+        store.append(seeded.assign(seed=2**62 + 2), skip_existing=True)
+    assert len(store) == 10
+
+
 def test_rows_that_contradict_stored_rows_of_their_run_are_refused(tmp_path):
     """Valid alone, the new rows would give a stored run two models: nothing is written."""
     from bayesplit.runs import load_runs

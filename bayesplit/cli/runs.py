@@ -99,6 +99,14 @@ def import_cmd(
             "--store", help="SQLite run store, .db/.sqlite/.sqlite3 (created if missing)."
         ),
     ],
+    skip_existing: Annotated[
+        bool,
+        typer.Option(
+            "--skip-existing",
+            help="Skip rows the store already holds with the same values (a table that grew "
+            "since its last import); a row stored with other values is still refused.",
+        ),
+    ] = False,
     json_out: Annotated[
         bool, typer.Option("--json", help="Print one JSON object on stdout.")
     ] = False,
@@ -122,14 +130,16 @@ def import_cmd(
     runs = validate_runs(table, domains=sorted(known) or None, source=str(path))
     _to_records(runs)  # an extra value the store cannot keep is refused before it is created
     db = RunStore(store)
-    added = db.append(runs)
+    added = db.append(runs, skip_existing=skip_existing)
     total = len(db)
+    skipped = len(runs) - added
     if json_out:
-        emit_json({"added": added, "total": total, "store": str(store)})
+        emit_json({"added": added, "skipped": skipped, "total": total, "store": str(store)})
     else:
         console.print(
             f"[green]✓[/green] added {added} row{'s' if added != 1 else ''} to "
-            f"{escape(str(store))} ({total} in all)"
+            f"{escape(str(store))} ({total} in all"
+            + (f"; {skipped} already there, skipped)" if skipped else ")")
         )
 
 
