@@ -357,7 +357,8 @@ def validate_runs(
     if twice:
         problems.append(
             f"eval_domain names that differ only in case or Unicode form: "
-            f"{'; '.join(', '.join(map(repr, v)) for v in twice)} "
+            # ascii: "café" composed and decomposed look alike, 'caf\xe9' and 'cafe\u0301' not
+            f"{'; '.join(', '.join(map(ascii, v)) for v in twice)} "
             "(one domain written two ways would be fitted as two; spell it one way)"
         )
     known = allowed if allowed is not None else eval_domains
@@ -629,20 +630,20 @@ def _read_csv(p: Path, sep: str) -> pd.DataFrame:
 
 
 def _drop_unnamed(df: pd.DataFrame, header: list[str], p: Path) -> pd.DataFrame:
-    """Drop the columns without a name that carry nothing: empty ones (a spreadsheet's
-    leftovers) and a first column of distinct labels (``to_csv()`` writes pandas' index so).
-    Both went into the store as extra fields ``Unnamed: 0``, which cannot be taken out.
-    Any other unnamed column holding values is refused: no one can name it later."""
+    """Drop the columns without a name that carry nothing: the leading ones (row labels:
+    pandas' ``to_csv()`` writes its index so, one column per level, and R's
+    ``write.csv`` its row names) and empty ones (a spreadsheet's leftovers). Both went
+    into the append-only store as extra fields ``Unnamed: 0``. Any other unnamed column
+    holding values is refused: no one could name it later."""
     drop, refuse = [], []
+    labels = True
     for i, name in enumerate(header):
         if name.strip():
+            labels = False
             continue
-        col = df.columns[i]
-        values = df[col]
-        # pandas' to_csv() and R's write.csv() write the row labels so, one per row
-        pandas_index = i == 0 and values.notna().all() and values.is_unique
-        if values.isna().all() or values.astype(str).str.strip().eq("").all() or pandas_index:
-            drop.append(col)
+        values = df[df.columns[i]]
+        if labels or values.isna().all() or values.astype(str).str.strip().eq("").all():
+            drop.append(df.columns[i])
         else:
             refuse.append(str(i + 1))
     if refuse:

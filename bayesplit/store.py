@@ -313,43 +313,89 @@ def _connect_read_only(path: Path, timeout: float) -> sqlite3.Connection:
     read-only file, folder or disk), SQLite opens it read-only (``mode=rw`` silently, as
     ``mode=ro``) and creates -wal/-shm files carrying the store's read-only mode, which
     every later append failed on; so ``mode=ro`` is used only where both files exist
-    already, and ``immutable`` (which ignores a -wal file) only where no -wal file holds
-    rows. A store whose -wal holds rows that neither can read is refused rather than read
-    without them.
+    already, else the file is copied into memory (:func:`_snapshot`), only where no -wal
+    file holds rows. A store whose -wal holds rows that neither can read is refused rather
+    than read without them.
     """
     base = path.resolve().as_uri()
     wal = path.with_name(path.name + "-wal")
     shm = path.with_name(path.name + "-shm")
-    pending = wal.exists() and wal.stat().st_size > 0
-    queries = ["mode=rw"] if os.access(path, os.W_OK) else []
-    if wal.exists() and shm.exists():
-        queries.append("mode=ro")
-    if not pending:
-        queries.append("mode=ro&immutable=1")
-    last: sqlite3.Error | None = None
-    for query in queries:
-        con = None
-        try:
-            con = sqlite3.connect(
-                f"{base}?{query}", uri=True, timeout=timeout, isolation_level=None
-            )
-            con.execute("PRAGMA query_only=ON")
-            con.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
-            return con
-        except sqlite3.OperationalError as exc:  # cannot open this way (corrupt files raise others)
-            if con is not None and ("locked" in str(exc) or "busy" in str(exc)):
-                return con  # a writer holds it: callers retry their queries
-            if con is not None:
-                con.close()
-            last = exc
-    if pending:
-        raise BayesplitError(
-            f"cannot read {path}: rows written last are still in {wal.name}, which only a "
-            f"connection allowed to write in {path.parent} can read ({last}); open it once "
-            "with write access (bayesplit runs list) to fold them into the store"
-        )
-    assert last is not None
-    raise last
+    deadline = time.monotonic() + timeout
+    while True:
+        pending = _size(wal) > 0
+        queries = ["mode=rw"] if os.access(path, os.W_OK) else []
+        if wal.exists() and shm.exists():
+            queries.append("mode=ro")
+        for query in queries:
+            con = None
+            try:
+                con = sqlite3.connect(
+                    f"{base}?{query}", uri=True, timeout=timeout, isolation_level=None
+                )
+                con.execute("PRAGMA query_only=ON")
+                con.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+                return con
+            except sqlite3.OperationalError as exc:  # cannot open so (corrupt files raise others)
+                if con is not None and ("locked" in str(exc) or "busy" in str(exc)):
+                    return con  # a writer holds it: callers retry their queries
+                if con is not None:
+                    con.close()
+        if pending:
+            break
+        copy = _snapshot(path)
+        if copy is not None:
+            return copy
+        if time.monotonic() > deadline:  # a writer kept changing it
+            raise sqlite3.OperationalError("the store kept changing while it was read")
+        time.sleep(0.05)
+    raise BayesplitError(
+        f"cannot read {path}: rows written last are still in {wal.name}, which SQLite reads "
+        f"only with write access to the store and its folder, or with {shm.name} beside "
+        "it; open the store once with write access (any bayesplit command that reads it, "
+        "e.g. runs list) to fold them in"
+    )
+
+
+def _size(file: Path) -> int:
+    """The size of ``file``, 0 if it is not there (a writer closing deletes its -wal)."""
+    try:
+        return file.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _snapshot(path: Path) -> sqlite3.Connection | None:
+    """The store copied into memory through an ``immutable`` connection, for a reader that
+    may not write the file (another user's store, a read-only disk); None if a writer
+    changed it meanwhile (the caller tries again).
+
+    ``immutable`` takes no locks: a writer that checkpoints while it is read tore the
+    read ("database disk image is malformed", or half an append). The copy counts only if
+    the file is the same before and after it, and no -wal holding rows appeared.
+    """
+    wal = path.with_name(path.name + "-wal")
+
+    def state() -> tuple:
+        st = path.stat()
+        return st.st_size, st.st_mtime_ns, _size(wal) > 0
+
+    before = state()
+    src = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
+    copy = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        src.backup(copy)
+    except sqlite3.DatabaseError:
+        copy.close()
+        if state() == before and not before[2]:
+            raise  # not torn by a writer: the file itself
+        return None
+    finally:
+        src.close()
+    if state() != before or before[2]:
+        copy.close()
+        return None
+    copy.execute("PRAGMA query_only=ON")
+    return copy
 
 
 def _check_is_store(path: Path, timeout: float, *, allow_empty: bool) -> None:

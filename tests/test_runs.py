@@ -486,8 +486,8 @@ def test_domain_names_in_two_unicode_forms_are_refused():
     were fitted as two domains."""
     composed, decomposed = "caf\u00e9", "cafe\u0301"
     table = good_table().assign(eval_domain=["web", composed, "web", decomposed, composed])
-    with pytest.raises(RunTableError, match=r"differ only in case or Unicode form"):
-        validate_runs(table)
+    with pytest.raises(RunTableError, match=r"Unicode form: 'cafe\\u0301', 'caf\\xe9'"):
+        validate_runs(table)  # escaped: the two look alike
     with pytest.raises(RunTableError) as refused:  # against the store's spelling
         validate_runs(good_table().assign(eval_domain=decomposed), domains=[composed])
     assert any("differ only in case or Unicode form" in p for p in refused.value.problems)
@@ -517,6 +517,10 @@ def test_a_csv_with_pandas_index_or_empty_unnamed_columns_reads_without_them(tmp
     path = tmp_path / "runs.csv"
     table.iloc[1:].to_csv(path)  # the index 1..4, as after filtering
     assert list(load_runs(path).columns) == list(validate_runs(table).columns)
+    pd.concat([table.iloc[:2], table.iloc[2:]]).set_index(pd.Index([0, 1, 0, 1, 2])).to_csv(path)
+    assert list(load_runs(path).columns) == list(validate_runs(table).columns)  # labels repeat
+    table.set_index(pd.MultiIndex.from_arrays([[0] * 5, range(5)])).to_csv(path)
+    assert list(load_runs(path).columns) == list(validate_runs(table).columns)  # two levels
     table.assign(**{"": None}).to_csv(path, index=False)
     assert "Unnamed: 8" not in load_runs(path).columns
     table.assign(**{"": 1.0}).to_csv(path, index=False)  # values no one can name later

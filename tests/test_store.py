@@ -340,6 +340,49 @@ def test_a_read_where_the_store_cannot_be_written_leaves_no_files_beside_it(tmp_
     assert RunStore(path).append(good_table().assign(run_id=lambda d: d["run_id"] + "x")) == 5
 
 
+def test_a_copy_taken_while_a_writer_changed_the_file_is_taken_again(tmp_path, monkeypatch):
+    # a reader that may not write the file reads an immutable copy, which takes no locks:
+    # a writer checkpointing meanwhile tore reads ("database disk image is malformed")
+    path = tmp_path / "runs.db"
+    RunStore(path).append(good_table())
+    real_connect, real_access = sqlite3.connect, os.access
+    reader = {"on": True}
+    monkeypatch.setattr(
+        os,
+        "access",
+        lambda p, m, **kw: not (reader["on"] and Path(p) == path) and real_access(p, m),
+    )
+    copies = []
+
+    class Source:  # an immutable connection whose copy a writer overlaps, once
+        def __init__(self, con):
+            self.con = con
+
+        def backup(self, target):
+            self.con.backup(target)
+            copies.append(1)
+            if len(copies) == 1:
+                reader["on"] = False
+                RunStore(path).append(good_table().assign(run_id=lambda d: d["run_id"] + "x"))
+                reader["on"] = True
+
+        def close(self):
+            self.con.close()
+
+    def connect(database, *args, **kwargs):
+        con = real_connect(database, *args, **kwargs)
+        return Source(con) if "immutable=1" in str(database) else con
+
+    monkeypatch.setattr(sqlite3, "connect", connect)
+    from bayesplit.store import _connect_read_only
+
+    con = _connect_read_only(path, timeout=5.0)
+    assert con.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 10  # not the 5 copied
+    con.close()
+    assert len(copies) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs.db"]
+
+
 def test_rows_still_in_the_wal_file_are_read_or_refused_never_dropped(tmp_path, monkeypatch):
     copy = _pending_wal_copy(tmp_path)
     # where the store cannot be written (simulated, as above), immutable reading would
@@ -348,7 +391,7 @@ def test_rows_still_in_the_wal_file_are_read_or_refused_never_dropped(tmp_path, 
     monkeypatch.setattr(
         os, "access", lambda p, mode, **kw: False if Path(p) == copy else real_access(p, mode)
     )
-    with pytest.raises(BayesplitError, match="rows written last are still in runs.db-wal"):
+    with pytest.raises(BayesplitError, match="rows written last are still in runs.db-wal, which SQLite reads only with write access"):  # fmt: skip
         RunStore(copy, read_only=True).read()
     monkeypatch.undo()
     assert len(RunStore(copy, read_only=True).read()) == 10  # where it can be written

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 
@@ -243,8 +243,11 @@ def run_loop(
     # a rerun goes on from the rounds an earlier loop on this store did (it numbered them
     # from 1 again and refitted with their seeds), and from what it was charged, retrains
     # of trunk stretches included, which the store's rows alone do not show
-    done_rounds, charged = (0, 0.0) if not len(known) else _read_loop_state(workdir, store, known)
-    resumed = _pending_runs(workdir, store, known) if len(known) else []
+    # how this loop trains: an interrupted round trained otherwise is not resumed
+    settings = {"seed": seed, "ladder": entries, "train_overrides": train_overrides}
+    done_rounds, charged, resumed = (
+        _read_loop_state(workdir, store, known, settings) if len(known) else LoopState(0, 0.0, [])
+    )
     spent = max(spent, charged)
     unfinished = bool(len(known)) and spent < cap
     unfinished = unfinished and _seed_design_unfinished(seed_design, data, store, plan_kw)
@@ -359,9 +362,7 @@ def run_loop(
                 if trial <= remaining:
                     chosen, cost = [*chosen, rec], trial
             if chosen:  # charged before training: an interrupted round's charge is not lost
-                _write_loop_state(
-                    workdir, store, rnd - 1, spent + cost, pending=cost, pending_runs=chosen
-                )
+                _write_loop_state(workdir, store, rnd - 1, spent + cost, cost, chosen, settings)
             rows = _train(execute_suggestions, chosen, data, store, exec_kw)
             spent += cost
             summary.update(suggested=len(chosen), trained_rows=len(rows), spent_flops=spent)
@@ -460,9 +461,10 @@ def _loop_entry(workdir: Path, store: Path, rows: pd.DataFrame) -> dict | None:
     """The loop state recorded for the store holding ``rows``, or None (none recorded, or
     recorded for another store at that path).
 
-    Found by the store's path or, where none is recorded under it, by its first row: a
-    project folder moved or copied (its workdir with it) kept its state under the old
-    path, and its loop numbered its rounds from 1 again with their seeds.
+    Found by the store's first row, not its path: a project folder moved or copied (its
+    workdir with it) kept its state under the old path, and its loop numbered its rounds
+    from 1 again with their seeds. Of the entries for it (one per path it had), the one
+    furthest on that the store's rows allow.
     """
     from bayesplit._io import read_json
 
@@ -471,49 +473,60 @@ def _loop_entry(workdir: Path, store: Path, rows: pd.DataFrame) -> dict | None:
         return None
     fingerprint = _store_fingerprint(rows)
     try:
-        held = read_json(f)
-        entry = held.get(str(store.resolve()))
-        if entry is None:
-            same = [e for e in held.values() if e.get("first_row") == fingerprint]
-            entry = same[0] if len(same) == 1 else {}
-        if entry.get("first_row") != fingerprint or entry["rows"] > len(rows):
-            return None
-        entry = {
-            "rounds": int(entry.get("rounds", 0)),
-            "spent_flops": float(entry.get("spent_flops", 0.0)),
-            "pending_flops": float(entry.get("pending_flops", 0.0)),
-            "pending_runs": list(entry.get("pending_runs", [])),
-            "rows": int(entry["rows"]),
-        }
-        if not all(isinstance(r, dict) for r in entry["pending_runs"]):
-            raise ValueError("pending_runs holds a value that is no run")
+        found = []
+        for entry in read_json(f).values():
+            if entry.get("first_row") != fingerprint or int(entry["rows"]) > len(rows):
+                continue
+            found.append(
+                {
+                    "rounds": int(entry.get("rounds", 0)),
+                    "spent_flops": float(entry.get("spent_flops", 0.0)),
+                    "pending_flops": float(entry.get("pending_flops", 0.0)),
+                    "pending_runs": list(entry.get("pending_runs", [])),
+                    "pending_settings": entry.get("pending_settings"),
+                    "rows": int(entry["rows"]),
+                }
+            )
+            if not all(isinstance(r, dict) for r in found[-1]["pending_runs"]):
+                raise ValueError("pending_runs holds a value that is no run")
     except (OSError, ValueError, AttributeError, TypeError, OverflowError, KeyError) as exc:
         raise BayesplitError(
             f"{f} cannot be read ({type(exc).__name__}: {exc}); it holds the rounds done and "
             "compute spent by earlier loops: restore or delete it"
         ) from None
-    return entry
+    return max(found, key=lambda e: (e["rows"], e["rounds"], e["spent_flops"]), default=None)
 
 
-def _read_loop_state(workdir: Path, store: Path, rows: pd.DataFrame) -> tuple[int, float]:
-    """Rounds done and FLOPs charged by earlier loops on the store holding ``rows`` (0, 0
-    when none, or when the state was written for another store at that path)."""
+class LoopState(NamedTuple):
+    rounds: int  #: rounds done by earlier loops on the store
+    charged: float  #: FLOPs charged to them
+    pending_runs: list[dict]  #: an interrupted round's runs, charged, to train first
+
+
+def _read_loop_state(
+    workdir: Path, store: Path, rows: pd.DataFrame, settings: dict | None = None
+) -> LoopState:
+    """What earlier loops on the store holding ``rows`` did (nothing when none, or when
+    the state was written for another store at that path).
+
+    ``settings``: how this loop trains (seed, ladder, trainer settings). An interrupted
+    round trained otherwise gives its runs other ids: it is not resumed, and its charge
+    gives way to what reached the store.
+    """
+    from bayesplit._io import jsonable
+
     entry = _loop_entry(workdir, store, rows)
     if entry is None:
-        return 0, 0.0
+        return LoopState(0, 0.0, [])
     charged, seen, pending = entry["spent_flops"], entry["rows"], entry["pending_flops"]
     # runs trained since (by hand, between loops) are the campaign's too: added at the
     # rows' tree-aware cost (the store appends, so they are the rows after the first seen)
     added = _runs_flops(rows) - _runs_flops(rows.iloc[:seen]) if seen < len(rows) else 0.0
+    runs = entry["pending_runs"]
+    if runs and settings is not None and entry["pending_settings"] != jsonable(settings):
+        return LoopState(entry["rounds"], charged - pending + added, [])
     # an interrupted round's rows are in its charge (the rerun trains the rest of it first)
-    return entry["rounds"], charged + max(added - pending, 0.0)
-
-
-def _pending_runs(workdir: Path, store: Path, rows: pd.DataFrame) -> list[dict]:
-    """The runs of a round that was charged and then interrupted: a rerun trains them
-    (what is in the store is skipped) without charging them again."""
-    entry = _loop_entry(workdir, store, rows)
-    return entry["pending_runs"] if entry is not None else []
+    return LoopState(entry["rounds"], charged + max(added - pending, 0.0), runs)
 
 
 def _write_loop_state(
@@ -523,10 +536,12 @@ def _write_loop_state(
     spent: float,
     pending: float = 0.0,
     pending_runs: list[dict] | None = None,
+    settings: dict | None = None,
 ) -> None:
     """Record the rounds done and FLOPs charged; ``pending``: the part of ``spent`` charged
-    for a round about to train ``pending_runs``, whose rows are not in the store yet (an
-    interrupted round's rows are in that charge, not runs added by hand)."""
+    for a round about to train ``pending_runs`` with ``settings``, whose rows are not in
+    the store yet (an interrupted round's rows are in that charge, not runs added by
+    hand)."""
     from bayesplit._io import atomic_write_text, jsonable, read_json
     from bayesplit.store import RunStore
 
@@ -543,6 +558,7 @@ def _write_loop_state(
         "spent_flops": spent,
         "pending_flops": pending,
         "pending_runs": jsonable(pending_runs or []),
+        "pending_settings": jsonable(settings) if pending_runs else None,
         "rows": len(rows),
         "first_row": _store_fingerprint(rows),
     }

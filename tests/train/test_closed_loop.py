@@ -705,17 +705,17 @@ def test_a_loop_on_a_new_store_writes_over_a_loop_state_it_cannot_read(tmp_path)
     RunStore(tmp_path / "runs.db").append(rows)
     _write_loop_state(tmp_path, tmp_path / "runs.db", 1, 5.0)
     stored = RunStore(tmp_path / "runs.db").read()
-    assert _read_loop_state(tmp_path, tmp_path / "runs.db", stored) == (1, 5.0)
+    assert _read_loop_state(tmp_path, tmp_path / "runs.db", stored)[:2] == (1, 5.0)
     # the same rows under another path: the store moved (found by its first row)
-    assert _read_loop_state(tmp_path, tmp_path / "moved.db", stored) == (1, 5.0)
+    assert _read_loop_state(tmp_path, tmp_path / "moved.db", stored)[:2] == (1, 5.0)
     # rows added since (trained by hand between loops) are added at their cost
     more = pd.concat([stored, stored.assign(run_id="new", params=3e8)], ignore_index=True)
     grown = _read_loop_state(tmp_path, tmp_path / "runs.db", more)
-    assert grown == (1, pytest.approx(5.0 + _runs_flops(more) - _runs_flops(stored)))
+    assert grown[:2] == (1, pytest.approx(5.0 + _runs_flops(more) - _runs_flops(stored)))
     assert grown[1] > 5.0
     # a store made anew at the path (other first row, or fewer rows) is another campaign
-    assert _read_loop_state(tmp_path, tmp_path / "runs.db", stored.iloc[1:]) == (0, 0.0)
-    assert _read_loop_state(tmp_path, tmp_path / "runs.db", stored.iloc[:3]) == (0, 0.0)
+    assert _read_loop_state(tmp_path, tmp_path / "runs.db", stored.iloc[1:])[:2] == (0, 0.0)
+    assert _read_loop_state(tmp_path, tmp_path / "runs.db", stored.iloc[:3])[:2] == (0, 0.0)
     state = json.loads((tmp_path / "loop-state.json").read_text())
     state[str((tmp_path / "runs.db").resolve())]["rounds"] = float("inf")
     (tmp_path / "loop-state.json").write_text(json.dumps(state))
@@ -741,7 +741,7 @@ def test_an_interrupted_round_is_charged_before_it_trains(tiny_corpus, tmp_path,
     with pytest.raises(KeyboardInterrupt):
         loop(rounds=1)
     rows = RunStore(tmp_path / "runs.db").read()
-    rounds, charged = _read_loop_state(tmp_path / "work", tmp_path / "runs.db", rows)
+    rounds, charged, _ = _read_loop_state(tmp_path / "work", tmp_path / "runs.db", rows)
     # the branch at D = 1280 trains its trunk from step 0, then D'
     assert len(rows) > 4  # the round's rows were written
     assert rounds == 0 and charged == pytest.approx(before + 6 * TINY_RUN["params"] * 2560)
@@ -787,6 +787,35 @@ def test_a_rerun_finishes_an_interrupted_round_without_charging_it_twice(
     assert len(picks) == 2
 
 
+def test_an_interrupted_round_rerun_with_another_seed_is_planned_anew(
+    tiny_corpus, tmp_path, monkeypatch
+):
+    # its runs would get other trunk and run ids under the new seed: "resumed", they were
+    # trained in full again and charged nothing, past --experiment-budget
+    import bayesplit.train.execute
+
+    branch = {**TINY_RUN, "pretrain_tokens": 1280, "spec_tokens": 1280.0, "train_domain": "alpha"}
+    picks = []
+    loop = _stubbed_loop(tiny_corpus, tmp_path, monkeypatch, 0.05,
+                         lambda: picks.append(1) or [branch])  # fmt: skip
+    real = bayesplit.train.execute.execute_suggestions
+
+    def killed_after_its_rows(*args, **kwargs):
+        real(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bayesplit.train.execute, "execute_suggestions", killed_after_its_rows)
+    with pytest.raises(KeyboardInterrupt):
+        loop(rounds=1)
+    rows = RunStore(tmp_path / "runs.db").read()
+    monkeypatch.setattr(bayesplit.train.execute, "execute_suggestions", real)
+    again = loop(rounds=1, seed=1)
+    assert again["resumed"].tolist() == [False] and len(picks) == 2  # picked anew
+    # charged: the rows that reached the store at their cost, then the new round's trains
+    after = RunStore(tmp_path / "runs.db").read()
+    assert again["spent_flops"].iloc[0] >= _runs_flops(after) > _runs_flops(rows)
+
+
 def test_the_loop_state_follows_a_project_folder_moved_or_copied(tmp_path):
     import shutil
 
@@ -801,12 +830,21 @@ def test_the_loop_state_follows_a_project_folder_moved_or_copied(tmp_path):
     shutil.copytree(project, moved)
     rows = RunStore(moved / "runs.db").read()
     # it numbered its rounds from 1 again, with their seeds
-    assert _read_loop_state(moved / "work", moved / "runs.db", rows) == (2, 5.0)
+    assert _read_loop_state(moved / "work", moved / "runs.db", rows)[:2] == (2, 5.0)
+    # moved on, looped there, moved again, and back: the state furthest on is found
+    _write_loop_state(moved / "work", moved / "runs.db", 4, 9.0)
+    again = tmp_path / "again"
+    shutil.move(moved, again)
+    assert _read_loop_state(again / "work", again / "runs.db", rows)[:2] == (4, 9.0)
+    shutil.rmtree(project)
+    shutil.move(again, project)  # its first path holds the stale (2, 5.0)
+    assert _read_loop_state(project / "work", project / "runs.db", rows)[:2] == (4, 9.0)
+    moved = project
     # another store in that workdir is still another campaign
     other = good_table().assign(run_id=lambda d: d["run_id"] + "x")
     RunStore(moved / "other.db").append(other)
     other_rows = RunStore(moved / "other.db").read()
-    assert _read_loop_state(moved / "work", moved / "other.db", other_rows) == (0, 0.0)
+    assert _read_loop_state(moved / "work", moved / "other.db", other_rows)[:2] == (0, 0.0)
 
 
 def test_training_runs_with_gc_callbacks_off_so_a_ctrl_c_is_not_dropped(

@@ -536,3 +536,28 @@ def test_a_sigterm_while_writing_shards_leaves_no_temp_folder(tmp_path, monkeypa
     with pytest.raises(Terminated):
         build_corpus(src, out, vocab_size=300, val_fraction=0.2, progress=False)
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_an_interrupt_between_the_swap_renames_puts_the_old_corpus_back(tmp_path, monkeypatch):
+    # the old corpus was left hidden as .NAME.old-* and --out was missing
+    from pathlib import Path
+
+    from bayesplit.train.corpus import build
+
+    out, tmp = tmp_path / "c", tmp_path / ".c.tmp-1"
+    out.mkdir()
+    (out / "manifest.json").write_text("old")
+    tmp.mkdir()
+    (tmp / "manifest.json").write_text("new")
+    real_rename = Path.rename
+
+    def rename(self, target):
+        if self == tmp:
+            raise KeyboardInterrupt
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", rename)
+    with pytest.raises(KeyboardInterrupt):
+        build._replace(tmp, out)
+    assert (out / "manifest.json").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".c.tmp-1", "c"]

@@ -647,8 +647,15 @@ def _replace(tmp: Path, out: Path) -> None:
     if out.is_dir() and any(out.iterdir()):
         old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
         old.rmdir()
-        out.rename(old)
-        tmp.rename(out)
+        try:
+            out.rename(old)
+            tmp.rename(out)
+        except BaseException:
+            # interrupted between the renames (Ctrl-C, SIGTERM): the old corpus goes back,
+            # not hidden as .NAME.old-* with --out missing
+            if old.exists() and not out.exists():
+                old.rename(out)
+            raise
         shutil.rmtree(old, ignore_errors=True)
     else:
         tmp.rename(out)  # atomically replaces an empty directory
