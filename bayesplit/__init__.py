@@ -14,7 +14,11 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
+from bayesplit import _jax
+
 __version__ = "0.1.0"
+
+_jax.reserve_cpu_devices()  # before anything starts JAX (cheap: JAX is not imported)
 
 # Heavy modules (JAX, ArviZ) load on first use so that `import bayesplit` and the CLI's
 # --help stay fast.

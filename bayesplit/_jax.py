@@ -19,6 +19,24 @@ from pathlib import Path
 
 _DONE = False
 
+#: CPU devices JAX is asked for: NumPyro runs one chain per device (``parallel``), and the
+#: chain method changes the draws of a seed.
+CPU_DEVICES = max(4, os.cpu_count() or 1)
+
+
+def reserve_cpu_devices() -> None:
+    """Ask XLA for :data:`CPU_DEVICES` CPU devices, unless the user's ``XLA_FLAGS`` say.
+
+    Only heeded before JAX starts its backend, so ``import bayesplit`` does it: set when
+    the fitting module was imported, it came after a ``prior_predictive`` or ``predict``
+    had started JAX, and one seed drew another posterior (chains one after another).
+    """
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "host_platform_device_count" not in flags:
+        os.environ["XLA_FLAGS"] = (
+            f"{flags} --xla_force_host_platform_device_count={CPU_DEVICES}".strip()
+        )
+
 
 def configure() -> None:
     global _DONE

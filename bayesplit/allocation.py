@@ -164,7 +164,9 @@ def _losses(prob: Problem, p: Mapping, n, d, dp, ops, env: Mapping | None = None
     x = Inputs(
         n=(n / env["n_ref"])[..., None], d=(d / env["t_ref"])[..., None], dp=dp / env["t_ref"]
     )
-    return ops.exp(prob.law.evaluate(ops, p, x))
+    # + 0·D': a user law without per-domain parameters that ignores D' has one loss for
+    # every domain, of shape (..., 1), and the domain weights met it as a shape error
+    return ops.exp(prob.law.evaluate(ops, p, x) + 0.0 * x.dp)
 
 
 def _risk(values, kind: str, alpha: float, xp):
@@ -940,7 +942,7 @@ def _evaluate(prob: Problem, p, n, d, dp) -> np.ndarray:
         dp=dp_eff / prob.t_ref,
     )
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        return np.exp(prob.law.evaluate(ops, pp, x))
+        return np.exp(prob.law.evaluate(ops, pp, x) + 0.0 * x.dp)  # (S, K), as _losses
 
 
 def _risk_along(prob: Problem, p, n, d, dp, kind: str, alpha: float) -> np.ndarray:

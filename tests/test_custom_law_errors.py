@@ -45,6 +45,22 @@ def text(ops, p, x):
 def constant(ops, p, x):
     return ops.log(p["E"])
 
+def nan_in_part_of_the_prior(ops, p, x):
+    # finite at the prior's centre, NaN where A·N^-alpha > E
+    return ops.log(p["E"] - p["A"] * ops.exp(-p["alpha"] * ops.log(x.n)))
+
+A = Param("A", "positive", math.log(0.15), 1.0, loss_scaled=True)
+ALPHA = Param("alpha", "unit", -0.7, 0.6)
+register(Law("err_nan_prior", "L = E - A·N^-alpha", (E, A, ALPHA), nan_in_part_of_the_prior),
+         overwrite=True)
+
+def one_loss_for_every_domain(ops, p, x):
+    return ops.logsumexp(ops.log(p["E0"]), ops.log(p["A"]) - p["alpha"] * ops.log(x.n))
+
+E0 = Param("E0", "positive", math.log(0.5), 1.0, loss_scaled=True)
+register(Law("shared_no_dp", "L = E + A·N^-alpha", (E0, A, ALPHA), one_loss_for_every_domain,
+             uses_spec_tokens=False), overwrite=True)
+
 register(Law("err_tuple", "L = E", (E,), trailing_comma), overwrite=True)
 register(Law("err_text", "L = E", (E,), text), overwrite=True)
 register(Law("err_const", "L = E", (E,), constant), overwrite=True)
@@ -215,3 +231,66 @@ def test_a_law_whose_mean_is_no_value_per_row_is_refused_before_fitting(
     assert not out.exists()
     args = ["prior", "--runs", str(files / "runs.csv"), "--law", law, "--draws", "20"]
     refused(runner.invoke(app, [*args, "--law-module", "err_laws"]), message.split(" (")[0])
+
+
+def test_fit_refuses_a_law_nan_over_part_of_its_prior_before_sampling(files):
+    # finite at the prior's centre: NUTS ran, then ArviZ's draw from the prior met the NaN
+    # ("StudentT distribution got invalid loc parameter", a traceback, exit 1)
+    from bayesplit.fitting import fit
+
+    with pytest.raises(BayesplitError, match=r"^law 'err_nan_prior': its mean is NaN at N="):
+        fit(files / "runs.csv", "err_nan_prior", chains=1, draws=20, warmup=20, progress=False)
+
+
+def test_allocate_takes_a_law_with_one_loss_for_every_domain(files):
+    # no per-domain parameter and no D': the law's (draws, 1) met the domain weights as
+    # "matmul: Input operand 1 has a mismatch in its core dimension"
+    import yaml
+
+    from bayesplit.allocation import allocate
+    from bayesplit.truth import load_truth
+
+    spec = {
+        "law": "shared_no_dp",
+        "domains": ["web", "code"],
+        "params": {"E0": 1.6, "A": 0.6, "alpha": 0.3},
+        "reference": {"params": 1e8, "tokens": 1e9, "loss": 3.0},
+    }
+    path = files / "shared_no_dp.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    truth = load_truth(path)
+    alloc = allocate(truth.as_posterior(), budget=1e20)
+    assert alloc.pretrain_fraction == pytest.approx(1.0, abs=0.02)  # D' buys nothing here
+    assert np.isfinite(alloc.to_dict()["objective"]["median"])
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("make", "law plugin 'mine' (pkg:make) is a function, not a bayesplit.laws.Law"),
+        ("clash", "law plugin 'mine' (pkg:clash) is named 'additive', a built-in law"),
+    ],
+)
+def test_a_law_plugin_that_is_no_law_or_takes_a_taken_name_is_refused(monkeypatch, value, message):
+    # both were skipped without a word: the plugin's law read as "unknown law"
+    import bayesplit.laws as laws
+    from bayesplit.laws import get_law
+
+    def make():
+        pass
+
+    objects = {"make": make, "clash": dataclasses.replace(get_law("chinchilla"), name="additive")}
+
+    class EntryPoint:
+        name = "mine"
+
+        def __init__(self, target):
+            self.target, self.value = target, f"pkg:{target}"
+
+        def load(self):
+            return objects[self.target]
+
+    monkeypatch.setattr(laws, "_ENTRY_POINTS_LOADED", False)
+    monkeypatch.setattr(laws, "entry_points", lambda group: [EntryPoint(value)])
+    with pytest.raises(BayesplitError, match=re.escape(message)):
+        laws._load_entry_points()

@@ -195,6 +195,39 @@ def test_seeds_2_to_the_32_apart_draw_differently_on_a_gpu(additive_runs, monkey
     assert keys == [[0, 5], [1, 5]]
 
 
+def test_jax_sees_the_cpu_devices_whatever_bayesplit_ran_first():
+    # the flag was set when the fitting module was imported: after prior_predictive had
+    # started JAX, a fit ran its chains one after another and drew another posterior
+    import subprocess
+    import sys
+
+    from bayesplit._jax import CPU_DEVICES
+
+    script = (
+        "import bayesplit, jax, os\n"
+        "bayesplit.prior_predictive(bayesplit.load_dataset('gadre2024'), 'chinchilla', "
+        "draws=10)\n"
+        "print(len(jax.devices('cpu')))"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if k != "XLA_FLAGS"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-1] == str(CPU_DEVICES)
+
+
+def test_a_fit_whose_chains_cannot_run_in_parallel_says_why(monkeypatch):
+    import jax
+
+    one = jax.devices("cpu")[:1]
+    monkeypatch.setattr(jax, "devices", lambda kind=None: one)
+    quick = dict(chains=2, draws=10, warmup=10, seed=3, progress=False)
+    with pytest.warns(UserWarning, match="JAX was started before bayesplit was imported"):
+        post = fit(two_run_table(), "chinchilla", **quick)
+    assert post.info["chain_method"] == "sequential"
+
+
 def test_a_gpu_fit_draws_the_same_whatever_ran_before(monkeypatch):
     """64-bit mode is process-wide and predict, prior and the Refitter turn it on, so a GPU
     fit ran in float64 after one of them and in float32 otherwise: one seed, two posteriors."""

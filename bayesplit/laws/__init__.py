@@ -87,8 +87,18 @@ def _load_entry_points() -> None:
             raise BayesplitError(
                 f"cannot load law plugin {ep.name!r} ({ep.value}): {exc}"
             ) from None
-        if isinstance(law, Law) and law.name not in _REGISTRY:
-            _REGISTRY[law.name] = law
+        # was skipped without a word: a plugin's law then read as "unknown law"
+        where = f"law plugin {ep.name!r} ({ep.value})"
+        if not isinstance(law, Law):
+            raise BayesplitError(f"{where} is a {type(law).__name__}, not a bayesplit.laws.Law")
+        if _REGISTRY.get(law.name) not in (None, law):
+            builtin = law.name in {b.name for b in BUILTIN}
+            raise BayesplitError(
+                f"{where} is named {law.name!r}, "
+                + ("a built-in law" if builtin else "as a law registered before it")
+                + "; choose another name"
+            )
+        _REGISTRY[law.name] = law
 
 
 def _prints_to_stderr() -> contextlib.AbstractContextManager:
