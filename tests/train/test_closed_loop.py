@@ -91,6 +91,32 @@ TINY_RUN = {"model": "tiny", "params": tiny_entry()["params"], "pretrain_tokens"
             "spec_tokens": 0.0, "train_domain": None}  # fmt: skip
 
 
+#: A branch at D = 1280 off TINY_RUN's trunk: it trains the trunk from step 0, then D'.
+BRANCH = {**TINY_RUN, "pretrain_tokens": 1280, "spec_tokens": 1280.0, "train_domain": "alpha"}
+
+
+def _picking_loop(tiny_corpus, tmp_path, monkeypatch) -> tuple:
+    """A stubbed loop whose every round picks BRANCH, and the list its picks are counted in."""
+    picks: list[int] = []
+    loop = _stubbed_loop(tiny_corpus, tmp_path, monkeypatch, 0.05,
+                         lambda: picks.append(1) or [BRANCH])  # fmt: skip
+    return loop, picks
+
+
+def _interrupted_after_its_rows(monkeypatch):
+    """Training that writes its rows, then is interrupted; returns the real trainer."""
+    import bayesplit.train.execute
+
+    real = bayesplit.train.execute.execute_suggestions
+
+    def killed(*args, **kwargs):
+        real(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bayesplit.train.execute, "execute_suggestions", killed)
+    return real
+
+
 def _stubbed_loop(tiny_corpus, tmp_path, monkeypatch, expected_regret, suggestions):
     """A store holding one tiny trained run, with the round's statistics stubbed (fit,
     allocate with a given expected relative regret, suggest returning ``suggestions()``):
@@ -662,8 +688,7 @@ def test_the_loop_prices_suggestions_from_its_checkpoints(tiny_corpus, tmp_path,
 def test_a_rerun_goes_on_from_the_rounds_and_charges_before_it(tiny_corpus, tmp_path, monkeypatch):  # fmt: skip
     # a rerun numbered its rounds from 1 again (refitting with the same seeds), and counted
     # the campaign's cost from the store's rows, which do not show a retrained trunk stretch
-    branch = {**TINY_RUN, "pretrain_tokens": 1280, "spec_tokens": 1280.0, "train_domain": "alpha"}
-    loop = _stubbed_loop(tiny_corpus, tmp_path, monkeypatch, 0.05, lambda: [branch])
+    loop = _stubbed_loop(tiny_corpus, tmp_path, monkeypatch, 0.05, lambda: [BRANCH])
     first = loop(rounds=1)
     assert first["round"].tolist() == [1]
     rows_cost = _runs_flops(RunStore(tmp_path / "runs.db").read())
@@ -724,20 +749,12 @@ def test_a_loop_on_a_new_store_writes_over_a_loop_state_it_cannot_read(tmp_path)
 
 
 def test_an_interrupted_round_is_charged_before_it_trains(tiny_corpus, tmp_path, monkeypatch):
-    import bayesplit.train.execute
     from bayesplit.train.closed_loop import _read_loop_state
 
-    branch = {**TINY_RUN, "pretrain_tokens": 1280, "spec_tokens": 1280.0, "train_domain": "alpha"}
-    loop = _stubbed_loop(tiny_corpus, tmp_path, monkeypatch, 0.05, lambda: [branch])
+    loop = _stubbed_loop(tiny_corpus, tmp_path, monkeypatch, 0.05, lambda: [BRANCH])
     before = _runs_flops(RunStore(tmp_path / "runs.db").read())
 
-    real = bayesplit.train.execute.execute_suggestions
-
-    def killed(*args, **kwargs):  # killed after its rows were written: charged once
-        real(*args, **kwargs)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(bayesplit.train.execute, "execute_suggestions", killed)
+    _interrupted_after_its_rows(monkeypatch)  # after its rows were written: charged once
     with pytest.raises(KeyboardInterrupt):
         loop(rounds=1)
     rows = RunStore(tmp_path / "runs.db").read()
@@ -754,10 +771,7 @@ def test_a_rerun_finishes_an_interrupted_round_without_charging_it_twice(
     # again: on a budget the round fits once, the rerun trained nothing ("no suggestion fits")
     import bayesplit.train.execute
 
-    branch = {**TINY_RUN, "pretrain_tokens": 1280, "spec_tokens": 1280.0, "train_domain": "alpha"}
-    picks = []
-    loop = _stubbed_loop(tiny_corpus, tmp_path, monkeypatch, 0.05,
-                         lambda: picks.append(1) or [branch])  # fmt: skip
+    loop, picks = _picking_loop(tiny_corpus, tmp_path, monkeypatch)
     before = _runs_flops(RunStore(tmp_path / "runs.db").read())
     round_cost = 6 * TINY_RUN["params"] * 2560  # the trunk from step 0 to D, then D'
     real = bayesplit.train.execute.execute_suggestions
@@ -777,7 +791,7 @@ def test_a_rerun_finishes_an_interrupted_round_without_charging_it_twice(
     assert again["round"].tolist() == [1] and again["resumed"].tolist() == [True]
     assert len(picks) == 1  # the interrupted round's runs, not a new pick
     assert [(r["params"], r["pretrain_tokens"], r["spec_tokens"]) for r in trained[1]] == [
-        (branch["params"], branch["pretrain_tokens"], branch["spec_tokens"])
+        (BRANCH["params"], BRANCH["pretrain_tokens"], BRANCH["spec_tokens"])
     ]
     assert again["trained_rows"].iloc[0] > 0
     assert again["spent_flops"].iloc[0] == pytest.approx(before + round_cost)
@@ -794,17 +808,8 @@ def test_an_interrupted_round_rerun_with_another_seed_is_planned_anew(
     # trained in full again and charged nothing, past --experiment-budget
     import bayesplit.train.execute
 
-    branch = {**TINY_RUN, "pretrain_tokens": 1280, "spec_tokens": 1280.0, "train_domain": "alpha"}
-    picks = []
-    loop = _stubbed_loop(tiny_corpus, tmp_path, monkeypatch, 0.05,
-                         lambda: picks.append(1) or [branch])  # fmt: skip
-    real = bayesplit.train.execute.execute_suggestions
-
-    def killed_after_its_rows(*args, **kwargs):
-        real(*args, **kwargs)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(bayesplit.train.execute, "execute_suggestions", killed_after_its_rows)
+    loop, picks = _picking_loop(tiny_corpus, tmp_path, monkeypatch)
+    real = _interrupted_after_its_rows(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         loop(rounds=1)
     rows = RunStore(tmp_path / "runs.db").read()
@@ -855,8 +860,7 @@ def test_training_runs_with_gc_callbacks_off_so_a_ctrl_c_is_not_dropped(
 
     import bayesplit.train.execute
 
-    branch = {**TINY_RUN, "pretrain_tokens": 1280, "spec_tokens": 1280.0, "train_domain": "alpha"}
-    loop = _stubbed_loop(tiny_corpus, tmp_path, monkeypatch, 0.05, lambda: [branch])
+    loop = _stubbed_loop(tiny_corpus, tmp_path, monkeypatch, 0.05, lambda: [BRANCH])
     seen = []
 
     def execute(*args, **kwargs):
