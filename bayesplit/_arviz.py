@@ -54,7 +54,13 @@ def bfmi(idata) -> float:
 
 
 def from_numpyro(mcmc, coords: dict, dims: dict):
-    return az.from_numpyro(mcmc, coords=coords, dims=dims)
+    import numpyro
+
+    # ArviZ runs the model once on a draw from the prior (for its shapes): a user law NaN
+    # in a part of its prior (log(E - A·N^-α)) failed NumPyro's argument checks there,
+    # after the sampling, with a traceback, though the fit itself was sound
+    with numpyro.validation_enabled(False):
+        return az.from_numpyro(mcmc, coords=coords, dims=dims)
 
 
 def from_dict(**kwargs):

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from bayesplit import _arviz
-from bayesplit._jax import CPU_DEVICES
+from bayesplit._jax import CPU_DEVICES, reserve_cpu_devices
 from bayesplit._parse import MAX_CHAINS, MAX_DRAWS, check_flag, check_seed, is_number
 from bayesplit.diagnostics import MAX_TREE_DEPTH, Thresholds, check
 from bayesplit.errors import BayesplitError
@@ -38,8 +38,8 @@ from bayesplit.posterior import Posterior, rows_as_constant_data
 from bayesplit.prior import check_law_mean
 from bayesplit.runs import load_runs
 
-#: Prior draws a user law's mean must be finite at, before a fit.
-PRIOR_CHECK_DRAWS = 200
+# again here: XLA_FLAGS set after `import bayesplit`, before JAX starts, lost the count
+reserve_cpu_devices()
 
 #: Cost of one NUTS leapfrog step (experiments/benchmarks/nuts_step_cost.md): a CPU core
 #: steps one chain in about ``CPU_STEP_MS[0] + CPU_STEP_MS[1] * rows`` ms (a 2-core EPYC
@@ -261,14 +261,6 @@ def fit(
         reference=reference,
     )
     check_law_mean(law_obj, spec, data)  # NUTS meets a NaN mean as an obscure sampler error
-    if not law_obj.builtin:
-        # NaN in a part of the prior only (log(E - A·N^-α)) passed the check at the centre,
-        # then failed the conversion, after the sampling, with a traceback: ArviZ draws
-        # from the prior, with NumPyro's argument checks on
-        from bayesplit.prior import sample_prior
-
-        prior_draws = sample_prior(law_obj, spec, data, draws=PRIOR_CHECK_DRAWS, seed=seed)
-        check_law_mean(law_obj, spec, data, prior_draws)
 
     start = time.perf_counter()
     if backend == "numpyro":
@@ -405,10 +397,12 @@ def _sample_numpyro(
             if 1 < chains <= CPU_DEVICES and len(platform_devices) < chains:
                 # the chain method changes the draws of a seed
                 warnings.warn(
-                    "JAX was started before bayesplit was imported, so it sees one CPU "
-                    "device and the chains run one after another: the same seed draws "
-                    "another posterior than in a fresh process. Import bayesplit before "
-                    "using JAX.",
+                    f"JAX sees {len(platform_devices)} CPU device(s) for {chains} chains, so "
+                    "they run one after another, and the same seed draws another posterior "
+                    "than with one device per chain. bayesplit asks XLA for "
+                    f"{CPU_DEVICES} unless XLA_FLAGS sets a count "
+                    "(--xla_force_host_platform_device_count), and only before JAX starts: "
+                    "import bayesplit before anything uses JAX.",
                     stacklevel=3,
                 )
     if chain_method not in ("parallel", "vectorized", "sequential"):

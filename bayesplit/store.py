@@ -345,8 +345,12 @@ def _connect_read_only(path: Path, timeout: float) -> sqlite3.Connection:
         copy = _snapshot(path)
         if copy is not None:
             return copy
-        if time.monotonic() > deadline:  # a writer kept changing it
-            raise sqlite3.OperationalError("the store kept changing while it was read")
+        if time.monotonic() > deadline:
+            raise BayesplitError(
+                f"cannot read {path}: a writer kept changing it while it was read, for "
+                f"{timeout:g} s (reading it needs write access to it, or its "
+                f"{shm.name} file beside it, to take SQLite's locks)"
+            )
         time.sleep(0.05)
     raise BayesplitError(
         f"cannot read {path}: rows written last are still in {wal.name}, which SQLite reads "

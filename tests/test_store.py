@@ -383,6 +383,22 @@ def test_a_copy_taken_while_a_writer_changed_the_file_is_taken_again(tmp_path, m
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs.db"]
 
 
+def test_a_store_a_writer_keeps_changing_is_refused_as_such_not_as_corrupt(tmp_path, monkeypatch):
+    # it said "is not a bayesplit run store: the store kept changing while it was read"
+    import bayesplit.store
+    from bayesplit.store import _connect_read_only
+
+    path = tmp_path / "runs.db"
+    RunStore(path).append(good_table())
+    real_access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda p, m, **kw: Path(p) != path and real_access(p, m)
+    )  # a reader that may not write it
+    monkeypatch.setattr(bayesplit.store, "_snapshot", lambda path: None)  # torn each time
+    with pytest.raises(BayesplitError, match=r"runs.db: a writer kept changing it .* for 0 s"):
+        _connect_read_only(path, timeout=0.0)
+
+
 def test_rows_still_in_the_wal_file_are_read_or_refused_never_dropped(tmp_path, monkeypatch):
     copy = _pending_wal_copy(tmp_path)
     # where the store cannot be written (simulated, as above), immutable reading would

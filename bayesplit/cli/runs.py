@@ -103,8 +103,9 @@ def import_cmd(
         bool,
         typer.Option(
             "--skip-existing",
-            help="Skip rows the store already holds with the same values (a table that grew "
-            "since its last import); a row stored with other values is still refused.",
+            help="Skip rows the store already holds with the same N, D, D', train_domain, "
+            "loss, seed and trunk_id (a table that grew since its last import); a row "
+            "stored with another of these is still refused.",
         ),
     ] = False,
     json_out: Annotated[

@@ -17,6 +17,7 @@ import contextlib
 import importlib
 import importlib.util
 import sys
+import types
 from importlib.metadata import entry_points
 from pathlib import PurePath
 
@@ -78,7 +79,6 @@ def _load_entry_points() -> None:
     global _ENTRY_POINTS_LOADED
     if _ENTRY_POINTS_LOADED:
         return
-    _ENTRY_POINTS_LOADED = True
     for ep in entry_points(group="bayesplit.laws"):
         try:
             with _prints_to_stderr():
@@ -87,6 +87,8 @@ def _load_entry_points() -> None:
             raise BayesplitError(
                 f"cannot load law plugin {ep.name!r} ({ep.value}): {exc}"
             ) from None
+        if isinstance(law, types.ModuleType):
+            continue  # a module whose import registered its laws
         # was skipped without a word: a plugin's law then read as "unknown law"
         where = f"law plugin {ep.name!r} ({ep.value})"
         if not isinstance(law, Law):
@@ -99,6 +101,8 @@ def _load_entry_points() -> None:
                 + "; choose another name"
             )
         _REGISTRY[law.name] = law
+    # only once every plugin loaded: a refused one is refused again, not passed over later
+    _ENTRY_POINTS_LOADED = True
 
 
 def _prints_to_stderr() -> contextlib.AbstractContextManager:

@@ -240,13 +240,17 @@ def run_loop(
     # the budget covers the whole campaign: a rerun (after an interrupt, or to go on)
     # starts from what the store's runs already cost, not from zero
     spent = _runs_flops(known) if len(known) else 0.0
+
     # a rerun goes on from the rounds an earlier loop on this store did (it numbered them
     # from 1 again and refitted with their seeds), and from what it was charged, retrains
     # of trunk stretches included, which the store's rows alone do not show
-    # how this loop trains: an interrupted round trained otherwise is not resumed
-    settings = {"seed": seed, "ladder": entries, "train_overrides": train_overrides}
+    # an interrupted round is resumed only where its runs train on the trunks it was
+    # charged for (another --seed, ladder or trainer setting makes other trunks)
+    def trunks_of(suggestions: list[dict]) -> set[str]:
+        return _planned_trunks(suggestions, data, store, plan_kw)
+
     done_rounds, charged, resumed = (
-        _read_loop_state(workdir, store, known, settings) if len(known) else LoopState(0, 0.0, [])
+        _read_loop_state(workdir, store, known, trunks_of) if len(known) else LoopState(0, 0.0, [])
     )
     spent = max(spent, charged)
     unfinished = bool(len(known)) and spent < cap
@@ -362,7 +366,9 @@ def run_loop(
                 if trial <= remaining:
                     chosen, cost = [*chosen, rec], trial
             if chosen:  # charged before training: an interrupted round's charge is not lost
-                _write_loop_state(workdir, store, rnd - 1, spent + cost, cost, chosen, settings)
+                _write_loop_state(
+                    workdir, store, rnd - 1, spent + cost, cost, chosen, trunks_of(chosen)
+                )
             rows = _train(execute_suggestions, chosen, data, store, exec_kw)
             spent += cost
             summary.update(suggested=len(chosen), trained_rows=len(rows), spent_flops=spent)
@@ -461,20 +467,22 @@ def _loop_entry(workdir: Path, store: Path, rows: pd.DataFrame) -> dict | None:
     """The loop state recorded for the store holding ``rows``, or None (none recorded, or
     recorded for another store at that path).
 
-    Found by the store's first row, not its path: a project folder moved or copied (its
-    workdir with it) kept its state under the old path, and its loop numbered its rounds
-    from 1 again with their seeds. Of the entries for it (one per path it had), the one
-    furthest on that the store's rows allow.
+    Found by the store's first row, not only its path: a project folder moved or copied
+    (its workdir with it) kept its state under the old path, and its loop numbered its
+    rounds from 1 again with their seeds. Of the entries for that first row that the
+    store's rows allow, the furthest on among its own and those of paths no store is at
+    any more (where it was moved from: a move back found a stale entry under its path);
+    entries of stores still there (a copy in the same workdir) only where it has none.
     """
     from bayesplit._io import read_json
 
     f = workdir / LOOP_STATE
     if not f.is_file():
         return None
-    fingerprint = _store_fingerprint(rows)
+    fingerprint, own = _store_fingerprint(rows), str(store.resolve())
     try:
-        found = []
-        for entry in read_json(f).values():
+        found, ours = [], []
+        for key, entry in read_json(f).items():
             if entry.get("first_row") != fingerprint or int(entry["rows"]) > len(rows):
                 continue
             found.append(
@@ -483,18 +491,22 @@ def _loop_entry(workdir: Path, store: Path, rows: pd.DataFrame) -> dict | None:
                     "spent_flops": float(entry.get("spent_flops", 0.0)),
                     "pending_flops": float(entry.get("pending_flops", 0.0)),
                     "pending_runs": list(entry.get("pending_runs", [])),
-                    "pending_settings": entry.get("pending_settings"),
+                    "pending_trunks": set(entry.get("pending_trunks") or []),
                     "rows": int(entry["rows"]),
                 }
             )
             if not all(isinstance(r, dict) for r in found[-1]["pending_runs"]):
                 raise ValueError("pending_runs holds a value that is no run")
+            if key == own or not Path(key).exists():
+                ours.append(found[-1])
     except (OSError, ValueError, AttributeError, TypeError, OverflowError, KeyError) as exc:
         raise BayesplitError(
             f"{f} cannot be read ({type(exc).__name__}: {exc}); it holds the rounds done and "
             "compute spent by earlier loops: restore or delete it"
         ) from None
-    return max(found, key=lambda e: (e["rows"], e["rounds"], e["spent_flops"]), default=None)
+    return max(
+        ours or found, key=lambda e: (e["rows"], e["rounds"], e["spent_flops"]), default=None
+    )
 
 
 class LoopState(NamedTuple):
@@ -504,17 +516,18 @@ class LoopState(NamedTuple):
 
 
 def _read_loop_state(
-    workdir: Path, store: Path, rows: pd.DataFrame, settings: dict | None = None
+    workdir: Path,
+    store: Path,
+    rows: pd.DataFrame,
+    trunks_of: Callable[[list[dict]], set[str]] | None = None,
 ) -> LoopState:
     """What earlier loops on the store holding ``rows`` did (nothing when none, or when
     the state was written for another store at that path).
 
-    ``settings``: how this loop trains (seed, ladder, trainer settings). An interrupted
-    round trained otherwise gives its runs other ids: it is not resumed, and its charge
-    gives way to what reached the store.
+    ``trunks_of``: the trunks runs would train on now. An interrupted round whose runs
+    would train on other trunks than it was charged for (another seed, ladder or trainer
+    setting) is not resumed, and its charge gives way to what reached the store.
     """
-    from bayesplit._io import jsonable
-
     entry = _loop_entry(workdir, store, rows)
     if entry is None:
         return LoopState(0, 0.0, [])
@@ -523,10 +536,24 @@ def _read_loop_state(
     # rows' tree-aware cost (the store appends, so they are the rows after the first seen)
     added = _runs_flops(rows) - _runs_flops(rows.iloc[:seen]) if seen < len(rows) else 0.0
     runs = entry["pending_runs"]
-    if runs and settings is not None and entry["pending_settings"] != jsonable(settings):
+    if runs and trunks_of is not None and not _same_trunks(trunks_of, runs, entry):
         return LoopState(entry["rounds"], charged - pending + added, [])
     # an interrupted round's rows are in its charge (the rerun trains the rest of it first)
     return LoopState(entry["rounds"], charged + max(added - pending, 0.0), runs)
+
+
+def _same_trunks(trunks_of, runs: list[dict], entry: dict) -> bool:
+    try:
+        return trunks_of(runs) <= entry["pending_trunks"]
+    except BayesplitError:  # a ladder without their sizes now, say
+        return False
+
+
+def _planned_trunks(suggestions: list[dict], corpus, store: Path, plan_kw: dict) -> set[str]:
+    """The trunks the trainer would train ``suggestions`` on (what the store lacks)."""
+    from bayesplit.train.execute import plan_suggestions
+
+    return {job.trunk_id for job in plan_suggestions(suggestions, corpus, store, **plan_kw).jobs}
 
 
 def _write_loop_state(
@@ -536,10 +563,10 @@ def _write_loop_state(
     spent: float,
     pending: float = 0.0,
     pending_runs: list[dict] | None = None,
-    settings: dict | None = None,
+    pending_trunks: set[str] | None = None,
 ) -> None:
     """Record the rounds done and FLOPs charged; ``pending``: the part of ``spent`` charged
-    for a round about to train ``pending_runs`` with ``settings``, whose rows are not in
+    for a round about to train ``pending_runs`` on ``pending_trunks``, whose rows are not in
     the store yet (an interrupted round's rows are in that charge, not runs added by
     hand)."""
     from bayesplit._io import atomic_write_text, jsonable, read_json
@@ -558,7 +585,7 @@ def _write_loop_state(
         "spent_flops": spent,
         "pending_flops": pending,
         "pending_runs": jsonable(pending_runs or []),
-        "pending_settings": jsonable(settings) if pending_runs else None,
+        "pending_trunks": sorted(pending_trunks or []),
         "rows": len(rows),
         "first_row": _store_fingerprint(rows),
     }

@@ -787,7 +787,8 @@ def test_a_rerun_finishes_an_interrupted_round_without_charging_it_twice(
     budget = before + 1.5 * round_cost
     with pytest.raises(KeyboardInterrupt):
         loop(rounds=1, experiment_budget=budget)
-    again = loop(rounds=1, experiment_budget=budget)
+    # on another device: the same trunks, so still the same runs
+    again = loop(rounds=1, experiment_budget=budget, train_overrides={"device": "cpu"})
     assert again["round"].tolist() == [1] and again["resumed"].tolist() == [True]
     assert len(picks) == 1  # the interrupted round's runs, not a new pick
     assert [(r["params"], r["pretrain_tokens"], r["spec_tokens"]) for r in trained[1]] == [
@@ -836,13 +837,21 @@ def test_the_loop_state_follows_a_project_folder_moved_or_copied(tmp_path):
     rows = RunStore(moved / "runs.db").read()
     # it numbered its rounds from 1 again, with their seeds
     assert _read_loop_state(moved / "work", moved / "runs.db", rows)[:2] == (2, 5.0)
-    # moved on, looped there, moved again, and back: the state furthest on is found
+    # moved on, looped there, moved again, and back: not the stale entry of its first path
+    shutil.rmtree(project)
     _write_loop_state(moved / "work", moved / "runs.db", 4, 9.0)
     again = tmp_path / "again"
     shutil.move(moved, again)
     assert _read_loop_state(again / "work", again / "runs.db", rows)[:2] == (4, 9.0)
-    shutil.rmtree(project)
-    shutil.move(again, project)  # its first path holds the stale (2, 5.0)
+    shutil.move(again, project)
+    assert _read_loop_state(project / "work", project / "runs.db", rows)[:2] == (4, 9.0)
+    # a copy beside it, sharing its workdir, goes on from it, then keeps its own state
+    shutil.copy(project / "runs.db", project / "copy.db")
+    assert _read_loop_state(project / "work", project / "copy.db", rows)[:2] == (4, 9.0)
+    RunStore(project / "copy.db").append(good_table().assign(run_id=lambda d: d["run_id"] + "c"))
+    _write_loop_state(project / "work", project / "copy.db", 5, 10.0)
+    grown = RunStore(project / "copy.db").read()
+    assert _read_loop_state(project / "work", project / "copy.db", grown)[:2] == (5, 10.0)
     assert _read_loop_state(project / "work", project / "runs.db", rows)[:2] == (4, 9.0)
     moved = project
     # another store in that workdir is still another campaign
