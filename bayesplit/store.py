@@ -503,13 +503,7 @@ def _clashes_with_stored(con: sqlite3.Connection, new: pd.DataFrame) -> str | No
     # stored rows of the new runs, and of their trunks (branches, and a run named like one)
     trunks = new["trunk_id"].dropna() if "trunk_id" in new.columns else []
     keys = sorted({str(r) for r in new["run_id"]} | {str(t) for t in trunks})
-    stored = []
-    for i in range(0, len(keys), _IDS_PER_QUERY):
-        chunk = keys[i : i + _IDS_PER_QUERY]
-        marks = ", ".join("?" * len(chunk))
-        for col in ("run_id", "trunk_id"):
-            query = f"SELECT row_id, {', '.join(cols)} FROM runs WHERE {col} IN ({marks})"
-            stored.append(pd.read_sql_query(query, con, params=chunk))
+    stored = [_rows_where(con, ["row_id", *cols], col, keys) for col in ("run_id", "trunk_id")]
     old = pd.concat(stored, ignore_index=True).drop_duplicates("row_id").drop(columns="row_id")
     if not len(old):
         return None
@@ -525,18 +519,26 @@ def _clashes_with_stored(con: sqlite3.Connection, new: pd.DataFrame) -> str | No
 _SAME_ROW = ("params", "pretrain_tokens", "spec_tokens", "train_domain", "loss", "seed", "trunk_id")
 
 
+def _rows_where(
+    con: sqlite3.Connection, cols: list[str], column: str, values: list[str]
+) -> pd.DataFrame:
+    """``cols`` of the stored rows whose ``column`` is one of ``values`` (asked in chunks:
+    SQLite limits the parameters of one query)."""
+    found = [
+        pd.read_sql_query(
+            f"SELECT {', '.join(cols)} FROM runs WHERE {column} IN ({', '.join('?' * len(chunk))})",
+            con,
+            params=chunk,
+        )
+        for chunk in (values[i : i + _IDS_PER_QUERY] for i in range(0, len(values), _IDS_PER_QUERY))
+    ]
+    return pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=cols)
+
+
 def _stored_rows(con: sqlite3.Connection, new: pd.DataFrame) -> pd.DataFrame:
     """The stored rows with a (run_id, eval_domain, step) key of ``new``."""
     runs = sorted({str(r) for r in new["run_id"]})
-    cols = ["run_id", "eval_domain", "step", *_SAME_ROW]
-    found = []
-    for i in range(0, len(runs), _IDS_PER_QUERY):
-        chunk = runs[i : i + _IDS_PER_QUERY]
-        query = (
-            f"SELECT {', '.join(cols)} FROM runs WHERE run_id IN ({', '.join('?' * len(chunk))})"
-        )
-        found.append(pd.read_sql_query(query, con, params=chunk))
-    stored = pd.concat(found, ignore_index=True)
+    stored = _rows_where(con, ["run_id", "eval_domain", "step", *_SAME_ROW], "run_id", runs)
     keys = set(zip(*_keys(new), strict=True))
     return stored[[k in keys for k in zip(*_keys(stored), strict=True)]]
 
