@@ -181,7 +181,7 @@ def run_loop(
     from bayesplit.simulation import check_stop_regret
     from bayesplit.store import RunStore, check_new_store_name
     from bayesplit.train.corpus import Corpus
-    from bayesplit.train.execute import execute_suggestions, plan_suggestions
+    from bayesplit.train.execute import plan_suggestions
     from bayesplit.train.ladder import load_ladder, resolve_ladder
     from bayesplit.train.trunk import trunk_checkpoints
 
@@ -269,7 +269,7 @@ def run_loop(
         # the trainer creates the store with the first rows: a seed design that fails
         # (diverges, is interrupted) leaves no empty store behind
         seed_charge = _plan_flops(seed_design, data, store, plan_kw, train_overrides)
-        _train(execute_suggestions, seed_design, data, store, exec_kw)
+        _train(seed_design, data, store, exec_kw)
         spent += seed_charge
         _write_loop_state(workdir, store, 0, spent)
     elif spent >= cap and not resumed:
@@ -280,7 +280,7 @@ def run_loop(
     elif unfinished:
         # an earlier loop was interrupted inside its seed design: finish it (what is in the
         # store is skipped), or every round would fit a part of it
-        _train(execute_suggestions, seed_design, data, store, exec_kw)
+        _train(seed_design, data, store, exec_kw)
         spent = max(_runs_flops(RunStore(store, read_only=True).read()), charged)
     db = RunStore(store)
     fit_kw = {"chains": 2, "draws": 500, "warmup": 500, "progress": False, **(fit_kwargs or {})}
@@ -315,7 +315,7 @@ def run_loop(
             # an interrupted round (charged before it trained): its runs, not a new pick, so
             # the rerun neither charges them twice nor leaves them half trained
             chosen, resumed = resumed, []
-            rows = _train(execute_suggestions, chosen, data, store, exec_kw)
+            rows = _train(chosen, data, store, exec_kw)
             summary.update(
                 suggested=len(chosen), trained_rows=len(rows), spent_flops=spent, resumed=True
             )
@@ -369,7 +369,7 @@ def run_loop(
                 _write_loop_state(
                     workdir, store, rnd - 1, spent + cost, cost, chosen, trunks_of(chosen)
                 )
-            rows = _train(execute_suggestions, chosen, data, store, exec_kw)
+            rows = _train(chosen, data, store, exec_kw)
             spent += cost
             summary.update(suggested=len(chosen), trained_rows=len(rows), spent_flops=spent)
             if not chosen:
@@ -383,7 +383,7 @@ def run_loop(
     return pd.DataFrame(history)
 
 
-def _train(execute, runs: list[dict], corpus, store: Path, exec_kw: dict) -> pd.DataFrame:
+def _train(runs: list[dict], corpus, store: Path, exec_kw: dict) -> pd.DataFrame:
     """Train ``runs`` with Python's garbage-collection callbacks off.
 
     JAX (imported for the round's fit) adds a Python callback to every collection, and a
@@ -393,12 +393,14 @@ def _train(execute, runs: list[dict], corpus, store: Path, exec_kw: dict) -> pd.
     """
     import gc
 
+    from bayesplit.train.execute import execute_suggestions
+
     if not runs:
         return pd.DataFrame()
     callbacks = list(gc.callbacks)
     gc.callbacks.clear()
     try:
-        return execute(runs, corpus, store, **exec_kw)
+        return execute_suggestions(runs, corpus, store, **exec_kw)
     finally:
         gc.callbacks.extend(c for c in callbacks if c not in gc.callbacks)
 
