@@ -152,7 +152,7 @@ def _check_store(store: Path | None, corpus=None) -> None:
     RunStore.check(store, allow_empty=True)  # a foreign file is refused, untouched
     if corpus is None:
         return
-    from bayesplit.train.closed_loop import check_store_corpus
+    from bayesplit.train.rows import check_store_corpus
 
     try:
         known = RunStore(store, read_only=True).read()
@@ -467,7 +467,11 @@ def specialize_cmd(
 @app.command("execute")
 def execute_cmd(
     suggestions: Annotated[
-        Path, typer.Argument(help="Suggestions JSON (bayesplit suggest --json).")
+        Path,
+        typer.Argument(
+            help="Suggestions JSON (bayesplit suggest --out), or - to read it from stdin "
+            "(bayesplit suggest --json | ...)."
+        ),
     ],
     corpus: CorpusOpt,
     store: Annotated[Path, typer.Option("--store", help="Run store the rows are appended to.")],

@@ -21,6 +21,7 @@ import pandas as pd
 
 from bayesplit._parse import derived_seed
 from bayesplit.errors import BayesplitError
+from bayesplit.train.rows import check_store_corpus
 
 
 def seed_suggestions(
@@ -420,41 +421,6 @@ def _seed_design_unfinished(seed_design, corpus, store: Path, plan_kw: dict) -> 
     return bool(plan.done) and bool(plan.jobs)
 
 
-def check_store_corpus(
-    known: pd.DataFrame, corpus, store: Path, *, unhashed_ok: bool = False
-) -> None:
-    """Refuse a store whose trained rows come from another corpus, or from a corpus it cannot
-    tell: their losses may be in another tokenizer's nats per token, and one fit of both
-    would mix them (the experiment budget would count their runs too).
-
-    Every row the trainer writes records its corpus's hash (computed from the shards when
-    the manifest records none); a row without one was imported or written by an older
-    version, and is refused rather than assumed to be this corpus's, unless
-    ``unhashed_ok`` (the train commands, which only add rows, leave those to the user).
-    """
-    if not len(known):
-        return
-    if "corpus_sha256" in known:
-        hashes = known["corpus_sha256"].map(lambda h: h if isinstance(h, str) and h else None)
-    else:
-        hashes = pd.Series([None] * len(known), index=known.index, dtype=object)
-    own = corpus.content_sha256
-    other = sorted(set(hashes.dropna()) - {own})
-    if other:
-        raise BayesplitError(
-            f"{store} holds rows trained on another corpus (content sha256 {other[0][:12]}…, "
-            f"this corpus {own[:12]}…); use another --store (in Python: store=)"
-        )
-    missing = int(hashes.isna().sum())
-    if missing and not unhashed_ok:
-        raise BayesplitError(
-            f"{store} holds {missing} of its {len(known)} rows without a corpus_sha256 "
-            "(imported, or trained before hashes were recorded), so the loop cannot tell "
-            f"whether they were trained on this corpus ({own[:12]}…); use another --store "
-            "(in Python: store=) for this corpus, or fit those rows apart"
-        )
-
-
 LOOP_STATE = "loop-state.json"
 
 
@@ -642,6 +608,7 @@ def _tree_flops(
     cost = CostModel()
     total = 0.0
     points = set()
+    branches = set()  # a run asked for twice (or two that round to one step) trains once
     for r in runs:
         n, d, dp = float(r["params"]), float(r["pretrain_tokens"]), float(r["spec_tokens"] or 0)
         if tokens_per_step is not None:
@@ -650,7 +617,10 @@ def _tree_flops(
         else:
             at = float(branch_point(d, dp, cost)[()])
             branch = dp if dp > 0 else cost.cooldown_fraction * d
-        total += cost.flops_per_param_token * n * branch
+        key = (at, branch, r.get("train_domain") if dp > 0 else None)
+        if key not in branches:
+            branches.add(key)
+            total += cost.flops_per_param_token * n * branch
         points.add(at)
     n = float(runs[0]["params"])
     before = 0.0  # the last point trained for these runs: saved, so the next starts there

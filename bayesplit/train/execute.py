@@ -31,14 +31,16 @@ from typing import Any
 
 import pandas as pd
 
-from bayesplit._io import atomic_write_text, jsonable, read_json, remove_if_empty
+from bayesplit._io import atomic_write_text, jsonable, parse_json, read_json, remove_if_empty
 from bayesplit._parse import check_flag, check_path, check_seed
 from bayesplit.errors import BayesplitError
 from bayesplit.train.config import TrainConfig, exact_steps, steps_for
 from bayesplit.train.corpus import Corpus
 from bayesplit.train.ladder import at_vocab, find_model, load_ladder
+from bayesplit.train.rows import check_store_corpus
 from bayesplit.train.specialist import SpecConfig, effective_spec, spec_run_id, spec_sampler
 from bayesplit.train.trunk import (
+    check_trunk_id,
     check_trunk_meta,
     decay_steps,
     general_run_id,
@@ -46,6 +48,7 @@ from bayesplit.train.trunk import (
     model_config,
     read_trunk_meta,
     trunk_id_for,
+    trunk_meta,
 )
 
 LAUNCHERS = ("local", "torchrun", "slurm")
@@ -148,17 +151,21 @@ _SUGGEST_KEYS = (
 
 
 def load_suggestions(path: str | Path) -> list[dict]:
-    """Read a suggestions JSON file (a list of objects, or ``{"suggestions": [...]}``).
+    """Read a suggestions JSON file (a list of objects, or ``{"suggestions": [...]}``);
+    ``"-"`` reads standard input (``bayesplit suggest --json | ...``), as does a pipe.
 
     UTF-8, with or without a byte-order mark. A key given twice in an object, a key that is
     neither one execute reads nor one ``suggest`` writes, and a file with no suggestion are
     refused naming the file.
     """
-    p = check_path(path)
-    if not p.is_file():
+    stdin = str(path) == "-"
+    p = "standard input" if stdin else check_path(path)
+    if not stdin and not p.exists():
         raise BayesplitError(f"no such suggestions file: {p}")
-    try:
-        data = read_json(p)  # a repeated key: json kept the last value silently
+    if not stdin and p.is_dir():
+        raise BayesplitError(f"{p} is a folder, not a suggestions file")
+    try:  # a repeated key: json kept the last value silently
+        data = parse_json(sys.stdin.buffer.read().decode("utf-8-sig")) if stdin else read_json(p)
     except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, a repeated key
         raise BayesplitError(f"{p}: not valid JSON ({exc})") from None
     if isinstance(data, dict) and isinstance(data.get("suggestions"), list):
@@ -364,11 +371,11 @@ def _named_trunk(branch_from: Any, i: int) -> str | None:
     """The trunk a suggestion names, or None; a hand-edited ``5`` or ``["t"]`` is refused,
     not read as "no trunk named"."""
     if branch_from is None or isinstance(branch_from, str):
-        return branch_from or None
+        return _trunk_id_or_none(branch_from, i, "branch_from")
     if isinstance(branch_from, dict):
         trunk = branch_from.get("trunk")
         if trunk is None or isinstance(trunk, str):
-            return trunk or None
+            return _trunk_id_or_none(trunk, i, "branch_from.trunk")
         what = f"branch_from.trunk must be a trunk id (text) or null, got {reprlib.repr(trunk)}"
     else:
         what = (
@@ -376,6 +383,15 @@ def _named_trunk(branch_from: Any, i: int) -> str | None:
             + reprlib.repr(branch_from)
         )
     raise BayesplitError(f"suggestion #{i + 1}: {what}")
+
+
+def _trunk_id_or_none(name: str | None, i: int, what: str) -> str | None:
+    if not name:
+        return None
+    try:
+        return check_trunk_id(name, what)
+    except BayesplitError as exc:
+        raise BayesplitError(f"suggestion #{i + 1}: {exc}") from None
 
 
 def plan_suggestions(
@@ -410,7 +426,12 @@ def plan_suggestions(
     spec = spec or SpecConfig()
     corpus = corpus if isinstance(corpus, Corpus) else Corpus(corpus)
     entries = ladder if isinstance(ladder, list) else load_ladder(ladder)
-    have = _store_keys(_store_for_planning(store))
+    planning = _store_for_planning(store)
+    have = _store_keys(planning)
+    if len(planning):  # rows of another corpus are refused, as the train commands refuse them
+        check_store_corpus(
+            planning.read(), corpus, getattr(planning, "path", store), unhashed_ok=True
+        )
     workdir = Path(workdir)
     jobs: dict[str, TrunkJob] = {}
     checked: set[tuple[str, str]] = set()  # (trunk, domain) of specialists checked
@@ -455,14 +476,18 @@ def plan_suggestions(
                 raise BayesplitError(
                     f"suggestion #{i + 1}: train_domain must be a domain name (text), got {domain!r}"
                 )
-            corpus.check_domain(domain)
+            try:
+                corpus.check_domain(domain)
+            except BayesplitError as exc:  # which of the suggestions, as every other refusal
+                raise BayesplitError(f"suggestion #{i + 1}: {exc}") from None
         run_seed = _seed(s, i, seed)
         tc = TrainConfig.from_entry(entry, **(train_overrides or {}))
         cfg = model_config(entry, corpus)
         trunk_id = trunk_id_for(entry, cfg, tc, run_seed, corpus)
         named = _named_trunk(s.get("branch_from"), i)
         if named and named != trunk_id:
-            if _compatible_trunk(workdir / "trunks" / named, trunk_id):
+            wanted = trunk_meta(entry, cfg, tc, run_seed, corpus, trunk_id)
+            if _compatible_trunk(workdir / "trunks" / named, wanted):
                 trunk_id = named
             elif named != "suggested":
                 notes.append(
@@ -519,18 +544,17 @@ def plan_suggestions(
     return Plan(list(jobs.values()), done, notes)
 
 
-def _compatible_trunk(trunk_dir: Path, trunk_id: str) -> bool:
-    """A named trunk in the workdir built with the configuration we would use."""
+def _compatible_trunk(trunk_dir: Path, wanted: dict) -> bool:
+    """A named trunk in the workdir built with the configuration we would use (``wanted``,
+    the default trunk's description: whether that trunk exists does not matter)."""
     f = trunk_dir / "trunk.json"
     if not f.is_file():
         return False
-    mine = trunk_dir.parent / trunk_id / "trunk.json"
-    if not mine.is_file():
-        return False
     # an unreadable one is refused as pretraining refuses it, not a JSONDecodeError
-    a, b = read_trunk_meta(f), read_trunk_meta(mine)
-    a.pop("trunk_id", None), b.pop("trunk_id", None)
-    return a == b
+    held = read_trunk_meta(f)
+    return {k: v for k, v in held.items() if k != "trunk_id"} == {
+        k: v for k, v in wanted.items() if k != "trunk_id"
+    }
 
 
 def _resume_step(

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from bayesplit._io import jsonable
+from bayesplit.errors import BayesplitError
 from bayesplit.train.config import config_hash, count_params, drawn_mixture
 from bayesplit.train.corpus import Corpus
 from bayesplit.train.loop import Trainer
@@ -96,7 +97,6 @@ def check_row_counts(params: int, pretrain_tokens: int | None = None, *, where: 
     they become steps (:func:`~bayesplit.train.config.exact_steps`); ``pretrain_tokens`` is
     for a D read from a checkpoint.
     """
-    from bayesplit.errors import BayesplitError
     from bayesplit.runs import MIN_PLAUSIBLE_COUNT as least
 
     if params < least:
@@ -153,7 +153,6 @@ def store_for_lookup(store):
     """
     if store is None or hasattr(store, "append"):
         return store
-    from bayesplit.errors import BayesplitError
     from bayesplit.store import RunStore, check_new_store_name
 
     path = Path(store)
@@ -181,3 +180,48 @@ def steps_in_store(store, run_id: str) -> set[int]:
     if "step" not in df:
         return {-1} if len(df) else set()
     return {int(s) if pd.notna(s) else -1 for s in df["step"]}
+
+
+def check_store_corpus(
+    known: pd.DataFrame, corpus, store: Path, *, unhashed_ok: bool = False
+) -> None:
+    """Refuse a store whose trained rows come from another corpus, or from a corpus it cannot
+    tell: their losses may be in another tokenizer's nats per token, and one fit of both
+    would mix them (the experiment budget would count their runs too).
+
+    Every row the trainer writes records its corpus's hash (computed from the shards when
+    the manifest records none); a row without one was imported or written by an older
+    version, and is refused rather than assumed to be this corpus's, unless
+    ``unhashed_ok`` (the train commands, which only add rows, leave those to the user).
+    """
+    if not len(known):
+        return
+    if "corpus_sha256" in known:
+        hashes = known["corpus_sha256"].map(lambda h: h if isinstance(h, str) and h else None)
+    else:
+        hashes = pd.Series([None] * len(known), index=known.index, dtype=object)
+    own = corpus.content_sha256
+    other = sorted(set(hashes.dropna()) - {own})
+    if other:
+        raise BayesplitError(
+            f"{store} holds rows trained on another corpus (content sha256 {other[0][:12]}…, "
+            f"this corpus {own[:12]}…); use another --store (in Python: store=)"
+        )
+    missing = int(hashes.isna().sum())
+    if missing and not unhashed_ok:
+        raise BayesplitError(
+            f"{store} holds {missing} of its {len(known)} rows without a corpus_sha256 "
+            "(imported, or trained before hashes were recorded), so the loop cannot tell "
+            f"whether they were trained on this corpus ({own[:12]}…); use another --store "
+            "(in Python: store=) for this corpus, or fit those rows apart"
+        )
+
+
+def check_corpus_of_store(store, corpus: Corpus) -> None:
+    """Refuse a store (a path or a store object) holding rows trained on another corpus,
+    before anything is trained: the train functions check it as the train commands do."""
+    known = store_for_lookup(store)
+    if known is None or len(known) == 0:
+        return
+    where = getattr(known, "path", store)
+    check_store_corpus(known.read(), corpus, where, unhashed_ok=True)

@@ -41,6 +41,7 @@ from bayesplit.train.corpus import Corpus
 from bayesplit.train.data import BatchSampler, Stream, check_first_reads
 from bayesplit.train.loop import Trainer, finite_weights, progress_bar
 from bayesplit.train.rows import (
+    check_corpus_of_store,
     check_row_counts,
     run_rows,
     steps_in_store,
@@ -295,6 +296,7 @@ def specialize(
     replay = replay_rows(spec.replay_fraction, tc.batch_size)
     domain_tokens = (tc.batch_size - replay) * cfg.seq_len * n
     unique = corpus.n_tokens(domain, "train")
+    check_corpus_of_store(store, corpus)  # as the train commands refuse it
     if steps_in_store(store_for_lookup(store), run_id):
         return pd.DataFrame()
     # held from here to the rows: a second run of this specialist is refused now, not

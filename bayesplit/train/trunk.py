@@ -38,6 +38,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import reprlib
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -60,6 +61,7 @@ from bayesplit.train.corpus import Corpus
 from bayesplit.train.data import BatchSampler, Stream, check_first_reads, passes
 from bayesplit.train.loop import Trainer, progress_bar
 from bayesplit.train.rows import (
+    check_corpus_of_store,
     check_row_counts,
     run_rows,
     steps_in_store,
@@ -254,6 +256,8 @@ def pretrain(
     corpus = corpus if isinstance(corpus, Corpus) else Corpus(corpus)
     tc = train or TrainConfig.from_entry(entry)
     cfg = model_config(entry, corpus)
+    if trunk_id is not None:
+        check_trunk_id(trunk_id)
     trunk_id = trunk_id or trunk_id_for(entry, cfg, tc, seed, corpus)
     run_id = general_run_id(trunk_id, tc)
     tps = tc.batch_size * cfg.seq_len
@@ -274,6 +278,7 @@ def pretrain(
     # the store is created only when the rows are written, so a failed run leaves none
     sampler = general_sampler(corpus, tc, cfg, seed)
     info = check_trunk_meta(trunk_dir, entry, cfg, tc, seed, corpus, trunk_id)
+    check_corpus_of_store(store, corpus)  # as the train commands refuse it
 
     def todo() -> tuple[list[int], list[int]]:
         """General models not in the store, and the stable steps they and the branch points
@@ -468,10 +473,9 @@ def _save(tr: Trainer, trunk_dir: Path, info: dict, path: Path | None, meta: dic
         tr.save(path, meta)
 
 
-def check_trunk_meta(trunk_dir, entry, cfg, tc, seed, corpus, trunk_id) -> dict:
-    """Refuse to mix checkpoints of different configurations under one trunk id; the
-    trunk's description, for :func:`_write_trunk_meta`."""
-    info = jsonable(
+def trunk_meta(entry, cfg, tc, seed, corpus, trunk_id) -> dict:
+    """A trunk's description, as its ``trunk.json`` holds it."""
+    return jsonable(
         {
             "trunk_id": trunk_id,
             "model": entry["name"],
@@ -481,6 +485,12 @@ def check_trunk_meta(trunk_dir, entry, cfg, tc, seed, corpus, trunk_id) -> dict:
             "corpus_sha256": corpus.content_sha256,
         }
     )
+
+
+def check_trunk_meta(trunk_dir, entry, cfg, tc, seed, corpus, trunk_id) -> dict:
+    """Refuse to mix checkpoints of different configurations under one trunk id; the
+    trunk's description, for :func:`_write_trunk_meta`."""
+    info = trunk_meta(entry, cfg, tc, seed, corpus, trunk_id)
     f = trunk_dir / "trunk.json"
     held = read_trunk_meta(f) if f.exists() else info
     if held != info:
@@ -488,6 +498,19 @@ def check_trunk_meta(trunk_dir, entry, cfg, tc, seed, corpus, trunk_id) -> dict:
             f"{trunk_dir} holds a trunk with another configuration; use another workdir or trunk id"
         )
     return info
+
+
+def check_trunk_id(trunk_id: Any, what: str = "trunk_id") -> str:
+    """A trunk id names one folder under ``workdir/trunks``: a path (``../other/trunks/t``)
+    would train, or branch from, a trunk in another workdir."""
+    if not isinstance(trunk_id, str) or not trunk_id.strip():
+        raise BayesplitError(f"{what} must be a trunk id (text), got {reprlib.repr(trunk_id)}")
+    if trunk_id in (".", "..") or any(c in trunk_id for c in "/\\\0"):
+        raise BayesplitError(
+            f"{what} must be a trunk id (a folder name under <workdir>/trunks), not a path: "
+            f"{reprlib.repr(trunk_id)}"
+        )
+    return trunk_id
 
 
 def read_trunk_meta(f: Path) -> dict:

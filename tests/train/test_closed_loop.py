@@ -522,6 +522,22 @@ def test_a_d_below_the_furthest_checkpoint_is_charged_from_the_one_before_it():
     assert _tree_flops([run, longer], [2000.0]) == pytest.approx(6e4 * (6000 + 2000))
 
 
+def test_a_run_asked_for_twice_is_charged_once():
+    # the trainer trains one run for suggestions that name it twice, or that round to the
+    # same whole step; the loop charged each suggestion's branch
+    from bayesplit.train.closed_loop import _tree_flops
+
+    spec = {"params": 1e4, "pretrain_tokens": 5000.0, "spec_tokens": 1000.0, "train_domain": "a"}
+    general = {"params": 1e4, "pretrain_tokens": 5000.0, "spec_tokens": 0.0, "train_domain": None}
+    one = _tree_flops([spec, general], [], 100.0, 0.1)
+    assert one == pytest.approx(6e4 * (5000 + 1000 + 500))  # trunk to 5000, two branches
+    assert _tree_flops([spec, spec, general, general], [], 100.0, 0.1) == pytest.approx(one)
+    rounded = {**general, "pretrain_tokens": 5020.0}  # 50.2 steps: the trainer's step 50
+    assert _tree_flops([spec, general, rounded], [], 100.0, 0.1) == pytest.approx(one)
+    other_domain = {**spec, "train_domain": "b"}  # another run on the same branch point
+    assert _tree_flops([spec, other_domain], [], 100.0, 0.1) == pytest.approx(6e4 * (5000 + 2000))
+
+
 def test_models_count_each_checkpoint_of_a_trunk_once():
     # `loop --json`'s "runs" counts run ids, and a trunk's general models share one
     from bayesplit.train.closed_loop import count_models
@@ -541,10 +557,12 @@ def test_models_count_each_checkpoint_of_a_trunk_once():
 def test_suggest_prices_a_batch_as_the_loop_charges_it(tokens_per_step):
     # suggest's greedy price of each pick (given the trainer's checkpoints and the picks
     # before it) adds up to what the loop charges for the whole batch, on random trunks;
-    # with the trainer's steps, at token counts that are not whole steps
+    # with the trainer's steps, at token counts that are not whole steps. A batch of suggest
+    # never repeats a run; two that round to one trained run are charged once by the loop
+    # (as the trainer trains it once) and are left out here
     import numpy as np
 
-    from bayesplit.design import CostModel, TrunkState, candidate_costs
+    from bayesplit.design import CostModel, TrunkState, candidate_costs, trainer_branch
     from bayesplit.train.closed_loop import _tree_flops
 
     rng = np.random.default_rng(0)
@@ -553,12 +571,18 @@ def test_suggest_prices_a_batch_as_the_loop_charges_it(tokens_per_step):
         stops = sorted(rng.choice(np.arange(1, 20) * 490.0, size=rng.integers(0, 4), replace=False))
         known = {"tokens": stops, "tokens_per_step": tokens_per_step, "cooldown_fraction": 0.15}
         trunks = TrunkState.from_runs(None, {n: known})
-        batch, priced = [], 0.0
+        batch, keys, priced = [], [], 0.0
         for _ in range(rng.integers(1, 6)):
             d = float(rng.integers(1, 20) * 500 + rng.integers(-60, 60))
             dp = float(rng.choice([0.0, 300.0]))
             run = {"params": n, "pretrain_tokens": d, "spec_tokens": dp,
                    "train_domain": "a" if dp else None}  # fmt: skip
+            key = (
+                (d, dp) if tokens_per_step is None else trainer_branch(d, dp, tokens_per_step, 0.15)
+            )
+            if any(np.array_equal(key, k) for k in keys):
+                continue
+            keys.append(key)
             priced += candidate_costs(pd.DataFrame([run]), trunks, CostModel())[0]
             trunks.extend(n, d, dp)
             batch.append(run)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -148,6 +150,27 @@ def _error(args: list[str]) -> str:
     return lines[0]
 
 
+def test_suggestions_are_read_from_stdin_and_from_a_pipe(tiny_corpus, tiny_ladder, tmp_path):
+    # `suggest --json | bayesplit train execute - ...` and `<(...)` were "no such file"
+    items = suggestions()[:2]
+    base = ["--corpus", str(tiny_corpus), "--store", str(tmp_path / "r.db"), "--ladder",
+            str(tiny_ladder), "--workdir", str(tmp_path / "w"), "--dry-run", "--json"]  # fmt: skip
+    res = runner.invoke(app, ["train", "execute", "-", *base], input=json.dumps(items))
+    assert res.exit_code == 0, res.output
+    from_stdin = json.loads(res.stdout)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=fifo.write_text, args=(json.dumps(items),))
+    writer.start()
+    res = runner.invoke(app, ["train", "execute", str(fifo), *base])
+    writer.join()
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout) == from_stdin and from_stdin["jobs"]
+    res = runner.invoke(app, ["train", "execute", "-", *base], input="[{")
+    assert res.exit_code == 2 and "error: standard input: not valid JSON" in res.stderr
+    assert not (tmp_path / "r.db").exists() and not (tmp_path / "w").exists()
+
+
 def test_bad_inputs_exit_2(tiny_corpus, tiny_ladder, tmp_path):
     good = tmp_path / "s.json"
     good.write_text(json.dumps(suggestions()[:1]))
@@ -158,13 +181,16 @@ def test_bad_inputs_exit_2(tiny_corpus, tiny_ladder, tmp_path):
     assert "no such suggestions file" in _error(
         [*ex, str(tmp_path / "missing.json"), "--corpus", str(tiny_corpus), *base]
     )
+    assert "is a folder, not a suggestions file" in _error(
+        [*ex, str(tmp_path), "--corpus", str(tiny_corpus), *base]
+    )
     for text, msg in [
         ("{not json", "not valid JSON"),
         ('{"a": 1}', "expected a JSON list"),
         ('[{"model": "huge", "pretrain_tokens": 1e4}]', "unknown model 'huge'"),
         ('[{"model": "tiny", "pretrain_tokens": 1e4, "spec_tokens": 1e4}]', "needs a train_domain"),
         ('[{"model": "tiny", "pretrain_tokens": 1e4, "spec_tokens": 1e4, "train_domain": "law"}]',
-         "unknown domain 'law'"),
+         "suggestion #1: unknown domain 'law'"),
         ('[{"model": "tiny", "pretrain_tokens": "lots"}]', "must be a number"),
         ('[{"pretrain_tokens": 1e4}]', "needs params or model"),
         # the named model was trained, its rows recording another N than asked, unsaid

@@ -493,3 +493,70 @@ def test_a_specialist_of_another_seed_or_batch_is_another_run(trunk, tiny_corpus
     other = specialize(tiny_corpus, trunk["ckpt"], "alpha", 4 * TPS, train=half, **kw)
     assert ".train-" in other["run_id"].iloc[0]
     assert len(RunStore(tmp_path / "s.db").read()["run_id"].unique()) == 4
+
+
+# -- 8. the Python train functions, named trunks -------------------------------------------------
+def _store_of_another_corpus(path: Path) -> RunStore:
+    import pandas as pd
+
+    row = dict(run_id="r", params=1e5, pretrain_tokens=2e4, eval_domain="alpha", loss=3.0,
+               corpus_sha256="f" * 64)  # fmt: skip
+    store = RunStore(path)
+    store.append(pd.DataFrame([row]))
+    return store
+
+
+@pytest.mark.parametrize("as_object", [False, True])
+def test_the_python_train_functions_refuse_a_store_of_another_corpus(
+    trunk, tiny_corpus, tiny_ladder, tmp_path, as_object
+):
+    # only the train commands checked: execute_suggestions, pretrain and specialize in
+    # Python appended rows of two corpora (two tokenizers' nats) to one store
+    store = _store_of_another_corpus(tmp_path / "s.db")
+    given = store if as_object else store.path
+    work = tmp_path / "work"
+    msg = "holds rows trained on another corpus"
+    items = [{"model": "tiny", "pretrain_tokens": D}]
+    with pytest.raises(BayesplitError, match=msg):
+        execute_suggestions(items, tiny_corpus, given, ladder=str(tiny_ladder), workdir=work,
+                            progress=False)  # fmt: skip
+    with pytest.raises(BayesplitError, match=msg):
+        pretrain(tiny_corpus, tiny_entry(), workdir=work, eval_at=[D], store=given,
+                 progress=False)  # fmt: skip
+    with pytest.raises(BayesplitError, match=msg):
+        specialize(tiny_corpus, trunk["ckpt"], "alpha", 4 * TPS, workdir=work, store=given,
+                   progress=False)  # fmt: skip
+    assert len(store.read()) == 1
+    assert not work.exists()
+
+
+def test_a_named_trunk_of_this_configuration_is_branched_from(tiny_corpus, tiny_ladder, tmp_path):  # fmt: skip
+    # a trunk saved under another id was used only when the default trunk was there too
+    # (it compared with that trunk's trunk.json): suggest priced the branch off it, and
+    # execute trained a new trunk from step 0
+    work = tmp_path / "work"
+    pretrain(tiny_corpus, tiny_entry(), workdir=work, save_at=[D], trunk_id="mytrunk",
+             progress=False)  # fmt: skip
+    items = [{"model": "tiny", "pretrain_tokens": D, "spec_tokens": 4 * TPS,
+              "train_domain": "alpha", "branch_from": {"trunk": "mytrunk"}}]  # fmt: skip
+    plan = plan_suggestions(items, tiny_corpus, tmp_path / "s.db", ladder=str(tiny_ladder),
+                            workdir=work)  # fmt: skip
+    assert [job.trunk_id for job in plan.jobs] == ["mytrunk"]
+    assert not any("mytrunk" in note for note in plan.notes)
+    other = plan_suggestions(items, tiny_corpus, tmp_path / "s.db", ladder=str(tiny_ladder),
+                             workdir=work, seed=1)  # another seed: another trunk  # fmt: skip
+    assert [job.trunk_id for job in other.jobs] != ["mytrunk"]
+    assert any("'mytrunk' is not in" in note for note in other.notes)
+
+
+@pytest.mark.parametrize("name", ["../other/trunks/t", "/abs/trunks/t", "..", "a\\b"])
+def test_a_trunk_id_that_is_a_path_is_refused(tiny_corpus, tiny_ladder, tmp_path, name):
+    # a path in branch_from (or pretrain's trunk_id) reached a trunk in another workdir
+    items = [{"model": "tiny", "pretrain_tokens": D, "branch_from": {"trunk": name}}]
+    with pytest.raises(BayesplitError, match="suggestion #1: branch_from.trunk must be a trunk id"):
+        plan_suggestions(items, tiny_corpus, tmp_path / "s.db", ladder=str(tiny_ladder),
+                         workdir=tmp_path / "work")  # fmt: skip
+    with pytest.raises(BayesplitError, match="trunk_id must be a trunk id .* not a path"):
+        pretrain(tiny_corpus, tiny_entry(), workdir=tmp_path / "work", eval_at=[D],
+                 trunk_id=name, progress=False)  # fmt: skip
+    assert list(tmp_path.iterdir()) == []
