@@ -13,7 +13,7 @@ import shutil
 import signal
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +151,53 @@ def atomic_folder(path: Path):
     target.parent.mkdir(parents=True, exist_ok=True)
     with sigterm_cleans_up():
         yield from _atomic_folder(target)
+
+
+@contextlib.contextmanager
+def atomic_files(folder: Path, names: Sequence[str]) -> Iterator[Path]:
+    """Yield a temporary folder inside ``folder`` to write the files ``names`` in; on
+    success move them all into ``folder``, with Ctrl-C and SIGTERM held off between the
+    renames. Outputs that belong together (a posterior and the report made of it) are all
+    the new ones or all the earlier ones, never a mix; other files in ``folder`` stay.
+    """
+    made = _missing_folders(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".bayesplit-", dir=folder))
+    try:
+        with sigterm_cleans_up():
+            yield tmp
+            with _signals_held():
+                for name in names:
+                    os.replace(tmp / name, folder / name)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        for f in made:
+            remove_if_empty(f)
+        raise
+    tmp.rmdir()
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait until the block is done, then act as they would have.
+
+    Python handlers, not a signal mask: a mask holds one thread, and with other threads
+    (JAX's) the kernel hands the signal to one of them, whose flag the main thread acts on
+    at once. Only the main thread can set handlers; elsewhere nothing is held.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    came: list[int] = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    before = {s: signal.signal(s, lambda signum, _frame: came.append(signum)) for s in held}
+    try:
+        yield
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
+        for s in dict.fromkeys(came):
+            signal.raise_signal(s)  # the restored handler acts on it now
 
 
 def _atomic_folder(target: Path) -> Iterator[Path]:
@@ -299,7 +346,12 @@ def read_json(path: str | Path) -> Any:
     (``json.JSONDecodeError``, a repeated key, nesting too deep) or ``UnicodeDecodeError``
     for the caller to name the file."""
     with open(path, encoding="utf-8-sig") as fh:
-        try:
-            return json.load(fh, object_pairs_hook=no_repeated_keys)
-        except RecursionError:  # [[[[...]]]] thousands deep: a traceback from every reader
-            raise ValueError("nested too deeply to be read") from None
+        return parse_json(fh.read())
+
+
+def parse_json(text: str) -> Any:
+    """JSON text as :func:`read_json` reads a file (a byte-order mark already decoded)."""
+    try:
+        return json.loads(text, object_pairs_hook=no_repeated_keys)
+    except RecursionError:  # [[[[...]]]] thousands deep: a traceback from every reader
+        raise ValueError("nested too deeply to be read") from None

@@ -263,6 +263,9 @@ def test_demo_runs_end_to_end_on_the_bundled_campaign(tmp_path):
         "scripture",
     }
     assert len(data["suggestions"]) == 4
+    # the suggestions' notes (forced past a failed gate, fewer runs than asked) were dropped
+    assert isinstance(data["suggestion_notes"], list)
+    assert data["diagnostics"]["ok"] or any("gate" in n for n in data["suggestion_notes"])
     # the table counts N with embeddings, so suggestions do too, and each names the ladder
     # model of that size: the one `train execute` builds
     from bayesplit.train.ladder import load_ladder
@@ -328,6 +331,16 @@ def test_demo_checks_its_options_before_fitting(tmp_path, args, message):
     res = runner.invoke(app, ["demo", "--out-dir", str(out), *args])
     assert res.exit_code == 2 and message in res.stderr
     assert not out.exists()  # refused before the fit: nothing written
+
+
+@pytest.mark.parametrize("name", ["posterior.nc", "report.html"])
+def test_demo_checks_the_files_it_writes_before_fitting(tmp_path, name):
+    # a folder of that name in --out-dir was found after the fit (report.html: after the
+    # fit, the plan, the suggestions and the posterior's write)
+    (tmp_path / name).mkdir()
+    res = runner.invoke(app, ["demo", "--out-dir", str(tmp_path)])
+    assert res.exit_code == 2 and f"{name} is a folder; give a file name" in res.stderr
+    assert [p.name for p in tmp_path.iterdir()] == [name]
 
 
 def test_demo_refuses_an_out_dir_that_is_a_file(tmp_path):

@@ -221,6 +221,13 @@ def test_forced_results_of_a_failed_posterior_say_so(tmp_path, capsys):
     said = " ".join(capsys.readouterr().err.split())
     assert f"! --truth {path}: the posterior failed its diagnostics gate (" in said
     assert "its medians, the truth here, were forced" in said
+    # predict said "posterior failed diagnostics:", in other words than every other command
+    point = ["--params", "1e8", "--pretrain-tokens", "2e9", "--domain", "web", "--json"]
+    result = runner.invoke(app, ["predict", str(path), *point])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["warning"].startswith(
+        "the posterior failed its diagnostics gate: "
+    )
 
 
 def test_allocate_a_law_without_d_prime_compares_sizes_or_says_there_is_nothing(tmp_path):

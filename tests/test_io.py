@@ -94,3 +94,49 @@ def test_sigterm_is_caught_only_while_an_output_is_written(tmp_path, monkeypatch
     with _io.atomic_path(tmp_path / "b.txt") as tmp:
         assert signal.getsignal(signal.SIGTERM) is before
         tmp.write_text("y")
+
+
+def test_files_that_belong_together_land_together(tmp_path, monkeypatch):
+    # the demo saved its posterior first and its report minutes later: an interrupt in
+    # between left a new posterior beside the last run's report
+    import signal
+
+    from bayesplit import _io
+    from bayesplit._io import atomic_files
+    from bayesplit.errors import Terminated
+
+    folder = tmp_path / "new" / "out"
+    with pytest.raises(KeyboardInterrupt), atomic_files(folder, ["a", "b"]) as tmp:
+        (tmp / "a").write_text("1")
+        raise KeyboardInterrupt
+    assert not (tmp_path / "new").exists()  # the folders it made went too
+    folder.mkdir(parents=True)
+    (folder / "keep").write_text("mine")
+    for name in ("a", "b"):
+        (folder / name).write_text("old")
+    with pytest.raises(KeyboardInterrupt), atomic_files(folder, ["a", "b"]) as tmp:
+        (tmp / "a").write_text("new")
+        raise KeyboardInterrupt
+    assert {p.name: p.read_text() for p in folder.iterdir()} == {
+        "a": "old",
+        "b": "old",
+        "keep": "mine",
+    }
+    # a SIGTERM that comes while the files are moved in waits until both are
+    monkeypatch.setattr(_io, "SIGTERM_CLEANS_UP", True)
+    real_replace = os.replace
+
+    def replace(src, dst):
+        real_replace(src, dst)
+        if str(dst).endswith("a"):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(_io.os, "replace", replace)
+    with pytest.raises(Terminated), atomic_files(folder, ["a", "b"]) as tmp:
+        for name in ("a", "b"):
+            (tmp / name).write_text("new")
+    assert {p.name: p.read_text() for p in folder.iterdir()} == {
+        "a": "new",
+        "b": "new",
+        "keep": "mine",
+    }

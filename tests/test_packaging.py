@@ -36,7 +36,9 @@ def test_the_wheel_ships_the_ladders_and_data_tables(tmp_path):
         *package.glob("ladders/*.yaml"),
         *package.glob("datasets/*.csv.gz"),
         *package.glob("datasets/*.md"),
+        *package.glob("datasets/*.txt"),  # the license texts the .md files name
     ]
+    assert (package / "datasets" / "LICENSE-APACHE-2.0.txt").is_file()
     assert len(list(package.glob("ladders/*.yaml"))) >= 2
     missing = [p.relative_to(ROOT).as_posix() for p in wanted]
     missing = [m for m in missing if m not in names]

@@ -50,6 +50,11 @@ Seed = Annotated[
     ),
 ]
 
+#: The NUTS options of the commands that fit once (fit, compare's fits, demo).
+Chains = Annotated[int, typer.Option(help="NUTS chains.")]
+Draws = Annotated[int, typer.Option(help="Kept draws per chain.")]
+Warmup = Annotated[int, typer.Option(help="Warmup iterations per chain.")]
+
 #: Human-readable output (tables, progress) goes to stderr so ``--json`` stdout stays parseable.
 #: Pipes and CI logs get 120 columns instead of rich's 80, so tables are not squeezed.
 console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)

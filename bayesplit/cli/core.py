@@ -13,7 +13,17 @@ from rich.markup import escape
 from rich.table import Table
 
 from bayesplit._parse import parse_count, percent
-from bayesplit.cli._common import Level, Seed, check_output_path, console, emit_json, fmt
+from bayesplit.cli._common import (
+    Chains,
+    Draws,
+    Level,
+    Seed,
+    Warmup,
+    check_output_path,
+    console,
+    emit_json,
+    fmt,
+)
 from bayesplit.errors import BayesplitError
 
 
@@ -284,9 +294,9 @@ def fit_cmd(
     law: Annotated[
         str, typer.Option("--law", help="Law name (see `bayesplit laws`).")
     ] = "chinchilla",
-    chains: int = 4,
-    draws: Annotated[int, typer.Option(help="Kept draws per chain.")] = 1000,
-    warmup: Annotated[int, typer.Option(help="Warmup iterations per chain.")] = 1000,
+    chains: Chains = 4,
+    draws: Draws = 1000,
+    warmup: Warmup = 1000,
     seed: Seed = 0,
     device: Device = "auto",
     backend: Annotated[str, typer.Option(help="numpyro, pymc or nutpie.")] = "numpyro",
@@ -393,7 +403,9 @@ def predict_cmd(
     ds = post.predict(n, d, dp, domain=domain, level=level, seed=seed, run=run)
     result = point_summary(ds, domain)
     if not post.ok:
-        result["warning"] = "posterior failed diagnostics: " + "; ".join(post.diagnostics.failures)
+        from bayesplit.diagnostics import GATE_NOTE
+
+        result["warning"] = f"{GATE_NOTE}: " + "; ".join(post.diagnostics.failures)
     # as allocate says it: --params 1e-300 gave losses near 1e86 without a word
     result["notes"] = extrapolation_notes(
         Plan(n, d, {domain: dp}), post.runs, uses_spec_tokens=post.law.uses_spec_tokens
@@ -429,9 +441,9 @@ def compare_cmd(
         float, typer.Option("--holdout-largest", help="Fraction of runs (by compute) held out.")
     ] = 0.2,
     level: Level = 0.9,
-    chains: int = 4,
-    draws: int = 1000,
-    warmup: int = 1000,
+    chains: Chains = 4,
+    draws: Draws = 1000,
+    warmup: Warmup = 1000,
     seed: Seed = 0,
     device: Device = "auto",
     domains: Domains = None,

@@ -10,8 +10,18 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from bayesplit._io import atomic_files
 from bayesplit._parse import percent, probability, share_range
-from bayesplit.cli._common import Seed, check_output_path, console, emit_json, given
+from bayesplit.cli._common import (
+    Chains,
+    Draws,
+    Seed,
+    Warmup,
+    check_output_path,
+    console,
+    emit_json,
+    given,
+)
 from bayesplit.cli.core import (
     LawModule,
     _import_law_modules,
@@ -55,6 +65,10 @@ DEMO_DATA = {
 }
 
 
+#: What the demo writes into --out-dir.
+OUTPUTS = ("posterior.nc", "report.html")
+
+
 def data_counts(fitted: pd.DataFrame, heldout: pd.DataFrame) -> str:
     """What the demo fits and holds out, counted as the fit sees it: modelled rows only (a
     specialist's losses on other domains are left out), runs by ``run_id`` (the general
@@ -78,9 +92,9 @@ def demo_cmd(
     law: Annotated[
         str | None, typer.Option("--law", help="Law to fit (default: the data set's).")
     ] = None,
-    chains: int = 4,
-    draws: int = 1000,
-    warmup: int = 1000,
+    chains: Chains = 4,
+    draws: Draws = 1000,
+    warmup: Warmup = 1000,
     seed: Seed = 0,
     budget: Annotated[
         str | None,
@@ -115,6 +129,8 @@ def demo_cmd(
     budget = setting["budget"] if given(budget, "--budget") is None else budget
     target = parse_positive(budget, "--budget")
     check_output_path(out_dir, option="--out-dir", directory=True)
+    for name in OUTPUTS:  # a folder of that name failed the rename after the fit
+        check_output_path(out_dir / name, option="--out-dir")
     show = not json_out
     load = setting.get("load", {})
     runs = load_dataset(data, split="fit", **load)
@@ -145,8 +161,6 @@ def demo_cmd(
             progress=False,
             **setting.get("fit", {}),
         )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    post.save(out_dir / "posterior.nc")
 
     preds = [
         {
@@ -179,10 +193,13 @@ def demo_cmd(
         alloc = allocate(post, budget=target, force=force)
     with step("suggesting the next 4 runs (value for the decision per FLOP)", enabled=show):
         sug = suggest(post, budget=target, n=4, force=force, seed=seed, ladder=setting["ladder"])
-    with step("writing the report", enabled=show):
-        report = write_report(
-            post, out_dir / "report.html", budget=target, runs=heldout, force=force
-        )
+    # written side by side at the end: an interrupt left a new posterior beside the last
+    # demo's report
+    writing = step("writing the posterior and the report", enabled=show)
+    with writing, atomic_files(out_dir, OUTPUTS) as tmp:
+        post.save(tmp / "posterior.nc")
+        write_report(post, tmp / "report.html", budget=target, runs=heldout, force=force)
+    report = out_dir / "report.html"
     decision = alloc.to_dict()
     suggestions = sug.to_list()
 
@@ -196,6 +213,7 @@ def demo_cmd(
                 "heldout": preds,
                 "allocation": decision,
                 "suggestions": suggestions,
+                "suggestion_notes": sug.notes,
                 "posterior": str(out_dir / "posterior.nc"),
                 "report": str(report),
             }
@@ -281,4 +299,6 @@ def demo_cmd(
             f"{pl['median']:.3f} [{pl['predictive'][0]:.3f}, {pl['predictive'][1]:.3f}]",
         )
     console.print(table)
+    for note in sug.notes:
+        console.print(f"[yellow]! {escape(note)}[/yellow]")
     console.print(escape(f"posterior written to {out_dir / 'posterior.nc'}; report: {report}"))
