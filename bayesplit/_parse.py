@@ -249,6 +249,12 @@ _SHORT = reprlib.Repr()  # keyword arguments need Python 3.12
 _SHORT.maxlevel = 2
 
 
+def kind_of(value) -> str:
+    """A value's type with its article, for "got ...": "an InferenceData", "a list"."""
+    name = type(value).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+
+
 def short_repr(value) -> str:
     """``repr`` on one line and bounded (a nested list's levels and items cut with ...)."""
     return " ".join(_SHORT.repr(value).split())

@@ -36,6 +36,7 @@ from bayesplit._parse import (
     counts,
     is_finite_number,
     is_number,
+    kind_of,
     names,
     parse_count,
     percent,
@@ -279,7 +280,7 @@ def _normalize_weights(weights: Mapping[str, float] | None, domains: Sequence[st
     if not isinstance(weights, Mapping):  # a list would be matched to domains by position
         raise BayesplitError(
             f"weights must map domain names to weights, e.g. {{{domains[0]!r}: 1.0}}; "
-            f"got a {type(weights).__name__}"
+            f"got {kind_of(weights)}"
         )
     unknown = sorted(set(weights) - set(domains))
     if unknown:

@@ -155,6 +155,13 @@ def check_fit_options(
         select_device(device, 0, chains)  # refuses when JAX sees no GPU
 
 
+def bars_show() -> bool:
+    """Whether a sampler's progress bar is seen: on a terminal, or in a notebook (whose
+    stderr is no terminal, so a minutes-long fit showed nothing); not in a log or a pipe,
+    which would keep every redraw of the bar."""
+    return sys.stderr.isatty() or "ipykernel" in sys.modules
+
+
 def fit(
     runs: pd.DataFrame | str,
     law: str | Law = "chinchilla",
@@ -192,7 +199,8 @@ def fit(
     chains, draws, warmup
         NUTS chains, kept draws per chain and warmup iterations per chain.
     seed
-        The same seed gives the same posterior.
+        The same seed gives the same posterior, for the same table in the same row order
+        (the order of the rows and of their runs is part of the model's arrays).
     device
         ``"auto"`` (by problem size), ``"cpu"`` or ``"gpu"``.
     backend
@@ -204,7 +212,8 @@ def fit(
         multiprocessing code, or it hangs. Notebooks and the CLI need nothing.
     chain_method
         NumPyro's ``"parallel"``, ``"vectorized"`` or ``"sequential"``; ``"auto"``:
-        vectorized on a GPU, parallel on CPU when there is a core per chain, else sequential.
+        vectorized on a GPU; parallel on CPU when JAX has a CPU device per chain (bayesplit
+        asks XLA for one per core, at least 4, before JAX starts), else sequential.
     run_effect
         Rows of one run share a random effect: ``"auto"``, True or False.
     student_df
@@ -220,7 +229,7 @@ def fit(
         Input scales N_ref, T_ref and loss scale (default: from the data); fix it to
         compare coefficients across fits.
     progress
-        Show the sampler's progress bar.
+        Show the sampler's progress bar (on a terminal or in a notebook; not in a log).
 
     Returns
     -------
@@ -419,7 +428,7 @@ def _sample_numpyro(
         num_samples=draws,
         num_chains=chains,
         chain_method=chain_method,
-        progress_bar=progress and sys.stderr.isatty(),
+        progress_bar=progress and bars_show(),
     )
     with precision, jax.default_device(platform_devices[0]):
         mcmc.run(

@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from bayesplit._parse import (
     check_path,
     check_seed,
     is_number,
+    kind_of,
 )
 from bayesplit._parse import names as name_list
 from bayesplit.diagnostics import Diagnostics, Thresholds
@@ -307,6 +309,7 @@ class Posterior:
         return {
             "format": POSTERIOR_FORMAT,
             "law": self.law.name,
+            "law_fingerprint": self.law.fingerprint(),
             "per_domain": self.law.per_domain,
             "spec": self.spec.to_dict(),
             "diagnostics": self.diagnostics.to_dict(),
@@ -346,7 +349,8 @@ class Posterior:
             idata = _arviz.from_netcdf(p)
             text = idata.posterior.attrs[_META_KEY]
             stored = idata.posterior.attrs.get(_META_SHA_KEY)  # absent from older files
-        except (OSError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        # RuntimeError: HDF5's own, for some damaged bytes ("H5DSget_num_scales")
+        except (OSError, KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
             raise not_ours(exc) from None
         # before parsing: a changed byte that breaks the JSON is damage too
         if stored is not None and stored != _sha256(str(text)):
@@ -405,7 +409,7 @@ def check_posterior(posterior) -> None:
     else:
         hint = ""
     plain = posterior is None or isinstance(posterior, (str, Path, int, float))
-    got = _shown(posterior) if plain else f"a {type(posterior).__name__}"  # not a table's repr
+    got = _shown(posterior) if plain else kind_of(posterior)  # not a table's repr
     raise BayesplitError(
         "posterior must be a fitted Posterior (bayesplit.fit, or load_posterior of a .nc "
         f"file), got {got}{hint}"
@@ -459,7 +463,7 @@ def _read_all(path: Path, idata) -> None:
         for name, var in ds.variables.items():
             try:
                 var.load()
-            except (OSError, ValueError) as exc:  # h5py: "Can't ... read data (...)"
+            except (OSError, ValueError, RuntimeError) as exc:  # h5py: "Can't ... read data"
                 raise BayesplitError(
                     f"{path} is damaged: {group}/{name} cannot be read ({exc}); "
                     "restore it from a copy or fit again"
@@ -684,6 +688,16 @@ def _check_file(path: Path, idata, meta: Any) -> Law:
             problems.append(f"constant_data lacks the run-table column(s) {', '.join(lost)}")
     if problems:
         refuse(problems)
+    fitted_with = meta.get("law_fingerprint")  # absent from older files
+    if isinstance(fitted_with, str) and fitted_with != law.fingerprint():
+        # re-registering a law under its name (overwrite=True in a notebook) changed every
+        # prediction of a posterior fitted with the earlier one, unsaid
+        warnings.warn(
+            f"{path} was fitted with another definition of law {law.name!r} than the one "
+            "registered now (its mean function or priors changed since the fit): predictions "
+            "and decisions use the law registered now; refit to use it consistently",
+            stacklevel=4,
+        )
     return law
 
 

@@ -137,6 +137,7 @@ def frontier_budgets(
     from bayesplit.allocation import smallest_plan_budget
     from bayesplit.runs import compute_flops
 
+    budget = float(budget)  # 10**21, a Python int past int64: numpy made an object array
     floor = smallest_plan_budget(posterior, trunk=trunk, weights=weights)
     lo = max(float(np.max(compute_flops(posterior.runs))), budget / 1e4, floor)
     if lo > budget / 10:

@@ -410,3 +410,29 @@ def test_a_passed_gate_that_lists_failures_is_refused(good_file, tmp_path):
     path = _rewrite(good_file, tmp_path / "ok.nc", meta=passed_with_failures)
     with pytest.raises(BayesplitError, match="diagnostics say ok but list failures"):
         Posterior.load(path)
+
+
+def test_a_posterior_of_a_law_redefined_since_the_fit_warns(good_file, tmp_path):
+    # a law re-registered under its name (overwrite=True in a notebook) changed every
+    # prediction of a posterior fitted with the earlier definition, unsaid
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Posterior.load(good_file)  # the law it was fitted with: no warning
+    other = tmp_path / "other.nc"
+    _rewrite(good_file, other, meta=lambda m: m.update(law_fingerprint="0" * 16))
+    with pytest.warns(UserWarning, match="fitted with another definition of law 'additive'"):
+        Posterior.load(other)
+
+
+def test_a_damaged_file_that_hdf5_fails_on_is_one_line(good_file, monkeypatch):
+    # one flipped byte of 150 escaped as "RuntimeError: Unspecified error in H5DSget_num_scales"
+    from bayesplit import _arviz
+
+    def broken(path):
+        raise RuntimeError("Unspecified error in H5DSget_num_scales (return value <0)")
+
+    monkeypatch.setattr(_arviz, "from_netcdf", broken)
+    with pytest.raises(BayesplitError, match="is not a bayesplit posterior .RuntimeError"):
+        Posterior.load(good_file)

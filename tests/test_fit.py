@@ -454,3 +454,27 @@ def test_runs_pretrained_on_two_mixtures_are_warned_of(additive_runs):
     one = fit(runs.assign(pretrain_mixture="tokens"), "additive", chains=1, draws=30, warmup=30,
               progress=False)  # fmt: skip
     assert not [w for w in one.diagnostics.warnings if "mixtures" in w]
+
+
+def test_the_samplers_bar_shows_on_a_terminal_and_in_a_notebook(monkeypatch):
+    # a notebook's stderr is no terminal: fit(progress=True) showed no bar there
+    import sys
+    import types
+
+    from bayesplit.fitting import bars_show
+
+    class Stream:
+        def __init__(self, tty):
+            self.tty = tty
+
+        def isatty(self):
+            return self.tty
+
+    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
+    monkeypatch.setattr(sys, "stderr", Stream(False))
+    assert not bars_show()  # a log or a pipe
+    monkeypatch.setattr(sys, "stderr", Stream(True))
+    assert bars_show()
+    monkeypatch.setattr(sys, "stderr", Stream(False))
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    assert bars_show()

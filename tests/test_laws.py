@@ -253,3 +253,32 @@ def test_a_formula_marks_exactly_the_per_domain_parameters(law):
 def test_a_pooling_copy_whose_formula_cannot_be_rewritten_says_its_pooling():
     law = get_law("additive").with_pooling(["E", "dp0"])  # d'_0 is not written as dp0
     assert law.formula.endswith("(per domain here: E, dp0)")
+
+
+def _mean_d(o, p, x):
+    return o.logsumexp(o.log(p["E"]), o.log(p["B"]) - 0.3 * o.log(x.d))
+
+
+def _mean_d_dp(o, p, x):
+    return o.logsumexp(o.log(p["E"]), o.log(p["B"]) - 0.3 * o.log(x.d + x.dp))
+
+
+def test_a_laws_fingerprint_follows_its_mean_and_priors_not_its_pooling_or_formula():
+    # what a posterior file compares with the law registered under its name at load
+    E = Param("E", "positive", math.log(0.5), 1.0, per_domain=True, loss_scaled=True)
+    B = Param("B", "positive", math.log(0.2), 1.0, loss_scaled=True)
+    law = Law("fp", "L = E + B·D^-0.3", (E, B), _mean_d)
+    same = law.fingerprint()
+    assert Law("fp", "another text", (E, B), _mean_d).fingerprint() == same
+    assert law.with_pooling(["B"]).fingerprint() == same
+    assert Law("fp", "L", (E, B), _mean_d_dp).fingerprint() != same
+    wider = Param("B", "positive", math.log(0.2), 2.0, loss_scaled=True)
+    assert Law("fp", "L", (E, wider), _mean_d).fingerprint() != same
+
+    def closing(k):
+        return lambda o, p, x: o.log(p["E"]) - k * o.log(x.d)
+
+    assert (
+        Law("fp", "L", (E, B), closing(0.3)).fingerprint()
+        != Law("fp", "L", (E, B), closing(0.4)).fingerprint()
+    )

@@ -76,6 +76,13 @@ def test_frontier_budgets_run_from_the_data_to_the_target(additive_posterior):
     assert len(sliver) == 2 and sliver[-1] == pytest.approx(floor * 1.03)
     assert frontier_budgets(additive_posterior, floor).tolist() == [pytest.approx(floor)]
     assert len(far) == 7 and len(near) == 7
+    # a budget written 10**21 (a Python int past int64): numpy's geomspace made an object
+    # array and write_report failed with "loop of ufunc does not support argument 0"
+    big = 10 ** (len(str(int(largest * 1e6))))
+    assert big > 2**63
+    np.testing.assert_allclose(
+        frontier_budgets(additive_posterior, big), frontier_budgets(additive_posterior, float(big))
+    )
 
 
 def test_frontier_budgets_start_at_the_smallest_plan_of_independent_trunks(additive_posterior):

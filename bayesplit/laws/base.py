@@ -14,7 +14,7 @@ import math
 import numbers
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from bayesplit.errors import BayesplitError
@@ -272,6 +272,32 @@ class Law:
         params = tuple(replace(p, per_domain=p.name in chosen) for p in self.params)
         formula = _repooled_formula(self.formula, params, self.params)
         return replace(self, params=params, formula=formula)
+
+    def fingerprint(self) -> str:
+        """A digest of what a fit of this law depends on: its mean function's source (and
+        the plain values it closes over) and its priors. Neither the pooling (a posterior
+        records it apart) nor the formula (only shown) counts, so a posterior file can tell
+        that the law registered under its name is not the one it was fitted with."""
+        import hashlib
+        import inspect
+
+        fn = self.log_mean
+        try:
+            code = inspect.getsource(fn)
+        except (OSError, TypeError):  # no source to read (made by exec, or a builtin)
+            c = getattr(fn, "__code__", None)
+            code = repr(fn) if c is None else c.co_code.hex() + repr(c.co_consts)
+        closed = []
+        for cell in getattr(fn, "__closure__", None) or ():
+            try:
+                value = cell.cell_contents
+            except ValueError:  # a cell not filled yet
+                continue
+            if isinstance(value, (numbers.Number, str, tuple)):
+                closed.append(repr(value))
+        priors = [{k: v for k, v in asdict(q).items() if k != "per_domain"} for q in self.params]
+        text = repr((code, closed, priors, self.uses_spec_tokens))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
     @property
     def builtin(self) -> bool:
