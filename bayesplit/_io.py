@@ -157,8 +157,10 @@ def atomic_folder(path: Path):
 def atomic_files(folder: Path, names: Sequence[str]) -> Iterator[Path]:
     """Yield a temporary folder inside ``folder`` to write the files ``names`` in; on
     success move them all into ``folder``, with Ctrl-C and SIGTERM held off between the
-    renames. Outputs that belong together (a posterior and the report made of it) are all
-    the new ones or all the earlier ones, never a mix; other files in ``folder`` stay.
+    renames, and the earlier files put back if a rename fails. Outputs that belong
+    together (a posterior and the report made of it) are all the new ones or all the
+    earlier ones, never a mix; other files in ``folder`` stay. A symlink is written
+    through, as :func:`atomic_path` does.
     """
     made = _missing_folders(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -166,15 +168,37 @@ def atomic_files(folder: Path, names: Sequence[str]) -> Iterator[Path]:
     try:
         with sigterm_cleans_up():
             yield tmp
+            targets = {name: _through_link(folder / name) for name in names}
+            kept = {}  # hard links to the earlier files, to put back
+            new = [name for name, target in targets.items() if not os.path.lexists(target)]
+            for name, target in targets.items():
+                if target.is_file():
+                    with contextlib.suppress(OSError):  # another file system: not kept
+                        os.link(target, tmp / f".earlier-{name}")
+                        kept[name] = tmp / f".earlier-{name}"
+            moved = []
             with _signals_held():
-                for name in names:
-                    os.replace(tmp / name, folder / name)
+                try:
+                    for name, target in targets.items():
+                        os.replace(tmp / name, target)
+                        moved.append(name)
+                except BaseException:
+                    for name in moved:
+                        if name in kept:
+                            os.replace(kept[name], targets[name])
+                        elif name in new:  # there was none
+                            targets[name].unlink(missing_ok=True)
+                    raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         for f in made:
             remove_if_empty(f)
         raise
-    tmp.rmdir()
+    shutil.rmtree(tmp)  # the earlier files' links
+
+
+def _through_link(path: Path) -> Path:
+    return Path(os.path.realpath(path)) if os.path.islink(path) else path
 
 
 @contextlib.contextmanager
@@ -189,7 +213,8 @@ def _signals_held() -> Iterator[None]:
         yield
         return
     came: list[int] = []
-    held = (signal.SIGINT, signal.SIGTERM)
+    # a handler installed from C reads as None and could not be put back: left alone
+    held = [s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) is not None]
     before = {s: signal.signal(s, lambda signum, _frame: came.append(signum)) for s in held}
     try:
         yield

@@ -689,7 +689,9 @@ def _check_file(path: Path, idata, meta: Any) -> Law:
     if problems:
         refuse(problems)
     fitted_with = meta.get("law_fingerprint")  # absent from older files
-    if isinstance(fitted_with, str) and fitted_with != law.fingerprint():
+    now = law.fingerprint()
+    same_python = isinstance(fitted_with, str) and fitted_with.split("-")[0] == now.split("-")[0]
+    if same_python and fitted_with != now:
         # re-registering a law under its name (overwrite=True in a notebook) changed every
         # prediction of a posterior fitted with the earlier one, unsaid
         warnings.warn(

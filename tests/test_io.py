@@ -140,3 +140,33 @@ def test_files_that_belong_together_land_together(tmp_path, monkeypatch):
         "b": "new",
         "keep": "mine",
     }
+
+
+def test_files_that_belong_together_are_put_back_when_one_cannot_land(tmp_path):
+    # the second rename failing (its name became a folder meanwhile) left the new first
+    # file beside nothing of its run, the earlier one gone
+    from bayesplit._io import atomic_files
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "a").write_text("old")
+    with pytest.raises(OSError), atomic_files(folder, ["a", "b", "c"]) as tmp:
+        for name in ("a", "b", "c"):
+            (tmp / name).write_text("new")
+        (folder / "c").mkdir()  # c cannot be replaced: a and b go back as they were
+    assert (folder / "a").read_text() == "old" and not (folder / "b").exists()
+    assert sorted(p.name for p in folder.iterdir()) == ["a", "c"]
+
+
+def test_files_that_belong_together_are_written_through_symlinks(tmp_path):
+    from bayesplit._io import atomic_files
+
+    real = tmp_path / "real.txt"
+    real.write_text("old")
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "a").symlink_to(real)
+    with atomic_files(folder, ["a"]) as tmp:
+        (tmp / "a").write_text("new")
+    assert (folder / "a").is_symlink() and real.read_text() == "new"
+    assert [p.name for p in folder.iterdir()] == ["a"]

@@ -282,3 +282,61 @@ def test_a_laws_fingerprint_follows_its_mean_and_priors_not_its_pooling_or_formu
         Law("fp", "L", (E, B), closing(0.3)).fingerprint()
         != Law("fp", "L", (E, B), closing(0.4)).fingerprint()
     )
+
+
+LAW_MODULE = """
+import functools, math
+from bayesplit.laws import Law, Param, register
+
+E = Param("E", "positive", math.log(0.5), 1.0, loss_scaled=True)
+B = Param("B", "positive", math.log(0.2), 1.0, loss_scaled=True)
+
+
+def _mean(o, p, x, k=0.3):
+    return o.logsumexp(o.log(p["E"]), o.log(p["B"]) - K * o.log(x.d))
+
+
+class Mean:
+    def __init__(self, k):
+        self.k = k
+
+    def __call__(self, o, p, x):
+        return o.logsumexp(o.log(p["E"]), o.log(p["B"]) - self.k * o.log(x.d))
+
+
+K = 0.3
+register(Law("fp_edit", "L", (E, B), _mean), overwrite=True)
+register(Law("fp_partial", "L", (E, B), functools.partial(_mean, k=0.5)), overwrite=True)
+register(Law("fp_object", "L", (E, B), Mean(0.5)), overwrite=True)
+"""
+
+
+def test_a_laws_fingerprint_is_its_fitted_code_and_the_same_in_every_process(tmp_path, monkeypatch):
+    # it read the source file as it is at save time (an edited, reloaded module went
+    # unseen), and a partial or a callable object had a memory address in it: a new
+    # digest, and a false warning, in every process
+    import importlib
+    import subprocess
+    import sys
+
+    (tmp_path / "fp_laws.py").write_text(LAW_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("fp_laws")
+    fitted = get_law("fp_edit")
+    before = {name: get_law(name).fingerprint() for name in ("fp_edit", "fp_partial", "fp_object")}
+    code = (
+        "import fp_laws; from bayesplit.laws import get_law; "
+        "print(*(get_law(n).fingerprint() for n in ('fp_edit', 'fp_partial', 'fp_object')))"
+    )
+    env = {**__import__("os").environ, "PYTHONPATH": str(tmp_path)}
+    runs = [
+        subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        for _ in range(2)
+    ]
+    assert all(r.returncode == 0 for r in runs), runs[0].stderr[-2000:]
+    assert runs[0].stdout.split() == runs[1].stdout.split() == list(before.values())
+    (tmp_path / "fp_laws.py").write_text(LAW_MODULE.replace("- K * o.log", "- 2 * K * o.log"))
+    importlib.invalidate_caches()
+    importlib.reload(module)
+    assert fitted.fingerprint() == before["fp_edit"]  # the law it was fitted with
+    assert get_law("fp_edit").fingerprint() != before["fp_edit"]  # the law now

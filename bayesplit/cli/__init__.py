@@ -9,9 +9,11 @@ code 2, with no traceback.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import sys
+import warnings
 from typing import Annotated
 
 import click
@@ -48,6 +50,19 @@ def _usage_error(exc) -> None:
     raise typer.Exit(2) from None
 
 
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _one_line_warning(fallback, message, category, filename, lineno, file=None, line=None) -> None:
+    """bayesplit's own warnings as one ``warning:`` line on stderr, as the trainer's are:
+    Python's form names a file and line of bayesplit's code, which tell a command-line user
+    nothing. Other libraries' warnings keep Python's form."""
+    if issubclass(category, UserWarning) and os.path.abspath(filename).startswith(_PACKAGE):
+        click.echo(f"warning: {' '.join(str(message).split())}", err=True)
+        return
+    fallback(message, category, filename, lineno, file, line)
+
+
 #: Exit code when the reader of stdout has gone: 1, as rich's console (which prints the
 #: help screens) and Python's own advice for SIGPIPE have it.
 BROKEN_PIPE_EXIT = 1
@@ -70,7 +85,9 @@ class _Group(typer.core.TyperGroup):
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():  # restores Python's own printer afterwards
+                warnings.showwarning = functools.partial(_one_line_warning, warnings.showwarning)
+                return super().invoke(ctx)
         except USAGE_ERRORS as exc:
             # a typo in an option's value, an unknown option or command, a missing argument:
             # one line like every other input error, not click's boxed usage screen

@@ -10,11 +10,14 @@ in nats, and its prior is stated relative to the typical observed loss.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import re
+import sys
+import types
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from bayesplit.errors import BayesplitError
@@ -149,6 +152,62 @@ def _repooled_formula(formula: str, params: tuple[Param, ...], old: tuple[Param,
     return formula
 
 
+def _callable_digest(fn: Any) -> Any:
+    """What identifies a mean function's behaviour across processes: its code objects
+    (bytecode, constants, names), the plain values of its closure, a partial's arguments.
+    Nothing with a memory address in it (a repr of a function or object), which would
+    differ in every process."""
+    if isinstance(fn, functools.partial):
+        return ("partial", _callable_digest(fn.func), _plain(fn.args), _plain(fn.keywords))
+    code = getattr(fn, "__code__", None)
+    state = None
+    if code is None:  # a callable object: its class's __call__ and its plain attributes
+        call = type(fn).__call__ if callable(fn) else None
+        code = getattr(call, "__code__", None)
+        state = _plain(getattr(fn, "__dict__", None))
+        if code is None:
+            return ("opaque", type(fn).__module__, type(fn).__qualname__)
+    cells = []
+    for cell in getattr(fn, "__closure__", None) or ():
+        try:
+            cells.append(_plain(cell.cell_contents))
+        except ValueError:  # a cell not filled yet
+            cells.append(None)
+    return (_code_digest(code), cells, state)
+
+
+def _code_digest(code: types.CodeType) -> Any:
+    consts = tuple(
+        _code_digest(c) if isinstance(c, types.CodeType) else _plain(c) for c in code.co_consts
+    )
+    return (code.co_code.hex(), consts, code.co_names)
+
+
+def _plain(value: Any, depth: int = 0) -> Any:
+    """A value as the digest keeps it: numbers, text, arrays and containers of them by
+    content (a few levels deep: a container holding itself would recurse forever);
+    anything else by its type only."""
+    if value is None or isinstance(value, (bool, numbers.Number, str, bytes)):
+        return repr(value)
+    if depth > 8:
+        return ("deep",)
+    if isinstance(value, (tuple, list, frozenset, set)):
+        items = [_plain(v, depth + 1) for v in value]
+        return (
+            type(value).__name__,
+            tuple(sorted(items, key=repr) if isinstance(value, (set, frozenset)) else items),
+        )
+    if isinstance(value, Mapping):
+        pairs = ((repr(k), _plain(v, depth + 1)) for k, v in value.items())
+        return ("map", tuple(sorted(pairs, key=lambda kv: kv[0])))
+    if hasattr(value, "__array__") and hasattr(value, "dtype"):
+        import numpy as np
+
+        arr = np.asarray(value)
+        return ("array", str(arr.dtype), arr.shape, arr.tobytes().hex())
+    return ("object", type(value).__module__, type(value).__qualname__)
+
+
 @dataclass(frozen=True)
 class Law:
     """A parametric loss law ``L_k(N, D, D'; θ)``.
@@ -274,30 +333,24 @@ class Law:
         return replace(self, params=params, formula=formula)
 
     def fingerprint(self) -> str:
-        """A digest of what a fit of this law depends on: its mean function's source (and
-        the plain values it closes over) and its priors. Neither the pooling (a posterior
-        records it apart) nor the formula (only shown) counts, so a posterior file can tell
-        that the law registered under its name is not the one it was fitted with."""
-        import hashlib
-        import inspect
+        """A digest of what a fit of this law depends on: its mean function's compiled code
+        (and the plain values it closes over or is partially applied to) and its priors.
 
-        fn = self.log_mean
-        try:
-            code = inspect.getsource(fn)
-        except (OSError, TypeError):  # no source to read (made by exec, or a builtin)
-            c = getattr(fn, "__code__", None)
-            code = repr(fn) if c is None else c.co_code.hex() + repr(c.co_consts)
-        closed = []
-        for cell in getattr(fn, "__closure__", None) or ():
-            try:
-                value = cell.cell_contents
-            except ValueError:  # a cell not filled yet
-                continue
-            if isinstance(value, (numbers.Number, str, tuple)):
-                closed.append(repr(value))
-        priors = [{k: v for k, v in asdict(q).items() if k != "per_domain"} for q in self.params]
-        text = repr((code, closed, priors, self.uses_spec_tokens))
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+        Neither the pooling (a posterior records it apart), the formula nor the
+        descriptions count, nor comments and layout of the code; helper functions the mean
+        calls are not followed. The code is the function's own, not its file's text now
+        (a module edited and reloaded after the fit). Compiled code differs between Python
+        versions, so the digest starts with the version (``py3.11-...``): a posterior file
+        compares it only with a law's digest under the same version.
+        """
+        import hashlib
+
+        priors = [
+            (q.name, q.support, q.loc, q.scale, q.group_scale, q.loss_scaled) for q in self.params
+        ]
+        text = repr((_callable_digest(self.log_mean), priors, self.uses_spec_tokens))
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+        return f"py{sys.version_info[0]}.{sys.version_info[1]}-{digest}"
 
     @property
     def builtin(self) -> bool:

@@ -40,12 +40,12 @@ from bayesplit.train.ladder import at_vocab, find_model, load_ladder
 from bayesplit.train.rows import check_store_corpus
 from bayesplit.train.specialist import SpecConfig, effective_spec, spec_run_id, spec_sampler
 from bayesplit.train.trunk import (
-    check_trunk_id,
     check_trunk_meta,
     decay_steps,
     general_run_id,
     general_sampler,
     model_config,
+    names_a_folder,
     read_trunk_meta,
     trunk_id_for,
     trunk_meta,
@@ -164,6 +164,11 @@ def load_suggestions(path: str | Path) -> list[dict]:
         raise BayesplitError(f"no such suggestions file: {p}")
     if not stdin and p.is_dir():
         raise BayesplitError(f"{p} is a folder, not a suggestions file")
+    if stdin and sys.stdin.isatty():  # it waited for typing, silently
+        raise BayesplitError(
+            "- reads the suggestions from stdin, which is a terminal here: pipe them in "
+            "(bayesplit suggest ... --json | bayesplit train execute - ...) or name the file"
+        )
     try:  # a repeated key: json kept the last value silently
         data = parse_json(sys.stdin.buffer.read().decode("utf-8-sig")) if stdin else read_json(p)
     except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, a repeated key
@@ -371,11 +376,11 @@ def _named_trunk(branch_from: Any, i: int) -> str | None:
     """The trunk a suggestion names, or None; a hand-edited ``5`` or ``["t"]`` is refused,
     not read as "no trunk named"."""
     if branch_from is None or isinstance(branch_from, str):
-        return _trunk_id_or_none(branch_from, i, "branch_from")
+        return branch_from or None
     if isinstance(branch_from, dict):
         trunk = branch_from.get("trunk")
         if trunk is None or isinstance(trunk, str):
-            return _trunk_id_or_none(trunk, i, "branch_from.trunk")
+            return trunk or None
         what = f"branch_from.trunk must be a trunk id (text) or null, got {reprlib.repr(trunk)}"
     else:
         what = (
@@ -383,15 +388,6 @@ def _named_trunk(branch_from: Any, i: int) -> str | None:
             + reprlib.repr(branch_from)
         )
     raise BayesplitError(f"suggestion #{i + 1}: {what}")
-
-
-def _trunk_id_or_none(name: str | None, i: int, what: str) -> str | None:
-    if not name:
-        return None
-    try:
-        return check_trunk_id(name, what)
-    except BayesplitError as exc:
-        raise BayesplitError(f"suggestion #{i + 1}: {exc}") from None
 
 
 def plan_suggestions(
@@ -485,8 +481,14 @@ def plan_suggestions(
         cfg = model_config(entry, corpus)
         trunk_id = trunk_id_for(entry, cfg, tc, run_seed, corpus)
         named = _named_trunk(s.get("branch_from"), i)
-        if named and named != trunk_id:
-            wanted = trunk_meta(entry, cfg, tc, run_seed, corpus, trunk_id)
+        if named and not names_a_folder(named):
+            # an imported run's id ("EleutherAI/pythia-160m") or a path: no trunk of the
+            # workdir, and a path must not reach one of another workdir
+            notes.append(
+                f"suggestion #{i + 1}: trunk {named!r} is not a trunk in {workdir}; using {trunk_id}"
+            )
+        elif named and named != trunk_id:
+            wanted = trunk_meta(entry, cfg, tc, run_seed, corpus, named)
             if _compatible_trunk(workdir / "trunks" / named, wanted):
                 trunk_id = named
             elif named != "suggested":
@@ -545,16 +547,13 @@ def plan_suggestions(
 
 
 def _compatible_trunk(trunk_dir: Path, wanted: dict) -> bool:
-    """A named trunk in the workdir built with the configuration we would use (``wanted``,
-    the default trunk's description: whether that trunk exists does not matter)."""
+    """A named trunk in the workdir built with the configuration we would use: its
+    ``trunk.json`` is ``wanted`` (the trunk described under that name; whether the
+    default trunk exists does not matter). A folder renamed from another trunk says
+    another id, and pretraining would refuse it."""
     f = trunk_dir / "trunk.json"
-    if not f.is_file():
-        return False
     # an unreadable one is refused as pretraining refuses it, not a JSONDecodeError
-    held = read_trunk_meta(f)
-    return {k: v for k, v in held.items() if k != "trunk_id"} == {
-        k: v for k, v in wanted.items() if k != "trunk_id"
-    }
+    return f.is_file() and read_trunk_meta(f) == wanted
 
 
 def _resume_step(

@@ -500,12 +500,17 @@ def check_trunk_meta(trunk_dir, entry, cfg, tc, seed, corpus, trunk_id) -> dict:
     return info
 
 
+def names_a_folder(name: str) -> bool:
+    """Whether ``name`` is one folder's name, not a path (nor ``.`` or ``..``)."""
+    return name not in (".", "..") and not any(c in name for c in "/\\\0")
+
+
 def check_trunk_id(trunk_id: Any, what: str = "trunk_id") -> str:
     """A trunk id names one folder under ``workdir/trunks``: a path (``../other/trunks/t``)
     would train, or branch from, a trunk in another workdir."""
     if not isinstance(trunk_id, str) or not trunk_id.strip():
         raise BayesplitError(f"{what} must be a trunk id (text), got {reprlib.repr(trunk_id)}")
-    if trunk_id in (".", "..") or any(c in trunk_id for c in "/\\\0"):
+    if not names_a_folder(trunk_id):
         raise BayesplitError(
             f"{what} must be a trunk id (a folder name under <workdir>/trunks), not a path: "
             f"{reprlib.repr(trunk_id)}"

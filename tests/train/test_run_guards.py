@@ -547,15 +547,28 @@ def test_a_named_trunk_of_this_configuration_is_branched_from(tiny_corpus, tiny_
                              workdir=work, seed=1)  # another seed: another trunk  # fmt: skip
     assert [job.trunk_id for job in other.jobs] != ["mytrunk"]
     assert any("'mytrunk' is not in" in note for note in other.notes)
+    # a trunk folder renamed from another id: pretraining refuses its trunk.json, so it is
+    # not branched from (it was, and the plan then refused it)
+    (work / "trunks" / "mytrunk").rename(work / "trunks" / "moved")
+    items[0]["branch_from"] = {"trunk": "moved"}
+    moved = plan_suggestions(items, tiny_corpus, tmp_path / "s.db", ladder=str(tiny_ladder),
+                             workdir=work)  # fmt: skip
+    assert [job.trunk_id for job in moved.jobs] != ["moved"]
+    assert any("'moved' is not in" in note for note in moved.notes)
 
 
 @pytest.mark.parametrize("name", ["../other/trunks/t", "/abs/trunks/t", "..", "a\\b"])
-def test_a_trunk_id_that_is_a_path_is_refused(tiny_corpus, tiny_ladder, tmp_path, name):
-    # a path in branch_from (or pretrain's trunk_id) reached a trunk in another workdir
+def test_a_trunk_id_that_is_a_path_reaches_no_other_workdir(
+    tiny_corpus, tiny_ladder, tmp_path, name
+):
+    # a path in branch_from (or pretrain's trunk_id) reached a trunk in another workdir;
+    # in branch_from it is a note (suggest names an imported run's id, "org/model", there)
     items = [{"model": "tiny", "pretrain_tokens": D, "branch_from": {"trunk": name}}]
-    with pytest.raises(BayesplitError, match="suggestion #1: branch_from.trunk must be a trunk id"):
-        plan_suggestions(items, tiny_corpus, tmp_path / "s.db", ladder=str(tiny_ladder),
-                         workdir=tmp_path / "work")  # fmt: skip
+    plan = plan_suggestions(items, tiny_corpus, tmp_path / "s.db", ladder=str(tiny_ladder),
+                            workdir=tmp_path / "work")  # fmt: skip
+    (job,) = plan.jobs
+    assert job.trunk_id != name and "/" not in job.trunk_id
+    assert any(f"trunk {name!r} is not a trunk in" in note for note in plan.notes)
     with pytest.raises(BayesplitError, match="trunk_id must be a trunk id .* not a path"):
         pretrain(tiny_corpus, tiny_entry(), workdir=tmp_path / "work", eval_at=[D],
                  trunk_id=name, progress=False)  # fmt: skip
