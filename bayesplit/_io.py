@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import decimal
+import errno
 import json
 import math
 import os
@@ -173,19 +174,21 @@ def atomic_files(folder: Path, names: Sequence[str]) -> Iterator[Path]:
             new = [name for name, target in targets.items() if not os.path.lexists(target)]
             for name, target in targets.items():
                 if target.is_file():
-                    with contextlib.suppress(OSError):  # another file system: not kept
-                        os.link(target, tmp / f".earlier-{name}")
-                        kept[name] = tmp / f".earlier-{name}"
+                    kept[name] = tmp / f".earlier-{name}"
+                    try:
+                        os.link(target, kept[name])
+                    except OSError:  # no hard links there, or another file system: a copy
+                        shutil.copy2(target, kept[name])
             moved = []
             with _signals_held():
                 try:
                     for name, target in targets.items():
-                        os.replace(tmp / name, target)
+                        _move_in(tmp / name, target)
                         moved.append(name)
                 except BaseException:
                     for name in moved:
                         if name in kept:
-                            os.replace(kept[name], targets[name])
+                            _move_in(kept[name], targets[name])
                         elif name in new:  # there was none
                             targets[name].unlink(missing_ok=True)
                     raise
@@ -195,6 +198,19 @@ def atomic_files(folder: Path, names: Sequence[str]) -> Iterator[Path]:
             remove_if_empty(f)
         raise
     shutil.rmtree(tmp)  # the earlier files' links
+
+
+def _move_in(src: Path, target: Path) -> None:
+    """Rename ``src`` to ``target``; a target on another file system (through a symlink)
+    gets a copy written beside it and renamed there, as :func:`atomic_path` writes."""
+    try:
+        os.replace(src, target)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        with atomic_path(target) as beside:
+            shutil.copyfile(src, beside)
+        src.unlink()
 
 
 def _through_link(path: Path) -> Path:

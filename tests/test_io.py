@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -170,3 +173,47 @@ def test_files_that_belong_together_are_written_through_symlinks(tmp_path):
         (tmp / "a").write_text("new")
     assert (folder / "a").is_symlink() and real.read_text() == "new"
     assert [p.name for p in folder.iterdir()] == ["a"]
+
+
+def test_files_that_belong_together_survive_a_file_system_without_hard_links(tmp_path, monkeypatch):
+    # the earlier files were kept as hard links only; where none could be made, a failed
+    # rename left the new first file beside the earlier second one
+    from bayesplit import _io
+    from bayesplit._io import atomic_files
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    for name in ("a", "b"):
+        (folder / name).write_text("old")
+
+    def no_links(src, dst):
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(_io.os, "link", no_links)
+    with pytest.raises(OSError), atomic_files(folder, ["a", "b"]) as tmp:
+        (tmp / "a").write_text("new")
+        (tmp / "b").mkdir()  # b cannot land: a goes back
+    assert {p.name: p.read_text() for p in folder.iterdir()} == {"a": "old", "b": "old"}
+
+
+def test_files_that_belong_together_land_through_a_link_to_another_file_system(tmp_path):
+    # a rename into another file system fails (EXDEV): written beside the link's target
+    from bayesplit._io import atomic_files
+
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("needs a second file system")
+    elsewhere = Path(tempfile.mkdtemp(dir=shm))
+    try:
+        (elsewhere / "r.html").write_text("old")
+        folder = tmp_path / "out"
+        folder.mkdir()
+        (folder / "r.html").symlink_to(elsewhere / "r.html")
+        with atomic_files(folder, ["p.nc", "r.html"]) as tmp:
+            (tmp / "p.nc").write_text("new")
+            (tmp / "r.html").write_text("new")
+        assert (folder / "r.html").is_symlink() and (elsewhere / "r.html").read_text() == "new"
+        assert (folder / "p.nc").read_text() == "new"
+        assert sorted(p.name for p in elsewhere.iterdir()) == ["r.html"]
+    finally:
+        shutil.rmtree(elsewhere)

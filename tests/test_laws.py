@@ -286,6 +286,7 @@ def test_a_laws_fingerprint_follows_its_mean_and_priors_not_its_pooling_or_formu
 
 LAW_MODULE = """
 import functools, math
+import numpy as np
 from bayesplit.laws import Law, Param, register
 
 E = Param("E", "positive", math.log(0.5), 1.0, loss_scaled=True)
@@ -305,7 +306,21 @@ class Mean:
 
 
 K = 0.3
+NAMES = np.array(["a", "b"], dtype=object)  # its bytes are pointers
+
+
+def _closing(o, p, x):
+    return _mean(o, p, x) + 0 * len(NAMES)
+
+
+class Key:
+    pass
+
+
+TABLE = {Key(): 1.0}  # a key whose repr holds an address
 register(Law("fp_edit", "L", (E, B), _mean), overwrite=True)
+register(Law("fp_closing", "L", (E, B), lambda o, p, x: _closing(o, p, x) + 0 * len(TABLE)),
+         overwrite=True)
 register(Law("fp_partial", "L", (E, B), functools.partial(_mean, k=0.5)), overwrite=True)
 register(Law("fp_object", "L", (E, B), Mean(0.5)), overwrite=True)
 """
@@ -323,10 +338,12 @@ def test_a_laws_fingerprint_is_its_fitted_code_and_the_same_in_every_process(tmp
     monkeypatch.syspath_prepend(str(tmp_path))
     module = importlib.import_module("fp_laws")
     fitted = get_law("fp_edit")
-    before = {name: get_law(name).fingerprint() for name in ("fp_edit", "fp_partial", "fp_object")}
+    names = ("fp_edit", "fp_partial", "fp_object", "fp_closing")
+    before = {name: get_law(name).fingerprint() for name in names}
     code = (
         "import fp_laws; from bayesplit.laws import get_law; "
-        "print(*(get_law(n).fingerprint() for n in ('fp_edit', 'fp_partial', 'fp_object')))"
+        "print(*(get_law(n).fingerprint() for n in ('fp_edit', 'fp_partial', 'fp_object', "
+        "'fp_closing')))"
     )
     env = {**__import__("os").environ, "PYTHONPATH": str(tmp_path)}
     runs = [
@@ -340,3 +357,42 @@ def test_a_laws_fingerprint_is_its_fitted_code_and_the_same_in_every_process(tmp
     importlib.reload(module)
     assert fitted.fingerprint() == before["fp_edit"]  # the law it was fitted with
     assert get_law("fp_edit").fingerprint() != before["fp_edit"]  # the law now
+
+
+def test_a_laws_fingerprint_sees_defaults_and_closed_over_functions_and_never_raises():
+    # a default argument edited (k=0.5 to 0.9), or a helper held in a closure, went unseen;
+    # a closed-over value numpy cannot read made every save fail
+    E = Param("E", "positive", math.log(0.5), 1.0, loss_scaled=True)
+
+    def law(fn):
+        return Law("fp2", "L", (E,), fn)
+
+    def with_default(k):
+        def mean(o, p, x, k=k):
+            return o.log(p["E"]) - k * o.log(x.d)
+
+        return mean
+
+    assert law(with_default(0.5)).fingerprint() != law(with_default(0.9)).fingerprint()
+
+    def through(helper):
+        return lambda o, p, x: helper(o, p, x)
+
+    def h1(o, p, x):
+        return o.log(p["E"]) - 0.3 * o.log(x.d)
+
+    def h2(o, p, x):
+        return o.log(p["E"]) - 0.6 * o.log(x.d)
+
+    assert law(through(h1)).fingerprint() != law(through(h2)).fingerprint()
+
+    class Unreadable:
+        dtype = "float64"
+
+        def __array__(self, *args, **kwargs):
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad")
+
+    loop: list = []
+    loop.extend([loop] * 10)  # a list holding itself: it took minutes
+    for odd in (Unreadable(), loop):
+        print(law(lambda o, p, x, v=odd: o.log(p["E"]) - 0 * o.log(x.d)).fingerprint())

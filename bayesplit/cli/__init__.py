@@ -50,17 +50,16 @@ def _usage_error(exc) -> None:
     raise typer.Exit(2) from None
 
 
-_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
-def _one_line_warning(fallback, message, category, filename, lineno, file=None, line=None) -> None:
-    """bayesplit's own warnings as one ``warning:`` line on stderr, as the trainer's are:
-    Python's form names a file and line of bayesplit's code, which tell a command-line user
+def _one_line_warning(fallback, message, category, filename, lineno, line=None) -> str:
+    """bayesplit's own warnings as one ``warning:`` line, as the trainer's are: Python's
+    form names a file and line of bayesplit's code, which tell a command-line user
     nothing. Other libraries' warnings keep Python's form."""
     if issubclass(category, UserWarning) and os.path.abspath(filename).startswith(_PACKAGE):
-        click.echo(f"warning: {' '.join(str(message).split())}", err=True)
-        return
-    fallback(message, category, filename, lineno, file, line)
+        return f"warning: {' '.join(str(message).split())}\n"
+    return fallback(message, category, filename, lineno, line)
 
 
 #: Exit code when the reader of stdout has gone: 1, as rich's console (which prints the
@@ -85,9 +84,13 @@ class _Group(typer.core.TyperGroup):
 
     def invoke(self, ctx: click.Context):
         try:
-            with warnings.catch_warnings():  # restores Python's own printer afterwards
-                warnings.showwarning = functools.partial(_one_line_warning, warnings.showwarning)
+            # the text of a printed warning only: warnings recorded (pytest.warns) stay so
+            before = warnings.formatwarning
+            warnings.formatwarning = functools.partial(_one_line_warning, before)
+            try:
                 return super().invoke(ctx)
+            finally:
+                warnings.formatwarning = before
         except USAGE_ERRORS as exc:
             # a typo in an option's value, an unknown option or command, a missing argument:
             # one line like every other input error, not click's boxed usage screen

@@ -152,28 +152,40 @@ def _repooled_formula(formula: str, params: tuple[Param, ...], old: tuple[Param,
     return formula
 
 
-def _callable_digest(fn: Any) -> Any:
+def _callable_digest(fn: Any, seen: frozenset = frozenset()) -> Any:
     """What identifies a mean function's behaviour across processes: its code objects
-    (bytecode, constants, names), the plain values of its closure, a partial's arguments.
-    Nothing with a memory address in it (a repr of a function or object), which would
-    differ in every process."""
+    (bytecode, constants, names), its default arguments, the plain values and functions of
+    its closure, a partial's arguments, a decorated function's inner one. Nothing with a
+    memory address in it (a repr of a function or object), which would differ in every
+    process."""
+    if id(fn) in seen or len(seen) > 8:
+        return ("seen",)
+    seen = seen | {id(fn)}
     if isinstance(fn, functools.partial):
-        return ("partial", _callable_digest(fn.func), _plain(fn.args), _plain(fn.keywords))
+        return ("partial", _callable_digest(fn.func, seen), _plain(fn.args, seen),
+                _plain(fn.keywords, seen))  # fmt: skip
+    inner = getattr(fn, "__wrapped__", None)  # functools.wraps, jax.jit
     code = getattr(fn, "__code__", None)
     state = None
     if code is None:  # a callable object: its class's __call__ and its plain attributes
         call = type(fn).__call__ if callable(fn) else None
         code = getattr(call, "__code__", None)
-        state = _plain(getattr(fn, "__dict__", None))
+        state = _plain(getattr(fn, "__dict__", None), seen)
         if code is None:
-            return ("opaque", type(fn).__module__, type(fn).__qualname__)
+            kind = ("opaque", type(fn).__module__, type(fn).__qualname__)
+            return kind if inner is None else (kind, _callable_digest(inner, seen))
     cells = []
     for cell in getattr(fn, "__closure__", None) or ():
         try:
-            cells.append(_plain(cell.cell_contents))
+            cells.append(_plain(cell.cell_contents, seen))
         except ValueError:  # a cell not filled yet
             cells.append(None)
-    return (_code_digest(code), cells, state)
+    defaults = (
+        _plain(getattr(fn, "__defaults__", None), seen),
+        _plain(getattr(fn, "__kwdefaults__", None), seen),
+    )
+    wrapped = None if inner is None else _callable_digest(inner, seen)
+    return (_code_digest(code), defaults, cells, state, wrapped)
 
 
 def _code_digest(code: types.CodeType) -> Any:
@@ -183,27 +195,34 @@ def _code_digest(code: types.CodeType) -> Any:
     return (code.co_code.hex(), consts, code.co_names)
 
 
-def _plain(value: Any, depth: int = 0) -> Any:
+def _plain(value: Any, seen: frozenset = frozenset()) -> Any:
     """A value as the digest keeps it: numbers, text, arrays and containers of them by
-    content (a few levels deep: a container holding itself would recurse forever);
-    anything else by its type only."""
+    content, functions by their code; anything else by its type only. A container met
+    again inside itself is not entered again."""
     if value is None or isinstance(value, (bool, numbers.Number, str, bytes)):
         return repr(value)
-    if depth > 8:
-        return ("deep",)
+    if isinstance(value, (types.FunctionType, functools.partial)):
+        return _callable_digest(value, seen)  # which keeps its own record of what it saw
+    if id(value) in seen or len(seen) > 8:
+        return ("seen",)
+    seen = seen | {id(value)}
     if isinstance(value, (tuple, list, frozenset, set)):
-        items = [_plain(v, depth + 1) for v in value]
-        return (
-            type(value).__name__,
-            tuple(sorted(items, key=repr) if isinstance(value, (set, frozenset)) else items),
-        )
+        items = [_plain(v, seen) for v in value]
+        if isinstance(value, (set, frozenset)):
+            items.sort(key=repr)
+        return (type(value).__name__, tuple(items))
     if isinstance(value, Mapping):
-        pairs = ((repr(k), _plain(v, depth + 1)) for k, v in value.items())
-        return ("map", tuple(sorted(pairs, key=lambda kv: kv[0])))
+        pairs = sorted(((_plain(k, seen), _plain(v, seen)) for k, v in value.items()), key=repr)
+        return ("map", tuple(pairs))
     if hasattr(value, "__array__") and hasattr(value, "dtype"):
         import numpy as np
 
-        arr = np.asarray(value)
+        try:
+            arr = np.asarray(value)
+        except Exception:  # a tensor that needs grad, a lazy array: its type is all we keep
+            return ("object", type(value).__module__, type(value).__qualname__)
+        if arr.dtype.hasobject:  # its bytes are pointers, another in every process
+            return ("array", arr.shape, _plain(arr.tolist(), seen))
         return ("array", str(arr.dtype), arr.shape, arr.tobytes().hex())
     return ("object", type(value).__module__, type(value).__qualname__)
 
@@ -348,7 +367,11 @@ class Law:
         priors = [
             (q.name, q.support, q.loc, q.scale, q.group_scale, q.loss_scaled) for q in self.params
         ]
-        text = repr((_callable_digest(self.log_mean), priors, self.uses_spec_tokens))
+        try:
+            mean = _callable_digest(self.log_mean)
+        except Exception:  # never in the way of saving a posterior: a digest of nothing
+            mean = ("unreadable",)
+        text = repr((mean, priors, self.uses_spec_tokens))
         digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
         return f"py{sys.version_info[0]}.{sys.version_info[1]}-{digest}"
 

@@ -164,7 +164,7 @@ def load_suggestions(path: str | Path) -> list[dict]:
         raise BayesplitError(f"no such suggestions file: {p}")
     if not stdin and p.is_dir():
         raise BayesplitError(f"{p} is a folder, not a suggestions file")
-    if stdin and sys.stdin.isatty():  # it waited for typing, silently
+    if stdin and (sys.stdin is None or sys.stdin.isatty()):  # it waited for typing, silently
         raise BayesplitError(
             "- reads the suggestions from stdin, which is a terminal here: pipe them in "
             "(bayesplit suggest ... --json | bayesplit train execute - ...) or name the file"
@@ -552,8 +552,12 @@ def _compatible_trunk(trunk_dir: Path, wanted: dict) -> bool:
     default trunk exists does not matter). A folder renamed from another trunk says
     another id, and pretraining would refuse it."""
     f = trunk_dir / "trunk.json"
+    try:
+        present = f.is_file()
+    except OSError:  # a name too long for the file system: no trunk of the workdir
+        return False
     # an unreadable one is refused as pretraining refuses it, not a JSONDecodeError
-    return f.is_file() and read_trunk_meta(f) == wanted
+    return present and read_trunk_meta(f) == wanted
 
 
 def _resume_step(

@@ -555,6 +555,11 @@ def test_a_named_trunk_of_this_configuration_is_branched_from(tiny_corpus, tiny_
                              workdir=work)  # fmt: skip
     assert [job.trunk_id for job in moved.jobs] != ["moved"]
     assert any("'moved' is not in" in note for note in moved.notes)
+    # a name longer than the file system takes (ENAMETOOLONG) was a traceback
+    items[0]["branch_from"] = {"trunk": "x" * 300}
+    long = plan_suggestions(items, tiny_corpus, tmp_path / "s.db", ladder=str(tiny_ladder),
+                            workdir=work)  # fmt: skip
+    assert any("is not in" in note and "xxxx" in note for note in long.notes)
 
 
 @pytest.mark.parametrize("name", ["../other/trunks/t", "/abs/trunks/t", "..", "a\\b"])
