@@ -79,7 +79,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     (its target is replaced, the link kept), and the file is flushed to disk before the
     rename, so that a power cut leaves the old file or the new one, not an empty one.
     """
-    target = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
+    target = _through_link(Path(path))
     check_file_target(target)
     made = _missing_folders(target.parent)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -148,7 +148,7 @@ def atomic_folder(path: Path):
     On failure the temporary folder goes and ``path`` is left as it was. A symlink is
     written through, as :func:`atomic_path` does for files.
     """
-    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    target = _through_link(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     with sigterm_cleans_up():
         yield from _atomic_folder(target)
@@ -214,6 +214,7 @@ def _move_in(src: Path, target: Path) -> None:
 
 
 def _through_link(path: Path) -> Path:
+    """Where a write to ``path`` lands: a symlink's target (the link is kept)."""
     return Path(os.path.realpath(path)) if os.path.islink(path) else path
 
 

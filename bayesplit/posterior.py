@@ -689,9 +689,8 @@ def _check_file(path: Path, idata, meta: Any) -> Law:
     if problems:
         refuse(problems)
     fitted_with = meta.get("law_fingerprint")  # absent from older files
-    now = law.fingerprint()
-    same_python = isinstance(fitted_with, str) and fitted_with.split("-")[0] == now.split("-")[0]
-    if same_python and fitted_with != now:
+    now = law.fingerprint() if isinstance(fitted_with, str) else None
+    if now is not None and fitted_with.split("-")[0] == now.split("-")[0] and fitted_with != now:
         # re-registering a law under its name (overwrite=True in a notebook) changed every
         # prediction of a posterior fitted with the earlier one, unsaid
         warnings.warn(

@@ -138,28 +138,17 @@ def _load_ladder(spec: str | None, option: str = "--ladder") -> list[dict]:
         raise BayesplitError(f"{path}: not a valid ladder ({exc})") from None
 
 
-def _check_store(store: Path | None, corpus=None) -> None:
-    """Refuse a ``--store`` that cannot be a run store, or that holds rows trained on
-    another corpus than ``corpus``, before anything is trained or created."""
+def _check_store(store: Path | None) -> None:
+    """Refuse a ``--store`` that cannot be a run store before anything is trained or
+    created. Rows of another corpus are refused by the train functions themselves."""
     if store is None:
         return
     from bayesplit.runs import STORE_SUFFIXES
     from bayesplit.store import RunStore
 
     check_output_path(store, option="--store", suffixes=set(STORE_SUFFIXES))
-    if not store.exists():
-        return
-    RunStore.check(store, allow_empty=True)  # a foreign file is refused, untouched
-    if corpus is None:
-        return
-    from bayesplit.train.rows import check_store_corpus
-
-    try:
-        known = RunStore(store, read_only=True).read()
-    except BayesplitError:  # an empty SQLite file: a store not made yet
-        return
-    # another tokenizer's losses are in other nats per token, as `bayesplit loop` refuses
-    check_store_corpus(known, corpus, store, unhashed_ok=True)
+    if store.exists():
+        RunStore.check(store, allow_empty=True)  # a foreign file is refused, untouched
 
 
 def _workdir(workdir: Path | None, store: Path | None) -> Path:
@@ -340,7 +329,7 @@ def pretrain_cmd(
         decay_shape=decay_shape,
         checkpoint_every=checkpoint_every,
     )
-    _check_store(store, data)
+    _check_store(store)
     work = _workdir(workdir, store)
     from bayesplit.train.config import TrainConfig
     from bayesplit.train.trunk import pretrain
@@ -439,7 +428,7 @@ def specialize_cmd(
     if lr is not None and not (math.isfinite(lr) and lr > 0):
         raise BayesplitError(f"--lr must be a positive number, got {lr:g}")
     overrides = _overrides(_device(device), _eval_tokens(eval_tokens))
-    _check_store(store, data)
+    _check_store(store)
     work = _workdir(workdir, store)
     from bayesplit.train.specialist import SpecConfig, specialize
 
@@ -536,7 +525,7 @@ def execute_cmd(
     entries = _load_ladder(ladder)
     spec = SpecConfig(replay_fraction=replay)
     overrides = _overrides(_device(device), _eval_tokens(eval_tokens))
-    _check_store(store, data)
+    _check_store(store)
     kwargs = dict(
         ladder=entries,
         workdir=_workdir(workdir, store),
@@ -690,7 +679,7 @@ def loop_cmd(
     get_law(law)  # an unknown law is refused now, not after the seed design is trained
     entries = _load_ladder(ladder)
     overrides = _overrides(_device(device), _eval_tokens(eval_tokens))
-    _check_store(store, data)
+    _check_store(store)
     work = _workdir(workdir, store)
     empty = len(_store_for_planning(store)) == 0
     if empty:

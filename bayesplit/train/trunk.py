@@ -256,7 +256,7 @@ def pretrain(
     corpus = corpus if isinstance(corpus, Corpus) else Corpus(corpus)
     tc = train or TrainConfig.from_entry(entry)
     cfg = model_config(entry, corpus)
-    if trunk_id is not None:
+    if trunk_id:
         check_trunk_id(trunk_id)
     trunk_id = trunk_id or trunk_id_for(entry, cfg, tc, seed, corpus)
     run_id = general_run_id(trunk_id, tc)
@@ -505,17 +505,16 @@ def names_a_folder(name: str) -> bool:
     return name not in (".", "..") and not any(c in name for c in "/\\\0")
 
 
-def check_trunk_id(trunk_id: Any, what: str = "trunk_id") -> str:
+def check_trunk_id(trunk_id: Any) -> None:
     """A trunk id names one folder under ``workdir/trunks``: a path (``../other/trunks/t``)
-    would train, or branch from, a trunk in another workdir."""
+    would train a trunk in another workdir."""
     if not isinstance(trunk_id, str) or not trunk_id.strip():
-        raise BayesplitError(f"{what} must be a trunk id (text), got {reprlib.repr(trunk_id)}")
+        raise BayesplitError(f"trunk_id must be a trunk id (text), got {reprlib.repr(trunk_id)}")
     if not names_a_folder(trunk_id):
         raise BayesplitError(
-            f"{what} must be a trunk id (a folder name under <workdir>/trunks), not a path: "
+            "trunk_id must be a trunk id (a folder name under <workdir>/trunks), not a path: "
             f"{reprlib.repr(trunk_id)}"
         )
-    return trunk_id
 
 
 def read_trunk_meta(f: Path) -> dict:
