@@ -85,6 +85,11 @@ class Trainer:
             )
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
+        # load_state_dict also restores the saved groups' settings: a specialist asked for
+        # another weight decay or betas trained with its trunk's (the moments carry over)
+        for group, decay in zip(self.opt.param_groups, (self.tc.weight_decay, 0.0), strict=True):
+            group["weight_decay"] = decay
+            group["betas"] = (self.tc.beta1, self.tc.beta2)
         torch.set_rng_state(state["rng"]["torch"])
         self.step = int(state.get("meta", {}).get("step", 0) or 0)
 

@@ -6,6 +6,7 @@ import contextlib
 import functools
 import math
 import os
+import re
 import subprocess
 import time
 from dataclasses import dataclass
@@ -17,15 +18,18 @@ import torch.distributed as dist
 from bayesplit.errors import BayesplitError
 from bayesplit.train.config import TrainConfig
 
-#: Dense bf16 tensor-core peak per GPU (FLOP/s, no sparsity), by device-name substring;
-#: the first match wins. H100 SXM and H200 share the same compute die and clocks.
+#: Dense bf16 tensor-core peak per GPU (FLOP/s, no sparsity), by the words of the device
+#: name (``L4`` is not ``NVIDIA L40``, ``A100`` not ``RTX A1000``); the first match wins.
+#: H100 SXM and H200 share the same compute die and clocks.
 GPU_PEAK_BF16 = (
     ("H100 PCIe", 756e12),
+    ("H100 NVL", 835e12),
     ("H100", 989e12),
     ("H200", 989e12),
     ("GH200", 989e12),
     ("A100", 312e12),
     ("L40S", 362e12),
+    ("L40", 181e12),
     ("L4", 121e12),
     ("A10G", 70e12),
 )
@@ -90,6 +94,11 @@ def make_runtime(tc: TrainConfig) -> Runtime:
 
 
 @functools.cache
+def _words(name: str) -> list[str]:
+    """A device name's words, case-folded: ``NVIDIA A100-SXM4-80GB`` → nvidia, a100, sxm4, 80gb."""
+    return re.findall(r"[a-z0-9]+", name.lower())
+
+
 def peak_flops(device_type: str, device_name: str = "") -> tuple[float | None, str]:
     """Peak FLOP/s of one device and where the number comes from.
 
@@ -98,8 +107,10 @@ def peak_flops(device_type: str, device_name: str = "") -> tuple[float | None, s
     (a practical peak; a busy machine measures low and so inflates MFU).
     """
     if device_type == "cuda":
+        words = _words(device_name)
         for key, value in GPU_PEAK_BF16:
-            if key in device_name:
+            k = _words(key)
+            if any(words[i : i + len(k)] == k for i in range(len(words) - len(k) + 1)):
                 return value, f"bf16 dense datasheet peak ({key})"
         return None, f"unknown GPU {device_name!r}"
     env = os.environ.get("BAYESPLIT_CPU_PEAK_FLOPS")

@@ -112,9 +112,12 @@ def specialization(
     if warmup_fraction + decay_fraction > 1:
         raise BayesplitError("re-warmup + decay fractions exceed the specialization length")
     n_decay = max(1, round(decay_fraction * steps)) if decay_fraction > 0 else 0
+    # fractions that fit can overlap in whole steps (0.5 + 0.5 of 3 steps rounds to 2 + 2):
+    # the warmup ends where the decay starts, or the rate jumps back to the peak mid-warmup
+    warmup_steps = min(round(warmup_fraction * steps), steps - n_decay)
     return WSD(
         peak_lr=peak_lr,
-        warmup_steps=round(warmup_fraction * steps),
+        warmup_steps=warmup_steps,
         decay_start=steps - n_decay,
         decay_steps=n_decay,
         shape=shape,

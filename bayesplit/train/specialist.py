@@ -43,6 +43,7 @@ from bayesplit.train.loop import Trainer, finite_weights, progress_bar
 from bayesplit.train.rows import (
     check_corpus_of_store,
     check_row_counts,
+    mixture_label,
     run_rows,
     steps_in_store,
     store_for_lookup,
@@ -271,6 +272,7 @@ def specialize(
     if meta["corpus_sha256"] != corpus.content_sha256:
         raise BayesplitError(f"{checkpoint} was trained on another corpus")
     cfg = GPTConfig.from_dict(meta["model_config"])
+    trunk_tc = TrainConfig(**meta["train_config"])
     tc = train or TrainConfig(**{**meta["train_config"], **(train_overrides or {})})
     entry = entry or {"name": meta["model"]}
     seed = meta["seed"] if seed is None else int(seed)
@@ -381,7 +383,9 @@ def specialize(
             extra={
                 "replay_fraction": replay / tc.batch_size,
                 "spec_domain_tokens": domain_tokens,
-                "pretrain_epochs": pretrain_epochs(corpus, tc, d_tokens)[0],
+                # what the trunk saw: a specialist's own weights are its replay mixture
+                "pretrain_mixture": mixture_label(trunk_tc.weights),
+                "pretrain_epochs": pretrain_epochs(corpus, trunk_tc, d_tokens)[0],
                 "spec_epochs": domain_tokens / unique,
                 # replay rows draw from every domain, this one included, so the unique domain
                 # tokens behind a D' with replay are not known; left blank rather than guessed

@@ -62,6 +62,37 @@ def test_wsd_schedule():
         WSD(1.0, shape="exponential")
 
 
+@pytest.mark.parametrize("steps", [1, 2, 3, 5, 10, 17])
+@pytest.mark.parametrize("fractions", [(0.5, 0.5), (0.95, 0.05), (0.3, 0.7), (0.75, 0.25)])
+def test_a_specialization_warms_up_only_before_its_decay(steps, fractions):
+    # 0.5 + 0.5 of 3 steps rounded to 2 warmup + 2 decay steps: the rate went 0.5, 0.75,
+    # then back to the peak's decay, 0.25 (the warmup ran into the decay)
+    w, d = fractions
+    s = specialization(1.0, steps, warmup_fraction=w, decay_fraction=d)
+    assert s.warmup_steps + s.decay_steps <= steps
+    rates = [s(t) for t in range(steps)]
+    top = rates.index(max(rates))
+    assert (np.diff(rates[: top + 1]) >= 0).all()  # rises to the peak
+    assert (np.diff(rates[top:]) <= 0).all()  # then only falls
+    three = specialization(1.0, 3, warmup_fraction=0.5, decay_fraction=0.5)
+    assert [three(t) for t in range(3)] == [1.0, 0.75, 0.25]  # a one-step warmup: the peak
+
+
+def test_gpu_peaks_match_whole_words_of_the_device_name():
+    from bayesplit.train.runtime import peak_flops
+
+    # by substring, an L40 read as an L4, an RTX A1000 as an A100, an H100 NVL as an SXM H100
+    assert peak_flops("cuda", "NVIDIA L40")[0] == 181e12
+    assert peak_flops("cuda", "NVIDIA L40S")[0] == 362e12
+    assert peak_flops("cuda", "NVIDIA L4")[0] == 121e12
+    assert peak_flops("cuda", "NVIDIA RTX A1000") == (None, "unknown GPU 'NVIDIA RTX A1000'")
+    assert peak_flops("cuda", "NVIDIA H100 NVL")[0] == 835e12
+    assert peak_flops("cuda", "NVIDIA H100 PCIe")[0] == 756e12
+    assert peak_flops("cuda", "NVIDIA H100 80GB HBM3")[0] == 989e12
+    assert peak_flops("cuda", "NVIDIA A100-SXM4-80GB")[0] == 312e12
+    assert peak_flops("cuda", "NVIDIA GH200 480GB")[0] == 989e12
+
+
 def test_data_order_is_a_function_of_seed_and_step(tiny_corpus):
     corpus = Corpus(tiny_corpus)
     stream = [Stream("general", ("alpha", "beta", "gamma"), (4.0, 3.0, 2.0), 8)]
@@ -580,6 +611,47 @@ def test_rows_record_the_mixture_their_trunk_was_pretrained_on(trunk, tiny_corpu
     # weights are shares: the same mixture is one label however it is written
     assert mixture_label({"beta": 1, "alpha": 2}) == mixture_label({"alpha": 1, "beta": 0.5})
     assert mixture_label({"alpha": 1, "beta": 0, "gamma": 0}) == "alpha=1"
+
+
+def test_a_specialist_trains_with_its_own_optimizer_settings(trunk, tiny_corpus):
+    # the trunk's optimizer state restored the trunk's weight decay and betas as well as its
+    # moments: three ids for other settings trained the same run to the bit
+    ckpt = ckpt_path(trunk["dir"], "stable", D1 // TPS)
+    seen = []
+
+    def run(**overrides):
+        from bayesplit.train import loop
+
+        real = loop.Trainer.train
+
+        def spy(self, *a, **k):
+            seen.append([(g["weight_decay"], g["betas"]) for g in self.opt.param_groups])
+            return real(self, *a, **k)
+
+        loop.Trainer.train = spy
+        try:
+            rows = specialize(tiny_corpus, ckpt, "alpha", 4 * TPS, train_overrides=overrides,
+                              store=None, progress=False)  # fmt: skip
+        finally:
+            loop.Trainer.train = real
+        return rows.set_index("eval_domain")["loss"]
+
+    base = run()
+    other = run(weight_decay=5.0, beta2=0.5)
+    assert seen[0] == [(0.1, (0.9, 0.95)), (0.0, (0.9, 0.95))]
+    assert seen[1] == [(5.0, (0.9, 0.5)), (0.0, (0.9, 0.5))]
+    assert not np.allclose(base.to_numpy(), other.loc[base.index].to_numpy(), rtol=0, atol=1e-6)
+
+
+def test_a_specialists_rows_name_its_trunks_mixture_not_its_replay_mixture(trunk, tiny_corpus):
+    ckpt = ckpt_path(trunk["dir"], "stable", D1 // TPS)
+    kw = dict(spec=SpecConfig(replay_fraction=0.25), store=None, progress=False)
+    plain = specialize(tiny_corpus, ckpt, "alpha", 4 * TPS, **kw)
+    mixed = specialize(tiny_corpus, ckpt, "alpha", 4 * TPS,
+                       train_overrides={"weights": {"alpha": 1.0, "beta": 3.0}}, **kw)  # fmt: skip
+    assert set(mixed["pretrain_mixture"]) == set(plain["pretrain_mixture"]) == {"tokens"}
+    assert np.allclose(mixed["pretrain_epochs"], plain["pretrain_epochs"])
+    assert mixed["run_id"].iloc[0] != plain["run_id"].iloc[0]  # the replay mixture differs
 
 
 def test_mixtures_drawn_alike_are_one_trunk(tiny_corpus, tmp_path):
