@@ -55,7 +55,7 @@ def check_file_target(path: str | Path) -> Path:
     target = Path(path)
     if target.is_dir():
         raise BayesplitError(f"{path} is a folder; give a file name")
-    ancestor = nearest_existing(target.parent)
+    ancestor = nearest_existing(_through_link(target).parent)  # where the write lands
     if not ancestor.is_dir():
         raise BayesplitError(f"{path}: {ancestor} is a file, not a folder")
     return target

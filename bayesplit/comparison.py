@@ -25,6 +25,7 @@ from bayesplit._parse import (
 from bayesplit.errors import BayesplitError
 from bayesplit.laws import Law, get_law
 from bayesplit.model import run_groups
+from bayesplit.prediction import _check_run_size
 from bayesplit.runs import compute_flops, load_runs, modelled_rows
 
 #: Pareto k above this makes the PSIS-LOO estimate for a row unreliable.
@@ -69,6 +70,8 @@ def holdout_predictions(
     keep = ["run_id", "params", "pretrain_tokens", "spec_tokens", "train_domain", "eval_domain"]
     out = []
     groups = run_groups(rows)
+    for group, grp in rows.groupby(groups, sort=False):  # before any prediction
+        _check_run_size(posterior.runs, group, grp["params"].to_numpy(float), held_out=True)
     for (dom, group), grp in rows.groupby([rows["eval_domain"], groups], sort=False):
         args = (grp["params"], grp["pretrain_tokens"], grp["spec_tokens"])
         ds = posterior.predict(*args, domain=dom, level=level, seed=seed, run=group).sel(domain=dom)

@@ -458,12 +458,12 @@ class Allocation:
 
     def _objective_along(self, params, pretrain_tokens, spec_tokens) -> np.ndarray:
         """The objective of each plan of a line, per draw (plans × draws: the allocation's
-        draws, at most 2000), with D' counted as the objective counts it."""
+        draws), with D' counted as the objective counts it."""
         post = self._posterior
         idx = post.domain_index(self.domains)
-        # allocate's max_draws, as landscape takes it: the curves were on up to 2000 draws
-        # whatever the allocation's bands were computed from
-        draws = post.draws(max_draws=min(self.draws.sizes["draw"], 2000))
+        # allocate's max_draws, as landscape takes it: capped at 2000, the curves' bands at
+        # the plan differed from the table's in the third decimal
+        draws = post.draws(max_draws=self.draws.sizes["draw"])
         out = []
         for n, d, dp in zip(params, pretrain_tokens, spec_tokens, strict=True):
             log_l = post.log_mean(n, d, self._effective_spec(dp), idx, draws=draws)
@@ -494,7 +494,7 @@ class Allocation:
         Dims ``params`` × ``fraction``; the grid covers the plan, the near-optimal ranges
         and the spread of the per-draw optima (at the allocation's level). ``risk`` is the
         allocation's risk objective (on the draws it used); ``relative`` is the risk over
-        the grid's best minus 1, so ``relative <= tolerance`` is the joint near-optimal
+        the best of the grid and the plan minus 1, so ``relative <= tolerance`` is the joint near-optimal
         region: the plans whose N and split may both move and stay within the tolerance.
         """
         from bayesplit.allocation import _risk, parse_risk
@@ -506,7 +506,10 @@ class Allocation:
         opt_f = np.quantile(self.draws["opt_pretrain_fraction"].values, [lo, hi])
         n_lo = np.nanmin([n0, *self.near_optimal_params, opt_n[0]]) / 1.25
         n_hi = np.nanmax([n0, *self.near_optimal_params, opt_n[1]]) * 1.25
-        f_lo = max(0.005, np.nanmin([self.pretrain_fraction, *self.near_optimal, opt_f[0]]) - 0.05)
+        least = np.nanmin([self.pretrain_fraction, *self.near_optimal, opt_f[0]])
+        # down to half the least share where that is under 0.5% (a plan of 0.02% sat below
+        # a grid from 0.5%, outside its own near-optimal region)
+        f_lo = least - 0.05 if least - 0.05 >= 0.005 else min(0.005, least / 2)
         f_hi = min(1.0, np.nanmax([self.pretrain_fraction, *self.near_optimal, opt_f[1]]) + 0.05)
         sizes = np.geomspace(n_lo, n_hi, points)
         fractions = np.linspace(f_lo, f_hi, points)
@@ -519,10 +522,17 @@ class Allocation:
             # float32 kernel: ~1e-7 relative, far below any tolerance
             objective = self._objectives(n, d, dp, draws, fast=True)  # (S, points)
             risk[i] = _risk(objective.T, kind, alpha, np)
+        # measured from the plan where no grid point is as good: the plan falls between
+        # grid points, and a region measured from a worse baseline came out too large
+        d, dp = self.compute.split(self.budget, n0, np.array([self.pretrain_fraction]), shares)
+        plan_risk = float(
+            _risk(self._objectives(n0, d, dp, draws, fast=True).T, kind, alpha, np)[0]
+        )
+        best = np.nanmin([np.nanmin(risk), plan_risk])
         return xr.Dataset(
             {
                 "risk": (("params", "fraction"), risk),
-                "relative": (("params", "fraction"), risk / np.nanmin(risk) - 1.0),
+                "relative": (("params", "fraction"), risk / best - 1.0),
             },
             coords={"params": sizes, "fraction": fractions},
             attrs={

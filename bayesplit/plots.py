@@ -335,6 +335,15 @@ def plot_alternatives(alloc, ax=None):
     return fig
 
 
+def _band(ax, x, lo, hi, *, color, alpha: float, label: str) -> None:
+    """A shaded band along ``x``; at a single x (a one-budget frontier), where a band has
+    no width and drew nothing, a bar from ``lo`` to ``hi``."""
+    if len(x) >= 2:
+        ax.fill_between(x, lo, hi, color=color, alpha=alpha, lw=0, label=label)
+    else:
+        ax.vlines(x, lo, hi, colors=[color], alpha=alpha, lw=8, label=label)
+
+
 def plot_frontier(table, ax=None, level: float | None = None):
     """Objective band and optimal N along budgets (from :func:`bayesplit.allocation.frontier`).
 
@@ -356,7 +365,8 @@ def plot_frontier(table, ax=None, level: float | None = None):
     else:
         fig, ax2 = ax.figure, None
     b = table["budget"].to_numpy()
-    ax.fill_between(
+    _band(
+        ax,
         b,
         table["objective_lo"],
         table["objective_hi"],
@@ -373,7 +383,8 @@ def plot_frontier(table, ax=None, level: float | None = None):
     ax.grid(alpha=0.3)
     if ax2 is not None:
         ax2.plot(b, table["params"], "o-", color=PLAN_COLOR, label="N of the plan")
-        ax2.fill_between(
+        _band(
+            ax2,
             b,
             table["opt_params_lo"],
             table["opt_params_hi"],
@@ -395,8 +406,17 @@ def plot_frontier(table, ax=None, level: float | None = None):
         # one legend for both axes: the twin axis's dashed line had no entry of its own
         handles, labels = ax2.get_legend_handles_labels()
         twin_handles, twin_labels = ax3.get_legend_handles_labels()
-        # where the lines are not: the share line runs along the top, where "upper left" sat
-        ax2.legend(handles + twin_handles, labels + twin_labels, fontsize=8, loc="best")
+        # below the panel: inside, the twin axis's share line is drawn over it wherever it
+        # lies ("best" avoids only the N line), and both lines cross every corner
+        ax3.legend(
+            handles + twin_handles,
+            labels + twin_labels,
+            fontsize=8,
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.18),
+            ncol=3,
+            frameon=False,
+        )
         ax2.grid(alpha=0.3)
     return fig
 
@@ -587,9 +607,9 @@ def plot_fans(posterior, frontier_table, level: float = 0.9, max_draws: int = 10
             chi.append(ds["credible_hi"].item())
             plo.append(ds["predictive_lo"].item())
             phi.append(ds["predictive_hi"].item())
-        ax.fill_between(x, plo, phi, color=PRED_COLOR, alpha=0.35, lw=0, label="predictive")
-        ax.fill_between(x, clo, chi, color=LAW_COLOR, alpha=0.35, lw=0, label="credible")
-        ax.plot(x, med, color=LAW_COLOR, lw=1.5, label="median")
+        _band(ax, x, plo, phi, color=PRED_COLOR, alpha=0.35, label="predictive")
+        _band(ax, x, clo, chi, color=LAW_COLOR, alpha=0.35, label="credible")
+        ax.plot(x, med, "o-" if len(x) < 2 else "-", color=LAW_COLOR, lw=1.5, label="median")
         sub = runs[runs["eval_domain"] == dom]
         ax.scatter(
             6 * sub["params"] * (sub["pretrain_tokens"] + sub["spec_tokens"]),

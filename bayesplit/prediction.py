@@ -48,16 +48,24 @@ def sample_predictive(
     return np.exp(log_mean + run + eps)
 
 
-def _check_run_size(runs, run: str, n: np.ndarray) -> None:
+def _check_run_size(runs, run: str, n: np.ndarray, *, held_out: bool = False) -> None:
     """A run's effect is that model's offset: it says nothing about a model of another N.
 
     Within 5%, so an N typed to two or three digits (6.4e5 for 640,512) still matches.
+    ``held_out``: ``n`` are a held-out table's rows of the run, not a point asked for.
     """
     mine = runs["run_id"] == run
     if "trunk_id" in runs:
         mine |= runs["trunk_id"] == run
     sizes = np.unique(runs.loc[mine, "params"].to_numpy(dtype=float))
     if len(sizes) and not np.all(np.isclose(n[:, None], sizes[None, :], rtol=0.05).any(axis=1)):
+        if held_out:  # no run to leave out: the two tables disagree
+            raise BayesplitError(
+                f"run {run!r} is a model of N={', '.join(f'{v:.4g}' for v in sizes)} in the "
+                f"fitted runs but of N={', '.join(f'{v:.4g}' for v in np.unique(n))} in the "
+                "held-out rows: the two tables count N differently (with embeddings in one?) "
+                "or give two models one run id"
+            )
         raise BayesplitError(
             f"run {run!r} is a model of N={', '.join(f'{v:.4g}' for v in sizes)}; its run effect "
             f"says nothing about N={', '.join(f'{v:.4g}' for v in np.unique(n))} (leave out "

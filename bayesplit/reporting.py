@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from bayesplit._io import (
+    _through_link,
     atomic_folder,
     atomic_write_bytes,
     atomic_write_text,
@@ -178,6 +179,8 @@ def build_report(
         from bayesplit.runs import on_domains
 
         on_domains(held_runs, posterior.domains, "the runs to check")
+    # before the slow work: a table at odds with the fit was refused after every figure
+    held = heldout_table(posterior, held_runs, level) if held_runs is not None else None
     common = dict(trunk=trunk, weights=weights, risk=risk, level=level, tolerance=tolerance)
     alloc = allocate(posterior, budget=budget, force=force, **common)
     d = alloc.to_dict()
@@ -195,13 +198,15 @@ def build_report(
         "alternatives": plots.figure_to_png(alloc.plot_alternatives()),
         "frontier": plots.figure_to_png(plots.plot_frontier(fr, level=level)),
         "fit": plots.figure_to_png(plots.plot_fit(posterior, level=level)),
-        "fans": plots.figure_to_png(plots.plot_fans(posterior, fr, level=level)),
+        # on the decision's draws: the fans' 1000 put their bands off the tables' at the target
+        "fans": plots.figure_to_png(
+            plots.plot_fans(posterior, fr, level=level, max_draws=alloc.draws.sizes["draw"])
+        ),
     }
     try:
         loo = loo_metrics(posterior)
     except Exception as exc:  # LOO needs the log-likelihood group; a truth-posterior has none
         loo = {"error": str(exc)}
-    held = heldout_table(posterior, held_runs, level) if held_runs is not None else None
     return {
         "alloc": alloc,
         "dict": d,
@@ -687,7 +692,10 @@ def write_report(posterior, out: str | Path, *, budget: float, **kwargs) -> Path
     if suffix not in (".html", ".htm", ".md"):
         raise BayesplitError(f"report must end in .html, .htm or .md, got {out.name}")
     check_file_target(out)  # a folder of that name failed at the rename, after the work
-    folder = out.with_name(f"{out.stem}_files")
+    # beside the file written: through a symlink the text lands at its target, and the
+    # figures beside the link were missing from where the Markdown looks for them
+    written = _through_link(out)
+    folder = written.with_name(f"{written.stem}_files")
     if suffix == ".md" and folder.exists() and not folder.is_dir():
         raise BayesplitError(
             f"{folder} is a file; the Markdown report writes its figures into a folder "
@@ -714,6 +722,6 @@ def write_report(posterior, out: str | Path, *, budget: float, **kwargs) -> Path
     with atomic_folder(folder) as tmp:
         for key in keys:
             atomic_write_bytes(tmp / f"{key}.png", rep["figs"][key])
-        (tmp / REPORT_MARK).write_text(f"figures of {out.name}, written by bayesplit\n")
+        (tmp / REPORT_MARK).write_text(f"figures of {written.name}, written by bayesplit\n")
     atomic_write_text(out, _markdown(rep["title"], intro, sections, folder.name))
     return out

@@ -798,8 +798,8 @@ def test_figures_refuse_what_they_cannot_draw_or_write(post, tmp_path):
     table = bayesplit.frontier(post, [1e19, 1e20], level=0.5, max_draws=50)
     fig = plots.plot_frontier(table)
     assert "50% credible" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    # the twin axis's dashed line is in the plan panel's legend too
-    plan_legend = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    # the twin axis's dashed line is in the plan panel's legend too (drawn on the twin)
+    plan_legend = [t.get_text() for t in fig.axes[2].get_legend().get_texts()]
     assert plan_legend == ["N of the plan", "50% of per-draw optima", "pretraining share"]
     for suffix in ("xyz", "pgf"):
         with pytest.raises(BayesplitError, match=f"cannot save a figure as .{suffix}; use one of"):

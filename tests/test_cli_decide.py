@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -476,6 +477,24 @@ def test_report_md_refuses_a_file_where_its_folder_goes(post_path, tmp_path, add
     assert len(errors) == 1 and "report_files is a file" in errors[0], result.output
     assert not out.exists() and (tmp_path / "report_files").read_text() == "not a folder"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report_files", "runs.csv"]
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs /proc (Linux)")
+def test_an_output_through_a_symlink_is_checked_where_it_lands(post_path, tmp_path, monkeypatch):
+    # a dangling link into a folder no one can write in was refused after the work (12 s),
+    # leaving the Markdown report's figure folder beside the link
+    import bayesplit.allocation
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the decision was computed before the output was checked")
+
+    monkeypatch.setattr(bayesplit.allocation, "allocate", no_work)
+    link = tmp_path / "r.md"
+    link.symlink_to("/proc/nope/r.md")
+    result = runner.invoke(app, ["report", str(post_path), "--budget", "1e20", "--out", str(link)])
+    assert result.exit_code == 2, result.output
+    assert f"--out {link}: cannot write in /proc" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.md"]
 
 
 def test_report_bad_suffix(post_path, tmp_path):

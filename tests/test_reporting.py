@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 
 import numpy as np
@@ -250,3 +251,80 @@ def test_a_report_name_of_another_type_is_refused_naming_every_suffix_taken(tmp_
     with pytest.raises(BayesplitError, match=r"must end in \.html, \.htm or \.md, got r\.txt"):
         write_report(post, tmp_path / "r.txt", budget=1e20)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_held_out_table_at_odds_with_the_fit_is_refused_before_the_figures(
+    additive_posterior, additive_runs, monkeypatch
+):
+    # a table counting N otherwise (with embeddings) was refused after the allocation, the
+    # frontier and all eight figures, advising to "leave out the run", which report cannot
+    from bayesplit import plots
+    from bayesplit.errors import BayesplitError
+    from bayesplit.reporting import build_report
+
+    def no_figures(*a, **k):
+        raise AssertionError("a figure was drawn before the held-out table was checked")
+
+    monkeypatch.setattr(plots, "figure_to_png", no_figures)
+    held = additive_runs.copy()
+    held["params"] *= 1.5
+    held["pretrain_tokens"] *= 2  # later checkpoints of the same runs: held out
+    with pytest.raises(BayesplitError, match=r"run '[^']+' is a model of N=.* in the fitted runs but of N=.* in the held-out rows: the two tables count N differently"):  # fmt: skip
+        build_report(additive_posterior, budget=1e20, runs=held)
+
+
+def test_one_budget_draws_its_bands_as_bars():
+    # a one-row frontier (a target at the smallest plan) drew empty bands and no median
+    from bayesplit import plots
+    from bayesplit.allocation import frontier
+    from bayesplit.truth import example_truth
+
+    post = example_truth("additive", domains=("web", "code")).as_posterior()
+    fr = frontier(post, [1e20])
+    for fig in (plots.plot_fans(post, fr, max_draws=50), plots.plot_frontier(fr)):
+        ax = fig.axes[0]
+        bands = [c for c in ax.collections if c.get_label() in ("predictive", "credible")
+                 or "credible" in str(c.get_label())]  # fmt: skip
+        assert bands
+        for band in bands:  # a truth's credible band has no width, its predictive one has
+            ((x0, lo), (x1, hi)) = band.get_segments()[0]
+            assert x0 == x1 == ax.lines[0].get_xdata()[0] and hi >= lo
+            assert hi > lo or band.get_label() != "predictive"
+        assert ax.lines[0].get_marker() == "o"
+
+
+def test_the_frontier_legend_sits_below_the_plan_panel():
+    # inside, the share line on the twin axis was drawn over it ("best" avoided only N)
+    from bayesplit import plots
+    from bayesplit.allocation import frontier
+    from bayesplit.truth import example_truth
+
+    post = example_truth("additive", domains=("web", "code")).as_posterior()
+    fig = plots.plot_frontier(frontier(post, [1e19, 1e20]))
+    fig.savefig(io.BytesIO(), format="png")  # lays the figure out as a report's PNG is
+    plan, twin = fig.axes[1], fig.axes[2]
+    legend = twin.get_legend()
+    assert legend is not None and plan.get_legend() is None
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "N of the plan",
+        "90% of per-draw optima",
+        "pretraining share",
+    ]
+    box = legend.get_window_extent()
+    assert box.y1 <= plan.get_window_extent().y0  # below the panel, over no line
+    assert box.y0 >= 0  # and inside the figure
+
+
+def test_a_markdown_report_through_a_symlink_has_its_figures_beside_the_file(tmp_path):
+    from bayesplit.reporting import write_report
+    from bayesplit.truth import example_truth
+
+    (tmp_path / "other").mkdir()
+    link = tmp_path / "r.md"
+    link.symlink_to(tmp_path / "other" / "real.md")
+    post = example_truth("additive", ("web", "code")).as_posterior()
+    write_report(post, link, budget=1e20)
+    text = (tmp_path / "other" / "real.md").read_text()
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert images and all((tmp_path / "other" / i).is_file() for i in images)
+    assert link.is_symlink() and sorted(p.name for p in tmp_path.iterdir()) == ["other", "r.md"]

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from bayesplit._io import jsonable, nearest_existing
+from bayesplit._io import _through_link, jsonable, nearest_existing
 from bayesplit._parse import check_seed as parse_seed
 from bayesplit.errors import BayesplitError
 from bayesplit.train.ladder import bundled_ladder_names  # pure Python: no torch
@@ -161,7 +161,9 @@ def check_output_path(
             raise BayesplitError(f"{option} {target} must end in {wanted} (got {got})")
     elif target.exists() and not target.is_dir():
         raise BayesplitError(f"{option} {target} is a file, not a folder")
-    ancestor = nearest_existing(target if directory else target.parent)
+    # a file is written through a symlink: checked where it lands (a dangling link into
+    # a folder nobody can write in failed after the work)
+    ancestor = nearest_existing(target if directory else _through_link(target).parent)
     if not ancestor.is_dir():
         raise BayesplitError(f"{option} {target}: {ancestor} is a file, not a folder")
     reason = _probe_directory(ancestor)
