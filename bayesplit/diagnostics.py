@@ -147,7 +147,10 @@ class Diagnostics:
         raise DiagnosticsError(
             f"{GATE_NOTE}: "
             + "; ".join(self.failures)
-            + ". Refit with more draws/warmup or more data, or pass --force (in Python: force=True) to use it anyway"
+            # the remedy by check, as the tutorial gives it: more draws do not cure a stuck
+            # chain or a divergence
+            + ". Refit with more draws (low ESS), another seed or a longer warmup (R-hat, "
+            "divergences), or more data; or pass --force (in Python: force=True) to use it anyway"
         )
 
     def forced_note(self, what: str = "these numbers") -> str | None:

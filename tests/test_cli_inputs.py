@@ -855,10 +855,17 @@ def test_a_name_given_twice_names_its_option(post_path, tmp_path, args, option):
 def test_suggest_workdir_must_be_a_folder_and_an_empty_one_is_said(post_path, tmp_path):
     args = ["suggest", str(post_path), "--budget", "1e20", "--force", "-n", "1"]
     args += ["--max-draws", "50"]
+    (tmp_path / "afile").write_text("")
     refused(
-        runner.invoke(app, [*args, "--workdir", str(tmp_path / "nowhere")]),
-        "nowhere is not a folder",
+        runner.invoke(app, [*args, "--workdir", str(tmp_path / "afile")]),
+        "afile is not a folder",
     )
+    # none yet, before the first training (the how-to's first suggest was refused): said
+    with pytest.warns(UserWarning, match="nowhere does not exist \\(yet\\): every run is priced"):
+        res = runner.invoke(app, [*args, "--workdir", str(tmp_path / "nowhere"), "--json"])
+    assert res.exit_code == 0, res.output
+    assert "no trunk of the runs already done" not in res.stderr  # said once, above
+    assert not (tmp_path / "nowhere").exists()
     (tmp_path / "work").mkdir()
     res = runner.invoke(app, [*args, "--workdir", str(tmp_path / "work"), "--json"])
     assert res.exit_code == 0, res.output

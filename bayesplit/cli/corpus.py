@@ -22,7 +22,8 @@ app = typer.Typer(no_args_is_help=True)
 def _show(info: dict[str, Any]) -> None:
     # a corpus tokenized by other tools may lack what only `corpus build` records
     def known(key: str) -> str:
-        return str(info.get(key, "not recorded"))
+        value = info.get(key)  # "" means none, as the trainer reads it (it printed nothing)
+        return "not recorded" if value is None or value == "" else str(value)
 
     mode = f" ({info['domain_mode']})" if "domain_mode" in info else ""
     table = Table(title=escape(f"corpus {info['path']}{mode}"))

@@ -263,7 +263,11 @@ def suggest_cmd(
             f"{workdir}: give --train-seed the --seed `bayesplit train execute` will be "
             "given, to price runs from the trunks it resumes"
         )
-    if checkpoints is not None and not any(c["tokens"] for c in checkpoints.values()):
+    if (
+        checkpoints is not None
+        and Path(workdir).is_dir()  # a missing one was said by trunk_checkpoints
+        and not any(c["tokens"] for c in checkpoints.values())
+    ):
         sug.notes.append(
             f"no trunk of the runs already done has checkpoints in {workdir}: every run is "
             "priced with a trunk trained from scratch, as the trainer would train it there"

@@ -40,6 +40,7 @@ import math
 import os
 import reprlib
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -566,8 +567,17 @@ def trunk_checkpoints(
     workdir = check_path(workdir, "workdir")
     if seed is not None:  # "3" matched no trunk: every run priced as a new one
         seed = check_seed(seed)
-    if not Path(workdir).is_dir():  # a typo priced every run as a new trunk, unsaid
+    if Path(workdir).exists() and not Path(workdir).is_dir():
         raise BayesplitError(f"--workdir (in Python: workdir=) {workdir} is not a folder")
+    if not Path(workdir).exists():
+        # before the first run the trainer has made none (the how-to's first suggest was
+        # refused); said, as a typo prices every run as a new trunk
+        warnings.warn(
+            f"workdir {workdir} does not exist (yet): every run is priced with a trunk "
+            "trained from scratch, as the trainer would train it there",
+            UserWarning,
+            stacklevel=2,
+        )
     out: dict[float, dict[str, Any]] = {}
     identity: dict[float, dict] = {}  # per size, the trunk settings the trainer will use
     if ladder is not None:

@@ -624,8 +624,13 @@ def test_trunk_checkpoints_are_read_from_the_workdir(tiny_corpus, tmp_path):
                                                         "cooldown_fraction": 0.1}}  # fmt: skip
     (tmp_path / "empty").mkdir()
     assert trunk_checkpoints(tmp_path / "empty", runs)[n]["tokens"] == []  # not trained there
-    with pytest.raises(BayesplitError, match="workdir=\\) .*nowhere is not a folder"):
-        trunk_checkpoints(tmp_path / "nowhere", runs)
+    # none yet (the how-to's first suggest, before any training): said, not refused
+    with pytest.warns(UserWarning, match="nowhere does not exist \\(yet\\): every run is priced"):
+        assert trunk_checkpoints(tmp_path / "nowhere", runs)[n]["tokens"] == []
+    assert not (tmp_path / "nowhere").exists()
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(BayesplitError, match="workdir=\\) .*afile is not a folder"):
+        trunk_checkpoints(tmp_path / "afile", runs)
     # suggest's price of each run is what the loop will charge for it, also where D and D'
     # are not whole steps: 2300 tokens is 9 steps, whose stable checkpoint is there
     trunks = TrunkState.from_runs(runs, trunk_checkpoints(work, runs, ladder))

@@ -173,6 +173,8 @@ def test_an_empty_or_uppercase_recorded_hash_is_still_read(built, tmp_path):
     # "" always meant "not recorded"; an uppercase SHA-256 is one
     empty = _copy(built, tmp_path / "empty", content_sha256="")
     assert Corpus(empty).content_sha256 == built.manifest["content_sha256"]
+    res = runner.invoke(app, ["corpus", "info", str(empty)])  # it printed nothing there
+    assert res.exit_code == 0 and "content   sha256 not recorded" in res.output, res.output
     upper = _copy(
         built, tmp_path / "upper", content_sha256=built.manifest["content_sha256"].upper()
     )
