@@ -93,12 +93,12 @@ def make_runtime(tc: TrainConfig) -> Runtime:
     return Runtime(device=device, rank=rank, world=world, compile=do_compile)
 
 
-@functools.cache
 def _words(name: str) -> list[str]:
     """A device name's words, case-folded: ``NVIDIA A100-SXM4-80GB`` → nvidia, a100, sxm4, 80gb."""
     return re.findall(r"[a-z0-9]+", name.lower())
 
 
+@functools.cache
 def peak_flops(device_type: str, device_name: str = "") -> tuple[float | None, str]:
     """Peak FLOP/s of one device and where the number comes from.
 

@@ -91,6 +91,8 @@ def test_gpu_peaks_match_whole_words_of_the_device_name():
     assert peak_flops("cuda", "NVIDIA H100 80GB HBM3")[0] == 989e12
     assert peak_flops("cuda", "NVIDIA A100-SXM4-80GB")[0] == 312e12
     assert peak_flops("cuda", "NVIDIA GH200 480GB")[0] == 989e12
+    # measured once per process on CPU (a matmul benchmark), not at every row written
+    assert hasattr(peak_flops, "cache_info")
 
 
 def test_data_order_is_a_function_of_seed_and_step(tiny_corpus):
