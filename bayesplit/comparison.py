@@ -71,7 +71,8 @@ def holdout_predictions(
     out = []
     groups = run_groups(rows)
     for group, grp in rows.groupby(groups, sort=False):  # before any prediction
-        _check_run_size(posterior.runs, group, grp["params"].to_numpy(float), held_out=True)
+        if posterior.run_effect_group(group) is not None:  # as predict checks it
+            _check_run_size(posterior.runs, group, grp["params"].to_numpy(float), held_out=True)
     for (dom, group), grp in rows.groupby([rows["eval_domain"], groups], sort=False):
         args = (grp["params"], grp["pretrain_tokens"], grp["spec_tokens"])
         ds = posterior.predict(*args, domain=dom, level=level, seed=seed, run=group).sel(domain=dom)

@@ -149,8 +149,9 @@ class Diagnostics:
             + "; ".join(self.failures)
             # the remedy by check, as the tutorial gives it: more draws do not cure a stuck
             # chain or a divergence
-            + ". Refit with more draws (low ESS), another seed or a longer warmup (R-hat, "
-            "divergences), or more data; or pass --force (in Python: force=True) to use it anyway"
+            + ". Refit with more draws (low ESS, or R-hat with every chain short), another seed "
+            "or a longer warmup (one chain off the others, or divergences), or more data; or "
+            "pass --force (in Python: force=True) to use it anyway"
         )
 
     def forced_note(self, what: str = "these numbers") -> str | None:

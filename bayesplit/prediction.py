@@ -58,6 +58,7 @@ def _check_run_size(runs, run: str, n: np.ndarray, *, held_out: bool = False) ->
     if "trunk_id" in runs:
         mine |= runs["trunk_id"] == run
     sizes = np.unique(runs.loc[mine, "params"].to_numpy(dtype=float))
+    n = n[np.isfinite(n)]  # a missing N is refused as such where it is read, not as a size
     if len(sizes) and not np.all(np.isclose(n[:, None], sizes[None, :], rtol=0.05).any(axis=1)):
         if held_out:  # no run to leave out: the two tables disagree
             raise BayesplitError(

@@ -674,6 +674,13 @@ def _markdown(title: str, intro: str, sections: list, folder: str) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+def report_folder(out: str | Path) -> Path:
+    """The folder of a Markdown report's figures: ``<stem>_files`` beside the file written
+    (through a symlink, beside its target, where the report's image links look)."""
+    written = _through_link(Path(out))
+    return written.with_name(f"{written.stem}_files")
+
+
 def write_report(posterior, out: str | Path, *, budget: float, **kwargs) -> Path:
     """Build and write a report; the format follows the suffix (``.html`` or ``.md``).
 
@@ -681,10 +688,11 @@ def write_report(posterior, out: str | Path, *, budget: float, **kwargs) -> Path
 
     ``.html`` (or ``.htm``) is one self-contained file with the figures embedded.
     ``.md`` is plain Markdown (GFM tables, no HTML); its figures are PNG files in the
-    folder ``<stem>_files`` beside it (``report.md`` -> ``report_files/split.png``),
-    which is replaced as a whole, so that no figure of an earlier run is left in it. A
-    folder of that name that a report did not write (no ``.bayesplit-report`` file in
-    it) and that holds anything is refused, before the work. Returns ``out``.
+    folder ``<stem>_files`` beside it (``report.md`` -> ``report_files/split.png``; beside
+    the file a symlink points to, see :func:`report_folder`), which is replaced as a
+    whole, so that no figure of an earlier run is left in it. A folder of that name that
+    a report did not write (no ``.bayesplit-report`` file in it) and that holds anything
+    is refused, before the work. Returns ``out``.
     """
     check_posterior(posterior)  # a file name here was refused only after the path checks
     out = check_path(out, "out")
@@ -694,8 +702,8 @@ def write_report(posterior, out: str | Path, *, budget: float, **kwargs) -> Path
     check_file_target(out)  # a folder of that name failed at the rename, after the work
     # beside the file written: through a symlink the text lands at its target, and the
     # figures beside the link were missing from where the Markdown looks for them
+    folder = report_folder(out)
     written = _through_link(out)
-    folder = written.with_name(f"{written.stem}_files")
     if suffix == ".md" and folder.exists() and not folder.is_dir():
         raise BayesplitError(
             f"{folder} is a file; the Markdown report writes its figures into a folder "

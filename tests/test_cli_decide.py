@@ -497,6 +497,19 @@ def test_an_output_through_a_symlink_is_checked_where_it_lands(post_path, tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.md"]
 
 
+def test_report_json_names_the_figure_folder_it_wrote_through_a_symlink(post_path, tmp_path):
+    # it named a folder beside the link, never made: the figures are beside the target
+    (tmp_path / "other").mkdir()
+    link = tmp_path / "r.md"
+    link.symlink_to(tmp_path / "other" / "real.md")
+    args = ["report", str(post_path), "--budget", "1e20", "--force", "--out", str(link), "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)["figures"]
+    assert figures == str(tmp_path / "other" / "real_files")
+    assert (tmp_path / "other" / "real_files" / "split.png").is_file()
+
+
 def test_report_bad_suffix(post_path, tmp_path):
     result = runner.invoke(
         app, ["report", str(post_path), "--budget", "1e20", "--out", str(tmp_path / "r.pdf")]

@@ -328,3 +328,29 @@ def test_a_markdown_report_through_a_symlink_has_its_figures_beside_the_file(tmp
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     assert images and all((tmp_path / "other" / i).is_file() for i in images)
     assert link.is_symlink() and sorted(p.name for p in tmp_path.iterdir()) == ["other", "r.md"]
+
+
+def test_held_out_rows_of_a_fit_without_run_effects_are_predicted_as_new_runs():
+    # the check of a run's N applies where the fit estimated that run's effect (as predict
+    # checks it): a fit without run effects predicts every held-out row as a new run
+    from bayesplit.comparison import holdout_predictions
+    from bayesplit.truth import example_truth, factorial_design
+
+    truth = example_truth("additive", ("web", "code"))
+    runs = truth.simulate(factorial_design([1e7, 3e7], [3e8, 1e9], [0.0], truth.domains), seed=0)
+    post = truth.as_posterior(runs)
+    assert post.run_effect_group(runs["run_id"].iloc[0]) is None
+    held = runs.assign(params=runs["params"] * 1.5, pretrain_tokens=runs["pretrain_tokens"] * 2)
+    pred = holdout_predictions(post, held)
+    assert len(pred) == len(held) and set(pred["predicted_for"]) == {"new run"}
+
+
+def test_a_missing_n_in_held_out_rows_is_refused_as_missing(additive_posterior, additive_runs):
+    # it read as "the two tables count N differently ... N=1e+07, nan"
+    from bayesplit.comparison import holdout_predictions
+    from bayesplit.errors import BayesplitError
+
+    held = additive_runs.assign(pretrain_tokens=additive_runs["pretrain_tokens"] * 2)
+    held.loc[held.index[0], "params"] = np.nan
+    with pytest.raises(BayesplitError, match="params must be finite and > 0, got nan"):
+        holdout_predictions(additive_posterior, held)

@@ -299,7 +299,7 @@ def report_cmd(
         Path,
         typer.Option(
             "--out",
-            help="report.html (one self-contained file) or report.md (Markdown; its figures go to report_files/ beside it, a folder it replaces whole; one it did not write must be empty)",
+            help="report.html (one self-contained file) or report.md (Markdown; its figures go to report_files/ beside it, or beside the file a symlink points to, a folder it replaces whole; one it did not write must be empty)",
         ),
     ],
     runs: Annotated[
@@ -317,7 +317,7 @@ def report_cmd(
 ) -> None:
     """Write a report (decision, frontier, fit, diagnostics, checklist): one self-contained HTML file, or Markdown with its figures in <stem>_files/."""
     from bayesplit.posterior import load_posterior
-    from bayesplit.reporting import write_report
+    from bayesplit.reporting import report_folder, write_report
 
     _import_law_modules(law_module)
     check_output_path(
@@ -342,7 +342,7 @@ def report_cmd(
         md = out.suffix.lower() == ".md"
         result = {"out": str(out), "format": "md" if md else "html"}
         if md:
-            result["figures"] = str(out.with_name(f"{out.stem}_files"))
+            result["figures"] = str(report_folder(out))
         emit_json(result)
 
 
