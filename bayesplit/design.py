@@ -432,14 +432,24 @@ def candidate_costs(
 SAME_SPEC_RTOL = 0.01
 
 
-def already_measured(candidates: pd.DataFrame, runs: pd.DataFrame | None) -> np.ndarray:
+def already_measured(
+    candidates: pd.DataFrame,
+    runs: pd.DataFrame | None,
+    steps: Mapping[float, float] | None = None,
+) -> np.ndarray:
     """Candidates whose (N, D, D', k) was already run: N, D and D' each within 1%
-    (:data:`SAME_SPEC_RTOL`) of a run's, on the same train domain (D' = 0 only matches 0)."""
+    (:data:`SAME_SPEC_RTOL`) of a run's, on the same train domain (D' = 0 only matches 0).
+
+    ``steps`` (tokens per step by model size, :attr:`TrunkState.steps`): D and D' of those
+    sizes are compared as the trainer trains them, in whole steps. A D of 24.46 steps is
+    the stored run of 24, which the trainer skips; 1.9% apart, it was suggested again.
+    """
     out = np.zeros(len(candidates), dtype=bool)
     if runs is None or len(runs) == 0 or len(candidates) == 0:
         return out
     cols = ["params", "pretrain_tokens", "spec_tokens"]
-    have = runs[[*cols, "train_domain"]].drop_duplicates()
+    candidates = in_trainer_steps(candidates, steps)
+    have = in_trainer_steps(runs[[*cols, "train_domain"]], steps).drop_duplicates()
     dom_c, dom_h = _branch_domain(candidates), _branch_domain(have)
     for dom in np.unique(dom_h):
         rows = dom_c == dom
@@ -453,6 +463,22 @@ def already_measured(candidates: pd.DataFrame, runs: pd.DataFrame | None) -> np.
             close &= np.abs(a - b) <= SAME_SPEC_RTOL * np.abs(b)  # 0 matches only 0
         out[rows] = close.any(axis=1)
     return out
+
+
+def in_trainer_steps(df: pd.DataFrame, steps: Mapping[float, float] | None) -> pd.DataFrame:
+    """``df`` with D and D' of the sizes in ``steps`` rounded as the trainer rounds them:
+    to the nearest whole step of that size's tokens per step, at least one (D' = 0 stays)."""
+    if not steps:
+        return df
+    n = df["params"].to_numpy(float)
+    d = df["pretrain_tokens"].to_numpy(float).copy()
+    dp = df["spec_tokens"].to_numpy(float).copy()
+    for size, tps in steps.items():
+        at = n == size
+        if at.any():
+            d[at] = np.maximum(1.0, np.rint(d[at] / tps)) * tps
+            dp[at] = np.where(dp[at] > 0, np.maximum(1.0, np.rint(dp[at] / tps)) * tps, 0.0)
+    return df.assign(pretrain_tokens=d, spec_tokens=dp)
 
 
 def _spec_frame(df: pd.DataFrame) -> pd.DataFrame:
@@ -707,7 +733,7 @@ def greedy_batch(
         picks[-1]["sd_after"] = ensemble.uncertainty()
         # the pick and any candidate within SAME_SPEC_RTOL of it: sizes 3e8 and 3.01e8 put
         # the same run in a batch twice, one of them priced as a second trunk
-        blocked |= already_measured(candidates, candidates.iloc[[j]])
+        blocked |= already_measured(candidates, candidates.iloc[[j]], trunks.steps)
         blocked[j] = True
         trunks.extend(n_j, d_j, dp_j, cost_model)
     for p in picks:
@@ -1183,7 +1209,7 @@ def suggest(
     noise = float(np.median(noise_d["sigma"] ** 2 + noise_d["run_sd"] ** 2))
     ensemble = Ensemble.build(q, Y, obs_of, noise)
     trunks = TrunkState.from_runs(done, checkpoints)
-    measured = already_measured(candidates, done)
+    measured = already_measured(candidates, done, trunks.steps)
     picks = greedy_batch(
         ensemble,
         candidates,

@@ -98,6 +98,28 @@ def test_already_measured(table):
     assert already_measured(cands, runs).tolist() == [True, False, True, False]
 
 
+def test_a_run_the_trainer_would_round_onto_a_stored_one_is_already_measured():
+    # D = 6261 tokens is 24.46 steps of 256: the trainer trains 24 (6144 tokens), a run the
+    # store has, and skips it; 1.9% apart, suggest offered it again (priced and valued)
+    runs = pd.DataFrame(
+        dict(run_id=["g", "s"], trunk_id=["t", "t"], params=[46320.0, 46320.0],
+             pretrain_tokens=[6144.0, 6144.0], spec_tokens=[0.0, 1024.0],
+             train_domain=[None, "web"])
+    )  # fmt: skip
+    cands = pd.DataFrame(
+        dict(params=[46320.0] * 4 + [20640.0], pretrain_tokens=[6261.0, 6500.0, 6200.0, 6144.0, 6261.0],
+             spec_tokens=[0.0, 0.0, 1100.0, 1200.0, 0.0], train_domain=[None, None, "web", "web", None])
+    )  # fmt: skip
+    steps = {46320.0: 256.0}  # the other size's steps are not known: compared as asked
+    assert already_measured(cands, runs).tolist() == [False] * 5
+    assert already_measured(cands, runs, steps).tolist() == [True, False, True, False, False]
+    # and two candidates that round to one run are one pick: the second is blocked
+    trunks = TrunkState.from_runs(runs, {46320.0: {"tokens": [6144.0], "tokens_per_step": 256}})
+    twins = cands.iloc[[1, 1]].assign(pretrain_tokens=[6500.0, 6450.0]).reset_index(drop=True)
+    assert trunks.steps == steps
+    assert already_measured(twins, twins.iloc[[0]], trunks.steps).tolist() == [True, True]
+
+
 def test_ensemble_value_matches_gaussian_conditioning():
     rng = np.random.default_rng(0)
     s = 20000
