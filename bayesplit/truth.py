@@ -273,6 +273,16 @@ class GroundTruth:
                 f"trunk_shifts must be a dict (or None), got {_typed(trunk_shifts)}"
             )
         specs = self._design_rows(design)
+        if trunk_shifts is not None:
+            unnamed = [i for i, sp in enumerate(specs) if not (sp["run_id"] or sp["trunk_id"])]
+            if unnamed:
+                # the default ids sim-SEED-ROW repeat in every call: row 0 of two batches
+                # drawn with one seed was one run, sharing its seed shift
+                raise BayesplitError(
+                    f"with trunk_shifts, every design row needs a run_id or trunk_id (row "
+                    f"{unnamed[0]} has neither): the default ids sim-<seed>-<row> repeat in "
+                    "every call, so runs of two batches would share a seed shift"
+                )
         # every (run, evaluated domain) pair, in the order the rows are written
         pairs = [(i, k) for i, sp in enumerate(specs) for k in sp["evals"]]
         n = np.array([specs[i]["params"] for i, _ in pairs])
@@ -757,12 +767,25 @@ def load_truth(path: str | Path) -> GroundTruth:
     return GroundTruth.from_dict(data)
 
 
+def student_t_sd(sigma, nu):
+    """Standard deviation of a Student-t of scale ``sigma`` and ``nu`` degrees of freedom,
+    ``sigma · √(ν / (ν − 2))`` (infinite for ν <= 2): the Gaussian sd of the same spread."""
+    sigma, nu = np.asarray(sigma, float), np.asarray(nu, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(nu > 2, sigma * np.sqrt(nu / np.where(nu > 2, nu - 2, 1.0)), np.inf)
+
+
 def truth_from_posterior(
     posterior, draw: int | str = "median", noise: Noise | None = None, *, force: bool = False
 ) -> GroundTruth:
     """A ground truth from a fitted posterior: one draw (a whole number from 0 to
     ``posterior.n_draws - 1``), or the per-parameter ``"median"``. A posterior that failed
-    its diagnostics gate is refused unless ``force``, as the decisions refuse it."""
+    its diagnostics gate is refused unless ``force``, as the decisions refuse it.
+
+    Its noise (unless ``noise``) is the fit's, as the simulator draws it: the Gaussian sd of
+    the fit's Student-t measurement noise, ``σ·√(ν/(ν−2))`` (1.29 σ at ν = 5; the scale σ
+    itself made simulated campaigns 20–25% less noisy than the fit), and ``run_sd`` as the
+    seed shift ``seed_sd`` (posterior medians)."""
     from bayesplit.posterior import check_posterior
 
     check_posterior(posterior)
@@ -788,7 +811,14 @@ def truth_from_posterior(
         params = {k: v[int(draw)] for k, v in draws.items()}
     if noise is None:
         nd = posterior.noise_draws()
-        noise = Noise(sigma=float(np.median(nd["sigma"])), seed_sd=float(np.median(nd["run_sd"])))
+        sd = float(np.median(student_t_sd(nd["sigma"], nd["nu"])))
+        if not math.isfinite(sd):
+            raise BayesplitError(
+                "the posterior's Student-t noise has ν <= 2 in most draws, so no standard "
+                "deviation for the simulator's Gaussian noise: give noise= (e.g. "
+                "Noise(sigma=0.01))"
+            )
+        noise = Noise(sigma=sd, seed_sd=float(np.median(nd["run_sd"])))
     params = {k: (v.tolist() if np.ndim(v) else float(v)) for k, v in params.items()}
     return GroundTruth(
         posterior.law, tuple(posterior.domains), params, posterior.spec.reference, noise
@@ -838,7 +868,8 @@ def truth_from_prior(
         tuple(spec.domains),
         params,
         spec.reference,
-        Noise(sigma=float(sim["sigma"][0])),
+        # the Gaussian sd of the t noise the rows were drawn with (its scale read as an sd)
+        Noise(sigma=float(student_t_sd(sim["sigma"][0], spec.student_df))),
     )
     drawn = data.rows.reset_index(drop=True).copy()
     with np.errstate(all="ignore"):

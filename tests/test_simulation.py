@@ -646,6 +646,27 @@ def test_three_seed_campaign_smoke():
     assert h["covered"].mean() >= 0.7
 
 
+def test_a_truth_from_the_prior_says_the_sd_of_the_noise_its_rows_were_drawn_with(
+    monkeypatch,
+):
+    # the rows carry t5 noise of the drawn scale σ; the truth said Gaussian sd σ
+    import bayesplit.prior
+    from bayesplit.truth import truth_from_prior
+
+    real, seen = bayesplit.prior.sample_prior, []
+
+    def spy(*args, **kwargs):
+        sim = real(*args, **kwargs)
+        seen.append(float(np.asarray(sim["sigma"])[0]))
+        return sim
+
+    monkeypatch.setattr(bayesplit.prior, "sample_prior", spy)
+    base = example_truth("saturating", ("web", "code"), noise=Noise(sigma=0.01))
+    rows = base.simulate(factorial_design([1e7, 2.5e7], [2e8, 8e8], [1e8], base.domains))
+    truth, _ = truth_from_prior(rows, "saturating", seed=3)
+    assert truth.noise.sigma == pytest.approx(seen[0] * np.sqrt(5 / 3), rel=1e-12)
+
+
 def test_truth_from_prior_is_one_prior_predictive_draw():
     import dataclasses
 
@@ -666,6 +687,7 @@ def test_truth_from_prior_is_one_prior_predictive_draw():
                       drawn["eval_domain"])  # fmt: skip
     resid = np.log(drawn["loss"].to_numpy()) - np.log(mean)
     assert len(drawn) == len(rows) and np.mean(np.abs(resid)) < 4 * truth.noise.sigma
+
     # priors are centred on the reference: E is about half its loss
     ref = dataclasses.replace(reference_scales(rows), loss=100.0)
     e = [np.median(truth_from_prior(rows, "saturating", reference=ref, seed=s)[0].params["E"])

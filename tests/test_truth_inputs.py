@@ -123,6 +123,15 @@ def test_simulate_refuses_bad_seeds(truth, design, seed, message):
 def test_simulate_refuses_bad_trunk_shifts(truth, design):
     with pytest.raises(BayesplitError, match="trunk_shifts must be a dict \\(or None\\)"):
         truth.simulate(design, seed=0, trunk_shifts=[])
+    # unnamed rows of two batches drawn with one seed were one run "sim-0-0", one shift
+    shifts: dict = {}
+    unnamed = pd.DataFrame([dict(params=1e7, pretrain_tokens=2e8)])
+    with pytest.raises(BayesplitError, match="row 0 has neither"):
+        truth.simulate(unnamed, seed=0, trunk_shifts=shifts)
+    assert shifts == {}
+    named = unnamed.assign(run_id="a")
+    assert set(truth.simulate(named, seed=0, trunk_shifts=shifts)["run_id"]) == {"a"}
+    assert list(shifts) == ["a"]
 
 
 POINT = {"params": 1e8, "pretrain_tokens": 1e9, "spec_tokens": 0.0, "domain": "web"}
@@ -472,6 +481,21 @@ def test_truth_from_posterior_takes_draws_and_noise(additive_posterior):
     assert last.params == same.params and median.params != last.params
     assert same.noise == Noise(sigma=0.01)
     assert last.params["alpha"] == float(additive_posterior.draws()["alpha"][599])
+
+
+def test_a_truth_from_a_posterior_simulates_the_fits_noise_spread(additive_posterior):
+    # the fit's Student-t scale σ was taken as the simulator's Gaussian sd: at ν = 5 the
+    # fit's noise has sd 1.29 σ, and campaigns from the truth were 20-25% less noisy
+    truth = truth_from_posterior(additive_posterior, force=True)
+    nd = additive_posterior.noise_draws()
+    want = float(np.median(nd["sigma"] * np.sqrt(5 / 3)))
+    assert additive_posterior.spec.student_df == 5.0
+    assert truth.noise.sigma == pytest.approx(want, rel=1e-12)
+    assert truth.noise.seed_sd == pytest.approx(float(np.median(nd["run_sd"])))
+    from bayesplit.truth import student_t_sd
+
+    assert student_t_sd(1.0, 5.0) == pytest.approx(np.sqrt(5 / 3))
+    assert np.isinf(student_t_sd(1.0, 2.0)) and np.isinf(student_t_sd(1.0, 1.5))
 
 
 @pytest.fixture(scope="module")
