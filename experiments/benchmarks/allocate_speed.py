@@ -10,6 +10,7 @@ cached per law, number of domains, compute model and risk).
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 import time
@@ -94,7 +95,11 @@ def main() -> None:
     import os
     import tempfile
 
-    if "--measure" in sys.argv:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--measure", action="store_true", help="internal: one timed run, as JSON")
+    if parser.parse_args().measure:
         print("RESULT " + json.dumps(measure()))
         return
     cache = tempfile.mkdtemp(prefix="jaxcache-")

@@ -21,6 +21,7 @@ Writes ``cost_pricing.md`` next to this file.
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import sys
@@ -79,6 +80,10 @@ def write_ladder(path: Path) -> None:
 
 
 def main() -> None:
+    # no options; --help says what it does instead of running (and rewriting its .md)
+    argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    ).parse_args()
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

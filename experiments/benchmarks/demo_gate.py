@@ -11,7 +11,7 @@ path on another machine; this table is what one machine saw.
 
 from __future__ import annotations
 
-import sys
+import argparse
 import time
 
 from bayesplit.cli.demo import DEMO_DATA
@@ -20,9 +20,16 @@ from bayesplit.fitting import fit
 
 
 def main() -> None:
-    accepts = [float(a) for a in sys.argv[1].split(",")]
-    seeds = [int(s) for s in sys.argv[2].split(",")]
-    data = sys.argv[3] if len(sys.argv) > 3 else "debian_campaign"
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("accepts", help="target_accept values, comma-separated (0.95,0.98)")
+    parser.add_argument("seeds", help="seeds, comma-separated (0,1,2,3)")
+    parser.add_argument("data", nargs="?", default="debian_campaign", help="bundled data set")
+    args = parser.parse_args()
+    accepts = [float(a) for a in args.accepts.split(",")]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    data = args.data
     setting = DEMO_DATA[data]
     runs = load_dataset(data, split="fit", **setting.get("load", {}))
     print("| target_accept | seed | gate | R-hat max | bulk ESS min | divergences | seconds |")

@@ -332,6 +332,11 @@ def report(df: pd.DataFrame, command: str) -> str:
         f"Python {sys.version.split()[0]}; fit settings of the campaigns {de.SETTINGS}; law, "
         f"seed design (8 rows), budget and reference scales of `{BASE}`.",
         "",
+        # the committed campaigns predate noise_seed: a regenerated report kept saying so
+        "Noise seeds: these campaigns predate `bayesplit.simulation.noise_seed` (one noise "
+        "stream per campaign and batch); before it, campaign 0's batches reused the "
+        "seed-design noise of campaigns 1, 2, ... (see design_efficiency.md). Not rerun.",
+        "",
         f"Prior on log E: sd {sd:g}"
         + (
             ""

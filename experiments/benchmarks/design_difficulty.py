@@ -91,6 +91,11 @@ def main() -> None:
         f"Machine: CPU, {os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
         f"Python {sys.version.split()[0]}; fit settings as in design_efficiency.py {de.SETTINGS}.",
         "",
+        # the committed campaigns predate noise_seed: a regenerated report kept saying so
+        "Noise seeds: these campaigns predate `bayesplit.simulation.noise_seed` (one noise "
+        "stream per campaign and batch); before it, campaign 0's batches reused the "
+        "seed-design noise of campaigns 1, 2, ... (see design_efficiency.md). Not rerun.",
+        "",
         "Regret = true objective of the recommended plan / true optimum − 1 (the issue's measure); "
         "reducible regret = the same loss excess over (optimum − mean E_k), the part of the loss "
         "a plan can change. `covered`: share of seeds whose 90% interval of the objective covered "

@@ -223,12 +223,17 @@ def main(argv: list[str] | None = None) -> None:
             csv,
             fit_draws=args.fit_draws,
         )
+    table = pd.read_csv(csv)
+    if args.report_only:  # the campaigns in the file, not this call's defaults
+        args.policies = ",".join(dict.fromkeys(table["policy"].astype(str)))
+        args.truths = ",".join(dict.fromkeys(table["truth"].astype(str)))
+        args.seeds = int(table.groupby(["truth", "policy"])["seed"].nunique().max())
     command = (
         f"python experiments/benchmarks/regret_calibration.py --seeds {args.seeds} "
         f"--truths {args.truths} --policies {args.policies}"
         + (f" --fit-draws {args.fit_draws}" if args.fit_draws is not None else "")
     )
-    text = report(pd.read_csv(csv), command, args.fit_draws)
+    text = report(table, command, args.fit_draws)
     tmp = out.with_suffix(".md.tmp")
     tmp.write_text(text)
     tmp.replace(out)
