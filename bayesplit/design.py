@@ -440,45 +440,52 @@ def already_measured(
     """Candidates whose (N, D, D', k) was already run: N, D and D' each within 1%
     (:data:`SAME_SPEC_RTOL`) of a run's, on the same train domain (D' = 0 only matches 0).
 
-    ``steps`` (tokens per step by model size, :attr:`TrunkState.steps`): D and D' of those
-    sizes are compared as the trainer trains them, in whole steps. A D of 24.46 steps is
+    ``steps`` (tokens per step by model size, :attr:`TrunkState.steps`): two rows of one
+    such size are one run when the trainer trains them in the same whole steps of D and D'
+    (exactly: 202 steps is not the stored 200, though within 1%). A D of 24.46 steps is
     the stored run of 24, which the trainer skips; 1.9% apart, it was suggested again.
     """
     out = np.zeros(len(candidates), dtype=bool)
     if runs is None or len(runs) == 0 or len(candidates) == 0:
         return out
     cols = ["params", "pretrain_tokens", "spec_tokens"]
-    candidates = in_trainer_steps(candidates, steps)
-    have = in_trainer_steps(runs[[*cols, "train_domain"]], steps).drop_duplicates()
+    have = runs[[*cols, "train_domain"]].drop_duplicates()
+    step_c, step_h = _trainer_steps(candidates, steps), _trainer_steps(have, steps)
     dom_c, dom_h = _branch_domain(candidates), _branch_domain(have)
     for dom in np.unique(dom_h):
         rows = dom_c == dom
         if not rows.any():
             continue
-        mine = have[dom_h == dom]
-        close = np.ones((int(rows.sum()), len(mine)), dtype=bool)
+        mine = dom_h == dom
+        close = np.ones((int(rows.sum()), int(mine.sum())), dtype=bool)
         for col in cols:
             a = candidates[col].to_numpy(float)[rows][:, None]
-            b = mine[col].to_numpy(float)[None, :]
+            b = have[col].to_numpy(float)[mine][None, :]
             close &= np.abs(a - b) <= SAME_SPEC_RTOL * np.abs(b)  # 0 matches only 0
+        # one size whose steps are known on both sides: the same whole steps, exactly
+        sc, sh = step_c[rows][:, None, :], step_h[mine][None, :, :]
+        both = ~np.isnan(sc[..., 0]) & ~np.isnan(sh[..., 0])
+        same_steps = (sc == sh).all(axis=-1)
+        close = np.where(both, same_steps, close)
         out[rows] = close.any(axis=1)
     return out
 
 
-def in_trainer_steps(df: pd.DataFrame, steps: Mapping[float, float] | None) -> pd.DataFrame:
-    """``df`` with D and D' of the sizes in ``steps`` rounded as the trainer rounds them:
-    to the nearest whole step of that size's tokens per step, at least one (D' = 0 stays)."""
+def _trainer_steps(df: pd.DataFrame, steps: Mapping[float, float] | None) -> np.ndarray:
+    """Per row, (N, D steps, D' steps) as the trainer trains it where its size's tokens per
+    step are known (NaN elsewhere): D and D' to the nearest whole step, at least one."""
+    out = np.full((len(df), 3), np.nan)
     if not steps:
-        return df
+        return out
     n = df["params"].to_numpy(float)
-    d = df["pretrain_tokens"].to_numpy(float).copy()
-    dp = df["spec_tokens"].to_numpy(float).copy()
+    d = df["pretrain_tokens"].to_numpy(float)
+    dp = df["spec_tokens"].to_numpy(float)
     for size, tps in steps.items():
         at = n == size
-        if at.any():
-            d[at] = np.maximum(1.0, np.rint(d[at] / tps)) * tps
-            dp[at] = np.where(dp[at] > 0, np.maximum(1.0, np.rint(dp[at] / tps)) * tps, 0.0)
-    return df.assign(pretrain_tokens=d, spec_tokens=dp)
+        out[at, 0] = size
+        out[at, 1] = np.maximum(1.0, np.rint(d[at] / tps))
+        out[at, 2] = np.where(dp[at] > 0, np.maximum(1.0, np.rint(dp[at] / tps)), 0.0)
+    return out
 
 
 def _spec_frame(df: pd.DataFrame) -> pd.DataFrame:

@@ -265,7 +265,8 @@ class GroundTruth:
         optionally ``run_id``/``seed``/``trunk_id``. General models are evaluated on every
         domain, specialists on their own domain (the rows a law describes). ``seed`` (a
         whole number from 0 to 2^63 - 1) draws the noise; ``trunk_shifts`` keeps each
-        trunk's seed shift across calls (a campaign simulating batch by batch).
+        trunk's seed shift across calls (a campaign simulating batch by batch; every row
+        then needs its own ``run_id``, as the default ids repeat from call to call).
         """
         seed = check_seed(seed)
         if trunk_shifts is not None and not isinstance(trunk_shifts, dict):
@@ -274,14 +275,14 @@ class GroundTruth:
             )
         specs = self._design_rows(design)
         if trunk_shifts is not None:
-            unnamed = [i for i, sp in enumerate(specs) if not (sp["run_id"] or sp["trunk_id"])]
+            unnamed = [i for i, sp in enumerate(specs) if not sp["run_id"]]
             if unnamed:
                 # the default ids sim-SEED-ROW repeat in every call: row 0 of two batches
-                # drawn with one seed was one run, sharing its seed shift
+                # drawn with one seed was one run, sharing its id and its seed shift
                 raise BayesplitError(
-                    f"with trunk_shifts, every design row needs a run_id or trunk_id (row "
-                    f"{unnamed[0]} has neither): the default ids sim-<seed>-<row> repeat in "
-                    "every call, so runs of two batches would share a seed shift"
+                    f"with trunk_shifts, every design row needs a run_id (row {unnamed[0]} "
+                    "has none): the default ids sim-<seed>-<row> repeat in every call, so "
+                    "runs of two batches would share an id and a seed shift"
                 )
         # every (run, evaluated domain) pair, in the order the rows are written
         pairs = [(i, k) for i, sp in enumerate(specs) for k in sp["evals"]]
@@ -814,9 +815,10 @@ def truth_from_posterior(
         sd = float(np.median(student_t_sd(nd["sigma"], nd["nu"])))
         if not math.isfinite(sd):
             raise BayesplitError(
-                "the posterior's Student-t noise has ν <= 2 in most draws, so no standard "
-                "deviation for the simulator's Gaussian noise: give noise= (e.g. "
-                "Noise(sigma=0.01))"
+                "the posterior's Student-t noise has ν <= 2 in half its draws or more, so "
+                "no standard deviation for the simulator's Gaussian noise: give the noise "
+                "yourself (in Python: noise=Noise(sigma=...); on the command line, a YAML "
+                "truth file with a noise: section)"
             )
         noise = Noise(sigma=sd, seed_sd=float(np.median(nd["run_sd"])))
     params = {k: (v.tolist() if np.ndim(v) else float(v)) for k, v in params.items()}

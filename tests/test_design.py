@@ -118,6 +118,14 @@ def test_a_run_the_trainer_would_round_onto_a_stored_one_is_already_measured():
     twins = cands.iloc[[1, 1]].assign(pretrain_tokens=[6500.0, 6450.0]).reset_index(drop=True)
     assert trunks.steps == steps
     assert already_measured(twins, twins.iloc[[0]], trunks.steps).tolist() == [True, True]
+    # whole steps compare exactly: 202 steps is another run than the stored 200 (0.8% apart)
+    stored = runs.iloc[[0]].assign(pretrain_tokens=200 * 256.0)
+    near = cands.iloc[[0, 0]].assign(pretrain_tokens=[201.6 * 256, 200.4 * 256])
+    assert already_measured(near, stored, steps).tolist() == [False, True]
+    assert already_measured(near, stored).tolist() == [True, True]  # 1% without steps
+    # a size without known steps is still compared within 1%, also with a stepped twin
+    twin = cands.iloc[[0]].assign(params=46320.0 * 1.001)
+    assert already_measured(twin, cands.iloc[[0]], steps).tolist() == [True]
 
 
 def test_ensemble_value_matches_gaussian_conditioning():

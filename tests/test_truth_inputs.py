@@ -126,8 +126,10 @@ def test_simulate_refuses_bad_trunk_shifts(truth, design):
     # unnamed rows of two batches drawn with one seed were one run "sim-0-0", one shift
     shifts: dict = {}
     unnamed = pd.DataFrame([dict(params=1e7, pretrain_tokens=2e8)])
-    with pytest.raises(BayesplitError, match="row 0 has neither"):
+    with pytest.raises(BayesplitError, match="row 0 has none"):
         truth.simulate(unnamed, seed=0, trunk_shifts=shifts)
+    with pytest.raises(BayesplitError, match="row 0 has none"):  # both batches were sim-0-0
+        truth.simulate(unnamed.assign(trunk_id="t"), seed=0, trunk_shifts=shifts)
     assert shifts == {}
     named = unnamed.assign(run_id="a")
     assert set(truth.simulate(named, seed=0, trunk_shifts=shifts)["run_id"]) == {"a"}

@@ -152,8 +152,9 @@ def _campaign(task: tuple[int, int | None, str]) -> pd.DataFrame:
     truth, _ = truth_from_prior(seed_rows, base.law, reference=refitter.reference, seed=10_000 + i)
     start = time.perf_counter()
     try:
-        # the campaign observes Gaussian noise at the drawn σ (the fit assumes Student-t):
-        # if anything that makes the intervals conservative
+        # the campaign observes Gaussian noise of the drawn t noise's sd, σ·√(5/3) (the fit
+        # assumes Student-t); the committed campaigns, run before truth_from_prior said the
+        # sd, observed noise of sd σ
         h = run_campaign(truth, policy, config, seed=i, refitter=refitter)
         h["status"] = "ok"
     except (BayesplitError, ValueError, FloatingPointError) as err:
@@ -333,9 +334,9 @@ def report(df: pd.DataFrame, command: str) -> str:
         f"seed design (8 rows), budget and reference scales of `{BASE}`.",
         "",
         # the committed campaigns predate noise_seed: a regenerated report kept saying so
-        "Noise seeds: these campaigns predate `bayesplit.simulation.noise_seed` (one noise "
+        "Noise seeds: the campaigns committed with this file predate `bayesplit.simulation.noise_seed` (one noise "
         "stream per campaign and batch); before it, campaign 0's batches reused the "
-        "seed-design noise of campaigns 1, 2, ... (see design_efficiency.md). Not rerun.",
+        "seed-design noise of campaigns 1, 2, ... (see design_efficiency.md). Not rerun; campaigns added since draw their own streams.",
         "",
         f"Prior on log E: sd {sd:g}"
         + (
@@ -380,8 +381,9 @@ def report(df: pd.DataFrame, command: str) -> str:
             "",
             f"Campaigns ({counts}; skipped: the truth's own allocation or a fit failed). "
             "Per-round intervals are Jeffreys intervals over a policy's campaigns. The campaigns "
-            "re-simulate the seed design with Gaussian noise at the drawn σ, so their round 0 "
-            "differs from the prior-predictive fits of the first table.",
+            "re-simulate the seed design with Gaussian noise (at the drawn σ in the committed "
+            "campaigns; campaigns added since use the sd of the drawn t noise, σ·√(5/3)), so "
+            "their round 0 differs from the prior-predictive fits of the first table.",
             "",
         ]
         for path in sorted(HERE.glob("design_calibration_campaigns_fit*.csv")):

@@ -92,9 +92,9 @@ def main() -> None:
         f"Python {sys.version.split()[0]}; fit settings as in design_efficiency.py {de.SETTINGS}.",
         "",
         # the committed campaigns predate noise_seed: a regenerated report kept saying so
-        "Noise seeds: these campaigns predate `bayesplit.simulation.noise_seed` (one noise "
+        "Noise seeds: the campaigns committed with this file predate `bayesplit.simulation.noise_seed` (one noise "
         "stream per campaign and batch); before it, campaign 0's batches reused the "
-        "seed-design noise of campaigns 1, 2, ... (see design_efficiency.md). Not rerun.",
+        "seed-design noise of campaigns 1, 2, ... (see design_efficiency.md). Not rerun; campaigns added since draw their own streams.",
         "",
         "Regret = true objective of the recommended plan / true optimum − 1 (the issue's measure); "
         "reducible regret = the same loss excess over (optimum − mean E_k), the part of the loss "

@@ -164,7 +164,8 @@ def make_truth(name: str):
     if name == "debian":
         # The posterior median of the transfer law fitted to the bundled Debian campaign (the
         # replay's reference: experiments/campaign/replay.py, 4 chains x 1000 draws, seed 0;
-        # `replay.reference("transfer", replay.measured_pool()[1])[1]` gives it again, 27 s),
+        # `replay.reference("transfer", replay.measured_pool()[1])[1]` gives its parameters
+        # again, 27 s; its noise is now the sd of the fit's t noise, σ·√(5/3), not σ),
         # written out like gadre's. Unlike gadre it has a split to decide: every domain has
         # its own transfer rate tau_k. Noise: the fit's measurement sigma; its run-to-run
         # shift (seed sd 0.032) is left out, as for the other truths, because the campaigns'

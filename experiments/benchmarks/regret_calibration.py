@@ -224,13 +224,13 @@ def main(argv: list[str] | None = None) -> None:
             fit_draws=args.fit_draws,
         )
     table = pd.read_csv(csv)
-    if args.report_only:  # the campaigns in the file, not this call's defaults
-        args.policies = ",".join(dict.fromkeys(table["policy"].astype(str)))
-        args.truths = ",".join(dict.fromkeys(table["truth"].astype(str)))
-        args.seeds = int(table.groupby(["truth", "policy"])["seed"].nunique().max())
+    # the campaigns in the file (a run adds to it), not this call's arguments
+    policies = ",".join(dict.fromkeys(table["policy"].astype(str)))
+    truths = ",".join(dict.fromkeys(table["truth"].astype(str)))
+    seeds = int(table.groupby(["truth", "policy"])["seed"].nunique().max())
     command = (
-        f"python experiments/benchmarks/regret_calibration.py --seeds {args.seeds} "
-        f"--truths {args.truths} --policies {args.policies}"
+        f"python experiments/benchmarks/regret_calibration.py --seeds {seeds} "
+        f"--truths {truths} --policies {policies}"
         + (f" --fit-draws {args.fit_draws}" if args.fit_draws is not None else "")
     )
     text = report(table, command, args.fit_draws)

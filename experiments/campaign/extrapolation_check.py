@@ -23,6 +23,7 @@ is what the replay's coverage column measures. Writes extrapolation_check.md.
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -45,6 +46,10 @@ def _band(x: np.ndarray) -> tuple[float, float, float]:
 
 
 def main() -> None:
+    # no options; --help says what it does instead of running (and rewriting its output)
+    argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    ).parse_args()
     from bayesplit.allocation import allocate
     from bayesplit.comparison import holdout_predictions
     from bayesplit.fitting import fit

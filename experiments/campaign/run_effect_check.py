@@ -12,6 +12,7 @@ the run effect is not what moves the in-loop predictions. Writes run_effect_chec
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -27,6 +28,10 @@ BUDGET = 1e13
 
 
 def main() -> None:
+    # no options; --help says what it does instead of running (and rewriting its output)
+    argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    ).parse_args()
     from bayesplit.allocation import allocate
     from bayesplit.fitting import fit
     from bayesplit.truth import truth_from_posterior
