@@ -570,6 +570,7 @@ def test_cli_simulate_json(tmp_path):
     assert data["summary"][0]["policy"] == "grid"
     assert len(pd.read_csv(out)) == len(data["rounds"]) == 2
     assert data["vs_grid"] == []  # nothing to hold against grid but grid itself
+    assert data["level"] == 0.9  # of the rounds' intervals (--json did not say)
     # one chain of 30 draws cannot reach the gate's ESS of 400
     assert data["summary"][0]["gate_passed"] == 0.0
     # JSON has no infinity: "never got there" is null, every other compute the number itself

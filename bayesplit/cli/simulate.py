@@ -246,6 +246,7 @@ def simulate_cmd(
                 "truth": gt.to_dict(),
                 "budget": config.budget,
                 "experiment_budget": config.experiment_budget,
+                "level": config.level,  # of the rounds' intervals and coverage
                 "summary": summary.to_dict("records"),
                 "vs_grid": [] if vs_grid is None else vs_grid.to_dict("records"),
                 "rounds": history.to_dict("records"),

@@ -92,6 +92,22 @@ def least_seed_tokens(ladder: list[dict]) -> int | None:
     return hi if seed_design_problem(ladder, lo) is not None else lo
 
 
+def check_loop_options(rounds: int, batch: int, objective: str) -> None:
+    """Refuse rounds, batch or objective the loop cannot run (the CLI calls it first, so a
+    bad one is an input error, not a loop stopped in its first round)."""
+    from bayesplit.design import OBJECTIVES
+
+    if rounds < 1 or batch < 1:
+        raise BayesplitError(
+            "--rounds and --batch (in Python: rounds= and batch=) must be at least 1"
+        )
+    if objective not in OBJECTIVES or objective == "point":
+        choices = ", ".join(o for o in OBJECTIVES if o != "point")
+        raise BayesplitError(
+            f"--objective (in Python: objective=) must be one of {choices}, got {objective!r}"
+        )
+
+
 def run_loop(
     corpus: str | Path,
     store: str | Path,
@@ -170,13 +186,14 @@ def run_loop(
     -------
     DataFrame with ``round``, ``runs``, ``rows``, ``spent_flops``, ``gate_ok``,
     ``plan_params``, ``plan_pretrain_fraction``, ``objective_median``, ``objective_lo``,
-    ``objective_hi``, ``expected_regret`` (relative), ``stopped`` (why the loop ended
+    ``objective_hi`` (a credible interval at ``level``), ``level``, ``expected_regret``
+    (relative), ``stopped`` (why the loop ended
     there, or None), ``suggested``, ``trained_rows``, ``resumed`` (the round finished an
     interrupted one's runs rather than picking new ones).
     """
     from bayesplit._parse import check_flag, check_path
     from bayesplit.allocation import allocate, check_budget_buys_a_run
-    from bayesplit.design import OBJECTIVES, NoCandidateFits, suggest
+    from bayesplit.design import NoCandidateFits, suggest
     from bayesplit.fitting import fit
     from bayesplit.runs import load_runs
     from bayesplit.simulation import check_stop_regret
@@ -191,15 +208,7 @@ def run_loop(
     if workdir is not None:
         workdir = check_path(workdir, "workdir")
     progress = check_flag(progress, "progress")
-    if rounds < 1 or batch < 1:
-        raise BayesplitError(
-            "--rounds and --batch (in Python: rounds= and batch=) must be at least 1"
-        )
-    if objective not in OBJECTIVES or objective == "point":
-        choices = ", ".join(o for o in OBJECTIVES if o != "point")
-        raise BayesplitError(
-            f"--objective (in Python: objective=) must be one of {choices}, got {objective!r}"
-        )
+    check_loop_options(rounds, batch, objective)
     check_stop_regret(stop_regret)
     data = Corpus(corpus)
     ladder_path = resolve_ladder(ladder)
@@ -308,6 +317,7 @@ def run_loop(
             "objective_median": obj["median"],
             "objective_lo": obj["credible"][0],
             "objective_hi": obj["credible"][1],
+            "level": alloc.level,  # of objective_lo/hi (--json had no word of it)
             "expected_regret": expected_regret,
             "stopped": None,
             "resumed": False,

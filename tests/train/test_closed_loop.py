@@ -56,6 +56,13 @@ def test_loop_bad_input_exit_2(tiny_corpus, tmp_path):
         in res.stderr
     )
     assert not (tmp_path / "s.db").exists()  # refused before anything was written
+    # with --json too, an input error: nothing on stdout (it was a "loop stopped" document)
+    for bad in (["--objective", "bogus"], ["--batch", "0"]):
+        res = runner.invoke(
+            app, ["loop", "--corpus", str(tiny_corpus), "--store", str(tmp_path / "s.db"),
+                  "--budget", "1e13", "--json", *bad]
+        )  # fmt: skip
+        assert res.exit_code == 2 and res.stdout == "", (bad, res.stdout)
 
 
 @pytest.mark.slow
@@ -76,6 +83,7 @@ def test_loop_runs_two_rounds_end_to_end(tiny_corpus, tmp_path):
     )  # fmt: skip
     assert res.exit_code == 0, res.output
     rounds = json.loads(res.stdout)["rounds"]
+    assert all(r["level"] == 0.9 for r in rounds)
     assert [r["round"] for r in rounds] == [1, 2]
     assert rounds[0]["trained_rows"] > 0
     assert rounds[1]["rows"] > rounds[0]["rows"]  # round 2 fitted round 1's new runs
@@ -819,6 +827,7 @@ def test_a_rerun_finishes_an_interrupted_round_without_charging_it_twice(
     # on another device: the same trunks, so still the same runs
     again = loop(rounds=1, experiment_budget=budget, train_overrides={"device": "cpu"})
     assert again["round"].tolist() == [1] and again["resumed"].tolist() == [True]
+    assert again["level"].tolist() == [0.9]  # of objective_lo/hi
     assert len(picks) == 1  # the interrupted round's runs, not a new pick
     assert [(r["params"], r["pretrain_tokens"], r["spec_tokens"]) for r in trained[1]] == [
         (BRANCH["params"], BRANCH["pretrain_tokens"], BRANCH["spec_tokens"])
