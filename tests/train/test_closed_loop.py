@@ -148,6 +148,7 @@ def _stubbed_loop(tiny_corpus, tmp_path, monkeypatch, expected_regret, suggestio
         plan=SimpleNamespace(params=1e5),
         pretrain_fraction=0.9,
         expected_regret_rel=expected_regret,
+        level=0.9,
     )
     monkeypatch.setattr(bayesplit.fitting, "fit", lambda *a, **k: post)
     monkeypatch.setattr(bayesplit.allocation, "allocate", lambda *a, **k: alloc)
@@ -327,7 +328,7 @@ def test_a_seed_design_cut_short_is_finished_by_the_next_loop(tiny_corpus, tmp_p
     post = SimpleNamespace(diagnostics=SimpleNamespace(ok=True, failures=[]))
     alloc = SimpleNamespace(
         to_dict=lambda: {"objective": {"median": 3.0, "credible": [2.9, 3.1]}},
-        plan=SimpleNamespace(params=1e5), pretrain_fraction=0.9, expected_regret_rel=0.05,
+        plan=SimpleNamespace(params=1e5), pretrain_fraction=0.9, expected_regret_rel=0.05, level=0.9,
     )  # fmt: skip
     monkeypatch.setattr(bayesplit.fitting, "fit", lambda runs, **k: fitted.append(runs) or post)
     monkeypatch.setattr(bayesplit.allocation, "allocate", lambda *a, **k: alloc)
