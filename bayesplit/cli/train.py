@@ -677,10 +677,12 @@ def loop_cmd(
 
     check_fit_options(chains=chains, draws=draws, warmup=warmup)  # and the upper limits
     get_law(law)  # an unknown law is refused now, not after the seed design is trained
+    from bayesplit.simulation import check_stop_regret
     from bayesplit.train.closed_loop import check_loop_options
 
     # an input error (exit 2, nothing on stdout), not a loop stopped with a --json document
     check_loop_options(rounds, batch, objective)
+    check_stop_regret(stop_regret)
     entries = _load_ladder(ladder)
     overrides = _overrides(_device(device), _eval_tokens(eval_tokens))
     _check_store(store)

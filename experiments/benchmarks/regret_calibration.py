@@ -227,12 +227,18 @@ def main(argv: list[str] | None = None) -> None:
     # the campaigns in the file (a run adds to it), not this call's arguments
     policies = ",".join(dict.fromkeys(table["policy"].astype(str)))
     truths = ",".join(dict.fromkeys(table["truth"].astype(str)))
-    seeds = int(table.groupby(["truth", "policy"])["seed"].nunique().max())
+    per_pair = table.groupby(["truth", "policy"])["seed"].nunique()
+    seeds = int(per_pair.max())
     command = (
         f"python experiments/benchmarks/regret_calibration.py --seeds {seeds} "
         f"--truths {truths} --policies {policies}"
         + (f" --fit-draws {args.fit_draws}" if args.fit_draws is not None else "")
     )
+    n_truths, n_policies = table["truth"].nunique(), table["policy"].nunique()
+    if per_pair.nunique() > 1 or len(per_pair) < n_truths * n_policies:
+        # that command would run more than the file holds: say what it holds
+        held = ", ".join(f"{t}/{p}: {n}" for (t, p), n in per_pair.items())
+        command += f"  # not a full grid; seeds per truth/policy: {held}"
     text = report(table, command, args.fit_draws)
     tmp = out.with_suffix(".md.tmp")
     tmp.write_text(text)

@@ -57,7 +57,7 @@ def test_loop_bad_input_exit_2(tiny_corpus, tmp_path):
     )
     assert not (tmp_path / "s.db").exists()  # refused before anything was written
     # with --json too, an input error: nothing on stdout (it was a "loop stopped" document)
-    for bad in (["--objective", "bogus"], ["--batch", "0"]):
+    for bad in (["--objective", "bogus"], ["--batch", "0"], ["--stop-regret", "2"]):
         res = runner.invoke(
             app, ["loop", "--corpus", str(tiny_corpus), "--store", str(tmp_path / "s.db"),
                   "--budget", "1e13", "--json", *bad]
