@@ -106,6 +106,12 @@ def branch_point(
     return np.where(np.asarray(spec_tokens, float) > 0, d, d * (1.0 - cost.cooldown_fraction))
 
 
+def whole_steps(tokens, tokens_per_step: float) -> np.ndarray:
+    """Optimizer steps the bundled trainer trains for a token count: the nearest whole
+    step, at least one (:func:`bayesplit.train.config.steps_for`, on arrays)."""
+    return np.maximum(1.0, np.rint(np.asarray(tokens, float) / float(tokens_per_step)))
+
+
 def trainer_branch(
     pretrain_tokens: np.ndarray,
     spec_tokens: np.ndarray,
@@ -116,12 +122,12 @@ def trainer_branch(
     D and D' round to the nearest step (at least one), and a general model at n steps
     decays for ``round(cooldown_fraction · n)`` of them (at least one) from step n − k."""
     tps = float(tokens_per_step)
-    n = np.maximum(1.0, np.rint(np.asarray(pretrain_tokens, float) / tps))
+    n = whole_steps(pretrain_tokens, tps)
     dp = np.asarray(spec_tokens, float)
     k = np.minimum(n, np.maximum(1.0, np.rint(cooldown_fraction * n)))
     spec = dp > 0
     point = np.where(spec, n, n - k) * tps
-    branch = np.where(spec, np.maximum(1.0, np.rint(dp / tps)), k) * tps
+    branch = np.where(spec, whole_steps(dp, tps), k) * tps
     return point, branch
 
 
@@ -483,8 +489,8 @@ def _trainer_steps(df: pd.DataFrame, steps: Mapping[float, float] | None) -> np.
     for size, tps in steps.items():
         at = n == size
         out[at, 0] = size
-        out[at, 1] = np.maximum(1.0, np.rint(d[at] / tps))
-        out[at, 2] = np.where(dp[at] > 0, np.maximum(1.0, np.rint(dp[at] / tps)), 0.0)
+        out[at, 1] = whole_steps(d[at], tps)
+        out[at, 2] = np.where(dp[at] > 0, whole_steps(dp[at], tps), 0.0)
     return out
 
 

@@ -494,8 +494,9 @@ class Allocation:
         Dims ``params`` × ``fraction``; the grid covers the plan, the near-optimal ranges
         and the spread of the per-draw optima (at the allocation's level). ``risk`` is the
         allocation's risk objective (on the draws it used); ``relative`` is the risk over
-        the best of the grid and the plan minus 1, so ``relative <= tolerance`` is the joint near-optimal
-        region: the plans whose N and split may both move and stay within the tolerance.
+        the best of the grid and the plan minus 1, so ``relative <= tolerance`` is the
+        joint near-optimal region: the plans whose N and split may both move and stay
+        within the tolerance.
         """
         from bayesplit.allocation import _risk, parse_risk
 
