@@ -13,7 +13,8 @@ its plan to be within that share of the optimum.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -106,6 +107,22 @@ def check_loop_options(rounds: int, batch: int, objective: str) -> None:
         raise BayesplitError(
             f"--objective (in Python: objective=) must be one of {choices}, got {objective!r}"
         )
+
+
+class LoopRefused(BayesplitError):
+    """``run_loop`` refused its inputs before it trained or wrote anything (a budget no plan
+    can meet, a store of another corpus, a ladder of one size, ...): the command line takes
+    it as an input error, with no "loop stopped" document on stdout under ``--json``."""
+
+
+@contextmanager
+def _refused_before_work() -> Iterator[None]:
+    try:
+        yield
+    except LoopRefused:
+        raise
+    except BayesplitError as exc:
+        raise LoopRefused(str(exc)) from exc
 
 
 def run_loop(
@@ -203,77 +220,88 @@ def run_loop(
     from bayesplit.train.ladder import load_ladder, resolve_ladder
     from bayesplit.train.trunk import trunk_checkpoints
 
-    force = check_flag(force, "force")
-    corpus, store = check_path(corpus, "corpus"), check_path(store, "store")
-    if workdir is not None:
-        workdir = check_path(workdir, "workdir")
-    progress = check_flag(progress, "progress")
-    check_loop_options(rounds, batch, objective)
-    check_stop_regret(stop_regret)
-    data = Corpus(corpus)
-    ladder_path = resolve_ladder(ladder)
-    entries = load_ladder(ladder_path)
-    store = Path(store)
-    workdir = Path(workdir) if workdir is not None else store.parent / f"{store.stem}-checkpoints"
-    seed_design = seed_suggestions(entries, list(data.domains), seed_tokens)
-    # a budget no plan can meet is refused before any training or fit: the first fit sees
-    # the store's runs, or the seed design on an empty store (opening would create it)
-    # an empty file is a store not made yet, as the train commands take it
-    fresh = not store.exists() or (store.is_file() and store.stat().st_size == 0)
-    if not store.exists():  # refused before the seed design trains, not at its rows
-        check_new_store_name(store)
-    known = pd.DataFrame() if fresh else RunStore(store, read_only=True).read()
-    check_store_corpus(known, data, store)
-    check_budget_buys_a_run(
-        budget, known if len(known) else pd.DataFrame(seed_design), len(data.domains)
-    )
-    cap = float("inf") if experiment_budget is None else float(experiment_budget)
-    exec_kw = dict(
-        ladder=entries, workdir=workdir, seed=seed, progress=progress,
-        train_overrides=train_overrides,
-    )  # fmt: skip
-    plan_kw = {k: exec_kw[k] for k in ("ladder", "workdir", "seed", "train_overrides")}
-    if not len(known) and len(entries) < 2:
-        # one size leaves the size exponent unidentified: every fit fails its gate, which
-        # was said after the whole seed design had trained
-        raise BayesplitError(
-            f"the ladder {ladder_path} has one model size; the loop's seed design trains the "
-            "two smallest, and a law needs two sizes to be fitted: give a ladder with two or more"
+    # every refusal up to here comes before anything is trained or written
+    with _refused_before_work():
+        force = check_flag(force, "force")
+        corpus, store = check_path(corpus, "corpus"), check_path(store, "store")
+        if workdir is not None:
+            workdir = check_path(workdir, "workdir")
+        progress = check_flag(progress, "progress")
+        check_loop_options(rounds, batch, objective)
+        check_stop_regret(stop_regret)
+        data = Corpus(corpus)
+        ladder_path = resolve_ladder(ladder)
+        entries = load_ladder(ladder_path)
+        store = Path(store)
+        workdir = (
+            Path(workdir) if workdir is not None else store.parent / f"{store.stem}-checkpoints"
         )
-    if not len(known):
-        # what the trainer would refuse in the seed design (a D' under half a step, a domain
-        # too short for a row) is refused before the store is created, not after
-        try:
-            plan_suggestions(seed_design, data, store, **plan_kw)
-        except BayesplitError as exc:
-            raise BayesplitError(f"the seed design: {exc}") from None
-    # the budget covers the whole campaign: a rerun (after an interrupt, or to go on)
-    # starts from what the store's runs already cost, not from zero
-    spent = _runs_flops(known) if len(known) else 0.0
-
-    # a rerun goes on from the rounds an earlier loop on this store did (it numbered them
-    # from 1 again and refitted with their seeds), and from what it was charged, retrains
-    # of trunk stretches included, which the store's rows alone do not show
-    # an interrupted round is resumed only where its runs train on the trunks it was
-    # charged for (another --seed, ladder or trainer setting makes other trunks)
-    def trunks_of(suggestions: list[dict]) -> set[str]:
-        return _planned_trunks(suggestions, data, store, plan_kw)
-
-    done_rounds, charged, resumed = (
-        _read_loop_state(workdir, store, known, trunks_of) if len(known) else LoopState(0, 0.0, [])
-    )
-    spent = max(spent, charged)
-    unfinished = bool(len(known)) and spent < cap
-    unfinished = unfinished and _seed_design_unfinished(seed_design, data, store, plan_kw)
-    if not len(known) or unfinished:
-        # checked before any training: finishing an interrupted seed design ran past the
-        # budget, then failed on a negative --max-run-flops
-        seed_cost = _design_flops(seed_design)
-        if seed_cost > cap:
+        seed_design = seed_suggestions(entries, list(data.domains), seed_tokens)
+        # a budget no plan can meet is refused before any training or fit: the first fit sees
+        # the store's runs, or the seed design on an empty store (opening would create it)
+        # an empty file is a store not made yet, as the train commands take it
+        fresh = not store.exists() or (store.is_file() and store.stat().st_size == 0)
+        if not store.exists():  # refused before the seed design trains, not at its rows
+            check_new_store_name(store)
+        known = pd.DataFrame() if fresh else RunStore(store, read_only=True).read()
+        check_store_corpus(known, data, store)
+        check_budget_buys_a_run(
+            budget, known if len(known) else pd.DataFrame(seed_design), len(data.domains)
+        )
+        cap = float("inf") if experiment_budget is None else float(experiment_budget)
+        exec_kw = dict(
+            ladder=entries, workdir=workdir, seed=seed, progress=progress,
+            train_overrides=train_overrides,
+        )  # fmt: skip
+        plan_kw = {k: exec_kw[k] for k in ("ladder", "workdir", "seed", "train_overrides")}
+        if not len(known) and len(entries) < 2:
+            # one size leaves the size exponent unidentified: every fit fails its gate, which
+            # was said after the whole seed design had trained
             raise BayesplitError(
-                f"the seed design costs {seed_cost:.3g} FLOPs, more than --experiment-budget "
-                f"{cap:.3g} (in Python: experiment_budget=); raise it or lower --seed-tokens "
-                "(in Python: seed_tokens=)"
+                f"the ladder {ladder_path} has one model size; the loop's seed design trains the "
+                "two smallest, and a law needs two sizes to be fitted: give a ladder with two or more"
+            )
+        if not len(known):
+            # what the trainer would refuse in the seed design (a D' under half a step, a domain
+            # too short for a row) is refused before the store is created, not after
+            try:
+                plan_suggestions(seed_design, data, store, **plan_kw)
+            except BayesplitError as exc:
+                raise BayesplitError(f"the seed design: {exc}") from None
+        # the budget covers the whole campaign: a rerun (after an interrupt, or to go on)
+        # starts from what the store's runs already cost, not from zero
+        spent = _runs_flops(known) if len(known) else 0.0
+
+        # a rerun goes on from the rounds an earlier loop on this store did (it numbered them
+        # from 1 again and refitted with their seeds), and from what it was charged, retrains
+        # of trunk stretches included, which the store's rows alone do not show
+        # an interrupted round is resumed only where its runs train on the trunks it was
+        # charged for (another --seed, ladder or trainer setting makes other trunks)
+        def trunks_of(suggestions: list[dict]) -> set[str]:
+            return _planned_trunks(suggestions, data, store, plan_kw)
+
+        done_rounds, charged, resumed = (
+            _read_loop_state(workdir, store, known, trunks_of)
+            if len(known)
+            else LoopState(0, 0.0, [])
+        )
+        spent = max(spent, charged)
+        unfinished = bool(len(known)) and spent < cap
+        unfinished = unfinished and _seed_design_unfinished(seed_design, data, store, plan_kw)
+        if not len(known) or unfinished:
+            # checked before any training: finishing an interrupted seed design ran past the
+            # budget, then failed on a negative --max-run-flops
+            seed_cost = _design_flops(seed_design)
+            if seed_cost > cap:
+                raise BayesplitError(
+                    f"the seed design costs {seed_cost:.3g} FLOPs, more than --experiment-budget "
+                    f"{cap:.3g} (in Python: experiment_budget=); raise it or lower --seed-tokens "
+                    "(in Python: seed_tokens=)"
+                )
+        if len(known) and spent >= cap and not resumed:
+            raise BayesplitError(
+                f"the runs in {store} already cost {spent:.3g} FLOPs, the whole --experiment-budget "
+                f"{cap:.3g} (in Python: experiment_budget=); raise it to go on"
             )
     if not len(known):
         # the trainer creates the store with the first rows: a seed design that fails
@@ -282,11 +310,6 @@ def run_loop(
         _train(seed_design, data, store, exec_kw)
         spent += seed_charge
         _write_loop_state(workdir, store, 0, spent)
-    elif spent >= cap and not resumed:
-        raise BayesplitError(
-            f"the runs in {store} already cost {spent:.3g} FLOPs, the whole --experiment-budget "
-            f"{cap:.3g} (in Python: experiment_budget=); raise it to go on"
-        )
     elif unfinished:
         # an earlier loop was interrupted inside its seed design: finish it (what is in the
         # store is skipped), or every round would fit a part of it

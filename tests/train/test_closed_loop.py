@@ -519,6 +519,28 @@ def test_loop_json_keeps_the_rounds_done_when_a_later_round_fails(tiny_corpus, t
     assert res.exit_code == 2 and res.stdout == ""
 
 
+@pytest.mark.parametrize("case", ["other corpus", "budget"])
+def test_loop_json_refusals_before_any_training_are_input_errors(tiny_corpus, tiny_ladder, tmp_path, case):  # fmt: skip
+    # run_loop refused these before training anything, but `loop --json` printed its
+    # "loop stopped" document for them, as for a round that failed
+    store, budget = tmp_path / "s.db", "1e13"
+    if case == "other corpus":
+        row = dict(run_id="r", params=1e5, pretrain_tokens=2e4, eval_domain="alpha", loss=3.0,
+                   corpus_sha256="f" * 64)  # fmt: skip
+        RunStore(store).append(pd.DataFrame([row]))
+        message = "holds rows trained on another corpus"
+    else:
+        budget, message = "1e3", "no plan is feasible"
+    before = sorted(p.name for p in tmp_path.iterdir())
+    args = ["loop", "--corpus", str(tiny_corpus), "--store", str(store), "--ladder",
+            str(tiny_ladder), "--budget", budget, "--seed-tokens", "2560", "--json"]  # fmt: skip
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2 and res.stdout == ""
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and message in lines[0], res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
 def test_a_d_below_the_furthest_checkpoint_is_charged_from_the_one_before_it():
     # the trainer resumes each D from the furthest checkpoint at or before it; the loop
     # charged from the furthest on disk, so a shorter D's stable phase was free
