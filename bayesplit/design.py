@@ -1279,8 +1279,9 @@ def suggest(
                 float(row["spec_tokens"]),
                 cost_model,
             )
-        left = ~measured
-        left[[p["index"] for p in picks]] = False
+        # a pick and its twins (one run once rounded) are not "other candidates"
+        chosen = candidates.iloc[[p["index"] for p in picks]]
+        left = ~measured & ~already_measured(candidates, chosen, trunks.steps)
         if max_run_flops is not None:
             left &= candidate_costs(candidates, after, cost_model) <= max_run_flops
         k = int(left.sum())

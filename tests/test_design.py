@@ -453,6 +453,29 @@ def test_a_large_batch_stops_where_the_runs_stop_adding_information(additive_pos
     )
 
 
+def test_the_shortfall_note_does_not_count_twins_of_the_picks(additive_posterior):
+    # a candidate 0.5% from a pick is the same run (it is never picked beside it), but the
+    # note counted it among the candidates that "add nothing"
+    grid = dict(
+        params=[1e7, 1e8], pretrain_tokens=[1e9, 1.005e9, 4e9], spec_tokens=[3e8]
+    )  # fmt: skip
+    s = suggest(additive_posterior, budget=1e20, n=300, max_draws=200, force=True, **grid)
+    cands = candidate_grid(**grid, domains=additive_posterior.domains)
+    fresh = int((~already_measured(cands, additive_posterior.runs)).sum())
+    # each pick at D = 1e9 or 1.005e9 has one twin at the other D, which was not picked
+    t = s.table.assign(pair=s.table["pretrain_tokens"].isin([1e9, 1.005e9]))
+    twins = int(t["pair"].sum())
+    key = [t["params"], t["spec_tokens"], t["train_domain"].fillna("")]
+    assert not t[t["pair"]].groupby([k[t["pair"]] for k in key]).size().gt(1).any()
+    assert 0 < twins < len(s) < fresh - twins
+    k = fresh - len(s) - twins
+    others = f"the {k} other candidates add" if k > 1 else "the one other candidate adds"
+    assert s.notes[-1] == (
+        f"{len(s)} runs suggested, not 300: {others} "
+        f"nothing to {s.quantity} once these runs' outcomes are known"
+    )
+
+
 def test_a_grid_that_was_all_run_is_named_as_such(additive_posterior):
     # it was blamed on --max-run-flops, which had not been given
     with pytest.raises(BayesplitError, match="all 42 candidates have been run already"):
