@@ -269,7 +269,8 @@ def fit(
         centered=centered,
         reference=reference,
     )
-    check_law_mean(law_obj, spec, data)  # NUTS meets a NaN mean as an obscure sampler error
+    # NUTS meets a NaN mean or gradient as an obscure sampler error
+    check_law_mean(law_obj, spec, data, gradient=True)
 
     start = time.perf_counter()
     if backend == "numpyro":

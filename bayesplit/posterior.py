@@ -615,7 +615,24 @@ def _check_file(path: Path, idata, meta: Any) -> Law:
         raise BayesplitError(
             f"{path} was fitted with law {meta['law']!r}, which is not registered here; import the module that defines it (on the command line: --law-module)"
         ) from None
-    unknown = sorted(set(meta["per_domain"]) - set(law.param_names))
+    fitted_with = meta.get("law_fingerprint")  # absent from older files
+    now = law.fingerprint() if isinstance(fitted_with, str) else None
+    # compiled code differs between Python versions: only a digest of this one compares
+    redefined = (
+        now is not None and fitted_with.split("-")[0] == now.split("-")[0] and fitted_with != now
+    )
+    names = set(law.param_names)
+    lost = [
+        *sorted(set(meta["per_domain"]) - names),
+        *(q.name for q in law.params if q.name not in getattr(idata, "posterior", {})),
+    ]
+    if redefined and lost and not law.builtin:  # renamed since the fit: not a damaged file
+        raise BayesplitError(
+            f"{path} was fitted with another definition of law {law.name!r} than the one "
+            f"registered now (parameter(s) {', '.join(dict.fromkeys(lost))} do not match); "
+            "refit, or register the law as it was fitted"
+        )
+    unknown = sorted(set(meta["per_domain"]) - names)
     if unknown:
         refuse(
             [
@@ -688,9 +705,7 @@ def _check_file(path: Path, idata, meta: Any) -> Law:
             problems.append(f"constant_data lacks the run-table column(s) {', '.join(lost)}")
     if problems:
         refuse(problems)
-    fitted_with = meta.get("law_fingerprint")  # absent from older files
-    now = law.fingerprint() if isinstance(fitted_with, str) else None
-    if now is not None and fitted_with.split("-")[0] == now.split("-")[0] and fitted_with != now:
+    if redefined:
         # re-registering a law under its name (overwrite=True in a notebook) changed every
         # prediction of a posterior fitted with the earlier one, unsaid
         warnings.warn(

@@ -40,13 +40,17 @@ def sample_prior(law: Law, spec, data, *, draws: int, seed: int) -> dict[str, np
     return {k: np.asarray(v) for k, v in sim.items()}
 
 
-def check_law_mean(law: Law, spec, data, draws: dict | None = None) -> None:
+def check_law_mean(
+    law: Law, spec, data, draws: dict | None = None, *, gradient: bool = False
+) -> None:
     """Refuse a user law whose mean raises, or is NaN or inf, at the rows of ``data``.
 
     ``draws`` are parameter draws as :func:`sample_prior` returns them; by default the
     centre of the prior, a cheap check before a fit (NUTS meets a NaN mean as an obscure
-    sampler error). ``spec`` and ``data`` come from :func:`bayesplit.model.prepare`.
-    Built-in laws are not checked.
+    sampler error), which also refuses a declared parameter the mean never reads and,
+    with ``gradient`` (before a fit), a mean whose gradient is NaN or inf there.
+    ``spec`` and ``data`` come from :func:`bayesplit.model.prepare`. Built-in laws are
+    not checked.
     """
     if law.builtin:
         return
@@ -56,7 +60,7 @@ def check_law_mean(law: Law, spec, data, draws: dict | None = None) -> None:
     ops = get_ops("numpy")
     if draws is None:  # one value, shared by every domain
         log_scale = np.log(spec.reference.loss)
-        p = {q.name: to_natural(q.support, q.prior_loc(log_scale), ops) for q in law.params}
+        p = _Reads({q.name: to_natural(q.support, q.prior_loc(log_scale), ops) for q in law.params})
     else:  # draws first; a per-domain parameter picked for each row's domain
         p = {}
         for q in law.params:
@@ -74,6 +78,76 @@ def check_law_mean(law: Law, spec, data, draws: dict | None = None) -> None:
         "domain": rows["eval_domain"].to_numpy(str),
     }
     law.check_finite(log_l, points)
+    if draws is None:
+        unread = [q.name for q in law.params if q.name not in p.read]
+        if unread:  # sampled as pure prior, which the gate said only after the fit
+            raise BayesplitError(
+                f"law {law.name!r}: its mean never reads parameter(s) {', '.join(unread)} "
+                "(a typo in p[...], or a constant where the parameter was meant?)"
+            )
+        if gradient:
+            _check_law_gradient(law, dict(p), Inputs(n=data.n, d=data.d, dp=data.dp))
+
+
+class _Reads(dict):
+    """Parameters that note which of them a law's mean reads (all, if it iterates them)."""
+
+    def __init__(self, values: dict):
+        super().__init__(values)
+        self.read: set[str] = set()
+
+    def __getitem__(self, key):
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def get(self, key, default=None):
+        self.read.add(key)
+        return super().get(key, default)
+
+    def _all(self):
+        self.read.update(super().keys())
+
+    def __iter__(self):
+        self._all()
+        return super().__iter__()
+
+    def keys(self):
+        self._all()
+        return super().keys()
+
+    def values(self):
+        self._all()
+        return super().values()
+
+    def items(self):
+        self._all()
+        return super().items()
+
+
+def _check_law_gradient(law: Law, p: dict, x) -> None:
+    # NUTS needs the gradient too: an ops.where whose branch not taken is inf (a log of
+    # D' = 0) has a finite mean and a NaN gradient, which NUTS reported as a traceback
+    # ("Cannot find valid initial parameters") after compiling
+    import jax
+    import jax.numpy as jnp
+
+    from bayesplit._jax import configure
+    from bayesplit.laws import Inputs, get_ops
+
+    configure()
+    jops = get_ops("jax")
+    xj = Inputs(n=jnp.asarray(x.n), d=jnp.asarray(x.d), dp=jnp.asarray(x.dp))
+    with jax.default_device(jax.devices("cpu")[0]):
+        grad = jax.grad(lambda q: jnp.sum(law.evaluate(jops, q, xj)))(
+            {k: jnp.asarray(v, dtype=float) for k, v in p.items()}
+        )
+    bad = [k for k in p if not np.all(np.isfinite(np.asarray(grad[k])))]
+    if bad:
+        raise BayesplitError(
+            f"law {law.name!r}: the gradient of its mean is NaN or inf in {', '.join(bad)} at "
+            "the prior centre, and the sampler needs it (an ops.where whose other branch is "
+            "inf or NaN, e.g. a log of D' = 0, poisons the gradient: keep both branches finite)"
+        )
 
 
 def _check_mean_shape(law: Law, log_l, expected: tuple[int, ...]) -> None:

@@ -61,6 +61,21 @@ E0 = Param("E0", "positive", math.log(0.5), 1.0, loss_scaled=True)
 register(Law("shared_no_dp", "L = E + A·N^-alpha", (E0, A, ALPHA), one_loss_for_every_domain,
              uses_spec_tokens=False), overwrite=True)
 
+def nan_gradient(ops, p, x):
+    # finite everywhere, but the branch not taken where D' = 0 is inf: a NaN gradient
+    spec = ops.where(x.dp > 0, ops.log(p["C"]) - p["gamma"] * ops.log(x.dp), -1e30)
+    return ops.logsumexp(ops.log(p["E"]) + 0 * x.n, spec)
+
+C = Param("C", "positive", math.log(0.2), 1.0, loss_scaled=True)
+GAMMA = Param("gamma", "positive", math.log(0.3), 0.5)
+register(Law("err_grad", "L = E + C·D'^-gamma", (E, C, GAMMA), nan_gradient), overwrite=True)
+
+def alpha_not_read(ops, p, x):
+    return ops.logsumexp(ops.log(p["E0"]) + 0 * x.n, ops.log(p["A"]) - 0.3 * ops.log(x.n))
+
+register(Law("err_unread", "L = E + A·N^-alpha", (E0, A, ALPHA), alpha_not_read,
+             uses_spec_tokens=False), overwrite=True)
+
 register(Law("err_tuple", "L = E", (E,), trailing_comma), overwrite=True)
 register(Law("err_text", "L = E", (E,), text), overwrite=True)
 register(Law("err_const", "L = E", (E,), constant), overwrite=True)
@@ -233,6 +248,51 @@ def test_a_law_whose_mean_is_no_value_per_row_is_refused_before_fitting(
     refused(runner.invoke(app, [*args, "--law-module", "err_laws"]), message.split(" (")[0])
 
 
+@pytest.mark.parametrize(
+    ("law", "message"),
+    [
+        # NUTS: "Cannot find valid initial parameters", a traceback of 94 lines, after compiling
+        ("err_grad", "law 'err_grad': the gradient of its mean is NaN or inf in gamma at the"),
+        # sampled as pure prior; the gate said "not identified" only after the fit
+        ("err_unread", "law 'err_unread': its mean never reads parameter(s) alpha (a typo"),
+    ],
+)
+def test_a_law_nuts_cannot_sample_or_never_reads_a_parameter_is_refused_before_fitting(
+    files, tmp_path, law, message
+):
+    def refused_last(result):  # after the warning that 3 points identify no 3 parameters
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        assert lines[-1].startswith("error: ") and message in lines[-1], result.stderr
+
+    out = tmp_path / "post.nc"
+    args = ["fit", "--runs", str(files / "runs.csv"), "--law", law, "--out", str(out)]
+    args += ["--chains", "1", "--draws", "50", "--warmup", "50", "--no-progress"]
+    refused_last(runner.invoke(app, [*args, "--law-module", "err_laws"]))
+    assert not out.exists()
+    args = ["compare", "--runs", str(files / "runs.csv"), "--laws", f"additive,{law}"]
+    args += ["--chains", "1", "--draws", "50", "--warmup", "50", "--law-module", "err_laws"]
+    refused_last(runner.invoke(app, args))
+
+
+def test_the_prior_check_does_not_need_the_gradient(files):
+    # prior draws are not sampled by NUTS: a NaN gradient is no reason to refuse them
+    from bayesplit.prior import prior_predictive
+
+    check = prior_predictive(str(files / "runs.csv"), "err_grad", draws=20)
+    assert check.sizes["draw"] == 20
+
+
+def test_loss_scaled_is_for_positive_parameters_only():
+    # the fit shifted a unit or real parameter's prior by log L, which its text left out
+    from bayesplit.laws import Param
+
+    for support in ("unit", "real"):
+        with pytest.raises(BayesplitError, match=f"loss_scaled applies to positive .* {support!r}"):
+            Param("x", support, 0.0, 1.0, loss_scaled=True)
+    assert Param("x", "positive", 0.0, 1.0, loss_scaled=True).prior_loc(1.5) == 1.5
+
+
 def test_fit_takes_a_law_nan_over_part_of_its_prior(files):
     # finite where the data are: NUTS ran, then ArviZ's run of the model on a draw from the
     # prior met the NaN ("StudentT distribution got invalid loc parameter", a traceback)
@@ -320,3 +380,46 @@ def test_a_law_plugin_that_is_no_law_or_takes_a_taken_name_is_refused(monkeypatc
     monkeypatch.setattr(laws, "entry_points", lambda group: [EntryPoint("module")])
     laws._load_entry_points()
     assert laws._ENTRY_POINTS_LOADED
+
+
+def test_a_posterior_of_a_law_renamed_since_the_fit_says_so(tmp_path):
+    # "is not a complete bayesplit posterior: the posterior lacks law parameter(s) alpha2",
+    # which reads as a damaged file
+    import math
+
+    import yaml
+
+    from bayesplit.laws import Law, Param, register
+    from bayesplit.posterior import Posterior
+    from bayesplit.truth import load_truth
+
+    def define(alpha: str) -> None:
+        def mean(ops, p, x):
+            return ops.logsumexp(
+                ops.log(p["E0"]) + 0 * x.n, ops.log(p["A"]) - p[alpha] * ops.log(x.n)
+            )
+
+        params = (
+            Param("E0", "positive", math.log(0.5), 1.0, loss_scaled=True),
+            Param("A", "positive", math.log(0.15), 1.0, loss_scaled=True),
+            Param(alpha, "unit", -0.7, 0.6),
+        )
+        law = Law("err_renamed", "L = E + A·N^-alpha", params, mean, uses_spec_tokens=False)
+        register(law, overwrite=True)
+
+    define("alpha")
+    spec = {
+        "law": "err_renamed",
+        "domains": ["web", "code"],
+        "params": {"E0": 1.6, "A": 0.6, "alpha": 0.3},
+        "reference": {"params": 1e8, "tokens": 1e9, "loss": 3.0},
+    }
+    (tmp_path / "truth.yaml").write_text(yaml.safe_dump(spec))
+    path = tmp_path / "post.nc"
+    load_truth(tmp_path / "truth.yaml").as_posterior().save(path)
+    assert Posterior.load(path).law.param_names == ["E0", "A", "alpha"]
+    define("alpha2")
+    with pytest.raises(BayesplitError) as info:
+        Posterior.load(path)
+    assert "another definition of law 'err_renamed'" in str(info.value)
+    assert "alpha2" in str(info.value) and "not a complete" not in str(info.value)

@@ -59,7 +59,8 @@ class Param:
         unconstrained value (per-domain parameters only).
     loss_scaled
         True: ``loc`` is relative to the log of the typical observed loss, so
-        ``loc = log(0.5)`` means "about half the typical loss".
+        ``loc = log(0.5)`` means "about half the typical loss". Positive parameters
+        only.
     description
         One line for ``bayesplit laws`` and reports.
     """
@@ -93,6 +94,13 @@ class Param:
                 raise BayesplitError(
                     f"parameter {self.name}: {what} must be True or False, got {v!r}"
                 )
+        if self.loss_scaled and self.support != "positive":
+            # the shift is log L̄: a scale for a positive amount of loss, none for an
+            # exponent or a share (and the printed prior left it out)
+            raise BayesplitError(
+                f"parameter {self.name}: loss_scaled applies to positive parameters only, "
+                f"not to a {self.support!r} one"
+            )
 
     def prior_loc(self, log_loss_scale: float) -> float:
         """Prior location on the unconstrained scale, given the typical observed log loss."""
