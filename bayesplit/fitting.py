@@ -538,6 +538,7 @@ class Refitter:
             centered=self.settings["centered"],
             reference=self.reference,
         )
+        check_law_mean(self.law, spec, data, gradient=True)  # user laws: before NUTS
         if len(data) > self.max_rows or len(spec.runs) > self.max_runs:
             raise BayesplitError(
                 f"Refitter sized for {self.max_rows} rows / {self.max_runs} runs got {len(data)} / {len(spec.runs)}"

@@ -275,6 +275,22 @@ def test_a_law_nuts_cannot_sample_or_never_reads_a_parameter_is_refused_before_f
     refused_last(runner.invoke(app, args))
 
 
+def test_simulate_refuses_a_law_nuts_cannot_sample_in_one_line(files, tmp_path):
+    import yaml
+
+    truth = {
+        "law": "err_grad",
+        "domains": ["web", "code"],
+        "params": {"E": [2.0, 1.5], "C": 0.5, "gamma": 0.3},
+        "reference": {"params": 1e8, "tokens": 1e9, "loss": 3.0},
+    }
+    (files / "err_grad.yaml").write_text(yaml.safe_dump(truth))
+    out = tmp_path / "rounds.csv"
+    message = "law 'err_grad': the gradient of its mean is NaN or inf in gamma"
+    refused(runner.invoke(app, _simulate_args(files, "err_grad", out)), message)
+    assert not out.exists()
+
+
 def test_the_prior_check_does_not_need_the_gradient(files):
     # prior draws are not sampled by NUTS: a NaN gradient is no reason to refuse them
     from bayesplit.prior import prior_predictive
