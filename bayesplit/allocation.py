@@ -375,9 +375,12 @@ def check_budget_buys_a_run(
     smallest = smallest_budget(runs, n_domains, compute)
     if budget < smallest:
         n_min, d_min = float(runs["params"].min()), float(runs["pretrain_tokens"].min())
+        k = (compute or ComputeModel()).pretrain_multiplier(n_domains)
+        # the run itself costs a K-th of that: the message read as a wrong sum
+        each = f", pretrained once for each of {k:g} domains (independent trunks)" if k > 1 else ""
         raise BayesplitError(
             f"budget {budget:.3g} FLOPs is below the smallest run the law is fitted on "
-            f"(N={n_min:.3g}, D={d_min:.3g}: {smallest:.3g} FLOPs); no plan is feasible"
+            f"(N={n_min:.3g}, D={d_min:.3g}{each}: {smallest:.3g} FLOPs); no plan is feasible"
         )
 
 
@@ -1219,6 +1222,27 @@ def _respect_data_limits(prob: Problem, d, dp, score):
     return np.where(after <= before, moved, d), capped
 
 
+def _reach_data_limits(prob: Problem, d, dp, score, rtol: float = 5e-3):
+    """(D, D') with a D'_k the solver left just short of its data limit (within ``rtol``)
+    put at the limit, the tokens taken from pretraining, where ``score`` says that is no
+    worse. Rows like :func:`_respect_data_limits`.
+
+    Towards a limit that binds the objective flattens and the solver stops a few tenths
+    of a percent short (0.9991 of r·U): the plan then said nothing of the limit binding,
+    while its near-optimal range said the limit was what bounded it.
+    """
+    d = np.array(d, dtype=float)
+    dp = np.array(dp, dtype=float)
+    cap = np.broadcast_to(prob.max_spec_tokens, dp.shape)
+    near = np.isfinite(cap) & (dp < cap) & (dp >= cap * (1 - rtol))
+    if not near.any():
+        return d, dp
+    up = np.where(near, cap, dp)
+    moved = d - (up - dp).sum(axis=1) / prob.compute.pretrain_multiplier(prob.k)
+    ok = (moved > 0) & (score(np.maximum(moved, 1.0), up) <= score(d, dp))
+    return np.where(ok, moved, d), np.where(ok[:, None], up, dp)
+
+
 def _exact_size(n: np.ndarray, params, ladder) -> np.ndarray:
     """A fixed N, or the ladder size nearest each N: N comes back from the optimizer's log
     space an ulp off (20640.000000000007), and a script matching it to a size failed."""
@@ -1243,6 +1267,7 @@ def _summarize(
         return np.array([_risk(values, kind_, alpha, np)])
 
     (d,), (dp,) = _respect_data_limits(prob, d[None], dp[None], plan_risk)
+    (d,), (dp,) = _reach_data_limits(prob, d[None], dp[None], plan_risk)
     (d,), (dp,) = _drop_token_residues(prob, d[None], dp[None], plan_risk)
     plan = Plan(float(n), float(d), dict(zip(prob.domains, map(float, dp), strict=True)))
     own = float(prob.compute.pretrain_fraction(d, dp))

@@ -93,6 +93,31 @@ def test_matches_brute_force_with_a_data_limit(truth2):
     assert got > free.to_dict()["objective"]["median"]  # the limit costs something
 
 
+@pytest.mark.parametrize("share", [0.9, 0.97, 0.99])
+def test_a_data_limit_that_binds_is_reached_and_said(truth2, share):
+    # the solver stopped 0.03-0.13% short of a limit that binds: no "binds" note, while the
+    # near-optimal range said the limit bounded it
+    post = truth2.as_posterior()
+    cap = share * allocate(post, budget=BUDGET).plan.spec_tokens["a"]
+    alloc = allocate(post, budget=BUDGET, max_spec_tokens={"a": cap})
+    assert alloc.plan.spec_tokens["a"] == pytest.approx(cap, rel=1e-12)
+    assert "data limit binds for a: D' is at r·U" in alloc.notes
+    assert alloc.compute.flops(
+        alloc.plan.params, alloc.plan.pretrain_tokens, list(alloc.plan.spec_tokens.values())
+    ) == pytest.approx(BUDGET, rel=1e-9)
+
+
+def test_the_budget_refusal_says_independent_trunks_pretrain_once_per_domain(truth2):
+    # "below the smallest run (N=1e+07, D=1e+08: 1.2e+16 FLOPs)" for a run of 6e15 FLOPs
+    from bayesplit.allocation import smallest_budget
+
+    post = truth2.as_posterior()
+    one = smallest_budget(post.runs, 1)
+    with pytest.raises(BayesplitError, match=r"pretrained once for each of 2 domains .independent"):
+        allocate(post, budget=1.5 * one, trunk="independent")
+    assert allocate(post, budget=1.5 * one).plan.params > 0  # one trunk: that budget buys it
+
+
 def test_alternatives_respect_the_data_limit(truth2):
     """A fixed split that asks for more D' than the data allows is capped as the plan is."""
     post = truth2.as_posterior()
