@@ -134,20 +134,16 @@ def info_cmd(
     if verify:
         corpus.verify()
     info = corpus.info()
-    info["unigram_entropy_val"] = unigram_entropy(corpus, "val")
+    # no val tokens at all: the table and the warnings below say so, where the entropy's
+    # "no val tokens to evaluate on" stopped the command before either was shown
+    has_val = info["totals"]["val_tokens"] > 0
+    info["unigram_entropy_val"] = unigram_entropy(corpus, "val") if has_val else None
     # what the shards hash to, always: a recorded hash is what trunk ids and rows carry,
     # and nothing else checks it against the data (--verify needs the tokenizer)
     info["computed_content_sha256"] = corpus.computed_content_sha256()
     if verify:
         info["verified"] = True
-    # what training refuses, said here: a split that passes the manifest checks can still be
-    # too short for one validation window
-    info["warnings"] = [
-        f"domain {name!r}: its validation split has {d['val_tokens']} token(s); training "
-        "needs at least 2 (one validation window)"
-        for name, d in info["domains"].items()
-        if d["val_tokens"] < 2
-    ]
+    info["warnings"] = _short_splits(info["domains"])
     recorded = info.get("content_sha256")
     if recorded and recorded.lower() != info["computed_content_sha256"]:
         info["warnings"].append(
@@ -161,7 +157,27 @@ def info_cmd(
     _show(info)
     for line in info["warnings"]:
         console.print(f"[yellow]! {escape(line)}[/yellow]")
+    entropy = info["unigram_entropy_val"]
     console.print(
-        f"unigram cross-entropy on val {info['unigram_entropy_val']:.3f} nats/token"
+        "unigram cross-entropy on val "
+        + ("n/a (no val tokens)" if entropy is None else f"{entropy:.3f} nats/token")
         + (" · hashes verified" if verify else "")
     )
+
+
+def _short_splits(domains: dict[str, dict[str, int]]) -> list[str]:
+    """What training refuses, said here: a split that passes the manifest checks can still
+    be too short to read a training row or one validation window."""
+    lines = []
+    for name, d in domains.items():
+        if d["train_tokens"] < 2:
+            lines.append(
+                f"domain {name!r}: its training split has {d['train_tokens']} token(s); "
+                "training reads rows of seq_len + 2 tokens (at least 2)"
+            )
+        if d["val_tokens"] < 2:
+            lines.append(
+                f"domain {name!r}: its validation split has {d['val_tokens']} token(s); "
+                "training needs at least 2 (one validation window)"
+            )
+    return lines

@@ -521,5 +521,307 @@ def test_documents_too_alike_to_cluster_are_one_line_without_warnings(tmp_path):
         warnings.simplefilter("error")  # sklearn's RuntimeWarning / ConvergenceWarning
         with pytest.raises(BayesplitError, match="too alike to split: give each domain"):
             cluster_documents(texts, 2, seed=0)
-        with pytest.raises(BayesplitError, match="found only 1 distinct groups for K=3; use"):
+        # one group: no smaller K splits it (K=3 said "use a smaller K", then K=2 failed)
+        with pytest.raises(
+            BayesplitError,
+            match="found only 1 distinct group for K=3; the documents are too alike to split",
+        ):
             cluster_documents(texts * 2, 3, seed=0)
+        two = ["apple banana cherry"] * 3 + ["zebra yak walrus"] * 3
+        with pytest.raises(
+            BayesplitError, match=re.escape("found only 2 distinct groups for K=3; use K <= 2")
+        ):
+            cluster_documents(two, 3, seed=0)
+        labels, _, _ = cluster_documents(two, 2, seed=0)
+    assert labels.tolist() == [0, 0, 0, 1, 1, 1]
+
+
+# ------------------------------------------------------------------------------------------
+# The train/val split: --val-fraction is a target, never more than half of a domain
+
+
+def _docs(*sizes: int) -> list:
+    from bayesplit.train.corpus import Document
+
+    return [Document(f"d{i}.txt", 0, "x" * n, "dom") for i, n in enumerate(sizes)]
+
+
+def _old_split(docs, val_fraction, rng):
+    """The rule before half a domain was a limit: documents in a random order until the target."""
+    order = rng.permutation(len(docs))
+    target = val_fraction * sum(len(d.text) for d in docs)
+    n_val, chars = 0, 0
+    for i in order[:-1]:
+        n_val += 1
+        chars += len(docs[i].text)
+        if chars >= target:
+            break
+    return [docs[i] for i in order[n_val:]], [docs[i] for i in order[:n_val]]
+
+
+def test_one_long_document_never_becomes_all_of_validation():
+    # 17,077 + 18 characters at 1%: the long one drawn first was all of val (99.9%)
+    from bayesplit.train.corpus import split_train_val
+
+    docs = _docs(17_077, 18)
+    for seed in range(8):
+        train, val = split_train_val(docs, 0.01, np.random.default_rng(seed))
+        assert [d.source for d in val] == ["d1.txt"] and [d.source for d in train] == ["d0.txt"]
+    docs = _docs(5_000, 60, 50, 40)  # the long one is passed over wherever it is drawn
+    for seed in range(8):
+        train, val = split_train_val(docs, 0.005, np.random.default_rng(seed))
+        assert "d0.txt" in [d.source for d in train]
+        assert len(val) == 1 and len(val[0].text) <= 60
+
+
+def test_the_split_is_unchanged_where_no_document_takes_val_past_half():
+    # corpora built before keep their split, and so their content hash
+    from bayesplit.train.corpus import split_train_val
+
+    rng = random.Random(5)
+    compared = 0
+    for case in range(300):
+        docs = _docs(*(rng.randint(1, 400) for _ in range(rng.randint(2, 9))))
+        vf = rng.choice([0.01, 0.1, 0.3, 0.49])
+        old = _old_split(docs, vf, np.random.default_rng(case))
+        if 2 * sum(len(d.text) for d in old[1]) > sum(len(d.text) for d in docs):
+            continue
+        assert split_train_val(docs, vf, np.random.default_rng(case)) == old
+        compared += 1
+    assert compared > 150
+
+
+def test_a_one_document_domain_gives_val_the_shorter_piece(tmp_path):
+    src = tmp_path / "src"
+    for name, text in {"one": "x" * 10 + "\n" + "y" * 30 + "\n", "two": "a b c\n" * 20}.items():
+        (src / name).mkdir(parents=True)
+        (src / name / "f.txt").write_text(text)
+    (src / "two" / "g.txt").write_text("d e f\n" * 20)
+    for seed in range(4):
+        out = tmp_path / f"out{seed}"
+        corpus = build_corpus(src, out, vocab_size=300, seed=seed, progress=False)
+        val = [r for r in corpus.documents() if r["domain"] == "one" and r["split"] == "val"]
+        assert [(r["part"], r["chars"]) for r in val] == [(0, 11)]
+        assert _documents_from_shard(corpus, "one", "val") == ["x" * 10 + "\n"]
+
+
+def test_a_long_document_is_not_all_of_val_from_the_command_line(tmp_path):
+    src = tmp_path / "src"
+    (src / "ov").mkdir(parents=True)
+    (src / "ov" / "large.txt").write_text(
+        "\n".join(f"line {i} of the long file" for i in range(700))
+    )
+    (src / "ov" / "small.txt").write_text("short text here.\n")
+    for seed in (0, 2, 4, 5):
+        res = runner.invoke(
+            app,
+            [
+                "corpus",
+                "build",
+                str(src),
+                "--out",
+                str(tmp_path / "o"),
+                "--overwrite",
+                "-q",
+                "--vocab",
+                "300",
+                "--seed",
+                str(seed),
+                "--val-fraction",
+                "0.01",
+                "--json",
+            ],
+        )
+        assert res.exit_code == 0, res.output
+        d = json.loads(res.stdout)["domains"]["ov"]
+        assert (d["train_documents"], d["val_documents"]) == (1, 1)
+        corpus = Corpus(tmp_path / "o")
+        assert _documents_from_shard(corpus, "ov", "val") == ["short text here.\n"]
+        assert d["val_tokens"] == len(corpus.tokenizer().encode("short text here.\n").ids) + 1
+        assert d["train_tokens"] > 50 * d["val_tokens"]
+
+
+# ------------------------------------------------------------------------------------------
+# Arguments of build_corpus and cluster_documents
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, None, "3", True, 2**70])
+def test_build_and_clustering_refuse_a_seed_the_command_line_refuses(tree, tmp_path, seed):
+    # -1 was a ValueError traceback, 1.5 and None TypeErrors; "3", True and 2**70 built
+    src, _ = tree
+    with pytest.raises(BayesplitError, match=re.escape("--seed (in Python: seed=) must be")):
+        build_corpus(src, tmp_path / "out", vocab_size=300, seed=seed, progress=False)
+    with pytest.raises(BayesplitError, match="^seed must be"):
+        cluster_documents(["apple banana", "zebra yak", "apple cherry"], 2, seed=seed)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_build_takes_numpy_numbers_and_refuses_bools(tree, tmp_path):
+    # np.int64(1000) was "must be a positive integer, got 1000"; True was a max_doc_chars of 1
+    src, _ = tree
+    for bad, fragment in (
+        ({"max_doc_chars": True}, "--max-doc-chars (in Python: max_doc_chars=) must be a positive"),
+        ({"val_fraction": True}, "--val-fraction (in Python: val_fraction=) must be in"),
+        ({"vocab_size": np.True_}, "--vocab (in Python: vocab_size=) must be an integer"),
+    ):
+        with pytest.raises(BayesplitError, match=re.escape(fragment)):
+            build_corpus(src, tmp_path / "out", progress=False, **{"vocab_size": 300, **bad})
+    assert list(tmp_path.iterdir()) == []
+    corpus = build_corpus(
+        src,
+        tmp_path / "out",
+        vocab_size=np.int64(300),
+        seed=np.uint8(3),
+        val_fraction=np.float32(0.25),
+        max_doc_chars=np.int64(400),
+        progress=False,
+    )
+    m = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert (m["requested_vocab_size"], m["seed"], m["max_doc_chars"]) == (300, 3, 400)
+    assert m["val_fraction"] == pytest.approx(0.25)
+    assert max(r["chars"] for r in corpus.documents()) <= 400
+
+
+# ------------------------------------------------------------------------------------------
+# Writing --out: atomic, nothing left behind
+
+
+def test_a_build_does_not_replace_an_out_filled_during_it(tree, tmp_path, monkeypatch):
+    # two builds to one --out without --overwrite both succeeded: the second replaced the first
+    import bayesplit.train.corpus.build as mod
+
+    src, _ = tree
+    out = tmp_path / "out"
+    real_write = mod._write
+
+    def another_build_finishes_first(root, *args, **kwargs):
+        manifest = real_write(root, *args, **kwargs)
+        out.mkdir()
+        (out / "manifest.json").write_text("the other build's")
+        return manifest
+
+    monkeypatch.setattr(mod, "_write", another_build_finishes_first)
+    with pytest.raises(
+        BayesplitError,
+        match=re.escape(f"--out {out} (in Python: out=) became non-empty during the build"),
+    ):
+        build_corpus(src, out, vocab_size=300, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temp folder left
+    assert [p.name for p in out.iterdir()] == ["manifest.json"]
+    assert (out / "manifest.json").read_text() == "the other build's"
+
+
+def test_a_long_out_name_builds(tree, tmp_path):
+    # a name of 242-255 bytes failed after all the work, naming the hidden temp folder
+    src, _ = tree
+    out = tmp_path / ("o" * 250)
+    try:
+        out.mkdir()
+        out.rmdir()
+    except OSError:
+        pytest.skip("the file system takes no such name")
+    corpus = build_corpus(src, out, vocab_size=300, progress=False)
+    assert corpus.path == out and (out / "manifest.json").is_file()
+    again = build_corpus(src, out, vocab_size=300, seed=1, overwrite=True, progress=False)
+    assert again.manifest["seed"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]
+
+
+def test_a_failed_build_removes_the_parent_folders_it_made(tree, tmp_path, monkeypatch):
+    import bayesplit.train.corpus.build as mod
+
+    src, _ = tree
+    (tmp_path / "keep").mkdir()
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(mod, "_write", boom)
+    for out in (tmp_path / "a" / "b" / "out", tmp_path / "keep" / "x" / "out"):
+        with pytest.raises(RuntimeError, match="disk full"):
+            build_corpus(src, out, vocab_size=300, progress=False)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == ["keep"]
+
+
+# ------------------------------------------------------------------------------------------
+# Reading the source files
+
+
+def test_binary_and_non_utf8_files_are_said_in_one_warning_line_each(tmp_path, capfd):
+    src = tmp_path / "src"
+    for domain in ("alpha", "beta"):
+        (src / domain).mkdir(parents=True)
+        (src / domain / "ok.txt").write_text(f"{domain} plain text here\n" * 5)
+    (src / "alpha" / "u16.txt").write_bytes("utf-16 text\n".encode("utf-16"))
+    (src / "beta" / "blob.bin").write_bytes(b"\x00\x01binary")
+    (src / "beta" / "l1.txt").write_bytes("caf\xe9 na\xefve\n".encode("latin-1"))
+    corpus = build_corpus(src, tmp_path / "out", vocab_size=300, progress=False)
+    err = [ln for ln in capfd.readouterr().err.splitlines() if ln.strip()]
+    assert err == [
+        f"warning: skipped 2 binary files under {src} (e.g. alpha/u16.txt): a NUL byte in the "
+        "first 8 KiB (UTF-16 text too); convert text to UTF-8 to include it",
+        f"warning: read 1 file that is not UTF-8 under {src} (e.g. beta/l1.txt): invalid bytes "
+        "became U+FFFD; convert to UTF-8 to keep them",
+    ]
+    assert sorted({r["source"] for r in corpus.documents()}) == [
+        "alpha/ok.txt",
+        "beta/l1.txt",
+        "beta/ok.txt",
+    ]
+    res = runner.invoke(
+        app, ["corpus", "build", str(src), "--out", str(tmp_path / "o2"), "-q", "--vocab", "300"]
+    )
+    assert res.exit_code == 0, res.output
+    warnings = [ln for ln in res.stderr.splitlines() if ln.startswith("warning: ")]
+    assert [w.split(" under ")[0] for w in warnings] == [
+        "warning: skipped 2 binary files",
+        "warning: read 1 file that is not UTF-8",
+    ]
+    # a domain of UTF-16 files only: its error comes before the warnings, so it says why
+    (src / "gamma").mkdir()
+    (src / "gamma" / "u16.txt").write_bytes("only utf-16 here\n".encode("utf-16"))
+    with pytest.raises(
+        BayesplitError,
+        match=re.escape(
+            "has no text documents (1 binary files skipped, UTF-16 text too: convert it"
+        ),
+    ):
+        build_corpus(src, tmp_path / "o3", vocab_size=300, progress=False)
+
+
+def test_a_byte_order_mark_is_not_text(tmp_path):
+    # Windows editors start UTF-8 files with U+FEFF: it was the first character of the document
+    src = tmp_path / "src"
+    texts = {
+        "alpha/bom.txt": "first line\nsecond line\n",
+        "alpha/plain.txt": "more text\n" * 3,
+        "beta/b.txt": "beta text\n" * 4,
+        "beta/c.txt": "gamma text\n" * 4,
+    }
+    for rel, text in texts.items():
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_bytes((b"\xef\xbb\xbf" if "bom" in rel else b"") + text.encode())
+    corpus = build_corpus(src, tmp_path / "out", vocab_size=300, progress=False)
+    chars = {r["source"]: r["chars"] for r in corpus.documents()}
+    assert chars == {rel: len(text) for rel, text in texts.items()}
+    decoded = [
+        t
+        for d in corpus.domains
+        for s in ("train", "val")
+        for t in _documents_from_shard(corpus, d, s)
+    ]
+    assert sorted(decoded) == sorted(texts.values())
+
+
+def test_the_tokenizer_encodes_end_of_text_as_text_like_the_shards(built):
+    # tokenizer.json does not keep encode_special_tokens: the literal became the EOT id
+    corpus, texts = built
+    tok = corpus.tokenizer()
+    ids = tok.encode("hello <|endoftext|> world").ids
+    assert corpus.eot_token not in ids and tok.decode(ids) == "hello <|endoftext|> world"
+    rows = corpus.documents()
+    (row,) = [r for r in rows if r["source"] == "beta/nested/deep.py"]
+    same = [r for r in rows if (r["domain"], r["split"]) == (row["domain"], row["split"])]
+    start = sum(r["tokens"] + 1 for r in same[: same.index(row)])
+    shard = corpus.tokens(row["domain"], row["split"])
+    assert tok.encode(TRICKY).ids == shard[start : start + row["tokens"]].tolist()

@@ -537,7 +537,7 @@ def test_a_sigterm_while_writing_shards_leaves_no_temp_folder(tmp_path, monkeypa
     out = tmp_path / "out" / "c"
     with pytest.raises(Terminated):
         build_corpus(src, out, vocab_size=300, val_fraction=0.2, progress=False)
-    assert list((tmp_path / "out").iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]  # "out", which it made, too
 
 
 def test_an_interrupt_between_the_swap_renames_puts_the_old_corpus_back(tmp_path, monkeypatch):
@@ -560,6 +560,62 @@ def test_an_interrupt_between_the_swap_renames_puts_the_old_corpus_back(tmp_path
 
     monkeypatch.setattr(Path, "rename", rename)
     with pytest.raises(KeyboardInterrupt):
-        build._replace(tmp, out)
+        build._replace(tmp, out, overwrite=True)
     assert (out / "manifest.json").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == [".c.tmp-1", "c"]
+
+
+# ------------------------------------------------------------------------------------------
+# 6. corpus info on short splits; a val shard that is a train shard
+
+
+def test_corpus_info_on_a_corpus_without_val_tokens_shows_the_table_and_warnings(tmp_path):
+    # it stopped with "error: no val tokens to evaluate on" before the warnings it has for this
+    path = _hand_made(tmp_path / "c", {"code": {"train": np.arange(50), "val": np.arange(0)},
+                                       "text": {"train": np.arange(1), "val": np.arange(0)}})  # fmt: skip
+    res = runner.invoke(app, ["corpus", "info", str(path), "--json"])
+    assert res.exit_code == 0, res.output
+    info = json.loads(res.stdout)
+    assert info["unigram_entropy_val"] is None and info["totals"]["val_tokens"] == 0
+    assert info["warnings"] == [
+        "domain 'code': its validation split has 0 token(s); training needs at least 2 "
+        "(one validation window)",
+        "domain 'text': its training split has 1 token(s); training reads rows of "
+        "seq_len + 2 tokens (at least 2)",
+        "domain 'text': its validation split has 0 token(s); training needs at least 2 "
+        "(one validation window)",
+    ]
+    res = runner.invoke(app, ["corpus", "info", str(path)])
+    assert res.exit_code == 0, res.output
+    out = " ".join(res.stderr.split())
+    assert "unigram cross-entropy on val n/a (no val tokens)" in out
+    assert "'text': its training split has 1 token(s)" in out
+
+
+def test_a_train_split_under_2_tokens_is_warned_of(tmp_path):
+    path = _hand_made(tmp_path / "c", {"code": {"train": np.arange(1), "val": np.arange(20)}})
+    res = runner.invoke(app, ["corpus", "info", str(path), "--json"])
+    assert res.exit_code == 0, res.output
+    info = json.loads(res.stdout)
+    assert info["warnings"] == [
+        "domain 'code': its training split has 1 token(s); training reads rows of "
+        "seq_len + 2 tokens (at least 2)"
+    ]
+    assert info["unigram_entropy_val"] > 0
+
+
+@pytest.mark.parametrize("shared", ["own", "other"])
+def test_a_val_shard_that_is_a_train_shard_is_refused(tmp_path, shared):
+    # a hand-written manifest naming one file for both was read without a word: validation
+    # losses were losses on trained text
+    data = _random(15, 100, names=("code", "text"))
+    owner = "code" if shared == "own" else "text"
+    data["code"]["val"] = data[owner]["train"]  # sizes and bytes agree with the manifest
+    path = _hand_made(tmp_path / "c", data, files={("code", "val"): f"{owner}/train.bin"})
+    whose = "its own train shard" if shared == "own" else "the train shard of 'text'"
+    with pytest.raises(BayesplitError, match=re.escape(f"code/val is {whose} ('")):
+        Corpus(path)
+    res = runner.invoke(app, ["corpus", "info", str(path)])
+    _one_line_error(res, f"code/val is {whose}", "give val a file of its own")
+    other = _hand_made(tmp_path / "ok", data)  # the same tokens in another file are not seen
+    assert Corpus(other).domains == ["code", "text"]

@@ -3,14 +3,18 @@
 The format it writes, and its reader, are in :mod:`bayesplit.train.corpus.reader`.
 
 How documents are made
-    Every regular, non-hidden file is read as UTF-8 (invalid bytes become U+FFFD, CRLF becomes LF).
+    Every regular, non-hidden file is read as UTF-8 (a leading byte-order mark is dropped, CRLF
+    becomes LF; invalid bytes become U+FFFD, and such files are counted in one ``warning:`` line
+    on stderr, naming one of them).
     Symbolic links, to files or to folders, are not followed: a corpus holds only what lies
     in SRC itself, never what a link points to elsewhere. They are skipped and counted in
     one ``warning:`` line on stderr.
     Files with a NUL byte in their first 8 KiB are treated as binary and skipped (this also skips
-    UTF-16 and compressed files); empty or whitespace-only files are skipped. A file longer than
-    ``max_doc_chars`` characters is cut into several documents, at blank lines (paragraphs) where
-    possible, else at line ends, else mid-line; the pieces are exact substrings of the file.
+    UTF-16 and compressed files), with one ``warning:`` line that counts them (a domain folder
+    left with no documents says so in its error); empty or whitespace-only files are skipped
+    silently. A file longer than ``max_doc_chars`` characters is cut into several documents, at
+    blank lines (paragraphs) where possible, else at line ends, else mid-line; the pieces are
+    exact substrings of the file.
     ``documents.tsv`` lists each document's source file; bytes of a file name that are not
     UTF-8 are written there as ``\\xNN``.
 
@@ -27,10 +31,14 @@ Train/val split
     Per domain, by document, in a seeded random order (seeded by the seed and the domain's name, so
     adding a domain leaves the others' splits alone): validation takes documents from that order
     until it holds at least ``val_fraction`` of the domain's characters, always at least one
-    document, and never the last one (training keeps at least one). A domain with a single
-    document has that document cut in two (at the line end nearest the middle) so that
-    both splits are non-empty; a domain with no text at all is an error. The tokenizer is trained on
-    the training documents only, so the validation text is unseen by it as well.
+    document, and never the last one (training keeps at least one). A document that would take
+    validation past half of the domain's characters is passed over (it stays in training), so
+    one long document cannot become all of validation; if every document but the last is such
+    a one, validation takes the domain's shortest document. A domain with a single document
+    has that document cut in two (at the line end nearest the middle) and validation takes the
+    shorter piece, so that both splits are non-empty; a domain with no text at all is an
+    error. The tokenizer is trained on the training documents only, so the validation text is
+    unseen by it as well.
 
 The whole source text is held in memory while building: fine for corpora up to a few GB.
 
@@ -45,8 +53,10 @@ Example
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import json
+import numbers
 import os
 import re
 import shutil
@@ -55,14 +65,14 @@ import tempfile
 import unicodedata
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bayesplit._io import sigterm_cleans_up
-from bayesplit._parse import check_flag, check_path
+from bayesplit._parse import check_flag, check_path, check_seed, is_number
 from bayesplit.errors import BayesplitError
 from bayesplit.train.corpus.clustering import cluster_documents
 from bayesplit.train.corpus.reader import (
@@ -85,6 +95,10 @@ DEFAULT_MAX_DOC_CHARS = 32_768
 
 _BINARY_SNIFF = 8192
 _ENCODE_BATCH = 256
+#: Characters of --out's name kept in the hidden temp folders' names beside it: with all of a
+#: long name (242 bytes and more) they passed the file system's 255 bytes and the build
+#: failed after all its work, naming a folder the user never gave.
+_TEMP_NAME_CHARS = 40
 
 
 @dataclass
@@ -166,12 +180,28 @@ def split_document(text: str, max_chars: int) -> list[str]:
     return [p for p in pieces if p.strip()]
 
 
-def _read_text(path: Path) -> str | None:
+@dataclass
+class _Passed:
+    """Files a build skipped or read with losses, each kind said in one ``warning:`` line."""
+
+    links: list[Path] = field(default_factory=list)
+    binary: list[Path] = field(default_factory=list)
+    not_utf8: list[Path] = field(default_factory=list)
+
+
+def _read_text(path: Path, passed: _Passed) -> str | None:
     """The file's text, or None when it is binary or blank."""
     data = path.read_bytes()
     if b"\x00" in data[:_BINARY_SNIFF]:
+        passed.binary.append(path)
         return None
-    text = data.decode("utf-8", errors="replace").replace("\r\n", "\n")
+    # "-sig": a byte-order mark (Windows editors write one) was the document's first character
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        passed.not_utf8.append(path)
+        text = data.decode("utf-8-sig", errors="replace")
+    text = text.replace("\r\n", "\n")
     return text if text.strip() else None
 
 
@@ -207,24 +237,53 @@ def _list_files(root: Path, links: list[Path] | None = None) -> list[Path]:
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 
-def _warn_links(links: Sequence[Path], src: Path) -> None:
-    if links:
-        example = shown_name(links[0].relative_to(src).as_posix())
-        print(
-            f"warning: skipped {len(links)} symbolic link{'s' * (len(links) != 1)} under {src} "
-            f"(e.g. {example}): only regular files are read",
-            file=sys.stderr,
-            flush=True,
-        )
+def _warn_passed(passed: _Passed, src: Path) -> None:
+    """One ``warning:`` line per kind of file passed over: Latin-1 or UTF-16 text was
+    dropped or garbled without a word, while symbolic links were counted."""
+    for paths, what, why in (
+        (passed.links, "skipped {n} symbolic link{s}", "only regular files are read"),
+        (
+            passed.binary,
+            "skipped {n} binary file{s}",
+            "a NUL byte in the first 8 KiB (UTF-16 text too); convert text to UTF-8 to include it",
+        ),
+        (
+            passed.not_utf8,
+            "read {n} file{s} that {are} not UTF-8",
+            "invalid bytes became U+FFFD; convert to UTF-8 to keep them",
+        ),
+    ):
+        if paths:
+            n = len(paths)
+            head = what.format(n=n, s="s" * (n != 1), are="are" if n != 1 else "is")
+            example = shown_name(paths[0].relative_to(src).as_posix())
+            print(
+                f"warning: {head} under {src} (e.g. {example}): {why}", file=sys.stderr, flush=True
+            )
+
+
+def _skipped_note(passed: _Passed, links_before: int = 0, binary_before: int = 0) -> str:
+    """Why a folder gave no documents, for its error: the warnings come after all folders
+    are read, so a folder of UTF-16 files was "no text documents" and nothing more."""
+    links = len(passed.links) - links_before
+    binary = len(passed.binary) - binary_before
+    parts = [f"{links} symbolic links skipped: only regular files are read"] * (links > 0)
+    parts += [f"{binary} binary files skipped, UTF-16 text too: convert it to UTF-8"] * (binary > 0)
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 def _read_documents(
-    files: Sequence[Path], root: Path, max_chars: int, reporter: _Reporter, label: str
+    files: Sequence[Path],
+    root: Path,
+    max_chars: int,
+    reporter: _Reporter,
+    label: str,
+    passed: _Passed,
 ) -> list[Document]:
     docs: list[Document] = []
     with reporter.task(f"reading {label}", total=len(files)) as advance:
         for path in files:
-            text = _read_text(path)
+            text = _read_text(path, passed)
             if text is not None:
                 source = shown_name(path.relative_to(root).as_posix())
                 docs.extend(
@@ -236,8 +295,9 @@ def _read_documents(
 
 
 def _folder_domains(
-    src: Path, max_chars: int, reporter: _Reporter, links: list[Path]
+    src: Path, max_chars: int, reporter: _Reporter, passed: _Passed
 ) -> dict[str, list[Document]]:
+    links = passed.links
     visible = sorted(p for p in src.iterdir() if not p.name.startswith("."))
     links.extend(p for p in visible if p.is_symlink() and p.is_dir())
     subdirs = [p for p in visible if p.is_dir() and not p.is_symlink()]
@@ -267,18 +327,11 @@ def _folder_domains(
         names[name] = d
     domains: dict[str, list[Document]] = {}
     for name, folder in names.items():
-        before = len(links)
-        docs = _read_documents(_list_files(folder, links), src, max_chars, reporter, name)
+        before = len(links), len(passed.binary)
+        docs = _read_documents(_list_files(folder, links), src, max_chars, reporter, name, passed)
         if not docs:
-            skipped = len(links) - before
-            raise BayesplitError(
-                f"domain folder {folder} has no text documents"
-                + (
-                    f" ({skipped} symbolic links skipped: only regular files are read)"
-                    if skipped
-                    else ""
-                )
-            )
+            why = _skipped_note(passed, *before)
+            raise BayesplitError(f"domain folder {folder} has no text documents{why}")
         for doc in docs:
             doc.domain = name
         domains[name] = docs
@@ -286,18 +339,12 @@ def _folder_domains(
 
 
 def _cluster_domains(
-    src: Path, k: int, seed: int, max_chars: int, reporter: _Reporter, links: list[Path]
+    src: Path, k: int, seed: int, max_chars: int, reporter: _Reporter, passed: _Passed
 ) -> tuple[dict[str, list[Document]], dict[str, list[str]]]:
-    docs = _read_documents(_list_files(src, links), src, max_chars, reporter, "documents")
+    files = _list_files(src, passed.links)
+    docs = _read_documents(files, src, max_chars, reporter, "documents", passed)
     if not docs:
-        raise BayesplitError(
-            f"no text files under {src}"
-            + (
-                f" ({len(links)} symbolic links skipped: only regular files are read)"
-                if links
-                else ""
-            )
-        )
+        raise BayesplitError(f"no text files under {src}{_skipped_note(passed)}")
     if k > len(docs):
         raise BayesplitError(f"cluster:K needs K <= number of documents ({len(docs)}), got K={k}")
     with reporter.status(f"clustering {len(docs)} documents into {k} domains"):
@@ -348,18 +395,29 @@ def split_train_val(
     docs: Sequence[Document], val_fraction: float, rng: np.random.Generator
 ) -> tuple[list[Document], list[Document]]:
     """Seeded split by document: val takes documents in a random order until it holds
-    ``val_fraction`` of the characters (at least one document; train keeps at least one).
-    Both lists come back in that random order, which is the order they are written in."""
+    ``val_fraction`` of the characters (at least one document; train keeps at least one),
+    passing over any that would take it past half of the characters; when all but the last
+    are such, it takes the shortest document. Both lists come back in that random order,
+    which is the order they are written in."""
     order = rng.permutation(len(docs))
-    target = val_fraction * sum(len(d.text) for d in docs)
-    n_val, chars = 0, 0
+    sizes = [len(d.text) for d in docs]
+    total = sum(sizes)
+    target = val_fraction * total
+    picked: list[int] = []
+    chars = 0
     for i in order[:-1]:
-        n_val += 1
-        chars += len(docs[i].text)
+        # one long document drawn first was all of val: 3,300 tokens of 3,319 at 1%
+        if 2 * (chars + sizes[i]) > total:
+            continue
+        picked.append(i)
+        chars += sizes[i]
         if chars >= target:
             break
-    val = [docs[i] for i in order[:n_val]]
-    train = [docs[i] for i in order[n_val:]]
+    if not picked:  # a long first document and a short last one
+        picked = [min(order, key=lambda i: sizes[i])]
+    in_val = set(picked)
+    val = [docs[i] for i in order if i in in_val]
+    train = [docs[i] for i in order if i not in in_val]
     return train, val
 
 
@@ -470,18 +528,24 @@ def build_corpus(
     out
         Output folder; must be missing or empty unless ``overwrite``. Written atomically: the
         corpus is built in a temporary folder next to it and renamed into place, so a failed
-        build leaves nothing behind.
+        build leaves nothing behind (parent folders it created included). Without
+        ``overwrite``, an ``out`` that another process filled during the build is refused,
+        not replaced.
     domains
         ``"folders"`` or ``"cluster:K"`` (K >= 2), see the module docstring.
     vocab_size
         BPE vocabulary size including the 256 byte symbols and the end-of-text token,
         in [257, 65535] so that ids fit uint16.
     val_fraction
-        Share of each domain's text held out for validation, in (0, 0.5).
+        Share of each domain's text held out for validation, in (0, 0.5): a target, taken
+        in whole documents and never past half of a domain (see the module docstring).
     seed
-        Seeds the split and the clustering; the same input and seed give identical shards.
+        Seeds the split and the clustering, a whole number from 0 to 2^63 - 1; the same
+        input and seed give identical shards.
     max_doc_chars
         Files longer than this are cut into several documents (paragraph boundaries preferred).
+        ``vocab_size``, ``seed`` and ``max_doc_chars`` take any integer type (numpy's too)
+        but not bools; ``val_fraction`` any real number.
     overwrite
         Replace a non-empty ``out`` that holds a corpus (a ``manifest.json``); any other
         non-empty folder is refused.
@@ -503,24 +567,8 @@ def build_corpus(
     progress = check_flag(progress, "progress")
     src, out = check_path(src, "src"), check_path(out, "out")
     k = parse_domain_mode(domains)
-    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int | np.integer):
-        raise BayesplitError(
-            f"--vocab (in Python: vocab_size=) must be an integer, got {vocab_size!r}"
-        )
-    if not MIN_VOCAB <= vocab_size <= MAX_VOCAB:
-        raise BayesplitError(
-            f"--vocab (in Python: vocab_size=) must be in [{MIN_VOCAB}, {MAX_VOCAB}] "
-            f"(uint16 tokens), got {vocab_size}"
-        )
-    if not (isinstance(val_fraction, int | float) and 0 < val_fraction < 0.5):
-        raise BayesplitError(
-            f"--val-fraction (in Python: val_fraction=) must be in (0, 0.5), got {val_fraction}"
-        )
-    if not isinstance(max_doc_chars, int) or max_doc_chars < 1:
-        raise BayesplitError(
-            f"--max-doc-chars (in Python: max_doc_chars=) must be a positive integer, "
-            f"got {max_doc_chars}"
-        )
+    vocab_size, val_fraction, max_doc_chars = _check_sizes(vocab_size, val_fraction, max_doc_chars)
+    seed = check_seed(seed, "--seed (in Python: seed=)")
     if not src.exists():
         raise BayesplitError(f"source folder {src} does not exist")
     if not src.is_dir():
@@ -528,14 +576,14 @@ def build_corpus(
     _check_out(src, out, overwrite)
 
     reporter = _Reporter(progress)
-    links: list[Path] = []
+    passed = _Passed()
     with reporter:
         clusters: dict[str, list[str]] = {}
         if k is None:
-            by_domain = _folder_domains(src, max_doc_chars, reporter, links)
+            by_domain = _folder_domains(src, max_doc_chars, reporter, passed)
         else:
-            by_domain, clusters = _cluster_domains(src, k, seed, max_doc_chars, reporter, links)
-        _warn_links(links, src)
+            by_domain, clusters = _cluster_domains(src, k, seed, max_doc_chars, reporter, passed)
+        _warn_passed(passed, src)
         splits: dict[str, dict[str, list[Document]]] = {}
         for name in sorted(by_domain):
             train, val = split_train_val(
@@ -549,11 +597,10 @@ def build_corpus(
         eot = tok.token_to_id(EOT)
         actual_vocab = tok.get_vocab_size()
 
-        out.parent.mkdir(parents=True, exist_ok=True)
         # a SIGTERM (a scheduler's time limit) left gigabytes of partial shards in the
         # hidden temp folder; it raises here instead, so the folder is removed
-        with sigterm_cleans_up():
-            tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        with sigterm_cleans_up(), _parents_made(out.parent):
+            tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(out, "tmp"), dir=out.parent))
             try:
                 tmp.chmod(0o755)
                 manifest = _write(
@@ -580,11 +627,64 @@ def build_corpus(
 
                 manifest["bayesplit_version"] = __version__
                 (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-                _replace(tmp, out)
+                _replace(tmp, out, overwrite=overwrite)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
     return Corpus(out)
+
+
+def _check_sizes(vocab_size, val_fraction, max_doc_chars) -> tuple[int, float, int]:
+    """The build's sizes as Python numbers (numpy's went into manifest.json, which json
+    refused after all the work); bools are refused (True was a max_doc_chars of 1)."""
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, numbers.Integral):
+        raise BayesplitError(
+            f"--vocab (in Python: vocab_size=) must be an integer, got {vocab_size!r}"
+        )
+    if not MIN_VOCAB <= vocab_size <= MAX_VOCAB:
+        raise BayesplitError(
+            f"--vocab (in Python: vocab_size=) must be in [{MIN_VOCAB}, {MAX_VOCAB}] "
+            f"(uint16 tokens), got {vocab_size}"
+        )
+    if not (is_number(val_fraction) and 0 < val_fraction < 0.5):
+        raise BayesplitError(
+            f"--val-fraction (in Python: val_fraction=) must be in (0, 0.5), got {val_fraction!r}"
+        )
+    if (
+        isinstance(max_doc_chars, bool)
+        or not isinstance(max_doc_chars, numbers.Integral)
+        or max_doc_chars < 1
+    ):
+        raise BayesplitError(
+            f"--max-doc-chars (in Python: max_doc_chars=) must be a positive integer, "
+            f"got {max_doc_chars!r}"
+        )
+    return int(vocab_size), float(val_fraction), int(max_doc_chars)
+
+
+def _temp_prefix(out: Path, kind: str) -> str:
+    return f".{out.name[:_TEMP_NAME_CHARS]}.{kind}-"
+
+
+@contextmanager
+def _parents_made(folder: Path):
+    """Create ``folder`` with its missing parents; if the block fails, remove the ones it
+    created, deepest first, while they are empty (a failed build left ``a/b/`` behind)."""
+    missing = []
+    for p in (folder, *folder.parents):
+        if p.exists() or p.is_symlink():
+            break
+        missing.append(p)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        yield
+    except BaseException:
+        for p in missing:
+            try:
+                p.rmdir()
+            except OSError:  # another process put something there: it stays
+                break
+        raise
 
 
 def _write(
@@ -642,10 +742,11 @@ def _write(
     }
 
 
-def _replace(tmp: Path, out: Path) -> None:
-    """Move the finished build into place; an existing ``out`` is swapped out, then removed."""
-    if out.is_dir() and any(out.iterdir()):
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+def _replace(tmp: Path, out: Path, *, overwrite: bool) -> None:
+    """Move the finished build into place; with ``overwrite`` an existing ``out`` is swapped
+    out, then removed. Without it, an ``out`` filled since the build began is refused."""
+    if overwrite and out.is_dir() and any(out.iterdir()):
+        old = Path(tempfile.mkdtemp(prefix=_temp_prefix(out, "old"), dir=out.parent))
         old.rmdir()
         try:
             out.rename(old)
@@ -658,7 +759,21 @@ def _replace(tmp: Path, out: Path) -> None:
             raise
         shutil.rmtree(old, ignore_errors=True)
     else:
-        tmp.rename(out)  # atomically replaces an empty directory
+        _rename_into_place(tmp, out)
+
+
+def _rename_into_place(tmp: Path, out: Path) -> None:
+    try:
+        tmp.rename(out)  # atomically replaces an empty directory, and fails on a full one
+    except OSError as exc:
+        # two builds to one --out without --overwrite: the second replaced the first
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+            raise BayesplitError(
+                f"--out {out} (in Python: out=) became non-empty during the build (another "
+                "build writing there?); nothing was replaced: build again, with --overwrite "
+                "(in Python: overwrite=True) to replace it"
+            ) from None
+        raise
 
 
 # --------------------------------------------------------------------------------------------

@@ -13,12 +13,29 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from bayesplit._parse import check_seed
 from bayesplit.errors import BayesplitError
 
 
 def _term_slug(term: str) -> str:
     ascii_term = unicodedata.normalize("NFKD", term).encode("ascii", "ignore").decode()
     return re.sub(r"[^a-z0-9]", "", ascii_term.lower())[:16]
+
+
+def _check_found(found: int, k: int) -> None:
+    """Refuse fewer distinct clusters than K, with advice that works: a smaller K cannot
+    split documents that make one group (it said "use a smaller K", then K=2 failed too)."""
+    if found >= k:
+        return
+    if found == 1:
+        raise BayesplitError(
+            f"clustering found only 1 distinct group for K={k}; the documents are too alike "
+            "to split: give each domain its own folder "
+            '(--domains folders; in Python: domains="folders")'
+        )
+    raise BayesplitError(
+        f"clustering found only {found} distinct groups for K={k}; use K <= {found}"
+    )
 
 
 def cluster_documents(
@@ -28,7 +45,8 @@ def cluster_documents(
 
     Returns ``(labels, names, top_terms)``. Clusters are numbered by size, largest first (ties by
     their first document), and named ``c{i}-{term}-{term}-{term}`` from the terms whose mean
-    TF-IDF is highest inside the cluster relative to outside it. Deterministic given ``seed``.
+    TF-IDF is highest inside the cluster relative to outside it. Deterministic given ``seed``
+    (a whole number from 0 to 2^63 - 1).
 
     Example
     -------
@@ -42,6 +60,7 @@ def cluster_documents(
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.preprocessing import normalize
 
+    seed = check_seed(seed)
     # scikit-learn takes seeds below 2**32; a larger one (the CLI takes 64 bits) is folded
     # into that range, and a smaller one kept as it is, so its clusters do not change
     sk_seed = seed if 0 <= seed < 2**32 else int(np.random.SeedSequence(seed).generate_state(1)[0])
@@ -82,17 +101,7 @@ def cluster_documents(
         else:
             z = x
         raw = KMeans(n_clusters=k, n_init=10, random_state=sk_seed).fit_predict(z)
-    found = np.unique(raw)
-    if len(found) < k:
-        advice = (
-            "use a smaller K"
-            if k > 2
-            else "the documents are too alike to split: give each domain its own folder "
-            '(--domains folders; in Python: domains="folders")'
-        )
-        raise BayesplitError(
-            f"clustering found only {len(found)} distinct groups for K={k}; {advice}"
-        )
+    _check_found(len(np.unique(raw)), k)
     # Renumber: largest cluster first, ties by first appearance, so names do not depend on
     # k-means' arbitrary numbering.
     sizes = np.bincount(raw, minlength=k)

@@ -24,7 +24,9 @@ What is refused on open
     Domain names other than ``corpus build``'s (``[A-Za-z0-9_-]``, starting and ending with a
     letter or digit, at most 100 characters: they become file and run names), shard paths that
     lead outside the corpus folder (``..``, absolute paths, or symlinks that resolve outside
-    it) and shards whose size is not the recorded token count. Token ids at or above
+    it), a validation shard that is also a training shard (of its domain or another: the
+    validation loss would be measured on trained text) and shards whose size is not the
+    recorded token count. Token ids at or above
     ``vocab_size`` are refused wherever a whole shard is read: :meth:`Corpus.verify`,
     :func:`unigram_entropy` (``corpus info``) and the hashing of a manifest without a hash.
 
@@ -270,10 +272,16 @@ class Corpus:
         return self.path / name
 
     def tokenizer(self):
-        """The corpus tokenizer (a ``tokenizers.Tokenizer``)."""
+        """The corpus tokenizer (a ``tokenizers.Tokenizer``). It encodes the text
+        ``<|endoftext|>`` as plain text, as ``corpus build`` encoded the documents: the
+        end-of-text id only ever comes from being appended after a document."""
         from tokenizers import Tokenizer
 
-        return Tokenizer.from_file(str(self._built_file("tokenizer")))
+        tok = Tokenizer.from_file(str(self._built_file("tokenizer")))
+        # tokenizer.json does not keep this setting: the literal text became the EOT id here
+        # while the shards hold it as text tokens
+        tok.encode_special_tokens = True
+        return tok
 
     def documents(self) -> list[dict[str, Any]]:
         """One record per document in shard order: domain, split, source, part, chars, tokens
@@ -388,6 +396,7 @@ def _validate_manifest(m: Any, where: Path) -> None:
         real_root = root.resolve()
     except (OSError, RuntimeError) as exc:
         raise bad(f"cannot resolve the corpus folder ({exc})") from None
+    reals: dict[tuple[str, str], tuple[Path, str]] = {}
     for name, entry in m["domains"].items():
         if not isinstance(entry, dict):
             raise bad(f"domain {name!r} is not an object")
@@ -411,6 +420,22 @@ def _validate_manifest(m: Any, where: Path) -> None:
             for key, val in (("tokens", tokens), ("documents", docs)):
                 if not isinstance(val, int) or isinstance(val, bool) or val < 0:
                     raise bad(f"{name}/{split}: {key!r} must be a non-negative integer")
+            reals[name, split] = (real, file)
+    _check_val_held_out(reals, bad)
+
+
+def _check_val_held_out(reals: dict[tuple[str, str], tuple[Path, str]], bad) -> None:
+    """Refuse a val shard that is also a train shard: a hand-written manifest naming one file
+    for both was read, and its validation losses were losses on trained text."""
+    trained = {real: name for (name, split), (real, _) in reals.items() if split == "train"}
+    for (name, split), (real, file) in reals.items():
+        if split == "val" and real in trained:
+            other = trained[real]
+            whose = "its own train shard" if other == name else f"the train shard of {other!r}"
+            raise bad(
+                f"{name}/val is {whose} ({file!r}): validation must be text the model "
+                "does not train on; give val a file of its own"
+            )
 
 
 def unigram_entropy(corpus: Corpus, split: str = "val", domain: str | None = None) -> float:
