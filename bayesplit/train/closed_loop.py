@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 
-from bayesplit._parse import derived_seed
+from bayesplit._parse import derived_seed, is_number
 from bayesplit.errors import BayesplitError
 from bayesplit.train.rows import check_store_corpus
 
@@ -35,7 +35,10 @@ def seed_suggestions(
     domain for ``tokens / 2``.
     """
     sizes = sorted(ladder, key=lambda e: e["params"])[:2]
-    d0 = float(tokens) if tokens else 10.0 * sizes[0]["params"]
+    if tokens is not None and not (is_number(tokens) and tokens > 0):
+        # 0 was taken as "the default", 10 tokens per parameter
+        raise BayesplitError(f"seed_tokens must be a positive number, got {tokens!r}")
+    d0 = float(tokens) if tokens is not None else 10.0 * sizes[0]["params"]
     out = []
     for entry in sizes:
         for d in (d0, 4 * d0):
@@ -286,7 +289,11 @@ def run_loop(
             else LoopState(0, 0.0, [])
         )
         spent = max(spent, charged)
+        # a seed design is finished once a loop recorded its state (round 0 is written right
+        # after it): a rerun with another --seed-tokens, whose design shared one run with the
+        # store, trained all of that design too, past --experiment-budget
         unfinished = bool(len(known)) and spent < cap
+        unfinished = unfinished and _loop_entry(workdir, store, known) is None
         unfinished = unfinished and _seed_design_unfinished(seed_design, data, store, plan_kw)
         if not len(known) or unfinished:
             # checked before any training: finishing an interrupted seed design ran past the
@@ -297,6 +304,14 @@ def run_loop(
                     f"the seed design costs {seed_cost:.3g} FLOPs, more than --experiment-budget "
                     f"{cap:.3g} (in Python: experiment_budget=); raise it or lower --seed-tokens "
                     "(in Python: seed_tokens=)"
+                )
+        if unfinished:  # and what the store's runs cost already counts too
+            rest = _plan_flops(seed_design, data, store, plan_kw, train_overrides)
+            if spent + rest > cap:
+                raise BayesplitError(
+                    f"finishing the seed design costs {rest:.3g} FLOPs more; with the "
+                    f"{spent:.3g} the store's runs cost that passes --experiment-budget "
+                    f"{cap:.3g} (in Python: experiment_budget=): raise it"
                 )
         if len(known) and spent >= cap and not resumed:
             raise BayesplitError(
@@ -488,7 +503,7 @@ def _loop_entry(workdir: Path, store: Path, rows: pd.DataFrame) -> dict | None:
                 continue
             found.append(
                 {
-                    "rounds": int(entry.get("rounds", 0)),
+                    "rounds": _whole(entry.get("rounds", 0), "rounds"),
                     "spent_flops": float(entry.get("spent_flops", 0.0)),
                     "pending_flops": float(entry.get("pending_flops", 0.0)),
                     "pending_runs": list(entry.get("pending_runs", [])),
@@ -508,6 +523,13 @@ def _loop_entry(workdir: Path, store: Path, rows: pd.DataFrame) -> dict | None:
     return max(
         ours or found, key=lambda e: (e["rows"], e["rounds"], e["spent_flops"]), default=None
     )
+
+
+def _whole(value, what: str) -> int:
+    # a hand-edited "rounds": -5 numbered the next round -4
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{what} must be a whole number >= 0, got {value!r}")
+    return value
 
 
 class LoopState(NamedTuple):

@@ -390,6 +390,18 @@ def _named_trunk(branch_from: Any, i: int) -> str | None:
     raise BayesplitError(f"suggestion #{i + 1}: {what}")
 
 
+def _ladder_model(entries: list[dict], name, i: int) -> dict:
+    # the one refusal of an item that did not say which suggestion it was
+    if not isinstance(name, str) or not name:
+        raise BayesplitError(
+            f"suggestion #{i + 1}: model must be a ladder size's name (text), got {name!r}"
+        )
+    try:
+        return find_model(entries, name)
+    except BayesplitError as exc:
+        raise BayesplitError(f"suggestion #{i + 1}: {exc}") from None
+
+
 def plan_suggestions(
     suggestions: list[dict],
     corpus: str | Path | Corpus,
@@ -450,7 +462,7 @@ def plan_suggestions(
         )
     for i, s in enumerate(suggestions):
         name = s.get("model")
-        entry = find_model(entries, name) if name is not None else by_params[i]
+        entry = by_params[i] if name is None else _ladder_model(entries, name, i)
         if name is not None and s.get("params") is not None:
             _check_model_is_params(s, i, entry, corpus.vocab_size)
         d = _number(s, "pretrain_tokens", i)

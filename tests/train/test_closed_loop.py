@@ -806,6 +806,58 @@ def test_a_loop_on_a_new_store_writes_over_a_loop_state_it_cannot_read(tmp_path)
     (tmp_path / "loop-state.json").write_text(json.dumps(state))
     with pytest.raises(BayesplitError, match="loop-state.json cannot be read"):
         _read_loop_state(tmp_path, tmp_path / "runs.db", stored)
+    # a hand-edited count of rounds below 0 numbered the next round -4
+    state[str((tmp_path / "runs.db").resolve())]["rounds"] = -5
+    (tmp_path / "loop-state.json").write_text(json.dumps(state))
+    with pytest.raises(BayesplitError, match="rounds must be a whole number >= 0, got -5"):
+        _read_loop_state(tmp_path, tmp_path / "runs.db", stored)
+
+
+def test_a_rerun_with_other_seed_tokens_does_not_train_a_second_seed_design(tiny_corpus, tmp_path, monkeypatch):  # fmt: skip
+    # the new design's D = 4 x 2560 general models were in the store, so the store read as
+    # "interrupted inside its seed design": the rest of the new design trained, unsaid, past
+    # --experiment-budget
+    from types import SimpleNamespace
+
+    import bayesplit.allocation
+    import bayesplit.design
+    import bayesplit.fitting
+    import bayesplit.train.execute
+    from bayesplit.train.closed_loop import run_loop
+
+    ladder = write_ladder(tmp_path / "ladder.yaml", [tiny_entry(), tiny_entry(name="wide", d_model=48)])  # fmt: skip
+    post = SimpleNamespace(diagnostics=SimpleNamespace(ok=True, failures=[]))
+    alloc = SimpleNamespace(
+        to_dict=lambda: {"objective": {"median": 3.0, "credible": [2.9, 3.1]}},
+        plan=SimpleNamespace(params=1e5), pretrain_fraction=0.9, expected_regret_rel=0.05, level=0.9,
+    )  # fmt: skip
+    monkeypatch.setattr(bayesplit.fitting, "fit", lambda *a, **k: post)
+    monkeypatch.setattr(bayesplit.allocation, "allocate", lambda *a, **k: alloc)
+    monkeypatch.setattr(bayesplit.design, "suggest", lambda *a, **k: SimpleNamespace(to_list=list))
+    kw = dict(budget=1e13, rounds=1, batch=1, ladder=str(ladder), workdir=tmp_path / "work",
+              progress=False)  # fmt: skip
+    store = tmp_path / "runs.db"
+    first = run_loop(tiny_corpus, store, seed_tokens=2560, **kw)
+    rows = len(RunStore(store).read())
+
+    def trains(runs, *a, **k):
+        raise AssertionError(f"trained {len(runs)} runs")
+
+    monkeypatch.setattr(bayesplit.train.execute, "execute_suggestions", trains)
+    again = run_loop(tiny_corpus, store, seed_tokens=4 * 2560, **kw)
+    assert again["round"].tolist() == [2] and len(RunStore(store).read()) == rows
+    assert again["spent_flops"].tolist() == [pytest.approx(first["spent_flops"].iloc[0])]
+
+
+def test_seed_tokens_of_zero_is_refused_not_the_default():
+    from bayesplit.train.closed_loop import seed_suggestions
+
+    entries = [tiny_entry(), tiny_entry(name="wide", d_model=48)]
+    with pytest.raises(BayesplitError, match="seed_tokens must be a positive number, got 0"):
+        seed_suggestions(entries, ["alpha"], 0)
+    assert seed_suggestions(entries, ["alpha"], None)[0]["pretrain_tokens"] == pytest.approx(
+        10 * min(e["params"] for e in entries)
+    )
 
 
 def test_an_interrupted_round_is_charged_before_it_trains(tiny_corpus, tmp_path, monkeypatch):

@@ -187,7 +187,11 @@ def test_bad_inputs_exit_2(tiny_corpus, tiny_ladder, tmp_path):
     for text, msg in [
         ("{not json", "not valid JSON"),
         ('{"a": 1}', "expected a JSON list"),
-        ('[{"model": "huge", "pretrain_tokens": 1e4}]', "unknown model 'huge'"),
+        # which suggestion was not said, where every other refusal says it
+        ('[{"model": "tiny", "pretrain_tokens": 1e4}, {"model": "huge", "pretrain_tokens": 1e4}]',
+         "suggestion #2: unknown model 'huge'"),
+        ('[{"model": 5, "pretrain_tokens": 1e4}]',
+         "suggestion #1: model must be a ladder size's name (text), got 5"),
         ('[{"model": "tiny", "pretrain_tokens": 1e4, "spec_tokens": 1e4}]', "needs a train_domain"),
         ('[{"model": "tiny", "pretrain_tokens": 1e4, "spec_tokens": 1e4, "train_domain": "law"}]',
          "suggestion #1: unknown domain 'law'"),
