@@ -89,6 +89,10 @@ _NA_MARKERS = (
 
 #: Below this a parameter or token count is almost surely in millions/billions, not raw.
 MIN_PLAUSIBLE_COUNT = 1e3
+#: Above this many tokens per parameter, (D + D') / N, a count is likely in another unit
+#: (FLOPs in the token column, N in millions); the bundled tables reach 6.4e4. A warning,
+#: not a refusal: a tiny model trained far past its optimum may be meant.
+MAX_PLAUSIBLE_TOKENS_PER_PARAM = 1e7
 #: Above this a "loss" in nats per token is almost surely a perplexity.
 MAX_PLAUSIBLE_LOSS = 20.0
 #: Below this no language model's loss on real text: a probability, or a wrong unit.
@@ -168,7 +172,11 @@ def validate_runs(
         spec_tokens, duplicate (run_id, eval_domain, step), unknown domain,
         domain names that differ only in case,
         values in the wrong unit, one run_id for two models or two trunks, one
-        trunk for two model sizes, a checkpoint on fewer tokens than an earlier step).
+        trunk for two model sizes, a checkpoint on fewer tokens than an earlier step, a
+        row without a step that repeats a row with one, a name held as a whole float
+        beyond 2^53). A name given as a whole number is the integer's text (``7``, not
+        ``7.0``, from a float column). Unlikely but valid values are not refused:
+        :func:`table_warnings` names them.
 
     Examples
     --------
@@ -256,7 +264,14 @@ def validate_runs(
             problems.append(
                 f"column '{col}' holds values that are not names ({_rows(odd)}: {examples})"
             )
-        cleaned = [None if b else str(v).strip() for v, b in zip(s, blank, strict=True)]
+        lossy = ~blank & s.map(_lossy_name)
+        if lossy.any():
+            examples = ", ".join(f"{v:.17g}" for v in s[lossy].head(3))
+            problems.append(
+                f"column '{col}' holds whole numbers beyond 2^53 as floats, which no longer "
+                f"say which name was meant ({_rows(lossy)}: {examples}); give the names as text"
+            )
+        cleaned = [None if b else _name_text(v) for v, b in zip(s, blank, strict=True)]
         df[col] = pd.Series(cleaned, index=df.index, dtype="object")
 
     loss = df["loss"].to_numpy(dtype=float)
@@ -398,11 +413,27 @@ def validate_runs(
     return df[ordered + [c for c in df.columns if c not in CANONICAL]]
 
 
+def table_warnings(runs: pd.DataFrame) -> list[str]:
+    """What a valid run table (from :func:`validate_runs`) holds that is likely, but not
+    surely, wrong; one line each, as ``runs validate`` and ``runs import`` print them."""
+    tokens = runs["pretrain_tokens"].to_numpy(float) + runs["spec_tokens"].to_numpy(float)
+    ratio = tokens / runs["params"].to_numpy(float)
+    high = ratio > MAX_PLAUSIBLE_TOKENS_PER_PARAM
+    if not high.any():
+        return []
+    return [
+        f"(pretrain_tokens + spec_tokens) / params above {MAX_PLAUSIBLE_TOKENS_PER_PARAM:g} "
+        f"tokens per parameter ({_rows(high)}: {ratio[high][0]:.3g}) looks like a wrong unit "
+        "(FLOPs in the token column? N in millions?); give raw token and parameter counts"
+    ]
+
+
 def _run_conflicts(df: pd.DataFrame) -> list[str]:
     """Rows of one run must describe one model: the same N, seed and trunk throughout,
     and at each checkpoint (``step``) the same D, D' and train_domain on every eval
     domain, and no fewer tokens (D + D') at a later step; the rows of one trunk (its
-    branches, and the run named like it) one N.
+    branches, and the run named like it) one N; and no row without a step measures what a
+    row with one does (:func:`_measured_twice`).
 
     The model gives each run (or its trunk) one random effect, so two models under
     one run_id or trunk_id would silently share it, and a run on two trunks (or on a
@@ -426,6 +457,7 @@ def _run_conflicts(df: pd.DataFrame) -> list[str]:
             "pretrain_tokens": df["pretrain_tokens"],
             "spec_tokens": df["spec_tokens"],
             "train_domain": train,
+            "eval_domain": df["eval_domain"],
         }
     )[valid]
     checks = (
@@ -445,6 +477,9 @@ def _run_conflicts(df: pd.DataFrame) -> list[str]:
                     f"({', '.join(_show(v) for v in values)}): one run_id must name one model "
                     f"({len(clashing)} run{'s' if len(clashing) > 1 else ''} like this)"
                 )
+    if problems:
+        return problems
+    problems += _measured_twice(keyed)
     if problems:
         return problems
     # checkpoints of one run: a later step has trained on at least as many tokens
@@ -478,6 +513,41 @@ def _run_conflicts(df: pd.DataFrame) -> list[str]:
             f"({len(clashing)} trunk{'s' if len(clashing) > 1 else ''} like this)"
         )
     return problems
+
+
+def _measured_twice(keyed: pd.DataFrame) -> list[str]:
+    """A row without a step and one with a step of one run, eval domain, N, D, D' and
+    train_domain: one measurement (a run's final row and its last checkpoint's) that the
+    unique key (step -1 for none) let in twice, and a fit would count twice. A final row
+    without a step at another D than the run's checkpoints is a measurement of its own.
+    """
+    same = ["run_id", "eval_domain", "params", "pretrain_tokens", "spec_tokens", "train_domain"]
+    unstepped = keyed[keyed["step"] < 0]
+    pairs = unstepped.merge(keyed[keyed["step"] >= 0], on=same, suffixes=("", "_given"))
+    if not len(pairs):
+        return []
+    first = pairs.iloc[0]
+    runs_like = pairs["run_id"].nunique()
+    return [
+        f"run_id {first['run_id']!r} measures eval_domain {first['eval_domain']!r} twice at "
+        f"the same params, pretrain_tokens and spec_tokens, in a row without a step and one "
+        f"at step {int(first['step_given'])}: one measurement given twice; keep one "
+        f"({runs_like} run{'s' if runs_like > 1 else ''} like this)"
+    ]
+
+
+def _name_text(v) -> str:
+    """A name as text. A whole number held as a float reads as the integer: an integer
+    column with a gap is float64 in pandas and Parquet, and trunk 7 became "7.0" beside
+    the run named 7."""
+    if isinstance(v, (float, np.floating)) and float(v).is_integer() and not _lossy_name(v):
+        return str(int(v))
+    return str(v).strip()
+
+
+def _lossy_name(v) -> bool:
+    """A whole float beyond 2^53: the integer name it stood for is lost."""
+    return isinstance(v, (float, np.floating)) and float(v).is_integer() and abs(v) > 2.0**53
 
 
 def _show(v) -> str:
@@ -554,7 +624,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
     Text columns (``run_id``, the domains, ``trunk_id``, ``schedule``) are read as
     written: ``007`` stays ``007``, and an ``eval_domain`` or ``run_id`` named ``NA`` is
     a name, not a missing value. A CSV row with fewer fields than the header (a file
-    cut short), a repeated column name and a JSON object with a repeated key are refused.
+    cut short), a repeated column name, a JSON object with a repeated key and a path that
+    is not a regular file (a pipe) are refused.
     """
     p = check_path(path)
     name = p.name.lower()
@@ -562,6 +633,13 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise BayesplitError(f"no such file: {p}")
     if p.is_dir():
         raise BayesplitError(f"{p} is a directory, expected a run table file")
+    if not p.is_file():
+        # a pipe's size is 0 ("the file is empty"), its name tells no format (/dev/fd/63
+        # from <(...)), and the readers go through a CSV twice
+        raise BayesplitError(
+            f"{p} is not a regular file (a pipe, as <(...) gives, or a device): save the "
+            "table to a file named .csv, .parquet or .jsonl and read that"
+        )
     if not name.endswith(STORE_SUFFIXES) and p.stat().st_size == 0:
         # CSV said "No columns to parse from file", JSONL five missing columns
         raise RunTableError(["the file is empty: the table has no rows"], str(p))
@@ -777,26 +855,40 @@ def _records_frame(records: list, source: str | None = None) -> pd.DataFrame:
         if v is None or isinstance(v, str):
             return False
         if k in STRINGS:  # a list or true/false is left for validate_runs to refuse
-            return is_number(v) and not pd.isna(v)  # Python's json writes NaN, not "nan"
+            # Python's json writes NaN, not "nan"; a whole float beyond 2^53 (1e300) is left
+            # for validate_runs to refuse
+            return is_number(v) and not pd.isna(v) and not _lossy_name(v)
         return k == "seed" and isinstance(v, int) and not isinstance(v, bool)
 
-    rows = [{k: str(v) if text(k, v) else v for k, v in r.items()} for r in records]
+    rows = [{k: _name_text(v) if text(k, v) else v for k, v in r.items()} for r in records]
     return frame_of_records(rows)
 
 
 def frame_of_records(rows: list[dict], index=None) -> pd.DataFrame:
-    """``pd.DataFrame(rows)``, except that a column of whole numbers missing in some rows is
-    nullable ``Int64``, not float64: ``9007199254740993`` came back as ``...992.0``."""
+    """``pd.DataFrame(rows)``, except that pandas' float64 does not cost an integer its
+    digits: a column of whole numbers missing in some rows is nullable ``Int64``
+    (``9007199254740993`` came back as ``...992.0``), and one holding an integer no float
+    holds exactly (beyond 64 bits, or beside a fraction) keeps its values as they are."""
     df = pd.DataFrame(rows, index=index)
     for col in df.columns:
-        if df[col].dtype != float or not df[col].isna().any():
+        if df[col].dtype != float:
             continue
         given = [r.get(col) for r in rows]
         present = [v for v in given if v is not None]
-        whole = all(isinstance(v, int) and not isinstance(v, bool) for v in present)
-        if present and whole and all(-(2**63) <= v < 2**63 for v in present):
+        ints = [v for v in present if isinstance(v, int) and not isinstance(v, bool)]
+        int64 = all(-(2**63) <= v < 2**63 for v in ints)
+        if df[col].isna().any() and present and len(ints) == len(present) and int64:
             df[col] = pd.array(given, dtype="Int64")
+        elif not all(map(_float_exact, ints)):
+            df[col] = pd.Series(given, index=df.index, dtype=object)
     return df
+
+
+def _float_exact(v: int) -> bool:
+    try:
+        return int(float(v)) == v
+    except OverflowError:  # beyond the largest float
+        return False
 
 
 def load_runs(

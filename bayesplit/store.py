@@ -177,10 +177,14 @@ class RunStore:
     def append(self, runs: pd.DataFrame | Iterable[Mapping], *, skip_existing: bool = False) -> int:
         """Validate rows and append them in one transaction; returns the number of rows added.
 
-        Rows whose (run_id, eval_domain, step) is already in the store are refused and
-        nothing is written; with ``skip_existing``, those stored with the same values (a
-        run table that grew since its last import) are skipped instead, and one stored
-        with other values (N, D, D', train_domain, loss, seed or trunk_id) is refused.
+        ``runs`` is a DataFrame or a list of row mappings (a key some rows lack is missing
+        there; integers keep every digit). Rows whose (run_id, eval_domain, step) is
+        already in the store are refused and nothing is written; with ``skip_existing``,
+        those stored with the same values (a run table that grew since its last import)
+        are skipped instead, and one stored with other values (N, D, D', train_domain,
+        loss, seed or trunk_id) is refused. A row without a step that repeats a stored
+        row's measurement at a step (or the reverse: the same run, eval domain, N, D and
+        D') is refused as the same measurement twice.
         """
         if self.read_only:
             raise BayesplitError(f"{self.path} was opened read-only; nothing was written")
@@ -199,7 +203,7 @@ class RunStore:
                 f"append takes a DataFrame or a list of row mappings, got "
                 f"{type(runs).__name__}{hint}; nothing was written"
             )
-        df = runs if isinstance(runs, pd.DataFrame) else pd.DataFrame(list(runs))
+        df = runs if isinstance(runs, pd.DataFrame) else _frame_of_rows(runs)
         # a branch's train_domain may be a domain only earlier rows were evaluated on
         new_domains: set[str] = set()
         if "eval_domain" in df.columns:
@@ -290,6 +294,20 @@ class RunStore:
 
     def __repr__(self) -> str:
         return f"RunStore({str(self.path)!r})"
+
+
+def _frame_of_rows(rows: Iterable) -> pd.DataFrame:
+    """Row mappings as a table, whole numbers kept whole: ``pd.DataFrame`` made a seed or
+    extra integer missing in some rows float64 (``9007199254740993`` stored as ``...992``,
+    and a seed beyond 2^53 refused as not written exactly)."""
+    rows = list(rows)
+    odd = next((i for i, r in enumerate(rows) if not isinstance(r, (Mapping, pd.Series))), None)
+    if odd is not None:
+        raise BayesplitError(
+            f"append takes a DataFrame or a list of row mappings, got a "
+            f"{type(rows[odd]).__name__} as row {odd + 1}; nothing was written"
+        )
+    return frame_of_records([dict(r) for r in rows])
 
 
 def _connect(path: Path, timeout: float, *, write: bool) -> _Closing:
@@ -413,7 +431,8 @@ def _check_is_store(path: Path, timeout: float, *, allow_empty: bool) -> None:
             version = con.execute("PRAGMA user_version").fetchone()[0]
         except sqlite3.DatabaseError as exc:
             raise BayesplitError(f"{path} is not a bayesplit run store: {exc}") from None
-    if columns >= _STORE_COLUMNS and version > SCHEMA_VERSION:
+    # a newer layout may rename or drop a column: its runs table need not hold them all
+    if columns & _STORE_COLUMNS and version > SCHEMA_VERSION:
         raise BayesplitError(
             f"{path} is a run store of a newer layout (version {version}; this bayesplit "
             f"reads up to {SCHEMA_VERSION}): upgrade bayesplit to use it"
@@ -486,7 +505,9 @@ def _clashes_with_stored(con: sqlite3.Connection, new: pd.DataFrame) -> str | No
 
     ``validate_runs`` sees the new rows alone; a run whose earlier rows are stored must
     still name one model (the same N, seed and trunk, and D, D', train_domain at each
-    step), and a trunk one N, or every later read of the store would refuse it.
+    step), and a trunk one N, and a row without a step must not repeat a stored row's
+    measurement at a step (or the reverse), or every later read of the store would refuse
+    it.
     """
     from bayesplit.runs import _run_conflicts
 
@@ -499,6 +520,7 @@ def _clashes_with_stored(con: sqlite3.Connection, new: pd.DataFrame) -> str | No
         "pretrain_tokens",
         "spec_tokens",
         "train_domain",
+        "eval_domain",
     ]
     # stored rows of the new runs, and of their trunks (branches, and a run named like one)
     trunks = new["trunk_id"].dropna() if "trunk_id" in new.columns else []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from pathlib import Path
 
@@ -716,3 +717,38 @@ def test_import_skip_existing_appends_the_rows_a_grown_table_added(tmp_path):
     _refused(runner.invoke(app, ["runs", "import", str(grown), "--store", str(store)]), "3 of the rows are already in the store")  # fmt: skip
     out = _ok(runner.invoke(app, ["runs", "import", str(grown), "--store", str(store), "--skip-existing", "--json"]))  # fmt: skip
     assert out == {"added": 2, "skipped": 3, "total": 5, "store": str(store)}
+
+
+def test_validate_and_import_warn_of_tokens_per_parameter_no_run_trains_on(tmp_path):
+    """FLOPs in pretrain_tokens (1.2e18 for N = 1e8) validated and imported unsaid."""
+    path = tmp_path / "units.csv"
+    good_table().assign(pretrain_tokens=[1.2e18, 1.2e18, 6e8, 6e8, 2e8]).to_csv(path, index=False)
+    said = "(pretrain_tokens + spec_tokens) / params above 1e+07 tokens per parameter (rows 1, 2"
+    out = _ok(runner.invoke(app, ["runs", "validate", str(path), "--json"]))
+    assert out["valid"] is True and len(out["warnings"]) == 1
+    assert (
+        out["warnings"][0].startswith(said) and "FLOPs in the token column?" in out["warnings"][0]
+    )
+    text = runner.invoke(app, ["runs", "validate", str(path)])
+    assert text.exit_code == 0 and said in " ".join(text.output.split())
+    store = tmp_path / "s.db"
+    with pytest.warns(UserWarning, match=re.escape(said)):  # bayesplit.cli prints it one line
+        result = runner.invoke(app, ["runs", "import", str(path), "--store", str(store), "--json"])
+    assert _ok(result) == {"added": 5, "skipped": 0, "total": 5, "store": str(store)}
+
+
+def test_a_piped_table_is_not_called_empty(tmp_path):
+    """`runs validate <(cat runs.csv)` said "/dev/fd/63: the file is empty"."""
+    import os
+
+    read, write = os.pipe()
+    try:
+        if not Path(f"/dev/fd/{read}").exists():
+            pytest.skip("no /dev/fd here")
+        for args in (["validate"], ["import", "--store", str(tmp_path / "s.db")]):
+            error = _refused(runner.invoke(app, ["runs", args[0], f"/dev/fd/{read}", *args[1:]]))
+            assert "is not a regular file (a pipe" in error and "empty" not in error
+        assert not (tmp_path / "s.db").exists()
+    finally:
+        os.close(read)
+        os.close(write)

@@ -88,3 +88,33 @@ def test_bad_arguments_raise(call):
 def test_load_dataset_knows_every_bundled_table():
     for name in DATASETS:
         assert len(load_dataset(name)) > 0
+
+
+def test_debian_campaign_contents_count_what_the_table_holds():
+    """DEBIAN_CAMPAIGN.md said 992 rows were "230 runs × 4 eval domains" (920): general
+    models of one trunk share a run_id, so the models are (run_id, step) pairs."""
+    import re
+    from importlib import resources
+
+    text = resources.files("bayesplit.datasets").joinpath("DEBIAN_CAMPAIGN.md").read_text()
+    said = re.search(
+        r"(\d+) rows: (\d+) models \((\d+) at seed 0, (\d+) at seed 1\) × (\d+) eval domains, "
+        r"under (\d+) run ids\s+\(the four general models of each of the (\d+) trunks share "
+        r"one; (\d+) at seed 0, (\d+) at seed 1\)",
+        " ".join(text.split()),
+    )
+    assert said, "the Contents paragraph no longer reads as this test expects"
+    runs = debian_campaign()
+    models = runs[["run_id", "step", "seed"]].drop_duplicates()
+    ids = runs[["run_id", "seed"]].drop_duplicates()
+    measured = [
+        len(runs),
+        len(models),
+        *(int((models["seed"] == s).sum()) for s in (0, 1)),
+        runs["eval_domain"].nunique(),
+        len(ids),
+        runs["trunk_id"].nunique(),
+        *(int((ids["seed"] == s).sum()) for s in (0, 1)),
+    ]
+    assert [int(n) for n in said.groups()] == measured
+    assert len(models) * runs["eval_domain"].nunique() == len(runs)

@@ -595,3 +595,100 @@ def test_csv_writes_lists_and_mappings_as_json_and_reads_long_fields(tmp_path):
     back = load_runs(tmp_path / "t.csv")
     assert [json.loads(v) for v in back["meta"]] == [{"a": 0, "b": [1, 2]}, [1, "x"]]
     assert back["note"].str.len().tolist() == [140_000, 5]
+
+
+def test_jsonl_integers_no_float_holds_keep_every_digit(tmp_path):
+    """An integer beyond 64 bits beside a missing value, or beyond 2^53 beside a fraction,
+    went through float64: 18446744073709551615 came back 1.8446744073709552e+19."""
+    row = dict(run_id="r1", params=1e8, pretrain_tokens=2e9, eval_domain="web", loss=3.1)
+    rows = [dict(row, x=2**64 - 1, y=2**53 + 1, z=2**53 + 1), dict(row, run_id="r2", y=1.5)]
+    path = tmp_path / "t.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    back = load_runs(path)
+    assert back["x"].tolist()[0] == 2**64 - 1 and pd.isna(back["x"].tolist()[1])
+    assert back["y"].tolist() == [2**53 + 1, 1.5]
+    assert back["z"].tolist()[0] == 2**53 + 1  # a whole column, one missing: Int64 as before
+    again = load_runs(write_table(back, tmp_path / "u.jsonl"))
+    assert again["x"].tolist()[0] == 2**64 - 1 and again["y"].tolist() == [2**53 + 1, 1.5]
+
+
+def test_a_numeric_name_is_one_name_whatever_its_column_dtype(table):
+    """An integer column with a gap is float64 in pandas and Parquet: trunk 8 was '8.0', not
+    the run named 8, and a branch of another size passed on it, which trunk '8' did not."""
+    runs = table.assign(run_id=[7, 7, 8, 8, 9], trunk_id=[None, None, None, None, 7])
+    assert runs["trunk_id"].dtype == float
+    assert validate_runs(runs)["trunk_id"].tolist() == [None] * 4 + ["7"]
+    # run 9 (N 1e7) on the trunk of run 8 (N 3e7): one run effect for two model sizes
+    with pytest.raises(RunTableError, match=r"trunk '8' has branches .* different params"):
+        validate_runs(runs.assign(trunk_id=[None, None, None, None, 8]))
+    # names a float no longer tells: refused, not guessed
+    with pytest.raises(RunTableError, match=r"column 'run_id' holds whole numbers beyond 2\^53"):
+        validate_runs(runs.assign(run_id=[7.0, 7.0, 8.0, 8.0, 2.0**60]))
+    domains = runs.assign(eval_domain=[1.5, 2.0, 1.5, 2.0, 2.0], train_domain=[None] * 4 + [2.0])
+    assert validate_runs(domains)["eval_domain"].tolist() == ["1.5", "2", "1.5", "2", "2"]
+
+
+def test_a_json_name_written_as_a_whole_float_is_the_integer(tmp_path):
+    path = tmp_path / "t.jsonl"
+    row = dict(params=1e8, pretrain_tokens=2e9, eval_domain="web", loss=3.1)
+    rows = [dict(row, run_id=7.0), dict(row, run_id="r2"), dict(row, run_id=8, trunk_id=7.0)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    back = load_runs(path)
+    assert back["run_id"].tolist() == ["7", "r2", "8"] and back["trunk_id"].tolist()[2] == "7"
+
+
+def test_a_row_without_a_step_repeating_a_checkpoint_row_is_refused(table):
+    """A run's final row (no step) and the same measurement at its step passed every check
+    (the key reads no step as -1) and were fitted twice."""
+    final = table.iloc[:2]
+    twice = pd.concat([final, final.assign(step=1000)], ignore_index=True)
+    with pytest.raises(
+        RunTableError,
+        match=r"run_id 'r1' measures eval_domain 'web' twice .* a row without a step and one "
+        r"at step 1000: one measurement given twice; keep one \(1 run like this\)",
+    ):
+        validate_runs(twice)
+    # checkpoints with steps and a final row without one at another D are one run's rows
+    checkpoints = final.assign(step=500, pretrain_tokens=1e8)
+    assert len(validate_runs(pd.concat([checkpoints, final], ignore_index=True))) == 4
+    # and another domain's checkpoint at that D is not the same measurement
+    other = pd.concat([final.iloc[[0]], final.iloc[[1]].assign(step=1000)], ignore_index=True)
+    assert len(validate_runs(other)) == 2
+
+
+def test_tokens_per_parameter_beyond_any_run_are_warned_of_not_refused():
+    """FLOPs in the token column (1.2e18 for N = 1e8), or N in thousands, passed unsaid."""
+    from bayesplit.datasets import DATASETS, load_dataset
+    from bayesplit.runs import table_warnings
+
+    units = pd.DataFrame(
+        {
+            "run_id": ["r1", "r2", "r3"],
+            "params": [1e8, 7000, 1e8],
+            "pretrain_tokens": [1.2e18, 1.4e11, 2e9],
+            "eval_domain": ["web"] * 3,
+            "loss": [3.1, 2.9, 3.0],
+        }
+    )
+    runs = validate_runs(units)  # valid: a warning, not a refusal
+    assert table_warnings(runs) == [
+        "(pretrain_tokens + spec_tokens) / params above 1e+07 tokens per parameter "
+        "(rows 1, 2: 1.2e+10) looks like a wrong unit (FLOPs in the token column? N in "
+        "millions?); give raw token and parameter counts"
+    ]
+    assert table_warnings(runs.iloc[[2]]) == []
+    for name in DATASETS:
+        assert table_warnings(load_dataset(name)) == []
+
+
+def test_a_pipe_is_not_called_an_empty_file(tmp_path):
+    """A pipe's size is 0: `runs validate <(cat runs.csv)` said "the file is empty"."""
+    import os
+
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no named pipes here")
+    fifo = tmp_path / "runs.csv"
+    os.mkfifo(fifo)
+    with pytest.raises(BayesplitError, match=r"runs.csv is not a regular file \(a pipe") as err:
+        load_runs(fifo)
+    assert "empty" not in str(err.value)

@@ -543,3 +543,63 @@ def test_a_store_timeout_is_a_number_of_seconds(tmp_path, timeout):
     with pytest.raises(BayesplitError, match="timeout must be a number of seconds >= 0"):
         RunStore(tmp_path / "runs.db", timeout=timeout)
     assert not list(tmp_path.iterdir())
+
+
+def test_row_mappings_keep_every_digit_of_an_integer_some_rows_lack(tmp_path):
+    """append([row, ...]) built its table with pd.DataFrame: a seed or extra integer that
+    some rows lack went through float64, losing digits or refused as not written exactly."""
+    first = dict(run_id="r1", params=1e8, pretrain_tokens=2e9, eval_domain="web", loss=3.0)
+    second = dict(first, run_id="r2")
+    store = RunStore(tmp_path / "runs.db")
+    assert store.append([dict(first, seed=2**53 + 1, h=2**53 + 1), second]) == 2
+    back = store.read()
+    assert back["seed"].tolist() == [2**53 + 1, 0] and back["h"].tolist()[0] == 2**53 + 1
+    assert store.append([dict(first, run_id="r3", seed=2**62 + 1), dict(second, run_id="r4")]) == 2
+    assert store.read()["seed"].tolist()[2:] == [2**62 + 1, 0]
+    with pytest.raises(BayesplitError, match=r"got a tuple as row 2; nothing was written"):
+        store.append([dict(first, run_id="r5"), ("run_id", "r6")])
+    assert len(store) == 4
+
+
+def test_a_row_without_a_step_repeating_a_stored_checkpoint_row_is_refused(tmp_path):
+    """A table imported without steps, then again with them (--skip-existing): its rows were
+    added a second time ('added 3 rows (5 in all)'), each loss stored twice."""
+    store = RunStore(tmp_path / "runs.db")
+    final = good_table().iloc[:2]
+    store.append(final)
+    grown = pd.concat([final.assign(step=1000), good_table().iloc[[2]].assign(step=9)])
+    for skip in (False, True):
+        with pytest.raises(
+            BayesplitError,
+            match=r"runs\.db: run_id 'r1' measures eval_domain '(web|code)' twice .* without a "
+            r"step and one at step 1000: one measurement given twice; keep one .*, counting "
+            r"the rows already in the store; nothing was written",
+        ):
+            store.append(grown, skip_existing=skip)
+    assert len(store) == 2
+    # the reverse: a checkpoint stored, the run's final row at that D given without a step
+    stepped = RunStore(tmp_path / "stepped.db")
+    stepped.append(final.assign(step=1000))
+    with pytest.raises(BayesplitError, match="one measurement given twice"):
+        stepped.append(final.iloc[[0]])
+    # a final row without a step at another D than the stored checkpoints is its own
+    assert stepped.append(final.assign(pretrain_tokens=4e8)) == 2
+
+
+def test_a_store_of_a_newer_layout_that_renamed_a_column_says_so(tmp_path):
+    """A later layout may rename or drop a column: the store was then 'not a run store'."""
+    path = tmp_path / "runs.db"
+    RunStore(path).append([_row(0, 0)])
+    with sqlite3.connect(path) as con:
+        con.execute("ALTER TABLE runs RENAME COLUMN params TO n_params")
+        con.execute("PRAGMA user_version = 2")
+    for read_only in (True, False):
+        with pytest.raises(BayesplitError, match=r"newer layout \(version 2;.* upgrade bayesplit"):
+            RunStore(path, read_only=read_only)
+    # a foreign database with a table named runs is still not taken for a store
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as con:
+        con.execute("CREATE TABLE runs (id INTEGER, name TEXT)")
+        con.execute("PRAGMA user_version = 7")
+    with pytest.raises(BayesplitError, match=r"not a bayesplit run store \(tables: runs\)"):
+        RunStore(other, read_only=True)

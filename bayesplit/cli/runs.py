@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -28,7 +29,7 @@ def validate_cmd(
     ] = False,
 ) -> None:
     """Check a run table; exit 0 when valid, 2 (with every problem listed) when not."""
-    from bayesplit.runs import RunTableError
+    from bayesplit.runs import RunTableError, table_warnings
 
     try:
         if _empty_store(path):  # a state, as `runs list` says; a table of no rows is refused
@@ -60,7 +61,7 @@ def validate_cmd(
         "runs": int(runs["run_id"].nunique()),
         "eval_domains": sorted(runs["eval_domain"].unique()),
         "specialized_rows": int((runs["spec_tokens"] > 0).sum()),
-        "warnings": _store_warnings(runs),
+        "warnings": table_warnings(runs) + _store_warnings(runs),
     }
     if json_out:
         emit_json(summary)
@@ -113,7 +114,7 @@ def import_cmd(
     ] = False,
 ) -> None:
     """Append a run table to a store, in one transaction (all rows or none)."""
-    from bayesplit.runs import STORE_SUFFIXES, load_runs, read_table, validate_runs
+    from bayesplit.runs import STORE_SUFFIXES, load_runs, read_table, table_warnings, validate_runs
     from bayesplit.store import RunStore, _to_records
 
     check_output_path(store, option="--store", suffixes=set(STORE_SUFFIXES), inputs={"PATH": path})
@@ -134,6 +135,10 @@ def import_cmd(
     added = db.append(runs, skip_existing=skip_existing)
     total = len(db)
     skipped = len(runs) - added
+    for line in table_warnings(runs):
+        # a `warning:` line on stderr (bayesplit.cli's form): stdout stays the one --json
+        # document, whose keys do not change
+        warnings.warn(line, UserWarning, stacklevel=1)
     if json_out:
         emit_json({"added": added, "skipped": skipped, "total": total, "store": str(store)})
     else:
