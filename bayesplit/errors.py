@@ -19,3 +19,34 @@ class Terminated(KeyboardInterrupt):
 
 class DiagnosticsError(BayesplitError):
     """A decision was asked of a posterior that failed its convergence gate."""
+
+
+#: The extra that brings each optional module a command may need.
+EXTRAS = {
+    "torch": "train",
+    "tokenizers": "train",
+    "sklearn": "train",
+    "submitit": "train",
+    "pymc": "pymc",
+    "nutpie": "pymc",
+}
+
+
+def missing_extra(module: str) -> BayesplitError | None:
+    """The one-line error for an optional module that is not installed (None if ``module``
+    is not one of bayesplit's extras: then it is a bug, and keeps its traceback)."""
+    top = module.split(".")[0]
+    extra = EXTRAS.get(top)
+    if extra is None:
+        return None
+    return BayesplitError(
+        f"this needs {top}, which is not installed: pip install 'bayesplit[{extra}]'"
+    )
+
+
+def require(module: str) -> None:
+    """Refuse now, before any slow work, when an optional module is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise missing_extra(module) or BayesplitError(f"{module} is not installed")

@@ -280,11 +280,69 @@ def test_truth_noise_must_be_non_negative():
             **good["params"], "E": [1.0, 1.0, 1.0]}})  # fmt: skip
 
 
-def test_version():
+def test_version(monkeypatch):
+    import importlib.metadata
     from importlib.metadata import version
+
+    import bayesplit
 
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and result.stdout.strip() == f"bayesplit {version('bayesplit')}"
+    assert version("bayesplit") == bayesplit.__version__  # pyproject reads it from there
+
+    # a checkout on PYTHONPATH has no installed metadata: that was a traceback
+    def none(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", none)
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.strip() == f"bayesplit {bayesplit.__version__}"
+
+
+@pytest.mark.parametrize("module", ["torch", "sklearn"])
+def test_a_missing_optional_module_is_one_line_naming_its_extra(monkeypatch, tmp_path, module):
+    # the core install (the README's first command) has no trainer: `train pretrain` and
+    # `corpus build` ended in a 45-line ModuleNotFoundError traceback
+    import bayesplit.train.corpus
+
+    def missing(*a, **k):
+        raise ModuleNotFoundError(f"No module named '{module}'", name=module)
+
+    monkeypatch.setattr(bayesplit.train.corpus, "build_corpus", missing)
+    (tmp_path / "src" / "a").mkdir(parents=True)
+    args = ["corpus", "build", str(tmp_path / "src"), "--out", str(tmp_path / "out")]
+    refused(runner.invoke(app, args), f"this needs {module}, which is not installed: pip install 'bayesplit[train]'")  # fmt: skip
+
+
+def test_a_missing_module_that_is_no_extra_keeps_its_traceback(monkeypatch, tmp_path):
+    import bayesplit.train.corpus
+
+    def missing(*a, **k):
+        raise ModuleNotFoundError("No module named 'numpy.linalg.x'", name="numpy.linalg.x")
+
+    monkeypatch.setattr(bayesplit.train.corpus, "build_corpus", missing)
+    args = ["corpus", "build", str(tmp_path), "--out", str(tmp_path / "out")]
+    result = runner.invoke(app, args)
+    assert isinstance(result.exception, ModuleNotFoundError)  # a bug: not the user's to fix
+
+
+def test_corpus_build_says_a_missing_tokenizer_before_reading_anything(monkeypatch, tmp_path):
+    import importlib.util
+
+    from bayesplit.errors import BayesplitError
+    from bayesplit.train.corpus import build_corpus
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "tokenizers" else real(name, *a),
+    )
+    (tmp_path / "src" / "a").mkdir(parents=True)
+    (tmp_path / "src" / "a" / "t.txt").write_text("some text\n")
+    with pytest.raises(BayesplitError, match=r"needs tokenizers, .*bayesplit\[train\]"):
+        build_corpus(tmp_path / "src", tmp_path / "out", vocab_size=300, progress=False)
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("risk", ["cvar0", "q0", "q00"])

@@ -65,3 +65,14 @@ def test_every_export_resolves_and_type_checkers_see_it():
     )
     seen = {a.asname or a.name for imp in checked.body for a in imp.names}
     assert seen == set(bayesplit.__all__)
+
+
+def test_the_compilation_cache_follows_xdg_cache_home(monkeypatch, tmp_path):
+    # it was always ~/.cache/bayesplit/jax, and grew without a cap
+    from bayesplit import _jax
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert _jax.default_cache_dir() == tmp_path / "bayesplit" / "jax"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert _jax.default_cache_dir() == Path.home() / ".cache" / "bayesplit" / "jax"
+    assert 0 < _jax.CACHE_MAX_BYTES <= 2**30

@@ -20,7 +20,7 @@ import click
 import typer
 import typer.core
 
-from bayesplit.errors import BayesplitError, Terminated
+from bayesplit.errors import BayesplitError, Terminated, missing_extra
 
 
 def _usage_error_types() -> tuple[type[Exception], ...]:
@@ -109,6 +109,13 @@ class _Group(typer.core.TyperGroup):
             message = " ".join(str(exc).split())  # always one line
             click.echo(f"error: {message}", err=True)
             raise typer.Exit(2) from None
+        except ModuleNotFoundError as exc:
+            # the core install has no [train] extra: `train pretrain` was a 45-line traceback
+            error = missing_extra(exc.name or "")
+            if error is None:
+                raise
+            click.echo(f"error: {error}", err=True)
+            raise typer.Exit(2) from None
         except OSError as exc:
             # The file system said no (permissions, a full disk, a file where a folder
             # should be): the user's to fix, so one line, not a traceback.
@@ -178,9 +185,10 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        from importlib.metadata import version
+        from bayesplit import __version__
 
-        click.echo(f"bayesplit {version('bayesplit')}")
+        # not the installed metadata: a checkout on PYTHONPATH has none (a traceback)
+        click.echo(f"bayesplit {__version__}")
         raise typer.Exit()
 
 

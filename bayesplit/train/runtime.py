@@ -128,10 +128,16 @@ def peak_flops(device_type: str, device_name: str = "") -> tuple[float | None, s
 
 @functools.cache
 def git_commit() -> str | None:
-    """``git rev-parse HEAD`` of the source tree, or None outside a git checkout."""
+    """``git rev-parse HEAD`` of bayesplit's own checkout, or None when it is not one.
+
+    Installed inside another git repository (``project/.venv/lib/.../bayesplit``), git
+    answered with that repository's commit, which every run row then recorded as the
+    trainer's; only a checkout whose top level holds bayesplit's ``pyproject.toml`` counts.
+    """
+    root = Path(__file__).resolve().parents[2]
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
+            ["git", "rev-parse", "--show-toplevel", "HEAD"],
             cwd=Path(__file__).parent,
             capture_output=True,
             text=True,
@@ -139,4 +145,17 @@ def git_commit() -> str | None:
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    lines = out.stdout.splitlines()  # a path may hold spaces
+    if out.returncode != 0 or len(lines) != 2 or not _is_bayesplit_root(Path(lines[0]), root):
+        return None
+    return lines[1]
+
+
+def _is_bayesplit_root(top: Path, root: Path) -> bool:
+    try:
+        if top.resolve() != root:
+            return False
+        text = (root / "pyproject.toml").read_text(encoding="utf-8")
+    except OSError:
+        return False
+    return 'name = "bayesplit"' in text

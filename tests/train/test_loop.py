@@ -722,3 +722,33 @@ def test_a_rerun_for_other_eval_tokens_says_the_stored_rows_are_kept(tiny_ladder
     plain = runner.invoke(app, args)
     assert "nothing to do" in plain.output and "--eval-tokens" not in plain.output
     assert set(RunStore(tmp_path / "r.db").read()["eval_tokens"]) == {256}
+
+
+def test_git_commit_is_bayesplit_s_own_checkout_only(tmp_path, monkeypatch):
+    # installed inside a user's git repository (project/.venv/lib/.../bayesplit), every run
+    # row recorded that repository's commit as the trainer's
+    import importlib.util
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    from bayesplit.train import runtime
+
+    proj = tmp_path / "userproj"
+    pkg = proj / "lib" / "bayesplit" / "train"
+    pkg.mkdir(parents=True)
+    shutil.copy(runtime.__file__, pkg / "runtime.py")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", "-C", str(proj)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "user's project"], check=True)
+    spec = importlib.util.spec_from_file_location("copied_runtime", pkg / "runtime.py")
+    copied = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(__import__("sys").modules, "copied_runtime", copied)  # for dataclasses
+    spec.loader.exec_module(copied)
+    assert copied.git_commit() is None
+    root = Path(runtime.__file__).resolve().parents[2]
+    if (root / ".git").exists():  # run from bayesplit's own checkout: its commit
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()  # fmt: skip
+        assert runtime.git_commit() == head

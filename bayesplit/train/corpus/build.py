@@ -73,7 +73,7 @@ import numpy as np
 
 from bayesplit._io import sigterm_cleans_up
 from bayesplit._parse import check_flag, check_path, check_seed, is_number
-from bayesplit.errors import BayesplitError
+from bayesplit.errors import BayesplitError, require
 from bayesplit.train.corpus.clustering import cluster_documents
 from bayesplit.train.corpus.reader import (
     FORMAT,
@@ -574,6 +574,10 @@ def build_corpus(
     if not src.is_dir():
         raise BayesplitError(f"source {src} is not a folder")
     _check_out(src, out, overwrite)
+    # said before every file is read, not at the tokenizer's training
+    require("tokenizers")
+    if k is not None:
+        require("sklearn")
 
     reporter = _Reporter(progress)
     passed = _Passed()
