@@ -201,7 +201,7 @@ def compare(
     for law in laws:  # and so does a user law whose mean fails on these runs
         if not law.builtin:
             kw = {"domains": fit_kwargs.get("domains"), "reference": fit_kwargs.get("reference")}
-            check_law_mean(law, *prepare(train, law, **kw), gradient=True)
+            check_law_mean(law, *prepare(train, law, **kw), before_fit=True)
     results = []
     for law in laws:
         name = law.name

@@ -270,7 +270,7 @@ def fit(
         reference=reference,
     )
     # NUTS meets a NaN mean or gradient as an obscure sampler error
-    check_law_mean(law_obj, spec, data, gradient=True)
+    check_law_mean(law_obj, spec, data, before_fit=True)
 
     start = time.perf_counter()
     if backend == "numpyro":
@@ -538,7 +538,7 @@ class Refitter:
             centered=self.settings["centered"],
             reference=self.reference,
         )
-        check_law_mean(self.law, spec, data, gradient=True)  # user laws: before NUTS
+        check_law_mean(self.law, spec, data, before_fit=True)  # user laws: before NUTS
         if len(data) > self.max_rows or len(spec.runs) > self.max_runs:
             raise BayesplitError(
                 f"Refitter sized for {self.max_rows} rows / {self.max_runs} runs got {len(data)} / {len(spec.runs)}"

@@ -41,31 +41,30 @@ def sample_prior(law: Law, spec, data, *, draws: int, seed: int) -> dict[str, np
 
 
 def check_law_mean(
-    law: Law, spec, data, draws: dict | None = None, *, gradient: bool = False
+    law: Law, spec, data, draws: dict | None = None, *, before_fit: bool = False
 ) -> None:
     """Refuse a user law whose mean raises, or is NaN or inf, at the rows of ``data``.
 
     ``draws`` are parameter draws as :func:`sample_prior` returns them; by default the
     centre of the prior, a cheap check before a fit (NUTS meets a NaN mean as an obscure
-    sampler error), which also refuses a declared parameter the mean never reads and,
-    with ``gradient`` (before a fit), a mean whose gradient is NaN or inf there.
-    ``spec`` and ``data`` come from :func:`bayesplit.model.prepare`. Built-in laws are
-    not checked.
+    sampler error). ``before_fit`` also refuses what only a fit needs: a declared
+    parameter the mean never reads (sampled as pure prior), and a gradient that is NaN or
+    inf at and around the prior centre. ``spec`` and ``data`` come from
+    :func:`bayesplit.model.prepare`. Built-in laws are not checked.
     """
     if law.builtin:
         return
     from bayesplit.laws import Inputs, get_ops
-    from bayesplit.model import to_natural
 
     ops = get_ops("numpy")
     if draws is None:  # one value, shared by every domain
-        log_scale = np.log(spec.reference.loss)
-        p = _Reads({q.name: to_natural(q.support, q.prior_loc(log_scale), ops) for q in law.params})
+        p = _Reads(_prior_point(law, spec, 0.0))
     else:  # draws first; a per-domain parameter picked for each row's domain
         p = {}
         for q in law.params:
             v = np.asarray(draws[q.name], dtype=float)
             p[q.name] = v[:, data.domain] if q.per_domain else v[:, None]
+    _register_reads_tree()
     with np.errstate(all="ignore"):
         log_l = law.evaluate(ops, p, Inputs(n=data.n, d=data.d, dp=data.dp))
     rows = data.rows
@@ -78,19 +77,33 @@ def check_law_mean(
         "domain": rows["eval_domain"].to_numpy(str),
     }
     law.check_finite(log_l, points)
-    if draws is None:
-        unread = [q.name for q in law.params if q.name not in p.read]
+    if draws is None and before_fit:
+        grad = _law_gradient(law, spec, Inputs(n=data.n, d=data.d, dp=data.dp))
+        # unread, and no gradient either (a read the record missed, dict.get(p, k), moves it)
+        unread = [q.name for q in law.params if q.name not in p.read and not np.any(grad[q.name])]
         if unread:  # sampled as pure prior, which the gate said only after the fit
             raise BayesplitError(
                 f"law {law.name!r}: its mean never reads parameter(s) {', '.join(unread)} "
                 "(a typo in p[...], or a constant where the parameter was meant?)"
             )
-        if gradient:
-            _check_law_gradient(law, dict(p), Inputs(n=data.n, d=data.d, dp=data.dp))
+
+
+def _prior_point(law: Law, spec, shift: float) -> dict[str, float]:
+    """Each parameter at its prior location plus ``shift`` prior scales (unconstrained)."""
+    from bayesplit.laws import get_ops
+    from bayesplit.model import to_natural
+
+    log_scale = np.log(spec.reference.loss)
+    ops = get_ops("numpy")
+    return {
+        q.name: to_natural(q.support, q.prior_loc(log_scale) + shift * q.scale, ops)
+        for q in law.params
+    }
 
 
 class _Reads(dict):
-    """Parameters that note which of them a law's mean reads (all, if it iterates them)."""
+    """Parameters that note which of them a law's mean reads (all, if it iterates them or
+    hands them to JAX as a tree)."""
 
     def __init__(self, values: dict):
         super().__init__(values)
@@ -103,6 +116,14 @@ class _Reads(dict):
     def get(self, key, default=None):
         self.read.add(key)
         return super().get(key, default)
+
+    def pop(self, key, *default):
+        self.read.add(key)
+        return super().pop(key, *default)
+
+    def setdefault(self, key, default=None):
+        self.read.add(key)
+        return super().setdefault(key, default)
 
     def _all(self):
         self.read.update(super().keys())
@@ -124,7 +145,36 @@ class _Reads(dict):
         return super().items()
 
 
-def _check_law_gradient(law: Law, p: dict, x) -> None:
+_TREE_REGISTERED = False
+
+
+def _register_reads_tree() -> None:
+    # JAX finds tree types by exact type: unregistered, a _Reads was one leaf, and a law
+    # that maps jax.tree_util over its parameters (or jits a helper taking them) failed
+    global _TREE_REGISTERED
+    if _TREE_REGISTERED:
+        return
+    import jax
+
+    def flatten(r: _Reads):
+        r._all()  # handed to JAX whole: every parameter counts as read
+        keys = list(dict.keys(r))
+        return [dict.__getitem__(r, k) for k in keys], keys
+
+    jax.tree_util.register_pytree_node(
+        _Reads, flatten, lambda keys, values: _Reads(dict(zip(keys, values, strict=True)))
+    )
+    _TREE_REGISTERED = True
+
+
+#: Shifts (in prior scales, every parameter at once) where the gradient is tried: a kink
+#: exactly at the centre (a square root of a square at 0) is not the sampler's problem.
+_GRADIENT_PROBES = (0.0, 0.1, -0.1)
+
+
+def _law_gradient(law: Law, spec, x) -> dict[str, np.ndarray]:
+    """The gradient of the summed log mean by parameter, at the first of the
+    :data:`_GRADIENT_PROBES` where it is finite; refused where it is finite at none."""
     # NUTS needs the gradient too: an ops.where whose branch not taken is inf (a log of
     # D' = 0) has a finite mean and a NaN gradient, which NUTS reported as a traceback
     # ("Cannot find valid initial parameters") after compiling
@@ -137,17 +187,21 @@ def _check_law_gradient(law: Law, p: dict, x) -> None:
     configure()
     jops = get_ops("jax")
     xj = Inputs(n=jnp.asarray(x.n), d=jnp.asarray(x.d), dp=jnp.asarray(x.dp))
-    with jax.default_device(jax.devices("cpu")[0]):
-        grad = jax.grad(lambda q: jnp.sum(law.evaluate(jops, q, xj)))(
-            {k: jnp.asarray(v, dtype=float) for k, v in p.items()}
-        )
-    bad = [k for k in p if not np.all(np.isfinite(np.asarray(grad[k])))]
-    if bad:
-        raise BayesplitError(
-            f"law {law.name!r}: the gradient of its mean is NaN or inf in {', '.join(bad)} at "
-            "the prior centre, and the sampler needs it (an ops.where whose other branch is "
-            "inf or NaN, e.g. a log of D' = 0, poisons the gradient: keep both branches finite)"
-        )
+    bad: list[str] = []
+    for shift in _GRADIENT_PROBES:
+        point = _prior_point(law, spec, shift)
+        point = {k: jnp.asarray(v, dtype=float) for k, v in point.items()}
+        with jax.default_device(jax.devices("cpu")[0]):
+            grad = jax.grad(lambda q: jnp.sum(law.evaluate(jops, q, xj)))(point)
+        grad = {k: np.asarray(v) for k, v in grad.items()}
+        bad = [k for k in point if not np.all(np.isfinite(grad[k]))]
+        if not bad:
+            return grad
+    raise BayesplitError(
+        f"law {law.name!r}: the gradient of its mean is NaN or inf in {', '.join(bad)} at and "
+        "around the prior centre, and the sampler needs it (often an ops.where whose other "
+        "branch is inf or NaN, e.g. a log of D' = 0: keep both branches finite)"
+    )
 
 
 def _check_mean_shape(law: Law, log_l, expected: tuple[int, ...]) -> None:

@@ -252,7 +252,7 @@ def test_a_law_whose_mean_is_no_value_per_row_is_refused_before_fitting(
     ("law", "message"),
     [
         # NUTS: "Cannot find valid initial parameters", a traceback of 94 lines, after compiling
-        ("err_grad", "law 'err_grad': the gradient of its mean is NaN or inf in gamma at the"),
+        ("err_grad", "law 'err_grad': the gradient of its mean is NaN or inf in gamma at and"),
         # sampled as pure prior; the gate said "not identified" only after the fit
         ("err_unread", "law 'err_unread': its mean never reads parameter(s) alpha (a typo"),
     ],
@@ -291,12 +291,75 @@ def test_simulate_refuses_a_law_nuts_cannot_sample_in_one_line(files, tmp_path):
     assert not out.exists()
 
 
-def test_the_prior_check_does_not_need_the_gradient(files):
-    # prior draws are not sampled by NUTS: a NaN gradient is no reason to refuse them
+def test_the_prior_check_does_not_need_what_only_a_fit_needs(files):
+    # prior draws are not sampled by NUTS, and `prior` is where a law is debugged: a NaN
+    # gradient or an unread parameter is no reason to refuse them
     from bayesplit.prior import prior_predictive
 
-    check = prior_predictive(str(files / "runs.csv"), "err_grad", draws=20)
-    assert check.sizes["draw"] == 20
+    for law in ("err_grad", "err_unread"):
+        check = prior_predictive(str(files / "runs.csv"), law, draws=20)
+        assert check.sizes["draw"] == 20
+
+
+def _three_parameter_law(name, mean, third=None):
+    import math
+
+    from bayesplit.laws import Law, Param, register
+
+    params = (
+        Param("E0", "positive", math.log(0.5), 1.0, loss_scaled=True),
+        Param("A", "positive", math.log(0.15), 1.0, loss_scaled=True),
+        third or Param("alpha", "unit", -0.7, 0.6),
+    )
+    law = Law(name, "L = E + A·N^-alpha", params, mean, uses_spec_tokens=False)
+    register(law, overwrite=True)
+    return law
+
+
+def _body(ops, q, x, alpha):
+    return ops.logsumexp(ops.log(q["E0"]) + 0 * x.n, ops.log(q["A"]) - alpha * ops.log(x.n))
+
+
+@pytest.mark.parametrize(
+    "reads",
+    [
+        lambda p: __import__("jax").tree_util.tree_map(lambda v: v, p),  # a pytree of JAX's
+        lambda p: {k: dict.get(p, k) for k in ("E0", "A", "alpha")},  # bypasses the record
+        lambda p: {**p},
+        lambda p: p.copy(),
+    ],
+    ids=["tree_map", "dict.get", "unpacked", "copy"],
+)
+def test_every_way_a_law_can_read_its_parameters_counts_as_reading_them(reads):
+    from support import good_table
+
+    from bayesplit.model import prepare
+    from bayesplit.prior import check_law_mean
+    from bayesplit.runs import load_runs
+
+    def mean(ops, p, x):
+        q = reads(p)
+        return _body(ops, q, x, q["alpha"])
+
+    law = _three_parameter_law("ok_reads", mean)
+    check_law_mean(law, *prepare(load_runs(good_table()), law), before_fit=True)
+
+
+def test_a_gradient_kink_exactly_at_the_prior_centre_is_not_refused():
+    # |c| written as sqrt(c·c): finite everywhere, its gradient NaN only at c = 0 exactly,
+    # where the sampler hardly ever starts (init_to_median)
+    from support import good_table
+
+    from bayesplit.laws import Param
+    from bayesplit.model import prepare
+    from bayesplit.prior import check_law_mean
+    from bayesplit.runs import load_runs
+
+    def kink(ops, p, x):
+        return _body(ops, p, x, 0.3 + ops.sqrt(p["c"] * p["c"]))
+
+    law = _three_parameter_law("ok_kink", kink, Param("c", "real", 0.0, 0.5))
+    check_law_mean(law, *prepare(load_runs(good_table()), law), before_fit=True)
 
 
 def test_loss_scaled_is_for_positive_parameters_only():

@@ -700,7 +700,7 @@ def loop_cmd(
                 f"the seed design of an empty store costs {seed_cost:.3g} FLOPs, more than "
                 f"--experiment-budget {cap:.3g}; raise it or lower --seed-tokens"
             )
-    from bayesplit.train.closed_loop import LoopRefused, run_loop
+    from bayesplit.train.closed_loop import refused_before_work, run_loop
 
     done: list[dict] = []
 
@@ -745,9 +745,9 @@ def loop_cmd(
             progress=progress and not as_json,
             report=show,
         )
-    except LoopRefused:
-        raise  # an input error like those above: nothing was trained, no document to give
     except (BayesplitError, KeyboardInterrupt) as exc:
+        if refused_before_work(exc):
+            raise  # an input error like those above: nothing was trained, no document to give
         # the rounds already trained are in the store; --json still says what they were and
         # what stopped the loop (the error itself goes to stderr, with its exit code)
         if as_json:  # round 1 too: a reader gets an object, with no rounds

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 
-from bayesplit._parse import derived_seed, is_number
+from bayesplit._parse import derived_seed, is_finite_number
 from bayesplit.errors import BayesplitError
 from bayesplit.train.rows import check_store_corpus
 
@@ -35,7 +35,7 @@ def seed_suggestions(
     domain for ``tokens / 2``.
     """
     sizes = sorted(ladder, key=lambda e: e["params"])[:2]
-    if tokens is not None and not (is_number(tokens) and tokens > 0):
+    if tokens is not None and not (is_finite_number(tokens) and tokens > 0):
         # 0 was taken as "the default", 10 tokens per parameter
         raise BayesplitError(f"seed_tokens must be a positive number, got {tokens!r}")
     d0 = float(tokens) if tokens is not None else 10.0 * sizes[0]["params"]
@@ -112,20 +112,21 @@ def check_loop_options(rounds: int, batch: int, objective: str) -> None:
         )
 
 
-class LoopRefused(BayesplitError):
-    """``run_loop`` refused its inputs before it trained or wrote anything (a budget no plan
-    can meet, a store of another corpus, a ladder of one size, ...): the command line takes
-    it as an input error, with no "loop stopped" document on stdout under ``--json``."""
+def refused_before_work(exc: BaseException) -> bool:
+    """Whether ``run_loop`` raised ``exc`` before it trained or wrote anything (a budget no
+    plan can meet, a store of another corpus, a ladder of one size, ...): the command line
+    takes it as an input error, with no "loop stopped" document on stdout under ``--json``.
+    The exception keeps its own type (a ``RunTableError`` stays one)."""
+    return bool(getattr(exc, "loop_not_started", False))
 
 
 @contextmanager
 def _refused_before_work() -> Iterator[None]:
     try:
         yield
-    except LoopRefused:
-        raise
     except BayesplitError as exc:
-        raise LoopRefused(str(exc)) from exc
+        exc.loop_not_started = True
+        raise
 
 
 def run_loop(
@@ -330,6 +331,9 @@ def run_loop(
         # store is skipped), or every round would fit a part of it
         _train(seed_design, data, store, exec_kw)
         spent = max(_runs_flops(RunStore(store, read_only=True).read()), charged)
+        # recorded now, as after a seed design on a fresh store: a rerun whose first round
+        # stopped (its gate, a Ctrl-C in its fit) took the store for an unfinished design
+        _write_loop_state(workdir, store, done_rounds, spent)
     db = RunStore(store)
     fit_kw = {"chains": 2, "draws": 500, "warmup": 500, "progress": False, **(fit_kwargs or {})}
     history = []

@@ -849,12 +849,66 @@ def test_a_rerun_with_other_seed_tokens_does_not_train_a_second_seed_design(tiny
     assert again["spent_flops"].tolist() == [pytest.approx(first["spent_flops"].iloc[0])]
 
 
+def test_a_finished_interrupted_seed_design_is_recorded_before_round_1(tiny_corpus, tmp_path, monkeypatch):  # fmt: skip
+    # finishing an interrupted seed design wrote no loop state: a rerun whose round 1 had
+    # stopped in its fit (a Ctrl-C, a failed gate) took the store for an unfinished design
+    # again, and trained a second one for another --seed-tokens
+    from types import SimpleNamespace
+
+    import bayesplit.design
+    import bayesplit.fitting
+    import bayesplit.train.execute
+    from bayesplit.train.closed_loop import run_loop
+    from bayesplit.train.corpus import Corpus
+    from bayesplit.train.execute import execute_suggestions
+    from bayesplit.train.ladder import load_ladder
+
+    ladder = write_ladder(tmp_path / "ladder.yaml", [tiny_entry(), tiny_entry(name="wide", d_model=48)])  # fmt: skip
+    work, store = tmp_path / "work", tmp_path / "runs.db"
+    design = seed_suggestions(load_ladder(ladder), list(Corpus(tiny_corpus).domains), 2560)
+    execute_suggestions(
+        design[:1], tiny_corpus, store, ladder=str(ladder), workdir=work, progress=False
+    )  # fmt: skip  (where an interrupt left it)
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bayesplit.fitting, "fit", interrupted)
+    monkeypatch.setattr(bayesplit.design, "suggest", lambda *a, **k: SimpleNamespace(to_list=list))
+    kw = dict(budget=1e13, rounds=1, batch=1, ladder=str(ladder), workdir=work, progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        run_loop(tiny_corpus, store, seed_tokens=2560, **kw)  # finishes it, stops in round 1
+    rows = len(RunStore(store).read())
+
+    def trains(runs, *a, **k):
+        raise AssertionError(f"trained {len(runs)} runs")
+
+    monkeypatch.setattr(bayesplit.train.execute, "execute_suggestions", trains)
+    with pytest.raises(KeyboardInterrupt):  # round 1 again: no second seed design first
+        run_loop(tiny_corpus, store, seed_tokens=4 * 2560, **kw)
+    assert len(RunStore(store).read()) == rows
+
+
+def test_a_refusal_before_any_work_keeps_its_type_in_python(tiny_corpus, tmp_path):
+    from bayesplit.train.closed_loop import refused_before_work, run_loop
+
+    bad = tmp_path / "runs.db"
+    bad.write_text("not a store")
+    with pytest.raises(BayesplitError) as info:
+        run_loop(tiny_corpus, bad, budget=1e13, progress=False)
+    assert refused_before_work(info.value) and type(info.value) is BayesplitError  # not wrapped
+    assert not refused_before_work(BayesplitError("round 2: the fit failed"))
+
+
 def test_seed_tokens_of_zero_is_refused_not_the_default():
     from bayesplit.train.closed_loop import seed_suggestions
 
     entries = [tiny_entry(), tiny_entry(name="wide", d_model=48)]
-    with pytest.raises(BayesplitError, match="seed_tokens must be a positive number, got 0"):
-        seed_suggestions(entries, ["alpha"], 0)
+    for bad in (0, float("inf")):  # inf was taken, and on a stored store ignored unsaid
+        with pytest.raises(
+            BayesplitError, match=f"seed_tokens must be a positive number, got {bad}"
+        ):
+            seed_suggestions(entries, ["alpha"], bad)
     assert seed_suggestions(entries, ["alpha"], None)[0]["pretrain_tokens"] == pytest.approx(
         10 * min(e["params"] for e in entries)
     )
