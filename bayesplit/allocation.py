@@ -1234,13 +1234,20 @@ def _reach_data_limits(prob: Problem, d, dp, score, rtol: float = 5e-3):
     d = np.array(d, dtype=float)
     dp = np.array(dp, dtype=float)
     cap = np.broadcast_to(prob.max_spec_tokens, dp.shape)
-    near = np.isfinite(cap) & (dp < cap) & (dp >= cap * (1 - rtol))
-    if not near.any():
-        return d, dp
-    up = np.where(near, cap, dp)
-    moved = d - (up - dp).sum(axis=1) / prob.compute.pretrain_multiplier(prob.k)
-    ok = (moved > 0) & (score(np.maximum(moved, 1.0), up) <= score(d, dp))
-    return np.where(ok, moved, d), np.where(ok[:, None], up, dp)
+    # one domain at a time: a limit that binds is reached even where moving another
+    # domain's D' (its optimum just inside its limit) to its limit would score worse
+    for k in range(dp.shape[1]):
+        near = (
+            np.isfinite(cap[:, k]) & (dp[:, k] < cap[:, k]) & (dp[:, k] >= cap[:, k] * (1 - rtol))
+        )
+        if not near.any():
+            continue
+        up = dp.copy()
+        up[:, k] = np.where(near, cap[:, k], dp[:, k])
+        moved = d - (up[:, k] - dp[:, k]) / prob.compute.pretrain_multiplier(prob.k)
+        ok = near & (moved > 0) & (score(np.maximum(moved, 1.0), up) <= score(d, dp))
+        d, dp = np.where(ok, moved, d), np.where(ok[:, None], up, dp)
+    return d, dp
 
 
 def _exact_size(n: np.ndarray, params, ladder) -> np.ndarray:

@@ -33,6 +33,7 @@ import csv
 import datetime
 import gzip
 import json
+import numbers
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -875,7 +876,8 @@ def frame_of_records(rows: list[dict], index=None) -> pd.DataFrame:
             continue
         given = [r.get(col) for r in rows]
         present = [v for v in given if v is not None]
-        ints = [v for v in present if isinstance(v, int) and not isinstance(v, bool)]
+        # numpy integers too: np.int64(2**62 + 1) beside a missing value went through float64
+        ints = [v for v in present if isinstance(v, numbers.Integral) and not isinstance(v, bool)]
         int64 = all(-(2**63) <= v < 2**63 for v in ints)
         if df[col].isna().any() and present and len(ints) == len(present) and int64:
             df[col] = pd.array(given, dtype="Int64")

@@ -107,6 +107,18 @@ def test_a_data_limit_that_binds_is_reached_and_said(truth2, share):
     ) == pytest.approx(BUDGET, rel=1e-9)
 
 
+def test_only_the_limits_that_bind_are_reached(truth2):
+    # b's optimum lies just inside its limit: moved there with a's (which binds), the pair
+    # scored no worse, and the plan said b's limit binds too
+    post = truth2.as_posterior()
+    free = allocate(post, budget=BUDGET).plan.spec_tokens
+    caps = {"a": 0.97 * free["a"], "b": 1.003 * free["b"]}
+    alloc = allocate(post, budget=BUDGET, max_spec_tokens=caps)
+    assert alloc.plan.spec_tokens["a"] == pytest.approx(caps["a"], rel=1e-12)
+    assert alloc.plan.spec_tokens["b"] < caps["b"] * (1 - 1e-3)
+    assert "data limit binds for a: D' is at r·U" in alloc.notes
+
+
 def test_the_budget_refusal_says_independent_trunks_pretrain_once_per_domain(truth2):
     # "below the smallest run (N=1e+07, D=1e+08: 1.2e+16 FLOPs)" for a run of 6e15 FLOPs
     from bayesplit.allocation import smallest_budget

@@ -559,6 +559,11 @@ def test_row_mappings_keep_every_digit_of_an_integer_some_rows_lack(tmp_path):
     with pytest.raises(BayesplitError, match=r"got a tuple as row 2; nothing was written"):
         store.append([dict(first, run_id="r5"), ("run_id", "r6")])
     assert len(store) == 4
+    # numpy's integers too (a seed taken from an array)
+    import numpy as np
+
+    rows = [dict(first, run_id="r7", seed=np.int64(2**62 + 1)), dict(second, run_id="r8")]
+    assert store.append(rows) == 2 and store.read()["seed"].tolist()[4:] == [2**62 + 1, 0]
 
 
 def test_a_row_without_a_step_repeating_a_stored_checkpoint_row_is_refused(tmp_path):
