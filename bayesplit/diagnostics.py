@@ -9,6 +9,7 @@ a posterior that fails are refused unless forced; the refusal names the check.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -216,6 +217,22 @@ def gated_variables(law, spec) -> list[str]:
     return names
 
 
+def r_hat_text(r_hat: float, limit: float) -> str:
+    """R-hat with three decimals, or as many more as tell it apart from ``limit``: 1.0104
+    read "R-hat 1.010 > 1.01" under a failed gate."""
+    digits = 3
+    text = f"{r_hat:.{digits}f}"
+    while math.isfinite(r_hat) and digits < 9 and (float(text) > limit) != (r_hat > limit):
+        digits += 1
+        text = f"{r_hat:.{digits}f}"
+    return text
+
+
+def ess_text(ess: float) -> str:
+    """An effective sample size rounded down: 399.6 read "bulk ESS 400 < 400"."""
+    return f"{math.floor(ess):d}" if math.isfinite(ess) else str(ess)
+
+
 def check(idata, law, spec, data, thresholds: Thresholds | None = None) -> Diagnostics:
     """Run every check on a fitted InferenceData."""
     th = thresholds or Thresholds()
@@ -239,13 +256,17 @@ def check(idata, law, spec, data, thresholds: Thresholds | None = None) -> Diagn
     elif not r_hat <= th.r_hat_max:
         lone = lone_chain(post, idata.sample_stats, th.r_hat_max)
         failures.append(
-            f"R-hat {r_hat:.3f} > {th.r_hat_max} (worst: {r_hat_at})"
+            f"R-hat {r_hat_text(r_hat, th.r_hat_max)} > {th.r_hat_max} (worst: {r_hat_at})"
             + (f"; {lone}" if lone else "")
         )
     if not ess_bulk >= th.ess_bulk_min:
-        failures.append(f"bulk ESS {ess_bulk:.0f} < {th.ess_bulk_min:.0f} (worst: {ess_bulk_at})")
+        failures.append(
+            f"bulk ESS {ess_text(ess_bulk)} < {th.ess_bulk_min:g} (worst: {ess_bulk_at})"
+        )
     if not ess_tail >= th.ess_tail_min:
-        failures.append(f"tail ESS {ess_tail:.0f} < {th.ess_tail_min:.0f} (worst: {ess_tail_at})")
+        failures.append(
+            f"tail ESS {ess_text(ess_tail)} < {th.ess_tail_min:g} (worst: {ess_tail_at})"
+        )
     if divergences > th.divergences_max:
         noun = "transition" if divergences == 1 else "transitions"
         failures.append(f"{divergences} divergent {noun} (allowed {th.divergences_max})")

@@ -155,6 +155,10 @@ def check_fit_options(
         select_device(device, 0, chains)  # refuses when JAX sees no GPU
 
 
+#: ``fit``'s ``chain_method`` values (NumPyro's, and ``auto``; the PyMC backends ignore it).
+CHAIN_METHODS = ("auto", "parallel", "vectorized", "sequential")
+
+
 def bars_show() -> bool:
     """Whether a sampler's progress bar is seen: on a terminal, or in a notebook (whose
     stderr is no terminal, so a minutes-long fit showed nothing); not in a log or a pipe,
@@ -247,6 +251,10 @@ def fit(
     )
     seed = check_seed(seed)
     chains, draws, warmup, target_accept = _check_sampler_args(chains, draws, warmup, target_accept)
+    if chain_method not in CHAIN_METHODS:  # every backend: pymc took "bogus" unsaid
+        raise BayesplitError(
+            f"chain_method must be {', '.join(CHAIN_METHODS)}, got {chain_method!r}"
+        )
     dense_mass = check_flag(dense_mass, "dense_mass")  # "no" would be truthy: a dense matrix
     progress = check_flag(progress, "progress")
     if thresholds is not None and not isinstance(thresholds, Thresholds):
@@ -307,7 +315,7 @@ def fit(
             warmup=warmup,
             seed=seed,
             target_accept=target_accept,
-            progress=progress,
+            progress=progress and bars_show(),  # PyMC's table went into logs too
             sampler=backend,
             dense_mass=dense_mass,
         )
@@ -415,11 +423,6 @@ def _sample_numpyro(
                     "import bayesplit before anything uses JAX.",
                     stacklevel=3,
                 )
-    if chain_method not in ("parallel", "vectorized", "sequential"):
-        raise BayesplitError(
-            f"chain_method must be auto, parallel, vectorized or sequential, got {chain_method!r}"
-        )
-
     kernel = nuts_kernel(
         partial(numpyro_model, law, spec, model_arrays(data)), dense_mass, target_accept
     )
@@ -438,7 +441,9 @@ def _sample_numpyro(
             extra_fields=("diverging", "energy", "num_steps"),
         )
         idata = _arviz.from_numpyro(mcmc, coords=_coords(spec, data), dims=site_dims(law, spec))
-    return idata, chain_method
+    # what ran: NumPyro runs "parallel" chains one after another where it lacks devices,
+    # and the file said "parallel" for draws that are the sequential ones
+    return idata, mcmc.chain_method
 
 
 class Refitter:

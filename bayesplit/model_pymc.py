@@ -137,7 +137,7 @@ def sample_pymc(
     else:
         # PyMC's INFO lines ("Auto-assigning NUTS sampler...") repeat the progress bar
         # and broke the CLI's one-line-per-problem stderr; warnings still show
-        with model, _pymc_log_level(logging.WARNING):
+        with model, _pymc_log_level(logging.WARNING), _interrupted_before_a_trace():
             idata = pm.sample(
                 draws=draws,
                 tune=warmup,
@@ -152,6 +152,10 @@ def sample_pymc(
                 # JAX threads live in this process; forking it can deadlock
                 mp_ctx="spawn",
             )
+    # PyMC and nutpie catch Ctrl-C and return the draws made so far: `fit` saved 636 of
+    # 50,000 draws as a finished posterior and exited 0
+    if idata.posterior.sizes["draw"] != draws:
+        raise KeyboardInterrupt
     with model, _pymc_log_level(logging.WARNING):
         pm.compute_log_likelihood(
             idata, var_names=["log_loss"], progressbar=False, extend_inferencedata=True
@@ -167,3 +171,14 @@ def sample_pymc(
     from bayesplit import _arviz
 
     return _arviz.InferenceData(sample_stats=stats, **keep), sampler
+
+
+@contextlib.contextmanager
+def _interrupted_before_a_trace() -> Iterator[None]:
+    # a Ctrl-C before PyMC's first kept draw surfaces as this ValueError (a traceback)
+    try:
+        yield
+    except ValueError as exc:
+        if "Not enough samples to build a trace" in str(exc):
+            raise KeyboardInterrupt from None
+        raise

@@ -83,3 +83,49 @@ def test_backends_agree_on_a_hierarchical_two_stage_fit(additive_runs, additive_
         )
         tol = 4 * np.hypot(_mcse_median(a, name), _mcse_median(b, name))
         assert np.all(np.abs(ma - mb) <= tol), (name, ma, mb, tol)
+
+
+@pytest.mark.parametrize("how", ["some draws", "before the first draw"])
+def test_a_ctrl_c_in_a_pymc_fit_is_an_interrupt_not_a_posterior(monkeypatch, how):
+    # PyMC catches Ctrl-C and returns the draws so far: `fit` saved 636 of 50,000 draws as
+    # a finished posterior and exited 0; before the first kept draw it was a ValueError
+    import arviz as az
+    import pymc
+    from support import good_table
+
+    def interrupted(**kw):
+        if how == "before the first draw":
+            raise ValueError("Not enough samples to build a trace.")
+        return az.from_dict(posterior={"E": np.zeros((kw["chains"], 3))})
+
+    monkeypatch.setattr(pymc, "sample", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        fit(good_table(), "chinchilla", backend="pymc", chains=2, draws=10, warmup=10,
+            progress=False)  # fmt: skip
+
+
+def test_every_backend_refuses_an_unknown_chain_method():
+    from support import good_table
+
+    from bayesplit.errors import BayesplitError
+
+    with pytest.raises(BayesplitError, match="chain_method must be auto, parallel"):
+        fit(good_table(), "chinchilla", backend="pymc", chain_method="bogus", progress=False)
+
+
+def test_the_pymc_progress_table_stays_out_of_logs(monkeypatch):
+    # numpyro's bar shows only on a terminal or in a notebook; PyMC's table went into logs
+    from support import good_table
+
+    import bayesplit.model_pymc
+
+    seen = {}
+
+    def sample(*a, progress, **k):
+        seen["progress"] = progress
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bayesplit.model_pymc, "sample_pymc", sample)
+    with pytest.raises(KeyboardInterrupt):  # pytest's stderr is no terminal
+        fit(good_table(), "chinchilla", backend="pymc", chains=2, draws=10, warmup=10)
+    assert seen == {"progress": False}

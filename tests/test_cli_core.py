@@ -436,6 +436,41 @@ main()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.db"]
 
 
+def test_ctrl_c_in_a_fit_exits_130_not_a_segmentation_fault(tmp_path):
+    # XLA's threads were still computing when the interpreter shut down: "interrupted",
+    # then "Fatal Python error: Segmentation fault", exit -11, in 8 of 9 tries
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "post.nc"
+    code = f"""
+import sys
+import numpyro.infer
+run = numpyro.infer.MCMC.run
+def announced(self, *a, **k):
+    print("sampling", flush=True)
+    return run(self, *a, **k)
+numpyro.infer.MCMC.run = announced
+sys.argv = ["bayesplit", "fit", "--runs", "bundled:gadre2024", "--out", {str(out)!r},
+            "--chains", "2", "--draws", "20000", "--warmup", "20000", "--no-progress"]
+from bayesplit.cli import main
+main()
+"""
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert proc.stdout.readline().strip() == "sampling"
+        time.sleep(4)  # inside the sampler, its threads busy
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err[-2000:]
+    assert err.strip().splitlines()[-1] == "interrupted" and not out.exists()
+
+
 def test_prior_draws_depend_on_the_seed_alone(runs_csv):
     """In a fresh process (JAX not yet set up by a fit), seeds 2**32 apart drew the same,
     and a seed drew differently before and after a fit had set JAX to 64 bits."""

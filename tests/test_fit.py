@@ -481,3 +481,26 @@ def test_the_samplers_bar_shows_on_a_terminal_and_in_a_notebook(monkeypatch):
     monkeypatch.setattr(sys, "stderr", Stream(False))
     monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
     assert bars_show()
+
+
+def test_gate_numbers_are_written_so_they_agree_with_the_verdict():
+    # "R-hat 1.010 > 1.01" and "bulk ESS 400 < 400" under a FAILED header
+    from bayesplit.diagnostics import ess_text, r_hat_text
+
+    assert r_hat_text(1.0104, 1.01) == "1.0104" and r_hat_text(1.2, 1.01) == "1.200"
+    assert r_hat_text(1.0096, 1.01) == "1.010"  # passes, and 1.010 <= 1.01 says so
+    assert r_hat_text(1.005, 1.01) == "1.005" and r_hat_text(float("nan"), 1.01) == "nan"
+    assert ess_text(399.6) == "399" and ess_text(400.0) == "400"
+
+
+def test_the_chain_method_recorded_is_the_one_that_ran():
+    # NumPyro runs "parallel" chains one after another where it lacks devices (it warns);
+    # the posterior still said "parallel", for the sequential chains' draws
+    from support import good_table
+
+    from bayesplit._jax import CPU_DEVICES
+
+    with pytest.warns(UserWarning):
+        post = fit(good_table(), "chinchilla", chains=CPU_DEVICES + 1, draws=10, warmup=10,
+                   chain_method="parallel", progress=False)  # fmt: skip
+    assert post.info["chain_method"] == "sequential"

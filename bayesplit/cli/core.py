@@ -148,12 +148,19 @@ def _warn_before_fitting(table, law: str, domains, per_domain) -> None:
 
 
 def diagnostics_lines(diag) -> list[str]:
+    from bayesplit.diagnostics import ess_text, r_hat_text
+
     status = "[green]passed[/green]" if diag.ok else "[red]FAILED[/red]"
     # one chain has no R-hat (it compares chains): "n/a" reads better than "nan"
-    r_hat = "n/a" if math.isnan(diag.r_hat_max) else f"{diag.r_hat_max:.3f}"
+    r_hat = (
+        "n/a"
+        if math.isnan(diag.r_hat_max)
+        else r_hat_text(diag.r_hat_max, diag.thresholds.r_hat_max)
+    )
     lines = [
-        f"diagnostics {status}: R-hat max {r_hat}, bulk ESS min {diag.ess_bulk_min:.0f}, "
-        f"tail ESS min {diag.ess_tail_min:.0f}, divergences {diag.divergences}, BFMI min {diag.bfmi_min:.2f}"
+        f"diagnostics {status}: R-hat max {r_hat}, bulk ESS min {ess_text(diag.ess_bulk_min)}, "
+        f"tail ESS min {ess_text(diag.ess_tail_min)}, divergences {diag.divergences}, "
+        f"BFMI min {diag.bfmi_min:.2f}"
     ]
     lines += [f"  [red]✗[/red] {escape(f)}" for f in diag.failures]
     lines += [f"  [yellow]![/yellow] {escape(w)}" for w in diag.warnings]
