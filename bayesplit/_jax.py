@@ -3,7 +3,7 @@
 * double precision on CPU (dense-mass adaptation and the allocator's polish need it);
 * a persistent compilation cache, so a CLI command compiles its samplers and solvers
   once per machine, not once per process. Directory: ``$BAYESPLIT_JAX_CACHE`` or
-  ``${XDG_CACHE_HOME:-~/.cache}/bayesplit/jax``, at most 512 MiB (the oldest entries go);
+  ``${XDG_CACHE_HOME:-~/.cache}/bayesplit/jax`` (not capped: delete it to reclaim the space);
   set ``BAYESPLIT_JAX_CACHE=off`` to disable it. Every
   compilation is kept, however quick: NumPyro's set-up compiles ~200 one-op programs per
   fit, each far below JAX's default threshold of 1 s (a repeated 1-chain 30-draw fit in a
@@ -39,10 +39,6 @@ def reserve_cpu_devices() -> None:
         )
 
 
-#: Most bytes the compiled-sampler cache keeps (see :func:`configure`).
-CACHE_MAX_BYTES = 512 * 2**20
-
-
 def default_cache_dir() -> Path:
     """Where compiled samplers are cached unless ``BAYESPLIT_JAX_CACHE`` says otherwise
     (a folder, or ``off``): ``$XDG_CACHE_HOME/bayesplit/jax``, else ``~/.cache/...``."""
@@ -63,10 +59,11 @@ def configure() -> None:
             Path(where).mkdir(parents=True, exist_ok=True)
             jax.config.update("jax_compilation_cache_dir", where)
             jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-            # it grew without bound (220 MB on a shared machine); jax drops the oldest
-            jax.config.update("jax_compilation_cache_max_size", CACHE_MAX_BYTES)
-        except (OSError, AttributeError):
-            pass  # a read-only home only costs compile time; an older jax has no cap
+            # no jax_compilation_cache_max_size: a capped cache needs filelock (not a core
+            # dependency) and an access-time file per entry, which entries written uncapped
+            # lack, so every write warned and the cache stopped growing
+        except OSError:
+            pass  # a read-only home only costs compile time
     _DONE = True
 
 

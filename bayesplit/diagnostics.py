@@ -222,7 +222,9 @@ def r_hat_text(r_hat: float, limit: float) -> str:
     read "R-hat 1.010 > 1.01" under a failed gate."""
     digits = 3
     text = f"{r_hat:.{digits}f}"
-    while math.isfinite(r_hat) and digits < 9 and (float(text) > limit) != (r_hat > limit):
+    while math.isfinite(r_hat) and (float(text) > limit) != (r_hat > limit):
+        if digits == 9:
+            return repr(float(r_hat))  # every digit there is
         digits += 1
         text = f"{r_hat:.{digits}f}"
     return text
@@ -261,11 +263,11 @@ def check(idata, law, spec, data, thresholds: Thresholds | None = None) -> Diagn
         )
     if not ess_bulk >= th.ess_bulk_min:
         failures.append(
-            f"bulk ESS {ess_text(ess_bulk)} < {th.ess_bulk_min:g} (worst: {ess_bulk_at})"
+            f"bulk ESS {ess_text(ess_bulk)} < {th.ess_bulk_min:.0f} (worst: {ess_bulk_at})"
         )
     if not ess_tail >= th.ess_tail_min:
         failures.append(
-            f"tail ESS {ess_text(ess_tail)} < {th.ess_tail_min:g} (worst: {ess_tail_at})"
+            f"tail ESS {ess_text(ess_tail)} < {th.ess_tail_min:.0f} (worst: {ess_tail_at})"
         )
     if divergences > th.divergences_max:
         noun = "transition" if divergences == 1 else "transitions"

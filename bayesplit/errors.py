@@ -34,10 +34,13 @@ EXTRAS = {
 
 def missing_extra(module: str) -> BayesplitError | None:
     """The one-line error for an optional module that is not installed (None if ``module``
-    is not one of bayesplit's extras: then it is a bug, and keeps its traceback)."""
+    is not one of bayesplit's extras, or is one that is installed, so that a submodule is
+    what is missing: a broken install or a bug, which keeps its traceback)."""
+    import importlib.util
+
     top = module.split(".")[0]
     extra = EXTRAS.get(top)
-    if extra is None:
+    if extra is None or module != top or importlib.util.find_spec(top) is not None:
         return None
     return BayesplitError(
         f"this needs {top}, which is not installed: pip install 'bayesplit[{extra}]'"
@@ -49,4 +52,7 @@ def require(module: str) -> None:
     import importlib.util
 
     if importlib.util.find_spec(module) is None:
-        raise missing_extra(module) or BayesplitError(f"{module} is not installed")
+        top = module.split(".")[0]
+        raise BayesplitError(
+            f"this needs {top}, which is not installed: pip install 'bayesplit[{EXTRAS[top]}]'"
+        )

@@ -510,6 +510,10 @@ class Refitter:
         )
         # pmap ("parallel") recompiles on every run; sequential and vectorized chains reuse
         # the compiled sampler. Campaigns parallelize across processes instead.
+        if chain_method not in CHAIN_METHODS[1:]:
+            raise BayesplitError(
+                f"chain_method must be {', '.join(CHAIN_METHODS[1:])}, got {chain_method!r}"
+            )
         method = chain_method
         kernel = nuts_kernel(
             partial(numpyro_model, self.law, self._spec), dense_mass, target_accept
@@ -523,7 +527,8 @@ class Refitter:
             progress_bar=False,
             jit_model_args=True,
         )
-        self._method = method
+        # what runs: NumPyro makes "parallel" chains sequential where it lacks devices
+        self._method = self._mcmc.chain_method
 
     def fit(self, runs: pd.DataFrame, seed: int = 0) -> Posterior:
         """A posterior for ``runs`` (same law, domains and reference as constructed)."""

@@ -152,9 +152,7 @@ def sample_pymc(
                 # JAX threads live in this process; forking it can deadlock
                 mp_ctx="spawn",
             )
-    # PyMC and nutpie catch Ctrl-C and return the draws made so far: `fit` saved 636 of
-    # 50,000 draws as a finished posterior and exited 0
-    if idata.posterior.sizes["draw"] != draws:
+    if _cut_short(idata.posterior, chains, draws, padded=sampler == "nutpie"):
         raise KeyboardInterrupt
     with model, _pymc_log_level(logging.WARNING):
         pm.compute_log_likelihood(
@@ -182,3 +180,13 @@ def _interrupted_before_a_trace() -> Iterator[None]:
         if "Not enough samples to build a trace" in str(exc):
             raise KeyboardInterrupt from None
         raise
+
+
+def _cut_short(posterior, chains: int, draws: int, *, padded: bool) -> bool:
+    """Whether a sampler returned fewer draws than asked: PyMC and nutpie catch Ctrl-C and
+    return what they have, which `fit` saved as a finished posterior (636 of 50,000 draws)
+    and exited 0. PyMC may keep fewer chains at full length instead, and nutpie pads the
+    chains it did not finish with NaN."""
+    if posterior.sizes["chain"] != chains or posterior.sizes["draw"] != draws:
+        return True
+    return padded and any(bool(np.isnan(v.values).any()) for v in posterior.data_vars.values())

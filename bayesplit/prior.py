@@ -78,9 +78,14 @@ def check_law_mean(
     }
     law.check_finite(log_l, points)
     if draws is None and before_fit:
-        grad = _law_gradient(law, spec, Inputs(n=data.n, d=data.d, dp=data.dp))
-        # unread, and no gradient either (a read the record missed, dict.get(p, k), moves it)
-        unread = [q.name for q in law.params if q.name not in p.read and not np.any(grad[q.name])]
+        grads = _law_gradients(law, spec, Inputs(n=data.n, d=data.d, dp=data.dp))
+        # unread, and no gradient at any probe either (a read the record missed,
+        # dict.get(p, k), gives one somewhere)
+        unread = [
+            q.name
+            for q in law.params
+            if q.name not in p.read and not any(np.any(g[q.name]) for g in grads)
+        ]
         if unread:  # sampled as pure prior, which the gate said only after the fit
             raise BayesplitError(
                 f"law {law.name!r}: its mean never reads parameter(s) {', '.join(unread)} "
@@ -89,15 +94,19 @@ def check_law_mean(
 
 
 def _prior_point(law: Law, spec, shift: float) -> dict[str, float]:
-    """Each parameter at its prior location plus ``shift`` prior scales (unconstrained)."""
+    """Each parameter at its prior location, moved by about ``shift`` prior scales
+    (unconstrained), by its own amount and sign: moved alike, two parameters with one
+    prior stayed equal, and a kink in their difference stayed under every probe."""
     from bayesplit.laws import get_ops
     from bayesplit.model import to_natural
 
     log_scale = np.log(spec.reference.loss)
     ops = get_ops("numpy")
     return {
-        q.name: to_natural(q.support, q.prior_loc(log_scale) + shift * q.scale, ops)
-        for q in law.params
+        q.name: to_natural(
+            q.support, q.prior_loc(log_scale) + shift * (-1) ** i * (1 + 0.25 * i) * q.scale, ops
+        )
+        for i, q in enumerate(law.params)
     }
 
 
@@ -172,8 +181,8 @@ def _register_reads_tree() -> None:
 _GRADIENT_PROBES = (0.0, 0.1, -0.1)
 
 
-def _law_gradient(law: Law, spec, x) -> dict[str, np.ndarray]:
-    """The gradient of the summed log mean by parameter, at the first of the
+def _law_gradients(law: Law, spec, x) -> list[dict[str, np.ndarray]]:
+    """The gradient of the summed log mean by parameter at each of the
     :data:`_GRADIENT_PROBES` where it is finite; refused where it is finite at none."""
     # NUTS needs the gradient too: an ops.where whose branch not taken is inf (a log of
     # D' = 0) has a finite mean and a NaN gradient, which NUTS reported as a traceback
@@ -188,15 +197,20 @@ def _law_gradient(law: Law, spec, x) -> dict[str, np.ndarray]:
     jops = get_ops("jax")
     xj = Inputs(n=jnp.asarray(x.n), d=jnp.asarray(x.d), dp=jnp.asarray(x.dp))
     bad: list[str] = []
+    finite = []
     for shift in _GRADIENT_PROBES:
         point = _prior_point(law, spec, shift)
         point = {k: jnp.asarray(v, dtype=float) for k, v in point.items()}
         with jax.default_device(jax.devices("cpu")[0]):
             grad = jax.grad(lambda q: jnp.sum(law.evaluate(jops, q, xj)))(point)
         grad = {k: np.asarray(v) for k, v in grad.items()}
-        bad = [k for k in point if not np.all(np.isfinite(grad[k]))]
-        if not bad:
-            return grad
+        nan = [k for k in point if not np.all(np.isfinite(grad[k]))]
+        if nan:
+            bad = bad or nan
+        else:
+            finite.append(grad)
+    if finite:
+        return finite
     raise BayesplitError(
         f"law {law.name!r}: the gradient of its mean is NaN or inf in {', '.join(bad)} at and "
         "around the prior centre, and the sampler needs it (often an ops.where whose other "

@@ -85,10 +85,11 @@ def test_backends_agree_on_a_hierarchical_two_stage_fit(additive_runs, additive_
         assert np.all(np.abs(ma - mb) <= tol), (name, ma, mb, tol)
 
 
-@pytest.mark.parametrize("how", ["some draws", "before the first draw"])
+@pytest.mark.parametrize("how", ["some draws", "fewer chains", "before the first draw"])
 def test_a_ctrl_c_in_a_pymc_fit_is_an_interrupt_not_a_posterior(monkeypatch, how):
     # PyMC catches Ctrl-C and returns the draws so far: `fit` saved 636 of 50,000 draws as
-    # a finished posterior and exited 0; before the first kept draw it was a ValueError
+    # a finished posterior and exited 0; before the first kept draw it was a ValueError,
+    # and it may keep the chains that finished, at full length
     import arviz as az
     import pymc
     from support import good_table
@@ -96,7 +97,8 @@ def test_a_ctrl_c_in_a_pymc_fit_is_an_interrupt_not_a_posterior(monkeypatch, how
     def interrupted(**kw):
         if how == "before the first draw":
             raise ValueError("Not enough samples to build a trace.")
-        return az.from_dict(posterior={"E": np.zeros((kw["chains"], 3))})
+        shape = (kw["chains"], 3) if how == "some draws" else (kw["chains"] - 1, kw["draws"])
+        return az.from_dict(posterior={"E": np.zeros(shape)})
 
     monkeypatch.setattr(pymc, "sample", interrupted)
     with pytest.raises(KeyboardInterrupt):
@@ -129,3 +131,17 @@ def test_the_pymc_progress_table_stays_out_of_logs(monkeypatch):
     with pytest.raises(KeyboardInterrupt):  # pytest's stderr is no terminal
         fit(good_table(), "chinchilla", backend="pymc", chains=2, draws=10, warmup=10)
     assert seen == {"progress": False}
+
+
+def test_nutpie_chains_padded_with_nan_are_an_interrupt():
+    # nutpie sizes `draw` by its longest chain and pads the ones it did not finish with NaN
+    import arviz as az
+
+    from bayesplit.model_pymc import _cut_short
+
+    whole = np.zeros((2, 5))
+    padded = whole.copy()
+    padded[1, 3:] = np.nan
+    assert not _cut_short(az.from_dict(posterior={"E": whole}).posterior, 2, 5, padded=True)
+    assert _cut_short(az.from_dict(posterior={"E": padded}).posterior, 2, 5, padded=True)
+    assert _cut_short(az.from_dict(posterior={"E": whole}).posterior, 3, 5, padded=False)

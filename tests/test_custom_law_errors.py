@@ -324,7 +324,7 @@ def _body(ops, q, x, alpha):
     "reads",
     [
         lambda p: __import__("jax").tree_util.tree_map(lambda v: v, p),  # a pytree of JAX's
-        lambda p: {k: dict.get(p, k) for k in ("E0", "A", "alpha")},  # bypasses the record
+        lambda p: {k: dict.get(p, k) for k in dict.keys(p)},  # bypasses the record
         lambda p: {**p},
         lambda p: p.copy(),
     ],
@@ -333,6 +333,7 @@ def _body(ops, q, x, alpha):
 def test_every_way_a_law_can_read_its_parameters_counts_as_reading_them(reads):
     from support import good_table
 
+    from bayesplit.laws import Param
     from bayesplit.model import prepare
     from bayesplit.prior import check_law_mean
     from bayesplit.runs import load_runs
@@ -344,13 +345,20 @@ def test_every_way_a_law_can_read_its_parameters_counts_as_reading_them(reads):
     law = _three_parameter_law("ok_reads", mean)
     check_law_mean(law, *prepare(load_runs(good_table()), law), before_fit=True)
 
+    def squared(ops, p, x):  # read unrecorded, with no gradient at the centre (c = 0)
+        q = reads(p)
+        return _body(ops, q, x, 0.3 + q["c"] * q["c"])
+
+    law = _three_parameter_law("ok_reads_sq", squared, Param("c", "real", 0.0, 0.5))
+    check_law_mean(law, *prepare(load_runs(good_table()), law), before_fit=True)
+
 
 def test_a_gradient_kink_exactly_at_the_prior_centre_is_not_refused():
     # |c| written as sqrt(c·c): finite everywhere, its gradient NaN only at c = 0 exactly,
     # where the sampler hardly ever starts (init_to_median)
     from support import good_table
 
-    from bayesplit.laws import Param
+    from bayesplit.laws import Law, Param
     from bayesplit.model import prepare
     from bayesplit.prior import check_law_mean
     from bayesplit.runs import load_runs
@@ -359,6 +367,19 @@ def test_a_gradient_kink_exactly_at_the_prior_centre_is_not_refused():
         return _body(ops, p, x, 0.3 + ops.sqrt(p["c"] * p["c"]))
 
     law = _three_parameter_law("ok_kink", kink, Param("c", "real", 0.0, 0.5))
+    check_law_mean(law, *prepare(load_runs(good_table()), law), before_fit=True)
+
+    def kink_in_a_difference(ops, p, x):  # equal priors: moved alike, c - g stayed 0
+        return _body(ops, p, x, 0.3 + ops.sqrt((p["c"] - p["g"]) ** 2))
+
+    law = Law(
+        "ok_kink2",
+        "L",
+        (*_three_parameter_law("ok_kink", kink, Param("c", "real", 0.0, 0.5)).params,
+         Param("g", "real", 0.0, 0.5)),
+        kink_in_a_difference,
+        uses_spec_tokens=False,
+    )  # fmt: skip
     check_law_mean(law, *prepare(load_runs(good_table()), law), before_fit=True)
 
 

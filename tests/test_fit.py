@@ -491,6 +491,7 @@ def test_gate_numbers_are_written_so_they_agree_with_the_verdict():
     assert r_hat_text(1.0096, 1.01) == "1.010"  # passes, and 1.010 <= 1.01 says so
     assert r_hat_text(1.005, 1.01) == "1.005" and r_hat_text(float("nan"), 1.01) == "nan"
     assert ess_text(399.6) == "399" and ess_text(400.0) == "400"
+    assert r_hat_text(1.0100000000001, 1.01) == "1.0100000000001"  # every digit, if it takes
 
 
 def test_the_chain_method_recorded_is_the_one_that_ran():
@@ -504,3 +505,14 @@ def test_the_chain_method_recorded_is_the_one_that_ran():
         post = fit(good_table(), "chinchilla", chains=CPU_DEVICES + 1, draws=10, warmup=10,
                    chain_method="parallel", progress=False)  # fmt: skip
     assert post.info["chain_method"] == "sequential"
+    # and so do the refits of campaigns and the loop
+    from bayesplit.fitting import Refitter
+
+    with pytest.warns(UserWarning):
+        refitter = Refitter("chinchilla", list(post.domains), post.spec.reference, max_rows=40,
+                            max_runs=40, chains=CPU_DEVICES + 1, draws=10, warmup=10,
+                            chain_method="parallel")  # fmt: skip
+    assert refitter._method == "sequential"
+    with pytest.raises(BayesplitError, match="chain_method must be parallel, vectorized"):
+        Refitter("chinchilla", list(post.domains), post.spec.reference, max_rows=40,
+                 max_runs=40, chain_method="bogus")  # fmt: skip
