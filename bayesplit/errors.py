@@ -38,21 +38,15 @@ def missing_extra(module: str) -> BayesplitError | None:
     what is missing: a broken install or a bug, which keeps its traceback)."""
     import importlib.util
 
-    top = module.split(".")[0]
-    extra = EXTRAS.get(top)
-    if extra is None or module != top or importlib.util.find_spec(top) is not None:
+    if module not in EXTRAS or importlib.util.find_spec(module) is not None:
         return None
     return BayesplitError(
-        f"this needs {top}, which is not installed: pip install 'bayesplit[{extra}]'"
+        f"this needs {module}, which is not installed: pip install 'bayesplit[{EXTRAS[module]}]'"
     )
 
 
 def require(module: str) -> None:
     """Refuse now, before any slow work, when an optional module is not installed."""
-    import importlib.util
-
-    if importlib.util.find_spec(module) is None:
-        top = module.split(".")[0]
-        raise BayesplitError(
-            f"this needs {top}, which is not installed: pip install 'bayesplit[{EXTRAS[top]}]'"
-        )
+    error = missing_extra(module)
+    if error is not None:
+        raise error

@@ -159,6 +159,11 @@ def check_fit_options(
 CHAIN_METHODS = ("auto", "parallel", "vectorized", "sequential")
 
 
+def _check_chain_method(chain_method, allowed: tuple[str, ...]) -> None:
+    if chain_method not in allowed:
+        raise BayesplitError(f"chain_method must be {', '.join(allowed)}, got {chain_method!r}")
+
+
 def bars_show() -> bool:
     """Whether a sampler's progress bar is seen: on a terminal, or in a notebook (whose
     stderr is no terminal, so a minutes-long fit showed nothing); not in a log or a pipe,
@@ -251,10 +256,7 @@ def fit(
     )
     seed = check_seed(seed)
     chains, draws, warmup, target_accept = _check_sampler_args(chains, draws, warmup, target_accept)
-    if chain_method not in CHAIN_METHODS:  # every backend: pymc took "bogus" unsaid
-        raise BayesplitError(
-            f"chain_method must be {', '.join(CHAIN_METHODS)}, got {chain_method!r}"
-        )
+    _check_chain_method(chain_method, CHAIN_METHODS)  # every backend: pymc took "bogus"
     dense_mass = check_flag(dense_mass, "dense_mass")  # "no" would be truthy: a dense matrix
     progress = check_flag(progress, "progress")
     if thresholds is not None and not isinstance(thresholds, Thresholds):
@@ -510,10 +512,7 @@ class Refitter:
         )
         # pmap ("parallel") recompiles on every run; sequential and vectorized chains reuse
         # the compiled sampler. Campaigns parallelize across processes instead.
-        if chain_method not in CHAIN_METHODS[1:]:
-            raise BayesplitError(
-                f"chain_method must be {', '.join(CHAIN_METHODS[1:])}, got {chain_method!r}"
-            )
+        _check_chain_method(chain_method, CHAIN_METHODS[1:])  # no "auto" here
         method = chain_method
         kernel = nuts_kernel(
             partial(numpyro_model, self.law, self._spec), dense_mass, target_accept

@@ -7,7 +7,7 @@ without being absurdly wide?
 
 from __future__ import annotations
 
-from functools import partial
+from functools import cache, partial
 
 import numpy as np
 import pandas as pd
@@ -154,15 +154,10 @@ class _Reads(dict):
         return super().items()
 
 
-_TREE_REGISTERED = False
-
-
+@cache
 def _register_reads_tree() -> None:
     # JAX finds tree types by exact type: unregistered, a _Reads was one leaf, and a law
     # that maps jax.tree_util over its parameters (or jits a helper taking them) failed
-    global _TREE_REGISTERED
-    if _TREE_REGISTERED:
-        return
     import jax
 
     def flatten(r: _Reads):
@@ -173,11 +168,11 @@ def _register_reads_tree() -> None:
     jax.tree_util.register_pytree_node(
         _Reads, flatten, lambda keys, values: _Reads(dict(zip(keys, values, strict=True)))
     )
-    _TREE_REGISTERED = True
 
 
-#: Shifts (in prior scales, every parameter at once) where the gradient is tried: a kink
-#: exactly at the centre (a square root of a square at 0) is not the sampler's problem.
+#: Shifts (about this many prior scales; see :func:`_prior_point`) where the gradient is
+#: tried: a kink exactly at the centre (a square root of a square at 0) is not the
+#: sampler's problem.
 _GRADIENT_PROBES = (0.0, 0.1, -0.1)
 
 
